@@ -1,0 +1,85 @@
+"""ibkrfw: a typed framework for algorithmic trading on Interactive Brokers.
+
+One :class:`Strategy` runs in a backtest (:class:`~ibkrfw.sim.SimBroker` on historical data) or
+live, handed to the same :class:`Engine`. Importing this package loads neither ``ibapi`` nor
+``matplotlib``.
+"""
+
+from ibkrfw._version import __version__
+from ibkrfw.core.clock import Clock, LiveClock, SimClock
+from ibkrfw.core.history import BarArrays, History
+from ibkrfw.engine.engine import Engine
+from ibkrfw.engine.result import RunResult
+from ibkrfw.errors import ConfigError, DataError, EngineError, IBKRFWError, OrderError
+from ibkrfw.model.data import Bar, Quote
+from ibkrfw.model.events import (
+    Event,
+    OrderAccepted,
+    OrderCancelled,
+    OrderCancelRejected,
+    OrderDenied,
+    OrderEvent,
+    OrderExpired,
+    OrderFilled,
+    OrderRejected,
+    OrderSubmitted,
+    TimerFired,
+)
+from ibkrfw.model.fills import Fill, Position
+from ibkrfw.model.instruments import AssetClass, Forex, Future, Instrument, Stock
+from ibkrfw.model.orders import Order, OrderRequest, OrderStatus, OrderType, Side, TimeInForce
+from ibkrfw.portfolio.portfolio import Portfolio, PortfolioView, Trade
+from ibkrfw.ports import Broker, DataFeed
+from ibkrfw.risk.rule import RiskDecision, RiskRule
+from ibkrfw.strategy import Context, Strategy
+
+__all__ = [
+    "AssetClass",
+    "Bar",
+    "BarArrays",
+    "Broker",
+    "Clock",
+    "ConfigError",
+    "Context",
+    "DataError",
+    "DataFeed",
+    "Engine",
+    "EngineError",
+    "Event",
+    "Fill",
+    "Forex",
+    "Future",
+    "History",
+    "IBKRFWError",
+    "Instrument",
+    "LiveClock",
+    "Order",
+    "OrderAccepted",
+    "OrderCancelRejected",
+    "OrderCancelled",
+    "OrderDenied",
+    "OrderError",
+    "OrderEvent",
+    "OrderExpired",
+    "OrderFilled",
+    "OrderRejected",
+    "OrderRequest",
+    "OrderStatus",
+    "OrderSubmitted",
+    "OrderType",
+    "Portfolio",
+    "PortfolioView",
+    "Position",
+    "Quote",
+    "RiskDecision",
+    "RiskRule",
+    "RunResult",
+    "Side",
+    "SimClock",
+    "Stock",
+    "Strategy",
+    "TimeInForce",
+    "TimerFired",
+    "Trade",
+    "__version__",
+]

@@ -1,0 +1,194 @@
+"""The engine's record of every order and the order state machine."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import final
+
+from ibkrfw.model.events import (
+    OrderAccepted,
+    OrderCancelled,
+    OrderCancelRejected,
+    OrderDenied,
+    OrderEvent,
+    OrderExpired,
+    OrderFilled,
+    OrderRejected,
+    OrderSubmitted,
+)
+from ibkrfw.model.instruments import Instrument
+from ibkrfw.model.orders import Order, OrderRequest, OrderStatus
+
+__all__ = ["OrderBook"]
+
+_S = OrderStatus
+_ZERO = Decimal(0)
+_TERMINAL = frozenset(s for s in OrderStatus if s.is_terminal)
+
+
+class _Record:
+    """Mutable state of one order; users only ever see immutable :class:`Order` snapshots."""
+
+    __slots__ = (
+        "avg",
+        "created_ns",
+        "filled",
+        "order_id",
+        "reason",
+        "request",
+        "snap",
+        "status",
+        "updated_ns",
+    )
+
+    def __init__(self, order_id: int, request: OrderRequest, ts_ns: int) -> None:
+        self.order_id = order_id
+        self.request = request
+        self.status = _S.PENDING_SUBMIT
+        self.created_ns = ts_ns
+        self.updated_ns = ts_ns
+        self.filled = _ZERO
+        self.avg: Decimal | None = None
+        self.reason = ""
+        self.snap: Order | None = None
+
+    def snapshot(self) -> Order:
+        # Built on demand and cached until the next change: most events are never looked at.
+        snap = self.snap
+        if snap is None:
+            snap = self.snap = Order(
+                self.order_id,
+                self.request,
+                self.status,
+                self.created_ns,
+                self.updated_ns,
+                self.filled,
+                self.avg,
+                self.reason,
+            )
+        return snap
+
+    def move(self, ts_ns: int, status: OrderStatus, reason: str | None = None) -> None:
+        self.status = status
+        self.updated_ns = ts_ns
+        if reason is not None:
+            self.reason = reason
+        self.snap = None
+
+
+@final
+class OrderBook:
+    """Hold every order of a run by id and apply lifecycle events to them.
+
+    :meth:`apply` implements the state machine of :class:`~ibkrfw.OrderStatus`: an event that
+    would make an illegal transition (e.g. an acceptance after a cancellation) leaves the order
+    unchanged and is reported back so the engine can log it. Fills are facts and always count,
+    even when they arrive after a cancellation (a race that happens in live trading).
+    """
+
+    __slots__ = ("_active", "_next_id", "_records")
+
+    def __init__(self) -> None:
+        self._records: dict[int, _Record] = {}
+        self._active: dict[int, _Record] = {}
+        self._next_id = 1
+
+    def create(self, request: OrderRequest, ts_ns: int) -> Order:
+        """Register ``request`` as a new order in ``PENDING_SUBMIT`` and return it."""
+        record = _Record(self._next_id, request, ts_ns)
+        self._next_id += 1
+        self._records[record.order_id] = record
+        self._active[record.order_id] = record
+        return record.snapshot()
+
+    def get(self, order_id: int) -> Order | None:
+        """Return the current snapshot of order ``order_id``, or ``None`` if unknown."""
+        record = self._records.get(order_id)
+        return None if record is None else record.snapshot()
+
+    def __iter__(self) -> Iterator[Order]:
+        """Iterate over every order of the run, in creation order."""
+        return (r.snapshot() for r in self._records.values())
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def active(self, instrument: Instrument | None = None) -> list[Order]:
+        """Return the orders that may still fill, optionally of one instrument only."""
+        return [
+            r.snapshot()
+            for r in self._active.values()
+            if instrument is None or r.request.instrument == instrument
+        ]
+
+    def pending_quantity(self, instrument: Instrument) -> Decimal:
+        """Return the signed quantity still to fill in the active orders of ``instrument``."""
+        total = _ZERO
+        for r in self._active.values():
+            if r.request.instrument == instrument:
+                remaining = r.request.quantity - r.filled
+                total += remaining if r.request.side.sign > 0 else -remaining
+        return total
+
+    def apply(self, event: OrderEvent) -> tuple[bool, str | None]:
+        """Apply ``event`` to its order.
+
+        Returns:
+            Whether the order is known, and, when the event was not a legal transition, a
+            sentence saying why it was ignored (fills are never ignored).
+        """
+        record = self._records.get(event.order_id)
+        if record is None:
+            return False, f"event {type(event).__name__} for unknown order {event.order_id}"
+        kind = type(event)
+        status = record.status
+        problem: str | None = None
+        ts = event.ts_ns
+        if kind is OrderFilled:
+            problem = self._fill(record, event)  # type: ignore[arg-type]
+        elif status in _TERMINAL:
+            if kind is not OrderCancelRejected:
+                problem = f"{kind.__name__} ignored: order {record.order_id} is {status}"
+            return True, problem
+        elif kind is OrderAccepted:
+            if status is _S.PENDING_SUBMIT:  # otherwise a fill overtook its acknowledgement
+                record.move(ts, _S.SUBMITTED)
+        elif kind is OrderSubmitted or kind is OrderCancelRejected:
+            pass
+        elif kind is OrderDenied:
+            if status is not _S.PENDING_SUBMIT:
+                return True, f"OrderDenied ignored: order {record.order_id} was already sent"
+            record.move(ts, _S.DENIED, event.reason)  # type: ignore[attr-defined]
+        elif kind is OrderRejected:
+            record.move(ts, _S.REJECTED, event.reason)  # type: ignore[attr-defined]
+        elif kind is OrderCancelled:
+            record.move(ts, _S.CANCELLED, event.reason)  # type: ignore[attr-defined]
+        elif kind is OrderExpired:
+            record.move(ts, _S.EXPIRED, "time in force expired")
+        if record.status in _TERMINAL:
+            self._active.pop(record.order_id, None)
+        return True, problem
+
+    @staticmethod
+    def _fill(record: _Record, event: OrderFilled) -> str | None:
+        fill = event.fill
+        before = record.filled
+        filled = before + fill.quantity
+        if before:
+            record.avg = ((record.avg or _ZERO) * before + fill.price * fill.quantity) / filled
+        else:
+            record.avg = fill.price
+        record.filled = filled
+        quantity = record.request.quantity
+        problem = None
+        if filled > quantity:
+            problem = f"order {record.order_id} filled {filled}, more than its quantity {quantity}"
+        if filled >= quantity:
+            record.move(event.ts_ns, _S.FILLED)
+        elif record.status in _TERMINAL:
+            record.move(event.ts_ns, record.status)
+            problem = f"order {record.order_id} filled {fill.quantity} after it was {record.status}"
+        else:
+            record.move(event.ts_ns, _S.PARTIALLY_FILLED)
+        return problem

@@ -1,0 +1,313 @@
+"""The Engine: one event loop for every mode."""
+
+from __future__ import annotations
+
+import heapq
+import logging
+from array import array
+from collections.abc import Iterator, Sequence
+from operator import attrgetter
+from typing import final
+
+from ibkrfw.core.clock import Clock, SimClock
+from ibkrfw.core.history import BarHistory
+from ibkrfw.core.orderbook import OrderBook
+from ibkrfw.core.queue import EventQueue
+from ibkrfw.core.timers import Timers
+from ibkrfw.engine.result import RunResult
+from ibkrfw.errors import ConfigError, EngineError
+from ibkrfw.model.data import Bar
+from ibkrfw.model.events import (
+    Event,
+    OrderDenied,
+    OrderEvent,
+    OrderFilled,
+    OrderSubmitted,
+    TimerFired,
+)
+from ibkrfw.model.instruments import Instrument
+from ibkrfw.model.orders import Order, OrderRequest, check_request
+from ibkrfw.portfolio.portfolio import Portfolio, _Holding
+from ibkrfw.ports import Broker, DataFeed
+from ibkrfw.risk.rule import RiskRule
+from ibkrfw.strategy import Context, Strategy
+
+__all__ = ["Engine"]
+
+log = logging.getLogger("ibkrfw.engine")
+
+
+class _Lane:
+    """Per-instrument state on the hot path: its ledger entry and its history."""
+
+    __slots__ = ("history", "holding", "push")
+
+    def __init__(self, holding: _Holding, history: BarHistory) -> None:
+        self.holding = holding
+        self.history = history
+        # Preloaded histories follow the clock; only growing ones need each bar.
+        self.push = None if history.is_preloaded else history.push
+
+
+def _overrides(strategy: Strategy, name: str) -> bool:
+    return getattr(type(strategy), name) is not getattr(Strategy, name)
+
+
+@final
+class Engine:
+    """Run a strategy: feed it events, route its orders through risk to a broker, keep books.
+
+    The same loop runs backtests and live sessions; only the feed, the broker and the clock
+    differ. For each bar: the broker sees it first (a simulator fills resting orders), the
+    resulting order events are dispatched (order book, portfolio, ``on_order``/``on_fill``), the
+    portfolio marks the instrument at the close, then ``on_bar`` runs. Bars sharing a timestamp
+    are then handed together to ``on_slice``, and equity is recorded once per timestamp.
+
+    Args:
+        strategy: The strategy to run.
+        feed: One data feed or several (merged by time).
+        broker: Where orders go (a :class:`~ibkrfw.sim.SimBroker` in a backtest).
+        risk_rules: Checks every order must pass, in order; the first denial stops it.
+        clock: The clock; a :class:`~ibkrfw.core.SimClock` by default.
+        logger: Where the run logs (``ibkrfw.engine`` by default).
+
+    Raises:
+        ConfigError: if no feed is given.
+
+    Example:
+        >>> from ibkrfw.data import sample_feed
+        >>> from ibkrfw.sim import SimBroker
+        >>> from ibkrfw.strategies import MovingAverageCrossover
+        >>> result = Engine(MovingAverageCrossover(), sample_feed(["ACME"]), SimBroker()).run()
+        >>> int(result.stats["Trades"]) > 0
+        True
+    """
+
+    def __init__(
+        self,
+        strategy: Strategy,
+        feed: DataFeed | Sequence[DataFeed],
+        broker: Broker,
+        *,
+        risk_rules: Sequence[RiskRule] = (),
+        clock: Clock | None = None,
+        logger: logging.Logger | None = None,
+    ) -> None:
+        self.strategy = strategy
+        self.feeds: tuple[DataFeed, ...] = (feed,) if isinstance(feed, DataFeed) else tuple(feed)
+        if not self.feeds:
+            raise ConfigError("Engine needs at least one data feed")
+        self.broker = broker
+        self.risk_rules = tuple(risk_rules)
+        self.clock = clock if clock is not None else SimClock()
+        self.log = logger or log
+        self.queue = EventQueue()
+        self.orders = OrderBook()
+        self.portfolio: Portfolio | None = None
+        self._cash_ts = array("q")  # cash changes only at fills: recorded as a step function
+        self._cash = array("d")
+        self._timers = Timers()
+        self._lanes: dict[Instrument, _Lane] = {}
+        self._want_order = self._want_fill = False
+        self._ran = False
+
+    def _running_portfolio(self) -> Portfolio:
+        if self.portfolio is None:
+            raise EngineError("orders can only be sent while the engine runs")
+        return self.portfolio
+
+    # --- OrderRouter, used by Context -----------------------------------------------------
+    def submit(self, request: OrderRequest) -> Order:
+        """Validate ``request``, run the risk rules, and hand it to the broker.
+
+        Returns:
+            The new order, in ``PENDING_SUBMIT``; its fate arrives as events.
+        """
+        now = self.clock.now_ns()
+        order = self.orders.create(request, now)
+        reason = check_request(request)
+        if reason is None and request.instrument not in self._lanes:
+            reason = f"unknown instrument {request.instrument.id}: no feed of this run delivers it"
+        if reason is not None:
+            self.queue.append(
+                OrderDenied(ts_ns=now, order_id=order.order_id, reason=reason, rule="validation")
+            )
+            return order
+        portfolio = self._running_portfolio()
+        for rule in self.risk_rules:
+            decision = rule.check(request, portfolio, now)
+            if not decision.approved:
+                self.queue.append(
+                    OrderDenied(
+                        ts_ns=now, order_id=order.order_id, reason=decision.reason, rule=rule.name
+                    )
+                )
+                return order
+        self.queue.append(OrderSubmitted(ts_ns=now, order_id=order.order_id, request=request))
+        self.broker.submit(order)
+        return order
+
+    def deny(self, request: OrderRequest, reason: str, rule: str) -> Order:
+        """Record ``request`` as an order denied for ``reason`` by ``rule``; send nothing."""
+        now = self.clock.now_ns()
+        order = self.orders.create(request, now)
+        self.queue.append(OrderDenied(ts_ns=now, order_id=order.order_id, reason=reason, rule=rule))
+        return order
+
+    def cancel(self, order: Order) -> None:
+        """Ask the broker to cancel ``order``."""
+        self.broker.cancel(order)
+
+    # --- the loop -------------------------------------------------------------------------
+    def _bars(self) -> Iterator[Bar]:
+        if len(self.feeds) == 1:
+            return iter(self.feeds[0])
+        return heapq.merge(*self.feeds, key=attrgetter("ts_ns"))
+
+    def run(self) -> RunResult:
+        """Run to the end of the feeds and return the result.
+
+        Raises:
+            EngineError: if the engine already ran, or a feed yields a bar of an instrument it
+                did not declare or out of time order.
+        """
+        if self._ran:
+            raise EngineError("an Engine runs once; build a new one for another run")
+        self._ran = True
+        strategy, queue, clock, broker = self.strategy, self.queue, self.clock, self.broker
+
+        broker.start(clock, self.queue.put)
+        starting_cash = broker.starting_cash()
+        portfolio = self.portfolio = Portfolio(starting_cash)
+        lanes = self._lanes
+        for feed in self.feeds:
+            for inst in feed.instruments:
+                arrays = feed.history_arrays(inst)
+                history = (
+                    BarHistory.preloaded(arrays, clock)
+                    if arrays is not None
+                    else BarHistory.empty()
+                )
+                lanes[inst] = _Lane(portfolio.holding(inst), history)
+        ctx = self._ctx = Context(
+            clock,
+            portfolio,
+            self.orders,
+            {i: ln.history for i, ln in lanes.items()},
+            self,
+            self._timers,
+            self.log,
+        )
+        self._want_order = _overrides(strategy, "on_order")
+        self._want_fill = _overrides(strategy, "on_fill")
+
+        eq_ts = array("q")
+        eq_val = array("d")
+        on_bar = strategy.on_bar if _overrides(strategy, "on_bar") else None
+        want_slice = _overrides(strategy, "on_slice")
+        broker_on_bar = broker.on_bar
+        advance = clock.advance_to
+        drain = self._drain
+        timers = self._timers
+        slice_bars: list[Bar] = []
+
+        strategy.on_start(ctx)
+        drain()
+        cur_ts: int | None = None
+        last_inst: Instrument | None = None
+        lane: _Lane
+        try:
+            for bar in self._bars():
+                ts = bar.ts_ns
+                if ts != cur_ts:
+                    if cur_ts is not None:
+                        if want_slice:
+                            strategy.on_slice(ctx, slice_bars)
+                            slice_bars = []
+                            drain()
+                        eq_ts.append(cur_ts)
+                        eq_val.append(portfolio.equity)
+                    if ts >= timers.next_due_ns:
+                        self._fire_timers(ts)
+                    advance(ts)
+                    cur_ts = ts
+                inst = bar.instrument
+                if inst is not last_inst:
+                    try:
+                        lane = lanes[inst]
+                    except KeyError:
+                        raise EngineError(
+                            f"a feed yielded a bar of {inst.id}, which it does not declare"
+                        ) from None
+                    last_inst = inst
+                broker_on_bar(bar)
+                if queue:
+                    drain()
+                lane.holding.price = bar.close
+                if lane.push is not None:
+                    lane.push(bar)
+                if on_bar is not None:
+                    on_bar(ctx, bar)
+                    if queue:
+                        drain()
+                if want_slice:
+                    slice_bars.append(bar)
+            if cur_ts is not None:
+                if want_slice:
+                    strategy.on_slice(ctx, slice_bars)
+                    drain()
+                eq_ts.append(cur_ts)
+                eq_val.append(portfolio.equity)
+            strategy.on_stop(ctx)
+            drain()
+        finally:
+            broker.stop()
+            for feed in self.feeds:
+                feed.close()
+        return RunResult(
+            strategy_name=strategy.name,
+            parameters=strategy.parameters(),
+            starting_cash=float(starting_cash),
+            equity_ts_ns=eq_ts,
+            equity=eq_val,
+            orders=list(self.orders),
+            fills=portfolio.fills,
+            cash_ts_ns=self._cash_ts,
+            cash=self._cash,
+            trades=portfolio.trades,
+        )
+
+    def _fire_timers(self, until_ns: int) -> None:
+        while (due := self._timers.pop_due(until_ns)) is not None:
+            name, due_ns = due
+            self.clock.advance_to(due_ns)
+            self._dispatch(TimerFired(ts_ns=due_ns, name=name))
+            self._drain()
+
+    def _drain(self) -> None:
+        queue = self.queue
+        while queue:
+            self._dispatch(queue.popleft())
+
+    def _dispatch(self, event: Event) -> None:
+        if isinstance(event, OrderEvent):
+            known, problem = self.orders.apply(event)
+            if problem is not None:
+                self.log.warning(problem)
+            if type(event) is OrderFilled:
+                portfolio = self._running_portfolio()
+                portfolio.apply_fill(event.fill)
+                self._cash_ts.append(event.ts_ns)
+                self._cash.append(portfolio.cash_f)
+            if not known:
+                return
+            if self._want_order:
+                order = self.orders.get(event.order_id)
+                if order is not None:
+                    self.strategy.on_order(self._ctx, order, event)
+            if self._want_fill and type(event) is OrderFilled:
+                self.strategy.on_fill(self._ctx, event.fill)
+        elif isinstance(event, TimerFired):
+            self.strategy.on_timer(self._ctx, event)
+        else:
+            self.log.warning("event %r has no handler and was dropped", event)

@@ -1,0 +1,258 @@
+"""RunResult: what a run leaves behind, as pandas objects."""
+
+from __future__ import annotations
+
+import math
+from array import array
+from collections.abc import Mapping, Sequence
+from functools import cached_property
+from typing import TYPE_CHECKING, final
+
+import numpy as np
+
+from ibkrfw.analysis import metrics
+from ibkrfw.model.fills import Fill
+from ibkrfw.model.orders import Order
+from ibkrfw.portfolio.portfolio import Trade
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["RunResult"]
+
+
+def _utc_index(
+    ts_ns: Sequence[int] | np.ndarray[tuple[int], np.dtype[np.int64]],
+) -> pd.DatetimeIndex:
+    import pandas as pd
+
+    return pd.DatetimeIndex(np.asarray(ts_ns, dtype="datetime64[ns]")).tz_localize("UTC")
+
+
+@final
+class RunResult:
+    """The outcome of :meth:`Engine.run <ibkrfw.Engine.run>`.
+
+    Tables are built on first access. Statistics are in :attr:`stats`, one pandas Series with
+    stable names.
+    """
+
+    def __init__(
+        self,
+        *,
+        strategy_name: str,
+        parameters: Mapping[str, object],
+        starting_cash: float,
+        equity_ts_ns: array[int],
+        equity: array[float],
+        cash_ts_ns: array[int],
+        cash: array[float],
+        orders: list[Order],
+        fills: list[Fill],
+        trades: list[Trade],
+    ) -> None:
+        self.strategy_name = strategy_name
+        self.parameters = dict(parameters)
+        self.starting_cash = starting_cash
+        self._ts = (
+            np.frombuffer(equity_ts_ns, dtype=np.int64)
+            if len(equity_ts_ns)
+            else np.empty(0, np.int64)
+        )
+        self._equity = np.frombuffer(equity, dtype=np.float64) if len(equity) else np.empty(0)
+        self._cash_ts = (
+            np.frombuffer(cash_ts_ns, dtype=np.int64) if len(cash) else np.empty(0, np.int64)
+        )
+        self._cash = np.frombuffer(cash, dtype=np.float64) if len(cash) else np.empty(0)
+        self.order_list = orders
+        """Every order of the run, in its final state."""
+        self.fill_list = fills
+        """Every fill, in time order."""
+        self.trade_list = trades
+        """Every closed round-trip trade."""
+
+    @cached_property
+    def equity(self) -> pd.DataFrame:
+        """Equity and cash after each timestamp (UTC index), plus the market value held."""
+        import pandas as pd
+
+        # Cash changes only at fills; take the last change at or before each timestamp.
+        where = np.searchsorted(self._cash_ts, self._ts, side="right") - 1
+        cash = np.where(
+            where >= 0,
+            self._cash[np.maximum(where, 0)] if len(self._cash) else 0.0,
+            self.starting_cash,
+        )
+        frame = pd.DataFrame({"equity": self._equity, "cash": cash}, index=_utc_index(self._ts))
+        frame["market_value"] = frame["equity"] - frame["cash"]
+        frame.index.name = "timestamp"
+        return frame
+
+    @cached_property
+    def orders(self) -> pd.DataFrame:
+        """One row per order: request, final status, fills and reason."""
+        import pandas as pd
+
+        rows = [
+            {
+                "order_id": o.order_id,
+                "created": o.created_ns,
+                "updated": o.updated_ns,
+                "instrument": o.instrument.id,
+                "side": str(o.side),
+                "type": str(o.request.order_type),
+                "quantity": o.quantity,
+                "limit_price": o.request.limit_price,
+                "stop_price": o.request.stop_price,
+                "tif": str(o.request.tif),
+                "status": str(o.status),
+                "filled_quantity": o.filled_quantity,
+                "avg_fill_price": o.avg_fill_price,
+                "reason": o.reason,
+                "tag": o.request.tag,
+            }
+            for o in self.order_list
+        ]
+        frame = pd.DataFrame(rows, columns=list(_ORDER_COLUMNS))
+        for col in ("created", "updated"):
+            frame[col] = _utc_index(frame[col].to_numpy(dtype=np.int64))
+        return frame.set_index("order_id")
+
+    @cached_property
+    def fills(self) -> pd.DataFrame:
+        """One row per fill (ledger values stay Decimal)."""
+        import pandas as pd
+
+        rows = [
+            {
+                "timestamp": f.ts_ns,
+                "order_id": f.order_id,
+                "instrument": f.instrument.id,
+                "side": str(f.side),
+                "quantity": f.quantity,
+                "price": f.price,
+                "commission": f.commission,
+                "fill_id": f.fill_id,
+            }
+            for f in self.fill_list
+        ]
+        frame = pd.DataFrame(rows, columns=list(_FILL_COLUMNS))
+        frame["timestamp"] = _utc_index(frame["timestamp"].to_numpy(dtype=np.int64))
+        return frame
+
+    @cached_property
+    def trades(self) -> pd.DataFrame:
+        """One row per closed round trip, with profit before and after commissions."""
+        import pandas as pd
+
+        rows = [
+            {
+                "instrument": t.instrument.id,
+                "side": "LONG" if t.side.sign > 0 else "SHORT",
+                "quantity": t.quantity,
+                "entry_time": t.entry_ns,
+                "exit_time": t.exit_ns,
+                "entry_price": t.entry_price,
+                "exit_price": t.exit_price,
+                "gross_pnl": t.gross_pnl,
+                "commission": t.commission,
+                "pnl": t.pnl,
+                "return_pct": t.return_pct,
+            }
+            for t in self.trade_list
+        ]
+        frame = pd.DataFrame(rows, columns=list(_TRADE_COLUMNS))
+        for col in ("entry_time", "exit_time"):
+            frame[col] = _utc_index(frame[col].to_numpy(dtype=np.int64))
+        frame["duration"] = frame["exit_time"] - frame["entry_time"]
+        return frame
+
+    @cached_property
+    def stats(self) -> pd.Series:
+        """The run's statistics, one Series with stable names.
+
+        Returns are per recorded timestamp; annualisation uses the number of bars per calendar
+        year observed in the data (shown as ``Periods per year``). The risk-free rate is 0.
+        """
+        import pandas as pd
+
+        ts, eq = self._ts, self._equity
+        rets = metrics.simple_returns(eq)
+        periods = metrics.periods_per_year(ts)
+        dd, peak, trough = metrics.max_drawdown(eq)
+        pnl = np.array([float(t.pnl) for t in self.trade_list])
+        ret_pct = np.array([t.return_pct for t in self.trade_list])
+        wins, losses = pnl[pnl > 0].sum(), -pnl[pnl < 0].sum()
+        nan = math.nan
+        index = _utc_index(ts)
+        values: dict[str, object] = {
+            "Start": index[0] if len(ts) else pd.NaT,
+            "End": index[-1] if len(ts) else pd.NaT,
+            "Duration": index[-1] - index[0] if len(ts) else pd.NaT,
+            "Bars": len(ts),
+            "Initial equity": self.starting_cash,
+            "Final equity": float(eq[-1]) if len(eq) else self.starting_cash,
+            "Total return [%]": metrics.total_return(eq) * 100,
+            "CAGR [%]": metrics.cagr(eq, ts) * 100,
+            "Annual volatility [%]": metrics.annual_volatility(rets, periods) * 100,
+            "Sharpe ratio": metrics.sharpe_ratio(rets, periods),
+            "Max drawdown [%]": dd * 100,
+            "Max drawdown duration": (
+                index[trough] - index[peak] if peak >= 0 and dd < 0 else pd.Timedelta(0)
+            ),
+            "Trades": len(pnl),
+            "Win rate [%]": float((pnl > 0).mean() * 100) if len(pnl) else nan,
+            "Best trade [%]": float(ret_pct.max()) if len(pnl) else nan,
+            "Worst trade [%]": float(ret_pct.min()) if len(pnl) else nan,
+            "Profit factor": float(wins / losses) if losses > 0 else nan,
+            "Commissions": float(sum((f.commission for f in self.fill_list), 0)),
+            "Periods per year": periods,
+        }
+        return pd.Series(values, name=self.strategy_name, dtype=object)
+
+    def __repr__(self) -> str:
+        return (
+            f"<RunResult {self.strategy_name} bars={len(self._ts)} orders={len(self.order_list)}>"
+        )
+
+
+_ORDER_COLUMNS = (
+    "order_id",
+    "created",
+    "updated",
+    "instrument",
+    "side",
+    "type",
+    "quantity",
+    "limit_price",
+    "stop_price",
+    "tif",
+    "status",
+    "filled_quantity",
+    "avg_fill_price",
+    "reason",
+    "tag",
+)
+_FILL_COLUMNS = (
+    "timestamp",
+    "order_id",
+    "instrument",
+    "side",
+    "quantity",
+    "price",
+    "commission",
+    "fill_id",
+)
+_TRADE_COLUMNS = (
+    "instrument",
+    "side",
+    "quantity",
+    "entry_time",
+    "exit_time",
+    "entry_price",
+    "exit_price",
+    "gross_pnl",
+    "commission",
+    "pnl",
+    "return_pct",
+)

@@ -1,0 +1,46 @@
+"""The exception tree of ibkrfw.
+
+Every exception the library raises on purpose derives from :class:`IBKRFWError`, and also from
+the builtin it resembles, so ``except ValueError`` keeps working::
+
+    IBKRFWError (Exception)
+    ├── ConfigError (ValueError)      bad configuration or parameters
+    ├── DataError (ValueError)        malformed market data (NaN, high < low, naive time...)
+    ├── OrderError (ValueError)       an order request that cannot even be built
+    └── EngineError (RuntimeError)    a run that cannot start or continue
+
+Routine trading outcomes are *not* exceptions: a risk rule's refusal is an
+:class:`~ibkrfw.OrderDenied` event and a broker's refusal an :class:`~ibkrfw.OrderRejected`
+event, both delivered to :meth:`Strategy.on_order <ibkrfw.Strategy.on_order>`.
+"""
+
+from __future__ import annotations
+
+__all__ = ["ConfigError", "DataError", "EngineError", "IBKRFWError", "OrderError"]
+
+
+class IBKRFWError(Exception):
+    """Root of every exception raised on purpose by ibkrfw."""
+
+
+class ConfigError(IBKRFWError, ValueError):
+    """Raise when configuration, parameters or wiring are invalid."""
+
+
+class DataError(IBKRFWError, ValueError):
+    """Raise when market data is malformed.
+
+    The message names the row, the column and the value received, and says what to do.
+    """
+
+
+class OrderError(IBKRFWError, ValueError):
+    """Raise when an order request cannot be built (wrong types, NaN, unknown enum value).
+
+    Requests that are well formed but unacceptable (zero quantity, a price off the tick grid)
+    are not raised: they come back as an :class:`~ibkrfw.OrderDenied` event.
+    """
+
+
+class EngineError(IBKRFWError, RuntimeError):
+    """Raise when a run cannot start or continue (e.g. it was already run, or a feed failed)."""

@@ -1,0 +1,134 @@
+"""Events: facts that happened, named in the past tense.
+
+Every event carries ``ts_ns`` (UTC epoch nanoseconds). Order events also carry the engine's
+``order_id``; the strategy receives them in :meth:`Strategy.on_order <ibkrfw.Strategy.on_order>`
+together with the updated :class:`~ibkrfw.Order`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, final
+
+import attrs
+
+from ibkrfw.model._time import to_timestamp
+from ibkrfw.model.fills import Fill
+from ibkrfw.model.orders import OrderRequest
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = [
+    "Event",
+    "OrderAccepted",
+    "OrderCancelRejected",
+    "OrderCancelled",
+    "OrderDenied",
+    "OrderEvent",
+    "OrderExpired",
+    "OrderFilled",
+    "OrderRejected",
+    "OrderSubmitted",
+    "TimerFired",
+]
+
+
+@attrs.frozen(kw_only=True)
+class Event:
+    """Base of every event: something that happened at ``ts_ns``."""
+
+    ts_ns: int
+
+    @property
+    def timestamp(self) -> pd.Timestamp:
+        """The event time as a UTC :class:`pandas.Timestamp`."""
+        return to_timestamp(self.ts_ns)
+
+
+@attrs.frozen(kw_only=True)
+class OrderEvent(Event):
+    """Base of the events of one order's lifecycle."""
+
+    order_id: int
+
+
+@final
+@attrs.frozen(kw_only=True)
+class OrderSubmitted(OrderEvent):
+    """The order passed validation and every risk rule and was handed to the broker."""
+
+    request: OrderRequest
+
+
+@final
+@attrs.frozen(kw_only=True)
+class OrderAccepted(OrderEvent):
+    """The broker acknowledged the order; it is working."""
+
+    broker_order_id: str = ""
+
+
+@final
+@attrs.frozen(kw_only=True)
+class OrderDenied(OrderEvent):
+    """The order was refused before reaching the broker; nothing was sent.
+
+    Args:
+        reason: Why, in words.
+        rule: The name of the risk rule that refused it, or ``"validation"``.
+    """
+
+    reason: str
+    rule: str
+
+
+@final
+@attrs.frozen(kw_only=True)
+class OrderRejected(OrderEvent):
+    """The broker refused the order.
+
+    Args:
+        reason: The broker's explanation.
+        code: The broker's error code (IB's error code in live trading), if any.
+    """
+
+    reason: str
+    code: int | None = None
+
+
+@final
+@attrs.frozen(kw_only=True)
+class OrderFilled(OrderEvent):
+    """The order filled, wholly or partly; ``fill`` says how much and at what price."""
+
+    fill: Fill
+
+
+@final
+@attrs.frozen(kw_only=True)
+class OrderCancelled(OrderEvent):
+    """The order was cancelled; whatever had filled before stays filled."""
+
+    reason: str = ""
+
+
+@final
+@attrs.frozen(kw_only=True)
+class OrderExpired(OrderEvent):
+    """The order's time in force ran out before it filled completely."""
+
+
+@final
+@attrs.frozen(kw_only=True)
+class OrderCancelRejected(OrderEvent):
+    """A cancel request could not be carried out (e.g. the order had already filled)."""
+
+    reason: str
+
+
+@final
+@attrs.frozen(kw_only=True)
+class TimerFired(Event):
+    """A timer set with :meth:`Context.schedule <ibkrfw.Context.schedule>` went off."""
+
+    name: str

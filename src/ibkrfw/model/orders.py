@@ -1,0 +1,302 @@
+"""Order requests, orders and their status."""
+
+from __future__ import annotations
+
+import enum
+from decimal import Decimal
+from typing import TYPE_CHECKING, final
+
+import attrs
+
+from ibkrfw.errors import OrderError
+from ibkrfw.model._decimal import DecimalLike, optional_decimal, to_decimal
+from ibkrfw.model._time import to_timestamp
+from ibkrfw.model.instruments import Instrument
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = [
+    "Order",
+    "OrderRequest",
+    "OrderStatus",
+    "OrderType",
+    "Side",
+    "TimeInForce",
+    "check_request",
+]
+
+
+class Side(enum.StrEnum):
+    """The direction of an order, as IB spells it."""
+
+    BUY = "BUY"
+    SELL = "SELL"
+
+    @property
+    def sign(self) -> int:
+        """``+1`` for BUY, ``-1`` for SELL."""
+        return 1 if self is Side.BUY else -1
+
+
+class OrderType(enum.StrEnum):
+    """How an order is priced; values are IB's ``orderType`` codes."""
+
+    MARKET = "MKT"
+    LIMIT = "LMT"
+    STOP = "STP"
+    STOP_LIMIT = "STP LMT"
+
+
+class TimeInForce(enum.StrEnum):
+    """How long an order stays working.
+
+    DAY orders expire at the end of the trading day of the first bar they could fill on
+    (in the instrument's time zone); GTC orders stay until filled or cancelled; IOC orders get
+    one chance (the next bar) and expire otherwise; GTD orders expire at ``good_till_ns``.
+    """
+
+    DAY = "DAY"
+    GTC = "GTC"
+    IOC = "IOC"
+    GTD = "GTD"
+
+
+class OrderStatus(enum.StrEnum):
+    """Where an order stands in its lifecycle.
+
+    ``PENDING_SUBMIT`` -> ``SUBMITTED`` -> ``PARTIALLY_FILLED`` -> ``FILLED``, or at any point
+    before the end ``CANCELLED``, ``REJECTED`` (by the broker), ``EXPIRED``; ``DENIED`` (by a
+    risk rule or validation) only from ``PENDING_SUBMIT``, as nothing was sent.
+    """
+
+    PENDING_SUBMIT = "PENDING_SUBMIT"
+    SUBMITTED = "SUBMITTED"
+    PARTIALLY_FILLED = "PARTIALLY_FILLED"
+    FILLED = "FILLED"
+    CANCELLED = "CANCELLED"
+    REJECTED = "REJECTED"
+    DENIED = "DENIED"
+    EXPIRED = "EXPIRED"
+
+    @property
+    def is_terminal(self) -> bool:
+        """Whether no further change can happen to an order in this status."""
+        return self in _TERMINAL
+
+
+_TERMINAL = frozenset(
+    {
+        OrderStatus.FILLED,
+        OrderStatus.CANCELLED,
+        OrderStatus.REJECTED,
+        OrderStatus.DENIED,
+        OrderStatus.EXPIRED,
+    }
+)
+
+
+def _to_side(value: Side | str) -> Side:
+    if type(value) is Side:  # the common case; Enum's constructor is slow
+        return value
+    try:
+        return Side(value.upper()) if isinstance(value, str) else Side(value)
+    except ValueError:
+        raise OrderError(f"side must be 'BUY' or 'SELL', got {value!r}") from None
+
+
+def _to_type(value: OrderType | str) -> OrderType:
+    if type(value) is OrderType:
+        return value
+    try:
+        return OrderType(value)
+    except ValueError:
+        names = ", ".join(repr(t.value) for t in OrderType)
+        raise OrderError(f"order_type must be one of {names}, got {value!r}") from None
+
+
+def _to_tif(value: TimeInForce | str) -> TimeInForce:
+    if type(value) is TimeInForce:
+        return value
+    try:
+        return TimeInForce(value.upper() if isinstance(value, str) else value)
+    except ValueError:
+        raise OrderError(f"tif must be one of DAY, GTC, IOC, GTD, got {value!r}") from None
+
+
+def _to_quantity(value: DecimalLike) -> Decimal:
+    return to_decimal(value, "quantity")
+
+
+def _check_instrument(_: object, __: attrs.Attribute[Instrument], value: Instrument) -> None:
+    if not isinstance(value, Instrument):
+        raise OrderError(f"instrument must be an Instrument, got {type(value).__name__}")
+
+
+@final
+@attrs.frozen
+class OrderRequest:
+    """What a strategy asks for: an order before it has an id or a status.
+
+    Building a request checks only its types; whether it is acceptable (positive quantity,
+    prices present and on the tick grid) is checked at submission, and a refusal comes back as
+    an :class:`~ibkrfw.OrderDenied` event, never as an exception in the middle of a run.
+
+    Args:
+        instrument: What to trade.
+        side: BUY or SELL.
+        quantity: How many units (shares, contracts, base currency), positive.
+        order_type: MARKET, LIMIT, STOP or STOP_LIMIT.
+        limit_price: Required for LIMIT and STOP_LIMIT.
+        stop_price: Required for STOP and STOP_LIMIT.
+        tif: Time in force; IB's default, DAY, unless given.
+        good_till_ns: Expiry time (UTC ns) for GTD orders.
+        tag: Free text carried to IB as ``orderRef``; use it to recognise your orders.
+
+    Raises:
+        OrderError: if a value has the wrong type, is NaN, or names no known enum member.
+
+    Example:
+        >>> from ibkrfw import Stock
+        >>> OrderRequest.limit(Stock("AAPL"), "BUY", 100, 189.5).limit_price
+        Decimal('189.5')
+    """
+
+    instrument: Instrument = attrs.field(validator=_check_instrument)
+    side: Side = attrs.field(converter=_to_side)
+    quantity: Decimal = attrs.field(converter=_to_quantity)
+    order_type: OrderType = attrs.field(default=OrderType.MARKET, converter=_to_type)
+    limit_price: Decimal | None = attrs.field(default=None, converter=optional_decimal)
+    stop_price: Decimal | None = attrs.field(default=None, converter=optional_decimal)
+    tif: TimeInForce = attrs.field(default=TimeInForce.DAY, converter=_to_tif)
+    good_till_ns: int | None = None
+    tag: str = ""
+
+    @classmethod
+    def market(
+        cls, instrument: Instrument, side: Side | str, quantity: DecimalLike, **kwargs: object
+    ) -> OrderRequest:
+        """Build a market order request (extra keywords: ``tif``, ``tag``...)."""
+        return cls(instrument, side, quantity, OrderType.MARKET, **kwargs)  # type: ignore[arg-type]
+
+    @classmethod
+    def limit(
+        cls,
+        instrument: Instrument,
+        side: Side | str,
+        quantity: DecimalLike,
+        price: DecimalLike,
+        **kwargs: object,
+    ) -> OrderRequest:
+        """Build a limit order request at ``price``."""
+        return cls(instrument, side, quantity, OrderType.LIMIT, limit_price=price, **kwargs)  # type: ignore[arg-type]
+
+    @classmethod
+    def stop(
+        cls,
+        instrument: Instrument,
+        side: Side | str,
+        quantity: DecimalLike,
+        price: DecimalLike,
+        **kwargs: object,
+    ) -> OrderRequest:
+        """Build a stop (market) order request triggered at ``price``."""
+        return cls(instrument, side, quantity, OrderType.STOP, stop_price=price, **kwargs)  # type: ignore[arg-type]
+
+    @property
+    def signed_quantity(self) -> Decimal:
+        """The quantity, negative for a sale."""
+        return self.quantity if self.side is Side.BUY else -self.quantity
+
+
+def check_request(request: OrderRequest) -> str | None:
+    """Return why ``request`` cannot be sent as it is, or ``None`` if it can.
+
+    Checks a positive whole-lot quantity, the prices its type needs (positive and on the tick
+    grid) and no price its type does not use, and an expiry for GTD.
+
+    Example:
+        >>> from ibkrfw import Stock
+        >>> check_request(OrderRequest.limit(Stock("AAPL"), "BUY", 10, "189.123"))
+        'limit price 189.123 is not a multiple of the tick size 0.01 of AAPL.SMART'
+    """
+    inst = request.instrument
+    qty = request.quantity
+    if qty <= 0:
+        return f"quantity must be positive, got {qty}"
+    if qty % inst.lot_size != 0:
+        return f"quantity {qty} is not a multiple of the lot size {inst.lot_size} of {inst.id}"
+    kind = request.order_type
+    needs_limit = kind in (OrderType.LIMIT, OrderType.STOP_LIMIT)
+    needs_stop = kind in (OrderType.STOP, OrderType.STOP_LIMIT)
+    for name, price, needed in (
+        ("limit price", request.limit_price, needs_limit),
+        ("stop price", request.stop_price, needs_stop),
+    ):
+        if price is None:
+            if needed:
+                return f"a {kind.name} order needs a {name}"
+            continue
+        if not needed:
+            return f"a {kind.name} order takes no {name}, got {price}"
+        if price <= 0:
+            return f"{name} must be positive, got {price}"
+        if not inst.is_on_tick(price):
+            return (
+                f"{name} {price} is not a multiple of the tick size {inst.tick_size} of {inst.id}"
+            )
+    if request.tif is TimeInForce.GTD and request.good_till_ns is None:
+        return "a GTD order needs good_till_ns"
+    return None
+
+
+@final
+@attrs.frozen
+class Order:
+    """An order known to the engine: the request plus its id, status and fills so far.
+
+    Orders are immutable snapshots; each event produces a new one. Get the current one from
+    :meth:`Context.order <ibkrfw.Context.order>` or the ``order`` argument of
+    :meth:`Strategy.on_order <ibkrfw.Strategy.on_order>`.
+    """
+
+    order_id: int
+    request: OrderRequest
+    status: OrderStatus
+    created_ns: int
+    updated_ns: int
+    filled_quantity: Decimal = Decimal(0)
+    avg_fill_price: Decimal | None = None
+    reason: str = ""
+
+    @property
+    def instrument(self) -> Instrument:
+        """The instrument of the request."""
+        return self.request.instrument
+
+    @property
+    def side(self) -> Side:
+        """The side of the request."""
+        return self.request.side
+
+    @property
+    def quantity(self) -> Decimal:
+        """The requested quantity."""
+        return self.request.quantity
+
+    @property
+    def remaining(self) -> Decimal:
+        """The quantity still to fill (zero once the order is terminal)."""
+        if self.status.is_terminal:
+            return Decimal(0)
+        return self.request.quantity - self.filled_quantity
+
+    @property
+    def is_active(self) -> bool:
+        """Whether the order may still fill (not in a terminal status)."""
+        return not self.status.is_terminal
+
+    @property
+    def created(self) -> pd.Timestamp:
+        """Creation time as a UTC :class:`pandas.Timestamp`."""
+        return to_timestamp(self.created_ns)

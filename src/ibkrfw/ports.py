@@ -1,0 +1,92 @@
+"""Layer 2 ports: what a broker and a data feed must provide.
+
+The engine talks to every broker and feed through these two abstract classes, so a backtest
+(:class:`~ibkrfw.sim.SimBroker`, :class:`~ibkrfw.sim.DataFrameFeed`) and a live session differ
+only in the objects handed to :class:`~ibkrfw.Engine`. Only model types cross them.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from decimal import Decimal
+
+from ibkrfw.core.clock import Clock
+from ibkrfw.core.history import BarArrays
+from ibkrfw.model.data import Bar, Quote
+from ibkrfw.model.events import Event
+from ibkrfw.model.instruments import Instrument
+from ibkrfw.model.orders import Order
+
+__all__ = ["Broker", "DataFeed", "EventSink"]
+
+EventSink = Callable[[Event], None]
+"""A callable that takes an event; the engine gives one to its broker."""
+
+
+class Broker(ABC):
+    """Execute orders and report what happened as events.
+
+    The engine calls :meth:`start` once before the first event, then :meth:`submit` and
+    :meth:`cancel` from its own thread. The broker answers only through the ``emit`` callable it
+    was given (from any thread): :class:`~ibkrfw.OrderAccepted`, :class:`~ibkrfw.OrderFilled`,
+    :class:`~ibkrfw.OrderRejected`, :class:`~ibkrfw.OrderCancelled`...
+    """
+
+    @abstractmethod
+    def start(self, clock: Clock, emit: EventSink) -> None:
+        """Connect, and remember ``clock`` and ``emit`` for the run."""
+
+    @abstractmethod
+    def starting_cash(self) -> Decimal:
+        """Return the account's cash at the start of the run, in its base currency."""
+
+    @abstractmethod
+    def submit(self, order: Order) -> None:
+        """Send ``order`` (already validated and approved by risk) to the market."""
+
+    @abstractmethod
+    def cancel(self, order: Order) -> None:
+        """Ask to cancel ``order``; the answer comes as an event."""
+
+    def on_bar(self, bar: Bar) -> None:  # noqa: B027 - optional hook, documented no-op
+        """See a bar before the strategy does (a simulator matches resting orders here)."""
+
+    def on_quote(self, quote: Quote) -> None:  # noqa: B027 - optional hook, documented no-op
+        """See a quote before the strategy does."""
+
+    def stop(self) -> None:  # noqa: B027 - optional hook, documented no-op
+        """Disconnect at the end of the run."""
+
+
+class DataFeed(ABC):
+    """Deliver bars in time order.
+
+    A historical feed yields all its bars from :meth:`__iter__` sorted by time, then ends; when
+    it holds them as columns it should also offer :meth:`history_arrays`, which lets strategies
+    read history without any copying per bar.
+    """
+
+    @property
+    @abstractmethod
+    def instruments(self) -> tuple[Instrument, ...]:
+        """The instruments this feed delivers."""
+
+    @abstractmethod
+    def __iter__(self) -> Iterator[Bar]:
+        """Yield bars in non-decreasing ``ts_ns`` order (ties in a stable order)."""
+
+    def history_arrays(self, instrument: Instrument) -> BarArrays | None:
+        """Return every bar of ``instrument`` as columns, or ``None`` if not held in advance.
+
+        The rows must be the bars :meth:`__iter__` yields for ``instrument``, in the same order.
+        """
+        del instrument
+        return None
+
+    def __len__(self) -> int:
+        """Return the number of bars the feed will yield, or 0 if unknown."""
+        return 0
+
+    def close(self) -> None:  # noqa: B027 - optional hook, documented no-op
+        """Release resources (files, connections)."""

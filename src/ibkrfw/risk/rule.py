@@ -1,0 +1,96 @@
+"""Pre-trade risk rules: the checks every order passes before it reaches a broker."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from decimal import Decimal
+from typing import final
+
+import attrs
+from typing_extensions import override
+
+from ibkrfw.errors import ConfigError
+from ibkrfw.model._decimal import DecimalLike, to_decimal
+from ibkrfw.model.orders import OrderRequest
+from ibkrfw.portfolio.portfolio import PortfolioView
+
+__all__ = ["MaxOrderQuantity", "RiskDecision", "RiskRule"]
+
+
+@final
+@attrs.frozen
+class RiskDecision:
+    """A risk rule's verdict on one order request.
+
+    Build one with :meth:`approve` or :meth:`deny`.
+    """
+
+    approved: bool
+    reason: str = ""
+
+    @classmethod
+    def approve(cls) -> RiskDecision:
+        """Let the order through."""
+        return _APPROVED
+
+    @classmethod
+    def deny(cls, reason: str) -> RiskDecision:
+        """Refuse the order; ``reason`` reaches the strategy in an :class:`~ibkrfw.OrderDenied`."""
+        return cls(False, reason)
+
+
+_APPROVED = RiskDecision(True)
+
+
+class RiskRule(ABC):
+    """A pre-trade check, run on every order in backtests and live alike.
+
+    Rules see only the request, a read-only portfolio and the time, so they behave the same
+    whatever the broker. The first rule that denies an order stops it: nothing is sent, and the
+    strategy receives :class:`~ibkrfw.OrderDenied` naming the rule and its reason.
+
+    Example:
+        >>> class NoShorts(RiskRule):
+        ...     def check(self, request, portfolio, ts_ns):
+        ...         after = portfolio.quantity(request.instrument) + request.signed_quantity
+        ...         if after < 0:
+        ...             return RiskDecision.deny(f"would leave a short position of {after}")
+        ...         return RiskDecision.approve()
+    """
+
+    @property
+    def name(self) -> str:
+        """The rule's name in denials and logs (its class name unless overridden)."""
+        return type(self).__name__
+
+    @abstractmethod
+    def check(self, request: OrderRequest, portfolio: PortfolioView, ts_ns: int) -> RiskDecision:
+        """Return whether ``request`` may be sent, given ``portfolio`` at time ``ts_ns``."""
+
+
+@final
+class MaxOrderQuantity(RiskRule):
+    """Deny any single order larger than a fixed quantity (a fat-finger guard).
+
+    Args:
+        limit: The largest quantity allowed in one order.
+
+    Raises:
+        ConfigError: if ``limit`` is not positive.
+    """
+
+    def __init__(self, limit: DecimalLike) -> None:
+        try:
+            self.limit: Decimal = to_decimal(limit, "limit")
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        if self.limit <= 0:
+            raise ConfigError(f"limit must be positive, got {limit!r}")
+
+    @override
+    def check(self, request: OrderRequest, portfolio: PortfolioView, ts_ns: int) -> RiskDecision:
+        if request.quantity > self.limit:
+            return RiskDecision.deny(
+                f"quantity {request.quantity} exceeds the limit of {self.limit} per order"
+            )
+        return RiskDecision.approve()

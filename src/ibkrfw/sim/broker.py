@@ -1,0 +1,250 @@
+"""SimBroker: fills orders against bars under the rules in the "fill model" concept page."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import final
+from zoneinfo import ZoneInfo
+
+from typing_extensions import override
+
+from ibkrfw.core.clock import Clock
+from ibkrfw.errors import ConfigError, EngineError
+from ibkrfw.model._decimal import DecimalLike, to_decimal
+from ibkrfw.model.data import Bar
+from ibkrfw.model.events import (
+    Event,
+    OrderAccepted,
+    OrderCancelled,
+    OrderCancelRejected,
+    OrderExpired,
+    OrderFilled,
+    OrderRejected,
+)
+from ibkrfw.model.fills import Fill
+from ibkrfw.model.instruments import Instrument
+from ibkrfw.model.orders import Order, OrderType, Side, TimeInForce
+from ibkrfw.ports import Broker, EventSink
+from ibkrfw.sim.commission import CommissionModel, ZeroCommission
+
+__all__ = ["SimBroker"]
+
+
+class _Working:
+    """An order resting in the simulator, with its prices as floats for matching."""
+
+    __slots__ = ("buy", "expire_ns", "limit", "order", "stop", "tif")
+
+    def __init__(self, order: Order) -> None:
+        req = order.request
+        self.order = order
+        self.buy = req.side is Side.BUY
+        self.limit = float(req.limit_price) if req.limit_price is not None else 0.0
+        self.stop = float(req.stop_price) if req.stop_price is not None else 0.0
+        self.tif = req.tif
+        self.expire_ns: int | None = req.good_till_ns if req.tif is TimeInForce.GTD else None
+
+
+class _LocalDays:
+    """End of the local calendar day of a time, cached per time zone (one day at a time)."""
+
+    __slots__ = ("_cache",)
+
+    def __init__(self) -> None:
+        self._cache: dict[str, tuple[int, int]] = {}  # zone -> (day start ns, day end ns)
+
+    def end_ns(self, ts_ns: int, timezone: str) -> int:
+        start, end = self._cache.get(timezone, (0, 0))
+        if start <= ts_ns < end:
+            return end
+        zone = ZoneInfo(timezone)
+        day = dt.datetime.fromtimestamp(ts_ns / 1e9, tz=zone).date()
+        first = dt.datetime.combine(day, dt.time(), tzinfo=zone)
+        after = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tzinfo=zone)
+        start, end = int(first.timestamp()) * 10**9, int(after.timestamp()) * 10**9
+        self._cache[timezone] = (start, end)
+        return end
+
+
+class _NotStarted(Clock):
+    """Stands in for the clock until the engine starts the broker."""
+
+    @override
+    def now_ns(self) -> int:
+        raise EngineError("SimBroker.start() must be called before orders are sent")
+
+    @override
+    def advance_to(self, ts_ns: int) -> None:
+        raise EngineError("SimBroker.start() must be called before orders are sent")
+
+
+def _not_started(event: Event) -> None:
+    raise EngineError("SimBroker.start() must be called before orders are sent")
+
+
+@final
+class SimBroker(Broker):
+    """A simulated broker that fills orders against the bars the engine shows it.
+
+    Fill rules (never at a price the strategy could not have traded at):
+
+    * an order submitted while bar *t* is handled can fill from bar *t+1* on;
+    * MARKET fills at that bar's open;
+    * LIMIT fills when touched, at the limit, or at the open if the bar gaps through it
+      (a better price);
+    * STOP triggers when touched and fills at the stop, or at the open if the bar gaps through
+      it (a worse price);
+    * the whole quantity fills at once (volume caps come later);
+    * time in force: DAY expires at the end of the local trading day of the first bar it could
+      fill on, IOC after that first bar, GTD at ``good_till_ns``; GTC never.
+
+    STOP_LIMIT orders are rejected (:class:`~ibkrfw.OrderRejected`) for now.
+
+    Args:
+        cash: Starting cash in the base currency.
+        commission: The commission model (:class:`~ibkrfw.sim.ZeroCommission` by default).
+
+    Raises:
+        ConfigError: if ``cash`` is not a finite number.
+    """
+
+    def __init__(self, cash: DecimalLike = 100_000, *, commission: CommissionModel | None = None):
+        try:
+            self._cash = to_decimal(cash, "cash")
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        self.commission_model = commission or ZeroCommission()
+        self._working: dict[Instrument, list[_Working]] = {}
+        self._n_working = 0
+        self._fills = 0
+        self._days = _LocalDays()
+        self._clock: Clock = _NotStarted()
+        self._emit: EventSink = _not_started
+
+    @override
+    def start(self, clock: Clock, emit: EventSink) -> None:
+        self._clock = clock
+        self._emit = emit
+
+    @override
+    def starting_cash(self) -> Decimal:
+        return self._cash
+
+    @override
+    def submit(self, order: Order) -> None:
+        now, emit = self._clock.now_ns(), self._emit
+        if order.request.order_type is OrderType.STOP_LIMIT:
+            emit(
+                OrderRejected(
+                    ts_ns=now,
+                    order_id=order.order_id,
+                    reason="SimBroker does not simulate STOP_LIMIT orders yet",
+                )
+            )
+            return
+        self._working.setdefault(order.instrument, []).append(_Working(order))
+        self._n_working += 1
+        emit(
+            OrderAccepted(
+                ts_ns=now, order_id=order.order_id, broker_order_id=f"SIM{order.order_id}"
+            )
+        )
+
+    @override
+    def cancel(self, order: Order) -> None:
+        now, emit = self._clock.now_ns(), self._emit
+        if self._remove(order.instrument, order.order_id):
+            emit(OrderCancelled(ts_ns=now, order_id=order.order_id, reason="cancelled on request"))
+        else:
+            emit(
+                OrderCancelRejected(
+                    ts_ns=now,
+                    order_id=order.order_id,
+                    reason=f"order {order.order_id} is not working ({order.status})",
+                )
+            )
+
+    def _remove(self, instrument: Instrument, order_id: int) -> bool:
+        working = self._working.get(instrument, [])
+        for i, w in enumerate(working):
+            if w.order.order_id == order_id:
+                del working[i]
+                self._n_working -= 1
+                return True
+        return False
+
+    @override
+    def on_bar(self, bar: Bar) -> None:
+        if not self._n_working:
+            return
+        working = self._working.get(bar.instrument)
+        if working:
+            for w in tuple(working):
+                self._match(w, bar)
+
+    def _match(self, w: _Working, bar: Bar) -> None:
+        order = w.order
+        ts = bar.ts_ns
+        if ts <= order.created_ns:
+            return  # never fill on the bar the order was decided on
+        if w.expire_ns is None and w.tif is not TimeInForce.GTC:
+            if w.tif is TimeInForce.DAY:
+                w.expire_ns = self._days.end_ns(ts, order.instrument.timezone)
+            else:  # IOC: this bar is its one chance
+                w.expire_ns = ts + 1
+        elif w.expire_ns is not None and ts >= w.expire_ns:
+            self._expire(w, ts)
+            return
+        kind = order.request.order_type
+        price: float | Decimal | None = None
+        if kind is OrderType.MARKET:
+            price = bar.open
+        elif kind is OrderType.LIMIT:
+            if w.buy:
+                if bar.open <= w.limit:
+                    price = bar.open
+                elif bar.low <= w.limit:
+                    price = order.request.limit_price
+            elif bar.open >= w.limit:
+                price = bar.open
+            elif bar.high >= w.limit:
+                price = order.request.limit_price
+        elif kind is OrderType.STOP:
+            if w.buy:
+                if bar.open >= w.stop:
+                    price = bar.open
+                elif bar.high >= w.stop:
+                    price = order.request.stop_price
+            elif bar.open <= w.stop:
+                price = bar.open
+            elif bar.low <= w.stop:
+                price = order.request.stop_price
+        if price is None:
+            if w.tif is TimeInForce.IOC:
+                self._expire(w, ts)
+            return
+        self._fill(w, price, ts)
+
+    def _expire(self, w: _Working, ts: int) -> None:
+        self._remove(w.order.instrument, w.order.order_id)
+        self._emit(OrderExpired(ts_ns=ts, order_id=w.order.order_id))
+
+    def _fill(self, w: _Working, price: float | Decimal, ts: int) -> None:
+        order = w.order
+        inst = order.instrument
+        fill_price = price if isinstance(price, Decimal) else inst.round_price(price)
+        quantity = order.request.quantity - order.filled_quantity
+        self._fills += 1
+        fill = Fill(
+            order.order_id,
+            inst,
+            order.request.side,
+            quantity,
+            fill_price,
+            self.commission_model.commission(inst, order.request.side, quantity, fill_price),
+            ts,
+            f"SIM-{order.order_id}-{self._fills}",
+        )
+        self._remove(inst, order.order_id)
+        self._emit(OrderFilled(ts_ns=ts, order_id=order.order_id, fill=fill))

@@ -1,0 +1,90 @@
+"""Moving-average crossover."""
+
+from __future__ import annotations
+
+from typing import final
+
+import attrs
+from typing_extensions import override
+
+from ibkrfw.errors import ConfigError
+from ibkrfw.indicators.moving import EMA, SMA
+from ibkrfw.model.data import Bar
+from ibkrfw.model.instruments import Instrument
+from ibkrfw.strategy import Context, Strategy
+
+__all__ = ["MovingAverageCrossover"]
+
+
+def _positive(_: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{attribute.name} must be a positive int, got {value!r}")
+
+
+class _Signal:
+    __slots__ = ("above", "fast", "slow")
+
+    def __init__(self, fast: SMA | EMA, slow: SMA | EMA) -> None:
+        self.fast = fast
+        self.slow = slow
+        self.above: bool | None = None
+
+
+@final
+@attrs.define
+class MovingAverageCrossover(Strategy):
+    """Go long when the fast average crosses above the slow one; exit (or go short) below.
+
+    Only crosses trade: when the averages become ready the strategy notes which is above and
+    waits for the next cross.
+
+    Every instrument of the run is traded independently with an equal share of equity, unless
+    ``weight`` fixes the share. Orders are market orders, so they fill at the next bar's open.
+
+    Args:
+        fast: Period of the fast average.
+        slow: Period of the slow average (greater than ``fast``).
+        exponential: Use exponential instead of simple averages.
+        long_only: Exit to flat below the slow average instead of going short.
+        weight: Fraction of equity per instrument; ``None`` for ``1 / number of instruments``.
+
+    Raises:
+        ConfigError: if the periods are not positive ints with ``fast < slow``.
+    """
+
+    fast: int = attrs.field(default=10, validator=_positive)
+    slow: int = attrs.field(default=30, validator=_positive)
+    exponential: bool = False
+    long_only: bool = True
+    weight: float | None = None
+    _signals: dict[Instrument, _Signal] = attrs.field(factory=dict, init=False, repr=False)
+    _share: float = attrs.field(default=1.0, init=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        if self.fast >= self.slow:
+            raise ConfigError(f"fast ({self.fast}) must be smaller than slow ({self.slow})")
+
+    @override
+    def on_start(self, ctx: Context) -> None:
+        kind = EMA if self.exponential else SMA
+        self._signals = {i: _Signal(kind(self.fast), kind(self.slow)) for i in ctx.instruments}
+        self._share = self.weight if self.weight is not None else 1.0 / len(ctx.instruments)
+
+    @override
+    def on_bar(self, ctx: Context, bar: Bar) -> None:
+        signal = self._signals[bar.instrument]
+        fast = signal.fast.update(bar.close)
+        slow = signal.slow.update(bar.close)
+        if slow != slow:  # NaN: still warming up
+            return
+        above = fast > slow
+        previous = signal.above
+        if above is previous:
+            return
+        signal.above = above
+        if previous is None:
+            return  # the first ready bar sets the state; only a cross trades
+        if above:
+            ctx.order_target_percent(bar.instrument, self._share)
+        else:
+            ctx.order_target_percent(bar.instrument, 0.0 if self.long_only else -self._share)

@@ -1,0 +1,328 @@
+"""Layer 2: the Strategy base class and the Context a strategy acts through."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, Protocol, final
+
+import attrs
+
+from ibkrfw.core.clock import Clock
+from ibkrfw.core.history import BarHistory, History
+from ibkrfw.core.orderbook import OrderBook
+from ibkrfw.core.timers import Timers
+from ibkrfw.errors import ConfigError
+from ibkrfw.model._decimal import DecimalLike, to_decimal
+from ibkrfw.model._time import to_timestamp
+from ibkrfw.model.data import Bar, Quote
+from ibkrfw.model.events import OrderEvent, TimerFired
+from ibkrfw.model.fills import Fill, Position
+from ibkrfw.model.instruments import Instrument
+from ibkrfw.model.orders import Order, OrderRequest, OrderType, Side
+from ibkrfw.portfolio.portfolio import PortfolioView
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["Context", "OrderRouter", "Strategy"]
+
+
+class Strategy:
+    """Base class of every trading strategy.
+
+    Subclass it (as an attrs class, so parameters are typed, validated, shown in the repr and
+    replaceable with :func:`attrs.evolve` for optimisation) and override the handlers you need.
+    Every handler is a documented no-op here. Handlers run on the engine's single thread, one at
+    a time, in backtests and live alike.
+
+    Example:
+        >>> import attrs
+        >>> from ibkrfw import Strategy
+        >>> @attrs.define
+        ... class BuyAndHold(Strategy):
+        ...     weight: float = 1.0
+        ...
+        ...     def on_bar(self, ctx, bar):
+        ...         if ctx.position(bar.instrument).is_flat:
+        ...             ctx.order_target_percent(bar.instrument, self.weight)
+    """
+
+    @property
+    def name(self) -> str:
+        """The strategy's name in logs and reports (its class name)."""
+        return type(self).__name__
+
+    def parameters(self) -> dict[str, object]:
+        """Return the strategy's parameters (its attrs fields, public ones only)."""
+        cls = type(self)
+        if not attrs.has(cls):
+            return {}
+        return {
+            f.name: getattr(self, f.name)
+            for f in attrs.fields(cls)
+            if not f.name.startswith("_") and f.init
+        }
+
+    def on_start(self, ctx: Context) -> None:
+        """Prepare before the first event (create indicators, schedule timers)."""
+
+    def on_bar(self, ctx: Context, bar: Bar) -> None:
+        """React to a completed bar of one instrument."""
+
+    def on_slice(self, ctx: Context, bars: Sequence[Bar]) -> None:
+        """React to every bar sharing one timestamp, after :meth:`on_bar` saw each of them.
+
+        Use it for cross-sectional decisions and rebalancing across instruments.
+        """
+
+    def on_quote(self, ctx: Context, quote: Quote) -> None:
+        """React to a top-of-book update."""
+
+    def on_order(self, ctx: Context, order: Order, event: OrderEvent) -> None:
+        """React to any change of one of your orders; ``order`` is its state after ``event``.
+
+        Denials (:class:`~ibkrfw.OrderDenied`) and rejections (:class:`~ibkrfw.OrderRejected`)
+        arrive here, with their reason.
+        """
+
+    def on_fill(self, ctx: Context, fill: Fill) -> None:
+        """React to an execution, after the portfolio has booked it."""
+
+    def on_timer(self, ctx: Context, timer: TimerFired) -> None:
+        """React to a timer set with :meth:`Context.schedule`."""
+
+    def on_stop(self, ctx: Context) -> None:
+        """Clean up after the last event."""
+
+
+class OrderRouter(Protocol):
+    """What the context needs from the engine to act (the engine implements it)."""
+
+    def submit(self, request: OrderRequest) -> Order:
+        """Check and send ``request``; return the new order."""
+        ...
+
+    def cancel(self, order: Order) -> None:
+        """Ask the broker to cancel ``order``."""
+        ...
+
+    def deny(self, request: OrderRequest, reason: str, rule: str) -> Order:
+        """Record ``request`` as an order denied for ``reason`` without sending it."""
+        ...
+
+
+_ORDER_OPTIONS = frozenset(
+    {"order_type", "limit_price", "stop_price", "tif", "good_till_ns", "tag"}
+)
+
+
+def _target_kwargs(kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    allowed = _ORDER_OPTIONS
+    unknown = set(kwargs) - allowed
+    if unknown:
+        raise ConfigError(f"unknown order options {sorted(unknown)}; allowed: {sorted(allowed)}")
+    return dict(kwargs)
+
+
+@final
+class Context:
+    """What a strategy sees and does: time, portfolio, history, orders, timers, log.
+
+    The engine builds one per run and passes it to every handler. In a backtest ``now`` is the
+    simulated time of the event being handled.
+    """
+
+    def __init__(
+        self,
+        clock: Clock,
+        portfolio: PortfolioView,
+        orders: OrderBook,
+        histories: Mapping[Instrument, BarHistory],
+        router: OrderRouter,
+        timers: Timers,
+        logger: logging.Logger,
+    ) -> None:
+        self._clock = clock
+        self._portfolio = portfolio
+        self._orders = orders
+        self._histories = histories
+        self._router = router
+        self._timers = timers
+        self.log = logger
+        """The run's logger; use it rather than ``print``."""
+
+    # --- time and state -------------------------------------------------------------------
+    @property
+    def now_ns(self) -> int:
+        """The current time, UTC epoch nanoseconds."""
+        return self._clock.now_ns()
+
+    @property
+    def now(self) -> pd.Timestamp:
+        """The current time as a UTC :class:`pandas.Timestamp`."""
+        return to_timestamp(self._clock.now_ns())
+
+    @property
+    def portfolio(self) -> PortfolioView:
+        """A read-only view of cash, positions and equity."""
+        return self._portfolio
+
+    @property
+    def instruments(self) -> tuple[Instrument, ...]:
+        """Every instrument the run's feeds deliver."""
+        return tuple(self._histories)
+
+    def position(self, instrument: Instrument) -> Position:
+        """Return the position in ``instrument`` (flat if none)."""
+        return self._portfolio.position(instrument)
+
+    def price(self, instrument: Instrument) -> float:
+        """Return the last price seen for ``instrument`` (NaN before any)."""
+        return self._portfolio.price(instrument)
+
+    def history(self, instrument: Instrument, n: int | None = None) -> History:
+        """Return the last ``n`` bars of ``instrument`` (all so far if ``n`` is None).
+
+        The columns are read-only numpy views, oldest first, ending with the current bar; fewer
+        than ``n`` rows come back early in a run.
+
+        Raises:
+            ConfigError: if no feed of the run delivers ``instrument``.
+        """
+        try:
+            return self._histories[instrument].last(n)
+        except KeyError:
+            known = ", ".join(i.id for i in self._histories)
+            raise ConfigError(f"no feed delivers {instrument.id}; known: {known}") from None
+
+    # --- orders ---------------------------------------------------------------------------
+    def order(self, order_id: int) -> Order | None:
+        """Return the current state of order ``order_id`` (``None`` if unknown)."""
+        return self._orders.get(order_id)
+
+    def open_orders(self, instrument: Instrument | None = None) -> list[Order]:
+        """Return the orders that may still fill, optionally for one instrument."""
+        return self._orders.active(instrument)
+
+    def submit(self, request: OrderRequest) -> Order:
+        """Validate ``request``, run the risk rules, and send it to the broker.
+
+        Returns:
+            The new order in ``PENDING_SUBMIT``. What happens next (accepted, denied, filled...)
+            arrives as events in :meth:`Strategy.on_order` once the current handler returns.
+        """
+        return self._router.submit(request)
+
+    def buy(self, instrument: Instrument, quantity: DecimalLike, **kwargs: Any) -> Order:
+        """Submit a BUY; a market order unless ``limit_price`` / ``stop_price`` say otherwise."""
+        return self._router.submit(_request(instrument, Side.BUY, quantity, kwargs))
+
+    def sell(self, instrument: Instrument, quantity: DecimalLike, **kwargs: Any) -> Order:
+        """Submit a SELL; a market order unless ``limit_price`` / ``stop_price`` say otherwise."""
+        return self._router.submit(_request(instrument, Side.SELL, quantity, kwargs))
+
+    def cancel(self, order: Order | int) -> None:
+        """Ask to cancel ``order``; the outcome arrives as an event.
+
+        Cancelling an order that is already finished is answered by
+        :class:`~ibkrfw.OrderCancelRejected`.
+
+        Raises:
+            ConfigError: if no order has that id.
+        """
+        order_id = order if isinstance(order, int) else order.order_id
+        current = self._orders.get(order_id)
+        if current is None:
+            raise ConfigError(f"no order has the id {order_id}")
+        self._router.cancel(current)
+
+    def order_target_quantity(
+        self, instrument: Instrument, target: DecimalLike, **kwargs: Any
+    ) -> Order | None:
+        """Trade toward holding ``target`` units (negative for short).
+
+        Orders still working for the instrument count as if filled, so calling this on every bar
+        does not pile up orders.
+
+        Returns:
+            The order sent, or ``None`` if nothing needed to change.
+        """
+        return self._trade_to(instrument, to_decimal(target, "target"), kwargs)
+
+    def order_target_value(
+        self, instrument: Instrument, value: float, **kwargs: Any
+    ) -> Order | None:
+        """Trade toward a position worth ``value`` (base currency) at the last price.
+
+        The quantity is rounded toward zero to whole lots. With no price seen yet the order
+        cannot be sized and is denied (an :class:`~ibkrfw.OrderDenied` event says so).
+        """
+        price = self._portfolio.price(instrument)
+        if not price > 0:
+            reason = f"cannot size an order for {instrument.id}: no valid price seen yet"
+            return self._router.deny(_request(instrument, Side.BUY, 0, kwargs), reason, "sizing")
+        return self._trade_to(instrument, instrument.quantity_for_value(value, price), kwargs)
+
+    def order_target_percent(
+        self, instrument: Instrument, percent: float, **kwargs: Any
+    ) -> Order | None:
+        """Trade toward a position worth ``percent`` of equity (``1.0`` = 100 %, ``-0.5`` short).
+
+        See :meth:`order_target_value` for rounding and pending orders.
+        """
+        return self.order_target_value(instrument, self._portfolio.equity * percent, **kwargs)
+
+    def _trade_to(
+        self, instrument: Instrument, goal: Decimal, kwargs: Mapping[str, Any]
+    ) -> Order | None:
+        delta = (
+            goal - self._portfolio.quantity(instrument) - self._orders.pending_quantity(instrument)
+        )
+        if not delta:
+            return None
+        if delta > 0:
+            return self._router.submit(_request(instrument, Side.BUY, delta, kwargs))
+        return self._router.submit(_request(instrument, Side.SELL, -delta, kwargs))
+
+    # --- timers ---------------------------------------------------------------------------
+    def schedule(self, name: str, at_ns: int | None = None, every_ns: int = 0) -> None:
+        """Fire :meth:`Strategy.on_timer` with ``name`` at ``at_ns``, then every ``every_ns``.
+
+        ``at_ns`` defaults to now plus ``every_ns``. Scheduling a name again replaces it.
+
+        Raises:
+            ConfigError: if neither ``at_ns`` nor a positive ``every_ns`` is given, or ``at_ns``
+                is in the past.
+        """
+        now = self._clock.now_ns()
+        if at_ns is None:
+            if every_ns <= 0:
+                raise ConfigError("schedule needs at_ns or a positive every_ns")
+            at_ns = now + every_ns
+        if at_ns < now:
+            raise ConfigError(f"timer {name!r} is due at {at_ns} ns, before now ({now} ns)")
+        self._timers.add(name, at_ns, every_ns)
+
+    def cancel_timer(self, name: str) -> bool:
+        """Cancel timer ``name``; return whether it was scheduled."""
+        return self._timers.cancel(name)
+
+
+def _request(
+    instrument: Instrument, side: Side, quantity: DecimalLike, kwargs: Mapping[str, Any]
+) -> OrderRequest:
+    if not kwargs:
+        return OrderRequest(instrument, side, quantity)
+    options = _target_kwargs(kwargs)
+    if "order_type" not in options:
+        has_limit = options.get("limit_price") is not None
+        has_stop = options.get("stop_price") is not None
+        if has_limit and has_stop:
+            options["order_type"] = OrderType.STOP_LIMIT
+        elif has_limit:
+            options["order_type"] = OrderType.LIMIT
+        elif has_stop:
+            options["order_type"] = OrderType.STOP
+    return OrderRequest(instrument, side, quantity, **options)
