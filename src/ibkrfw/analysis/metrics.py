@@ -86,7 +86,7 @@ def sharpe_ratio(returns: FloatArray, periods: float, risk_free: float = 0.0) ->
     Example:
         >>> import numpy as np
         >>> round(sharpe_ratio(np.array([0.01, -0.005, 0.02, 0.0]), 252.0), 4)
-        10.1193
+        8.949
     """
     if len(returns) < 2 or not periods > 0:
         return math.nan

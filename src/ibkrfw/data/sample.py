@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from importlib import resources
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from ibkrfw.errors import ConfigError
@@ -67,10 +68,11 @@ def generate_bars(
 ) -> pd.DataFrame:
     """Generate correlated OHLCV bars on a US-equity session calendar.
 
-    Closes follow a one-factor geometric random walk (every pair of symbols has the same
-    ``correlation``); opens gap from the previous close, highs and lows extend past the body by
-    a random intrabar range, and volume is log-normal and higher on large moves. Prices are
-    rounded to cents, so every bar satisfies ``low <= open, close <= high``.
+    Closes follow a one-factor geometric random walk (close-to-close returns of every pair of
+    symbols have the same ``correlation``); opens gap from the previous close, highs and lows
+    extend past the body by a random intrabar range, and volume is log-normal and higher on
+    large moves. Prices are rounded to cents, so every bar satisfies
+    ``low <= open, close <= high``.
 
     Args:
         symbols: Tickers to generate.
@@ -103,10 +105,17 @@ def generate_bars(
     per_year = 252.0 if freq == "1D" else 252.0 * _MINUTES_PER_SESSION
     sigma = annual_vol / np.sqrt(per_year)
     mu = annual_drift / per_year - 0.5 * sigma**2
-    market = rng.standard_normal((n, 1))
-    own = rng.standard_normal((n, k))
-    shocks = np.sqrt(correlation) * market + np.sqrt(1.0 - correlation) * own
-    gaps = rng.standard_normal((n, k)) * sigma * 0.3
+
+    def factor_shocks() -> npt.NDArray[np.float64]:  # every pair correlates at `correlation`
+        market = rng.standard_normal((n, 1))
+        own = rng.standard_normal((n, k))
+        mixed: npt.NDArray[np.float64] = (
+            np.sqrt(correlation) * market + np.sqrt(1 - correlation) * own
+        )
+        return mixed
+
+    shocks = factor_shocks()
+    gaps = factor_shocks() * sigma * 0.3  # overnight gaps are market-driven too
     if freq == "1min":  # overnight gaps at the first minute of each session
         first = np.zeros(n, dtype=bool)
         first[::_MINUTES_PER_SESSION] = True
@@ -175,7 +184,7 @@ def sample_feed(symbols: Sequence[str] | None = None, name: str = "daily") -> Da
     Example:
         >>> feed = sample_feed(["ACME", "BOLT"])
         >>> [i.symbol for i in feed.instruments], len(feed)
-        (['ACME', 'BOLT'], 5218)
+        (['ACME', 'BOLT'], 5216)
     """
     instruments = sample_instruments(symbols)
     frame = load_sample(name)

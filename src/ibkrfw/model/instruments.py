@@ -85,7 +85,7 @@ class Instrument:
         if not value.is_finite():
             raise OrderError(f"price must be finite, got {price!r}")
         ticks = (value / self.tick_size).to_integral_value(ROUND_HALF_EVEN)
-        return ticks * self.tick_size
+        return (ticks * self.tick_size).quantize(self.tick_size)
 
     def is_on_tick(self, price: Decimal) -> bool:
         """Tell whether ``price`` is an exact multiple of the tick size."""

@@ -48,7 +48,7 @@ def _fail(
     more = f"; {len(bad) - 1} more row(s) have the same problem" if len(bad) > 1 else ""
     raise DataError(
         f"{source}: {_where(labels, i)}{when}, column '{column}': {problem} "
-        f"(got {values[i]!r}){more}. {_HINT}"
+        f"(got {float(values[i])!r}){more}. {_HINT}"
     )
 
 
@@ -315,7 +315,7 @@ class CSVFeed(_ArrayFeed):
             frame = pd.read_csv(name, dtype={symbol_column: str})
         except (OSError, ValueError) as exc:
             raise DataError(f"cannot read {name}: {exc}") from None
-        lines = [f"line {i + 2} of {name}" for i in range(len(frame))]  # +1 header, +1 one-based
+        lines = [f"line {i + 2}" for i in range(len(frame))]  # +1 for the header, +1 one-based
         if isinstance(instruments, Instrument):
             data = {instruments: frame_to_arrays(frame, tz=tz, source=name, labels=lines)}
         else:

@@ -1,0 +1,107 @@
+from __future__ import annotations
+
+import os
+import re
+import runpy
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ibkrfw.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_backtest_on_the_sample_prints_stats(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["backtest", "--symbols", "ACME,BOLT", "-p", "fast=5", "-p", "slow=20"]) == 0
+    out = capsys.readouterr().out
+    assert "MovingAverageCrossover(fast=5, slow=20" in out
+    assert re.search(r"Sharpe ratio\s+-?\d", out)
+    assert re.search(r"Trades\s+\d+", out)
+
+
+def test_backtest_on_a_csv(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from ibkrfw.data import generate_bars
+
+    frame = generate_bars(["ZZZ"], periods=300, seed=5)
+    path = tmp_path / "zzz.csv"
+    frame.drop(columns="symbol").to_csv(path, index=False)
+    assert main(["backtest", "--csv", str(path), "--symbols", "ZZZ", "--commission", "0.005"]) == 0
+    assert "Commissions" in capsys.readouterr().out
+
+
+def test_user_strategy_by_import_path(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "mystrat.py").write_text(
+        "import attrs\nfrom ibkrfw import Strategy\n\n"
+        "@attrs.define\nclass Hold(Strategy):\n    weight: float = 0.5\n"
+        "    def on_bar(self, ctx, bar):\n"
+        "        ctx.order_target_percent(bar.instrument, self.weight)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert (
+        main(["backtest", "--strategy", "mystrat:Hold", "--symbols", "ACME", "-p", "weight=0.25"])
+        == 0
+    )
+    assert "Hold(weight=0.25)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["backtest", "--strategy", "nope"], "module:Class"),
+        (["backtest", "--strategy", "no_such_module_xyz:S"], "cannot import"),
+        (["backtest", "--strategy", "ibkrfw:Engine"], "not a Strategy"),
+        (["backtest", "-p", "bogus=1"], "bad parameter"),
+        (["backtest", "-p", "fast=ten"], "bad value for fast"),
+        (["backtest", "-p", "fast=40"], "must be smaller than slow"),
+        (["backtest", "--csv", "/nonexistent.csv", "--symbols", "X"], "cannot read"),
+        (["backtest", "--csv", "/nonexistent.csv"], "needs --symbols"),
+    ],
+)
+def test_cli_errors_are_one_clear_line(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ibkrfw: error:") and message in err
+
+
+def test_examples_run(capsys: pytest.CaptureFixture[str]) -> None:
+    for path in sorted((ROOT / "examples").glob("*.py")):
+        runpy.run_path(str(path), run_name="__main__")
+    out = capsys.readouterr().out
+    # pinned statistics of examples/sma_crossover.py (deterministic sample data)
+    assert re.search(r"Final equity\s+62767\.77\b", out)
+    assert re.search(r"Trades\s+31\b", out)
+    assert re.search(r"Commissions\s+606\.2\b", out)
+
+
+def test_readme_opens_with_the_two_commands_and_ci_runs_the_second() -> None:
+    lines = (ROOT / "README.md").read_text().splitlines()
+    blocks = [ln for ln in lines[:20] if ln.startswith(("pip ", "python "))]
+    assert len(blocks) == 2, blocks
+    quickstart, suite = blocks
+    assert "ibkrfw backtest" in quickstart
+    assert "tox" in suite
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert suite in ci
+
+
+def test_installed_console_script_runs_the_quickstart() -> None:
+    lines = (ROOT / "README.md").read_text().splitlines()
+    quickstart = next(ln for ln in lines[:20] if "ibkrfw backtest" in ln)
+    command = quickstart.split("&&")[-1].split()  # the backtest part, run against this install
+    assert command[0] == "ibkrfw"
+    out = subprocess.run(
+        [sys.executable, "-m", "ibkrfw.cli", *command[1:]],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+        env={**os.environ, "PYTHONWARNINGS": "error"},
+    )
+    assert "Sharpe ratio" in out.stdout

@@ -1,0 +1,445 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+from decimal import Decimal
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from typing_extensions import override
+
+from ibkrfw import (
+    Bar,
+    Broker,
+    Clock,
+    Context,
+    Engine,
+    EngineError,
+    Order,
+    OrderDenied,
+    OrderRequest,
+    OrderStatus,
+    OrderType,
+    PortfolioView,
+    RiskDecision,
+    RiskRule,
+    Stock,
+    Strategy,
+    TimeInForce,
+)
+from ibkrfw.ports import EventSink
+from ibkrfw.risk import MaxOrderQuantity
+from ibkrfw.sim import DataFrameFeed, PerShareCommission, SimBroker
+from ibkrfw.testing import ScriptedStrategy, bars_frame
+
+X, Y = Stock("X"), Stock("Y")
+D = Decimal
+
+# open, high, low, close
+ROWS = [
+    (100, 101, 99, 100),  # 0
+    (100.5, 102, 99.5, 101),  # 1
+    (101, 103, 98, 102),  # 2
+    (96, 97, 95, 96.5),  # 3: gap down
+    (104, 106, 103, 105),  # 4: gap up
+    (105, 106, 104, 105.5),  # 5
+]
+
+
+class CountingBroker(Broker):
+    """Forwards to a SimBroker and counts what reached it."""
+
+    def __init__(self, inner: SimBroker) -> None:
+        self.inner = inner
+        self.submitted: list[Order] = []
+
+    @override
+    def start(self, clock: Clock, emit: EventSink) -> None:
+        self.inner.start(clock, emit)
+
+    @override
+    def starting_cash(self) -> Decimal:
+        return self.inner.starting_cash()
+
+    @override
+    def submit(self, order: Order) -> None:
+        self.submitted.append(order)
+        self.inner.submit(order)
+
+    @override
+    def cancel(self, order: Order) -> None:
+        self.inner.cancel(order)
+
+    @override
+    def on_bar(self, bar: Bar) -> None:
+        self.inner.on_bar(bar)
+
+
+def run(actions: dict, rows: Sequence[tuple] = ROWS, **engine_kwargs: object):  # type: ignore[no-untyped-def, type-arg]
+    script = ScriptedStrategy(actions)
+    broker = CountingBroker(SimBroker(100_000))
+    result = Engine(script, DataFrameFeed(bars_frame(rows), X), broker, **engine_kwargs).run()  # type: ignore[arg-type]
+    return script, broker, result
+
+
+def test_market_order_fills_at_next_bar_open_with_full_event_sequence() -> None:
+    script, broker, result = run({0: lambda ctx, bar: ctx.buy(X, 10)})
+    assert script.event_types() == ["OrderSubmitted", "OrderAccepted", "OrderFilled"]
+    (fill,) = script.fills
+    assert (fill.price, fill.quantity, fill.ts_ns) == (D("100.50"), 10, script.bars[1].ts_ns)
+    order = result.order_list[0]
+    assert order.status is OrderStatus.FILLED and order.avg_fill_price == D("100.50")
+    assert len(broker.submitted) == 1
+
+
+def test_position_is_booked_before_the_strategy_sees_the_fill_bar() -> None:
+    seen = []
+    script = ScriptedStrategy(
+        {
+            0: lambda ctx, bar: ctx.buy(X, 10),
+            1: lambda ctx, bar: seen.append(ctx.position(X).quantity),
+        }
+    )
+    Engine(script, DataFrameFeed(bars_frame(ROWS), X), SimBroker()).run()
+    assert seen == [10]
+
+
+@pytest.mark.parametrize(
+    ("side", "price", "fill_bar", "fill_price"),
+    [
+        ("BUY", "99", 2, "99"),  # bar 2 low 98 touches: at the limit
+        ("BUY", "97.5", 3, "96"),  # bar 3 opens at 96, below the limit: at the better open
+        ("SELL", "102.5", 2, "102.5"),  # bar 2 high 103 touches
+        ("SELL", "103.5", 4, "104"),  # bar 4 gaps up to 104: at the better open
+    ],
+)
+def test_limit_orders_fill_when_touched_or_at_a_better_gap(
+    side: str, price: str, fill_bar: int, fill_price: str
+) -> None:
+    req = OrderRequest.limit(X, side, 5, price, tif="GTC")
+    script, _, _ = run({0: lambda ctx, bar: ctx.submit(req)})
+    (fill,) = script.fills
+    assert fill.ts_ns == script.bars[fill_bar].ts_ns
+    assert fill.price == D(fill_price)
+
+
+@pytest.mark.parametrize(
+    ("side", "price", "fill_bar", "fill_price"),
+    [
+        ("BUY", "102.5", 2, "102.5"),  # bar 2 high 103 triggers: at the stop
+        ("BUY", "103.5", 4, "104"),  # bar 4 gaps above: at the worse open
+        ("SELL", "98.5", 2, "98.5"),  # bar 2 low 98 triggers
+        ("SELL", "97.5", 3, "96"),  # bar 3 gaps below: at the worse open
+    ],
+)
+def test_stop_orders_trigger_when_touched_or_at_a_worse_gap(
+    side: str, price: str, fill_bar: int, fill_price: str
+) -> None:
+    req = OrderRequest.stop(X, side, 5, price, tif="GTC")
+    script, _, _ = run({0: lambda ctx, bar: ctx.submit(req)})
+    (fill,) = script.fills
+    assert fill.ts_ns == script.bars[fill_bar].ts_ns
+    assert fill.price == D(fill_price)
+
+
+def test_never_fills_on_the_bar_it_was_decided_on() -> None:
+    # a limit at the current bar's close would "fill" on that very bar if the simulator cheated
+    script, _, _ = run({2: lambda ctx, bar: ctx.buy(X, 1, limit_price="102", tif="GTC")})
+    assert script.fills[0].ts_ns > script.bars[2].ts_ns
+
+
+def test_cancel_a_working_order_then_cancel_again_is_rejected() -> None:
+    state: dict[str, Order] = {}
+    actions = {
+        0: lambda ctx, bar: state.setdefault("o", ctx.buy(X, 1, limit_price="50", tif="GTC")),
+        1: lambda ctx, bar: ctx.cancel(state["o"]),
+        2: lambda ctx, bar: ctx.cancel(state["o"].order_id),
+    }
+    script, _, result = run(actions)
+    assert script.event_types() == [
+        "OrderSubmitted",
+        "OrderAccepted",
+        "OrderCancelled",
+        "OrderCancelRejected",
+    ]
+    assert result.order_list[0].status is OrderStatus.CANCELLED
+    assert script.fills == []
+
+
+def test_risk_denial_reaches_the_strategy_and_nothing_is_sent() -> None:
+    script, broker, result = run(
+        {0: lambda ctx, bar: ctx.buy(X, 500), 1: lambda ctx, bar: ctx.buy(X, 50)},
+        risk_rules=[MaxOrderQuantity(100)],
+    )
+    denied = [e for _, e in script.events if isinstance(e, OrderDenied)]
+    assert len(denied) == 1
+    assert denied[0].rule == "MaxOrderQuantity"
+    assert "exceeds the limit of 100" in denied[0].reason
+    assert [o.quantity for o in broker.submitted] == [50]
+    assert result.order_list[0].status is OrderStatus.DENIED
+    assert result.order_list[0].reason == denied[0].reason
+    assert result.orders.loc[1, "status"] == "DENIED"
+
+
+def test_custom_rule_sees_portfolio_and_time() -> None:
+    calls: list[tuple[Decimal, int]] = []
+
+    class NoPyramiding(RiskRule):
+        def check(
+            self, request: OrderRequest, portfolio: PortfolioView, ts_ns: int
+        ) -> RiskDecision:
+            calls.append((portfolio.quantity(request.instrument), ts_ns))
+            if portfolio.quantity(request.instrument) > 0 and request.side.sign > 0:
+                return RiskDecision.deny("already long")
+            return RiskDecision.approve()
+
+    script, broker, _ = run(
+        {0: lambda ctx, bar: ctx.buy(X, 1), 2: lambda ctx, bar: ctx.buy(X, 1)},
+        risk_rules=[NoPyramiding()],
+    )
+    assert len(broker.submitted) == 1
+    assert calls[1][0] == 1 and calls[1][1] == script.bars[2].ts_ns
+    assert script.event_types()[-1] == "OrderDenied"
+
+
+@pytest.mark.parametrize(
+    ("request_", "reason"),
+    [
+        (OrderRequest.market(X, "BUY", 0), "quantity must be positive"),
+        (OrderRequest.limit(X, "BUY", 1, "100.001"), "tick size"),
+        (OrderRequest.market(Y, "BUY", 1), "unknown instrument Y.SMART"),
+    ],
+)
+def test_invalid_requests_are_denied_not_raised(request_: OrderRequest, reason: str) -> None:
+    script, broker, _ = run({0: lambda ctx, bar: ctx.submit(request_)})
+    ((order, event),) = script.events
+    assert isinstance(event, OrderDenied) and event.rule == "validation"
+    assert reason in event.reason
+    assert order.status is OrderStatus.DENIED
+    assert broker.submitted == []
+
+
+def test_stop_limit_is_rejected_by_simbroker_for_now() -> None:
+    req = OrderRequest(X, "BUY", 1, OrderType.STOP_LIMIT, limit_price=103, stop_price=102)
+    script, _, result = run({0: lambda ctx, bar: ctx.submit(req)})
+    assert script.event_types() == ["OrderSubmitted", "OrderRejected"]
+    assert "STOP_LIMIT" in result.order_list[0].reason
+
+
+def test_day_order_expires_at_the_end_of_its_first_trading_day() -> None:
+    # minute bars over two New York days; a far-away DAY limit must expire at the next day
+    day1 = pd.date_range("2024-01-02 14:30", periods=3, freq="1min", tz="UTC")
+    day2 = pd.date_range("2024-01-03 14:30", periods=2, freq="1min", tz="UTC")
+    frame = pd.DataFrame(
+        {"open": 10.0, "high": 10.5, "low": 9.5, "close": 10.0, "volume": 100.0},
+        index=day1.append(day2),
+    )
+    script = ScriptedStrategy({0: lambda ctx, bar: ctx.buy(X, 1, limit_price="5")})
+    result = Engine(script, DataFrameFeed(frame, X), SimBroker()).run()
+    assert script.event_types() == ["OrderSubmitted", "OrderAccepted", "OrderExpired"]
+    _, event = script.events[-1]
+    assert event.ts_ns == script.bars[3].ts_ns
+    assert result.order_list[0].status is OrderStatus.EXPIRED
+
+
+def test_gtc_survives_days_ioc_gets_one_bar_gtd_expires_on_time() -> None:
+    gtd_ns = int(pd.Timestamp("2024-01-05", tz="UTC").value)
+    script, _, result = run(
+        {
+            0: lambda ctx, bar: (
+                ctx.buy(X, 1, limit_price="50", tif=TimeInForce.GTC),
+                ctx.buy(X, 1, limit_price="50", tif="IOC"),
+                ctx.buy(X, 1, limit_price="50", tif="GTD", good_till_ns=gtd_ns),
+            )
+        }
+    )
+    statuses = [o.status for o in result.order_list]
+    assert statuses == [OrderStatus.SUBMITTED, OrderStatus.EXPIRED, OrderStatus.EXPIRED]
+    expired = {e.order_id: e.ts_ns for _, e in script.events if type(e).__name__ == "OrderExpired"}
+    assert expired[2] == script.bars[1].ts_ns  # IOC: expires on its one chance, bar 1
+    assert expired[3] == script.bars[3].ts_ns  # GTD: first bar at or after 2024-01-05
+
+
+def test_order_target_percent_sizes_from_equity_and_counts_pending_orders() -> None:
+    _, broker, _ = run(
+        {
+            0: lambda ctx, bar: (
+                ctx.order_target_percent(X, 0.5),
+                ctx.order_target_percent(X, 0.5),
+            ),
+            2: lambda ctx, bar: ctx.order_target_quantity(X, 0),
+        }
+    )
+    # 50 % of 100,000 at the last close 100 = 500 shares; the second call finds it pending
+    assert [(o.side.value, o.quantity) for o in broker.submitted] == [("BUY", 500), ("SELL", 500)]
+
+
+def test_order_target_value_without_a_price_is_denied() -> None:
+    seen = []
+
+    class Early(Strategy):
+        def on_start(self, ctx: Context) -> None:
+            seen.append(ctx.order_target_value(X, 1000.0))
+
+        def on_order(self, ctx: Context, order: Order, event: object) -> None:
+            seen.append(event)
+
+    Engine(Early(), DataFrameFeed(bars_frame(ROWS), X), SimBroker()).run()
+    denied = seen[-1]
+    assert isinstance(denied, OrderDenied) and denied.rule == "sizing"
+    assert "no valid price" in denied.reason
+
+
+def test_on_slice_gets_bars_sharing_a_timestamp_and_equity_once_per_time() -> None:
+    frames = {X: bars_frame(ROWS[:3]), Y: bars_frame(ROWS[:3])}
+    script = ScriptedStrategy()
+    result = Engine(script, DataFrameFeed(frames), SimBroker()).run()
+    assert [[b.instrument.symbol for b in s] for s in script.slices] == [["X", "Y"]] * 3
+    assert len(result.equity) == 3
+    assert result.equity.index.tz is not None
+
+
+def test_several_feeds_are_merged_by_time() -> None:
+    script = ScriptedStrategy()
+    feeds = [DataFrameFeed(bars_frame(ROWS[:2]), X), DataFrameFeed(bars_frame(ROWS[:2]), Y)]
+    Engine(script, feeds, SimBroker()).run()
+    assert [b.instrument.symbol for b in script.bars] == ["X", "Y", "X", "Y"]
+
+
+def test_timers_fire_at_their_simulated_time_between_bars() -> None:
+    day = 86_400 * 10**9
+    fired: list[tuple[int, int]] = []
+
+    class Timed(Strategy):
+        def on_start(self, ctx: Context) -> None:
+            first = int(pd.Timestamp("2024-01-02 12:00", tz="UTC").value)
+            ctx.schedule("noon", at_ns=first, every_ns=day)
+
+        def on_timer(self, ctx: Context, timer: object) -> None:
+            fired.append((ctx.now_ns, len(ctx.history(X))))
+
+    Engine(Timed(), DataFrameFeed(bars_frame(ROWS), X), SimBroker()).run()
+    noon = int(pd.Timestamp("2024-01-02 12:00", tz="UTC").value)
+    # noon of day k fires before the bar of day k+1 is seen; the last noon is after the data
+    assert fired == [(noon + k * day, k + 1) for k in range(5)]
+
+
+def test_history_ends_with_the_current_bar_without_look_ahead() -> None:
+    seen = []
+    script = ScriptedStrategy(
+        {
+            k: (lambda ctx, bar: seen.append(ctx.history(X, 3).close.copy()))
+            for k in range(len(ROWS))
+        }
+    )
+    Engine(script, DataFrameFeed(bars_frame(ROWS), X), SimBroker()).run()
+    assert seen[0].tolist() == [100.0]
+    assert seen[4].tolist() == [102.0, 96.5, 105.0]
+
+
+def test_engine_runs_once_and_rejects_undeclared_instruments() -> None:
+    engine = Engine(Strategy(), DataFrameFeed(bars_frame(ROWS), X), SimBroker())
+    engine.run()
+    with pytest.raises(EngineError, match="runs once"):
+        engine.run()
+
+    class Liar(DataFrameFeed.__mro__[1]):  # type: ignore[misc, name-defined]
+        @property
+        def instruments(self) -> tuple[Stock, ...]:
+            return (Y,)
+
+    from ibkrfw.sim.feeds import frame_to_arrays
+
+    liar = Liar({X: frame_to_arrays(bars_frame(ROWS))})
+    with pytest.raises(EngineError, match="does not declare"):
+        Engine(Strategy(), liar, SimBroker()).run()
+
+
+def test_result_tables_and_stats() -> None:
+    _, _, result = run({0: lambda ctx, bar: ctx.buy(X, 10), 3: lambda ctx, bar: ctx.sell(X, 10)})
+    assert list(result.fills.columns[:3]) == ["timestamp", "order_id", "instrument"]
+    trades = result.trades
+    assert len(trades) == 1
+    row = trades.iloc[0]
+    assert (row["side"], row["entry_price"], row["exit_price"]) == ("LONG", D("100.50"), D("104"))
+    assert row["pnl"] == D("35.00")
+    eq = result.equity
+    assert eq["equity"].iloc[-1] == pytest.approx(100_035.0)
+    assert eq["cash"].iloc[0] == 100_000.0 and eq["cash"].iloc[-1] == pytest.approx(100_035.0)
+    stats = result.stats
+    assert stats["Trades"] == 1 and stats["Win rate [%]"] == 100.0
+    assert stats["Final equity"] == pytest.approx(100_035.0)
+    assert stats["Total return [%]"] == pytest.approx(0.035)
+
+
+def test_commission_model_is_charged() -> None:
+    script = ScriptedStrategy({0: lambda ctx, bar: ctx.buy(X, 1000)})
+    broker = SimBroker(100_000, commission=PerShareCommission("0.005", minimum=1))
+    result = Engine(script, DataFrameFeed(bars_frame(ROWS), X), broker).run()
+    assert result.fill_list[0].commission == D("5.00")
+    assert result.stats["Commissions"] == 5.0
+
+
+# --- properties over random orders and bars ---------------------------------------------
+@st.composite
+def scenario(draw: st.DrawFn) -> tuple[list[tuple[float, float, float, float]], dict[int, list]]:  # type: ignore[type-arg]
+    n = draw(st.integers(3, 25))
+    closes = np.cumprod(
+        1 + np.array(draw(st.lists(st.floats(-0.05, 0.05), min_size=n, max_size=n)))
+    )
+    rows = []
+    prev = 100.0
+    for c in closes * 100:
+        o, c = round(prev, 2), round(float(c), 2)
+        h = round(max(o, c) * (1 + draw(st.floats(0, 0.02))), 2)
+        lo = round(min(o, c) * (1 - draw(st.floats(0, 0.02))), 2)
+        rows.append((o, h, lo, c))
+        prev = c
+    orders = draw(
+        st.dictionaries(
+            st.integers(0, n - 1),
+            st.lists(
+                st.tuples(
+                    st.sampled_from(["BUY", "SELL"]),
+                    st.integers(1, 20),
+                    st.sampled_from(["MKT", "LMT", "STP"]),
+                    st.floats(0.9, 1.1),
+                    st.sampled_from(["DAY", "GTC", "IOC"]),
+                ),
+                max_size=3,
+            ),
+        )
+    )
+    return rows, orders
+
+
+@given(scenario())
+def test_no_early_fill_no_overfill_and_books_balance(case: tuple) -> None:  # type: ignore[type-arg]
+    rows, orders = case
+
+    def act(specs: list) -> object:  # type: ignore[type-arg]
+        def action(ctx: Context, bar: Bar) -> None:
+            for side, qty, kind, factor, tif in specs:
+                price = X.round_price(bar.close * factor)
+                kwargs = {"LMT": {"limit_price": price}, "STP": {"stop_price": price}}.get(kind, {})
+                ctx.submit(OrderRequest(X, side, qty, kind, tif=tif, **kwargs))  # type: ignore[arg-type]
+
+        return action
+
+    script = ScriptedStrategy({i: act(specs) for i, specs in orders.items()})  # type: ignore[misc]
+    result = Engine(script, DataFrameFeed(bars_frame(rows), X), SimBroker(10_000)).run()
+    for fill in result.fill_list:
+        order = next(o for o in result.order_list if o.order_id == fill.order_id)
+        assert fill.ts_ns > order.created_ns  # never on the bar it was decided on
+        bar = next(b for b in script.bars if b.ts_ns == fill.ts_ns)
+        assert bar.low - 1e-9 <= float(fill.price) <= bar.high + 1e-9  # a price that traded
+    for order in result.order_list:
+        assert order.filled_quantity <= order.quantity
+    # zero commission: cash moved by exactly the fills; equity marks what is held at the last close
+    cash = Decimal(10_000) - sum((f.signed_quantity * f.price for f in result.fill_list), D(0))
+    held = sum((f.signed_quantity for f in result.fill_list), D(0))
+    expected = float(cash) + float(held) * rows[-1][3]
+    assert result.equity["cash"].iloc[-1] == pytest.approx(float(cash))
+    assert result.stats["Final equity"] == pytest.approx(expected, rel=1e-12, abs=1e-6)
