@@ -62,7 +62,7 @@ class Broker(ABC):
 class DataFeed(ABC):
     """Deliver bars in time order.
 
-    A historical feed yields all its bars from :meth:`__iter__` sorted by time, then ends; when
+    A historical feed yields all its bars from ``__iter__`` sorted by time, then ends; when
     it holds them as columns it should also offer :meth:`history_arrays`, which lets strategies
     read history without any copying per bar.
     """
@@ -79,7 +79,7 @@ class DataFeed(ABC):
     def history_arrays(self, instrument: Instrument) -> BarArrays | None:
         """Return every bar of ``instrument`` as columns, or ``None`` if not held in advance.
 
-        The rows must be the bars :meth:`__iter__` yields for ``instrument``, in the same order.
+        The rows must be the bars ``__iter__`` yields for ``instrument``, in the same order.
         """
         del instrument
         return None

@@ -91,7 +91,7 @@ class Strategy:
         """React to an execution, after the portfolio has booked it."""
 
     def on_timer(self, ctx: Context, timer: TimerFired) -> None:
-        """React to a timer set with :meth:`Context.schedule`."""
+        """React to a timer set with :meth:`Context.schedule <ibkrfw.Context.schedule>`."""
 
     def on_stop(self, ctx: Context) -> None:
         """Clean up after the last event."""

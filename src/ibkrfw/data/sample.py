@@ -88,8 +88,8 @@ def generate_bars(
         start_price: First open of every symbol.
 
     Returns:
-        A long DataFrame: ``timestamp`` (UTC), ``symbol``, ``open``, ``high``, ``low``, ``close``,
-        ``volume``, sorted by timestamp then symbol.
+        A long DataFrame with columns ``timestamp`` (UTC), ``symbol``, ``open``, ``high``,
+        ``low``, ``close`` and ``volume``, sorted by timestamp then symbol.
 
     Raises:
         ConfigError: for an unknown ``freq``, a correlation outside [0, 1], or neither ``end``

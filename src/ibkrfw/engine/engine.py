@@ -68,7 +68,7 @@ class Engine:
         feed: One data feed or several (merged by time).
         broker: Where orders go (a :class:`~ibkrfw.sim.SimBroker` in a backtest).
         risk_rules: Checks every order must pass, in order; the first denial stops it.
-        clock: The clock; a :class:`~ibkrfw.core.SimClock` by default.
+        clock: The clock; a :class:`~ibkrfw.SimClock` by default.
         logger: Where the run logs (``ibkrfw.engine`` by default).
 
     Raises:

@@ -90,7 +90,7 @@ class RunResult:
 
     @cached_property
     def orders(self) -> pd.DataFrame:
-        """One row per order: request, final status, fills and reason."""
+        """Every order with its request, final status, fills and reason, one row each."""
         import pandas as pd
 
         rows = [

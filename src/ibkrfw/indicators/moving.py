@@ -25,7 +25,7 @@ def _check_period(period: int) -> int:
 class SMA:
     """Simple moving average, updated one value at a time in O(1).
 
-    :attr:`value` is NaN until ``period`` values have been seen (:attr:`ready` says when).
+    ``value`` is NaN until ``period`` values have been seen (``ready`` says when).
     The running sum is recomputed exactly once per ``period`` updates, so rounding errors never
     accumulate over long runs.
 

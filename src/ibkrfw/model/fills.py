@@ -50,7 +50,7 @@ class Fill:
 
     @property
     def value(self) -> Decimal:
-        """Traded value: ``quantity * price * multiplier`` (unsigned)."""
+        """The traded value, ``quantity * price * multiplier`` (unsigned)."""
         return self.quantity * self.price * self.instrument.multiplier
 
     @property

@@ -72,7 +72,7 @@ class Instrument:
 
     @property
     def id(self) -> str:
-        """A readable identifier, unique per instrument: ``"AAPL.SMART"``."""
+        """A readable identifier, unique per instrument, such as ``"AAPL.SMART"``."""
         return f"{self.symbol}.{self.exchange}"
 
     def round_price(self, price: float | Decimal) -> Decimal:
@@ -152,7 +152,7 @@ class Future(Instrument):
 
     @property
     def id(self) -> str:
-        """A readable identifier, unique per contract: ``"ES.202612.CME"``."""
+        """A readable identifier, unique per contract, such as ``"ES.202612.CME"``."""
         return f"{self.symbol}.{self.expiry}.{self.exchange}"
 
 
@@ -177,5 +177,5 @@ class Forex(Instrument):
 
     @property
     def id(self) -> str:
-        """The pair as ``BASE.QUOTE``: ``"EUR.USD"``."""
+        """The pair as ``BASE.QUOTE``, such as ``"EUR.USD"``."""
         return f"{self.symbol}.{self.currency}"

@@ -219,7 +219,7 @@ class Portfolio(PortfolioView):
 
     @property
     def trades(self) -> list[Trade]:
-        """Closed round-trip trades, in the order they closed (see :func:`round_trips`)."""
+        """Closed round-trip trades, in the order they closed (see :func:`~ibkrfw.portfolio.round_trips`)."""
         return round_trips(self._fills)
 
     @property

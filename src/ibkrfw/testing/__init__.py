@@ -29,7 +29,7 @@ from ibkrfw.strategy import Context, Strategy
 __all__ = ["Action", "ScriptedStrategy", "bars_frame"]
 
 Action = Callable[[Context, Bar], object]
-"""Something to do on a bar: called with the context and the bar."""
+"""The type of an action, a callable taking the context and the bar."""
 
 
 def bars_frame(
