@@ -6,7 +6,7 @@ import ibkrfw
 
 project = "ibkrfw"
 author = "ibkrfw developers"
-copyright = "2026, ibkrfw developers"  # noqa: A001 - Sphinx's name
+copyright = "2026, ibkrfw developers"
 release = ibkrfw.__version__
 version = release
 
@@ -31,7 +31,8 @@ napoleon_numpy_docstring = False
 # the only ones allowed to stay unresolved. Every reference into ibkrfw must resolve (-n).
 nitpicky = True
 nitpick_ignore_regex = [
-    (r"py:.*", r"(decimal|datetime|enum|logging|os|typing|typing_extensions|collections|abc|array)\..*"),
+    (r"py:.*", r"(decimal|datetime|enum|logging|os|typing|typing_extensions)\..*"),
+    (r"py:.*", r"(collections|abc|array)\..*"),
     (r"py:.*", r"(numpy|np|npt|pandas|pd|attrs|attr)(\..*)?"),
     (r"py:class", r"(Decimal|Enum|StrEnum|Exception|ValueError|RuntimeError|NamedTuple|Protocol)"),
     (r"py:class", r"(ABC|Callable|Iterator|Mapping|Sequence|Any|ClassVar|PathLike|Logger|deque)"),

@@ -114,38 +114,53 @@ def generate_bars(
         )
         return mixed
 
+    # Work in place and drop temporaries early: a million bars should not need a gigabyte.
     shocks = factor_shocks()
-    gaps = factor_shocks() * sigma * 0.3  # overnight gaps are market-driven too
+    gaps = factor_shocks()
+    gaps *= sigma * 0.3  # overnight gaps are market-driven too
     if freq == "1min":  # overnight gaps at the first minute of each session
-        first = np.zeros(n, dtype=bool)
-        first[::_MINUTES_PER_SESSION] = True
-        gaps[first] *= 8.0
+        gaps[::_MINUTES_PER_SESSION] *= 8.0
     gaps[0] = 0.0
-    body = mu + sigma * shocks
-    log_close = np.log(start_price) + np.cumsum(gaps + body, axis=0)
-    log_open = log_close - body
-    close = np.exp(log_close)
-    open_ = np.exp(log_open)
-    wick = np.abs(rng.standard_normal((n, k, 2))) * sigma * 0.5
-    high = np.maximum(open_, close) * np.exp(wick[..., 0])
-    low = np.minimum(open_, close) * np.exp(-wick[..., 1])
-    base_volume = 1_000_000.0 if freq == "1D" else 2_500.0
-    volume = np.round(
-        base_volume * np.exp(0.4 * rng.standard_normal((n, k)) + 2.0 * np.abs(shocks) * 0.25)
-    )
-    frame = pd.DataFrame(
+    body = shocks * sigma
+    body += mu
+    close = gaps
+    close += body
+    np.cumsum(close, axis=0, out=close)
+    close += np.log(start_price)
+    open_ = close - body
+    del body
+    np.exp(close, out=close)
+    np.exp(open_, out=open_)
+    wick = np.abs(rng.standard_normal((n, k, 2)))
+    wick *= sigma * 0.5
+    high = np.maximum(open_, close)
+    high *= np.exp(wick[..., 0])
+    np.negative(wick, out=wick)
+    low = np.minimum(open_, close)
+    low *= np.exp(wick[..., 1])
+    del wick
+    volume = rng.standard_normal((n, k))
+    volume *= 0.4
+    np.abs(shocks, out=shocks)
+    shocks *= 2.0 * 0.25
+    volume += shocks
+    del shocks
+    np.exp(volume, out=volume)
+    volume *= 1_000_000.0 if freq == "1D" else 2_500.0
+    for column in (open_, high, low, close, volume):
+        np.round(column, 2 if column is not volume else 0, out=column)
+    stamps = np.repeat(index.tz_convert("UTC").as_unit("ns").asi8, k)
+    return pd.DataFrame(
         {
-            "timestamp": np.repeat(index.tz_convert("UTC").as_unit("ns").asi8, k),
+            "timestamp": pd.DatetimeIndex(stamps.view("datetime64[ns]")).tz_localize("UTC"),
             "symbol": np.tile(np.asarray(symbols, dtype=object), n),
-            "open": np.round(open_, 2).ravel(),
-            "high": np.round(high, 2).ravel(),
-            "low": np.round(low, 2).ravel(),
-            "close": np.round(close, 2).ravel(),
+            "open": open_.ravel(),
+            "high": high.ravel(),
+            "low": low.ravel(),
+            "close": close.ravel(),
             "volume": volume.ravel(),
         }
     )
-    frame["timestamp"] = pd.to_datetime(frame["timestamp"], unit="ns", utc=True)
-    return frame
 
 
 def load_sample(name: str = "daily") -> pd.DataFrame:

@@ -219,7 +219,10 @@ class Portfolio(PortfolioView):
 
     @property
     def trades(self) -> list[Trade]:
-        """Closed round-trip trades, in the order they closed (see :func:`~ibkrfw.portfolio.round_trips`)."""
+        """Closed round-trip trades, in the order they closed.
+
+        See :func:`~ibkrfw.portfolio.round_trips` for how fills are grouped.
+        """
         return round_trips(self._fills)
 
     @property
