@@ -2,7 +2,8 @@
 
 Long only, all in, market orders filled at the next bar's open, zero commission. The strategy is
 written with the public API as a user would write it (incremental SMA indicators). Prints bars
-per second (median of the runs; data loading excluded), round trips, final equity and peak RSS.
+per second (median of the runs, data loading excluded), round trips, final equity and peak RSS.
+Each run is a fresh process, so one run's heap does not slow the next.
 
     python bench/engine_throughput.py [--bars 1000000] [--runs 3]
 """
@@ -10,9 +11,11 @@ per second (median of the runs; data loading excluded), round trips, final equit
 from __future__ import annotations
 
 import argparse
-import gc
+import json
 import resource
 import statistics
+import subprocess
+import sys
 import time
 
 import attrs
@@ -48,38 +51,50 @@ class SmaCross(Strategy):
             ctx.order_target_percent(bar.instrument, 1.0 if above else 0.0)
 
 
+def one_run(bars: int) -> dict[str, float]:
+    inst = Stock("SYN")
+    frame = generate_bars(["SYN"], freq="1min", periods=bars, seed=1).set_index("timestamp")
+    feed = DataFrameFeed(frame, inst)  # generation, validation and loading: not timed
+    del frame
+    engine = Engine(SmaCross(), feed, SimBroker(100_000))
+    start = time.perf_counter()
+    result = engine.run()
+    elapsed = time.perf_counter() - start
+    return {
+        "rate": bars / elapsed,
+        "trades": float(result.stats["Trades"]),
+        "orders": float(len(result.order_list)),
+        "equity": float(result.stats["Final equity"]),
+        "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--bars", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--no-gc", action="store_true", help="disable the cyclic GC (diagnosis)")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-
-    if args.no_gc:
-        gc.disable()
-    inst = Stock("SYN")
-    frame = generate_bars(["SYN"], freq="1min", periods=args.bars, seed=1).set_index("timestamp")
-    rates = []
-    result = None
+    if args.child:
+        print(json.dumps(one_run(args.bars)))
+        return
+    runs = []
     for _ in range(args.runs):
-        result = None
-        gc.collect()  # start each run from the same heap
-        feed = DataFrameFeed(frame, inst)  # validation and loading: not timed
-        engine = Engine(SmaCross(), feed, SimBroker(100_000))
-        start = time.perf_counter()
-        result = engine.run()
-        elapsed = time.perf_counter() - start
-        rates.append(args.bars / elapsed)
-        del engine, feed
-    assert result is not None
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        out = subprocess.run(
+            [sys.executable, __file__, "--child", "--bars", str(args.bars)],
+            capture_output=True, text=True, check=True, timeout=900,
+        )
+        runs.append(json.loads(out.stdout))
+    last = runs[-1]
+    print(f"python:          {sys.version.split()[0]}")
     print(f"bars:            {args.bars:,}")
-    print(f"runs:            {', '.join(f'{r:,.0f}' for r in rates)} bars/s")
-    print(f"median:          {statistics.median(rates):,.0f} bars/s")
-    print(f"round trips:     {int(result.stats['Trades']):,}")
-    print(f"orders:          {len(result.order_list):,}")
-    print(f"final equity:    {result.stats['Final equity']:,.2f}")
-    print(f"peak RSS:        {peak_mb:,.0f} MB")
+    rates = ", ".join(f"{r['rate']:,.0f}" for r in runs)
+    print(f"runs:            {rates} bars/s")
+    print(f"median:          {statistics.median(r['rate'] for r in runs):,.0f} bars/s")
+    print(f"round trips:     {last['trades']:,.0f}")
+    print(f"orders:          {last['orders']:,.0f}")
+    print(f"final equity:    {last['equity']:,.2f}")
+    print(f"peak RSS:        {max(r['rss_mb'] for r in runs):,.0f} MB (largest of the runs)")
 
 
 if __name__ == "__main__":

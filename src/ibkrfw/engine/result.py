@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from array import array
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, final
 
@@ -13,7 +13,7 @@ import numpy as np
 from ibkrfw.analysis import metrics
 from ibkrfw.model.fills import Fill
 from ibkrfw.model.orders import Order
-from ibkrfw.portfolio.portfolio import Trade
+from ibkrfw.portfolio.portfolio import Trade, round_trips
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -47,9 +47,8 @@ class RunResult:
         equity: array[float],
         cash_ts_ns: array[int],
         cash: array[float],
-        orders: list[Order],
+        orders: Iterable[Order],
         fills: list[Fill],
-        trades: list[Trade],
     ) -> None:
         self.strategy_name = strategy_name
         self.parameters = dict(parameters)
@@ -64,12 +63,22 @@ class RunResult:
             np.frombuffer(cash_ts_ns, dtype=np.int64) if len(cash) else np.empty(0, np.int64)
         )
         self._cash = np.frombuffer(cash, dtype=np.float64) if len(cash) else np.empty(0)
-        self.order_list = orders
-        """Every order of the run, in its final state."""
+        self._orders = orders
         self.fill_list = fills
         """Every fill, in time order."""
-        self.trade_list = trades
-        """Every closed round-trip trade."""
+
+    @cached_property
+    def order_list(self) -> list[Order]:
+        """Every order of the run, in its final state."""
+        return list(self._orders)
+
+    @cached_property
+    def trade_list(self) -> list[Trade]:
+        """Every closed round-trip trade, grouped from the fills.
+
+        See :func:`~ibkrfw.portfolio.round_trips` for how.
+        """
+        return round_trips(self.fill_list)
 
     @cached_property
     def equity(self) -> pd.DataFrame:

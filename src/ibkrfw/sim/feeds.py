@@ -24,7 +24,7 @@ __all__ = ["CSVFeed", "DataFrameFeed", "frame_to_arrays"]
 _PRICES = ("open", "high", "low", "close")
 _TIME_COLUMNS = ("timestamp", "datetime", "time", "date")
 _HINT = "ibkrfw never corrects data silently: fix or drop the offending rows before loading."
-_CHUNK = 65_536  # bars converted to Python objects at a time, to bound memory
+_CHUNK = 4096  # bars converted to Python objects at a time, to bound memory
 
 
 def _where(labels: Sequence[str], i: int) -> str:
