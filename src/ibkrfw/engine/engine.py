@@ -311,9 +311,10 @@ class Engine:
             known, problem = self.orders.apply(event)
             if problem is not None:
                 self.log.warning(problem)
-            if type(event) is OrderFilled:
-                portfolio = self._running_portfolio()
-                portfolio.apply_fill(event.fill)
+            fill = event.fill if type(event) is OrderFilled else None
+            if fill is not None:
+                portfolio = self.portfolio or self._running_portfolio()
+                portfolio.apply_fill(fill)
                 self._cash_ts.append(event.ts_ns)
                 self._cash.append(portfolio.cash_f)
             if not known:
@@ -322,8 +323,8 @@ class Engine:
                 order = self.orders.get(event.order_id)
                 if order is not None:
                     self.strategy.on_order(self._ctx, order, event)
-            if self._want_fill and type(event) is OrderFilled:
-                self.strategy.on_fill(self._ctx, event.fill)
+            if fill is not None and self._want_fill:
+                self.strategy.on_fill(self._ctx, fill)
         elif isinstance(event, TimerFired):
             self.strategy.on_timer(self._ctx, event)
         else:

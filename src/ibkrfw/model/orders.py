@@ -227,6 +227,10 @@ def check_request(request: OrderRequest) -> str | None:
     if qty % inst.lot_size != 0:
         return f"quantity {qty} is not a multiple of the lot size {inst.lot_size} of {inst.id}"
     kind = request.order_type
+    if kind is OrderType.MARKET and request.limit_price is None and request.stop_price is None:
+        if request.tif is TimeInForce.GTD and request.good_till_ns is None:
+            return "a GTD order needs good_till_ns"
+        return None  # the common case, checked without the loop below
     needs_limit = kind in (OrderType.LIMIT, OrderType.STOP_LIMIT)
     needs_stop = kind in (OrderType.STOP, OrderType.STOP_LIMIT)
     for name, price, needed in (
