@@ -82,7 +82,10 @@ def main() -> None:
     for _ in range(args.runs):
         out = subprocess.run(
             [sys.executable, __file__, "--child", "--bars", str(args.bars)],
-            capture_output=True, text=True, check=True, timeout=900,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=900,
         )
         runs.append(json.loads(out.stdout))
     last = runs[-1]
