@@ -6,7 +6,7 @@ import gc
 import heapq
 import logging
 from array import array
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from operator import attrgetter
 from typing import final
 
@@ -249,7 +249,9 @@ class Engine:
         drain()
         cur_ts: int | None = None
         last_inst: Instrument | None = None
-        lane: _Lane
+        holding: _Holding
+        push: Callable[[Bar], None] | None = None
+        equity = portfolio.equity_now
         for bar in self._bars():
             ts = bar.ts_ns
             if ts != cur_ts:
@@ -259,7 +261,7 @@ class Engine:
                         slice_bars = []
                         drain()
                     eq_ts.append(cur_ts)
-                    eq_val.append(portfolio.equity)
+                    eq_val.append(equity())
                 if ts >= timers.next_due_ns:
                     self._fire_timers(ts)
                 advance(ts)
@@ -272,13 +274,13 @@ class Engine:
                     raise EngineError(
                         f"a feed yielded a bar of {inst.id}, which it does not declare"
                     ) from None
-                last_inst = inst
+                last_inst, holding, push = inst, lane.holding, lane.push
             broker_on_bar(bar)
             if queue:
                 drain()
-            lane.holding.price = bar.close
-            if lane.push is not None:
-                lane.push(bar)
+            holding.price = bar.close
+            if push is not None:
+                push(bar)
             if on_bar is not None:
                 on_bar(ctx, bar)
                 if queue:
@@ -290,7 +292,7 @@ class Engine:
                 strategy.on_slice(ctx, slice_bars)
                 drain()
             eq_ts.append(cur_ts)
-            eq_val.append(portfolio.equity)
+            eq_val.append(equity())
         strategy.on_stop(ctx)
         drain()
 

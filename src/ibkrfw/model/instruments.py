@@ -69,6 +69,16 @@ class Instrument:
     lot_size: Decimal = attrs.field(default=Decimal(1), kw_only=True, converter=_positive_decimal)
     multiplier: Decimal = attrs.field(default=Decimal(1), kw_only=True, converter=_positive_decimal)
     timezone: str = attrs.field(default="America/New_York", kw_only=True, validator=_non_empty)
+    # Derived once, for the order path: float sizes, and whether the tick is a power of ten
+    # (then rounding to it is a single Decimal.quantize).
+    _unit_f: float = attrs.field(init=False, eq=False, hash=False, repr=False)
+    _tick_is_decade: bool = attrs.field(init=False, eq=False, hash=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        object.__setattr__(self, "_unit_f", float(self.multiplier) * float(self.lot_size))
+        tick = self.tick_size.as_tuple()  # as written: 0.01 and 1 qualify, 0.10 and 10 do not
+        decade = tick.digits == (1,) and isinstance(tick.exponent, int) and tick.exponent <= 0
+        object.__setattr__(self, "_tick_is_decade", decade)
 
     @property
     def id(self) -> str:
@@ -84,6 +94,8 @@ class Instrument:
         value = Decimal(repr(price)) if type(price) is float else to_decimal(price, "price")
         if not value.is_finite():
             raise OrderError(f"price must be finite, got {price!r}")
+        if self._tick_is_decade:
+            return value.quantize(self.tick_size, ROUND_HALF_EVEN)
         ticks = (value / self.tick_size).to_integral_value(ROUND_HALF_EVEN)
         return (ticks * self.tick_size).quantize(self.tick_size)
 
@@ -110,7 +122,7 @@ class Instrument:
 
         Returns zero when ``price`` is not a positive finite number.
         """
-        unit = price * float(self.multiplier) * float(self.lot_size)
+        unit = price * self._unit_f
         if not (math.isfinite(unit) and unit > 0 and math.isfinite(value)):
             return Decimal(0)
         return Decimal(int(value / unit)) * self.lot_size  # int() truncates toward zero
