@@ -443,3 +443,39 @@ def test_no_early_fill_no_overfill_and_books_balance(case: tuple) -> None:  # ty
     expected = float(cash) + float(held) * rows[-1][3]
     assert result.equity["cash"].iloc[-1] == pytest.approx(float(cash))
     assert result.stats["Final equity"] == pytest.approx(expected, rel=1e-12, abs=1e-6)
+
+
+def test_run_restores_the_garbage_collector_settings() -> None:
+    import gc
+
+    before = gc.get_threshold()
+    seen: list[tuple[int, ...]] = []
+    script = ScriptedStrategy({0: lambda ctx, bar: seen.append(gc.get_threshold())})
+    Engine(script, DataFrameFeed(bars_frame(ROWS), X), SimBroker()).run()
+    assert seen[0][0] >= 10_000
+    assert gc.get_threshold() == before
+    assert gc.get_freeze_count() == 0
+    untouched: list[tuple[int, ...]] = []
+    script = ScriptedStrategy({0: lambda ctx, bar: untouched.append(gc.get_threshold())})
+    Engine(script, DataFrameFeed(bars_frame(ROWS), X), SimBroker(), tune_gc=False).run()
+    assert untouched[0] == before
+
+
+def test_on_start_sees_the_first_bar_time_so_relative_timers_start_there() -> None:
+    day = 86_400 * 10**9
+    starts: list[int] = []
+    fired: list[int] = []
+
+    class Daily(Strategy):
+        def on_start(self, ctx: Context) -> None:
+            starts.append(ctx.now_ns)
+            ctx.schedule("daily", every_ns=day)
+
+        def on_timer(self, ctx: Context, timer: object) -> None:
+            fired.append(ctx.now_ns)
+
+    Engine(Daily(), DataFrameFeed(bars_frame(ROWS), X), SimBroker()).run()
+    first = int(pd.Timestamp("2024-01-02", tz="UTC").value)
+    assert starts == [first]
+    # due at each later bar's time, fired before that bar; nothing replayed from 1970
+    assert fired == [first + k * day for k in range(1, len(ROWS))]

@@ -7,6 +7,7 @@ import heapq
 import logging
 from array import array
 from collections.abc import Callable, Iterator, Sequence
+from itertools import chain
 from operator import attrgetter
 from typing import final
 
@@ -36,6 +37,8 @@ from ibkrfw.strategy import Context, Strategy
 __all__ = ["Engine"]
 
 log = logging.getLogger("ibkrfw.engine")
+
+_GC_THRESHOLD = 10_000  # first-generation threshold while running (CPython's default: 700)
 
 
 class _Lane:
@@ -71,11 +74,12 @@ class Engine:
         risk_rules: Checks every order must pass, in order; the first denial stops it.
         clock: The clock; a :class:`~ibkrfw.SimClock` by default.
         logger: Where the run logs (``ibkrfw.engine`` by default).
-        freeze_gc: Move the objects that exist before the run out of the cyclic garbage
-            collector's reach (:func:`gc.freeze`) while it runs, and back afterwards. A run
-            keeps many orders and fills alive, and every full collection would otherwise scan
-            the whole heap again (a quarter less time per bar measured with 40,000 orders).
-            Skipped when the process has already frozen objects of its own.
+        tune_gc: While :meth:`run` runs, collect cyclic garbage less often: the objects that
+            exist before the run are frozen out of the collector's reach (:func:`gc.freeze`,
+            skipped if the process froze objects of its own) and the first generation's
+            threshold is raised to 10,000 allocations. A run keeps every order and fill alive,
+            and the collector would otherwise scan them again and again (measured: 7 % of a
+            1,000,000-bar, 39,000-order backtest). Both settings are restored when the run ends.
 
     Raises:
         ConfigError: if no feed is given.
@@ -98,7 +102,7 @@ class Engine:
         risk_rules: Sequence[RiskRule] = (),
         clock: Clock | None = None,
         logger: logging.Logger | None = None,
-        freeze_gc: bool = True,
+        tune_gc: bool = True,
     ) -> None:
         self.strategy = strategy
         self.feeds: tuple[DataFeed, ...] = (feed,) if isinstance(feed, DataFeed) else tuple(feed)
@@ -108,7 +112,7 @@ class Engine:
         self.risk_rules = tuple(risk_rules)
         self.clock = clock if clock is not None else SimClock()
         self.log = logger or log
-        self.freeze_gc = freeze_gc
+        self.tune_gc = tune_gc
         self.queue = EventQueue()
         self.orders = OrderBook()
         self.portfolio: Portfolio | None = None
@@ -211,12 +215,16 @@ class Engine:
         self._want_order = _overrides(strategy, "on_order")
         self._want_fill = _overrides(strategy, "on_fill")
 
-        frozen = self.freeze_gc and gc.get_freeze_count() == 0
+        thresholds = gc.get_threshold()
+        frozen = self.tune_gc and gc.get_freeze_count() == 0
         if frozen:
             gc.freeze()
+        if self.tune_gc:
+            gc.set_threshold(max(thresholds[0], _GC_THRESHOLD), *thresholds[1:])
         try:
             self._loop(ctx, portfolio, lanes)
         finally:
+            gc.set_threshold(*thresholds)
             if frozen:
                 gc.unfreeze()
             broker.stop()
@@ -245,6 +253,11 @@ class Engine:
         timers = self._timers
         slice_bars: list[Bar] = []
 
+        bars = self._bars()
+        first = next(bars, None)
+        if first is not None:  # on_start sees the time of the first event, not the epoch
+            advance(first.ts_ns)
+            bars = chain((first,), bars)
         strategy.on_start(ctx)
         drain()
         cur_ts: int | None = None
@@ -252,7 +265,7 @@ class Engine:
         holding: _Holding
         push: Callable[[Bar], None] | None = None
         equity = portfolio.equity_now
-        for bar in self._bars():
+        for bar in bars:
             ts = bar.ts_ns
             if ts != cur_ts:
                 if cur_ts is not None:
