@@ -50,7 +50,12 @@ class Broker(ABC):
         """Ask to cancel ``order``; the answer comes as an event."""
 
     def on_bar(self, bar: Bar) -> None:  # noqa: B027 - optional hook, documented no-op
-        """See a bar before the strategy does (a simulator matches resting orders here)."""
+        """See a bar before the strategy does (a simulator matches resting orders here).
+
+        The engine calls it only while at least one order of the run may still fill: bars
+        matter to a broker only for working orders, and skipping the call keeps it off the
+        per-bar path the rest of the time.
+        """
 
     def on_quote(self, quote: Quote) -> None:  # noqa: B027 - optional hook, documented no-op
         """See a quote before the strategy does."""

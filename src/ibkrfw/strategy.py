@@ -314,6 +314,8 @@ def _request(
     instrument: Instrument, side: Side, quantity: DecimalLike, kwargs: Mapping[str, Any]
 ) -> OrderRequest:
     if not kwargs:
+        if type(quantity) is Decimal and quantity.is_finite():
+            return OrderRequest._trusted_market(instrument, side, quantity)
         return OrderRequest(instrument, side, quantity)
     options = _target_kwargs(kwargs)
     if "order_type" not in options:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from typing import final
 
@@ -113,6 +113,15 @@ class OrderBook:
 
     def __len__(self) -> int:
         return len(self._records)
+
+    @property
+    def active_index(self) -> Mapping[int, object]:
+        """The live index of the orders that may still fill, keyed by id.
+
+        It is the book's own dictionary, truthy exactly while some order is active, so a
+        caller can keep it and test it per bar for the cost of a dictionary truth test.
+        """
+        return self._active
 
     def active(self, instrument: Instrument | None = None) -> list[Order]:
         """Return the orders that may still fill, optionally of one instrument only."""

@@ -266,6 +266,7 @@ class Engine:
         holding: _Holding
         push: Callable[[Bar], None] | None = None
         equity = portfolio.equity_now
+        active = self.orders.active_index  # truthy while some order may still fill
         for bar in bars:
             ts = bar.ts_ns
             if ts != cur_ts:
@@ -289,9 +290,10 @@ class Engine:
                         f"a feed yielded a bar of {inst.id}, which it does not declare"
                     ) from None
                 last_inst, holding, push = inst, lane.holding, lane.push
-            broker_on_bar(bar)
-            if queue:
-                drain()
+            if active:
+                broker_on_bar(bar)
+                if queue:
+                    drain()
             holding.price = bar.close
             if push is not None:
                 push(bar)

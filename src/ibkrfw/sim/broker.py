@@ -115,7 +115,7 @@ class SimBroker(Broker):
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
         self.commission_model = commission or ZeroCommission()
-        self._working: dict[Instrument, list[_Working]] = {}
+        self._working: dict[Instrument, dict[int, _Working]] = {}
         self._n_working = 0
         self._fills = 0
         self._days = _LocalDays()
@@ -143,7 +143,10 @@ class SimBroker(Broker):
                 )
             )
             return
-        self._working.setdefault(order.instrument, []).append(_Working(order))
+        working = self._working.get(order.instrument)
+        if working is None:
+            working = self._working[order.instrument] = {}
+        working[order.order_id] = _Working(order)
         self._n_working += 1
         emit(
             OrderAccepted(
@@ -166,13 +169,11 @@ class SimBroker(Broker):
             )
 
     def _remove(self, instrument: Instrument, order_id: int) -> bool:
-        working = self._working.get(instrument, [])
-        for i, w in enumerate(working):
-            if w.order.order_id == order_id:
-                del working[i]
-                self._n_working -= 1
-                return True
-        return False
+        working = self._working.get(instrument)
+        if working is None or working.pop(order_id, None) is None:
+            return False
+        self._n_working -= 1
+        return True
 
     @override
     def on_bar(self, bar: Bar) -> None:
@@ -180,7 +181,7 @@ class SimBroker(Broker):
             return
         working = self._working.get(bar.instrument)
         if working:
-            for w in tuple(working):
+            for w in tuple(working.values()):
                 self._match(w, bar)
 
     def _match(self, w: _Working, bar: Bar) -> None:

@@ -16,6 +16,7 @@ from ibkrfw.model.orders import Side
 __all__ = ["CommissionModel", "PercentCommission", "PerShareCommission", "ZeroCommission"]
 
 _CENT = Decimal("0.01")
+_ZERO = Decimal(0)
 
 
 def _non_negative(value: DecimalLike, name: str) -> Decimal:
@@ -46,7 +47,7 @@ class ZeroCommission(CommissionModel):
     def commission(
         self, instrument: Instrument, side: Side, quantity: Decimal, price: Decimal
     ) -> Decimal:
-        return Decimal(0)
+        return _ZERO
 
 
 @final

@@ -84,3 +84,22 @@ def test_terminal_statuses() -> None:
         OrderStatus.DENIED,
         OrderStatus.EXPIRED,
     }
+
+
+def test_trusted_market_request_equals_the_checked_one() -> None:
+    import attrs
+
+    fast = OrderRequest._trusted_market(AAPL, Side.SELL, Decimal(7))
+    slow = OrderRequest(AAPL, "SELL", 7)
+    assert fast == slow
+    assert [f.name for f in attrs.fields(OrderRequest)] == [
+        "instrument",
+        "side",
+        "quantity",
+        "order_type",
+        "limit_price",
+        "stop_price",
+        "tif",
+        "good_till_ns",
+        "tag",
+    ]  # a new field must be added to _trusted_market too
