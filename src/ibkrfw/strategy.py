@@ -259,11 +259,7 @@ class Context:
         The quantity is rounded toward zero to whole lots. With no price seen yet the order
         cannot be sized and is denied (an :class:`~ibkrfw.OrderDenied` event says so).
         """
-        price = self._portfolio.price(instrument)
-        if not price > 0:
-            reason = f"cannot size an order for {instrument.id}: no valid price seen yet"
-            return self._router.deny(_request(instrument, Side.BUY, 0, kwargs), reason, "sizing")
-        return self._trade_to(instrument, instrument.quantity_for_value(value, price), kwargs)
+        return self._trade_to_value(instrument, value, kwargs)
 
     def order_target_percent(
         self, instrument: Instrument, percent: float, **kwargs: Any
@@ -272,7 +268,16 @@ class Context:
 
         See :meth:`order_target_value` for rounding and pending orders.
         """
-        return self.order_target_value(instrument, self._portfolio.equity * percent, **kwargs)
+        return self._trade_to_value(instrument, self._portfolio.equity * percent, kwargs)
+
+    def _trade_to_value(
+        self, instrument: Instrument, value: float, kwargs: Mapping[str, Any]
+    ) -> Order | None:
+        price = self._portfolio.price(instrument)
+        if not price > 0:
+            reason = f"cannot size an order for {instrument.id}: no valid price seen yet"
+            return self._router.deny(_request(instrument, Side.BUY, 0, kwargs), reason, "sizing")
+        return self._trade_to(instrument, instrument.quantity_for_value(value, price), kwargs)
 
     def _trade_to(
         self, instrument: Instrument, goal: Decimal, kwargs: Mapping[str, Any]
