@@ -480,3 +480,28 @@ def test_on_start_sees_the_first_bar_time_so_relative_timers_start_there() -> No
     assert starts == [first]
     # due at each later bar's time, fired before that bar; nothing replayed from 1970
     assert fired == [first + k * day for k in range(1, len(ROWS))]
+
+
+@given(scenario(), st.booleans())
+def test_equity_curve_matches_the_portfolio_seen_during_the_run(case: tuple, two: bool) -> None:  # type: ignore[type-arg]
+    """The curve computed after the run equals the portfolio's own equity at every time."""
+    rows, orders = case
+    seen: dict[int, float] = {}
+
+    class Probe(Strategy):
+        def on_slice(self, ctx: Context, bars: Sequence[Bar]) -> None:
+            for bar in bars:
+                for side, qty, *_ in orders.get(len(seen), []):
+                    ctx.submit(OrderRequest.market(bar.instrument, side, qty))
+            seen[bars[0].ts_ns] = ctx.portfolio.equity
+
+    frames = {X: bars_frame(rows)}
+    if two:
+        frames[Y] = bars_frame(
+            [(o * 2, h * 2, lo * 2, c * 2) for o, h, lo, c in rows[1:]], start="2024-01-03"
+        )
+    result = Engine(Probe(), DataFrameFeed(frames), SimBroker(10_000)).run()
+    curve = result.equity["equity"]
+    assert len(curve) == len(seen)
+    for ts, value in zip(curve.index, curve, strict=True):
+        assert value == pytest.approx(seen[ts.value], rel=1e-12, abs=1e-6)

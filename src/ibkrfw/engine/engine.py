@@ -11,11 +11,14 @@ from itertools import chain
 from operator import attrgetter
 from typing import final
 
+import numpy as np
+
 from ibkrfw.core.clock import Clock, SimClock
 from ibkrfw.core.history import BarHistory
 from ibkrfw.core.orderbook import OrderBook
 from ibkrfw.core.queue import EventQueue
 from ibkrfw.core.timers import Timers
+from ibkrfw.engine.curve import equity_curve
 from ibkrfw.engine.result import RunResult
 from ibkrfw.errors import ConfigError, EngineError
 from ibkrfw.model.data import Bar
@@ -44,9 +47,10 @@ _GC_THRESHOLD = 10_000  # first-generation threshold while running (CPython's de
 class _Lane:
     """Per-instrument state on the hot path: its ledger entry and its history."""
 
-    __slots__ = ("history", "holding", "push")
+    __slots__ = ("history", "holding", "index", "push")
 
-    def __init__(self, holding: _Holding, history: BarHistory) -> None:
+    def __init__(self, index: int, holding: _Holding, history: BarHistory) -> None:
+        self.index = index
         self.holding = holding
         self.history = history
         # Preloaded histories follow the clock; only growing ones need each bar.
@@ -117,10 +121,12 @@ class Engine:
         self.queue = EventQueue()
         self.orders = OrderBook()
         self.portfolio: Portfolio | None = None
-        self._eq_ts = array("q")  # one equity record per timestamp
-        self._eq_val = array("d")
-        self._cash_ts = array("q")  # cash changes only at fills: recorded as a step function
-        self._cash = array("d")
+        # Cash and positions change only at fills: recorded there, as step functions, and the
+        # equity curve is computed from them and the bars' closes once the run is over.
+        self._fill_ts = array("q")
+        self._fill_lane = array("q")
+        self._fill_cash = array("d")
+        self._fill_exposure = array("d")
         self._timers = Timers()
         self._lanes: dict[Instrument, _Lane] = {}
         self._want_order = self._want_fill = False
@@ -203,7 +209,7 @@ class Engine:
                     if arrays is not None
                     else BarHistory.empty()
                 )
-                lanes[inst] = _Lane(portfolio.holding(inst), history)
+                lanes[inst] = _Lane(len(lanes), portfolio.holding(inst), history)
         ctx = self._ctx = Context(
             clock,
             portfolio,
@@ -231,21 +237,28 @@ class Engine:
             broker.stop()
             for feed in self.feeds:
                 feed.close()
+        histories = [lane.history.last() for lane in lanes.values()]
+        ts, cash, equity = equity_curve(
+            [(h.ts_ns, h.close) for h in histories],
+            np.frombuffer(self._fill_ts, dtype=np.int64),
+            np.frombuffer(self._fill_lane, dtype=np.int64),
+            np.frombuffer(self._fill_cash, dtype=np.float64),
+            np.frombuffer(self._fill_exposure, dtype=np.float64),
+            float(starting_cash),
+        )
         return RunResult(
             strategy_name=strategy.name,
             parameters=strategy.parameters(),
             starting_cash=float(starting_cash),
-            equity_ts_ns=self._eq_ts,
-            equity=self._eq_val,
+            timestamps_ns=ts,
+            equity=equity,
+            cash=cash,
             orders=self.orders,
             fills=portfolio.fills,
-            cash_ts_ns=self._cash_ts,
-            cash=self._cash,
         )
 
     def _loop(self, ctx: Context, portfolio: Portfolio, lanes: dict[Instrument, _Lane]) -> None:
         strategy, queue, clock, broker = self.strategy, self.queue, self.clock, self.broker
-        eq_ts, eq_val = self._eq_ts, self._eq_val
         on_bar = strategy.on_bar if _overrides(strategy, "on_bar") else None
         want_slice = _overrides(strategy, "on_slice")
         broker_on_bar = broker.on_bar
@@ -265,18 +278,14 @@ class Engine:
         last_inst: Instrument | None = None
         holding: _Holding
         push: Callable[[Bar], None] | None = None
-        equity = portfolio.equity_now
         active = self.orders.active_index  # truthy while some order may still fill
         for bar in bars:
             ts = bar.ts_ns
             if ts != cur_ts:
-                if cur_ts is not None:
-                    if want_slice:
-                        strategy.on_slice(ctx, slice_bars)
-                        slice_bars = []
-                        drain()
-                    eq_ts.append(cur_ts)
-                    eq_val.append(equity())
+                if want_slice and slice_bars:
+                    strategy.on_slice(ctx, slice_bars)
+                    slice_bars = []
+                    drain()
                 if ts >= timers.next_due_ns:
                     self._fire_timers(ts)
                 advance(ts)
@@ -303,12 +312,9 @@ class Engine:
                     drain()
             if want_slice:
                 slice_bars.append(bar)
-        if cur_ts is not None:
-            if want_slice:
-                strategy.on_slice(ctx, slice_bars)
-                drain()
-            eq_ts.append(cur_ts)
-            eq_val.append(equity())
+        if want_slice and slice_bars:
+            strategy.on_slice(ctx, slice_bars)
+            drain()
         strategy.on_stop(ctx)
         drain()
 
@@ -333,8 +339,12 @@ class Engine:
             if fill is not None:
                 portfolio = self.portfolio or self._running_portfolio()
                 portfolio.apply_fill(fill)
-                self._cash_ts.append(event.ts_ns)
-                self._cash.append(portfolio.cash_f)
+                lane = self._lanes.get(fill.instrument)
+                if lane is not None:  # a fill of an instrument no feed delivers cannot be marked
+                    self._fill_ts.append(fill.ts_ns)
+                    self._fill_lane.append(lane.index)
+                    self._fill_cash.append(portfolio.cash_f)
+                    self._fill_exposure.append(lane.holding.qty_f)
             if not known:
                 return
             if self._want_order:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import math
-from array import array
 from collections.abc import Iterable, Mapping, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, final
 
 import numpy as np
+import numpy.typing as npt
 
 from ibkrfw.analysis import metrics
 from ibkrfw.model.fills import Fill
@@ -43,26 +43,18 @@ class RunResult:
         strategy_name: str,
         parameters: Mapping[str, object],
         starting_cash: float,
-        equity_ts_ns: array[int],
-        equity: array[float],
-        cash_ts_ns: array[int],
-        cash: array[float],
+        timestamps_ns: npt.NDArray[np.int64],
+        equity: npt.NDArray[np.float64],
+        cash: npt.NDArray[np.float64],
         orders: Iterable[Order],
         fills: list[Fill],
     ) -> None:
         self.strategy_name = strategy_name
         self.parameters = dict(parameters)
         self.starting_cash = starting_cash
-        self._ts = (
-            np.frombuffer(equity_ts_ns, dtype=np.int64)
-            if len(equity_ts_ns)
-            else np.empty(0, np.int64)
-        )
-        self._equity = np.frombuffer(equity, dtype=np.float64) if len(equity) else np.empty(0)
-        self._cash_ts = (
-            np.frombuffer(cash_ts_ns, dtype=np.int64) if len(cash) else np.empty(0, np.int64)
-        )
-        self._cash = np.frombuffer(cash, dtype=np.float64) if len(cash) else np.empty(0)
+        self._ts = np.asarray(timestamps_ns, dtype=np.int64)
+        self._equity = np.asarray(equity, dtype=np.float64)
+        self._cash = np.asarray(cash, dtype=np.float64)
         self._orders = orders
         self.fill_list = fills
         """Every fill, in time order."""
@@ -85,14 +77,9 @@ class RunResult:
         """Equity and cash after each timestamp (UTC index), plus the market value held."""
         import pandas as pd
 
-        # Cash changes only at fills; take the last change at or before each timestamp.
-        where = np.searchsorted(self._cash_ts, self._ts, side="right") - 1
-        cash = np.where(
-            where >= 0,
-            self._cash[np.maximum(where, 0)] if len(self._cash) else 0.0,
-            self.starting_cash,
+        frame = pd.DataFrame(
+            {"equity": self._equity, "cash": self._cash}, index=_utc_index(self._ts)
         )
-        frame = pd.DataFrame({"equity": self._equity, "cash": cash}, index=_utc_index(self._ts))
         frame["market_value"] = frame["equity"] - frame["cash"]
         frame.index.name = "timestamp"
         return frame

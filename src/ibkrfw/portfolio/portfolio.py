@@ -185,10 +185,6 @@ class Portfolio(PortfolioView):
     @property
     @override
     def equity(self) -> float:
-        return self.equity_now()
-
-    def equity_now(self) -> float:
-        """Return :attr:`equity`; a plain method, cheaper than the property per bar."""
         equity = self._cash_f
         for h in self._open:
             equity += h.qty_f * h.price

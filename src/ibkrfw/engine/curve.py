@@ -1,0 +1,80 @@
+"""The equity curve, computed once at the end of a run instead of on every bar."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["equity_curve"]
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+
+def _step(at: IntArray, change_ts: IntArray, values: FloatArray, before: float) -> FloatArray:
+    """Value of a step function (``values`` from ``change_ts`` on) at each time in ``at``.
+
+    Both arrays are sorted. The changes, usually few, are placed on ``at`` by binary search
+    and carried forward with a running maximum: linear in ``len(at)``.
+    """
+    if not len(change_ts):
+        return np.full(len(at), before)
+    pos = np.searchsorted(at, change_ts, side="left")  # first time each change applies
+    last = np.ones(len(pos), dtype=bool)
+    last[:-1] = pos[1:] != pos[:-1]  # of several changes landing on one time, the last wins
+    keep = last & (pos < len(at))
+    index = np.full(len(at), -1, dtype=np.int64)
+    index[pos[keep]] = np.flatnonzero(keep)
+    np.maximum.accumulate(index, out=index)
+    return np.where(index >= 0, values[np.maximum(index, 0)], before)
+
+
+def equity_curve(
+    closes: Sequence[tuple[IntArray, FloatArray]],
+    fill_ts: IntArray,
+    fill_lane: IntArray,
+    fill_cash: FloatArray,
+    fill_exposure: FloatArray,
+    starting_cash: float,
+) -> tuple[IntArray, FloatArray, FloatArray]:
+    """Return the timestamps, cash and equity of a run, one row per distinct bar time.
+
+    Cash and positions change only at fills, so they are recorded there as step functions;
+    each instrument is marked at the close of its latest bar at or before each time.
+
+    Args:
+        closes: Per instrument ("lane"), the bar times seen and their closes.
+        fill_ts: Time of each fill (in the order booked; sorted stably here if needed).
+        fill_lane: The lane index of each fill's instrument.
+        fill_cash: Cash after each fill.
+        fill_exposure: Quantity times multiplier held in that lane after each fill.
+        starting_cash: Cash before the first fill.
+
+    Example:
+        >>> ts = np.array([1, 2, 3], dtype=np.int64)
+        >>> closes = [(ts, np.array([10.0, 11.0, 12.0]))]
+        >>> fills = (np.array([2]), np.array([0]), np.array([-900.0]), np.array([100.0]))
+        >>> equity_curve(closes, *fills, starting_cash=100.0)[2].tolist()
+        [100.0, 200.0, 300.0]
+    """
+    if not closes:
+        empty = np.empty(0)
+        return np.empty(0, dtype=np.int64), empty, empty
+    if len(fill_ts) > 1 and bool(np.any(fill_ts[1:] < fill_ts[:-1])):
+        order = np.argsort(fill_ts, kind="stable")  # live executions can arrive out of order
+        fill_ts, fill_lane = fill_ts[order], fill_lane[order]
+        fill_cash, fill_exposure = fill_cash[order], fill_exposure[order]
+    stamps = [ts for ts, _ in closes]
+    grid = stamps[0] if len(stamps) == 1 else np.unique(np.concatenate(stamps))
+    cash = _step(grid, fill_ts, fill_cash, starting_cash)
+    equity = cash.copy()
+    for lane, (ts, close) in enumerate(closes):
+        mine = fill_lane == lane
+        if not mine.any():
+            continue
+        held = _step(grid, fill_ts[mine], fill_exposure[mine], 0.0)
+        mark = close if len(ts) == len(grid) else _step(grid, ts, close, np.nan)
+        equity += np.where(held != 0.0, held * mark, 0.0)
+    return grid, cash, equity
