@@ -505,3 +505,18 @@ def test_equity_curve_matches_the_portfolio_seen_during_the_run(case: tuple, two
     assert len(curve) == len(seen)
     for ts, value in zip(curve.index, curve, strict=True):
         assert value == pytest.approx(seen[ts.value], rel=1e-12, abs=1e-6)
+
+
+def test_ibkr_fixed_commission_in_a_backtest() -> None:
+    from ibkrfw.sim import IBKRFixedCommission
+
+    script = ScriptedStrategy(
+        {0: lambda ctx, bar: ctx.buy(X, 1000), 2: lambda ctx, bar: ctx.sell(X, 1000)}
+    )
+    broker = SimBroker(1_000_000, commission=IBKRFixedCommission())
+    result = Engine(script, DataFrameFeed(bars_frame(ROWS), X), broker).run()
+    buy, sell = result.fill_list
+    assert buy.commission == D("5.00")
+    # the sale fills at bar 3's open, 96: 5.00 + SEC on $96,000 + TAF on 1,000 shares
+    assert sell.commission == D("5.00") + D("0.0000278") * 96_000 + D("0.166")
+    assert result.trade_list[0].commission == buy.commission + sell.commission

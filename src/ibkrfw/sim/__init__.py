@@ -2,9 +2,14 @@
 
 from ibkrfw.sim.broker import SimBroker
 from ibkrfw.sim.commission import (
+    IBKR_US_STOCK_FEES,
     CommissionModel,
+    IBKRFixedCommission,
+    IBKRTieredCommission,
+    OrderSoFar,
     PercentCommission,
     PerShareCommission,
+    USStockFees,
     ZeroCommission,
 )
 from ibkrfw.sim.feeds import CSVFeed, DataFrameFeed, frame_to_arrays
@@ -13,9 +18,14 @@ __all__ = [
     "CSVFeed",
     "CommissionModel",
     "DataFrameFeed",
+    "IBKRFixedCommission",
+    "IBKRTieredCommission",
+    "IBKR_US_STOCK_FEES",
+    "OrderSoFar",
     "PerShareCommission",
     "PercentCommission",
     "SimBroker",
+    "USStockFees",
     "ZeroCommission",
     "frame_to_arrays",
 ]

@@ -243,7 +243,8 @@ class SimBroker(Broker):
             order.request.side,
             quantity,
             fill_price,
-            self.commission_model.commission(inst, order.request.side, quantity, fill_price),
+            # Whole fills only, so the order has no earlier fill: OrderSoFar() is exact here.
+            self.commission_model.commission(inst, order.request.side, quantity, fill_price, ts),
             ts,
             f"SIM-{order.order_id}-{self._fills}",
         )

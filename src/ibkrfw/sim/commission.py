@@ -1,11 +1,21 @@
-"""Commission models for the simulated broker."""
+"""Commission models for the simulated broker, IBKR Pro's schedules among them.
+
+A model prices one fill. It also sees what the same order had filled and been charged before
+(:class:`OrderSoFar`), because brokers apply minimums and caps per *order*. A market order
+filled in three parts pays IB's $1 minimum once, not three times.
+"""
 
 from __future__ import annotations
 
+import bisect
+import datetime as dt
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import final
+from zoneinfo import ZoneInfo
 
+import attrs
 from typing_extensions import override
 
 from ibkrfw.errors import ConfigError
@@ -13,9 +23,20 @@ from ibkrfw.model._decimal import DecimalLike, to_decimal
 from ibkrfw.model.instruments import Instrument
 from ibkrfw.model.orders import Side
 
-__all__ = ["CommissionModel", "PercentCommission", "PerShareCommission", "ZeroCommission"]
+__all__ = [
+    "IBKR_US_STOCK_FEES",
+    "CommissionModel",
+    "IBKRFixedCommission",
+    "IBKRTieredCommission",
+    "OrderSoFar",
+    "PerShareCommission",
+    "PercentCommission",
+    "USStockFees",
+    "ZeroCommission",
+]
 
 _CENT = Decimal("0.01")
+_FINE = Decimal("1e-8")  # third-party fees are fractions of a cent; keep them
 _ZERO = Decimal(0)
 
 
@@ -29,14 +50,50 @@ def _non_negative(value: DecimalLike, name: str) -> Decimal:
     return result
 
 
+@final
+@attrs.frozen
+class OrderSoFar:
+    """What one order had filled and been charged before the fill being priced.
+
+    Args:
+        quantity: Units filled so far.
+        value: Traded value so far, ``sum(quantity * price * multiplier)``.
+        commission: Commission and fees charged so far.
+    """
+
+    quantity: Decimal = _ZERO
+    value: Decimal = _ZERO
+    commission: Decimal = _ZERO
+
+
+NOTHING_YET = OrderSoFar()
+
+
 class CommissionModel(ABC):
     """Compute the commission of one fill, in the instrument's currency."""
 
     @abstractmethod
     def commission(
-        self, instrument: Instrument, side: Side, quantity: Decimal, price: Decimal
+        self,
+        instrument: Instrument,
+        side: Side,
+        quantity: Decimal,
+        price: Decimal,
+        ts_ns: int = 0,
+        before: OrderSoFar = NOTHING_YET,
     ) -> Decimal:
-        """Return the commission for filling ``quantity`` at ``price``."""
+        """Return the commission for filling ``quantity`` at ``price`` at ``ts_ns``.
+
+        ``before`` says what the same order had filled and been charged already.
+        """
+
+
+def _capped(base: Decimal, minimum: Decimal, cap: Decimal | None, value: Decimal) -> Decimal:
+    """An order's commission: at least ``minimum``, at most ``cap`` times its value."""
+    fee = max(base, minimum) if base or minimum else _ZERO
+    if cap is not None:
+        fee = min(fee, value * cap)
+    return fee
 
 
 @final
@@ -45,21 +102,28 @@ class ZeroCommission(CommissionModel):
 
     @override
     def commission(
-        self, instrument: Instrument, side: Side, quantity: Decimal, price: Decimal
+        self,
+        instrument: Instrument,
+        side: Side,
+        quantity: Decimal,
+        price: Decimal,
+        ts_ns: int = 0,
+        before: OrderSoFar = NOTHING_YET,
     ) -> Decimal:
         return _ZERO
 
 
 @final
 class PerShareCommission(CommissionModel):
-    """Charge a rate per unit, with an optional minimum and a cap as a fraction of value.
+    """Charge a rate per unit, with a minimum and a cap (a fraction of value) per order.
 
     Rounded to the cent (half to even).
 
     Args:
         rate: Charge per unit (share, contract).
-        minimum: Least charge per fill.
-        max_fraction: Cap as a fraction of the fill's value (``0.01`` = 1 %); none if ``None``.
+        minimum: Least charge per order.
+        max_fraction: Cap per order as a fraction of its value (``0.01`` = 1 %); none if
+            ``None``.
 
     Example:
         >>> from ibkrfw import Stock
@@ -78,27 +142,302 @@ class PerShareCommission(CommissionModel):
         self.minimum = _non_negative(minimum, "minimum")
         self.max_fraction = None if max_fraction is None else _non_negative(max_fraction, "cap")
 
+    def _order_fee(self, quantity: Decimal, value: Decimal) -> Decimal:
+        if not quantity:
+            return _ZERO
+        fee = _capped(quantity * self.rate, self.minimum, self.max_fraction, value)
+        return fee.quantize(_CENT, ROUND_HALF_EVEN)
+
     @override
     def commission(
-        self, instrument: Instrument, side: Side, quantity: Decimal, price: Decimal
+        self,
+        instrument: Instrument,
+        side: Side,
+        quantity: Decimal,
+        price: Decimal,
+        ts_ns: int = 0,
+        before: OrderSoFar = NOTHING_YET,
     ) -> Decimal:
-        fee = max(quantity * self.rate, self.minimum)
-        if self.max_fraction is not None:
-            fee = min(fee, quantity * price * instrument.multiplier * self.max_fraction)
-        return fee.quantize(_CENT, ROUND_HALF_EVEN)
+        value = before.value + quantity * price * instrument.multiplier
+        after = self._order_fee(before.quantity + quantity, value)
+        return max(after - self._order_fee(before.quantity, before.value), _ZERO)
 
 
 @final
 class PercentCommission(CommissionModel):
-    """Charge a fraction of the traded value (``0.001`` = 10 basis points), to the cent."""
+    """Charge a fraction of the traded value (``0.001`` = 10 basis points), to the cent.
+
+    Args:
+        fraction: Charge as a fraction of value.
+        minimum: Least charge per order.
+    """
 
     def __init__(self, fraction: DecimalLike, minimum: DecimalLike = 0) -> None:
         self.fraction = _non_negative(fraction, "fraction")
         self.minimum = _non_negative(minimum, "minimum")
 
+    def _order_fee(self, value: Decimal) -> Decimal:
+        if not value:
+            return _ZERO
+        return max(value * self.fraction, self.minimum).quantize(_CENT, ROUND_HALF_EVEN)
+
     @override
     def commission(
-        self, instrument: Instrument, side: Side, quantity: Decimal, price: Decimal
+        self,
+        instrument: Instrument,
+        side: Side,
+        quantity: Decimal,
+        price: Decimal,
+        ts_ns: int = 0,
+        before: OrderSoFar = NOTHING_YET,
     ) -> Decimal:
-        fee = max(quantity * price * instrument.multiplier * self.fraction, self.minimum)
-        return fee.quantize(_CENT, ROUND_HALF_EVEN)
+        value = before.value + quantity * price * instrument.multiplier
+        return max(self._order_fee(value) - self._order_fee(before.value), _ZERO)
+
+
+# --- IBKR Pro, US stocks --------------------------------------------------------------------
+@final
+@attrs.frozen
+class USStockFees:
+    """Third-party fees on US stock trades, in force from ``effective`` on.
+
+    These rates change over time (SEC and FINRA revise theirs), so they live in a dated table
+    that a user can extend or replace (:data:`~ibkrfw.sim.IBKR_US_STOCK_FEES`).
+
+    Args:
+        effective: First day these rates apply.
+        sec_fee_rate: SEC transaction fee, a fraction of the value sold.
+        finra_taf_per_share: FINRA Trading Activity Fee per share sold.
+        finra_cat_per_share: FINRA CAT fee per share traded.
+        clearing_per_share: NSCC/DTC clearing fee per share.
+        exchange_per_share: Exchange fee per share; it depends on the venue and on adding or
+            removing liquidity, so it is zero unless you set it.
+        nyse_pass_through: NYSE pass-through, a fraction of IB's commission.
+        finra_pass_through: FINRA pass-through, a fraction of IB's commission.
+    """
+
+    effective: dt.date
+    sec_fee_rate: Decimal = attrs.field(converter=to_decimal)
+    finra_taf_per_share: Decimal = attrs.field(converter=to_decimal)
+    finra_cat_per_share: Decimal = attrs.field(converter=to_decimal)
+    clearing_per_share: Decimal = attrs.field(converter=to_decimal)
+    exchange_per_share: Decimal = attrs.field(converter=to_decimal)
+    nyse_pass_through: Decimal = attrs.field(converter=to_decimal)
+    finra_pass_through: Decimal = attrs.field(converter=to_decimal)
+
+    def transaction_fees(self, side: Side, quantity: Decimal, value: Decimal) -> Decimal:
+        """SEC fee and FINRA TAF: charged on sales only."""
+        if side is Side.BUY:
+            return _ZERO
+        return value * self.sec_fee_rate + quantity * self.finra_taf_per_share
+
+
+IBKR_US_STOCK_FEES: tuple[USStockFees, ...] = (
+    USStockFees(
+        effective=dt.date.min,  # the source gives no date: in force for every date
+        sec_fee_rate="0.0000278",
+        finra_taf_per_share="0.000166",
+        finra_cat_per_share="0.000048",
+        clearing_per_share="0.00020",
+        exchange_per_share="0",
+        nyse_pass_through="0.000175",
+        finra_pass_through="0.000565",
+    ),
+)
+"""The fee rates of IB's US stock pricing page as stored in ``ibkr-facts.md`` section 4.5.
+
+The page gives no dates, so this one entry applies to every date. The CAT fee is the low end
+of the range the page quotes (0.000048 to 0.000072 per share). To model history, pass a table
+with one :class:`USStockFees` per change, sorted by ``effective``.
+"""
+
+
+def _fees_on(table: Sequence[USStockFees], day: dt.date) -> USStockFees:
+    i = bisect.bisect_right([f.effective for f in table], day) - 1
+    if i < 0:
+        raise ConfigError(
+            f"no fee schedule is in force on {day}; the first starts {table[0].effective}"
+        )
+    return table[i]
+
+
+def _check_table(table: Sequence[USStockFees]) -> tuple[USStockFees, ...]:
+    result = tuple(table)
+    if not result:
+        raise ConfigError("the fee table needs at least one USStockFees entry")
+    dates = [f.effective for f in result]
+    if dates != sorted(dates) or len(set(dates)) != len(dates):
+        raise ConfigError(f"fee table entries must have increasing effective dates, got {dates}")
+    return result
+
+
+class _IBKRStock(CommissionModel):
+    """What IB's fixed and tiered schedules share: per-order minimum and cap, dated fees."""
+
+    def __init__(
+        self,
+        minimum: DecimalLike,
+        max_fraction: DecimalLike,
+        fees: Sequence[USStockFees],
+        timezone: str,
+    ) -> None:
+        self.minimum = _non_negative(minimum, "minimum")
+        self.max_fraction = _non_negative(max_fraction, "max_fraction")
+        self.fees = _check_table(fees)
+        self._zone = ZoneInfo(timezone)
+
+    def _day(self, ts_ns: int) -> dt.date:
+        return dt.datetime.fromtimestamp(ts_ns / 1e9, tz=self._zone).date()
+
+    def _order_commission(self, quantity: Decimal, value: Decimal, rate: Decimal) -> Decimal:
+        if not quantity:
+            return _ZERO
+        return _capped(quantity * rate, self.minimum, self.max_fraction, value)
+
+    def _ib_part(
+        self, rate: Decimal, quantity: Decimal, value: Decimal, before: OrderSoFar
+    ) -> Decimal:
+        after = self._order_commission(before.quantity + quantity, before.value + value, rate)
+        earlier = self._order_commission(before.quantity, before.value, rate)
+        return max(after - earlier, _ZERO)
+
+
+@final
+class IBKRFixedCommission(_IBKRStock):
+    """IBKR Pro **fixed** pricing for US stocks.
+
+    $0.005 per share, at least $1.00 and at most 1 % of the trade value per order. Exchange and
+    most regulatory fees are included; the transaction fees on sales (SEC fee, FINRA TAF) are
+    passed through. Sources and rates: ``ibkr-facts.md`` section 4.5.
+
+    Args:
+        rate: Charge per share.
+        minimum: Least commission per order.
+        max_fraction: Cap per order as a fraction of its value.
+        fees: Dated table of third-party fees (only the transaction fees apply here).
+        timezone: Zone in which a fill's date is read to pick the fee schedule.
+
+    Example:
+        >>> from ibkrfw import Stock
+        >>> ib = IBKRFixedCommission()
+        >>> [ib.commission(Stock("X"), Side.BUY, Decimal(q), Decimal(p))
+        ...  for q, p in ((100, "25"), (1000, "25"), (1000, "0.25"))]  # IB's own examples
+        [Decimal('1.00000000'), Decimal('5.00000000'), Decimal('2.50000000')]
+    """
+
+    def __init__(
+        self,
+        rate: DecimalLike = "0.005",
+        minimum: DecimalLike = "1.00",
+        max_fraction: DecimalLike = "0.01",
+        fees: Sequence[USStockFees] = IBKR_US_STOCK_FEES,
+        timezone: str = "America/New_York",
+    ) -> None:
+        super().__init__(minimum, max_fraction, fees, timezone)
+        self.rate = _non_negative(rate, "rate")
+
+    @override
+    def commission(
+        self,
+        instrument: Instrument,
+        side: Side,
+        quantity: Decimal,
+        price: Decimal,
+        ts_ns: int = 0,
+        before: OrderSoFar = NOTHING_YET,
+    ) -> Decimal:
+        value = quantity * price * instrument.multiplier
+        fee = self._ib_part(self.rate, quantity, value, before)
+        fee += _fees_on(self.fees, self._day(ts_ns)).transaction_fees(side, quantity, value)
+        return fee.quantize(_FINE, ROUND_HALF_EVEN)
+
+
+DEFAULT_TIERS: tuple[tuple[int | None, Decimal], ...] = (
+    (300_000, Decimal("0.0035")),
+    (3_000_000, Decimal("0.0020")),
+    (20_000_000, Decimal("0.0015")),
+    (100_000_000, Decimal("0.0010")),
+    (None, Decimal("0.0005")),
+)
+
+
+@final
+class IBKRTieredCommission(_IBKRStock):
+    """IBKR Pro **tiered** pricing for US stocks.
+
+    The per-share rate falls with the shares traded so far in the calendar month (0.0035 up to
+    300,000 shares, then 0.0020, 0.0015, 0.0010, 0.0005), at least $0.35 and at most 1 % of
+    the trade value per order. Then, for every fill:
+
+    * clearing, exchange and CAT fees are added per share;
+    * NYSE and FINRA pass-through fees are added as fractions of the commission;
+    * on sales, the SEC fee and FINRA TAF are added.
+
+    The rate in force is the one for the month's volume before the fill, and one model counts
+    the volume of every fill it prices, so use one model per account. Sources and rates:
+    ``ibkr-facts.md`` section 4.5.
+
+    Args:
+        tiers: ``(up to shares this month, rate)`` pairs, the last with ``None``.
+        minimum: Least commission per order.
+        max_fraction: Cap per order as a fraction of its value.
+        fees: Dated table of third-party fees.
+        timezone: Zone in which a fill's month and date are read.
+
+    Example:
+        >>> from ibkrfw import Stock
+        >>> IBKRTieredCommission().commission(Stock("X"), Side.BUY, Decimal(100), Decimal(25))
+        Decimal('0.37505900')
+    """
+
+    def __init__(
+        self,
+        tiers: Sequence[tuple[int | None, DecimalLike]] = DEFAULT_TIERS,
+        minimum: DecimalLike = "0.35",
+        max_fraction: DecimalLike = "0.01",
+        fees: Sequence[USStockFees] = IBKR_US_STOCK_FEES,
+        timezone: str = "America/New_York",
+    ) -> None:
+        super().__init__(minimum, max_fraction, fees, timezone)
+        bounds = [b for b, _ in tiers]
+        if not tiers or bounds[-1] is not None or None in bounds[:-1]:
+            raise ConfigError("tiers must end with exactly one (None, rate) entry")
+        limits = [int(b) for b in bounds[:-1] if b is not None]
+        if limits != sorted(limits) or any(b <= 0 for b in limits):
+            raise ConfigError(f"tier limits must be positive and increasing, got {limits}")
+        self.tiers = tuple((b, _non_negative(r, "rate")) for b, r in tiers)
+        self._month: tuple[int, int] | None = None
+        self._volume = _ZERO
+
+    def month_volume(self) -> Decimal:
+        """Shares priced so far in the current month."""
+        return self._volume
+
+    def _rate(self) -> Decimal:
+        for bound, rate in self.tiers:
+            if bound is None or self._volume < bound:
+                return rate
+        return self.tiers[-1][1]  # unreachable: the last tier has no bound
+
+    @override
+    def commission(
+        self,
+        instrument: Instrument,
+        side: Side,
+        quantity: Decimal,
+        price: Decimal,
+        ts_ns: int = 0,
+        before: OrderSoFar = NOTHING_YET,
+    ) -> Decimal:
+        day = self._day(ts_ns)
+        if self._month != (day.year, day.month):
+            self._month, self._volume = (day.year, day.month), _ZERO
+        value = quantity * price * instrument.multiplier
+        ib = self._ib_part(self._rate(), quantity, value, before)
+        self._volume += quantity
+        fees = _fees_on(self.fees, day)
+        per_share = fees.clearing_per_share + fees.exchange_per_share + fees.finra_cat_per_share
+        total = ib + quantity * per_share
+        total += ib * (fees.nyse_pass_through + fees.finra_pass_through)
+        total += fees.transaction_fees(side, quantity, value)
+        return total.quantize(_FINE, ROUND_HALF_EVEN)
