@@ -114,7 +114,16 @@ class OrderRouter(Protocol):
 
 
 _ORDER_OPTIONS = frozenset(
-    {"order_type", "limit_price", "stop_price", "tif", "good_till_ns", "tag"}
+    {
+        "order_type",
+        "limit_price",
+        "stop_price",
+        "tif",
+        "good_till_ns",
+        "tag",
+        "trail_amount",
+        "trail_percent",
+    }
 )
 
 
@@ -216,12 +225,32 @@ class Context:
         return self._router.submit(request)
 
     def buy(self, instrument: Instrument, quantity: DecimalLike, **kwargs: Any) -> Order:
-        """Submit a BUY; a market order unless ``limit_price`` / ``stop_price`` say otherwise."""
-        return self._router.submit(_request(instrument, Side.BUY, quantity, kwargs))
+        """Submit a BUY; a market order unless the options say otherwise.
+
+        ``limit_price`` makes a limit order, ``stop_price`` a stop, both a stop-limit, and
+        ``trail_amount`` or ``trail_percent`` a trailing stop. A trailing stop's initial stop
+        is placed from the last price unless ``stop_price`` gives it; with no price seen yet
+        the order is denied.
+        """
+        return self._send(instrument, Side.BUY, quantity, kwargs)
 
     def sell(self, instrument: Instrument, quantity: DecimalLike, **kwargs: Any) -> Order:
-        """Submit a SELL; a market order unless ``limit_price`` / ``stop_price`` say otherwise."""
-        return self._router.submit(_request(instrument, Side.SELL, quantity, kwargs))
+        """Submit a SELL; options as for :meth:`buy`."""
+        return self._send(instrument, Side.SELL, quantity, kwargs)
+
+    def _send(
+        self, instrument: Instrument, side: Side, quantity: DecimalLike, kwargs: Mapping[str, Any]
+    ) -> Order:
+        trail = kwargs.get("trail_amount"), kwargs.get("trail_percent")
+        if trail != (None, None) and kwargs.get("stop_price") is None:
+            price = self._portfolio.price(instrument)
+            if not price > 0:
+                reason = f"cannot place the trailing stop of {instrument.id}: no price seen yet"
+                return self._router.deny(
+                    _request(instrument, side, quantity, kwargs), reason, "sizing"
+                )
+            kwargs = {**kwargs, "stop_price": _initial_stop(instrument, side, price, *trail)}
+        return self._router.submit(_request(instrument, side, quantity, kwargs))
 
     def cancel(self, order: Order | int) -> None:
         """Ask to cancel ``order``; the outcome arrives as an event.
@@ -326,10 +355,29 @@ def _request(
     if "order_type" not in options:
         has_limit = options.get("limit_price") is not None
         has_stop = options.get("stop_price") is not None
-        if has_limit and has_stop:
+        if options.get("trail_amount") is not None or options.get("trail_percent") is not None:
+            options["order_type"] = OrderType.TRAILING_STOP
+        elif has_limit and has_stop:
             options["order_type"] = OrderType.STOP_LIMIT
         elif has_limit:
             options["order_type"] = OrderType.LIMIT
         elif has_stop:
             options["order_type"] = OrderType.STOP
     return OrderRequest(instrument, side, quantity, **options)
+
+
+def _initial_stop(
+    instrument: Instrument,
+    side: Side,
+    price: float,
+    amount: DecimalLike | None,
+    percent: DecimalLike | None,
+) -> Decimal:
+    """The first stop of a trailing order: the trail away from ``price``, against the side."""
+    if amount is not None:
+        gap = float(to_decimal(amount, "trail_amount"))
+    elif percent is not None:
+        gap = price * float(to_decimal(percent, "trail_percent")) / 100
+    else:
+        gap = 0.0
+    return instrument.round_price(price - gap if side is Side.SELL else price + gap)

@@ -221,11 +221,67 @@ def test_invalid_requests_are_denied_not_raised(request_: OrderRequest, reason: 
     assert broker.submitted == []
 
 
-def test_stop_limit_is_rejected_by_simbroker_for_now() -> None:
-    req = OrderRequest(X, "BUY", 1, OrderType.STOP_LIMIT, limit_price=103, stop_price=102)
-    script, _, result = run({0: lambda ctx, bar: ctx.submit(req)})
-    assert script.event_types() == ["OrderSubmitted", "OrderRejected"]
-    assert "STOP_LIMIT" in result.order_list[0].reason
+@pytest.mark.parametrize(
+    ("side", "stop", "limit", "fill_bar", "fill_price"),
+    [
+        ("BUY", "102.5", "103", 2, "102.5"),  # touched inside bar 2, limit above: at the stop
+        ("BUY", "102.5", "102", 3, "96"),  # limit below the stop: waits; bar 3 opens under it
+        ("BUY", "103.5", "104.5", 4, "104"),  # bar 4 gaps over the stop, open within the limit
+        ("BUY", "103.5", "103.8", 4, "103.8"),  # gap over the limit too; low comes back to it
+        ("SELL", "97.5", "96.5", 3, "96.5"),  # bar 3 gaps under; high 97 reaches the limit
+        ("SELL", "98.5", "98", 2, "98.5"),  # touched inside bar 2, limit below: at the stop
+    ],
+)
+def test_stop_limit_orders(
+    side: str, stop: str, limit: str, fill_bar: int, fill_price: str
+) -> None:
+    req = OrderRequest(X, side, 5, "STP LMT", limit_price=limit, stop_price=stop, tif="GTC")
+    script, _, _ = run({0: lambda ctx, bar: ctx.submit(req)})
+    (fill,) = script.fills
+    assert (fill.ts_ns, fill.price) == (script.bars[fill_bar].ts_ns, D(fill_price))
+
+
+@pytest.mark.parametrize(
+    ("at", "side", "trail", "fill_bar", "fill_price"),
+    [
+        # from the close of 100 the stop starts at 98; bar 1's high of 102 lifts it to 100,
+        # and bar 2's low of 98 goes through it
+        (0, "SELL", {"trail_amount": 2}, 2, "100.00"),
+        # 5 %: 95, then 96.90 after bar 1 and 97.85 after bar 2; bar 3 gaps under to 96
+        (0, "SELL", {"trail_percent": 5}, 3, "96"),
+        # buying 1 above the close of 96.5: bar 4 gaps over the stop of 97.5 to 104
+        (3, "BUY", {"trail_amount": 1}, 4, "104"),
+    ],
+)
+def test_trailing_stops(at: int, side: str, trail: dict, fill_bar: int, fill_price: str) -> None:  # type: ignore[type-arg]
+    if side == "SELL":
+        action = lambda ctx, bar: ctx.sell(X, 5, tif="GTC", **trail)  # noqa: E731
+    else:
+        action = lambda ctx, bar: ctx.buy(X, 5, tif="GTC", **trail)  # noqa: E731
+    script, broker, _ = run({at: action})
+    (order,) = broker.submitted
+    assert order.request.order_type is OrderType.TRAILING_STOP
+    (fill,) = script.fills
+    assert (fill.ts_ns, fill.price) == (script.bars[fill_bar].ts_ns, D(fill_price))
+
+
+def test_trailing_stop_initial_stop_can_be_given_and_needs_a_price_otherwise() -> None:
+    _, broker, _ = run(
+        {0: lambda ctx, bar: ctx.sell(X, 5, tif="GTC", trail_amount=2, stop_price="90")}
+    )
+    assert broker.submitted[0].request.stop_price == D(90)
+    seen = []
+
+    class Early(Strategy):
+        def on_start(self, ctx: Context) -> None:
+            ctx.sell(X, 1, trail_percent=1)
+
+        def on_order(self, ctx: Context, order: Order, event: object) -> None:
+            seen.append(event)
+
+    Engine(Early(), DataFrameFeed(bars_frame(ROWS), X), SimBroker()).run()
+    assert isinstance(seen[0], OrderDenied)
+    assert "no price seen yet" in seen[0].reason
 
 
 def test_day_order_expires_at_the_end_of_its_first_trading_day() -> None:
@@ -404,7 +460,7 @@ def scenario(draw: st.DrawFn) -> tuple[list[tuple[float, float, float, float]], 
                 st.tuples(
                     st.sampled_from(["BUY", "SELL"]),
                     st.integers(1, 20),
-                    st.sampled_from(["MKT", "LMT", "STP"]),
+                    st.sampled_from(["MKT", "LMT", "STP", "STP LMT", "TRAIL"]),
                     st.floats(0.9, 1.1),
                     st.sampled_from(["DAY", "GTC", "IOC"]),
                 ),
@@ -423,7 +479,13 @@ def test_no_early_fill_no_overfill_and_books_balance(case: tuple) -> None:  # ty
         def action(ctx: Context, bar: Bar) -> None:
             for side, qty, kind, factor, tif in specs:
                 price = X.round_price(bar.close * factor)
-                kwargs = {"LMT": {"limit_price": price}, "STP": {"stop_price": price}}.get(kind, {})
+                other = X.round_price(bar.close * (2 - factor))
+                kwargs = {
+                    "LMT": {"limit_price": price},
+                    "STP": {"stop_price": price},
+                    "STP LMT": {"stop_price": price, "limit_price": other},
+                    "TRAIL": {"stop_price": price, "trail_amount": abs(price - other) + 1},
+                }.get(kind, {})
                 ctx.submit(OrderRequest(X, side, qty, kind, tif=tif, **kwargs))  # type: ignore[arg-type]
 
         return action

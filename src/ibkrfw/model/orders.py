@@ -46,6 +46,7 @@ class OrderType(enum.StrEnum):
     LIMIT = "LMT"
     STOP = "STP"
     STOP_LIMIT = "STP LMT"
+    TRAILING_STOP = "TRAIL"
 
 
 class TimeInForce(enum.StrEnum):
@@ -146,9 +147,12 @@ class OrderRequest:
         instrument: What to trade.
         side: BUY or SELL.
         quantity: How many units (shares, contracts, base currency), positive.
-        order_type: MARKET, LIMIT, STOP or STOP_LIMIT.
+        order_type: MARKET, LIMIT, STOP, STOP_LIMIT or TRAILING_STOP.
         limit_price: Required for LIMIT and STOP_LIMIT.
-        stop_price: Required for STOP and STOP_LIMIT.
+        stop_price: Required for STOP and STOP_LIMIT; for TRAILING_STOP, the initial stop
+            (IB's ``trailStopPrice``), which then follows the market.
+        trail_amount: For TRAILING_STOP: the distance kept from the best price, in price units.
+        trail_percent: For TRAILING_STOP: the distance as a percentage of the best price.
         tif: Time in force; IB's default, DAY, unless given.
         good_till_ns: Expiry time (UTC ns) for GTD orders.
         tag: Free text carried to IB as ``orderRef``; use it to recognise your orders.
@@ -171,6 +175,8 @@ class OrderRequest:
     tif: TimeInForce = attrs.field(default=TimeInForce.DAY, converter=_to_tif)
     good_till_ns: int | None = None
     tag: str = ""
+    trail_amount: Decimal | None = attrs.field(default=None, converter=optional_decimal)
+    trail_percent: Decimal | None = attrs.field(default=None, converter=optional_decimal)
 
     @classmethod
     def market(
@@ -223,6 +229,8 @@ class OrderRequest:
         setattr_(request, "tif", TimeInForce.DAY)
         setattr_(request, "good_till_ns", None)
         setattr_(request, "tag", "")
+        setattr_(request, "trail_amount", None)
+        setattr_(request, "trail_percent", None)
         return request
 
 
@@ -244,12 +252,23 @@ def check_request(request: OrderRequest) -> str | None:
     if qty % inst.lot_size != 0:
         return f"quantity {qty} is not a multiple of the lot size {inst.lot_size} of {inst.id}"
     kind = request.order_type
-    if kind is OrderType.MARKET and request.limit_price is None and request.stop_price is None:
+    plain = request.limit_price is None and request.stop_price is None
+    if kind is OrderType.MARKET and plain and request.trail_amount is request.trail_percent is None:
         if request.tif is TimeInForce.GTD and request.good_till_ns is None:
             return "a GTD order needs good_till_ns"
         return None  # the common case, checked without the loop below
     needs_limit = kind in (OrderType.LIMIT, OrderType.STOP_LIMIT)
-    needs_stop = kind in (OrderType.STOP, OrderType.STOP_LIMIT)
+    needs_stop = kind in (OrderType.STOP, OrderType.STOP_LIMIT, OrderType.TRAILING_STOP)
+    trails = [t for t in (request.trail_amount, request.trail_percent) if t is not None]
+    if kind is OrderType.TRAILING_STOP:
+        if len(trails) != 1:
+            return "a TRAILING_STOP order needs exactly one of trail_amount and trail_percent"
+        if trails[0] <= 0:
+            return f"the trail must be positive, got {trails[0]}"
+        if request.trail_percent is not None and request.trail_percent >= 100:
+            return f"trail_percent must be below 100, got {request.trail_percent}"
+    elif trails:
+        return f"a {kind.name} order takes no trail_amount or trail_percent"
     for name, price, needed in (
         ("limit price", request.limit_price, needs_limit),
         ("stop price", request.stop_price, needs_stop),

@@ -20,7 +20,6 @@ from ibkrfw.model.events import (
     OrderCancelRejected,
     OrderExpired,
     OrderFilled,
-    OrderRejected,
 )
 from ibkrfw.model.fills import Fill
 from ibkrfw.model.instruments import Instrument
@@ -34,7 +33,18 @@ __all__ = ["SimBroker"]
 class _Working:
     """An order resting in the simulator, with its prices as floats for matching."""
 
-    __slots__ = ("buy", "expire_ns", "limit", "order", "stop", "tif")
+    __slots__ = (
+        "best",
+        "buy",
+        "expire_ns",
+        "limit",
+        "order",
+        "stop",
+        "tif",
+        "trail",
+        "trail_fraction",
+        "triggered",
+    )
 
     def __init__(self, order: Order) -> None:
         req = order.request
@@ -44,6 +54,49 @@ class _Working:
         self.stop = float(req.stop_price) if req.stop_price is not None else 0.0
         self.tif = req.tif
         self.expire_ns: int | None = req.good_till_ns if req.tif is TimeInForce.GTD else None
+        self.triggered = False  # a STOP_LIMIT whose stop was touched works as a limit
+        # TRAILING_STOP: the best price seen, and the distance kept from it
+        self.trail = float(req.trail_amount) if req.trail_amount is not None else 0.0
+        pct = req.trail_percent
+        self.trail_fraction = float(pct) / 100 if pct is not None else 0.0
+        if self.trail_fraction:
+            factor = 1 + self.trail_fraction if self.buy else 1 - self.trail_fraction
+            self.best = self.stop / factor
+        else:
+            self.best = self.stop - self.trail if self.buy else self.stop + self.trail
+
+    def follow(self, bar: Bar) -> None:
+        """Move a trailing stop after ``bar``, never away from the market."""
+        if self.buy:
+            self.best = min(self.best, bar.low)
+            gap = self.best * self.trail_fraction if self.trail_fraction else self.trail
+            self.stop = min(self.stop, self.best + gap)
+        else:
+            self.best = max(self.best, bar.high)
+            gap = self.best * self.trail_fraction if self.trail_fraction else self.trail
+            self.stop = max(self.stop, self.best - gap)
+
+
+def _limit_fill(buy: bool, limit: float, exact: Decimal | None, bar: Bar) -> float | Decimal | None:
+    """A limit fills when touched, at the limit, or at a better open."""
+    if buy:
+        if bar.open <= limit:
+            return bar.open
+        return exact if bar.low <= limit else None
+    if bar.open >= limit:
+        return bar.open
+    return exact if bar.high >= limit else None
+
+
+def _stop_fill(buy: bool, stop: float, exact: Decimal | None, bar: Bar) -> float | Decimal | None:
+    """A stop fills when touched, at the stop, or at a worse open."""
+    if buy:
+        if bar.open >= stop:
+            return bar.open
+        return exact if bar.high >= stop else None
+    if bar.open <= stop:
+        return bar.open
+    return exact if bar.low <= stop else None
 
 
 class _LocalDays:
@@ -95,11 +148,14 @@ class SimBroker(Broker):
       (a better price);
     * STOP triggers when touched and fills at the stop, or at the open if the bar gaps through
       it (a worse price);
+    * STOP_LIMIT triggers like a stop, then works as a limit. Triggered at the open, the limit
+      is checked from the open on; triggered inside the bar, it fills at the stop if the limit
+      allows, otherwise it waits for later bars;
+    * TRAILING_STOP works as a stop, checked against the stop as it stood before each bar; then
+      the bar's high (for a sell) or low (for a buy) moves the stop toward the market;
     * the whole quantity fills at once (volume caps come later);
     * time in force: DAY expires at the end of the local trading day of the first bar it could
       fill on, IOC after that first bar, GTD at ``good_till_ns``; GTC never.
-
-    STOP_LIMIT orders are rejected (:class:`~ibkrfw.OrderRejected`) for now.
 
     Args:
         cash: Starting cash in the base currency.
@@ -134,15 +190,6 @@ class SimBroker(Broker):
     @override
     def submit(self, order: Order) -> None:
         now, emit = self._clock.now_ns(), self._emit
-        if order.request.order_type is OrderType.STOP_LIMIT:
-            emit(
-                OrderRejected(
-                    ts_ns=now,
-                    order_id=order.order_id,
-                    reason="SimBroker does not simulate STOP_LIMIT orders yet",
-                )
-            )
-            return
         working = self._working.get(order.instrument)
         if working is None:
             working = self._working[order.instrument] = {}
@@ -197,35 +244,45 @@ class SimBroker(Broker):
         elif w.expire_ns is not None and ts >= w.expire_ns:
             self._expire(w, ts)
             return
-        kind = order.request.order_type
+        req = order.request
+        kind = req.order_type
         price: float | Decimal | None = None
         if kind is OrderType.MARKET:
             price = bar.open
         elif kind is OrderType.LIMIT:
-            if w.buy:
-                if bar.open <= w.limit:
-                    price = bar.open
-                elif bar.low <= w.limit:
-                    price = order.request.limit_price
-            elif bar.open >= w.limit:
-                price = bar.open
-            elif bar.high >= w.limit:
-                price = order.request.limit_price
+            price = _limit_fill(w.buy, w.limit, req.limit_price, bar)
         elif kind is OrderType.STOP:
-            if w.buy:
-                if bar.open >= w.stop:
-                    price = bar.open
-                elif bar.high >= w.stop:
-                    price = order.request.stop_price
-            elif bar.open <= w.stop:
-                price = bar.open
-            elif bar.low <= w.stop:
-                price = order.request.stop_price
+            price = _stop_fill(w.buy, w.stop, req.stop_price, bar)
+        elif kind is OrderType.STOP_LIMIT:
+            price = self._stop_limit(w, bar)
+        elif kind is OrderType.TRAILING_STOP:
+            price = _stop_fill(w.buy, w.stop, order.instrument.round_price(w.stop), bar)
+            if price is None:
+                w.follow(bar)
         if price is None:
             if w.tif is TimeInForce.IOC:
                 self._expire(w, ts)
             return
         self._fill(w, price, ts)
+
+    @staticmethod
+    def _stop_limit(w: _Working, bar: Bar) -> float | Decimal | None:
+        req = w.order.request
+        if w.triggered:
+            return _limit_fill(w.buy, w.limit, req.limit_price, bar)
+        gap = bar.open >= w.stop if w.buy else bar.open <= w.stop
+        touched = gap or (bar.high >= w.stop if w.buy else bar.low <= w.stop)
+        if not touched:
+            return None
+        w.triggered = True
+        if gap:  # triggered at the open: a limit from there on, this bar included
+            return _limit_fill(w.buy, w.limit, req.limit_price, bar)
+        # Triggered inside the bar at the stop: it fills there if the limit allows that price.
+        # A limit on the far side of the stop waits for later bars, as the order of the bar's
+        # high and low is unknown.
+        if (w.stop <= w.limit) if w.buy else (w.stop >= w.limit):
+            return req.stop_price
+        return None
 
     def _expire(self, w: _Working, ts: int) -> None:
         self._remove(w.order.instrument, w.order.order_id)

@@ -60,6 +60,15 @@ def test_order_error_is_also_a_value_error() -> None:
         (OrderRequest.limit(AAPL, "BUY", 1, "10.005"), "tick size"),
         (OrderRequest.limit(AAPL, "BUY", 1, 0), "must be positive"),
         (OrderRequest.market(AAPL, "BUY", 1, tif="GTD"), "good_till_ns"),
+        (OrderRequest(AAPL, "SELL", 1, "TRAIL", stop_price=90), "exactly one of trail_amount"),
+        (
+            OrderRequest(AAPL, "SELL", 1, "TRAIL", stop_price=90, trail_amount=1, trail_percent=2),
+            "exactly one of trail_amount",
+        ),
+        (OrderRequest(AAPL, "SELL", 1, "TRAIL", stop_price=90, trail_percent=100), "below 100"),
+        (OrderRequest(AAPL, "SELL", 1, "TRAIL", stop_price=90, trail_amount=-1), "positive"),
+        (OrderRequest(AAPL, "SELL", 1, "TRAIL", trail_amount=1), "needs a stop price"),
+        (OrderRequest.market(AAPL, "SELL", 1, trail_amount=1), "takes no trail_amount"),
     ],
 )
 def test_check_request_names_the_problem(request_: OrderRequest, reason: str) -> None:
@@ -102,4 +111,6 @@ def test_trusted_market_request_equals_the_checked_one() -> None:
         "tif",
         "good_till_ns",
         "tag",
+        "trail_amount",
+        "trail_percent",
     ]  # a new field must be added to _trusted_market too
