@@ -471,8 +471,8 @@ def scenario(draw: st.DrawFn) -> tuple[list[tuple[float, float, float, float]], 
     return rows, orders
 
 
-@given(scenario())
-def test_no_early_fill_no_overfill_and_books_balance(case: tuple) -> None:  # type: ignore[type-arg]
+@given(scenario(), st.sampled_from([None, 0.005, 0.02, 1.0]))
+def test_no_early_fill_no_overfill_and_books_balance(case: tuple, limit: float | None) -> None:  # type: ignore[type-arg]
     rows, orders = case
 
     def act(specs: list) -> object:  # type: ignore[type-arg]
@@ -491,7 +491,8 @@ def test_no_early_fill_no_overfill_and_books_balance(case: tuple) -> None:  # ty
         return action
 
     script = ScriptedStrategy({i: act(specs) for i, specs in orders.items()})  # type: ignore[misc]
-    result = Engine(script, DataFrameFeed(bars_frame(rows), X), SimBroker(10_000)).run()
+    broker = SimBroker(10_000, volume_limit=limit)
+    result = Engine(script, DataFrameFeed(bars_frame(rows), X), broker).run()
     for fill in result.fill_list:
         order = next(o for o in result.order_list if o.order_id == fill.order_id)
         assert fill.ts_ns > order.created_ns  # never on the bar it was decided on
@@ -499,6 +500,11 @@ def test_no_early_fill_no_overfill_and_books_balance(case: tuple) -> None:  # ty
         assert bar.low - 1e-9 <= float(fill.price) <= bar.high + 1e-9  # a price that traded
     for order in result.order_list:
         assert order.filled_quantity <= order.quantity
+    if limit is not None:  # never more than the allowed share of a bar's volume (1000 here)
+        per_bar: dict[int, Decimal] = {}
+        for fill in result.fill_list:
+            per_bar[fill.ts_ns] = per_bar.get(fill.ts_ns, D(0)) + fill.quantity
+        assert all(q <= int(1000 * limit) for q in per_bar.values())
     # zero commission: cash moved by exactly the fills; equity marks what is held at the last close
     cash = Decimal(10_000) - sum((f.signed_quantity * f.price for f in result.fill_list), D(0))
     held = sum((f.signed_quantity for f in result.fill_list), D(0))
@@ -582,3 +588,80 @@ def test_ibkr_fixed_commission_in_a_backtest() -> None:
     # the sale fills at bar 3's open, 96: 5.00 + SEC on $96,000 + TAF on 1,000 shares
     assert sell.commission == D("5.00") + D("0.0000278") * 96_000 + D("0.166")
     assert result.trade_list[0].commission == buy.commission + sell.commission
+
+
+# --- volume participation and partial fills ---------------------------------------------------
+def _capped(actions: dict, volume: float | None = 1000.0, **broker_kw: object):  # type: ignore[no-untyped-def, type-arg]
+    script = ScriptedStrategy(actions)
+    broker = SimBroker(1_000_000, volume_limit=0.1, **broker_kw)  # type: ignore[arg-type]
+    frame = bars_frame(ROWS, volume=0.0 if volume is None else volume)
+    if volume is None:
+        frame = frame.drop(columns="volume")  # no volume known at all
+    result = Engine(script, DataFrameFeed(frame, X), broker).run()
+    return script, result
+
+
+def test_volume_limit_splits_a_market_order_over_bars() -> None:
+    from ibkrfw.sim import IBKRFixedCommission
+
+    script, result = _capped(
+        {0: lambda ctx, bar: ctx.buy(X, 250, tif="GTC")}, commission=IBKRFixedCommission()
+    )
+    assert [(f.quantity, f.price) for f in script.fills] == [
+        (100, D("100.50")),
+        (100, D("101")),
+        (50, D("96")),
+    ]
+    statuses = [o.status for o, e in script.events if type(e).__name__ == "OrderFilled"]
+    assert statuses == [
+        OrderStatus.PARTIALLY_FILLED,
+        OrderStatus.PARTIALLY_FILLED,
+        OrderStatus.FILLED,
+    ]
+    # IB's $1 minimum is charged once for the order: 1.00, then 0 (200 shares = $1.00), then
+    # 0.25 (250 shares = $1.25)
+    assert [f.commission for f in script.fills] == [D(1), D(0), D("0.25")]
+    order = result.order_list[0]
+    assert order.avg_fill_price == (D("100.50") * 100 + D(101) * 100 + D(96) * 50) / 250
+
+
+def test_orders_share_a_bars_volume_first_come_first_served() -> None:
+    script, _ = _capped(
+        {0: lambda ctx, bar: (ctx.buy(X, 80, tif="GTC"), ctx.buy(X, 80, tif="GTC"))}
+    )
+    assert [(f.order_id, f.quantity, f.ts_ns) for f in script.fills] == [
+        (1, 80, script.bars[1].ts_ns),
+        (2, 20, script.bars[1].ts_ns),
+        (2, 60, script.bars[2].ts_ns),
+    ]
+
+
+def test_ioc_keeps_its_partial_fill_and_expires_the_rest() -> None:
+    script, result = _capped({0: lambda ctx, bar: ctx.buy(X, 250, tif="IOC")})
+    assert [f.quantity for f in script.fills] == [100]
+    order = result.order_list[0]
+    assert (order.status, order.filled_quantity) == (OrderStatus.EXPIRED, 100)
+
+
+def test_a_triggered_stop_fills_its_rest_at_later_opens() -> None:
+    script, _ = _capped({0: lambda ctx, bar: ctx.sell(X, 150, stop_price="98.5", tif="GTC")})
+    assert [(f.quantity, f.price) for f in script.fills] == [(100, D("98.5")), (50, D("96"))]
+
+
+def test_zero_volume_bars_fill_nothing_and_unknown_volume_fills_in_full(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    script, _ = _capped({0: lambda ctx, bar: ctx.buy(X, 10)}, volume=0.0)
+    assert script.fills == []
+    with caplog.at_level("WARNING", logger="ibkrfw.sim"):
+        script, _ = _capped({0: lambda ctx, bar: ctx.buy(X, 10_000)}, volume=None)
+    assert [f.quantity for f in script.fills] == [10_000]
+    assert "volume_limit cannot apply" in caplog.text
+
+
+def test_volume_limit_must_be_a_share() -> None:
+    from ibkrfw import ConfigError
+
+    for bad in (0, -0.1, 1.5):
+        with pytest.raises(ConfigError, match="volume_limit"):
+            SimBroker(volume_limit=bad)

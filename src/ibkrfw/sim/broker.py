@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from decimal import Decimal
 from typing import final
 from zoneinfo import ZoneInfo
@@ -25,9 +26,12 @@ from ibkrfw.model.fills import Fill
 from ibkrfw.model.instruments import Instrument
 from ibkrfw.model.orders import Order, OrderType, Side, TimeInForce
 from ibkrfw.ports import Broker, EventSink
-from ibkrfw.sim.commission import CommissionModel, ZeroCommission
+from ibkrfw.sim.commission import NOTHING_YET, CommissionModel, OrderSoFar, ZeroCommission
 
 __all__ = ["SimBroker"]
+
+log = logging.getLogger("ibkrfw.sim")
+_ZERO = Decimal(0)
 
 
 class _Working:
@@ -39,6 +43,7 @@ class _Working:
         "expire_ns",
         "limit",
         "order",
+        "so_far",
         "stop",
         "tif",
         "trail",
@@ -54,7 +59,8 @@ class _Working:
         self.stop = float(req.stop_price) if req.stop_price is not None else 0.0
         self.tif = req.tif
         self.expire_ns: int | None = req.good_till_ns if req.tif is TimeInForce.GTD else None
-        self.triggered = False  # a STOP_LIMIT whose stop was touched works as a limit
+        self.triggered = False  # a touched STOP_LIMIT works as a limit; STOP as a market order
+        self.so_far = NOTHING_YET  # what the order filled and paid so far
         # TRAILING_STOP: the best price seen, and the distance kept from it
         self.trail = float(req.trail_amount) if req.trail_amount is not None else 0.0
         pct = req.trail_percent
@@ -153,24 +159,44 @@ class SimBroker(Broker):
       allows, otherwise it waits for later bars;
     * TRAILING_STOP works as a stop, checked against the stop as it stood before each bar; then
       the bar's high (for a sell) or low (for a buy) moves the stop toward the market;
-    * the whole quantity fills at once (volume caps come later);
+    * the whole remaining quantity fills at once, unless ``volume_limit`` caps it (below);
     * time in force: DAY expires at the end of the local trading day of the first bar it could
       fill on, IOC after that first bar, GTD at ``good_till_ns``; GTC never.
+
+    With ``volume_limit``, orders take at most that share of each bar's volume, rounded down
+    to whole lots and shared first come, first served by the orders matching on the bar. The
+    rest stays working as a partial fill: a triggered stop fills it at later opens, a limit at
+    its limit or better, an IOC order expires it. A bar of volume 0 fills nothing; a bar of
+    unknown (NaN) volume cannot be capped, so it fills in full and a warning is logged once
+    per instrument.
 
     Args:
         cash: Starting cash in the base currency.
         commission: The commission model (:class:`~ibkrfw.sim.ZeroCommission` by default).
+        volume_limit: The largest share of a bar's volume the orders may take, in (0, 1];
+            ``None`` for no limit.
 
     Raises:
-        ConfigError: if ``cash`` is not a finite number.
+        ConfigError: if ``cash`` is not a finite number or ``volume_limit`` is out of range.
     """
 
-    def __init__(self, cash: DecimalLike = 100_000, *, commission: CommissionModel | None = None):
+    def __init__(
+        self,
+        cash: DecimalLike = 100_000,
+        *,
+        commission: CommissionModel | None = None,
+        volume_limit: float | None = None,
+    ) -> None:
         try:
             self._cash = to_decimal(cash, "cash")
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
+        if volume_limit is not None and not 0 < volume_limit <= 1:
+            raise ConfigError(f"volume_limit must be in (0, 1], got {volume_limit!r}")
         self.commission_model = commission or ZeroCommission()
+        self.volume_limit = volume_limit
+        self._capacity: dict[Instrument, tuple[int, Decimal]] = {}  # bar time, units left
+        self._unknown_volume: set[Instrument] = set()
         self._working: dict[Instrument, dict[int, _Working]] = {}
         self._n_working = 0
         self._fills = 0
@@ -251,6 +277,8 @@ class SimBroker(Broker):
             price = bar.open
         elif kind is OrderType.LIMIT:
             price = _limit_fill(w.buy, w.limit, req.limit_price, bar)
+        elif w.triggered and kind is not OrderType.STOP_LIMIT:
+            price = bar.open  # the rest of a stop that already triggered
         elif kind is OrderType.STOP:
             price = _stop_fill(w.buy, w.stop, req.stop_price, bar)
         elif kind is OrderType.STOP_LIMIT:
@@ -259,11 +287,12 @@ class SimBroker(Broker):
             price = _stop_fill(w.buy, w.stop, order.instrument.round_price(w.stop), bar)
             if price is None:
                 w.follow(bar)
-        if price is None:
-            if w.tif is TimeInForce.IOC:
-                self._expire(w, ts)
-            return
-        self._fill(w, price, ts)
+        if price is not None:
+            if kind is OrderType.STOP or kind is OrderType.TRAILING_STOP:
+                w.triggered = True
+            self._fill(w, price, bar)
+        if w.tif is TimeInForce.IOC and w.order.order_id in self._working[order.instrument]:
+            self._expire(w, ts)  # IOC: whatever did not fill on its one bar
 
     @staticmethod
     def _stop_limit(w: _Working, bar: Bar) -> float | Decimal | None:
@@ -288,22 +317,60 @@ class SimBroker(Broker):
         self._remove(w.order.instrument, w.order.order_id)
         self._emit(OrderExpired(ts_ns=ts, order_id=w.order.order_id))
 
-    def _fill(self, w: _Working, price: float | Decimal, ts: int) -> None:
+    def _room(self, bar: Bar) -> Decimal | None:
+        """Units still available on ``bar`` under the volume limit (None: no limit applies)."""
+        if self.volume_limit is None:
+            return None
+        inst = bar.instrument
+        ts, left = self._capacity.get(inst, (-1, _ZERO))
+        if ts == bar.ts_ns:
+            return left
+        if bar.volume != bar.volume:  # NaN: the volume is unknown, so no cap can apply
+            if inst not in self._unknown_volume:
+                self._unknown_volume.add(inst)
+                log.warning(
+                    "%s has bars without volume: volume_limit cannot apply to them, orders fill "
+                    "in full",
+                    inst.id,
+                )
+            return None
+        left = inst.round_quantity(bar.volume * self.volume_limit)
+        self._capacity[inst] = (bar.ts_ns, left)
+        return left
+
+    def _fill(self, w: _Working, price: float | Decimal, bar: Bar) -> None:
         order = w.order
         inst = order.instrument
+        ts = bar.ts_ns
+        before = w.so_far
+        quantity = order.request.quantity - before.quantity
+        room = self._room(bar)
+        if room is not None:
+            if room < quantity:
+                quantity = room
+            if quantity <= 0:
+                return  # nothing left to trade on this bar
+            self._capacity[inst] = (ts, room - quantity)
         fill_price = price if isinstance(price, Decimal) else inst.round_price(price)
-        quantity = order.request.quantity - order.filled_quantity
+        side = order.request.side
+        fee = self.commission_model.commission(inst, side, quantity, fill_price, ts, before)
         self._fills += 1
         fill = Fill(
             order.order_id,
             inst,
-            order.request.side,
+            side,
             quantity,
             fill_price,
-            # Whole fills only, so the order has no earlier fill: OrderSoFar() is exact here.
-            self.commission_model.commission(inst, order.request.side, quantity, fill_price, ts),
+            fee,
             ts,
             f"SIM-{order.order_id}-{self._fills}",
         )
-        self._remove(inst, order.order_id)
+        if before.quantity + quantity >= order.request.quantity:
+            self._remove(inst, order.order_id)
+        else:
+            w.so_far = OrderSoFar(
+                before.quantity + quantity,
+                before.value + quantity * fill_price * inst.multiplier,
+                before.commission + fee,
+            )
         self._emit(OrderFilled(ts_ns=ts, order_id=order.order_id, fill=fill))
