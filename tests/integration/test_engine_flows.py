@@ -25,6 +25,7 @@ from ibkrfw import (
     PortfolioView,
     RiskDecision,
     RiskRule,
+    Side,
     Stock,
     Strategy,
     TimeInForce,
@@ -471,8 +472,14 @@ def scenario(draw: st.DrawFn) -> tuple[list[tuple[float, float, float, float]], 
     return rows, orders
 
 
-@given(scenario(), st.sampled_from([None, 0.005, 0.02, 1.0]))
-def test_no_early_fill_no_overfill_and_books_balance(case: tuple, limit: float | None) -> None:  # type: ignore[type-arg]
+@given(scenario(), st.sampled_from([None, 0.005, 0.02, 1.0]), st.sampled_from([None, 5.0, 500.0]))
+def test_no_early_fill_no_overfill_and_books_balance(
+    case: tuple,  # type: ignore[type-arg]
+    limit: float | None,
+    bps: float | None,
+) -> None:
+    from ibkrfw.sim import FixedBpsSlippage
+
     rows, orders = case
 
     def act(specs: list) -> object:  # type: ignore[type-arg]
@@ -491,13 +498,20 @@ def test_no_early_fill_no_overfill_and_books_balance(case: tuple, limit: float |
         return action
 
     script = ScriptedStrategy({i: act(specs) for i, specs in orders.items()})  # type: ignore[misc]
-    broker = SimBroker(10_000, volume_limit=limit)
+    slippage = None if bps is None else FixedBpsSlippage(bps)
+    broker = SimBroker(10_000, volume_limit=limit, slippage=slippage)
     result = Engine(script, DataFrameFeed(bars_frame(rows), X), broker).run()
     for fill in result.fill_list:
         order = next(o for o in result.order_list if o.order_id == fill.order_id)
         assert fill.ts_ns > order.created_ns  # never on the bar it was decided on
         bar = next(b for b in script.bars if b.ts_ns == fill.ts_ns)
         assert bar.low - 1e-9 <= float(fill.price) <= bar.high + 1e-9  # a price that traded
+        request = order.request
+        if request.limit_price is not None:  # slippage never breaks a limit
+            if request.side is Side.BUY:
+                assert fill.price <= request.limit_price
+            else:
+                assert fill.price >= request.limit_price
     for order in result.order_list:
         assert order.filled_quantity <= order.quantity
     if limit is not None:  # never more than the allowed share of a bar's volume (1000 here)
@@ -665,3 +679,26 @@ def test_volume_limit_must_be_a_share() -> None:
     for bad in (0, -0.1, 1.5):
         with pytest.raises(ConfigError, match="volume_limit"):
             SimBroker(volume_limit=bad)
+
+
+# --- slippage in the engine ---------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("bps", "action", "price"),
+    [
+        (50, lambda ctx, bar: ctx.buy(X, 1), "101.01"),  # 100.5 * 1.005 = 101.0025, rounded up
+        (50, lambda ctx, bar: ctx.sell(X, 1), "99.99"),  # 100.5 * 0.995 = 99.9975, rounded down
+        (500, lambda ctx, bar: ctx.buy(X, 1), "102"),  # 105.525 is above the bar's high
+        # a limit touched inside the bar keeps its price: the limit is a guarantee
+        (50, lambda ctx, bar: ctx.buy(X, 1, limit_price="99", tif="GTC"), "99"),
+        # a gap through the limit improves the price; slippage eats part of it: 96 -> 96.48
+        (50, lambda ctx, bar: ctx.buy(X, 1, limit_price="97.5", tif="GTC"), "96.48"),
+    ],
+)
+def test_fixed_slippage_in_a_backtest(bps: float, action: object, price: str) -> None:
+    from ibkrfw.sim import FixedBpsSlippage
+
+    script = ScriptedStrategy({0: action})  # type: ignore[dict-item]
+    broker = SimBroker(100_000, slippage=FixedBpsSlippage(bps))
+    Engine(script, DataFrameFeed(bars_frame(ROWS), X), broker).run()
+    (fill,) = script.fills
+    assert fill.price == D(price)

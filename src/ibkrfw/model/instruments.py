@@ -85,8 +85,12 @@ class Instrument:
         """A readable identifier, unique per instrument, such as ``"AAPL.SMART"``."""
         return f"{self.symbol}.{self.exchange}"
 
-    def round_price(self, price: float | Decimal) -> Decimal:
-        """Round ``price`` to the nearest tick (half to even).
+    def round_price(self, price: float | Decimal, rounding: str = ROUND_HALF_EVEN) -> Decimal:
+        """Round ``price`` to a tick: the nearest (half to even) unless ``rounding`` says.
+
+        Args:
+            price: The price to round.
+            rounding: A :mod:`decimal` rounding mode, e.g. ``ROUND_CEILING`` to round up.
 
         Raises:
             OrderError: if ``price`` is NaN or infinite.
@@ -95,8 +99,8 @@ class Instrument:
         if not value.is_finite():
             raise OrderError(f"price must be finite, got {price!r}")
         if self._tick_is_decade:
-            return value.quantize(self.tick_size, ROUND_HALF_EVEN)
-        ticks = (value / self.tick_size).to_integral_value(ROUND_HALF_EVEN)
+            return value.quantize(self.tick_size, rounding)
+        ticks = (value / self.tick_size).to_integral_value(rounding)
         return (ticks * self.tick_size).quantize(self.tick_size)
 
     def is_on_tick(self, price: Decimal) -> bool:

@@ -13,11 +13,19 @@ from ibkrfw.sim.commission import (
     ZeroCommission,
 )
 from ibkrfw.sim.feeds import CSVFeed, DataFrameFeed, frame_to_arrays
+from ibkrfw.sim.slippage import (
+    FixedBpsSlippage,
+    HalfSpreadSlippage,
+    SlippageModel,
+    SquareRootImpactSlippage,
+)
 
 __all__ = [
     "CSVFeed",
     "CommissionModel",
     "DataFrameFeed",
+    "FixedBpsSlippage",
+    "HalfSpreadSlippage",
     "IBKRFixedCommission",
     "IBKRTieredCommission",
     "IBKR_US_STOCK_FEES",
@@ -25,6 +33,8 @@ __all__ = [
     "PerShareCommission",
     "PercentCommission",
     "SimBroker",
+    "SlippageModel",
+    "SquareRootImpactSlippage",
     "USStockFees",
     "ZeroCommission",
     "frame_to_arrays",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from decimal import Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import final
 from zoneinfo import ZoneInfo
 
@@ -13,7 +13,7 @@ from typing_extensions import override
 from ibkrfw.core.clock import Clock
 from ibkrfw.errors import ConfigError, EngineError
 from ibkrfw.model._decimal import DecimalLike, to_decimal
-from ibkrfw.model.data import Bar
+from ibkrfw.model.data import Bar, Quote
 from ibkrfw.model.events import (
     Event,
     OrderAccepted,
@@ -27,6 +27,7 @@ from ibkrfw.model.instruments import Instrument
 from ibkrfw.model.orders import Order, OrderType, Side, TimeInForce
 from ibkrfw.ports import Broker, EventSink
 from ibkrfw.sim.commission import NOTHING_YET, CommissionModel, OrderSoFar, ZeroCommission
+from ibkrfw.sim.slippage import SlippageModel
 
 __all__ = ["SimBroker"]
 
@@ -175,6 +176,9 @@ class SimBroker(Broker):
         commission: The commission model (:class:`~ibkrfw.sim.ZeroCommission` by default).
         volume_limit: The largest share of a bar's volume the orders may take, in (0, 1];
             ``None`` for no limit.
+        slippage: A :class:`~ibkrfw.sim.SlippageModel`; none by default. A slipped price is
+            rounded to the tick against the trader and kept within the bar's low-high range
+            and a limit order's limit.
 
     Raises:
         ConfigError: if ``cash`` is not a finite number or ``volume_limit`` is out of range.
@@ -186,6 +190,7 @@ class SimBroker(Broker):
         *,
         commission: CommissionModel | None = None,
         volume_limit: float | None = None,
+        slippage: SlippageModel | None = None,
     ) -> None:
         try:
             self._cash = to_decimal(cash, "cash")
@@ -195,6 +200,8 @@ class SimBroker(Broker):
             raise ConfigError(f"volume_limit must be in (0, 1], got {volume_limit!r}")
         self.commission_model = commission or ZeroCommission()
         self.volume_limit = volume_limit
+        self.slippage = slippage
+        self._quotes: dict[Instrument, Quote] = {}
         self._capacity: dict[Instrument, tuple[int, Decimal]] = {}  # bar time, units left
         self._unknown_volume: set[Instrument] = set()
         self._working: dict[Instrument, dict[int, _Working]] = {}
@@ -317,6 +324,29 @@ class SimBroker(Broker):
         self._remove(w.order.instrument, w.order.order_id)
         self._emit(OrderExpired(ts_ns=ts, order_id=w.order.order_id))
 
+    @override
+    def on_quote(self, quote: Quote) -> None:
+        """Remember the latest quote of each instrument (the spread slippage model uses it)."""
+        self._quotes[quote.instrument] = quote
+
+    def _slip(
+        self, model: SlippageModel, w: _Working, base: Decimal, quantity: Decimal, bar: Bar
+    ) -> Decimal:
+        req = w.order.request
+        inst = req.instrument
+        raw = model.adjust(req.side, float(base), float(quantity), bar, self._quotes.get(inst))
+        if w.buy:  # round against the trader, stay within what traded and what was promised
+            price = min(
+                inst.round_price(raw, ROUND_CEILING), inst.round_price(bar.high, ROUND_FLOOR)
+            )
+            if req.limit_price is not None:
+                price = min(price, req.limit_price)
+            return max(price, base)
+        price = max(inst.round_price(raw, ROUND_FLOOR), inst.round_price(bar.low, ROUND_CEILING))
+        if req.limit_price is not None:
+            price = max(price, req.limit_price)
+        return min(price, base)
+
     def _room(self, bar: Bar) -> Decimal | None:
         """Units still available on ``bar`` under the volume limit (None: no limit applies)."""
         if self.volume_limit is None:
@@ -352,6 +382,9 @@ class SimBroker(Broker):
                 return  # nothing left to trade on this bar
             self._capacity[inst] = (ts, room - quantity)
         fill_price = price if isinstance(price, Decimal) else inst.round_price(price)
+        slippage = self.slippage
+        if slippage is not None:
+            fill_price = self._slip(slippage, w, fill_price, quantity, bar)
         side = order.request.side
         fee = self.commission_model.commission(inst, side, quantity, fill_price, ts, before)
         self._fills += 1
