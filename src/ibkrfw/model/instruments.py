@@ -90,7 +90,7 @@ class Instrument:
 
         Args:
             price: The price to round.
-            rounding: A :mod:`decimal` rounding mode, e.g. ``ROUND_CEILING`` to round up.
+            rounding: A ``decimal`` rounding mode, e.g. ``ROUND_CEILING`` to round up.
 
         Raises:
             OrderError: if ``price`` is NaN or infinite.
