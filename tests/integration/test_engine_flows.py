@@ -422,6 +422,10 @@ def test_result_tables_and_stats() -> None:
     row = trades.iloc[0]
     assert (row["side"], row["entry_price"], row["exit_price"]) == ("LONG", D("100.50"), D("104"))
     assert row["pnl"] == D("35.00")
+    # bars 1 to 3 while long from 100.50, exit at bar 4's open of 104: highest 103, lowest 95
+    assert row["mfe"] == pytest.approx((104 - 100.5) * 10)
+    assert row["mae"] == pytest.approx((100.5 - 95) * 10)
+    assert row["mae_pct"] == pytest.approx((100.5 - 95) / 100.5 * 100)
     eq = result.equity
     assert eq["equity"].iloc[-1] == pytest.approx(100_035.0)
     assert eq["cash"].iloc[0] == 100_000.0 and eq["cash"].iloc[-1] == pytest.approx(100_035.0)
@@ -702,3 +706,12 @@ def test_fixed_slippage_in_a_backtest(bps: float, action: object, price: str) ->
     Engine(script, DataFrameFeed(bars_frame(ROWS), X), broker).run()
     (fill,) = script.fills
     assert fill.price == D(price)
+
+
+def test_short_trade_excursions() -> None:
+    _, _, result = run({0: lambda ctx, bar: ctx.sell(X, 10), 3: lambda ctx, bar: ctx.buy(X, 10)})
+    row = result.trades.iloc[0]
+    assert row["side"] == "SHORT"
+    # short from 100.50 over bars 1-3 (highs 102, 103, 97; lows 99.5, 98, 95), covered at 104
+    assert row["mae"] == pytest.approx((104 - 100.5) * 10)
+    assert row["mfe"] == pytest.approx((100.5 - 95) * 10)

@@ -255,6 +255,7 @@ class Engine:
             cash=cash,
             orders=self.orders,
             fills=portfolio.fills,
+            bars=dict(zip(lanes, histories, strict=True)),
         )
 
     def _loop(self, ctx: Context, portfolio: Portfolio, lanes: dict[Instrument, _Lane]) -> None:

@@ -11,7 +11,9 @@ import numpy as np
 import numpy.typing as npt
 
 from ibkrfw.analysis import metrics
+from ibkrfw.core.history import History
 from ibkrfw.model.fills import Fill
+from ibkrfw.model.instruments import Instrument
 from ibkrfw.model.orders import Order
 from ibkrfw.portfolio.portfolio import Trade, round_trips
 
@@ -48,6 +50,7 @@ class RunResult:
         cash: npt.NDArray[np.float64],
         orders: Iterable[Order],
         fills: list[Fill],
+        bars: Mapping[Instrument, History] | None = None,
     ) -> None:
         self.strategy_name = strategy_name
         self.parameters = dict(parameters)
@@ -56,6 +59,7 @@ class RunResult:
         self._equity = np.asarray(equity, dtype=np.float64)
         self._cash = np.asarray(cash, dtype=np.float64)
         self._orders = orders
+        self._bars = dict(bars or {})
         self.fill_list = fills
         """Every fill, in time order."""
 
@@ -138,7 +142,14 @@ class RunResult:
 
     @cached_property
     def trades(self) -> pd.DataFrame:
-        """One row per closed round trip, with profit before and after commissions."""
+        """One row per closed round trip, with profit before and after commissions.
+
+        ``mae`` and ``mfe`` are the maximum adverse and favourable excursions while the trade
+        was open: the worst and best prices against the entry price, over the bars from the
+        entry bar (whole) up to the exit bar (not included), and the exit price. They are given
+        in currency for the trade's quantity, and in ``mae_pct`` and ``mfe_pct`` as percentages
+        of the entry price. NaN without bars.
+        """
         import pandas as pd
 
         rows = [
@@ -154,6 +165,7 @@ class RunResult:
                 "commission": t.commission,
                 "pnl": t.pnl,
                 "return_pct": t.return_pct,
+                **self._excursions(t),
             }
             for t in self.trade_list
         ]
@@ -162,6 +174,29 @@ class RunResult:
             frame[col] = _utc_index(frame[col].to_numpy(dtype=np.int64))
         frame["duration"] = frame["exit_time"] - frame["entry_time"]
         return frame
+
+    def _excursions(self, trade: Trade) -> dict[str, float]:
+        nan = math.nan
+        bars = self._bars.get(trade.instrument)
+        if bars is None:
+            return {"mae": nan, "mfe": nan, "mae_pct": nan, "mfe_pct": nan}
+        ts = bars.ts_ns
+        first = int(np.searchsorted(ts, trade.entry_ns, "left"))
+        stop = int(np.searchsorted(ts, trade.exit_ns, "left"))  # exit bar: its exit price only
+        high = low = float(trade.exit_price)
+        if stop > first:
+            high = max(high, float(bars.high[first:stop].max()))
+            low = min(low, float(bars.low[first:stop].min()))
+        entry = float(trade.entry_price)
+        up, down = max(high - entry, 0.0), max(entry - low, 0.0)
+        adverse, favourable = (down, up) if trade.side.sign > 0 else (up, down)
+        size = float(trade.quantity * trade.instrument.multiplier)
+        return {
+            "mae": adverse * size,
+            "mfe": favourable * size,
+            "mae_pct": adverse / entry * 100 if entry else nan,
+            "mfe_pct": favourable / entry * 100 if entry else nan,
+        }
 
     @cached_property
     def stats(self) -> pd.Series:
@@ -251,4 +286,8 @@ _TRADE_COLUMNS = (
     "commission",
     "pnl",
     "return_pct",
+    "mae",
+    "mfe",
+    "mae_pct",
+    "mfe_pct",
 )
