@@ -49,12 +49,21 @@ class Broker(ABC):
     def cancel(self, order: Order) -> None:
         """Ask to cancel ``order``; the answer comes as an event."""
 
+    @property
+    def needs_every_bar(self) -> bool:
+        """Whether :meth:`on_bar` must see every bar, not only those while orders work.
+
+        False here; a broker that marks its own books to market (to check margin) says True.
+        The engine reads it once, when the run starts.
+        """
+        return False
+
     def on_bar(self, bar: Bar) -> None:  # noqa: B027 - optional hook, documented no-op
         """See a bar before the strategy does (a simulator matches resting orders here).
 
-        The engine calls it only while at least one order of the run may still fill: bars
-        matter to a broker only for working orders, and skipping the call keeps it off the
-        per-bar path the rest of the time.
+        The engine calls it while at least one order of the run may still fill, and for every
+        bar if :attr:`needs_every_bar` says so: bars matter to most brokers only for working
+        orders, and skipping the call keeps it off the per-bar path the rest of the time.
         """
 
     def on_quote(self, quote: Quote) -> None:  # noqa: B027 - optional hook, documented no-op

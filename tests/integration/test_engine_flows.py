@@ -715,3 +715,95 @@ def test_short_trade_excursions() -> None:
     # short from 100.50 over bars 1-3 (highs 102, 103, 97; lows 99.5, 98, 95), covered at 104
     assert row["mae"] == pytest.approx((104 - 100.5) * 10)
     assert row["mfe"] == pytest.approx((100.5 - 95) * 10)
+
+
+# --- account checks -------------------------------------------------------------------------
+def _account(actions: dict, frames: object = None, **broker_kw: object):  # type: ignore[no-untyped-def, type-arg]
+    script = ScriptedStrategy(actions)
+    broker = SimBroker(**broker_kw)  # type: ignore[arg-type]
+    feed = DataFrameFeed(frames if frames is not None else bars_frame(ROWS), X)  # type: ignore[arg-type]
+    result = Engine(script, feed, broker).run()
+    rejected = [e for _, e in script.events if type(e).__name__ == "OrderRejected"]
+    return script, result, rejected
+
+
+def test_cash_account_refuses_what_it_cannot_pay_for() -> None:
+    script, result, rejected = _account(
+        {0: lambda ctx, bar: (ctx.buy(X, 200), ctx.buy(X, 50))}, cash=10_000, account="cash"
+    )
+    (refusal,) = rejected
+    assert refusal.code == 201
+    assert "insufficient cash: the fill needs 20100.00, the account has 10000.00" in refusal.reason
+    assert [(f.order_id, f.quantity) for f in script.fills] == [(2, 50)]
+    assert result.order_list[0].status is OrderStatus.REJECTED
+
+
+def test_cash_account_refuses_short_sales_but_sells_what_it_holds() -> None:
+    script, _, rejected = _account(
+        {
+            0: lambda ctx, bar: ctx.buy(X, 10),
+            2: lambda ctx, bar: ctx.sell(X, 15),
+            3: lambda ctx, bar: ctx.sell(X, 10),
+        },
+        cash=10_000,
+        account="cash",
+    )
+    (refusal,) = rejected
+    assert "cannot sell short: selling 15 of X.SMART while holding 10" in refusal.reason
+    assert [f.quantity for f in script.fills] == [10, 10]
+
+
+def test_reg_t_margin_allows_twice_equity_and_no_more() -> None:
+    script, _, rejected = _account(
+        {0: lambda ctx, bar: ctx.buy(X, 150), 2: lambda ctx, bar: ctx.buy(X, 100)},
+        cash=10_000,
+        initial_margin=0.5,
+    )
+    assert [f.quantity for f in script.fills] == [150]  # 15,075 of exposure on 10,000
+    (refusal,) = rejected
+    assert "insufficient margin" in refusal.reason  # 250 shares at 96: 24,000 needs 12,000
+
+
+def test_a_refusal_keeps_the_parts_already_filled() -> None:
+    _, result, rejected = _account(
+        {0: lambda ctx, bar: ctx.buy(X, 200, tif="GTC")},
+        cash=15_000,
+        account="cash",
+        volume_limit=0.1,
+    )
+    order = result.order_list[0]
+    assert (order.status, order.filled_quantity) == (OrderStatus.REJECTED, 100)
+    assert len(rejected) == 1
+
+
+def test_margin_uses_fresh_marks_of_other_positions() -> None:
+    # Y falls from 100 to 50 on its last bar, while no order works, so only a broker that sees
+    # every bar knows it. Then equity is 12,500, and 200 X at 105 would need 14,250 of it; with
+    # Y still marked at 100 the same buy would pass (checked by hand with the property off).
+    y_rows = [(100, 101, 99, 100)] * 3 + [(50, 51, 49, 50)]
+    frames = {X: bars_frame(ROWS), Y: bars_frame(y_rows)}
+    actions = {0: lambda ctx, bar: ctx.buy(Y, 150), 8: lambda ctx, bar: ctx.buy(X, 200)}
+    script = ScriptedStrategy(actions)
+    broker = SimBroker(20_000, initial_margin=0.5)
+    assert broker.needs_every_bar
+    Engine(script, DataFrameFeed(frames), broker).run()
+    rejected = [e for _, e in script.events if type(e).__name__ == "OrderRejected"]
+    assert [f.instrument for f in script.fills] == [Y]
+    assert len(rejected) == 1
+    assert "insufficient margin" in rejected[0].reason
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"account": "isa"},
+        {"initial_margin": 0},
+        {"initial_margin": 2},
+        {"account": "cash", "initial_margin": 0.5},
+    ],
+)
+def test_bad_account_settings(kwargs: dict) -> None:  # type: ignore[type-arg]
+    from ibkrfw import ConfigError
+
+    with pytest.raises(ConfigError):
+        SimBroker(**kwargs)

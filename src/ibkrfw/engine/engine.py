@@ -280,6 +280,7 @@ class Engine:
         holding: _Holding
         push: Callable[[Bar], None] | None = None
         active = self.orders.active_index  # truthy while some order may still fill
+        every_bar = broker.needs_every_bar
         for bar in bars:
             ts = bar.ts_ns
             if ts != cur_ts:
@@ -300,7 +301,7 @@ class Engine:
                         f"a feed yielded a bar of {inst.id}, which it does not declare"
                     ) from None
                 last_inst, holding, push = inst, lane.holding, lane.push
-            if active:
+            if active or every_bar:
                 broker_on_bar(bar)
                 if queue:
                     drain()

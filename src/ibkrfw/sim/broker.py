@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
-from typing import final
+from typing import Literal, final
 from zoneinfo import ZoneInfo
 
 from typing_extensions import override
@@ -21,10 +21,12 @@ from ibkrfw.model.events import (
     OrderCancelRejected,
     OrderExpired,
     OrderFilled,
+    OrderRejected,
 )
 from ibkrfw.model.fills import Fill
 from ibkrfw.model.instruments import Instrument
 from ibkrfw.model.orders import Order, OrderType, Side, TimeInForce
+from ibkrfw.portfolio.portfolio import Portfolio
 from ibkrfw.ports import Broker, EventSink
 from ibkrfw.sim.commission import NOTHING_YET, CommissionModel, OrderSoFar, ZeroCommission
 from ibkrfw.sim.slippage import SlippageModel
@@ -179,9 +181,20 @@ class SimBroker(Broker):
         slippage: A :class:`~ibkrfw.sim.SlippageModel`; none by default. A slipped price is
             rounded to the tick against the trader and kept within the bar's low-high range
             and a limit order's limit.
+        account: ``"margin"`` (the default) or ``"cash"``. A cash account refuses short sales
+            and buys it cannot pay for.
+        initial_margin: For a margin account, the share of gross exposure that equity must
+            cover after a fill that adds exposure (``0.5`` is Reg T for US stocks); no check if
+            ``None``. Marks come from every bar the broker sees, so it then asks to see them all.
+
+    The account is checked at each fill, with the fill's own price: IB checks an order when
+    it is sent, against the price then, but the simulator knows the price only on the next
+    bar. A fill the account cannot take is refused with :class:`~ibkrfw.OrderRejected` (code
+    201, as IB's order rejections) naming the amounts; parts filled earlier stay filled.
 
     Raises:
-        ConfigError: if ``cash`` is not a finite number or ``volume_limit`` is out of range.
+        ConfigError: if ``cash`` is not a finite number, or ``volume_limit``, ``account`` or
+            ``initial_margin`` is out of range.
     """
 
     def __init__(
@@ -191,6 +204,8 @@ class SimBroker(Broker):
         commission: CommissionModel | None = None,
         volume_limit: float | None = None,
         slippage: SlippageModel | None = None,
+        account: Literal["margin", "cash"] = "margin",
+        initial_margin: float | None = None,
     ) -> None:
         try:
             self._cash = to_decimal(cash, "cash")
@@ -198,6 +213,15 @@ class SimBroker(Broker):
             raise ConfigError(str(exc)) from None
         if volume_limit is not None and not 0 < volume_limit <= 1:
             raise ConfigError(f"volume_limit must be in (0, 1], got {volume_limit!r}")
+        if account not in ("margin", "cash"):
+            raise ConfigError(f"account must be 'margin' or 'cash', got {account!r}")
+        if initial_margin is not None and not 0 < initial_margin <= 1:
+            raise ConfigError(f"initial_margin must be in (0, 1], got {initial_margin!r}")
+        if account == "cash" and initial_margin is not None:
+            raise ConfigError("a cash account borrows nothing: leave initial_margin unset")
+        self.account = account
+        self.initial_margin = initial_margin
+        self._ledger = Portfolio(self._cash)  # the broker's own books of the fills it made
         self.commission_model = commission or ZeroCommission()
         self.volume_limit = volume_limit
         self.slippage = slippage
@@ -255,8 +279,15 @@ class SimBroker(Broker):
         self._n_working -= 1
         return True
 
+    @property
+    @override
+    def needs_every_bar(self) -> bool:
+        return self.initial_margin is not None
+
     @override
     def on_bar(self, bar: Bar) -> None:
+        if self.initial_margin is not None:
+            self._ledger.mark(bar.instrument, bar.close)
         if not self._n_working:
             return
         working = self._working.get(bar.instrument)
@@ -324,6 +355,46 @@ class SimBroker(Broker):
         self._remove(w.order.instrument, w.order.order_id)
         self._emit(OrderExpired(ts_ns=ts, order_id=w.order.order_id))
 
+    def _refusal(
+        self, inst: Instrument, side: Side, quantity: Decimal, price: Decimal, fee: Decimal
+    ) -> str | None:
+        """Why the account cannot take this fill, or None if it can."""
+        if self.account == "margin" and self.initial_margin is None:
+            return None
+        ledger = self._ledger
+        held = ledger.quantity(inst)
+        signed = quantity if side is Side.BUY else -quantity
+        after = held + signed
+        cash_after = ledger.cash - signed * price * inst.multiplier - fee
+        if self.account == "cash":
+            if after < 0:
+                return (
+                    f"a cash account cannot sell short: selling {quantity} of {inst.id} "
+                    f"while holding {held}"
+                )
+            if cash_after < 0:
+                need = signed * price * inst.multiplier + fee
+                return (
+                    f"insufficient cash: the fill needs {need:.2f}, "
+                    f"the account has {ledger.cash:.2f}"
+                )
+            return None
+        margin = self.initial_margin or 0.0
+        others = [p for i, p in ledger.positions.items() if i != inst]
+        value = float(price * inst.multiplier)
+        gross_before = sum(abs(p.market_value) for p in others) + abs(float(held)) * value
+        gross_after = sum(abs(p.market_value) for p in others) + abs(float(after)) * value
+        equity_after = (
+            float(cash_after) + sum(p.market_value for p in others) + float(after) * value
+        )
+        if gross_after > gross_before and gross_after * margin > equity_after:
+            return (
+                f"insufficient margin: gross exposure {gross_after:,.2f} needs equity of "
+                f"{gross_after * margin:,.2f} at {margin:.0%}, the account would have "
+                f"{equity_after:,.2f}"
+            )
+        return None
+
     @override
     def on_quote(self, quote: Quote) -> None:
         """Remember the latest quote of each instrument (the spread slippage model uses it)."""
@@ -387,6 +458,11 @@ class SimBroker(Broker):
             fill_price = self._slip(slippage, w, fill_price, quantity, bar)
         side = order.request.side
         fee = self.commission_model.commission(inst, side, quantity, fill_price, ts, before)
+        refusal = self._refusal(inst, side, quantity, fill_price, fee)
+        if refusal is not None:
+            self._remove(inst, order.order_id)
+            self._emit(OrderRejected(ts_ns=ts, order_id=order.order_id, reason=refusal, code=201))
+            return
         self._fills += 1
         fill = Fill(
             order.order_id,
@@ -398,6 +474,7 @@ class SimBroker(Broker):
             ts,
             f"SIM-{order.order_id}-{self._fills}",
         )
+        self._ledger.apply_fill(fill)
         if before.quantity + quantity >= order.request.quantity:
             self._remove(inst, order.order_id)
         else:
