@@ -221,7 +221,9 @@ class SimBroker(Broker):
             raise ConfigError("a cash account borrows nothing: leave initial_margin unset")
         self.account = account
         self.initial_margin = initial_margin
-        self._ledger = Portfolio(self._cash)  # the broker's own books of the fills it made
+        # The broker's own books of the fills it made, kept only when the account is checked.
+        self._checks = account == "cash" or initial_margin is not None
+        self._ledger = Portfolio(self._cash)
         self.commission_model = commission or ZeroCommission()
         self.volume_limit = volume_limit
         self.slippage = slippage
@@ -359,8 +361,6 @@ class SimBroker(Broker):
         self, inst: Instrument, side: Side, quantity: Decimal, price: Decimal, fee: Decimal
     ) -> str | None:
         """Why the account cannot take this fill, or None if it can."""
-        if self.account == "margin" and self.initial_margin is None:
-            return None
         ledger = self._ledger
         held = ledger.quantity(inst)
         signed = quantity if side is Side.BUY else -quantity
@@ -458,11 +458,14 @@ class SimBroker(Broker):
             fill_price = self._slip(slippage, w, fill_price, quantity, bar)
         side = order.request.side
         fee = self.commission_model.commission(inst, side, quantity, fill_price, ts, before)
-        refusal = self._refusal(inst, side, quantity, fill_price, fee)
-        if refusal is not None:
-            self._remove(inst, order.order_id)
-            self._emit(OrderRejected(ts_ns=ts, order_id=order.order_id, reason=refusal, code=201))
-            return
+        if self._checks:
+            refusal = self._refusal(inst, side, quantity, fill_price, fee)
+            if refusal is not None:
+                self._remove(inst, order.order_id)
+                self._emit(
+                    OrderRejected(ts_ns=ts, order_id=order.order_id, reason=refusal, code=201)
+                )
+                return
         self._fills += 1
         fill = Fill(
             order.order_id,
@@ -474,7 +477,8 @@ class SimBroker(Broker):
             ts,
             f"SIM-{order.order_id}-{self._fills}",
         )
-        self._ledger.apply_fill(fill)
+        if self._checks:
+            self._ledger.apply_fill(fill)
         if before.quantity + quantity >= order.request.quantity:
             self._remove(inst, order.order_id)
         else:
