@@ -16,7 +16,7 @@ from ibkrfw.core.history import BarArrays
 from ibkrfw.model.data import Bar, Quote
 from ibkrfw.model.events import Event
 from ibkrfw.model.instruments import Instrument
-from ibkrfw.model.orders import Order
+from ibkrfw.model.orders import Order, OrderRequest
 
 __all__ = ["Broker", "DataFeed", "EventSink"]
 
@@ -48,6 +48,13 @@ class Broker(ABC):
     @abstractmethod
     def cancel(self, order: Order) -> None:
         """Ask to cancel ``order``; the answer comes as an event."""
+
+    @abstractmethod
+    def modify(self, order: Order, request: OrderRequest) -> None:
+        """Ask to replace the working ``order``'s request (already checked by the engine).
+
+        The answer is :class:`~ibkrfw.OrderModified` or :class:`~ibkrfw.OrderModifyRejected`.
+        """
 
     @property
     def needs_every_bar(self) -> bool:

@@ -112,6 +112,10 @@ class OrderRouter(Protocol):
         """Record ``request`` as an order denied for ``reason`` without sending it."""
         ...
 
+    def modify(self, order: Order, request: OrderRequest) -> None:
+        """Check and send ``request`` as a replacement for ``order``."""
+        ...
+
 
 _ORDER_OPTIONS = frozenset(
     {
@@ -266,6 +270,42 @@ class Context:
         if current is None:
             raise ConfigError(f"no order has the id {order_id}")
         self._router.cancel(current)
+
+    def modify(
+        self,
+        order: Order | int,
+        *,
+        quantity: DecimalLike | None = None,
+        limit_price: DecimalLike | None = None,
+        stop_price: DecimalLike | None = None,
+        tif: str | None = None,
+    ) -> None:
+        """Ask to change a working order's quantity, prices or time in force.
+
+        As with IB, the instrument, side and type stay; the quantity must stay above what has
+        filled. The outcome arrives as :class:`~ibkrfw.OrderModified` or
+        :class:`~ibkrfw.OrderModifyRejected`.
+
+        Raises:
+            ConfigError: if no order has that id, or nothing would change.
+        """
+        order_id = order if isinstance(order, int) else order.order_id
+        current = self._orders.get(order_id)
+        if current is None:
+            raise ConfigError(f"no order has the id {order_id}")
+        changes: dict[str, Any] = {
+            k: v
+            for k, v in (
+                ("quantity", quantity),
+                ("limit_price", limit_price),
+                ("stop_price", stop_price),
+                ("tif", tif),
+            )
+            if v is not None
+        }
+        if not changes:
+            raise ConfigError("modify needs at least one of quantity, limit_price, stop_price, tif")
+        self._router.modify(current, attrs.evolve(current.request, **changes))
 
     def order_target_quantity(
         self, instrument: Instrument, target: DecimalLike, **kwargs: Any

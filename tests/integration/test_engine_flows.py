@@ -74,6 +74,10 @@ class CountingBroker(Broker):
         self.inner.cancel(order)
 
     @override
+    def modify(self, order: Order, request: OrderRequest) -> None:
+        self.inner.modify(order, request)
+
+    @override
     def on_bar(self, bar: Bar) -> None:
         self.inner.on_bar(bar)
 
@@ -807,3 +811,88 @@ def test_bad_account_settings(kwargs: dict) -> None:  # type: ignore[type-arg]
 
     with pytest.raises(ConfigError):
         SimBroker(**kwargs)
+
+
+# --- modifying orders ---------------------------------------------------------------------
+def test_modify_a_limit_price_and_it_fills_at_the_new_one() -> None:
+    state: dict[str, Order] = {}
+    script, _, result = run(
+        {
+            0: lambda ctx, bar: state.setdefault("o", ctx.buy(X, 5, limit_price="90", tif="GTC")),
+            1: lambda ctx, bar: ctx.modify(state["o"], limit_price="99", quantity=7),
+        }
+    )
+    assert script.event_types() == [
+        "OrderSubmitted",
+        "OrderAccepted",
+        "OrderModified",
+        "OrderFilled",
+    ]
+    (fill,) = script.fills
+    assert (fill.quantity, fill.price, fill.ts_ns) == (7, D("99"), script.bars[2].ts_ns)
+    order = result.order_list[0]
+    assert (order.request.limit_price, order.quantity) == (D("99"), 7)
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"quantity": 100}, "exceeds the limit of 50"),  # risk rules see the new request
+        ({"limit_price": "90.001"}, "tick size"),
+    ],
+)
+def test_modifications_are_checked_like_new_orders(change: dict, reason: str) -> None:  # type: ignore[type-arg]
+    state: dict[str, Order] = {}
+    script, _, _ = run(
+        {
+            0: lambda ctx, bar: state.setdefault("o", ctx.buy(X, 5, limit_price="90", tif="GTC")),
+            1: lambda ctx, bar: ctx.modify(state["o"], **change),
+        },
+        risk_rules=[MaxOrderQuantity(50)],
+    )
+    order, event = script.events[-1]
+    assert type(event).__name__ == "OrderModifyRejected"
+    assert reason in event.reason  # type: ignore[attr-defined]
+    assert order.request.limit_price == D("90")  # unchanged
+
+
+def test_a_filled_quantity_cannot_be_modified_away_and_finished_orders_stay() -> None:
+    state: dict[str, Order] = {}
+    # 10 % of 1,000 per bar: 100 fill on bar 1's open, before on_bar of bar 1 runs
+    script, result = _capped(
+        {
+            0: lambda ctx, bar: state.setdefault("o", ctx.buy(X, 250, tif="GTC")),
+            1: lambda ctx, bar: (
+                ctx.modify(state["o"], quantity=80),  # below the 100 filled: refused
+                ctx.modify(state["o"], quantity=150),  # 50 more to go: done on bar 2
+            ),
+            2: lambda ctx, bar: ctx.modify(state["o"], quantity=300),  # finished by now
+        }
+    )
+    outcomes = [
+        (type(e).__name__, getattr(e, "reason", ""))
+        for _, e in script.events
+        if type(e).__name__.startswith("OrderModif")
+    ]
+    assert outcomes[0][0] == "OrderModifyRejected"
+    assert "a filled quantity cannot be modified away: 100 filled, 80 asked" in outcomes[0][1]
+    assert outcomes[1] == ("OrderModified", "")
+    assert outcomes[2][0] == "OrderModifyRejected" and "is FILLED" in outcomes[2][1]
+    order = result.order_list[0]
+    assert (order.status, order.filled_quantity, order.quantity) == (OrderStatus.FILLED, 150, 150)
+
+
+def test_modify_keeps_the_instrument_side_and_type() -> None:
+    from ibkrfw import ConfigError
+
+    state: dict[str, Order] = {}
+    script, _, _ = run(
+        {
+            0: lambda ctx, bar: state.setdefault("o", ctx.buy(X, 5, limit_price="90", tif="GTC")),
+            1: lambda ctx, bar: ctx.modify(state["o"], stop_price="95"),
+        }
+    )
+    _, event = script.events[-1]
+    assert "takes no stop price" in event.reason  # type: ignore[attr-defined]
+    with pytest.raises(ConfigError, match="at least one"):
+        run({0: lambda ctx, bar: ctx.modify(ctx.buy(X, 1))})

@@ -14,6 +14,8 @@ from ibkrfw.model.events import (
     OrderEvent,
     OrderExpired,
     OrderFilled,
+    OrderModified,
+    OrderModifyRejected,
     OrderRejected,
     OrderSubmitted,
 )
@@ -157,14 +159,17 @@ class OrderBook:
         if kind is OrderFilled:
             problem = self._fill(record, event)  # type: ignore[arg-type]
         elif status in _TERMINAL:
-            if kind is not OrderCancelRejected:
+            if kind is not OrderCancelRejected and kind is not OrderModifyRejected:
                 problem = f"{kind.__name__} ignored: order {record.order_id} is {status}"
             return True, problem
         elif kind is OrderAccepted:
             if status is _S.PENDING_SUBMIT:  # otherwise a fill overtook its acknowledgement
                 record.move(ts, _S.SUBMITTED)
-        elif kind is OrderSubmitted or kind is OrderCancelRejected:
+        elif kind is OrderSubmitted or kind is OrderCancelRejected or kind is OrderModifyRejected:
             pass
+        elif isinstance(event, OrderModified):
+            record.request = event.request
+            record.move(ts, status)
         elif kind is OrderDenied:
             if status is not _S.PENDING_SUBMIT:
                 return True, f"OrderDenied ignored: order {record.order_id} was already sent"

@@ -27,6 +27,7 @@ from ibkrfw.model.events import (
     OrderDenied,
     OrderEvent,
     OrderFilled,
+    OrderModifyRejected,
     OrderSubmitted,
     TimerFired,
 )
@@ -55,6 +56,24 @@ class _Lane:
         self.history = history
         # Preloaded histories follow the clock; only growing ones need each bar.
         self.push = None if history.is_preloaded else history.push
+
+
+def _modify_problem(order: Order, request: OrderRequest) -> str | None:
+    if order.status.is_terminal:
+        return f"order {order.order_id} is {order.status}"
+    old = order.request
+    for name in ("instrument", "side", "order_type"):
+        if getattr(request, name) != getattr(old, name):
+            return f"the {name} of an order cannot change (from {getattr(old, name)})"
+    problem = check_request(request)
+    if problem is not None:
+        return problem
+    if request.quantity <= order.filled_quantity:
+        return (
+            f"a filled quantity cannot be modified away: {order.filled_quantity} filled, "
+            f"{request.quantity} asked (cancel the order instead)"
+        )
+    return None
 
 
 def _overrides(strategy: Strategy, name: str) -> bool:
@@ -178,6 +197,29 @@ class Engine:
     def cancel(self, order: Order) -> None:
         """Ask the broker to cancel ``order``."""
         self.broker.cancel(order)
+
+    def modify(self, order: Order, request: OrderRequest) -> None:
+        """Check ``request`` as a replacement for ``order`` and hand it to the broker.
+
+        Refusals come back as :class:`~ibkrfw.OrderModifyRejected`: the order has finished,
+        the instrument, side or type changed, the request is invalid, the quantity is not above
+        what has filled, or a risk rule denies it.
+        """
+        now = self.clock.now_ns()
+        reason = _modify_problem(order, request)
+        if reason is None:
+            portfolio = self._running_portfolio()
+            for rule in self.risk_rules:
+                decision = rule.check(request, portfolio, now)
+                if not decision.approved:
+                    reason = f"{rule.name}: {decision.reason}"
+                    break
+        if reason is not None:
+            self.queue.append(
+                OrderModifyRejected(ts_ns=now, order_id=order.order_id, reason=reason)
+            )
+            return
+        self.broker.modify(order, request)
 
     # --- the loop -------------------------------------------------------------------------
     def _bars(self) -> Iterator[Bar]:

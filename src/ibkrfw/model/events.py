@@ -27,6 +27,8 @@ __all__ = [
     "OrderEvent",
     "OrderExpired",
     "OrderFilled",
+    "OrderModified",
+    "OrderModifyRejected",
     "OrderRejected",
     "OrderSubmitted",
     "TimerFired",
@@ -116,6 +118,26 @@ class OrderCancelled(OrderEvent):
 @attrs.frozen(kw_only=True)
 class OrderExpired(OrderEvent):
     """The order's time in force ran out before it filled completely."""
+
+
+@final
+@attrs.frozen(kw_only=True)
+class OrderModified(OrderEvent):
+    """The broker replaced the working order's request with ``request``."""
+
+    request: OrderRequest
+
+
+@final
+@attrs.frozen(kw_only=True)
+class OrderModifyRejected(OrderEvent):
+    """A modification could not be made; the order works on unchanged.
+
+    Args:
+        reason: Why (the order had finished, the quantity fell below what had filled...).
+    """
+
+    reason: str
 
 
 @final

@@ -8,6 +8,7 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Literal, final
 from zoneinfo import ZoneInfo
 
+import attrs
 from typing_extensions import override
 
 from ibkrfw.core.clock import Clock
@@ -21,11 +22,13 @@ from ibkrfw.model.events import (
     OrderCancelRejected,
     OrderExpired,
     OrderFilled,
+    OrderModified,
+    OrderModifyRejected,
     OrderRejected,
 )
 from ibkrfw.model.fills import Fill
 from ibkrfw.model.instruments import Instrument
-from ibkrfw.model.orders import Order, OrderType, Side, TimeInForce
+from ibkrfw.model.orders import Order, OrderRequest, OrderType, Side, TimeInForce
 from ibkrfw.portfolio.portfolio import Portfolio
 from ibkrfw.ports import Broker, EventSink
 from ibkrfw.sim.commission import NOTHING_YET, CommissionModel, OrderSoFar, ZeroCommission
@@ -273,6 +276,31 @@ class SimBroker(Broker):
                     reason=f"order {order.order_id} is not working ({order.status})",
                 )
             )
+
+    @override
+    def modify(self, order: Order, request: OrderRequest) -> None:
+        now, emit = self._clock.now_ns(), self._emit
+        working = self._working.get(order.instrument, {})
+        w = working.get(order.order_id)
+        if w is None:
+            emit(
+                OrderModifyRejected(
+                    ts_ns=now,
+                    order_id=order.order_id,
+                    reason=f"order {order.order_id} is not working ({order.status})",
+                )
+            )
+            return
+        replaced = _Working(attrs.evolve(w.order, request=request))
+        replaced.so_far, replaced.triggered = w.so_far, w.triggered
+        replaced.expire_ns = w.expire_ns if request.tif is w.tif else replaced.expire_ns
+        if (
+            request.order_type is OrderType.TRAILING_STOP
+            and request.stop_price == w.order.request.stop_price
+        ):
+            replaced.stop, replaced.best = w.stop, w.best  # the trail keeps the ground it made
+        working[order.order_id] = replaced
+        emit(OrderModified(ts_ns=now, order_id=order.order_id, request=request))
 
     def _remove(self, instrument: Instrument, order_id: int) -> bool:
         working = self._working.get(instrument)
