@@ -127,6 +127,8 @@ _ORDER_OPTIONS = frozenset(
         "tag",
         "trail_amount",
         "trail_percent",
+        "parent_id",
+        "oca_group",
     }
 )
 
@@ -270,6 +272,75 @@ class Context:
         if current is None:
             raise ConfigError(f"no order has the id {order_id}")
         self._router.cancel(current)
+
+    def bracket(
+        self,
+        instrument: Instrument,
+        side: Side | str,
+        quantity: DecimalLike,
+        *,
+        take_profit: DecimalLike,
+        stop_loss: DecimalLike,
+        entry_limit: DecimalLike | None = None,
+        tif: str = "GTC",
+        tag: str = "",
+    ) -> tuple[Order, Order, Order]:
+        """Enter with a take-profit and a stop-loss attached, as IB's bracket orders.
+
+        The entry is a market order, or a limit at ``entry_limit``. The two exits wait until it
+        has filled, then work as one-cancels-all: a fill in one reduces the other by as much.
+        If the entry ends part-filled, the exits are resized to what filled; if it ends
+        unfilled, they are cancelled. Within one bar that touches both exits, the stop-loss
+        fills first unless the broker was built with ``favourable_first=True``.
+
+        Returns:
+            The entry, take-profit and stop-loss orders.
+
+        Raises:
+            ConfigError: if the take-profit is not beyond the stop-loss on the profitable side
+                (or the entry limit not between them).
+        """
+        request = OrderRequest(
+            instrument,
+            side,
+            quantity,
+            OrderType.MARKET if entry_limit is None else OrderType.LIMIT,
+            limit_price=entry_limit,
+            tif=tif,
+            tag=tag,
+        )
+        entry_side, entry_price = request.side, request.limit_price
+        tp, sl = to_decimal(take_profit, "take_profit"), to_decimal(stop_loss, "stop_loss")
+        sign = entry_side.sign
+        if (tp - sl) * sign <= 0:
+            where = "above" if sign > 0 else "below"
+            raise ConfigError(
+                f"a {entry_side} bracket needs its take-profit {where} its stop-loss, "
+                f"got take_profit={tp} and stop_loss={sl}"
+            )
+        if (
+            entry_price is not None
+            and not (tp - entry_price) * sign > 0 > (sl - entry_price) * sign
+        ):
+            raise ConfigError(
+                f"the entry limit {entry_price} must lie between stop_loss={sl} and "
+                f"take_profit={tp}"
+            )
+        entry = self._router.submit(request)
+        exit_side = Side.SELL if entry_side is Side.BUY else Side.BUY
+        common: dict[str, Any] = {
+            "tif": tif,
+            "tag": tag,
+            "parent_id": entry.order_id,
+            "oca_group": f"bracket-{entry.order_id}",
+        }
+        profit = self._router.submit(
+            OrderRequest(instrument, exit_side, quantity, OrderType.LIMIT, limit_price=tp, **common)
+        )
+        loss = self._router.submit(
+            OrderRequest(instrument, exit_side, quantity, OrderType.STOP, stop_price=sl, **common)
+        )
+        return entry, profit, loss
 
     def modify(
         self,

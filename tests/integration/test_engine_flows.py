@@ -469,7 +469,7 @@ def scenario(draw: st.DrawFn) -> tuple[list[tuple[float, float, float, float]], 
                 st.tuples(
                     st.sampled_from(["BUY", "SELL"]),
                     st.integers(1, 20),
-                    st.sampled_from(["MKT", "LMT", "STP", "STP LMT", "TRAIL"]),
+                    st.sampled_from(["MKT", "LMT", "STP", "STP LMT", "TRAIL", "BRACKET"]),
                     st.floats(0.9, 1.1),
                     st.sampled_from(["DAY", "GTC", "IOC"]),
                 ),
@@ -495,6 +495,13 @@ def test_no_early_fill_no_overfill_and_books_balance(
             for side, qty, kind, factor, tif in specs:
                 price = X.round_price(bar.close * factor)
                 other = X.round_price(bar.close * (2 - factor))
+                if kind == "BRACKET":
+                    wide = float(abs(price - other)) + 1.0
+                    sign = 1 if side == "BUY" else -1
+                    profit = X.round_price(bar.close + sign * wide)
+                    loss = X.round_price(bar.close - sign * wide)
+                    ctx.bracket(X, side, qty, take_profit=profit, stop_loss=loss, tif=tif)
+                    continue
                 kwargs = {
                     "LMT": {"limit_price": price},
                     "STP": {"stop_price": price},
@@ -896,3 +903,96 @@ def test_modify_keeps_the_instrument_side_and_type() -> None:
     assert "takes no stop price" in event.reason  # type: ignore[attr-defined]
     with pytest.raises(ConfigError, match="at least one"):
         run({0: lambda ctx, bar: ctx.modify(ctx.buy(X, 1))})
+
+
+# --- brackets and OCA groups ----------------------------------------------------------------
+def _bracket(
+    rows: Sequence[tuple] = ROWS,
+    risk: Sequence[RiskRule] = (),
+    broker_kw: dict | None = None,
+    **kw: object,
+):  # type: ignore[no-untyped-def, type-arg]
+    script = ScriptedStrategy({0: lambda ctx, bar: ctx.bracket(X, "BUY", 10, **kw)})
+    broker = SimBroker(100_000, **(broker_kw or {}))
+    result = Engine(script, DataFrameFeed(bars_frame(rows), X), broker, risk_rules=risk).run()
+    return script, result
+
+
+def _fills(script: ScriptedStrategy) -> list[tuple[int, str, int]]:
+    bar_of = {b.ts_ns: i for i, b in enumerate(script.bars)}
+    return [(f.order_id, str(f.price), bar_of[f.ts_ns]) for f in script.fills]
+
+
+def test_bracket_take_profit_fills_and_cancels_the_stop() -> None:
+    script, result = _bracket(take_profit="102.5", stop_loss="97.5")
+    assert _fills(script) == [(1, "100.50", 1), (2, "102.5", 2)]
+    statuses = [o.status for o in result.order_list]
+    assert statuses == [OrderStatus.FILLED, OrderStatus.FILLED, OrderStatus.CANCELLED]
+    assert "OCA group 'bracket-1': order 2 filled" in result.order_list[2].reason
+
+
+@pytest.mark.parametrize(("favourable", "winner"), [(False, (3, "98.5")), (True, (2, "102.5"))])
+def test_bar_touching_both_exits_fills_the_adverse_one_unless_told(
+    favourable: bool, winner: tuple[int, str]
+) -> None:
+    # bar 2 reaches 103 and 98: both the take-profit at 102.5 and the stop-loss at 98.5
+    script, _ = _bracket(
+        take_profit="102.5", stop_loss="98.5", broker_kw={"favourable_first": favourable}
+    )
+    assert _fills(script)[1] == (*winner, 2)
+    assert len(script.fills) == 2
+
+
+def test_exits_may_fill_on_the_entry_bar_after_an_open_fill() -> None:
+    # entry at bar 1's open (100.50); bar 1's low of 99.5 then reaches the stop at 100
+    script, _ = _bracket(take_profit="110", stop_loss="100")
+    assert _fills(script) == [(1, "100.50", 1), (3, "100", 1)]
+
+
+def test_exits_of_a_limit_entry_filled_inside_a_bar_wait_for_the_next_bar() -> None:
+    # entry limit 99.8 fills inside bar 1 (low 99.5); the stop at 99.6 waits for bar 2
+    script, _ = _bracket(take_profit="105", stop_loss="99.6", entry_limit="99.8")
+    assert _fills(script) == [(1, "99.8", 1), (3, "99.6", 2)]
+
+
+def test_refused_entry_refuses_its_exits() -> None:
+    script, _ = _bracket(take_profit="105", stop_loss="95", risk=[MaxOrderQuantity(5)])
+    denied = [e for _, e in script.events if isinstance(e, OrderDenied)]
+    assert [e.order_id for e in denied] == [1, 2, 3]
+    assert "parent order 1 was refused" in denied[1].reason
+    assert script.fills == []
+
+
+def test_exits_of_an_entry_ending_unfilled_are_cancelled() -> None:
+    _, result = _bracket(take_profit="95", stop_loss="85", entry_limit="90", tif="DAY")
+    statuses = [o.status for o in result.order_list]
+    assert statuses == [OrderStatus.EXPIRED, OrderStatus.CANCELLED, OrderStatus.CANCELLED]
+    assert "parent order 1 ended unfilled" in result.order_list[1].reason
+
+
+def test_bracket_arguments_are_checked() -> None:
+    from ibkrfw import ConfigError
+
+    with pytest.raises(ConfigError, match="take-profit above its stop-loss"):
+        _bracket(take_profit="95", stop_loss="105")
+    with pytest.raises(ConfigError, match="between"):
+        _bracket(take_profit="105", stop_loss="95", entry_limit="110")
+
+
+def test_oca_partial_fill_reduces_the_other_member() -> None:
+    # a breakout pair: buy 150 on a dip to 99 or on a rise to 102.5, 100 shares a bar at most
+    script = ScriptedStrategy(
+        {
+            0: lambda ctx, bar: (
+                ctx.buy(X, 150, limit_price="99", tif="GTC", oca_group="g"),
+                ctx.buy(X, 150, stop_price="102.5", tif="GTC", oca_group="g"),
+            )
+        }
+    )
+    broker = SimBroker(100_000, volume_limit=0.1)
+    result = Engine(script, DataFrameFeed(bars_frame(ROWS), X), broker).run()
+    assert _fills(script) == [(2, "102.5", 2), (2, "96.00", 3)]
+    modified = [e for _, e in script.events if type(e).__name__ == "OrderModified"]
+    assert [(e.order_id, e.request.quantity) for e in modified] == [(1, 50)]
+    limit = result.order_list[0]
+    assert (limit.status, limit.quantity, limit.filled_quantity) == (OrderStatus.CANCELLED, 50, 0)

@@ -149,6 +149,7 @@ class Engine:
         self._timers = Timers()
         self._lanes: dict[Instrument, _Lane] = {}
         self._want_order = self._want_fill = False
+        self._refused: set[int] = set()  # ids denied here, known before their event is applied
         self._ran = False
 
     def _running_portfolio(self) -> Portfolio:
@@ -168,7 +169,10 @@ class Engine:
         reason = check_request(request)
         if reason is None and request.instrument not in self._lanes:
             reason = f"unknown instrument {request.instrument.id}: no feed of this run delivers it"
+        if reason is None and request.parent_id is not None:
+            reason = self._parent_problem(request)
         if reason is not None:
+            self._refused.add(order.order_id)
             self.queue.append(
                 OrderDenied(ts_ns=now, order_id=order.order_id, reason=reason, rule="validation")
             )
@@ -177,6 +181,7 @@ class Engine:
         for rule in self.risk_rules:
             decision = rule.check(request, portfolio, now)
             if not decision.approved:
+                self._refused.add(order.order_id)
                 self.queue.append(
                     OrderDenied(
                         ts_ns=now, order_id=order.order_id, reason=decision.reason, rule=rule.name
@@ -187,10 +192,22 @@ class Engine:
         self.broker.submit(order)
         return order
 
+    def _parent_problem(self, request: OrderRequest) -> str | None:
+        parent_id = request.parent_id
+        parent = self.orders.get(parent_id) if parent_id is not None else None
+        if parent is None:
+            return f"parent order {parent_id} is unknown"
+        if parent.instrument != request.instrument:
+            return f"a child order must trade its parent's instrument, {parent.instrument.id}"
+        if parent_id in self._refused or (parent.status.is_terminal and not parent.filled_quantity):
+            return f"parent order {parent_id} was refused or ended unfilled"
+        return None
+
     def deny(self, request: OrderRequest, reason: str, rule: str) -> Order:
         """Record ``request`` as an order denied for ``reason`` by ``rule``; send nothing."""
         now = self.clock.now_ns()
         order = self.orders.create(request, now)
+        self._refused.add(order.order_id)
         self.queue.append(OrderDenied(ts_ns=now, order_id=order.order_id, reason=reason, rule=rule))
         return order
 

@@ -153,6 +153,10 @@ class OrderRequest:
             (IB's ``trailStopPrice``), which then follows the market.
         trail_amount: For TRAILING_STOP: the distance kept from the best price, in price units.
         trail_percent: For TRAILING_STOP: the distance as a percentage of the best price.
+        parent_id: The engine id of a parent order: this order waits until the parent has
+            filled (a bracket's exits), and is cancelled if the parent ends unfilled.
+        oca_group: One-cancels-all group (IB's ``ocaGroup``): a fill in one member reduces the
+            others by as much, and once one has filled completely the others are cancelled.
         tif: Time in force; IB's default, DAY, unless given.
         good_till_ns: Expiry time (UTC ns) for GTD orders.
         tag: Free text carried to IB as ``orderRef``; use it to recognise your orders.
@@ -177,6 +181,8 @@ class OrderRequest:
     tag: str = ""
     trail_amount: Decimal | None = attrs.field(default=None, converter=optional_decimal)
     trail_percent: Decimal | None = attrs.field(default=None, converter=optional_decimal)
+    parent_id: int | None = None
+    oca_group: str = ""
 
     @classmethod
     def market(
@@ -231,6 +237,8 @@ class OrderRequest:
         setattr_(request, "tag", "")
         setattr_(request, "trail_amount", None)
         setattr_(request, "trail_percent", None)
+        setattr_(request, "parent_id", None)
+        setattr_(request, "oca_group", "")
         return request
 
 

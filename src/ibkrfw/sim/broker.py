@@ -46,6 +46,7 @@ class _Working:
     __slots__ = (
         "best",
         "buy",
+        "eligible_ns",
         "expire_ns",
         "limit",
         "order",
@@ -60,6 +61,7 @@ class _Working:
     def __init__(self, order: Order) -> None:
         req = order.request
         self.order = order
+        self.eligible_ns = order.created_ns + 1  # never on the bar the order was decided on
         self.buy = req.side is Side.BUY
         self.limit = float(req.limit_price) if req.limit_price is not None else 0.0
         self.stop = float(req.stop_price) if req.stop_price is not None else 0.0
@@ -186,6 +188,9 @@ class SimBroker(Broker):
             and a limit order's limit.
         account: ``"margin"`` (the default) or ``"cash"``. A cash account refuses short sales
             and buys it cannot pay for.
+        favourable_first: Match limit orders before stops on each bar. By default stops (the
+            adverse exits) come first, so a bar that touches both a bracket's stop-loss and
+            its take-profit fills the stop-loss.
         initial_margin: For a margin account, the share of gross exposure that equity must
             cover after a fill that adds exposure (``0.5`` is Reg T for US stocks); no check if
             ``None``. Marks come from every bar the broker sees, so it then asks to see them all.
@@ -209,6 +214,7 @@ class SimBroker(Broker):
         slippage: SlippageModel | None = None,
         account: Literal["margin", "cash"] = "margin",
         initial_margin: float | None = None,
+        favourable_first: bool = False,
     ) -> None:
         try:
             self._cash = to_decimal(cash, "cash")
@@ -234,6 +240,10 @@ class SimBroker(Broker):
         self._capacity: dict[Instrument, tuple[int, Decimal]] = {}  # bar time, units left
         self._unknown_volume: set[Instrument] = set()
         self._working: dict[Instrument, dict[int, _Working]] = {}
+        self._held: dict[int, list[_Working]] = {}  # children waiting for their parent's fill
+        self._by_id: dict[int, _Working] = {}  # every working or held order
+        self._activated: list[_Working] = []  # children set working during the current bar
+        self.favourable_first = favourable_first
         self._n_working = 0
         self._fills = 0
         self._days = _LocalDays()
@@ -252,11 +262,13 @@ class SimBroker(Broker):
     @override
     def submit(self, order: Order) -> None:
         now, emit = self._clock.now_ns(), self._emit
-        working = self._working.get(order.instrument)
-        if working is None:
-            working = self._working[order.instrument] = {}
-        working[order.order_id] = _Working(order)
-        self._n_working += 1
+        w = _Working(order)
+        self._by_id[order.order_id] = w
+        parent = order.request.parent_id
+        if parent is not None and parent in self._by_id:
+            self._held.setdefault(parent, []).append(w)  # works once the parent has filled
+        else:
+            self._work(w)
         emit(
             OrderAccepted(
                 ts_ns=now, order_id=order.order_id, broker_order_id=f"SIM{order.order_id}"
@@ -266,8 +278,10 @@ class SimBroker(Broker):
     @override
     def cancel(self, order: Order) -> None:
         now, emit = self._clock.now_ns(), self._emit
-        if self._remove(order.instrument, order.order_id):
+        w = self._by_id.get(order.order_id)
+        if w is not None and self._remove(order.instrument, order.order_id):
             emit(OrderCancelled(ts_ns=now, order_id=order.order_id, reason="cancelled on request"))
+            self._ended(w, now)
         else:
             emit(
                 OrderCancelRejected(
@@ -280,8 +294,7 @@ class SimBroker(Broker):
     @override
     def modify(self, order: Order, request: OrderRequest) -> None:
         now, emit = self._clock.now_ns(), self._emit
-        working = self._working.get(order.instrument, {})
-        w = working.get(order.order_id)
+        w = self._by_id.get(order.order_id)
         if w is None:
             emit(
                 OrderModifyRejected(
@@ -299,15 +312,97 @@ class SimBroker(Broker):
             and request.stop_price == w.order.request.stop_price
         ):
             replaced.stop, replaced.best = w.stop, w.best  # the trail keeps the ground it made
-        working[order.order_id] = replaced
+        replaced.eligible_ns = w.eligible_ns
+        self._by_id[order.order_id] = replaced
+        working = self._working.get(order.instrument, {})
+        if order.order_id in working:
+            working[order.order_id] = replaced
+        else:  # a child still waiting for its parent
+            for children in self._held.values():
+                if w in children:
+                    children[children.index(w)] = replaced
         emit(OrderModified(ts_ns=now, order_id=order.order_id, request=request))
 
+    def _work(self, w: _Working) -> None:
+        working = self._working.get(w.order.instrument)
+        if working is None:
+            working = self._working[w.order.instrument] = {}
+        working[w.order.order_id] = w
+        self._n_working += 1
+
     def _remove(self, instrument: Instrument, order_id: int) -> bool:
-        working = self._working.get(instrument)
-        if working is None or working.pop(order_id, None) is None:
+        """Take an order out of the book (working or held); tell whether it was there."""
+        w = self._by_id.pop(order_id, None)
+        if w is None:
             return False
-        self._n_working -= 1
+        working = self._working.get(instrument)
+        if working is not None and working.pop(order_id, None) is not None:
+            self._n_working -= 1
+        else:
+            for children in self._held.values():
+                if w in children:
+                    children.remove(w)
         return True
+
+    def _ended(self, w: _Working, ts: int, at_open: bool = False) -> None:
+        """After ``w`` left the book: start, resize or cancel its children; close its OCA group."""
+        order = w.order
+        filled = w.so_far.quantity
+        for child in self._held.pop(order.order_id, []):
+            if not filled:
+                self._by_id.pop(child.order.order_id, None)
+                self._emit(
+                    OrderCancelled(
+                        ts_ns=ts,
+                        order_id=child.order.order_id,
+                        reason=f"parent order {order.order_id} ended unfilled",
+                    )
+                )
+                continue
+            if filled < order.request.quantity:  # the parent ended part-filled: so do the exits
+                self._resize(child, filled, ts)
+            # From the parent's fill bar if it filled at the open (the rest of the bar came
+            # after), otherwise from the next bar.
+            child.eligible_ns = ts if at_open else ts + 1
+            self._work(child)
+            self._activated.append(child)
+        group = order.request.oca_group
+        if group and filled >= order.request.quantity:
+            for other in [o for o in self._by_id.values() if o.order.request.oca_group == group]:
+                self._remove(other.order.instrument, other.order.order_id)
+                self._emit(
+                    OrderCancelled(
+                        ts_ns=ts,
+                        order_id=other.order.order_id,
+                        reason=f"OCA group {group!r}: order {order.order_id} filled",
+                    )
+                )
+                self._ended(other, ts)
+
+    def _resize(self, w: _Working, quantity: Decimal, ts: int) -> None:
+        request = attrs.evolve(w.order.request, quantity=quantity)
+        w.order = attrs.evolve(w.order, request=request)
+        self._emit(OrderModified(ts_ns=ts, order_id=w.order.order_id, request=request))
+
+    def _reduce_group(self, w: _Working, quantity: Decimal, ts: int) -> None:
+        """A partial fill in an OCA group reduces the other members by as much."""
+        group = w.order.request.oca_group
+        for other in [o for o in self._by_id.values() if o.order.request.oca_group == group]:
+            if other is w:
+                continue
+            left = other.order.request.quantity - quantity
+            if left > other.so_far.quantity:
+                self._resize(other, left, ts)
+            else:
+                self._remove(other.order.instrument, other.order.order_id)
+                self._emit(
+                    OrderCancelled(
+                        ts_ns=ts,
+                        order_id=other.order.order_id,
+                        reason=f"OCA group {group!r}: order {w.order.order_id} filled it all",
+                    )
+                )
+                self._ended(other, ts)
 
     @property
     @override
@@ -322,14 +417,32 @@ class SimBroker(Broker):
             return
         working = self._working.get(bar.instrument)
         if working:
-            for w in tuple(working.values()):
+            todo = tuple(working.values())
+            if len(todo) > 1:
+                todo = tuple(sorted(todo, key=self._priority))
+            by_id = self._by_id
+            for w in todo:
+                if w.order.order_id in by_id:  # an OCA fill earlier in this bar may have ended it
+                    self._match(w, bar)
+        activated = self._activated
+        while activated:  # children set working by a fill on this bar may match on it too
+            w = activated.pop(0)
+            if w.order.instrument == bar.instrument and w.order.order_id in self._by_id:
                 self._match(w, bar)
+
+    def _priority(self, w: _Working) -> int:
+        """Match order within a bar: market first, then stops, then limits (or the reverse)."""
+        kind = w.order.request.order_type
+        if kind is OrderType.MARKET or w.triggered:
+            return 0
+        stop_like = kind is not OrderType.LIMIT
+        return (2 if stop_like else 1) if self.favourable_first else (1 if stop_like else 2)
 
     def _match(self, w: _Working, bar: Bar) -> None:
         order = w.order
         ts = bar.ts_ns
-        if ts <= order.created_ns:
-            return  # never fill on the bar the order was decided on
+        if ts < w.eligible_ns:
+            return
         if w.expire_ns is None and w.tif is not TimeInForce.GTC:
             if w.tif is TimeInForce.DAY:
                 w.expire_ns = self._days.end_ns(ts, order.instrument.timezone)
@@ -384,6 +497,7 @@ class SimBroker(Broker):
     def _expire(self, w: _Working, ts: int) -> None:
         self._remove(w.order.instrument, w.order.order_id)
         self._emit(OrderExpired(ts_ns=ts, order_id=w.order.order_id))
+        self._ended(w, ts)
 
     def _refusal(
         self, inst: Instrument, side: Side, quantity: Decimal, price: Decimal, fee: Decimal
@@ -493,6 +607,7 @@ class SimBroker(Broker):
                 self._emit(
                     OrderRejected(ts_ns=ts, order_id=order.order_id, reason=refusal, code=201)
                 )
+                self._ended(w, ts)
                 return
         self._fills += 1
         fill = Fill(
@@ -507,12 +622,16 @@ class SimBroker(Broker):
         )
         if self._checks:
             self._ledger.apply_fill(fill)
-        if before.quantity + quantity >= order.request.quantity:
+        done = before.quantity + quantity >= order.request.quantity
+        if done:
             self._remove(inst, order.order_id)
-        else:
-            w.so_far = OrderSoFar(
-                before.quantity + quantity,
-                before.value + quantity * fill_price * inst.multiplier,
-                before.commission + fee,
-            )
+        w.so_far = OrderSoFar(
+            before.quantity + quantity,
+            before.value + quantity * fill_price * inst.multiplier,
+            before.commission + fee,
+        )
         self._emit(OrderFilled(ts_ns=ts, order_id=order.order_id, fill=fill))
+        if done:
+            self._ended(w, ts, at_open=type(price) is float)  # float: the bar's open
+        elif order.request.oca_group:
+            self._reduce_group(w, quantity, ts)

@@ -113,4 +113,6 @@ def test_trusted_market_request_equals_the_checked_one() -> None:
         "tag",
         "trail_amount",
         "trail_percent",
+        "parent_id",
+        "oca_group",
     ]  # a new field must be added to _trusted_market too
