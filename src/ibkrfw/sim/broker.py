@@ -344,11 +344,16 @@ class SimBroker(Broker):
                     children.remove(w)
         return True
 
-    def _ended(self, w: _Working, ts: int, at_open: bool = False) -> None:
+    def _ended(
+        self, w: _Working, ts: int, at_open: bool = False, filled: Decimal | None = None
+    ) -> None:
         """After ``w`` left the book: start, resize or cancel its children; close its OCA group."""
         order = w.order
-        filled = w.so_far.quantity
-        for child in self._held.pop(order.order_id, []):
+        if not self._held and not order.request.oca_group:
+            return  # the common case: nothing depends on this order
+        if filled is None:
+            filled = w.so_far.quantity
+        for child in self._held.pop(order.order_id, ()):
             if not filled:
                 self._by_id.pop(child.order.order_id, None)
                 self._emit(
@@ -417,13 +422,14 @@ class SimBroker(Broker):
             return
         working = self._working.get(bar.instrument)
         if working:
-            todo = tuple(working.values())
-            if len(todo) > 1:
-                todo = tuple(sorted(todo, key=self._priority))
-            by_id = self._by_id
-            for w in todo:
-                if w.order.order_id in by_id:  # an OCA fill earlier in this bar may have ended it
+            if len(working) == 1:
+                for w in tuple(working.values()):
                     self._match(w, bar)
+            else:
+                by_id = self._by_id
+                for w in sorted(working.values(), key=self._priority):
+                    if w.order.order_id in by_id:  # an OCA fill earlier on this bar may end it
+                        self._match(w, bar)
         activated = self._activated
         while activated:  # children set working by a fill on this bar may match on it too
             w = activated.pop(0)
@@ -622,16 +628,15 @@ class SimBroker(Broker):
         )
         if self._checks:
             self._ledger.apply_fill(fill)
-        done = before.quantity + quantity >= order.request.quantity
-        if done:
+        filled = before.quantity + quantity
+        if filled >= order.request.quantity:
             self._remove(inst, order.order_id)
+            self._emit(OrderFilled(ts_ns=ts, order_id=order.order_id, fill=fill))
+            self._ended(w, ts, at_open=type(price) is float, filled=filled)  # float: the open
+            return
         w.so_far = OrderSoFar(
-            before.quantity + quantity,
-            before.value + quantity * fill_price * inst.multiplier,
-            before.commission + fee,
+            filled, before.value + quantity * fill_price * inst.multiplier, before.commission + fee
         )
         self._emit(OrderFilled(ts_ns=ts, order_id=order.order_id, fill=fill))
-        if done:
-            self._ended(w, ts, at_open=type(price) is float)  # float: the bar's open
-        elif order.request.oca_group:
+        if order.request.oca_group:
             self._reduce_group(w, quantity, ts)
