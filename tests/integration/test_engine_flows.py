@@ -996,3 +996,37 @@ def test_oca_partial_fill_reduces_the_other_member() -> None:
     assert [(e.order_id, e.request.quantity) for e in modified] == [(1, 50)]
     limit = result.order_list[0]
     assert (limit.status, limit.quantity, limit.filled_quantity) == (OrderStatus.CANCELLED, 50, 0)
+
+
+# --- the same-bar convention ----------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("at", "action", "fill"),
+    [
+        (0, lambda ctx, bar: ctx.buy(X, 1), (0, "100.00")),  # market: at bar 0's close
+        (1, lambda ctx, bar: ctx.buy(X, 1, limit_price="101.5", tif="GTC"), (1, "101.00")),
+        (1, lambda ctx, bar: ctx.buy(X, 1, limit_price="99.5", tif="GTC"), (2, "99.5")),  # later
+        (1, lambda ctx, bar: ctx.sell(X, 1, stop_price="101.5", tif="GTC"), (1, "101.00")),
+    ],
+)
+def test_this_close_convention_checks_the_deciding_bars_close_first(
+    at: int, action: object, fill: tuple[int, str]
+) -> None:
+    script = ScriptedStrategy({at: action})  # type: ignore[dict-item]
+    broker = SimBroker(100_000, fill_timing="this_close")
+    assert broker.needs_every_bar
+    Engine(script, DataFrameFeed(bars_frame(ROWS), X), broker).run()
+    (got,) = _fills(script)
+    assert got[1:] == (fill[1], fill[0])
+
+
+def test_this_close_fill_is_booked_before_the_next_bar() -> None:
+    seen = []
+    script = ScriptedStrategy(
+        {
+            0: lambda ctx, bar: ctx.buy(X, 10),
+            1: lambda ctx, bar: seen.append(ctx.position(X).quantity),
+        }
+    )
+    Engine(script, DataFrameFeed(bars_frame(ROWS), X), SimBroker(fill_timing="this_close")).run()
+    assert seen == [10]
+    assert script.fills[0].ts_ns == script.bars[0].ts_ns

@@ -188,6 +188,11 @@ class SimBroker(Broker):
             and a limit order's limit.
         account: ``"margin"`` (the default) or ``"cash"``. A cash account refuses short sales
             and buys it cannot pay for.
+        fill_timing: ``"next_bar"`` (the default): an order fills from the bar after the one it
+            was decided on. ``"this_close"`` opts in to a same-bar convention: the order is first
+            checked against the close of the bar being handled (a market order fills there, a
+            limit if the close satisfies it, a stop if the close is through it), then works from
+            the next bar as usual. The broker then asks to see every bar.
         favourable_first: Match limit orders before stops on each bar. By default stops (the
             adverse exits) come first, so a bar that touches both a bracket's stop-loss and
             its take-profit fills the stop-loss.
@@ -215,6 +220,7 @@ class SimBroker(Broker):
         account: Literal["margin", "cash"] = "margin",
         initial_margin: float | None = None,
         favourable_first: bool = False,
+        fill_timing: Literal["next_bar", "this_close"] = "next_bar",
     ) -> None:
         try:
             self._cash = to_decimal(cash, "cash")
@@ -222,6 +228,12 @@ class SimBroker(Broker):
             raise ConfigError(str(exc)) from None
         if volume_limit is not None and not 0 < volume_limit <= 1:
             raise ConfigError(f"volume_limit must be in (0, 1], got {volume_limit!r}")
+        if fill_timing not in ("next_bar", "this_close"):
+            raise ConfigError(
+                f"fill_timing must be 'next_bar' or 'this_close', got {fill_timing!r}"
+            )
+        self.fill_timing = fill_timing
+        self._bars: dict[Instrument, Bar] = {}  # the latest bar of each instrument (this_close)
         if account not in ("margin", "cash"):
             raise ConfigError(f"account must be 'margin' or 'cash', got {account!r}")
         if initial_margin is not None and not 0 < initial_margin <= 1:
@@ -265,8 +277,10 @@ class SimBroker(Broker):
         w = _Working(order)
         self._by_id[order.order_id] = w
         parent = order.request.parent_id
+        held = False
         if parent is not None and parent in self._by_id:
             self._held.setdefault(parent, []).append(w)  # works once the parent has filled
+            held = True
         else:
             self._work(w)
         emit(
@@ -274,6 +288,10 @@ class SimBroker(Broker):
                 ts_ns=now, order_id=order.order_id, broker_order_id=f"SIM{order.order_id}"
             )
         )
+        if self.fill_timing == "this_close" and not held:
+            bar = self._bars.get(order.instrument)
+            if bar is not None and bar.ts_ns == now:
+                self._at_close(w, bar)
 
     @override
     def cancel(self, order: Order) -> None:
@@ -412,12 +430,14 @@ class SimBroker(Broker):
     @property
     @override
     def needs_every_bar(self) -> bool:
-        return self.initial_margin is not None
+        return self.initial_margin is not None or self.fill_timing == "this_close"
 
     @override
     def on_bar(self, bar: Bar) -> None:
         if self.initial_margin is not None:
             self._ledger.mark(bar.instrument, bar.close)
+        if self.fill_timing == "this_close":
+            self._bars[bar.instrument] = bar
         if not self._n_working:
             return
         working = self._working.get(bar.instrument)
@@ -435,6 +455,27 @@ class SimBroker(Broker):
             w = activated.pop(0)
             if w.order.instrument == bar.instrument and w.order.order_id in self._by_id:
                 self._match(w, bar)
+
+    def _at_close(self, w: _Working, bar: Bar) -> None:
+        """The same-bar convention: check ``w`` against the close of the bar it was decided on."""
+        req = w.order.request
+        inst = req.instrument
+        close = bar.close
+        kind = req.order_type
+        if kind is OrderType.MARKET:
+            hit = True
+        elif kind is OrderType.LIMIT:
+            hit = close <= w.limit if w.buy else close >= w.limit
+        else:  # stops, stop-limits and trailing stops: triggered if the close is through them
+            hit = close >= w.stop if w.buy else close <= w.stop
+            if hit and kind is OrderType.STOP_LIMIT:
+                w.triggered = True
+                hit = close <= w.limit if w.buy else close >= w.limit
+            elif hit:
+                w.triggered = True
+        if hit:
+            # A Decimal price: the fill is at the close, so children start from the next bar.
+            self._fill(w, inst.round_price(close), bar)
 
     def _priority(self, w: _Working) -> int:
         """Match order within a bar: market first, then stops, then limits (or the reverse)."""
