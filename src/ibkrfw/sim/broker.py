@@ -373,14 +373,7 @@ class SimBroker(Broker):
             filled = w.so_far.quantity
         for child in self._held.pop(order.order_id, ()):
             if not filled:
-                self._by_id.pop(child.order.order_id, None)
-                self._emit(
-                    OrderCancelled(
-                        ts_ns=ts,
-                        order_id=child.order.order_id,
-                        reason=f"parent order {order.order_id} ended unfilled",
-                    )
-                )
+                self._withdraw(child, ts, f"parent order {order.order_id} ended unfilled")
                 continue
             if filled < order.request.quantity:  # the parent ended part-filled: so do the exits
                 self._resize(child, filled, ts)
@@ -391,16 +384,18 @@ class SimBroker(Broker):
             self._activated.append(child)
         group = order.request.oca_group
         if group and filled >= order.request.quantity:
-            for other in [o for o in self._by_id.values() if o.order.request.oca_group == group]:
-                self._remove(other.order.instrument, other.order.order_id)
-                self._emit(
-                    OrderCancelled(
-                        ts_ns=ts,
-                        order_id=other.order.order_id,
-                        reason=f"OCA group {group!r}: order {order.order_id} filled",
-                    )
-                )
-                self._ended(other, ts)
+            for other in self._group(group):
+                self._withdraw(other, ts, f"OCA group {group!r}: order {order.order_id} filled")
+
+    def _group(self, group: str) -> list[_Working]:
+        """The working or held members of an OCA group (a copy: callers change the book)."""
+        return [o for o in self._by_id.values() if o.order.request.oca_group == group]
+
+    def _withdraw(self, w: _Working, ts: int, reason: str) -> None:
+        """Cancel ``w`` on the broker's own account, then settle what depended on it."""
+        self._remove(w.order.instrument, w.order.order_id)
+        self._emit(OrderCancelled(ts_ns=ts, order_id=w.order.order_id, reason=reason))
+        self._ended(w, ts)
 
     def _resize(self, w: _Working, quantity: Decimal, ts: int) -> None:
         request = attrs.evolve(w.order.request, quantity=quantity)
@@ -410,22 +405,15 @@ class SimBroker(Broker):
     def _reduce_group(self, w: _Working, quantity: Decimal, ts: int) -> None:
         """A partial fill in an OCA group reduces the other members by as much."""
         group = w.order.request.oca_group
-        for other in [o for o in self._by_id.values() if o.order.request.oca_group == group]:
+        for other in self._group(group):
             if other is w:
                 continue
             left = other.order.request.quantity - quantity
             if left > other.so_far.quantity:
                 self._resize(other, left, ts)
             else:
-                self._remove(other.order.instrument, other.order.order_id)
-                self._emit(
-                    OrderCancelled(
-                        ts_ns=ts,
-                        order_id=other.order.order_id,
-                        reason=f"OCA group {group!r}: order {w.order.order_id} filled it all",
-                    )
-                )
-                self._ended(other, ts)
+                reason = f"OCA group {group!r}: order {w.order.order_id} filled it all"
+                self._withdraw(other, ts, reason)
 
     @property
     @override
