@@ -1030,3 +1030,32 @@ def test_this_close_fill_is_booked_before_the_next_bar() -> None:
     Engine(script, DataFrameFeed(bars_frame(ROWS), X), SimBroker(fill_timing="this_close")).run()
     assert seen == [10]
     assert script.fills[0].ts_ns == script.bars[0].ts_ns
+
+
+def test_modifying_a_trailing_stop_keeps_the_ground_it_gained() -> None:
+    # the stop starts at 98 and bar 1 lifts it to 100; a quantity change must not reset it
+    state: dict[str, Order] = {}
+    script, _, _ = run(
+        {
+            0: lambda ctx, bar: state.setdefault("o", ctx.sell(X, 5, trail_amount=2, tif="GTC")),
+            1: lambda ctx, bar: ctx.modify(state["o"], quantity=3),
+        }
+    )
+    (fill,) = script.fills
+    assert (fill.quantity, fill.price, fill.ts_ns) == (3, D("100.00"), script.bars[2].ts_ns)
+
+
+def test_a_held_bracket_child_can_be_modified_before_its_parent_fills() -> None:
+    state: dict[str, tuple[Order, Order, Order]] = {}
+    script = ScriptedStrategy(
+        {
+            0: lambda ctx, bar: state.setdefault(
+                "b", ctx.bracket(X, "BUY", 10, take_profit="110", stop_loss="90", entry_limit="95")
+            ),
+            1: lambda ctx, bar: ctx.modify(state["b"][1], limit_price="105"),
+        }
+    )
+    result = Engine(script, DataFrameFeed(bars_frame(ROWS), X), SimBroker()).run()
+    # the entry fills inside bar 3 (low 95); the take-profit, now 105, works from bar 4 (high 106)
+    assert _fills(script) == [(1, "95", 3), (2, "105", 4)]
+    assert result.order_list[2].status is OrderStatus.CANCELLED
