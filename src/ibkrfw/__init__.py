@@ -13,6 +13,7 @@ from ibkrfw.engine.result import RunResult
 from ibkrfw.errors import ConfigError, DataError, EngineError, IBKRFWError, OrderError
 from ibkrfw.model.data import Bar, Quote
 from ibkrfw.model.events import (
+    CashAdjusted,
     Event,
     OrderAccepted,
     OrderCancelled,
@@ -40,6 +41,7 @@ __all__ = [
     "Bar",
     "BarArrays",
     "Broker",
+    "CashAdjusted",
     "Clock",
     "ConfigError",
     "Context",

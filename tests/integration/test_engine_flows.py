@@ -597,7 +597,7 @@ def test_equity_curve_matches_the_portfolio_seen_during_the_run(case: tuple, two
         frames[Y] = bars_frame(
             [(o * 2, h * 2, lo * 2, c * 2) for o, h, lo, c in rows[1:]], start="2024-01-03"
         )
-    result = Engine(Probe(), DataFrameFeed(frames), SimBroker(10_000)).run()
+    result = Engine(Probe(), DataFrameFeed(frames), SimBroker(10_000, borrow_rate=0.05)).run()
     curve = result.equity["equity"]
     assert len(curve) == len(seen)
     for ts, value in zip(curve.index, curve, strict=True):
@@ -1059,3 +1059,47 @@ def test_a_held_bracket_child_can_be_modified_before_its_parent_fills() -> None:
     # the entry fills inside bar 3 (low 95); the take-profit, now 105, works from bar 4 (high 106)
     assert _fills(script) == [(1, "95", 3), (2, "105", 4)]
     assert result.order_list[2].status is OrderStatus.CANCELLED
+
+
+# --- short borrow fees ----------------------------------------------------------------------
+def test_borrow_fee_accrues_daily_on_short_value_at_the_previous_close() -> None:
+    script = ScriptedStrategy({0: lambda ctx, bar: ctx.sell(X, 100)})
+    broker = SimBroker(100_000, borrow_rate=0.036)  # 3.6 % a year: 0.01 % a day (actual/360)
+    assert broker.needs_every_bar
+    result = Engine(script, DataFrameFeed(bars_frame(ROWS), X), broker).run()
+    fees = result.cash_adjustments
+    # short from bar 1; charged at bars 2 and 3 on the closes of bars 1 (101) and 2 (102)
+    assert [(a.amount, a.ts_ns) for a in fees[:2]] == [
+        (D("-1.01"), script.bars[2].ts_ns),
+        (D("-1.02"), script.bars[3].ts_ns),
+    ]
+    assert "borrow fee: -100 X.SMART for 1 day(s)" in fees[0].reason
+    total = sum((a.amount for a in fees), D(0))
+    assert result.stats["Cash adjustments"] == pytest.approx(float(total))
+    assert result.equity["cash"].iloc[-1] == pytest.approx(100_000 + 10_050 + float(total))
+
+
+def test_borrow_fee_counts_weekend_days() -> None:
+    rows = [(100, 101, 99, 100)] * 4
+    frame = bars_frame(rows, start="2024-01-03", freq="B", tz="America/New_York")  # We Th Fr Mo
+    script = ScriptedStrategy({0: lambda ctx, bar: ctx.sell(X, 100)})
+    broker = SimBroker(100_000, borrow_rate=0.036)
+    result = Engine(script, DataFrameFeed(frame, X), broker).run()
+    assert [(a.amount, "3 day(s)" in a.reason) for a in result.cash_adjustments] == [
+        (D("-1.00"), False),  # Friday, for Thursday night
+        (D("-3.00"), True),  # Monday, for Friday to Monday
+    ]
+
+
+def test_no_borrow_fee_on_long_positions_or_without_a_rate() -> None:
+    long_run = Engine(
+        ScriptedStrategy({0: lambda ctx, bar: ctx.buy(X, 100)}),
+        DataFrameFeed(bars_frame(ROWS), X),
+        SimBroker(borrow_rate=0.05),
+    ).run()
+    assert long_run.cash_adjustments == []
+    assert not SimBroker().needs_every_bar
+    from ibkrfw import ConfigError
+
+    with pytest.raises(ConfigError, match="borrow_rate"):
+        SimBroker(borrow_rate=1.5)

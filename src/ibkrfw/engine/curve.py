@@ -47,7 +47,7 @@ def equity_curve(
     Args:
         closes: Per instrument ("lane"), the bar times seen and their closes.
         fill_ts: Time of each fill (in the order booked; sorted stably here if needed).
-        fill_lane: The lane index of each fill's instrument.
+        fill_lane: The lane index of each fill's instrument; -1 for a change of cash alone.
         fill_cash: Cash after each fill.
         fill_exposure: Quantity times multiplier held in that lane after each fill.
         starting_cash: Cash before the first fill.

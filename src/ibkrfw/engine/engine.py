@@ -23,6 +23,7 @@ from ibkrfw.engine.result import RunResult
 from ibkrfw.errors import ConfigError, EngineError
 from ibkrfw.model.data import Bar
 from ibkrfw.model.events import (
+    CashAdjusted,
     Event,
     OrderDenied,
     OrderEvent,
@@ -146,6 +147,7 @@ class Engine:
         self._fill_lane = array("q")
         self._fill_cash = array("d")
         self._fill_exposure = array("d")
+        self._cash_adjustments: list[CashAdjusted] = []
         self._timers = Timers()
         self._lanes: dict[Instrument, _Lane] = {}
         self._want_order = self._want_fill = False
@@ -315,6 +317,7 @@ class Engine:
             orders=self.orders,
             fills=portfolio.fills,
             bars=dict(zip(lanes, histories, strict=True)),
+            cash_adjustments=self._cash_adjustments,
         )
 
     def _loop(self, ctx: Context, portfolio: Portfolio, lanes: dict[Instrument, _Lane]) -> None:
@@ -416,5 +419,13 @@ class Engine:
                 self.strategy.on_fill(self._ctx, fill)
         elif isinstance(event, TimerFired):
             self.strategy.on_timer(self._ctx, event)
+        elif isinstance(event, CashAdjusted):
+            portfolio = self._running_portfolio()
+            portfolio.adjust_cash(event.amount)
+            self._cash_adjustments.append(event)
+            self._fill_ts.append(event.ts_ns)  # a cash step; lane -1: no position changes
+            self._fill_lane.append(-1)
+            self._fill_cash.append(portfolio.cash_f)
+            self._fill_exposure.append(0.0)
         else:
             self.log.warning("event %r has no handler and was dropped", event)

@@ -12,6 +12,7 @@ import numpy.typing as npt
 
 from ibkrfw.analysis import metrics
 from ibkrfw.core.history import History
+from ibkrfw.model.events import CashAdjusted
 from ibkrfw.model.fills import Fill
 from ibkrfw.model.instruments import Instrument
 from ibkrfw.model.orders import Order
@@ -51,6 +52,7 @@ class RunResult:
         orders: Iterable[Order],
         fills: list[Fill],
         bars: Mapping[Instrument, History] | None = None,
+        cash_adjustments: Sequence[CashAdjusted] = (),
     ) -> None:
         self.strategy_name = strategy_name
         self.parameters = dict(parameters)
@@ -62,6 +64,8 @@ class RunResult:
         self._bars = dict(bars or {})
         self.fill_list = fills
         """Every fill, in time order."""
+        self.cash_adjustments = list(cash_adjustments)
+        """Every cash adjustment (borrow fees...), in time order."""
 
     @cached_property
     def order_list(self) -> list[Order]:
@@ -237,6 +241,7 @@ class RunResult:
             "Worst trade [%]": float(ret_pct.min()) if len(pnl) else nan,
             "Profit factor": float(wins / losses) if losses > 0 else nan,
             "Commissions": float(sum((f.commission for f in self.fill_list), 0)),
+            "Cash adjustments": float(sum((a.amount for a in self.cash_adjustments), 0)),
             "Periods per year": periods,
         }
         return pd.Series(values, name=self.strategy_name, dtype=object)

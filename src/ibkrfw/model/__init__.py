@@ -2,6 +2,7 @@
 
 from ibkrfw.model.data import Bar, Quote
 from ibkrfw.model.events import (
+    CashAdjusted,
     Event,
     OrderAccepted,
     OrderCancelled,
@@ -31,6 +32,7 @@ from ibkrfw.model.orders import (
 __all__ = [
     "AssetClass",
     "Bar",
+    "CashAdjusted",
     "Event",
     "Fill",
     "Forex",

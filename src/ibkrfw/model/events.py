@@ -7,6 +7,7 @@ together with the updated :class:`~ibkrfw.Order`.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import TYPE_CHECKING, final
 
 import attrs
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = [
+    "CashAdjusted",
     "Event",
     "OrderAccepted",
     "OrderCancelRejected",
@@ -145,6 +147,20 @@ class OrderModifyRejected(OrderEvent):
 class OrderCancelRejected(OrderEvent):
     """A cancel request could not be carried out (e.g. the order had already filled)."""
 
+    reason: str
+
+
+@final
+@attrs.frozen(kw_only=True)
+class CashAdjusted(Event):
+    """Cash moved for something other than a fill (a borrow fee, later interest or dividends).
+
+    Args:
+        amount: The change to cash in the base currency (negative for a charge).
+        reason: What it was for.
+    """
+
+    amount: Decimal
     reason: str
 
 

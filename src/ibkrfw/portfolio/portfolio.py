@@ -170,6 +170,7 @@ class Portfolio(PortfolioView):
         self._holdings: dict[Instrument, _Holding] = {}
         self._open: list[_Holding] = []  # holdings with a non-zero quantity
         self._fills: list[Fill] = []
+        self._adjustments = _ZERO
         self._commission = _ZERO
 
     @property
@@ -236,6 +237,17 @@ class Portfolio(PortfolioView):
         if holding is None:
             holding = self._holdings[instrument] = _Holding(instrument)
         return holding
+
+    def adjust_cash(self, amount: Decimal) -> None:
+        """Move cash by ``amount`` for something other than a fill (a fee, interest...)."""
+        self._cash += amount
+        self._cash_f = float(self._cash)
+        self._adjustments += amount
+
+    @property
+    def adjustments(self) -> Decimal:
+        """The sum of every cash adjustment so far (negative when they were charges)."""
+        return self._adjustments
 
     def mark(self, instrument: Instrument, price: float) -> None:
         """Record ``price`` as the last price of ``instrument``."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 from typing import Literal, final
 from zoneinfo import ZoneInfo
 
@@ -16,6 +16,7 @@ from ibkrfw.errors import ConfigError, EngineError
 from ibkrfw.model._decimal import DecimalLike, to_decimal
 from ibkrfw.model.data import Bar, Quote
 from ibkrfw.model.events import (
+    CashAdjusted,
     Event,
     OrderAccepted,
     OrderCancelled,
@@ -38,6 +39,8 @@ __all__ = ["SimBroker"]
 
 log = logging.getLogger("ibkrfw.sim")
 _ZERO = Decimal(0)
+_CENT = Decimal("0.01")
+_NS_PER_DAY = 86_400 * 10**9
 
 
 class _Working:
@@ -188,6 +191,10 @@ class SimBroker(Broker):
             and a limit order's limit.
         account: ``"margin"`` (the default) or ``"cash"``. A cash account refuses short sales
             and buys it cannot pay for.
+        borrow_rate: A yearly rate charged on the value of short positions, e.g. ``0.03``. It
+            accrues per calendar day (actual/360, weekends included) at the previous close, and
+            is charged at the first bar of each new local day as a :class:`~ibkrfw.CashAdjusted`
+            event. None (the default) charges nothing.
         fill_timing: ``"next_bar"`` (the default): an order fills from the bar after the one it
             was decided on. ``"this_close"`` opts in to a same-bar convention: the order is first
             checked against the close of the bar being handled (a market order fills there, a
@@ -221,6 +228,7 @@ class SimBroker(Broker):
         initial_margin: float | None = None,
         favourable_first: bool = False,
         fill_timing: Literal["next_bar", "this_close"] = "next_bar",
+        borrow_rate: float | None = None,
     ) -> None:
         try:
             self._cash = to_decimal(cash, "cash")
@@ -242,8 +250,15 @@ class SimBroker(Broker):
             raise ConfigError("a cash account borrows nothing: leave initial_margin unset")
         self.account = account
         self.initial_margin = initial_margin
-        # The broker's own books of the fills it made, kept only when the account is checked.
+        if borrow_rate is not None and not 0 <= borrow_rate < 1:
+            raise ConfigError(
+                f"borrow_rate must be a yearly fraction in [0, 1), got {borrow_rate!r}"
+            )
+        self.borrow_rate = borrow_rate
+        self._borrow_until: dict[Instrument, int] = {}  # end of the last day charged
+        # The broker's own books of the fills it made, kept only when something needs them.
         self._checks = account == "cash" or initial_margin is not None
+        self._keep_ledger = self._checks or borrow_rate is not None
         self._ledger = Portfolio(self._cash)
         self.commission_model = commission or ZeroCommission()
         self.volume_limit = volume_limit
@@ -418,11 +433,17 @@ class SimBroker(Broker):
     @property
     @override
     def needs_every_bar(self) -> bool:
-        return self.initial_margin is not None or self.fill_timing == "this_close"
+        return (
+            self.initial_margin is not None
+            or self.borrow_rate is not None
+            or self.fill_timing == "this_close"
+        )
 
     @override
     def on_bar(self, bar: Bar) -> None:
-        if self.initial_margin is not None:
+        if self.borrow_rate is not None:
+            self._accrue(bar)
+        if self._keep_ledger:
             self._ledger.mark(bar.instrument, bar.close)
         if self.fill_timing == "this_close":
             self._bars[bar.instrument] = bar
@@ -443,6 +464,31 @@ class SimBroker(Broker):
             w = activated.pop(0)
             if w.order.instrument == bar.instrument and w.order.order_id in self._by_id:
                 self._match(w, bar)
+
+    def _accrue(self, bar: Bar) -> None:
+        """Charge the borrow fee of a short position when a new local day starts."""
+        inst = bar.instrument
+        day_end = self._days.end_ns(bar.ts_ns, inst.timezone)
+        charged_until = self._borrow_until.get(inst)
+        if charged_until is not None and bar.ts_ns < charged_until:
+            return
+        self._borrow_until[inst] = day_end
+        held = self._ledger.quantity(inst)
+        if charged_until is None or held >= 0:
+            return
+        days = round((day_end - charged_until) / _NS_PER_DAY)  # 23- and 25-hour days round
+        rate = self.borrow_rate or 0.0
+        value = abs(float(held) * float(inst.multiplier)) * self._ledger.price(inst)
+        fee = Decimal(repr(value * rate * days / 360)).quantize(_CENT, ROUND_HALF_EVEN)
+        if fee:
+            self._ledger.adjust_cash(-fee)
+            self._emit(
+                CashAdjusted(
+                    ts_ns=bar.ts_ns,
+                    amount=-fee,
+                    reason=f"borrow fee: {held} {inst.id} for {days} day(s) at {rate:.2%} a year",
+                )
+            )
 
     def _at_close(self, w: _Working, bar: Bar) -> None:
         """The same-bar convention: check ``w`` against the close of the bar it was decided on."""
@@ -655,7 +701,7 @@ class SimBroker(Broker):
             ts,
             f"SIM-{order.order_id}-{self._fills}",
         )
-        if self._checks:
+        if self._keep_ledger:
             self._ledger.apply_fill(fill)
         filled = before.quantity + quantity
         if filled >= order.request.quantity:
