@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 from typing import Literal, final
-from zoneinfo import ZoneInfo
 
 import attrs
 from typing_extensions import override
@@ -32,7 +30,8 @@ from ibkrfw.model.instruments import Instrument
 from ibkrfw.model.orders import Order, OrderRequest, OrderType, Side, TimeInForce
 from ibkrfw.portfolio.portfolio import Portfolio
 from ibkrfw.ports import Broker, EventSink
-from ibkrfw.sim.commission import NOTHING_YET, CommissionModel, OrderSoFar, ZeroCommission
+from ibkrfw.sim._matching import LocalDays, Working, limit_fill, stop_fill
+from ibkrfw.sim.commission import CommissionModel, OrderSoFar, ZeroCommission
 from ibkrfw.sim.slippage import SlippageModel
 
 __all__ = ["SimBroker"]
@@ -41,100 +40,6 @@ log = logging.getLogger("ibkrfw.sim")
 _ZERO = Decimal(0)
 _CENT = Decimal("0.01")
 _NS_PER_DAY = 86_400 * 10**9
-
-
-class _Working:
-    """An order resting in the simulator, with its prices as floats for matching."""
-
-    __slots__ = (
-        "best",
-        "buy",
-        "eligible_ns",
-        "expire_ns",
-        "limit",
-        "order",
-        "so_far",
-        "stop",
-        "tif",
-        "trail",
-        "trail_fraction",
-        "triggered",
-    )
-
-    def __init__(self, order: Order) -> None:
-        req = order.request
-        self.order = order
-        self.eligible_ns = order.created_ns + 1  # never on the bar the order was decided on
-        self.buy = req.side is Side.BUY
-        self.limit = float(req.limit_price) if req.limit_price is not None else 0.0
-        self.stop = float(req.stop_price) if req.stop_price is not None else 0.0
-        self.tif = req.tif
-        self.expire_ns: int | None = req.good_till_ns if req.tif is TimeInForce.GTD else None
-        self.triggered = False  # a touched STOP_LIMIT works as a limit; STOP as a market order
-        self.so_far = NOTHING_YET  # what the order filled and paid so far
-        # TRAILING_STOP: the best price seen, and the distance kept from it
-        self.trail = float(req.trail_amount) if req.trail_amount is not None else 0.0
-        pct = req.trail_percent
-        self.trail_fraction = float(pct) / 100 if pct is not None else 0.0
-        if self.trail_fraction:
-            factor = 1 + self.trail_fraction if self.buy else 1 - self.trail_fraction
-            self.best = self.stop / factor
-        else:
-            self.best = self.stop - self.trail if self.buy else self.stop + self.trail
-
-    def follow(self, bar: Bar) -> None:
-        """Move a trailing stop after ``bar``, never away from the market."""
-        if self.buy:
-            self.best = min(self.best, bar.low)
-            gap = self.best * self.trail_fraction if self.trail_fraction else self.trail
-            self.stop = min(self.stop, self.best + gap)
-        else:
-            self.best = max(self.best, bar.high)
-            gap = self.best * self.trail_fraction if self.trail_fraction else self.trail
-            self.stop = max(self.stop, self.best - gap)
-
-
-def _limit_fill(buy: bool, limit: float, exact: Decimal | None, bar: Bar) -> float | Decimal | None:
-    """A limit fills when touched, at the limit, or at a better open."""
-    if buy:
-        if bar.open <= limit:
-            return bar.open
-        return exact if bar.low <= limit else None
-    if bar.open >= limit:
-        return bar.open
-    return exact if bar.high >= limit else None
-
-
-def _stop_fill(buy: bool, stop: float, exact: Decimal | None, bar: Bar) -> float | Decimal | None:
-    """A stop fills when touched, at the stop, or at a worse open."""
-    if buy:
-        if bar.open >= stop:
-            return bar.open
-        return exact if bar.high >= stop else None
-    if bar.open <= stop:
-        return bar.open
-    return exact if bar.low <= stop else None
-
-
-class _LocalDays:
-    """End of the local calendar day of a time, cached per time zone (one day at a time)."""
-
-    __slots__ = ("_cache",)
-
-    def __init__(self) -> None:
-        self._cache: dict[str, tuple[int, int]] = {}  # zone -> (day start ns, day end ns)
-
-    def end_ns(self, ts_ns: int, timezone: str) -> int:
-        start, end = self._cache.get(timezone, (0, 0))
-        if start <= ts_ns < end:
-            return end
-        zone = ZoneInfo(timezone)
-        day = dt.datetime.fromtimestamp(ts_ns / 1e9, tz=zone).date()
-        first = dt.datetime.combine(day, dt.time(), tzinfo=zone)
-        after = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tzinfo=zone)
-        start, end = int(first.timestamp()) * 10**9, int(after.timestamp()) * 10**9
-        self._cache[timezone] = (start, end)
-        return end
 
 
 class _NotStarted(Clock):
@@ -266,14 +171,14 @@ class SimBroker(Broker):
         self._quotes: dict[Instrument, Quote] = {}
         self._capacity: dict[Instrument, tuple[int, Decimal]] = {}  # bar time, units left
         self._unknown_volume: set[Instrument] = set()
-        self._working: dict[Instrument, dict[int, _Working]] = {}
-        self._held: dict[int, list[_Working]] = {}  # children waiting for their parent's fill
-        self._by_id: dict[int, _Working] = {}  # every working or held order
-        self._activated: list[_Working] = []  # children set working during the current bar
+        self._working: dict[Instrument, dict[int, Working]] = {}
+        self._held: dict[int, list[Working]] = {}  # children waiting for their parent's fill
+        self._by_id: dict[int, Working] = {}  # every working or held order
+        self._activated: list[Working] = []  # children set working during the current bar
         self.favourable_first = favourable_first
         self._n_working = 0
         self._fills = 0
-        self._days = _LocalDays()
+        self._days = LocalDays()
         self._clock: Clock = _NotStarted()
         self._emit: EventSink = _not_started
 
@@ -289,7 +194,7 @@ class SimBroker(Broker):
     @override
     def submit(self, order: Order) -> None:
         now, emit = self._clock.now_ns(), self._emit
-        w = _Working(order)
+        w = Working(order)
         self._by_id[order.order_id] = w
         parent = order.request.parent_id
         held = False
@@ -337,7 +242,7 @@ class SimBroker(Broker):
                 )
             )
             return
-        replaced = _Working(attrs.evolve(w.order, request=request))
+        replaced = Working(attrs.evolve(w.order, request=request))
         replaced.so_far, replaced.triggered = w.so_far, w.triggered
         replaced.expire_ns = w.expire_ns if request.tif is w.tif else replaced.expire_ns
         if (
@@ -356,7 +261,7 @@ class SimBroker(Broker):
                     children[children.index(w)] = replaced
         emit(OrderModified(ts_ns=now, order_id=order.order_id, request=request))
 
-    def _work(self, w: _Working) -> None:
+    def _work(self, w: Working) -> None:
         working = self._working.get(w.order.instrument)
         if working is None:
             working = self._working[w.order.instrument] = {}
@@ -378,7 +283,7 @@ class SimBroker(Broker):
         return True
 
     def _ended(
-        self, w: _Working, ts: int, at_open: bool = False, filled: Decimal | None = None
+        self, w: Working, ts: int, at_open: bool = False, filled: Decimal | None = None
     ) -> None:
         """After ``w`` left the book: start, resize or cancel its children; close its OCA group."""
         order = w.order
@@ -402,22 +307,22 @@ class SimBroker(Broker):
             for other in self._group(group):
                 self._withdraw(other, ts, f"OCA group {group!r}: order {order.order_id} filled")
 
-    def _group(self, group: str) -> list[_Working]:
+    def _group(self, group: str) -> list[Working]:
         """The working or held members of an OCA group (a copy: callers change the book)."""
         return [o for o in self._by_id.values() if o.order.request.oca_group == group]
 
-    def _withdraw(self, w: _Working, ts: int, reason: str) -> None:
+    def _withdraw(self, w: Working, ts: int, reason: str) -> None:
         """Cancel ``w`` on the broker's own account, then settle what depended on it."""
         self._remove(w.order.instrument, w.order.order_id)
         self._emit(OrderCancelled(ts_ns=ts, order_id=w.order.order_id, reason=reason))
         self._ended(w, ts)
 
-    def _resize(self, w: _Working, quantity: Decimal, ts: int) -> None:
+    def _resize(self, w: Working, quantity: Decimal, ts: int) -> None:
         request = attrs.evolve(w.order.request, quantity=quantity)
         w.order = attrs.evolve(w.order, request=request)
         self._emit(OrderModified(ts_ns=ts, order_id=w.order.order_id, request=request))
 
-    def _reduce_group(self, w: _Working, quantity: Decimal, ts: int) -> None:
+    def _reduce_group(self, w: Working, quantity: Decimal, ts: int) -> None:
         """A partial fill in an OCA group reduces the other members by as much."""
         group = w.order.request.oca_group
         for other in self._group(group):
@@ -490,7 +395,7 @@ class SimBroker(Broker):
                 )
             )
 
-    def _at_close(self, w: _Working, bar: Bar) -> None:
+    def _at_close(self, w: Working, bar: Bar) -> None:
         """The same-bar convention: check ``w`` against the close of the bar it was decided on."""
         req = w.order.request
         inst = req.instrument
@@ -511,7 +416,7 @@ class SimBroker(Broker):
             # A Decimal price: the fill is at the close, so children start from the next bar.
             self._fill(w, inst.round_price(close), bar)
 
-    def _priority(self, w: _Working) -> int:
+    def _priority(self, w: Working) -> int:
         """Match order within a bar: market first, then stops, then limits (or the reverse)."""
         kind = w.order.request.order_type
         if kind is OrderType.MARKET or w.triggered:
@@ -519,7 +424,7 @@ class SimBroker(Broker):
         stop_like = kind is not OrderType.LIMIT
         return (2 if stop_like else 1) if self.favourable_first else (1 if stop_like else 2)
 
-    def _match(self, w: _Working, bar: Bar) -> None:
+    def _match(self, w: Working, bar: Bar) -> None:
         order = w.order
         ts = bar.ts_ns
         if ts < w.eligible_ns:
@@ -538,15 +443,15 @@ class SimBroker(Broker):
         if kind is OrderType.MARKET:
             price = bar.open
         elif kind is OrderType.LIMIT:
-            price = _limit_fill(w.buy, w.limit, req.limit_price, bar)
+            price = limit_fill(w.buy, w.limit, req.limit_price, bar)
         elif w.triggered and kind is not OrderType.STOP_LIMIT:
             price = bar.open  # the rest of a stop that already triggered
         elif kind is OrderType.STOP:
-            price = _stop_fill(w.buy, w.stop, req.stop_price, bar)
+            price = stop_fill(w.buy, w.stop, req.stop_price, bar)
         elif kind is OrderType.STOP_LIMIT:
             price = self._stop_limit(w, bar)
         elif kind is OrderType.TRAILING_STOP:
-            price = _stop_fill(w.buy, w.stop, order.instrument.round_price(w.stop), bar)
+            price = stop_fill(w.buy, w.stop, order.instrument.round_price(w.stop), bar)
             if price is None:
                 w.follow(bar)
         if price is not None:
@@ -557,17 +462,17 @@ class SimBroker(Broker):
             self._expire(w, ts)  # IOC: whatever did not fill on its one bar
 
     @staticmethod
-    def _stop_limit(w: _Working, bar: Bar) -> float | Decimal | None:
+    def _stop_limit(w: Working, bar: Bar) -> float | Decimal | None:
         req = w.order.request
         if w.triggered:
-            return _limit_fill(w.buy, w.limit, req.limit_price, bar)
+            return limit_fill(w.buy, w.limit, req.limit_price, bar)
         gap = bar.open >= w.stop if w.buy else bar.open <= w.stop
         touched = gap or (bar.high >= w.stop if w.buy else bar.low <= w.stop)
         if not touched:
             return None
         w.triggered = True
         if gap:  # triggered at the open: a limit from there on, this bar included
-            return _limit_fill(w.buy, w.limit, req.limit_price, bar)
+            return limit_fill(w.buy, w.limit, req.limit_price, bar)
         # Triggered inside the bar at the stop: it fills there if the limit allows that price.
         # A limit on the far side of the stop waits for later bars, as the order of the bar's
         # high and low is unknown.
@@ -575,7 +480,7 @@ class SimBroker(Broker):
             return req.stop_price
         return None
 
-    def _expire(self, w: _Working, ts: int) -> None:
+    def _expire(self, w: Working, ts: int) -> None:
         self._remove(w.order.instrument, w.order.order_id)
         self._emit(OrderExpired(ts_ns=ts, order_id=w.order.order_id))
         self._ended(w, ts)
@@ -624,7 +529,7 @@ class SimBroker(Broker):
         self._quotes[quote.instrument] = quote
 
     def _slip(
-        self, model: SlippageModel, w: _Working, base: Decimal, quantity: Decimal, bar: Bar
+        self, model: SlippageModel, w: Working, base: Decimal, quantity: Decimal, bar: Bar
     ) -> Decimal:
         req = w.order.request
         inst = req.instrument
@@ -662,7 +567,7 @@ class SimBroker(Broker):
         self._capacity[inst] = (bar.ts_ns, left)
         return left
 
-    def _fill(self, w: _Working, price: float | Decimal, bar: Bar) -> None:
+    def _fill(self, w: Working, price: float | Decimal, bar: Bar) -> None:
         order = w.order
         inst = order.instrument
         ts = bar.ts_ns
