@@ -225,8 +225,10 @@ class Context:
         """Validate ``request``, run the risk rules, and send it to the broker.
 
         Returns:
-            The new order in ``PENDING_SUBMIT``. What happens next (accepted, denied, filled...)
-            arrives as events in :meth:`Strategy.on_order` once the current handler returns.
+            The new order, ``PENDING_SUBMIT`` once sent or already ``DENIED`` if validation or
+            a risk rule refused it. What happens next (accepted, filled...) and the denial
+            itself arrive as events in :meth:`Strategy.on_order` once the current handler
+            returns.
         """
         return self._router.submit(request)
 

@@ -1103,3 +1103,19 @@ def test_no_borrow_fee_on_long_positions_or_without_a_rate() -> None:
 
     with pytest.raises(ConfigError, match="borrow_rate"):
         SimBroker(borrow_rate=1.5)
+
+
+def test_a_denied_order_does_not_count_as_pending_within_the_same_handler() -> None:
+    # 500 is denied by the rule; the target of 50 must then buy 50, not sell 450
+    seen: list[Order] = []
+    _, broker, _ = run(
+        {
+            0: lambda ctx, bar: (
+                seen.append(ctx.buy(X, 500)),
+                ctx.order_target_quantity(X, 50),
+            )
+        },
+        risk_rules=[MaxOrderQuantity(100)],
+    )
+    assert seen[0].status is OrderStatus.DENIED  # known at once: nothing was sent
+    assert [(o.side.value, o.quantity) for o in broker.submitted] == [("BUY", 50)]

@@ -151,7 +151,6 @@ class Engine:
         self._timers = Timers()
         self._lanes: dict[Instrument, _Lane] = {}
         self._want_order = self._want_fill = False
-        self._refused: set[int] = set()  # ids denied here, known before their event is applied
         self._ran = False
 
     def _running_portfolio(self) -> Portfolio:
@@ -164,7 +163,9 @@ class Engine:
         """Validate ``request``, run the risk rules, and hand it to the broker.
 
         Returns:
-            The new order, in ``PENDING_SUBMIT``; its fate arrives as events.
+            The new order, ``PENDING_SUBMIT`` if it was sent (its fate arrives as events) or
+            already ``DENIED`` if validation or a risk rule refused it (the
+            :class:`~ibkrfw.OrderDenied` event follows all the same).
         """
         now = self.clock.now_ns()
         order = self.orders.create(request, now)
@@ -174,25 +175,30 @@ class Engine:
         if reason is None and request.parent_id is not None:
             reason = self._parent_problem(request)
         if reason is not None:
-            self._refused.add(order.order_id)
-            self.queue.append(
-                OrderDenied(ts_ns=now, order_id=order.order_id, reason=reason, rule="validation")
-            )
-            return order
+            return self._refuse(order, now, reason, "validation")
+        refusal = self._risk_refusal(request, now)
+        if refusal is not None:
+            return self._refuse(order, now, refusal[1], refusal[0])
+        self.queue.append(OrderSubmitted(ts_ns=now, order_id=order.order_id, request=request))
+        self.broker.submit(order)
+        return order
+
+    def _refuse(self, order: Order, now: int, reason: str, rule: str) -> Order:
+        # A denial is the engine's own decision: the book records it at once (so the order
+        # stops counting as pending), and the queued event only tells the strategy.
+        event = OrderDenied(ts_ns=now, order_id=order.order_id, reason=reason, rule=rule)
+        self.orders.apply(event)
+        self.queue.append(event)
+        return self.orders.get(order.order_id) or order
+
+    def _risk_refusal(self, request: OrderRequest, now: int) -> tuple[str, str] | None:
+        """The name and reason of the first risk rule that denies ``request``, if any."""
         portfolio = self._running_portfolio()
         for rule in self.risk_rules:
             decision = rule.check(request, portfolio, now)
             if not decision.approved:
-                self._refused.add(order.order_id)
-                self.queue.append(
-                    OrderDenied(
-                        ts_ns=now, order_id=order.order_id, reason=decision.reason, rule=rule.name
-                    )
-                )
-                return order
-        self.queue.append(OrderSubmitted(ts_ns=now, order_id=order.order_id, request=request))
-        self.broker.submit(order)
-        return order
+                return rule.name, decision.reason
+        return None
 
     def _parent_problem(self, request: OrderRequest) -> str | None:
         parent_id = request.parent_id
@@ -201,17 +207,14 @@ class Engine:
             return f"parent order {parent_id} is unknown"
         if parent.instrument != request.instrument:
             return f"a child order must trade its parent's instrument, {parent.instrument.id}"
-        if parent_id in self._refused or (parent.status.is_terminal and not parent.filled_quantity):
+        if parent.status.is_terminal and not parent.filled_quantity:
             return f"parent order {parent_id} was refused or ended unfilled"
         return None
 
     def deny(self, request: OrderRequest, reason: str, rule: str) -> Order:
         """Record ``request`` as an order denied for ``reason`` by ``rule``; send nothing."""
         now = self.clock.now_ns()
-        order = self.orders.create(request, now)
-        self._refused.add(order.order_id)
-        self.queue.append(OrderDenied(ts_ns=now, order_id=order.order_id, reason=reason, rule=rule))
-        return order
+        return self._refuse(self.orders.create(request, now), now, reason, rule)
 
     def cancel(self, order: Order) -> None:
         """Ask the broker to cancel ``order``."""
@@ -227,12 +230,9 @@ class Engine:
         now = self.clock.now_ns()
         reason = _modify_problem(order, request)
         if reason is None:
-            portfolio = self._running_portfolio()
-            for rule in self.risk_rules:
-                decision = rule.check(request, portfolio, now)
-                if not decision.approved:
-                    reason = f"{rule.name}: {decision.reason}"
-                    break
+            refusal = self._risk_refusal(request, now)
+            if refusal is not None:
+                reason = f"{refusal[0]}: {refusal[1]}"
         if reason is not None:
             self.queue.append(
                 OrderModifyRejected(ts_ns=now, order_id=order.order_id, reason=reason)
@@ -396,12 +396,15 @@ class Engine:
 
     def _dispatch(self, event: Event) -> None:
         if isinstance(event, OrderEvent):
-            known, problem = self.orders.apply(event)
+            if type(event) is OrderDenied:  # recorded when it was decided (see _refuse)
+                known, problem = True, None
+            else:
+                known, problem = self.orders.apply(event)
             if problem is not None:
                 self.log.warning(problem)
             fill = event.fill if type(event) is OrderFilled else None
             if fill is not None:
-                portfolio = self.portfolio or self._running_portfolio()
+                portfolio = self._running_portfolio()
                 portfolio.apply_fill(fill)
                 lane = self._lanes.get(fill.instrument)
                 if lane is not None:  # a fill of an instrument no feed delivers cannot be marked
