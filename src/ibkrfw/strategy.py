@@ -117,20 +117,12 @@ class OrderRouter(Protocol):
         ...
 
 
-_ORDER_OPTIONS = frozenset(
-    {
-        "order_type",
-        "limit_price",
-        "stop_price",
-        "tif",
-        "good_till_ns",
-        "tag",
-        "trail_amount",
-        "trail_percent",
-        "parent_id",
-        "oca_group",
-    }
-)
+# Every field of a request but the three a helper takes as arguments.
+_ORDER_OPTIONS = frozenset(f.name for f in attrs.fields(OrderRequest)) - {
+    "instrument",
+    "side",
+    "quantity",
+}
 
 
 def _target_kwargs(kwargs: Mapping[str, Any]) -> dict[str, Any]:

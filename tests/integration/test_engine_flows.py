@@ -729,10 +729,10 @@ def test_short_trade_excursions() -> None:
 
 
 # --- account checks -------------------------------------------------------------------------
-def _account(actions: dict, frames: object = None, **broker_kw: object):  # type: ignore[no-untyped-def, type-arg]
+def _account(actions: dict, **broker_kw: object):  # type: ignore[no-untyped-def, type-arg]
     script = ScriptedStrategy(actions)
     broker = SimBroker(**broker_kw)  # type: ignore[arg-type]
-    feed = DataFrameFeed(frames if frames is not None else bars_frame(ROWS), X)  # type: ignore[arg-type]
+    feed = DataFrameFeed(bars_frame(ROWS), X)
     result = Engine(script, feed, broker).run()
     rejected = [e for _, e in script.events if type(e).__name__ == "OrderRejected"]
     return script, result, rejected
@@ -1119,3 +1119,28 @@ def test_a_denied_order_does_not_count_as_pending_within_the_same_handler() -> N
     )
     assert seen[0].status is OrderStatus.DENIED  # known at once: nothing was sent
     assert [(o.side.value, o.quantity) for o in broker.submitted] == [("BUY", 50)]
+
+
+def test_cancel_timer_and_open_orders() -> None:
+    fired: list[int] = []
+    seen: dict[str, object] = {}
+
+    class Both(Strategy):
+        def on_start(self, ctx: Context) -> None:
+            ctx.schedule("daily", every_ns=86_400 * 10**9)
+
+        def on_timer(self, ctx: Context, timer: object) -> None:
+            fired.append(ctx.now_ns)
+            seen["cancelled"] = ctx.cancel_timer("daily")
+            seen["again"] = ctx.cancel_timer("daily")
+
+        def on_bar(self, ctx: Context, bar: Bar) -> None:
+            if not seen.get("sent"):
+                seen["sent"] = ctx.buy(X, 1, limit_price="50", tif="GTC")
+            else:
+                seen.setdefault("open", [o.order_id for o in ctx.open_orders(X)])
+                seen.setdefault("other", ctx.open_orders(Y))
+
+    Engine(Both(), DataFrameFeed(bars_frame(ROWS), X), SimBroker()).run()
+    assert len(fired) == 1 and seen["cancelled"] is True and seen["again"] is False
+    assert seen["open"] == [1] and seen["other"] == []

@@ -146,6 +146,7 @@ class SimBroker(Broker):
                 f"fill_timing must be 'next_bar' or 'this_close', got {fill_timing!r}"
             )
         self.fill_timing = fill_timing
+        self._same_bar = fill_timing == "this_close"
         self._bars: dict[Instrument, Bar] = {}  # the latest bar of each instrument (this_close)
         if account not in ("margin", "cash"):
             raise ConfigError(f"account must be 'margin' or 'cash', got {account!r}")
@@ -208,7 +209,7 @@ class SimBroker(Broker):
                 ts_ns=now, order_id=order.order_id, broker_order_id=f"SIM{order.order_id}"
             )
         )
-        if self.fill_timing == "this_close" and not held:
+        if self._same_bar and not held:
             bar = self._bars.get(order.instrument)
             if bar is not None and bar.ts_ns == now:
                 self._at_close(w, bar)
@@ -338,11 +339,7 @@ class SimBroker(Broker):
     @property
     @override
     def needs_every_bar(self) -> bool:
-        return (
-            self.initial_margin is not None
-            or self.borrow_rate is not None
-            or self.fill_timing == "this_close"
-        )
+        return self.initial_margin is not None or self.borrow_rate is not None or self._same_bar
 
     @override
     def on_bar(self, bar: Bar) -> None:
@@ -350,7 +347,7 @@ class SimBroker(Broker):
             self._accrue(bar)
         if self._keep_ledger:
             self._ledger.mark(bar.instrument, bar.close)
-        if self.fill_timing == "this_close":
+        if self._same_bar:
             self._bars[bar.instrument] = bar
         if not self._n_working:
             return

@@ -109,6 +109,19 @@ def test_open_trade_is_not_listed() -> None:
     assert round_trips([fill("BUY", 1, "10")]) == []
 
 
+def test_exposure_and_weights_over_long_and_short() -> None:
+    y = Stock("Y")
+    pf = Portfolio(10_000)
+    pf.apply_fill(fill("BUY", 10, "100"))
+    pf.apply_fill(fill("SELL", 5, "50", inst=y))
+    pf.mark(X, 110.0)
+    pf.mark(y, 40.0)
+    assert pf.market_value == pytest.approx(1100 - 200)
+    assert pf.gross_exposure == pytest.approx(1100 + 200)
+    assert pf.equity == pytest.approx(10_000 - 1000 + 250 + 900)
+    assert pf.weight(X) == pytest.approx(1100 / pf.equity)
+
+
 def test_price_is_nan_before_any_mark() -> None:
     assert math.isnan(Portfolio(0).price(X))
 
