@@ -10,7 +10,7 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import final
 from zoneinfo import ZoneInfo
@@ -96,6 +96,20 @@ def _capped(base: Decimal, minimum: Decimal, cap: Decimal | None, value: Decimal
     return fee
 
 
+def _added(
+    order_fee: Callable[[Decimal, Decimal], Decimal],
+    quantity: Decimal,
+    value: Decimal,
+    before: OrderSoFar,
+) -> Decimal:
+    """What one fill adds to a fee charged per order: the order's fee after it, less before.
+
+    ``order_fee(quantity, value)`` prices a whole order; minimums and caps live there.
+    """
+    after = order_fee(before.quantity + quantity, before.value + value)
+    return max(after - order_fee(before.quantity, before.value), _ZERO)
+
+
 @final
 class ZeroCommission(CommissionModel):
     """Charge nothing (the default, so results are easy to check by hand)."""
@@ -158,9 +172,7 @@ class PerShareCommission(CommissionModel):
         ts_ns: int = 0,
         before: OrderSoFar = NOTHING_YET,
     ) -> Decimal:
-        value = before.value + quantity * price * instrument.multiplier
-        after = self._order_fee(before.quantity + quantity, value)
-        return max(after - self._order_fee(before.quantity, before.value), _ZERO)
+        return _added(self._order_fee, quantity, quantity * price * instrument.multiplier, before)
 
 
 @final
@@ -176,7 +188,7 @@ class PercentCommission(CommissionModel):
         self.fraction = _non_negative(fraction, "fraction")
         self.minimum = _non_negative(minimum, "minimum")
 
-    def _order_fee(self, value: Decimal) -> Decimal:
+    def _order_fee(self, quantity: Decimal, value: Decimal) -> Decimal:
         if not value:
             return _ZERO
         return max(value * self.fraction, self.minimum).quantize(_CENT, ROUND_HALF_EVEN)
@@ -191,8 +203,7 @@ class PercentCommission(CommissionModel):
         ts_ns: int = 0,
         before: OrderSoFar = NOTHING_YET,
     ) -> Decimal:
-        value = before.value + quantity * price * instrument.multiplier
-        return max(self._order_fee(value) - self._order_fee(before.value), _ZERO)
+        return _added(self._order_fee, quantity, quantity * price * instrument.multiplier, before)
 
 
 # --- IBKR Pro, US stocks --------------------------------------------------------------------
@@ -289,17 +300,15 @@ class _IBKRStock(CommissionModel):
     def _day(self, ts_ns: int) -> dt.date:
         return dt.datetime.fromtimestamp(ts_ns / 1e9, tz=self._zone).date()
 
-    def _order_commission(self, quantity: Decimal, value: Decimal, rate: Decimal) -> Decimal:
-        if not quantity:
-            return _ZERO
-        return _capped(quantity * rate, self.minimum, self.max_fraction, value)
-
     def _ib_part(
         self, rate: Decimal, quantity: Decimal, value: Decimal, before: OrderSoFar
     ) -> Decimal:
-        after = self._order_commission(before.quantity + quantity, before.value + value, rate)
-        earlier = self._order_commission(before.quantity, before.value, rate)
-        return max(after - earlier, _ZERO)
+        """IB's own commission for this fill: the rate, with the minimum and cap per order."""
+
+        def order_fee(q: Decimal, v: Decimal) -> Decimal:
+            return _capped(q * rate, self.minimum, self.max_fraction, v) if q else _ZERO
+
+        return _added(order_fee, quantity, value, before)
 
 
 @final
