@@ -31,6 +31,7 @@ from ibkrfw.model.events import (
 from ibkrfw.model.fills import Fill, Position
 from ibkrfw.model.instruments import AssetClass, Forex, Future, Instrument, Stock
 from ibkrfw.model.orders import Order, OrderRequest, OrderStatus, OrderType, Side, TimeInForce
+from ibkrfw.portfolio.fx import FxRates
 from ibkrfw.portfolio.portfolio import Portfolio, PortfolioView, Trade
 from ibkrfw.ports import Broker, DataFeed
 from ibkrfw.risk.rule import RiskDecision, RiskRule
@@ -53,6 +54,7 @@ __all__ = [
     "Fill",
     "Forex",
     "Future",
+    "FxRates",
     "History",
     "IBKRFWError",
     "Instrument",

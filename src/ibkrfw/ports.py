@@ -17,6 +17,7 @@ from ibkrfw.model.data import Bar, Quote
 from ibkrfw.model.events import Event
 from ibkrfw.model.instruments import Instrument
 from ibkrfw.model.orders import Order, OrderRequest
+from ibkrfw.portfolio.fx import FxRates
 
 __all__ = ["Broker", "DataFeed", "EventSink"]
 
@@ -40,6 +41,19 @@ class Broker(ABC):
     @abstractmethod
     def starting_cash(self) -> Decimal:
         """Return the account's cash at the start of the run, in its base currency."""
+
+    @property
+    def base_currency(self) -> str:
+        """Return the account's currency (``"USD"`` unless the broker says otherwise)."""
+        return "USD"
+
+    @property
+    def fx(self) -> FxRates | None:
+        """Exchange rates into the base currency, for instruments priced in another one.
+
+        None here: every instrument must then be priced in the base currency.
+        """
+        return None
 
     @abstractmethod
     def submit(self, order: Order) -> None:

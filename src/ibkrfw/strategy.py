@@ -13,7 +13,7 @@ from ibkrfw.core.clock import Clock
 from ibkrfw.core.history import BarHistory, History
 from ibkrfw.core.orderbook import OrderBook
 from ibkrfw.core.timers import Timers
-from ibkrfw.errors import ConfigError
+from ibkrfw.errors import ConfigError, DataError
 from ibkrfw.model._decimal import DecimalLike, to_decimal
 from ibkrfw.model._time import to_timestamp
 from ibkrfw.model.data import Bar, Quote
@@ -391,7 +391,9 @@ class Context:
         """Trade toward a position worth ``value`` (base currency) at the last price.
 
         The quantity is rounded toward zero to whole lots. With no price seen yet the order
-        cannot be sized and is denied (an :class:`~ibkrfw.OrderDenied` event says so).
+        cannot be sized and is denied (an :class:`~ibkrfw.OrderDenied` event says so). For an
+        instrument priced in another currency, ``value`` is converted at the current exchange
+        rate, and the order is denied if there is none yet.
         """
         return self._trade_to_value(instrument, value, kwargs)
 
@@ -411,6 +413,14 @@ class Context:
         if not price > 0:
             reason = f"cannot size an order for {instrument.id}: no valid price seen yet"
             return self._router.deny(_request(instrument, Side.BUY, 0, kwargs), reason, "sizing")
+        if instrument.currency != self._portfolio.base_currency:
+            try:
+                value /= self._portfolio.rate(instrument.currency)
+            except DataError as exc:
+                reason = f"cannot size an order for {instrument.id}: {exc}"
+                return self._router.deny(
+                    _request(instrument, Side.BUY, 0, kwargs), reason, "sizing"
+                )
         return self._trade_to(instrument, instrument.quantity_for_value(value, price), kwargs)
 
     def _trade_to(

@@ -17,6 +17,7 @@ from ibkrfw import (
     Context,
     Engine,
     EngineError,
+    FxRates,
     Order,
     OrderDenied,
     OrderRequest,
@@ -579,9 +580,21 @@ def test_on_start_sees_the_first_bar_time_so_relative_timers_start_there() -> No
     assert fired == [first + k * day for k in range(1, len(ROWS))]
 
 
-@given(scenario(), st.booleans())
-def test_equity_curve_matches_the_portfolio_seen_during_the_run(case: tuple, two: bool) -> None:  # type: ignore[type-arg]
-    """The curve computed after the run equals the portfolio's own equity at every time."""
+@given(
+    scenario(),
+    st.booleans(),
+    st.none() | st.lists(st.floats(0.5, 2.0), min_size=26, max_size=26),
+)
+def test_equity_curve_matches_the_portfolio_seen_during_the_run(
+    case: tuple,  # type: ignore[type-arg]
+    two: bool,
+    eur_rates: list[float] | None,
+) -> None:
+    """The curve computed after the run equals the portfolio's own equity at every time.
+
+    With ``eur_rates``, the second instrument is priced in EUR and converted at rates that
+    change every day, and its borrow fees are charged in EUR.
+    """
     rows, orders = case
     seen: dict[int, float] = {}
 
@@ -592,12 +605,18 @@ def test_equity_curve_matches_the_portfolio_seen_during_the_run(case: tuple, two
                     ctx.submit(OrderRequest.market(bar.instrument, side, qty))
             seen[bars[0].ts_ns] = ctx.portfolio.equity
 
+    second = Y if eur_rates is None else Stock("Y", currency="EUR")
     frames = {X: bars_frame(rows)}
     if two:
-        frames[Y] = bars_frame(
+        frames[second] = bars_frame(
             [(o * 2, h * 2, lo * 2, c * 2) for o, h, lo, c in rows[1:]], start="2024-01-03"
         )
-    result = Engine(Probe(), DataFrameFeed(frames), SimBroker(10_000, borrow_rate=0.05)).run()
+    fx = None
+    if eur_rates is not None:
+        days = pd.date_range("2024-01-02", periods=len(eur_rates), freq="1D", tz="UTC")
+        fx = FxRates({"EUR": pd.Series(eur_rates, index=days)})
+    broker = SimBroker(10_000, borrow_rate=0.05, fx=fx)
+    result = Engine(Probe(), DataFrameFeed(frames), broker).run()
     curve = result.equity["equity"]
     assert len(curve) == len(seen)
     for ts, value in zip(curve.index, curve, strict=True):
@@ -744,7 +763,10 @@ def test_cash_account_refuses_what_it_cannot_pay_for() -> None:
     )
     (refusal,) = rejected
     assert refusal.code == 201
-    assert "insufficient cash: the fill needs 20100.00, the account has 10000.00" in refusal.reason
+    assert (
+        "insufficient cash: the fill needs 20100.00 USD, the account has 10000.00 USD"
+        in refusal.reason
+    )
     assert [(f.order_id, f.quantity) for f in script.fills] == [(2, 50)]
     assert result.order_list[0].status is OrderStatus.REJECTED
 

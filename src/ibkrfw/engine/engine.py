@@ -49,10 +49,11 @@ _GC_THRESHOLD = 10_000  # first-generation threshold while running (CPython's de
 class _Lane:
     """Per-instrument state on the hot path: its ledger entry and its history."""
 
-    __slots__ = ("history", "holding", "index", "push")
+    __slots__ = ("currency", "history", "holding", "index", "push")
 
-    def __init__(self, index: int, holding: _Holding, history: BarHistory) -> None:
+    def __init__(self, index: int, holding: _Holding, history: BarHistory, currency: int) -> None:
         self.index = index
+        self.currency = currency  # index in the run's currencies; 0 for the base currency
         self.holding = holding
         self.history = history
         # Preloaded histories follow the clock; only growing ones need each bar.
@@ -147,6 +148,8 @@ class Engine:
         self._fill_lane = array("q")
         self._fill_cash = array("d")
         self._fill_exposure = array("d")
+        self._fill_currency = array("q")
+        self._currencies: list[str] = []  # the base currency first, then the others met
         self._cash_adjustments: list[CashAdjusted] = []
         self._timers = Timers()
         self._lanes: dict[Instrument, _Lane] = {}
@@ -260,7 +263,9 @@ class Engine:
 
         broker.start(clock, self.queue.put)
         starting_cash = broker.starting_cash()
-        portfolio = self.portfolio = Portfolio(starting_cash)
+        base, fx = broker.base_currency, broker.fx
+        portfolio = self.portfolio = Portfolio(starting_cash, base, fx, clock)
+        self._currencies = [base]
         lanes = self._lanes
         for feed in self.feeds:
             for inst in feed.instruments:
@@ -270,7 +275,8 @@ class Engine:
                     if arrays is not None
                     else BarHistory.empty()
                 )
-                lanes[inst] = _Lane(len(lanes), portfolio.holding(inst), history)
+                currency = self._currency_index(inst)
+                lanes[inst] = _Lane(len(lanes), portfolio.holding(inst), history, currency)
         ctx = self._ctx = Context(
             clock,
             portfolio,
@@ -306,6 +312,10 @@ class Engine:
             np.frombuffer(self._fill_cash, dtype=np.float64),
             np.frombuffer(self._fill_exposure, dtype=np.float64),
             float(starting_cash),
+            fill_currency=np.frombuffer(self._fill_currency, dtype=np.int64),
+            lane_currency=[lane.currency for lane in lanes.values()],
+            currencies=self._currencies,
+            fx=fx,
         )
         return RunResult(
             strategy_name=strategy.name,
@@ -318,7 +328,24 @@ class Engine:
             fills=portfolio.fills,
             bars=dict(zip(lanes, histories, strict=True)),
             cash_adjustments=self._cash_adjustments,
+            base_currency=base,
+            fx=fx,
         )
+
+    def _currency_index(self, inst: Instrument) -> int:
+        """The index of ``inst``'s currency in the run's currencies, checked convertible."""
+        currency = inst.currency
+        currencies = self._currencies
+        if currency in currencies:
+            return currencies.index(currency)
+        fx = self.broker.fx
+        if fx is None or currency not in fx.currencies:
+            raise ConfigError(
+                f"{inst.id} is priced in {currency} and the account in {currencies[0]}: give the "
+                f"broker exchange rates with a {currency} series (SimBroker(fx=FxRates(...)))"
+            )
+        currencies.append(currency)
+        return len(currencies) - 1
 
     def _loop(self, ctx: Context, portfolio: Portfolio, lanes: dict[Instrument, _Lane]) -> None:
         strategy, queue, clock, broker = self.strategy, self.queue, self.clock, self.broker
@@ -410,8 +437,13 @@ class Engine:
                 if lane is not None:  # a fill of an instrument no feed delivers cannot be marked
                     self._fill_ts.append(fill.ts_ns)
                     self._fill_lane.append(lane.index)
-                    self._fill_cash.append(portfolio.cash_f)
                     self._fill_exposure.append(lane.holding.qty_f)
+                    self._fill_currency.append(lane.currency)
+                    self._fill_cash.append(
+                        portfolio.cash_f
+                        if not lane.currency
+                        else float(portfolio.balance(fill.instrument.currency))
+                    )
             if not known:
                 return
             if self._want_order:
@@ -424,11 +456,15 @@ class Engine:
             self.strategy.on_timer(self._ctx, event)
         elif isinstance(event, CashAdjusted):
             portfolio = self._running_portfolio()
-            portfolio.adjust_cash(event.amount)
+            currency = event.currency or self._currencies[0]
+            if currency not in self._currencies:
+                self._currencies.append(currency)
+            portfolio.adjust_cash(event.amount, currency)
             self._cash_adjustments.append(event)
             self._fill_ts.append(event.ts_ns)  # a cash step; lane -1: no position changes
             self._fill_lane.append(-1)
-            self._fill_cash.append(portfolio.cash_f)
+            self._fill_cash.append(float(portfolio.balance(currency)))
             self._fill_exposure.append(0.0)
+            self._fill_currency.append(self._currencies.index(currency))
         else:
             self.log.warning("event %r has no handler and was dropped", event)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from decimal import Decimal
 from functools import cached_property
 from typing import TYPE_CHECKING, final
 
@@ -12,10 +13,12 @@ import numpy.typing as npt
 
 from ibkrfw.analysis import metrics
 from ibkrfw.core.history import History
+from ibkrfw.errors import ConfigError
 from ibkrfw.model.events import CashAdjusted
 from ibkrfw.model.fills import Fill
 from ibkrfw.model.instruments import Instrument
 from ibkrfw.model.orders import Order
+from ibkrfw.portfolio.fx import FxRates
 from ibkrfw.portfolio.portfolio import Trade, round_trips
 
 if TYPE_CHECKING:
@@ -53,6 +56,8 @@ class RunResult:
         fills: list[Fill],
         bars: Mapping[Instrument, History] | None = None,
         cash_adjustments: Sequence[CashAdjusted] = (),
+        base_currency: str = "USD",
+        fx: FxRates | None = None,
     ) -> None:
         self.strategy_name = strategy_name
         self.parameters = dict(parameters)
@@ -66,6 +71,18 @@ class RunResult:
         """Every fill, in time order."""
         self.cash_adjustments = list(cash_adjustments)
         """Every cash adjustment (borrow fees...), in time order."""
+        self.base_currency = base_currency
+        """The account's currency, which equity, cash and the money statistics are in."""
+        self.fx = fx
+        """The exchange rates of the run, if it had any."""
+
+    def _to_base(self, amount: Decimal, currency: str | None, ts_ns: int) -> float:
+        """``amount`` of ``currency`` (None: the base) in the base currency at ``ts_ns``."""
+        if currency is None or currency == self.base_currency or not amount:
+            return float(amount)
+        if self.fx is None:
+            raise ConfigError(f"no exchange rates to convert {currency} into {self.base_currency}")
+        return float(amount) * self.fx.rate(currency, ts_ns)
 
     @cached_property
     def order_list(self) -> list[Order]:
@@ -132,6 +149,7 @@ class RunResult:
                 "timestamp": f.ts_ns,
                 "order_id": f.order_id,
                 "instrument": f.instrument.id,
+                "currency": f.instrument.currency,
                 "side": str(f.side),
                 "quantity": f.quantity,
                 "price": f.price,
@@ -148,6 +166,8 @@ class RunResult:
     def trades(self) -> pd.DataFrame:
         """One row per closed round trip, with profit before and after commissions.
 
+        Prices and money are in the instrument's currency (the ``currency`` column).
+
         ``mae`` and ``mfe`` are the maximum adverse and favourable excursions while the trade
         was open: the worst and best prices against the entry price, over the bars from the
         entry bar (whole) up to the exit bar (not included), and the exit price. They are given
@@ -159,6 +179,7 @@ class RunResult:
         rows = [
             {
                 "instrument": t.instrument.id,
+                "currency": t.instrument.currency,
                 "side": "LONG" if t.side.sign > 0 else "SHORT",
                 "quantity": t.quantity,
                 "entry_time": t.entry_ns,
@@ -208,6 +229,8 @@ class RunResult:
 
         Returns are per recorded timestamp; annualisation uses the number of bars per calendar
         year observed in the data (shown as ``Periods per year``). The risk-free rate is 0.
+        Money is in the base currency: a trade's profit is converted at the rate of its exit,
+        a commission or a cash adjustment at the rate of its time.
         """
         import pandas as pd
 
@@ -215,7 +238,8 @@ class RunResult:
         rets = metrics.simple_returns(eq)
         periods = metrics.periods_per_year(ts)
         dd, peak, trough = metrics.max_drawdown(eq)
-        pnl = np.array([float(t.pnl) for t in self.trade_list])
+        to_base = self._to_base
+        pnl = np.array([to_base(t.pnl, t.instrument.currency, t.exit_ns) for t in self.trade_list])
         ret_pct = np.array([t.return_pct for t in self.trade_list])
         wins, losses = pnl[pnl > 0].sum(), -pnl[pnl < 0].sum()
         nan = math.nan
@@ -240,8 +264,13 @@ class RunResult:
             "Best trade [%]": float(ret_pct.max()) if len(pnl) else nan,
             "Worst trade [%]": float(ret_pct.min()) if len(pnl) else nan,
             "Profit factor": float(wins / losses) if losses > 0 else nan,
-            "Commissions": float(sum((f.commission for f in self.fill_list), 0)),
-            "Cash adjustments": float(sum((a.amount for a in self.cash_adjustments), 0)),
+            "Commissions": sum(
+                (to_base(f.commission, f.instrument.currency, f.ts_ns) for f in self.fill_list),
+                0.0,
+            ),
+            "Cash adjustments": sum(
+                (to_base(a.amount, a.currency, a.ts_ns) for a in self.cash_adjustments), 0.0
+            ),
             "Periods per year": periods,
         }
         return pd.Series(values, name=self.strategy_name, dtype=object)
@@ -273,6 +302,7 @@ _FILL_COLUMNS = (
     "timestamp",
     "order_id",
     "instrument",
+    "currency",
     "side",
     "quantity",
     "price",
@@ -281,6 +311,7 @@ _FILL_COLUMNS = (
 )
 _TRADE_COLUMNS = (
     "instrument",
+    "currency",
     "side",
     "quantity",
     "entry_time",

@@ -156,12 +156,14 @@ class CashAdjusted(Event):
     """Cash moved for something other than a fill (a borrow fee, later interest or dividends).
 
     Args:
-        amount: The change to cash in the base currency (negative for a charge).
+        amount: The change to cash, in ``currency`` (negative for a charge).
         reason: What it was for.
+        currency: The currency moved; None for the account's base currency.
     """
 
     amount: Decimal
     reason: str
+    currency: str | None = None
 
 
 @final

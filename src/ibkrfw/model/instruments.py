@@ -124,12 +124,18 @@ class Instrument:
     def quantity_for_value(self, value: float, price: float) -> Decimal:
         """Return the whole-lot quantity (toward zero) worth ``value`` at ``price``.
 
+        A value within float rounding (a relative 1e-9) of a whole number of lots buys that
+        number: ``2200 / 1.1`` is 1999.9999999999998 in floating point, yet buys 20 lots of 100.
         Returns zero when ``price`` is not a positive finite number.
         """
         unit = price * self._unit_f
         if not (math.isfinite(unit) and unit > 0 and math.isfinite(value)):
             return Decimal(0)
-        return Decimal(int(value / unit)) * self.lot_size  # int() truncates toward zero
+        lots = value / unit
+        whole = round(lots)
+        if abs(lots - whole) > 1e-9 * max(1.0, abs(lots)):
+            whole = int(lots)  # truncates toward zero
+        return Decimal(whole) * self.lot_size
 
 
 @final

@@ -11,10 +11,13 @@ from typing import final
 import attrs
 from typing_extensions import override
 
+from ibkrfw.core.clock import Clock
+from ibkrfw.errors import ConfigError, DataError
 from ibkrfw.model._decimal import DecimalLike, to_decimal
 from ibkrfw.model.fills import Fill, Position
 from ibkrfw.model.instruments import Instrument
 from ibkrfw.model.orders import Side
+from ibkrfw.portfolio.fx import FxRates
 
 __all__ = ["Portfolio", "PortfolioView", "Trade", "round_trips"]
 
@@ -61,12 +64,35 @@ class Trade:
 
 
 class PortfolioView(ABC):
-    """Read-only view of a portfolio, given to strategies and risk rules."""
+    """Read-only view of a portfolio, given to strategies and risk rules.
+
+    Prices, positions and realised P&L are in each instrument's own currency; cash, equity,
+    market values and exposures are in the account's base currency, converted at the current
+    exchange rates.
+    """
+
+    @property
+    @abstractmethod
+    def base_currency(self) -> str:
+        """The account's currency."""
 
     @property
     @abstractmethod
     def cash(self) -> Decimal:
-        """Cash in the base currency (negative when borrowing)."""
+        """Cash in the base currency, every currency's balance converted (negative if owed)."""
+
+    @property
+    @abstractmethod
+    def cash_balances(self) -> dict[str, Decimal]:
+        """The cash balance of each currency, in that currency (the base always included)."""
+
+    @abstractmethod
+    def rate(self, currency: str) -> float:
+        """Return the current value of one unit of ``currency`` in the base currency.
+
+        Raises:
+            DataError: if the rate is unknown (no rate series, or none yet at this time).
+        """
 
     @property
     @abstractmethod
@@ -90,20 +116,26 @@ class PortfolioView(ABC):
     def price(self, instrument: Instrument) -> float:
         """Return the last price seen for ``instrument`` (NaN before any)."""
 
+    def value(self, position: Position) -> float:
+        """Return the market value of ``position`` in the base currency."""
+        value = position.market_value
+        currency = position.instrument.currency
+        return value if currency == self.base_currency or not value else value * self.rate(currency)
+
     @property
     def market_value(self) -> float:
-        """Signed market value of all positions."""
-        return sum((p.market_value for p in self.positions.values()), 0.0)
+        """Signed market value of all positions, in the base currency."""
+        return sum((self.value(p) for p in self.positions.values()), 0.0)
 
     @property
     def gross_exposure(self) -> float:
-        """Sum of the absolute market values of all positions."""
-        return sum((abs(p.market_value) for p in self.positions.values()), 0.0)
+        """Sum of the absolute market values of all positions, in the base currency."""
+        return sum((abs(self.value(p)) for p in self.positions.values()), 0.0)
 
     def weight(self, instrument: Instrument) -> float:
         """Return the position's market value as a fraction of equity (NaN if equity is 0)."""
         equity = self.equity
-        return self.position(instrument).market_value / equity if equity else math.nan
+        return self.value(self.position(instrument)) / equity if equity else math.nan
 
 
 class _Holding:
@@ -112,6 +144,7 @@ class _Holding:
     __slots__ = (
         "avg",
         "commission",
+        "currency",
         "instrument",
         "multiplier",
         "price",
@@ -121,8 +154,10 @@ class _Holding:
         "unit_multiplier",
     )
 
-    def __init__(self, instrument: Instrument) -> None:
+    def __init__(self, instrument: Instrument, base_currency: str) -> None:
         self.instrument = instrument
+        # None for the base currency: no conversion, the fast path.
+        self.currency = None if instrument.currency == base_currency else instrument.currency
         self.multiplier = instrument.multiplier
         self.unit_multiplier = instrument.multiplier == 1
         self.qty = _ZERO
@@ -146,9 +181,18 @@ class Portfolio(PortfolioView):
     market data. The engine owns the portfolio and is the only caller of :meth:`apply_fill` and
     :meth:`mark`; strategies see it through :class:`PortfolioView`.
 
+    A fill moves cash in its instrument's currency, as at IB: buying a EUR-priced stock from a
+    USD account leaves a negative EUR balance, which then moves with the exchange rate.
+
     Args:
         cash: Starting cash, in the base currency.
         base_currency: The account's currency.
+        fx: Exchange rates into ``base_currency``, needed as soon as an instrument is priced in
+            another currency.
+        clock: Tells the time at which rates are read; required with ``fx``.
+
+    Raises:
+        ConfigError: if ``fx`` is given without ``clock``, or converts into another currency.
 
     Example:
         >>> from ibkrfw import Fill, Side, Stock
@@ -163,10 +207,27 @@ class Portfolio(PortfolioView):
         10099.0
     """
 
-    def __init__(self, cash: DecimalLike = 0, base_currency: str = "USD") -> None:
-        self._cash = to_decimal(cash, "cash")
+    def __init__(
+        self,
+        cash: DecimalLike = 0,
+        base_currency: str = "USD",
+        fx: FxRates | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        if fx is not None:
+            if clock is None:
+                raise ConfigError("a Portfolio with exchange rates needs a clock to read them")
+            if fx.base_currency != base_currency:
+                raise ConfigError(
+                    f"the exchange rates convert into {fx.base_currency}, "
+                    f"the account's currency is {base_currency}"
+                )
+        self._cash = to_decimal(cash, "cash")  # the base currency's balance
         self._cash_f = float(self._cash)
-        self.base_currency = base_currency
+        self._base = base_currency
+        self._fx = fx
+        self._clock = clock
+        self._balances: dict[str, Decimal] = {}  # other currencies' balances
         self._holdings: dict[Instrument, _Holding] = {}
         self._open: list[_Holding] = []  # holdings with a non-zero quantity
         self._fills: list[Fill] = []
@@ -175,25 +236,78 @@ class Portfolio(PortfolioView):
 
     @property
     @override
+    def base_currency(self) -> str:
+        return self._base
+
+    @property
+    def fx(self) -> FxRates | None:
+        """The exchange rates in use, if any."""
+        return self._fx
+
+    @override
+    def rate(self, currency: str) -> float:
+        if currency == self._base:
+            return 1.0
+        if self._fx is None or self._clock is None:
+            raise DataError(
+                f"no exchange rate from {currency} to {self._base}: the account has no FxRates"
+            )
+        return self._fx.rate(currency, self._clock.now_ns())
+
+    def _rate_d(self, currency: str) -> Decimal:
+        return Decimal(repr(self.rate(currency)))
+
+    @property
+    @override
     def cash(self) -> Decimal:
-        return self._cash
+        cash = self._cash
+        for currency, balance in self._balances.items():
+            if balance:
+                cash += balance * self._rate_d(currency)
+        return cash
+
+    @property
+    @override
+    def cash_balances(self) -> dict[str, Decimal]:
+        return {self._base: self._cash, **self._balances}
+
+    def balance(self, currency: str) -> Decimal:
+        """Return the cash balance of ``currency``, in that currency (zero if none)."""
+        return self._cash if currency == self._base else self._balances.get(currency, _ZERO)
 
     @property
     def cash_f(self) -> float:
-        """Cash as a float, for per-bar arithmetic."""
+        """The base currency's balance as a float, for per-bar arithmetic."""
         return self._cash_f
 
     @property
     @override
     def equity(self) -> float:
         equity = self._cash_f
+        if self._balances:
+            return self._converted_equity()
         for h in self._open:
             equity += h.qty_f * h.price
         return equity
 
+    def _converted_equity(self) -> float:
+        rates: dict[str, float] = {}
+        equity = self._cash_f
+        for currency, balance in self._balances.items():
+            if balance:
+                rates[currency] = rate = self.rate(currency)
+                equity += float(balance) * rate
+        for h in self._open:
+            if h.currency is None:
+                equity += h.qty_f * h.price
+            else:
+                rate = rates.get(h.currency) or self.rate(h.currency)
+                equity += h.qty_f * h.price * rate
+        return equity
+
     @property
     def commission(self) -> Decimal:
-        """Commissions paid so far."""
+        """Commissions paid so far, in the base currency (converted at each fill's time)."""
         return self._commission
 
     @override
@@ -235,18 +349,28 @@ class Portfolio(PortfolioView):
         """Return the mutable ledger entry of ``instrument``, creating it if needed."""
         holding = self._holdings.get(instrument)
         if holding is None:
-            holding = self._holdings[instrument] = _Holding(instrument)
+            holding = self._holdings[instrument] = _Holding(instrument, self._base)
         return holding
 
-    def adjust_cash(self, amount: Decimal) -> None:
-        """Move cash by ``amount`` for something other than a fill (a fee, interest...)."""
-        self._cash += amount
-        self._cash_f = float(self._cash)
-        self._adjustments += amount
+    def adjust_cash(self, amount: Decimal, currency: str | None = None) -> None:
+        """Move cash by ``amount`` for something other than a fill (a fee, interest...).
+
+        Args:
+            amount: The change, in ``currency``.
+            currency: The currency moved; the base currency if None.
+        """
+        if currency is None or currency == self._base:
+            self._cash += amount
+            self._cash_f = float(self._cash)
+            self._adjustments += amount
+        else:
+            rate = self._rate_d(currency)  # first: an unknown rate leaves the books untouched
+            self._balances[currency] = self._balances.get(currency, _ZERO) + amount
+            self._adjustments += amount * rate
 
     @property
     def adjustments(self) -> Decimal:
-        """The sum of every cash adjustment so far (negative when they were charges)."""
+        """The sum of every cash adjustment so far, in the base currency (negative for charges)."""
         return self._adjustments
 
     def mark(self, instrument: Instrument, price: float) -> None:
@@ -254,8 +378,11 @@ class Portfolio(PortfolioView):
         self.holding(instrument).price = price
 
     def apply_fill(self, fill: Fill) -> None:
-        """Book ``fill``: move cash, update the position and its average cost, realise P&L."""
-        self._fills.append(fill)
+        """Book ``fill``: move cash, update the position and its average cost, realise P&L.
+
+        Raises:
+            DataError: if the fill is in a currency whose exchange rate is unknown at its time.
+        """
         h = self._holdings.get(fill.instrument) or self.holding(fill.instrument)
         size = fill.quantity
         q = size if fill.side is Side.BUY else -size
@@ -263,10 +390,19 @@ class Portfolio(PortfolioView):
         unit = h.unit_multiplier
         fee = fill.commission
         value = q * price if unit else q * price * h.multiplier
-        self._cash -= value + fee if fee else value
-        self._cash_f = float(self._cash)
+        currency = h.currency
+        if currency is None:
+            self._cash -= value + fee if fee else value
+            self._cash_f = float(self._cash)
+            if fee:
+                self._commission += fee
+        else:
+            rate = self._rate_d(currency)  # first: an unknown rate leaves the books untouched
+            self._balances[currency] = self._balances.get(currency, _ZERO) - (value + fee)
+            if fee:
+                self._commission += fee * rate
+        self._fills.append(fill)
         if fee:
-            self._commission += fee
             h.commission += fee
         if h.price != h.price:  # NaN: no mark yet
             h.price = float(price)

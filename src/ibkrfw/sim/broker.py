@@ -28,6 +28,7 @@ from ibkrfw.model.events import (
 from ibkrfw.model.fills import Fill
 from ibkrfw.model.instruments import Instrument
 from ibkrfw.model.orders import Order, OrderRequest, OrderType, Side, TimeInForce
+from ibkrfw.portfolio.fx import FxRates
 from ibkrfw.portfolio.portfolio import Portfolio
 from ibkrfw.ports import Broker, EventSink
 from ibkrfw.sim._matching import LocalDays, Working, limit_fill, stop_fill
@@ -88,6 +89,11 @@ class SimBroker(Broker):
 
     Args:
         cash: Starting cash in the base currency.
+        currency: The account's base currency.
+        fx: Exchange rates into ``currency``, required when an instrument of the run is priced
+            in another currency. Fills then move the balance of the instrument's currency (a
+            negative balance is a loan in that currency, as at IB), and equity converts every
+            balance and position at the rate in force.
         commission: The commission model (:class:`~ibkrfw.sim.ZeroCommission` by default).
         volume_limit: The largest share of a bar's volume the orders may take, in (0, 1];
             ``None`` for no limit.
@@ -118,14 +124,16 @@ class SimBroker(Broker):
     201, as IB's order rejections) naming the amounts; parts filled earlier stay filled.
 
     Raises:
-        ConfigError: if ``cash`` is not a finite number, or ``volume_limit``, ``account`` or
-            ``initial_margin`` is out of range.
+        ConfigError: if ``cash`` is not a finite number, ``fx`` converts into another currency,
+            or ``volume_limit``, ``account`` or ``initial_margin`` is out of range.
     """
 
     def __init__(
         self,
         cash: DecimalLike = 100_000,
         *,
+        currency: str = "USD",
+        fx: FxRates | None = None,
         commission: CommissionModel | None = None,
         volume_limit: float | None = None,
         slippage: SlippageModel | None = None,
@@ -139,6 +147,12 @@ class SimBroker(Broker):
             self._cash = to_decimal(cash, "cash")
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
+        if fx is not None and fx.base_currency != currency:
+            raise ConfigError(
+                f"the exchange rates convert into {fx.base_currency}, the account is in {currency}"
+            )
+        self._currency = currency
+        self._fx = fx
         if volume_limit is not None and not 0 < volume_limit <= 1:
             raise ConfigError(f"volume_limit must be in (0, 1], got {volume_limit!r}")
         if fill_timing not in ("next_bar", "this_close"):
@@ -165,7 +179,7 @@ class SimBroker(Broker):
         # The broker's own books of the fills it made, kept only when something needs them.
         self._checks = account == "cash" or initial_margin is not None
         self._keep_ledger = self._checks or borrow_rate is not None
-        self._ledger = Portfolio(self._cash)
+        self._ledger = Portfolio(self._cash, currency)  # with the rates from start() on
         self.commission_model = commission or ZeroCommission()
         self.volume_limit = volume_limit
         self.slippage = slippage
@@ -187,6 +201,17 @@ class SimBroker(Broker):
     def start(self, clock: Clock, emit: EventSink) -> None:
         self._clock = clock
         self._emit = emit
+        self._ledger = Portfolio(self._cash, self._currency, self._fx, clock)
+
+    @property
+    @override
+    def base_currency(self) -> str:
+        return self._currency
+
+    @property
+    @override
+    def fx(self) -> FxRates | None:
+        return self._fx
 
     @override
     def starting_cash(self) -> Decimal:
@@ -383,12 +408,14 @@ class SimBroker(Broker):
         value = abs(float(held) * float(inst.multiplier)) * self._ledger.price(inst)
         fee = Decimal(repr(value * rate * days / 360)).quantize(_CENT, ROUND_HALF_EVEN)
         if fee:
-            self._ledger.adjust_cash(-fee)
+            currency = None if inst.currency == self._currency else inst.currency
+            self._ledger.adjust_cash(-fee, currency)
             self._emit(
                 CashAdjusted(
                     ts_ns=bar.ts_ns,
                     amount=-fee,
                     reason=f"borrow fee: {held} {inst.id} for {days} day(s) at {rate:.2%} a year",
+                    currency=currency,
                 )
             )
 
@@ -490,7 +517,13 @@ class SimBroker(Broker):
         held = ledger.quantity(inst)
         signed = quantity if side is Side.BUY else -quantity
         after = held + signed
-        cash_after = ledger.cash - signed * price * inst.multiplier - fee
+        # In the base currency: a fill in another one is converted at the rate in force.
+        rate = 1.0 if inst.currency == self._currency else ledger.rate(inst.currency)
+        cost = signed * price * inst.multiplier + fee
+        if rate != 1.0:
+            cost *= Decimal(repr(rate))
+        cash = ledger.cash
+        cash_after = cash - cost
         if self.account == "cash":
             if after < 0:
                 return (
@@ -498,20 +531,17 @@ class SimBroker(Broker):
                     f"while holding {held}"
                 )
             if cash_after < 0:
-                need = signed * price * inst.multiplier + fee
                 return (
-                    f"insufficient cash: the fill needs {need:.2f}, "
-                    f"the account has {ledger.cash:.2f}"
+                    f"insufficient cash: the fill needs {cost:.2f} {self._currency}, "
+                    f"the account has {cash:.2f} {self._currency}"
                 )
             return None
         margin = self.initial_margin or 0.0
-        others = [p for i, p in ledger.positions.items() if i != inst]
-        value = float(price * inst.multiplier)
-        gross_before = sum(abs(p.market_value) for p in others) + abs(float(held)) * value
-        gross_after = sum(abs(p.market_value) for p in others) + abs(float(after)) * value
-        equity_after = (
-            float(cash_after) + sum(p.market_value for p in others) + float(after) * value
-        )
+        others = [ledger.value(p) for i, p in ledger.positions.items() if i != inst]
+        value = float(price * inst.multiplier) * rate
+        gross_before = sum(abs(v) for v in others) + abs(float(held)) * value
+        gross_after = sum(abs(v) for v in others) + abs(float(after)) * value
+        equity_after = float(cash_after) + sum(others) + float(after) * value
         if gross_after > gross_before and gross_after * margin > equity_after:
             return (
                 f"insufficient margin: gross exposure {gross_after:,.2f} needs equity of "

@@ -71,6 +71,15 @@ def test_quantity_for_value_truncates_and_handles_bad_prices() -> None:
     assert s.quantity_for_value(1000.0, 0.0) == 0
 
 
+def test_quantity_for_value_forgives_float_rounding_but_nothing_more() -> None:
+    s = Stock("X")
+    assert 2200 / 1.1 < 2000  # 1999.9999999999998
+    assert s.quantity_for_value(2200 / 1.1, 100.0) == Decimal(20)
+    assert s.quantity_for_value(-2200 / 1.1, 100.0) == Decimal(-20)
+    assert s.quantity_for_value(1999.999, 100.0) == Decimal(19)
+    assert Stock("Y", lot_size=100).quantity_for_value(0.3 / 0.1 * 100, 1.0) == Decimal(300)
+
+
 @pytest.mark.parametrize("bad", [0, -1, "abc", float("nan")])
 def test_non_positive_or_non_numeric_sizes_are_config_errors(bad: object) -> None:
     with pytest.raises(ConfigError):
