@@ -230,7 +230,8 @@ class Context:
         ``limit_price`` makes a limit order, ``stop_price`` a stop, both a stop-limit, and
         ``trail_amount`` or ``trail_percent`` a trailing stop. A trailing stop's initial stop
         is placed from the last price unless ``stop_price`` gives it; with no price seen yet
-        the order is denied.
+        the order is denied. ``tif="OPG"`` makes a market or limit order on the open, and
+        ``order_type="MOC"`` (or ``"LOC"`` with a ``limit_price``) an order on the close.
         """
         return self._send(instrument, Side.BUY, quantity, kwargs)
 

@@ -470,7 +470,9 @@ def scenario(draw: st.DrawFn) -> tuple[list[tuple[float, float, float, float]], 
                 st.tuples(
                     st.sampled_from(["BUY", "SELL"]),
                     st.integers(1, 20),
-                    st.sampled_from(["MKT", "LMT", "STP", "STP LMT", "TRAIL", "BRACKET"]),
+                    st.sampled_from(
+                        ["MKT", "LMT", "STP", "STP LMT", "TRAIL", "BRACKET", "MOC", "LOC", "OPG"]
+                    ),
                     st.floats(0.9, 1.1),
                     st.sampled_from(["DAY", "GTC", "IOC"]),
                 ),
@@ -502,6 +504,16 @@ def test_no_early_fill_no_overfill_and_books_balance(
                     profit = X.round_price(bar.close + sign * wide)
                     loss = X.round_price(bar.close - sign * wide)
                     ctx.bracket(X, side, qty, take_profit=profit, stop_loss=loss, tif=tif)
+                    continue
+                if kind in ("MOC", "LOC", "OPG"):  # auction orders: DAY, or OPG on the open
+                    limit = {} if factor > 1.0 else {"limit_price": price}
+                    if kind == "MOC":
+                        ctx.submit(OrderRequest(X, side, qty, "MOC"))  # type: ignore[arg-type]
+                    elif kind == "LOC":
+                        ctx.submit(OrderRequest(X, side, qty, "LOC", limit_price=price))  # type: ignore[arg-type]
+                    else:
+                        kind_ = "LMT" if limit else "MKT"
+                        ctx.submit(OrderRequest(X, side, qty, kind_, tif="OPG", **limit))  # type: ignore[arg-type]
                     continue
                 kwargs = {
                     "LMT": {"limit_price": price},

@@ -40,13 +40,19 @@ class Side(enum.StrEnum):
 
 
 class OrderType(enum.StrEnum):
-    """How an order is priced; values are IB's ``orderType`` codes."""
+    """How an order is priced; values are IB's ``orderType`` codes.
+
+    On-close orders are types of their own, as at IB (``MOC``, ``LOC``, DAY orders only);
+    on-open orders are MARKET or LIMIT orders with time in force ``OPG``.
+    """
 
     MARKET = "MKT"
     LIMIT = "LMT"
     STOP = "STP"
     STOP_LIMIT = "STP LMT"
     TRAILING_STOP = "TRAIL"
+    MARKET_ON_CLOSE = "MOC"
+    LIMIT_ON_CLOSE = "LOC"
 
 
 class TimeInForce(enum.StrEnum):
@@ -54,13 +60,16 @@ class TimeInForce(enum.StrEnum):
 
     DAY orders expire at the end of the trading day of the first bar they could fill on
     (in the instrument's time zone); GTC orders stay until filled or cancelled; IOC orders get
-    one chance (the next bar) and expire otherwise; GTD orders expire at ``good_till_ns``.
+    one chance (the next bar) and expire otherwise; GTD orders expire at ``good_till_ns``;
+    OPG (MARKET or LIMIT only) orders take part in the next opening auction, and what does
+    not fill there is cancelled.
     """
 
     DAY = "DAY"
     GTC = "GTC"
     IOC = "IOC"
     GTD = "GTD"
+    OPG = "OPG"
 
 
 class OrderStatus(enum.StrEnum):
@@ -265,7 +274,7 @@ def check_request(request: OrderRequest) -> str | None:
         if request.tif is TimeInForce.GTD and request.good_till_ns is None:
             return "a GTD order needs good_till_ns"
         return None  # the common case, checked without the loop below
-    needs_limit = kind in (OrderType.LIMIT, OrderType.STOP_LIMIT)
+    needs_limit = kind in (OrderType.LIMIT, OrderType.STOP_LIMIT, OrderType.LIMIT_ON_CLOSE)
     needs_stop = kind in (OrderType.STOP, OrderType.STOP_LIMIT, OrderType.TRAILING_STOP)
     trails = [t for t in (request.trail_amount, request.trail_percent) if t is not None]
     if kind is OrderType.TRAILING_STOP:
@@ -295,6 +304,11 @@ def check_request(request: OrderRequest) -> str | None:
             )
     if request.tif is TimeInForce.GTD and request.good_till_ns is None:
         return "a GTD order needs good_till_ns"
+    if kind in (OrderType.MARKET_ON_CLOSE, OrderType.LIMIT_ON_CLOSE):
+        if request.tif is not TimeInForce.DAY:
+            return f"a {kind.name} order is a DAY order, got time in force {request.tif}"
+    elif request.tif is TimeInForce.OPG and kind not in (OrderType.MARKET, OrderType.LIMIT):
+        return f"time in force OPG (on the open) is for MARKET and LIMIT orders, not {kind.name}"
     return None
 
 

@@ -7,16 +7,21 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from ibkrfw.model.data import Bar
-from ibkrfw.model.orders import Order, Side, TimeInForce
+from ibkrfw.model.orders import Order, OrderType, Side, TimeInForce
 from ibkrfw.sim.commission import NOTHING_YET
+
+_ON_CLOSE = frozenset((OrderType.MARKET_ON_CLOSE, OrderType.LIMIT_ON_CLOSE))
 
 
 class Working:
     """An order resting in the simulator, with its prices as floats for matching."""
 
     __slots__ = (
+        "auction",
+        "auction_ns",
         "best",
         "buy",
+        "close_bar",
         "eligible_ns",
         "expire_ns",
         "limit",
@@ -40,6 +45,11 @@ class Working:
         self.expire_ns: int | None = req.good_till_ns if req.tif is TimeInForce.GTD else None
         self.triggered = False  # a touched STOP_LIMIT works as a limit; STOP as a market order
         self.so_far = NOTHING_YET  # what the order filled and paid so far
+        # On-open and on-close orders: when their auction is, and (on close) the latest bar
+        # of the day they wait to close on.
+        self.auction = req.tif is TimeInForce.OPG or req.order_type in _ON_CLOSE
+        self.auction_ns: int | None = None
+        self.close_bar: Bar | None = None
         # TRAILING_STOP: the best price seen, and the distance kept from it
         self.trail = float(req.trail_amount) if req.trail_amount is not None else 0.0
         pct = req.trail_percent

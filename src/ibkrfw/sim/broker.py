@@ -270,6 +270,7 @@ class SimBroker(Broker):
             return
         replaced = Working(attrs.evolve(w.order, request=request))
         replaced.so_far, replaced.triggered = w.so_far, w.triggered
+        replaced.auction_ns, replaced.close_bar = w.auction_ns, w.close_bar
         replaced.expire_ns = w.expire_ns if request.tif is w.tif else replaced.expire_ns
         if (
             request.order_type is OrderType.TRAILING_STOP
@@ -425,9 +426,11 @@ class SimBroker(Broker):
         inst = req.instrument
         close = bar.close
         kind = req.order_type
-        if kind is OrderType.MARKET:
+        if w.tif is TimeInForce.OPG:
+            return  # waits for the next open
+        if kind is OrderType.MARKET or kind is OrderType.MARKET_ON_CLOSE:
             hit = True
-        elif kind is OrderType.LIMIT:
+        elif kind is OrderType.LIMIT or kind is OrderType.LIMIT_ON_CLOSE:
             hit = close <= w.limit if w.buy else close >= w.limit
         else:  # stops, stop-limits and trailing stops: triggered if the close is through them
             hit = close >= w.stop if w.buy else close <= w.stop
@@ -441,10 +444,16 @@ class SimBroker(Broker):
             self._fill(w, inst.round_price(close), bar)
 
     def _priority(self, w: Working) -> int:
-        """Match order within a bar: market first, then stops, then limits (or the reverse)."""
+        """Match order within a bar: market first, then stops, then limits (or the reverse).
+
+        Before all of them, on-close orders whose auction is over: they trade on the bar
+        before this one, and take what is left of its volume.
+        """
         kind = w.order.request.order_type
         if kind is OrderType.MARKET or w.triggered:
             return 0
+        if w.close_bar is not None:
+            return -1
         stop_like = kind is not OrderType.LIMIT
         return (2 if stop_like else 1) if self.favourable_first else (1 if stop_like else 2)
 
@@ -452,6 +461,9 @@ class SimBroker(Broker):
         order = w.order
         ts = bar.ts_ns
         if ts < w.eligible_ns:
+            return
+        if w.auction:
+            self._auction(w, bar)
             return
         if w.expire_ns is None and w.tif is not TimeInForce.GTC:
             if w.tif is TimeInForce.DAY:
@@ -484,6 +496,40 @@ class SimBroker(Broker):
             self._fill(w, price, bar)
         if w.tif is TimeInForce.IOC and w.order.order_id in self._working[order.instrument]:
             self._expire(w, ts)  # IOC: whatever did not fill on its one bar
+
+    def _auction(self, w: Working, bar: Bar) -> None:
+        """Match an on-open or on-close order: it trades in one auction, and the rest expires.
+
+        On open: at the open of the first bar of a later local day than the one the order could
+        first work on. On close: at the close of the last bar of the day, known to be the last
+        when a bar of a later day arrives; the fill and the expiry are stamped with its time.
+        """
+        ts = bar.ts_ns
+        inst = w.order.instrument
+        if w.tif is TimeInForce.OPG:
+            if w.auction_ns is None:
+                w.auction_ns = self._days.end_ns(w.eligible_ns - 1, inst.timezone)
+            if ts < w.auction_ns:
+                return
+            open_ = bar.open
+            limited = w.order.request.order_type is OrderType.LIMIT
+            if not limited or (open_ <= w.limit if w.buy else open_ >= w.limit):
+                self._fill(w, open_, bar)
+            if w.order.order_id in self._by_id:
+                self._expire(w, ts)
+            return
+        pending = w.close_bar
+        if pending is None or ts < (w.auction_ns or 0):
+            if pending is None:
+                w.auction_ns = self._days.end_ns(ts, inst.timezone)
+            w.close_bar = bar  # the latest bar of the day, so far
+            return
+        close = pending.close
+        limited = w.order.request.order_type is OrderType.LIMIT_ON_CLOSE
+        if not limited or (close <= w.limit if w.buy else close >= w.limit):
+            self._fill(w, inst.round_price(close), pending)
+        if w.order.order_id in self._by_id:
+            self._expire(w, pending.ts_ns)
 
     @staticmethod
     def _stop_limit(w: Working, bar: Bar) -> float | Decimal | None:
