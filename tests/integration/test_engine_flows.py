@@ -1178,3 +1178,41 @@ def test_cancel_timer_and_open_orders() -> None:
     Engine(Both(), DataFrameFeed(bars_frame(ROWS), X), SimBroker()).run()
     assert len(fired) == 1 and seen["cancelled"] is True and seen["again"] is False
     assert seen["open"] == [1] and seen["other"] == []
+
+
+def test_the_fills_table_shows_what_each_fill_realised() -> None:
+    script = ScriptedStrategy(
+        {0: lambda ctx, bar: ctx.buy(X, 10), 2: lambda ctx, bar: ctx.sell(X, 4)}
+    )
+    result = Engine(script, DataFrameFeed(bars_frame(ROWS), X), SimBroker()).run()
+    # Bought at bar 1's open (100.50), sold 4 at bar 3's open (96).
+    assert result.fills["realized_pnl"].tolist() == [D(0), D("-18.00")]
+    assert list(result.fills.columns) == [
+        "timestamp",
+        "order_id",
+        "instrument",
+        "currency",
+        "side",
+        "quantity",
+        "price",
+        "commission",
+        "realized_pnl",
+        "fill_id",
+    ]
+
+
+@pytest.mark.parametrize(("favourable", "exit_price"), [(False, D(99)), (True, D("102.5"))])
+def test_the_bracket_worked_example_of_the_fill_model_page(
+    favourable: bool, exit_price: Decimal
+) -> None:
+    script = ScriptedStrategy(
+        {0: lambda ctx, bar: ctx.bracket(X, "BUY", 1, take_profit="102.5", stop_loss="99")}
+    )
+    broker = SimBroker(favourable_first=favourable)
+    result = Engine(script, DataFrameFeed(bars_frame(ROWS), X), broker).run()
+    entry, exit_ = script.fills
+    assert (entry.price, entry.ts_ns) == (D("100.5"), script.bars[1].ts_ns)
+    assert (exit_.price, exit_.ts_ns) == (exit_price, script.bars[2].ts_ns)
+    filled, cancelled = OrderStatus.FILLED, OrderStatus.CANCELLED
+    expected = [filled, filled, cancelled] if favourable else [filled, cancelled, filled]
+    assert [o.status for o in result.order_list] == expected  # entry, take-profit, stop-loss

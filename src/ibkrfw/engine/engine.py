@@ -326,6 +326,7 @@ class Engine:
             cash=cash,
             orders=self.orders,
             fills=portfolio.fills,
+            realized=portfolio.realized_per_fill,
             bars=dict(zip(lanes, histories, strict=True)),
             cash_adjustments=self._cash_adjustments,
             base_currency=base,

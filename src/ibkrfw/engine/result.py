@@ -6,6 +6,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 from functools import cached_property
+from itertools import repeat
 from typing import TYPE_CHECKING, final
 
 import numpy as np
@@ -54,6 +55,7 @@ class RunResult:
         cash: npt.NDArray[np.float64],
         orders: Iterable[Order],
         fills: list[Fill],
+        realized: Sequence[Decimal] | None = None,
         bars: Mapping[Instrument, History] | None = None,
         cash_adjustments: Sequence[CashAdjusted] = (),
         base_currency: str = "USD",
@@ -69,6 +71,7 @@ class RunResult:
         self._bars = dict(bars or {})
         self.fill_list = fills
         """Every fill, in time order."""
+        self._realized = list(realized) if realized is not None else None
         self.cash_adjustments = list(cash_adjustments)
         """Every cash adjustment (borrow fees...), in time order."""
         self.base_currency = base_currency
@@ -141,7 +144,11 @@ class RunResult:
 
     @cached_property
     def fills(self) -> pd.DataFrame:
-        """One row per fill (ledger values stay Decimal)."""
+        """One row per fill (ledger values stay Decimal, in the instrument's currency).
+
+        ``realized_pnl`` is the profit the fill realised before commission (zero when it
+        opened or added to a position; None if the result was built without it).
+        """
         import pandas as pd
 
         rows = [
@@ -154,9 +161,10 @@ class RunResult:
                 "quantity": f.quantity,
                 "price": f.price,
                 "commission": f.commission,
+                "realized_pnl": pnl,
                 "fill_id": f.fill_id,
             }
-            for f in self.fill_list
+            for f, pnl in zip(self.fill_list, self._realized or repeat(None), strict=False)
         ]
         frame = pd.DataFrame(rows, columns=list(_FILL_COLUMNS))
         frame["timestamp"] = _utc_index(frame["timestamp"].to_numpy(dtype=np.int64))
@@ -307,6 +315,7 @@ _FILL_COLUMNS = (
     "quantity",
     "price",
     "commission",
+    "realized_pnl",
     "fill_id",
 )
 _TRADE_COLUMNS = (

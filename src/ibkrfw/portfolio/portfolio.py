@@ -231,6 +231,7 @@ class Portfolio(PortfolioView):
         self._holdings: dict[Instrument, _Holding] = {}
         self._open: list[_Holding] = []  # holdings with a non-zero quantity
         self._fills: list[Fill] = []
+        self._realized: list[Decimal] = []  # the P&L each fill realised, in its currency
         self._adjustments = _ZERO
         self._commission = _ZERO
 
@@ -345,6 +346,14 @@ class Portfolio(PortfolioView):
         """Every fill booked, in order."""
         return list(self._fills)
 
+    @property
+    def realized_per_fill(self) -> list[Decimal]:
+        """The profit each fill of :attr:`fills` realised, before commission, in its currency.
+
+        Zero for a fill that opened or added to a position.
+        """
+        return list(self._realized)
+
     def holding(self, instrument: Instrument) -> _Holding:
         """Return the mutable ledger entry of ``instrument``, creating it if needed."""
         holding = self._holdings.get(instrument)
@@ -402,6 +411,7 @@ class Portfolio(PortfolioView):
             if fee:
                 self._commission += fee * rate
         self._fills.append(fill)
+        realized = _ZERO
         if fee:
             h.commission += fee
         if h.price != h.price:  # NaN: no mark yet
@@ -415,11 +425,13 @@ class Portfolio(PortfolioView):
         else:  # reducing, closing or reversing
             closing = min(size, abs(old))
             pnl = (price - h.avg) * closing if old > 0 else (h.avg - price) * closing
-            h.realized += pnl if unit else pnl * h.multiplier
+            realized = pnl if unit else pnl * h.multiplier
+            h.realized += realized
             if new == 0:
                 h.avg = _ZERO
             elif size > abs(old):
                 h.avg = price  # reversed: the rest opens at this price
+        self._realized.append(realized)
         h.qty = new
         h.qty_f = float(new) if unit else float(new * h.multiplier)
         if old == 0:

@@ -172,3 +172,16 @@ def test_equity_is_cash_plus_marked_positions_after_any_fills(script: list[tuple
     # closed trades account for the realised P&L of the instruments that ended flat
     for trade in pf.trades:
         assert trade.exit_ns >= trade.entry_ns
+
+
+def test_each_fill_records_the_profit_it_realised() -> None:
+    pf = Portfolio(0)
+    pf.apply_fill(fill("BUY", 10, "100", ts=1))
+    pf.apply_fill(fill("BUY", 10, "102", ts=2))  # average cost 101
+    pf.apply_fill(fill("SELL", 15, "104", fee="1", ts=3))  # 15 x 3, before commission
+    pf.apply_fill(fill("SELL", 10, "99", ts=4))  # closes 5 at a loss of 2 each, opens 5 short
+    pf.apply_fill(fill("BUY", 5, "97", inst=X, ts=5))  # covers at a profit of 2 each
+    pf.apply_fill(fill("SELL", 1, "4000", inst=ES, ts=6))
+    pf.apply_fill(fill("BUY", 1, "3990", inst=ES, ts=7))  # 10 points x 50
+    assert pf.realized_per_fill == [0, 0, 45, -10, 10, 0, 500]
+    assert sum(pf.realized_per_fill) == pf.position(X).realized_pnl + pf.position(ES).realized_pnl
