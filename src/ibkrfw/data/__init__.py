@@ -1,5 +1,7 @@
-"""Data: sample data now; the bar store and validation reports come with later releases."""
+"""Data: the bar store (SQLite, Parquet), bar sizes, and the shipped sample data."""
 
+from ibkrfw.data.barsize import bar_size_ns, normalize_bar_size
+from ibkrfw.data.parquet_store import ParquetBarStore
 from ibkrfw.data.sample import (
     SAMPLE_SYMBOLS,
     generate_bars,
@@ -7,11 +9,19 @@ from ibkrfw.data.sample import (
     sample_feed,
     sample_instruments,
 )
+from ibkrfw.data.sqlite_store import SQLiteBarStore
+from ibkrfw.data.store import BarStore, SeriesInfo
 
 __all__ = [
+    "BarStore",
+    "ParquetBarStore",
     "SAMPLE_SYMBOLS",
+    "SQLiteBarStore",
+    "SeriesInfo",
+    "bar_size_ns",
     "generate_bars",
     "load_sample",
+    "normalize_bar_size",
     "sample_feed",
     "sample_instruments",
 ]

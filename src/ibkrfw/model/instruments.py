@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import math
+from collections.abc import Mapping
 from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal
 from typing import ClassVar, final
 
@@ -120,6 +121,45 @@ class Instrument:
             raise OrderError(f"quantity must be finite, got {quantity!r}")
         lots = (value / self.lot_size).to_integral_value(ROUND_DOWN)
         return lots * self.lot_size
+
+    def to_dict(self) -> dict[str, str]:
+        """Return the instrument as strings, for storage; :meth:`from_dict` reverses it.
+
+        Example:
+            >>> Instrument.from_dict(Stock("AAPL").to_dict()) == Stock("AAPL")
+            True
+        """
+        spec = {"asset_class": self.asset_class.value}
+        for field in attrs.fields(type(self)):
+            if field.init:
+                spec[field.name] = str(getattr(self, field.name))
+        return spec
+
+    @staticmethod
+    def from_dict(spec: Mapping[str, str]) -> Instrument:
+        """Build an instrument from :meth:`to_dict`'s output.
+
+        Raises:
+            ConfigError: if the asset class is unknown or a field is missing or invalid.
+        """
+        kinds: dict[str, type[Instrument]] = {
+            k.asset_class.value: k for k in (Stock, Future, Forex)
+        }
+        values = dict(spec)
+        kind = kinds.get(values.pop("asset_class", ""))
+        if kind is None:
+            raise ConfigError(f"unknown asset class in {dict(spec)!r}; known: {sorted(kinds)}")
+        known = {f.name for f in attrs.fields(kind) if f.init}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"unknown instrument field(s) {unknown} for {kind.__name__}")
+        symbol = values.pop("symbol", "")
+        try:
+            return kind(symbol, **values)
+        except TypeError as exc:
+            raise ConfigError(
+                f"cannot build a {kind.__name__} from {dict(spec)!r}: {exc}"
+            ) from None
 
     def quantity_for_value(self, value: float, price: float) -> Decimal:
         """Return the whole-lot quantity (toward zero) worth ``value`` at ``price``.
