@@ -1,4 +1,4 @@
-"""Data: the bar store (SQLite, Parquet), bar sizes, and the shipped sample data."""
+"""Data: the bar store (SQLite, Parquet), trading sessions, bar sizes, and sample data."""
 
 from ibkrfw.data.barsize import bar_size_ns, normalize_bar_size
 from ibkrfw.data.parquet_store import ParquetBarStore
@@ -9,6 +9,13 @@ from ibkrfw.data.sample import (
     sample_feed,
     sample_instruments,
 )
+from ibkrfw.data.sessions import (
+    SessionCalendar,
+    Sessions,
+    USEquityCalendar,
+    WeekdayCalendar,
+    calendar_for,
+)
 from ibkrfw.data.sqlite_store import SQLiteBarStore
 from ibkrfw.data.store import BarStore, SeriesInfo
 
@@ -18,7 +25,12 @@ __all__ = [
     "SAMPLE_SYMBOLS",
     "SQLiteBarStore",
     "SeriesInfo",
+    "SessionCalendar",
+    "Sessions",
+    "USEquityCalendar",
+    "WeekdayCalendar",
     "bar_size_ns",
+    "calendar_for",
     "generate_bars",
     "load_sample",
     "normalize_bar_size",
