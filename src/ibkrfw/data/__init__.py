@@ -18,9 +18,12 @@ from ibkrfw.data.sessions import (
 )
 from ibkrfw.data.sqlite_store import SQLiteBarStore
 from ibkrfw.data.store import BarStore, SeriesInfo
+from ibkrfw.data.validation import PROBLEM_KINDS, CleanResult, clean_bars, validate_bars
 
 __all__ = [
     "BarStore",
+    "CleanResult",
+    "PROBLEM_KINDS",
     "ParquetBarStore",
     "SAMPLE_SYMBOLS",
     "SQLiteBarStore",
@@ -31,9 +34,11 @@ __all__ = [
     "WeekdayCalendar",
     "bar_size_ns",
     "calendar_for",
+    "clean_bars",
     "generate_bars",
     "load_sample",
     "normalize_bar_size",
     "sample_feed",
     "sample_instruments",
+    "validate_bars",
 ]

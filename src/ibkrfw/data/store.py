@@ -106,7 +106,7 @@ class BarStore(ABC):
         The frame has the layout :class:`~ibkrfw.sim.DataFrameFeed` takes (a tz-aware index or
         ``timestamp`` column; ``open``, ``high``, ``low``, ``close``, ``volume``), and is
         validated the same way: a malformed frame is refused whole and nothing is written.
-        Validate and clean raw data first.
+        Validate and clean raw data first (:func:`~ibkrfw.data.validate_bars`).
 
         Args:
             instrument: What the bars are of.
