@@ -2,6 +2,7 @@
 
 from ibkrfw.data.barsize import bar_size_ns, normalize_bar_size
 from ibkrfw.data.parquet_store import ParquetBarStore
+from ibkrfw.data.resample import adjust_bars, resample_bars
 from ibkrfw.data.sample import (
     SAMPLE_SYMBOLS,
     generate_bars,
@@ -32,12 +33,14 @@ __all__ = [
     "Sessions",
     "USEquityCalendar",
     "WeekdayCalendar",
+    "adjust_bars",
     "bar_size_ns",
     "calendar_for",
     "clean_bars",
     "generate_bars",
     "load_sample",
     "normalize_bar_size",
+    "resample_bars",
     "sample_feed",
     "sample_instruments",
     "validate_bars",
