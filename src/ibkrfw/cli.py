@@ -8,15 +8,20 @@ import sys
 import types
 from collections.abc import Sequence
 from decimal import Decimal
-from typing import get_type_hints
+from typing import TYPE_CHECKING, Any, get_type_hints
 
 import attrs
 
 from ibkrfw._version import __version__
 from ibkrfw.errors import ConfigError, IBKRFWError
-from ibkrfw.model.instruments import Stock
+from ibkrfw.model.instruments import Instrument, Stock
 from ibkrfw.ports import DataFeed
 from ibkrfw.strategy import Strategy
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ibkrfw.data.store import BarStore
 
 __all__ = ["main"]
 
@@ -101,6 +106,145 @@ def _backtest(args: argparse.Namespace) -> int:
     return 0
 
 
+def _store(args: argparse.Namespace) -> BarStore:
+    from ibkrfw.data import ParquetBarStore, SQLiteBarStore
+
+    if args.parquet:
+        return ParquetBarStore(args.store)
+    return SQLiteBarStore(args.store)
+
+
+def _actions(pairs: Sequence[str]) -> dict[str, Any]:
+    actions: dict[str, Any] = {}
+    for pair in pairs:
+        kind, sep, action = pair.partition("=")
+        if not sep:
+            raise ConfigError(f"bad --clean {pair!r}: expected KIND=ACTION, e.g. gap=keep")
+        actions[kind] = action
+    return actions
+
+
+def _print_report(report: pd.DataFrame, limit: int = 50) -> None:
+    counts = report["kind"].value_counts().sort_index()
+    print(f"{len(report)} problem(s): " + ", ".join(f"{k} {n}" for k, n in counts.items()))
+    shown = report.head(limit)
+    print(shown.to_string(index=False))
+    if len(report) > limit:
+        print(f"... and {len(report) - limit} more")
+
+
+def _data_import(args: argparse.Namespace) -> int:
+    from ibkrfw.data import calendar_for, clean_bars, read_bars_csv, validate_bars
+
+    instrument = Stock(args.symbol, currency=args.currency, exchange=args.exchange)
+    frame = read_bars_csv(args.csv, layout=args.layout, tz=args.tz)
+    report = validate_bars(frame, bar_size=args.bar_size, calendar=calendar_for(instrument))
+    if len(report):
+        _print_report(report)
+        actions = _actions(args.clean)
+        frame, changes = clean_bars(frame, report, actions, bar_size=args.bar_size)
+        print(f"{len(changes)} change(s) made")
+    with _store(args) as store:
+        rows = store.write(instrument, args.bar_size, frame)
+    print(f"stored {rows} {args.bar_size} bar(s) of {instrument.id} in {args.store}")
+    return 0
+
+
+def _data_export(args: argparse.Namespace) -> int:
+    from ibkrfw.data import write_bars_csv
+
+    with _store(args) as store:
+        frame = store.read(args.instrument, args.bar_size, args.start, args.end)
+    if frame.empty:
+        raise ConfigError(f"the store has no {args.bar_size} bars of {args.instrument} there")
+    rows = write_bars_csv(frame, args.csv)
+    print(f"wrote {rows} bar(s) to {args.csv}")
+    return 0
+
+
+def _data_info(args: argparse.Namespace) -> int:
+    with _store(args) as store:
+        info = store.info()
+    print(info.to_string(index=False) if len(info) else "the store is empty")
+    return 0
+
+
+def _data_validate(args: argparse.Namespace) -> int:
+    from ibkrfw.data import calendar_for, read_bars_csv, validate_bars
+
+    instrument: Instrument
+    if args.csv is not None:
+        instrument = Stock(args.symbol or "X")
+        frame = read_bars_csv(args.csv, layout=args.layout, tz=args.tz)
+    else:
+        if args.store is None or args.instrument is None:
+            raise ConfigError("validate needs a CSV file, or --store and --instrument")
+        with _store(args) as store:
+            instrument = store.instrument(args.instrument)
+            frame = store.read(instrument, args.bar_size, args.start, args.end)
+    report = validate_bars(frame, bar_size=args.bar_size, calendar=calendar_for(instrument))
+    if report.empty:
+        print(f"{len(frame)} bar(s), no problems")
+        return 0
+    _print_report(report)
+    return 1
+
+
+def _add_data_commands(sub: Any) -> None:
+    data = sub.add_parser("data", help="import, export, list and validate stored bars")
+    commands = data.add_subparsers(dest="data_command", required=True)
+
+    def store_options(p: argparse.ArgumentParser, required: bool = True) -> None:
+        p.add_argument("--store", required=required, help="the SQLite file (or Parquet directory)")
+        p.add_argument("--parquet", action="store_true", help="the store is a Parquet directory")
+
+    imp = commands.add_parser("import", help="validate a CSV file of bars and store it")
+    imp.add_argument("csv", help="the CSV file")
+    store_options(imp)
+    imp.add_argument("--symbol", required=True, help="the stock's symbol")
+    imp.add_argument("--exchange", default="SMART")
+    imp.add_argument("--currency", default="USD")
+    imp.add_argument("--bar-size", required=True, help="e.g. 1min, 1h, 1d")
+    imp.add_argument("--layout", default="ibkrfw", help="ibkrfw, yahoo, ib, polygon, tradingview")
+    imp.add_argument("--tz", help="time zone of times without a UTC offset")
+    imp.add_argument(
+        "--clean",
+        action="append",
+        default=[],
+        metavar="KIND=ACTION",
+        help="what to do with a kind of problem: drop, ffill, keep or raise (repeatable); "
+        "problems of other kinds stop the import",
+    )
+    imp.set_defaults(func=_data_import)
+
+    exp = commands.add_parser("export", help="write stored bars to a CSV file")
+    exp.add_argument("csv", help="the CSV file to write")
+    store_options(exp)
+    exp.add_argument("--instrument", required=True, help="the instrument key, e.g. ACME.SMART")
+    exp.add_argument("--bar-size", required=True)
+    exp.add_argument("--start", help="first time (naive: the instrument's time zone)")
+    exp.add_argument("--end", help="end time, excluded")
+    exp.set_defaults(func=_data_export)
+
+    info = commands.add_parser("info", help="list what the store holds")
+    store_options(info)
+    info.set_defaults(func=_data_info)
+
+    val = commands.add_parser(
+        "validate", help="report the problems of a CSV file or of stored bars (exit 1 if any)"
+    )
+    val.add_argument("csv", nargs="?", help="a CSV file (or give --store and --instrument)")
+    store_options(val, required=False)
+    val.add_argument("--instrument", help="the instrument key in the store")
+    val.add_argument("--symbol", help="the stock a CSV file holds (for its sessions)")
+    val.add_argument("--bar-size", required=True)
+    val.add_argument("--layout", default="ibkrfw")
+    val.add_argument("--tz", help="time zone of times without a UTC offset")
+    val.add_argument("--start")
+    val.add_argument("--end")
+    val.set_defaults(func=_data_validate)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the ``ibkrfw`` command."""
     parser = argparse.ArgumentParser(prog="ibkrfw", description=__doc__)
@@ -136,6 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--cash", default="100000", help="starting cash (default: 100000)")
     bt.add_argument("--commission", help="commission per share, e.g. 0.005 (default: none)")
     bt.set_defaults(func=_backtest)
+    _add_data_commands(sub)
     return parser
 
 

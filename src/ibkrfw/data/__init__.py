@@ -1,6 +1,7 @@
 """Data: the bar store (SQLite, Parquet), trading sessions, bar sizes, and sample data."""
 
 from ibkrfw.data.barsize import bar_size_ns, normalize_bar_size
+from ibkrfw.data.csvio import LAYOUTS, CsvLayout, read_bars_csv, write_bars_csv
 from ibkrfw.data.parquet_store import ParquetBarStore
 from ibkrfw.data.resample import adjust_bars, resample_bars
 from ibkrfw.data.sample import (
@@ -24,6 +25,8 @@ from ibkrfw.data.validation import PROBLEM_KINDS, CleanResult, clean_bars, valid
 __all__ = [
     "BarStore",
     "CleanResult",
+    "CsvLayout",
+    "LAYOUTS",
     "PROBLEM_KINDS",
     "ParquetBarStore",
     "SAMPLE_SYMBOLS",
@@ -40,8 +43,10 @@ __all__ = [
     "generate_bars",
     "load_sample",
     "normalize_bar_size",
+    "read_bars_csv",
     "resample_bars",
     "sample_feed",
     "sample_instruments",
     "validate_bars",
+    "write_bars_csv",
 ]
