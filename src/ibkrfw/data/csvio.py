@@ -79,7 +79,7 @@ def read_bars_csv(
 
     Args:
         path: The file.
-        layout: A name from :data:`LAYOUTS` or a :class:`CsvLayout`.
+        layout: A name from :data:`~ibkrfw.data.csvio.LAYOUTS` or a :class:`CsvLayout`.
         tz: The time zone of times written without a UTC offset (dates, local times).
 
     Raises:

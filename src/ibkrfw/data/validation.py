@@ -31,7 +31,7 @@ PROBLEM_KINDS = (
     "outside_session",
     "gap",
 )
-"""Every kind of problem :func:`validate_bars` reports."""
+"""Every kind of problem :func:`~ibkrfw.data.validate_bars` reports."""
 
 Action = Literal["drop", "ffill", "keep", "raise"]
 _ALLOWED: dict[str, tuple[str, ...]] = {
@@ -95,10 +95,10 @@ def validate_bars(
     """Check OHLCV bars and return every problem found, one row each (empty if none).
 
     The report's columns: ``row`` (position in ``frame``), ``timestamp`` (UTC), ``column``,
-    ``kind`` (one of :data:`PROBLEM_KINDS`), ``value`` and ``detail``. For a gap, ``row`` is
-    the first bar after it, ``timestamp`` the first missing time (or session), and ``value``
-    how many bars (or sessions) are missing. Nothing is changed: :func:`clean_bars` applies
-    the actions you choose.
+    ``kind`` (one of :data:`~ibkrfw.data.validation.PROBLEM_KINDS`), ``value`` and
+    ``detail``. For a gap, ``row`` is the first bar after it, ``timestamp`` the first missing
+    time (or session), and ``value`` how many bars (or sessions) are missing. Nothing is
+    changed: :func:`clean_bars` applies the actions you choose.
 
     Checks: naive timestamps; out-of-order and duplicate times; missing, infinite, zero or
     negative prices; ``high < low``; open or close outside the low-high range; negative or
@@ -351,8 +351,8 @@ def clean_bars(
 ) -> CleanResult:
     """Apply the chosen action to each kind of problem in ``report``; list every change.
 
-    Actions, per kind (a kind of :data:`PROBLEM_KINDS` present in the report but missing
-    from ``actions`` counts as ``"raise"``):
+    Actions, per kind (a kind of :data:`~ibkrfw.data.validation.PROBLEM_KINDS` present in the
+    report but missing from ``actions`` counts as ``"raise"``):
 
     * ``"raise"``: refuse, with a :class:`~ibkrfw.DataError` naming the first such problem;
     * ``"drop"``: remove the row (for duplicates, every row after the first at that time);
