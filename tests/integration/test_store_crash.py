@@ -140,3 +140,43 @@ def test_parquet_commit_interrupted_after_its_journal_is_finished_on_open(
     assert (root / "_commit.json").exists()
     recovered = ParquetBarStore(root).read(Stock("ACME"), "12h")
     assert recovered["close"].tolist() == [3.0, 3.0, 3.0, 3.0]  # the whole second batch
+
+
+BATCHES = textwrap.dedent(
+    """
+    import sys
+    import numpy as np
+    import pandas as pd
+    from ibkrfw import Stock
+    from ibkrfw.data import SQLiteBarStore
+
+    store = SQLiteBarStore(sys.argv[1])
+    for k in range(20):
+        index = pd.date_range("2020-01-01", periods=10_000, freq="1min", tz="UTC") + pd.Timedelta(
+            days=10 * k
+        )
+        frame = pd.DataFrame(
+            {"open": 1.0, "high": 1.0, "low": 1.0, "close": 1.0, "volume": 1.0},
+            index=index.rename("timestamp"),
+        )
+        store.write(Stock("ACME"), "1min", frame)
+    """
+)
+
+
+def test_sqlite_readers_see_whole_batches_while_a_writer_writes(tmp_path: Path) -> None:
+    path = tmp_path / "bars.sqlite"
+    SQLiteBarStore(path).close()  # the schema exists before the reader looks
+    writer = subprocess.Popen([sys.executable, "-c", BATCHES, str(path)], stderr=subprocess.PIPE)
+    seen: set[int] = set()
+    deadline = time.monotonic() + 120
+    with SQLiteBarStore(path) as reader:
+        while writer.poll() is None:
+            assert time.monotonic() < deadline, "the writer took too long"
+            rows = sum(s.rows for s in reader.series())
+            assert rows % 10_000 == 0, f"a reader saw {rows} rows: part of a batch"
+            seen.add(rows)
+        _, err = writer.communicate(timeout=30)
+        assert writer.returncode == 0, err
+        assert sum(s.rows for s in reader.series()) == 200_000
+    assert len(seen) > 2  # the reader did look while batches were landing

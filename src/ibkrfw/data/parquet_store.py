@@ -68,7 +68,10 @@ class ParquetBarStore(BarStore):
     place: a process killed
     before the journal is complete leaves the old files (the new ones are swept up when the
     store is next opened); killed after, the next open finishes the renames. Either way no
-    batch is ever half stored. One writer at a time; readers see whole files.
+    batch is ever half stored. One writer at a time. Readers see whole files, but a reader
+    that runs while a write spanning several years is being committed may see some of its
+    files replaced and others not yet: when other processes read during writes, use
+    :class:`~ibkrfw.data.SQLiteBarStore`, whose readers always see whole writes.
 
     Args:
         root: The directory; created if missing.

@@ -225,21 +225,36 @@ class BarStore(ABC):
         """Every stored series (instrument key and bar size), with its extent and row count."""
         return sorted(self._catalog())
 
-    def info(self) -> pd.DataFrame:
-        """One row per stored series: instrument, bar size, first and last time, rows."""
+    def info(self, *, gaps: bool = True) -> pd.DataFrame:
+        """One row per stored series: instrument, bar size, first and last time, rows, gaps.
+
+        ``gaps`` counts the gaps within the instrument's trading sessions
+        (:func:`~ibkrfw.data.calendar_for`) between the first and the last bar, and
+        ``missing`` the bars (or, for daily bars, sessions) they leave out; both are found as
+        :func:`~ibkrfw.data.validate_bars` finds them. Counting reads every time stamp: pass
+        ``gaps=False`` for a quick listing (the two columns are then absent).
+        """
         import pandas as pd
 
-        rows = [
-            {
+        from ibkrfw.data.sessions import calendar_for
+        from ibkrfw.data.validation import count_gaps
+
+        rows = []
+        for s in self.series():
+            row: dict[str, object] = {
                 "instrument": s.key,
                 "bar_size": s.bar_size,
                 "first": pd.Timestamp(s.first_ns, unit="ns", tz="UTC"),
                 "last": pd.Timestamp(s.last_ns, unit="ns", tz="UTC"),
                 "rows": s.rows,
             }
-            for s in self.series()
-        ]
-        return pd.DataFrame(rows, columns=["instrument", "bar_size", "first", "last", "rows"])
+            if gaps:
+                inst = self.instrument(s.key)
+                ts = self._get(s.key, s.bar_size, None, None).ts_ns
+                row["gaps"], row["missing"] = count_gaps(ts, s.bar_size, calendar_for(inst))
+            rows.append(row)
+        columns = ["instrument", "bar_size", "first", "last", "rows"]
+        return pd.DataFrame(rows, columns=[*columns, "gaps", "missing"] if gaps else columns)
 
     def __enter__(self) -> BarStore:
         return self

@@ -14,7 +14,7 @@ from ibkrfw.data.sessions import SessionCalendar
 from ibkrfw.errors import ConfigError, DataError
 from ibkrfw.sim.feeds import _TIME_COLUMNS, _parse_times
 
-__all__ = ["PROBLEM_KINDS", "CleanResult", "clean_bars", "validate_bars"]
+__all__ = ["PROBLEM_KINDS", "CleanResult", "clean_bars", "count_gaps", "validate_bars"]
 
 PROBLEM_KINDS = (
     "naive_timestamp",
@@ -194,6 +194,22 @@ def validate_bars(
     report = pd.DataFrame(problems, columns=_REPORT_COLUMNS)
     report["timestamp"] = pd.to_datetime(report["timestamp"].astype("int64"), utc=True)
     return report.sort_values(["row", "kind"], kind="stable").reset_index(drop=True)
+
+
+def count_gaps(
+    ts_ns: npt.NDArray[np.int64], bar_size: str, calendar: SessionCalendar
+) -> tuple[int, int]:
+    """Return how many gaps sorted bar times have within the sessions, and how much is missing.
+
+    The second number counts missing bars, or missing sessions for daily bars; both are 0 for
+    weekly and longer bars, which are not checked.
+    """
+    if not len(ts_ns):
+        return 0, 0
+    problems: list[tuple[int, int, str, str, float, str]] = []
+    _session_checks(np.asarray(ts_ns, dtype=np.int64), bar_size_ns(bar_size), calendar, problems)
+    gaps = [p for p in problems if p[3] == "gap"]
+    return len(gaps), int(sum(p[4] for p in gaps))
 
 
 def _zero_runs(volume: npt.NDArray[np.float64], shortest: int, add: object) -> None:

@@ -119,10 +119,17 @@ def test_series_are_kept_apart_and_listed(opener: Opener) -> None:
     store.write(ACME, "1min", minutes)
     store.write(BOLT, "1d", _bars("BOLT", periods=2))
     info = store.info()
-    assert info[["instrument", "bar_size", "rows"]].values.tolist() == [
-        ["ACME.SMART", "1d", 4],
-        ["ACME.SMART", "1min", 30],
-        ["BOLT.SMART", "1d", 2],
+    assert info[["instrument", "bar_size", "rows", "gaps", "missing"]].values.tolist() == [
+        ["ACME.SMART", "1d", 4, 0, 0],
+        ["ACME.SMART", "1min", 30, 0, 0],
+        ["BOLT.SMART", "1d", 2, 0, 0],
+    ]
+    assert list(store.info(gaps=False).columns) == [
+        "instrument",
+        "bar_size",
+        "first",
+        "last",
+        "rows",
     ]
     assert info["first"].iloc[1] == minutes.index[0]
     assert info["last"].iloc[1] == minutes.index[-1]
@@ -177,3 +184,14 @@ def test_forex_and_bar_size_spellings(opener: Opener) -> None:
     assert len(store.read("EUR.USD", "1h")) == 3
     with pytest.raises(ConfigError, match="bar size 'fortnight' is not understood"):
         store.read(EURUSD, "fortnight")
+
+
+def test_info_counts_gaps_within_sessions(opener: Opener) -> None:
+    store = opener()
+    minutes = _bars(freq="1min", periods=390 * 2, start="2024-03-04")
+    store.write(ACME, "1min", minutes.drop(minutes.index[100:103]).drop(minutes.index[500:510]))
+    daily = _bars(periods=10, start="2024-03-04")
+    store.write(ACME, "1d", daily.drop(daily.index[2:4]))
+    info = store.info().set_index("bar_size")
+    assert info.loc["1min", ["gaps", "missing"]].tolist() == [2, 13]
+    assert info.loc["1d", ["gaps", "missing"]].tolist() == [1, 2]
