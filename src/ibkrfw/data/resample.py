@@ -36,15 +36,17 @@ def resample_bars(
 
     With a ``calendar`` the bars follow its sessions: minute and hour bars start at each
     session's open (hourly US stock bars are 09:30, 10:30, ... 15:30, the last one half an
-    hour long) and never span two sessions; a daily bar is one session, stamped at midnight of
-    its local date; a weekly bar holds the sessions of one ISO week, stamped at midnight of
-    its first session's date. A bar outside every session is an error: find them with
+    hour long) and never span two sessions; a daily bar is one session (``"Nd"``: N sessions),
+    stamped at midnight of its local date; a weekly bar holds the sessions of one week, Monday
+    to Sunday (``"Nw"``: N weeks), stamped at midnight of its first session's date. Blocks of
+    several sessions or weeks are counted from Monday 1970-01-05, so they do not depend on
+    where the data starts. A bar outside every session is an error: find them with
     :func:`~ibkrfw.data.validate_bars` and drop them first. Without a calendar, intervals are
     aligned on UTC midnight, days are UTC days and weeks start on Monday.
 
     Args:
         frame: Valid bars (the layout and rules of :class:`~ibkrfw.sim.DataFrameFeed`).
-        bar_size: The new size: minutes, hours, days (``"1d"`` only) or weeks (``"1w"`` only).
+        bar_size: The new size, a number of minutes, hours, days (sessions) or weeks.
         calendar: The instrument's sessions (:func:`~ibkrfw.data.calendar_for`).
         tz: The time zone of naive timestamps.
 
@@ -53,7 +55,7 @@ def resample_bars(
 
     Raises:
         DataError: if ``frame`` is malformed, or a bar lies outside the calendar's sessions.
-        ConfigError: for a size under a minute, or several days or weeks.
+        ConfigError: for a size under a minute.
 
     Example:
         >>> from ibkrfw.data import USEquityCalendar, generate_bars
@@ -69,12 +71,11 @@ def resample_bars(
     unit = size.lstrip("0123456789")
     if unit == "s":
         raise ConfigError(f"resampling makes bars of a minute or more, not {size}")
-    if unit in ("d", "w") and step not in (NS_PER_DAY, 7 * NS_PER_DAY):
-        raise ConfigError(f"resample to '1d' or '1w', not {size}")
+    count = int(size[: -len(unit)])
     bars = frame_to_arrays(frame, tz=tz, source="bars to resample")
     ts = bars.ts_ns
     if calendar is None:
-        if unit == "w":  # 1970-01-01 was a Thursday: weeks from Monday start 3 days earlier
+        if unit == "w":  # weeks from Monday 1970-01-05, the first Monday of the epoch
             monday = 4 * NS_PER_DAY
             labels = (ts - monday) // step * step + monday
         else:
@@ -82,6 +83,8 @@ def resample_bars(
     else:
         sessions = calendar.sessions_between(int(ts[0]), int(ts[-1]))
         where = sessions.locate(ts)
+        if unit in ("d", "w") and (where < 0).any():  # daily bars: stamped with their date
+            where = np.where(where < 0, _session_of_date(ts, sessions.day, calendar), where)
         outside = np.flatnonzero(where < 0)
         if len(outside):
             first = pd.Timestamp(int(ts[outside[0]]), unit="ns", tz="UTC")
@@ -94,11 +97,8 @@ def resample_bars(
             labels = opens + (ts - opens) // step * step
         else:
             days = sessions.day[where]
-            if unit == "w":
-                iso = pd.DatetimeIndex(days.astype("datetime64[ns]")).isocalendar()
-                week = (iso["year"].to_numpy() * 100 + iso["week"].to_numpy()).astype(np.int64)
-                first_day = pd.Series(days).groupby(week).transform("min").to_numpy()
-                days = first_day.astype("datetime64[D]")
+            if unit == "w" or count > 1:
+                days = _first_of_block(days, unit, count, calendar)
             labels = _local_midnights(days, calendar.timezone)
     data = pd.DataFrame(
         {
@@ -122,6 +122,40 @@ def resample_bars(
     index = pd.DatetimeIndex(out.index.to_numpy().astype("datetime64[ns]"), name="timestamp")
     out.index = index.tz_localize("UTC")
     return out[_COLUMNS]
+
+
+def _session_of_date(
+    ts: npt.NDArray[np.int64], days: npt.NDArray[np.datetime64], calendar: SessionCalendar
+) -> npt.NDArray[np.intp]:
+    """For a time at local midnight (a daily bar's stamp), the session of that date; else -1."""
+    local = pd.to_datetime(ts, utc=True).tz_convert(calendar.timezone).tz_localize(None)
+    dates = local.normalize()
+    midnight = np.asarray(local == dates)
+    days_of = dates.to_numpy().astype("datetime64[D]")
+    i = np.searchsorted(days, days_of)
+    found = midnight & (i < len(days)) & (days[np.minimum(i, len(days) - 1)] == days_of)
+    return np.where(found, i, -1)
+
+
+_ANCHOR_DAY = np.datetime64("1970-01-05", "D")  # a Monday: blocks are counted from it
+
+
+def _first_of_block(
+    days: npt.NDArray[np.datetime64], unit: str, count: int, calendar: SessionCalendar
+) -> npt.NDArray[np.datetime64]:
+    """Each session's block of ``count`` sessions (or weeks), labelled by its first day here.
+
+    Blocks are counted from a fixed Monday, so the same session always lands in the same block
+    whatever the data's first day: sessions are numbered in the calendar from that Monday, and
+    weeks by their Monday.
+    """
+    if unit == "w":
+        offset = (days - _ANCHOR_DAY).astype(np.int64)
+        block = offset // 7 // count
+    else:
+        numbered = calendar.sessions(_ANCHOR_DAY.astype(object), days[-1].astype(object)).day
+        block = np.searchsorted(numbered, days) // count
+    return pd.Series(days).groupby(block).transform("min").to_numpy().astype("datetime64[D]")
 
 
 def adjust_bars(frame: pd.DataFrame, actions: pd.DataFrame, *, tz: str) -> pd.DataFrame:

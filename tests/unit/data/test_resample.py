@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -83,8 +85,24 @@ def test_unknown_volume_stays_unknown_and_bad_sizes_are_refused() -> None:
     assert resample_bars(frame, "2min")["volume"].isna().all()
     with pytest.raises(ConfigError, match="a minute or more"):
         resample_bars(frame, "30s")
-    with pytest.raises(ConfigError, match="'1d' or '1w'"):
-        resample_bars(frame, "2d")
+
+
+def test_blocks_of_sessions_and_weeks_do_not_depend_on_where_the_data_starts() -> None:
+    frame = generate_bars(["ACME"], freq="1D", start="2024-03-04", periods=20).set_index(
+        "timestamp"
+    )
+    cal = USEquityCalendar(use_exchange_calendars=False)
+    two = resample_bars(frame, "2d", calendar=cal)
+    later = resample_bars(frame.iloc[1:], "2d", calendar=cal)
+    assert two.index[1:].equals(later.index[1:])  # the same blocks, whatever the first bar
+    assert len(two) in (10, 11)
+    assert two["volume"].sum() == frame["volume"].sum()
+    fortnights = resample_bars(frame, "2w", calendar=cal)
+    mondays = fortnights.index.tz_convert(NY)
+    assert all(d.weekday() == 0 for d in mondays)
+    dates = [d.date() for d in mondays]
+    assert all((b - a).days == 14 for a, b in pairwise(dates))
+    assert fortnights["high"].max() == frame["high"].max()
 
 
 def test_splits_and_dividends_back_adjust_the_bars_before_the_ex_date() -> None:
