@@ -12,7 +12,7 @@ import pandas as pd
 from ibkrfw.data.barsize import bar_size_ns
 from ibkrfw.data.sessions import SessionCalendar
 from ibkrfw.errors import ConfigError, DataError
-from ibkrfw.sim.feeds import _TIME_COLUMNS, _parse_times
+from ibkrfw.sim.feeds import frame_times
 
 __all__ = ["PROBLEM_KINDS", "CleanResult", "clean_bars", "count_gaps", "validate_bars"]
 
@@ -56,17 +56,7 @@ _PRICES = ("open", "high", "low", "close")
 
 def _times(frame: pd.DataFrame, tz: str | None) -> tuple[pd.DatetimeIndex, bool]:
     """The frame's times in UTC, and whether they were naive (then read as UTC)."""
-    if isinstance(frame.index, pd.DatetimeIndex):
-        index = frame.index
-    else:
-        lower = {str(c).lower(): c for c in frame.columns}
-        name = next((lower[c] for c in _TIME_COLUMNS if c in lower), None)
-        if name is None:
-            raise DataError(
-                f"no timestamps found: expected a DatetimeIndex or a column named one of "
-                f"{', '.join(_TIME_COLUMNS)}, got {list(frame.columns)}"
-            )
-        index = _parse_times(frame[name], str(name), "bars")
+    index = frame_times(frame, "bars")
     if index.tz is None:
         if tz is None:
             return index.tz_localize("UTC"), True

@@ -19,7 +19,7 @@ from ibkrfw.model.data import Bar
 from ibkrfw.model.instruments import Instrument
 from ibkrfw.ports import DataFeed
 
-__all__ = ["CSVFeed", "DataFrameFeed", "frame_to_arrays"]
+__all__ = ["CSVFeed", "DataFrameFeed", "frame_times", "frame_to_arrays"]
 
 _PRICES = ("open", "high", "low", "close")
 _TIME_COLUMNS = ("timestamp", "datetime", "time", "date")
@@ -66,18 +66,29 @@ def _parse_times(column: pd.Series, name: str, source: str) -> pd.DatetimeIndex:
     return index
 
 
-def _timestamps(frame: pd.DataFrame, tz: str | None, source: str) -> pd.DatetimeIndex:
+def frame_times(frame: pd.DataFrame, source: str = "DataFrame") -> pd.DatetimeIndex:
+    """Return the times of a frame of bars as they are, naive ones included.
+
+    They are the frame's DatetimeIndex, or else its ``timestamp``, ``datetime``, ``time`` or
+    ``date`` column (any letter case), parsed.
+
+    Raises:
+        DataError: if there is no such index or column, or a time cannot be read.
+    """
     if isinstance(frame.index, pd.DatetimeIndex):
-        index = frame.index
-    else:
-        lower = {str(c).lower(): c for c in frame.columns}
-        name = next((lower[c] for c in _TIME_COLUMNS if c in lower), None)
-        if name is None:
-            raise DataError(
-                f"{source}: no timestamps found; expected a DatetimeIndex or a column named one "
-                f"of {', '.join(_TIME_COLUMNS)}, got columns {list(frame.columns)}"
-            )
-        index = _parse_times(frame[name], str(name), source)
+        return frame.index
+    lower = {str(c).lower(): c for c in frame.columns}
+    name = next((lower[c] for c in _TIME_COLUMNS if c in lower), None)
+    if name is None:
+        raise DataError(
+            f"{source}: no timestamps found; expected a DatetimeIndex or a column named one "
+            f"of {', '.join(_TIME_COLUMNS)}, got columns {list(frame.columns)}"
+        )
+    return _parse_times(frame[name], str(name), source)
+
+
+def _timestamps(frame: pd.DataFrame, tz: str | None, source: str) -> pd.DatetimeIndex:
+    index = frame_times(frame, source)
     if index.hasnans:
         i = int(np.flatnonzero(index.isna())[0])
         raise DataError(f"{source}: row {i}: missing timestamp (NaT). {_HINT}")
