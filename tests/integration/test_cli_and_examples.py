@@ -78,6 +78,9 @@ def test_examples_run(capsys: pytest.CaptureFixture[str]) -> None:
     assert re.search(r"Final equity\s+62767\.77\b", out)
     assert re.search(r"Trades\s+31\b", out)
     assert re.search(r"Commissions\s+606\.2\b", out)
+    # examples/store_and_backtest.py
+    assert "570 bar(s) dropped, 22830 kept" in out
+    assert "410 hourly bars; 12 trades; final equity 97,882.71" in out
 
 
 def test_readme_opens_with_the_two_commands_and_ci_runs_the_second() -> None:
