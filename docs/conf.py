@@ -31,7 +31,7 @@ napoleon_numpy_docstring = False
 # the only ones allowed to stay unresolved. Every reference into ibkrfw must resolve (-n).
 nitpicky = True
 nitpick_ignore_regex = [
-    (r"py:.*", r"(decimal|datetime|enum|logging|os|typing|typing_extensions)\..*"),
+    (r"py:.*", r"(decimal|datetime|enum|logging|os|socket|typing|typing_extensions)\..*"),
     (r"py:.*", r"(collections|abc|array)\..*"),
     (r"py:.*", r"(numpy|np|npt|pandas|pd|attrs|attr)(\..*)?"),
     (r"py:class", r"(Decimal|Enum|StrEnum|Exception|ValueError|RuntimeError|NamedTuple|Protocol)"),

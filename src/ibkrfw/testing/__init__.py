@@ -25,8 +25,9 @@ from ibkrfw.model.events import OrderEvent, TimerFired
 from ibkrfw.model.fills import Fill
 from ibkrfw.model.orders import Order
 from ibkrfw.strategy import Context, Strategy
+from ibkrfw.testing.faketws import FakeTWS, Recorded
 
-__all__ = ["Action", "ScriptedStrategy", "bars_frame"]
+__all__ = ["Action", "FakeTWS", "Recorded", "ScriptedStrategy", "bars_frame"]
 
 Action = Callable[[Context, Bar], object]
 """The type of an action, a callable taking the context and the bar."""

@@ -1,0 +1,93 @@
+"""Connecting the official ibapi client to the fake TWS over a real socket."""
+
+from __future__ import annotations
+
+import socket
+import struct
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ibkrfw.testing.faketws import FakeTWS
+
+Connect = Callable[[int], Any]
+
+
+def test_handshake_start_api_and_what_a_client_is_told(tws: FakeTWS, connect: Connect) -> None:
+    client = connect(7)
+    assert client.expect("managedAccounts") == ("DU1234567",)
+    assert client.expect("nextValidId") == (1,)
+    for code in (2104, 2106, 2158):  # farm notices: information, not failures
+        client.expect("error", a1=code)
+    assert client.serverVersion() == 157
+    assert tws.wait_for(lambda: tws.client_ids == [7])
+    handshake, start_api = tws.messages("in")[:2]
+    assert handshake.fields[0].startswith("v100..157")
+    assert start_api.fields == ("71", "2", "7", "")
+    assert start_api.client_id is None  # recorded as it arrived, before the id was known
+    out_ids = [m.msg_id for m in tws.messages("out", client_id=7)]
+    assert out_ids == [15, 9, 4, 4, 4]
+
+
+def test_current_time_and_ids(tws: FakeTWS, connect: Connect) -> None:
+    client = connect(1)
+    client.expect("nextValidId")
+    client.reqCurrentTime()
+    (now,) = client.expect("currentTime")
+    assert abs(now - time.time()) < 5
+    tws.next_order_id = 42
+    client.reqIds(1)
+    assert client.expect("nextValidId") == (42,)
+    assert [m.fields for m in tws.messages("in", client_id=1, msg_id=8)] == [("8", "1", "1")]
+
+
+def test_several_clients_and_a_client_id_in_use(tws: FakeTWS, connect: Connect) -> None:
+    first, second = connect(1), connect(2)
+    first.expect("nextValidId")
+    second.expect("nextValidId")
+    assert tws.wait_for(lambda: sorted(tws.client_ids) == [1, 2])
+    again = connect(1)
+    _, _, text = again.expect("error", a1=326)
+    assert "client id is already in use" in text
+    again.expect("connectionClosed")
+    assert sorted(tws.client_ids) == [1, 2]
+    first.reqCurrentTime()
+    first.expect("currentTime")  # the first client is undisturbed
+
+
+def test_connectivity_notices_and_a_dropped_connection(tws: FakeTWS, connect: Connect) -> None:
+    client = connect(3)
+    client.expect("nextValidId")
+    tws.connectivity_lost()
+    assert client.expect("error", a1=1100)[2].startswith("Connectivity between IB and Trader")
+    tws.connectivity_restored(data_kept=False)
+    assert client.expect("error", a1=1101)[2].endswith("data lost.")
+    tws.connectivity_restored(data_kept=True)
+    assert client.expect("error", a1=1102)[2].endswith("data maintained.")
+    tws.send_error(2103, "Market data farm connection is broken:usfarm")
+    client.expect("error", a1=2103)
+    tws.drop_connections()
+    client.expect("connectionClosed")
+    assert tws.wait_for(lambda: tws.client_ids == [])
+
+
+def _raw_handshake(port: int, text: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(b"API\0" + struct.pack("!I", len(text)) + text)
+        chunks = []
+        while chunk := sock.recv(4096):
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+def test_a_client_that_cannot_speak_157_is_told_nothing_and_closed(
+    tws: FakeTWS, caplog: object
+) -> None:
+    assert _raw_handshake(tws.port, b"v158..178") == b""
+    assert "supports server versions 158..178" in caplog.text  # type: ignore[attr-defined]
+
+
+def test_a_connection_that_is_not_the_api_is_closed(tws: FakeTWS) -> None:
+    with socket.create_connection(("127.0.0.1", tws.port), timeout=5) as sock:
+        sock.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        assert sock.recv(4096) == b""
