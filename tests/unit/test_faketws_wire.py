@@ -75,3 +75,57 @@ def test_handshake_ranges_and_unset_values() -> None:
     for text in ("", "1.7976931348623157E308", "1.7976931348623157e+308", "2147483647"):
         assert is_unset(text)
     assert not is_unset("0")
+
+
+def test_outgoing_messages_have_the_exact_field_counts_of_v157() -> None:
+    from ibkrfw import OrderRequest, Side, Stock
+    from ibkrfw.testing.faketws import messages as m
+
+    acme = Stock("ACME")
+    request = OrderRequest.limit(acme, "BUY", 10, "99.50")
+    counts = {
+        "contractDetails": len(m.contract_details(1, acme, 100001)),
+        "openOrder": len(
+            m.open_order(
+                1, acme, 100001, request, client_id=1, perm_id=1, account="DU1", status="Submitted"
+            )
+        ),
+        "orderStatus": len(
+            m.order_status(1, "Submitted", Decimal(0), Decimal(10), 0.0, 1, 0, 0.0, 1)
+        ),
+        "execDetails": len(
+            m.exec_details(
+                -1,
+                1,
+                acme,
+                100001,
+                exec_id="e",
+                time_text="t",
+                account="DU1",
+                side=Side.BUY,
+                shares=Decimal(10),
+                price=Decimal("99.5"),
+                perm_id=1,
+                client_id=1,
+                cum_qty=Decimal(10),
+                avg_price=99.5,
+                order_ref="",
+            )
+        ),
+        "commissionReport": len(m.commission_report("e", Decimal("1.00"), "USD", None)),
+        "position": len(m.position("DU1", acme, 100001, Decimal(10), 99.5)),
+        "accountSummary": len(m.account_summary(1, "DU1", "NetLiquidation", "1", "USD")),
+        "tickPrice": len(m.tick_price(1, 4, 99.5, 100)),
+        "tickSize": len(m.tick_size(1, 8, 100)),
+    }
+    assert counts == {
+        "contractDetails": 39,
+        "openOrder": 120,
+        "orderStatus": 12,
+        "execDetails": 31,
+        "commissionReport": 8,
+        "position": 16,
+        "accountSummary": 7,
+        "tickPrice": 7,
+        "tickSize": 5,
+    }

@@ -8,15 +8,10 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from ibapi.client import EClient  # the tests need the official client: ibkrfw[ibkr]
+from ibapi.wrapper import EWrapper
 
-ibapi = pytest.importorskip(
-    "ibapi", reason="the fake TWS tests need the ibapi client (ibkrfw[ibkr])"
-)
-
-from ibapi.client import EClient  # noqa: E402
-from ibapi.wrapper import EWrapper  # noqa: E402
-
-from ibkrfw.testing.faketws import FakeTWS  # noqa: E402
+from ibkrfw.testing.faketws import FakeTWS
 
 WAIT = 10.0  # seconds: the longest any test waits for one message
 
@@ -35,22 +30,80 @@ class Client(EWrapper, EClient):  # type: ignore[misc]
         self.events.put((name, args))
 
     # the callbacks the tests look at
-    def nextValidId(self, orderId: int) -> None:  # noqa: N802, N803 - ibapi's names
+    def nextValidId(self, orderId: int) -> None:  # ibapi's names
         self._put("nextValidId", orderId)
 
-    def managedAccounts(self, accountsList: str) -> None:  # noqa: N802, N803
+    def managedAccounts(self, accountsList: str) -> None:
         self._put("managedAccounts", accountsList)
 
-    def currentTime(self, time: int) -> None:  # noqa: N802
+    def currentTime(self, time: int) -> None:
         self._put("currentTime", time)
 
-    def error(self, reqId: int, *args: Any) -> None:  # noqa: N803 - 9.81 and 10.x differ
+    def error(self, reqId: int, *args: Any) -> None:  # 9.81 and 10.x differ
         code = next(a for a in args if isinstance(a, int) and a >= 100)
         text = next(a for a in args if isinstance(a, str))
         self._put("error", reqId, code, text)
 
-    def connectionClosed(self) -> None:  # noqa: N802
+    def connectionClosed(self) -> None:
         self._put("connectionClosed")
+
+    def contractDetails(self, reqId: int, details: Any) -> None:
+        self._put("contractDetails", reqId, details)
+
+    def contractDetailsEnd(self, reqId: int) -> None:
+        self._put("contractDetailsEnd", reqId)
+
+    def marketDataType(self, reqId: int, marketDataType: int) -> None:
+        self._put("marketDataType", reqId, marketDataType)
+
+    def tickPrice(self, reqId: int, tickType: int, price: float, attrib: Any) -> None:
+        self._put("tickPrice", reqId, tickType, price)
+
+    def tickSize(self, reqId: int, tickType: int, size: Any) -> None:
+        self._put("tickSize", reqId, tickType, size)
+
+    def openOrder(self, orderId: int, contract: Any, order: Any, orderState: Any) -> None:
+        self._put("openOrder", orderId, contract, order, orderState.status)
+
+    def openOrderEnd(self) -> None:
+        self._put("openOrderEnd")
+
+    def orderStatus(
+        self,
+        orderId: int,
+        status: str,
+        filled: Any,
+        remaining: Any,
+        avgFillPrice: float,
+        *rest: Any,
+    ) -> None:
+        self._put(
+            "orderStatus", orderId, status, float(filled), float(remaining), avgFillPrice, *rest
+        )
+
+    def execDetails(self, reqId: int, contract: Any, execution: Any) -> None:
+        self._put("execDetails", reqId, contract, execution)
+
+    def execDetailsEnd(self, reqId: int) -> None:
+        self._put("execDetailsEnd", reqId)
+
+    def commissionReport(self, report: Any) -> None:
+        self._put("commissionReport", report.execId, report.commission)
+
+    def commissionAndFeesReport(self, report: Any) -> None:  # 10.x
+        self._put("commissionReport", report.execId, report.commissionAndFees)
+
+    def position(self, account: str, contract: Any, pos: Any, avgCost: float) -> None:
+        self._put("position", account, contract.symbol, float(pos), avgCost)
+
+    def positionEnd(self) -> None:
+        self._put("positionEnd")
+
+    def accountSummary(self, reqId: int, account: str, tag: str, value: str, currency: str) -> None:
+        self._put("accountSummary", reqId, account, tag, value, currency)
+
+    def accountSummaryEnd(self, reqId: int) -> None:
+        self._put("accountSummaryEnd", reqId)
 
     def expect(self, name: str, timeout: float = WAIT, **match: Any) -> tuple[Any, ...]:
         """Return the args of the next ``name`` callback (skipping others); fail after timeout."""

@@ -7,13 +7,31 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from decimal import Decimal, InvalidOperation
 from types import TracebackType
-from typing import Literal, final
+from typing import TYPE_CHECKING, Literal, final
 
 import attrs
 
-from ibkrfw.errors import ConfigError
+from ibkrfw.errors import ConfigError, OrderError
+from ibkrfw.model._decimal import DecimalLike, to_decimal
+from ibkrfw.model.events import (
+    OrderAccepted,
+    OrderCancelled,
+    OrderCancelRejected,
+    OrderEvent,
+    OrderExpired,
+    OrderFilled,
+    OrderModified,
+    OrderModifyRejected,
+    OrderRejected,
+)
+from ibkrfw.model.instruments import Instrument
+from ibkrfw.model.orders import OrderRequest, OrderType, Side, TimeInForce, check_request
+from ibkrfw.sim.commission import CommissionModel
+from ibkrfw.testing.faketws import messages as m
+from ibkrfw.testing.faketws.market import Market
 from ibkrfw.testing.faketws.wire import (
     HANDSHAKE_PREFIX,
     SERVER_VERSION,
@@ -21,9 +39,13 @@ from ibkrfw.testing.faketws.wire import (
     WireError,
     encode_fields,
     frame,
+    is_unset,
     parse_version_range,
     split_fields,
 )
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["FakeTWS", "Recorded"]
 
@@ -31,6 +53,10 @@ log = logging.getLogger("ibkrfw.testing.faketws")
 
 # Incoming (client -> server) message ids
 START_API, REQ_CURRENT_TIME, REQ_IDS = 71, 49, 8
+REQ_MKT_DATA, CANCEL_MKT_DATA, REQ_MARKET_DATA_TYPE = 1, 2, 59
+PLACE_ORDER, CANCEL_ORDER, REQ_OPEN_ORDERS, REQ_ALL_OPEN_ORDERS = 3, 4, 5, 16
+REQ_EXECUTIONS, REQ_CONTRACT_DETAILS = 7, 9
+REQ_POSITIONS, REQ_ACCOUNT_SUMMARY, CANCEL_ACCOUNT_SUMMARY = 61, 62, 63
 # Outgoing (server -> client) message ids
 ERROR, NEXT_VALID_ID, MANAGED_ACCOUNTS, CURRENT_TIME = 4, 9, 15, 49
 
@@ -162,6 +188,14 @@ class FakeTWS:
         port: The port; 0 picks a free one (read it from :attr:`port` after :meth:`start`).
         account: The account id announced to clients (a paper-style ``DU`` id by default).
         next_order_id: The first order id announced by ``nextValidId``.
+        data: The bars to replay, per instrument (the layout of
+            :class:`~ibkrfw.sim.DataFrameFeed`); :meth:`step` replays one time stamp.
+        cash: The account's starting cash.
+        commission: The commission model of fills (none by default).
+        volume_limit: The largest share of a bar's volume orders may take (partial fills).
+
+    Orders rest, fill, partially fill and are cancelled by a
+    :class:`~ibkrfw.sim.SimBroker` on the replayed bars: the fill rules of a backtest.
 
     Example:
         >>> with FakeTWS() as tws:
@@ -176,9 +210,25 @@ class FakeTWS:
         port: int = 0,
         account: str = "DU1234567",
         next_order_id: int = 1,
+        data: Mapping[Instrument, pd.DataFrame] | None = None,
+        cash: DecimalLike = 1_000_000,
+        commission: CommissionModel | None = None,
+        volume_limit: float | None = None,
     ) -> None:
         if not account:
             raise ConfigError("the fake TWS needs an account id")
+        self.market = Market(
+            data or {},
+            cash=to_decimal(cash, "cash"),
+            commission=commission,
+            volume_limit=volume_limit,
+            on_event=self._order_event,
+        )
+        # (client id, the client's order id) -> the market's order id, and back
+        self._order_ids: dict[tuple[int, int], int] = {}
+        self._owners: dict[int, tuple[int, int]] = {}
+        self._executions: list[tuple[int, list[object], list[object]]] = []  # client, exec, report
+        self._subscriptions: dict[tuple[int, int], tuple[_Session, Instrument]] = {}
         self.host = host
         self._port = port
         self.account = account
@@ -195,6 +245,18 @@ class FakeTWS:
             START_API: self._start_api,
             REQ_CURRENT_TIME: self._current_time,
             REQ_IDS: self._req_ids,
+            REQ_CONTRACT_DETAILS: self._contract_details,
+            REQ_MKT_DATA: self._req_mkt_data,
+            CANCEL_MKT_DATA: self._cancel_mkt_data,
+            REQ_MARKET_DATA_TYPE: lambda session, fields: None,  # only live data is simulated
+            PLACE_ORDER: self._place_order,
+            CANCEL_ORDER: self._cancel_order,
+            REQ_OPEN_ORDERS: self._open_orders,
+            REQ_ALL_OPEN_ORDERS: self._open_orders,
+            REQ_EXECUTIONS: self._req_executions,
+            REQ_POSITIONS: self._req_positions,
+            REQ_ACCOUNT_SUMMARY: self._req_account_summary,
+            CANCEL_ACCOUNT_SUMMARY: lambda session, fields: None,
         }
 
     # --- life cycle ---------------------------------------------------------------------------
@@ -399,6 +461,280 @@ class FakeTWS:
 
     def _req_ids(self, session: _Session, fields: list[str]) -> None:
         session.send(NEXT_VALID_ID, 1, self.next_order_id)
+
+    # --- the market ---------------------------------------------------------------------------
+    def step(self, count: int = 1) -> int:
+        """Replay the bars of the next ``count`` time stamps; return how many were replayed.
+
+        Resting orders are matched on each bar first, then subscribers get its prices.
+        """
+        done = 0
+        for _ in range(count):
+            bars = self.market.step()
+            if not bars:
+                break
+            done += 1
+            for bar in bars:
+                self._send_ticks(bar.instrument)
+        return done
+
+    def _session_of(self, client_id: int) -> _Session | None:
+        return next((s for s in self._connected() if s.client_id == client_id), None)
+
+    def _contract_of(
+        self, session: _Session, req_id: int, fields: list[str], at: int
+    ) -> Instrument | None:
+        """The instrument a request's contract block (conId first, at ``at``) names."""
+        try:
+            con_id = int(fields[at] or 0)
+        except ValueError:
+            con_id = 0
+        inst = self.market.find(con_id, fields[at + 1], fields[at + 2], fields[at + 9])
+        if inst is None:
+            session.error(req_id, 200, "No security definition has been found for the request")
+        return inst
+
+    def _contract_details(self, session: _Session, fields: list[str]) -> None:
+        req_id = int(fields[2])
+        inst = self._contract_of(session, req_id, fields, 3)
+        if inst is not None:
+            session.send(*m.contract_details(req_id, inst, self.market.con_ids[inst]))
+            session.send(52, 1, req_id)  # contractDetailsEnd
+
+    def _req_mkt_data(self, session: _Session, fields: list[str]) -> None:
+        req_id = int(fields[2])
+        inst = self._contract_of(session, req_id, fields, 3)
+        if inst is None or session.client_id is None:
+            return
+        self._subscriptions[(session.client_id, req_id)] = (session, inst)
+        session.send(58, 1, req_id, 1)  # marketDataType: live
+        bar = self.market.last.get(inst)
+        if bar is not None:
+            self._ticks(session, req_id, inst)
+
+    def _cancel_mkt_data(self, session: _Session, fields: list[str]) -> None:
+        if session.client_id is not None:
+            self._subscriptions.pop((session.client_id, int(fields[2])), None)
+
+    def _send_ticks(self, inst: Instrument) -> None:
+        for (_, req_id), (session, subscribed) in list(self._subscriptions.items()):
+            if subscribed == inst and not session.closed.is_set():
+                self._ticks(session, req_id, inst)
+
+    def _ticks(self, session: _Session, req_id: int, inst: Instrument) -> None:
+        bar = self.market.last[inst]
+        tick = float(inst.tick_size)
+        volume = int(bar.volume) if bar.volume == bar.volume else 0
+        session.send(*m.tick_price(req_id, m.TICK_BID, round(bar.close - tick, 10), 100))
+        session.send(*m.tick_price(req_id, m.TICK_ASK, round(bar.close + tick, 10), 100))
+        session.send(*m.tick_price(req_id, m.TICK_LAST, bar.close, volume))
+        session.send(*m.tick_size(req_id, m.TICK_VOLUME, volume))
+
+    # --- orders -----------------------------------------------------------------------------------
+    def _place_order(self, session: _Session, fields: list[str]) -> None:
+        client_id = session.client_id
+        assert client_id is not None  # _dispatch lets nothing else through
+        order_id = int(fields[1])
+        if len(fields) < 55:
+            session.error(
+                order_id, 320, f"Error reading request: placeOrder has {len(fields)} fields"
+            )
+            return
+        if fields[53] == "1":  # the 9.81 client's defaults, refused by current TWS
+            session.error(order_id, 10268, "The 'EtradeOnly' order attribute is not supported.")
+            return
+        if fields[54] == "1":
+            session.error(order_id, 10269, "The 'firmQuoteOnly' order attribute is not supported.")
+            return
+        inst = self._contract_of(session, order_id, fields, 2)
+        if inst is None:
+            return
+        try:
+            request = self._request(inst, fields)
+        except (OrderError, InvalidOperation, ValueError) as exc:
+            session.error(order_id, 201, f"Order rejected - reason:{exc}")
+            return
+        problem = check_request(request)
+        if problem is not None:
+            session.error(order_id, 201, f"Order rejected - reason:{problem}")
+            return
+        self.next_order_id = max(self.next_order_id, order_id + 1)
+        known = self._order_ids.get((client_id, order_id))
+        if known is not None:
+            order = self.market.orders.get(known)
+            if order is not None and not order.status.is_terminal:
+                self.market.modify(known, request)
+                return
+            session.error(order_id, 103, "Duplicate order id")
+            return
+        with self.market.lock:
+            order = self.market.submit_later(request)
+            self._order_ids[(client_id, order_id)] = order.order_id
+            self._owners[order.order_id] = (client_id, order_id)
+            self.market.send(order)
+
+    def _request(self, inst: Instrument, fields: list[str]) -> OrderRequest:
+        kinds = {
+            "MKT": OrderType.MARKET,
+            "LMT": OrderType.LIMIT,
+            "STP": OrderType.STOP,
+            "STP LMT": OrderType.STOP_LIMIT,
+            "MOC": OrderType.MARKET_ON_CLOSE,
+            "LOC": OrderType.LIMIT_ON_CLOSE,
+        }
+        kind = kinds.get(fields[18])
+        if kind is None:
+            raise ValueError(f"the fake TWS does not simulate {fields[18]!r} orders")
+        tif = TimeInForce(fields[21] or "DAY")
+        if tif is TimeInForce.GTD:
+            raise ValueError("the fake TWS does not simulate GTD orders")
+
+        def price(text: str) -> Decimal | None:
+            return None if is_unset(text) else Decimal(text)
+
+        limit, aux = price(fields[19]), price(fields[20])
+        return OrderRequest(
+            inst,
+            Side.BUY if fields[16] == "BUY" else Side.SELL,
+            Decimal(fields[17]),
+            kind,
+            limit_price=limit
+            if kind in (OrderType.LIMIT, OrderType.STOP_LIMIT, OrderType.LIMIT_ON_CLOSE)
+            else None,
+            stop_price=aux if kind in (OrderType.STOP, OrderType.STOP_LIMIT) else None,
+            tif=tif,
+            tag=fields[26],
+            oca_group=fields[22],
+        )
+
+    def _cancel_order(self, session: _Session, fields: list[str]) -> None:
+        assert session.client_id is not None
+        order_id = int(fields[2])
+        known = self._order_ids.get((session.client_id, order_id))
+        if known is None:
+            session.error(order_id, 135, f"Can't find order with id ={order_id}")
+            return
+        self.market.cancel(known)
+
+    def _order_event(self, event: OrderEvent) -> None:
+        """Translate the simulator's events into what TWS sends (runs under the market lock)."""
+        owner = self._owners.get(event.order_id)
+        order = self.market.orders.get(event.order_id)
+        if owner is None or order is None:
+            return
+        client_id, order_id = owner
+        session = self._session_of(client_id)
+        inst = order.instrument
+        con_id = self.market.con_ids[inst]
+        perm_id = event.order_id
+        filled = order.filled_quantity
+        remaining = order.quantity - filled
+        avg = float(order.avg_fill_price or 0)
+
+        def status(text: str, last: float = 0.0) -> list[object]:
+            return m.order_status(
+                order_id, text, filled, remaining, avg, perm_id, 0, last, client_id
+            )
+
+        def open_order(text: str) -> list[object]:
+            return m.open_order(
+                order_id, inst, con_id, order.request, client_id=client_id, perm_id=perm_id,
+                account=self.account, status=text,
+            )  # fmt: skip
+
+        out: list[list[object]] = []
+        if isinstance(event, OrderAccepted | OrderModified):
+            out += [open_order("Submitted"), status("Submitted")]
+        elif isinstance(event, OrderFilled):
+            fill = event.fill
+            exec_id = f"0000fa7e.{perm_id:08x}.{len(self._executions) + 1:02d}.01"
+            when = time.strftime("%Y%m%d %H:%M:%S UTC", time.gmtime(fill.ts_ns / 1e9))
+            details = m.exec_details(
+                -1, order_id, inst, con_id, exec_id=exec_id, time_text=when,
+                account=self.account, side=fill.side, shares=fill.quantity, price=fill.price,
+                perm_id=perm_id, client_id=client_id, cum_qty=filled, avg_price=avg,
+                order_ref=order.request.tag or "",
+            )  # fmt: skip
+            report = m.commission_report(exec_id, fill.commission, inst.currency, None)
+            self._executions.append((client_id, details, report))
+            done = remaining == 0
+            out += [details, report, status("Filled" if done else "Submitted", float(fill.price))]
+            if done:
+                out.append(open_order("Filled"))
+        elif isinstance(event, OrderCancelled | OrderExpired):
+            reason = getattr(event, "reason", "") or "expired"
+            out += [[4, 2, order_id, 202, f"Order Canceled - reason:{reason}"], status("Cancelled")]
+        elif isinstance(event, OrderRejected):
+            out += [
+                [4, 2, order_id, event.code, f"Order rejected - reason:{event.reason}"],
+                status("Inactive"),
+            ]
+        elif isinstance(event, OrderCancelRejected):
+            out.append(
+                [4, 2, order_id, 161, "Cancel attempted when order is not in a cancellable state."]
+            )
+        elif isinstance(event, OrderModifyRejected):
+            out.append([4, 2, order_id, 201, f"Order rejected - reason:{event.reason}"])
+        if session is not None:
+            for message in out:
+                session.send(*message)
+
+    def _open_orders(self, session: _Session, fields: list[str]) -> None:
+        every = int(fields[0]) == REQ_ALL_OPEN_ORDERS
+        for market_id, (client_id, order_id) in list(self._owners.items()):
+            order = self.market.orders.get(market_id)
+            if order is None or order.status.is_terminal:
+                continue
+            if not every and client_id != session.client_id:
+                continue
+            inst = order.instrument
+            session.send(*m.open_order(
+                order_id, inst, self.market.con_ids[inst], order.request, client_id=client_id,
+                perm_id=market_id, account=self.account, status="Submitted",
+            ))  # fmt: skip
+        session.send(53, 1)  # openOrderEnd
+
+    def _req_executions(self, session: _Session, fields: list[str]) -> None:
+        req_id = int(fields[2])
+        for client_id, details, report in list(self._executions):
+            if client_id == session.client_id:
+                session.send(details[0], req_id, *details[2:])
+                session.send(*report)
+        session.send(55, 1, req_id)  # execDetailsEnd
+
+    def _req_positions(self, session: _Session, fields: list[str]) -> None:
+        with self.market.lock:
+            held = list(self.market.portfolio.positions.values())
+        for pos in held:
+            inst = pos.instrument
+            avg_cost = float(pos.avg_price * inst.multiplier)
+            session.send(
+                *m.position(self.account, inst, self.market.con_ids[inst], pos.quantity, avg_cost)
+            )
+        session.send(62, 1)  # positionEnd
+
+    def _req_account_summary(self, session: _Session, fields: list[str]) -> None:
+        req_id = int(fields[2])
+        wanted = {t.strip() for t in fields[4].split(",")} if len(fields) > 4 else set()
+        with self.market.lock:
+            pf = self.market.portfolio
+            equity = pf.equity
+            cash = float(pf.cash)
+            gross = pf.gross_exposure
+        values = {
+            "AccountType": ("INDIVIDUAL", ""),
+            "NetLiquidation": (f"{equity:.2f}", "USD"),
+            "TotalCashValue": (f"{cash:.2f}", "USD"),
+            "SettledCash": (f"{cash:.2f}", "USD"),
+            "GrossPositionValue": (f"{gross:.2f}", "USD"),
+            "EquityWithLoanValue": (f"{equity:.2f}", "USD"),
+            "AvailableFunds": (f"{equity - gross * 0.5:.2f}", "USD"),
+            "BuyingPower": (f"{(equity - gross * 0.5) * 2:.2f}", "USD"),
+        }
+        for tag, (value, currency) in values.items():
+            if tag in wanted:
+                session.send(*m.account_summary(req_id, self.account, tag, value, currency))
+        session.send(64, 1, req_id)  # accountSummaryEnd
 
     def __repr__(self) -> str:
         return f"FakeTWS({self.host}:{self._port}, clients={self.client_ids})"

@@ -1,0 +1,154 @@
+"""The market behind the fake TWS: replayed bars, and the SimBroker that fills orders on them."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ibkrfw.core.clock import SimClock
+from ibkrfw.core.history import BarArrays
+from ibkrfw.core.orderbook import OrderBook
+from ibkrfw.model.data import Bar
+from ibkrfw.model.events import Event, OrderEvent, OrderFilled
+from ibkrfw.model.instruments import Instrument
+from ibkrfw.model.orders import Order, OrderRequest
+from ibkrfw.portfolio.portfolio import Portfolio
+from ibkrfw.sim.broker import SimBroker
+from ibkrfw.sim.commission import CommissionModel
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["Market"]
+
+FIRST_CON_ID = 100_001
+
+
+class Market:
+    """Bars replayed one time step at a time, matched by a :class:`~ibkrfw.sim.SimBroker`.
+
+    Everything here runs under one lock: the fake's client threads and the replay thread all
+    come through :meth:`step`, :meth:`submit`, :meth:`cancel` and :meth:`modify`.
+
+    Args:
+        data: The bars of each instrument (the layout of :class:`~ibkrfw.sim.DataFrameFeed`).
+        cash: The account's starting cash.
+        commission: The commission model (none by default).
+        volume_limit: The largest share of a bar's volume orders may take.
+        on_event: Called with each order event the broker emits, under the lock.
+    """
+
+    def __init__(
+        self,
+        data: Mapping[Instrument, pd.DataFrame],
+        *,
+        cash: Decimal,
+        commission: CommissionModel | None,
+        on_event: Callable[[OrderEvent], None],
+        volume_limit: float | None = None,
+    ) -> None:
+        from ibkrfw.sim.feeds import frame_to_arrays
+
+        self.lock = threading.RLock()
+        self.arrays: dict[Instrument, BarArrays] = {
+            inst: frame_to_arrays(frame, source=f"fake TWS bars of {inst.id}")
+            for inst, frame in data.items()
+        }
+        self.con_ids = {inst: FIRST_CON_ID + i for i, inst in enumerate(self.arrays)}
+        stamps = [a.ts_ns for a in self.arrays.values()]
+        self.times = np.unique(np.concatenate(stamps)) if stamps else np.empty(0, np.int64)
+        self.position = -1  # index in times of the last step taken
+        self.last: dict[Instrument, Bar] = {}
+        first = int(self.times[0]) - 1 if len(self.times) else 0
+        self.clock = SimClock(first)
+        self.orders = OrderBook()
+        self.portfolio = Portfolio(cash)
+        self.cash = cash
+        self.broker = SimBroker(cash, commission=commission, volume_limit=volume_limit)
+        self._on_event = on_event
+        self.broker.start(self.clock, self._emit)
+
+    # --- contracts ----------------------------------------------------------------------------
+    def find(self, con_id: int, symbol: str, sec_type: str, currency: str) -> Instrument | None:
+        """The instrument a request's contract names: by conId, else by symbol and type."""
+        for inst, cid in self.con_ids.items():
+            if con_id and cid == con_id:
+                return inst
+            if (
+                not con_id
+                and inst.symbol == symbol
+                and inst.asset_class.value == sec_type
+                and (not currency or inst.currency == currency)
+            ):
+                return inst
+        return None
+
+    # --- time ---------------------------------------------------------------------------------
+    @property
+    def finished(self) -> bool:
+        """Whether every bar has been replayed."""
+        return self.position + 1 >= len(self.times)
+
+    def step(self) -> list[Bar]:
+        """Replay the bars of the next time stamp: the broker matches orders on them first."""
+        with self.lock:
+            if self.finished:
+                return []
+            self.position += 1
+            ts = int(self.times[self.position])
+            self.clock.advance_to(ts)
+            bars = []
+            for inst, arrays in self.arrays.items():
+                i = int(np.searchsorted(arrays.ts_ns, ts))
+                if i < len(arrays.ts_ns) and arrays.ts_ns[i] == ts:
+                    bar = Bar(
+                        inst,
+                        ts,
+                        float(arrays.open[i]),
+                        float(arrays.high[i]),
+                        float(arrays.low[i]),
+                        float(arrays.close[i]),
+                        float(arrays.volume[i]),
+                    )
+                    self.broker.on_bar(bar)
+                    self.portfolio.mark(inst, bar.close)
+                    self.last[inst] = bar
+                    bars.append(bar)
+            return bars
+
+    # --- orders -------------------------------------------------------------------------------
+    def submit_later(self, request: OrderRequest) -> Order:
+        """Record a new order without sending it yet (so its id can be mapped first)."""
+        with self.lock:
+            return self.orders.create(request, self.clock.now_ns())
+
+    def send(self, order: Order) -> None:
+        """Send an order made by :meth:`submit_later`; its events arrive through ``on_event``."""
+        with self.lock:
+            self.broker.submit(order)
+
+    def cancel(self, order_id: int) -> None:
+        """Ask the broker to cancel an order; the answer arrives through ``on_event``."""
+        with self.lock:
+            order = self.orders.get(order_id)
+            if order is not None:
+                self.broker.cancel(order)
+
+    def modify(self, order_id: int, request: OrderRequest) -> None:
+        """Ask the broker to replace an order's request; the answer arrives through ``on_event``."""
+        with self.lock:
+            order = self.orders.get(order_id)
+            if order is not None:
+                self.broker.modify(order, request)
+
+    def _emit(self, event: Event) -> None:
+        if not isinstance(event, OrderEvent):
+            return  # cash adjustments (borrow fees) are not simulated by the fake
+        self.orders.apply(event)
+        if type(event) is OrderFilled:
+            self.portfolio.apply_fill(event.fill)
+        self._on_event(event)

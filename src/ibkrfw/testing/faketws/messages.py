@@ -1,0 +1,246 @@
+"""The fake's outgoing messages at server version 157, each with its exact field count.
+
+Each function returns the fields of one message, message id first, ready for
+:func:`~ibkrfw.testing.faketws.wire.encode_fields`. The layouts are those of
+``shared/reference/tws-protocol.md`` section 2.5; the clients drop any message whose count
+differs, so tests pin the counts.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from ibkrfw.model.instruments import AssetClass, Instrument
+from ibkrfw.model.orders import OrderRequest, OrderType, Side
+from ibkrfw.testing.faketws.wire import UNSET_DOUBLE, UNSET_INTEGER
+
+__all__ = [
+    "account_summary",
+    "commission_report",
+    "contract_details",
+    "exec_details",
+    "open_order",
+    "order_status",
+    "position",
+    "tick_price",
+    "tick_size",
+]
+
+Fields = list[object]
+
+TICK_BID, TICK_ASK, TICK_LAST, TICK_BID_SIZE, TICK_ASK_SIZE = 1, 2, 4, 0, 3
+TICK_LAST_SIZE, TICK_HIGH, TICK_LOW, TICK_VOLUME, TICK_CLOSE, TICK_OPEN = 5, 6, 7, 8, 9, 14
+
+IB_TYPES = {
+    OrderType.MARKET: "MKT",
+    OrderType.LIMIT: "LMT",
+    OrderType.STOP: "STP",
+    OrderType.STOP_LIMIT: "STP LMT",
+    OrderType.TRAILING_STOP: "TRAIL",
+    OrderType.MARKET_ON_CLOSE: "MOC",
+    OrderType.LIMIT_ON_CLOSE: "LOC",
+}
+
+
+def contract_fields(inst: Instrument, con_id: int) -> Fields:
+    """The 11 contract fields of openOrder, execDetails and (with the exchange) position."""
+    expiry = getattr(inst, "expiry", "")
+    multiplier = "" if inst.multiplier == 1 else str(inst.multiplier)
+    local = inst.symbol if inst.asset_class is not AssetClass.FOREX else inst.id
+    return [
+        con_id,
+        inst.symbol,
+        inst.asset_class.value,
+        expiry,
+        0.0,
+        "",
+        multiplier,
+        inst.exchange,
+        inst.currency,
+        local,
+        inst.symbol,
+    ]
+
+
+def contract_details(req_id: int, inst: Instrument, con_id: int) -> Fields:
+    """Return the fields of contractDetails (10), version 8: 39 fields in all."""
+    expiry = getattr(inst, "expiry", "")
+    primary = getattr(inst, "primary_exchange", "") or inst.exchange
+    multiplier = "" if inst.multiplier == 1 else str(inst.multiplier)
+    return [
+        10, 8, req_id,
+        inst.symbol, inst.asset_class.value, expiry, 0.0, "", inst.exchange, inst.currency,
+        inst.symbol, inst.symbol, inst.symbol, con_id, float(inst.tick_size),
+        1,  # mdSizeMultiplier (v110-163)
+        multiplier, "ACTIVETIM,LMT,MKT,MOC,LOC,STP,STPLMT,TRAIL", f"{inst.exchange},{primary}",
+        1, 0, inst.symbol, primary,
+        expiry, "", "", "", inst.timezone, "", "",
+        "", 0,  # evRule, evMultiplier
+        0,  # secIdList count
+        0, "", "", "", "", "",  # aggGroup, underSymbol, underSecType, ruleIds, realExp, type
+    ]  # fmt: skip
+
+
+def _price(value: Decimal | None) -> object:
+    return "" if value is None else float(value)
+
+
+def open_order(
+    order_id: int,
+    inst: Instrument,
+    con_id: int,
+    request: OrderRequest,
+    *,
+    client_id: int,
+    perm_id: int,
+    account: str,
+    status: str,
+    parent_id: int = 0,
+) -> Fields:
+    """Return the fields of openOrder (5) for a plain order: 120 fields in all."""
+    kind = request.order_type
+    limit = request.limit_price
+    aux = request.stop_price
+    if kind is OrderType.TRAILING_STOP:
+        aux = request.trail_amount
+    body: Fields = [
+        "BUY" if request.side is Side.BUY else "SELL",
+        request.quantity,
+        IB_TYPES[kind],
+        _price(limit) if limit is not None else 0.0,
+        _price(aux) if aux is not None else 0.0,
+        str(request.tif),
+        request.oca_group or "",
+        account,
+        "O",  # openClose
+        0,  # origin: customer
+        request.tag or "",
+        client_id,
+        perm_id,
+        0, 0,  # outsideRth, hidden
+        0.0, "",  # discretionaryAmt, goodAfterTime
+        "",  # sharesAllocation
+        "", "", "", "",  # faGroup, faMethod, faPercentage, faProfile
+        "",  # modelCode
+        "",  # goodTillDate
+        "",  # rule80A
+        "",  # percentOffset
+        "",  # settlingFirm
+        0, "", -1,  # shortSaleSlot, designatedLocation, exemptCode
+        0,  # auctionStrategy
+        "", "", "", "", "",  # startingPrice, stockRefPrice, delta, stockRangeLower, stockRangeUpper
+        "",  # displaySize
+        0, 1, 0,  # blockOrder, sweepToFill, allOrNone
+        "",  # minQty
+        0 if not request.oca_group else 3,  # ocaType
+        0, 0, "",  # eTradeOnly, firmQuoteOnly, nbboPriceCap
+        parent_id,
+        0,  # triggerMethod
+        "", 0, "", "",  # volatility, volatilityType, deltaNeutralOrderType, deltaNeutralAuxPrice
+        0, 0,  # continuousUpdate, referencePriceType
+        _price(request.stop_price) if kind is OrderType.TRAILING_STOP else "",  # trailStopPrice
+        _price(request.trail_percent),  # trailingPercent
+        "", "",  # basisPoints, basisPointsType
+        "", 0, 0,  # comboLegsDescrip, comboLegs count, orderComboLegs count
+        0,  # smartComboRoutingParams count
+        "", "", "",  # scaleInitLevelSize, scaleSubsLevelSize, scalePriceIncrement
+        "",  # hedgeType
+        0,  # optOutSmartRouting
+        "", "",  # clearingAccount, clearingIntent
+        0,  # notHeld
+        0,  # deltaNeutralContract present
+        "",  # algoStrategy
+        0,  # solicited
+        0,  # whatIf
+        status,
+        "", "", "", "", "", "", "", "", "",  # margins before/change/after
+        UNSET_DOUBLE, UNSET_DOUBLE, UNSET_DOUBLE, "",  # commission, min, max, currency
+        "",  # warningText
+        0, 0,  # randomizeSize, randomizePrice
+        0,  # conditions count
+        "", "", "", "", "", "", "", 0,  # adjusted order params
+        "", "", "",  # softDollarTier name, value, displayName
+        "",  # cashQty
+        0, 0,  # dontUseAutoPriceForHedge, isOmsContainer
+        0, 0,  # discretionaryUpToLimitPrice, usePriceMgmtAlgo
+    ]  # fmt: skip
+    return [5, order_id, *contract_fields(inst, con_id), *body]
+
+
+def order_status(
+    order_id: int,
+    status: str,
+    filled: Decimal,
+    remaining: Decimal,
+    avg_price: float,
+    perm_id: int,
+    parent_id: int,
+    last_price: float,
+    client_id: int,
+) -> Fields:
+    """Return the fields of orderStatus (3), no version field: 12 fields in all."""
+    return [
+        3, order_id, status, filled, remaining, avg_price, perm_id, parent_id, last_price,
+        client_id, "", 0.0,
+    ]  # fmt: skip
+
+
+def exec_details(
+    req_id: int,
+    order_id: int,
+    inst: Instrument,
+    con_id: int,
+    *,
+    exec_id: str,
+    time_text: str,
+    account: str,
+    side: Side,
+    shares: Decimal,
+    price: Decimal,
+    perm_id: int,
+    client_id: int,
+    cum_qty: Decimal,
+    avg_price: float,
+    order_ref: str,
+) -> Fields:
+    """Return the fields of execDetails (11), no version field: 31 fields in all."""
+    return [
+        11, req_id, order_id, *contract_fields(inst, con_id),
+        exec_id, time_text, account, inst.exchange, "BOT" if side is Side.BUY else "SLD",
+        shares, float(price), perm_id, client_id, 0, cum_qty, avg_price, order_ref,
+        "", "",  # evRule, evMultiplier
+        "",  # modelCode
+        1,  # lastLiquidity: added liquidity
+    ]  # fmt: skip
+
+
+def commission_report(
+    exec_id: str, commission: Decimal, currency: str, realized: float | None
+) -> Fields:
+    """Return the fields of commissionReport (59), version 1: 8 fields in all."""
+    return [
+        59, 1, exec_id, float(commission), currency,
+        UNSET_DOUBLE if realized is None else realized, UNSET_DOUBLE, UNSET_INTEGER,
+    ]  # fmt: skip
+
+
+def position(
+    account: str, inst: Instrument, con_id: int, quantity: Decimal, avg_cost: float
+) -> Fields:
+    """Return the fields of position (61), version 3: 16 fields in all."""
+    return [61, 3, account, *contract_fields(inst, con_id), quantity, avg_cost]
+
+
+def account_summary(req_id: int, account: str, tag: str, value: str, currency: str) -> Fields:
+    """Return the fields of accountSummary (63), version 1: 7 fields in all."""
+    return [63, 1, req_id, account, tag, value, currency]
+
+
+def tick_price(req_id: int, tick_type: int, price: float, size: int) -> Fields:
+    """Return the fields of tickPrice (1), version 6: 7 fields in all (attribute mask 0)."""
+    return [1, 6, req_id, tick_type, price, size, 0]
+
+
+def tick_size(req_id: int, tick_type: int, size: int) -> Fields:
+    """Return the fields of tickSize (2), version 6: 5 fields in all."""
+    return [2, 6, req_id, tick_type, size]

@@ -1,0 +1,169 @@
+"""Contracts, market data, orders and the account through the official ibapi client."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from ibapi.contract import Contract
+from ibapi.order import Order
+
+from ibkrfw import Stock
+from ibkrfw.testing import bars_frame
+from ibkrfw.testing.faketws import FakeTWS
+
+ACME = Stock("ACME")
+# open, high, low, close (volume 1,000 each)
+ROWS = [(100, 101, 99, 100), (100.5, 102, 99.5, 101), (101, 103, 98, 102), (96, 97, 95, 96.5)]
+Connect = Callable[[int], Any]
+
+
+@pytest.fixture
+def tws(request: pytest.FixtureRequest) -> Iterator[FakeTWS]:
+    marker = request.node.get_closest_marker("volume_limit")
+    limit = marker.args[0] if marker else None
+    with FakeTWS(data={ACME: bars_frame(ROWS)}, volume_limit=limit) as server:
+        yield server
+
+
+def _contract(symbol: str = "ACME") -> Contract:
+    contract = Contract()
+    contract.symbol, contract.secType = symbol, "STK"
+    contract.exchange, contract.currency = "SMART", "USD"
+    return contract
+
+
+def _order(
+    action: str, quantity: int, kind: str = "MKT", limit: float | None = None, tif: str = "DAY"
+) -> Order:
+    order = Order()
+    order.action, order.totalQuantity, order.orderType = action, quantity, kind
+    order.tif = tif
+    if limit is not None:
+        order.lmtPrice = limit
+    if hasattr(order, "eTradeOnly"):  # 9.81's defaults are refused by a current TWS
+        order.eTradeOnly = order.firmQuoteOnly = False
+    return order
+
+
+def _ready(connect: Connect, client_id: int = 1) -> Any:
+    client = connect(client_id)
+    client.expect("nextValidId")
+    return client
+
+
+def test_contract_details_and_an_unknown_contract(tws: FakeTWS, connect: Connect) -> None:
+    client = _ready(connect)
+    client.reqContractDetails(11, _contract())
+    req_id, details = client.expect("contractDetails")
+    assert req_id == 11
+    assert (details.contract.conId, details.contract.symbol, details.minTick) == (
+        100001,
+        "ACME",
+        0.01,
+    )
+    assert details.timeZoneId == "America/New_York"
+    client.expect("contractDetailsEnd", a0=11)
+    client.reqContractDetails(12, _contract("NOPE"))
+    assert "No security definition" in client.expect("error", a0=12, a1=200)[2]
+
+
+def test_market_data_follows_the_replayed_bars(tws: FakeTWS, connect: Connect) -> None:
+    client = _ready(connect)
+    client.reqMktData(5, _contract(), "", False, False, [])
+    client.expect("marketDataType", a0=5)
+    assert tws.step() == 1
+    assert client.expect("tickPrice", a0=5, a1=4)[2] == 100.0  # LAST = the bar's close
+    tws.step()
+    assert client.expect("tickPrice", a0=5, a1=4)[2] == 101.0
+    client.cancelMktData(5)
+    assert tws.wait_for(lambda: bool(tws.messages("in", msg_id=2)))
+
+
+def test_a_market_order_fills_at_the_next_bars_open(tws: FakeTWS, connect: Connect) -> None:
+    client = _ready(connect)
+    tws.step()  # bar 0
+    client.placeOrder(1, _contract(), _order("BUY", 100))
+    order_id, contract, order, state = client.expect("openOrder")
+    assert (order_id, contract.symbol, order.action, float(order.totalQuantity)) == (
+        1,
+        "ACME",
+        "BUY",
+        100.0,
+    )
+    assert state == "Submitted"
+    assert client.expect("orderStatus", a1="Submitted")[:4] == (1, "Submitted", 0.0, 100.0)
+    tws.step()  # bar 1 opens at 100.5
+    _, contract, execution = client.expect("execDetails")
+    assert (execution.side, float(execution.shares), execution.price) == ("BOT", 100.0, 100.5)
+    assert execution.acctNumber == "DU1234567"
+    assert client.expect("commissionReport")[0] == execution.execId
+    assert client.expect("orderStatus", a1="Filled")[:5] == (1, "Filled", 100.0, 0.0, 100.5)
+    client.reqPositions()
+    assert client.expect("position") == ("DU1234567", "ACME", 100.0, 100.5)
+    client.expect("positionEnd")
+    client.reqAccountSummary(9, "All", "NetLiquidation,TotalCashValue")
+    summary = {client.expect("accountSummary")[2]: None for _ in range(2)}
+    assert set(summary) == {"NetLiquidation", "TotalCashValue"}
+    client.expect("accountSummaryEnd", a0=9)
+    client.reqExecutions(3, _execution_filter())
+    assert client.expect("execDetails", a0=3)[2].execId == execution.execId
+    client.expect("execDetailsEnd", a0=3)
+    sent = tws.messages("in", client_id=1, msg_id=3)[0].fields  # what the client sent
+    assert (sent[16], float(sent[17]), sent[18]) == ("BUY", 100.0, "MKT")
+
+
+def _execution_filter() -> Any:
+    from ibapi.execution import ExecutionFilter
+
+    return ExecutionFilter()
+
+
+def test_the_9_81_client_defaults_are_refused_as_a_current_tws_does(
+    tws: FakeTWS, connect: Connect
+) -> None:
+    client = _ready(connect)
+    order = _order("BUY", 1)
+    if not hasattr(order, "eTradeOnly"):
+        pytest.skip("a 10.x client has no eTradeOnly attribute")
+    order.eTradeOnly = True
+    client.placeOrder(1, _contract(), order)
+    assert "EtradeOnly" in client.expect("error", a0=1, a1=10268)[2]
+    order.eTradeOnly, order.firmQuoteOnly = False, True
+    client.placeOrder(2, _contract(), order)
+    assert "firmQuoteOnly" in client.expect("error", a0=2, a1=10269)[2]
+
+
+@pytest.mark.volume_limit(0.1)
+def test_a_volume_cap_fills_in_parts(tws: FakeTWS, connect: Connect) -> None:
+    client = _ready(connect)
+    client.placeOrder(4, _contract(), _order("BUY", 250, tif="GTC"))
+    client.expect("orderStatus", a0=4, a1="Submitted")
+    tws.step()  # 100 of 1,000
+    assert client.expect("orderStatus", a0=4, a2=100.0)[:4] == (4, "Submitted", 100.0, 150.0)
+    tws.step()
+    client.expect("orderStatus", a0=4, a2=200.0)
+    tws.step()
+    assert client.expect("orderStatus", a0=4, a1="Filled")[:4] == (4, "Filled", 250.0, 0.0)
+    fills = tws.messages("out", client_id=1, msg_id=11)
+    assert [float(m.fields[19]) for m in fills] == [100.0, 100.0, 50.0]
+
+
+def test_open_orders_and_cancel(tws: FakeTWS, connect: Connect) -> None:
+    client = _ready(connect)
+    client.placeOrder(7, _contract(), _order("BUY", 10, "LMT", 90.0, tif="GTC"))
+    client.expect("orderStatus", a0=7, a1="Submitted")
+    client.placeOrder(8, _contract(), _order("BUY", 10, "LMT", 90.0))  # DAY
+    client.expect("orderStatus", a0=8, a1="Submitted")  # the fake has it: now replay
+    tws.step(2)  # never as low as 90: the DAY order expires at the end of its day
+    assert client.expect("error", a0=8, a1=202)[2] == "Order Canceled - reason:expired"
+    client.expect("orderStatus", a0=8, a1="Cancelled")
+    client.reqOpenOrders()
+    assert client.expect("openOrder")[0] == 7
+    client.expect("openOrderEnd")
+    client.cancelOrder(7)
+    assert client.expect("error", a0=7, a1=202)[2].startswith("Order Canceled")
+    client.expect("orderStatus", a0=7, a1="Cancelled")
+    client.cancelOrder(99)
+    client.expect("error", a0=99, a1=135)
