@@ -102,6 +102,20 @@ class Client(EWrapper, EClient):  # type: ignore[misc]
     def accountSummary(self, reqId: int, account: str, tag: str, value: str, currency: str) -> None:
         self._put("accountSummary", reqId, account, tag, value, currency)
 
+    def historicalData(self, reqId: int, bar: Any) -> None:
+        self._put("historicalData", reqId, bar.date, bar.open, bar.close)
+
+    def historicalDataEnd(self, reqId: int, start: str, end: str) -> None:
+        self._put("historicalDataEnd", reqId, start, end)
+
+    def historicalDataUpdate(self, reqId: int, bar: Any) -> None:
+        self._put("historicalDataUpdate", reqId, bar.date, bar.open, bar.close)
+
+    def realtimeBar(
+        self, reqId: int, time: int, open_: float, high: float, low: float, close: float, *rest: Any
+    ) -> None:
+        self._put("realtimeBar", reqId, time, open_, close)
+
     def accountSummaryEnd(self, reqId: int) -> None:
         self._put("accountSummaryEnd", reqId)
 

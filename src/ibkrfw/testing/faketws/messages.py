@@ -22,6 +22,9 @@ __all__ = [
     "open_order",
     "order_status",
     "position",
+    "historical_bar",
+    "historical_update",
+    "realtime_bar",
     "tick_price",
     "tick_size",
 ]
@@ -244,3 +247,22 @@ def tick_price(req_id: int, tick_type: int, price: float, size: int) -> Fields:
 def tick_size(req_id: int, tick_type: int, size: int) -> Fields:
     """Return the fields of tickSize (2), version 6: 5 fields in all."""
     return [2, 6, req_id, tick_type, size]
+
+
+def historical_bar(date: str, o: float, h: float, lo: float, c: float, volume: int) -> Fields:
+    """One bar of historicalData (17): date, open, high, low, close, volume, wap, barCount."""
+    return [date, o, h, lo, c, volume, round((h + lo + c) / 3, 6), 1]
+
+
+def historical_update(
+    req_id: int, date: str, o: float, h: float, lo: float, c: float, volume: int
+) -> Fields:
+    """Return the fields of historicalDataUpdate (90): note its order, open, close, high, low."""
+    return [90, req_id, 1, date, o, c, h, lo, round((h + lo + c) / 3, 6), volume]
+
+
+def realtime_bar(
+    req_id: int, epoch: int, o: float, h: float, lo: float, c: float, volume: int
+) -> Fields:
+    """Return the fields of realtimeBar (50), version 3: 11 fields in all."""
+    return [50, 3, req_id, epoch, o, h, lo, c, volume, round((h + lo + c) / 3, 6), 1]

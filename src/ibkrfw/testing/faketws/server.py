@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import logging
 import socket
 import threading
@@ -11,11 +12,14 @@ from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from types import TracebackType
 from typing import TYPE_CHECKING, Literal, final
+from zoneinfo import ZoneInfo
 
 import attrs
+import numpy as np
 
 from ibkrfw.errors import ConfigError, OrderError
 from ibkrfw.model._decimal import DecimalLike, to_decimal
+from ibkrfw.model.data import Bar
 from ibkrfw.model.events import (
     OrderAccepted,
     OrderCancelled,
@@ -47,6 +51,8 @@ from ibkrfw.testing.faketws.wire import (
 if TYPE_CHECKING:
     import pandas as pd
 
+    from ibkrfw.data.store import BarStore
+
 __all__ = ["FakeTWS", "Recorded"]
 
 log = logging.getLogger("ibkrfw.testing.faketws")
@@ -57,6 +63,17 @@ REQ_MKT_DATA, CANCEL_MKT_DATA, REQ_MARKET_DATA_TYPE = 1, 2, 59
 PLACE_ORDER, CANCEL_ORDER, REQ_OPEN_ORDERS, REQ_ALL_OPEN_ORDERS = 3, 4, 5, 16
 REQ_EXECUTIONS, REQ_CONTRACT_DETAILS = 7, 9
 REQ_POSITIONS, REQ_ACCOUNT_SUMMARY, CANCEL_ACCOUNT_SUMMARY = 61, 62, 63
+REQ_HISTORICAL_DATA, CANCEL_HISTORICAL_DATA, REQ_REAL_TIME_BARS, CANCEL_REAL_TIME_BARS = (
+    20,
+    25,
+    50,
+    51,
+)
+PACING_TEXT = (
+    "Historical Market Data Service error message:API historical data query cancelled: "
+    "pacing violation"
+)
+_DURATION_UNITS = {"S": 1, "D": 86_400, "W": 7 * 86_400, "M": 30 * 86_400, "Y": 365 * 86_400}
 # Outgoing (server -> client) message ids
 ERROR, NEXT_VALID_ID, MANAGED_ACCOUNTS, CURRENT_TIME = 4, 9, 15, 49
 
@@ -229,6 +246,16 @@ class FakeTWS:
         self._owners: dict[int, tuple[int, int]] = {}
         self._executions: list[tuple[int, list[object], list[object]]] = []  # client, exec, report
         self._subscriptions: dict[tuple[int, int], tuple[_Session, Instrument]] = {}
+        self._history_updates: dict[tuple[int, int], tuple[_Session, Instrument]] = {}
+        self._realtime: dict[tuple[int, int], tuple[_Session, Instrument]] = {}
+        # scripted faults
+        self._pacing_left = 0
+        self._rejections: list[tuple[int, str]] = []
+        self._duplicates_left = 0
+        self._holding = False
+        self._held: list[tuple[_Session, list[object]]] = []
+        self._player: threading.Thread | None = None
+        self._playing = threading.Event()
         self.host = host
         self._port = port
         self.account = account
@@ -257,6 +284,10 @@ class FakeTWS:
             REQ_POSITIONS: self._req_positions,
             REQ_ACCOUNT_SUMMARY: self._req_account_summary,
             CANCEL_ACCOUNT_SUMMARY: lambda session, fields: None,
+            REQ_HISTORICAL_DATA: self._req_history,
+            CANCEL_HISTORICAL_DATA: self._cancel_history,
+            REQ_REAL_TIME_BARS: self._req_realtime,
+            CANCEL_REAL_TIME_BARS: self._cancel_realtime,
         }
 
     # --- life cycle ---------------------------------------------------------------------------
@@ -286,6 +317,7 @@ class FakeTWS:
 
     def stop(self, timeout: float = 5.0) -> None:
         """Close every connection and stop listening (waits at most ``timeout`` seconds)."""
+        self.pause(timeout)
         self._stopping.set()
         if self._accept_thread is not None:
             self._accept_thread.join(timeout)
@@ -419,6 +451,48 @@ class FakeTWS:
         else:
             self.send_error(1101, f"{restored} - data lost.", client_id=client_id)
 
+    def pace_history(self, requests: int = 1) -> None:
+        """Answer the next ``requests`` historical data requests with error 162 (pacing)."""
+        self._pacing_left += requests
+
+    def reject_next_order(
+        self, code: int = 201, text: str = "Order rejected - reason:test"
+    ) -> None:
+        """Answer the next new order (of any client) with this error instead of placing it."""
+        self._rejections.append((code, text))
+
+    def duplicate_next_execution(self, count: int = 1) -> None:
+        """Send the execution and commission report of the next ``count`` fills twice."""
+        self._duplicates_left += count
+
+    def hold_acknowledgements(self) -> None:
+        """Withhold order messages (openOrder, orderStatus, executions) until released."""
+        with self._lock:
+            self._holding = True
+
+    def release_acknowledgements(self, after: float = 0.0) -> None:
+        """Send the withheld order messages, now or ``after`` seconds from now."""
+        if after > 0:
+            timer = threading.Timer(after, self.release_acknowledgements)
+            timer.daemon = True
+            timer.start()
+            return
+        with self._lock:
+            self._holding = False
+            held, self._held = self._held, []
+        for session, message in held:
+            session.send(*message)
+
+    def restart(self, *, next_order_id: int | None = None) -> None:
+        """Drop every connection, as a TWS restart does.
+
+        With ``next_order_id``, clients that reconnect are told that id by ``nextValidId``,
+        lower ones included (a real TWS can do so after a reset).
+        """
+        self.drop_connections()
+        if next_order_id is not None:
+            self.next_order_id = next_order_id
+
     # --- messages ---------------------------------------------------------------------------------
     def _dispatch(self, session: _Session, fields: list[str]) -> None:
         try:
@@ -466,7 +540,8 @@ class FakeTWS:
     def step(self, count: int = 1) -> int:
         """Replay the bars of the next ``count`` time stamps; return how many were replayed.
 
-        Resting orders are matched on each bar first, then subscribers get its prices.
+        Resting orders are matched on each bar first, then subscribers get its prices, its
+        real-time bar and, for ``keepUpToDate`` history requests, the update.
         """
         done = 0
         for _ in range(count):
@@ -476,7 +551,180 @@ class FakeTWS:
             done += 1
             for bar in bars:
                 self._send_ticks(bar.instrument)
+                self._send_bar_updates(bar)
         return done
+
+    def play(self, interval: float) -> None:
+        """Replay in the background, one time stamp every ``interval`` seconds, to the end.
+
+        Use the bars' own spacing for real time, less to accelerate; :meth:`pause` stops.
+
+        Raises:
+            ConfigError: if the interval is not positive.
+        """
+        if not interval > 0:
+            raise ConfigError(f"the replay interval must be positive, got {interval!r}")
+        self.pause()
+        self._playing.set()
+
+        def run() -> None:
+            while self._playing.is_set() and not self.market.finished:
+                self.step()
+                self._playing.wait(0)  # let pause() through
+                time.sleep(interval)
+            self._playing.clear()
+
+        self._player = threading.Thread(target=run, name="faketws-replay", daemon=True)
+        self._player.start()
+
+    def pause(self, timeout: float = 5.0) -> None:
+        """Stop a replay started by :meth:`play` (waits at most ``timeout`` seconds)."""
+        self._playing.clear()
+        if self._player is not None:
+            self._player.join(timeout)
+            self._player = None
+
+    @classmethod
+    def from_sample(cls, symbols: Sequence[str] | None = None, **kwargs: object) -> FakeTWS:
+        """A fake TWS replaying the shipped sample data (daily bars of fictional stocks)."""
+        from ibkrfw.data.sample import load_sample, sample_instruments
+
+        frame = load_sample()
+        data = {
+            inst: frame[frame["symbol"] == symbol].set_index("timestamp")
+            for symbol, inst in sample_instruments(symbols).items()
+        }
+        return cls(data=data, **kwargs)  # type: ignore[arg-type]
+
+    @classmethod
+    def from_store(
+        cls,
+        store: BarStore,
+        instruments: Sequence[Instrument | str],
+        bar_size: str,
+        *,
+        start: object = None,
+        end: object = None,
+        **kwargs: object,
+    ) -> FakeTWS:
+        """A fake TWS replaying bars from a :class:`~ibkrfw.data.BarStore`."""
+        data = {}
+        for item in instruments:
+            inst = item if isinstance(item, Instrument) else store.instrument(item)
+            data[inst] = store.read(inst, bar_size, start, end)
+        return cls(data=data, **kwargs)  # type: ignore[arg-type]
+
+    def _send_bar_updates(self, bar: Bar) -> None:
+        inst = bar.instrument
+        volume = int(bar.volume) if bar.volume == bar.volume else 0
+        for (_, req_id), (session, wanted) in list(self._realtime.items()):
+            if wanted == inst and not session.closed.is_set():
+                session.send(*m.realtime_bar(
+                    req_id, bar.ts_ns // 1_000_000_000, bar.open, bar.high, bar.low, bar.close,
+                    volume,
+                ))  # fmt: skip
+        for (_, req_id), (session, wanted) in list(self._history_updates.items()):
+            if wanted == inst and not session.closed.is_set():
+                date = str(bar.ts_ns // 1_000_000_000)
+                session.send(*m.historical_update(
+                    req_id, date, bar.open, bar.high, bar.low, bar.close, volume
+                ))  # fmt: skip
+
+    def _req_history(self, session: _Session, fields: list[str]) -> None:
+        req_id = int(fields[1])
+        if self._pacing_left > 0:
+            self._pacing_left -= 1
+            session.error(req_id, 162, PACING_TEXT)
+            return
+        inst = self._contract_of(session, req_id, fields, 2)
+        if inst is None or session.client_id is None:
+            return
+        try:
+            bars = self._history(inst, end=fields[15], size=fields[16], duration=fields[17])
+        except ValueError as exc:
+            session.error(req_id, 321, f"Error validating request:-'{fields[16]}' : cause - {exc}")
+            return
+        format_date = fields[20]
+        daily = fields[16].strip().endswith(("day", "days", "week", "weeks", "month"))
+        zone = ZoneInfo(inst.timezone)
+        items: list[object] = []
+        for ts, o, h, lo, c, v in bars:
+            if format_date == "2":
+                date = str(ts // 1_000_000_000)
+            else:
+                local = dt.datetime.fromtimestamp(ts / 1e9, tz=zone)
+                date = (
+                    local.strftime("%Y%m%d")
+                    if daily
+                    else f"{local:%Y%m%d %H:%M:%S} {inst.timezone}"
+                )
+            items += m.historical_bar(date, o, h, lo, c, v)
+        now = dt.datetime.fromtimestamp(self.market.clock.now_ns() / 1e9, tz=dt.UTC)
+        first = bars[0][0] if bars else self.market.clock.now_ns()
+        start = dt.datetime.fromtimestamp(first / 1e9, tz=dt.UTC)
+        session.send(
+            17, req_id, f"{start:%Y%m%d %H:%M:%S}", f"{now:%Y%m%d %H:%M:%S}", len(bars), *items
+        )
+        if fields[21] == "1":  # keepUpToDate
+            self._history_updates[(session.client_id, req_id)] = (session, inst)
+
+    def _history(
+        self, inst: Instrument, *, end: str, size: str, duration: str
+    ) -> list[tuple[int, float, float, float, float, int]]:
+        """The replayed bars of ``inst`` in ``[end - duration, end)``, at the data's own size."""
+        from ibkrfw.data.barsize import bar_size_ns
+
+        arrays = self.market.arrays[inst]
+        upto = self.market.position
+        now = self.market.clock.now_ns() if upto >= 0 else -(2**62)
+        stop = self._end_ns(end, inst) if end.strip() else now + 1
+        stop = min(stop, now + 1)  # history never reaches into the bars not replayed yet
+        count, unit = duration.split() if duration.strip() else ("1", "D")
+        if unit not in _DURATION_UNITS or not count.isdigit():
+            raise ValueError(f"durationStr {duration!r} is not understood")
+        begin = stop - int(count) * _DURATION_UNITS[unit] * 1_000_000_000
+        ts = arrays.ts_ns
+        if len(ts) > 1:
+            spacing = int(np.median(np.diff(ts)))
+            wanted = bar_size_ns(size.replace("mins", "min").replace("secs", "s"))
+            if wanted != spacing and not (wanted == 86_400 * 10**9 and spacing >= wanted):
+                raise ValueError(
+                    f"the fake TWS serves its bars at their own size only ({spacing // 10**9} s)"
+                )
+        mask = (ts >= begin) & (ts < stop)
+        return [
+            (int(t), float(o), float(h), float(lo), float(c), int(v) if v == v else 0)
+            for t, o, h, lo, c, v in zip(
+                ts[mask], arrays.open[mask], arrays.high[mask], arrays.low[mask],
+                arrays.close[mask], arrays.volume[mask], strict=True,
+            )
+        ]  # fmt: skip
+
+    @staticmethod
+    def _end_ns(text: str, inst: Instrument) -> int:
+        import pandas as pd
+
+        text = text.strip()
+        if len(text) > 8 and text[8] == "-":  # yyyymmdd-hh:mm:ss is UTC
+            return int(pd.Timestamp(text.replace("-", " ", 1), tz="UTC").value)
+        parts = text.split()
+        stamp = pd.Timestamp(" ".join(parts[:2]))
+        zone = parts[2] if len(parts) > 2 else inst.timezone
+        return int(stamp.tz_localize(zone).value)
+
+    def _cancel_history(self, session: _Session, fields: list[str]) -> None:
+        if session.client_id is not None:
+            self._history_updates.pop((session.client_id, int(fields[2])), None)
+
+    def _req_realtime(self, session: _Session, fields: list[str]) -> None:
+        req_id = int(fields[2])
+        inst = self._contract_of(session, req_id, fields, 3)
+        if inst is not None and session.client_id is not None:
+            self._realtime[(session.client_id, req_id)] = (session, inst)
+
+    def _cancel_realtime(self, session: _Session, fields: list[str]) -> None:
+        if session.client_id is not None:
+            self._realtime.pop((session.client_id, int(fields[2])), None)
 
     def _session_of(self, client_id: int) -> _Session | None:
         return next((s for s in self._connected() if s.client_id == client_id), None)
@@ -566,6 +814,10 @@ class FakeTWS:
                 self.market.modify(known, request)
                 return
             session.error(order_id, 103, "Duplicate order id")
+            return
+        if self._rejections:
+            code, text = self._rejections.pop(0)
+            session.error(order_id, code, text)
             return
         with self.market.lock:
             order = self.market.submit_later(request)
@@ -658,7 +910,11 @@ class FakeTWS:
             report = m.commission_report(exec_id, fill.commission, inst.currency, None)
             self._executions.append((client_id, details, report))
             done = remaining == 0
-            out += [details, report, status("Filled" if done else "Submitted", float(fill.price))]
+            out += [details, report]
+            if self._duplicates_left > 0:
+                self._duplicates_left -= 1
+                out += [details, report]
+            out.append(status("Filled" if done else "Submitted", float(fill.price)))
             if done:
                 out.append(open_order("Filled"))
         elif isinstance(event, OrderCancelled | OrderExpired):
@@ -675,9 +931,14 @@ class FakeTWS:
             )
         elif isinstance(event, OrderModifyRejected):
             out.append([4, 2, order_id, 201, f"Order rejected - reason:{event.reason}"])
-        if session is not None:
-            for message in out:
-                session.send(*message)
+        if session is None:
+            return
+        with self._lock:
+            if self._holding:
+                self._held.extend((session, message) for message in out)
+                return
+        for message in out:
+            session.send(*message)
 
     def _open_orders(self, session: _Session, fields: list[str]) -> None:
         every = int(fields[0]) == REQ_ALL_OPEN_ORDERS

@@ -1,0 +1,160 @@
+"""History, real-time bars, replay speed, data sources and scripted faults, through ibapi."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ibapi.contract import Contract
+from ibapi.order import Order
+
+from ibkrfw import Stock
+from ibkrfw.data import SQLiteBarStore, generate_bars
+from ibkrfw.testing import bars_frame
+from ibkrfw.testing.faketws import FakeTWS
+
+ACME = Stock("ACME")
+ROWS = [(100, 101, 99, 100), (100.5, 102, 99.5, 101), (101, 103, 98, 102), (96, 97, 95, 96.5)]
+Connect = Callable[[int], Any]
+
+
+@pytest.fixture
+def tws() -> Iterator[FakeTWS]:
+    with FakeTWS(data={ACME: bars_frame(ROWS)}) as server:
+        yield server
+
+
+def _contract(symbol: str = "ACME") -> Contract:
+    contract = Contract()
+    contract.symbol, contract.secType = symbol, "STK"
+    contract.exchange, contract.currency = "SMART", "USD"
+    return contract
+
+
+def _order(quantity: int = 10) -> Order:
+    order = Order()
+    order.action, order.totalQuantity, order.orderType, order.tif = "BUY", quantity, "MKT", "GTC"
+    if hasattr(order, "eTradeOnly"):
+        order.eTradeOnly = order.firmQuoteOnly = False
+    return order
+
+
+def _ready(connect: Connect, client_id: int = 1) -> Any:
+    client = connect(client_id)
+    client.expect("nextValidId")
+    return client
+
+
+def test_history_is_the_replayed_past_and_keeps_up_to_date(tws: FakeTWS, connect: Connect) -> None:
+    client = _ready(connect)
+    tws.step(2)
+    client.reqHistoricalData(4, _contract(), "", "5 D", "1 day", "TRADES", 1, 1, True, [])
+    dates = [client.expect("historicalData", a0=4)[1] for _ in range(2)]
+    assert dates == ["20240101", "20240102"]  # UTC midnights, in New York: the day before
+    client.expect("historicalDataEnd", a0=4)
+    tws.step()
+    _, _, open_, close = client.expect("historicalDataUpdate", a0=4)
+    assert (open_, close) == (101.0, 102.0)
+    client.cancelHistoricalData(4)
+    assert tws.wait_for(lambda: bool(tws.messages("in", msg_id=25)))
+
+
+def test_a_pacing_violation_answers_a_history_request_with_162(
+    tws: FakeTWS, connect: Connect
+) -> None:
+    client = _ready(connect)
+    tws.step()
+    tws.pace_history()
+    client.reqHistoricalData(1, _contract(), "", "1 D", "1 day", "TRADES", 1, 2, False, [])
+    assert "pacing violation" in client.expect("error", a0=1, a1=162)[2]
+    client.reqHistoricalData(2, _contract(), "", "1 D", "1 day", "TRADES", 1, 2, False, [])
+    client.expect("historicalData", a0=2)  # the next one is answered
+    client.reqHistoricalData(3, _contract(), "", "1 D", "1 min", "TRADES", 1, 2, False, [])
+    client.expect("error", a0=3, a1=321)  # not the data's bar size
+
+
+def test_real_time_bars_follow_the_replay(tws: FakeTWS, connect: Connect) -> None:
+    client = _ready(connect)
+    client.reqRealTimeBars(6, _contract(), 5, "TRADES", False, [])
+    assert tws.wait_for(lambda: bool(tws.messages("in", msg_id=50)))
+    tws.step()
+    assert client.expect("realtimeBar", a0=6)[2:] == (100.0, 100.0)
+
+
+def test_rejections_duplicates_and_withheld_acknowledgements(
+    tws: FakeTWS, connect: Connect
+) -> None:
+    client = _ready(connect)
+    tws.reject_next_order(201, "Order rejected - reason:YOUR ORDER IS NOT ACCEPTED")
+    client.placeOrder(1, _contract(), _order())
+    assert "NOT ACCEPTED" in client.expect("error", a0=1, a1=201)[2]
+    tws.hold_acknowledgements()
+    client.placeOrder(2, _contract(), _order())
+    assert tws.wait_for(lambda: len(tws.messages("in", msg_id=3)) == 2)
+    tws.duplicate_next_execution()
+    tws.step()  # fills, but nothing is sent yet
+    assert not tws.messages("out", msg_id=11)
+    tws.release_acknowledgements(after=0.2)
+    client.expect("orderStatus", a0=2, a1="Submitted")
+    first = client.expect("execDetails")[2].execId
+    second = client.expect("execDetails")[2].execId
+    assert first == second  # the same execution twice: the client must deduplicate
+    client.expect("orderStatus", a0=2, a1="Filled")
+
+
+def test_a_restart_drops_clients_and_may_announce_a_lower_next_id(
+    tws: FakeTWS, connect: Connect
+) -> None:
+    client = _ready(connect)
+    client.placeOrder(10, _contract(), _order())
+    client.expect("orderStatus", a0=10)
+    tws.restart(next_order_id=3)
+    client.expect("connectionClosed")
+    again = connect(1)
+    assert again.expect("nextValidId") == (3,)
+
+
+def test_play_replays_in_the_background(tws: FakeTWS, connect: Connect) -> None:
+    client = _ready(connect)
+    client.reqMktData(1, _contract(), "", False, False, [])
+    client.expect("marketDataType")
+    tws.play(0.01)
+    closes = [client.expect("tickPrice", a0=1, a1=4)[2] for _ in range(4)]
+    assert closes == [100.0, 101.0, 102.0, 96.5]
+    assert tws.wait_for(lambda: tws.market.finished)
+    tws.pause()
+
+
+def test_data_from_the_sample_and_from_a_store(tmp_path: Path, connect: Any) -> None:
+    with FakeTWS.from_sample(["ACME", "BOLT"]) as sample:
+        assert sorted(i.symbol for i in sample.market.arrays) == ["ACME", "BOLT"]
+        assert sample.step(3) == 3
+    frame = generate_bars(["ACME"], freq="1D", periods=10).set_index("timestamp")
+    with SQLiteBarStore(tmp_path / "bars.sqlite") as store:
+        store.write(ACME, "1d", frame)
+        stored = FakeTWS.from_store(store, ["ACME.SMART"], "1d", start="2020-01-06")
+    assert len(stored.market.times) == 8  # the weekdays from Monday 6 January
+    deadline = time.monotonic() + 5
+    while stored.step():
+        assert time.monotonic() < deadline
+    assert stored.market.finished
+
+
+def test_the_fake_tws_command(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ibkrfw.cli", "fake-tws", "--port", "0", "--sample", "ACME",
+         "--interval", "0.0001", "--exit-at-end"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert "fake TWS listening on 127.0.0.1:" in out
+    assert "fake TWS stopped" in out
