@@ -136,6 +136,17 @@ class Client(EWrapper, EClient):  # type: ignore[misc]
             if got == name and all(args[int(k[1:])] == v for k, v in match.items()):
                 return args
 
+    def cancel(self, order_id: int) -> None:
+        """Cancel an order with whichever signature this client has (10.x adds orderCancel)."""
+        import inspect
+
+        if "orderCancel" in inspect.signature(self.cancelOrder).parameters:
+            from ibapi.order_cancel import OrderCancel  # 10.x only
+
+            self.cancelOrder(order_id, OrderCancel())
+        else:
+            self.cancelOrder(order_id)
+
     def start(self, port: int, client_id: int) -> Client:
         self.connect("127.0.0.1", port, client_id)
         self.thread = threading.Thread(target=self.run, name=f"ibapi-{client_id}", daemon=True)

@@ -162,8 +162,8 @@ def test_open_orders_and_cancel(tws: FakeTWS, connect: Connect) -> None:
     client.reqOpenOrders()
     assert client.expect("openOrder")[0] == 7
     client.expect("openOrderEnd")
-    client.cancelOrder(7)
+    client.cancel(7)
     assert client.expect("error", a0=7, a1=202)[2].startswith("Order Canceled")
     client.expect("orderStatus", a0=7, a1="Cancelled")
-    client.cancelOrder(99)
+    client.cancel(99)
     client.expect("error", a0=99, a1=135)
