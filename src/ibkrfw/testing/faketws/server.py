@@ -186,9 +186,12 @@ class _Session:
             if payload is None:
                 return
             fields = split_fields(payload)
-            self.server._record("in", self.client_id, fields)
-            if fields:
-                self.server._dispatch(self, fields)
+            client_id = self.client_id
+            try:
+                if fields:
+                    self.server._dispatch(self, fields)
+            finally:  # recorded once handled: seeing it recorded means the fake has acted on it
+                self.server._record("in", client_id, fields)
 
 
 @final
@@ -390,7 +393,11 @@ class FakeTWS:
         client_id: int | None = None,
         msg_id: int | None = None,
     ) -> list[Recorded]:
-        """Return the recorded messages, oldest first, optionally filtered."""
+        """Return the recorded messages, oldest first, optionally filtered.
+
+        A message from a client is recorded once the fake has handled it, so seeing it here
+        (for instance in :meth:`wait_for`) means its effects have happened.
+        """
         with self._lock:
             records = list(self._records)
         return [
@@ -662,11 +669,11 @@ class FakeTWS:
         now = dt.datetime.fromtimestamp(self.market.clock.now_ns() / 1e9, tz=dt.UTC)
         first = bars[0][0] if bars else self.market.clock.now_ns()
         start = dt.datetime.fromtimestamp(first / 1e9, tz=dt.UTC)
+        if fields[21] == "1":  # keepUpToDate: registered first, so no replayed bar is missed
+            self._history_updates[(session.client_id, req_id)] = (session, inst)
         session.send(
             17, req_id, f"{start:%Y%m%d %H:%M:%S}", f"{now:%Y%m%d %H:%M:%S}", len(bars), *items
         )
-        if fields[21] == "1":  # keepUpToDate
-            self._history_updates[(session.client_id, req_id)] = (session, inst)
 
     def _history(
         self, inst: Instrument, *, end: str, size: str, duration: str
