@@ -116,6 +116,63 @@ class Client(EWrapper, EClient):  # type: ignore[misc]
     ) -> None:
         self._put("realtimeBar", reqId, time, open_, close)
 
+    def tickString(self, reqId: int, tickType: int, value: str) -> None:
+        self._put("tickString", reqId, tickType, value)
+
+    def tickGeneric(self, reqId: int, tickType: int, value: float) -> None:
+        self._put("tickGeneric", reqId, tickType, value)
+
+    def updateAccountValue(self, key: str, val: str, currency: str, accountName: str) -> None:
+        self._put("updateAccountValue", key, val, currency, accountName)
+
+    def updatePortfolio(
+        self,
+        contract: Any,
+        position: Any,
+        marketPrice: float,
+        marketValue: float,
+        averageCost: float,
+        unrealizedPNL: float,
+        realizedPNL: float,
+        accountName: str,
+    ) -> None:
+        self._put(
+            "updatePortfolio",
+            contract.symbol,
+            float(position),
+            marketPrice,
+            marketValue,
+            averageCost,
+            unrealizedPNL,
+        )
+
+    def updateAccountTime(self, timeStamp: str) -> None:
+        self._put("updateAccountTime", timeStamp)
+
+    def accountDownloadEnd(self, accountName: str) -> None:
+        self._put("accountDownloadEnd", accountName)
+
+    def accountUpdateMulti(
+        self, reqId: int, account: str, modelCode: str, key: str, value: str, currency: str
+    ) -> None:
+        self._put("accountUpdateMulti", reqId, key, value)
+
+    def accountUpdateMultiEnd(self, reqId: int) -> None:
+        self._put("accountUpdateMultiEnd", reqId)
+
+    def completedOrder(self, contract: Any, order: Any, orderState: Any) -> None:
+        self._put(
+            "completedOrder",
+            contract.symbol,
+            order.permId,
+            order.action,
+            orderState.status,
+            orderState.completedStatus,
+        )
+
+    def completedOrdersEnd(self) -> None:
+        self._put("completedOrdersEnd")
+
     def accountSummaryEnd(self, reqId: int) -> None:
         self._put("accountSummaryEnd", reqId)
 

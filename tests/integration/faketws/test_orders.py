@@ -167,3 +167,32 @@ def test_open_orders_and_cancel(tws: FakeTWS, connect: Connect) -> None:
     client.expect("orderStatus", a0=7, a1="Cancelled")
     client.cancel(99)
     client.expect("error", a0=99, a1=135)
+
+
+def test_account_updates_completed_orders_and_string_ticks(tws: FakeTWS, connect: Connect) -> None:
+    client = _ready(connect)
+    client.reqMktData(3, _contract(), "", False, False, [])
+    assert client.expect("tickGeneric", a0=3) == (3, 49, 0.0)  # HALTED: no
+    client.placeOrder(1, _contract(), _order("BUY", 10, tif="GTC"))
+    client.expect("orderStatus", a0=1, a1="Submitted")
+    tws.step()  # fills at 100
+    client.expect("orderStatus", a0=1, a1="Filled")
+    assert client.expect("tickString", a0=3)[1:] == (45, "1704153600")  # LAST_TIMESTAMP
+    client.reqAccountUpdates(True, "DU1234567")
+    values = {}
+    while True:
+        name, args = client.events.get(timeout=10)
+        if name == "updateAccountValue":
+            values[args[0]] = args[1]
+        elif name == "updatePortfolio":
+            assert args[:3] == ("ACME", 10.0, 100.0)
+        elif name == "accountDownloadEnd":
+            break
+    assert float(values["NetLiquidation"]) == 1_000_000.0
+    assert float(values["TotalCashValue"]) == 1_000_000.0 - 1_000.0
+    client.reqAccountUpdatesMulti(8, "DU1234567", "", False)
+    client.expect("accountUpdateMulti", a0=8)
+    client.expect("accountUpdateMultiEnd", a0=8)
+    client.reqCompletedOrders(False)
+    assert client.expect("completedOrder") == ("ACME", 1, "BUY", "Filled", "Filled")
+    client.expect("completedOrdersEnd")

@@ -16,7 +16,9 @@ from ibkrfw.testing.faketws.wire import UNSET_DOUBLE, UNSET_INTEGER
 
 __all__ = [
     "account_summary",
+    "account_value",
     "commission_report",
+    "completed_order",
     "contract_details",
     "exec_details",
     "open_order",
@@ -25,8 +27,11 @@ __all__ = [
     "historical_bar",
     "historical_update",
     "realtime_bar",
+    "portfolio_value",
+    "tick_generic",
     "tick_price",
     "tick_size",
+    "tick_string",
 ]
 
 Fields = list[object]
@@ -266,3 +271,77 @@ def realtime_bar(
 ) -> Fields:
     """Return the fields of realtimeBar (50), version 3: 11 fields in all."""
     return [50, 3, req_id, epoch, o, h, lo, c, volume, round((h + lo + c) / 3, 6), 1]
+
+
+def tick_string(req_id: int, tick_type: int, value: str) -> Fields:
+    """Return the fields of tickString (46), version 6: 5 fields in all."""
+    return [46, 6, req_id, tick_type, value]
+
+
+def tick_generic(req_id: int, tick_type: int, value: float) -> Fields:
+    """Return the fields of tickGeneric (45), version 6: 5 fields in all."""
+    return [45, 6, req_id, tick_type, value]
+
+
+def account_value(key: str, value: str, currency: str, account: str) -> Fields:
+    """Return the fields of updateAccountValue (6), version 2: 6 fields in all."""
+    return [6, 2, key, value, currency, account]
+
+
+def portfolio_value(
+    inst: Instrument,
+    con_id: int,
+    quantity: Decimal,
+    price: float,
+    avg_cost: float,
+    realized: float,
+    account: str,
+) -> Fields:
+    """Return the fields of updatePortfolio (7), version 8: 20 fields in all."""
+    contract = contract_fields(inst, con_id)
+    contract[7] = getattr(inst, "primary_exchange", "") or inst.exchange  # primaryExchange here
+    value = float(quantity) * price * float(inst.multiplier)
+    unrealized = value - float(quantity) * avg_cost
+    return [7, 8, *contract, quantity, price, value, avg_cost, unrealized, realized, account]
+
+
+def completed_order(
+    inst: Instrument,
+    con_id: int,
+    request: OrderRequest,
+    *,
+    perm_id: int,
+    account: str,
+    status: str,
+    filled: Decimal,
+    completed_time: str,
+    completed_status: str,
+) -> Fields:
+    """Return the fields of completedOrder (101): 92 fields in all for a plain order."""
+    kind = request.order_type
+    body: Fields = [
+        "BUY" if request.side is Side.BUY else "SELL", request.quantity, IB_TYPES[kind],
+        _price(request.limit_price) if request.limit_price is not None else 0.0,
+        _price(request.stop_price) if request.stop_price is not None else 0.0,
+        str(request.tif), request.oca_group or "", account, "O", 0, request.tag or "",
+        perm_id, 0, 0, 0.0, "",  # permId, outsideRth, hidden, discretionaryAmt, goodAfterTime
+        "", "", "", "",  # FA group, method, percentage, profile
+        "", "", "", "", "",  # modelCode, goodTillDate, rule80A, percentOffset, settlingFirm
+        0, "", -1,  # shortSaleSlot, designatedLocation, exemptCode
+        "", "", "",  # startingPrice, stockRefPrice, delta
+        "", "",  # stockRangeLower, stockRangeUpper
+        "", 1, 0, "", 0, 0,  # displaySize, sweepToFill, allOrNone, minQty, ocaType, trigger
+        "", 0, "", "", 0, 0,  # volatility ... continuousUpdate, referencePriceType
+        "", "",  # trailStopPrice, trailingPercent
+        "", 0, 0, 0,  # comboLegsDescrip, legs, order legs, smart combo params
+        "", "", "",  # scale sizes and increment
+        "", "", "", 0, 0, "", 0,  # hedgeType, clearing x2, notHeld, deltaNeutral, algo, solicited
+        status,
+        0, 0,  # randomizeSize, randomizePrice
+        0,  # conditions
+        "", "",  # trailStopPrice, lmtPriceOffset
+        "", 0, 0,  # cashQty, dontUseAutoPriceForHedge, isOmsContainer
+        "", filled, 0, 0, "", 0, 0, 0,  # autoCancelDate ... parentPermId
+        completed_time, completed_status,
+    ]  # fmt: skip
+    return [101, *contract_fields(inst, con_id), *body]

@@ -63,12 +63,11 @@ REQ_MKT_DATA, CANCEL_MKT_DATA, REQ_MARKET_DATA_TYPE = 1, 2, 59
 PLACE_ORDER, CANCEL_ORDER, REQ_OPEN_ORDERS, REQ_ALL_OPEN_ORDERS = 3, 4, 5, 16
 REQ_EXECUTIONS, REQ_CONTRACT_DETAILS = 7, 9
 REQ_POSITIONS, REQ_ACCOUNT_SUMMARY, CANCEL_ACCOUNT_SUMMARY = 61, 62, 63
-REQ_HISTORICAL_DATA, CANCEL_HISTORICAL_DATA, REQ_REAL_TIME_BARS, CANCEL_REAL_TIME_BARS = (
-    20,
-    25,
-    50,
-    51,
-)
+REQ_HISTORICAL_DATA, CANCEL_HISTORICAL_DATA = 20, 25
+REQ_REAL_TIME_BARS, CANCEL_REAL_TIME_BARS = 50, 51
+REQ_COMPLETED_ORDERS, REQ_ACCOUNT_UPDATES, REQ_ACCOUNT_UPDATES_MULTI = 99, 6, 76
+CANCEL_ACCOUNT_UPDATES_MULTI = 77
+TICK_LAST_TIMESTAMP, TICK_HALTED = 45, 49
 PACING_TEXT = (
     "Historical Market Data Service error message:API historical data query cancelled: "
     "pacing violation"
@@ -251,6 +250,7 @@ class FakeTWS:
         self._subscriptions: dict[tuple[int, int], tuple[_Session, Instrument]] = {}
         self._history_updates: dict[tuple[int, int], tuple[_Session, Instrument]] = {}
         self._realtime: dict[tuple[int, int], tuple[_Session, Instrument]] = {}
+        self._account_subscribers: set[_Session] = set()
         # scripted faults
         self._pacing_left = 0
         self._rejections: list[tuple[int, str]] = []
@@ -291,6 +291,10 @@ class FakeTWS:
             CANCEL_HISTORICAL_DATA: self._cancel_history,
             REQ_REAL_TIME_BARS: self._req_realtime,
             CANCEL_REAL_TIME_BARS: self._cancel_realtime,
+            REQ_COMPLETED_ORDERS: self._completed_orders,
+            REQ_ACCOUNT_UPDATES: self._req_account_updates,
+            REQ_ACCOUNT_UPDATES_MULTI: self._req_account_updates_multi,
+            CANCEL_ACCOUNT_UPDATES_MULTI: lambda session, fields: None,
         }
 
     # --- life cycle ---------------------------------------------------------------------------
@@ -552,13 +556,21 @@ class FakeTWS:
         """
         done = 0
         for _ in range(count):
-            bars = self.market.step()
-            if not bars:
-                break
-            done += 1
-            for bar in bars:
-                self._send_ticks(bar.instrument)
-                self._send_bar_updates(bar)
+            # One lock for the replay and what it sends: a subscription made meanwhile gets
+            # either this step's messages or the snapshot taken when it was made, never both.
+            with self.market.lock:
+                bars = self.market.step()
+                if not bars:
+                    break
+                done += 1
+                for bar in bars:
+                    self._send_ticks(bar.instrument)
+                    self._send_bar_updates(bar)
+                for session in list(self._account_subscribers):
+                    if session.closed.is_set():
+                        self._account_subscribers.discard(session)
+                    else:
+                        self._send_account(session, end=False)
         return done
 
     def play(self, interval: float) -> None:
@@ -638,6 +650,10 @@ class FakeTWS:
                 ))  # fmt: skip
 
     def _req_history(self, session: _Session, fields: list[str]) -> None:
+        with self.market.lock:  # the history and its updates meet exactly (see step())
+            self._answer_history(session, fields)
+
+    def _answer_history(self, session: _Session, fields: list[str]) -> None:
         req_id = int(fields[1])
         if self._pacing_left > 0:
             self._pacing_left -= 1
@@ -761,11 +777,12 @@ class FakeTWS:
         inst = self._contract_of(session, req_id, fields, 3)
         if inst is None or session.client_id is None:
             return
-        self._subscriptions[(session.client_id, req_id)] = (session, inst)
-        session.send(58, 1, req_id, 1)  # marketDataType: live
-        bar = self.market.last.get(inst)
-        if bar is not None:
-            self._ticks(session, req_id, inst)
+        with self.market.lock:  # see step()
+            self._subscriptions[(session.client_id, req_id)] = (session, inst)
+            session.send(58, 1, req_id, 1)  # marketDataType: live
+            session.send(*m.tick_generic(req_id, TICK_HALTED, 0.0))  # not halted
+            if self.market.last.get(inst) is not None:
+                self._ticks(session, req_id, inst)
 
     def _cancel_mkt_data(self, session: _Session, fields: list[str]) -> None:
         if session.client_id is not None:
@@ -784,6 +801,7 @@ class FakeTWS:
         session.send(*m.tick_price(req_id, m.TICK_ASK, round(bar.close + tick, 10), 100))
         session.send(*m.tick_price(req_id, m.TICK_LAST, bar.close, volume))
         session.send(*m.tick_size(req_id, m.TICK_VOLUME, volume))
+        session.send(*m.tick_string(req_id, TICK_LAST_TIMESTAMP, str(bar.ts_ns // 1_000_000_000)))
 
     # --- orders -----------------------------------------------------------------------------------
     def _place_order(self, session: _Session, fields: list[str]) -> None:
@@ -984,25 +1002,72 @@ class FakeTWS:
     def _req_account_summary(self, session: _Session, fields: list[str]) -> None:
         req_id = int(fields[2])
         wanted = {t.strip() for t in fields[4].split(",")} if len(fields) > 4 else set()
+        values = self._account_values()
+        for tag, (value, currency) in values.items():
+            if tag in wanted:
+                session.send(*m.account_summary(req_id, self.account, tag, value, currency))
+        session.send(64, 1, req_id)  # accountSummaryEnd
+
+    def _completed_orders(self, session: _Session, fields: list[str]) -> None:
+        for market_id in list(self._owners):
+            order = self.market.orders.get(market_id)
+            if order is None or not order.status.is_terminal:
+                continue
+            inst = order.instrument
+            status = "Filled" if order.filled_quantity >= order.quantity else "Cancelled"
+            when = time.strftime("%Y%m%d %H:%M:%S UTC", time.gmtime(order.updated_ns / 1e9))
+            session.send(*m.completed_order(
+                inst, self.market.con_ids[inst], order.request, perm_id=market_id,
+                account=self.account, status=status, filled=order.filled_quantity,
+                completed_time=when, completed_status=order.reason or status,
+            ))  # fmt: skip
+        session.send(102)  # completedOrdersEnd
+
+    def _account_values(self) -> dict[str, tuple[str, str]]:
         with self.market.lock:
             pf = self.market.portfolio
-            equity = pf.equity
-            cash = float(pf.cash)
-            gross = pf.gross_exposure
-        values = {
+            equity, cash, gross = pf.equity, float(pf.cash), pf.gross_exposure
+        available = equity - gross * 0.5
+        return {
             "AccountType": ("INDIVIDUAL", ""),
             "NetLiquidation": (f"{equity:.2f}", "USD"),
             "TotalCashValue": (f"{cash:.2f}", "USD"),
             "SettledCash": (f"{cash:.2f}", "USD"),
             "GrossPositionValue": (f"{gross:.2f}", "USD"),
             "EquityWithLoanValue": (f"{equity:.2f}", "USD"),
-            "AvailableFunds": (f"{equity - gross * 0.5:.2f}", "USD"),
-            "BuyingPower": (f"{(equity - gross * 0.5) * 2:.2f}", "USD"),
+            "AvailableFunds": (f"{available:.2f}", "USD"),
+            "BuyingPower": (f"{available * 2:.2f}", "USD"),
         }
-        for tag, (value, currency) in values.items():
-            if tag in wanted:
-                session.send(*m.account_summary(req_id, self.account, tag, value, currency))
-        session.send(64, 1, req_id)  # accountSummaryEnd
+
+    def _send_account(self, session: _Session, *, end: bool) -> None:
+        for key, (value, currency) in self._account_values().items():
+            session.send(*m.account_value(key, value, currency, self.account))
+        with self.market.lock:
+            held = list(self.market.portfolio.positions.values())
+        for pos in held:
+            inst = pos.instrument
+            session.send(*m.portfolio_value(
+                inst, self.market.con_ids[inst], pos.quantity, pos.market_price,
+                float(pos.avg_price * inst.multiplier), float(pos.realized_pnl), self.account,
+            ))  # fmt: skip
+        now = self.market.clock.now_ns() if self.market.position >= 0 else time.time_ns()
+        session.send(8, 1, time.strftime("%H:%M", time.gmtime(now / 1e9)))  # updateAccountTime
+        if end:
+            session.send(54, 1, self.account)  # accountDownloadEnd
+
+    def _req_account_updates(self, session: _Session, fields: list[str]) -> None:
+        if fields[2] == "1":
+            self._account_subscribers.add(session)
+            self._send_account(session, end=True)
+        else:
+            self._account_subscribers.discard(session)
+
+    def _req_account_updates_multi(self, session: _Session, fields: list[str]) -> None:
+        req_id = int(fields[2])
+        model = fields[4] if len(fields) > 4 else ""
+        for key, (value, currency) in self._account_values().items():
+            session.send(73, 1, req_id, self.account, model, key, value, currency)
+        session.send(74, 1, req_id)  # accountUpdateMultiEnd
 
     def __repr__(self) -> str:
         return f"FakeTWS({self.host}:{self._port}, clients={self.client_ids})"
