@@ -196,3 +196,16 @@ def test_account_updates_completed_orders_and_string_ticks(tws: FakeTWS, connect
     client.reqCompletedOrders(False)
     assert client.expect("completedOrder") == ("ACME", 1, "BUY", "Filled", "Filled")
     client.expect("completedOrdersEnd")
+
+
+def test_modify_a_resting_order_by_placing_it_again(tws: FakeTWS, connect: Connect) -> None:
+    client = _ready(connect)
+    client.placeOrder(5, _contract(), _order("BUY", 10, "LMT", 90.0, tif="GTC"))
+    client.expect("orderStatus", a0=5, a1="Submitted")
+    client.placeOrder(5, _contract(), _order("BUY", 20, "LMT", 100.75, tif="GTC"))  # same id
+    _, _, order, _ = client.expect("openOrder", a0=5)
+    assert (float(order.totalQuantity), order.lmtPrice) == (20.0, 100.75)
+    tws.step()  # bar 0 opens at 100, under the new limit (and above the old one)
+    assert client.expect("orderStatus", a0=5, a1="Filled")[:5] == (5, "Filled", 20.0, 0.0, 100.0)
+    client.placeOrder(5, _contract(), _order("BUY", 20, "LMT", 101.0, tif="GTC"))
+    assert client.expect("error", a0=5, a1=103)[2] == "Duplicate order id"
