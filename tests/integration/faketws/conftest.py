@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 from ibapi.client import EClient  # the tests need the official client: ibkrfw[ibkr]
+from ibapi.contract import Contract
+from ibapi.order import Order
 from ibapi.wrapper import EWrapper
 
 from ibkrfw.testing.faketws import FakeTWS
@@ -237,3 +239,48 @@ def connect(tws: FakeTWS) -> Iterator[Callable[[int], Client]]:
     yield new_client
     for client in made:
         client.stop()
+
+
+class IB:
+    """Builders of the ibapi objects the tests send."""
+
+    @staticmethod
+    def contract(symbol: str = "ACME") -> Contract:
+        contract = Contract()
+        contract.symbol, contract.secType = symbol, "STK"
+        contract.exchange, contract.currency = "SMART", "USD"
+        return contract
+
+    @staticmethod
+    def order(
+        action: str = "BUY",
+        quantity: int = 10,
+        kind: str = "MKT",
+        limit: float | None = None,
+        tif: str = "DAY",
+    ) -> Order:
+        order = Order()
+        order.action, order.totalQuantity, order.orderType = action, quantity, kind
+        order.tif = tif
+        if limit is not None:
+            order.lmtPrice = limit
+        if hasattr(order, "eTradeOnly"):  # 9.81's defaults are refused by a current TWS
+            order.eTradeOnly = order.firmQuoteOnly = False
+        return order
+
+
+@pytest.fixture
+def ib() -> type[IB]:
+    return IB
+
+
+@pytest.fixture
+def ready(connect: Callable[[int], Client]) -> Callable[..., Client]:
+    """Connect a client and wait for its nextValidId."""
+
+    def connect_ready(client_id: int = 1) -> Client:
+        client = connect(client_id)
+        client.expect("nextValidId")
+        return client
+
+    return connect_ready

@@ -8,8 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ibapi.contract import Contract
-from ibapi.order import Order
 
 from ibkrfw import Stock
 from ibkrfw.data import SQLiteBarStore, generate_bars
@@ -27,31 +25,12 @@ def tws() -> Iterator[FakeTWS]:
         yield server
 
 
-def _contract(symbol: str = "ACME") -> Contract:
-    contract = Contract()
-    contract.symbol, contract.secType = symbol, "STK"
-    contract.exchange, contract.currency = "SMART", "USD"
-    return contract
-
-
-def _order(quantity: int = 10) -> Order:
-    order = Order()
-    order.action, order.totalQuantity, order.orderType, order.tif = "BUY", quantity, "MKT", "GTC"
-    if hasattr(order, "eTradeOnly"):
-        order.eTradeOnly = order.firmQuoteOnly = False
-    return order
-
-
-def _ready(connect: Connect, client_id: int = 1) -> Any:
-    client = connect(client_id)
-    client.expect("nextValidId")
-    return client
-
-
-def test_history_is_the_replayed_past_and_keeps_up_to_date(tws: FakeTWS, connect: Connect) -> None:
-    client = _ready(connect)
+def test_history_is_the_replayed_past_and_keeps_up_to_date(
+    tws: FakeTWS, ib: Any, ready: Any
+) -> None:
+    client = ready()
     tws.step(2)
-    client.reqHistoricalData(4, _contract(), "", "5 D", "1 day", "TRADES", 1, 1, True, [])
+    client.reqHistoricalData(4, ib.contract(), "", "5 D", "1 day", "TRADES", 1, 1, True, [])
     dates = [client.expect("historicalData", a0=4)[1] for _ in range(2)]
     assert dates == ["20240101", "20240102"]  # UTC midnights, in New York: the day before
     client.expect("historicalDataEnd", a0=4)
@@ -63,36 +42,36 @@ def test_history_is_the_replayed_past_and_keeps_up_to_date(tws: FakeTWS, connect
 
 
 def test_a_pacing_violation_answers_a_history_request_with_162(
-    tws: FakeTWS, connect: Connect
+    tws: FakeTWS, ib: Any, ready: Any
 ) -> None:
-    client = _ready(connect)
+    client = ready()
     tws.step()
     tws.pace_history()
-    client.reqHistoricalData(1, _contract(), "", "1 D", "1 day", "TRADES", 1, 2, False, [])
+    client.reqHistoricalData(1, ib.contract(), "", "1 D", "1 day", "TRADES", 1, 2, False, [])
     assert "pacing violation" in client.expect("error", a0=1, a1=162)[2]
-    client.reqHistoricalData(2, _contract(), "", "1 D", "1 day", "TRADES", 1, 2, False, [])
+    client.reqHistoricalData(2, ib.contract(), "", "1 D", "1 day", "TRADES", 1, 2, False, [])
     client.expect("historicalData", a0=2)  # the next one is answered
-    client.reqHistoricalData(3, _contract(), "", "1 D", "1 min", "TRADES", 1, 2, False, [])
+    client.reqHistoricalData(3, ib.contract(), "", "1 D", "1 min", "TRADES", 1, 2, False, [])
     client.expect("error", a0=3, a1=321)  # not the data's bar size
 
 
-def test_real_time_bars_follow_the_replay(tws: FakeTWS, connect: Connect) -> None:
-    client = _ready(connect)
-    client.reqRealTimeBars(6, _contract(), 5, "TRADES", False, [])
+def test_real_time_bars_follow_the_replay(tws: FakeTWS, ib: Any, ready: Any) -> None:
+    client = ready()
+    client.reqRealTimeBars(6, ib.contract(), 5, "TRADES", False, [])
     assert tws.wait_for(lambda: bool(tws.messages("in", msg_id=50)))
     tws.step()
     assert client.expect("realtimeBar", a0=6)[2:] == (100.0, 100.0)
 
 
 def test_rejections_duplicates_and_withheld_acknowledgements(
-    tws: FakeTWS, connect: Connect
+    tws: FakeTWS, ib: Any, ready: Any
 ) -> None:
-    client = _ready(connect)
+    client = ready()
     tws.reject_next_order(201, "Order rejected - reason:YOUR ORDER IS NOT ACCEPTED")
-    client.placeOrder(1, _contract(), _order())
+    client.placeOrder(1, ib.contract(), ib.order())
     assert "NOT ACCEPTED" in client.expect("error", a0=1, a1=201)[2]
     tws.hold_acknowledgements()
-    client.placeOrder(2, _contract(), _order())
+    client.placeOrder(2, ib.contract(), ib.order())
     assert tws.wait_for(lambda: len(tws.messages("in", msg_id=3)) == 2)
     tws.duplicate_next_execution()
     tws.step()  # fills, but nothing is sent yet
@@ -106,10 +85,10 @@ def test_rejections_duplicates_and_withheld_acknowledgements(
 
 
 def test_a_restart_drops_clients_and_may_announce_a_lower_next_id(
-    tws: FakeTWS, connect: Connect
+    tws: FakeTWS, connect: Connect, ib: Any, ready: Any
 ) -> None:
-    client = _ready(connect)
-    client.placeOrder(10, _contract(), _order())
+    client = ready()
+    client.placeOrder(10, ib.contract(), ib.order())
     client.expect("orderStatus", a0=10)
     tws.restart(next_order_id=3)
     client.expect("connectionClosed")
@@ -117,9 +96,9 @@ def test_a_restart_drops_clients_and_may_announce_a_lower_next_id(
     assert again.expect("nextValidId") == (3,)
 
 
-def test_play_replays_in_the_background(tws: FakeTWS, connect: Connect) -> None:
-    client = _ready(connect)
-    client.reqMktData(1, _contract(), "", False, False, [])
+def test_play_replays_in_the_background(tws: FakeTWS, ib: Any, ready: Any) -> None:
+    client = ready()
+    client.reqMktData(1, ib.contract(), "", False, False, [])
     client.expect("marketDataType")
     tws.play(0.01)
     closes = [client.expect("tickPrice", a0=1, a1=4)[2] for _ in range(4)]
@@ -128,7 +107,7 @@ def test_play_replays_in_the_background(tws: FakeTWS, connect: Connect) -> None:
     tws.pause()
 
 
-def test_data_from_the_sample_and_from_a_store(tmp_path: Path, connect: Any) -> None:
+def test_data_from_the_sample_and_from_a_store(tmp_path: Path) -> None:
     with FakeTWS.from_sample(["ACME", "BOLT"]) as sample:
         assert sorted(i.symbol for i in sample.market.arrays) == ["ACME", "BOLT"]
         assert sample.step(3) == 3

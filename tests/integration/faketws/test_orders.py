@@ -6,8 +6,6 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from ibapi.contract import Contract
-from ibapi.order import Order
 
 from ibkrfw import Stock
 from ibkrfw.testing import bars_frame
@@ -27,35 +25,9 @@ def tws(request: pytest.FixtureRequest) -> Iterator[FakeTWS]:
         yield server
 
 
-def _contract(symbol: str = "ACME") -> Contract:
-    contract = Contract()
-    contract.symbol, contract.secType = symbol, "STK"
-    contract.exchange, contract.currency = "SMART", "USD"
-    return contract
-
-
-def _order(
-    action: str, quantity: int, kind: str = "MKT", limit: float | None = None, tif: str = "DAY"
-) -> Order:
-    order = Order()
-    order.action, order.totalQuantity, order.orderType = action, quantity, kind
-    order.tif = tif
-    if limit is not None:
-        order.lmtPrice = limit
-    if hasattr(order, "eTradeOnly"):  # 9.81's defaults are refused by a current TWS
-        order.eTradeOnly = order.firmQuoteOnly = False
-    return order
-
-
-def _ready(connect: Connect, client_id: int = 1) -> Any:
-    client = connect(client_id)
-    client.expect("nextValidId")
-    return client
-
-
-def test_contract_details_and_an_unknown_contract(tws: FakeTWS, connect: Connect) -> None:
-    client = _ready(connect)
-    client.reqContractDetails(11, _contract())
+def test_contract_details_and_an_unknown_contract(tws: FakeTWS, ib: Any, ready: Any) -> None:
+    client = ready()
+    client.reqContractDetails(11, ib.contract())
     req_id, details = client.expect("contractDetails")
     assert req_id == 11
     assert (details.contract.conId, details.contract.symbol, details.minTick) == (
@@ -65,13 +37,13 @@ def test_contract_details_and_an_unknown_contract(tws: FakeTWS, connect: Connect
     )
     assert details.timeZoneId == "America/New_York"
     client.expect("contractDetailsEnd", a0=11)
-    client.reqContractDetails(12, _contract("NOPE"))
+    client.reqContractDetails(12, ib.contract("NOPE"))
     assert "No security definition" in client.expect("error", a0=12, a1=200)[2]
 
 
-def test_market_data_follows_the_replayed_bars(tws: FakeTWS, connect: Connect) -> None:
-    client = _ready(connect)
-    client.reqMktData(5, _contract(), "", False, False, [])
+def test_market_data_follows_the_replayed_bars(tws: FakeTWS, ib: Any, ready: Any) -> None:
+    client = ready()
+    client.reqMktData(5, ib.contract(), "", False, False, [])
     client.expect("marketDataType", a0=5)
     assert tws.step() == 1
     assert client.expect("tickPrice", a0=5, a1=4)[2] == 100.0  # LAST = the bar's close
@@ -81,10 +53,10 @@ def test_market_data_follows_the_replayed_bars(tws: FakeTWS, connect: Connect) -
     assert tws.wait_for(lambda: bool(tws.messages("in", msg_id=2)))
 
 
-def test_a_market_order_fills_at_the_next_bars_open(tws: FakeTWS, connect: Connect) -> None:
-    client = _ready(connect)
+def test_a_market_order_fills_at_the_next_bars_open(tws: FakeTWS, ib: Any, ready: Any) -> None:
+    client = ready()
     tws.step()  # bar 0
-    client.placeOrder(1, _contract(), _order("BUY", 100))
+    client.placeOrder(1, ib.contract(), ib.order("BUY", 100))
     order_id, contract, order, state = client.expect("openOrder")
     assert (order_id, contract.symbol, order.action, float(order.totalQuantity)) == (
         1,
@@ -121,24 +93,24 @@ def _execution_filter() -> Any:
 
 
 def test_the_9_81_client_defaults_are_refused_as_a_current_tws_does(
-    tws: FakeTWS, connect: Connect
+    tws: FakeTWS, ib: Any, ready: Any
 ) -> None:
-    client = _ready(connect)
-    order = _order("BUY", 1)
+    client = ready()
+    order = ib.order("BUY", 1)
     if not hasattr(order, "eTradeOnly"):
         pytest.skip("a 10.x client has no eTradeOnly attribute")
     order.eTradeOnly = True
-    client.placeOrder(1, _contract(), order)
+    client.placeOrder(1, ib.contract(), order)
     assert "EtradeOnly" in client.expect("error", a0=1, a1=10268)[2]
     order.eTradeOnly, order.firmQuoteOnly = False, True
-    client.placeOrder(2, _contract(), order)
+    client.placeOrder(2, ib.contract(), order)
     assert "firmQuoteOnly" in client.expect("error", a0=2, a1=10269)[2]
 
 
 @pytest.mark.volume_limit(0.1)
-def test_a_volume_cap_fills_in_parts(tws: FakeTWS, connect: Connect) -> None:
-    client = _ready(connect)
-    client.placeOrder(4, _contract(), _order("BUY", 250, tif="GTC"))
+def test_a_volume_cap_fills_in_parts(tws: FakeTWS, ib: Any, ready: Any) -> None:
+    client = ready()
+    client.placeOrder(4, ib.contract(), ib.order("BUY", 250, tif="GTC"))
     client.expect("orderStatus", a0=4, a1="Submitted")
     tws.step()  # 100 of 1,000
     assert client.expect("orderStatus", a0=4, a2=100.0)[:4] == (4, "Submitted", 100.0, 150.0)
@@ -150,11 +122,11 @@ def test_a_volume_cap_fills_in_parts(tws: FakeTWS, connect: Connect) -> None:
     assert [float(m.fields[19]) for m in fills] == [100.0, 100.0, 50.0]
 
 
-def test_open_orders_and_cancel(tws: FakeTWS, connect: Connect) -> None:
-    client = _ready(connect)
-    client.placeOrder(7, _contract(), _order("BUY", 10, "LMT", 90.0, tif="GTC"))
+def test_open_orders_and_cancel(tws: FakeTWS, ib: Any, ready: Any) -> None:
+    client = ready()
+    client.placeOrder(7, ib.contract(), ib.order("BUY", 10, "LMT", 90.0, tif="GTC"))
     client.expect("orderStatus", a0=7, a1="Submitted")
-    client.placeOrder(8, _contract(), _order("BUY", 10, "LMT", 90.0))  # DAY
+    client.placeOrder(8, ib.contract(), ib.order("BUY", 10, "LMT", 90.0))  # DAY
     client.expect("orderStatus", a0=8, a1="Submitted")  # the fake has it: now replay
     tws.step(2)  # never as low as 90: the DAY order expires at the end of its day
     assert client.expect("error", a0=8, a1=202)[2] == "Order Canceled - reason:expired"
@@ -169,11 +141,13 @@ def test_open_orders_and_cancel(tws: FakeTWS, connect: Connect) -> None:
     client.expect("error", a0=99, a1=135)
 
 
-def test_account_updates_completed_orders_and_string_ticks(tws: FakeTWS, connect: Connect) -> None:
-    client = _ready(connect)
-    client.reqMktData(3, _contract(), "", False, False, [])
+def test_account_updates_completed_orders_and_string_ticks(
+    tws: FakeTWS, ib: Any, ready: Any
+) -> None:
+    client = ready()
+    client.reqMktData(3, ib.contract(), "", False, False, [])
     assert client.expect("tickGeneric", a0=3) == (3, 49, 0.0)  # HALTED: no
-    client.placeOrder(1, _contract(), _order("BUY", 10, tif="GTC"))
+    client.placeOrder(1, ib.contract(), ib.order("BUY", 10, tif="GTC"))
     client.expect("orderStatus", a0=1, a1="Submitted")
     tws.step()  # fills at 100
     client.expect("orderStatus", a0=1, a1="Filled")
@@ -198,14 +172,14 @@ def test_account_updates_completed_orders_and_string_ticks(tws: FakeTWS, connect
     client.expect("completedOrdersEnd")
 
 
-def test_modify_a_resting_order_by_placing_it_again(tws: FakeTWS, connect: Connect) -> None:
-    client = _ready(connect)
-    client.placeOrder(5, _contract(), _order("BUY", 10, "LMT", 90.0, tif="GTC"))
+def test_modify_a_resting_order_by_placing_it_again(tws: FakeTWS, ib: Any, ready: Any) -> None:
+    client = ready()
+    client.placeOrder(5, ib.contract(), ib.order("BUY", 10, "LMT", 90.0, tif="GTC"))
     client.expect("orderStatus", a0=5, a1="Submitted")
-    client.placeOrder(5, _contract(), _order("BUY", 20, "LMT", 100.75, tif="GTC"))  # same id
+    client.placeOrder(5, ib.contract(), ib.order("BUY", 20, "LMT", 100.75, tif="GTC"))  # same id
     _, _, order, _ = client.expect("openOrder", a0=5)
     assert (float(order.totalQuantity), order.lmtPrice) == (20.0, 100.75)
     tws.step()  # bar 0 opens at 100, under the new limit (and above the old one)
     assert client.expect("orderStatus", a0=5, a1="Filled")[:5] == (5, "Filled", 20.0, 0.0, 100.0)
-    client.placeOrder(5, _contract(), _order("BUY", 20, "LMT", 101.0, tif="GTC"))
+    client.placeOrder(5, ib.contract(), ib.order("BUY", 20, "LMT", 101.0, tif="GTC"))
     assert client.expect("error", a0=5, a1=103)[2] == "Duplicate order id"
