@@ -183,3 +183,21 @@ def test_modify_a_resting_order_by_placing_it_again(tws: FakeTWS, ib: Any, ready
     assert client.expect("orderStatus", a0=5, a1="Filled")[:5] == (5, "Filled", 20.0, 0.0, 100.0)
     client.placeOrder(5, ib.contract(), ib.order("BUY", 20, "LMT", 101.0, tif="GTC"))
     assert client.expect("error", a0=5, a1=103)[2] == "Duplicate order id"
+
+
+def test_trailing_stops_and_good_till_date(tws: FakeTWS, ib: Any, ready: Any) -> None:
+    client = ready()
+    tws.step()  # bar 0 closes at 100
+    trail = ib.order("SELL", 10, "TRAIL", tif="GTC")
+    trail.auxPrice = 2.0  # no trailStopPrice: it starts 2 under the last price, at 98
+    client.placeOrder(1, ib.contract(), trail)
+    _, _, sent, _ = client.expect("openOrder", a0=1)
+    assert (sent.orderType, sent.auxPrice, sent.trailStopPrice) == ("TRAIL", 2.0, 98.0)
+    gtd = ib.order("BUY", 10, "LMT", 90.0, tif="GTD")
+    gtd.goodTillDate = "20240103 12:00:00 UTC"
+    client.placeOrder(2, ib.contract(), gtd)
+    client.expect("orderStatus", a0=2, a1="Submitted")
+    tws.step()  # bar 1's high of 102 lifts the stop to 100
+    tws.step()  # bar 2 falls to 98: the stop fills at 100; the GTD order has expired
+    assert client.expect("orderStatus", a0=1, a1="Filled")[4] == 100.0
+    client.expect("orderStatus", a0=2, a1="Cancelled")

@@ -109,6 +109,7 @@ def open_order(
     kind = request.order_type
     limit = request.limit_price
     aux = request.stop_price
+    trail_stop = _price(request.stop_price) if kind is OrderType.TRAILING_STOP else ""
     if kind is OrderType.TRAILING_STOP:
         aux = request.trail_amount
     body: Fields = [
@@ -146,7 +147,7 @@ def open_order(
         0,  # triggerMethod
         "", 0, "", "",  # volatility, volatilityType, deltaNeutralOrderType, deltaNeutralAuxPrice
         0, 0,  # continuousUpdate, referencePriceType
-        _price(request.stop_price) if kind is OrderType.TRAILING_STOP else "",  # trailStopPrice
+        trail_stop,
         _price(request.trail_percent),  # trailingPercent
         "", "",  # basisPoints, basisPointsType
         "", 0, 0,  # comboLegsDescrip, comboLegs count, orderComboLegs count
@@ -166,7 +167,7 @@ def open_order(
         "",  # warningText
         0, 0,  # randomizeSize, randomizePrice
         0,  # conditions count
-        "", "", "", "", "", "", "", 0,  # adjusted order params
+        "", "", trail_stop, "", "", "", "", 0,  # adjusted params (trailStopPrice again)
         "", "", "",  # softDollarTier name, value, displayName
         "",  # cashQty
         0, 0,  # dontUseAutoPriceForHedge, isOmsContainer

@@ -851,38 +851,62 @@ class FakeTWS:
             self.market.send(order)
 
     def _request(self, inst: Instrument, fields: list[str]) -> OrderRequest:
+        """The order a placeOrder message asks for (field positions of v157)."""
         kinds = {
             "MKT": OrderType.MARKET,
             "LMT": OrderType.LIMIT,
             "STP": OrderType.STOP,
             "STP LMT": OrderType.STOP_LIMIT,
+            "TRAIL": OrderType.TRAILING_STOP,
             "MOC": OrderType.MARKET_ON_CLOSE,
             "LOC": OrderType.LIMIT_ON_CLOSE,
         }
         kind = kinds.get(fields[18])
         if kind is None:
             raise ValueError(f"the fake TWS does not simulate {fields[18]!r} orders")
+        side = Side.BUY if fields[16] == "BUY" else Side.SELL
         tif = TimeInForce(fields[21] or "DAY")
-        if tif is TimeInForce.GTD:
-            raise ValueError("the fake TWS does not simulate GTD orders")
+        good_till = self._end_ns(fields[38], inst) if tif is TimeInForce.GTD else None
 
         def price(text: str) -> Decimal | None:
             return None if is_unset(text) else Decimal(text)
 
         limit, aux = price(fields[19]), price(fields[20])
+        limited = kind in (OrderType.LIMIT, OrderType.STOP_LIMIT, OrderType.LIMIT_ON_CLOSE)
+        stop = aux if kind in (OrderType.STOP, OrderType.STOP_LIMIT) else None
+        trail_amount = trail_percent = None
+        if kind is OrderType.TRAILING_STOP:  # auxPrice: the amount; or trailingPercent
+            trail_amount = aux
+            trail_percent = price(fields[70]) if trail_amount is None else None
+            stop = price(fields[69]) or self._initial_trail_stop(
+                inst, side, trail_amount, trail_percent
+            )
         return OrderRequest(
             inst,
-            Side.BUY if fields[16] == "BUY" else Side.SELL,
+            side,
             Decimal(fields[17]),
             kind,
-            limit_price=limit
-            if kind in (OrderType.LIMIT, OrderType.STOP_LIMIT, OrderType.LIMIT_ON_CLOSE)
-            else None,
-            stop_price=aux if kind in (OrderType.STOP, OrderType.STOP_LIMIT) else None,
+            limit_price=limit if limited else None,
+            stop_price=stop,
             tif=tif,
+            good_till_ns=good_till,
             tag=fields[26],
+            trail_amount=trail_amount,
+            trail_percent=trail_percent,
             oca_group=fields[22],
         )
+
+    def _initial_trail_stop(
+        self, inst: Instrument, side: Side, amount: Decimal | None, percent: Decimal | None
+    ) -> Decimal:
+        """Where TWS starts a trailing stop sent without trailStopPrice: off the last price."""
+        bar = self.market.last.get(inst)
+        if bar is None:
+            raise ValueError("no last price yet to start the trailing stop from")
+        last = Decimal(repr(bar.close))
+        gap = amount if amount is not None else last * (percent or Decimal(0)) / 100
+        rounding = "ROUND_CEILING" if side is Side.BUY else "ROUND_FLOOR"
+        return inst.round_price(last + gap if side is Side.BUY else last - gap, rounding)
 
     def _cancel_order(self, session: _Session, fields: list[str]) -> None:
         assert session.client_id is not None
