@@ -227,12 +227,12 @@ def tws() -> Iterator[FakeTWS]:
 
 
 @pytest.fixture
-def connect(tws: FakeTWS) -> Iterator[Callable[[int], Client]]:
-    """Connect a new ibapi client to the fake TWS with a client id; all stop at the end."""
+def connect(tws: FakeTWS) -> Iterator[Callable[..., Client]]:
+    """Connect a new ibapi client with a client id to the fake TWS (or to ``server``)."""
     made: list[Client] = []
 
-    def new_client(client_id: int) -> Client:
-        client = Client().start(tws.port, client_id)
+    def new_client(client_id: int, server: FakeTWS | None = None) -> Client:
+        client = Client().start((server or tws).port, client_id)
         made.append(client)
         return client
 

@@ -137,3 +137,37 @@ def test_the_fake_tws_command(tmp_path: Path) -> None:
     assert proc.returncode == 0, err
     assert "fake TWS listening on 127.0.0.1:" in out
     assert "fake TWS stopped" in out
+
+
+def test_replayed_quotes_stream_and_price_the_spread(ib: Any, connect: Connect) -> None:
+    import pandas as pd
+
+    from ibkrfw.errors import DataError
+    from ibkrfw.sim import HalfSpreadSlippage
+
+    bars = bars_frame(ROWS)
+    quotes = pd.DataFrame(
+        {
+            "bid": [99.9, 100.4],
+            "ask": [100.1, 100.8],
+            "bid_size": [300, 200],
+            "ask_size": [500, 100],
+        },
+        index=bars.index[:2],
+    )
+    with FakeTWS(data={ACME: bars}, quotes={ACME: quotes}, slippage=HalfSpreadSlippage(0)) as tws:
+        client = connect(1, tws)
+        client.expect("nextValidId")
+        client.reqMktData(1, ib.contract(), "", False, False, [])
+        client.expect("marketDataType")
+        tws.step()
+        assert client.expect("tickPrice", a0=1, a1=1)[2] == 99.9  # BID from the quote
+        assert client.expect("tickPrice", a0=1, a1=2)[2] == 100.1  # ASK
+        assert client.expect("tickPrice", a0=1, a1=4)[2] == 100.0  # LAST from the bar
+        client.placeOrder(1, ib.contract(), ib.order("BUY", 10))
+        client.expect("orderStatus", a0=1, a1="Submitted")
+        tws.step()  # bar 1 opens at 100.50; the spread is then 0.40
+        assert client.expect("orderStatus", a0=1, a1="Filled")[4] == 100.7
+    crossed = quotes.assign(bid=[100.2, 100.4])
+    with pytest.raises(DataError, match="bid at or below the ask"):
+        FakeTWS(data={ACME: bars}, quotes={ACME: crossed})

@@ -8,17 +8,20 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 import numpy as np
+import numpy.typing as npt
 
 from ibkrfw.core.clock import SimClock
 from ibkrfw.core.history import BarArrays
 from ibkrfw.core.orderbook import OrderBook
-from ibkrfw.model.data import Bar
+from ibkrfw.errors import DataError
+from ibkrfw.model.data import Bar, Quote
 from ibkrfw.model.events import Event, OrderEvent, OrderFilled
 from ibkrfw.model.instruments import Instrument
 from ibkrfw.model.orders import Order, OrderRequest
 from ibkrfw.portfolio.portfolio import Portfolio
 from ibkrfw.sim.broker import SimBroker
 from ibkrfw.sim.commission import CommissionModel
+from ibkrfw.sim.slippage import SlippageModel
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -26,6 +29,8 @@ if TYPE_CHECKING:
 __all__ = ["Market"]
 
 FIRST_CON_ID = 100_001
+IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
 
 
 class Market:
@@ -40,6 +45,11 @@ class Market:
         commission: The commission model (none by default).
         volume_limit: The largest share of a bar's volume orders may take.
         on_event: Called with each order event the broker emits, under the lock.
+        quotes: Top-of-book quotes per instrument: a frame with a tz-aware index and ``bid``
+            and ``ask`` columns, optionally ``bid_size`` and ``ask_size``. They stream as
+            bid and ask prices, and reach the broker (for a spread slippage model); fills
+            still come from bars.
+        slippage: The broker's slippage model.
     """
 
     def __init__(
@@ -50,6 +60,8 @@ class Market:
         commission: CommissionModel | None,
         on_event: Callable[[OrderEvent], None],
         volume_limit: float | None = None,
+        quotes: Mapping[Instrument, pd.DataFrame] | None = None,
+        slippage: SlippageModel | None = None,
     ) -> None:
         from ibkrfw.sim.feeds import frame_to_arrays
 
@@ -58,17 +70,22 @@ class Market:
             inst: frame_to_arrays(frame, source=f"fake TWS bars of {inst.id}")
             for inst, frame in data.items()
         }
-        self.con_ids = {inst: FIRST_CON_ID + i for i, inst in enumerate(self.arrays)}
-        stamps = [a.ts_ns for a in self.arrays.values()]
+        self.quotes = {inst: _quote_arrays(inst, frame) for inst, frame in (quotes or {}).items()}
+        known = list(self.arrays) + [i for i in self.quotes if i not in self.arrays]
+        self.con_ids = {inst: FIRST_CON_ID + i for i, inst in enumerate(known)}
+        stamps = [a.ts_ns for a in self.arrays.values()] + [q[0] for q in self.quotes.values()]
         self.times = np.unique(np.concatenate(stamps)) if stamps else np.empty(0, np.int64)
         self.position = -1  # index in times of the last step taken
         self.last: dict[Instrument, Bar] = {}
+        self.last_quote: dict[Instrument, Quote] = {}
         first = int(self.times[0]) - 1 if len(self.times) else 0
         self.clock = SimClock(first)
         self.orders = OrderBook()
         self.portfolio = Portfolio(cash)
         self.cash = cash
-        self.broker = SimBroker(cash, commission=commission, volume_limit=volume_limit)
+        self.broker = SimBroker(
+            cash, commission=commission, volume_limit=volume_limit, slippage=slippage
+        )
         self._on_event = on_event
         self.broker.start(self.clock, self._emit)
 
@@ -93,14 +110,32 @@ class Market:
         """Whether every bar has been replayed."""
         return self.position + 1 >= len(self.times)
 
-    def step(self) -> list[Bar]:
-        """Replay the bars of the next time stamp: the broker matches orders on them first."""
+    def step(self) -> tuple[list[Bar], list[Quote]]:
+        """Replay the quotes and bars of the next time stamp (empty lists at the end).
+
+        The broker sees the quotes first, then matches orders on the bars.
+        """
         with self.lock:
             if self.finished:
-                return []
+                return [], []
             self.position += 1
             ts = int(self.times[self.position])
             self.clock.advance_to(ts)
+            quotes = []
+            for inst, (q_ts, bid, ask, bid_size, ask_size) in self.quotes.items():
+                i = int(np.searchsorted(q_ts, ts))
+                if i < len(q_ts) and q_ts[i] == ts:
+                    quote = Quote(
+                        inst,
+                        ts,
+                        float(bid[i]),
+                        float(ask[i]),
+                        float(bid_size[i]),
+                        float(ask_size[i]),
+                    )
+                    self.broker.on_quote(quote)
+                    self.last_quote[inst] = quote
+                    quotes.append(quote)
             bars = []
             for inst, arrays in self.arrays.items():
                 i = int(np.searchsorted(arrays.ts_ns, ts))
@@ -118,7 +153,7 @@ class Market:
                     self.portfolio.mark(inst, bar.close)
                     self.last[inst] = bar
                     bars.append(bar)
-            return bars
+            return bars, quotes
 
     # --- orders -------------------------------------------------------------------------------
     def submit_later(self, request: OrderRequest) -> Order:
@@ -152,3 +187,37 @@ class Market:
         if type(event) is OrderFilled:
             self.portfolio.apply_fill(event.fill)
         self._on_event(event)
+
+
+def _quote_arrays(
+    inst: Instrument, frame: pd.DataFrame
+) -> tuple[IntArray, FloatArray, FloatArray, FloatArray, FloatArray]:
+    """Validated quote columns: times, bid, ask, bid size, ask size (NaN sizes if absent)."""
+    import pandas as pd
+
+    from ibkrfw.sim.feeds import frame_times
+
+    source = f"fake TWS quotes of {inst.id}"
+    index = frame_times(frame, source)
+    if index.tz is None:
+        raise DataError(f"{source}: timestamps have no time zone")
+    ts = np.asarray(index.tz_convert("UTC").as_unit("ns").asi8, dtype=np.int64)
+    columns = {}
+    for name in ("bid", "ask", "bid_size", "ask_size"):
+        if name in frame.columns:
+            columns[name] = pd.to_numeric(frame[name], errors="coerce").to_numpy(np.float64)
+        elif name in ("bid", "ask"):
+            raise DataError(f"{source}: missing column {name!r}; got {list(frame.columns)}")
+        else:
+            columns[name] = np.full(len(ts), np.nan)
+    bid, ask = columns["bid"], columns["ask"]
+    bad = ~(np.isfinite(bid) & np.isfinite(ask) & (bid > 0) & (ask >= bid))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise DataError(
+            f"{source}: row {i} has bid {bid[i]!r} and ask {ask[i]!r}: prices must be positive "
+            "with the bid at or below the ask"
+        )
+    if len(ts) > 1 and bool(np.any(np.diff(ts) <= 0)):
+        raise DataError(f"{source}: times must be strictly increasing")
+    return ts, bid, ask, columns["bid_size"], columns["ask_size"]

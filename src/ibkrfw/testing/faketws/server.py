@@ -34,6 +34,7 @@ from ibkrfw.model.events import (
 from ibkrfw.model.instruments import Instrument
 from ibkrfw.model.orders import OrderRequest, OrderType, Side, TimeInForce, check_request
 from ibkrfw.sim.commission import CommissionModel
+from ibkrfw.sim.slippage import SlippageModel
 from ibkrfw.testing.faketws import messages as m
 from ibkrfw.testing.faketws.market import Market
 from ibkrfw.testing.faketws.wire import (
@@ -212,6 +213,11 @@ class FakeTWS:
         cash: The account's starting cash.
         commission: The commission model of fills (none by default).
         volume_limit: The largest share of a bar's volume orders may take (partial fills).
+        quotes: Top-of-book quotes to replay, per instrument (``bid``, ``ask``, optionally
+            ``bid_size``, ``ask_size``): they stream as bid and ask and reach the broker's
+            slippage model; fills come from the bars.
+        slippage: The slippage model of fills (e.g. :class:`~ibkrfw.sim.HalfSpreadSlippage`,
+            which then uses the replayed quotes).
 
     Orders rest, fill, partially fill and are cancelled by a
     :class:`~ibkrfw.sim.SimBroker` on the replayed bars: the fill rules of a backtest.
@@ -233,6 +239,8 @@ class FakeTWS:
         cash: DecimalLike = 1_000_000,
         commission: CommissionModel | None = None,
         volume_limit: float | None = None,
+        quotes: Mapping[Instrument, pd.DataFrame] | None = None,
+        slippage: SlippageModel | None = None,
     ) -> None:
         if not account:
             raise ConfigError("the fake TWS needs an account id")
@@ -242,6 +250,8 @@ class FakeTWS:
             commission=commission,
             volume_limit=volume_limit,
             on_event=self._order_event,
+            quotes=quotes,
+            slippage=slippage,
         )
         # (client id, the client's order id) -> the market's order id, and back
         self._order_ids: dict[tuple[int, int], int] = {}
@@ -559,12 +569,14 @@ class FakeTWS:
             # One lock for the replay and what it sends: a subscription made meanwhile gets
             # either this step's messages or the snapshot taken when it was made, never both.
             with self.market.lock:
-                bars = self.market.step()
-                if not bars:
+                bars, quotes = self.market.step()
+                if not bars and not quotes:
                     break
                 done += 1
+                for quote in quotes:
+                    self._send_ticks(quote.instrument, trades=False)
                 for bar in bars:
-                    self._send_ticks(bar.instrument)
+                    self._send_ticks(bar.instrument, trades=True)
                     self._send_bar_updates(bar)
                 for session in list(self._account_subscribers):
                     if session.closed.is_set():
@@ -781,24 +793,35 @@ class FakeTWS:
             self._subscriptions[(session.client_id, req_id)] = (session, inst)
             session.send(58, 1, req_id, 1)  # marketDataType: live
             session.send(*m.tick_generic(req_id, TICK_HALTED, 0.0))  # not halted
+            if self.market.last_quote.get(inst) is not None:
+                self._ticks(session, req_id, inst, trades=False)
             if self.market.last.get(inst) is not None:
-                self._ticks(session, req_id, inst)
+                self._ticks(session, req_id, inst, trades=True)
 
     def _cancel_mkt_data(self, session: _Session, fields: list[str]) -> None:
         if session.client_id is not None:
             self._subscriptions.pop((session.client_id, int(fields[2])), None)
 
-    def _send_ticks(self, inst: Instrument) -> None:
+    def _send_ticks(self, inst: Instrument, *, trades: bool) -> None:
         for (_, req_id), (session, subscribed) in list(self._subscriptions.items()):
             if subscribed == inst and not session.closed.is_set():
-                self._ticks(session, req_id, inst)
+                self._ticks(session, req_id, inst, trades=trades)
 
-    def _ticks(self, session: _Session, req_id: int, inst: Instrument) -> None:
+    def _ticks(self, session: _Session, req_id: int, inst: Instrument, *, trades: bool) -> None:
+        """Send the last quote (``trades=False``) or the last bar's trade prices."""
+        if not trades:
+            quote = self.market.last_quote[inst]
+            bid_size = int(quote.bid_size) if quote.bid_size == quote.bid_size else 0
+            ask_size = int(quote.ask_size) if quote.ask_size == quote.ask_size else 0
+            session.send(*m.tick_price(req_id, m.TICK_BID, quote.bid, bid_size))
+            session.send(*m.tick_price(req_id, m.TICK_ASK, quote.ask, ask_size))
+            return
         bar = self.market.last[inst]
-        tick = float(inst.tick_size)
         volume = int(bar.volume) if bar.volume == bar.volume else 0
-        session.send(*m.tick_price(req_id, m.TICK_BID, round(bar.close - tick, 10), 100))
-        session.send(*m.tick_price(req_id, m.TICK_ASK, round(bar.close + tick, 10), 100))
+        if inst not in self.market.quotes:  # no quotes: one tick either side of the close
+            tick = float(inst.tick_size)
+            session.send(*m.tick_price(req_id, m.TICK_BID, round(bar.close - tick, 10), 100))
+            session.send(*m.tick_price(req_id, m.TICK_ASK, round(bar.close + tick, 10), 100))
         session.send(*m.tick_price(req_id, m.TICK_LAST, bar.close, volume))
         session.send(*m.tick_size(req_id, m.TICK_VOLUME, volume))
         session.send(*m.tick_string(req_id, TICK_LAST_TIMESTAMP, str(bar.ts_ns // 1_000_000_000)))
