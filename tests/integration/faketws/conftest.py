@@ -206,9 +206,18 @@ class Client(EWrapper, EClient):  # type: ignore[misc]
         else:
             self.cancelOrder(order_id)
 
+    def _run(self) -> None:
+        try:
+            self.run()
+        except TypeError:
+            # ibapi 10.51's loop reads serverVersion() (None once disconnected) for a message
+            # still queued at disconnect; only a crash while connected is a real failure.
+            if self.isConnected():
+                raise
+
     def start(self, port: int, client_id: int) -> Client:
         self.connect("127.0.0.1", port, client_id)
-        self.thread = threading.Thread(target=self.run, name=f"ibapi-{client_id}", daemon=True)
+        self.thread = threading.Thread(target=self._run, name=f"ibapi-{client_id}", daemon=True)
         self.thread.start()
         return self
 

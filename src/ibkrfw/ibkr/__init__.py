@@ -1,0 +1,24 @@
+"""The Interactive Brokers adapter: the only package that imports ``ibapi``.
+
+Install the official client with ``pip install "ibkrfw[ibkr]"`` (ibapi 9.81), or IB's 10.x
+client; both are supported by feature detection. This first part holds the configuration and
+the translation of orders and contracts; the broker and data feed follow.
+"""
+
+from ibkrfw.ibkr.config import IBKRConfig
+from ibkrfw.ibkr.translate import (
+    IB_ORDER_TYPES,
+    from_ib_contract,
+    from_ib_order,
+    to_ib_contract,
+    to_ib_order,
+)
+
+__all__ = [
+    "IB_ORDER_TYPES",
+    "IBKRConfig",
+    "from_ib_contract",
+    "from_ib_order",
+    "to_ib_contract",
+    "to_ib_order",
+]
