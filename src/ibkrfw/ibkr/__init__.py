@@ -1,11 +1,12 @@
 """The Interactive Brokers adapter: the only package that imports ``ibapi``.
 
 Install the official client with ``pip install "ibkrfw[ibkr]"`` (ibapi 9.81), or IB's 10.x
-client; both are supported by feature detection. This first part holds the configuration and
-the translation of orders and contracts; the broker and data feed follow.
+client; both are supported by feature detection. This first part holds the configuration, the
+translation of orders and contracts, and IB's request limits; the broker and data feed follow.
 """
 
 from ibkrfw.ibkr.config import IBKRConfig
+from ibkrfw.ibkr.pacing import HistoryPacer, HistoryRequest, MessageRate
 from ibkrfw.ibkr.translate import (
     IB_ORDER_TYPES,
     from_ib_contract,
@@ -16,7 +17,10 @@ from ibkrfw.ibkr.translate import (
 
 __all__ = [
     "IB_ORDER_TYPES",
+    "HistoryPacer",
+    "HistoryRequest",
     "IBKRConfig",
+    "MessageRate",
     "from_ib_contract",
     "from_ib_order",
     "to_ib_contract",
