@@ -29,7 +29,8 @@ def test_six_for_one_contract_in_two_seconds_is_a_violation() -> None:
     for i in range(5):
         assert pacer.delay(_req(end=str(i)), 10.0 + i * 0.1) == 0.0
         pacer.sent(_req(end=str(i)), 10.0 + i * 0.1)
-    assert pacer.delay(_req(end="5"), 10.5) == pytest.approx(1.5, abs=1e-5)  # the first leaves at 12.0
+    # the first leaves the 2 s window at 12.0
+    assert pacer.delay(_req(end="5"), 10.5) == pytest.approx(1.5, abs=1e-5)
     assert pacer.delay(_req(contract="2", end="5"), 10.5) == 0.0  # another contract
     assert pacer.delay(_req(what="MIDPOINT", end="5"), 10.5) == 0.0  # another tick type
 
@@ -48,7 +49,8 @@ def test_sixty_in_ten_minutes_and_fifty_open() -> None:
     pacer = HistoryPacer(open_max=100)
     for i in range(60):
         pacer.sent(_req(contract=str(i)), float(i))
-    assert pacer.delay(_req(contract="new"), 60.0) == pytest.approx(540.0, abs=1e-5)  # the first + 600 s
+    # until the first is 600 s old
+    assert pacer.delay(_req(contract="new"), 60.0) == pytest.approx(540.0, abs=1e-5)
     capped = HistoryPacer(open_max=2)
     capped.sent(_req(contract="a"), 0.0)
     capped.sent(_req(contract="b"), 0.0)
