@@ -8,7 +8,6 @@ translation of orders and contracts, and IB's request limits; the broker and dat
 from ibkrfw.ibkr.config import IBKRConfig
 from ibkrfw.ibkr.pacing import HistoryPacer, HistoryRequest, MessageRate
 from ibkrfw.ibkr.translate import (
-    IB_ORDER_TYPES,
     from_ib_contract,
     from_ib_order,
     to_ib_contract,
@@ -16,7 +15,6 @@ from ibkrfw.ibkr.translate import (
 )
 
 __all__ = [
-    "IB_ORDER_TYPES",
     "HistoryPacer",
     "HistoryRequest",
     "IBKRConfig",

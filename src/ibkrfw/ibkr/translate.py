@@ -19,24 +19,12 @@ from ibkrfw.model.instruments import Forex, Future, Instrument, Stock
 from ibkrfw.model.orders import OrderRequest, OrderType, Side, TimeInForce
 
 __all__ = [
-    "IB_ORDER_TYPES",
     "from_ib_contract",
     "from_ib_order",
     "to_ib_contract",
     "to_ib_order",
 ]
 
-IB_ORDER_TYPES: dict[OrderType, str] = {
-    OrderType.MARKET: "MKT",
-    OrderType.LIMIT: "LMT",
-    OrderType.STOP: "STP",
-    OrderType.STOP_LIMIT: "STP LMT",
-    OrderType.TRAILING_STOP: "TRAIL",
-    OrderType.MARKET_ON_CLOSE: "MOC",
-    OrderType.LIMIT_ON_CLOSE: "LOC",
-}
-"""IB's ``orderType`` for each order type."""
-_FROM_IB = {v: k for k, v in IB_ORDER_TYPES.items()}
 _UNSET_DOUBLE = 1.7976931348623157e308
 _DECIMAL_QUANTITIES = not isinstance(Order().totalQuantity, int | float)  # 10.x: Decimal
 
@@ -116,18 +104,12 @@ def to_ib_order(
         transmit: False to hold the order in TWS until a later order of its group is sent
             (all but the last order of a bracket).
 
-    Raises:
-        OrderError: for an order type IB does not take from the API, or a time in force it
-            does not know.
     """
     order = Order()
     order.orderId = order_id
     order.action = "BUY" if request.side is Side.BUY else "SELL"
     order.totalQuantity = request.quantity if _DECIMAL_QUANTITIES else float(request.quantity)
-    try:
-        order.orderType = IB_ORDER_TYPES[request.order_type]
-    except KeyError:
-        raise OrderError(f"IB has no order type for {request.order_type}") from None
+    order.orderType = request.order_type.value  # the model's values are IB's codes
     order.tif = str(request.tif)
     kind = request.order_type
     if request.limit_price is not None:
@@ -168,9 +150,10 @@ def from_ib_order(instrument: Instrument, order: Order) -> OrderRequest:
     Raises:
         OrderError: for an order type or time in force the model does not have.
     """
-    kind = _FROM_IB.get(order.orderType)
-    if kind is None:
-        raise OrderError(f"IB order type {order.orderType!r} has no model counterpart")
+    try:
+        kind = OrderType(order.orderType)
+    except ValueError:
+        raise OrderError(f"IB order type {order.orderType!r} has no model counterpart") from None
     try:
         tif = TimeInForce(order.tif or "DAY")
     except ValueError:

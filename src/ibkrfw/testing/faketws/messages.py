@@ -39,16 +39,6 @@ Fields = list[object]
 TICK_BID, TICK_ASK, TICK_LAST, TICK_BID_SIZE, TICK_ASK_SIZE = 1, 2, 4, 0, 3
 TICK_LAST_SIZE, TICK_HIGH, TICK_LOW, TICK_VOLUME, TICK_CLOSE, TICK_OPEN = 5, 6, 7, 8, 9, 14
 
-IB_TYPES = {
-    OrderType.MARKET: "MKT",
-    OrderType.LIMIT: "LMT",
-    OrderType.STOP: "STP",
-    OrderType.STOP_LIMIT: "STP LMT",
-    OrderType.TRAILING_STOP: "TRAIL",
-    OrderType.MARKET_ON_CLOSE: "MOC",
-    OrderType.LIMIT_ON_CLOSE: "LOC",
-}
-
 
 def contract_fields(inst: Instrument, con_id: int) -> Fields:
     """The 11 contract fields of openOrder, execDetails and (with the exchange) position."""
@@ -115,7 +105,7 @@ def open_order(
     body: Fields = [
         "BUY" if request.side is Side.BUY else "SELL",
         request.quantity,
-        IB_TYPES[kind],
+        kind.value,  # the model's order types are IB's codes
         _price(limit) if limit is not None else 0.0,
         _price(aux) if aux is not None else 0.0,
         str(request.tif),
@@ -321,7 +311,7 @@ def completed_order(
     """Return the fields of completedOrder (101): 92 fields in all for a plain order."""
     kind = request.order_type
     body: Fields = [
-        "BUY" if request.side is Side.BUY else "SELL", request.quantity, IB_TYPES[kind],
+        "BUY" if request.side is Side.BUY else "SELL", request.quantity, kind.value,
         _price(request.limit_price) if request.limit_price is not None else 0.0,
         _price(request.stop_price) if request.stop_price is not None else 0.0,
         str(request.tif), request.oca_group or "", account, "O", 0, request.tag or "",

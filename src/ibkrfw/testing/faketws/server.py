@@ -875,18 +875,10 @@ class FakeTWS:
 
     def _request(self, inst: Instrument, fields: list[str]) -> OrderRequest:
         """The order a placeOrder message asks for (field positions of v157)."""
-        kinds = {
-            "MKT": OrderType.MARKET,
-            "LMT": OrderType.LIMIT,
-            "STP": OrderType.STOP,
-            "STP LMT": OrderType.STOP_LIMIT,
-            "TRAIL": OrderType.TRAILING_STOP,
-            "MOC": OrderType.MARKET_ON_CLOSE,
-            "LOC": OrderType.LIMIT_ON_CLOSE,
-        }
-        kind = kinds.get(fields[18])
-        if kind is None:
-            raise ValueError(f"the fake TWS does not simulate {fields[18]!r} orders")
+        try:
+            kind = OrderType(fields[18])  # the model's values are IB's order type codes
+        except ValueError:
+            raise ValueError(f"the fake TWS does not simulate {fields[18]!r} orders") from None
         side = Side.BUY if fields[16] == "BUY" else Side.SELL
         tif = TimeInForce(fields[21] or "DAY")
         good_till = self._end_ns(fields[38], inst) if tif is TimeInForce.GTD else None
