@@ -33,7 +33,7 @@ from ibkrfw.model.events import (
     TimerFired,
 )
 from ibkrfw.model.instruments import Instrument
-from ibkrfw.model.orders import Order, OrderRequest, check_request
+from ibkrfw.model.orders import Order, OrderRequest, check_modification, check_request
 from ibkrfw.portfolio.portfolio import Portfolio, _Holding
 from ibkrfw.ports import Broker, DataFeed
 from ibkrfw.risk.rule import RiskRule
@@ -58,24 +58,6 @@ class _Lane:
         self.history = history
         # Preloaded histories follow the clock; only growing ones need each bar.
         self.push = None if history.is_preloaded else history.push
-
-
-def _modify_problem(order: Order, request: OrderRequest) -> str | None:
-    if order.status.is_terminal:
-        return f"order {order.order_id} is {order.status}"
-    old = order.request
-    for name in ("instrument", "side", "order_type"):
-        if getattr(request, name) != getattr(old, name):
-            return f"the {name} of an order cannot change (from {getattr(old, name)})"
-    problem = check_request(request)
-    if problem is not None:
-        return problem
-    if request.quantity <= order.filled_quantity:
-        return (
-            f"a filled quantity cannot be modified away: {order.filled_quantity} filled, "
-            f"{request.quantity} asked (cancel the order instead)"
-        )
-    return None
 
 
 def _overrides(strategy: Strategy, name: str) -> bool:
@@ -231,7 +213,7 @@ class Engine:
         what has filled, or a risk rule denies it.
         """
         now = self.clock.now_ns()
-        reason = _modify_problem(order, request)
+        reason = check_modification(order, request)
         if reason is None:
             refusal = self._risk_refusal(request, now)
             if refusal is not None:

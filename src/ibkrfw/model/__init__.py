@@ -26,6 +26,7 @@ from ibkrfw.model.orders import (
     OrderType,
     Side,
     TimeInForce,
+    check_modification,
     check_request,
 )
 
@@ -59,5 +60,6 @@ __all__ = [
     "Stock",
     "TimeInForce",
     "TimerFired",
+    "check_modification",
     "check_request",
 ]

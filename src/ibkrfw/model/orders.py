@@ -312,6 +312,30 @@ def check_request(request: OrderRequest) -> str | None:
     return None
 
 
+def check_modification(order: Order, request: OrderRequest) -> str | None:
+    """Return why ``request`` cannot replace working ``order`` (IB's rules), or ``None``.
+
+    The order must still be working; its instrument, side and type cannot change; the new
+    request must be valid (:func:`check_request`); and the quantity must stay above what has
+    filled (a filled quantity cannot be modified away: cancel instead).
+    """
+    if order.status.is_terminal:
+        return f"order {order.order_id} is {order.status}"
+    old = order.request
+    for name in ("instrument", "side", "order_type"):
+        if getattr(request, name) != getattr(old, name):
+            return f"the {name} of an order cannot change (from {getattr(old, name)})"
+    problem = check_request(request)
+    if problem is not None:
+        return problem
+    if request.quantity <= order.filled_quantity:
+        return (
+            f"a filled quantity cannot be modified away: {order.filled_quantity} filled, "
+            f"{request.quantity} asked (cancel the order instead)"
+        )
+    return None
+
+
 @final
 @attrs.frozen
 class Order:

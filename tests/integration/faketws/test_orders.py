@@ -201,3 +201,11 @@ def test_trailing_stops_and_good_till_date(tws: FakeTWS, ib: Any, ready: Any) ->
     tws.step()  # bar 2 falls to 98: the stop fills at 100; the GTD order has expired
     assert client.expect("orderStatus", a0=1, a1="Filled")[4] == 100.0
     client.expect("orderStatus", a0=2, a1="Cancelled")
+
+
+def test_a_modification_follows_the_engines_rules(tws: FakeTWS, ib: Any, ready: Any) -> None:
+    client = ready()
+    client.placeOrder(6, ib.contract(), ib.order("BUY", 10, "LMT", 90.0, tif="GTC"))
+    client.expect("orderStatus", a0=6, a1="Submitted")
+    client.placeOrder(6, ib.contract(), ib.order("SELL", 10, "LMT", 90.0, tif="GTC"))
+    assert "the side of an order cannot change" in client.expect("error", a0=6, a1=201)[2]

@@ -32,7 +32,14 @@ from ibkrfw.model.events import (
     OrderRejected,
 )
 from ibkrfw.model.instruments import Instrument
-from ibkrfw.model.orders import OrderRequest, OrderType, Side, TimeInForce, check_request
+from ibkrfw.model.orders import (
+    OrderRequest,
+    OrderType,
+    Side,
+    TimeInForce,
+    check_modification,
+    check_request,
+)
 from ibkrfw.sim.commission import CommissionModel
 from ibkrfw.sim.slippage import SlippageModel
 from ibkrfw.testing.faketws import messages as m
@@ -858,10 +865,14 @@ class FakeTWS:
         known = self._order_ids.get((client_id, order_id))
         if known is not None:
             order = self.market.orders.get(known)
-            if order is not None and not order.status.is_terminal:
-                self.market.modify(known, request)
+            if order is None or order.status.is_terminal:
+                session.error(order_id, 103, "Duplicate order id")
                 return
-            session.error(order_id, 103, "Duplicate order id")
+            problem = check_modification(order, request)  # the engine's rules, IB's rules
+            if problem is not None:
+                session.error(order_id, 201, f"Order rejected - reason:{problem}")
+                return
+            self.market.modify(known, request)
             return
         if self._rejections:
             code, text = self._rejections.pop(0)
