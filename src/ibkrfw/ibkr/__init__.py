@@ -6,6 +6,7 @@ translation of orders and contracts, and IB's request limits; the broker and dat
 """
 
 from ibkrfw.ibkr.config import IBKRConfig
+from ibkrfw.ibkr.history import HistoryChunk, history_chunks, ib_bar_size
 from ibkrfw.ibkr.pacing import HistoryPacer, HistoryRequest, MessageRate
 from ibkrfw.ibkr.translate import (
     from_ib_contract,
@@ -15,12 +16,15 @@ from ibkrfw.ibkr.translate import (
 )
 
 __all__ = [
+    "HistoryChunk",
     "HistoryPacer",
     "HistoryRequest",
     "IBKRConfig",
     "MessageRate",
     "from_ib_contract",
     "from_ib_order",
+    "history_chunks",
+    "ib_bar_size",
     "to_ib_contract",
     "to_ib_order",
 ]
