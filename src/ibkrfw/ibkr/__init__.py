@@ -6,7 +6,9 @@ translation of orders and contracts, and IB's request limits; the broker and dat
 """
 
 from ibkrfw.ibkr.config import IBKRConfig
+from ibkrfw.ibkr.executions import ExecutionBook, ExecutionReport
 from ibkrfw.ibkr.history import HistoryChunk, history_chunks, ib_bar_size
+from ibkrfw.ibkr.ids import OrderIds
 from ibkrfw.ibkr.pacing import HistoryPacer, HistoryRequest, MessageRate
 from ibkrfw.ibkr.translate import (
     from_ib_contract,
@@ -16,11 +18,14 @@ from ibkrfw.ibkr.translate import (
 )
 
 __all__ = [
+    "ExecutionBook",
+    "ExecutionReport",
     "HistoryChunk",
     "HistoryPacer",
     "HistoryRequest",
     "IBKRConfig",
     "MessageRate",
+    "OrderIds",
     "from_ib_contract",
     "from_ib_order",
     "history_chunks",
