@@ -6,6 +6,14 @@ translation of orders and contracts, and IB's request limits; the broker and dat
 """
 
 from ibkrfw.ibkr.config import IBKRConfig
+from ibkrfw.ibkr.connection import (
+    Action,
+    Backoff,
+    ConnectionMonitor,
+    ConnectionState,
+    Farm,
+    Transition,
+)
 from ibkrfw.ibkr.executions import ExecutionBook, ExecutionReport
 from ibkrfw.ibkr.history import HistoryChunk, history_chunks, ib_bar_size
 from ibkrfw.ibkr.ids import OrderIds
@@ -18,14 +26,20 @@ from ibkrfw.ibkr.translate import (
 )
 
 __all__ = [
+    "Action",
+    "Backoff",
+    "ConnectionMonitor",
+    "ConnectionState",
     "ExecutionBook",
     "ExecutionReport",
+    "Farm",
     "HistoryChunk",
     "HistoryPacer",
     "HistoryRequest",
     "IBKRConfig",
     "MessageRate",
     "OrderIds",
+    "Transition",
     "from_ib_contract",
     "from_ib_order",
     "history_chunks",
