@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Literal, NamedTuple
 
 import numpy as np
@@ -49,6 +49,11 @@ _ALLOWED: dict[str, tuple[str, ...]] = {
     "outside_session": ("drop", "keep", "raise"),
     "gap": ("ffill", "keep", "raise"),
 }
+_Add = Callable[
+    [npt.NDArray[np.bool_] | npt.NDArray[np.intp], str, str, npt.NDArray[np.float64] | None, str],
+    None,
+]
+"""How the checks report rows: (rows, column, kind, values, detail)."""
 _REPORT_COLUMNS = ["row", "timestamp", "column", "kind", "value", "detail"]
 _CHANGE_COLUMNS = ["row", "timestamp", "kind", "action", "column", "old", "new"]
 _PRICES = ("open", "high", "low", "close")
@@ -202,7 +207,7 @@ def count_gaps(
     return len(gaps), int(sum(p[4] for p in gaps))
 
 
-def _zero_runs(volume: npt.NDArray[np.float64], shortest: int, add: object) -> None:
+def _zero_runs(volume: npt.NDArray[np.float64], shortest: int, add: _Add) -> None:
     zero = np.concatenate([[False], volume == 0, [False]])
     edges = np.flatnonzero(np.diff(zero.astype(np.int8)))
     for start, stop in zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True):
@@ -212,12 +217,12 @@ def _zero_runs(volume: npt.NDArray[np.float64], shortest: int, add: object) -> N
                 rows,
                 "volume",
                 "zero_volume_run",
-                volume,  # type: ignore[operator]
+                volume,
                 f"{stop - start} bars in a row with zero volume",
             )
 
 
-def _outliers(close: npt.NDArray[np.float64], threshold: float, add: object) -> None:
+def _outliers(close: npt.NDArray[np.float64], threshold: float, add: _Add) -> None:
     good = np.isfinite(close) & (close > 0)
     if good.sum() < 3:
         return
@@ -239,7 +244,7 @@ def _outliers(close: npt.NDArray[np.float64], threshold: float, add: object) -> 
         flagged,
         "close",
         "outlier",
-        values,  # type: ignore[operator]
+        values,
         f"close-to-close return beyond {threshold:g} robust standard deviations (value: z)",
     )
 

@@ -9,11 +9,11 @@ the longest duration per bar size.
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import NamedTuple
 
 from ibkrfw.data.barsize import bar_size_ns, normalize_bar_size
 from ibkrfw.errors import ConfigError
+from ibkrfw.model._time import format_ib_time
 
 __all__ = ["MAX_SPAN", "HistoryChunk", "history_chunks", "ib_bar_size"]
 
@@ -81,10 +81,6 @@ def ib_bar_size(bar_size: str) -> str:
     return name
 
 
-def _ib_time(ts_ns: int) -> str:
-    return dt.datetime.fromtimestamp(ts_ns / 1e9, tz=dt.UTC).strftime("%Y%m%d-%H:%M:%S")
-
-
 def _duration(span_s: int, max_s: int, max_text: str) -> str:
     """IB's spelling of a chunk of ``span_s`` seconds (at most the bar size's maximum)."""
     if span_s >= max_s:
@@ -122,6 +118,8 @@ def history_chunks(start_ns: int, end_ns: int, bar_size: str) -> list[HistoryChu
     while end > start_ns:
         begin = max(start_ns, end - step_ns)
         span_s = max(-(-(end - begin) // 1_000_000_000), bar_ns // 1_000_000_000)
-        chunks.append(HistoryChunk(_ib_time(end), _duration(span_s, max_s, max_text), begin, end))
+        chunks.append(
+            HistoryChunk(format_ib_time(end), _duration(span_s, max_s, max_text), begin, end)
+        )
         end = begin
     return chunks

@@ -7,7 +7,6 @@ the installed client's ``Order`` uses them, and the 9.81-only ``eTradeOnly`` and
 
 from __future__ import annotations
 
-import datetime as dt
 from decimal import Decimal
 from typing import Any
 
@@ -15,6 +14,7 @@ from ibapi.contract import Contract
 from ibapi.order import Order
 
 from ibkrfw.errors import ConfigError, OrderError
+from ibkrfw.model._time import format_ib_time, parse_ib_time
 from ibkrfw.model.instruments import Forex, Future, Instrument, Stock
 from ibkrfw.model.orders import OrderRequest, OrderType, Side, TimeInForce
 
@@ -79,11 +79,6 @@ def from_ib_contract(contract: Contract, *, tick_size: float | None = None) -> I
     raise ConfigError(f"security type {kind!r} is not supported (STK, FUT and CASH are)")
 
 
-def _ib_time(ts_ns: int) -> str:
-    """IB's UTC time format, ``yyyymmdd-hh:mm:ss``."""
-    return dt.datetime.fromtimestamp(ts_ns / 1e9, tz=dt.UTC).strftime("%Y%m%d-%H:%M:%S")
-
-
 def to_ib_order(
     request: OrderRequest,
     *,
@@ -124,7 +119,7 @@ def to_ib_order(
         if request.stop_price is not None:
             order.trailStopPrice = float(request.stop_price)
     if request.tif is TimeInForce.GTD and request.good_till_ns is not None:
-        order.goodTillDate = _ib_time(request.good_till_ns)
+        order.goodTillDate = format_ib_time(request.good_till_ns)
     if request.oca_group:
         order.ocaGroup = request.oca_group
         order.ocaType = 3  # reduce the others, without blocking: what the simulator does
@@ -169,7 +164,7 @@ def from_ib_order(instrument: Instrument, order: Order) -> OrderRequest:
         stop = _set(order.trailStopPrice)
     good_till = None
     if tif is TimeInForce.GTD and order.goodTillDate:
-        good_till = _parse_ib_time(order.goodTillDate)
+        good_till = parse_ib_time(order.goodTillDate)
     return OrderRequest(
         instrument,
         Side.BUY if order.action == "BUY" else Side.SELL,
@@ -184,15 +179,3 @@ def from_ib_order(instrument: Instrument, order: Order) -> OrderRequest:
         trail_percent=trail_percent,
         oca_group=order.ocaGroup or "",
     )
-
-
-def _parse_ib_time(text: str) -> int:
-    """Read IB's ``yyyymmdd-hh:mm:ss`` (UTC) or ``yyyymmdd hh:mm:ss [zone]``."""
-    import pandas as pd
-
-    text = text.strip()
-    if len(text) > 8 and text[8] == "-":
-        return int(pd.Timestamp(text.replace("-", " ", 1), tz="UTC").value)
-    parts = text.split()
-    stamp = pd.Timestamp(" ".join(parts[:2]))
-    return int(stamp.tz_localize(parts[2] if len(parts) > 2 else "UTC").value)

@@ -19,6 +19,7 @@ import numpy as np
 
 from ibkrfw.errors import ConfigError, OrderError
 from ibkrfw.model._decimal import DecimalLike, to_decimal
+from ibkrfw.model._time import parse_ib_time
 from ibkrfw.model.data import Bar
 from ibkrfw.model.events import (
     OrderAccepted,
@@ -719,7 +720,7 @@ class FakeTWS:
         arrays = self.market.arrays[inst]
         upto = self.market.position
         now = self.market.clock.now_ns() if upto >= 0 else -(2**62)
-        stop = self._end_ns(end, inst) if end.strip() else now + 1
+        stop = parse_ib_time(end, inst.timezone) if end.strip() else now + 1
         stop = min(stop, now + 1)  # history never reaches into the bars not replayed yet
         count, unit = duration.split() if duration.strip() else ("1", "D")
         if unit not in _DURATION_UNITS or not count.isdigit():
@@ -728,7 +729,7 @@ class FakeTWS:
         ts = arrays.ts_ns
         if len(ts) > 1:
             spacing = int(np.median(np.diff(ts)))
-            wanted = bar_size_ns(size.replace("mins", "min").replace("secs", "s"))
+            wanted = bar_size_ns(size)  # IB's spellings are understood
             if wanted != spacing and not (wanted == 86_400 * 10**9 and spacing >= wanted):
                 raise ValueError(
                     f"the fake TWS serves its bars at their own size only ({spacing // 10**9} s)"
@@ -741,18 +742,6 @@ class FakeTWS:
                 arrays.close[mask], arrays.volume[mask], strict=True,
             )
         ]  # fmt: skip
-
-    @staticmethod
-    def _end_ns(text: str, inst: Instrument) -> int:
-        import pandas as pd
-
-        text = text.strip()
-        if len(text) > 8 and text[8] == "-":  # yyyymmdd-hh:mm:ss is UTC
-            return int(pd.Timestamp(text.replace("-", " ", 1), tz="UTC").value)
-        parts = text.split()
-        stamp = pd.Timestamp(" ".join(parts[:2]))
-        zone = parts[2] if len(parts) > 2 else inst.timezone
-        return int(stamp.tz_localize(zone).value)
 
     def _cancel_history(self, session: _Session, fields: list[str]) -> None:
         if session.client_id is not None:
@@ -892,7 +881,7 @@ class FakeTWS:
             raise ValueError(f"the fake TWS does not simulate {fields[18]!r} orders") from None
         side = Side.BUY if fields[16] == "BUY" else Side.SELL
         tif = TimeInForce(fields[21] or "DAY")
-        good_till = self._end_ns(fields[38], inst) if tif is TimeInForce.GTD else None
+        good_till = parse_ib_time(fields[38], inst.timezone) if tif is TimeInForce.GTD else None
 
         def price(text: str) -> Decimal | None:
             return None if is_unset(text) else Decimal(text)
