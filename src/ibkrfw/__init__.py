@@ -10,10 +10,21 @@ from ibkrfw.core.clock import Clock, LiveClock, SimClock
 from ibkrfw.core.history import BarArrays, History
 from ibkrfw.engine.engine import Engine
 from ibkrfw.engine.result import RunResult
-from ibkrfw.errors import ConfigError, DataError, EngineError, IBKRFWError, OrderError
+from ibkrfw.errors import (
+    BrokerError,
+    ConfigError,
+    DataError,
+    EngineError,
+    IBKRFWError,
+    OrderError,
+    RequestError,
+)
 from ibkrfw.model.data import Bar, Quote
 from ibkrfw.model.events import (
+    BarReceived,
     CashAdjusted,
+    ConnectionChanged,
+    DataProblem,
     Event,
     OrderAccepted,
     OrderCancelled,
@@ -41,13 +52,17 @@ __all__ = [
     "AssetClass",
     "Bar",
     "BarArrays",
+    "BarReceived",
     "Broker",
+    "BrokerError",
     "CashAdjusted",
     "Clock",
     "ConfigError",
+    "ConnectionChanged",
     "Context",
     "DataError",
     "DataFeed",
+    "DataProblem",
     "Engine",
     "EngineError",
     "Event",
@@ -79,6 +94,7 @@ __all__ = [
     "PortfolioView",
     "Position",
     "Quote",
+    "RequestError",
     "RiskDecision",
     "RiskRule",
     "RunResult",

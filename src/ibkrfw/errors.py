@@ -8,6 +8,8 @@ the builtin it resembles, so ``except ValueError`` keeps working::
     ├── DataError (ValueError)        malformed market data (NaN, high < low, naive time...)
     ├── OrderError (ValueError)       an order request that cannot even be built
     └── EngineError (RuntimeError)    a run that cannot start or continue
+        └── BrokerError               a broker or its connection failed
+            └── RequestError          a request to the broker failed (with IB's code)
 
 Routine trading outcomes are *not* exceptions: a risk rule's refusal is an
 :class:`~ibkrfw.OrderDenied` event and a broker's refusal an :class:`~ibkrfw.OrderRejected`
@@ -16,7 +18,15 @@ event, both delivered to :meth:`Strategy.on_order <ibkrfw.Strategy.on_order>`.
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "DataError", "EngineError", "IBKRFWError", "OrderError"]
+__all__ = [
+    "BrokerError",
+    "ConfigError",
+    "DataError",
+    "EngineError",
+    "IBKRFWError",
+    "OrderError",
+    "RequestError",
+]
 
 
 class IBKRFWError(Exception):
@@ -44,3 +54,20 @@ class OrderError(IBKRFWError, ValueError):
 
 class EngineError(IBKRFWError, RuntimeError):
     """Raise when a run cannot start or continue (e.g. it was already run, or a feed failed)."""
+
+
+class BrokerError(EngineError):
+    """Raise when a broker or its connection fails (TWS unreachable, no answer in time)."""
+
+
+class RequestError(BrokerError):
+    """Raise when one request to the broker fails.
+
+    Args:
+        message: What failed.
+        code: The broker's error code (IB's), or None when there was no answer at all.
+    """
+
+    def __init__(self, message: str, *, code: int | None) -> None:
+        super().__init__(message)
+        self.code = code

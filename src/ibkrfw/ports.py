@@ -8,7 +8,7 @@ only in the objects handed to :class:`~ibkrfw.Engine`. Only model types cross th
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from decimal import Decimal
 
 from ibkrfw.core.clock import Clock
@@ -122,6 +122,30 @@ class DataFeed(ABC):
     def __len__(self) -> int:
         """Return the number of bars the feed will yield, or 0 if unknown."""
         return 0
+
+    @property
+    def is_live(self) -> bool:
+        """Whether bars arrive while the run goes on, as events, rather than from ``__iter__``.
+
+        False here. A live feed puts :class:`~ibkrfw.BarReceived` events on the engine's queue
+        through the ``emit`` callable :meth:`start` receives, and the run lasts until
+        :meth:`Engine.stop <ibkrfw.Engine.stop>` is called. A run's feeds are all live or all
+        historical.
+        """
+        return False
+
+    def start(self, clock: Clock, emit: EventSink) -> None:  # noqa: B027 - optional hook
+        """Connect and subscribe (live feeds); called once before the first event."""
+
+    def recent_bars(self, instrument: Instrument, count: int) -> Sequence[Bar]:
+        """Return up to ``count`` completed bars of ``instrument`` before now, oldest first.
+
+        A live run loads them into the strategy's history before
+        :meth:`Strategy.on_start <ibkrfw.Strategy.on_start>` (see
+        :attr:`Strategy.warmup_bars <ibkrfw.Strategy.warmup_bars>`). None here.
+        """
+        del instrument, count
+        return ()
 
     def close(self) -> None:  # noqa: B027 - optional hook, documented no-op
         """Release resources (files, connections)."""

@@ -17,7 +17,7 @@ from ibkrfw.errors import ConfigError, DataError
 from ibkrfw.model._decimal import DecimalLike, to_decimal
 from ibkrfw.model._time import to_timestamp
 from ibkrfw.model.data import Bar, Quote
-from ibkrfw.model.events import OrderEvent, TimerFired
+from ibkrfw.model.events import Event, OrderEvent, TimerFired
 from ibkrfw.model.fills import Fill, Position
 from ibkrfw.model.instruments import Instrument
 from ibkrfw.model.orders import Order, OrderRequest, OrderType, Side
@@ -65,6 +65,15 @@ class Strategy:
             if not f.name.startswith("_") and f.init
         }
 
+    @property
+    def warmup_bars(self) -> int:
+        """How many past bars per instrument the strategy needs before it can decide.
+
+        A live run downloads that many bars into the history before :meth:`on_start`, so
+        indicators are ready with the first live bar; a backtest ignores it. 0 here.
+        """
+        return 0
+
     def on_start(self, ctx: Context) -> None:
         """Prepare before the first event (create indicators, schedule timers)."""
 
@@ -92,6 +101,12 @@ class Strategy:
 
     def on_timer(self, ctx: Context, timer: TimerFired) -> None:
         """React to a timer set with :meth:`Context.schedule <ibkrfw.Context.schedule>`."""
+
+    def on_event(self, ctx: Context, event: Event) -> None:
+        """React to any other event: a live connection's change, a data feed's problem.
+
+        :class:`~ibkrfw.ConnectionChanged` and :class:`~ibkrfw.DataProblem` arrive here.
+        """
 
     def on_stop(self, ctx: Context) -> None:
         """Clean up after the last event."""

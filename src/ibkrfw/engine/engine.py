@@ -5,8 +5,12 @@ from __future__ import annotations
 import gc
 import heapq
 import logging
+import threading
+import time
 from array import array
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from decimal import Decimal
 from itertools import chain
 from operator import attrgetter
 from typing import final
@@ -17,13 +21,16 @@ from ibkrfw.core.clock import Clock, SimClock
 from ibkrfw.core.history import BarHistory
 from ibkrfw.core.orderbook import OrderBook
 from ibkrfw.core.queue import EventQueue
-from ibkrfw.core.timers import Timers
+from ibkrfw.core.timers import NEVER, Timers
 from ibkrfw.engine.curve import equity_curve
 from ibkrfw.engine.result import RunResult
 from ibkrfw.errors import ConfigError, EngineError
 from ibkrfw.model.data import Bar
 from ibkrfw.model.events import (
+    BarReceived,
     CashAdjusted,
+    ConnectionChanged,
+    DataProblem,
     Event,
     OrderDenied,
     OrderEvent,
@@ -43,6 +50,7 @@ __all__ = ["Engine"]
 
 log = logging.getLogger("ibkrfw.engine")
 
+_WAKE = "\x00ibkrfw-wake"  # the timer name of the event that wakes a live loop to stop
 _GC_THRESHOLD = 10_000  # first-generation threshold while running (CPython's default: 700)
 
 
@@ -137,6 +145,17 @@ class Engine:
         self._lanes: dict[Instrument, _Lane] = {}
         self._want_order = self._want_fill = False
         self._ran = False
+        self.live = any(feed.is_live for feed in self.feeds)
+        if self.live and not all(feed.is_live for feed in self.feeds):
+            raise ConfigError("a run's feeds must be all live or all historical")
+        self._arrived: deque[Bar] = deque()  # live bars taken off the queue, not yet run
+        self._stop = threading.Event()
+        self._cancel_on_stop = False
+        self._bar_in_hand = False
+        self.bars_processed = 0
+        """How many bars the strategy has finished with in a live run (a heartbeat)."""
+        self.notices: list[Event] = []
+        """Connection changes and data problems seen during the run, in order."""
 
     def _running_portfolio(self) -> Portfolio:
         if self.portfolio is None:
@@ -225,8 +244,64 @@ class Engine:
             return
         self.broker.modify(order, request)
 
+    def stop(self, *, cancel_orders: bool = False) -> None:
+        """Ask a live run to end; safe from any thread and from a signal handler.
+
+        The engine finishes the event in hand, optionally cancels every working order (and
+        waits up to five seconds for the broker's confirmations), calls ``on_stop``, stops the
+        broker and the feeds, and :meth:`run` returns. A backtest ends with its data and
+        ignores this.
+        """
+        self._cancel_on_stop = self._cancel_on_stop or cancel_orders
+        self._stop.set()
+        self.queue.put(TimerFired(ts_ns=0, name=_WAKE))  # wakes the loop at once
+
     # --- the loop -------------------------------------------------------------------------
+    def _live_bars(self) -> Iterator[Bar]:
+        """Bars of live feeds as they arrive; other events are dispatched meanwhile."""
+        queue, arrived, clock, timers = self.queue, self._arrived, self.clock, self._timers
+        while True:
+            while arrived:
+                # Until the strategy is done with this bar, what arrived after it waits.
+                self._bar_in_hand = True
+                yield arrived.popleft()
+                self._bar_in_hand = False
+                self.bars_processed += 1
+            if self._stop.is_set():
+                break
+            wait = 0.5
+            if timers.next_due_ns < NEVER:
+                wait = min(wait, max(0.0, (timers.next_due_ns - clock.now_ns()) / 1e9))
+            event = queue.get(wait)
+            now = clock.now_ns()
+            if now >= timers.next_due_ns:
+                self._fire_timers(now)
+            if event is not None:
+                self._dispatch(event)
+                self._drain()
+        if self._cancel_on_stop:
+            self._cancel_all()
+
+    def _cancel_all(self, timeout_s: float = 5.0) -> None:
+        working = self.orders.active()
+        for order in working:
+            self.broker.cancel(order)
+        deadline = time.monotonic() + timeout_s
+        while self.orders.active() and time.monotonic() < deadline:
+            event = self.queue.get(0.1)
+            if event is not None and type(event) is not BarReceived:
+                self._dispatch(event)
+        left = self.orders.active()
+        if left:
+            self.log.warning(
+                "%d order(s) still working at IB after the stop: %s",
+                len(left),
+                ", ".join(str(o.order_id) for o in left),
+            )
+
     def _bars(self) -> Iterator[Bar]:
+        if self.live:
+            return self._live_bars()
         if len(self.feeds) == 1:
             return iter(self.feeds[0])
         return heapq.merge(*self.feeds, key=attrgetter("ts_ns"))
@@ -243,31 +318,17 @@ class Engine:
         self._ran = True
         strategy, clock, broker = self.strategy, self.clock, self.broker
 
-        broker.start(clock, self.queue.put)
-        starting_cash = broker.starting_cash()
-        base, fx = broker.base_currency, broker.fx
-        portfolio = self.portfolio = Portfolio(starting_cash, base, fx, clock)
-        self._currencies = [base]
-        lanes = self._lanes
-        for feed in self.feeds:
-            for inst in feed.instruments:
-                arrays = feed.history_arrays(inst)
-                history = (
-                    BarHistory.preloaded(arrays, clock)
-                    if arrays is not None
-                    else BarHistory.empty()
-                )
-                currency = self._currency_index(inst)
-                lanes[inst] = _Lane(len(lanes), portfolio.holding(inst), history, currency)
-        ctx = self._ctx = Context(
-            clock,
-            portfolio,
-            self.orders,
-            {i: ln.history for i, ln in lanes.items()},
-            self,
-            self._timers,
-            self.log,
-        )
+        try:
+            broker.start(clock, self.queue.put)
+            if self.live:
+                for feed in self.feeds:
+                    feed.start(clock, self.queue.put)
+            starting_cash = broker.starting_cash()
+            portfolio, lanes, ctx = self._prepare(starting_cash)
+            base, fx = portfolio.base_currency, portfolio.fx
+        except BaseException:
+            self._shut_down()  # a half-started broker may hold a connection and threads
+            raise
         self._want_order = _overrides(strategy, "on_order")
         self._want_fill = _overrides(strategy, "on_fill")
 
@@ -283,9 +344,7 @@ class Engine:
             gc.set_threshold(*thresholds)
             if frozen:
                 gc.unfreeze()
-            broker.stop()
-            for feed in self.feeds:
-                feed.close()
+            self._shut_down()
         histories = [lane.history.last() for lane in lanes.values()]
         ts, cash, equity = equity_curve(
             [(h.ts_ns, h.close) for h in histories],
@@ -314,6 +373,53 @@ class Engine:
             base_currency=base,
             fx=fx,
         )
+
+    def _prepare(
+        self, starting_cash: Decimal
+    ) -> tuple[Portfolio, dict[Instrument, _Lane], Context]:
+        """Build the portfolio, the lanes (histories, warmed up in live runs) and the context."""
+        strategy, clock, broker = self.strategy, self.clock, self.broker
+        base, fx = broker.base_currency, broker.fx
+        portfolio = self.portfolio = Portfolio(starting_cash, base, fx, clock)
+        self._currencies = [base]
+        lanes = self._lanes
+        for feed in self.feeds:
+            for inst in feed.instruments:
+                arrays = feed.history_arrays(inst)
+                history = (
+                    BarHistory.preloaded(arrays, clock)
+                    if arrays is not None
+                    else BarHistory.empty()
+                )
+                currency = self._currency_index(inst)
+                lanes[inst] = _Lane(len(lanes), portfolio.holding(inst), history, currency)
+                if self.live and strategy.warmup_bars > 0:
+                    self._warm_up(feed, inst, lanes[inst])
+        ctx = self._ctx = Context(
+            clock,
+            portfolio,
+            self.orders,
+            {i: ln.history for i, ln in lanes.items()},
+            self,
+            self._timers,
+            self.log,
+        )
+        return portfolio, lanes, ctx
+
+    def _shut_down(self) -> None:
+        try:
+            for feed in self.feeds:
+                feed.close()
+        finally:
+            self.broker.stop()
+
+    def _warm_up(self, feed: DataFeed, inst: Instrument, lane: _Lane) -> None:
+        bars = list(feed.recent_bars(inst, self.strategy.warmup_bars))
+        for bar in bars:
+            lane.history.push(bar)
+        if bars:
+            lane.holding.price = bars[-1].close
+        self.log.info("warm-up: %d past bar(s) of %s loaded", len(bars), inst.id)
 
     def _currency_index(self, inst: Instrument) -> int:
         """The index of ``inst``'s currency in the run's currencies, checked convertible."""
@@ -401,6 +507,15 @@ class Engine:
 
     def _drain(self) -> None:
         queue = self.queue
+        if self.live:
+            # Events that arrived after the bar in hand wait until the strategy is done with
+            # it; and draining stops at the next bar, for the same reason.
+            if self._bar_in_hand:
+                return
+            arrived = self._arrived
+            while queue and not arrived:
+                self._dispatch(queue.popleft())
+            return
         while queue:
             self._dispatch(queue.popleft())
 
@@ -435,8 +550,15 @@ class Engine:
                     self.strategy.on_order(self._ctx, order, event)
             if fill is not None and self._want_fill:
                 self.strategy.on_fill(self._ctx, fill)
+        elif type(event) is BarReceived:
+            self._arrived.append(event.bar)
         elif isinstance(event, TimerFired):
-            self.strategy.on_timer(self._ctx, event)
+            if event.name != _WAKE:
+                self.strategy.on_timer(self._ctx, event)
+        elif isinstance(event, ConnectionChanged | DataProblem):
+            self.notices.append(event)
+            self.log.info("%r", event)
+            self.strategy.on_event(self._ctx, event)
         elif isinstance(event, CashAdjusted):
             portfolio = self._running_portfolio()
             currency = event.currency or self._currencies[0]

@@ -5,6 +5,8 @@ client; both are supported by feature detection. This first part holds the confi
 translation of orders and contracts, and IB's request limits; the broker and data feed follow.
 """
 
+from ibkrfw.ibkr.broker import IBKRBroker
+from ibkrfw.ibkr.client import IBClient, Listener
 from ibkrfw.ibkr.config import IBKRConfig
 from ibkrfw.ibkr.connection import (
     Action,
@@ -15,6 +17,7 @@ from ibkrfw.ibkr.connection import (
     Transition,
 )
 from ibkrfw.ibkr.executions import ExecutionBook, ExecutionReport
+from ibkrfw.ibkr.feed import BarAggregator, IBKRDataFeed
 from ibkrfw.ibkr.history import HistoryChunk, history_chunks, ib_bar_size
 from ibkrfw.ibkr.ids import OrderIds
 from ibkrfw.ibkr.pacing import HistoryPacer, HistoryRequest, MessageRate
@@ -28,6 +31,7 @@ from ibkrfw.ibkr.translate import (
 __all__ = [
     "Action",
     "Backoff",
+    "BarAggregator",
     "ConnectionMonitor",
     "ConnectionState",
     "ExecutionBook",
@@ -36,7 +40,11 @@ __all__ = [
     "HistoryChunk",
     "HistoryPacer",
     "HistoryRequest",
+    "IBClient",
+    "IBKRBroker",
     "IBKRConfig",
+    "IBKRDataFeed",
+    "Listener",
     "MessageRate",
     "OrderIds",
     "Transition",

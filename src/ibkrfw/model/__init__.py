@@ -2,7 +2,10 @@
 
 from ibkrfw.model.data import Bar, Quote
 from ibkrfw.model.events import (
+    BarReceived,
     CashAdjusted,
+    ConnectionChanged,
+    DataProblem,
     Event,
     OrderAccepted,
     OrderCancelled,
@@ -33,7 +36,10 @@ from ibkrfw.model.orders import (
 __all__ = [
     "AssetClass",
     "Bar",
+    "BarReceived",
     "CashAdjusted",
+    "ConnectionChanged",
+    "DataProblem",
     "Event",
     "Fill",
     "Forex",

@@ -13,14 +13,19 @@ from typing import TYPE_CHECKING, final
 import attrs
 
 from ibkrfw.model._time import to_timestamp
+from ibkrfw.model.data import Bar
 from ibkrfw.model.fills import Fill
+from ibkrfw.model.instruments import Instrument
 from ibkrfw.model.orders import OrderRequest
 
 if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = [
+    "BarReceived",
     "CashAdjusted",
+    "ConnectionChanged",
+    "DataProblem",
     "Event",
     "OrderAccepted",
     "OrderCancelRejected",
@@ -172,3 +177,44 @@ class TimerFired(Event):
     """A timer set with :meth:`Context.schedule <ibkrfw.Context.schedule>` went off."""
 
     name: str
+
+
+@final
+@attrs.frozen(kw_only=True)
+class ConnectionChanged(Event):
+    """A live broker or feed's connection changed state.
+
+    Args:
+        state: The new state (``"connected"``, ``"disconnected"``, ``"ib_unreachable"``...).
+        reason: What caused it (IB's code and its meaning, or the socket's fate).
+        actions: What the adapter does about it (``"hold_orders"``, ``"resubscribe"``...).
+    """
+
+    state: str
+    reason: str
+    actions: tuple[str, ...] = ()
+
+
+@final
+@attrs.frozen(kw_only=True)
+class BarReceived(Event):
+    """A live feed completed ``bar``; the engine hands it to the strategy as any other bar."""
+
+    bar: Bar
+
+
+@final
+@attrs.frozen(kw_only=True)
+class DataProblem(Event):
+    """A live feed could not deliver ``instrument``'s data (IB's error on the subscription).
+
+    Args:
+        instrument: The instrument concerned.
+        code: The provider's error code (IB's: 101 too many market data lines, 354 not
+            subscribed, 200 no such contract...), if any.
+        reason: The provider's explanation.
+    """
+
+    instrument: Instrument
+    code: int | None
+    reason: str

@@ -110,10 +110,16 @@ class Market:
         """Whether every bar has been replayed."""
         return self.position + 1 >= len(self.times)
 
-    def step(self) -> tuple[list[Bar], list[Quote]]:
+    def step(
+        self,
+        on_quotes: Callable[[list[Quote]], None] | None = None,
+        on_bar: Callable[[Bar], None] | None = None,
+    ) -> tuple[list[Bar], list[Quote]]:
         """Replay the quotes and bars of the next time stamp (empty lists at the end).
 
-        The broker sees the quotes first, then matches orders on the bars.
+        The broker sees the quotes first (then ``on_quotes`` gets them), then each bar in turn:
+        orders of its instrument are matched on it, then ``on_bar`` gets it, before the next
+        instrument's bar. That is the order a backtest follows, bar by bar.
         """
         with self.lock:
             if self.finished:
@@ -136,6 +142,8 @@ class Market:
                     self.broker.on_quote(quote)
                     self.last_quote[inst] = quote
                     quotes.append(quote)
+            if on_quotes is not None and quotes:
+                on_quotes(quotes)
             bars = []
             for inst, arrays in self.arrays.items():
                 i = int(np.searchsorted(arrays.ts_ns, ts))
@@ -153,6 +161,8 @@ class Market:
                     self.portfolio.mark(inst, bar.close)
                     self.last[inst] = bar
                     bars.append(bar)
+                    if on_bar is not None:
+                        on_bar(bar)
             return bars, quotes
 
     # --- orders -------------------------------------------------------------------------------

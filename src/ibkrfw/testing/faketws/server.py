@@ -20,7 +20,7 @@ import numpy as np
 from ibkrfw.errors import ConfigError, OrderError
 from ibkrfw.model._decimal import DecimalLike, to_decimal
 from ibkrfw.model._time import parse_ib_time
-from ibkrfw.model.data import Bar
+from ibkrfw.model.data import Bar, Quote
 from ibkrfw.model.events import (
     OrderAccepted,
     OrderCancelled,
@@ -570,28 +570,33 @@ class FakeTWS:
         """Replay the bars of the next ``count`` time stamps; return how many were replayed.
 
         Resting orders are matched on each bar first, then subscribers get its prices, its
-        real-time bar and, for ``keepUpToDate`` history requests, the update.
+        real-time bar and, for ``keepUpToDate`` history requests, the update; then the next
+        instrument's bar of the same time stamp, as in a backtest.
         """
         done = 0
         for _ in range(count):
             # One lock for the replay and what it sends: a subscription made meanwhile gets
             # either this step's messages or the snapshot taken when it was made, never both.
             with self.market.lock:
-                bars, quotes = self.market.step()
+                bars, quotes = self.market.step(self._send_quotes, self._send_bar)
                 if not bars and not quotes:
                     break
                 done += 1
-                for quote in quotes:
-                    self._send_ticks(quote.instrument, trades=False)
-                for bar in bars:
-                    self._send_ticks(bar.instrument, trades=True)
-                    self._send_bar_updates(bar)
                 for session in list(self._account_subscribers):
                     if session.closed.is_set():
                         self._account_subscribers.discard(session)
                     else:
                         self._send_account(session, end=False)
         return done
+
+    def _send_quotes(self, quotes: list[Quote]) -> None:
+        for quote in quotes:
+            self._send_ticks(quote.instrument, trades=False)
+
+    def _send_bar(self, bar: Bar) -> None:
+        # right after its instrument's orders were matched on it, before the next instrument's
+        self._send_ticks(bar.instrument, trades=True)
+        self._send_bar_updates(bar)
 
     def play(self, interval: float) -> None:
         """Replay in the background, one time stamp every ``interval`` seconds, to the end.

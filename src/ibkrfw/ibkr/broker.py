@@ -1,0 +1,482 @@
+"""IBKRBroker: the engine's orders sent to TWS or IB Gateway, and IB's answers as events."""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any, ClassVar, final
+
+from typing_extensions import override
+
+from ibkrfw.core.clock import Clock
+from ibkrfw.errors import BrokerError, ConfigError, RequestError
+from ibkrfw.ibkr.client import IBClient, Listener
+from ibkrfw.ibkr.config import IBKRConfig
+from ibkrfw.ibkr.connection import Action, ConnectionState, Transition
+from ibkrfw.ibkr.executions import ExecutionBook, ExecutionReport
+from ibkrfw.ibkr.ids import OrderIds
+from ibkrfw.ibkr.translate import to_ib_contract, to_ib_order
+from ibkrfw.model._time import parse_ib_time
+from ibkrfw.model.events import (
+    ConnectionChanged,
+    Event,
+    OrderAccepted,
+    OrderCancelled,
+    OrderCancelRejected,
+    OrderFilled,
+    OrderModified,
+    OrderModifyRejected,
+    OrderRejected,
+)
+from ibkrfw.model.orders import Order, OrderRequest, Side
+from ibkrfw.ports import Broker, EventSink
+
+__all__ = ["IBKRBroker"]
+
+log = logging.getLogger("ibkrfw.ibkr")
+
+_CANCEL_REFUSED = frozenset((161, 10147, 10148))
+_WARNINGS = frozenset((399, 2109, 2137, 10167))
+_CANCELLED_STATUS = frozenset(("Cancelled", "ApiCancelled"))
+
+
+def _quantity(value: Any) -> Decimal:
+    """A share count as an exact Decimal (9.81 sends floats, 10.x Decimals); 100.0 is 100."""
+    number = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+    return number.quantize(Decimal(1)) if number == number.to_integral_value() else number
+
+
+class _Working:
+    """What the broker knows of one order it sent."""
+
+    __slots__ = (
+        "accepted",
+        "cancelling",
+        "done",
+        "filled",
+        "ib_id",
+        "modifying",
+        "order",
+        "perm_id",
+    )
+
+    def __init__(self, order: Order, ib_id: int) -> None:
+        self.order = order
+        self.ib_id = ib_id
+        self.perm_id = 0
+        self.accepted = False
+        self.done = False
+        self.cancelling = False
+        self.filled = Decimal(0)
+        self.modifying: OrderRequest | None = None
+
+
+@final
+class IBKRBroker(Broker, Listener):
+    """Send the engine's orders to TWS or IB Gateway and report IB's answers as events.
+
+    Orders carry an IB order id from :class:`~ibkrfw.ibkr.OrderIds` (never reused, persisted
+    before use when ``state_dir`` is given) and an ``orderRef`` of the form
+    ``ibkrfw:<IB order id>`` (followed by ``:<tag>`` when the request has a tag), by which they
+    are recognised after a restart. Fills come from ``execDetails`` joined with their commission
+    reports, once per ``execId``; ``orderStatus`` only confirms acceptance and cancellation,
+    since IB may skip or repeat it.
+
+    While the connection is down or IB unreachable, new orders and cancellations are held and
+    sent once it is back and the executions missed meanwhile have been fetched; modifications
+    are refused (:class:`~ibkrfw.OrderModifyRejected`) rather than held.
+
+    Args:
+        config: Where to connect; the mode (paper by default) must match the account.
+        client: An :class:`~ibkrfw.ibkr.client.IBClient` to share with an
+            :class:`~ibkrfw.ibkr.IBKRDataFeed`; one is made from ``config`` if not given.
+        state_dir: A directory for the order id file; None keeps ids in memory only.
+
+    Raises:
+        ConfigError: if neither ``config`` nor ``client`` is given.
+    """
+
+    def __init__(
+        self,
+        config: IBKRConfig | None = None,
+        *,
+        client: IBClient | None = None,
+        state_dir: str | os.PathLike[str] | None = None,
+    ) -> None:
+        if client is None:
+            if config is None:
+                raise ConfigError("IBKRBroker needs a config or a client")
+            client = IBClient(config)
+        self.client = client
+        self.config = client.config
+        path = None if state_dir is None else os.path.join(os.fspath(state_dir), "order_ids.json")
+        if state_dir is not None:
+            os.makedirs(state_dir, exist_ok=True)
+        self.ids = OrderIds(path)
+        self.executions = ExecutionBook()
+        self._lock = threading.RLock()
+        self._by_ib: dict[int, _Working] = {}
+        self._by_engine: dict[int, _Working] = {}
+        self._held: list[tuple[int, Callable[[], object]]] = []  # (engine id or 0, send)
+        self._emit: EventSink | None = None
+        self._clock: Clock | None = None
+        self._cash = Decimal(0)
+        self._currency = "USD"
+        self._tasks: queue.Queue[Callable[[], None] | None] = queue.Queue()
+        self._worker: threading.Thread | None = None
+        self._released = threading.Event()
+
+    # --- start and stop ------------------------------------------------------------------------
+    @override
+    def start(self, clock: Clock, emit: EventSink) -> None:
+        """Connect (unless the shared client is connected already) and read the account.
+
+        Raises:
+            BrokerError: if TWS cannot be reached or the account cannot be read.
+            ConfigError: if the account does not match the mode (paper or live).
+        """
+        self._clock, self._emit = clock, emit
+        client = self.client
+        client.add_listener(self)
+        if client.monitor.state is not ConnectionState.CONNECTED:
+            client.connect()
+        self.config.check_account(client.account)
+        self.ids.observe_next_valid_id(client.next_valid_id)
+        self._read_cash()
+        self._worker = threading.Thread(target=self._work, name="ibkrfw-broker", daemon=True)
+        self._worker.start()
+        self._released.set()
+        log.info(
+            "trading account %s (%s) with %s %s",
+            client.account,
+            self.config.mode,
+            self._cash,
+            self._currency,
+        )
+
+    def _read_cash(self) -> None:
+        rows = self.client.request(
+            "reqAccountSummary", "All", "TotalCashValue", rows="accountSummary"
+        )
+        self.client.send("cancelAccountSummary", 0)  # any id: the fake and TWS ignore it
+        for account, tag, value, currency in rows:
+            if account == self.client.account and tag == "TotalCashValue":
+                self._cash = Decimal(value)
+                self._currency = currency or "USD"
+                return
+        raise BrokerError(f"TWS did not report the cash of account {self.client.account}")
+
+    @override
+    def starting_cash(self) -> Decimal:
+        """The account's total cash when the run started (``TotalCashValue``)."""
+        return self._cash
+
+    @property
+    @override
+    def base_currency(self) -> str:
+        """The account's base currency, as TWS reports it."""
+        return self._currency
+
+    @override
+    def stop(self) -> None:
+        """Stop the broker's worker and disconnect."""
+        self._tasks.put(None)
+        if self._worker is not None:
+            self._worker.join(5.0)
+        self.client.close()
+
+    def _work(self) -> None:
+        while (task := self._tasks.get()) is not None:
+            try:
+                task()
+            except Exception:
+                log.exception("broker task failed")
+
+    # --- sending ---------------------------------------------------------------------------
+    def _now(self) -> int:
+        assert self._clock is not None
+        return self._clock.now_ns()
+
+    def _put(self, event: Event) -> None:
+        assert self._emit is not None
+        self._emit(event)
+
+    def _can_send(self) -> bool:
+        return self.client.is_connected and self._released.is_set()
+
+    @override
+    def submit(self, order: Order) -> None:
+        """Give ``order`` an IB order id and send it (or hold it while disconnected)."""
+        with self._lock:
+            if not self._can_send():
+                log.warning(
+                    "not connected: order %d held until the connection is back", order.order_id
+                )
+                self._held.append((order.order_id, lambda: self._place(order)))
+                return
+        self._place(order)
+
+    def _place(self, order: Order) -> None:
+        request = order.request
+        parent = 0
+        if request.parent_id is not None:
+            known = self._by_engine.get(request.parent_id)
+            if known is None:
+                self._put(OrderRejected(
+                    ts_ns=self._now(), order_id=order.order_id,
+                    reason=f"parent order {request.parent_id} was never sent to IB",
+                ))  # fmt: skip
+                return
+            parent = known.ib_id
+        ib_id = self.ids.next()
+        working = _Working(order, ib_id)
+        with self._lock:
+            self._by_ib[ib_id] = working
+            self._by_engine[order.order_id] = working
+        ib_order = to_ib_order(
+            request,
+            order_id=ib_id,
+            order_ref=self.order_ref(ib_id, request.tag),
+            account=self.client.account,
+            parent_id=parent,
+        )
+        if not self.client.send("placeOrder", ib_id, to_ib_contract(order.instrument), ib_order):
+            with self._lock:  # the socket went down just now: keep it for the reconnection
+                self._by_ib.pop(ib_id)
+                self._by_engine.pop(order.order_id)
+                self._held.append((order.order_id, lambda: self._place(order)))
+
+    @staticmethod
+    def order_ref(ib_id: int, tag: str = "") -> str:
+        """The ``orderRef`` the broker gives an order: ``ibkrfw:<IB order id>[:<tag>]``."""
+        return f"ibkrfw:{ib_id}:{tag}" if tag else f"ibkrfw:{ib_id}"
+
+    @override
+    def cancel(self, order: Order) -> None:
+        """Ask IB to cancel ``order`` (held while disconnected)."""
+        with self._lock:
+            working = self._by_engine.get(order.order_id)
+            if working is None:  # never sent (held while disconnected): cancelled here
+                before = len(self._held)
+                self._held = [h for h in self._held if h[0] != order.order_id]
+                if len(self._held) < before:
+                    self._put(OrderCancelled(
+                        ts_ns=self._now(), order_id=order.order_id,
+                        reason="cancelled before it was sent to IB",
+                    ))  # fmt: skip
+                return
+            working.cancelling = True
+            if not self._can_send():
+                self._held.append((0, lambda: self.client.cancel_order(working.ib_id)))
+                return
+        self.client.cancel_order(working.ib_id)
+
+    @override
+    def modify(self, order: Order, request: OrderRequest) -> None:
+        """Send ``placeOrder`` again with the order's IB id and the new request."""
+        working = self._by_engine.get(order.order_id)
+        reason = None
+        if working is None or not working.accepted:
+            reason = "the order has not been accepted by IB yet"
+        elif not self._can_send():
+            reason = "not connected to IB"
+        if reason is not None or working is None:
+            self._put(OrderModifyRejected(
+                ts_ns=self._now(), order_id=order.order_id, reason=reason or "unknown order"
+            ))  # fmt: skip
+            return
+        working.modifying = request
+        parent = self._by_engine.get(request.parent_id) if request.parent_id is not None else None
+        ib_order = to_ib_order(
+            request,
+            order_id=working.ib_id,
+            order_ref=self.order_ref(working.ib_id, request.tag),
+            account=self.client.account,
+            parent_id=parent.ib_id if parent is not None else 0,
+        )
+        self.client.send("placeOrder", working.ib_id, to_ib_contract(order.instrument), ib_order)
+
+    # --- the connection ----------------------------------------------------------------------
+    @override
+    def on_transition(self, transition: Transition) -> None:
+        """Hold orders, reconcile and release them as the connection's state changes."""
+        if self._emit is None:
+            return
+        self._put(ConnectionChanged(
+            ts_ns=self._now(), state=transition.after.value, reason=transition.reason,
+            actions=tuple(a.value for a in transition.actions),
+        ))  # fmt: skip
+        actions = transition.actions
+        if Action.HOLD_ORDERS in actions:
+            self._released.clear()
+        if Action.RECONCILE in actions or Action.RELEASE_ORDERS in actions:
+            # Requests wait for answers that arrive on this very thread: run them elsewhere.
+            self._tasks.put(lambda: self._resume(Action.RECONCILE in actions))
+
+    def _resume(self, reconcile: bool) -> None:
+        if reconcile:
+            try:
+                self.reconcile()
+            except RequestError as exc:
+                log.warning("reconciliation after reconnecting failed: %s", exc)
+                return  # orders stay held; the next transition tries again
+        with self._lock:
+            if not self.client.is_connected:
+                return
+            held, self._held = self._held, []
+            self._released.set()
+        if held:
+            log.info("connection back: sending %d held order message(s)", len(held))
+        for _, send in held:
+            send()
+
+    def reconcile(self) -> None:
+        """Fetch the executions and open orders IB has, so that missed fills are reported.
+
+        Executions already seen are recognised by their ``execId`` and counted once; an order
+        that IB no longer has open and did not fill is reported cancelled.
+
+        Raises:
+            RequestError: if IB does not answer.
+        """
+        from ibapi.execution import ExecutionFilter
+
+        self.client.request("reqExecutions", ExecutionFilter(), rows="execDetails")
+        rows = self.client.request("reqOpenOrders", rows="openOrder")
+        open_ids = {row[0] for row in rows}
+        with self._lock:
+            lost = [
+                w for w in self._by_ib.values()
+                if w.accepted and not w.done and w.ib_id not in open_ids
+                and w.filled < w.order.quantity
+            ]  # fmt: skip
+        for working in lost:
+            working.done = True
+            self._put(OrderCancelled(
+                ts_ns=self._now(), order_id=working.order.order_id,
+                reason="no longer open at IB after the reconnection",
+            ))  # fmt: skip
+
+    # --- IB's callbacks ----------------------------------------------------------------------
+    @override
+    def on_message(self, name: str, args: tuple[Any, ...]) -> None:
+        """Translate IB's order callbacks into order events."""
+        if self._emit is None:
+            return
+        handler = self._handlers.get(name)
+        if handler is not None:
+            handler(self, *args)
+
+    def _accept(self, working: _Working) -> None:
+        if not working.accepted:
+            working.accepted = True
+            self._put(OrderAccepted(
+                ts_ns=self._now(), order_id=working.order.order_id,
+                broker_order_id=str(working.perm_id or working.ib_id),
+            ))  # fmt: skip
+
+    def _on_open_order(self, ib_id: int, contract: Any, order: Any, state: Any) -> None:
+        working = self._by_ib.get(ib_id)
+        if working is None:
+            self.ids.observe_used(ib_id)
+            return
+        working.perm_id = int(getattr(order, "permId", 0) or 0) or working.perm_id
+        self._accept(working)
+        request = working.modifying
+        if request is not None:
+            working.modifying = None
+            self._put(OrderModified(ts_ns=self._now(), order_id=working.order.order_id,
+                                    request=request))  # fmt: skip
+
+    def _on_order_status(
+        self, ib_id: int, status: str, filled: Decimal, remaining: Decimal, avg: float, perm: int
+    ) -> None:
+        working = self._by_ib.get(ib_id)
+        if working is None or working.done:
+            return
+        working.perm_id = perm or working.perm_id
+        if status in ("Submitted", "PreSubmitted"):
+            self._accept(working)
+        elif status in _CANCELLED_STATUS:
+            self._cancelled(working, "")
+
+    def _cancelled(self, working: _Working, reason: str) -> None:
+        if working.done:
+            return
+        working.done = True
+        self._put(OrderCancelled(ts_ns=self._now(), order_id=working.order.order_id,
+                                 reason=reason))  # fmt: skip
+
+    def _on_error(self, req_id: int, code: int, text: str) -> None:
+        working = self._by_ib.get(req_id)
+        if working is None or working.done:
+            return
+        if 2100 <= code <= 2199 or code in _WARNINGS:
+            log.info("IB notice on order %d: %s", working.order.order_id, text)
+            return
+        order_id, now = working.order.order_id, self._now()
+        if code == 202:
+            self._cancelled(working, text)
+        elif code in _CANCEL_REFUSED and working.cancelling:
+            working.cancelling = False
+            self._put(OrderCancelRejected(ts_ns=now, order_id=order_id, reason=text))
+        elif working.modifying is not None:
+            working.modifying = None
+            self._put(OrderModifyRejected(ts_ns=now, order_id=order_id,
+                                          reason=f"IB error {code}: {text}"))  # fmt: skip
+        elif not working.accepted:
+            working.done = True
+            self._put(OrderRejected(ts_ns=now, order_id=order_id, reason=text, code=code))
+        else:
+            log.warning("IB error %d on working order %d: %s", code, order_id, text)
+
+    def _on_execution(self, req_id: int, contract: Any, execution: Any) -> None:
+        working = self._by_ib.get(int(execution.orderId))
+        if working is None:
+            return  # another client's, or an order of an earlier session (reconciliation)
+        try:
+            ts = parse_ib_time(execution.time)
+        except ValueError:
+            ts = self._now()
+        order = working.order
+        report = ExecutionReport(
+            execution.execId,
+            order.order_id,
+            order.instrument,
+            Side.BUY if execution.side in ("BOT", "BUY") else Side.SELL,
+            _quantity(execution.shares),
+            order.instrument.round_price(Decimal(repr(float(execution.price)))),
+            ts,
+        )  # fmt: skip
+        self._filled(working, self.executions.on_execution(report))
+
+    def _on_commission(self, exec_id: str, commission: Decimal, currency: str) -> None:
+        if commission >= Decimal("1e300"):  # IB's "not set" double: no commission known yet
+            commission = Decimal(0)
+        fill = self.executions.on_commission(exec_id, commission)
+        if fill is not None:
+            self._filled(self._by_engine[fill.order_id], fill)
+
+    def _filled(self, working: _Working, fill: Any) -> None:
+        if fill is None:
+            return
+        self._accept(working)  # a fill may overtake its acknowledgement
+        working.filled += fill.quantity
+        if working.filled >= working.order.quantity:
+            working.done = True
+        self._put(OrderFilled(ts_ns=self._now(), order_id=fill.order_id, fill=fill))
+
+    _handlers: ClassVar[dict[str, Callable[..., None]]] = {
+        "openOrder": _on_open_order,
+        "orderStatus": _on_order_status,
+        "error": _on_error,
+        "execDetails": _on_execution,
+        "commissionReport": _on_commission,
+    }
+
+    def __repr__(self) -> str:
+        return f"IBKRBroker({self.client!r})"

@@ -1,0 +1,600 @@
+"""One API connection to TWS or IB Gateway, on its own threads, reconnecting by itself.
+
+:class:`IBClient` owns the official ``ibapi`` client. Its callbacks arrive on ibapi's message
+thread; they are normalised once here (9.81 and 10.x differ: ``error``'s arguments, ``Decimal``
+sizes, the commission callback's name) and handed to the registered :class:`Listener` objects,
+which only translate them into model events for the engine's queue. Everything sent goes through
+:meth:`IBClient.send`, which keeps the outgoing rate under IB's 50 messages a second.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import logging
+import threading
+import time
+from collections import Counter
+from decimal import Decimal
+from typing import Any, final
+
+from ibapi.client import EClient
+from ibapi.wrapper import EWrapper
+
+from ibkrfw.errors import BrokerError, RequestError
+from ibkrfw.ibkr.config import IBKRConfig
+from ibkrfw.ibkr.connection import (
+    Backoff,
+    ConnectionMonitor,
+    ConnectionState,
+    Transition,
+)
+from ibkrfw.ibkr.pacing import MessageRate
+
+__all__ = ["IBClient", "Listener"]
+
+log = logging.getLogger("ibkrfw.ibkr")
+
+# Callbacks that answer one request, by request id: the row callback and its end marker.
+_ROWS_BY_ID = {
+    "contractDetails": "contractDetailsEnd",
+    "historicalData": "historicalDataEnd",
+    "accountSummary": "accountSummaryEnd",
+    "execDetails": "execDetailsEnd",
+}
+_ENDS_BY_ID = {end: rows for rows, end in _ROWS_BY_ID.items()}
+# Answers to requests without an id: only one of each may be pending at a time.
+_ROWS_NO_ID = {
+    "position": "positionEnd",
+    "openOrder": "openOrderEnd",
+    "completedOrder": "completedOrdersEnd",
+}
+_ENDS_NO_ID = {end: rows for rows, end in _ROWS_NO_ID.items()}
+# Codes sent with a request id that still say nothing about that request.
+_WARNINGS = frozenset((399, 2109, 2137, 10167))
+
+
+def _number(value: Any) -> Decimal:
+    """One type for sizes and quantities: 9.81 sends float or int, 10.x Decimal."""
+    if isinstance(value, Decimal):
+        return value
+    return Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+
+
+class Listener:
+    """Receives a connection's callbacks; subclass and override what you need.
+
+    Both methods are called on ibapi's message thread, so they must be quick and must not block:
+    translate, put on a queue, return.
+    """
+
+    def on_message(self, name: str, args: tuple[Any, ...]) -> None:
+        """Take one callback of ibapi's ``EWrapper``, by its name, with normalised arguments.
+
+        ``error`` arrives as ``(req_id, code, text)`` for every client version; sizes and
+        quantities are :class:`~decimal.Decimal`; ``commissionReport`` arrives as
+        ``(exec_id, commission, currency)`` whichever of its two names the client uses.
+        """
+
+    def on_transition(self, transition: Transition) -> None:
+        """Take a change of the connection's state and the actions it calls for."""
+
+
+class _Pending:
+    """Rows collected for one request until its end marker or an error."""
+
+    __slots__ = ("done", "error", "rows")
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[Any, ...]] = []
+        self.done = threading.Event()
+        self.error: RequestError | None = None
+
+
+class _Wrapper(EWrapper):  # type: ignore[misc]
+    """ibapi's callbacks for one connection attempt, normalised and passed to the client."""
+
+    def __init__(self, client: IBClient, generation: int) -> None:
+        EWrapper.__init__(self)
+        self._client = client
+        self._generation = generation
+
+    def _put(self, name: str, *args: Any) -> None:
+        self._client._receive(self._generation, name, args)
+
+    # ibapi's names and signatures follow; the arguments of 9.81 and 10.x are reconciled here.
+    def error(self, reqId: int, *args: Any) -> None:  # noqa: N803
+        # 9.81: (code, text); 10.x: (errorTime, code, text, advancedOrderRejectJson)
+        if len(args) >= 3 and isinstance(args[2], str):
+            code, text = args[1], args[2]
+        else:
+            code, text = args[0], args[1]
+        self._put("error", int(reqId), int(code), str(text))
+
+    def connectionClosed(self) -> None:  # noqa: N802
+        self._put("connectionClosed")
+
+    def nextValidId(self, orderId: int) -> None:  # noqa: N802, N803
+        self._put("nextValidId", int(orderId))
+
+    def managedAccounts(self, accountsList: str) -> None:  # noqa: N802, N803
+        self._put("managedAccounts", accountsList)
+
+    def currentTime(self, time: int) -> None:  # noqa: N802
+        self._put("currentTime", int(time))
+
+    def contractDetails(self, reqId: int, contractDetails: Any) -> None:  # noqa: N802, N803
+        self._put("contractDetails", reqId, contractDetails)
+
+    def contractDetailsEnd(self, reqId: int) -> None:  # noqa: N802, N803
+        self._put("contractDetailsEnd", reqId)
+
+    def marketDataType(self, reqId: int, marketDataType: int) -> None:  # noqa: N802, N803
+        self._put("marketDataType", reqId, int(marketDataType))
+
+    def tickPrice(self, reqId: int, tickType: int, price: float, attrib: Any) -> None:  # noqa: N802, N803
+        self._put("tickPrice", reqId, int(tickType), float(price))
+
+    def tickSize(self, reqId: int, tickType: int, size: Any) -> None:  # noqa: N802, N803
+        self._put("tickSize", reqId, int(tickType), _number(size))
+
+    def tickString(self, reqId: int, tickType: int, value: str) -> None:  # noqa: N802, N803
+        self._put("tickString", reqId, int(tickType), value)
+
+    def tickGeneric(self, reqId: int, tickType: int, value: float) -> None:  # noqa: N802, N803
+        self._put("tickGeneric", reqId, int(tickType), float(value))
+
+    def realtimeBar(  # noqa: N802
+        self,
+        reqId: int,  # noqa: N803
+        time: int,
+        open_: float,
+        high: float,
+        low: float,
+        close: float,
+        volume: Any,
+        wap: Any,
+        count: int,
+    ) -> None:
+        self._put("realtimeBar", reqId, int(time), open_, high, low, close, _number(volume))
+
+    def historicalData(self, reqId: int, bar: Any) -> None:  # noqa: N802, N803
+        self._put("historicalData", reqId, bar)
+
+    def historicalDataEnd(self, reqId: int, start: str, end: str) -> None:  # noqa: N802, N803
+        self._put("historicalDataEnd", reqId, start, end)
+
+    def historicalDataUpdate(self, reqId: int, bar: Any) -> None:  # noqa: N802, N803
+        self._put("historicalDataUpdate", reqId, bar)
+
+    def openOrder(self, orderId: int, contract: Any, order: Any, orderState: Any) -> None:  # noqa: N802, N803
+        self._put("openOrder", int(orderId), contract, order, orderState)
+
+    def openOrderEnd(self) -> None:  # noqa: N802
+        self._put("openOrderEnd")
+
+    def orderStatus(  # noqa: N802
+        self,
+        orderId: int,  # noqa: N803
+        status: str,
+        filled: Any,
+        remaining: Any,
+        avgFillPrice: float,  # noqa: N803
+        permId: int,  # noqa: N803
+        *rest: Any,
+    ) -> None:
+        self._put(
+            "orderStatus",
+            int(orderId),
+            status,
+            _number(filled),
+            _number(remaining),
+            float(avgFillPrice),
+            int(permId),
+        )
+
+    def completedOrder(self, contract: Any, order: Any, orderState: Any) -> None:  # noqa: N802, N803
+        self._put("completedOrder", contract, order, orderState)
+
+    def completedOrdersEnd(self) -> None:  # noqa: N802
+        self._put("completedOrdersEnd")
+
+    def execDetails(self, reqId: int, contract: Any, execution: Any) -> None:  # noqa: N802, N803
+        self._put("execDetails", reqId, contract, execution)
+
+    def execDetailsEnd(self, reqId: int) -> None:  # noqa: N802, N803
+        self._put("execDetailsEnd", reqId)
+
+    def commissionReport(self, commissionReport: Any) -> None:  # noqa: N802, N803 - 9.81
+        report = commissionReport
+        self._put("commissionReport", report.execId, _number(report.commission), report.currency)
+
+    def commissionAndFeesReport(self, commissionAndFeesReport: Any) -> None:  # noqa: N802, N803
+        report = commissionAndFeesReport  # 10.x
+        self._put(
+            "commissionReport", report.execId, _number(report.commissionAndFees), report.currency
+        )
+
+    def position(self, account: str, contract: Any, position: Any, avgCost: float) -> None:  # noqa: N803
+        self._put("position", account, contract, _number(position), float(avgCost))
+
+    def positionEnd(self) -> None:  # noqa: N802
+        self._put("positionEnd")
+
+    def accountSummary(  # noqa: N802
+        self,
+        reqId: int,  # noqa: N803
+        account: str,
+        tag: str,
+        value: str,
+        currency: str,
+    ) -> None:
+        self._put("accountSummary", reqId, account, tag, value, currency)
+
+    def accountSummaryEnd(self, reqId: int) -> None:  # noqa: N802, N803
+        self._put("accountSummaryEnd", reqId)
+
+
+class _EClient(EClient):  # type: ignore[misc]
+    """ibapi's client for one connection attempt."""
+
+
+_CANCEL_TAKES_ORDER_CANCEL = "orderCancel" in inspect.signature(EClient.cancelOrder).parameters
+
+
+@final
+class IBClient:
+    """One API connection, its state machine, its rate limit and its reconnections.
+
+    :meth:`connect` opens the socket, starts ibapi's threads and waits (at most the
+    configuration's ``connect_timeout``) for ``nextValidId`` and ``managedAccounts``. If the
+    socket is lost later, the client reconnects by itself after a :class:`Backoff` delay, again
+    and again, until :meth:`close`. Every change of state reaches the listeners as a
+    :class:`~ibkrfw.ibkr.Transition`.
+
+    Args:
+        config: Where to connect, and the limits.
+        backoff: The delays between reconnection attempts (1 s doubling to 60 s by default).
+        reconnect: False to stay disconnected when the socket is lost.
+
+    Example:
+        >>> from ibkrfw.testing import FakeTWS
+        >>> with FakeTWS() as tws:
+        ...     client = IBClient(IBKRConfig(port=tws.port))
+        ...     client.connect()
+        ...     ready = (client.account, client.monitor.state.value)
+        ...     client.close()
+        >>> ready
+        ('DU1234567', 'connected')
+    """
+
+    def __init__(
+        self,
+        config: IBKRConfig,
+        *,
+        backoff: Backoff | None = None,
+        reconnect: bool = True,
+    ) -> None:
+        self.config = config
+        self.monitor = ConnectionMonitor()
+        self.backoff = backoff or Backoff()
+        self.reconnect = reconnect
+        self.account = ""
+        """The account traded (the configured one, or the login's first)."""
+        self.next_valid_id = 0
+        """The last ``nextValidId`` received."""
+        self.server_version = 0
+        self._listeners: list[Listener] = []
+        self._rate = MessageRate(config.max_messages_per_second)
+        self._send_lock = threading.Lock()
+        self._state_lock = threading.RLock()
+        self._client: _EClient | None = None
+        self._thread: threading.Thread | None = None
+        self._generation = 0
+        self._ready = threading.Event()
+        self._settled = threading.Event()  # ready, or the socket closed while connecting
+        self._opening = False
+        self._got_id = self._got_accounts = False
+        self._failure: tuple[int, str] | None = None
+        self._closing = threading.Event()
+        self._reconnector: threading.Thread | None = None
+        self._req_id = 0
+        self._pending: dict[int | str, _Pending] = {}
+        self.sent_counts: Counter[str] = Counter()
+        """How many messages were sent, by ``EClient`` method name (for monitoring)."""
+
+    # --- listeners -------------------------------------------------------------------------
+    def add_listener(self, listener: Listener) -> None:
+        """Pass every callback and transition to ``listener`` from now on."""
+        with self._state_lock:
+            self._listeners.append(listener)
+
+    def _notify(self, transition: Transition | None) -> None:
+        if transition is None:
+            return
+        log.info(
+            "IB connection %s -> %s (%s)",
+            transition.before.value,
+            transition.after.value,
+            transition.reason,
+        )
+        for listener in list(self._listeners):
+            try:
+                listener.on_transition(transition)
+            except Exception:  # a listener's bug must not kill ibapi's thread
+                log.exception("listener %r failed on %s", listener, transition)
+
+    # --- connecting --------------------------------------------------------------------------
+    @property
+    def is_connected(self) -> bool:
+        """Whether the API is ready and IB reachable (orders may be sent)."""
+        return self.monitor.state is ConnectionState.CONNECTED
+
+    def connect(self) -> None:
+        """Connect and wait until the API is ready.
+
+        Raises:
+            BrokerError: if TWS refuses or does not answer in time (with IB's code if it
+                gave one, e.g. 326 for a client id already in use).
+        """
+        self._closing.clear()
+        self._open()
+
+    def _open(self) -> None:
+        with self._state_lock:
+            self._generation += 1
+            generation = self._generation
+            self._ready.clear()
+            self._settled.clear()
+            self._got_id = self._got_accounts = False
+            self._failure = None
+            client = _EClient(_Wrapper(self, generation))
+            self._client = client
+            self._opening = True
+        try:
+            self._open_with(client, generation)
+        finally:
+            self._opening = False
+
+    def _open_with(self, client: _EClient, generation: int) -> None:
+        config = self.config
+        client.connect(config.host, config.port, config.client_id)
+        if not client.isConnected():
+            failure = self._failure
+            self._client = None
+            code = f" (code {failure[0]}: {failure[1]})" if failure else ""
+            raise BrokerError(
+                f"cannot connect to TWS/Gateway at {config.host}:{config.port} as client id "
+                f"{config.client_id}{code}; is it running, with the API enabled on this port?"
+            )
+        self.server_version = int(client.serverVersion() or 0)
+        self._notify(self.monitor.socket_connected())
+        thread = threading.Thread(
+            target=self._run, args=(client,), name=f"ibkrfw-ib-{generation}", daemon=True
+        )
+        self._thread = thread
+        thread.start()
+        self._settled.wait(config.connect_timeout)
+        if not self._ready.is_set():
+            failure = self._failure
+            self._drop(client)
+            detail = f"code {failure[0]}: {failure[1]}" if failure else "no answer"
+            raise BrokerError(
+                f"TWS/Gateway at {config.host}:{config.port} did not make the API ready within "
+                f"{config.connect_timeout:g} s ({detail})"
+            )
+
+    def _run(self, client: _EClient) -> None:
+        try:
+            client.run()
+        except Exception:  # ibapi 10.x can raise on a message queued at disconnect
+            log.debug("ibapi's message loop ended with an exception", exc_info=True)
+            if client.isConnected():
+                client.disconnect()
+
+    def _drop(self, client: _EClient) -> None:
+        with self._state_lock:
+            self._generation += 1  # whatever the old client says from now on is ignored
+        with contextlib.suppress(OSError):
+            client.disconnect()
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Disconnect for good: no reconnection after this."""
+        self._closing.set()
+        client = self._client
+        if client is not None:
+            with contextlib.suppress(OSError):
+                client.disconnect()
+        for thread in (self._thread, self._reconnector):
+            if thread is not None and thread is not threading.current_thread():
+                thread.join(timeout)
+        self._fail_pending(RequestError("the connection was closed", code=None))
+
+    def _lost(self, reason: str) -> None:
+        self._fail_pending(RequestError(f"the connection was lost ({reason})", code=None))
+        self._notify(self.monitor.socket_lost(reason))
+        if self._closing.is_set() or not self.reconnect:
+            return
+        with self._state_lock:
+            if self._reconnector is not None and self._reconnector.is_alive():
+                return
+            self._reconnector = threading.Thread(
+                target=self._reconnect_loop, name="ibkrfw-ib-reconnect", daemon=True
+            )
+            self._reconnector.start()
+
+    def _reconnect_loop(self) -> None:
+        while not self._closing.is_set():
+            delay = self.backoff.next()
+            log.info("reconnecting to TWS/Gateway in %.1f s", delay)
+            if self._closing.wait(delay):
+                return
+            try:
+                self._open()
+            except BrokerError as exc:
+                log.warning("reconnection failed: %s", exc)
+                continue
+            self.backoff.reset()
+            return
+
+    # --- receiving ---------------------------------------------------------------------------
+    def _receive(self, generation: int, name: str, args: tuple[Any, ...]) -> None:
+        if generation != self._generation:
+            return  # an earlier connection's last words
+        if name == "connectionClosed":
+            self._ready.clear()
+            if self._opening:  # connect() or the reconnection loop reports it
+                self._notify(self.monitor.socket_lost("socket closed while connecting"))
+                self._settled.set()
+            elif self.monitor.state is not ConnectionState.DISCONNECTED:
+                self._lost("socket closed")
+            return
+        if name == "error":
+            self._error(*args)
+        elif name == "nextValidId":
+            self.next_valid_id = args[0]
+            self._got_id = True
+            self._check_ready()
+        elif name == "managedAccounts":
+            accounts = [a for a in args[0].split(",") if a]
+            self.account = self.config.account or (accounts[0] if accounts else "")
+            self._got_accounts = True
+            self._check_ready()
+        self._collect(name, args)
+        for listener in list(self._listeners):
+            try:
+                listener.on_message(name, args)
+            except Exception:
+                log.exception("listener %r failed on %s", listener, name)
+
+    def _check_ready(self) -> None:
+        if self._got_id and self._got_accounts and not self._ready.is_set():
+            self._ready.set()
+            self._settled.set()
+            self._notify(self.monitor.api_ready())
+
+    def _error(self, req_id: int, code: int, text: str) -> None:
+        if ConnectionMonitor.is_notice(code) or code in _WARNINGS or self._opening:
+            log.debug("IB notice %d (request %d): %s", code, req_id, text)
+        else:
+            log.warning("IB error %d (request %d): %s", code, req_id, text)
+        if code in (326, 502) and not self._ready.is_set():
+            self._failure = (code, text)
+        pending = self._pending.get(req_id)
+        if pending is not None and not ConnectionMonitor.is_notice(code):
+            pending.error = RequestError(f"IB error {code}: {text}", code=code)
+            pending.done.set()
+        if req_id == -1 or code in (1100, 1101, 1102, 1300, 326, 502, 504):
+            self._notify(self.monitor.on_code(code))
+
+    def _collect(self, name: str, args: tuple[Any, ...]) -> None:
+        if not self._pending:
+            return
+        if name in _ROWS_BY_ID or name in _ENDS_BY_ID:
+            pending = self._pending.get(args[0])
+            if pending is not None:
+                if name in _ROWS_BY_ID:
+                    pending.rows.append(args[1:])
+                else:
+                    pending.done.set()
+        elif name in _ROWS_NO_ID or name in _ENDS_NO_ID:
+            pending = self._pending.get(_ENDS_NO_ID.get(name, name))
+            if pending is not None:
+                if name in _ROWS_NO_ID:
+                    pending.rows.append(args)
+                else:
+                    pending.done.set()
+
+    def _fail_pending(self, error: RequestError) -> None:
+        for pending in list(self._pending.values()):
+            if not pending.done.is_set():
+                pending.error = error
+                pending.done.set()
+
+    # --- sending -----------------------------------------------------------------------------
+    def new_req_id(self) -> int:
+        """Return a fresh request id (never an order id: they live in separate spaces)."""
+        with self._state_lock:
+            self._req_id += 1
+            return self._req_id
+
+    def send(self, method: str, *args: Any) -> bool:
+        """Call ``EClient.<method>(*args)``, waiting as long as the message rate requires.
+
+        Returns:
+            False if there is no socket (nothing was sent), True otherwise.
+        """
+        with self._send_lock:
+            client = self._client
+            if client is None or not client.isConnected():
+                return False
+            wait = self._rate.delay(time.monotonic())
+            if wait > 0:
+                time.sleep(wait)
+            try:
+                getattr(client, method)(*args)
+            except OSError as exc:
+                log.warning("sending %s failed: %s", method, exc)
+                return False
+            self._rate.sent(time.monotonic())
+            self.sent_counts[method] += 1
+            return True
+
+    def cancel_order(self, order_id: int) -> bool:
+        """Send ``cancelOrder`` with the signature the installed client has."""
+        if _CANCEL_TAKES_ORDER_CANCEL:
+            from ibapi.order_cancel import OrderCancel  # 10.x only
+
+            return self.send("cancelOrder", order_id, OrderCancel())
+        return self.send("cancelOrder", order_id)
+
+    def request(
+        self,
+        method: str,
+        *args: Any,
+        rows: str,
+        timeout: float | None = None,
+    ) -> list[tuple[Any, ...]]:
+        """Send a request and return the rows of its answer, once its end marker arrived.
+
+        Args:
+            method: The ``EClient`` method. Its first argument is the request id when ``rows``
+                is answered by request id (``contractDetails``, ``historicalData``,
+                ``accountSummary``, ``execDetails``): pass ``args`` without it.
+            args: The method's other arguments.
+            rows: The callback that carries the answer's rows.
+            timeout: Seconds to wait; the configuration's ``request_timeout`` by default.
+
+        Raises:
+            RequestError: if IB answers with an error, the connection is lost or closed, or
+                no answer arrives in time.
+        """
+        by_id = rows in _ROWS_BY_ID
+        if not by_id and rows not in _ROWS_NO_ID:
+            raise ValueError(f"{rows!r} is not the answer of a request")
+        pending = _Pending()
+        key: int | str = self.new_req_id() if by_id else rows
+        if key in self._pending:
+            raise RequestError(f"a {rows} request is already waiting for its answer", code=None)
+        self._pending[key] = pending
+        try:
+            sent = self.send(method, key, *args) if by_id else self.send(method, *args)
+            if not sent:
+                raise RequestError(f"{method}: not connected", code=None)
+            wait = self.config.request_timeout if timeout is None else timeout
+            if not pending.done.wait(wait):
+                if by_id and method == "reqHistoricalData":
+                    self.send("cancelHistoricalData", key)
+                raise RequestError(f"{method}: no answer within {wait:g} s", code=None)
+            if pending.error is not None:
+                raise pending.error
+            return pending.rows
+        finally:
+            del self._pending[key]
+
+    def __repr__(self) -> str:
+        config = self.config
+        return (
+            f"IBClient({config.host}:{config.port}, client_id={config.client_id}, "
+            f"{self.monitor.state.value})"
+        )

@@ -1,0 +1,202 @@
+"""Run a strategy live against the fake TWS, one replayed time stamp at a time."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Sequence
+from types import TracebackType
+from typing import TYPE_CHECKING, final
+
+import numpy as np
+
+from ibkrfw.engine.engine import Engine
+from ibkrfw.engine.result import RunResult
+from ibkrfw.errors import EngineError
+from ibkrfw.model.instruments import Instrument
+from ibkrfw.risk.rule import RiskRule
+from ibkrfw.strategy import Strategy
+from ibkrfw.testing.faketws.server import FakeTWS
+
+if TYPE_CHECKING:
+    from ibkrfw.ibkr.broker import IBKRBroker
+    from ibkrfw.ibkr.client import IBClient
+    from ibkrfw.ibkr.feed import IBKRDataFeed
+
+__all__ = ["LiveSession"]
+
+_REALTIME_BAR = 50  # the message id of realtimeBar
+_PLACE_ORDER, _CANCEL_ORDER, _REQ_REAL_TIME_BARS = 3, 4, 50
+
+
+def _bar_size(tws: FakeTWS) -> str:
+    """The size of the bars the fake replays (its history is served at that size)."""
+    for arrays in tws.market.arrays.values():
+        if len(arrays.ts_ns) > 1:
+            spacing_s = int(np.median(np.diff(arrays.ts_ns))) // 1_000_000_000
+            return "1d" if spacing_s >= 86_400 else f"{max(spacing_s, 1)}s"
+    return "5s"
+
+
+@final
+class LiveSession:
+    """A strategy run by the live engine against a :class:`FakeTWS`, stepped by the caller.
+
+    The strategy runs exactly as it would against TWS: an :class:`~ibkrfw.ibkr.IBKRBroker`
+    and an :class:`~ibkrfw.ibkr.IBKRDataFeed` (IB's bars passed through as they come) over a
+    real socket, on the engine's own thread. :meth:`step` replays the next time stamps and
+    returns only once the strategy has seen every bar they produced and the fake TWS has
+    received every order it sent in response, so a test proceeds deterministically, bar by bar,
+    as a backtest does. Needs the ``ibkr`` extra (the official ``ibapi`` client).
+
+    Args:
+        strategy: The strategy.
+        tws: A started fake TWS.
+        instruments: What to subscribe to; every instrument the fake replays by default.
+        client_id: The API client id.
+        risk_rules: The engine's risk rules.
+        state_dir: Where the broker keeps its order ids (in memory if None).
+        timeout: The longest :meth:`step` and :meth:`start` wait for anything, in seconds.
+
+    Example:
+        >>> from ibkrfw.strategies import MovingAverageCrossover
+        >>> with FakeTWS.from_sample(["ACME"]) as tws:
+        ...     with LiveSession(MovingAverageCrossover(), tws) as session:
+        ...         replayed = session.step(200)
+        ...         result = session.stop()
+        >>> replayed, len(result.fills) > 0
+        (200, True)
+    """
+
+    def __init__(
+        self,
+        strategy: Strategy,
+        tws: FakeTWS,
+        *,
+        instruments: Sequence[Instrument] | None = None,
+        client_id: int = 1,
+        risk_rules: Sequence[RiskRule] = (),
+        state_dir: str | os.PathLike[str] | None = None,
+        timeout: float = 10.0,
+    ) -> None:
+        from ibkrfw.ibkr import IBClient, IBKRBroker, IBKRConfig, IBKRDataFeed
+
+        self.tws = tws
+        self.timeout = timeout
+        self.client_id = client_id
+        wanted = list(instruments) if instruments is not None else list(tws.market.arrays)
+        config = IBKRConfig(port=tws.port, client_id=client_id, connect_timeout=timeout)
+        self.client: IBClient = IBClient(config)
+        self.feed: IBKRDataFeed = IBKRDataFeed(
+            wanted, client=self.client, bar_size=None, history_bar_size=_bar_size(tws)
+        )
+        self.broker: IBKRBroker = IBKRBroker(client=self.client, state_dir=state_dir)
+        self.engine = Engine(strategy, self.feed, self.broker, risk_rules=risk_rules, tune_gc=False)
+        self._thread: threading.Thread | None = None
+        self._result: RunResult | None = None
+        self._error: BaseException | None = None
+
+    def start(self) -> LiveSession:
+        """Start the engine and wait until it has subscribed to every instrument.
+
+        Raises:
+            EngineError: if the run fails to start in time.
+        """
+        self._thread = threading.Thread(target=self._run, name="ibkrfw-live-session")
+        self._thread.start()
+        wanted = len(self.feed.instruments)
+        tws, client_id = self.tws, self.client_id
+
+        def subscribed_all() -> bool:
+            requests = tws.messages("in", client_id=client_id, msg_id=_REQ_REAL_TIME_BARS)
+            return self._error is not None or len(requests) >= wanted
+
+        subscribed = tws.wait_for(subscribed_all, self.timeout)
+        self._raise_failure()
+        if not subscribed:
+            raise EngineError("the live run did not subscribe to its bars in time")
+        return self
+
+    def _run(self) -> None:
+        try:
+            self._result = self.engine.run()
+        except BaseException as exc:  # reported to the test's thread by step() and stop()
+            self._error = exc
+
+    def _raise_failure(self) -> None:
+        if self._error is not None:
+            raise EngineError(f"the live run failed: {self._error!r}") from self._error
+
+    def step(self, count: int = 1) -> int:
+        """Replay ``count`` time stamps, each once the strategy is done with the one before.
+
+        Returns:
+            How many were replayed (fewer at the end of the data).
+
+        Raises:
+            EngineError: if the run failed, or did not keep up within ``timeout``.
+        """
+        done = 0
+        for _ in range(count):
+            if not self.tws.step():
+                break
+            done += 1
+            self.settle()
+        return done
+
+    def settle(self) -> None:
+        """Wait until every bar sent so far has been handled and every order sent has arrived.
+
+        Raises:
+            EngineError: if the run failed, or did not get there within ``timeout``.
+        """
+        tws, client_id, feed, engine = self.tws, self.client_id, self.feed, self.engine
+        deadline = time.monotonic() + self.timeout
+        sent = len(tws.messages("out", client_id=client_id, msg_id=_REALTIME_BAR))
+        while feed.received < sent or engine.bars_processed < feed.emitted:
+            self._raise_failure()
+            if time.monotonic() > deadline:
+                raise EngineError(
+                    f"the strategy did not keep up: {engine.bars_processed} of {sent} bars "
+                    f"handled after {self.timeout:g} s"
+                )
+            time.sleep(0.0002)
+        counts = self.client.sent_counts
+
+        def arrived() -> bool:
+            placed = len(tws.messages("in", client_id=client_id, msg_id=_PLACE_ORDER))
+            cancels = len(tws.messages("in", client_id=client_id, msg_id=_CANCEL_ORDER))
+            return placed >= counts["placeOrder"] and cancels >= counts["cancelOrder"]
+
+        if not tws.wait_for(arrived, max(0.0, deadline - time.monotonic())):
+            raise EngineError("the fake TWS did not receive the orders in time")
+
+    def stop(self, *, cancel_orders: bool = False) -> RunResult:
+        """End the run and return its result.
+
+        Raises:
+            EngineError: if the run failed or did not end within ``timeout``.
+        """
+        self.engine.stop(cancel_orders=cancel_orders)
+        if self._thread is not None:
+            self._thread.join(self.timeout)
+            if self._thread.is_alive():
+                raise EngineError("the live run did not stop in time")
+        self._raise_failure()
+        if self._result is None:
+            raise EngineError("the live run was not started")
+        return self._result
+
+    def __enter__(self) -> LiveSession:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            self.engine.stop()
+            self._thread.join(self.timeout)
