@@ -148,10 +148,14 @@ class Engine:
         self.live = any(feed.is_live for feed in self.feeds)
         if self.live and not all(feed.is_live for feed in self.feeds):
             raise ConfigError("a run's feeds must be all live or all historical")
-        self._arrived: deque[Bar] = deque()  # live bars taken off the queue, not yet run
+        self._arrived: deque[Bar] = deque()  # live bars taken off the inbox, not yet run
+        # Live runs: what other threads (IB's) report waits in the inbox, and the loop takes
+        # it one event at a time between bars; the queue holds what the engine's own thread
+        # produced (a SimBroker's fills on a bar), dispatched at once, as in a backtest.
+        self.inbox = EventQueue()
+        self._thread_id = 0
         self._stop = threading.Event()
         self._cancel_on_stop = False
-        self._bar_in_hand = False
         self.bars_processed = 0
         """How many bars the strategy has finished with in a live run (a heartbeat)."""
         self.notices: list[Event] = []
@@ -254,30 +258,27 @@ class Engine:
         """
         self._cancel_on_stop = self._cancel_on_stop or cancel_orders
         self._stop.set()
-        self.queue.put(TimerFired(ts_ns=0, name=_WAKE))  # wakes the loop at once
+        self.inbox.put(TimerFired(ts_ns=0, name=_WAKE))  # wakes the loop at once
 
     # --- the loop -------------------------------------------------------------------------
     def _live_bars(self) -> Iterator[Bar]:
         """Bars of live feeds as they arrive; other events are dispatched meanwhile."""
-        queue, arrived, clock, timers = self.queue, self._arrived, self.clock, self._timers
+        inbox, arrived, clock, timers = self.inbox, self._arrived, self.clock, self._timers
         while True:
             while arrived:
-                # Until the strategy is done with this bar, what arrived after it waits.
-                self._bar_in_hand = True
                 yield arrived.popleft()
-                self._bar_in_hand = False
                 self.bars_processed += 1
             if self._stop.is_set():
                 break
             wait = 0.5
             if timers.next_due_ns < NEVER:
                 wait = min(wait, max(0.0, (timers.next_due_ns - clock.now_ns()) / 1e9))
-            event = queue.get(wait)
+            event = inbox.get(wait)
             now = clock.now_ns()
             if now >= timers.next_due_ns:
                 self._fire_timers(now)
             if event is not None:
-                self._dispatch(event)
+                self._dispatch(event)  # a bar only joins `arrived`: it is handled above
                 self._drain()
         if self._cancel_on_stop:
             self._cancel_all()
@@ -288,7 +289,8 @@ class Engine:
             self.broker.cancel(order)
         deadline = time.monotonic() + timeout_s
         while self.orders.active() and time.monotonic() < deadline:
-            event = self.queue.get(0.1)
+            self._drain()
+            event = self.inbox.get(0.1)
             if event is not None and type(event) is not BarReceived:
                 self._dispatch(event)
         left = self.orders.active()
@@ -318,11 +320,15 @@ class Engine:
         self._ran = True
         strategy, clock, broker = self.strategy, self.clock, self.broker
 
+        emit = self.queue.put
+        if self.live:
+            self._thread_id = threading.get_ident()
+            emit = self._emit_live
         try:
-            broker.start(clock, self.queue.put)
+            broker.start(clock, emit)
             if self.live:
                 for feed in self.feeds:
-                    feed.start(clock, self.queue.put)
+                    feed.start(clock, emit)
             starting_cash = broker.starting_cash()
             portfolio, lanes, ctx = self._prepare(starting_cash)
             base, fx = portfolio.base_currency, portfolio.fx
@@ -373,6 +379,13 @@ class Engine:
             base_currency=base,
             fx=fx,
         )
+
+    def _emit_live(self, event: Event) -> None:
+        """Events from the engine's thread join the queue; from any other, the inbox."""
+        if threading.get_ident() == self._thread_id:
+            self.queue.put(event)
+        else:
+            self.inbox.put(event)
 
     def _prepare(
         self, starting_cash: Decimal
@@ -507,15 +520,6 @@ class Engine:
 
     def _drain(self) -> None:
         queue = self.queue
-        if self.live:
-            # Events that arrived after the bar in hand wait until the strategy is done with
-            # it; and draining stops at the next bar, for the same reason.
-            if self._bar_in_hand:
-                return
-            arrived = self._arrived
-            while queue and not arrived:
-                self._dispatch(queue.popleft())
-            return
         while queue:
             self._dispatch(queue.popleft())
 

@@ -183,11 +183,11 @@ class IBKRBroker(Broker, Listener):
 
     @override
     def stop(self) -> None:
-        """Stop the broker's worker and disconnect."""
+        """Stop the broker's worker, and disconnect unless a data feed still uses the client."""
         self._tasks.put(None)
         if self._worker is not None:
             self._worker.join(5.0)
-        self.client.close()
+        self.client.remove_listener(self)
 
     def _work(self) -> None:
         while (task := self._tasks.get()) is not None:

@@ -309,6 +309,19 @@ class IBClient:
         with self._state_lock:
             self._listeners.append(listener)
 
+    def remove_listener(self, listener: Listener) -> None:
+        """Stop passing callbacks to ``listener``; close the connection when none is left.
+
+        The broker and the data feed of a run share one client this way: whichever stops
+        last disconnects.
+        """
+        with self._state_lock:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+            last = not self._listeners
+        if last:
+            self.close()
+
     def _notify(self, transition: Transition | None) -> None:
         if transition is None:
             return

@@ -201,12 +201,13 @@ class IBKRDataFeed(DataFeed, Listener):
 
     @override
     def close(self) -> None:
-        """Cancel the subscriptions (the shared client is closed by the broker)."""
+        """Cancel the subscriptions; disconnect unless the broker still uses the client."""
         with self._lock:
             old, self._subscriptions = self._subscriptions, {}
         if self.client.is_connected:
             for req_id in old:
                 self.client.send("cancelRealTimeBars", req_id)
+        self.client.remove_listener(self)
 
     @override
     def recent_bars(self, instrument: Instrument, count: int) -> list[Bar]:

@@ -15,12 +15,12 @@ from ibkrfw.engine.engine import Engine
 from ibkrfw.engine.result import RunResult
 from ibkrfw.errors import EngineError
 from ibkrfw.model.instruments import Instrument
+from ibkrfw.ports import Broker
 from ibkrfw.risk.rule import RiskRule
 from ibkrfw.strategy import Strategy
 from ibkrfw.testing.faketws.server import FakeTWS
 
 if TYPE_CHECKING:
-    from ibkrfw.ibkr.broker import IBKRBroker
     from ibkrfw.ibkr.client import IBClient
     from ibkrfw.ibkr.feed import IBKRDataFeed
 
@@ -57,6 +57,8 @@ class LiveSession:
         client_id: The API client id.
         risk_rules: The engine's risk rules.
         state_dir: Where the broker keeps its order ids (in memory if None).
+        broker: Another broker instead of the fake TWS's: a :class:`~ibkrfw.sim.SimBroker`
+            makes the sandbox mode (IB's market data, the simulator's fills).
         timeout: The longest :meth:`step` and :meth:`start` wait for anything, in seconds.
 
     Example:
@@ -78,6 +80,7 @@ class LiveSession:
         client_id: int = 1,
         risk_rules: Sequence[RiskRule] = (),
         state_dir: str | os.PathLike[str] | None = None,
+        broker: Broker | None = None,
         timeout: float = 10.0,
     ) -> None:
         from ibkrfw.ibkr import IBClient, IBKRBroker, IBKRConfig, IBKRDataFeed
@@ -91,7 +94,7 @@ class LiveSession:
         self.feed: IBKRDataFeed = IBKRDataFeed(
             wanted, client=self.client, bar_size=None, history_bar_size=_bar_size(tws)
         )
-        self.broker: IBKRBroker = IBKRBroker(client=self.client, state_dir=state_dir)
+        self.broker: Broker = broker or IBKRBroker(client=self.client, state_dir=state_dir)
         self.engine = Engine(strategy, self.feed, self.broker, risk_rules=risk_rules, tune_gc=False)
         self._thread: threading.Thread | None = None
         self._result: RunResult | None = None

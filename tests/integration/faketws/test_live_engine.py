@@ -230,3 +230,22 @@ def test_five_second_bars_are_aggregated_into_minutes() -> None:
     ]
     assert feed.received == 36
     assert any(isinstance(e, ConnectionChanged) and e.state == "connected" for e in events)
+
+
+def test_sandbox_mode_ib_data_with_simulated_fills() -> None:
+    """IB's market data, SimBroker's fills: the same fills as the backtest."""
+    backtest = Engine(
+        MovingAverageCrossover(), sample_feed(["ACME"]), SimBroker(cash=250_000)
+    ).run()
+    with (
+        FakeTWS.from_sample(["ACME"]) as tws,
+        LiveSession(MovingAverageCrossover(), tws, broker=SimBroker(cash=250_000)) as session,
+    ):
+        session.step(10_000)
+        sandbox = session.stop()
+        assert not tws.messages("in", client_id=1, msg_id=3)  # nothing sent to IB
+    columns = ["side", "quantity", "price", "commission"]
+    assert len(backtest.fills) > 10
+    assert list(sandbox.fills[columns].itertuples(index=False)) == list(
+        backtest.fills[columns].itertuples(index=False)
+    )
