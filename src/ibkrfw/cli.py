@@ -271,6 +271,80 @@ def _fake_tws(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run(args: argparse.Namespace) -> int:
+    import logging
+    import signal
+    import threading
+    import tomllib
+
+    from ibkrfw.engine.engine import Engine
+    from ibkrfw.ibkr import IBClient, IBKRBroker, IBKRConfig, IBKRDataFeed
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    run_table: dict[str, Any] = {}
+    if args.config is not None:
+        try:
+            with open(args.config, "rb") as handle:
+                run_table = dict(tomllib.load(handle).get("run", {}))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read {args.config!r}: {exc}") from None
+    overrides: dict[str, Any] = {"mode": args.mode}
+    if args.port is not None:
+        overrides["port"] = args.port
+    if args.client_id is not None:
+        overrides["client_id"] = args.client_id
+    config = IBKRConfig.load(args.config, **overrides)
+    symbols = args.symbols or ",".join(run_table.get("symbols", []))
+    instruments: list[Instrument] = [Stock(s) for s in symbols.split(",") if s]
+    if not instruments:
+        raise ConfigError("nothing to trade: give --symbols or 'symbols' in the [run] table")
+    cls = _load_strategy_class(args.strategy or run_table.get("strategy", ""))
+    pairs = [f"{k}={v}" for k, v in run_table.get("parameters", {}).items()] + args.param
+    strategy = cls(**_parameters(cls, pairs))
+    bar_size = args.bar_size or run_table.get("bar_size", "1min")
+    client = IBClient(config)
+    feed = IBKRDataFeed(instruments, client=client, bar_size=None if bar_size == "5s" else bar_size)
+    state_dir = args.state_dir or run_table.get("state_dir", "ibkrfw-state")
+    if args.sandbox:
+        from ibkrfw.sim.broker import SimBroker
+
+        broker: Any = SimBroker(args.cash)
+    else:
+        broker = IBKRBroker(client=client, state_dir=state_dir)
+    engine = Engine(strategy, feed, broker)
+    cancel = args.cancel_on_stop or bool(run_table.get("cancel_on_stop", False))
+
+    def stop(signum: int, frame: object) -> None:
+        print(f"ibkrfw: {signal.Signals(signum).name}: stopping", file=sys.stderr, flush=True)
+        engine.stop(cancel_orders=cancel)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    timer = None
+    if args.duration is not None:
+        timer = threading.Timer(args.duration, lambda: engine.stop(cancel_orders=cancel))
+        timer.daemon = True
+        timer.start()
+    mode = "sandbox (IB data, simulated fills)" if args.sandbox else config.mode
+    print(f"ibkrfw: running {strategy!r} in {mode} mode on {config.host}:{config.port}",
+          flush=True)  # fmt: skip
+    try:
+        result = engine.run()
+    finally:
+        if timer is not None:
+            timer.cancel()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    working = [o for o in result.order_list if not o.status.is_terminal]
+    print(
+        f"ibkrfw: stopped after {engine.bars_processed} bars, {len(result.fill_list)} fills, "
+        f"{len(working)} order(s) still working",
+        flush=True,
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the ``ibkrfw`` command."""
     parser = argparse.ArgumentParser(prog="ibkrfw", description=__doc__)
@@ -326,7 +400,43 @@ def build_parser() -> argparse.ArgumentParser:
     )
     fake.add_argument("--exit-at-end", action="store_true", help="stop when the bars run out")
     fake.set_defaults(func=_fake_tws)
+    _add_run_command(sub)
     return parser
+
+
+def _add_run_command(sub: Any) -> None:
+    run = sub.add_parser(
+        "run",
+        help="run a strategy live against TWS or IB Gateway (paper by default)",
+        description="Run a strategy on IB's live data, trading the paper account unless "
+        "--mode live is given, until interrupted (Ctrl-C or SIGTERM).",
+    )
+    run.add_argument("--config", help="a TOML file with [ibkr] and [run] tables")
+    run.add_argument(
+        "--mode",
+        choices=("paper", "live"),
+        default="paper",
+        help="paper (default) or live; live trading needs this flag, whatever the file says",
+    )
+    run.add_argument("--strategy", help="'module:Class' or a built-in (or 'strategy' in [run])")
+    run.add_argument(
+        "-p", "--param", action="append", default=[], metavar="NAME=VALUE",
+        help="a strategy parameter (repeatable)",
+    )  # fmt: skip
+    run.add_argument("--symbols", help="comma-separated stock symbols (or 'symbols' in [run])")
+    run.add_argument("--bar-size", help="bar size for the strategy (default 1min; 5s: IB's own)")
+    run.add_argument("--port", type=int, help="TWS/Gateway port (overrides the file)")
+    run.add_argument("--client-id", type=int, help="API client id (overrides the file)")
+    run.add_argument("--state-dir", help="where order ids are kept (default ./ibkrfw-state)")
+    run.add_argument(
+        "--sandbox", action="store_true", help="IB's data, the simulator's fills: nothing is sent"
+    )
+    run.add_argument("--cash", default="100000", help="the sandbox's starting cash")
+    run.add_argument(
+        "--cancel-on-stop", action="store_true", help="cancel working orders when stopping"
+    )
+    run.add_argument("--duration", type=float, help="stop after this many seconds")
+    run.set_defaults(func=_run)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -258,7 +258,10 @@ class Engine:
         """
         self._cancel_on_stop = self._cancel_on_stop or cancel_orders
         self._stop.set()
-        self.inbox.put(TimerFired(ts_ns=0, name=_WAKE))  # wakes the loop at once
+        if threading.get_ident() != self._thread_id:
+            # Wake the loop at once. Not from its own thread, which may be a signal handler
+            # interrupting the loop inside the inbox's lock: it sees the flag within 0.5 s.
+            self.inbox.put(TimerFired(ts_ns=0, name=_WAKE))
 
     # --- the loop -------------------------------------------------------------------------
     def _live_bars(self) -> Iterator[Bar]:

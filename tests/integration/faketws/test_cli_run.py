@@ -1,0 +1,65 @@
+"""`ibkrfw run` against the fake TWS, in a real process, stopped by SIGTERM."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from ibkrfw.testing import FakeTWS
+
+WAIT = 30.0
+
+
+def _run(tws: FakeTWS, tmp_path: Path, *extra: str) -> subprocess.Popen[str]:
+    config = tmp_path / "ibkrfw.toml"
+    config.write_text(
+        "[ibkr]\n"
+        f"port = {tws.port}\n"
+        "client_id = 3\n"
+        "[run]\n"
+        'strategy = "sma_crossover"\n'
+        'symbols = ["ACME"]\n'
+        'bar_size = "5s"\n'
+        "[run.parameters]\n"
+        "fast = 2\n"
+        "slow = 5\n"
+    )
+    return subprocess.Popen(
+        [sys.executable, "-m", "ibkrfw", "run", "--config", str(config),
+         "--state-dir", str(tmp_path / "state"), *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+
+
+def test_run_trades_paper_and_stops_on_sigterm(tmp_path: Path) -> None:
+    with FakeTWS.from_sample(["ACME"]) as tws:
+        process = _run(tws, tmp_path, "--cancel-on-stop")
+        try:
+            assert tws.wait_for(lambda: tws.messages("in", client_id=3, msg_id=50), WAIT)
+            deadline = time.monotonic() + WAIT
+            while not tws.messages("in", client_id=3, msg_id=3) and time.monotonic() < deadline:
+                tws.step()
+                time.sleep(0.02)
+            assert tws.messages("in", client_id=3, msg_id=3), "no order was placed"
+            process.send_signal(signal.SIGTERM)
+            out, _ = process.communicate(timeout=WAIT)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+    assert process.returncode == 0, out
+    assert "running MovingAverageCrossover(fast=2, slow=5" in out
+    assert "SIGTERM: stopping" in out
+    assert "ibkrfw: stopped after" in out
+    assert (tmp_path / "state" / "order_ids.json").exists()
+
+
+def test_a_live_account_is_refused_without_the_live_flag(tmp_path: Path) -> None:
+    with FakeTWS.from_sample(["ACME"], account="U7654321") as tws:
+        process = _run(tws, tmp_path)
+        out, _ = process.communicate(timeout=WAIT)
+    assert process.returncode == 2
+    assert "live account, and the mode is paper" in out
