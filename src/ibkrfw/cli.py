@@ -345,6 +345,61 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _progress_bar(progress: Any) -> None:
+    width = 30
+    filled = width * progress.done // max(progress.total, 1)
+    bar = "#" * filled + "-" * (width - filled)
+    line = (
+        f"\r{progress.instrument.symbol} {progress.bar_size} [{bar}]"
+        f" {progress.done}/{progress.total} chunks, {progress.bars} bars"
+    )
+    print(line, end="\n" if progress.done == progress.total else "", file=sys.stderr, flush=True)
+
+
+def _download(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from ibkrfw.ibkr import IBClient, IBKRConfig
+    from ibkrfw.ibkr.download import HistoryDownloader
+
+    overrides: dict[str, Any] = {}
+    if args.port is not None:
+        overrides["port"] = args.port
+    if args.client_id is not None:
+        overrides["client_id"] = args.client_id
+    config = IBKRConfig.load(args.config, **overrides)
+    symbols = [s for s in args.symbols.split(",") if s]
+    if not symbols:
+        raise ConfigError("--symbols names nothing to download")
+
+    def when(text: str | None, tz: str) -> int:
+        stamp = pd.Timestamp.now(tz="UTC") if text is None else pd.Timestamp(text)
+        if stamp.tzinfo is None:
+            stamp = stamp.tz_localize(tz)
+        return int(stamp.value)
+
+    client = IBClient(config)
+    client.connect()
+    try:
+        with _store(args) as store:
+            downloader = HistoryDownloader(
+                client, store, progress=None if args.quiet else _progress_bar
+            )
+            for symbol in symbols:
+                inst = Stock(symbol)
+                report = downloader.download(
+                    inst, args.bar_size, when(args.start, inst.timezone),
+                    when(args.end, inst.timezone), what_to_show=args.what, use_rth=args.rth,
+                )  # fmt: skip
+                print(
+                    f"{inst.id} {report.bar_size}: {report.bars} bars in {report.chunks} "
+                    f"request(s), {report.skipped} already stored, {report.retries} retried"
+                )
+    finally:
+        client.close()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the ``ibkrfw`` command."""
     parser = argparse.ArgumentParser(prog="ibkrfw", description=__doc__)
@@ -401,6 +456,25 @@ def build_parser() -> argparse.ArgumentParser:
     fake.add_argument("--exit-at-end", action="store_true", help="stop when the bars run out")
     fake.set_defaults(func=_fake_tws)
     _add_run_command(sub)
+    dl = sub.add_parser(
+        "download",
+        help="download historical bars from TWS/Gateway into a store, within IB's pacing",
+        description="Download bars in requests IB accepts, paced to its rules, retried after "
+        "pacing violations, into a SQLite file (or Parquet directory); run it again to resume.",
+    )
+    dl.add_argument("--config", help="a TOML file with an [ibkr] table")
+    dl.add_argument("--port", type=int, help="TWS/Gateway port (overrides the file)")
+    dl.add_argument("--client-id", type=int, help="API client id (overrides the file)")
+    dl.add_argument("--symbols", required=True, help="comma-separated stock symbols")
+    dl.add_argument("--bar-size", required=True, help="e.g. 1min, 5min, 1h, 1d")
+    dl.add_argument("--start", required=True, help="first time (naive: the exchange's zone)")
+    dl.add_argument("--end", help="end, excluded (default: now)")
+    dl.add_argument("--store", required=True, help="the SQLite file (or Parquet directory)")
+    dl.add_argument("--parquet", action="store_true", help="the store is a Parquet directory")
+    dl.add_argument("--what", default="TRADES", help="whatToShow (default TRADES)")
+    dl.add_argument("--rth", action="store_true", help="regular trading hours only")
+    dl.add_argument("--quiet", action="store_true", help="no progress bar")
+    dl.set_defaults(func=_download)
     return parser
 
 

@@ -119,7 +119,13 @@ def history_chunks(start_ns: int, end_ns: int, bar_size: str) -> list[HistoryChu
         begin = max(start_ns, end - step_ns)
         span_s = max(-(-(end - begin) // 1_000_000_000), bar_ns // 1_000_000_000)
         chunks.append(
-            HistoryChunk(format_ib_time(end), _duration(span_s, max_s, max_text), begin, end)
+            # IB's times are whole seconds: round the end up, never cutting the last bar off
+            HistoryChunk(
+                format_ib_time(-(-end // 1_000_000_000) * 1_000_000_000),
+                _duration(span_s, max_s, max_text),
+                begin,
+                end,
+            )
         )
         end = begin
     return chunks

@@ -481,8 +481,11 @@ class FakeTWS:
             self.send_error(1101, f"{restored} - data lost.", client_id=client_id)
 
     def pace_history(self, requests: int = 1) -> None:
-        """Answer the next ``requests`` historical data requests with error 162 (pacing)."""
-        self._pacing_left += requests
+        """Answer the next ``requests`` historical data requests with error 162 (pacing).
+
+        Replaces what an earlier call asked for: ``pace_history(0)`` answers normally again.
+        """
+        self._pacing_left = max(0, requests)
 
     def reject_next_order(
         self, code: int = 201, text: str = "Order rejected - reason:test"

@@ -1,0 +1,121 @@
+"""Historical downloads into a store, paced, with 162 retried, resumable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ibkrfw import RequestError
+from ibkrfw.data import SQLiteBarStore, load_sample, sample_instruments
+from ibkrfw.ibkr import Backoff, IBClient, IBKRConfig
+from ibkrfw.ibkr.download import DownloadProgress, HistoryDownloader
+from ibkrfw.ibkr.pacing import HistoryPacer
+from ibkrfw.testing import FakeTWS
+
+# IB's rules, scaled down a hundredfold in time so the test runs in seconds
+IDENTICAL_S, SAME_S, SAME_MAX = 0.15, 0.02, 6
+
+
+def fast_pacer() -> HistoryPacer:
+    return HistoryPacer(identical_s=IDENTICAL_S, same_contract_s=SAME_S,
+                        same_contract_max=SAME_MAX, window_s=6.0, window_max=60)  # fmt: skip
+
+
+def sample_range() -> tuple[pd.DataFrame, int, int]:
+    frame = load_sample()
+    acme = frame[frame["symbol"] == "ACME"].set_index("timestamp")
+    return acme, int(acme.index[0].value), int(acme.index[-1].value) + 1
+
+
+def history_requests(tws: FakeTWS) -> list[tuple[float, tuple[str, ...]]]:
+    return [(r.at, r.fields[2:]) for r in tws.messages("in", msg_id=20)]
+
+
+def test_a_download_survives_pacing_violations_without_breaking_the_rules(
+    tmp_path: Path,
+) -> None:
+    acme, start, end = sample_range()
+    inst = sample_instruments(["ACME"])["ACME"]
+    seen: list[DownloadProgress] = []
+    with FakeTWS.from_sample(["ACME"]) as tws, SQLiteBarStore(tmp_path / "bars.db") as store:
+        tws.step(100_000)  # the whole history is in the past
+        tws.pace_history(2)  # the first two requests are answered with 162
+        client = IBClient(IBKRConfig(port=tws.port))
+        client.connect()
+        try:
+            downloader = HistoryDownloader(
+                client, store, pacer=fast_pacer(), backoff=Backoff(base=0.05, cap=0.1, seed=1),
+                progress=seen.append,
+            )  # fmt: skip
+            report = downloader.download(inst, "1d", start, end)
+        finally:
+            client.close()
+        stored = store.read(inst, "1d")
+        requests = history_requests(tws)
+    assert report.retries == 2
+    assert report.bars == len(acme)
+    assert np.array_equal(stored["close"].to_numpy(), acme["close"].to_numpy())
+    assert [p.done for p in seen] == list(range(1, report.chunks + 1))
+    # the rules held for every request sent, the retries included
+    for i, (at, fields) in enumerate(requests):
+        for earlier_at, earlier in requests[:i]:
+            if earlier == fields:
+                assert at - earlier_at >= IDENTICAL_S
+        recent = [a for a, _ in requests[:i] if at - a < SAME_S]
+        assert len(recent) < SAME_MAX
+
+
+def test_an_interrupted_download_resumes(tmp_path: Path) -> None:
+    acme, start, end = sample_range()
+    inst = sample_instruments(["ACME"])["ACME"]
+    with FakeTWS.from_sample(["ACME"]) as tws, SQLiteBarStore(tmp_path / "bars.db") as store:
+        tws.step(100_000)
+        client = IBClient(IBKRConfig(port=tws.port, request_timeout=5))
+        client.connect()
+        try:
+            downloader = HistoryDownloader(client, store, pacer=fast_pacer(), max_retries=0)
+            calls = 0
+
+            def stop_after_three(progress: DownloadProgress) -> None:
+                nonlocal calls
+                calls += 1
+                if calls == 3:
+                    tws.pace_history(100)  # from now on, every request fails
+
+            downloader.progress = stop_after_three
+            with pytest.raises(RequestError, match="162"):
+                downloader.download(inst, "1d", start, end)
+            partial = len(store.read(inst, "1d"))
+            tws.pace_history(0)  # back to answering
+            before = len(history_requests(tws))
+            downloader.progress = None
+            report = downloader.download(inst, "1d", start, end)
+            again = len(history_requests(tws)) - before
+        finally:
+            client.close()
+        stored = store.read(inst, "1d")
+    assert 0 < partial < len(acme)
+    assert report.skipped >= 1 and again == report.chunks - report.skipped
+    assert len(stored) == len(acme)
+
+
+def test_the_download_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from ibkrfw.cli import main
+
+    acme, _, _ = sample_range()
+    with FakeTWS.from_sample(["ACME", "BOLT"]) as tws:
+        tws.step(100_000)
+        code = main([
+            "download", "--port", str(tws.port), "--symbols", "ACME,BOLT", "--bar-size", "1d",
+            "--start", "2023-01-01", "--end", "2025-01-01", "--store", str(tmp_path / "b.db"),
+        ])  # fmt: skip
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "ACME 1d [" in err and "BOLT 1d [" in err  # the progress bars
+    expected = acme[(acme.index >= "2023-01-01") & (acme.index < "2025-01-01")]
+    assert f"ACME.SMART 1d: {len(expected)} bars in 3 request(s), 0 already stored" in out
+    with SQLiteBarStore(tmp_path / "b.db") as store:
+        assert np.array_equal(store.read("ACME.SMART", "1d")["close"], expected["close"])
