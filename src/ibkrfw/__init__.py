@@ -37,6 +37,7 @@ from ibkrfw.model.events import (
     OrderModifyRejected,
     OrderRejected,
     OrderSubmitted,
+    Reconciled,
     TimerFired,
 )
 from ibkrfw.model.fills import Fill, Position
@@ -94,6 +95,7 @@ __all__ = [
     "PortfolioView",
     "Position",
     "Quote",
+    "Reconciled",
     "RequestError",
     "RiskDecision",
     "RiskRule",

@@ -15,6 +15,7 @@ from ibkrfw.core.clock import Clock
 from ibkrfw.core.history import BarArrays
 from ibkrfw.model.data import Bar, Quote
 from ibkrfw.model.events import Event
+from ibkrfw.model.fills import Fill
 from ibkrfw.model.instruments import Instrument
 from ibkrfw.model.orders import Order, OrderRequest
 from ibkrfw.portfolio.fx import FxRates
@@ -68,6 +69,23 @@ class Broker(ABC):
         """Ask to replace the working ``order``'s request (already checked by the engine).
 
         The answer is :class:`~ibkrfw.OrderModified` or :class:`~ibkrfw.OrderModifyRejected`.
+        """
+
+    def starting_positions(self) -> Sequence[Fill]:
+        """Positions the account holds when the run starts, as fills at their average cost.
+
+        The engine books them before the first event (their ``order_id`` is 0 and their
+        ``fill_id`` says where they came from), after adding their cost back to
+        :meth:`starting_cash`, so the run's cash still equals the account's. None here.
+        """
+        return ()
+
+    def adopt_orders(self, create: Callable[[OrderRequest], Order]) -> None:  # noqa: B027
+        """Hand working orders found at the broker when the run starts to the engine.
+
+        For each one the broker calls ``create(request)``, which enters it into the run's order
+        book as accepted and returns the :class:`~ibkrfw.Order`, and links it to its own
+        record, so the strategy sees and may cancel it. Nothing here.
         """
 
     @property

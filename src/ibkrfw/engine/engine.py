@@ -32,15 +32,24 @@ from ibkrfw.model.events import (
     ConnectionChanged,
     DataProblem,
     Event,
+    OrderAccepted,
     OrderDenied,
     OrderEvent,
     OrderFilled,
     OrderModifyRejected,
     OrderSubmitted,
+    Reconciled,
     TimerFired,
 )
+from ibkrfw.model.fills import Fill
 from ibkrfw.model.instruments import Instrument
-from ibkrfw.model.orders import Order, OrderRequest, check_modification, check_request
+from ibkrfw.model.orders import (
+    Order,
+    OrderRequest,
+    Side,
+    check_modification,
+    check_request,
+)
 from ibkrfw.portfolio.portfolio import Portfolio, _Holding
 from ibkrfw.ports import Broker, DataFeed
 from ibkrfw.risk.rule import RiskRule
@@ -66,6 +75,13 @@ class _Lane:
         self.history = history
         # Preloaded histories follow the clock; only growing ones need each bar.
         self.push = None if history.is_preloaded else history.push
+
+
+def _cost(fill: Fill) -> Decimal:
+    """What a fill moved out of cash (negative for a sale), commission included."""
+    value = fill.quantity * fill.price * fill.instrument.multiplier
+    signed = value if fill.side is Side.BUY else -value
+    return signed + fill.commission
 
 
 def _overrides(strategy: Strategy, name: str) -> bool:
@@ -332,8 +348,14 @@ class Engine:
             if self.live:
                 for feed in self.feeds:
                     feed.start(clock, emit)
-            starting_cash = broker.starting_cash()
+            adopted = list(broker.starting_positions())
+            starting_cash = broker.starting_cash() + sum(
+                (_cost(fill) for fill in adopted), Decimal(0)
+            )
             portfolio, lanes, ctx = self._prepare(starting_cash)
+            for fill in adopted:
+                self._book_adopted(fill)
+            broker.adopt_orders(self._adopt_order)
             base, fx = portfolio.base_currency, portfolio.fx
         except BaseException:
             self._shut_down()  # a half-started broker may hold a connection and threads
@@ -382,6 +404,36 @@ class Engine:
             base_currency=base,
             fx=fx,
         )
+
+    def _book_adopted(self, fill: Fill) -> None:
+        """Book a position the account held before the run, as its opening fill."""
+        portfolio = self._running_portfolio()
+        portfolio.apply_fill(fill)
+        holding = portfolio.holding(fill.instrument)
+        if holding.price != holding.price:  # not marked yet: at its cost until a bar comes
+            holding.price = float(fill.price)
+        lane = self._lanes.get(fill.instrument)
+        if lane is not None:
+            self._fill_ts.append(fill.ts_ns)
+            self._fill_lane.append(lane.index)
+            self._fill_exposure.append(lane.holding.qty_f)
+            self._fill_currency.append(lane.currency)
+            self._fill_cash.append(
+                portfolio.cash_f
+                if not lane.currency
+                else float(portfolio.balance(fill.instrument.currency))
+            )
+        self.log.info("adopted position: %s %s %s at %s", fill.side, fill.quantity,
+                      fill.instrument.id, fill.price)  # fmt: skip
+
+    def _adopt_order(self, request: OrderRequest) -> Order:
+        """Enter an order found working at the broker into the book, as accepted."""
+        now = self.clock.now_ns()
+        order = self.orders.create(request, now)
+        self.orders.apply(OrderSubmitted(ts_ns=now, order_id=order.order_id, request=request))
+        self.orders.apply(OrderAccepted(ts_ns=now, order_id=order.order_id))
+        self.log.info("adopted working order %d: %r", order.order_id, request)
+        return self.orders.get(order.order_id) or order
 
     def _emit_live(self, event: Event) -> None:
         """Events from the engine's thread join the queue; from any other, the inbox."""
@@ -562,7 +614,7 @@ class Engine:
         elif isinstance(event, TimerFired):
             if event.name != _WAKE:
                 self.strategy.on_timer(self._ctx, event)
-        elif isinstance(event, ConnectionChanged | DataProblem):
+        elif isinstance(event, ConnectionChanged | DataProblem | Reconciled):
             self.notices.append(event)
             self.log.info("%r", event)
             self.strategy.on_event(self._ctx, event)

@@ -8,18 +8,19 @@ import queue
 import threading
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Any, ClassVar, final
+from typing import Any, ClassVar, Literal, final
 
 from typing_extensions import override
 
 from ibkrfw.core.clock import Clock
-from ibkrfw.errors import BrokerError, ConfigError, RequestError
+from ibkrfw.errors import BrokerError, ConfigError, OrderError, RequestError
 from ibkrfw.ibkr.client import IBClient, Listener
 from ibkrfw.ibkr.config import IBKRConfig
 from ibkrfw.ibkr.connection import Action, ConnectionState, Transition
 from ibkrfw.ibkr.executions import ExecutionBook, ExecutionReport
 from ibkrfw.ibkr.ids import OrderIds
-from ibkrfw.ibkr.translate import to_ib_contract, to_ib_order
+from ibkrfw.ibkr.journal import DONE, SENT, WORKING, Journal
+from ibkrfw.ibkr.translate import from_ib_contract, from_ib_order, to_ib_contract, to_ib_order
 from ibkrfw.model._time import parse_ib_time
 from ibkrfw.model.events import (
     ConnectionChanged,
@@ -31,7 +32,10 @@ from ibkrfw.model.events import (
     OrderModified,
     OrderModifyRejected,
     OrderRejected,
+    Reconciled,
 )
+from ibkrfw.model.fills import Fill
+from ibkrfw.model.instruments import Instrument
 from ibkrfw.model.orders import Order, OrderRequest, Side
 from ibkrfw.ports import Broker, EventSink
 
@@ -94,10 +98,26 @@ class IBKRBroker(Broker, Listener):
         config: Where to connect; the mode (paper by default) must match the account.
         client: An :class:`~ibkrfw.ibkr.client.IBClient` to share with an
             :class:`~ibkrfw.ibkr.IBKRDataFeed`; one is made from ``config`` if not given.
-        state_dir: A directory for the order id file; None keeps ids in memory only.
+        state_dir: A directory for the order id file and the journal (``journal.db``); None
+            keeps both in memory, so nothing survives a restart.
+        on_mismatch: What to do when the journal and the account disagree (see below):
+            ``"refuse"`` (the default) to trade nothing until they agree, ``"adopt"`` to take
+            the account's positions and working orders as the truth.
+
+    Start-up reconciliation: before the run's first order, the broker fetches the account's
+    positions, open orders and today's executions. Executions of journaled orders missed while
+    the process was down are recorded; journaled orders still working are handed to the engine
+    (:meth:`adopt_orders`), the others are closed. Then the positions the journal adds up to are
+    compared with the account's. If they agree (or ``on_mismatch="adopt"``), the account's
+    positions become the run's starting positions and its working ``ibkrfw:`` orders are
+    adopted; otherwise :meth:`start` raises :class:`~ibkrfw.BrokerError` naming every
+    difference. After a reconnection the same comparison runs, and a disagreement under
+    ``"refuse"`` keeps new orders held. Each comparison ends in a :class:`~ibkrfw.Reconciled`
+    event.
 
     Raises:
-        ConfigError: if neither ``config`` nor ``client`` is given.
+        ConfigError: if neither ``config`` nor ``client`` is given, or ``on_mismatch`` is
+            neither ``"refuse"`` nor ``"adopt"``.
     """
 
     def __init__(
@@ -106,6 +126,7 @@ class IBKRBroker(Broker, Listener):
         *,
         client: IBClient | None = None,
         state_dir: str | os.PathLike[str] | None = None,
+        on_mismatch: Literal["refuse", "adopt"] = "refuse",
     ) -> None:
         if client is None:
             if config is None:
@@ -116,8 +137,19 @@ class IBKRBroker(Broker, Listener):
         path = None if state_dir is None else os.path.join(os.fspath(state_dir), "order_ids.json")
         if state_dir is not None:
             os.makedirs(state_dir, exist_ok=True)
+        if on_mismatch not in ("refuse", "adopt"):
+            raise ConfigError(f"on_mismatch must be 'refuse' or 'adopt', got {on_mismatch!r}")
+        self.on_mismatch = on_mismatch
         self.ids = OrderIds(path)
+        self.journal = Journal(
+            ":memory:" if state_dir is None else os.path.join(os.fspath(state_dir), "journal.db")
+        )
+        self.ids.observe_used(self.journal.highest_order_id())
         self.executions = ExecutionBook()
+        self._start_positions: list[Fill] = []
+        self._start_orders: list[tuple[int, int, OrderRequest]] = []  # ib id, perm id, request
+        self._halted = False
+        self._started = False
         self._lock = threading.RLock()
         self._by_ib: dict[int, _Working] = {}
         self._by_engine: dict[int, _Working] = {}
@@ -147,9 +179,11 @@ class IBKRBroker(Broker, Listener):
         self.config.check_account(client.account)
         self.ids.observe_next_valid_id(client.next_valid_id)
         self._read_cash()
+        self._reconcile_at_start()
         self._worker = threading.Thread(target=self._work, name="ibkrfw-broker", daemon=True)
         self._worker.start()
         self._released.set()
+        self._started = True
         log.info(
             "trading account %s (%s) with %s %s",
             client.account,
@@ -206,7 +240,7 @@ class IBKRBroker(Broker, Listener):
         self._emit(event)
 
     def _can_send(self) -> bool:
-        return self.client.is_connected and self._released.is_set()
+        return self.client.is_connected and self._released.is_set() and not self._halted
 
     @override
     def submit(self, order: Order) -> None:
@@ -237,10 +271,14 @@ class IBKRBroker(Broker, Listener):
         with self._lock:
             self._by_ib[ib_id] = working
             self._by_engine[order.order_id] = working
+        ref = self.order_ref(ib_id, request.tag)
+        self.journal.order_sent(
+            ib_id, ref, order.instrument.id, request.side.value, request.quantity, self._now()
+        )
         ib_order = to_ib_order(
             request,
             order_id=ib_id,
-            order_ref=self.order_ref(ib_id, request.tag),
+            order_ref=ref,
             account=self.client.account,
             parent_id=parent,
         )
@@ -313,6 +351,8 @@ class IBKRBroker(Broker, Listener):
         actions = transition.actions
         if Action.HOLD_ORDERS in actions:
             self._released.clear()
+        if not self._started:
+            return  # start() reconciles itself
         if Action.RECONCILE in actions or Action.RELEASE_ORDERS in actions:
             # Requests wait for answers that arrive on this very thread: run them elsewhere.
             self._tasks.put(lambda: self._resume(Action.RECONCILE in actions))
@@ -325,7 +365,7 @@ class IBKRBroker(Broker, Listener):
                 log.warning("reconciliation after reconnecting failed: %s", exc)
                 return  # orders stay held; the next transition tries again
         with self._lock:
-            if not self.client.is_connected:
+            if not self.client.is_connected or self._halted:
                 return
             held, self._held = self._held, []
             self._released.set()
@@ -335,10 +375,13 @@ class IBKRBroker(Broker, Listener):
             send()
 
     def reconcile(self) -> None:
-        """Fetch the executions and open orders IB has, so that missed fills are reported.
+        """Compare with the account again (after a reconnection); missed fills are reported.
 
-        Executions already seen are recognised by their ``execId`` and counted once; an order
-        that IB no longer has open and did not fill is reported cancelled.
+        Executions IB has are fetched (those already seen are recognised by their ``execId``
+        and counted once); an order IB no longer has open and did not fill is reported
+        cancelled; then the journal's positions are compared with the account's. The outcome
+        is a :class:`~ibkrfw.Reconciled` event; under ``on_mismatch="refuse"`` a
+        disagreement keeps new orders held.
 
         Raises:
             RequestError: if IB does not answer.
@@ -356,10 +399,174 @@ class IBKRBroker(Broker, Listener):
             ]  # fmt: skip
         for working in lost:
             working.done = True
+            self.journal.order_status(working.ib_id, DONE)
             self._put(OrderCancelled(
                 ts_ns=self._now(), order_id=working.order.order_id,
                 reason="no longer open at IB after the reconnection",
             ))  # fmt: skip
+        differences = self._position_differences(self._account_positions())
+        resolution = "agreed"
+        if differences:
+            resolution = "refused" if self.on_mismatch == "refuse" else "adopted"
+            if resolution == "adopted":
+                self._adopt_positions(self._account_positions())
+            else:
+                self._halted = True
+                log.error("trading stopped: the journal and the account disagree: %s",
+                          "; ".join(differences))  # fmt: skip
+        else:
+            self._halted = False
+        self._put(Reconciled(ts_ns=self._now(), differences=tuple(differences),
+                             resolution=resolution))  # fmt: skip
+
+    # --- start-up reconciliation ---------------------------------------------------------------
+    def _account_positions(self) -> dict[str, tuple[Instrument, Decimal, Decimal]]:
+        """The account's positions by instrument id: (instrument, quantity, average price)."""
+        rows = self.client.request("reqPositions", rows="position")
+        held: dict[str, tuple[Instrument, Decimal, Decimal]] = {}
+        for account, contract, quantity, avg_cost in rows:
+            if account != self.client.account or not quantity:
+                continue
+            try:
+                inst = from_ib_contract(contract)
+            except ConfigError as exc:
+                log.warning("position in %s not understood: %s", contract.symbol, exc)
+                continue
+            price = Decimal(repr(avg_cost)) / inst.multiplier
+            held[inst.id] = (inst, quantity, price)
+        return held
+
+    def _position_differences(
+        self, account: dict[str, tuple[Instrument, Decimal, Decimal]]
+    ) -> list[str]:
+        journal = self.journal.positions()
+        differences = []
+        for key in sorted(set(journal) | set(account)):
+            mine = journal.get(key, Decimal(0))
+            theirs = account[key][1] if key in account else Decimal(0)
+            if mine != theirs:
+                differences.append(f"{key}: the journal holds {mine}, the account {theirs}")
+        return differences
+
+    def _adopt_positions(self, account: dict[str, tuple[Instrument, Decimal, Decimal]]) -> None:
+        journal = self.journal.positions()
+        now = self._now()
+        for key in sorted(set(journal) | set(account)):
+            theirs = account[key][1] if key in account else Decimal(0)
+            change = theirs - journal.get(key, Decimal(0))
+            if change:
+                self.journal.adjust(key, change, "adopted from the account", now)
+
+    def _reconcile_at_start(self) -> None:
+        from ibapi.execution import ExecutionFilter
+
+        notes: list[str] = []
+        differences: list[str] = []
+        journaled = {o.ib_id: o for o in self.journal.orders()}
+        # 1. executions of journaled orders that happened while the process was down
+        rows = self.client.request("reqExecutions", ExecutionFilter(), rows="execDetails")
+        missed = 0
+        for _contract, execution in rows:
+            known = journaled.get(int(execution.orderId))
+            if known is None:
+                continue
+            try:
+                ts = parse_ib_time(execution.time)
+            except ValueError:
+                ts = self._now()
+            side = "BUY" if execution.side in ("BOT", "BUY") else "SELL"
+            if self.journal.execution(
+                execution.execId, known.ib_id, known.instrument, side,
+                _quantity(execution.shares), Decimal(repr(float(execution.price))), ts,
+            ):  # fmt: skip
+                missed += 1
+                self.executions.mark_seen(execution.execId)
+            else:
+                self.executions.mark_seen(execution.execId)
+        if missed:
+            notes.append(f"{missed} execution(s) recorded that happened while away")
+        # 2. orders: still working at IB, or finished while away, or never sent
+        open_rows = self.client.request("reqOpenOrders", rows="openOrder")
+        at_ib = {row[0]: row for row in open_rows}
+        for order in self.journal.orders(open_only=True):
+            if order.ib_id in at_ib:
+                continue
+            self.journal.order_status(order.ib_id, DONE)
+            if order.status == SENT and not order.perm_id:
+                notes.append(f"order {order.ib_id} ({order.order_ref}) never reached IB")
+            else:
+                notes.append(f"order {order.ib_id} ({order.order_ref}) finished while away")
+        adopt: list[tuple[int, int, OrderRequest]] = []
+        for ib_id, contract, ib_order, _state in open_rows:
+            ref = str(getattr(ib_order, "orderRef", "") or "")
+            if not ref.startswith("ibkrfw:"):
+                notes.append(
+                    f"order {ib_id} at IB is not ours ({ref or 'no orderRef'}): left alone"
+                )
+                continue
+            try:
+                request = from_ib_order(from_ib_contract(contract), ib_order)
+            except (ConfigError, OrderError) as exc:
+                differences.append(f"order {ib_id} at IB cannot be read: {exc}")
+                continue
+            if ib_id not in journaled:
+                differences.append(f"order {ib_id} ({ref}) works at IB, unknown to the journal")
+            adopt.append((ib_id, int(getattr(ib_order, "permId", 0) or 0), request))
+        # 3. positions
+        account = self._account_positions()
+        differences += self._position_differences(account)
+        resolution = "agreed"
+        if differences:
+            if self.on_mismatch == "refuse":
+                self._put(Reconciled(ts_ns=self._now(), differences=tuple(differences),
+                                     notes=tuple(notes), resolution="refused"))  # fmt: skip
+                raise BrokerError(
+                    "the journal and the account disagree, and on_mismatch is 'refuse': "
+                    + "; ".join(differences)
+                    + ". Settle them by hand, or start with on_mismatch='adopt' to take the "
+                    "account's state."
+                )
+            resolution = "adopted"
+            self._adopt_positions(account)
+        now = self._now()
+        self._start_positions = [
+            Fill(
+                0,
+                inst,
+                Side.BUY if qty > 0 else Side.SELL,
+                abs(qty),
+                price,
+                Decimal(0),
+                now,
+                f"adopted:{inst.id}",
+            )
+            for inst, qty, price in account.values()
+        ]
+        self._start_orders = adopt
+        self._put(Reconciled(ts_ns=now, differences=tuple(differences), notes=tuple(notes),
+                             resolution=resolution))  # fmt: skip
+        for note in notes:
+            log.info("reconciliation: %s", note)
+
+    @override
+    def starting_positions(self) -> list[Fill]:
+        """The account's positions at start-up (after reconciliation), at their average cost."""
+        return list(self._start_positions)
+
+    @override
+    def adopt_orders(self, create: Callable[[OrderRequest], Order]) -> None:
+        """Hand the orders of this library still working at IB to the engine."""
+        for ib_id, perm_id, request in self._start_orders:
+            order = create(request)
+            working = _Working(order, ib_id)
+            working.perm_id = perm_id
+            working.accepted = True
+            working.filled = self.journal.filled(ib_id)
+            with self._lock:
+                self._by_ib[ib_id] = working
+                self._by_engine[order.order_id] = working
+            self.ids.observe_used(ib_id)
+        self._start_orders = []
 
     # --- IB's callbacks ----------------------------------------------------------------------
     @override
@@ -374,6 +581,7 @@ class IBKRBroker(Broker, Listener):
     def _accept(self, working: _Working) -> None:
         if not working.accepted:
             working.accepted = True
+            self.journal.order_status(working.ib_id, WORKING, working.perm_id)
             self._put(OrderAccepted(
                 ts_ns=self._now(), order_id=working.order.order_id,
                 broker_order_id=str(working.perm_id or working.ib_id),
@@ -408,6 +616,7 @@ class IBKRBroker(Broker, Listener):
         if working.done:
             return
         working.done = True
+        self.journal.order_status(working.ib_id, DONE)
         self._put(OrderCancelled(ts_ns=self._now(), order_id=working.order.order_id,
                                  reason=reason))  # fmt: skip
 
@@ -430,6 +639,7 @@ class IBKRBroker(Broker, Listener):
                                           reason=f"IB error {code}: {text}"))  # fmt: skip
         elif not working.accepted:
             working.done = True
+            self.journal.order_status(working.ib_id, DONE)
             self._put(OrderRejected(ts_ns=now, order_id=order_id, reason=text, code=code))
         else:
             log.warning("IB error %d on working order %d: %s", code, order_id, text)
@@ -452,6 +662,10 @@ class IBKRBroker(Broker, Listener):
             order.instrument.round_price(Decimal(repr(float(execution.price)))),
             ts,
         )  # fmt: skip
+        self.journal.execution(
+            report.exec_id, working.ib_id, order.instrument.id, report.side.value,
+            report.quantity, report.price, report.ts_ns,
+        )  # fmt: skip
         self._filled(working, self.executions.on_execution(report))
 
     def _on_commission(self, exec_id: str, commission: Decimal, currency: str) -> None:
@@ -468,6 +682,7 @@ class IBKRBroker(Broker, Listener):
         working.filled += fill.quantity
         if working.filled >= working.order.quantity:
             working.done = True
+            self.journal.order_status(working.ib_id, DONE)
         self._put(OrderFilled(ts_ns=self._now(), order_id=fill.order_id, fill=fill))
 
     _handlers: ClassVar[dict[str, Callable[..., None]]] = {

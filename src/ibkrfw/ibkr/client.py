@@ -346,12 +346,31 @@ class IBClient:
     def connect(self) -> None:
         """Connect and wait until the API is ready.
 
+        A client id still in use (326) is tried again, with growing pauses, until
+        ``connect_timeout`` runs out: TWS takes a moment to notice a closed connection.
+
         Raises:
             BrokerError: if TWS refuses or does not answer in time (with IB's code if it
                 gave one, e.g. 326 for a client id already in use).
         """
         self._closing.clear()
-        self._open()
+        deadline = time.monotonic() + self.config.connect_timeout
+        delay = 0.2
+        while True:
+            try:
+                self._open()
+                return
+            except BrokerError:
+                # 326: the id is still held, often by this very program's last connection,
+                # which TWS has not seen close yet. Back off and try again while time is left.
+                failure = self._failure
+                left = deadline - time.monotonic()
+                if failure is None or failure[0] != 326 or left <= delay:
+                    raise
+                log.info("client id %d still in use; trying again in %.1f s",
+                         self.config.client_id, delay)  # fmt: skip
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
 
     def _open(self) -> None:
         with self._state_lock:

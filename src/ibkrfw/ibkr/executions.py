@@ -105,6 +105,13 @@ class ExecutionBook:
             report.exec_id,
         )
 
+    def mark_seen(self, exec_id: str) -> None:
+        """Treat an execution as made into a fill already (recorded by an earlier session)."""
+        with self._lock:
+            self._done.add(exec_id)
+            self._executions.pop(exec_id, None)
+            self._commissions.pop(exec_id, None)
+
     def waiting(self) -> list[str]:
         """The execution ids still waiting for their other half."""
         with self._lock:

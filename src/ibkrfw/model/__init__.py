@@ -18,6 +18,7 @@ from ibkrfw.model.events import (
     OrderModifyRejected,
     OrderRejected,
     OrderSubmitted,
+    Reconciled,
     TimerFired,
 )
 from ibkrfw.model.fills import Fill, Position
@@ -62,6 +63,7 @@ __all__ = [
     "OrderType",
     "Position",
     "Quote",
+    "Reconciled",
     "Side",
     "Stock",
     "TimeInForce",

@@ -38,6 +38,7 @@ __all__ = [
     "OrderModifyRejected",
     "OrderRejected",
     "OrderSubmitted",
+    "Reconciled",
     "TimerFired",
 ]
 
@@ -218,3 +219,22 @@ class DataProblem(Event):
     instrument: Instrument
     code: int | None
     reason: str
+
+
+@final
+@attrs.frozen(kw_only=True)
+class Reconciled(Event):
+    """A live broker compared its journal with the account (at start-up, after a reconnection).
+
+    Args:
+        differences: Each disagreement, in words (a position, an order working at the broker
+            that the journal does not know...); empty when they agree.
+        notes: What was found and settled without disagreement (executions missed while away,
+            an order that never reached the broker).
+        resolution: What was done: ``"agreed"``, ``"adopted"`` (the broker's state taken) or
+            ``"refused"`` (no order is sent until the states agree).
+    """
+
+    differences: tuple[str, ...]
+    notes: tuple[str, ...] = ()
+    resolution: str = "agreed"

@@ -7,7 +7,7 @@ import threading
 import time
 from collections.abc import Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, final
+from typing import TYPE_CHECKING, Literal, final
 
 import numpy as np
 
@@ -59,6 +59,7 @@ class LiveSession:
         state_dir: Where the broker keeps its order ids (in memory if None).
         broker: Another broker instead of the fake TWS's: a :class:`~ibkrfw.sim.SimBroker`
             makes the sandbox mode (IB's market data, the simulator's fills).
+        on_mismatch: The broker's policy when its journal and the account disagree.
         timeout: The longest :meth:`step` and :meth:`start` wait for anything, in seconds.
 
     Example:
@@ -81,6 +82,7 @@ class LiveSession:
         risk_rules: Sequence[RiskRule] = (),
         state_dir: str | os.PathLike[str] | None = None,
         broker: Broker | None = None,
+        on_mismatch: Literal["refuse", "adopt"] = "refuse",
         timeout: float = 10.0,
     ) -> None:
         from ibkrfw.ibkr import IBClient, IBKRBroker, IBKRConfig, IBKRDataFeed
@@ -94,9 +96,13 @@ class LiveSession:
         self.feed: IBKRDataFeed = IBKRDataFeed(
             wanted, client=self.client, bar_size=None, history_bar_size=_bar_size(tws)
         )
-        self.broker: Broker = broker or IBKRBroker(client=self.client, state_dir=state_dir)
+        self.broker: Broker = broker or IBKRBroker(
+            client=self.client, state_dir=state_dir, on_mismatch=on_mismatch
+        )
         self.engine = Engine(strategy, self.feed, self.broker, risk_rules=risk_rules, tune_gc=False)
         self._thread: threading.Thread | None = None
+        self._bars_before = 0
+        self._orders_before = (0, 0)
         self._result: RunResult | None = None
         self._error: BaseException | None = None
 
@@ -106,10 +112,17 @@ class LiveSession:
         Raises:
             EngineError: if the run fails to start in time.
         """
+        tws, client_id = self.tws, self.client_id
+        # what an earlier connection with this client id exchanged does not count
+        before = len(tws.messages("in", client_id=client_id, msg_id=_REQ_REAL_TIME_BARS))
+        self._bars_before = len(tws.messages("out", client_id=client_id, msg_id=_REALTIME_BAR))
+        self._orders_before = (
+            len(tws.messages("in", client_id=client_id, msg_id=_PLACE_ORDER)),
+            len(tws.messages("in", client_id=client_id, msg_id=_CANCEL_ORDER)),
+        )
         self._thread = threading.Thread(target=self._run, name="ibkrfw-live-session")
         self._thread.start()
-        wanted = len(self.feed.instruments)
-        tws, client_id = self.tws, self.client_id
+        wanted = before + len(self.feed.instruments)
 
         def subscribed_all() -> bool:
             requests = tws.messages("in", client_id=client_id, msg_id=_REQ_REAL_TIME_BARS)
@@ -157,6 +170,7 @@ class LiveSession:
         tws, client_id, feed, engine = self.tws, self.client_id, self.feed, self.engine
         deadline = time.monotonic() + self.timeout
         sent = len(tws.messages("out", client_id=client_id, msg_id=_REALTIME_BAR))
+        sent -= self._bars_before
         while feed.received < sent or engine.bars_processed < feed.emitted:
             self._raise_failure()
             if time.monotonic() > deadline:
@@ -170,6 +184,8 @@ class LiveSession:
         def arrived() -> bool:
             placed = len(tws.messages("in", client_id=client_id, msg_id=_PLACE_ORDER))
             cancels = len(tws.messages("in", client_id=client_id, msg_id=_CANCEL_ORDER))
+            placed -= self._orders_before[0]
+            cancels -= self._orders_before[1]
             return placed >= counts["placeOrder"] and cancels >= counts["cancelOrder"]
 
         if not tws.wait_for(arrived, max(0.0, deadline - time.monotonic())):

@@ -1,0 +1,193 @@
+"""The broker's journal: every order before it is sent, every execution once, on disk."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from decimal import Decimal
+from typing import NamedTuple, final
+
+from ibkrfw.errors import ConfigError
+
+__all__ = ["Journal", "JournalOrder"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS orders (
+    ib_id INTEGER PRIMARY KEY,
+    order_ref TEXT NOT NULL,
+    instrument TEXT NOT NULL,
+    side TEXT NOT NULL,
+    quantity TEXT NOT NULL,
+    perm_id INTEGER NOT NULL DEFAULT 0,
+    status TEXT NOT NULL,
+    created_ns INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS executions (
+    exec_id TEXT PRIMARY KEY,
+    ib_id INTEGER NOT NULL,
+    instrument TEXT NOT NULL,
+    side TEXT NOT NULL,
+    quantity TEXT NOT NULL,
+    price TEXT NOT NULL,
+    ts_ns INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS adjustments (
+    instrument TEXT NOT NULL,
+    quantity TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    ts_ns INTEGER NOT NULL
+);
+"""
+
+SENT, WORKING, DONE = "sent", "working", "done"
+
+
+class JournalOrder(NamedTuple):
+    """An order as the journal knows it."""
+
+    ib_id: int
+    order_ref: str
+    instrument: str
+    """The instrument's id (``ACME.SMART``)."""
+    side: str
+    quantity: Decimal
+    perm_id: int
+    status: str
+    """``sent`` (written, maybe not received by IB), ``working`` (acknowledged), ``done``."""
+
+
+@final
+class Journal:
+    """What this account's orders and executions were, kept in SQLite across restarts.
+
+    An order is written *before* it is sent, so a crash right after sending cannot lose it;
+    an execution is written once per ``execId``. The positions the journal implies (the sum
+    of its executions, plus any adjustments adopted from the broker) are compared with the
+    broker's at start-up and after a reconnection.
+
+    Args:
+        path: The database file (created if missing); ``":memory:"`` for a test.
+
+    Example:
+        >>> journal = Journal(":memory:")
+        >>> journal.order_sent(7, "ibkrfw:7", "ACME.SMART", "BUY", Decimal(10), 0)
+        >>> journal.execution("e1", 7, "ACME.SMART", "BUY", Decimal(10), Decimal("9.5"), 1)
+        True
+        >>> journal.execution("e1", 7, "ACME.SMART", "BUY", Decimal(10), Decimal("9.5"), 1)
+        False
+        >>> journal.positions()
+        {'ACME.SMART': Decimal('10')}
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = os.fspath(path)
+        try:
+            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")  # an order row survives a power cut
+            self._db.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise ConfigError(f"cannot open the journal {self.path!r}: {exc}") from None
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        """Close the database."""
+        with self._lock:
+            self._db.close()
+
+    def order_sent(
+        self,
+        ib_id: int,
+        order_ref: str,
+        instrument: str,
+        side: str,
+        quantity: Decimal,
+        ts_ns: int,
+    ) -> None:
+        """Record an order about to be sent (call before ``placeOrder``)."""
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO orders VALUES (?, ?, ?, ?, ?, 0, ?, ?)",
+                (ib_id, order_ref, instrument, side, str(quantity), SENT, ts_ns),
+            )
+
+    def order_status(self, ib_id: int, status: str, perm_id: int = 0) -> None:
+        """Record that an order is ``working`` or ``done`` (and its permId once known)."""
+        with self._lock:
+            self._db.execute(
+                "UPDATE orders SET status = ?, perm_id = CASE WHEN ? THEN ? ELSE perm_id END "
+                "WHERE ib_id = ?",
+                (status, perm_id, perm_id, ib_id),
+            )
+
+    def execution(
+        self,
+        exec_id: str,
+        ib_id: int,
+        instrument: str,
+        side: str,
+        quantity: Decimal,
+        price: Decimal,
+        ts_ns: int,
+    ) -> bool:
+        """Record an execution; return False if its ``execId`` was already recorded."""
+        with self._lock:
+            cursor = self._db.execute(
+                "INSERT OR IGNORE INTO executions VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (exec_id, ib_id, instrument, side, str(quantity), str(price), ts_ns),
+            )
+            return cursor.rowcount == 1
+
+    def adjust(self, instrument: str, quantity: Decimal, reason: str, ts_ns: int) -> None:
+        """Record a position change that no execution explains (a position adopted)."""
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO adjustments VALUES (?, ?, ?, ?)",
+                (instrument, str(quantity), reason, ts_ns),
+            )
+
+    def orders(self, *, open_only: bool = False) -> list[JournalOrder]:
+        """The orders recorded (only those not ``done`` if ``open_only``), oldest first."""
+        where = " WHERE status != 'done'" if open_only else ""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT ib_id, order_ref, instrument, side, quantity, perm_id, status "
+                f"FROM orders{where} ORDER BY ib_id"
+            ).fetchall()
+        return [JournalOrder(r[0], r[1], r[2], r[3], Decimal(r[4]), r[5], r[6]) for r in rows]
+
+    def filled(self, ib_id: int) -> Decimal:
+        """How much of an order the recorded executions filled."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT quantity FROM executions WHERE ib_id = ?", (ib_id,)
+            ).fetchall()
+        return sum((Decimal(r[0]) for r in rows), Decimal(0))
+
+    def exec_ids(self) -> set[str]:
+        """Every execution id recorded."""
+        with self._lock:
+            return {r[0] for r in self._db.execute("SELECT exec_id FROM executions")}
+
+    def positions(self) -> dict[str, Decimal]:
+        """The signed quantity per instrument the executions and adjustments add up to."""
+        totals: dict[str, Decimal] = {}
+        with self._lock:
+            executions = self._db.execute(
+                "SELECT instrument, side, quantity FROM executions"
+            ).fetchall()
+            adjustments = self._db.execute("SELECT instrument, quantity FROM adjustments")
+            adjusted = adjustments.fetchall()
+        for inst, side, qty in executions:
+            signed = Decimal(qty) if side == "BUY" else -Decimal(qty)
+            totals[inst] = totals.get(inst, Decimal(0)) + signed
+        for inst, qty in adjusted:
+            totals[inst] = totals.get(inst, Decimal(0)) + Decimal(qty)
+        return {inst: qty for inst, qty in sorted(totals.items()) if qty}
+
+    def highest_order_id(self) -> int:
+        """The highest IB order id recorded (0 if none)."""
+        with self._lock:
+            row = self._db.execute("SELECT MAX(ib_id) FROM orders").fetchone()
+        return int(row[0] or 0)
