@@ -37,6 +37,7 @@ from ibkrfw.model.events import (
     OrderModifyRejected,
     OrderRejected,
     OrderSubmitted,
+    QuoteReceived,
     Reconciled,
     TimerFired,
 )
@@ -95,6 +96,7 @@ __all__ = [
     "PortfolioView",
     "Position",
     "Quote",
+    "QuoteReceived",
     "Reconciled",
     "RequestError",
     "RiskDecision",

@@ -38,6 +38,7 @@ from ibkrfw.model.events import (
     OrderFilled,
     OrderModifyRejected,
     OrderSubmitted,
+    QuoteReceived,
     Reconciled,
     TimerFired,
 )
@@ -611,6 +612,11 @@ class Engine:
                 self.strategy.on_fill(self._ctx, fill)
         elif type(event) is BarReceived:
             self._arrived.append(event.bar)
+        elif type(event) is QuoteReceived:
+            quote = event.quote
+            self.broker.on_quote(quote)
+            self._drain()  # what the broker did on it (a simulator's fills) comes first
+            self.strategy.on_quote(self._ctx, quote)
         elif isinstance(event, TimerFired):
             if event.name != _WAKE:
                 self.strategy.on_timer(self._ctx, event)

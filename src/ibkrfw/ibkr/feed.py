@@ -19,8 +19,8 @@ from ibkrfw.ibkr.connection import Action, ConnectionState, Transition
 from ibkrfw.ibkr.history import ib_bar_size
 from ibkrfw.ibkr.translate import to_ib_contract
 from ibkrfw.model._time import parse_ib_time
-from ibkrfw.model.data import Bar
-from ibkrfw.model.events import BarReceived, DataProblem
+from ibkrfw.model.data import Bar, Quote
+from ibkrfw.model.events import BarReceived, DataProblem, QuoteReceived
 from ibkrfw.model.instruments import Instrument
 from ibkrfw.ports import DataFeed, EventSink
 
@@ -29,6 +29,9 @@ __all__ = ["BarAggregator", "IBKRDataFeed"]
 log = logging.getLogger("ibkrfw.ibkr")
 
 _REALTIME_NS = 5_000_000_000  # IB's real-time bars last five seconds
+# tick types -> slot in the book: bid, ask, bid size, ask size (live, then delayed: 66-70)
+_PRICE_SLOTS = {1: 0, 2: 1, 66: 0, 67: 1}
+_SIZE_SLOTS = {0: 2, 3: 3, 69: 2, 70: 3}
 _DAY_NS = 86_400 * 1_000_000_000
 
 
@@ -110,10 +113,11 @@ class IBKRDataFeed(DataFeed, Listener):
     """Bars from TWS or IB Gateway, live: IB's 5-second real-time bars, aggregated.
 
     The feed subscribes to ``reqRealTimeBars`` (``TRADES``, outside regular hours too) for each
-    instrument when the engine starts, and puts each completed bar on the engine's queue as a
-    :class:`~ibkrfw.BarReceived` event. After a reconnection, or when IB says the market data
-    was lost (1101), it subscribes again. IB's errors about a subscription (no permission,
-    no such contract, too many lines: 101) reach the strategy as :class:`~ibkrfw.DataProblem`.
+    instrument when the engine starts (and to ``reqMktData`` quotes if asked), and puts each
+    completed bar on the engine's queue as a :class:`~ibkrfw.BarReceived` event. After a
+    reconnection, or when IB says the market data was lost (1101), it subscribes again. IB's
+    errors about a subscription (no permission, no such contract, too many lines: 101) reach
+    the strategy as :class:`~ibkrfw.DataProblem`.
 
     Args:
         instruments: What to subscribe to.
@@ -123,6 +127,14 @@ class IBKRDataFeed(DataFeed, Listener):
             from the 5-second bars; None passes IB's bars through unchanged.
         history_bar_size: The bar size of the warm-up history (:meth:`recent_bars`):
             ``bar_size`` by default, or 5 seconds when that is None.
+        quotes: Also stream top-of-book quotes (``reqMktData``) as
+            :class:`~ibkrfw.QuoteReceived` events, for ``on_quote`` and the broker.
+        delayed: Accept IB's delayed data (15 to 20 minutes old) where the account has no
+            live subscription. Each instrument that falls back to it is reported once as a
+            :class:`~ibkrfw.DataProblem`, and listed in :attr:`delayed_instruments`.
+        max_lines: The account's market data lines (100 by default at IB): subscribing to
+            more quote streams is refused with a :class:`~ibkrfw.ConfigError` rather than
+            left to fail one by one with error 101.
 
     Raises:
         ConfigError: if neither ``config`` nor ``client`` is given, no instrument is, or the
@@ -137,6 +149,9 @@ class IBKRDataFeed(DataFeed, Listener):
         client: IBClient | None = None,
         bar_size: str | None = "1min",
         history_bar_size: str | None = None,
+        quotes: bool = False,
+        delayed: bool = False,
+        max_lines: int = 100,
     ) -> None:
         if client is None:
             if config is None:
@@ -144,6 +159,11 @@ class IBKRDataFeed(DataFeed, Listener):
             client = IBClient(config)
         if not instruments:
             raise ConfigError("IBKRDataFeed needs at least one instrument")
+        if quotes and len(instruments) > max_lines:
+            raise ConfigError(
+                f"{len(instruments)} quote streams need more than the {max_lines} market data "
+                "lines of the account"
+            )
         self.client = client
         self._instruments = tuple(instruments)
         self.bar_size = None if bar_size is None else normalize_bar_size(bar_size)
@@ -153,8 +173,15 @@ class IBKRDataFeed(DataFeed, Listener):
             inst: None if size_ns is None else BarAggregator(inst, size_ns)
             for inst in self._instruments
         }
+        self.quotes = quotes
+        self.delayed = delayed
+        self.max_lines = max_lines
+        self.delayed_instruments: set[Instrument] = set()
+        """Instruments whose data IB sends delayed (no live subscription)."""
         self._lock = threading.Lock()
         self._subscriptions: dict[int, Instrument] = {}
+        self._quote_streams: dict[int, Instrument] = {}
+        self._books: dict[Instrument, list[float]] = {}  # bid, ask, bid size, ask size
         self._emit: EventSink | None = None
         self._clock: Clock | None = None
         self.received = 0
@@ -190,23 +217,36 @@ class IBKRDataFeed(DataFeed, Listener):
     def _subscribe(self) -> None:
         with self._lock:
             old, self._subscriptions = self._subscriptions, {}
+            old_quotes, self._quote_streams = self._quote_streams, {}
         for req_id in old:
             self.client.send("cancelRealTimeBars", req_id)
+        for req_id in old_quotes:
+            self.client.send("cancelMktData", req_id)
+        if self.quotes and self.delayed:
+            self.client.send("reqMarketDataType", 3)  # live where subscribed, else delayed
         for inst in self._instruments:
+            contract = to_ib_contract(inst)
             req_id = self.client.new_req_id()
             with self._lock:
                 self._subscriptions[req_id] = inst
-            self.client.send("reqRealTimeBars", req_id, to_ib_contract(inst), 5, "TRADES", False,
-                             [])  # fmt: skip
+            self.client.send("reqRealTimeBars", req_id, contract, 5, "TRADES", False, [])
+            if self.quotes:
+                req_id = self.client.new_req_id()
+                with self._lock:
+                    self._quote_streams[req_id] = inst
+                self.client.send("reqMktData", req_id, contract, "", False, False, [])
 
     @override
     def close(self) -> None:
         """Cancel the subscriptions; disconnect unless the broker still uses the client."""
         with self._lock:
             old, self._subscriptions = self._subscriptions, {}
+            old_quotes, self._quote_streams = self._quote_streams, {}
         if self.client.is_connected:
             for req_id in old:
                 self.client.send("cancelRealTimeBars", req_id)
+            for req_id in old_quotes:
+                self.client.send("cancelMktData", req_id)
         self.client.remove_listener(self)
 
     @override
@@ -261,13 +301,53 @@ class IBKRDataFeed(DataFeed, Listener):
                 self.emitted += 1
                 emit(BarReceived(ts_ns=done.ts_ns, bar=done))
             self.received += 1
+        elif name in ("tickPrice", "tickSize"):
+            self._tick(emit, name, *args)
+        elif name == "marketDataType":
+            req_id, kind = args
+            inst = self._quote_streams.get(req_id)
+            if inst is not None and kind in (3, 4) and inst not in self.delayed_instruments:
+                self.delayed_instruments.add(inst)
+                self._problem(emit, inst, None, "delayed market data (no live subscription): "
+                              "prices are 15 to 20 minutes old")  # fmt: skip
         elif name == "error":
             req_id, code, text = args
-            inst = self._subscriptions.get(req_id)
-            if inst is not None and not 2100 <= code <= 2199:
-                assert self._clock is not None
-                emit(DataProblem(ts_ns=self._clock.now_ns(), instrument=inst, code=code,
-                                 reason=text))  # fmt: skip
+            inst = self._subscriptions.get(req_id) or self._quote_streams.get(req_id)
+            if inst is None or 2100 <= code <= 2199:
+                return
+            if code == 10167:  # "not subscribed, displaying delayed data": a notice
+                if inst not in self.delayed_instruments:
+                    self.delayed_instruments.add(inst)
+                    self._problem(emit, inst, code, text)
+                return
+            if code in (101, 354, 200, 162, 420, 10089, 10090):  # the stream is dead
+                with self._lock:
+                    self._quote_streams.pop(req_id, None)
+                    self._subscriptions.pop(req_id, None)
+            self._problem(emit, inst, code, text)
+
+    def _problem(self, emit: EventSink, inst: Instrument, code: int | None, text: str) -> None:
+        assert self._clock is not None
+        log.warning("market data of %s: %s", inst.id, text)
+        emit(DataProblem(ts_ns=self._clock.now_ns(), instrument=inst, code=code, reason=text))
+
+    def _tick(self, emit: EventSink, name: str, req_id: int, tick: int, value: Any) -> None:
+        inst = self._quote_streams.get(req_id)
+        if inst is None:
+            return
+        slot = (_PRICE_SLOTS if name == "tickPrice" else _SIZE_SLOTS).get(tick)
+        if slot is None:
+            return
+        book = self._books.setdefault(inst, [math.nan, math.nan, math.nan, math.nan])
+        number = float(value)
+        if book[slot] == number:
+            return
+        book[slot] = number
+        bid, ask = book[0], book[1]
+        if bid > 0 and ask > 0:  # both sides known (IB sends -1 when a side is empty)
+            assert self._clock is not None
+            quote = Quote(inst, self._clock.now_ns(), bid, ask, book[2], book[3])
+            emit(QuoteReceived(ts_ns=quote.ts_ns, quote=quote))
 
     @override
     def on_transition(self, transition: Transition) -> None:

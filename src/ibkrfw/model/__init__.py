@@ -18,6 +18,7 @@ from ibkrfw.model.events import (
     OrderModifyRejected,
     OrderRejected,
     OrderSubmitted,
+    QuoteReceived,
     Reconciled,
     TimerFired,
 )
@@ -63,6 +64,7 @@ __all__ = [
     "OrderType",
     "Position",
     "Quote",
+    "QuoteReceived",
     "Reconciled",
     "Side",
     "Stock",

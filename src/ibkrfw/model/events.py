@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, final
 import attrs
 
 from ibkrfw.model._time import to_timestamp
-from ibkrfw.model.data import Bar
+from ibkrfw.model.data import Bar, Quote
 from ibkrfw.model.fills import Fill
 from ibkrfw.model.instruments import Instrument
 from ibkrfw.model.orders import OrderRequest
@@ -38,6 +38,7 @@ __all__ = [
     "OrderModifyRejected",
     "OrderRejected",
     "OrderSubmitted",
+    "QuoteReceived",
     "Reconciled",
     "TimerFired",
 ]
@@ -238,3 +239,15 @@ class Reconciled(Event):
     differences: tuple[str, ...]
     notes: tuple[str, ...] = ()
     resolution: str = "agreed"
+
+
+@final
+@attrs.frozen(kw_only=True)
+class QuoteReceived(Event):
+    """A live feed's top of book changed.
+
+    The engine hands ``quote`` to the broker, then to
+    :meth:`Strategy.on_quote <ibkrfw.Strategy.on_quote>`.
+    """
+
+    quote: Quote

@@ -249,3 +249,57 @@ def test_sandbox_mode_ib_data_with_simulated_fills() -> None:
     assert list(sandbox.fills[columns].itertuples(index=False)) == list(
         backtest.fills[columns].itertuples(index=False)
     )
+
+
+def test_quotes_stream_to_on_quote_and_problems_are_reported() -> None:
+    import threading
+
+    quotes: list[object] = []
+    problems: list[object] = []
+
+    class Watch(Strategy):
+        def on_quote(self, ctx, quote):  # type: ignore[no-untyped-def]
+            quotes.append(quote)
+
+        def on_event(self, ctx, event):  # type: ignore[no-untyped-def]
+            problems.append(event)
+
+    from ibkrfw import DataProblem
+
+    with FakeTWS.from_sample(["ACME", "BOLT"]) as tws:
+        acme, bolt = list(tws.market.arrays)
+        client = IBClient(IBKRConfig(port=tws.port))
+        feed = IBKRDataFeed([acme, bolt], client=client, bar_size=None, quotes=True)
+        engine = Engine(Watch(), feed, IBKRBroker(client=client), tune_gc=False)
+        runner = threading.Thread(target=engine.run)
+        runner.start()
+        try:
+            assert tws.wait_for(lambda: len(tws.messages("in", client_id=1, msg_id=1)) == 2, WAIT)
+            tws.step(3)
+            assert until(lambda: len(quotes) >= 6)
+            bolt_stream = int(tws.messages("in", client_id=1, msg_id=1)[1].fields[2])
+            tws.send_error(101, "Max number of tickers has been reached", req_id=bolt_stream)
+            assert until(lambda: any(isinstance(e, DataProblem) for e in problems))
+            before = sum(1 for q in quotes if q.instrument == bolt)  # type: ignore[attr-defined]
+            tws.step(2)
+            assert until(lambda: engine.bars_processed == 10)
+        finally:
+            engine.stop()
+            runner.join(WAIT)
+    problem = next(e for e in problems if isinstance(e, DataProblem))
+    assert problem.instrument == bolt and problem.code == 101
+    assert sum(1 for q in quotes if q.instrument == bolt) == before  # type: ignore[attr-defined]
+    first = quotes[0]
+    assert first.bid < first.ask  # type: ignore[attr-defined]
+
+
+def test_more_quote_streams_than_lines_are_refused() -> None:
+    from ibkrfw import Stock
+
+    with pytest.raises(ConfigError, match="market data lines"):
+        IBKRDataFeed(
+            [Stock(f"S{i}") for i in range(3)],
+            IBKRConfig(),
+            quotes=True,
+            max_lines=2,
+        )
