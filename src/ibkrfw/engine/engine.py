@@ -17,7 +17,7 @@ from typing import final
 
 import numpy as np
 
-from ibkrfw.core.clock import Clock, SimClock
+from ibkrfw.core.clock import Clock, LiveClock, SimClock
 from ibkrfw.core.history import BarHistory
 from ibkrfw.core.orderbook import OrderBook
 from ibkrfw.core.queue import EventQueue
@@ -104,7 +104,8 @@ class Engine:
         feed: One data feed or several (merged by time).
         broker: Where orders go (a :class:`~ibkrfw.sim.SimBroker` in a backtest).
         risk_rules: Checks every order must pass, in order; the first denial stops it.
-        clock: The clock; a :class:`~ibkrfw.SimClock` by default.
+        clock: The clock; by default a :class:`~ibkrfw.SimClock` for a backtest and a
+            :class:`~ibkrfw.LiveClock` when the feeds are live.
         logger: Where the run logs (``ibkrfw.engine`` by default).
         tune_gc: While :meth:`run` runs, collect cyclic garbage less often: the first
             generation's threshold is raised to 10,000 allocations, and the objects that exist
@@ -143,7 +144,10 @@ class Engine:
             raise ConfigError("Engine needs at least one data feed")
         self.broker = broker
         self.risk_rules = tuple(risk_rules)
-        self.clock = clock if clock is not None else SimClock()
+        self.live = any(feed.is_live for feed in self.feeds)
+        if self.live and not all(feed.is_live for feed in self.feeds):
+            raise ConfigError("a run's feeds must be all live or all historical")
+        self.clock = clock if clock is not None else LiveClock() if self.live else SimClock()
         self.log = logger or log
         self.tune_gc = tune_gc
         self.queue = EventQueue()
@@ -162,9 +166,6 @@ class Engine:
         self._lanes: dict[Instrument, _Lane] = {}
         self._want_order = self._want_fill = False
         self._ran = False
-        self.live = any(feed.is_live for feed in self.feeds)
-        if self.live and not all(feed.is_live for feed in self.feeds):
-            raise ConfigError("a run's feeds must be all live or all historical")
         self._arrived: deque[Bar] = deque()  # live bars taken off the inbox, not yet run
         # Live runs: what other threads (IB's) report waits in the inbox, and the loop takes
         # it one event at a time between bars; the queue holds what the engine's own thread

@@ -640,6 +640,7 @@ class IBKRBroker(Broker, Listener):
         elif not working.accepted:
             working.done = True
             self.journal.order_status(working.ib_id, DONE)
+            log.warning("order %d rejected by IB (%d): %s", order_id, code, text)
             self._put(OrderRejected(ts_ns=now, order_id=order_id, reason=text, code=code))
         else:
             log.warning("IB error %d on working order %d: %s", code, order_id, text)

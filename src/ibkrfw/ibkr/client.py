@@ -31,9 +31,12 @@ from ibkrfw.ibkr.connection import (
 )
 from ibkrfw.ibkr.pacing import MessageRate
 
-__all__ = ["IBClient", "Listener"]
+__all__ = ["REQUEST_ID_BASE", "IBClient", "Listener"]
 
 log = logging.getLogger("ibkrfw.ibkr")
+
+REQUEST_ID_BASE = 1_000_000_000
+"""Request ids start above it, far from order ids (both share ``error``'s id field)."""
 
 # Callbacks that answer one request, by request id: the row callback and its end marker.
 _ROWS_BY_ID = {
@@ -298,7 +301,7 @@ class IBClient:
         self._failure: tuple[int, str] | None = None
         self._closing = threading.Event()
         self._reconnector: threading.Thread | None = None
-        self._req_id = 0
+        self._req_id = REQUEST_ID_BASE
         self._pending: dict[int | str, _Pending] = {}
         self.sent_counts: Counter[str] = Counter()
         """How many messages were sent, by ``EClient`` method name (for monitoring)."""
@@ -506,10 +509,11 @@ class IBClient:
             self._notify(self.monitor.api_ready())
 
     def _error(self, req_id: int, code: int, text: str) -> None:
-        if ConnectionMonitor.is_notice(code) or code in _WARNINGS or self._opening:
-            log.debug("IB notice %d (request %d): %s", code, req_id, text)
+        if req_id != -1 or ConnectionMonitor.is_notice(code) or code in _WARNINGS or self._opening:
+            # about one request or order: its owner (broker, feed, request()) reports it
+            log.debug("IB message %d (request %d): %s", code, req_id, text)
         else:
-            log.warning("IB error %d (request %d): %s", code, req_id, text)
+            log.warning("IB error %d: %s", code, text)
         if code in (326, 502) and not self._ready.is_set():
             self._failure = (code, text)
         pending = self._pending.get(req_id)
@@ -545,7 +549,12 @@ class IBClient:
 
     # --- sending -----------------------------------------------------------------------------
     def new_req_id(self) -> int:
-        """Return a fresh request id (never an order id: they live in separate spaces)."""
+        """Return a fresh request id, above :data:`REQUEST_ID_BASE`.
+
+        IB reports errors about requests and about orders through the same id field, so the
+        two must never meet: order ids count up from ``nextValidId``, request ids from a
+        billion.
+        """
         with self._state_lock:
             self._req_id += 1
             return self._req_id

@@ -186,6 +186,8 @@ class IBKRDataFeed(DataFeed, Listener):
         self._clock: Clock | None = None
         self.received = 0
         """How many bars IB sent (before aggregation)."""
+        self.ticks = 0
+        """How many price and size ticks of the quote streams arrived."""
         self.emitted = 0
         """How many bars were handed to the engine (counted before :attr:`received`)."""
 
@@ -335,6 +337,7 @@ class IBKRDataFeed(DataFeed, Listener):
         inst = self._quote_streams.get(req_id)
         if inst is None:
             return
+        self.ticks += 1
         slot = (_PRICE_SLOTS if name == "tickPrice" else _SIZE_SLOTS).get(tick)
         if slot is None:
             return

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Literal, final
 
 import numpy as np
 
+from ibkrfw.core.clock import SimClock
 from ibkrfw.engine.engine import Engine
 from ibkrfw.engine.result import RunResult
 from ibkrfw.errors import EngineError
@@ -45,9 +46,10 @@ class LiveSession:
 
     The strategy runs exactly as it would against TWS: an :class:`~ibkrfw.ibkr.IBKRBroker`
     and an :class:`~ibkrfw.ibkr.IBKRDataFeed` (IB's bars passed through as they come) over a
-    real socket, on the engine's own thread. :meth:`step` replays the next time stamps and
-    returns only once the strategy has seen every bar they produced and the fake TWS has
-    received every order it sent in response, so a test proceeds deterministically, bar by bar,
+    real socket, on the engine's own thread, on a clock that follows the replayed bars.
+    :meth:`step` replays the next time stamps and returns only once the strategy has seen every
+    bar they produced and the fake TWS has received every order it sent in response, so a test
+    proceeds deterministically, bar by bar,
     as a backtest does. Needs the ``ibkr`` extra (the official ``ibapi`` client).
 
     Args:
@@ -99,7 +101,16 @@ class LiveSession:
         self.broker: Broker = broker or IBKRBroker(
             client=self.client, state_dir=state_dir, on_mismatch=on_mismatch
         )
-        self.engine = Engine(strategy, self.feed, self.broker, risk_rules=risk_rules, tune_gc=False)
+        # The replay's time, not the wall clock's: the strategy's "now" is its bars' time, as
+        # the fake's simulator has it (a live run against TWS uses a LiveClock).
+        self.engine = Engine(
+            strategy,
+            self.feed,
+            self.broker,
+            risk_rules=risk_rules,
+            clock=SimClock(),
+            tune_gc=False,
+        )
         self._thread: threading.Thread | None = None
         self._bars_before = 0
         self._orders_before = (0, 0)
