@@ -1,8 +1,10 @@
 """The Interactive Brokers adapter: the only package that imports ``ibapi``.
 
 Install the official client with ``pip install "ibkrfw[ibkr]"`` (ibapi 9.81), or IB's 10.x
-client; both are supported by feature detection. This first part holds the configuration, the
-translation of orders and contracts, and IB's request limits; the broker and data feed follow.
+client; both are supported by feature detection. :class:`IBKRBroker` and :class:`IBKRDataFeed`
+are what an :class:`~ibkrfw.Engine` needs for a paper or live run; they share one
+:class:`IBClient` connection. :class:`~ibkrfw.ibkr.download.HistoryDownloader` fills a bar
+store from IB's history.
 """
 
 from ibkrfw.ibkr.broker import IBKRBroker
@@ -16,10 +18,12 @@ from ibkrfw.ibkr.connection import (
     Farm,
     Transition,
 )
+from ibkrfw.ibkr.download import DownloadProgress, DownloadReport, HistoryDownloader
 from ibkrfw.ibkr.executions import ExecutionBook, ExecutionReport
 from ibkrfw.ibkr.feed import BarAggregator, IBKRDataFeed
 from ibkrfw.ibkr.history import HistoryChunk, history_chunks, ib_bar_size
 from ibkrfw.ibkr.ids import OrderIds
+from ibkrfw.ibkr.journal import Journal, JournalOrder
 from ibkrfw.ibkr.pacing import HistoryPacer, HistoryRequest, MessageRate
 from ibkrfw.ibkr.translate import (
     from_ib_contract,
@@ -34,16 +38,21 @@ __all__ = [
     "BarAggregator",
     "ConnectionMonitor",
     "ConnectionState",
+    "DownloadProgress",
+    "DownloadReport",
     "ExecutionBook",
     "ExecutionReport",
     "Farm",
     "HistoryChunk",
+    "HistoryDownloader",
     "HistoryPacer",
     "HistoryRequest",
     "IBClient",
     "IBKRBroker",
     "IBKRConfig",
     "IBKRDataFeed",
+    "Journal",
+    "JournalOrder",
     "Listener",
     "MessageRate",
     "OrderIds",

@@ -549,7 +549,7 @@ class IBClient:
 
     # --- sending -----------------------------------------------------------------------------
     def new_req_id(self) -> int:
-        """Return a fresh request id, above :data:`REQUEST_ID_BASE`.
+        """Return a fresh request id, above :data:`~ibkrfw.ibkr.client.REQUEST_ID_BASE`.
 
         IB reports errors about requests and about orders through the same id field, so the
         two must never meet: order ids count up from ``nextValidId``, request ids from a

@@ -49,8 +49,8 @@ class LiveSession:
     real socket, on the engine's own thread, on a clock that follows the replayed bars.
     :meth:`step` replays the next time stamps and returns only once the strategy has seen every
     bar they produced and the fake TWS has received every order it sent in response, so a test
-    proceeds deterministically, bar by bar,
-    as a backtest does. Needs the ``ibkr`` extra (the official ``ibapi`` client).
+    proceeds deterministically, bar by bar, as a backtest does. Needs the ``ibkr`` extra (the
+    official ``ibapi`` client).
 
     Args:
         strategy: The strategy.
