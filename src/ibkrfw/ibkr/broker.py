@@ -217,11 +217,16 @@ class IBKRBroker(Broker, Listener):
 
     @override
     def stop(self) -> None:
-        """Stop the broker's worker, and disconnect unless a data feed still uses the client."""
+        """Stop the broker's worker, close the journal, and let go of the connection.
+
+        The connection closes unless a data feed still uses it.
+        """
         self._tasks.put(None)
         if self._worker is not None:
             self._worker.join(5.0)
+        self._emit = None  # late callbacks (the client may live on for the feed) are ignored
         self.client.remove_listener(self)
+        self.journal.close()
 
     def _work(self) -> None:
         while (task := self._tasks.get()) is not None:

@@ -78,6 +78,7 @@ class Journal:
         False
         >>> journal.positions()
         {'ACME.SMART': Decimal('10')}
+        >>> journal.close()
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
@@ -92,9 +93,15 @@ class Journal:
         self._lock = threading.Lock()
 
     def close(self) -> None:
-        """Close the database."""
+        """Close the database (again: nothing)."""
         with self._lock:
             self._db.close()
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def order_sent(
         self,
