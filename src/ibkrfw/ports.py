@@ -71,6 +71,16 @@ class Broker(ABC):
         The answer is :class:`~ibkrfw.OrderModified` or :class:`~ibkrfw.OrderModifyRejected`.
         """
 
+    def begin_group(self) -> None:  # noqa: B027 - optional hook, documented no-op
+        """Orders submitted until :meth:`end_group` belong together (a bracket).
+
+        A broker may hold them and send them as one (IB: all but the last with ``transmit``
+        off, so the entry cannot fill before its exits are attached). Nothing here.
+        """
+
+    def end_group(self) -> None:  # noqa: B027 - optional hook, documented no-op
+        """Send the orders held since :meth:`begin_group`. Nothing here."""
+
     def starting_positions(self) -> Sequence[Fill]:
         """Positions the account holds when the run starts, as fills at their average cost.
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol, final
 
@@ -129,6 +130,10 @@ class OrderRouter(Protocol):
 
     def modify(self, order: Order, request: OrderRequest) -> None:
         """Check and send ``request`` as a replacement for ``order``."""
+        ...
+
+    def group(self) -> AbstractContextManager[None]:
+        """Submit the orders sent inside the ``with`` block together (a bracket)."""
         ...
 
 
@@ -336,20 +341,25 @@ class Context:
                 f"the entry limit {entry_price} must lie between stop_loss={sl} and "
                 f"take_profit={tp}"
             )
-        entry = self._router.submit(request)
-        exit_side = Side.SELL if entry_side is Side.BUY else Side.BUY
-        common: dict[str, Any] = {
-            "tif": tif,
-            "tag": tag,
-            "parent_id": entry.order_id,
-            "oca_group": f"bracket-{entry.order_id}",
-        }
-        profit = self._router.submit(
-            OrderRequest(instrument, exit_side, quantity, OrderType.LIMIT, limit_price=tp, **common)
-        )
-        loss = self._router.submit(
-            OrderRequest(instrument, exit_side, quantity, OrderType.STOP, stop_price=sl, **common)
-        )
+        with self._router.group():  # at IB: nothing goes live until the stop-loss is attached
+            entry = self._router.submit(request)
+            exit_side = Side.SELL if entry_side is Side.BUY else Side.BUY
+            common: dict[str, Any] = {
+                "tif": tif,
+                "tag": tag,
+                "parent_id": entry.order_id,
+                "oca_group": f"bracket-{entry.order_id}",
+            }
+            profit = self._router.submit(
+                OrderRequest(
+                    instrument, exit_side, quantity, OrderType.LIMIT, limit_price=tp, **common
+                )
+            )
+            loss = self._router.submit(
+                OrderRequest(
+                    instrument, exit_side, quantity, OrderType.STOP, stop_price=sl, **common
+                )
+            )
         return entry, profit, loss
 
     def modify(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import heapq
 import logging
@@ -241,6 +242,15 @@ class Engine:
         """Record ``request`` as an order denied for ``reason`` by ``rule``; send nothing."""
         now = self.clock.now_ns()
         return self._refuse(self.orders.create(request, now), now, reason, rule)
+
+    @contextlib.contextmanager
+    def group(self) -> Iterator[None]:
+        """Hand the orders submitted inside the block to the broker as one group."""
+        self.broker.begin_group()
+        try:
+            yield
+        finally:
+            self.broker.end_group()
 
     def cancel(self, order: Order) -> None:
         """Ask the broker to cancel ``order``."""

@@ -8,6 +8,7 @@ import queue
 import threading
 from collections.abc import Callable
 from decimal import Decimal
+from functools import partial
 from typing import Any, ClassVar, Literal, final
 
 from typing_extensions import override
@@ -150,6 +151,7 @@ class IBKRBroker(Broker, Listener):
         self._start_orders: list[tuple[int, int, OrderRequest]] = []  # ib id, perm id, request
         self._halted = False
         self._started = False
+        self._group: list[Order] | None = None
         self._lock = threading.RLock()
         self._by_ib: dict[int, _Working] = {}
         self._by_engine: dict[int, _Working] = {}
@@ -251,6 +253,9 @@ class IBKRBroker(Broker, Listener):
     def submit(self, order: Order) -> None:
         """Give ``order`` an IB order id and send it (or hold it while disconnected)."""
         with self._lock:
+            if self._group is not None:
+                self._group.append(order)
+                return
             if not self._can_send():
                 log.warning(
                     "not connected: order %d held until the connection is back", order.order_id
@@ -259,7 +264,30 @@ class IBKRBroker(Broker, Listener):
                 return
         self._place(order)
 
-    def _place(self, order: Order) -> None:
+    @override
+    def begin_group(self) -> None:
+        """Hold the orders submitted from now on, to send them as one group."""
+        with self._lock:
+            self._group = []
+
+    @override
+    def end_group(self) -> None:
+        """Send the group: every order but the last with ``transmit`` off, as IB wants.
+
+        TWS keeps the orders of a group until the last one arrives, so a bracket's entry cannot
+        fill before its take-profit and stop-loss are attached.
+        """
+        with self._lock:
+            group, self._group = self._group or [], None
+            if not self._can_send():
+                for i, order in enumerate(group):
+                    last = i == len(group) - 1
+                    self._held.append((order.order_id, partial(self._place, order, transmit=last)))
+                return
+        for i, order in enumerate(group):
+            self._place(order, transmit=i == len(group) - 1)
+
+    def _place(self, order: Order, *, transmit: bool = True) -> None:
         request = order.request
         parent = 0
         if request.parent_id is not None:
@@ -286,6 +314,7 @@ class IBKRBroker(Broker, Listener):
             order_ref=ref,
             account=self.client.account,
             parent_id=parent,
+            transmit=transmit,
         )
         if not self.client.send("placeOrder", ib_id, to_ib_contract(order.instrument), ib_order):
             with self._lock:  # the socket went down just now: keep it for the reconnection

@@ -303,3 +303,29 @@ def test_more_quote_streams_than_lines_are_refused() -> None:
             quotes=True,
             max_lines=2,
         )
+
+
+def test_a_bracket_is_sent_as_one_group_and_fills_as_in_the_backtest() -> None:
+    def rounded(ctx, bar):  # type: ignore[no-untyped-def]
+        inst = bar.instrument
+        close = Decimal(str(bar.close))
+        ctx.bracket(inst, "BUY", 100, take_profit=inst.round_price(close * Decimal("1.05")),
+                    stop_loss=inst.round_price(close * Decimal("0.95")))  # fmt: skip
+
+    backtest = Engine(
+        ScriptedStrategy({5: rounded}), sample_feed(["ACME"]), SimBroker(cash=1_000_000)
+    ).run()
+    with (
+        FakeTWS.from_sample(["ACME"]) as tws,
+        LiveSession(ScriptedStrategy({5: rounded}), tws) as session,
+    ):
+        session.step(200)
+        live = session.stop()
+        placed = [(r.fields[27], r.fields[28]) for r in tws.messages("in", msg_id=3)]
+    assert placed == [("0", "0"), ("0", "1"), ("1", "1")]  # (transmit, parentId)
+    columns = ["side", "quantity", "price"]
+    assert len(backtest.fills) == 2  # the entry, then one of the exits
+    assert list(live.fills[columns].itertuples(index=False)) == list(
+        backtest.fills[columns].itertuples(index=False)
+    )
+    assert list(live.orders["status"]) == list(backtest.orders["status"])

@@ -34,6 +34,7 @@ from ibkrfw.model.events import (
 )
 from ibkrfw.model.instruments import Instrument
 from ibkrfw.model.orders import (
+    Order,
     OrderRequest,
     OrderType,
     Side,
@@ -269,6 +270,7 @@ class FakeTWS:
         self._history_updates: dict[tuple[int, int], tuple[_Session, Instrument]] = {}
         self._realtime: dict[tuple[int, int], tuple[_Session, Instrument]] = {}
         self._account_subscribers: set[_Session] = set()
+        self._untransmitted: dict[tuple[int, int], list[Order]] = {}  # (client, root order id)
         # scripted faults
         self._pacing_left = 0
         self._rejections: list[tuple[int, str]] = []
@@ -875,11 +877,27 @@ class FakeTWS:
             code, text = self._rejections.pop(0)
             session.error(order_id, code, text)
             return
+        parent = int(fields[28] or 0)
+        if parent:
+            parent_market = self._order_ids.get((client_id, parent))
+            if parent_market is None:
+                session.error(order_id, 201, f"Order rejected - reason:parent {parent} unknown")
+                return
+            request = attrs.evolve(request, parent_id=parent_market)
+        transmit = fields[27] != "0"
+        root = (client_id, parent or order_id)
         with self.market.lock:
             order = self.market.submit_later(request)
             self._order_ids[(client_id, order_id)] = order.order_id
             self._owners[order.order_id] = (client_id, order_id)
-            self.market.send(order)
+            # An order sent with transmit off waits in TWS until an order of its group (its
+            # parent and the parent's children) arrives with transmit on; then all go.
+            group = self._untransmitted.setdefault(root, [])
+            group.append(order)
+            if transmit:
+                del self._untransmitted[root]
+                for held in group:
+                    self.market.send(held)
 
     def _request(self, inst: Instrument, fields: list[str]) -> OrderRequest:
         """The order a placeOrder message asks for (field positions of v157)."""
