@@ -19,7 +19,7 @@ from ibkrfw.errors import (
     OrderError,
     RequestError,
 )
-from ibkrfw.model.data import Bar, Quote
+from ibkrfw.model.data import Bar, Quote, Tick
 from ibkrfw.model.events import (
     BarReceived,
     CashAdjusted,
@@ -39,6 +39,7 @@ from ibkrfw.model.events import (
     OrderSubmitted,
     QuoteReceived,
     Reconciled,
+    TickReceived,
     TimerFired,
 )
 from ibkrfw.model.fills import Fill, Position
@@ -106,6 +107,8 @@ __all__ = [
     "SimClock",
     "Stock",
     "Strategy",
+    "Tick",
+    "TickReceived",
     "TimeInForce",
     "TimerFired",
     "Trade",

@@ -17,7 +17,7 @@ from ibkrfw.core.timers import Timers
 from ibkrfw.errors import ConfigError, DataError
 from ibkrfw.model._decimal import DecimalLike, to_decimal
 from ibkrfw.model._time import to_timestamp
-from ibkrfw.model.data import Bar, Quote
+from ibkrfw.model.data import Bar, Quote, Tick
 from ibkrfw.model.events import Event, OrderEvent, TimerFired
 from ibkrfw.model.fills import Fill, Position
 from ibkrfw.model.instruments import Instrument
@@ -88,7 +88,10 @@ class Strategy:
         """
 
     def on_quote(self, ctx: Context, quote: Quote) -> None:
-        """React to a top-of-book update."""
+        """React to a top-of-book update (live feeds that stream quotes)."""
+
+    def on_tick(self, ctx: Context, tick: Tick) -> None:
+        """React to a trade on the tape (live feeds that stream quotes and trades)."""
 
     def on_order(self, ctx: Context, order: Order, event: OrderEvent) -> None:
         """React to any change of one of your orders; ``order`` is its state after ``event``.

@@ -41,6 +41,7 @@ from ibkrfw.model.events import (
     OrderSubmitted,
     QuoteReceived,
     Reconciled,
+    TickReceived,
     TimerFired,
 )
 from ibkrfw.model.fills import Fill
@@ -628,6 +629,8 @@ class Engine:
             self.broker.on_quote(quote)
             self._drain()  # what the broker did on it (a simulator's fills) comes first
             self.strategy.on_quote(self._ctx, quote)
+        elif type(event) is TickReceived:
+            self.strategy.on_tick(self._ctx, event.tick)
         elif isinstance(event, TimerFired):
             if event.name != _WAKE:
                 self.strategy.on_timer(self._ctx, event)

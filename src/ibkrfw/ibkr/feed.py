@@ -19,8 +19,8 @@ from ibkrfw.ibkr.connection import Action, ConnectionState, Transition
 from ibkrfw.ibkr.history import ib_bar_size
 from ibkrfw.ibkr.translate import to_ib_contract
 from ibkrfw.model._time import parse_ib_time
-from ibkrfw.model.data import Bar, Quote
-from ibkrfw.model.events import BarReceived, DataProblem, QuoteReceived
+from ibkrfw.model.data import Bar, Quote, Tick
+from ibkrfw.model.events import BarReceived, DataProblem, QuoteReceived, TickReceived
 from ibkrfw.model.instruments import Instrument
 from ibkrfw.ports import DataFeed, EventSink
 
@@ -32,6 +32,7 @@ _REALTIME_NS = 5_000_000_000  # IB's real-time bars last five seconds
 # tick types -> slot in the book: bid, ask, bid size, ask size (live, then delayed: 66-70)
 _PRICE_SLOTS = {1: 0, 2: 1, 66: 0, 67: 1}
 _SIZE_SLOTS = {0: 2, 3: 3, 69: 2, 70: 3}
+_LAST_PRICE, _LAST_SIZE = frozenset((4, 68)), frozenset((5, 71))  # live, delayed
 _DAY_NS = 86_400 * 1_000_000_000
 
 
@@ -127,8 +128,9 @@ class IBKRDataFeed(DataFeed, Listener):
             from the 5-second bars; None passes IB's bars through unchanged.
         history_bar_size: The bar size of the warm-up history (:meth:`recent_bars`):
             ``bar_size`` by default, or 5 seconds when that is None.
-        quotes: Also stream top-of-book quotes (``reqMktData``) as
-            :class:`~ibkrfw.QuoteReceived` events, for ``on_quote`` and the broker.
+        quotes: Also stream top-of-book quotes and trades (``reqMktData``) as
+            :class:`~ibkrfw.QuoteReceived` events (for the broker and ``on_quote``) and
+            :class:`~ibkrfw.TickReceived` events (for ``on_tick``).
         delayed: Accept IB's delayed data (15 to 20 minutes old) where the account has no
             live subscription. Each instrument that falls back to it is reported once as a
             :class:`~ibkrfw.DataProblem`, and listed in :attr:`delayed_instruments`.
@@ -182,6 +184,7 @@ class IBKRDataFeed(DataFeed, Listener):
         self._subscriptions: dict[int, Instrument] = {}
         self._quote_streams: dict[int, Instrument] = {}
         self._books: dict[Instrument, list[float]] = {}  # bid, ask, bid size, ask size
+        self._last: dict[Instrument, float] = {}  # a trade price waiting for its size
         self._emit: EventSink | None = None
         self._clock: Clock | None = None
         self.received = 0
@@ -338,6 +341,16 @@ class IBKRDataFeed(DataFeed, Listener):
         if inst is None:
             return
         self.ticks += 1
+        if tick in _LAST_PRICE and name == "tickPrice":
+            self._last[inst] = float(value)  # its size follows (LAST_SIZE)
+            return
+        if tick in _LAST_SIZE and name == "tickSize":
+            price = self._last.pop(inst, None)
+            if price is not None and price > 0:
+                assert self._clock is not None
+                trade = Tick(inst, self._clock.now_ns(), price, float(value))
+                emit(TickReceived(ts_ns=trade.ts_ns, tick=trade))
+            return
         slot = (_PRICE_SLOTS if name == "tickPrice" else _SIZE_SLOTS).get(tick)
         if slot is None:
             return

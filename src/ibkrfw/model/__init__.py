@@ -1,6 +1,6 @@
 """Layer 0: immutable values (instruments, market data, orders, fills, events)."""
 
-from ibkrfw.model.data import Bar, Quote
+from ibkrfw.model.data import Bar, Quote, Tick
 from ibkrfw.model.events import (
     BarReceived,
     CashAdjusted,
@@ -20,6 +20,7 @@ from ibkrfw.model.events import (
     OrderSubmitted,
     QuoteReceived,
     Reconciled,
+    TickReceived,
     TimerFired,
 )
 from ibkrfw.model.fills import Fill, Position
@@ -68,6 +69,8 @@ __all__ = [
     "Reconciled",
     "Side",
     "Stock",
+    "Tick",
+    "TickReceived",
     "TimeInForce",
     "TimerFired",
     "check_modification",

@@ -16,7 +16,7 @@ from ibkrfw.model.instruments import Instrument
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["Bar", "Quote"]
+__all__ = ["Bar", "Quote", "Tick"]
 
 
 class Bar(NamedTuple):
@@ -67,4 +67,18 @@ class Quote(NamedTuple):
     @property
     def timestamp(self) -> pd.Timestamp:
         """The quote's time as a UTC :class:`pandas.Timestamp`."""
+        return to_timestamp(self.ts_ns)
+
+
+class Tick(NamedTuple):
+    """One trade printed on the tape: its price and size (UTC epoch nanoseconds)."""
+
+    instrument: Instrument
+    ts_ns: int
+    price: float
+    size: float
+
+    @property
+    def timestamp(self) -> pd.Timestamp:
+        """The trade's time as a UTC :class:`pandas.Timestamp`."""
         return to_timestamp(self.ts_ns)

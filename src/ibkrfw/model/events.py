@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, final
 import attrs
 
 from ibkrfw.model._time import to_timestamp
-from ibkrfw.model.data import Bar, Quote
+from ibkrfw.model.data import Bar, Quote, Tick
 from ibkrfw.model.fills import Fill
 from ibkrfw.model.instruments import Instrument
 from ibkrfw.model.orders import OrderRequest
@@ -40,6 +40,7 @@ __all__ = [
     "OrderSubmitted",
     "QuoteReceived",
     "Reconciled",
+    "TickReceived",
     "TimerFired",
 ]
 
@@ -251,3 +252,14 @@ class QuoteReceived(Event):
     """
 
     quote: Quote
+
+
+@final
+@attrs.frozen(kw_only=True)
+class TickReceived(Event):
+    """A live feed saw a trade.
+
+    The engine hands ``tick`` to :meth:`Strategy.on_tick <ibkrfw.Strategy.on_tick>`.
+    """
+
+    tick: Tick

@@ -257,9 +257,14 @@ def test_quotes_stream_to_on_quote_and_problems_are_reported() -> None:
     quotes: list[object] = []
     problems: list[object] = []
 
+    trades: list[object] = []
+
     class Watch(Strategy):
         def on_quote(self, ctx, quote):  # type: ignore[no-untyped-def]
             quotes.append(quote)
+
+        def on_tick(self, ctx, tick):  # type: ignore[no-untyped-def]
+            trades.append(tick)
 
         def on_event(self, ctx, event):  # type: ignore[no-untyped-def]
             problems.append(event)
@@ -291,6 +296,9 @@ def test_quotes_stream_to_on_quote_and_problems_are_reported() -> None:
     assert sum(1 for q in quotes if q.instrument == bolt) == before  # type: ignore[attr-defined]
     first = quotes[0]
     assert first.bid < first.ask  # type: ignore[attr-defined]
+    acme_closes = [float(c) for c in tws.market.arrays[acme].close[:5]]
+    acme_trades = [t.price for t in trades if t.instrument == acme]  # type: ignore[attr-defined]
+    assert acme_trades == acme_closes  # the fake prints each bar's close as the last trade
 
 
 def test_more_quote_streams_than_lines_are_refused() -> None:
@@ -329,3 +337,25 @@ def test_a_bracket_is_sent_as_one_group_and_fills_as_in_the_backtest() -> None:
         backtest.fills[columns].itertuples(index=False)
     )
     assert list(live.orders["status"]) == list(backtest.orders["status"])
+
+
+def test_partial_fills_are_exact_and_as_in_the_backtest() -> None:
+    """At most 0.1 % of each bar's volume: a large order fills over many bars, in pieces."""
+
+    def big(ctx, bar):  # type: ignore[no-untyped-def]
+        ctx.buy(bar.instrument, 20_000, tif="GTC")
+
+    backtest = Engine(
+        ScriptedStrategy({2: big}), sample_feed(["ACME"]), SimBroker(cash=10**7, volume_limit=0.001)
+    ).run()
+    with (
+        FakeTWS.from_sample(["ACME"], cash=10**7, volume_limit=0.001) as tws,
+        LiveSession(ScriptedStrategy({2: big}), tws) as session,
+    ):
+        session.step(60)
+        live = session.stop()
+    columns = ["quantity", "price"]
+    pieces = list(backtest.fills[columns].itertuples(index=False))
+    assert len(pieces) > 3
+    assert list(live.fills[columns].itertuples(index=False))[: len(pieces)] == pieces
+    assert sum(live.fills["quantity"]) == sum(backtest.fills["quantity"])
