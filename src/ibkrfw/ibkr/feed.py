@@ -351,14 +351,14 @@ class IBKRDataFeed(DataFeed, Listener):
                 trade = Tick(inst, self._clock.now_ns(), price, float(value))
                 emit(TickReceived(ts_ns=trade.ts_ns, tick=trade))
             return
-        slot = (_PRICE_SLOTS if name == "tickPrice" else _SIZE_SLOTS).get(tick)
+        price_tick = name == "tickPrice"
+        slot = (_PRICE_SLOTS if price_tick else _SIZE_SLOTS).get(tick)
         if slot is None:
             return
         book = self._books.setdefault(inst, [math.nan, math.nan, math.nan, math.nan])
-        number = float(value)
-        if book[slot] == number:
-            return
-        book[slot] = number
+        book[slot] = float(value)
+        if price_tick:
+            return  # IB sends a price with its size, which the client hands over next
         bid, ask = book[0], book[1]
         if bid > 0 and ask > 0:  # both sides known (IB sends -1 when a side is empty)
             assert self._clock is not None

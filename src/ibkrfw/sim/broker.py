@@ -96,7 +96,8 @@ class SimBroker(Broker):
             balance and position at the rate in force.
         commission: The commission model (:class:`~ibkrfw.sim.ZeroCommission` by default).
         volume_limit: The largest share of a bar's volume the orders may take, in (0, 1];
-            ``None`` for no limit.
+            ``None`` for no limit. With ``fill_on="quotes"``, the share of the size shown on
+            the side an order takes.
         slippage: A :class:`~ibkrfw.sim.SlippageModel`; none by default. A slipped price is
             rounded to the tick against the trader and kept within the bar's low-high range
             and a limit order's limit.
@@ -117,6 +118,13 @@ class SimBroker(Broker):
         initial_margin: For a margin account, the share of gross exposure that equity must
             cover after a fill that adds exposure (``0.5`` is Reg T for US stocks); no check if
             ``None``. Marks come from every bar the broker sees, so it then asks to see them all.
+        fill_on: ``"bars"`` (the default) matches orders on bars as above; ``"quotes"`` on the
+            quotes the broker sees (:meth:`on_quote`, from a live feed's quote stream or the
+            fake TWS's replayed quotes) instead, bars then filling nothing. Each quote counts
+            as a bar at the price an order can take: the ask for buys, the bid for sells, with
+            that side's size as its volume. So a market order fills at the first ask or bid
+            after it was sent, a limit when that price reaches it, a stop when it is through
+            the stop. A spread-based slippage model would count the spread twice: use none.
 
     The account is checked at each fill, with the fill's own price: IB checks an order when
     it is sent, against the price then, but the simulator knows the price only on the next
@@ -142,6 +150,7 @@ class SimBroker(Broker):
         favourable_first: bool = False,
         fill_timing: Literal["next_bar", "this_close"] = "next_bar",
         borrow_rate: float | None = None,
+        fill_on: Literal["bars", "quotes"] = "bars",
     ) -> None:
         try:
             self._cash = to_decimal(cash, "cash")
@@ -161,6 +170,12 @@ class SimBroker(Broker):
             )
         self.fill_timing = fill_timing
         self._same_bar = fill_timing == "this_close"
+        if fill_on not in ("bars", "quotes"):
+            raise ConfigError(f"fill_on must be 'bars' or 'quotes', got {fill_on!r}")
+        if fill_on == "quotes" and self._same_bar:
+            raise ConfigError("fill_timing='this_close' is about bars: use it with fill_on='bars'")
+        self.fill_on = fill_on
+        self._on_quotes = fill_on == "quotes"
         self._bars: dict[Instrument, Bar] = {}  # the latest bar of each instrument (this_close)
         if account not in ("margin", "cash"):
             raise ConfigError(f"account must be 'margin' or 'cash', got {account!r}")
@@ -375,7 +390,7 @@ class SimBroker(Broker):
             self._ledger.mark(bar.instrument, bar.close)
         if self._same_bar:
             self._bars[bar.instrument] = bar
-        if not self._n_working:
+        if not self._n_working or self._on_quotes:
             return
         working = self._working.get(bar.instrument)
         if working:
@@ -598,8 +613,33 @@ class SimBroker(Broker):
 
     @override
     def on_quote(self, quote: Quote) -> None:
-        """Remember the latest quote of each instrument (the spread slippage model uses it)."""
-        self._quotes[quote.instrument] = quote
+        """Remember the latest quote (slippage models use it), and match orders on it.
+
+        Orders are matched only with ``fill_on="quotes"``: buys on the ask, then sells on the
+        bid, each side as a bar of one price with the side's size as its volume.
+        """
+        inst = quote.instrument
+        self._quotes[inst] = quote
+        if not self._on_quotes or not self._n_working:
+            return
+        working = self._working.get(inst)
+        if not working:
+            return
+        ts = quote.ts_ns
+        ask = Bar(inst, ts, quote.ask, quote.ask, quote.ask, quote.ask, quote.ask_size)
+        bid = Bar(inst, ts, quote.bid, quote.bid, quote.bid, quote.bid, quote.bid_size)
+        for side_bar, buys in ((ask, True), (bid, False)):
+            if not side_bar.open > 0:  # an empty side (IB sends -1 then): nothing to take
+                continue
+            self._capacity.pop(inst, None)  # each side has its own size
+            for w in sorted(working.values(), key=self._priority):
+                if w.buy is buys and w.order.order_id in self._by_id:
+                    self._match(w, side_bar)
+        activated = self._activated
+        while activated:
+            w = activated.pop(0)
+            if w.order.instrument == inst and w.order.order_id in self._by_id:
+                self._match(w, ask if w.buy else bid)
 
     def _slip(
         self, model: SlippageModel, w: Working, base: Decimal, quantity: Decimal, bar: Bar

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -62,6 +62,7 @@ class Market:
         volume_limit: float | None = None,
         quotes: Mapping[Instrument, pd.DataFrame] | None = None,
         slippage: SlippageModel | None = None,
+        fill_on: Literal["bars", "quotes"] = "bars",
     ) -> None:
         from ibkrfw.sim.feeds import frame_to_arrays
 
@@ -84,7 +85,11 @@ class Market:
         self.portfolio = Portfolio(cash)
         self.cash = cash
         self.broker = SimBroker(
-            cash, commission=commission, volume_limit=volume_limit, slippage=slippage
+            cash,
+            commission=commission,
+            volume_limit=volume_limit,
+            slippage=slippage,
+            fill_on=fill_on,
         )
         self._on_event = on_event
         self.broker.start(self.clock, self._emit)

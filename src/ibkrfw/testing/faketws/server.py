@@ -223,8 +223,10 @@ class FakeTWS:
         commission: The commission model of fills (none by default).
         volume_limit: The largest share of a bar's volume orders may take (partial fills).
         quotes: Top-of-book quotes to replay, per instrument (``bid``, ``ask``, optionally
-            ``bid_size``, ``ask_size``): they stream as bid and ask and reach the broker's
-            slippage model; fills come from the bars.
+            ``bid_size``, ``ask_size``): they stream as bid and ask and reach the broker.
+        fill_on: What orders fill on (:class:`~ibkrfw.sim.SimBroker`'s ``fill_on``): the bars,
+            or the quotes (buys at the ask, sells at the bid). By default the bars, or the
+            quotes when only quotes are replayed.
         slippage: The slippage model of fills (e.g. :class:`~ibkrfw.sim.HalfSpreadSlippage`,
             which then uses the replayed quotes).
 
@@ -250,6 +252,7 @@ class FakeTWS:
         volume_limit: float | None = None,
         quotes: Mapping[Instrument, pd.DataFrame] | None = None,
         slippage: SlippageModel | None = None,
+        fill_on: Literal["bars", "quotes"] | None = None,
     ) -> None:
         if not account:
             raise ConfigError("the fake TWS needs an account id")
@@ -261,6 +264,7 @@ class FakeTWS:
             on_event=self._order_event,
             quotes=quotes,
             slippage=slippage,
+            fill_on=fill_on or ("bars" if data else "quotes"),
         )
         # (client id, the client's order id) -> the market's order id, and back
         self._order_ids: dict[tuple[int, int], int] = {}
