@@ -49,6 +49,14 @@ _WARNINGS = frozenset((399, 2109, 2137, 10167))
 _CANCELLED_STATUS = frozenset(("Cancelled", "ApiCancelled"))
 
 
+def _ref_id(order_ref: str) -> int:
+    """The IB order id an ``orderRef`` of this library names (``ibkrfw:<id>[:tag]``), or 0."""
+    parts = order_ref.split(":")
+    if len(parts) >= 2 and parts[0] == "ibkrfw" and parts[1].isdigit():
+        return int(parts[1])
+    return 0
+
+
 def _quantity(value: Any) -> Decimal:
     """A share count as an exact Decimal (9.81 sends floats, 10.x Decimals); 100.0 is 100."""
     number = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
@@ -501,7 +509,10 @@ class IBKRBroker(Broker, Listener):
         rows = self.client.request("reqExecutions", ExecutionFilter(), rows="execDetails")
         missed = 0
         for _contract, execution in rows:
-            known = journaled.get(int(execution.orderId))
+            # by orderRef first: it holds the id this library gave the order, whatever
+            # client id the previous process connected with
+            ref_id = _ref_id(str(getattr(execution, "orderRef", "") or ""))
+            known = journaled.get(ref_id or int(execution.orderId))
             if known is None:
                 continue
             try:
@@ -543,10 +554,23 @@ class IBKRBroker(Broker, Listener):
             except (ConfigError, OrderError) as exc:
                 differences.append(f"order {ib_id} at IB cannot be read: {exc}")
                 continue
-            if ib_id not in journaled:
+            if (_ref_id(ref) or ib_id) not in journaled:
                 differences.append(f"order {ib_id} ({ref}) works at IB, unknown to the journal")
             adopt.append((ib_id, int(getattr(ib_order, "permId", 0) or 0), request))
-        # 3. positions
+        # 3. cash: what the recorded executions explain since the last reading (a note only:
+        # deposits, interest, dividends and fees move cash too)
+        last = self.journal.last_cash()
+        if last is not None and last[1] == self._currency:
+            explained = self.journal.cash_flow_since(last[2])
+            unexplained = self._cash - (last[0] + explained)
+            if abs(unexplained) >= Decimal("0.01"):
+                notes.append(
+                    f"cash moved {unexplained:+.2f} {self._currency} beyond what the fills "
+                    "recorded since the last run explain (deposits, interest, dividends, fees, "
+                    "or commissions not yet reported)"
+                )
+        self.journal.note_cash(self._cash, self._currency, self._now())
+        # 4. positions
         account = self._account_positions()
         differences += self._position_differences(account)
         resolution = "agreed"

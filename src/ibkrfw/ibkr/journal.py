@@ -32,6 +32,11 @@ CREATE TABLE IF NOT EXISTS executions (
     price TEXT NOT NULL,
     ts_ns INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS cash (
+    ts_ns INTEGER NOT NULL,
+    amount TEXT NOT NULL,
+    currency TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS adjustments (
     instrument TEXT NOT NULL,
     quantity TEXT NOT NULL,
@@ -154,6 +159,19 @@ class Journal:
                 (instrument, str(quantity), reason, ts_ns),
             )
 
+    def note_cash(self, amount: Decimal, currency: str, ts_ns: int) -> None:
+        """Record the account's cash as the broker reported it."""
+        with self._lock:
+            self._db.execute("INSERT INTO cash VALUES (?, ?, ?)", (ts_ns, str(amount), currency))
+
+    def last_cash(self) -> tuple[Decimal, str, int] | None:
+        """The cash recorded last: amount, currency and time (None before any)."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT amount, currency, ts_ns FROM cash ORDER BY rowid DESC LIMIT 1"
+            ).fetchone()
+        return None if row is None else (Decimal(row[0]), row[1], int(row[2]))
+
     def orders(self, *, open_only: bool = False) -> list[JournalOrder]:
         """The orders recorded (only those not ``done`` if ``open_only``), oldest first."""
         where = " WHERE status != 'done'" if open_only else ""
@@ -192,6 +210,21 @@ class Journal:
         for inst, qty in adjusted:
             totals[inst] = totals.get(inst, Decimal(0)) + Decimal(qty)
         return {inst: qty for inst, qty in sorted(totals.items()) if qty}
+
+    def cash_flow_since(self, ts_ns: int) -> Decimal:
+        """The cash the executions recorded after ``ts_ns`` moved (commissions not included).
+
+        Executions record price and quantity only; this is what they paid (negative) or got.
+        """
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT side, quantity, price FROM executions WHERE ts_ns > ?", (ts_ns,)
+            ).fetchall()
+        total = Decimal(0)
+        for side, qty, price in rows:
+            value = Decimal(qty) * Decimal(price)
+            total += -value if side == "BUY" else value
+        return total
 
     def highest_order_id(self) -> int:
         """The highest IB order id recorded (0 if none)."""

@@ -359,3 +359,55 @@ def test_partial_fills_are_exact_and_as_in_the_backtest() -> None:
     assert len(pieces) > 3
     assert list(live.fills[columns].itertuples(index=False))[: len(pieces)] == pieces
     assert sum(live.fills["quantity"]) == sum(backtest.fills["quantity"])
+
+
+def test_the_outgoing_rate_stays_under_the_cap() -> None:
+    with FakeTWS() as tws:
+        client = IBClient(IBKRConfig(port=tws.port, max_messages_per_second=20))
+        client.connect()
+        try:
+            for _ in range(50):
+                client.send("reqCurrentTime")
+            assert tws.wait_for(lambda: len(tws.messages("in", msg_id=49)) == 50, WAIT)
+        finally:
+            client.close()
+        times = [r.at for r in tws.messages("in", msg_id=49)]
+    # the fake records a message once handled, a hair after it was sent: allow 2 ms
+    for i, at in enumerate(times):
+        assert sum(1 for t in times[i:] if t - at < 1.0 - 0.002) <= 20
+
+
+def test_delayed_data_is_flagged_once() -> None:
+    import threading
+
+    from ibkrfw import DataProblem
+
+    events: list[object] = []
+
+    class Watch(Strategy):
+        def on_event(self, ctx, event):  # type: ignore[no-untyped-def]
+            events.append(event)
+
+    with FakeTWS.from_sample(["ACME"]) as tws:
+        acme = next(iter(tws.market.arrays))
+        client = IBClient(IBKRConfig(port=tws.port))
+        feed = IBKRDataFeed([acme], client=client, bar_size=None, quotes=True, delayed=True)
+        engine = Engine(Watch(), feed, IBKRBroker(client=client), tune_gc=False)
+        runner = threading.Thread(target=engine.run)
+        runner.start()
+        try:
+            assert tws.wait_for(lambda: tws.messages("in", client_id=1, msg_id=1), WAIT)
+            assert tws.messages("in", client_id=1, msg_id=59)  # reqMarketDataType(3) went first
+            stream = int(tws.messages("in", client_id=1, msg_id=1)[0].fields[2])
+            text = "Requested market data is not subscribed. Displaying delayed market data."
+            for _ in range(2):
+                tws.send_error(10167, text, req_id=stream)
+            assert until(lambda: any(isinstance(e, DataProblem) for e in events))
+            tws.step(2)
+            assert until(lambda: engine.bars_processed == 2)
+        finally:
+            engine.stop()
+            runner.join(WAIT)
+    problems = [e for e in events if isinstance(e, DataProblem)]
+    assert [(p.code, p.instrument) for p in problems] == [(10167, acme)]
+    assert feed.delayed_instruments == {acme}

@@ -46,6 +46,7 @@ def test_restart_reconciles_fills_missed_while_down(tmp_path: Path) -> None:
     assert placed(tws) == [1, 2, 3]  # nothing sent twice; the new order's id is fresh
     assert notices[0].resolution == "agreed" and notices[0].differences == ()
     assert any("1 execution(s) recorded that happened while away" in n for n in notices[0].notes)
+    assert not any("cash moved" in n for n in notices[0].notes)  # the fills explain it all
     adopted = result.fills[result.fills["fill_id"].str.startswith("adopted:")]
     assert list(adopted["quantity"]) == [Decimal(15)]
     assert result.fill_list[-1].quantity == 1
@@ -72,3 +73,15 @@ def test_an_account_the_journal_does_not_explain_is_refused_or_adopted(tmp_path:
     assert [(o.request.quantity, o.request.limit_price) for o in working] == [
         (Decimal(5), Decimal("0.01"))
     ]
+
+
+def test_cash_the_fills_do_not_explain_is_noted(tmp_path: Path) -> None:
+    with FakeTWS.from_sample(["ACME"]) as tws:
+        first_session(tws, tmp_path / "state", Decimal("0.01"))
+        tws.market.portfolio.adjust_cash(Decimal(2500))  # a deposit while the process is down
+        with LiveSession(ScriptedStrategy({}), tws, state_dir=tmp_path / "state") as session:
+            session.step(1)
+            session.stop()
+            notices = [e for e in session.engine.notices if isinstance(e, Reconciled)]
+    assert notices[0].resolution == "agreed"
+    assert any("cash moved +2500.00 USD" in n for n in notices[0].notes)
