@@ -56,20 +56,16 @@ def test_a_limit_waits_for_the_ask_to_reach_it(tws: FakeTWS, ib: Any, ready: Any
     assert execution.price == 99.74
 
 
-def test_the_shown_size_caps_a_fill_with_a_volume_limit(ib: Any) -> None:
-    from tests.integration.faketws.conftest import Client
-
+def test_the_shown_size_caps_a_fill_with_a_volume_limit(ib: Any, connect: Any) -> None:
     with FakeTWS(quotes={ACME: QUOTES}, volume_limit=1.0) as server:
-        client = Client().start(server.port, 1)
-        try:
-            client.expect("nextValidId")
-            server.step()
-            client.placeOrder(1, ib.contract(), ib.order("BUY", 500))
-            client.expect("orderStatus", a1="Submitted")
-            server.step(3)  # 200 shown on the ask each time
-            sizes = [float(client.expect("execDetails")[2].shares) for _ in range(3)]
-        finally:
-            client.stop()
+        client = connect(1, server)
+        client.expect("nextValidId")
+        server.step()
+        client.placeOrder(1, ib.contract(), ib.order("BUY", 500))
+        client.expect("orderStatus", a1="Submitted")
+        server.step(3)  # 200 shown on the ask each time
+        sizes = [float(client.expect("execDetails")[2].shares) for _ in range(3)]
+        client.stop()
     assert sizes == [200.0, 200.0, 100.0]
 
 
