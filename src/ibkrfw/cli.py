@@ -278,7 +278,7 @@ def _run(args: argparse.Namespace) -> int:
     import tomllib
 
     from ibkrfw.engine.engine import Engine
-    from ibkrfw.ibkr import IBClient, IBKRBroker, IBKRConfig, IBKRDataFeed
+    from ibkrfw.ibkr import IBClient, IBKRBroker, IBKRDataFeed
 
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -290,12 +290,7 @@ def _run(args: argparse.Namespace) -> int:
                 run_table = dict(tomllib.load(handle).get("run", {}))
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"cannot read {args.config!r}: {exc}") from None
-    overrides: dict[str, Any] = {"mode": args.mode}
-    if args.port is not None:
-        overrides["port"] = args.port
-    if args.client_id is not None:
-        overrides["client_id"] = args.client_id
-    config = IBKRConfig.load(args.config, **overrides)
+    config = _ibkr_config(args, mode=args.mode)
     symbols = args.symbols or ",".join(run_table.get("symbols", []))
     instruments: list[Instrument] = [Stock(s) for s in symbols.split(",") if s]
     if not instruments:
@@ -345,6 +340,17 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ibkr_config(args: argparse.Namespace, **settings: Any) -> Any:
+    """The ``[ibkr]`` settings of ``--config``, with ``--port`` and ``--client-id`` on top."""
+    from ibkrfw.ibkr import IBKRConfig
+
+    if args.port is not None:
+        settings["port"] = args.port
+    if args.client_id is not None:
+        settings["client_id"] = args.client_id
+    return IBKRConfig.load(args.config, **settings)
+
+
 def _progress_bar(progress: Any) -> None:
     width = 30
     filled = width * progress.done // max(progress.total, 1)
@@ -359,15 +365,10 @@ def _progress_bar(progress: Any) -> None:
 def _download(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from ibkrfw.ibkr import IBClient, IBKRConfig
+    from ibkrfw.ibkr import IBClient
     from ibkrfw.ibkr.download import HistoryDownloader
 
-    overrides: dict[str, Any] = {}
-    if args.port is not None:
-        overrides["port"] = args.port
-    if args.client_id is not None:
-        overrides["client_id"] = args.client_id
-    config = IBKRConfig.load(args.config, **overrides)
+    config = _ibkr_config(args)
     symbols = [s for s in args.symbols.split(",") if s]
     if not symbols:
         raise ConfigError("--symbols names nothing to download")

@@ -418,15 +418,12 @@ class Engine:
             fx=fx,
         )
 
-    def _book_adopted(self, fill: Fill) -> None:
-        """Book a position the account held before the run, as its opening fill."""
+    def _book_fill(self, fill: Fill) -> None:
+        """Apply ``fill`` to the portfolio and record the cash and position step it makes."""
         portfolio = self._running_portfolio()
         portfolio.apply_fill(fill)
-        holding = portfolio.holding(fill.instrument)
-        if holding.price != holding.price:  # not marked yet: at its cost until a bar comes
-            holding.price = float(fill.price)
         lane = self._lanes.get(fill.instrument)
-        if lane is not None:
+        if lane is not None:  # a fill of an instrument no feed delivers cannot be marked
             self._fill_ts.append(fill.ts_ns)
             self._fill_lane.append(lane.index)
             self._fill_exposure.append(lane.holding.qty_f)
@@ -436,6 +433,13 @@ class Engine:
                 if not lane.currency
                 else float(portfolio.balance(fill.instrument.currency))
             )
+
+    def _book_adopted(self, fill: Fill) -> None:
+        """Book a position the account held before the run, as its opening fill."""
+        self._book_fill(fill)
+        holding = self._running_portfolio().holding(fill.instrument)
+        if holding.price != holding.price:  # not marked yet: at its cost until a bar comes
+            holding.price = float(fill.price)
         self.log.info("adopted position: %s %s %s at %s", fill.side, fill.quantity,
                       fill.instrument.id, fill.price)  # fmt: skip
 
@@ -601,19 +605,7 @@ class Engine:
                 self.log.warning(problem)
             fill = event.fill if type(event) is OrderFilled else None
             if fill is not None:
-                portfolio = self._running_portfolio()
-                portfolio.apply_fill(fill)
-                lane = self._lanes.get(fill.instrument)
-                if lane is not None:  # a fill of an instrument no feed delivers cannot be marked
-                    self._fill_ts.append(fill.ts_ns)
-                    self._fill_lane.append(lane.index)
-                    self._fill_exposure.append(lane.holding.qty_f)
-                    self._fill_currency.append(lane.currency)
-                    self._fill_cash.append(
-                        portfolio.cash_f
-                        if not lane.currency
-                        else float(portfolio.balance(fill.instrument.currency))
-                    )
+                self._book_fill(fill)
             if not known:
                 return
             if self._want_order:
