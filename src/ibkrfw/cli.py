@@ -283,6 +283,7 @@ def _run(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    logging.getLogger("ibapi").setLevel(logging.WARNING)  # it logs every message at INFO
     run_table: dict[str, Any] = {}
     if args.config is not None:
         try:
