@@ -1,21 +1,43 @@
-"""Performance analytics (metrics now; reports and plots come with later releases)."""
+"""Performance analytics: metrics on arrays, behind ``RunResult.stats``."""
 
 from ibkrfw.analysis.metrics import (
+    Drawdown,
+    TradeStats,
+    alpha_beta,
     annual_volatility,
     cagr,
+    calmar_ratio,
+    drawdown,
+    longest_under_water,
     max_drawdown,
     periods_per_year,
+    rolling_sharpe,
+    rolling_volatility,
     sharpe_ratio,
     simple_returns,
+    sortino_ratio,
+    time_under_water,
     total_return,
+    trade_stats,
 )
 
 __all__ = [
+    "Drawdown",
+    "TradeStats",
+    "alpha_beta",
     "annual_volatility",
     "cagr",
+    "calmar_ratio",
+    "drawdown",
+    "longest_under_water",
     "max_drawdown",
     "periods_per_year",
+    "rolling_sharpe",
+    "rolling_volatility",
     "sharpe_ratio",
     "simple_returns",
+    "sortino_ratio",
+    "time_under_water",
     "total_return",
+    "trade_stats",
 ]

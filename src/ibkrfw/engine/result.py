@@ -233,45 +233,107 @@ class RunResult:
 
     @cached_property
     def stats(self) -> pd.Series:
+        """The run's statistics as one Series with stable names (:meth:`statistics`)."""
+        return self.statistics()
+
+    def statistics(
+        self,
+        *,
+        benchmark: pd.Series | None = None,
+        periods_per_year: float | None = None,
+        risk_free: float = 0.0,
+    ) -> pd.Series:
         """The run's statistics, one Series with stable names.
 
-        Returns are per recorded timestamp; annualisation uses the number of bars per calendar
-        year observed in the data (shown as ``Periods per year``). The risk-free rate is 0.
-        Money is in the base currency: a trade's profit is converted at the rate of its exit,
-        a commission or a cash adjustment at the rate of its time.
+        Returns are per recorded timestamp (one per distinct bar time). They are annualised
+        with the number of bars per calendar year observed in the data, which follows the
+        trading sessions of the bars (about 252 for US daily bars), unless
+        ``periods_per_year`` says otherwise; the rows ``Periods per year`` and
+        ``Annualisation`` show which. Money is in the base currency: a trade's profit is
+        converted at the rate of its exit, a commission or a cash adjustment at its time.
+
+        Edge cases have defined values: what cannot be computed (a Sharpe ratio with zero
+        volatility, a profit factor without a losing trade, anything about trades when there
+        are none) is NaN, never infinity, and nothing raises.
+
+        Args:
+            benchmark: Prices of a benchmark (a Series with a time-zone-aware index): adds
+                ``Alpha [%]``, ``Beta`` and ``Benchmark return [%]``, from its returns at the
+                run's timestamps (the last price at or before each).
+            periods_per_year: Annualise with this many periods instead of the observed number.
+            risk_free: An annual risk-free rate for the Sharpe and Sortino ratios.
         """
         import pandas as pd
 
         ts, eq = self._ts, self._equity
         rets = metrics.simple_returns(eq)
-        periods = metrics.periods_per_year(ts)
-        dd, peak, trough = metrics.max_drawdown(eq)
+        observed = metrics.periods_per_year(ts)
+        periods = observed if periods_per_year is None else float(periods_per_year)
+        years = float(ts[-1] - ts[0]) / (365.25 * 86_400e9) if len(ts) > 1 else math.nan
+        dd = metrics.drawdown(eq)
+        water = metrics.longest_under_water(eq)
         to_base = self._to_base
         pnl = np.array([to_base(t.pnl, t.instrument.currency, t.exit_ns) for t in self.trade_list])
         ret_pct = np.array([t.return_pct for t in self.trade_list])
-        wins, losses = pnl[pnl > 0].sum(), -pnl[pnl < 0].sum()
+        trades = metrics.trade_stats(pnl)
+        cagr = metrics.cagr(eq, ts)
         nan = math.nan
         index = _utc_index(ts)
+        market_value = eq - self._cash if len(eq) else eq
+        traded = sum(
+            (
+                to_base(f.quantity * f.price * f.instrument.multiplier, f.instrument.currency,
+                        f.ts_ns)
+                for f in self.fill_list
+            ),
+            0.0,
+        )  # fmt: skip
+        mean_equity = float(np.mean(eq)) if len(eq) else nan
+
+        def at(i: int) -> object:
+            return index[i] if 0 <= i < len(index) else pd.NaT
+
         values: dict[str, object] = {
-            "Start": index[0] if len(ts) else pd.NaT,
-            "End": index[-1] if len(ts) else pd.NaT,
+            "Start": at(0),
+            "End": at(len(ts) - 1),
             "Duration": index[-1] - index[0] if len(ts) else pd.NaT,
             "Bars": len(ts),
             "Initial equity": self.starting_cash,
             "Final equity": float(eq[-1]) if len(eq) else self.starting_cash,
             "Total return [%]": metrics.total_return(eq) * 100,
-            "CAGR [%]": metrics.cagr(eq, ts) * 100,
+            "CAGR [%]": cagr * 100,
             "Annual volatility [%]": metrics.annual_volatility(rets, periods) * 100,
-            "Sharpe ratio": metrics.sharpe_ratio(rets, periods),
-            "Max drawdown [%]": dd * 100,
+            "Sharpe ratio": metrics.sharpe_ratio(rets, periods, risk_free),
+            "Sortino ratio": metrics.sortino_ratio(rets, periods, risk_free),
+            "Calmar ratio": metrics.calmar_ratio(cagr, dd.depth),
+            "Max drawdown [%]": dd.depth * 100,
+            "Max drawdown start": at(dd.peak) if dd.depth < 0 else pd.NaT,
+            "Max drawdown trough": at(dd.trough) if dd.depth < 0 else pd.NaT,
+            "Max drawdown recovery": at(dd.recovery) if dd.depth < 0 else pd.NaT,
             "Max drawdown duration": (
-                index[trough] - index[peak] if peak >= 0 and dd < 0 else pd.Timedelta(0)
+                index[dd.recovery if dd.recovery >= 0 else len(ts) - 1] - index[dd.peak]
+                if dd.depth < 0
+                else pd.Timedelta(0)
             ),
-            "Trades": len(pnl),
-            "Win rate [%]": float((pnl > 0).mean() * 100) if len(pnl) else nan,
+            "Time under water [%]": metrics.time_under_water(eq) * 100,
+            "Longest under water": (
+                index[water[1]] - index[water[0]] if water[1] > water[0] else pd.Timedelta(0)
+            ),
+            "Exposure [%]": float(np.mean(np.abs(market_value) > 1e-9) * 100) if len(eq) else nan,
+            "Turnover (annual)": traded / mean_equity / years
+            if years > 0 and mean_equity > 0
+            else nan,
+            "Trades": trades.trades,
+            "Trades per year": trades.trades / years if years > 0 else nan,
+            "Win rate [%]": trades.win_rate * 100,
             "Best trade [%]": float(ret_pct.max()) if len(pnl) else nan,
             "Worst trade [%]": float(ret_pct.min()) if len(pnl) else nan,
-            "Profit factor": float(wins / losses) if losses > 0 else nan,
+            "Average win": trades.average_win,
+            "Average loss": trades.average_loss,
+            "Largest win": trades.largest_win,
+            "Largest loss": trades.largest_loss,
+            "Expectancy": trades.expectancy,
+            "Profit factor": trades.profit_factor,
             "Commissions": sum(
                 (to_base(f.commission, f.instrument.currency, f.ts_ns) for f in self.fill_list),
                 0.0,
@@ -280,8 +342,31 @@ class RunResult:
                 (to_base(a.amount, a.currency, a.ts_ns) for a in self.cash_adjustments), 0.0
             ),
             "Periods per year": periods,
+            "Annualisation": "observed bars per year" if periods_per_year is None else "given",
         }
+        if benchmark is not None:
+            values.update(self._against(benchmark, rets, periods))
         return pd.Series(values, name=self.strategy_name, dtype=object)
+
+    def _against(
+        self, benchmark: pd.Series, rets: npt.NDArray[np.float64], periods: float
+    ) -> dict[str, object]:
+        import pandas as pd
+
+        if not isinstance(benchmark.index, pd.DatetimeIndex) or benchmark.index.tz is None:
+            raise ConfigError("the benchmark needs a time-zone-aware DatetimeIndex of prices")
+        prices = benchmark.sort_index().astype("float64")
+        aligned = np.asarray(
+            prices.reindex(_utc_index(self._ts), method="ffill").to_numpy(), dtype=np.float64
+        )
+        bench_rets = metrics.simple_returns(aligned)
+        alpha, beta = metrics.alpha_beta(rets, bench_rets, periods)
+        first, last = aligned[0] if len(aligned) else math.nan, aligned[-1] if len(aligned) else 0
+        return {
+            "Benchmark return [%]": (last / first - 1) * 100 if first > 0 else math.nan,
+            "Alpha [%]": alpha * 100,
+            "Beta": beta,
+        }
 
     def __repr__(self) -> str:
         return (
