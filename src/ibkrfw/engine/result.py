@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 from functools import cached_property
@@ -367,6 +368,29 @@ class RunResult:
             "Alpha [%]": alpha * 100,
             "Beta": beta,
         }
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the result to one file (a zip of JSON and numpy arrays; no pickle).
+
+        :meth:`load` reads it back, with the same tables and statistics.
+        """
+        from ibkrfw.engine.storage import save_result
+
+        save_result(self, path)
+
+    @staticmethod
+    def load(path: str | os.PathLike[str]) -> RunResult:
+        """Read a result written by :meth:`save`.
+
+        Parameters that were not plain JSON values (numbers, text, lists...) come back as
+        their ``repr`` text.
+
+        Raises:
+            ConfigError: if the file is not a saved run of this format.
+        """
+        from ibkrfw.engine.storage import load_result
+
+        return load_result(path)
 
     def __repr__(self) -> str:
         return (
