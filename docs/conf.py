@@ -33,7 +33,8 @@ nitpicky = True
 nitpick_ignore_regex = [
     (r"py:.*", r"(decimal|datetime|enum|logging|os|socket|typing|typing_extensions)\..*"),
     (r"py:.*", r"(collections|abc|array|contextlib)\..*"),
-    (r"py:.*", r"(numpy|np|npt|pandas|pd|attrs|attr|ibapi)(\..*)?"),
+    (r"py:.*", r"(numpy|np|npt|pandas|pd|attrs|attr|ibapi|matplotlib)(\..*)?"),
+    (r"py:class", r"(Axes|Figure)"),
     (r"py:class", r"(Decimal|Enum|StrEnum|Exception|ValueError|RuntimeError|NamedTuple|Protocol)"),
     (r"py:class", r"(ABC|Callable|Iterator|Mapping|Sequence|Any|ClassVar|PathLike|Logger|deque)"),
     (r"py:class", r"(FloatArray|IntArray|DecimalLike|EventSink|Action|ShapeT)"),

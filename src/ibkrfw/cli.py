@@ -103,6 +103,21 @@ def _backtest(args: argparse.Namespace) -> int:
     result = Engine(strategy, _feed(args), broker).run()
     print(f"{strategy!r}")
     print(result.stats.to_string())
+    if args.save:
+        result.save(args.save)
+        print(f"saved to {args.save}")
+    if args.report:
+        result.report(args.report)
+        print(f"report written to {args.report}")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from ibkrfw.engine.result import RunResult
+
+    result = RunResult.load(args.run)
+    result.report(args.output, title=args.title)
+    print(f"report written to {args.output}")
     return 0
 
 
@@ -436,7 +451,19 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--tz", help="time zone of naive timestamps in the CSV")
     bt.add_argument("--cash", default="100000", help="starting cash (default: 100000)")
     bt.add_argument("--commission", help="commission per share, e.g. 0.005 (default: none)")
+    bt.add_argument("--save", help="save the result to this file (ibkrfw report reads it)")
+    bt.add_argument("--report", help="write an HTML report to this file")
     bt.set_defaults(func=_backtest)
+    rep = sub.add_parser(
+        "report",
+        help="write the HTML report of a saved run",
+        description="Write one self-contained HTML report of a run saved with --save or "
+        "RunResult.save().",
+    )
+    rep.add_argument("run", help="the saved run")
+    rep.add_argument("-o", "--output", default="report.html", help="the HTML file to write")
+    rep.add_argument("--title", help="the report's title (default: the strategy's name)")
+    rep.set_defaults(func=_report)
     _add_data_commands(sub)
     fake = sub.add_parser(
         "fake-tws",

@@ -1,4 +1,7 @@
-"""Performance analytics: metrics on arrays, behind ``RunResult.stats``."""
+"""Performance metrics on arrays, behind ``RunResult.stats``.
+
+Plots and reports of runs are in :mod:`ibkrfw.reports`.
+"""
 
 from ibkrfw.analysis.metrics import (
     Drawdown,

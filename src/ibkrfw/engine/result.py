@@ -25,6 +25,7 @@ from ibkrfw.portfolio.portfolio import Trade, round_trips
 
 if TYPE_CHECKING:
     import pandas as pd
+    from matplotlib.figure import Figure
 
 __all__ = ["RunResult"]
 
@@ -368,6 +369,34 @@ class RunResult:
             "Alpha [%]": alpha * 100,
             "Beta": beta,
         }
+
+    def plot(self, *, benchmark: pd.Series | None = None, show: bool = True) -> Figure:
+        """Draw the tearsheet (:func:`~ibkrfw.reports.tearsheet`), show it, return it.
+
+        Args:
+            benchmark: Prices to draw beside the equity curve.
+            show: Call ``matplotlib.pyplot.show()`` (set False in scripts that save it).
+        """
+        import matplotlib.pyplot as plt
+
+        from ibkrfw.reports.plots import tearsheet
+
+        figure = tearsheet(self, benchmark=benchmark)
+        if show:
+            plt.show()
+        return figure
+
+    def report(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        benchmark: pd.Series | None = None,
+        title: str | None = None,
+    ) -> None:
+        """Write one self-contained HTML report (:func:`~ibkrfw.reports.write_report`)."""
+        from ibkrfw.reports.html import write_report
+
+        write_report(self, path, benchmark=benchmark, title=title)
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the result to one file (a zip of JSON and numpy arrays; no pickle).
