@@ -1196,6 +1196,7 @@ def test_the_fills_table_shows_what_each_fill_realised() -> None:
         "quantity",
         "price",
         "commission",
+        "slippage",
         "realized_pnl",
         "fill_id",
     ]

@@ -163,6 +163,7 @@ class RunResult:
                 "quantity": f.quantity,
                 "price": f.price,
                 "commission": f.commission,
+                "slippage": f.slippage,
                 "realized_pnl": pnl,
                 "fill_id": f.fill_id,
             }
@@ -340,6 +341,10 @@ class RunResult:
                 (to_base(f.commission, f.instrument.currency, f.ts_ns) for f in self.fill_list),
                 0.0,
             ),
+            "Slippage": sum(
+                (to_base(f.slippage, f.instrument.currency, f.ts_ns) for f in self.fill_list),
+                0.0,
+            ),
             "Cash adjustments": sum(
                 (to_base(a.amount, a.currency, a.ts_ns) for a in self.cash_adjustments), 0.0
             ),
@@ -453,6 +458,7 @@ _FILL_COLUMNS = (
     "quantity",
     "price",
     "commission",
+    "slippage",
     "realized_pnl",
     "fill_id",
 )

@@ -98,7 +98,7 @@ def save_result(result: RunResult, path: str | os.PathLike[str]) -> None:
     ]
     fills = [
         [f.order_id, ref(f.instrument), f.side.value, str(f.quantity), str(f.price),
-         str(f.commission), f.ts_ns, f.fill_id]
+         str(f.commission), f.ts_ns, f.fill_id, str(f.slippage)]
         for f in result.fill_list
     ]  # fmt: skip
     adjustments = [[a.ts_ns, str(a.amount), a.reason, a.currency] for a in result.cash_adjustments]
@@ -188,8 +188,18 @@ def load_result(path: str | os.PathLike[str]) -> RunResult:
         for o in description["orders"]
     ]
     fills = [
-        Fill(order_id, instruments[i], Side(side), Decimal(q), Decimal(p), Decimal(c), ts, fid)
-        for order_id, i, side, q, p, c, ts, fid in description["fills"]
+        Fill(
+            order_id,
+            instruments[i],
+            Side(side),
+            Decimal(q),
+            Decimal(p),
+            Decimal(c),
+            ts,
+            fid,
+            Decimal(slip),
+        )
+        for order_id, i, side, q, p, c, ts, fid, slip in description["fills"]
     ]
     bars = {
         instruments[i]: _history(BarArrays(*(arrays[f"bars_{i}_{c}"] for c in _BAR_COLUMNS)))

@@ -32,6 +32,9 @@ class Fill:
         commission: Commission and fees charged for this fill, in the instrument's currency.
         ts_ns: Execution time, UTC epoch nanoseconds.
         fill_id: Unique id of the execution (IB's ``execId`` in live trading).
+        slippage: What the simulator's slippage model cost on this fill, in the instrument's
+            currency (the price moved against the trader, times quantity and multiplier); 0
+            when no model applied, and in live trading, where it is not known.
     """
 
     order_id: int
@@ -42,6 +45,7 @@ class Fill:
     commission: Decimal
     ts_ns: int
     fill_id: str
+    slippage: Decimal = Decimal(0)
 
     @property
     def signed_quantity(self) -> Decimal:

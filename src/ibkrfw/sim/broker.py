@@ -695,8 +695,11 @@ class SimBroker(Broker):
             self._capacity[inst] = (ts, room - quantity)
         fill_price = price if isinstance(price, Decimal) else inst.round_price(price)
         slippage = self.slippage
+        slipped = _ZERO
         if slippage is not None:
+            base = fill_price
             fill_price = self._slip(slippage, w, fill_price, quantity, bar)
+            slipped = abs(fill_price - base) * quantity * inst.multiplier
         side = order.request.side
         fee = self.commission_model.commission(inst, side, quantity, fill_price, ts, before)
         if self._checks:
@@ -718,6 +721,7 @@ class SimBroker(Broker):
             fee,
             ts,
             f"SIM-{order.order_id}-{self._fills}",
+            slipped,
         )
         if self._keep_ledger:
             self._ledger.apply_fill(fill)

@@ -119,3 +119,18 @@ def test_edge_cases_have_defined_values(name: str, actions: dict[int, object], r
     if name == "all flat":
         assert math.isnan(stats["Sharpe ratio"]) and stats["Max drawdown [%]"] == 0.0
         assert stats["Exposure [%]"] == pytest.approx(100 * 4 / 5)
+
+
+def test_slippage_paid_is_recorded_and_summed() -> None:
+    from decimal import Decimal
+
+    from ibkrfw.sim import FixedBpsSlippage
+
+    feed = DataFrameFeed(bars_frame(ROWS), ACME)
+    script = ScriptedStrategy({0: lambda c, b: c.buy(ACME, 10), 4: lambda c, b: c.sell(ACME, 10)})
+    result = Engine(script, feed, SimBroker(1000, slippage=FixedBpsSlippage(10))).run()
+    # 10 bps: the buy at bar 1's open of 100 pays 100.10, the sale at bar 5's 120 gets 119.88
+    assert [f.price for f in result.fill_list] == [Decimal("100.10"), Decimal("119.88")]
+    assert [f.slippage for f in result.fill_list] == [Decimal("1.00"), Decimal("1.20")]
+    assert result.stats["Slippage"] == pytest.approx(2.2)
+    assert list(result.fills["slippage"]) == [Decimal("1.00"), Decimal("1.20")]
