@@ -115,6 +115,30 @@ class RunResult:
         return frame
 
     @cached_property
+    def positions(self) -> pd.DataFrame:
+        """The quantity held of each instrument after each timestamp (one column each).
+
+        Rows are the equity curve's timestamps; a fill counts from its own time on. Negative
+        quantities are short positions.
+        """
+        import pandas as pd
+
+        index = _utc_index(self._ts)
+        columns: dict[str, npt.NDArray[np.float64]] = {}
+        by_instrument: dict[Instrument, list[Fill]] = {}
+        for fill in self.fill_list:
+            by_instrument.setdefault(fill.instrument, []).append(fill)
+        for inst in [*self._bars, *(i for i in by_instrument if i not in self._bars)]:
+            fills = by_instrument.get(inst, [])
+            stamps = np.array([f.ts_ns for f in fills], dtype=np.int64)
+            held = np.cumsum([float(f.signed_quantity) for f in fills], dtype=np.float64)
+            at = np.searchsorted(stamps, self._ts, side="right") - 1
+            columns[inst.id] = np.where(at >= 0, held[np.maximum(at, 0)] if len(held) else 0.0, 0.0)
+        frame = pd.DataFrame(columns, index=index)
+        frame.columns.name = "instrument"
+        return frame
+
+    @cached_property
     def orders(self) -> pd.DataFrame:
         """Every order with its request, final status, fills and reason, one row each."""
         import pandas as pd

@@ -134,3 +134,13 @@ def test_slippage_paid_is_recorded_and_summed() -> None:
     assert [f.slippage for f in result.fill_list] == [Decimal("1.00"), Decimal("1.20")]
     assert result.stats["Slippage"] == pytest.approx(2.2)
     assert list(result.fills["slippage"]) == [Decimal("1.00"), Decimal("1.20")]
+
+
+def test_positions_over_time() -> None:
+    result = run({0: lambda c, b: c.buy(ACME, 10), 2: lambda c, b: c.sell(ACME, 4),
+                  4: lambda c, b: c.sell(ACME, 6)})  # fmt: skip
+    # fills at the opens of bars 1, 3 and 5
+    assert list(result.positions["ACME.SMART"]) == [0, 10, 10, 6, 6, 0]
+    assert list(result.positions.index) == list(result.equity.index)
+    flat = run({})
+    assert list(flat.positions["ACME.SMART"]) == [0.0] * len(ROWS)
