@@ -108,7 +108,7 @@ def _format(value: object, tz: str = "UTC") -> str:
     if isinstance(value, Decimal):
         return f"{value:,}" if value == value.to_integral_value() else f"{float(value):,.2f}"
     if isinstance(value, float):
-        return f"{value:,.2f}" if abs(value) >= 1 or value == 0 else f"{value:.4f}"
+        return f"{value:,.2f}" if abs(value) >= 0.01 or value == 0 else f"{value:.2g}"
     return str(value)
 
 
@@ -144,10 +144,18 @@ def _stats_table(stats: pd.Series, tz: str) -> str:
 
 def _frame_table(frame: pd.DataFrame, limit: int, tz: str) -> str:
     shown = frame.head(limit)
-    head = '<th class="l">#</th>' + "".join(f"<th>{html.escape(str(c))}</th>" for c in shown)
+    texts = {c for c in shown if len(shown) and isinstance(shown[c].iloc[0], str)}
+    head = '<th class="l">#</th>' + "".join(
+        f'<th class="{"l" if c in texts else ""}">{html.escape(str(c))}</th>' for c in shown
+    )
     body = []
     for i, (_, row) in enumerate(shown.iterrows(), 1):
-        cells = "".join(f"<td>{html.escape(_format(v, tz))}</td>" for v in row)
+        cells = "".join(
+            f'<td class="l">{html.escape(v)}</td>'
+            if isinstance(v, str)
+            else f"<td>{html.escape(_format(v, tz))}</td>"
+            for v in row
+        )
         body.append(f'<tr><td class="l">{i}</td>{cells}</tr>')
     more = ""
     if len(frame) > limit:

@@ -162,7 +162,7 @@ def plot_monthly_returns(result: RunResult, ax: Axes | None = None) -> Axes:
     ax.imshow(np.ma.masked_invalid(values), cmap="RdYlGn", norm=norm, aspect="auto")
     ax.set_xticks(range(12), ["J", "F", "M", "A", "M", "J", "J", "A", "S", "O", "N", "D"])
     ax.set_yticks(range(len(table.index)), [str(y) for y in table.index])
-    size = 8 if len(table.index) <= 8 else 6
+    size = 8 if len(table.index) <= 8 else 7
     for (row, col), value in np.ndenumerate(values):
         if math.isfinite(value):
             ax.text(col, row, f"{value:.1f}", ha="center", va="center", fontsize=size,
