@@ -491,9 +491,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Download bars in requests IB accepts, paced to its rules, retried after "
         "pacing violations, into a SQLite file (or Parquet directory); run it again to resume.",
     )
-    dl.add_argument("--config", help="a TOML file with an [ibkr] table")
-    dl.add_argument("--port", type=int, help="TWS/Gateway port (overrides the file)")
-    dl.add_argument("--client-id", type=int, help="API client id (overrides the file)")
+    _connection_options(dl, "a TOML file with an [ibkr] table")
     dl.add_argument("--symbols", required=True, help="comma-separated stock symbols")
     dl.add_argument("--bar-size", required=True, help="e.g. 1min, 5min, 1h, 1d")
     dl.add_argument("--start", required=True, help="first time (naive: the exchange's zone)")
@@ -507,6 +505,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _connection_options(parser: argparse.ArgumentParser, config_help: str) -> None:
+    """The options that say where TWS or IB Gateway is (read by :func:`_ibkr_config`)."""
+    parser.add_argument("--config", help=config_help)
+    parser.add_argument("--port", type=int, help="TWS/Gateway port (overrides the file)")
+    parser.add_argument("--client-id", type=int, help="API client id (overrides the file)")
+
+
 def _add_run_command(sub: Any) -> None:
     run = sub.add_parser(
         "run",
@@ -514,7 +519,7 @@ def _add_run_command(sub: Any) -> None:
         description="Run a strategy on IB's live data, trading the paper account unless "
         "--mode live is given, until interrupted (Ctrl-C or SIGTERM).",
     )
-    run.add_argument("--config", help="a TOML file with [ibkr] and [run] tables")
+    _connection_options(run, "a TOML file with [ibkr] and [run] tables")
     run.add_argument(
         "--mode",
         choices=("paper", "live"),
@@ -528,8 +533,6 @@ def _add_run_command(sub: Any) -> None:
     )  # fmt: skip
     run.add_argument("--symbols", help="comma-separated stock symbols (or 'symbols' in [run])")
     run.add_argument("--bar-size", help="bar size for the strategy (default 1min; 5s: IB's own)")
-    run.add_argument("--port", type=int, help="TWS/Gateway port (overrides the file)")
-    run.add_argument("--client-id", type=int, help="API client id (overrides the file)")
     run.add_argument("--state-dir", help="where order ids are kept (default ./ibkrfw-state)")
     run.add_argument(
         "--sandbox", action="store_true", help="IB's data, the simulator's fills: nothing is sent"
