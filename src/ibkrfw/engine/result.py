@@ -279,6 +279,11 @@ class RunResult:
         ``Annualisation`` show which. Money is in the base currency: a trade's profit is
         converted at the rate of its exit, a commission or a cash adjustment at its time.
 
+        ``Exposure [%]`` is the share of timestamps ending with a position; ``Turnover
+        (annual)`` the value traded (buys and sells) over the mean equity, per year; the
+        largest drawdown's duration runs from its peak to the recovery, or to the end if equity
+        never got back; ``Slippage`` is what the simulator's slippage model cost (0 live).
+
         Edge cases have defined values: what cannot be computed (a Sharpe ratio with zero
         volatility, a profit factor without a losing trade, anything about trades when there
         are none) is NaN, never infinity, and nothing raises.
