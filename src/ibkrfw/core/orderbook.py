@@ -133,6 +133,31 @@ class OrderBook:
             if instrument is None or r.request.instrument == instrument
         ]
 
+    def working(self, exclude: int = 0) -> dict[Instrument, tuple[Decimal, Decimal]]:
+        """The most each instrument's live orders could still buy and sell: ``(buy, sell)``.
+
+        What risk limits add to a position: orders waiting for a parent's fill do not count
+        yet, and of the orders of one OCA group only the largest on each side counts, since a
+        fill in one reduces the others. ``exclude`` leaves one order out (one being modified).
+        """
+        groups: dict[tuple[Instrument, int, str], Decimal] = {}
+        active = self._active
+        for r in active.values():
+            request = r.request
+            if r.order_id == exclude:
+                continue
+            if request.parent_id is not None and request.parent_id in active:
+                continue  # a bracket's exit: live only once its entry has filled
+            key = (request.instrument, request.side.sign, request.oca_group or f"#{r.order_id}")
+            remaining = request.quantity - r.filled
+            if remaining > groups.get(key, _ZERO):
+                groups[key] = remaining
+        out: dict[Instrument, tuple[Decimal, Decimal]] = {}
+        for (inst, sign, _), remaining in groups.items():
+            buys, sells = out.get(inst, (_ZERO, _ZERO))
+            out[inst] = (buys + remaining, sells) if sign > 0 else (buys, sells + remaining)
+        return out
+
     def pending_quantity(self, instrument: Instrument) -> Decimal:
         """Return the signed quantity still to fill in the active orders of ``instrument``."""
         total = _ZERO

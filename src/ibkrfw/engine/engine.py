@@ -176,6 +176,7 @@ class Engine:
         self._thread_id = 0
         self._stop = threading.Event()
         self._cancel_on_stop = False
+        self._risk_exclude = 0  # an order risk rules leave out (the one being modified)
         self.bars_processed = 0
         """How many bars the strategy has finished with in a live run (a heartbeat)."""
         self.notices: list[Event] = []
@@ -196,15 +197,16 @@ class Engine:
             :class:`~ibkrfw.OrderDenied` event follows all the same).
         """
         now = self.clock.now_ns()
-        order = self.orders.create(request, now)
         reason = check_request(request)
         if reason is None and request.instrument not in self._lanes:
             reason = f"unknown instrument {request.instrument.id}: no feed of this run delivers it"
         if reason is None and request.parent_id is not None:
             reason = self._parent_problem(request)
         if reason is not None:
-            return self._refuse(order, now, reason, "validation")
+            return self._refuse(self.orders.create(request, now), now, reason, "validation")
+        # Risk sees the orders already working, not this one: it is created after the check.
         refusal = self._risk_refusal(request, now)
+        order = self.orders.create(request, now)
         if refusal is not None:
             return self._refuse(order, now, refusal[1], refusal[0])
         self.queue.append(OrderSubmitted(ts_ns=now, order_id=order.order_id, request=request))
@@ -267,7 +269,11 @@ class Engine:
         now = self.clock.now_ns()
         reason = check_modification(order, request)
         if reason is None:
-            refusal = self._risk_refusal(request, now)
+            self._risk_exclude = order.order_id  # the replacement stands in for it
+            try:
+                refusal = self._risk_refusal(request, now)
+            finally:
+                self._risk_exclude = 0
             if refusal is not None:
                 reason = f"{refusal[0]}: {refusal[1]}"
         if reason is not None:
@@ -466,6 +472,7 @@ class Engine:
         strategy, clock, broker = self.strategy, self.clock, self.broker
         base, fx = broker.base_currency, broker.fx
         portfolio = self.portfolio = Portfolio(starting_cash, base, fx, clock)
+        portfolio.follow_orders(lambda: self.orders.working(self._risk_exclude))
         self._currencies = [base]
         lanes = self._lanes
         for feed in self.feeds:

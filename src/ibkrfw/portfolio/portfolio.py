@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from typing import final
 
@@ -132,6 +132,19 @@ class PortfolioView(ABC):
         """Sum of the absolute market values of all positions, in the base currency."""
         return sum((abs(self.value(p)) for p in self.positions.values()), 0.0)
 
+    def working(self, instrument: Instrument) -> tuple[Decimal, Decimal]:
+        """The most the live orders of ``instrument`` could still buy and sell: ``(buy, sell)``.
+
+        Risk limits add them to the position, so several orders sent before any fills cannot
+        together pass a limit each passes alone. ``(0, 0)`` when the view knows no orders.
+        """
+        del instrument
+        return _ZERO, _ZERO
+
+    def working_instruments(self) -> frozenset[Instrument]:
+        """The instruments with live orders (none when the view knows no orders)."""
+        return frozenset()
+
     def weight(self, instrument: Instrument) -> float:
         """Return the position's market value as a fraction of equity (NaN if equity is 0)."""
         equity = self.equity
@@ -234,11 +247,28 @@ class Portfolio(PortfolioView):
         self._realized: list[Decimal] = []  # the P&L each fill realised, in its currency
         self._adjustments = _ZERO
         self._commission = _ZERO
+        self._orders: Callable[[], Mapping[Instrument, tuple[Decimal, Decimal]]] | None = None
 
     @property
     @override
     def base_currency(self) -> str:
         return self._base
+
+    def follow_orders(
+        self, working: Callable[[], Mapping[Instrument, tuple[Decimal, Decimal]]]
+    ) -> None:
+        """Take the live orders from ``working`` (the engine's order book) for :meth:`working`."""
+        self._orders = working
+
+    @override
+    def working(self, instrument: Instrument) -> tuple[Decimal, Decimal]:
+        if self._orders is None:
+            return _ZERO, _ZERO
+        return self._orders().get(instrument, (_ZERO, _ZERO))
+
+    @override
+    def working_instruments(self) -> frozenset[Instrument]:
+        return frozenset() if self._orders is None else frozenset(self._orders())
 
     @property
     def fx(self) -> FxRates | None:
