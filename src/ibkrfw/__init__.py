@@ -41,6 +41,7 @@ from ibkrfw.model.events import (
     Reconciled,
     TickReceived,
     TimerFired,
+    TradingHalted,
 )
 from ibkrfw.model.fills import Fill, Position
 from ibkrfw.model.instruments import AssetClass, Forex, Future, Instrument, Stock
@@ -112,5 +113,6 @@ __all__ = [
     "TimeInForce",
     "TimerFired",
     "Trade",
+    "TradingHalted",
     "__version__",
 ]

@@ -43,6 +43,7 @@ from ibkrfw.model.events import (
     Reconciled,
     TickReceived,
     TimerFired,
+    TradingHalted,
 )
 from ibkrfw.model.fills import Fill
 from ibkrfw.model.instruments import Instrument
@@ -55,6 +56,7 @@ from ibkrfw.model.orders import (
 )
 from ibkrfw.portfolio.portfolio import Portfolio, _Holding
 from ibkrfw.ports import Broker, DataFeed
+from ibkrfw.risk.monitor import RiskMonitor
 from ibkrfw.risk.rule import RiskRule
 from ibkrfw.strategy import Context, Strategy
 
@@ -106,6 +108,9 @@ class Engine:
         feed: One data feed or several (merged by time).
         broker: Where orders go (a :class:`~ibkrfw.sim.SimBroker` in a backtest).
         risk_rules: Checks every order must pass, in order; the first denial stops it.
+        risk_monitors: Watchers of the account, run once per time stamp after its bars; a
+            :class:`~ibkrfw.risk.Halt` they return stops orders that add risk (and may close
+            every position), reported as :class:`~ibkrfw.TradingHalted`.
         clock: The clock; by default a :class:`~ibkrfw.SimClock` for a backtest and a
             :class:`~ibkrfw.LiveClock` when the feeds are live.
         logger: Where the run logs (``ibkrfw.engine`` by default).
@@ -136,6 +141,7 @@ class Engine:
         broker: Broker,
         *,
         risk_rules: Sequence[RiskRule] = (),
+        risk_monitors: Sequence[RiskMonitor] = (),
         clock: Clock | None = None,
         logger: logging.Logger | None = None,
         tune_gc: bool = True,
@@ -146,6 +152,10 @@ class Engine:
             raise ConfigError("Engine needs at least one data feed")
         self.broker = broker
         self.risk_rules = tuple(risk_rules)
+        self.risk_monitors = tuple(risk_monitors)
+        self._halt: TradingHalted | None = None
+        self.halts: list[TradingHalted] = []
+        """Every halt of the run, in order."""
         self.live = any(feed.is_live for feed in self.feeds)
         if self.live and not all(feed.is_live for feed in self.feeds):
             raise ConfigError("a run's feeds must be all live or all historical")
@@ -205,7 +215,7 @@ class Engine:
         if reason is not None:
             return self._refuse(self.orders.create(request, now), now, reason, "validation")
         # Risk sees the orders already working, not this one: it is created after the check.
-        refusal = self._risk_refusal(request, now)
+        refusal = self._halt_refusal(request, now) or self._risk_refusal(request, now)
         order = self.orders.create(request, now)
         if refusal is not None:
             return self._refuse(order, now, refusal[1], refusal[0])
@@ -229,6 +239,48 @@ class Engine:
             if not decision.approved:
                 return rule.name, decision.reason
         return None
+
+    def _halt_refusal(self, request: OrderRequest, now: int) -> tuple[str, str] | None:
+        """The monitor and reason of a halt in force, if ``request`` would add risk."""
+        halt = self._halt
+        if halt is None:
+            return None
+        if halt.until_ns is not None and now >= halt.until_ns:
+            self._halt = None
+            return None
+        held = self._running_portfolio().quantity(request.instrument)
+        after = held + request.signed_quantity
+        if abs(after) <= abs(held) and after * held >= 0:
+            return None  # getting out is always allowed
+        return halt.rule, f"trading is halted: {halt.reason}"
+
+    def _watch(self, ts: int) -> None:
+        """Let every monitor look at the account; act on a halt."""
+        portfolio = self._running_portfolio()
+        for monitor in self.risk_monitors:
+            halt = monitor.observe(portfolio, ts)
+            if halt is None:
+                continue
+            event = TradingHalted(
+                ts_ns=ts, rule=monitor.name, reason=halt.reason, until_ns=halt.until_ns,
+                flatten=halt.flatten,
+            )  # fmt: skip
+            self._halt = event
+            self.halts.append(event)
+            self.log.warning("%s halted trading: %s", monitor.name, halt.reason)
+            if halt.flatten:
+                self._flatten(ts)
+            self.queue.append(event)
+
+    def _flatten(self, ts: int) -> None:
+        """Cancel the working orders and close every position with market orders."""
+        for order in self.orders.active():
+            self.broker.cancel(order)
+        for inst, position in list(self._running_portfolio().positions.items()):
+            side = Side.SELL if position.quantity > 0 else Side.BUY
+            request = OrderRequest(inst, side, abs(position.quantity), tag="flatten")
+            if inst in self._lanes:
+                self.submit(request)
 
     def _parent_problem(self, request: OrderRequest) -> str | None:
         parent_id = request.parent_id
@@ -422,6 +474,7 @@ class Engine:
             cash_adjustments=self._cash_adjustments,
             base_currency=base,
             fx=fx,
+            halts=self.halts,
         )
 
     def _book_fill(self, fill: Fill) -> None:
@@ -537,6 +590,7 @@ class Engine:
         drain = self._drain
         timers = self._timers
         slice_bars: list[Bar] = []
+        monitors = bool(self.risk_monitors)
 
         bars = self._bars()
         first = next(bars, None)
@@ -557,6 +611,9 @@ class Engine:
                 if want_slice and slice_bars:
                     strategy.on_slice(ctx, slice_bars)
                     slice_bars = []
+                    drain()
+                if monitors and cur_ts is not None:
+                    self._watch(cur_ts)  # the account once every bar of cur_ts was handled
                     drain()
                 if ts >= timers.next_due_ns:
                     self._fire_timers(ts)
@@ -586,6 +643,9 @@ class Engine:
                 slice_bars.append(bar)
         if want_slice and slice_bars:
             strategy.on_slice(ctx, slice_bars)
+            drain()
+        if monitors and cur_ts is not None:
+            self._watch(cur_ts)
             drain()
         strategy.on_stop(ctx)
         drain()
@@ -633,7 +693,7 @@ class Engine:
         elif isinstance(event, TimerFired):
             if event.name != _WAKE:
                 self.strategy.on_timer(self._ctx, event)
-        elif isinstance(event, ConnectionChanged | DataProblem | Reconciled):
+        elif isinstance(event, ConnectionChanged | DataProblem | Reconciled | TradingHalted):
             self.notices.append(event)
             self.log.info("%r", event)
             self.strategy.on_event(self._ctx, event)

@@ -16,7 +16,7 @@ import numpy.typing as npt
 from ibkrfw.analysis import metrics
 from ibkrfw.core.history import History
 from ibkrfw.errors import ConfigError
-from ibkrfw.model.events import CashAdjusted
+from ibkrfw.model.events import CashAdjusted, TradingHalted
 from ibkrfw.model.fills import Fill
 from ibkrfw.model.instruments import Instrument
 from ibkrfw.model.orders import Order
@@ -62,6 +62,7 @@ class RunResult:
         cash_adjustments: Sequence[CashAdjusted] = (),
         base_currency: str = "USD",
         fx: FxRates | None = None,
+        halts: Sequence[TradingHalted] = (),
     ) -> None:
         self.strategy_name = strategy_name
         self.parameters = dict(parameters)
@@ -80,6 +81,8 @@ class RunResult:
         """The account's currency, which equity, cash and the money statistics are in."""
         self.fx = fx
         """The exchange rates of the run, if it had any."""
+        self.halts = list(halts)
+        """Every halt a risk monitor ordered, in time order."""
 
     def _to_base(self, amount: Decimal, currency: str | None, ts_ns: int) -> float:
         """``amount`` of ``currency`` (None: the base) in the base currency at ``ts_ns``."""
@@ -377,6 +380,7 @@ class RunResult:
             "Cash adjustments": sum(
                 (to_base(a.amount, a.currency, a.ts_ns) for a in self.cash_adjustments), 0.0
             ),
+            "Halts": len(self.halts),
             "Periods per year": periods,
             "Annualisation": "observed bars per year" if periods_per_year is None else "given",
         }

@@ -22,6 +22,7 @@ from ibkrfw.model.events import (
     Reconciled,
     TickReceived,
     TimerFired,
+    TradingHalted,
 )
 from ibkrfw.model.fills import Fill, Position
 from ibkrfw.model.instruments import AssetClass, Forex, Future, Instrument, Stock
@@ -73,6 +74,7 @@ __all__ = [
     "TickReceived",
     "TimeInForce",
     "TimerFired",
+    "TradingHalted",
     "check_modification",
     "check_request",
 ]

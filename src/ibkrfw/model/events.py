@@ -42,6 +42,7 @@ __all__ = [
     "Reconciled",
     "TickReceived",
     "TimerFired",
+    "TradingHalted",
 ]
 
 
@@ -263,3 +264,21 @@ class TickReceived(Event):
     """
 
     tick: Tick
+
+
+@final
+@attrs.frozen(kw_only=True)
+class TradingHalted(Event):
+    """A risk monitor halted trading: orders that add risk are denied until ``until_ns``.
+
+    Args:
+        rule: The monitor's name.
+        reason: Why, in words.
+        until_ns: When trading may resume (UTC ns); None for the rest of the run.
+        flatten: Whether every position was closed as well.
+    """
+
+    rule: str
+    reason: str
+    until_ns: int | None = None
+    flatten: bool = False

@@ -8,16 +8,21 @@ from ibkrfw.risk.limits import (
     RestrictedList,
     TradingHours,
 )
+from ibkrfw.risk.monitor import DailyLossLimit, Halt, MaxDrawdownKillSwitch, RiskMonitor
 from ibkrfw.risk.rule import MaxOrderQuantity, RiskDecision, RiskRule
 
 __all__ = [
+    "DailyLossLimit",
     "ExposureLimit",
+    "Halt",
+    "MaxDrawdownKillSwitch",
     "MaxOrderNotional",
     "MaxOrderQuantity",
     "MaxPosition",
     "OrderRateLimit",
     "RestrictedList",
     "RiskDecision",
+    "RiskMonitor",
     "RiskRule",
     "TradingHours",
 ]

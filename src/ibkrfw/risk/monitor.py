@@ -1,0 +1,158 @@
+"""Running risk monitors: watch the account as time passes, and halt trading when told to.
+
+A monitor looks at the portfolio once per time stamp, once the strategy has handled every bar
+of it (the account marked at those bars' closes). When it returns a :class:`Halt`,
+the engine stops every order that would add risk until the halt ends, optionally closes every
+position first, and reports a :class:`~ibkrfw.TradingHalted` event. The same monitors run in a
+backtest and live.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from abc import ABC, abstractmethod
+from typing import final
+from zoneinfo import ZoneInfo
+
+import attrs
+from typing_extensions import override
+
+from ibkrfw.errors import ConfigError
+from ibkrfw.portfolio.portfolio import PortfolioView
+
+__all__ = ["DailyLossLimit", "Halt", "MaxDrawdownKillSwitch", "RiskMonitor"]
+
+
+@final
+@attrs.frozen
+class Halt:
+    """A monitor's order to stop trading.
+
+    Args:
+        reason: Why, in words.
+        until_ns: When trading may resume (UTC ns); None for the rest of the run.
+        flatten: Close every position at once (market orders), besides refusing new risk.
+    """
+
+    reason: str
+    until_ns: int | None = None
+    flatten: bool = False
+
+
+class RiskMonitor(ABC):
+    """Watches the account once per time stamp; may halt trading."""
+
+    @property
+    def name(self) -> str:
+        """The monitor's name in halts and logs (its class name unless overridden)."""
+        return type(self).__name__
+
+    @abstractmethod
+    def observe(self, portfolio: PortfolioView, ts_ns: int) -> Halt | None:
+        """Look at ``portfolio`` at ``ts_ns``; return a :class:`Halt` to stop trading."""
+
+
+def _zone(tz: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(tz)
+    except (KeyError, ValueError) as exc:
+        raise ConfigError(f"unknown time zone {tz!r}: {exc}") from None
+
+
+@final
+class DailyLossLimit(RiskMonitor):
+    """Stop adding risk for the rest of the day once the day's loss reaches a limit.
+
+    The day starts at midnight in ``tz``; its loss is measured from the equity seen at the
+    first time stamp of the day. Trading resumes the next day.
+
+    Args:
+        limit: The loss, in the base currency, that halts trading.
+        percent: The loss as a share of the day's starting equity (0.02: 2 %).
+        flatten: Also close every position when the limit is reached.
+        tz: The time zone whose midnight starts a day.
+
+    Raises:
+        ConfigError: if neither limit is given, one is not positive, or the zone is unknown.
+    """
+
+    def __init__(
+        self,
+        limit: float | None = None,
+        *,
+        percent: float | None = None,
+        flatten: bool = False,
+        tz: str = "America/New_York",
+    ) -> None:
+        if limit is None and percent is None:
+            raise ConfigError("DailyLossLimit needs a limit or a percent")
+        for name, value in (("limit", limit), ("percent", percent)):
+            if value is not None and not value > 0:
+                raise ConfigError(f"{name} must be positive, got {value!r}")
+        self.limit, self.percent, self.flatten = limit, percent, flatten
+        self.zone = _zone(tz)
+        self._day: dt.date | None = None
+        self._start = math.nan
+        self._halted_day: dt.date | None = None
+
+    @override
+    def observe(self, portfolio: PortfolioView, ts_ns: int) -> Halt | None:
+        local = dt.datetime.fromtimestamp(ts_ns / 1e9, tz=self.zone)
+        day = local.date()
+        equity = portfolio.equity
+        if day != self._day:
+            self._day, self._start = day, equity
+            return None
+        if self._halted_day == day or math.isnan(equity):
+            return None
+        loss = self._start - equity
+        allowed = min(
+            self.limit if self.limit is not None else math.inf,
+            self.percent * self._start if self.percent is not None else math.inf,
+        )
+        if loss < allowed:
+            return None
+        self._halted_day = day
+        tomorrow = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tzinfo=self.zone)
+        return Halt(
+            f"the day's loss of {loss:,.2f} reached the limit of {allowed:,.2f}",
+            until_ns=int(tomorrow.timestamp()) * 1_000_000_000,
+            flatten=self.flatten,
+        )
+
+
+@final
+class MaxDrawdownKillSwitch(RiskMonitor):
+    """Halt for the rest of the run once equity falls a share below its peak.
+
+    Args:
+        max_drawdown: The fall from the peak that halts, as a share (0.2: 20 %).
+        flatten: Also close every position (the default: a kill switch gets out).
+
+    Raises:
+        ConfigError: if ``max_drawdown`` is not in (0, 1).
+    """
+
+    def __init__(self, max_drawdown: float, *, flatten: bool = True) -> None:
+        if not 0 < max_drawdown < 1:
+            raise ConfigError(f"max_drawdown must be in (0, 1), got {max_drawdown!r}")
+        self.max_drawdown, self.flatten = max_drawdown, flatten
+        self._peak = -math.inf
+        self._tripped = False
+
+    @override
+    def observe(self, portfolio: PortfolioView, ts_ns: int) -> Halt | None:
+        equity = portfolio.equity
+        if self._tripped or math.isnan(equity):
+            return None
+        self._peak = max(self._peak, equity)
+        if self._peak > 0 and equity <= self._peak * (1 - self.max_drawdown):
+            self._tripped = True
+            fall = 1 - equity / self._peak
+            return Halt(
+                f"equity {equity:,.2f} is {fall:.1%} below its peak of {self._peak:,.2f} "
+                f"(the limit is {self.max_drawdown:.0%})",
+                flatten=self.flatten,
+            )
+        return None
