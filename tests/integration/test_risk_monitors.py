@@ -71,3 +71,50 @@ def test_a_drawdown_kill_switch_flattens_and_stops_everything() -> None:
 def test_bad_monitors_are_refused(make: object) -> None:
     with pytest.raises(ConfigError):
         make()  # type: ignore[operator]
+
+
+def test_a_circuit_breaker_trips_on_rejections() -> None:
+    from ibkrfw import OrderRejected
+    from ibkrfw.risk import CircuitBreaker
+
+    too_big = lambda ctx, bar: ctx.buy(ACME, 2_000)  # noqa: E731 - 200,000 > the cash
+    strategy = ScriptedStrategy({0: too_big, 1: too_big, 3: lambda c, b: c.buy(ACME, 10)})
+    rows = [(100, 100, 100, 100)] * 6
+    result = Engine(
+        strategy, DataFrameFeed(bars_frame(rows, freq="1h"), ACME),
+        SimBroker(100_000, account="cash"),
+        risk_monitors=[CircuitBreaker(max_rejections=2, minutes=240, pause_minutes=90)],
+    ).run()  # fmt: skip
+    rejected = [e for _, e in strategy.events if isinstance(e, OrderRejected)]
+    assert len(rejected) == 2
+    assert [h.rule for h in result.halts] == ["CircuitBreaker"]
+    assert "2 rejections within 240 minutes" in result.halts[0].reason
+    assert result.halts[0].until_ns == result.halts[0].ts_ns + 90 * 60 * 10**9
+    denials = [e for _, e in strategy.events if isinstance(e, OrderDenied)]
+    assert [d.rule for d in denials] == ["CircuitBreaker"]  # the small buy an hour later...
+    assert result.fill_list == []
+
+
+def test_a_circuit_breaker_trips_on_stop_outs() -> None:
+    from decimal import Decimal
+
+    from ibkrfw import OrderRequest, OrderType, Side
+    from ibkrfw.risk import CircuitBreaker
+
+    def enter(ctx, bar):  # type: ignore[no-untyped-def]
+        ctx.buy(ACME, 10)
+        ctx.submit(OrderRequest(ACME, Side.SELL, 10, OrderType.STOP,
+                                stop_price=Decimal(str(bar.close - 2))))  # fmt: skip
+
+    rows = [(100, 100, 100, 100), (100, 100, 97, 97), (97, 97, 97, 97), (97, 97, 94, 94),
+            (94, 94, 94, 94), (94, 94, 94, 94)]  # fmt: skip
+    strategy = ScriptedStrategy({0: enter, 2: enter, 4: enter})
+    result = Engine(
+        strategy, DataFrameFeed(bars_frame(rows), ACME), SimBroker(100_000),
+        risk_monitors=[CircuitBreaker(max_stop_outs=2, minutes=10 * 24 * 60)],
+    ).run()  # fmt: skip
+    assert [h.rule for h in result.halts] == ["CircuitBreaker"]
+    assert "2 stop-outs" in result.halts[0].reason and result.halts[0].until_ns is None
+    denials = [e for _, e in strategy.events if isinstance(e, OrderDenied)]
+    # the third entry: its buy, and its stop (a sale from flat would open a short)
+    assert [d.rule for d in denials] == ["CircuitBreaker", "CircuitBreaker"]

@@ -56,7 +56,7 @@ from ibkrfw.model.orders import (
 )
 from ibkrfw.portfolio.portfolio import Portfolio, _Holding
 from ibkrfw.ports import Broker, DataFeed
-from ibkrfw.risk.monitor import RiskMonitor
+from ibkrfw.risk.monitor import Halt, RiskMonitor
 from ibkrfw.risk.rule import RiskRule
 from ibkrfw.strategy import Context, Strategy
 
@@ -153,6 +153,7 @@ class Engine:
         self.broker = broker
         self.risk_rules = tuple(risk_rules)
         self.risk_monitors = tuple(risk_monitors)
+        self._order_monitors = any(m.watches_orders for m in self.risk_monitors)
         self._halt: TradingHalted | None = None
         self.halts: list[TradingHalted] = []
         """Every halt of the run, in order."""
@@ -259,18 +260,29 @@ class Engine:
         portfolio = self._running_portfolio()
         for monitor in self.risk_monitors:
             halt = monitor.observe(portfolio, ts)
-            if halt is None:
-                continue
-            event = TradingHalted(
-                ts_ns=ts, rule=monitor.name, reason=halt.reason, until_ns=halt.until_ns,
-                flatten=halt.flatten,
-            )  # fmt: skip
-            self._halt = event
-            self.halts.append(event)
-            self.log.warning("%s halted trading: %s", monitor.name, halt.reason)
-            if halt.flatten:
-                self._flatten(ts)
-            self.queue.append(event)
+            if halt is not None:
+                self._halted_by(monitor, halt, ts)
+
+    def _watch_order(self, event: OrderEvent) -> None:
+        order = self.orders.get(event.order_id)
+        if order is None:
+            return
+        for monitor in self.risk_monitors:
+            halt = monitor.on_order(order, event)
+            if halt is not None:
+                self._halted_by(monitor, halt, event.ts_ns)
+
+    def _halted_by(self, monitor: RiskMonitor, halt: Halt, ts: int) -> None:
+        event = TradingHalted(
+            ts_ns=ts, rule=monitor.name, reason=halt.reason, until_ns=halt.until_ns,
+            flatten=halt.flatten,
+        )  # fmt: skip
+        self._halt = event
+        self.halts.append(event)
+        self.log.warning("%s halted trading: %s", monitor.name, halt.reason)
+        if halt.flatten:
+            self._flatten(ts)
+        self.queue.append(event)
 
     def _flatten(self, ts: int) -> None:
         """Cancel the working orders and close every position with market orders."""
@@ -681,6 +693,8 @@ class Engine:
                     self.strategy.on_order(self._ctx, order, event)
             if fill is not None and self._want_fill:
                 self.strategy.on_fill(self._ctx, fill)
+            if self._order_monitors:
+                self._watch_order(event)
         elif type(event) is BarReceived:
             self._arrived.append(event.bar)
         elif type(event) is QuoteReceived:

@@ -8,10 +8,17 @@ from ibkrfw.risk.limits import (
     RestrictedList,
     TradingHours,
 )
-from ibkrfw.risk.monitor import DailyLossLimit, Halt, MaxDrawdownKillSwitch, RiskMonitor
+from ibkrfw.risk.monitor import (
+    CircuitBreaker,
+    DailyLossLimit,
+    Halt,
+    MaxDrawdownKillSwitch,
+    RiskMonitor,
+)
 from ibkrfw.risk.rule import MaxOrderQuantity, RiskDecision, RiskRule
 
 __all__ = [
+    "CircuitBreaker",
     "DailyLossLimit",
     "ExposureLimit",
     "Halt",

@@ -19,9 +19,11 @@ import attrs
 from typing_extensions import override
 
 from ibkrfw.errors import ConfigError
+from ibkrfw.model.events import OrderEvent, OrderFilled, OrderRejected
+from ibkrfw.model.orders import Order, OrderType
 from ibkrfw.portfolio.portfolio import PortfolioView
 
-__all__ = ["DailyLossLimit", "Halt", "MaxDrawdownKillSwitch", "RiskMonitor"]
+__all__ = ["CircuitBreaker", "DailyLossLimit", "Halt", "MaxDrawdownKillSwitch", "RiskMonitor"]
 
 
 @final
@@ -51,6 +53,16 @@ class RiskMonitor(ABC):
     @abstractmethod
     def observe(self, portfolio: PortfolioView, ts_ns: int) -> Halt | None:
         """Look at ``portfolio`` at ``ts_ns``; return a :class:`Halt` to stop trading."""
+
+    @property
+    def watches_orders(self) -> bool:
+        """Whether :meth:`on_order` should see every order event (False here: cheaper)."""
+        return False
+
+    def on_order(self, order: Order, event: OrderEvent) -> Halt | None:
+        """See an order event (if :attr:`watches_orders`); return a :class:`Halt` to stop."""
+        del order, event
+        return None
 
 
 def _zone(tz: str) -> ZoneInfo:
@@ -156,3 +168,89 @@ class MaxDrawdownKillSwitch(RiskMonitor):
                 flatten=self.flatten,
             )
         return None
+
+
+@final
+class CircuitBreaker(RiskMonitor):
+    """Halt when too many rejections or stop-outs come within a short time.
+
+    A stop-out is a fill of a stop or trailing-stop order (a stop-loss taken). Either count
+    reaching its limit within ``minutes`` halts trading for ``pause_minutes`` (for the rest of
+    the run if None).
+
+    Args:
+        max_rejections: Rejections by the broker (:class:`~ibkrfw.OrderRejected`) that trip it.
+        max_stop_outs: Stop-outs that trip it.
+        minutes: The window the events are counted in.
+        pause_minutes: How long trading stays halted; None for the rest of the run.
+        flatten: Also close every position when it trips.
+
+    Raises:
+        ConfigError: if no limit is given, or a number is not positive.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_rejections: int | None = None,
+        max_stop_outs: int | None = None,
+        minutes: float = 60.0,
+        pause_minutes: float | None = None,
+        flatten: bool = False,
+    ) -> None:
+        if max_rejections is None and max_stop_outs is None:
+            raise ConfigError("CircuitBreaker needs max_rejections or max_stop_outs")
+        for name, value in (
+            ("max_rejections", max_rejections),
+            ("max_stop_outs", max_stop_outs),
+            ("minutes", minutes),
+            ("pause_minutes", pause_minutes),
+        ):
+            if value is not None and not value > 0:
+                raise ConfigError(f"{name} must be positive, got {value!r}")
+        self.max_rejections, self.max_stop_outs = max_rejections, max_stop_outs
+        self.window_ns = int(minutes * 60e9)
+        self.pause_ns = None if pause_minutes is None else int(pause_minutes * 60e9)
+        self.flatten = flatten
+        self._minutes = minutes
+        self._rejections: list[int] = []
+        self._stop_outs: list[int] = []
+        self._stopped_orders: set[int] = set()
+
+    @property
+    @override
+    def watches_orders(self) -> bool:
+        return True
+
+    @override
+    def observe(self, portfolio: PortfolioView, ts_ns: int) -> Halt | None:
+        return None
+
+    @override
+    def on_order(self, order: Order, event: OrderEvent) -> Halt | None:
+        ts = event.ts_ns
+        if isinstance(event, OrderRejected):
+            return self._count(self._rejections, self.max_rejections, ts, "rejections")
+        stops = (OrderType.STOP, OrderType.TRAILING_STOP)
+        if (
+            isinstance(event, OrderFilled)
+            and order.request.order_type in stops
+            and order.order_id not in self._stopped_orders  # one stop-out per order
+        ):
+            self._stopped_orders.add(order.order_id)
+            return self._count(self._stop_outs, self.max_stop_outs, ts, "stop-outs")
+        return None
+
+    def _count(self, seen: list[int], limit: int | None, ts: int, what: str) -> Halt | None:
+        if limit is None:
+            return None
+        seen.append(ts)
+        seen[:] = [t for t in seen if ts - t < self.window_ns]
+        if len(seen) < limit:
+            return None
+        seen.clear()
+        return Halt(
+            f"{limit} {what} within {self._minutes:g} minutes",
+            until_ns=None if self.pause_ns is None else ts + self.pause_ns,
+            flatten=self.flatten,
+        )
