@@ -216,3 +216,14 @@ def test_a_brackets_exits_do_not_count_as_a_short() -> None:
     gross = ExposureLimit(max_gross=10_000)  # 100 at 100: exactly the limit
     _, broker, denials = run({0: bracket}, gross)
     assert denials == [] and len(broker.sent) == 3
+
+
+def test_margin_check_at_reg_t() -> None:
+    from ibkrfw.risk import MarginCheck
+
+    # 100,000 of equity covers 200,000 of gross exposure at 50 %
+    _, broker, denials = run({0: buy(1_500), 1: buy(600)}, MarginCheck(0.5))
+    assert [o.request.quantity for o in broker.sent] == [1_500]
+    assert "initial margin of 105,000.00 (50% of a gross exposure of 210,000.00)" in (
+        denials[0].reason
+    )

@@ -118,3 +118,19 @@ def test_a_circuit_breaker_trips_on_stop_outs() -> None:
     denials = [e for _, e in strategy.events if isinstance(e, OrderDenied)]
     # the third entry: its buy, and its stop (a sale from flat would open a short)
     assert [d.rule for d in denials] == ["CircuitBreaker", "CircuitBreaker"]
+
+
+def test_a_maintenance_margin_call_flattens() -> None:
+    from ibkrfw.risk import MaintenanceMargin
+
+    # 1,900 bought at 100 with 100,000: equity falls to 100,000 - 1,900 * 40 = 24,000 at 60,
+    # under 25 % of 114,000 = 28,500
+    rows = [(100, 100, 100, 100), (100, 100, 100, 100), (60, 60, 60, 60), (60, 60, 60, 60)]
+    strategy = ScriptedStrategy({0: lambda ctx, bar: ctx.buy(ACME, 1_900)})
+    result = Engine(
+        strategy, DataFrameFeed(bars_frame(rows), ACME), SimBroker(100_000),
+        risk_monitors=[MaintenanceMargin(0.25)],
+    ).run()  # fmt: skip
+    assert [h.rule for h in result.halts] == ["MaintenanceMargin"]
+    assert "below the maintenance margin of 28,500.00" in result.halts[0].reason
+    assert [(str(f.side), f.quantity) for f in result.fill_list] == [("BUY", 1900), ("SELL", 1900)]

@@ -2,6 +2,7 @@
 
 from ibkrfw.risk.limits import (
     ExposureLimit,
+    MarginCheck,
     MaxOrderNotional,
     MaxPosition,
     OrderRateLimit,
@@ -12,6 +13,7 @@ from ibkrfw.risk.monitor import (
     CircuitBreaker,
     DailyLossLimit,
     Halt,
+    MaintenanceMargin,
     MaxDrawdownKillSwitch,
     RiskMonitor,
 )
@@ -22,6 +24,8 @@ __all__ = [
     "DailyLossLimit",
     "ExposureLimit",
     "Halt",
+    "MaintenanceMargin",
+    "MarginCheck",
     "MaxDrawdownKillSwitch",
     "MaxOrderNotional",
     "MaxOrderQuantity",

@@ -29,6 +29,7 @@ from ibkrfw.risk.rule import RiskDecision, RiskRule
 
 __all__ = [
     "ExposureLimit",
+    "MarginCheck",
     "MaxOrderNotional",
     "MaxPosition",
     "OrderRateLimit",
@@ -207,30 +208,9 @@ class ExposureLimit(RiskRule):
 
     @override
     def check(self, request: OrderRequest, portfolio: PortfolioView, ts_ns: int) -> RiskDecision:
-        inst = request.instrument
         if math.isnan(_price(request, portfolio)):
             return _no_price(request)
-        instruments = set(portfolio.positions) | set(portfolio.working_instruments()) | {inst}
-        gross_before = gross_after = net_before = net_after = 0.0
-        for other in instruments:
-            held = portfolio.quantity(other)
-            buys, sells = portfolio.working(other)
-            unit = _unit_value(other, portfolio, request)
-            if math.isnan(unit):
-                continue  # never priced yet: nothing to value (it has no position either)
-            worst = max(abs(held + buys), abs(held - sells)) * unit
-            expected = (held + buys - sells) * unit
-            gross_before += float(worst)
-            net_before += float(expected)
-            if other == inst:
-                if request.side.sign > 0:
-                    buys += request.quantity
-                else:
-                    sells += request.quantity
-                worst = max(abs(held + buys), abs(held - sells)) * unit
-                expected = (held + buys - sells) * unit
-            gross_after += float(worst)
-            net_after += float(expected)
+        gross_before, gross_after, net_before, net_after = _exposures(request, portfolio)
         growing = gross_after > gross_before
         if self.max_gross is not None and gross_after > self.max_gross and growing:
             return RiskDecision.deny(
@@ -252,12 +232,83 @@ class ExposureLimit(RiskRule):
         return RiskDecision.approve()
 
 
+def _exposures(
+    request: OrderRequest, portfolio: PortfolioView
+) -> tuple[float, float, float, float]:
+    """Gross and net exposure before and after ``request``, working orders included.
+
+    Each instrument's gross exposure is the largest its position could reach if the working
+    orders on one side filled; the net exposure assumes every working order fills.
+    """
+    inst = request.instrument
+    instruments = set(portfolio.positions) | set(portfolio.working_instruments()) | {inst}
+    gross_before = gross_after = net_before = net_after = 0.0
+    for other in instruments:
+        held = portfolio.quantity(other)
+        buys, sells = portfolio.working(other)
+        unit = _unit_value(other, portfolio, request)
+        if math.isnan(unit):
+            continue  # never priced yet: nothing to value (it has no position either)
+        worst = max(abs(held + buys), abs(held - sells)) * unit
+        expected = (held + buys - sells) * unit
+        gross_before += float(worst)
+        net_before += float(expected)
+        if other == inst:
+            if request.side.sign > 0:
+                buys += request.quantity
+            else:
+                sells += request.quantity
+            worst = max(abs(held + buys), abs(held - sells)) * unit
+            expected = (held + buys - sells) * unit
+        gross_after += float(worst)
+        net_after += float(expected)
+    return gross_before, gross_after, net_before, net_after
+
+
 def _unit_value(inst: Instrument, portfolio: PortfolioView, request: OrderRequest) -> Decimal:
     """One unit of ``inst`` in the base currency: at the order's price for its instrument."""
     price = _price(request, portfolio) if inst == request.instrument else portfolio.price(inst)
     rate = portfolio.rate(inst.currency) if inst.currency != portfolio.base_currency else 1.0
     value = price * rate
     return Decimal("NaN") if math.isnan(value) else Decimal(repr(value)) * inst.multiplier
+
+
+@final
+class MarginCheck(RiskRule):
+    """Deny an order whose initial margin the account's equity would not cover.
+
+    The requirement is a share of the gross exposure after the order (working orders
+    included): Reg T's 50 % for US stocks by default. Orders that lower the gross exposure
+    always pass. A maintenance requirement, checked as prices move, is the monitor
+    :class:`~ibkrfw.risk.MaintenanceMargin`.
+
+    Args:
+        initial: The share of gross exposure equity must cover, in (0, 1].
+
+    Raises:
+        ConfigError: if ``initial`` is out of range.
+    """
+
+    def __init__(self, initial: float = 0.5) -> None:
+        if not 0 < initial <= 1:
+            raise ConfigError(f"initial must be in (0, 1], got {initial!r}")
+        self.initial = initial
+
+    @override
+    def check(self, request: OrderRequest, portfolio: PortfolioView, ts_ns: int) -> RiskDecision:
+        if math.isnan(_price(request, portfolio)):
+            return _no_price(request)
+        gross_before, gross_after, _, _ = _exposures(request, portfolio)
+        if gross_after <= gross_before:
+            return RiskDecision.approve()
+        needed = gross_after * self.initial
+        equity = portfolio.equity
+        if needed > equity:
+            return RiskDecision.deny(
+                f"initial margin of {needed:,.2f} ({self.initial:.0%} of a gross exposure of "
+                f"{gross_after:,.2f}) exceeds the equity of {equity:,.2f}"
+            )
+        return RiskDecision.approve()
 
 
 @final

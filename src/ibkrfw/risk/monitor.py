@@ -23,7 +23,14 @@ from ibkrfw.model.events import OrderEvent, OrderFilled, OrderRejected
 from ibkrfw.model.orders import Order, OrderType
 from ibkrfw.portfolio.portfolio import PortfolioView
 
-__all__ = ["CircuitBreaker", "DailyLossLimit", "Halt", "MaxDrawdownKillSwitch", "RiskMonitor"]
+__all__ = [
+    "CircuitBreaker",
+    "DailyLossLimit",
+    "Halt",
+    "MaintenanceMargin",
+    "MaxDrawdownKillSwitch",
+    "RiskMonitor",
+]
 
 
 @final
@@ -252,5 +259,44 @@ class CircuitBreaker(RiskMonitor):
         return Halt(
             f"{limit} {what} within {self._minutes:g} minutes",
             until_ns=None if self.pause_ns is None else ts + self.pause_ns,
+            flatten=self.flatten,
+        )
+
+
+@final
+class MaintenanceMargin(RiskMonitor):
+    """A margin call: halt (and by default close everything) below the maintenance margin.
+
+    It trips when equity falls below the maintenance requirement of the positions held, and
+    arms again once the account is flat.
+
+    Args:
+        maintenance: The share of gross exposure equity must keep covering (Reg T's minimum
+            for US stocks is 25 %; IB often asks more).
+        flatten: Close every position when it trips (the default, as a broker would).
+
+    Raises:
+        ConfigError: if ``maintenance`` is out of range.
+    """
+
+    def __init__(self, maintenance: float = 0.25, *, flatten: bool = True) -> None:
+        if not 0 < maintenance <= 1:
+            raise ConfigError(f"maintenance must be in (0, 1], got {maintenance!r}")
+        self.maintenance, self.flatten = maintenance, flatten
+        self._tripped = False
+
+    @override
+    def observe(self, portfolio: PortfolioView, ts_ns: int) -> Halt | None:
+        gross, equity = portfolio.gross_exposure, portfolio.equity
+        if not gross > 0:
+            self._tripped = False
+            return None
+        needed = gross * self.maintenance
+        if equity >= needed or self._tripped:
+            return None
+        self._tripped = True
+        return Halt(
+            f"equity {equity:,.2f} is below the maintenance margin of {needed:,.2f} "
+            f"({self.maintenance:.0%} of {gross:,.2f})",
             flatten=self.flatten,
         )
