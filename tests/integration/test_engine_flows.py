@@ -8,12 +8,9 @@ import pandas as pd
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from typing_extensions import override
 
 from ibkrfw import (
     Bar,
-    Broker,
-    Clock,
     Context,
     Engine,
     EngineError,
@@ -31,10 +28,9 @@ from ibkrfw import (
     Strategy,
     TimeInForce,
 )
-from ibkrfw.ports import EventSink
 from ibkrfw.risk import MaxOrderQuantity
 from ibkrfw.sim import DataFrameFeed, PerShareCommission, SimBroker
-from ibkrfw.testing import ScriptedStrategy, bars_frame
+from ibkrfw.testing import RecordingBroker, ScriptedStrategy, bars_frame
 
 X, Y = Stock("X"), Stock("Y")
 D = Decimal
@@ -50,42 +46,9 @@ ROWS = [
 ]
 
 
-class CountingBroker(Broker):
-    """Forwards to a SimBroker and counts what reached it."""
-
-    def __init__(self, inner: SimBroker) -> None:
-        self.inner = inner
-        self.submitted: list[Order] = []
-
-    @override
-    def start(self, clock: Clock, emit: EventSink) -> None:
-        self.inner.start(clock, emit)
-
-    @override
-    def starting_cash(self) -> Decimal:
-        return self.inner.starting_cash()
-
-    @override
-    def submit(self, order: Order) -> None:
-        self.submitted.append(order)
-        self.inner.submit(order)
-
-    @override
-    def cancel(self, order: Order) -> None:
-        self.inner.cancel(order)
-
-    @override
-    def modify(self, order: Order, request: OrderRequest) -> None:
-        self.inner.modify(order, request)
-
-    @override
-    def on_bar(self, bar: Bar) -> None:
-        self.inner.on_bar(bar)
-
-
 def run(actions: dict, rows: Sequence[tuple] = ROWS, **engine_kwargs: object):  # type: ignore[no-untyped-def, type-arg]
     script = ScriptedStrategy(actions)
-    broker = CountingBroker(SimBroker(100_000))
+    broker = RecordingBroker(SimBroker(100_000))
     result = Engine(script, DataFrameFeed(bars_frame(rows), X), broker, **engine_kwargs).run()  # type: ignore[arg-type]
     return script, broker, result
 

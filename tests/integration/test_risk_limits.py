@@ -8,14 +8,10 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from typing_extensions import override
 
 from ibkrfw import (
-    Broker,
-    Clock,
     ConfigError,
     Engine,
-    Order,
     OrderDenied,
     OrderRequest,
     OrderType,
@@ -23,7 +19,6 @@ from ibkrfw import (
     Side,
     Stock,
 )
-from ibkrfw.ports import EventSink
 from ibkrfw.risk import (
     ExposureLimit,
     MaxOrderNotional,
@@ -33,43 +28,10 @@ from ibkrfw.risk import (
     TradingHours,
 )
 from ibkrfw.sim import DataFrameFeed, SimBroker
-from ibkrfw.testing import ScriptedStrategy, bars_frame
+from ibkrfw.testing import RecordingBroker, ScriptedStrategy, bars_frame
 
 ACME, BOLT = Stock("ACME"), Stock("BOLT")
 ROWS = [(100, 101, 99, 100)] * 8  # a flat market at 100
-
-
-class Recording(Broker):
-    """A SimBroker that keeps what reached it."""
-
-    def __init__(self, cash: float = 100_000) -> None:
-        self.inner = SimBroker(cash)
-        self.sent: list[Order] = []
-
-    @override
-    def start(self, clock: Clock, emit: EventSink) -> None:
-        self.inner.start(clock, emit)
-
-    @override
-    def starting_cash(self) -> Decimal:
-        return self.inner.starting_cash()
-
-    @override
-    def submit(self, order: Order) -> None:
-        self.sent.append(order)
-        self.inner.submit(order)
-
-    @override
-    def cancel(self, order: Order) -> None:
-        self.inner.cancel(order)
-
-    @override
-    def modify(self, order: Order, request: OrderRequest) -> None:
-        self.inner.modify(order, request)
-
-    @override
-    def on_bar(self, bar: Any) -> None:
-        self.inner.on_bar(bar)
 
 
 Action = Callable[[Any, Any], object]
@@ -78,7 +40,7 @@ Action = Callable[[Any, Any], object]
 def run(actions: dict[int, Action], rule: RiskRule, *, both: bool = False, freq: str = "1D"):
     frame = bars_frame(ROWS, freq=freq, start="2024-01-02 14:30")
     feeds = [DataFrameFeed(frame, ACME)] + ([DataFrameFeed(frame, BOLT)] if both else [])
-    broker = Recording()
+    broker = RecordingBroker(SimBroker(100_000))
     strategy = ScriptedStrategy(actions)
     result = Engine(strategy, feeds, broker, risk_rules=[rule]).run()
     denials = [e for _, e in strategy.events if isinstance(e, OrderDenied)]
@@ -93,7 +55,7 @@ def test_max_position_by_quantity_lets_the_reduction_through() -> None:
     _, broker, denials = run(
         {0: buy(60), 1: buy(60), 2: lambda ctx, bar: ctx.sell(ACME, 30)}, MaxPosition(quantity=100)
     )
-    assert [o.request.quantity for o in broker.sent] == [60, 30]  # the second buy never left
+    assert [o.request.quantity for o in broker.submitted] == [60, 30]  # the second buy never left
     assert [d.rule for d in denials] == ["MaxPosition"]
     assert "would be 120, over the limit of 100" in denials[0].reason
 
@@ -101,37 +63,37 @@ def test_max_position_by_quantity_lets_the_reduction_through() -> None:
 def test_max_position_by_share_of_equity() -> None:
     _, broker, denials = run({0: buy(300), 1: buy(100)}, MaxPosition(percent_of_equity=0.35))
     # 300 at 100 is 30 % of 100,000; 400 would be 40 %
-    assert [o.request.quantity for o in broker.sent] == [300]
+    assert [o.request.quantity for o in broker.submitted] == [300]
     assert "40.0% of equity, over the limit of 35.0%" in denials[0].reason
 
 
 def test_max_order_notional() -> None:
     _, broker, denials = run({0: buy(40), 1: buy(60)}, MaxOrderNotional(5_000))
-    assert [o.request.quantity for o in broker.sent] == [40]
+    assert [o.request.quantity for o in broker.submitted] == [40]
     assert "worth 6,000.00, over the limit of 5,000.00" in denials[0].reason
 
 
 def test_gross_and_net_exposure_and_leverage() -> None:
     gross = ExposureLimit(max_gross=15_000)
     _, broker, denials = run({0: buy(100), 1: buy(100, BOLT)}, gross, both=True)
-    assert [o.instrument for o in broker.sent] == [ACME]
+    assert [o.instrument for o in broker.submitted] == [ACME]
     assert "gross exposure would be 20,000.00" in denials[0].reason
     # long ACME and short BOLT: the net stays 0, so a net limit lets the hedge through
     hedge = {0: buy(100), 1: lambda c, b: c.sell(BOLT, 100) if b.instrument == BOLT else None}
     _, broker, denials = run(hedge, ExposureLimit(max_net=15_000), both=True)
-    assert len(broker.sent) == 2 and denials == []
+    assert len(broker.submitted) == 2 and denials == []
     _, broker, denials = run({0: buy(1_500)}, ExposureLimit(max_leverage=1.0))
-    assert broker.sent == [] and "leverage would be 1.50" in denials[0].reason
+    assert broker.submitted == [] and "leverage would be 1.50" in denials[0].reason
 
 
 def test_restricted_list_allows_getting_out() -> None:
     rule = RestrictedList(symbols=["acme"], reason="earnings blackout")
     _, broker, denials = run({0: buy(10)}, rule)
-    assert broker.sent == [] and "restricted list (earnings blackout)" in denials[0].reason
+    assert broker.submitted == [] and "restricted list (earnings blackout)" in denials[0].reason
     # held before the restriction: selling is allowed
     rule_after = RestrictedList([ACME])
     _, broker, denials = run({0: buy(10)}, MaxPosition(quantity=100))
-    assert len(broker.sent) == 1
+    assert len(broker.submitted) == 1
     decision = rule_after.check(OrderRequest(ACME, Side.SELL, 5), _Holding(10), 0)
     assert decision.approved
 
@@ -150,7 +112,7 @@ def test_trading_hours_in_the_exchange_zone() -> None:
     # minute bars from 14:30 UTC = 09:30 New York; the window opens at 09:35
     rule = TradingHours("09:35", "16:00", "America/New_York")
     _, broker, denials = run({0: buy(1), 6: buy(1)}, rule, freq="1min")
-    assert len(broker.sent) == 1  # 09:30 refused, 09:36 allowed
+    assert len(broker.submitted) == 1  # 09:30 refused, 09:36 allowed
     assert "outside the trading window 09:35-16:00" in denials[0].reason
     assert "(it is Tue 09:30 there)" in denials[0].reason
     ts = int(pd.Timestamp("2024-01-06 15:00", tz="America/New_York").value)  # a Saturday
@@ -163,7 +125,7 @@ def test_trading_hours_in_the_exchange_zone() -> None:
 def test_order_rate_limit() -> None:
     many = {0: lambda ctx, bar: [ctx.buy(ACME, 1) for _ in range(5)]}
     _, broker, denials = run(many, OrderRateLimit(3, 60))
-    assert len(broker.sent) == 3 and len(denials) == 2
+    assert len(broker.submitted) == 3 and len(denials) == 2
     assert "3 orders within 60 s already" in denials[0].reason
 
 
@@ -203,7 +165,7 @@ def test_bad_limits_are_refused(make: Callable[[], object]) -> None:
 def test_orders_sent_before_any_fill_count_together() -> None:
     twice = {0: lambda ctx, bar: [ctx.buy(ACME, 60), ctx.buy(ACME, 60)]}
     _, broker, denials = run(twice, MaxPosition(quantity=100))
-    assert [o.request.quantity for o in broker.sent] == [60]
+    assert [o.request.quantity for o in broker.submitted] == [60]
     assert "would be 120" in denials[0].reason
 
 
@@ -212,10 +174,10 @@ def test_a_brackets_exits_do_not_count_as_a_short() -> None:
         ctx.bracket(ACME, "BUY", 100, take_profit=Decimal(110), stop_loss=Decimal(90))
 
     _, broker, denials = run({0: bracket}, MaxPosition(quantity=100))
-    assert denials == [] and len(broker.sent) == 3
+    assert denials == [] and len(broker.submitted) == 3
     gross = ExposureLimit(max_gross=10_000)  # 100 at 100: exactly the limit
     _, broker, denials = run({0: bracket}, gross)
-    assert denials == [] and len(broker.sent) == 3
+    assert denials == [] and len(broker.submitted) == 3
 
 
 def test_margin_check_at_reg_t() -> None:
@@ -223,7 +185,7 @@ def test_margin_check_at_reg_t() -> None:
 
     # 100,000 of equity covers 200,000 of gross exposure at 50 %
     _, broker, denials = run({0: buy(1_500), 1: buy(600)}, MarginCheck(0.5))
-    assert [o.request.quantity for o in broker.sent] == [1_500]
+    assert [o.request.quantity for o in broker.submitted] == [1_500]
     assert "initial margin of 105,000.00 (50% of a gross exposure of 210,000.00)" in (
         denials[0].reason
     )

@@ -17,7 +17,7 @@ from ibkrfw.core.clock import Clock
 from ibkrfw.errors import BrokerError, ConfigError, OrderError, RequestError
 from ibkrfw.ibkr.client import IBClient, Listener
 from ibkrfw.ibkr.config import IBKRConfig
-from ibkrfw.ibkr.connection import Action, ConnectionState, Transition
+from ibkrfw.ibkr.connection import Action, ConnectionMonitor, ConnectionState, Transition
 from ibkrfw.ibkr.executions import ExecutionBook, ExecutionReport
 from ibkrfw.ibkr.ids import OrderIds
 from ibkrfw.ibkr.journal import DONE, SENT, WORKING, Journal
@@ -45,7 +45,6 @@ __all__ = ["IBKRBroker"]
 log = logging.getLogger("ibkrfw.ibkr")
 
 _CANCEL_REFUSED = frozenset((161, 10147, 10148))
-_WARNINGS = frozenset((399, 2109, 2137, 10167))
 _CANCELLED_STATUS = frozenset(("Cancelled", "ApiCancelled"))
 
 
@@ -682,7 +681,7 @@ class IBKRBroker(Broker, Listener):
         working = self._by_ib.get(req_id)
         if working is None or working.done:
             return
-        if 2100 <= code <= 2199 or code in _WARNINGS:
+        if ConnectionMonitor.is_warning(code):
             log.info("IB notice on order %d: %s", working.order.order_id, text)
             return
         order_id, now = working.order.order_id, self._now()

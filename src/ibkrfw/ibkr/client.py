@@ -53,8 +53,6 @@ _ROWS_NO_ID = {
     "completedOrder": "completedOrdersEnd",
 }
 _ENDS_NO_ID = {end: rows for rows, end in _ROWS_NO_ID.items()}
-# Codes sent with a request id that still say nothing about that request.
-_WARNINGS = frozenset((399, 2109, 2137, 10167))
 
 
 def _number(value: Any) -> Decimal:
@@ -509,7 +507,7 @@ class IBClient:
             self._notify(self.monitor.api_ready())
 
     def _error(self, req_id: int, code: int, text: str) -> None:
-        if req_id != -1 or ConnectionMonitor.is_notice(code) or code in _WARNINGS or self._opening:
+        if req_id != -1 or ConnectionMonitor.is_warning(code) or self._opening:
             # about one request or order: its owner (broker, feed, request()) reports it
             log.debug("IB message %d (request %d): %s", code, req_id, text)
         else:

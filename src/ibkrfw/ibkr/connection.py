@@ -79,6 +79,7 @@ _FARM_CODES = {
     2158: (Farm.SECURITY_DEFINITION, True),
 }
 _INFORMATION = frozenset((2107, 2108, 2119, 2150, 2168, 2169))
+_WARNINGS = frozenset((399, 10167))  # about one order or request, which stands
 
 
 @final
@@ -184,6 +185,14 @@ class ConnectionMonitor:
     def is_notice(code: int) -> bool:
         """Tell whether a code is information (2100-2199), never a failure."""
         return 2100 <= code <= 2199 or code in _INFORMATION
+
+    @staticmethod
+    def is_warning(code: int) -> bool:
+        """Tell whether a code about an order or request leaves it standing.
+
+        Notices, 399 (an order message) and 10167 (delayed data displayed) do.
+        """
+        return ConnectionMonitor.is_notice(code) or code in _WARNINGS
 
 
 @final

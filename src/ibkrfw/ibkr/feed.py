@@ -15,7 +15,7 @@ from ibkrfw.data.barsize import bar_size_ns, normalize_bar_size
 from ibkrfw.errors import ConfigError, RequestError
 from ibkrfw.ibkr.client import IBClient, Listener
 from ibkrfw.ibkr.config import IBKRConfig
-from ibkrfw.ibkr.connection import Action, ConnectionState, Transition
+from ibkrfw.ibkr.connection import Action, ConnectionMonitor, ConnectionState, Transition
 from ibkrfw.ibkr.history import ib_bar_size
 from ibkrfw.ibkr.translate import to_ib_contract
 from ibkrfw.model._time import parse_ib_time
@@ -318,7 +318,7 @@ class IBKRDataFeed(DataFeed, Listener):
         elif name == "error":
             req_id, code, text = args
             inst = self._subscriptions.get(req_id) or self._quote_streams.get(req_id)
-            if inst is None or 2100 <= code <= 2199:
+            if inst is None or ConnectionMonitor.is_notice(code):
                 return
             if code == 10167:  # "not subscribed, displaying delayed data": a notice
                 if inst not in self.delayed_instruments:

@@ -65,25 +65,20 @@ _CARDS = (
 )
 
 
-def _png(figure: Figure) -> str:
-    import matplotlib.pyplot as plt
-
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100)
-    plt.close(figure)
-    data = base64.b64encode(buffer.getvalue()).decode("ascii")
-    return f'<img alt="" src="data:image/png;base64,{data}">'
-
-
 def _figure(width: float, height: float, draw: Callable[[Figure], None]) -> str:
-    import matplotlib
+    """Draw on a new figure and return it as an embedded PNG image.
 
-    matplotlib.use("Agg", force=False)
+    The figure is made without pyplot, so writing a report neither needs nor changes the
+    user's matplotlib backend (a notebook's inline display stays as it is).
+    """
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=(width, height), layout="constrained")
     draw(figure)
-    return _png(figure)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    data = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return f'<img alt="" src="data:image/png;base64,{data}">'
 
 
 def _format(value: object, tz: str = "UTC") -> str:

@@ -25,10 +25,19 @@ from ibkrfw.model.events import OrderEvent, TimerFired
 from ibkrfw.model.fills import Fill
 from ibkrfw.model.orders import Order
 from ibkrfw.strategy import Context, Strategy
+from ibkrfw.testing.broker import RecordingBroker
 from ibkrfw.testing.faketws import FakeTWS, Recorded
 from ibkrfw.testing.live import LiveSession
 
-__all__ = ["Action", "FakeTWS", "LiveSession", "Recorded", "ScriptedStrategy", "bars_frame"]
+__all__ = [
+    "Action",
+    "FakeTWS",
+    "LiveSession",
+    "Recorded",
+    "RecordingBroker",
+    "ScriptedStrategy",
+    "bars_frame",
+]
 
 Action = Callable[[Context, Bar], object]
 """The type of an action, a callable taking the context and the bar."""

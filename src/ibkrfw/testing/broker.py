@@ -1,0 +1,101 @@
+"""A broker that forwards to another one and keeps every order that reached it."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import final
+
+from typing_extensions import override
+
+from ibkrfw.core.clock import Clock
+from ibkrfw.model.data import Bar, Quote
+from ibkrfw.model.orders import Order, OrderRequest
+from ibkrfw.portfolio.fx import FxRates
+from ibkrfw.ports import Broker, EventSink
+
+__all__ = ["RecordingBroker"]
+
+
+@final
+class RecordingBroker(Broker):
+    """Forwards everything to ``inner`` and records the orders that reached it.
+
+    Use it to assert what risk rules let through: an order they denied is never in
+    :attr:`submitted`.
+
+    Args:
+        inner: The broker that does the work (a :class:`~ibkrfw.sim.SimBroker` usually).
+
+    Example:
+        >>> from ibkrfw import Engine, Stock
+        >>> from ibkrfw.risk import MaxOrderQuantity
+        >>> from ibkrfw.sim import DataFrameFeed, SimBroker
+        >>> from ibkrfw.testing import ScriptedStrategy, bars_frame
+        >>> broker = RecordingBroker(SimBroker())
+        >>> buy = ScriptedStrategy({0: lambda c, b: [c.buy(b.instrument, n) for n in (5, 50)]})
+        >>> feed = DataFrameFeed(bars_frame([(10, 11, 9, 10)] * 3), Stock("X"))
+        >>> _ = Engine(buy, feed, broker, risk_rules=[MaxOrderQuantity(10)]).run()
+        >>> [order.request.quantity for order in broker.submitted]
+        [Decimal('5')]
+    """
+
+    def __init__(self, inner: Broker) -> None:
+        self.inner = inner
+        self.submitted: list[Order] = []
+        """Every order handed to the broker, in order."""
+
+    @override
+    def start(self, clock: Clock, emit: EventSink) -> None:
+        self.inner.start(clock, emit)
+
+    @override
+    def starting_cash(self) -> Decimal:
+        return self.inner.starting_cash()
+
+    @property
+    @override
+    def base_currency(self) -> str:
+        return self.inner.base_currency
+
+    @property
+    @override
+    def fx(self) -> FxRates | None:
+        return self.inner.fx
+
+    @override
+    def submit(self, order: Order) -> None:
+        self.submitted.append(order)
+        self.inner.submit(order)
+
+    @override
+    def cancel(self, order: Order) -> None:
+        self.inner.cancel(order)
+
+    @override
+    def modify(self, order: Order, request: OrderRequest) -> None:
+        self.inner.modify(order, request)
+
+    @property
+    @override
+    def needs_every_bar(self) -> bool:
+        return self.inner.needs_every_bar
+
+    @override
+    def on_bar(self, bar: Bar) -> None:
+        self.inner.on_bar(bar)
+
+    @override
+    def on_quote(self, quote: Quote) -> None:
+        self.inner.on_quote(quote)
+
+    @override
+    def begin_group(self) -> None:
+        self.inner.begin_group()
+
+    @override
+    def end_group(self) -> None:
+        self.inner.end_group()
+
+    @override
+    def stop(self) -> None:
+        self.inner.stop()
