@@ -163,7 +163,7 @@ class DataFeed(ABC):
         return False
 
     def start(self, clock: Clock, emit: EventSink) -> None:  # noqa: B027 - optional hook
-        """Connect and subscribe (live feeds); called once before the first event."""
+        """Connect and subscribe; called once, before the first event (nothing here)."""
 
     def recent_bars(self, instrument: Instrument, count: int) -> Sequence[Bar]:
         """Return up to ``count`` completed bars of ``instrument`` before now, oldest first.

@@ -428,9 +428,8 @@ class Engine:
             emit = self._emit_live
         try:
             broker.start(clock, emit)
-            if self.live:
-                for feed in self.feeds:
-                    feed.start(clock, emit)
+            for feed in self.feeds:  # a no-op for historical feeds
+                feed.start(clock, emit)
             adopted = list(broker.starting_positions())
             starting_cash = broker.starting_cash() + sum(
                 (_cost(fill) for fill in adopted), Decimal(0)
@@ -550,7 +549,7 @@ class Engine:
                 )
                 currency = self._currency_index(inst)
                 lanes[inst] = _Lane(len(lanes), portfolio.holding(inst), history, currency)
-                if self.live and strategy.warmup_bars > 0:
+                if not history.is_preloaded and strategy.warmup_bars > 0:
                     self._warm_up(feed, inst, lanes[inst])
         ctx = self._ctx = Context(
             clock,
