@@ -17,6 +17,7 @@ from ibkrfw.model.events import (
     OrderModified,
     OrderModifyRejected,
     OrderRejected,
+    OrderResized,
     OrderSubmitted,
 )
 from ibkrfw.model.instruments import Instrument
@@ -190,7 +191,12 @@ class OrderBook:
         elif kind is OrderAccepted:
             if status is _S.PENDING_SUBMIT:  # otherwise a fill overtook its acknowledgement
                 record.move(ts, _S.SUBMITTED)
-        elif kind is OrderSubmitted or kind is OrderCancelRejected or kind is OrderModifyRejected:
+        elif (
+            kind is OrderSubmitted
+            or kind is OrderResized
+            or kind is OrderCancelRejected
+            or kind is OrderModifyRejected
+        ):
             pass
         elif isinstance(event, OrderModified):
             record.request = event.request

@@ -16,6 +16,7 @@ from itertools import chain
 from operator import attrgetter
 from typing import final
 
+import attrs
 import numpy as np
 
 from ibkrfw.core.clock import Clock, LiveClock, SimClock
@@ -38,6 +39,7 @@ from ibkrfw.model.events import (
     OrderEvent,
     OrderFilled,
     OrderModifyRejected,
+    OrderResized,
     OrderSubmitted,
     QuoteReceived,
     Reconciled,
@@ -216,10 +218,16 @@ class Engine:
         if reason is not None:
             return self._refuse(self.orders.create(request, now), now, reason, "validation")
         # Risk sees the orders already working, not this one: it is created after the check.
-        refusal = self._halt_refusal(request, now) or self._risk_refusal(request, now)
+        asked = request
+        refusal = self._halt_refusal(request, now)
+        resized: list[tuple[str, str]] = []
+        if refusal is None:
+            request, refusal = self._risk_check(request, now, resized)
         order = self.orders.create(request, now)
         if refusal is not None:
             return self._refuse(order, now, refusal[1], refusal[0])
+        if resized:
+            self._resized(order.order_id, now, asked.quantity, request.quantity, resized)
         self.queue.append(OrderSubmitted(ts_ns=now, order_id=order.order_id, request=request))
         self.broker.submit(order)
         return order
@@ -232,14 +240,47 @@ class Engine:
         self.queue.append(event)
         return self.orders.get(order.order_id) or order
 
-    def _risk_refusal(self, request: OrderRequest, now: int) -> tuple[str, str] | None:
-        """The name and reason of the first risk rule that denies ``request``, if any."""
+    def _resized(
+        self, order_id: int, now: int, asked: Decimal, sent: Decimal, by: list[tuple[str, str]]
+    ) -> None:
+        rules, reasons = "; ".join(r for r, _ in by), "; ".join(w for _, w in by)
+        self.log.info("order %d resized from %s to %s by %s: %s", order_id, asked, sent, rules,
+                      reasons)  # fmt: skip
+        event = OrderResized(
+            ts_ns=now, order_id=order_id, requested=asked, quantity=sent, rule=rules,
+            reason=reasons,
+        )  # fmt: skip
+        self.queue.append(event)
+
+    def _risk_check(
+        self, request: OrderRequest, now: int, resized: list[tuple[str, str]]
+    ) -> tuple[OrderRequest, tuple[str, str] | None]:
+        """Run the risk rules on ``request``.
+
+        Returns:
+            The request as the rules let it through (smaller if one shrank it; each shrink's
+            rule and reason is appended to ``resized``), and the name and reason of the first
+            rule that denies it, if any.
+        """
         portfolio = self._running_portfolio()
         for rule in self.risk_rules:
             decision = rule.check(request, portfolio, now)
             if not decision.approved:
-                return rule.name, decision.reason
-        return None
+                return request, (rule.name, decision.reason)
+            smaller = decision.quantity
+            if smaller is None:
+                continue
+            if smaller <= 0:
+                return request, (rule.name, decision.reason)
+            if smaller >= request.quantity or smaller % request.instrument.lot_size:
+                return request, (
+                    rule.name,
+                    f"the rule shrank the order to {smaller}, which is not a whole number of "
+                    f"lots below {request.quantity} (a fault in the rule; {decision.reason})",
+                )
+            request = attrs.evolve(request, quantity=smaller)
+            resized.append((rule.name, decision.reason))
+        return request, None
 
     def _halt_refusal(self, request: OrderRequest, now: int) -> tuple[str, str] | None:
         """The monitor and reason of a halt in force, if ``request`` would add risk."""
@@ -328,16 +369,21 @@ class Engine:
 
         Refusals come back as :class:`~ibkrfw.OrderModifyRejected`: the order has finished,
         the instrument, side or type changed, the request is invalid, the quantity is not above
-        what has filled, or a risk rule denies it.
+        what has filled, or a risk rule denies it. A rule that shrinks the replacement is
+        reported by :class:`~ibkrfw.OrderResized` before the broker's answer.
         """
         now = self.clock.now_ns()
+        asked = request.quantity
+        resized: list[tuple[str, str]] = []
         reason = check_modification(order, request)
         if reason is None:
             self._risk_exclude = order.order_id  # the replacement stands in for it
             try:
-                refusal = self._risk_refusal(request, now)
+                request, refusal = self._risk_check(request, now, resized)
             finally:
                 self._risk_exclude = 0
+            if refusal is None and resized and request.quantity <= order.filled_quantity:
+                refusal = resized[-1][0], "shrunk to no more than has already filled"
             if refusal is not None:
                 reason = f"{refusal[0]}: {refusal[1]}"
         if reason is not None:
@@ -345,6 +391,8 @@ class Engine:
                 OrderModifyRejected(ts_ns=now, order_id=order.order_id, reason=reason)
             )
             return
+        if resized:
+            self._resized(order.order_id, now, asked, request.quantity, resized)
         self.broker.modify(order, request)
 
     def stop(self, *, cancel_orders: bool = False) -> None:
@@ -551,6 +599,7 @@ class Engine:
                 lanes[inst] = _Lane(len(lanes), portfolio.holding(inst), history, currency)
                 if not history.is_preloaded and strategy.warmup_bars > 0:
                     self._warm_up(feed, inst, lanes[inst])
+        portfolio.follow_histories({i: ln.history for i, ln in lanes.items()})
         ctx = self._ctx = Context(
             clock,
             portfolio,

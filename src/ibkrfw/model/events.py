@@ -37,6 +37,7 @@ __all__ = [
     "OrderModified",
     "OrderModifyRejected",
     "OrderRejected",
+    "OrderResized",
     "OrderSubmitted",
     "QuoteReceived",
     "Reconciled",
@@ -71,6 +72,27 @@ class OrderSubmitted(OrderEvent):
     """The order passed validation and every risk rule and was handed to the broker."""
 
     request: OrderRequest
+
+
+@final
+@attrs.frozen(kw_only=True)
+class OrderResized(OrderEvent):
+    """A risk rule let the order through smaller than asked; it was sent at ``quantity``.
+
+    It comes just before the order's :class:`OrderSubmitted`, whose request carries the new
+    quantity.
+
+    Args:
+        requested: The quantity the strategy asked for.
+        quantity: The quantity sent.
+        rule: The name of the rule that shrank it.
+        reason: Why, in words.
+    """
+
+    requested: Decimal
+    quantity: Decimal
+    rule: str
+    reason: str
 
 
 @final

@@ -12,6 +12,7 @@ import attrs
 from typing_extensions import override
 
 from ibkrfw.core.clock import Clock
+from ibkrfw.core.history import BarHistory, History
 from ibkrfw.errors import ConfigError, DataError
 from ibkrfw.model._decimal import DecimalLike, to_decimal
 from ibkrfw.model.fills import Fill, Position
@@ -22,6 +23,7 @@ from ibkrfw.portfolio.fx import FxRates
 __all__ = ["Portfolio", "PortfolioView", "Trade", "round_trips"]
 
 _ZERO = Decimal(0)
+_NO_BARS = BarHistory.empty(capacity=0)
 
 
 @final
@@ -145,6 +147,15 @@ class PortfolioView(ABC):
         """The instruments with live orders (none when the view knows no orders)."""
         return frozenset()
 
+    def history(self, instrument: Instrument, n: int | None = None) -> History:
+        """Return the last ``n`` bars of ``instrument`` seen so far (all if ``n`` is None).
+
+        Risk rules read prices over time through it (a correlation, the age of the data).
+        Empty when the view keeps no bars, or none of ``instrument`` yet.
+        """
+        del instrument
+        return _NO_BARS.last(n)
+
     def weight(self, instrument: Instrument) -> float:
         """Return the position's market value as a fraction of equity (NaN if equity is 0)."""
         equity = self.equity
@@ -248,6 +259,7 @@ class Portfolio(PortfolioView):
         self._adjustments = _ZERO
         self._commission = _ZERO
         self._orders: Callable[[], Mapping[Instrument, tuple[Decimal, Decimal]]] | None = None
+        self._histories: Mapping[Instrument, BarHistory] = {}
 
     @property
     @override
@@ -259,6 +271,15 @@ class Portfolio(PortfolioView):
     ) -> None:
         """Take the live orders from ``working`` (the engine's order book) for :meth:`working`."""
         self._orders = working
+
+    def follow_histories(self, histories: Mapping[Instrument, BarHistory]) -> None:
+        """Serve :meth:`history` from ``histories`` (the engine's, growing as bars come)."""
+        self._histories = histories
+
+    @override
+    def history(self, instrument: Instrument, n: int | None = None) -> History:
+        bars = self._histories.get(instrument)
+        return (_NO_BARS if bars is None else bars).last(n)
 
     @override
     def working(self, instrument: Instrument) -> tuple[Decimal, Decimal]:

@@ -9,6 +9,7 @@ from ibkrfw.risk.limits import (
     RestrictedList,
     TradingHours,
 )
+from ibkrfw.risk.market import CorrelationLimit, StaleDataGuard
 from ibkrfw.risk.monitor import (
     CircuitBreaker,
     DailyLossLimit,
@@ -17,10 +18,13 @@ from ibkrfw.risk.monitor import (
     MaxDrawdownKillSwitch,
     RiskMonitor,
 )
+from ibkrfw.risk.ramp import CapitalRamp, RampStep
 from ibkrfw.risk.rule import MaxOrderQuantity, RiskDecision, RiskRule
 
 __all__ = [
+    "CapitalRamp",
     "CircuitBreaker",
+    "CorrelationLimit",
     "DailyLossLimit",
     "ExposureLimit",
     "Halt",
@@ -31,9 +35,11 @@ __all__ = [
     "MaxOrderQuantity",
     "MaxPosition",
     "OrderRateLimit",
+    "RampStep",
     "RestrictedList",
     "RiskDecision",
     "RiskMonitor",
     "RiskRule",
+    "StaleDataGuard",
     "TradingHours",
 ]

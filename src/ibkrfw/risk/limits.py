@@ -81,6 +81,23 @@ def _no_price(request: OrderRequest) -> RiskDecision:
     )
 
 
+def _room(
+    cap: Decimal, held: Decimal, working: tuple[Decimal, Decimal], request: OrderRequest
+) -> Decimal:
+    """The most of ``request``, in whole lots, that keeps the worst position within ``cap``."""
+    sign = request.side.sign
+    base = held + working[0] if sign > 0 else held - working[1]
+    room = cap - sign * base
+    return request.instrument.round_quantity(room) if room > 0 else Decimal(0)
+
+
+def _over(request: OrderRequest, room: Decimal, shrink: bool, why: str) -> RiskDecision:
+    """Deny ``request``, or shrink it to ``room`` when asked to and something fits."""
+    if shrink and room > 0:
+        return RiskDecision.shrink(room, f"{why}: cut from {request.quantity} to {room}")
+    return RiskDecision.deny(why)
+
+
 @final
 class MaxPosition(RiskRule):
     """Cap the position in each instrument: by quantity, by value, or as a share of equity.
@@ -90,12 +107,14 @@ class MaxPosition(RiskRule):
         notional: The largest absolute market value, in the base currency.
         percent_of_equity: The largest absolute market value as a share of equity (0.25: 25 %).
         instruments: The instruments it applies to (every instrument if None).
+        shrink: Cut an order that would pass the limit down to what fits (in whole lots)
+            instead of denying it; the strategy is told by :class:`~ibkrfw.OrderResized`.
 
     Raises:
         ConfigError: if no limit is given, or one is not positive.
 
     Example:
-        >>> rule = MaxPosition(percent_of_equity=0.2)
+        >>> rule = MaxPosition(percent_of_equity=0.2, shrink=True)
     """
 
     def __init__(
@@ -105,6 +124,7 @@ class MaxPosition(RiskRule):
         notional: float | None = None,
         percent_of_equity: float | None = None,
         instruments: Iterable[Instrument] | None = None,
+        shrink: bool = False,
     ) -> None:
         if quantity is None and notional is None and percent_of_equity is None:
             raise ConfigError("MaxPosition needs a quantity, notional or percent_of_equity limit")
@@ -114,6 +134,7 @@ class MaxPosition(RiskRule):
         self.notional = _positive(notional, "notional")
         self.percent_of_equity = _positive(percent_of_equity, "percent_of_equity")
         self.instruments = None if instruments is None else frozenset(instruments)
+        self.shrink = shrink
 
     @override
     def check(self, request: OrderRequest, portfolio: PortfolioView, ts_ns: int) -> RiskDecision:
@@ -123,30 +144,47 @@ class MaxPosition(RiskRule):
         held = portfolio.quantity(inst)
         if _reduces(held, request):
             return RiskDecision.approve()
-        after = _worst(held, portfolio.working(inst), request)
+        working = portfolio.working(inst)
+        after = _worst(held, working, request)
         if self.quantity is not None and abs(after) > self.quantity:
-            return RiskDecision.deny(
-                f"the position in {inst.id} would be {after}, over the limit of {self.quantity}"
+            return _over(
+                request,
+                _room(self.quantity, held, working, request),
+                self.shrink,
+                f"the position in {inst.id} would be {after}, over the limit of {self.quantity}",
             )
         if self.notional is None and self.percent_of_equity is None:
             return RiskDecision.approve()
-        value = abs(_value(request, portfolio, after))
-        if math.isnan(value):
+        unit = abs(_value(request, portfolio, Decimal(1)))
+        if math.isnan(unit):
             return _no_price(request)
+        value = float(abs(after)) * unit
         if self.notional is not None and value > self.notional:
-            return RiskDecision.deny(
+            return _over(
+                request,
+                _room(_units(self.notional, unit), held, working, request),
+                self.shrink,
                 f"the position in {inst.id} would be worth {value:,.2f}, over the limit of "
-                f"{self.notional:,.2f}"
+                f"{self.notional:,.2f}",
             )
         if self.percent_of_equity is not None:
             equity = portfolio.equity
             if not equity > 0 or value > self.percent_of_equity * equity:
                 share = value / equity if equity > 0 else math.inf
-                return RiskDecision.deny(
+                cap = _units(self.percent_of_equity * equity, unit) if equity > 0 else Decimal(0)
+                return _over(
+                    request,
+                    _room(cap, held, working, request),
+                    self.shrink,
                     f"the position in {inst.id} would be {share:.1%} of equity, over the limit "
-                    f"of {self.percent_of_equity:.1%}"
+                    f"of {self.percent_of_equity:.1%}",
                 )
         return RiskDecision.approve()
+
+
+def _units(value: float, unit_value: float) -> Decimal:
+    """How many units (not rounded to lots) ``value`` buys at ``unit_value`` each."""
+    return Decimal(repr(value / unit_value)) if unit_value > 0 else Decimal(0)
 
 
 @final
@@ -155,22 +193,28 @@ class MaxOrderNotional(RiskRule):
 
     Args:
         limit: The largest value of one order.
+        shrink: Cut a larger order down to the limit (in whole lots) instead of denying it.
 
     Raises:
         ConfigError: if the limit is not positive.
     """
 
-    def __init__(self, limit: float) -> None:
+    def __init__(self, limit: float, *, shrink: bool = False) -> None:
         self.limit = _positive(limit, "limit")
+        self.shrink = shrink
 
     @override
     def check(self, request: OrderRequest, portfolio: PortfolioView, ts_ns: int) -> RiskDecision:
-        value = abs(_value(request, portfolio, request.quantity))
-        if math.isnan(value):
+        unit = abs(_value(request, portfolio, Decimal(1)))
+        if math.isnan(unit):
             return _no_price(request)
+        value = float(request.quantity) * unit
         if self.limit is not None and value > self.limit:
-            return RiskDecision.deny(
-                f"the order is worth {value:,.2f}, over the limit of {self.limit:,.2f} per order"
+            return _over(
+                request,
+                request.instrument.round_quantity(_units(self.limit, unit)),
+                self.shrink,
+                f"the order is worth {value:,.2f}, over the limit of {self.limit:,.2f} per order",
             )
         return RiskDecision.approve()
 

@@ -22,11 +22,13 @@ __all__ = ["MaxOrderQuantity", "RiskDecision", "RiskRule"]
 class RiskDecision:
     """A risk rule's verdict on one order request.
 
-    Build one with :meth:`approve` or :meth:`deny`.
+    Build one with :meth:`approve`, :meth:`deny` or :meth:`shrink`.
     """
 
     approved: bool
     reason: str = ""
+    quantity: Decimal | None = None
+    """The smaller quantity a :meth:`shrink` lets through (None: as asked)."""
 
     @classmethod
     def approve(cls) -> RiskDecision:
@@ -37,6 +39,18 @@ class RiskDecision:
     def deny(cls, reason: str) -> RiskDecision:
         """Refuse the order; ``reason`` reaches the strategy in an :class:`~ibkrfw.OrderDenied`."""
         return cls(False, reason)
+
+    @classmethod
+    def shrink(cls, quantity: DecimalLike, reason: str) -> RiskDecision:
+        """Let the order through at a smaller ``quantity``, saying why.
+
+        The engine sends the smaller order, tells the strategy with an
+        :class:`~ibkrfw.OrderResized` event, and runs the remaining rules on it. A quantity of
+        zero or less denies the order; one that is not below the request's, or not a whole
+        number of lots, is a faulty rule and denies it too (round down with
+        :meth:`Instrument.round_quantity <ibkrfw.Instrument.round_quantity>`).
+        """
+        return cls(True, reason, to_decimal(quantity, "quantity"))
 
 
 _APPROVED = RiskDecision(True)
@@ -74,23 +88,27 @@ class MaxOrderQuantity(RiskRule):
 
     Args:
         limit: The largest quantity allowed in one order.
+        shrink: Cut a larger order down to the limit (in whole lots) instead of denying it.
 
     Raises:
         ConfigError: if ``limit`` is not positive.
     """
 
-    def __init__(self, limit: DecimalLike) -> None:
+    def __init__(self, limit: DecimalLike, *, shrink: bool = False) -> None:
         try:
             self.limit: Decimal = to_decimal(limit, "limit")
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
         if self.limit <= 0:
             raise ConfigError(f"limit must be positive, got {limit!r}")
+        self.shrink = shrink
 
     @override
     def check(self, request: OrderRequest, portfolio: PortfolioView, ts_ns: int) -> RiskDecision:
         if request.quantity > self.limit:
-            return RiskDecision.deny(
-                f"quantity {request.quantity} exceeds the limit of {self.limit} per order"
-            )
+            why = f"quantity {request.quantity} exceeds the limit of {self.limit} per order"
+            fits = request.instrument.round_quantity(self.limit)
+            if self.shrink and fits > 0:
+                return RiskDecision.shrink(fits, f"{why}: cut to {fits}")
+            return RiskDecision.deny(why)
         return RiskDecision.approve()

@@ -43,6 +43,8 @@ class RecordingBroker(Broker):
         self.inner = inner
         self.submitted: list[Order] = []
         """Every order handed to the broker, in order."""
+        self.modified: list[tuple[Order, OrderRequest]] = []
+        """Every modification handed to the broker: the order and its replacement request."""
 
     @override
     def start(self, clock: Clock, emit: EventSink) -> None:
@@ -73,6 +75,7 @@ class RecordingBroker(Broker):
 
     @override
     def modify(self, order: Order, request: OrderRequest) -> None:
+        self.modified.append((order, request))
         self.inner.modify(order, request)
 
     @property
