@@ -52,6 +52,7 @@ from ibkrfw.model.instruments import Instrument
 from ibkrfw.model.orders import (
     Order,
     OrderRequest,
+    OrderType,
     Side,
     check_modification,
     check_request,
@@ -59,6 +60,7 @@ from ibkrfw.model.orders import (
 from ibkrfw.portfolio.portfolio import Portfolio, _Holding
 from ibkrfw.ports import Broker, DataFeed
 from ibkrfw.risk.monitor import Halt, RiskMonitor
+from ibkrfw.risk.protect import GROUP_PREFIX, STOP_TAG, TAKE_TAG, Protection
 from ibkrfw.risk.rule import RiskRule
 from ibkrfw.strategy import Context, Strategy
 
@@ -82,6 +84,17 @@ class _Lane:
         self.history = history
         # Preloaded histories follow the clock; only growing ones need each bar.
         self.push = None if history.is_preloaded else history.push
+
+
+class _Guard:
+    """The protective orders of one position: their OCA group, exit side and ids by tag."""
+
+    __slots__ = ("group", "orders", "side")
+
+    def __init__(self, group: str, side: Side) -> None:
+        self.group = group
+        self.side = side
+        self.orders: dict[str, int] = {}
 
 
 def _cost(fill: Fill) -> Decimal:
@@ -113,6 +126,9 @@ class Engine:
         risk_monitors: Watchers of the account, run once per time stamp after its bars; a
             :class:`~ibkrfw.risk.Halt` they return stops orders that add risk (and may close
             every position), reported as :class:`~ibkrfw.TradingHalted`.
+        protection: Stop-loss and take-profit orders kept on every position (see
+            :class:`~ibkrfw.risk.Protection`); with several, the first covering an
+            instrument applies.
         clock: The clock; by default a :class:`~ibkrfw.SimClock` for a backtest and a
             :class:`~ibkrfw.LiveClock` when the feeds are live.
         logger: Where the run logs (``ibkrfw.engine`` by default).
@@ -144,6 +160,7 @@ class Engine:
         *,
         risk_rules: Sequence[RiskRule] = (),
         risk_monitors: Sequence[RiskMonitor] = (),
+        protection: Protection | Sequence[Protection] = (),
         clock: Clock | None = None,
         logger: logging.Logger | None = None,
         tune_gc: bool = True,
@@ -156,6 +173,12 @@ class Engine:
         self.risk_rules = tuple(risk_rules)
         self.risk_monitors = tuple(risk_monitors)
         self._order_monitors = any(m.watches_orders for m in self.risk_monitors)
+        self.protection: tuple[Protection, ...] = (
+            (protection,) if isinstance(protection, Protection) else tuple(protection)
+        )
+        self._guards: dict[Instrument, _Guard] = {}
+        self._unguarded: set[Instrument] = set()  # positions whose protection must be checked
+        self._retry: set[Instrument] = set()  # protection waiting for data (an ATR)
         self._halt: TradingHalted | None = None
         self.halts: list[TradingHalted] = []
         """Every halt of the run, in order."""
@@ -204,11 +227,22 @@ class Engine:
     def submit(self, request: OrderRequest) -> Order:
         """Validate ``request``, run the risk rules, and hand it to the broker.
 
+        An order that reduces a position kept by a :class:`~ibkrfw.risk.Protection` joins its
+        protective orders' OCA group (unless it has a group or a parent of its own).
+
         Returns:
             The new order, ``PENDING_SUBMIT`` if it was sent (its fate arrives as events) or
             already ``DENIED`` if validation or a risk rule refused it (the
             :class:`~ibkrfw.OrderDenied` event follows all the same).
         """
+        if self._guards and not request.oca_group and request.parent_id is None:
+            guard = self._guards.get(request.instrument)
+            if guard is not None and request.side is guard.side:
+                request = attrs.evolve(request, oca_group=guard.group)
+        return self._send(request, checked=True)
+
+    def _send(self, request: OrderRequest, *, checked: bool) -> Order:
+        """Validate ``request``, run the risk rules if ``checked``, and hand it to the broker."""
         now = self.clock.now_ns()
         reason = check_request(request)
         if reason is None and request.instrument not in self._lanes:
@@ -219,9 +253,9 @@ class Engine:
             return self._refuse(self.orders.create(request, now), now, reason, "validation")
         # Risk sees the orders already working, not this one: it is created after the check.
         asked = request
-        refusal = self._halt_refusal(request, now)
+        refusal = self._halt_refusal(request, now) if checked else None
         resized: list[tuple[str, str]] = []
-        if refusal is None:
+        if refusal is None and checked:
             request, refusal = self._risk_check(request, now, resized)
         order = self.orders.create(request, now)
         if refusal is not None:
@@ -372,11 +406,15 @@ class Engine:
         what has filled, or a risk rule denies it. A rule that shrinks the replacement is
         reported by :class:`~ibkrfw.OrderResized` before the broker's answer.
         """
+        self._modify(order, request, checked=True)
+
+    def _modify(self, order: Order, request: OrderRequest, *, checked: bool) -> None:
+        """Modify ``order``; the risk rules run if ``checked`` (not for protective orders)."""
         now = self.clock.now_ns()
         asked = request.quantity
         resized: list[tuple[str, str]] = []
         reason = check_modification(order, request)
-        if reason is None:
+        if reason is None and checked:
             self._risk_exclude = order.order_id  # the replacement stands in for it
             try:
                 request, refusal = self._risk_check(request, now, resized)
@@ -486,6 +524,8 @@ class Engine:
             for fill in adopted:
                 self._book_adopted(fill)
             broker.adopt_orders(self._adopt_order)
+            if self.protection:
+                self._take_over_protection()
             base, fx = portfolio.base_currency, portfolio.fx
         except BaseException:
             self._shut_down()  # a half-started broker may hold a connection and threads
@@ -569,6 +609,18 @@ class Engine:
         self.orders.apply(OrderAccepted(ts_ns=now, order_id=order.order_id))
         self.log.info("adopted working order %d: %r", order.order_id, request)
         return self.orders.get(order.order_id) or order
+
+    def _take_over_protection(self) -> None:
+        """Adopt the protective orders found working; check every position held at the start."""
+        for order in self.orders.active():
+            request = order.request
+            if request.oca_group.startswith(GROUP_PREFIX) and request.tag in (STOP_TAG, TAKE_TAG):
+                guard = self._guards.get(request.instrument)
+                if guard is None:
+                    guard = _Guard(request.oca_group, request.side)
+                    self._guards[request.instrument] = guard
+                guard.orders[request.tag] = order.order_id
+        self._unguarded.update(self._running_portfolio().positions)
 
     def _emit_live(self, event: Event) -> None:
         """Events from the engine's thread join the queue; from any other, the inbox."""
@@ -675,6 +727,9 @@ class Engine:
                 if monitors and cur_ts is not None:
                     self._watch(cur_ts)  # the account once every bar of cur_ts was handled
                     drain()
+                if self._retry:
+                    self._unguarded |= self._retry
+                    drain()
                 if ts >= timers.next_due_ns:
                     self._fire_timers(ts)
                 advance(ts)
@@ -719,8 +774,69 @@ class Engine:
 
     def _drain(self) -> None:
         queue = self.queue
-        while queue:
-            self._dispatch(queue.popleft())
+        while True:
+            while queue:
+                self._dispatch(queue.popleft())
+            if not self._unguarded:
+                return
+            # Positions changed: once the broker's own consequences of the fills (an OCA
+            # group's reductions) are in, make the protective orders match them.
+            changed, self._unguarded = self._unguarded, set()
+            for inst in sorted(changed, key=attrgetter("id")):
+                self._protect(inst)
+
+    def _protect(self, inst: Instrument) -> None:
+        """Place, resize, move or cancel the protective orders of ``inst``'s position."""
+        spec = next((p for p in self.protection if p.covers(inst)), None)
+        lane = self._lanes.get(inst)
+        if spec is None or lane is None:
+            return
+        portfolio = self._running_portfolio()
+        held = portfolio.quantity(inst)
+        guard = self._guards.get(inst)
+        live: dict[str, Order] = {}
+        if guard is not None:
+            for tag, order_id in guard.orders.items():
+                order = self.orders.get(order_id)
+                if order is not None and not order.status.is_terminal:
+                    live[tag] = order
+        side = Side.SELL if held > 0 else Side.BUY
+        if guard is not None and (not held or guard.side is not side):
+            for order in live.values():  # flat, or turned around: the old exits go
+                self.broker.cancel(order)
+            del self._guards[inst]
+            guard, live = None, {}
+        self._retry.discard(inst)
+        if not held:
+            return
+        if guard is None:
+            guard = self._guards[inst] = _Guard(
+                f"{GROUP_PREFIX}{inst.id}-{self.clock.now_ns()}", side
+            )
+        price = lane.holding.price
+        wanted = spec.orders(
+            inst, held, float(lane.holding.avg), lane.history.last(),
+            None if price != price else price,
+        )  # fmt: skip
+        for tag, request in wanted.items():
+            current = live.get(tag)
+            if request is None:
+                if current is None:
+                    self._retry.add(inst)  # no price for it yet (an ATR): next time stamp
+                continue
+            if current is None:
+                order = self._send(attrs.evolve(request, oca_group=guard.group), checked=False)
+                guard.orders[tag] = order.order_id
+                continue
+            old = current.request
+            total = current.filled_quantity + request.quantity
+            if total != old.quantity:  # the position changed: resize, and move to its price
+                trailing = old.order_type is OrderType.TRAILING_STOP  # keeps the ground it made
+                replacement = attrs.evolve(
+                    old, quantity=total, limit_price=request.limit_price,
+                    stop_price=old.stop_price if trailing else request.stop_price,
+                )  # fmt: skip
+                self._modify(current, replacement, checked=False)
 
     def _dispatch(self, event: Event) -> None:
         if isinstance(event, OrderEvent):
@@ -733,6 +849,8 @@ class Engine:
             fill = event.fill if type(event) is OrderFilled else None
             if fill is not None:
                 self._book_fill(fill)
+                if self.protection:
+                    self._unguarded.add(fill.instrument)
             if not known:
                 return
             if self._want_order:

@@ -11,6 +11,7 @@ from decimal import Decimal
 from functools import partial
 from typing import Any, ClassVar, Literal, final
 
+import attrs
 from typing_extensions import override
 
 from ibkrfw.core.clock import Clock
@@ -54,6 +55,12 @@ def _ref_id(order_ref: str) -> int:
     if len(parts) >= 2 and parts[0] == "ibkrfw" and parts[1].isdigit():
         return int(parts[1])
     return 0
+
+
+def _ref_tag(order_ref: str) -> str:
+    """The strategy's tag in an ``orderRef`` of this library (``ibkrfw:<id>:<tag>``), or ""."""
+    parts = order_ref.split(":", 2)
+    return parts[2] if len(parts) == 3 and parts[0] == "ibkrfw" else ""
 
 
 def _quantity(value: Any) -> Decimal:
@@ -553,6 +560,7 @@ class IBKRBroker(Broker, Listener):
             except (ConfigError, OrderError) as exc:
                 differences.append(f"order {ib_id} at IB cannot be read: {exc}")
                 continue
+            request = attrs.evolve(request, tag=_ref_tag(ref))
             if (_ref_id(ref) or ib_id) not in journaled:
                 differences.append(f"order {ib_id} ({ref}) works at IB, unknown to the journal")
             adopt.append((ib_id, int(getattr(ib_order, "permId", 0) or 0), request))

@@ -164,8 +164,9 @@ class OrderRequest:
         trail_percent: For TRAILING_STOP: the distance as a percentage of the best price.
         parent_id: The engine id of a parent order: this order waits until the parent has
             filled (a bracket's exits), and is cancelled if the parent ends unfilled.
-        oca_group: One-cancels-all group (IB's ``ocaGroup``): a fill in one member reduces the
-            others by as much, and once one has filled completely the others are cancelled.
+        oca_group: One-cancels-all group (IB's ``ocaGroup``, sent with ``ocaType`` 3): a fill
+            in one member reduces the others by as much, and a member reduced to nothing is
+            cancelled (members of one size, as a bracket's exits: one fills, the rest go).
         tif: Time in force; IB's default, DAY, unless given.
         good_till_ns: Expiry time (UTC ns) for GTD orders.
         tag: Free text carried to IB as ``orderRef``; use it to recognise your orders.

@@ -18,6 +18,7 @@ from ibkrfw.risk.monitor import (
     MaxDrawdownKillSwitch,
     RiskMonitor,
 )
+from ibkrfw.risk.protect import Protection, StopLoss, TakeProfit
 from ibkrfw.risk.ramp import CapitalRamp, RampStep
 from ibkrfw.risk.rule import MaxOrderQuantity, RiskDecision, RiskRule
 
@@ -35,11 +36,14 @@ __all__ = [
     "MaxOrderQuantity",
     "MaxPosition",
     "OrderRateLimit",
+    "Protection",
     "RampStep",
     "RestrictedList",
     "RiskDecision",
     "RiskMonitor",
     "RiskRule",
     "StaleDataGuard",
+    "StopLoss",
+    "TakeProfit",
     "TradingHours",
 ]

@@ -327,9 +327,9 @@ class SimBroker(Broker):
     def _ended(
         self, w: Working, ts: int, at_open: bool = False, filled: Decimal | None = None
     ) -> None:
-        """After ``w`` left the book: start, resize or cancel its children; close its OCA group."""
+        """After ``w`` left the book: start, resize or cancel its children."""
         order = w.order
-        if not self._held and not order.request.oca_group:
+        if not self._held:
             return  # the common case: nothing depends on this order
         if filled is None:
             filled = w.so_far.quantity
@@ -344,10 +344,6 @@ class SimBroker(Broker):
             child.eligible_ns = ts if at_open else ts + 1
             self._work(child)
             self._activated.append(child)
-        group = order.request.oca_group
-        if group and filled >= order.request.quantity:
-            for other in self._group(group):
-                self._withdraw(other, ts, f"OCA group {group!r}: order {order.order_id} filled")
 
     def _group(self, group: str) -> list[Working]:
         """The working or held members of an OCA group (a copy: callers change the book)."""
@@ -365,7 +361,7 @@ class SimBroker(Broker):
         self._emit(OrderModified(ts_ns=ts, order_id=w.order.order_id, request=request))
 
     def _reduce_group(self, w: Working, quantity: Decimal, ts: int) -> None:
-        """A partial fill in an OCA group reduces the other members by as much."""
+        """A fill in an OCA group reduces the other members by as much (IB's OCA type 3)."""
         group = w.order.request.oca_group
         for other in self._group(group):
             if other is w:
@@ -730,6 +726,8 @@ class SimBroker(Broker):
             self._remove(inst, order.order_id)
             self._emit(OrderFilled(ts_ns=ts, order_id=order.order_id, fill=fill))
             self._ended(w, ts, at_open=type(price) is float, filled=filled)  # float: the open
+            if order.request.oca_group:
+                self._reduce_group(w, quantity, ts)
             return
         w.so_far = OrderSoFar(
             filled, before.value + quantity * fill_price * inst.multiplier, before.commission + fee

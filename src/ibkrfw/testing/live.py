@@ -17,6 +17,8 @@ from ibkrfw.engine.result import RunResult
 from ibkrfw.errors import EngineError
 from ibkrfw.model.instruments import Instrument
 from ibkrfw.ports import Broker
+from ibkrfw.risk.monitor import RiskMonitor
+from ibkrfw.risk.protect import Protection
 from ibkrfw.risk.rule import RiskRule
 from ibkrfw.strategy import Strategy
 from ibkrfw.testing.faketws.server import FakeTWS
@@ -58,6 +60,8 @@ class LiveSession:
         instruments: What to subscribe to; every instrument the fake replays by default.
         client_id: The API client id.
         risk_rules: The engine's risk rules.
+        risk_monitors: The engine's risk monitors.
+        protection: The engine's stop-loss and take-profit keeper.
         state_dir: Where the broker keeps its order ids (in memory if None).
         broker: Another broker instead of the fake TWS's: a :class:`~ibkrfw.sim.SimBroker`
             makes the sandbox mode (IB's market data, the simulator's fills).
@@ -82,6 +86,8 @@ class LiveSession:
         instruments: Sequence[Instrument] | None = None,
         client_id: int = 1,
         risk_rules: Sequence[RiskRule] = (),
+        risk_monitors: Sequence[RiskMonitor] = (),
+        protection: Protection | Sequence[Protection] = (),
         state_dir: str | os.PathLike[str] | None = None,
         broker: Broker | None = None,
         on_mismatch: Literal["refuse", "adopt"] = "refuse",
@@ -108,6 +114,8 @@ class LiveSession:
             self.feed,
             self.broker,
             risk_rules=risk_rules,
+            risk_monitors=risk_monitors,
+            protection=protection,
             clock=SimClock(),
             tune_gc=False,
         )

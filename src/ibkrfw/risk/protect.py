@@ -1,0 +1,297 @@
+"""Stop-loss and take-profit orders kept on every position, as real orders at the broker.
+
+A :class:`Protection` given to the engine (``Engine(protection=...)``) watches the positions:
+after the fills of a time stamp it places, resizes, moves or cancels a stop-loss and a
+take-profit for each position so that they always cover it. They are ordinary GTC orders, so
+in live trading they sit at IB and protect the position even when the process is gone. The
+engine does the bookkeeping; this module only says which orders a position should have.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Iterable
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from typing import final
+
+import attrs
+import numpy as np
+
+from ibkrfw.core.history import History
+from ibkrfw.errors import ConfigError
+from ibkrfw.model.instruments import Instrument
+from ibkrfw.model.orders import OrderRequest, OrderType, Side
+
+__all__ = ["Protection", "StopLoss", "TakeProfit"]
+
+STOP_TAG = "stop-loss"
+"""The tag of the stop-loss orders a :class:`Protection` places."""
+TAKE_TAG = "take-profit"
+"""The tag of the take-profit orders a :class:`Protection` places."""
+GROUP_PREFIX = "protect-"
+"""How the OCA groups of protective orders begin."""
+
+
+class _Kind(enum.Enum):
+    FIXED = "fixed"
+    PERCENT = "percent"
+    ATR = "atr"
+
+
+def _positive(value: float, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ConfigError(f"{name} must be a positive number, got {value!r}")
+    if not math.isfinite(value):
+        raise ConfigError(f"{name} must be finite, got {value!r}")
+    return float(value)
+
+
+def _period(period: int) -> int:
+    if isinstance(period, bool) or not isinstance(period, int) or period < 1:
+        raise ConfigError(f"period must be a positive int, got {period!r}")
+    return period
+
+
+def average_true_range(history: History, period: int) -> float:
+    """The mean true range of the last ``period`` bars of ``history`` (NaN if fewer).
+
+    The true range of a bar is the largest of its high minus low and the distances from the
+    previous close to its high and low; the first bar of the history has no previous close and
+    counts its high minus low.
+
+    Example:
+        >>> from ibkrfw import Bar, Stock
+        >>> from ibkrfw.core.history import BarHistory
+        >>> h = BarHistory.empty()
+        >>> for i, (hi, lo, c) in enumerate([(11, 9, 10), (12, 10, 11), (14, 11, 13)]):
+        ...     h.push(Bar(Stock("X"), i, c, hi, lo, c, 0.0))
+        >>> average_true_range(h.last(), 2)  # (12 - 10 = 2, 14 - 11 = 3) / 2
+        2.5
+    """
+    if len(history) < period:
+        return math.nan
+    high, low, close = history.high[-period:], history.low[-period:], history.close
+    if len(close) > period:
+        previous = close[-period - 1 : -1]
+    else:  # the first bar has no previous close: its own gives its high minus low
+        previous = np.concatenate((close[:1], close[:-1]))
+    ranges = np.maximum(high - low, np.maximum(np.abs(high - previous), np.abs(low - previous)))
+    return float(ranges.mean())
+
+
+@final
+@attrs.frozen
+class StopLoss:
+    """Where a position's stop-loss sits: a distance from the average entry price.
+
+    Build one with :meth:`fixed`, :meth:`percent`, :meth:`atr` or :meth:`trailing`.
+    """
+
+    kind: _Kind
+    value: float
+    period: int = 14
+    trail: bool = False
+
+    @classmethod
+    def fixed(cls, distance: float) -> StopLoss:
+        """A stop ``distance`` (in price) from the average entry price."""
+        return cls(_Kind.FIXED, _positive(distance, "distance"))
+
+    @classmethod
+    def percent(cls, fraction: float) -> StopLoss:
+        """A stop ``fraction`` of the average entry price away (0.05: 5 % below a long)."""
+        if not _positive(fraction, "fraction") < 1:
+            raise ConfigError(f"fraction must be below 1, got {fraction!r}")
+        return cls(_Kind.PERCENT, fraction)
+
+    @classmethod
+    def atr(cls, multiple: float, period: int = 14, *, trail: bool = False) -> StopLoss:
+        """A stop ``multiple`` average true ranges (over ``period`` bars) away.
+
+        The range is measured when the stop is placed or resized; with ``trail=True`` the
+        stop is a trailing stop that distance behind the best price since.
+        """
+        return cls(_Kind.ATR, _positive(multiple, "multiple"), _period(period), trail)
+
+    @classmethod
+    def trailing(cls, *, amount: float | None = None, percent: float | None = None) -> StopLoss:
+        """A trailing stop (IB's TRAIL order) ``amount`` or ``percent`` behind the best price.
+
+        ``percent`` is a fraction, as elsewhere: 0.05 trails 5 % behind.
+        """
+        if (amount is None) == (percent is None):
+            raise ConfigError("a trailing stop needs exactly one of amount and percent")
+        if amount is not None:
+            return cls(_Kind.FIXED, _positive(amount, "amount"), trail=True)
+        assert percent is not None
+        if not _positive(percent, "percent") < 1:
+            raise ConfigError(f"percent must be a fraction below 1, got {percent!r}")
+        return cls(_Kind.PERCENT, percent, trail=True)
+
+
+@final
+@attrs.frozen
+class TakeProfit:
+    """Where a position's take-profit sits: a distance from the average entry price.
+
+    Build one with :meth:`fixed`, :meth:`percent` or :meth:`atr`.
+    """
+
+    kind: _Kind
+    value: float
+    period: int = 14
+
+    @classmethod
+    def fixed(cls, distance: float) -> TakeProfit:
+        """A limit ``distance`` (in price) beyond the average entry price."""
+        return cls(_Kind.FIXED, _positive(distance, "distance"))
+
+    @classmethod
+    def percent(cls, fraction: float) -> TakeProfit:
+        """A limit ``fraction`` of the average entry price beyond it (0.1: 10 % above a long)."""
+        return cls(_Kind.PERCENT, _positive(fraction, "fraction"))
+
+    @classmethod
+    def atr(cls, multiple: float, period: int = 14) -> TakeProfit:
+        """A limit ``multiple`` average true ranges (over ``period`` bars) beyond the entry."""
+        return cls(_Kind.ATR, _positive(multiple, "multiple"), _period(period))
+
+
+def _last_close(history: History, default: float) -> float:
+    closes = history.close
+    return float(closes[-1]) if len(closes) else default
+
+
+def _distance(kind: _Kind, value: float, period: int, entry: float, history: History) -> float:
+    if kind is _Kind.FIXED:
+        return value
+    if kind is _Kind.PERCENT:
+        return entry * value
+    return value * average_true_range(history, period)
+
+
+@final
+class Protection:
+    """A stop-loss and a take-profit for every position, kept by the engine as real orders.
+
+    After each time stamp's fills, for each instrument whose position changed, the engine
+    makes the protective orders match the position: placed when a position opens (GTC, tagged
+    ``stop-loss`` and ``take-profit``, in one OCA group so a fill in one reduces the other),
+    resized and moved (to the new average price) when it grows or shrinks, replaced when it
+    turns from long to short, cancelled when it closes. Orders of your own that reduce a
+    protected position join its OCA group (unless they have a group or a parent), so your exit
+    and the stop can never both fill. Protective orders only reduce risk: they skip the
+    pre-trade rules, so no limit can leave a position unprotected.
+
+    Positions held when a run starts (adopted from the account) are protected at once, and
+    protective orders found working at the account are taken over rather than duplicated.
+    When a distance cannot be worked out yet (an ATR before enough bars), the order waits and
+    is tried again at each time stamp.
+
+    Use either this or :meth:`Context.bracket <ibkrfw.Context.bracket>` for an instrument,
+    not both: each would place its own exits.
+
+    Args:
+        stop_loss: Where the stop goes (none if None).
+        take_profit: Where the take-profit goes (none if None).
+        instruments: The instruments protected (every instrument if None).
+
+    Raises:
+        ConfigError: if neither a stop-loss nor a take-profit is given.
+
+    Example:
+        >>> protect = Protection(StopLoss.percent(0.05), TakeProfit.atr(3.0, period=20))
+    """
+
+    def __init__(
+        self,
+        stop_loss: StopLoss | None = None,
+        take_profit: TakeProfit | None = None,
+        *,
+        instruments: Iterable[Instrument] | None = None,
+    ) -> None:
+        if stop_loss is None and take_profit is None:
+            raise ConfigError("a Protection needs a stop_loss, a take_profit or both")
+        self.stop_loss = stop_loss
+        self.take_profit = take_profit
+        self.instruments = None if instruments is None else frozenset(instruments)
+
+    def covers(self, instrument: Instrument) -> bool:
+        """Whether positions in ``instrument`` are protected by this."""
+        return self.instruments is None or instrument in self.instruments
+
+    def orders(
+        self,
+        instrument: Instrument,
+        quantity: Decimal,
+        entry: float,
+        history: History,
+        last: float | None = None,
+    ) -> dict[str, OrderRequest | None]:
+        """The protective orders a position should have, by tag.
+
+        Args:
+            instrument: The position's instrument.
+            quantity: The signed quantity held (not zero).
+            entry: The average entry price.
+            history: The instrument's bars so far (for ATR distances).
+            last: The last price (a trailing stop starts that far from it); the last close
+                of ``history`` if None.
+
+        Returns:
+            ``{"stop-loss": request, "take-profit": request}`` for the orders configured; a
+            None value when its price cannot be worked out yet (no ATR, or a stop at or
+            below zero). Requests carry no OCA group; the engine adds it.
+        """
+        long = quantity > 0
+        side = Side.SELL if long else Side.BUY
+        size = abs(quantity)
+        sign = 1.0 if long else -1.0
+        wanted: dict[str, OrderRequest | None] = {}
+        stop = self.stop_loss
+        if stop is not None:
+            gap = _distance(stop.kind, stop.value, stop.period, entry, history)
+            if not (math.isfinite(gap) and gap > 0):
+                wanted[STOP_TAG] = None
+            elif stop.trail:
+                # IB's trail percent is in percent units; an ATR trail is an amount
+                by_percent = stop.kind is _Kind.PERCENT
+                amount = None if by_percent else instrument.round_price(gap, ROUND_CEILING)
+                price = last if last is not None else _last_close(history, entry)
+                start = price - sign * (price * stop.value if by_percent else float(gap))
+                wanted[STOP_TAG] = None
+                if start > 0:
+                    wanted[STOP_TAG] = OrderRequest(
+                        instrument, side, size, OrderType.TRAILING_STOP,
+                        stop_price=instrument.round_price(
+                            start, ROUND_FLOOR if long else ROUND_CEILING
+                        ),
+                        trail_amount=amount,
+                        trail_percent=Decimal(repr(stop.value * 100)) if by_percent else None,
+                        tif="GTC", tag=STOP_TAG,
+                    )  # fmt: skip
+            else:
+                price = entry - sign * gap
+                rounding = ROUND_FLOOR if long else ROUND_CEILING  # never closer than asked
+                stop_at = instrument.round_price(price, rounding) if price > 0 else None
+                wanted[STOP_TAG] = None
+                if stop_at is not None and stop_at > 0:
+                    wanted[STOP_TAG] = OrderRequest(
+                        instrument, side, size, OrderType.STOP, stop_price=stop_at, tif="GTC",
+                        tag=STOP_TAG,
+                    )  # fmt: skip
+        take = self.take_profit
+        if take is not None:
+            gap = _distance(take.kind, take.value, take.period, entry, history)
+            price = entry + sign * gap
+            if not (math.isfinite(gap) and gap > 0 and price > 0):
+                wanted[TAKE_TAG] = None
+            else:
+                rounding = ROUND_CEILING if long else ROUND_FLOOR
+                wanted[TAKE_TAG] = OrderRequest(
+                    instrument, side, size, OrderType.LIMIT,
+                    limit_price=instrument.round_price(price, rounding), tif="GTC",
+                    tag=TAKE_TAG,
+                )  # fmt: skip
+        return wanted

@@ -1,0 +1,195 @@
+"""Stop-loss and take-profit kept on every position as real orders, in backtests."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from ibkrfw import (
+    ConfigError,
+    Engine,
+    OrderCancelled,
+    OrderType,
+    Stock,
+)
+from ibkrfw.risk import (
+    Protection,
+    StopLoss,
+    TakeProfit,
+    TradingHours,
+)
+from ibkrfw.risk.protect import average_true_range
+from ibkrfw.sim import DataFrameFeed, SimBroker
+from ibkrfw.testing import RecordingBroker, ScriptedStrategy, bars_frame
+
+ACME = Stock("ACME")
+Action = Callable[[Any, Any], object]
+
+
+def run(rows: Sequence[tuple[float, ...]], actions: dict[int, Action], protection, **kw: Any):
+    feed = DataFrameFeed(bars_frame(rows, start="2024-01-02 14:30"), ACME)
+    broker = RecordingBroker(SimBroker(100_000))
+    strategy = ScriptedStrategy(actions)
+    result = Engine(strategy, feed, broker, protection=protection, **kw).run()
+    return result, broker, strategy
+
+
+def buy(q: int) -> Action:
+    return lambda ctx, bar: ctx.buy(ACME, q)
+
+
+def sell(q: int) -> Action:
+    return lambda ctx, bar: ctx.sell(ACME, q)
+
+
+def protective(broker: RecordingBroker) -> list[Any]:
+    return [o for o in broker.submitted if o.request.tag in ("stop-loss", "take-profit")]
+
+
+FLAT = (100, 101, 99, 100)
+
+
+def test_a_position_gets_a_stop_and_a_take_profit_that_cancel_each_other() -> None:
+    rows = [FLAT, FLAT, FLAT, (100, 100, 94, 95), FLAT, FLAT]
+    protect = Protection(StopLoss.fixed(5), TakeProfit.fixed(10))
+    result, broker, strategy = run(rows, {0: buy(100)}, protect)
+    stop, take = protective(broker)
+    assert (stop.request.order_type, stop.request.side, stop.request.quantity) == (
+        OrderType.STOP, "SELL", 100,
+    )  # fmt: skip
+    assert stop.request.stop_price == 95 and take.request.limit_price == 110
+    assert stop.request.tif == "GTC" and stop.request.oca_group == take.request.oca_group
+    assert stop.request.oca_group.startswith("protect-ACME.SMART-")
+    # bar 3 trades down to 94: the stop fills at 95, the take-profit is cancelled with it
+    fills = result.fill_list
+    assert [(f.side.value, f.quantity, f.price) for f in fills] == [
+        ("BUY", 100, 100), ("SELL", 100, 95),
+    ]  # fmt: skip
+    cancelled = [e for o, e in strategy.events if isinstance(e, OrderCancelled)]
+    assert [e.order_id for e in cancelled] == [take.order_id]
+    assert len(broker.submitted) == 3  # nothing placed once flat
+
+
+def test_the_orders_follow_the_position_as_it_grows_and_shrinks() -> None:
+    rows = [FLAT, FLAT, (110, 111, 109, 110), (110, 111, 109, 110), FLAT, FLAT, FLAT]
+    protect = Protection(StopLoss.percent(0.1), TakeProfit.percent(0.2))
+    result, broker, _ = run(rows, {0: buy(100), 1: buy(100), 3: sell(50)}, protect)
+    stop, take = protective(broker)
+    # first 100 at 100: stop 90, take-profit 120; then 100 more at 110: average 105
+    assert (stop.request.stop_price, take.request.limit_price) == (90, 120)
+    grown = [(o.request.quantity, r.quantity, r.stop_price, r.limit_price)
+             for o, r in broker.modified]  # fmt: skip
+    assert grown[:2] == [
+        (100, 200, Decimal("94.50"), None),  # 105 - 10 %
+        (100, 200, None, Decimal("126.00")),  # 105 + 20 %
+    ]
+    # selling 50 joins the group: the broker reduces the exits to 150, nothing else to do
+    sale = [o for o in broker.submitted if o.request.side.value == "SELL" and not o.request.tag]
+    assert sale[0].request.oca_group == stop.request.oca_group
+    assert len(protective(broker)) == 2  # resized and reduced, never replaced
+    final = {o.request.tag: o for o in result.order_list if not o.status.is_terminal}
+    assert final["stop-loss"].request.quantity == 150
+    assert final["take-profit"].request.quantity == 150
+    assert result.positions[ACME.id].iloc[-1] == 150
+
+
+def test_an_exit_of_the_strategy_and_the_stop_never_both_fill() -> None:
+    # The strategy sells at the open of bar 3, which also trades through the stop: the
+    # market order fills first, and the group takes the stop and take-profit away.
+    rows = [FLAT, FLAT, FLAT, (100, 100, 80, 85), FLAT]
+    protect = Protection(StopLoss.fixed(5), TakeProfit.fixed(10))
+    result, _, _ = run(rows, {0: buy(100), 2: sell(100)}, protect)
+    assert [(f.side.value, f.quantity) for f in result.fill_list] == [("BUY", 100), ("SELL", 100)]
+    assert result.positions[ACME.id].iloc[-1] == 0
+    assert all(o.status.is_terminal for o in result.order_list)
+
+
+def test_a_position_turned_around_gets_new_exits_on_the_other_side() -> None:
+    rows = [FLAT] * 5
+    protect = Protection(StopLoss.fixed(5))
+    result, broker, _ = run(rows, {0: buy(100), 2: sell(300)}, protect)
+    first, second = protective(broker)
+    assert (first.request.side.value, first.request.stop_price) == ("SELL", 95)
+    assert (second.request.side.value, second.request.quantity) == ("BUY", 200)
+    assert second.request.stop_price == 105 and second.request.oca_group != first.request.oca_group
+    status = {o.order_id: o.status for o in result.order_list}
+    assert status[first.order_id].is_terminal and not status[second.order_id].is_terminal
+
+
+def test_trailing_stops_by_percent_amount_and_atr() -> None:
+    rows = [FLAT] * 4
+    _, broker, _ = run(rows, {0: buy(10)}, Protection(StopLoss.trailing(percent=0.05)))
+    (stop,) = protective(broker)
+    assert stop.request.order_type is OrderType.TRAILING_STOP
+    assert stop.request.trail_percent == 5 and stop.request.trail_amount is None
+    _, broker, _ = run(rows, {0: buy(10)}, Protection(StopLoss.trailing(amount=2.5)))
+    assert protective(broker)[0].request.trail_amount == Decimal("2.5")
+    _, broker, _ = run(rows, {0: buy(10)}, Protection(StopLoss.atr(1.5, period=2, trail=True)))
+    assert protective(broker)[0].request.trail_amount == 3  # 1.5 x a range of 2
+
+
+def test_an_atr_stop_waits_for_enough_bars() -> None:
+    rows = [(100, 102, 98, 100)] * 3 + [(100, 104, 96, 100)] * 6
+    protect = Protection(StopLoss.atr(2.0, period=5))
+    result, broker, _ = run(rows, {0: buy(10)}, protect)
+    (stop,) = protective(broker)
+    # filled at bar 1; five bars are known at bar 4: ranges 4, 4, 4, 8, 8 -> ATR 5.6
+    assert stop.created_ns == result.order_list[0].created_ns + 4 * 86_400 * 10**9
+    assert stop.request.stop_price == Decimal("88.80")
+
+
+def test_protective_orders_skip_the_pre_trade_rules() -> None:
+    # New orders only 10:00-11:00 New York. Hourly bars from 10:30 there: the entry goes in
+    # at 10:30 and fills at 11:30, when the strategy's own orders are refused; the stop, put
+    # on at the fill, is sent all the same.
+    hours = TradingHours("10:00", "11:00", "America/New_York")
+    frame = bars_frame([FLAT] * 4, start="2024-01-02 15:30", freq="1h")
+    broker = RecordingBroker(SimBroker(100_000))
+    strategy = ScriptedStrategy({0: buy(10), 1: buy(10)})
+    Engine(
+        strategy, DataFrameFeed(frame, ACME), broker, risk_rules=[hours],
+        protection=Protection(StopLoss.fixed(5)),
+    ).run()  # fmt: skip
+    assert [o.request.tag for o in broker.submitted] == ["", "stop-loss"]
+    denied = [e for _, e in strategy.events if type(e).__name__ == "OrderDenied"]
+    assert [d.rule for d in denied] == ["TradingHours"]
+
+
+def test_only_the_instruments_asked_for() -> None:
+    other = Stock("BOLT")
+    _, broker, _ = run([FLAT] * 3, {0: buy(10)}, Protection(StopLoss.fixed(5), instruments=[other]))
+    assert protective(broker) == []
+
+
+def test_average_true_range_by_hand() -> None:
+    from ibkrfw import Bar
+    from ibkrfw.core.history import BarHistory
+
+    h = BarHistory.empty()
+    for i, (hi, lo, c) in enumerate([(11, 9, 10), (12, 10, 11), (14, 11, 13), (13, 12, 12.5)]):
+        h.push(Bar(ACME, i, c, hi, lo, c, 0.0))
+    # true ranges: 2 (first: high - low), 2, 3 (14 - 11), 1.0 (13 - 12; prev close 13)
+    assert average_true_range(h.last(), 4) == pytest.approx((2 + 2 + 3 + 1) / 4)
+    assert average_true_range(h.last(2), 2) == pytest.approx((3 + 1) / 2)  # 2 bars, first H-L
+    assert average_true_range(h.last(), 5) != average_true_range(h.last(), 5)  # NaN
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: Protection(),
+        lambda: StopLoss.fixed(0),
+        lambda: StopLoss.percent(1.0),
+        lambda: StopLoss.trailing(),
+        lambda: StopLoss.trailing(amount=1, percent=0.1),
+        lambda: StopLoss.atr(2, period=0),
+        lambda: TakeProfit.fixed(float("nan")),
+        lambda: TakeProfit.percent(-0.1),
+    ],
+)
+def test_bad_settings_are_refused(make: Callable[[], object]) -> None:
+    with pytest.raises(ConfigError):
+        make()
