@@ -70,8 +70,9 @@ def test_cli_errors_are_one_clear_line(
     assert err.startswith("ibkrfw: error:") and message in err
 
 
-def test_examples_run(capsys: pytest.CaptureFixture[str]) -> None:
+def test_examples_run(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     for path in sorted((ROOT / "examples").glob("*.py")):
+        monkeypatch.setattr(sys, "argv", [str(path)])
         runpy.run_path(str(path), run_name="__main__")
     out = capsys.readouterr().out
     # pinned statistics of examples/sma_crossover.py (deterministic sample data)
@@ -81,6 +82,18 @@ def test_examples_run(capsys: pytest.CaptureFixture[str]) -> None:
     # examples/store_and_backtest.py
     assert "570 bar(s) dropped, 22830 kept" in out
     assert "410 hourly bars; 12 trades; final equity 97,882.71" in out
+    # examples/multi_asset_rebalance.py: five buys, then the kill switch closes all five
+    assert "10 fills over 1 rebalance(s)" in out
+    assert "halted on 2015-02-10 by MaxDrawdownKillSwitch: equity 851,998.51 is 15.1%" in out
+    assert "without the kill switch: total return -53.0 %, max drawdown -69.1 %" in out
+    assert "diversification ratio of the target mix: 1.28" in out
+
+
+def test_multi_asset_example_draws_the_heatmap(tmp_path: Path) -> None:
+    heatmap = tmp_path / "correlation.png"
+    module = runpy.run_path(str(ROOT / "examples" / "multi_asset_rebalance.py"))
+    module["main"](["--plot", str(heatmap), "--max-drawdown", "0.5"])
+    assert heatmap.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_readme_opens_with_the_two_commands_and_ci_runs_the_second() -> None:

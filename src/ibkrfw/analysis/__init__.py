@@ -3,6 +3,12 @@
 Plots and reports of runs are in :mod:`ibkrfw.reports`.
 """
 
+from ibkrfw.analysis.correlation import (
+    correlation_matrix,
+    diversification_ratio,
+    returns_of,
+    rolling_correlation,
+)
 from ibkrfw.analysis.metrics import (
     Drawdown,
     TradeStats,
@@ -31,10 +37,14 @@ __all__ = [
     "annual_volatility",
     "cagr",
     "calmar_ratio",
+    "correlation_matrix",
+    "diversification_ratio",
     "drawdown",
     "longest_under_water",
     "max_drawdown",
     "periods_per_year",
+    "returns_of",
+    "rolling_correlation",
     "rolling_sharpe",
     "rolling_volatility",
     "sharpe_ratio",

@@ -142,6 +142,24 @@ class RunResult:
         return frame
 
     @cached_property
+    def closes(self) -> pd.DataFrame:
+        """The close of each instrument's bars, one column each (UTC index of every bar time).
+
+        An instrument without a bar at some time is NaN there. With
+        :func:`~ibkrfw.analysis.returns_of` it gives the returns the correlation functions
+        take.
+        """
+        import pandas as pd
+
+        columns = {
+            inst.id: pd.Series(h.close, index=_utc_index(h.ts_ns)) for inst, h in self._bars.items()
+        }
+        frame = pd.DataFrame(columns)
+        frame.index.name = "timestamp"
+        frame.columns.name = "instrument"
+        return frame
+
+    @cached_property
     def orders(self) -> pd.DataFrame:
         """Every order with its request, final status, fills and reason, one row each."""
         import pandas as pd

@@ -161,6 +161,47 @@ class PortfolioView(ABC):
         equity = self.equity
         return self.value(self.position(instrument)) / equity if equity else math.nan
 
+    def weights(self) -> dict[Instrument, float]:
+        """Return every position's market value as a fraction of equity (NaN if equity is 0)."""
+        equity = self.equity
+        return {
+            inst: self.value(p) / equity if equity else math.nan
+            for inst, p in self.positions.items()
+        }
+
+    def exposure_by(
+        self,
+        group: Callable[[Instrument], str] | Mapping[Instrument, str],
+        *,
+        gross: bool = False,
+    ) -> dict[str, float]:
+        """Return the market value of the positions summed by group, in the base currency.
+
+        Args:
+            group: The group of each instrument: a mapping (instruments missing from it go to
+                ``"other"``) or a function (by sector, asset class, currency...).
+            gross: Sum absolute values (long plus short) instead of signed ones.
+
+        Example:
+            >>> from ibkrfw import Fill, Side, Stock
+            >>> from decimal import Decimal
+            >>> pf = Portfolio(cash=10_000)
+            >>> a, b = Stock("A"), Stock("B")
+            >>> for i, (inst, side) in enumerate([(a, Side.BUY), (b, Side.SELL)]):
+            ...     pf.apply_fill(Fill(i, inst, side, Decimal(10), Decimal(100), Decimal(0),
+            ...                        0, f"e{i}"))
+            ...     pf.mark(inst, 100.0)
+            >>> pf.exposure_by({a: "tech", b: "tech"}), pf.exposure_by(lambda i: "all", gross=True)
+            ({'tech': 0.0}, {'all': 2000.0})
+        """
+        key = group if callable(group) else (lambda inst: group.get(inst, "other"))
+        totals: dict[str, float] = {}
+        for inst, position in self.positions.items():
+            value = self.value(position)
+            name = key(inst)
+            totals[name] = totals.get(name, 0.0) + (abs(value) if gross else value)
+        return totals
+
 
 class _Holding:
     """Mutable ledger of one instrument; only Portfolio touches it."""

@@ -7,6 +7,7 @@ from ibkrfw.reports.html import compare, render_report, write_report
 from ibkrfw.reports.plots import (
     monthly_returns,
     plot_comparison,
+    plot_correlation,
     plot_drawdown,
     plot_equity,
     plot_monthly_returns,
@@ -20,6 +21,7 @@ __all__ = [
     "compare",
     "monthly_returns",
     "plot_comparison",
+    "plot_correlation",
     "plot_drawdown",
     "plot_equity",
     "plot_monthly_returns",

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "plot_comparison",
+    "plot_correlation",
     "plot_drawdown",
     "plot_equity",
     "plot_monthly_returns",
@@ -168,6 +169,36 @@ def plot_monthly_returns(result: RunResult, ax: Axes | None = None) -> Axes:
             ax.text(col, row, f"{value:.1f}", ha="center", va="center", fontsize=size,
                     color="black")  # fmt: skip
     ax.set_title("Monthly returns (%)", loc="left", fontsize=11, fontweight="bold")
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    ax.tick_params(length=0)
+    return ax
+
+
+def plot_correlation(matrix: pd.DataFrame, ax: Axes | None = None, *, title: str = "") -> Axes:
+    """A heatmap of a correlation matrix, values written in (red: together, blue: apart).
+
+    Args:
+        matrix: A square correlation matrix
+            (:func:`~ibkrfw.analysis.correlation_matrix`, or one time of
+            :func:`~ibkrfw.analysis.rolling_correlation`).
+        ax: Where to draw (a new figure if None).
+        title: The title ("Correlation" if empty).
+    """
+    ax = _axes(ax)
+    values = matrix.to_numpy(dtype="float64")
+    image = ax.imshow(np.ma.masked_invalid(values), cmap="RdBu_r", vmin=-1.0, vmax=1.0)
+    labels = [str(c) for c in matrix.columns]
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    ax.set_yticks(range(len(matrix.index)), [str(i) for i in matrix.index])
+    size = 9 if len(labels) <= 8 else 7
+    for (row, col), value in np.ndenumerate(values):
+        if math.isfinite(value):
+            colour = "white" if abs(value) > 0.6 else "black"
+            ax.text(col, row, f"{value:.2f}", ha="center", va="center", fontsize=size,
+                    color=colour)  # fmt: skip
+    ax.figure.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    ax.set_title(title or "Correlation", loc="left", fontsize=11, fontweight="bold")
     for spine in ax.spines.values():
         spine.set_visible(False)
     ax.tick_params(length=0)
