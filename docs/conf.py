@@ -38,6 +38,7 @@ nitpick_ignore_regex = [
     (r"py:class", r"(Decimal|Enum|StrEnum|Exception|ValueError|RuntimeError|NamedTuple|Protocol)"),
     (r"py:class", r"(ABC|Callable|Iterator|Mapping|Sequence|Any|ClassVar|PathLike|Logger|deque)"),
     (r"py:class", r"(FloatArray|IntArray|DecimalLike|EventSink|Action|ShapeT)"),
+    (r"py:class", r"(Frequency|RampCondition)"),
     (r"py:class", r"(array|tuple|list|dict|set|frozenset|int|float|str|bool|object|type|None)"),
     (r"py:class", r"(ibkrfw\.)?(portfolio\.portfolio\.)?_Holding"),
     (r"py:.*", r"ibkrfw\..*\._.*"),

@@ -55,8 +55,8 @@ def rolling_correlation(returns: pd.DataFrame, window: int) -> pd.DataFrame:
     """The correlation matrix over each trailing ``window`` of rows.
 
     Returns:
-        A frame indexed by (time, instrument), one column per instrument: ``frame.loc[t]`` is
-        the matrix at ``t``, NaN until ``window`` rows are in.
+        The matrices stacked in one frame, indexed by time and instrument, with a column per
+        instrument. ``frame.loc[t]`` is the matrix at ``t``, NaN until ``window`` rows are in.
 
     Raises:
         ConfigError: if ``window`` is not an int of at least 2.

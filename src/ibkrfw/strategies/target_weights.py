@@ -98,6 +98,7 @@ class TargetWeights(Strategy):
 
     @override
     def on_start(self, ctx: Context) -> None:
+        """Match the weights to the run's instruments (equal weights if none were given)."""
         instruments = ctx.instruments
         if self.weights is None:
             self._targets = dict.fromkeys(instruments, 1.0 / len(instruments))
@@ -114,6 +115,7 @@ class TargetWeights(Strategy):
 
     @override
     def on_event(self, ctx: Context, event: Event) -> None:
+        """Pause rebalancing while trading is halted."""
         if isinstance(event, TradingHalted):  # no point asking: wait until trading resumes
             until = event.until_ns if event.until_ns is not None else 2**63 - 1
             self._paused_until = max(self._paused_until, until)
@@ -121,6 +123,7 @@ class TargetWeights(Strategy):
 
     @override
     def on_slice(self, ctx: Context, bars: Sequence[Bar]) -> None:
+        """Rebalance if the schedule says so or the weights have drifted too far."""
         now = ctx.now_ns
         if now < self._paused_until:
             return

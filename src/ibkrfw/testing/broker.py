@@ -44,7 +44,7 @@ class RecordingBroker(Broker):
         self.submitted: list[Order] = []
         """Every order handed to the broker, in order."""
         self.modified: list[tuple[Order, OrderRequest]] = []
-        """Every modification handed to the broker: the order and its replacement request."""
+        """Each modification handed to the broker, as (order, replacement request)."""
 
     @override
     def start(self, clock: Clock, emit: EventSink) -> None:
