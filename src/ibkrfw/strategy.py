@@ -15,6 +15,7 @@ from ibkrfw.core.history import BarHistory, History
 from ibkrfw.core.orderbook import OrderBook
 from ibkrfw.core.timers import Timers
 from ibkrfw.errors import ConfigError, DataError
+from ibkrfw.indicators.core import Indicator
 from ibkrfw.model._decimal import DecimalLike, to_decimal
 from ibkrfw.model._time import to_timestamp
 from ibkrfw.model.data import Bar, Quote, Tick
@@ -66,14 +67,38 @@ class Strategy:
             if not f.name.startswith("_") and f.init
         }
 
+    def indicators(self) -> Mapping[str, Indicator]:
+        """The indicators the strategy reads, by name (none here).
+
+        The engine keeps a fresh copy of each (:meth:`Indicator.fresh
+        <ibkrfw.indicators.Indicator.fresh>`) per instrument, updated with every bar before
+        :meth:`on_bar` runs; read them with :meth:`Context.indicator`. Their warm-up sets
+        :attr:`warmup_bars`. Called once, when the run starts.
+
+        Example:
+            >>> from ibkrfw.indicators import RSI, ZScore
+            >>> class Reverting(Strategy):
+            ...     def indicators(self):
+            ...         return {"z": ZScore(20), "rsi": RSI(14)}
+            ...     def on_bar(self, ctx, bar):
+            ...         z = ctx.indicator(bar.instrument, "z")
+            ...         if z.ready and z.value < -2:
+            ...             ctx.order_target_percent(bar.instrument, 0.1)
+            >>> Reverting().warmup_bars
+            20
+        """
+        return {}
+
     @property
     def warmup_bars(self) -> int:
         """How many past bars per instrument the strategy needs before it can decide.
 
-        A live run downloads that many bars into the history before :meth:`on_start`, so
-        indicators are ready with the first live bar; a backtest ignores it. 0 here.
+        A live run loads that many bars into the history (and the declared indicators) before
+        :meth:`on_start`, so indicators are ready with the first live bar; a backtest starts
+        with none, and indicators give no value until they are ready. By default the longest
+        warm-up of :meth:`indicators` (0 without any).
         """
-        return 0
+        return max((ind.warmup for ind in self.indicators().values()), default=0)
 
     def on_start(self, ctx: Context) -> None:
         """Prepare before the first event (create indicators, schedule timers)."""
@@ -173,7 +198,9 @@ class Context:
         router: OrderRouter,
         timers: Timers,
         logger: logging.Logger,
+        indicators: Mapping[Instrument, Mapping[str, Indicator]] | None = None,
     ) -> None:
+        self._indicators = indicators or {}
         self._clock = clock
         self._portfolio = portfolio
         self._orders = orders
@@ -226,6 +253,27 @@ class Context:
         except KeyError:
             known = ", ".join(i.id for i in self._histories)
             raise ConfigError(f"no feed delivers {instrument.id}; known: {known}") from None
+
+    def indicator(self, instrument: Instrument, name: str) -> Indicator:
+        """Return ``instrument``'s indicator ``name``, updated with its bars so far.
+
+        The names are those of :meth:`Strategy.indicators`.
+
+        Raises:
+            ConfigError: if the strategy declares no such indicator, or no feed delivers
+                ``instrument``.
+        """
+        try:
+            return self._indicators[instrument][name]
+        except KeyError:
+            if instrument not in self._histories:
+                known = ", ".join(i.id for i in self._histories)
+                raise ConfigError(f"no feed delivers {instrument.id}; known: {known}") from None
+            declared = sorted(next(iter(self._indicators.values()), {}))
+            raise ConfigError(
+                f"no indicator {name!r}: the strategy declares {declared or 'none'} "
+                "(Strategy.indicators)"
+            ) from None
 
     # --- orders ---------------------------------------------------------------------------
     def order(self, order_id: int) -> Order | None:

@@ -26,7 +26,8 @@ from ibkrfw.core.queue import EventQueue
 from ibkrfw.core.timers import NEVER, Timers
 from ibkrfw.engine.curve import equity_curve
 from ibkrfw.engine.result import RunResult
-from ibkrfw.errors import ConfigError, EngineError
+from ibkrfw.errors import ConfigError, DataError, EngineError, RequestError
+from ibkrfw.indicators.core import Indicator
 from ibkrfw.model.data import Bar
 from ibkrfw.model.events import (
     BarReceived,
@@ -75,15 +76,34 @@ _GC_THRESHOLD = 10_000  # first-generation threshold while running (CPython's de
 class _Lane:
     """Per-instrument state on the hot path: its ledger entry and its history."""
 
-    __slots__ = ("currency", "history", "holding", "index", "push")
+    __slots__ = ("currency", "history", "holding", "index", "indicators", "push")
 
-    def __init__(self, index: int, holding: _Holding, history: BarHistory, currency: int) -> None:
+    def __init__(
+        self,
+        index: int,
+        holding: _Holding,
+        history: BarHistory,
+        currency: int,
+        indicators: dict[str, Indicator],
+    ) -> None:
         self.index = index
         self.currency = currency  # index in the run's currencies; 0 for the base currency
         self.holding = holding
         self.history = history
+        self.indicators = indicators
         # Preloaded histories follow the clock; only growing ones need each bar.
-        self.push = None if history.is_preloaded else history.push
+        grow = None if history.is_preloaded else history.push
+        self.push: Callable[[Bar], None] | None = grow
+        if indicators:  # one call per bar: the history (if it grows), then the indicators
+            updates = tuple(ind.update_bar for ind in indicators.values())
+
+            def push(bar: Bar) -> None:
+                if grow is not None:
+                    grow(bar)
+                for update in updates:
+                    update(bar)
+
+            self.push = push
 
 
 class _Guard:
@@ -639,6 +659,10 @@ class Engine:
         portfolio.follow_orders(lambda: self.orders.working(self._risk_exclude))
         self._currencies = [base]
         lanes = self._lanes
+        declared = dict(strategy.indicators())
+        for name, ind in declared.items():
+            if not isinstance(ind, Indicator):
+                raise ConfigError(f"indicator {name!r} is a {type(ind).__name__}, not an Indicator")
         for feed in self.feeds:
             for inst in feed.instruments:
                 arrays = feed.history_arrays(inst)
@@ -648,7 +672,10 @@ class Engine:
                     else BarHistory.empty()
                 )
                 currency = self._currency_index(inst)
-                lanes[inst] = _Lane(len(lanes), portfolio.holding(inst), history, currency)
+                indicators = {name: ind.fresh() for name, ind in declared.items()}
+                lanes[inst] = _Lane(
+                    len(lanes), portfolio.holding(inst), history, currency, indicators
+                )
                 if not history.is_preloaded and strategy.warmup_bars > 0:
                     self._warm_up(feed, inst, lanes[inst])
         portfolio.follow_histories({i: ln.history for i, ln in lanes.items()})
@@ -660,6 +687,7 @@ class Engine:
             self,
             self._timers,
             self.log,
+            {i: ln.indicators for i, ln in lanes.items()},
         )
         return portfolio, lanes, ctx
 
@@ -671,9 +699,20 @@ class Engine:
             self.broker.stop()
 
     def _warm_up(self, feed: DataFeed, inst: Instrument, lane: _Lane) -> None:
-        bars = list(feed.recent_bars(inst, self.strategy.warmup_bars))
+        try:
+            bars = list(feed.recent_bars(inst, self.strategy.warmup_bars))
+        except (RequestError, DataError) as exc:
+            # Not fatal: the indicators then warm up on live bars, and give no value until
+            # they are ready. Said loudly, and kept as a notice of the run.
+            reason = f"warm-up history could not be loaded ({exc}); warming up on live bars"
+            self.log.warning("%s: %s", inst.id, reason)
+            problem = DataProblem(ts_ns=self.clock.now_ns(), instrument=inst, code=None,
+                                  reason=reason)  # fmt: skip
+            self.notices.append(problem)
+            return
+        push = lane.push or lane.history.push  # the indicators see the warm-up bars too
         for bar in bars:
-            lane.history.push(bar)
+            push(bar)
         if bars:
             lane.holding.price = bars[-1].close
         self.log.info("warm-up: %d past bar(s) of %s loaded", len(bars), inst.id)

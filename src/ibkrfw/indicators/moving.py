@@ -9,6 +9,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ibkrfw.errors import ConfigError
+from ibkrfw.indicators.core import Indicator
 
 __all__ = ["EMA", "SMA", "ema", "sma"]
 
@@ -22,7 +23,7 @@ def _check_period(period: int) -> int:
 
 
 @final
-class SMA:
+class SMA(Indicator):
     """Simple moving average, updated one value at a time in O(1).
 
     ``value`` is NaN until ``period`` values have been seen (``ready`` says when).
@@ -52,9 +53,18 @@ class SMA:
         self.value = math.nan
 
     @property
+    def warmup(self) -> int:
+        """``period`` values."""
+        return self.period
+
+    @property
     def ready(self) -> bool:
         """Whether ``period`` values have been seen."""
         return not self._left
+
+    def fresh(self) -> SMA:
+        """A new SMA of the same period."""
+        return SMA(self.period)
 
     def update(self, x: float) -> float:
         """Add ``x`` and return the new average (NaN while warming up)."""
@@ -76,7 +86,7 @@ class SMA:
 
 
 @final
-class EMA:
+class EMA(Indicator):
     """Exponential moving average, updated one value at a time in O(1).
 
     Uses ``alpha = 2 / (period + 1)`` and is seeded with the simple average of the first
@@ -98,9 +108,18 @@ class EMA:
         self.value = math.nan
 
     @property
+    def warmup(self) -> int:
+        """``period`` values."""
+        return self.period
+
+    @property
     def ready(self) -> bool:
         """Whether ``period`` values have been seen."""
         return self._n >= self.period
+
+    def fresh(self) -> EMA:
+        """A new EMA of the same period."""
+        return EMA(self.period)
 
     def update(self, x: float) -> float:
         """Add ``x`` and return the new average (NaN while warming up)."""

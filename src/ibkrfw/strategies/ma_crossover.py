@@ -8,6 +8,7 @@ import attrs
 from typing_extensions import override
 
 from ibkrfw.errors import ConfigError
+from ibkrfw.indicators.core import Indicator
 from ibkrfw.indicators.moving import EMA, SMA
 from ibkrfw.model.data import Bar
 from ibkrfw.model.instruments import Instrument
@@ -19,15 +20,6 @@ __all__ = ["MovingAverageCrossover"]
 def _positive(_: object, attribute: attrs.Attribute[int], value: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ConfigError(f"{attribute.name} must be a positive int, got {value!r}")
-
-
-class _Signal:
-    __slots__ = ("above", "fast", "slow")
-
-    def __init__(self, fast: SMA | EMA, slow: SMA | EMA) -> None:
-        self.fast = fast
-        self.slow = slow
-        self.above: bool | None = None
 
 
 @final
@@ -57,7 +49,7 @@ class MovingAverageCrossover(Strategy):
     exponential: bool = False
     long_only: bool = True
     weight: float | None = None
-    _signals: dict[Instrument, _Signal] = attrs.field(factory=dict, init=False, repr=False)
+    _above: dict[Instrument, bool] = attrs.field(factory=dict, init=False, repr=False)
     _share: float = attrs.field(default=1.0, init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
@@ -65,26 +57,30 @@ class MovingAverageCrossover(Strategy):
             raise ConfigError(f"fast ({self.fast}) must be smaller than slow ({self.slow})")
 
     @override
-    def on_start(self, ctx: Context) -> None:
+    def indicators(self) -> dict[str, Indicator]:
+        """The fast and the slow average."""
         kind = EMA if self.exponential else SMA
-        self._signals = {i: _Signal(kind(self.fast), kind(self.slow)) for i in ctx.instruments}
+        return {"fast": kind(self.fast), "slow": kind(self.slow)}
+
+    @override
+    def on_start(self, ctx: Context) -> None:
+        self._above = {}
         self._share = self.weight if self.weight is not None else 1.0 / len(ctx.instruments)
 
     @override
     def on_bar(self, ctx: Context, bar: Bar) -> None:
-        signal = self._signals[bar.instrument]
-        fast = signal.fast.update(bar.close)
-        slow = signal.slow.update(bar.close)
-        if slow != slow:  # NaN: still warming up
+        inst = bar.instrument
+        slow = ctx.indicator(inst, "slow")
+        if not slow.ready:
             return
-        above = fast > slow
-        previous = signal.above
+        above = ctx.indicator(inst, "fast").value > slow.value
+        previous = self._above.get(inst)
         if above is previous:
             return
-        signal.above = above
+        self._above[inst] = above
         if previous is None:
             return  # the first ready bar sets the state; only a cross trades
         if above:
-            ctx.order_target_percent(bar.instrument, self._share)
+            ctx.order_target_percent(inst, self._share)
         else:
-            ctx.order_target_percent(bar.instrument, 0.0 if self.long_only else -self._share)
+            ctx.order_target_percent(inst, 0.0 if self.long_only else -self._share)

@@ -53,6 +53,8 @@ def test_run_trades_paper_and_stops_on_sigterm(tmp_path: Path) -> None:
     assert process.returncode == 0, out
     assert "running MovingAverageCrossover(fast=2, slow=5" in out
     assert "SIGTERM: stopping" in out
+    # the fake serves daily bars only: the 5-second warm-up history fails, loudly, not fatally
+    assert "warm-up history could not be loaded" in out
     assert "ibkrfw: stopped after" in out
     assert (tmp_path / "state" / "order_ids.json").exists()
 

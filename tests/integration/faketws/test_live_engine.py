@@ -190,6 +190,31 @@ def test_warm_up_loads_history_before_on_start() -> None:
     assert seen == [20]
 
 
+def test_declared_indicators_are_warmed_up_from_history() -> None:
+    from ibkrfw.indicators import SMA, ZScore
+
+    seen: list[tuple[bool, float, float]] = []
+
+    class Declared(Strategy):
+        def indicators(self):  # type: ignore[no-untyped-def]
+            return {"sma": SMA(10), "z": ZScore(15)}
+
+        def on_start(self, ctx):  # type: ignore[no-untyped-def]
+            inst = ctx.instruments[0]
+            sma = ctx.indicator(inst, "sma")
+            closes = ctx.history(inst).close
+            seen.append((ctx.indicator(inst, "z").ready, sma.value, float(closes[-10:].mean())))
+
+    assert Declared().warmup_bars == 15
+    with FakeTWS.from_sample(["ACME"]) as tws:
+        tws.step(50)
+        with LiveSession(Declared(), tws) as session:
+            session.step(1)
+            session.stop()
+    ((ready, value, expected),) = seen
+    assert ready and value == pytest.approx(expected, rel=1e-12)
+
+
 def test_five_second_bars_are_aggregated_into_minutes() -> None:
     import threading
 
