@@ -227,7 +227,7 @@ class Bands(NamedTuple):
 class BollingerBands(Indicator):
     """Bollinger bands: a simple moving average and ``k`` population standard deviations.
 
-    :attr:`value` is the middle line; :attr:`upper` and :attr:`lower` the bands.
+    ``value`` is the middle line; ``upper`` and ``lower`` the bands.
 
     Example:
         >>> b = BollingerBands(3, k=2.0)
@@ -262,7 +262,7 @@ class BollingerBands(Indicator):
         return BollingerBands(self.period, self.k)
 
     def update(self, x: float) -> float:
-        """Add ``x`` and return the middle line (the bands are :attr:`upper`, :attr:`lower`)."""
+        """Add ``x`` and return the middle line (the bands are ``upper`` and ``lower``)."""
         sums = self._sums
         sums.push(x)
         if not sums.full:
@@ -563,8 +563,8 @@ class MACDLines(NamedTuple):
 class MACD(Indicator):
     """Moving average convergence divergence: ``EMA(fast) - EMA(slow)`` and its signal line.
 
-    :attr:`value` is the MACD line, :attr:`signal` its ``signal``-period EMA (started with
-    the first MACD value) and :attr:`histogram` the difference. Each EMA is seeded with the
+    ``value`` is the MACD line, ``signal`` its ``signal``-period EMA (started with the first
+    MACD value) and ``histogram`` the difference. Each EMA is seeded with the
     simple average of its first values, as :class:`~ibkrfw.indicators.EMA`.
     """
 

@@ -1,6 +1,14 @@
 """Ready-made strategies (each is also an example of how to write one)."""
 
 from ibkrfw.strategies.ma_crossover import MovingAverageCrossover
+from ibkrfw.strategies.mean_reversion import MeanReversion
+from ibkrfw.strategies.momentum import CrossSectionalMomentum, TimeSeriesMomentum
 from ibkrfw.strategies.target_weights import TargetWeights
 
-__all__ = ["MovingAverageCrossover", "TargetWeights"]
+__all__ = [
+    "CrossSectionalMomentum",
+    "MeanReversion",
+    "MovingAverageCrossover",
+    "TargetWeights",
+    "TimeSeriesMomentum",
+]
