@@ -12,14 +12,10 @@ from ibkrfw.indicators.core import Indicator
 from ibkrfw.indicators.moving import EMA, SMA
 from ibkrfw.model.data import Bar
 from ibkrfw.model.instruments import Instrument
+from ibkrfw.strategies._params import int_at_least
 from ibkrfw.strategy import Context, Strategy
 
 __all__ = ["MovingAverageCrossover"]
-
-
-def _positive(_: object, attribute: attrs.Attribute[int], value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{attribute.name} must be a positive int, got {value!r}")
 
 
 @final
@@ -44,8 +40,8 @@ class MovingAverageCrossover(Strategy):
         ConfigError: if the periods are not positive ints with ``fast < slow``.
     """
 
-    fast: int = attrs.field(default=10, validator=_positive)
-    slow: int = attrs.field(default=30, validator=_positive)
+    fast: int = attrs.field(default=10, validator=int_at_least(1))
+    slow: int = attrs.field(default=30, validator=int_at_least(1))
     exponential: bool = False
     long_only: bool = True
     weight: float | None = None

@@ -12,14 +12,10 @@ from ibkrfw.indicators.core import Indicator
 from ibkrfw.indicators.technical import BollingerBands, ZScore
 from ibkrfw.model.data import Bar
 from ibkrfw.model.instruments import Instrument
+from ibkrfw.strategies._params import int_at_least
 from ibkrfw.strategy import Context, Strategy
 
 __all__ = ["MeanReversion"]
-
-
-def _positive_int(_: object, attribute: attrs.Attribute[int], value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 2:
-        raise ConfigError(f"{attribute.name} must be an int of at least 2, got {value!r}")
 
 
 @final
@@ -58,7 +54,7 @@ class MeanReversion(Strategy):
         True
     """
 
-    period: int = attrs.field(default=20, validator=_positive_int)
+    period: int = attrs.field(default=20, validator=int_at_least(2))
     entry: float = 2.0
     exit: float = 0.0
     signal: Literal["zscore", "bollinger"] = "zscore"

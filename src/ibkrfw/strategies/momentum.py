@@ -14,14 +14,10 @@ from ibkrfw.indicators.technical import RateOfChange
 from ibkrfw.model.data import Bar
 from ibkrfw.model.instruments import Instrument
 from ibkrfw.portfolio.rebalance import Frequency, Schedule, plan_rebalance
+from ibkrfw.strategies._params import int_at_least
 from ibkrfw.strategy import Context, Strategy
 
 __all__ = ["CrossSectionalMomentum", "TimeSeriesMomentum"]
-
-
-def _lookback(_: object, attribute: attrs.Attribute[int], value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{attribute.name} must be a positive int, got {value!r}")
 
 
 @final
@@ -50,7 +46,7 @@ class TimeSeriesMomentum(Strategy):
         True
     """
 
-    lookback: int = attrs.field(default=60, validator=_lookback)
+    lookback: int = attrs.field(default=60, validator=int_at_least(1))
     threshold: float = 0.0
     long_only: bool = True
     weight: float | None = None
@@ -119,8 +115,8 @@ class CrossSectionalMomentum(Strategy):
         True
     """
 
-    lookback: int = attrs.field(default=120, validator=_lookback)
-    top: int = attrs.field(default=3, validator=_lookback)
+    lookback: int = attrs.field(default=120, validator=int_at_least(1))
+    top: int = attrs.field(default=3, validator=int_at_least(1))
     every: Frequency = "monthly"
     exposure: float = 0.98
     min_return: float | None = None

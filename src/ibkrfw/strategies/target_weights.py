@@ -15,16 +15,12 @@ from ibkrfw.model.data import Bar
 from ibkrfw.model.events import Event, TradingHalted
 from ibkrfw.model.instruments import Instrument
 from ibkrfw.portfolio.rebalance import Frequency, Schedule, drift, plan_rebalance
+from ibkrfw.strategies._params import non_negative
 from ibkrfw.strategy import Context, Strategy
 
 __all__ = ["TargetWeights"]
 
 _TAG = "rebalance"
-
-
-def _non_negative(_: object, attribute: attrs.Attribute[float], value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
-        raise ConfigError(f"{attribute.name} must be a number of at least 0, got {value!r}")
 
 
 @final
@@ -70,9 +66,9 @@ class TargetWeights(Strategy):
     weights: Mapping[str, float] | None = None
     every: Frequency | None = "monthly"
     drift_trigger: float | None = None
-    drift_band: float = attrs.field(default=0.0, validator=_non_negative)
-    min_trade_value: float = attrs.field(default=0.0, validator=_non_negative)
-    cash_buffer: float = attrs.field(default=0.01, validator=_non_negative)
+    drift_band: float = attrs.field(default=0.0, validator=non_negative)
+    min_trade_value: float = attrs.field(default=0.0, validator=non_negative)
+    cash_buffer: float = attrs.field(default=0.01, validator=non_negative)
     tz: str = "America/New_York"
     _targets: dict[Instrument, float] = attrs.field(factory=dict, init=False, repr=False)
     _schedule: Schedule | None = attrs.field(default=None, init=False, repr=False)
