@@ -6,7 +6,7 @@ import argparse
 import importlib
 import sys
 import types
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, get_type_hints
 
@@ -25,7 +25,13 @@ if TYPE_CHECKING:
 
 __all__ = ["main"]
 
-BUILTIN_STRATEGIES = {"sma_crossover": "ibkrfw.strategies:MovingAverageCrossover"}
+BUILTIN_STRATEGIES = {
+    "sma_crossover": "ibkrfw.strategies:MovingAverageCrossover",
+    "mean_reversion": "ibkrfw.strategies:MeanReversion",
+    "ts_momentum": "ibkrfw.strategies:TimeSeriesMomentum",
+    "xs_momentum": "ibkrfw.strategies:CrossSectionalMomentum",
+    "target_weights": "ibkrfw.strategies:TargetWeights",
+}
 
 
 def _load_strategy_class(spec: str) -> type[Strategy]:
@@ -109,6 +115,107 @@ def _backtest(args: argparse.Namespace) -> int:
     if args.report:
         result.report(args.report)
         print(f"report written to {args.report}")
+    return 0
+
+
+def _grid(
+    cls: type[Strategy], pairs: Sequence[str], table: Mapping[str, Any]
+) -> dict[str, list[Any]]:
+    """The grid from a TOML table (values as typed there) and NAME=V1,V2 pairs (converted)."""
+    hints = get_type_hints(cls) if attrs.has(cls) else {}
+    fields = {f.name for f in attrs.fields(cls) if f.init} if attrs.has(cls) else set()
+    space: dict[str, list[Any]] = {}
+    for name, values in table.items():
+        if name not in fields:
+            raise ConfigError(f"{name!r} is not a parameter of {cls.__name__}")
+        space[name] = list(values) if isinstance(values, list) else [values]
+    for pair in pairs:
+        name, sep, raw = pair.partition("=")
+        if not sep or name not in fields or name.startswith("_"):
+            known = ", ".join(sorted(n for n in fields if not n.startswith("_")))
+            raise ConfigError(f"bad --grid {pair!r}: expected NAME=V1,V2,... with NAME in: {known}")
+        try:
+            space[name] = [_convert(v.strip(), hints.get(name, str)) for v in raw.split(",")]
+        except (ValueError, ArithmeticError) as exc:
+            raise ConfigError(f"bad value for {name}: {exc}") from None
+    if not space:
+        raise ConfigError(
+            "nothing to search: give --grid NAME=V1,V2,... or a [optimize.grid] table"
+        )
+    return space
+
+
+def _optimize(args: argparse.Namespace) -> int:
+    import tomllib
+    from functools import partial
+
+    from ibkrfw.optimize import Backtest, grid, run_sweep, sample, walk_forward
+    from ibkrfw.sim.broker import SimBroker
+    from ibkrfw.sim.commission import PerShareCommission
+
+    table: dict[str, Any] = {}
+    if args.config:
+        try:
+            with open(args.config, "rb") as handle:
+                table = dict(tomllib.load(handle).get("optimize", {}))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read {args.config}: {exc}") from None
+    strategy = args.strategy or table.get("strategy", "sma_crossover")
+    cls = _load_strategy_class(strategy)
+    space = _grid(cls, args.grid, table.get("grid", {}))
+    objective = args.objective or table.get("objective", "Sharpe ratio")
+    if args.symbols is None and "symbols" in table:
+        args.symbols = ",".join(table["symbols"])
+    commission = PerShareCommission(args.commission) if args.commission else None
+    setup = Backtest(
+        cls, [_feed(args)], partial(SimBroker, args.cash, commission=commission),
+        objective=objective, fixed=_parameters(cls, args.param),
+    )  # fmt: skip
+    sets = sample(space, args.random, seed=args.seed) if args.random else grid(space)
+    maximize = not args.minimize
+    progress = not args.quiet
+    if args.walk_forward:
+        train, sep, test = args.walk_forward.partition(":")
+        if not sep:
+            raise ConfigError("--walk-forward takes TRAIN:TEST, e.g. 730D:180D or 24MS:6MS")
+        wf = walk_forward(
+            setup, sets, train=train, test=test, anchored=args.anchored, workers=args.workers,
+            progress=progress, maximize=maximize,
+        )  # fmt: skip
+        shown = [c for c in wf.frame.columns if c not in ("train_start", "error")]
+        print(wf.frame[shown].to_string())
+        print()
+        print(wf.summary.to_string())
+        if args.out:
+            wf.frame.to_csv(args.out)
+            print(f"windows written to {args.out}")
+        return 0
+    result = run_sweep(setup, sets, workers=args.workers, progress=progress, maximize=maximize)
+    print(f"{len(result.frame)} parameter sets of {cls.__name__}, ranked by {objective}:")
+    print(result.frame.drop(columns="error").head(args.top).to_string())
+    if len(result.failures):
+        print(
+            f"\n{len(result.failures)} set(s) failed; the first: {result.failures['error'].iloc[0]}"
+        )
+    if result.frame["objective"].notna().any():
+        print(f"\nbest: {result.best_params} ({objective} {result.best_value:.4g})")
+    if args.out:
+        result.frame.to_csv(args.out)
+        print(f"results written to {args.out}")
+    if args.heatmap:
+        axes, sep, path = args.heatmap.partition("=")
+        x, comma, y = axes.partition(",")
+        if not (sep and comma):
+            raise ConfigError("--heatmap takes X,Y=FILE.png")
+        import matplotlib
+
+        matplotlib.use("Agg")
+        from matplotlib.figure import Figure
+
+        figure = Figure(figsize=(7, 5), layout="constrained")
+        result.heatmap(x, y, figure.add_subplot())
+        figure.savefig(path, dpi=110)
+        print(f"heatmap written to {path}")
     return 0
 
 
@@ -454,6 +561,45 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--save", help="save the result to this file (ibkrfw report reads it)")
     bt.add_argument("--report", help="write an HTML report to this file")
     bt.set_defaults(func=_backtest)
+    opt = sub.add_parser(
+        "optimize",
+        help="search strategy parameters (grid or random), optionally walking forward",
+        description="Backtest a strategy over a grid (or random draws) of parameters on the "
+        "sample data or a CSV file, in parallel, and rank the results. The grid comes from "
+        "--grid options or the [optimize] table of a TOML file.",
+    )
+    opt.add_argument("--strategy", help="as for backtest (default: sma_crossover)")
+    opt.add_argument(
+        "-g", "--grid", action="append", default=[], metavar="NAME=V1,V2",
+        help="values of one parameter (repeatable), e.g. -g fast=5,10,20",
+    )  # fmt: skip
+    opt.add_argument(
+        "-p", "--param", action="append", default=[], metavar="NAME=VALUE",
+        help="a parameter fixed for every run (repeatable)",
+    )  # fmt: skip
+    opt.add_argument("--config", help="a TOML file with an [optimize] table (and [optimize.grid])")
+    opt.add_argument("--objective", help="the statistic to rank by (default: 'Sharpe ratio')")
+    opt.add_argument("--minimize", action="store_true", help="smaller objective is better")
+    opt.add_argument("--random", type=int, help="draw this many sets from the grid's values")
+    opt.add_argument("--seed", type=int, help="the seed of --random draws")
+    opt.add_argument("--workers", type=int, help="processes (default: the number of CPUs)")
+    opt.add_argument(
+        "--walk-forward", metavar="TRAIN:TEST",
+        help="walk-forward analysis with these lengths, e.g. 730D:180D or 24MS:6MS",
+    )  # fmt: skip
+    opt.add_argument("--anchored", action="store_true", help="anchored walk-forward windows")
+    opt.add_argument("--csv", help="CSV of bars, as for backtest")
+    opt.add_argument("--symbols", help="comma-separated symbols (default: every sample one)")
+    opt.add_argument("--tz", help="time zone of naive timestamps in the CSV")
+    opt.add_argument("--cash", default="100000", help="starting cash (default: 100000)")
+    opt.add_argument("--commission", help="commission per share, e.g. 0.005")
+    opt.add_argument("--top", type=int, default=10, help="rows to print (default: 10)")
+    opt.add_argument("--out", help="write every row to this CSV file")
+    opt.add_argument(
+        "--heatmap", metavar="X,Y=FILE.png", help="draw the objective over two parameters"
+    )
+    opt.add_argument("--quiet", action="store_true", help="no progress bar")
+    opt.set_defaults(func=_optimize)
     rep = sub.add_parser(
         "report",
         help="write the HTML report of a saved run",

@@ -41,7 +41,9 @@ __all__ = [
     "plot_correlation",
     "plot_drawdown",
     "plot_equity",
+    "plot_in_and_out_of_sample",
     "plot_monthly_returns",
+    "plot_parameter_heatmap",
     "plot_returns_distribution",
     "plot_rolling_sharpe",
     "plot_trades",
@@ -201,6 +203,51 @@ def plot_correlation(matrix: pd.DataFrame, ax: Axes | None = None, *, title: str
     ax.set_title(title or "Correlation", loc="left", fontsize=11, fontweight="bold")
     for spine in ax.spines.values():
         spine.set_visible(False)
+    ax.tick_params(length=0)
+    return ax
+
+
+def plot_in_and_out_of_sample(frame: pd.DataFrame, ax: Axes | None = None) -> Axes:
+    """Bars of each walk-forward window's in-sample and out-of-sample objective.
+
+    Out-of-sample bars far below the in-sample ones are the mark of over-fitting.
+    """
+    ax = _axes(ax)
+    x = np.arange(len(frame))
+    ax.bar(x - 0.2, frame["in_sample"].to_numpy(dtype="float64"), 0.4, color=BLUE,
+           label="in sample (best)")  # fmt: skip
+    ax.bar(x + 0.2, frame["out_of_sample"].to_numpy(dtype="float64"), 0.4, color=GREEN,
+           label="out of sample")  # fmt: skip
+    labels = [f"{t:%Y-%m}" for t in frame["test_start"]] if "test_start" in frame else x
+    ax.set_xticks(x, labels, rotation=45, ha="right")
+    ax.axhline(0, color=GREY, linewidth=0.8)
+    ax.legend(frameon=False)
+    _style(ax, "Walk-forward: in sample against out of sample", "objective")
+    return ax
+
+
+def plot_parameter_heatmap(
+    table: pd.DataFrame, ax: Axes | None = None, *, title: str = "", fmt: str = "{:.2f}"
+) -> Axes:
+    """A heatmap of an objective over two parameters (a sweep's ``table(x, y)``).
+
+    Green is better: the colours run from the table's lowest value to its highest. Empty cells
+    (a failed or missing run) stay blank.
+    """
+    ax = _axes(ax)
+    values = table.to_numpy(dtype="float64")
+    image = ax.imshow(np.ma.masked_invalid(values), cmap="RdYlGn", aspect="auto", origin="lower")
+    ax.set_xticks(range(len(table.columns)), [str(c) for c in table.columns])
+    ax.set_yticks(range(len(table.index)), [str(i) for i in table.index])
+    ax.set_xlabel(str(table.columns.name or ""))
+    ax.set_ylabel(str(table.index.name or ""))
+    size = 9 if values.size <= 64 else 7
+    if values.size <= 400:
+        for (row, col), value in np.ndenumerate(values):
+            if math.isfinite(value):
+                ax.text(col, row, fmt.format(value), ha="center", va="center", fontsize=size)
+    ax.figure.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    ax.set_title(title or "Objective", loc="left", fontsize=11, fontweight="bold")
     ax.tick_params(length=0)
     return ax
 

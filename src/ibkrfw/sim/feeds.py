@@ -221,6 +221,28 @@ class _ArrayFeed(DataFeed):
     def __len__(self) -> int:
         return sum(len(a.ts_ns) for a in self._data.values())
 
+    def between(self, start_ns: int | None = None, end_ns: int | None = None) -> DataFeed:
+        """A feed of the bars from ``start_ns`` (included) to ``end_ns`` (excluded).
+
+        The columns are views of this feed's, not copies. Instruments without a bar in the
+        window are left out.
+
+        Raises:
+            DataError: if no instrument has a bar in the window.
+        """
+        cut: dict[Instrument, BarArrays] = {}
+        for inst, a in self._data.items():
+            lo = 0 if start_ns is None else int(np.searchsorted(a.ts_ns, start_ns, "left"))
+            hi = len(a.ts_ns) if end_ns is None else int(np.searchsorted(a.ts_ns, end_ns, "left"))
+            if hi > lo:
+                cut[inst] = BarArrays(
+                    a.ts_ns[lo:hi], a.open[lo:hi], a.high[lo:hi], a.low[lo:hi],
+                    a.close[lo:hi], a.volume[lo:hi],
+                )  # fmt: skip
+        if not cut:
+            raise DataError("no bars between the given times")
+        return _ArrayFeed(cut)
+
     @override
     def __iter__(self) -> Iterator[Bar]:
         if len(self._instruments) == 1:

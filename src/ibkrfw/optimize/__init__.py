@@ -1,0 +1,30 @@
+"""Parameter search and walk-forward analysis, on any ``concurrent.futures`` executor.
+
+Describe the backtest once (:class:`Backtest`), then search a grid (:func:`grid_search`) or
+random draws (:func:`random_search`), or walk forward (:func:`walk_forward`). Runs go to a
+process pool by default, or to any executor (a Dask cluster's ``client.get_executor()``
+included); the data is sent to each worker once.
+"""
+
+from ibkrfw.optimize.search import grid_search, random_search
+from ibkrfw.optimize.space import IntUniform, LogUniform, Uniform, grid, sample
+from ibkrfw.optimize.sweep import Backtest, Runner, SweepResult, run_sweep
+from ibkrfw.optimize.walkforward import WalkForwardResult, Window, walk_forward, windows
+
+__all__ = [
+    "Backtest",
+    "IntUniform",
+    "LogUniform",
+    "Runner",
+    "SweepResult",
+    "Uniform",
+    "WalkForwardResult",
+    "Window",
+    "grid",
+    "grid_search",
+    "random_search",
+    "run_sweep",
+    "sample",
+    "walk_forward",
+    "windows",
+]

@@ -1,0 +1,361 @@
+"""Run one backtest per parameter set, on any ``concurrent.futures`` executor.
+
+The setup (strategy, feeds, broker, rules, objective) travels to each worker once: through the
+process pool's initializer when the sweep makes its own pool, through ``Client.scatter`` on a
+Dask cluster; a thread pool shares it. One failing parameter set is a row with its error, not
+the end of the sweep.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import os
+import sys
+import traceback
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
+from typing import TYPE_CHECKING, Any, final
+
+import attrs
+
+from ibkrfw.engine.engine import Engine
+from ibkrfw.engine.result import RunResult
+from ibkrfw.errors import ConfigError
+from ibkrfw.ports import Broker, DataFeed
+from ibkrfw.risk.rule import RiskRule
+from ibkrfw.strategy import Strategy
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.axes import Axes
+
+__all__ = ["Backtest", "Runner", "SweepResult", "run_one", "run_sweep"]
+
+Objective = str | Callable[[RunResult], float]
+Progress = Callable[[int, int], None]
+REPORTED = ("Total return [%]", "Sharpe ratio", "Max drawdown [%]", "Trades")
+"""The statistics every row of a sweep carries besides the objective."""
+
+
+def _as_feeds(feeds: Iterable[DataFeed]) -> tuple[DataFeed, ...]:
+    return tuple(feeds)
+
+
+def _default_broker() -> Broker:
+    from ibkrfw.sim.broker import SimBroker
+
+    return SimBroker()
+
+
+@final
+@attrs.frozen
+class Backtest:
+    """Everything but the parameters: what a worker needs to run one backtest.
+
+    Args:
+        strategy: The strategy class (or any callable taking the parameters as keywords and
+            returning a strategy); it must be importable by the workers (defined in a module,
+            or in a script under ``if __name__ == "__main__":``).
+        feeds: The data; reused for every run (feeds of arrays, such as
+            :class:`~ibkrfw.sim.DataFrameFeed`, can be iterated again and again).
+        broker: Builds a fresh broker for each run (``functools.partial(SimBroker, ...)``).
+        risk_rules: Builds the risk rules for each run (rules may keep state), if any.
+        objective: The statistic to rank by (a row of :attr:`RunResult.stats
+            <ibkrfw.RunResult.stats>`) or a function of the result.
+        fixed: Parameters given to every run, under the ones searched.
+    """
+
+    strategy: Callable[..., Strategy]
+    feeds: tuple[DataFeed, ...] = attrs.field(converter=_as_feeds)
+    broker: Callable[[], Broker] = _default_broker
+    risk_rules: Callable[[], Sequence[RiskRule]] | None = None
+    objective: Objective = "Sharpe ratio"
+    fixed: Mapping[str, Any] = attrs.field(factory=dict)
+
+    def between(self, start_ns: int | None, end_ns: int | None) -> Backtest:
+        """The same backtest on the bars from ``start_ns`` (included) to ``end_ns`` (excluded).
+
+        Raises:
+            ConfigError: if a feed cannot be cut by time (it has no ``between``).
+        """
+        cut = []
+        for feed in self.feeds:
+            between = getattr(feed, "between", None)
+            if between is None:
+                raise ConfigError(
+                    f"{type(feed).__name__} cannot be cut by time: use a DataFrameFeed or "
+                    "CSVFeed for walk-forward analysis"
+                )
+            cut.append(between(start_ns, end_ns))
+        return attrs.evolve(self, feeds=tuple(cut))
+
+    def run(self, params: Mapping[str, Any]) -> RunResult:
+        """Run the backtest with ``params`` (over :attr:`fixed`)."""
+        strategy = self.strategy(**{**self.fixed, **params})
+        rules = self.risk_rules() if self.risk_rules is not None else ()
+        return Engine(strategy, self.feeds, self.broker(), risk_rules=rules).run()
+
+    def score(self, result: RunResult) -> float:
+        """The objective's value for ``result`` (NaN when it is not a finite number)."""
+        if callable(self.objective):
+            value = self.objective(result)
+        else:
+            stats = result.stats
+            if self.objective not in stats.index:
+                raise ConfigError(
+                    f"no statistic {self.objective!r}; known: {', '.join(map(str, stats.index))}"
+                )
+            value = stats[self.objective]
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            return math.nan
+        return number if math.isfinite(number) else math.nan
+
+
+_INSTALLED: Backtest | None = None  # the setup a worker process received once
+
+
+def _install(setup: Backtest) -> None:
+    global _INSTALLED
+    _INSTALLED = setup
+
+
+Window = tuple[int | None, int | None] | None
+
+
+def run_one(
+    index: int, params: Mapping[str, Any], setup: Backtest | None, window: Window = None
+) -> dict[str, Any]:
+    """Run one parameter set (on a time window of the data, if given); return its row.
+
+    Never raises: an error becomes the row's ``error``.
+    """
+    job = setup if setup is not None else _INSTALLED
+    row: dict[str, Any] = {"_index": index, **params}
+    if job is None:  # pragma: no cover - a pool without the initializer
+        row.update(objective=math.nan, error="RuntimeError: the worker has no backtest setup")
+        return row
+    try:
+        if window is not None:
+            job = job.between(*window)
+        result = job.run(params)
+        row["objective"] = job.score(result)
+        stats = result.stats
+        for name in REPORTED:
+            row[name] = stats.get(name, math.nan)
+        row["error"] = ""
+    except Exception as exc:  # one failing set must not end the sweep
+        row["objective"] = math.nan
+        last = traceback.extract_tb(exc.__traceback__)[-1:]
+        where = f" (at {last[0].filename.rsplit(os.sep, 1)[-1]}:{last[0].lineno})" if last else ""
+        row["error"] = f"{type(exc).__name__}: {exc}{where}"
+    return row
+
+
+def _is_dask(executor: Executor) -> bool:
+    return type(executor).__module__.split(".")[0] == "distributed"
+
+
+def _spawn() -> multiprocessing.context.SpawnContext:
+    return multiprocessing.get_context("spawn")
+
+
+class Runner:
+    """Runs parameter sets of one setup on an executor; the setup is sent to workers once.
+
+    Use it as a context manager; it closes the pool it made (not one it was given).
+    """
+
+    def __init__(
+        self, setup: Backtest, executor: Executor | None = None, workers: int | None = None
+    ) -> None:
+        if workers is not None and (isinstance(workers, bool) or workers < 1):
+            raise ConfigError(f"workers must be a positive int, got {workers!r}")
+        self.setup = setup
+        self._own: ProcessPoolExecutor | None = None
+        self._executor: Executor | None = executor
+        self._payload: object = setup  # what each task carries to find the setup
+        if executor is None and (workers or os.cpu_count() or 1) > 1:
+            self._own = ProcessPoolExecutor(
+                max_workers=workers or os.cpu_count(),
+                mp_context=_spawn(),
+                initializer=_install,
+                initargs=(setup,),
+            )
+            self._executor, self._payload = self._own, None
+        elif executor is not None and _is_dask(executor):
+            client = executor._client  # type: ignore[attr-defined]
+            self._payload = client.scatter(setup, broadcast=True)  # once per worker
+
+    @property
+    def shipped(self) -> object:
+        """What each task carries to find the setup.
+
+        None when a pool made here installed it in each worker, a Dask future of the setup
+        scattered to every worker, or the setup itself (run here, or on a thread pool).
+        """
+        return self._payload
+
+    def __enter__(self) -> Runner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Shut the pool down if this runner made it."""
+        if self._own is not None:
+            self._own.shutdown()
+            self._own = None
+
+    def run(
+        self,
+        sets: Sequence[Mapping[str, Any]],
+        window: Window = None,
+        progress: Progress | None = None,
+    ) -> list[dict[str, Any]]:
+        """Run every set (on ``window`` of the data); the rows in completion order."""
+        rows: list[dict[str, Any]] = []
+        total = len(sets)
+
+        def collect(row: dict[str, Any]) -> None:
+            rows.append(row)
+            if progress is not None:
+                progress(len(rows), total)
+
+        if self._executor is None:
+            for i, params in enumerate(sets):
+                collect(run_one(i, params, self.setup, window))
+            return rows
+        futures: list[Future[dict[str, Any]]] = [
+            self._executor.submit(run_one, i, dict(params), self._payload, window)  # type: ignore[arg-type]
+            for i, params in enumerate(sets)
+        ]
+        for future in as_completed(futures):
+            collect(future.result())
+        return rows
+
+
+def run_sweep(
+    setup: Backtest,
+    sets: Sequence[Mapping[str, Any]],
+    *,
+    executor: Executor | None = None,
+    workers: int | None = None,
+    progress: bool | Progress = False,
+    maximize: bool = True,
+) -> SweepResult:
+    """Run ``setup`` once per parameter set and collect the results.
+
+    Args:
+        setup: The backtest without its parameters.
+        sets: The parameter sets (from :func:`~ibkrfw.optimize.grid` or
+            :func:`~ibkrfw.optimize.sample`).
+        executor: Where to run: None for a process pool of ``workers`` made (and closed) here,
+            any :class:`concurrent.futures.Executor` otherwise (a Dask cluster's
+            ``client.get_executor()`` included).
+        workers: The size of the pool made here (the number of CPUs by default; 1 runs
+            everything in this process, without a pool).
+        progress: True for a progress bar on stderr, or a function called with (done, total)
+            after each run.
+        maximize: Whether a larger objective is better.
+
+    Returns:
+        The results, one row per parameter set.
+
+    Raises:
+        ConfigError: if there is nothing to run or ``workers`` is not positive.
+    """
+    if not sets:
+        raise ConfigError("no parameter sets to run")
+    report = _bar if progress is True else progress or None
+    with Runner(setup, executor, workers) as runner:
+        rows = runner.run(sets, progress=report)
+    return SweepResult.from_rows(rows, list(sets[0]), maximize=maximize)
+
+
+def _bar(done: int, total: int) -> None:
+    width = 30
+    filled = width * done // max(total, 1)
+    line = f"\rsweep [{'#' * filled}{'.' * (width - filled)}] {done}/{total}"
+    print(line, end="\n" if done == total else "", file=sys.stderr, flush=True)
+
+
+@final
+class SweepResult:
+    """The results of a sweep: one row per parameter set, best first.
+
+    Attributes:
+        frame: The parameters, the objective, the reported statistics and ``error`` (empty
+            when the run succeeded), best objective first, failures last.
+        parameters: The names of the parameters searched.
+        maximize: Whether a larger objective is better.
+    """
+
+    def __init__(self, frame: pd.DataFrame, parameters: list[str], maximize: bool) -> None:
+        self.frame = frame
+        self.parameters = parameters
+        self.maximize = maximize
+
+    @classmethod
+    def from_rows(
+        cls, rows: Iterable[Mapping[str, Any]], parameters: list[str], *, maximize: bool
+    ) -> SweepResult:
+        """Build the result from :func:`run_one` rows, in any order."""
+        import pandas as pd
+
+        frame = pd.DataFrame(list(rows)).sort_values("_index").set_index("_index")
+        frame.index.name = "run"
+        frame = frame.sort_values(
+            "objective", ascending=not maximize, na_position="last", kind="stable"
+        )
+        return cls(frame, parameters, maximize)
+
+    @property
+    def failures(self) -> pd.DataFrame:
+        """The parameter sets whose run failed, with the error."""
+        return self.frame[self.frame["error"] != ""]
+
+    @property
+    def best(self) -> pd.Series:
+        """The best row (the first).
+
+        Raises:
+            ConfigError: if every run failed or none has a finite objective.
+        """
+        good = self.frame["objective"].notna()
+        if not good.any():
+            raise ConfigError("no run of the sweep has a finite objective")
+        return self.frame[good].iloc[0]
+
+    @property
+    def best_params(self) -> dict[str, Any]:
+        """The parameters of the best row, as Python values."""
+        row = self.best
+        return {name: _plain(row[name]) for name in self.parameters}
+
+    @property
+    def best_value(self) -> float:
+        """The best objective."""
+        return float(self.best["objective"])
+
+    def table(self, x: str, y: str) -> pd.DataFrame:
+        """The objective for each pair of values of two parameters (mean over the others)."""
+        for name in (x, y):
+            if name not in self.parameters:
+                raise ConfigError(f"{name!r} is not a parameter of the sweep: {self.parameters}")
+        return self.frame.pivot_table(index=y, columns=x, values="objective", aggfunc="mean")
+
+    def heatmap(self, x: str, y: str, ax: Axes | None = None) -> Axes:
+        """Draw :meth:`table` as a heatmap (see :func:`ibkrfw.reports.plot_parameter_heatmap`)."""
+        from ibkrfw.reports.plots import plot_parameter_heatmap
+
+        return plot_parameter_heatmap(self.table(x, y), ax, title=f"Objective by {x} and {y}")
+
+
+def _plain(value: Any) -> Any:
+    """Return numpy scalars as Python values."""
+    item = getattr(value, "item", None)
+    return item() if callable(item) else value
