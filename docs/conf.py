@@ -32,7 +32,8 @@ napoleon_numpy_docstring = False
 nitpicky = True
 nitpick_ignore_regex = [
     (r"py:.*", r"(decimal|datetime|enum|logging|os|socket|typing|typing_extensions)\..*"),
-    (r"py:.*", r"(collections|abc|array|contextlib)\..*"),
+    (r"py:.*", r"(collections|abc|array|contextlib|concurrent)\..*"),
+    (r"py:class", r"Executor"),
     (r"py:.*", r"(numpy|np|npt|pandas|pd|attrs|attr|ibapi|matplotlib)(\..*)?"),
     (r"py:class", r"(Axes|Figure)"),
     (r"py:class", r"(Decimal|Enum|StrEnum|Exception|ValueError|RuntimeError|NamedTuple|Protocol)"),

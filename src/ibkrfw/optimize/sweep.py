@@ -91,7 +91,7 @@ class Backtest:
         return attrs.evolve(self, feeds=tuple(cut))
 
     def run(self, params: Mapping[str, Any]) -> RunResult:
-        """Run the backtest with ``params`` (over :attr:`fixed`)."""
+        """Run the backtest with ``params`` (over the ``fixed`` ones)."""
         strategy = self.strategy(**{**self.fixed, **params})
         rules = self.risk_rules() if self.risk_rules is not None else ()
         return Engine(strategy, self.feeds, self.broker(), risk_rules=rules).run()
@@ -303,7 +303,7 @@ class SweepResult:
     def from_rows(
         cls, rows: Iterable[Mapping[str, Any]], parameters: list[str], *, maximize: bool
     ) -> SweepResult:
-        """Build the result from :func:`run_one` rows, in any order."""
+        """Build the result from the rows of the runs, in any order."""
         import pandas as pd
 
         frame = pd.DataFrame(list(rows)).sort_values("_index").set_index("_index")
