@@ -1,0 +1,470 @@
+"""Alerts: email, webhooks (Slack, Discord, SMS gateways) and the log, never in the way.
+
+An :class:`Alerter` takes alerts from any thread and delivers them on its own thread, so a
+slow or failing channel never holds up trading. It drops repeats of the same alert within a
+quiet period, caps how many go out per hour, and reports a failing channel through the others
+(and the log). Secrets (SMTP passwords, webhook tokens) come only from environment variables
+or a secrets file and never appear in logs, reprs or errors.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import smtplib
+import ssl
+import threading
+import time
+import urllib.error
+import urllib.request
+from abc import ABC, abstractmethod
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Literal, final
+
+import attrs
+
+from ibkrfw.errors import ConfigError
+
+__all__ = [
+    "Alert",
+    "Alerter",
+    "Channel",
+    "Delivery",
+    "EmailChannel",
+    "LogChannel",
+    "WebhookChannel",
+    "read_secret",
+]
+
+log = logging.getLogger("ibkrfw.alerts")
+
+Severity = Literal["info", "warning", "critical"]
+_LEVELS = {"info": logging.INFO, "warning": logging.WARNING, "critical": logging.CRITICAL}
+
+
+@final
+@attrs.frozen
+class Alert:
+    """Something an operator should hear about.
+
+    Args:
+        kind: What happened, as a short code (``"disconnected"``, ``"order_rejected"``,
+            ``"risk_halt"``, ``"drawdown"``, ``"stale_data"``, ``"reconciliation"``,
+            ``"strategy_error"``, ``"channel_failed"``, ``"daily_summary"``...).
+        title: One line.
+        message: The details.
+        severity: ``"info"``, ``"warning"`` or ``"critical"``.
+        key: What makes two alerts "the same" for de-duplication (the kind and title if
+            empty).
+        ts_ns: When it happened (UTC ns; 0: when it was sent).
+    """
+
+    kind: str
+    title: str
+    message: str = ""
+    severity: Severity = "warning"
+    key: str = ""
+    ts_ns: int = 0
+
+    @property
+    def dedupe_key(self) -> str:
+        """The key repeats are recognised by."""
+        return self.key or f"{self.kind}:{self.title}"
+
+
+def read_secret(
+    *, env: str | None = None, file: str | os.PathLike[str] | None = None, what: str = "secret"
+) -> str:
+    """Read a secret from an environment variable or a file (its first line), in that order.
+
+    Raises:
+        ConfigError: if neither gives a value (the message names where it looked, never the
+            value).
+    """
+    if env:
+        value = os.environ.get(env, "")
+        if value:
+            return value
+    if file:
+        try:
+            text = Path(file).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot read the {what} file {file}: {exc.strerror}") from None
+        value = text.splitlines()[0].strip() if text.strip() else ""
+        if value:
+            return value
+    where = " or ".join(x for x in (f"${env}" if env else "", str(file) if file else "") if x)
+    raise ConfigError(f"no {what}: set {where or 'an environment variable or a secrets file'}")
+
+
+class Channel(ABC):
+    """Somewhere alerts go. :meth:`send` runs on the alerter's thread and may raise."""
+
+    name: str = "channel"
+
+    @abstractmethod
+    def send(self, alert: Alert) -> None:
+        """Deliver ``alert``; raise if it could not be delivered."""
+
+
+@final
+class LogChannel(Channel):
+    """Alerts as log records on ``ibkrfw.alerts`` (at the alert's severity)."""
+
+    name = "log"
+
+    def send(self, alert: Alert) -> None:
+        """Log ``alert``."""
+        text = f"{alert.title}: {alert.message}" if alert.message else alert.title
+        log.log(_LEVELS.get(alert.severity, logging.WARNING), "[%s] %s", alert.kind, text)
+
+
+@final
+class EmailChannel(Channel):
+    """Alerts by email, over SMTP with STARTTLS and a login.
+
+    The password comes from the environment variable ``password_env`` or the first line of
+    ``password_file``, read when the channel is built; it is never logged or shown.
+
+    Args:
+        host: The SMTP server.
+        port: Its port (587 for STARTTLS submission).
+        sender: The From address.
+        recipients: The To addresses.
+        username: The login (None: no login).
+        password_env: The environment variable holding the password.
+        password_file: A file whose first line is the password.
+        starttls: Upgrade the connection with STARTTLS before logging in (on by default; a
+            server that does not offer it is an error, so a password is never sent in clear).
+        tls_context: The TLS settings (the system's defaults if None).
+        timeout: Seconds to wait for the server.
+        subject_prefix: Put before each subject.
+
+    Raises:
+        ConfigError: for no recipients, or a login without a password.
+    """
+
+    name = "email"
+
+    def __init__(
+        self,
+        host: str,
+        port: int = 587,
+        *,
+        sender: str,
+        recipients: Sequence[str],
+        username: str | None = None,
+        password_env: str | None = "IBKRFW_SMTP_PASSWORD",
+        password_file: str | os.PathLike[str] | None = None,
+        starttls: bool = True,
+        tls_context: ssl.SSLContext | None = None,
+        timeout: float = 10.0,
+        subject_prefix: str = "[ibkrfw] ",
+    ) -> None:
+        if not recipients:
+            raise ConfigError("an EmailChannel needs at least one recipient")
+        self.host, self.port = host, port
+        self.sender, self.recipients = sender, list(recipients)
+        self.username = username
+        self._password = (
+            read_secret(env=password_env, file=password_file, what="SMTP password")
+            if username
+            else None
+        )
+        self.starttls = starttls
+        self.tls_context = tls_context
+        self.timeout = timeout
+        self.subject_prefix = subject_prefix
+
+    def __repr__(self) -> str:
+        return (
+            f"EmailChannel({self.host}:{self.port}, to={self.recipients}, "
+            f"user={self.username!r}, password={'***' if self._password else None})"
+        )
+
+    def send(self, alert: Alert) -> None:
+        """Send ``alert`` as one email."""
+        message = EmailMessage()
+        message["Subject"] = f"{self.subject_prefix}{alert.severity.upper()}: {alert.title}"
+        message["From"] = self.sender
+        message["To"] = ", ".join(self.recipients)
+        message.set_content(f"{alert.title}\n\n{alert.message}\n\n(kind: {alert.kind})\n")
+        with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as smtp:
+            smtp.ehlo()
+            if self.starttls:
+                smtp.starttls(context=self.tls_context or ssl.create_default_context())
+                smtp.ehlo()
+            if self.username and self._password is not None:
+                try:
+                    smtp.login(self.username, self._password)
+                except smtplib.SMTPAuthenticationError as exc:
+                    # the server's answer, never the password
+                    raise ConnectionError(f"SMTP login refused for {self.username}: "
+                                          f"{exc.smtp_code}") from None  # fmt: skip
+            smtp.send_message(message)
+
+
+WebhookFormat = Literal["json", "slack", "discord", "sms"]
+
+
+@final
+class WebhookChannel(Channel):
+    """Alerts as JSON POSTs: plain, or shaped for Slack, Discord or an SMS gateway.
+
+    Formats: ``"json"`` posts the alert's fields; ``"slack"`` ``{"text": ...}`` (incoming
+    webhooks); ``"discord"`` ``{"content": ...}``; ``"sms"`` ``{"to": ..., "message": ...}``
+    with a short text, for gateways that take a webhook (set ``sms_to``). A bearer token, if
+    any, comes from the environment variable ``token_env`` and goes in the Authorization
+    header. The URL is shown without its query string (where some services put keys).
+
+    Args:
+        url: Where to post.
+        format: The body's shape.
+        token_env: The environment variable holding a bearer token (none if None).
+        sms_to: The phone number for the ``"sms"`` format.
+        timeout: Seconds to wait for the answer.
+
+    Raises:
+        ConfigError: for a URL that is not http(s), or ``"sms"`` without ``sms_to``.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        format: WebhookFormat = "json",
+        *,
+        token_env: str | None = None,
+        sms_to: str | None = None,
+        timeout: float = 10.0,
+    ) -> None:
+        if not url.startswith(("http://", "https://")):
+            raise ConfigError(f"a webhook URL must be http(s), got {url.split('?')[0]!r}")
+        if format not in ("json", "slack", "discord", "sms"):
+            raise ConfigError(f"unknown webhook format {format!r}")
+        if format == "sms" and not sms_to:
+            raise ConfigError("the sms format needs sms_to (the phone number)")
+        self.url = url
+        self.format: WebhookFormat = format
+        self.name = f"webhook:{format}"
+        self._token = read_secret(env=token_env, what="webhook token") if token_env else None
+        self.sms_to = sms_to
+        self.timeout = timeout
+
+    def __repr__(self) -> str:
+        return f"WebhookChannel({self.url.split('?')[0]}, format={self.format!r})"
+
+    def body(self, alert: Alert) -> dict[str, object]:
+        """The JSON body posted for ``alert``."""
+        text = f"[{alert.severity.upper()}] {alert.title}"
+        if self.format == "slack":
+            return {"text": f"*{text}*\n{alert.message}" if alert.message else text}
+        if self.format == "discord":
+            return {"content": f"**{text}**\n{alert.message}"[:2000]}
+        if self.format == "sms":
+            return {"to": self.sms_to, "message": text[:160]}
+        return {
+            "kind": alert.kind, "severity": alert.severity, "title": alert.title,
+            "message": alert.message, "ts_ns": alert.ts_ns,
+        }  # fmt: skip
+
+    def send(self, alert: Alert) -> None:
+        """POST ``alert``; raise unless the answer is 2xx."""
+        data = json.dumps(self.body(alert)).encode()
+        request = urllib.request.Request(self.url, data=data, method="POST")
+        request.add_header("Content-Type", "application/json")
+        if self._token:
+            request.add_header("Authorization", f"Bearer {self._token}")
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                status = response.status
+        except urllib.error.HTTPError as exc:
+            raise ConnectionError(f"{self!r} answered {exc.code}") from None
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise ConnectionError(f"{self!r} unreachable: {reason}") from None
+        if not 200 <= status < 300:
+            raise ConnectionError(f"{self!r} answered {status}")
+
+
+@final
+@attrs.frozen
+class Delivery:
+    """What became of one alert on one channel (``error`` empty when it went out)."""
+
+    alert: Alert
+    channel: str
+    ok: bool
+    error: str = ""
+    at: float = 0.0
+
+
+_STOP = object()
+
+
+@final
+class Alerter:
+    """Deliver alerts to channels on a background thread, de-duplicated and rate-limited.
+
+    :meth:`send` never blocks and never raises: the alert is queued. The thread delivers it to
+    every channel; an alert with the same :attr:`Alert.dedupe_key` as one sent less than
+    ``quiet_s`` ago is dropped (and counted), and no more than ``max_per_hour`` alerts go out
+    in any hour (one notice says when the cap is reached). A channel that fails is reported
+    on the log and, as a ``channel_failed`` alert, on the other channels (itself
+    de-duplicated); delivery goes on.
+
+    Args:
+        channels: Where alerts go (a :class:`LogChannel` is a good first one).
+        quiet_s: How long repeats of an alert are dropped.
+        max_per_hour: The most alerts delivered in any 60 minutes.
+        clock: Seconds, monotonic (for tests).
+
+    Example:
+        >>> alerter = Alerter([LogChannel()]).start()
+        >>> alerter.send(Alert("order_rejected", "order 7 rejected", "201: no margin"))
+        >>> alerter.stop()
+        >>> [d.channel for d in alerter.deliveries]
+        ['log']
+    """
+
+    def __init__(
+        self,
+        channels: Sequence[Channel],
+        *,
+        quiet_s: float = 900.0,
+        max_per_hour: int = 30,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not channels:
+            raise ConfigError("an Alerter needs at least one channel")
+        self.channels = list(channels)
+        self.quiet_s = quiet_s
+        self.max_per_hour = max_per_hour
+        self._clock = clock
+        self._queue: queue.Queue[object] = queue.Queue()
+        self._last: dict[str, float] = {}
+        self._sent_times: deque[float] = deque()
+        self._capped = False
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self.deliveries: deque[Delivery] = deque(maxlen=500)
+        """The latest deliveries (and failures), newest last."""
+        self.suppressed = 0
+        """How many alerts were dropped as repeats or over the hourly cap."""
+
+    def start(self) -> Alerter:
+        """Start the delivery thread (idempotent); returns the alerter."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="ibkrfw-alerts", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Deliver what is queued (within ``timeout``), then stop the thread."""
+        if self._thread is not None:
+            self._queue.put(_STOP)
+            self._thread.join(timeout)
+            self._thread = None
+
+    def send(self, alert: Alert) -> None:
+        """Queue ``alert`` for delivery (from any thread; never blocks, never raises)."""
+        if alert.ts_ns == 0:
+            alert = attrs.evolve(alert, ts_ns=time.time_ns())
+        self._queue.put(alert)
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until everything queued so far was handled; False on timeout."""
+        done = threading.Event()
+        self._queue.put(done)
+        return done.wait(timeout)
+
+    def recent(self, n: int = 20) -> list[Delivery]:
+        """The last ``n`` deliveries, newest first."""
+        with self._lock:
+            return list(self.deliveries)[-n:][::-1]
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is _STOP:
+                return
+            if isinstance(item, threading.Event):
+                item.set()
+                continue
+            if isinstance(item, Alert):
+                self._deliver(item)
+
+    def _admit(self, alert: Alert) -> bool:
+        now = self._clock()
+        key = alert.dedupe_key
+        last = self._last.get(key)
+        if last is not None and now - last < self.quiet_s:
+            self.suppressed += 1
+            return False
+        times = self._sent_times
+        while times and now - times[0] >= 3600:
+            times.popleft()
+        if len(times) >= self.max_per_hour:
+            self.suppressed += 1
+            if not self._capped:
+                self._capped = True
+                log.warning("alert cap of %d per hour reached: further alerts are dropped for "
+                            "now (see the log)", self.max_per_hour)  # fmt: skip
+            return False
+        self._capped = False
+        self._last[key] = now
+        times.append(now)
+        return True
+
+    def _deliver(self, alert: Alert, skip: Channel | None = None) -> None:
+        if not self._admit(alert):
+            return
+        for channel in self.channels:
+            if channel is skip:
+                continue
+            try:
+                channel.send(alert)
+            except Exception as exc:  # a channel's failure is news, not a crash
+                error = f"{type(exc).__name__}: {exc}"
+                self._record(Delivery(alert, channel.name, False, error, self._clock()))
+                log.warning("alert channel %s failed: %s", channel.name, error)
+                if alert.kind != "channel_failed":
+                    failed = Alert(
+                        "channel_failed", f"alert channel {channel.name} failed", error,
+                        "warning", key=f"channel_failed:{channel.name}", ts_ns=time.time_ns(),
+                    )  # fmt: skip
+                    self._deliver(failed, skip=channel)
+            else:
+                self._record(Delivery(alert, channel.name, True, "", self._clock()))
+
+    def _record(self, delivery: Delivery) -> None:
+        with self._lock:
+            self.deliveries.append(delivery)
+
+
+def channels_from_config(table: Mapping[str, object]) -> list[Channel]:
+    """Build channels from an ``[alerts]`` TOML table (see the deployment guide).
+
+    Raises:
+        ConfigError: for an unknown channel type or a missing setting.
+    """
+    built: list[Channel] = [LogChannel()]
+    email = table.get("email")
+    if isinstance(email, Mapping):
+        try:
+            built.append(EmailChannel(**dict(email)))
+        except TypeError as exc:
+            raise ConfigError(f"[alerts.email]: {exc}") from None
+    hooks = table.get("webhook", [])
+    for hook in hooks if isinstance(hooks, list) else [hooks]:
+        if not isinstance(hook, Mapping):
+            raise ConfigError("[[alerts.webhook]] entries must be tables")
+        try:
+            built.append(WebhookChannel(**dict(hook)))
+        except TypeError as exc:
+            raise ConfigError(f"[[alerts.webhook]]: {exc}") from None
+    return built

@@ -1,0 +1,225 @@
+"""Alerts to a real SMTP server (STARTTLS, login) and real webhooks, all on loopback."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Iterator
+from email import message_from_bytes
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, ClassVar
+
+import pytest
+
+from ibkrfw import ConfigError
+from ibkrfw.monitoring import (
+    Alert,
+    Alerter,
+    EmailChannel,
+    LogChannel,
+    WebhookChannel,
+    channels_from_config,
+    read_secret,
+)
+
+aiosmtpd_controller = pytest.importorskip("aiosmtpd.controller")
+aiosmtpd_smtp = pytest.importorskip("aiosmtpd.smtp")
+trustme = pytest.importorskip("trustme")
+
+PASSWORD = "s3cret-Pa55"
+
+
+class _Inbox:
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, list[str], bytes]] = []
+        self.logins: list[tuple[str, bool]] = []
+
+    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802
+        self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
+        return "250 OK"
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:  # aiosmtpd needs a port number before it starts
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[tuple[Any, _Inbox, Any]]:
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    import ssl
+
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(server_ctx)
+    client_ctx = ssl.create_default_context()
+    ca.configure_trust(client_ctx)
+    inbox = _Inbox()
+
+    def authenticate(server, session, envelope, mechanism, auth_data):  # type: ignore[no-untyped-def]
+        ok = auth_data.login == b"bot" and auth_data.password == PASSWORD.encode()
+        inbox.logins.append((auth_data.login.decode(), ok))
+        return aiosmtpd_smtp.AuthResult(success=ok, handled=False)  # the server answers 535
+
+    controller = aiosmtpd_controller.Controller(
+        inbox, hostname="127.0.0.1", port=_free_port(), tls_context=server_ctx,
+        require_starttls=True, authenticator=authenticate, auth_required=True,
+        auth_require_tls=True,
+    )  # fmt: skip
+    controller.start()
+    try:
+        yield controller, inbox, client_ctx
+    finally:
+        controller.stop()
+
+
+def test_an_alert_arrives_by_email_over_starttls_with_a_login(
+    smtp_server, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    controller, inbox, client_ctx = smtp_server
+    monkeypatch.setenv("IBKRFW_SMTP_PASSWORD", PASSWORD)
+    channel = EmailChannel(
+        "127.0.0.1", controller.port, sender="bot@desk.test", recipients=["me@desk.test"],
+        username="bot", tls_context=client_ctx,
+    )  # fmt: skip
+    assert PASSWORD not in repr(channel)
+    caplog.set_level(logging.DEBUG)
+    alerter = Alerter([LogChannel(), channel]).start()
+    alerter.send(Alert("order_rejected", "order 7 rejected", "201: insufficient margin",
+                       "critical"))  # fmt: skip
+    assert alerter.flush()
+    alerter.stop()
+    ((sender, rcpts, raw),) = inbox.messages
+    mail = message_from_bytes(raw)
+    assert sender == "bot@desk.test" and rcpts == ["me@desk.test"]
+    assert mail["Subject"] == "[ibkrfw] CRITICAL: order 7 rejected"
+    assert "201: insufficient margin" in mail.get_payload()
+    assert inbox.logins == [("bot", True)]
+    assert [d.ok for d in alerter.deliveries] == [True, True]
+    assert PASSWORD not in caplog.text  # never logged
+
+
+def test_a_refused_login_is_reported_without_the_password(
+    smtp_server, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    controller, inbox, client_ctx = smtp_server
+    monkeypatch.setenv("WRONG_PASSWORD", "not-" + PASSWORD)
+    channel = EmailChannel(
+        "127.0.0.1", controller.port, sender="bot@desk.test", recipients=["me@desk.test"],
+        username="bot", password_env="WRONG_PASSWORD", tls_context=client_ctx,
+    )  # fmt: skip
+    alerter = Alerter([LogChannel(), channel]).start()
+    alerter.send(Alert("risk_halt", "trading halted", "drawdown 21 %", "critical"))
+    assert alerter.flush()
+    alerter.stop()
+    assert inbox.messages == []
+    failed = [d for d in alerter.deliveries if not d.ok]
+    assert failed[0].channel == "email" and "SMTP login refused for bot" in failed[0].error
+    # the failure itself went out on the other channel
+    assert any(d.alert.kind == "channel_failed" and d.ok for d in alerter.deliveries)
+    assert PASSWORD not in caplog.text and "not-" + PASSWORD not in caplog.text
+
+
+class _Hook(BaseHTTPRequestHandler):
+    received: ClassVar[list[tuple[str, dict[str, Any], str]]] = []
+    status = 200
+
+    def do_POST(self) -> None:
+        length = int(self.headers["Content-Length"])
+        body = json.loads(self.rfile.read(length))
+        type(self).received.append((self.path, body, self.headers.get("Authorization", "")))
+        self.send_response(type(self).status)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def hook_server() -> Iterator[str]:
+    _Hook.received = []
+    _Hook.status = 200
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Hook)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+def test_webhooks_in_every_format(hook_server: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOOK_TOKEN", "tok-123")
+    channels = [
+        WebhookChannel(f"{hook_server}/json", token_env="HOOK_TOKEN"),
+        WebhookChannel(f"{hook_server}/slack", "slack"),
+        WebhookChannel(f"{hook_server}/discord", "discord"),
+        WebhookChannel(f"{hook_server}/sms?key=abc", "sms", sms_to="+15550100"),
+    ]
+    assert "key=abc" not in repr(channels[-1])
+    alerter = Alerter(channels).start()
+    alerter.send(Alert("disconnected", "IB disconnected for 5 min", "since 03:12", "critical"))
+    assert alerter.flush()
+    alerter.stop()
+    got = {path.split("?")[0]: (body, auth) for path, body, auth in _Hook.received}
+    assert got["/json"][0]["title"] == "IB disconnected for 5 min"
+    assert got["/json"][1] == "Bearer tok-123"
+    assert got["/slack"][0] == {"text": "*[CRITICAL] IB disconnected for 5 min*\nsince 03:12"}
+    assert got["/discord"][0]["content"].startswith("**[CRITICAL] IB disconnected")
+    assert got["/sms"][0] == {"to": "+15550100", "message": "[CRITICAL] IB disconnected for 5 min"}
+
+
+def test_repeats_are_dropped_and_the_hourly_cap_holds(hook_server: str) -> None:
+    now = [0.0]
+    alerter = Alerter([WebhookChannel(hook_server)], quiet_s=600, max_per_hour=3,
+                      clock=lambda: now[0]).start()  # fmt: skip
+    for _ in range(5):
+        alerter.send(Alert("stale_data", "no bars of ACME for 10 min"))
+    assert alerter.flush()
+    assert len(_Hook.received) == 1 and alerter.suppressed == 4
+    now[0] = 700.0  # the quiet period is over: the same alert goes out again
+    alerter.send(Alert("stale_data", "no bars of ACME for 10 min"))
+    for i in range(5):
+        alerter.send(Alert("order_rejected", f"order {i} rejected"))
+    assert alerter.flush()
+    alerter.stop()
+    assert len(_Hook.received) == 3  # the cap: 3 within the hour
+
+
+def test_a_failing_channel_never_blocks_and_is_itself_reported(hook_server: str) -> None:
+    _Hook.status = 500
+    dead = WebhookChannel("http://127.0.0.1:9/nowhere", timeout=1.0)  # nothing listens there
+    broken = WebhookChannel(hook_server)
+    alerter = Alerter([LogChannel(), dead, broken]).start()
+    alerter.send(Alert("strategy_error", "on_bar raised", "ZeroDivisionError"))
+    assert alerter.flush()
+    alerter.stop()
+    errors = {d.channel: d.error for d in alerter.deliveries if not d.ok}
+    assert "unreachable" in errors["webhook:json"] or "answered 500" in errors["webhook:json"]
+    kinds = [d.alert.kind for d in alerter.deliveries if d.ok]
+    assert kinds.count("channel_failed") >= 1  # reported on the log channel
+
+
+def test_secrets_and_configuration(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    secret = tmp_path / "smtp-password"
+    secret.write_text("from-file\n")
+    assert read_secret(env="NOT_SET_ANYWHERE", file=secret) == "from-file"
+    with pytest.raises(ConfigError, match=r"no SMTP password: set \$NOPE") as info:
+        read_secret(env="NOPE", what="SMTP password")
+    assert "from-file" not in str(info.value)
+    monkeypatch.setenv("IBKRFW_SMTP_PASSWORD", "x")
+    channels = channels_from_config({
+        "email": {"host": "127.0.0.1", "sender": "a@b", "recipients": ["c@d"], "username": "u"},
+        "webhook": [{"url": "http://127.0.0.1:1/x", "format": "slack"}],
+    })  # fmt: skip
+    assert [c.name for c in channels] == ["log", "email", "webhook:slack"]
+    with pytest.raises(ConfigError, match=r"\[alerts.email\]"):
+        channels_from_config({"email": {"host": "h", "colour": "red"}})
+    with pytest.raises(ConfigError, match="http"):
+        WebhookChannel("ftp://example.test/")
