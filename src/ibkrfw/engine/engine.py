@@ -65,7 +65,7 @@ from ibkrfw.risk.protect import GROUP_PREFIX, STOP_TAG, TAKE_TAG, Protection
 from ibkrfw.risk.rule import RiskRule
 from ibkrfw.strategy import Context, Strategy
 
-__all__ = ["Engine"]
+__all__ = ["Engine", "EngineObserver"]
 
 log = logging.getLogger("ibkrfw.engine")
 
@@ -104,6 +104,30 @@ class _Lane:
                     update(bar)
 
             self.push = push
+
+
+class EngineObserver:
+    """Watches a run from the engine's thread: every event, and a heartbeat.
+
+    Subclass it for monitoring (health checks, dashboards, alerts): :meth:`on_event` sees each
+    event the engine dispatches, after the engine has applied it; :meth:`on_heartbeat` runs
+    once per time stamp (after the bars and monitors) and, in live runs, also whenever the
+    loop wakes while idle (at least every half second). Both run on the engine's thread, so
+    they may read the engine's state, and must be quick; share what other threads need as
+    immutable snapshots. Both are no-ops here.
+    """
+
+    def on_start(self, engine: Engine) -> None:
+        """The run is about to start (the portfolio and books exist)."""
+
+    def on_event(self, engine: Engine, event: Event) -> None:
+        """``event`` was dispatched."""
+
+    def on_heartbeat(self, engine: Engine, now_ns: int) -> None:
+        """The loop is alive at ``now_ns`` (the run's clock)."""
+
+    def on_stop(self, engine: Engine, error: BaseException | None) -> None:
+        """The run ended, with ``error`` if it raised."""
 
 
 class _Guard:
@@ -149,6 +173,7 @@ class Engine:
         protection: Stop-loss and take-profit orders kept on every position (see
             :class:`~ibkrfw.risk.Protection`); with several, the first covering an
             instrument applies.
+        observers: Watchers of the run (see :class:`~ibkrfw.engine.EngineObserver`).
         clock: The clock; by default a :class:`~ibkrfw.SimClock` for a backtest and a
             :class:`~ibkrfw.LiveClock` when the feeds are live.
         logger: Where the run logs (``ibkrfw.engine`` by default).
@@ -181,6 +206,7 @@ class Engine:
         risk_rules: Sequence[RiskRule] = (),
         risk_monitors: Sequence[RiskMonitor] = (),
         protection: Protection | Sequence[Protection] = (),
+        observers: Sequence[EngineObserver] = (),
         clock: Clock | None = None,
         logger: logging.Logger | None = None,
         tune_gc: bool = True,
@@ -197,6 +223,9 @@ class Engine:
             (protection,) if isinstance(protection, Protection) else tuple(protection)
         )
         self._guards: dict[Instrument, _Guard] = {}
+        self.observers = tuple(observers)
+        if self.observers:  # only observed runs pay for the extra call per event
+            self._dispatch = self._dispatch_observed  # type: ignore[method-assign]
         self._unguarded: set[Instrument] = set()  # positions whose protection must be checked
         self._retry: set[Instrument] = set()  # protection waiting for data (an ATR)
         self._halt: TradingHalted | None = None
@@ -488,6 +517,8 @@ class Engine:
             if event is not None:
                 self._dispatch(event)  # a bar only joins `arrived`: it is handled above
                 self._drain()
+            elif self.observers:
+                self._heartbeat(now)  # idle: still alive
         if self._cancel_on_stop:
             self._cancel_all()
 
@@ -559,13 +590,26 @@ class Engine:
             gc.freeze()
         if self.tune_gc:
             gc.set_threshold(max(thresholds[0], _GC_THRESHOLD), *thresholds[1:])
+        error: BaseException | None = None
         try:
+            for observer in self.observers:
+                observer.on_start(self)
             self._loop(ctx, portfolio, lanes)
+        except BaseException as exc:
+            error = exc
+            raise
         finally:
             gc.set_threshold(*thresholds)
             if frozen:
                 gc.unfreeze()
-            self._shut_down()
+            try:
+                self._shut_down()
+            finally:
+                for observer in self.observers:
+                    try:
+                        observer.on_stop(self, error)
+                    except Exception:  # an observer must not hide the run's own outcome
+                        self.log.exception("observer %r failed in on_stop", observer)
         histories = [lane.history.last() for lane in lanes.values()]
         ts, cash, equity = equity_curve(
             [(h.ts_ns, h.close) for h in histories],
@@ -742,6 +786,7 @@ class Engine:
         timers = self._timers
         slice_bars: list[Bar] = []
         monitors = bool(self.risk_monitors)
+        observed = bool(self.observers)
 
         bars = self._bars()
         first = next(bars, None)
@@ -766,6 +811,8 @@ class Engine:
                 if monitors and cur_ts is not None:
                     self._watch(cur_ts)  # the account once every bar of cur_ts was handled
                     drain()
+                if observed and cur_ts is not None:
+                    self._heartbeat(cur_ts)
                 if self._retry:
                     self._unguarded |= self._retry
                     drain()
@@ -801,6 +848,8 @@ class Engine:
         if monitors and cur_ts is not None:
             self._watch(cur_ts)
             drain()
+        if observed and cur_ts is not None:
+            self._heartbeat(cur_ts)
         strategy.on_stop(ctx)
         drain()
 
@@ -876,6 +925,15 @@ class Engine:
                     stop_price=old.stop_price if trailing else request.stop_price,
                 )  # fmt: skip
                 self._modify(current, replacement, checked=False)
+
+    def _heartbeat(self, now_ns: int) -> None:
+        for observer in self.observers:
+            observer.on_heartbeat(self, now_ns)
+
+    def _dispatch_observed(self, event: Event) -> None:
+        Engine._dispatch(self, event)
+        for observer in self.observers:
+            observer.on_event(self, event)
 
     def _dispatch(self, event: Event) -> None:
         if isinstance(event, OrderEvent):

@@ -1,4 +1,4 @@
-"""Operating live: alerts (and, as they land, health checks, the dashboard, daily summaries)."""
+"""Operating live: health checks, alerts, the dashboard and Prometheus metrics."""
 
 from ibkrfw.monitoring.alerts import (
     Alert,
@@ -11,15 +11,23 @@ from ibkrfw.monitoring.alerts import (
     channels_from_config,
     read_secret,
 )
+from ibkrfw.monitoring.dashboard import Dashboard, prometheus_text
+from ibkrfw.monitoring.monitor import IB_NIGHTLY_RESET, Check, Health, LiveMonitor
 
 __all__ = [
+    "IB_NIGHTLY_RESET",
     "Alert",
     "Alerter",
     "Channel",
+    "Check",
+    "Dashboard",
     "Delivery",
     "EmailChannel",
+    "Health",
+    "LiveMonitor",
     "LogChannel",
     "WebhookChannel",
     "channels_from_config",
+    "prometheus_text",
     "read_secret",
 ]

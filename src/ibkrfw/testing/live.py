@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Literal, final
 import numpy as np
 
 from ibkrfw.core.clock import SimClock
-from ibkrfw.engine.engine import Engine
+from ibkrfw.engine.engine import Engine, EngineObserver
 from ibkrfw.engine.result import RunResult
 from ibkrfw.errors import EngineError
 from ibkrfw.model.instruments import Instrument
@@ -62,6 +62,7 @@ class LiveSession:
         risk_rules: The engine's risk rules.
         risk_monitors: The engine's risk monitors.
         protection: The engine's stop-loss and take-profit keeper.
+        observers: Watchers of the run (a :class:`~ibkrfw.monitoring.LiveMonitor`).
         state_dir: Where the broker keeps its order ids (in memory if None).
         broker: Another broker instead of the fake TWS's: a :class:`~ibkrfw.sim.SimBroker`
             makes the sandbox mode (IB's market data, the simulator's fills).
@@ -88,6 +89,7 @@ class LiveSession:
         risk_rules: Sequence[RiskRule] = (),
         risk_monitors: Sequence[RiskMonitor] = (),
         protection: Protection | Sequence[Protection] = (),
+        observers: Sequence[EngineObserver] = (),
         state_dir: str | os.PathLike[str] | None = None,
         broker: Broker | None = None,
         on_mismatch: Literal["refuse", "adopt"] = "refuse",
@@ -116,6 +118,7 @@ class LiveSession:
             risk_rules=risk_rules,
             risk_monitors=risk_monitors,
             protection=protection,
+            observers=observers,
             clock=SimClock(),
             tune_gc=False,
         )

@@ -1,0 +1,135 @@
+"""LiveMonitor's checks and alerts, driven by backtests and by hand-made events."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from ibkrfw import ConnectionChanged, Engine, Reconciled, Stock
+from ibkrfw.monitoring import Alert, Alerter, Channel, LiveMonitor, prometheus_text
+from ibkrfw.risk import MaxDrawdownKillSwitch
+from ibkrfw.sim import DataFrameFeed, SimBroker
+from ibkrfw.testing import ScriptedStrategy, bars_frame
+
+ACME = Stock("ACME")
+
+
+class Inbox(Channel):
+    name = "inbox"
+
+    def __init__(self) -> None:
+        self.alerts: list[Alert] = []
+
+    def send(self, alert: Alert) -> None:
+        self.alerts.append(alert)
+
+
+def run(rows, actions, monitor: LiveMonitor, **kw):
+    feed = DataFrameFeed(bars_frame(rows, start="2024-01-02 15:00", freq="1h"), ACME)
+    broker = SimBroker(10_000, account="cash")  # refuses what the cash cannot pay for
+    return Engine(ScriptedStrategy(actions), feed, broker, observers=[monitor], **kw).run()
+
+
+def alerts_of(monitor: LiveMonitor, inbox: Inbox) -> list[tuple[str, str]]:
+    assert monitor.alerter is not None
+    monitor.alerter.flush()
+    return [(a.kind, a.title) for a in inbox.alerts]
+
+
+def test_a_halt_a_drawdown_and_a_daily_loss_raise_alerts() -> None:
+    inbox = Inbox()
+    monitor = LiveMonitor(alerter=Alerter([inbox]).start(), drawdown_alert=0.1,
+                          daily_loss_alert=0.05, stale_after_s=10 * 86_400)  # fmt: skip
+    rows = [(100, 100, 100, 100)] * 3 + [(80, 80, 80, 80)] * 3
+    result = run(rows, {0: lambda c, b: c.buy(ACME, 90)}, monitor,
+                 risk_monitors=[MaxDrawdownKillSwitch(0.15)])  # fmt: skip
+    kinds = [k for k, _ in alerts_of(monitor, inbox)]
+    # the halt is decided by the monitors of the time stamp, before the heartbeat's checks
+    assert kinds == ["risk_halt", "drawdown", "daily_loss"]
+    assert result.halts and monitor.snapshot()["halts"][0]["rule"] == "MaxDrawdownKillSwitch"
+    snap = monitor.snapshot()
+    assert snap["status"] == "stopped" and snap["health"]["status"] == "failing"
+    assert snap["order_counts"]["filled"] == 2  # the buy and the flattening sale
+    assert len(snap["equity_curve"]) == 6
+
+
+def test_rejections_and_a_failed_run_are_alerted() -> None:
+    inbox = Inbox()
+    monitor = LiveMonitor(alerter=Alerter([inbox]).start(), stale_after_s=10 * 86_400)
+    rows = [(100, 100, 100, 100)] * 4
+
+    def boom(ctx, bar):  # type: ignore[no-untyped-def]
+        raise ZeroDivisionError("the strategy divided by zero")
+
+    with pytest.raises(ZeroDivisionError):
+        run(rows, {0: lambda c, b: c.buy(ACME, 1_000), 2: boom}, monitor)  # no cash for it
+    got = alerts_of(monitor, inbox)
+    assert got[0][0] == "order_rejected" and got[0][1] == "order 1 rejected"
+    assert got[-1] == ("strategy_error", "the run stopped: ZeroDivisionError")
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_disconnections_alert_after_a_while_but_not_in_the_nightly_reset() -> None:
+    inbox = Inbox()
+    wall = _Clock()
+    monitor = LiveMonitor(alerter=Alerter([inbox]).start(), disconnect_after_s=120,
+                          stale_after_s=1e9, wall_clock=wall)  # fmt: skip
+    engine = Engine(ScriptedStrategy({}), DataFrameFeed(bars_frame([(1, 1, 1, 1)]), ACME),
+                    SimBroker())  # fmt: skip
+    engine.run()  # books and a portfolio to look at
+    ns = lambda text: pd.Timestamp(text, tz="America/New_York").value  # noqa: E731
+
+    def at(text: str) -> None:
+        engine.clock.advance_to(ns(text))  # type: ignore[attr-defined]
+
+    at("2024-03-05 10:00")
+    monitor.on_event(engine, ConnectionChanged(ts_ns=ns("2024-03-05 10:00"), state="disconnected",
+                                               reason="socket closed"))  # fmt: skip
+    monitor.on_heartbeat(engine, ns("2024-03-05 10:01"))
+    assert monitor.health().status == "degraded"  # down, not for long yet
+    monitor.on_heartbeat(engine, ns("2024-03-05 10:03"))
+    assert alerts_of(monitor, inbox) == [("disconnected", "IB disconnected for 3 min")]
+    at("2024-03-05 10:03")
+    assert [c.status for c in monitor.health().checks if c.name == "connection"] == ["failing"]
+    monitor.on_event(engine, ConnectionChanged(ts_ns=ns("2024-03-05 10:04"), state="connected",
+                                               reason="reconnected"))  # fmt: skip
+    assert alerts_of(monitor, inbox)[-1] == ("reconnected", "IB connection back")
+    # the nightly reset: 23:50 to 00:20 New York raises nothing
+    inbox.alerts.clear()
+    at("2024-03-05 23:50")
+    monitor.on_event(engine, ConnectionChanged(ts_ns=ns("2024-03-05 23:50"), state="disconnected",
+                                               reason="reset"))  # fmt: skip
+    monitor.on_heartbeat(engine, ns("2024-03-06 00:20"))
+    assert alerts_of(monitor, inbox) == []
+    # ... unless it lasts past the window by the tolerance
+    monitor.on_heartbeat(engine, ns("2024-03-06 00:48"))
+    assert [k for k, _ in alerts_of(monitor, inbox)] == ["disconnected"]
+    # the heartbeat check uses the wall clock
+    wall.t = 100.0
+    assert [c.status for c in monitor.health().checks if c.name == "heartbeat"] == ["failing"]
+
+
+def test_reconciliation_differences_and_the_disk(tmp_path) -> None:
+    inbox = Inbox()
+    monitor = LiveMonitor(alerter=Alerter([inbox]).start(), journal_dir=tmp_path,
+                          min_free_mb=1e12, stale_after_s=10 * 86_400)  # fmt: skip
+    engine = Engine(ScriptedStrategy({}), DataFrameFeed(bars_frame([(1, 1, 1, 1)]), ACME),
+                    SimBroker())  # fmt: skip
+    engine.run()
+    monitor.on_event(engine, Reconciled(ts_ns=0, differences=("ACME: journal 0, account 10",),
+                                        resolution="refused"))  # fmt: skip
+    health = monitor.health()
+    checks = {c.name: c for c in health.checks}
+    assert checks["reconciliation"].status == "failing"
+    assert checks["disk"].status == "failing" and "MB free" in checks["disk"].detail
+    assert health.status == "failing"
+    assert alerts_of(monitor, inbox) == [("reconciliation", "reconciliation: refused")]
+    text = prometheus_text(monitor.snapshot())
+    assert "ibkrfw_health_status 2.0" in text and "# TYPE ibkrfw_equity gauge" in text
