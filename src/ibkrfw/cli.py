@@ -406,13 +406,14 @@ def _run(args: argparse.Namespace) -> int:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("ibapi").setLevel(logging.WARNING)  # it logs every message at INFO
-    run_table: dict[str, Any] = {}
+    tables: dict[str, Any] = {}
     if args.config is not None:
         try:
             with open(args.config, "rb") as handle:
-                run_table = dict(tomllib.load(handle).get("run", {}))
+                tables = dict(tomllib.load(handle))
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"cannot read {args.config!r}: {exc}") from None
+    run_table: dict[str, Any] = dict(tables.get("run", {}))
     config = _ibkr_config(args, mode=args.mode)
     symbols = args.symbols or ",".join(run_table.get("symbols", []))
     instruments: list[Instrument] = [Stock(s) for s in symbols.split(",") if s]
@@ -431,7 +432,8 @@ def _run(args: argparse.Namespace) -> int:
         broker: Any = SimBroker(args.cash)
     else:
         broker = IBKRBroker(client=client, state_dir=state_dir)
-    engine = Engine(strategy, feed, broker)
+    alerter, monitor, summary, dashboard = _operations(args, tables, state_dir)
+    engine = Engine(strategy, feed, broker, observers=[monitor, summary])
     cancel = args.cancel_on_stop or bool(run_table.get("cancel_on_stop", False))
 
     def stop(signum: int, frame: object) -> None:
@@ -447,6 +449,9 @@ def _run(args: argparse.Namespace) -> int:
     mode = "sandbox (IB data, simulated fills)" if args.sandbox else config.mode
     print(f"ibkrfw: running {strategy!r} in {mode} mode on {config.host}:{config.port}",
           flush=True)  # fmt: skip
+    if dashboard is not None:
+        dashboard.start()
+        print(f"ibkrfw: dashboard on {dashboard.url}", flush=True)
     try:
         result = engine.run()
     finally:
@@ -454,6 +459,9 @@ def _run(args: argparse.Namespace) -> int:
             timer.cancel()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        if dashboard is not None:
+            dashboard.stop()
+        alerter.stop()
     working = [o for o in result.order_list if not o.status.is_terminal]
     print(
         f"ibkrfw: stopped after {engine.bars_processed} bars, {len(result.fill_list)} fills, "
@@ -461,6 +469,51 @@ def _run(args: argparse.Namespace) -> int:
         flush=True,
     )
     return 0
+
+
+def _operations(args: argparse.Namespace, tables: Mapping[str, Any], state_dir: str) -> Any:
+    """The alerter, monitor, daily summary and dashboard of a run, from its TOML tables."""
+    from pathlib import Path
+
+    from ibkrfw.monitoring import Alerter, DailySummary, Dashboard, LiveMonitor
+    from ibkrfw.monitoring.alerts import channels_from_config
+
+    def table(name: str) -> dict[str, Any]:
+        value = tables.get(name, {})
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"[{name}] must be a table")
+        return dict(value)
+
+    alerts = table("alerts")
+    limits = {k: alerts.pop(k) for k in ("quiet_s", "max_per_hour") if k in alerts}
+    alerter = Alerter(channels_from_config(alerts), **limits).start()
+    settings = table("monitor")
+    if "quiet" in settings:
+        settings["quiet"] = [tuple(w) for w in settings["quiet"]]
+    try:
+        monitor = LiveMonitor(alerter=alerter, journal_dir=state_dir, **settings)
+        folder = Path(state_dir) / "summaries"
+        summary = DailySummary(monitor, alerter=alerter, directory=folder, **table("summary"))
+    except TypeError as exc:
+        alerter.stop()
+        raise ConfigError(f"[monitor] or [summary]: {exc}") from None
+    served = table("dashboard")
+    where = args.dashboard or served.get("listen")
+    dashboard = None
+    if where:
+        host, _, port = str(where).rpartition(":")
+        token_env = served.get("token_env", "IBKRFW_DASHBOARD_TOKEN")
+        try:
+            dashboard = Dashboard(
+                monitor, host=host or "127.0.0.1", port=int(port), token_env=token_env
+            )
+        except ValueError:
+            alerter.stop()
+            raise ConfigError(f"--dashboard takes [HOST:]PORT, got {where!r}") from None
+        except ConfigError:
+            alerter.stop()
+            raise
+    return alerter, monitor, summary, dashboard
 
 
 def _ibkr_config(args: argparse.Namespace, **settings: Any) -> Any:
@@ -688,6 +741,10 @@ def _add_run_command(sub: Any) -> None:
         "--cancel-on-stop", action="store_true", help="cancel working orders when stopping"
     )
     run.add_argument("--duration", type=float, help="stop after this many seconds")
+    run.add_argument(
+        "--dashboard", nargs="?", const="127.0.0.1:8765", metavar="[HOST:]PORT",
+        help="serve the dashboard (default 127.0.0.1:8765; a token is needed off loopback)",
+    )  # fmt: skip
     run.set_defaults(func=_run)
 
 

@@ -133,3 +133,34 @@ def test_reconciliation_differences_and_the_disk(tmp_path) -> None:
     assert alerts_of(monitor, inbox) == [("reconciliation", "reconciliation: refused")]
     text = prometheus_text(monitor.snapshot())
     assert "ibkrfw_health_status 2.0" in text and "# TYPE ibkrfw_equity gauge" in text
+
+
+def test_the_daily_summary_is_sent_and_saved_once_a_day(tmp_path) -> None:
+    import json
+
+    from ibkrfw.monitoring import DailySummary
+
+    inbox = Inbox()
+    alerter = Alerter([inbox]).start()
+    monitor = LiveMonitor(alerter=alerter, stale_after_s=1e9, drawdown_alert=None,
+                          daily_loss_alert=None)  # fmt: skip
+    summary = DailySummary(monitor, alerter=alerter, at="15:00", directory=tmp_path)
+    # hourly bars Friday 5 January 2024, 09:30 to 16:30 New York, then Monday the 8th
+    closes = [100.0 + i for i in range(8)]
+    frames = [bars_frame([(c, c, c, c) for c in closes], start=f"2024-01-0{d} 14:30", freq="1h")
+              for d in (5, 8)]  # fmt: skip
+    frame = pd.concat(frames)
+    strategy = ScriptedStrategy({0: lambda c, b: c.buy(ACME, 10)})
+    Engine(strategy, DataFrameFeed(frame, ACME), SimBroker(10_000),
+           observers=[monitor, summary]).run()  # fmt: skip
+    assert [s["date"] for s in summary.sent] == ["2024-01-05", "2024-01-08"]
+    first = summary.sent[0]
+    assert first["fills_today"] == 1 and first["positions"][0]["quantity"] == 10.0
+    assert first["pnl_today"] == pytest.approx(10 * 5.0)  # bought at 101, marked at 106 at 15:30
+    sent = [a for a in inbox.alerts if a.kind == "daily_summary"] if alerter.flush() else []
+    assert [a.title for a in sent] == [
+        "daily summary 2024-01-05: P&L +50.00", "daily summary 2024-01-08: P&L +60.00",
+    ]  # fmt: skip
+    saved = json.loads((tmp_path / "summary-2024-01-05.json").read_text())
+    assert saved["fills_today"] == 1
+    assert "P&amp;L today: 50.00" in (tmp_path / "summary-2024-01-05.html").read_text()

@@ -1,4 +1,4 @@
-"""Operating live: health checks, alerts, the dashboard and Prometheus metrics."""
+"""Operating live: health checks, alerts, daily summaries, the dashboard and metrics."""
 
 from ibkrfw.monitoring.alerts import (
     Alert,
@@ -13,6 +13,7 @@ from ibkrfw.monitoring.alerts import (
 )
 from ibkrfw.monitoring.dashboard import Dashboard, prometheus_text
 from ibkrfw.monitoring.monitor import IB_NIGHTLY_RESET, Check, Health, LiveMonitor
+from ibkrfw.monitoring.summary import DailySummary
 
 __all__ = [
     "IB_NIGHTLY_RESET",
@@ -20,6 +21,7 @@ __all__ = [
     "Alerter",
     "Channel",
     "Check",
+    "DailySummary",
     "Dashboard",
     "Delivery",
     "EmailChannel",

@@ -13,7 +13,7 @@ from ibkrfw.testing import FakeTWS
 WAIT = 30.0
 
 
-def _run(tws: FakeTWS, tmp_path: Path, *extra: str) -> subprocess.Popen[str]:
+def _run(tws: FakeTWS, tmp_path: Path, *options: str, extra: str = "") -> subprocess.Popen[str]:
     config = tmp_path / "ibkrfw.toml"
     config.write_text(
         "[ibkr]\n"
@@ -25,11 +25,11 @@ def _run(tws: FakeTWS, tmp_path: Path, *extra: str) -> subprocess.Popen[str]:
         'bar_size = "5s"\n'
         "[run.parameters]\n"
         "fast = 2\n"
-        "slow = 5\n"
+        "slow = 5\n" + extra
     )
     return subprocess.Popen(
         [sys.executable, "-m", "ibkrfw", "run", "--config", str(config),
-         "--state-dir", str(tmp_path / "state"), *extra],
+         "--state-dir", str(tmp_path / "state"), *options],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
 
@@ -65,3 +65,67 @@ def test_a_live_account_is_refused_without_the_live_flag(tmp_path: Path) -> None
         out, _ = process.communicate(timeout=WAIT)
     assert process.returncode == 2
     assert "live account, and the mode is paper" in out
+
+
+def test_run_serves_the_dashboard_and_sends_alerts(tmp_path: Path) -> None:
+    import json
+    import socket
+    import threading
+    import urllib.request
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    received: list[dict[str, object]] = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    hook = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=hook.serve_forever, daemon=True).start()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    extra = (
+        f'[[alerts.webhook]]\nurl = "http://127.0.0.1:{hook.server_address[1]}/alerts"\n'
+        "[monitor]\nstale_after_s = 1e9\n"
+    )
+    try:
+        with FakeTWS.from_sample(["ACME"]) as tws:
+            tws.reject_next_order(201, "Order rejected - reason: no margin")
+            process = _run(tws, tmp_path, "--dashboard", f"127.0.0.1:{port}", extra=extra)
+            try:
+                assert tws.wait_for(lambda: tws.messages("in", client_id=3, msg_id=50), WAIT)
+                deadline = time.monotonic() + WAIT
+                state: dict[str, object] = {}
+                while time.monotonic() < deadline:
+                    tws.step()
+                    time.sleep(0.02)
+                    try:
+                        with urllib.request.urlopen(
+                            f"http://127.0.0.1:{port}/api/state", timeout=5
+                        ) as response:
+                            state = json.loads(response.read())
+                    except OSError:
+                        continue
+                    if state.get("positions") and received:
+                        break
+                assert state.get("positions"), state
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+                    assert b"ibkrfw_position_quantity" in r.read()
+                process.send_signal(signal.SIGTERM)
+                out, _ = process.communicate(timeout=WAIT)
+            finally:
+                if process.poll() is None:
+                    process.kill()
+                    process.communicate()
+    finally:
+        hook.shutdown()
+        hook.server_close()
+    assert process.returncode == 0, out
+    assert f"dashboard on http://127.0.0.1:{port}/" in out
+    assert any(a.get("kind") == "order_rejected" for a in received), received
