@@ -51,6 +51,29 @@ def test_a_halt_a_drawdown_and_a_daily_loss_raise_alerts() -> None:
     assert snap["status"] == "stopped" and snap["health"]["status"] == "failing"
     assert snap["order_counts"]["filled"] == 2  # the buy and the flattening sale
     assert len(snap["equity_curve"]) == 6
+    # limits used: the kill switch's drawdown (18 % of the 15 % allowed)
+    assert snap["limits"] == [{"rule": "MaxDrawdownKillSwitch", "measure": "drawdown",
+                               "used": 0.18, "limit": 0.15, "share": 1.2}]  # fmt: skip
+    assert 'ibkrfw_limit_usage_ratio{rule="MaxDrawdownKillSwitch",measure="drawdown"} 1.2' in (
+        prometheus_text(snap)
+    )
+
+
+def test_limits_used_by_exposure_margin_and_daily_loss() -> None:
+    from ibkrfw.risk import DailyLossLimit, ExposureLimit, MarginCheck
+
+    monitor = LiveMonitor(stale_after_s=1e9)
+    rows = [(100, 100, 100, 100)] * 3
+    run(rows, {0: lambda c, b: c.buy(ACME, 50)}, monitor,
+        risk_rules=[ExposureLimit(max_leverage=2.0, max_gross=20_000), MarginCheck()],
+        risk_monitors=[DailyLossLimit(percent=0.05)])  # fmt: skip
+    used = {
+        (u["rule"], u["measure"]): (u["used"], u["limit"]) for u in monitor.snapshot()["limits"]
+    }
+    assert used[("ExposureLimit", "gross exposure")] == (5_000.0, 20_000.0)
+    assert used[("ExposureLimit", "leverage")] == (0.5, 2.0)
+    assert used[("MarginCheck", "initial margin")] == (2_500.0, 10_000.0)
+    assert used[("DailyLossLimit", "daily loss")] == (0.0, 500.0)
 
 
 def test_rejections_and_a_failed_run_are_alerted() -> None:

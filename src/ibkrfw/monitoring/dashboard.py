@@ -80,6 +80,10 @@ def prometheus_text(snap: dict[str, Any]) -> str:
             [("", snap.get("bars", 0))])  # fmt: skip
     counter("ibkrfw_halts_total", "Risk halts since the start.",
             [("", float(len(snap.get("halts", []))))])  # fmt: skip
+    limits = snap.get("limits", [])
+    gauge("ibkrfw_limit_usage_ratio", "How much of each risk limit is used (1: at the limit).",
+          [(f'{{rule="{_label(u["rule"])}",measure="{_label(u["measure"])}"}}', u["share"])
+           for u in limits])  # fmt: skip
     latencies = sorted(snap.get("latency_ms", []))
     if latencies:
         gauge("ibkrfw_order_ack_latency_seconds", "Order acknowledgement latency, recent orders.",

@@ -38,6 +38,8 @@ from ibkrfw.model.events import (
     TradingHalted,
 )
 from ibkrfw.monitoring.alerts import Alert, Alerter
+from ibkrfw.risk.monitor import RiskMonitor
+from ibkrfw.risk.rule import RiskRule
 
 __all__ = ["IB_NIGHTLY_RESET", "Check", "Health", "LiveMonitor"]
 
@@ -530,6 +532,21 @@ class LiveMonitor(EngineObserver):
                 }
                 for inst, p in portfolio.positions.items()
             ]
+            limits = []
+            watchers: list[RiskRule | RiskMonitor] = [*engine.risk_rules, *engine.risk_monitors]
+            for rule in watchers:
+                for use in rule.usage(portfolio):
+                    share = use.share
+                    limits.append(
+                        {
+                            "rule": rule.name,
+                            "measure": use.measure,
+                            "used": round(use.used, 4),
+                            "limit": round(use.limit, 4),
+                            "share": round(share, 4) if math.isfinite(share) else None,
+                        }
+                    )
+            snap["limits"] = limits
         snap["orders"] = [
             {
                 "id": o.order_id,

@@ -98,6 +98,7 @@ class DailySummary(EngineObserver):
             "positions": snap.get("positions", []),
             "working_orders": len(snap.get("orders", [])),
             "halts": snap.get("halts", []),
+            "limits": snap.get("limits", []),
             "health": health.get("status"),
             "health_reasons": health.get("reasons", []),
         }
@@ -139,6 +140,10 @@ class DailySummary(EngineObserver):
                 else ""
             ),
             f"Halts: {len(summary['halts'])}",
+            *(
+                f"Limit {u['rule']} {u['measure']}: {u['used']:g} of {u['limit']:g}"
+                for u in summary["limits"]
+            ),
             "Positions:",
         ]
         for p in summary["positions"] or []:

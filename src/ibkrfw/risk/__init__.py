@@ -20,7 +20,7 @@ from ibkrfw.risk.monitor import (
 )
 from ibkrfw.risk.protect import Protection, StopLoss, TakeProfit
 from ibkrfw.risk.ramp import CapitalRamp, RampStep
-from ibkrfw.risk.rule import MaxOrderQuantity, RiskDecision, RiskRule
+from ibkrfw.risk.rule import LimitUsage, MaxOrderQuantity, RiskDecision, RiskRule
 
 __all__ = [
     "CapitalRamp",
@@ -29,6 +29,7 @@ __all__ = [
     "DailyLossLimit",
     "ExposureLimit",
     "Halt",
+    "LimitUsage",
     "MaintenanceMargin",
     "MarginCheck",
     "MaxDrawdownKillSwitch",

@@ -25,7 +25,7 @@ from ibkrfw.model._decimal import DecimalLike, to_decimal
 from ibkrfw.model.instruments import Instrument
 from ibkrfw.model.orders import OrderRequest
 from ibkrfw.portfolio.portfolio import PortfolioView
-from ibkrfw.risk.rule import RiskDecision, RiskRule
+from ibkrfw.risk.rule import LimitUsage, RiskDecision, RiskRule
 
 __all__ = [
     "ExposureLimit",
@@ -251,6 +251,19 @@ class ExposureLimit(RiskRule):
         self.max_leverage = _positive(max_leverage, "max_leverage")
 
     @override
+    def usage(self, portfolio: PortfolioView) -> list[LimitUsage]:
+        gross, net = portfolio.gross_exposure, portfolio.market_value
+        found = []
+        if self.max_gross is not None:
+            found.append(LimitUsage("gross exposure", gross, self.max_gross))
+        if self.max_net is not None:
+            found.append(LimitUsage("net exposure", abs(net), self.max_net))
+        equity = portfolio.equity
+        if self.max_leverage is not None and equity > 0:
+            found.append(LimitUsage("leverage", gross / equity, self.max_leverage))
+        return found
+
+    @override
     def check(self, request: OrderRequest, portfolio: PortfolioView, ts_ns: int) -> RiskDecision:
         if math.isnan(_price(request, portfolio)):
             return _no_price(request)
@@ -337,6 +350,12 @@ class MarginCheck(RiskRule):
         if not 0 < initial <= 1:
             raise ConfigError(f"initial must be in (0, 1], got {initial!r}")
         self.initial = initial
+
+    @override
+    def usage(self, portfolio: PortfolioView) -> list[LimitUsage]:
+        equity = portfolio.equity
+        needed = portfolio.gross_exposure * self.initial
+        return [LimitUsage("initial margin", needed, equity)] if equity > 0 else []
 
     @override
     def check(self, request: OrderRequest, portfolio: PortfolioView, ts_ns: int) -> RiskDecision:

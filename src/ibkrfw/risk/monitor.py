@@ -22,6 +22,7 @@ from ibkrfw.errors import ConfigError
 from ibkrfw.model.events import OrderEvent, OrderFilled, OrderRejected
 from ibkrfw.model.orders import Order, OrderType
 from ibkrfw.portfolio.portfolio import PortfolioView
+from ibkrfw.risk.rule import LimitUsage
 
 __all__ = [
     "CircuitBreaker",
@@ -71,6 +72,11 @@ class RiskMonitor(ABC):
         del order, event
         return None
 
+    def usage(self, portfolio: PortfolioView) -> list[LimitUsage]:
+        """How much of the monitor's limits ``portfolio`` uses now (none here)."""
+        del portfolio
+        return []
+
 
 def _zone(tz: str) -> ZoneInfo:
     try:
@@ -116,6 +122,16 @@ class DailyLossLimit(RiskMonitor):
         self._halted_day: dt.date | None = None
 
     @override
+    def usage(self, portfolio: PortfolioView) -> list[LimitUsage]:
+        if math.isnan(self._start):
+            return []
+        allowed = min(
+            self.limit if self.limit is not None else math.inf,
+            self.percent * self._start if self.percent is not None else math.inf,
+        )
+        return [LimitUsage("daily loss", max(self._start - portfolio.equity, 0.0), allowed)]
+
+    @override
     def observe(self, portfolio: PortfolioView, ts_ns: int) -> Halt | None:
         local = dt.datetime.fromtimestamp(ts_ns / 1e9, tz=self.zone)
         day = local.date()
@@ -159,6 +175,13 @@ class MaxDrawdownKillSwitch(RiskMonitor):
         self.max_drawdown, self.flatten = max_drawdown, flatten
         self._peak = -math.inf
         self._tripped = False
+
+    @override
+    def usage(self, portfolio: PortfolioView) -> list[LimitUsage]:
+        if not self._peak > 0:
+            return []
+        return [LimitUsage("drawdown", max(1 - portfolio.equity / self._peak, 0.0),
+                           self.max_drawdown)]  # fmt: skip
 
     @override
     def observe(self, portfolio: PortfolioView, ts_ns: int) -> Halt | None:

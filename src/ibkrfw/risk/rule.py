@@ -14,7 +14,28 @@ from ibkrfw.model._decimal import DecimalLike, to_decimal
 from ibkrfw.model.orders import OrderRequest
 from ibkrfw.portfolio.portfolio import PortfolioView
 
-__all__ = ["MaxOrderQuantity", "RiskDecision", "RiskRule"]
+__all__ = ["LimitUsage", "MaxOrderQuantity", "RiskDecision", "RiskRule"]
+
+
+@final
+@attrs.frozen
+class LimitUsage:
+    """How much of one limit the account uses now (for dashboards and summaries).
+
+    Args:
+        measure: What is measured (``"leverage"``, ``"drawdown"``...).
+        used: The current value.
+        limit: The limit it is held to.
+    """
+
+    measure: str
+    used: float
+    limit: float
+
+    @property
+    def share(self) -> float:
+        """``used / limit`` (NaN without a limit)."""
+        return self.used / self.limit if self.limit else float("nan")
 
 
 @final
@@ -80,6 +101,11 @@ class RiskRule(ABC):
     @abstractmethod
     def check(self, request: OrderRequest, portfolio: PortfolioView, ts_ns: int) -> RiskDecision:
         """Return whether ``request`` may be sent, given ``portfolio`` at time ``ts_ns``."""
+
+    def usage(self, portfolio: PortfolioView) -> list[LimitUsage]:
+        """How much of the rule's account-wide limits ``portfolio`` uses (none here)."""
+        del portfolio
+        return []
 
 
 @final

@@ -127,6 +127,13 @@
       { title: "Status", value: r => r.status, cls: r => "st-" + r.status },
       { title: "Detail", value: r => r.detail },
     ], (s.health && s.health.checks) || [], "no checks");
+    table("limits", [
+      { title: "Limit", value: r => r.rule + ": " + r.measure },
+      { title: "Used", num: true, value: r => qty.format(r.used) },
+      { title: "Of", num: true, value: r => qty.format(r.limit) },
+      { title: "Share", num: true, value: r => r.share === null ? "" : (100 * r.share).toFixed(0) + " %",
+        cls: r => r.share >= 1 ? "neg" : "" },
+    ], s.limits || [], "no account-wide limits set");
     table("halts", [
       { title: "Time", value: r => r.time.replace("T", " ").replace("+00:00", "Z") },
       { title: "Rule", value: r => r.rule },
