@@ -111,8 +111,8 @@ class EngineObserver:
 
     Subclass it for monitoring (health checks, dashboards, alerts): :meth:`on_event` sees each
     event the engine dispatches, after the engine has applied it; :meth:`on_heartbeat` runs
-    once per time stamp (after the bars and monitors) and, in live runs, also whenever the
-    loop wakes while idle (at least every half second). Both run on the engine's thread, so
+    once per time stamp (after the bars and monitors) and, in live runs, at least twice a
+    second whether events are coming or not. Both run on the engine's thread, so
     they may read the engine's state, and must be quick; share what other threads need as
     immutable snapshots. Both are no-ops here.
     """
@@ -224,6 +224,7 @@ class Engine:
         )
         self._guards: dict[Instrument, _Guard] = {}
         self.observers = tuple(observers)
+        self._last_beat = 0.0  # time.monotonic() of the last heartbeat
         if self.observers:  # only observed runs pay for the extra call per event
             self._dispatch = self._dispatch_observed  # type: ignore[method-assign]
         self._unguarded: set[Instrument] = set()  # positions whose protection must be checked
@@ -517,8 +518,8 @@ class Engine:
             if event is not None:
                 self._dispatch(event)  # a bar only joins `arrived`: it is handled above
                 self._drain()
-            elif self.observers:
-                self._heartbeat(now)  # idle: still alive
+            if self.observers and time.monotonic() - self._last_beat >= 0.5:
+                self._heartbeat(now)  # still alive, busy or idle, twice a second at least
         if self._cancel_on_stop:
             self._cancel_all()
 
@@ -927,6 +928,7 @@ class Engine:
                 self._modify(current, replacement, checked=False)
 
     def _heartbeat(self, now_ns: int) -> None:
+        self._last_beat = time.monotonic()
         for observer in self.observers:
             observer.on_heartbeat(self, now_ns)
 

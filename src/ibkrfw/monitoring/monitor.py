@@ -24,6 +24,7 @@ import attrs
 from ibkrfw.engine.engine import Engine, EngineObserver
 from ibkrfw.errors import ConfigError
 from ibkrfw.model.events import (
+    BarReceived,
     ConnectionChanged,
     DataProblem,
     Event,
@@ -34,7 +35,10 @@ from ibkrfw.model.events import (
     OrderFilled,
     OrderRejected,
     OrderSubmitted,
+    QuoteReceived,
     Reconciled,
+    TickReceived,
+    TimerFired,
     TradingHalted,
 )
 from ibkrfw.monitoring.alerts import Alert, Alerter
@@ -271,7 +275,10 @@ class LiveMonitor(EngineObserver):
         elif isinstance(event, DataProblem):
             self._problems[event.instrument.id] = event.reason
             self._alert("data_problem", f"data problem: {event.instrument.id}", event.reason)
-        self._publish(engine, engine.clock.now_ns())
+        if not isinstance(event, QuoteReceived | TickReceived | BarReceived | TimerFired):
+            # market data is published with the heartbeat: thousands of quotes a second
+            # must not rebuild the snapshot each
+            self._publish(engine, engine.clock.now_ns())
 
     def on_heartbeat(self, engine: Engine, now_ns: int) -> None:
         """Record equity, check the thresholds, publish the snapshot."""
