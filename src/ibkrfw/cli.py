@@ -454,6 +454,13 @@ def _run(args: argparse.Namespace) -> int:
         print(f"ibkrfw: dashboard on {dashboard.url}", flush=True)
     try:
         result = engine.run()
+    except Exception as exc:
+        if monitor.engine is None:  # it failed before the run began: the monitor never saw it
+            from ibkrfw.monitoring import Alert
+
+            alerter.send(Alert("start_failed", f"ibkrfw could not start: {type(exc).__name__}",
+                               str(exc), "critical"))  # fmt: skip
+        raise
     finally:
         if timer is not None:
             timer.cancel()

@@ -65,6 +65,7 @@ def test_a_live_account_is_refused_without_the_live_flag(tmp_path: Path) -> None
         out, _ = process.communicate(timeout=WAIT)
     assert process.returncode == 2
     assert "live account, and the mode is paper" in out
+    assert "[start_failed] ibkrfw could not start: ConfigError" in out  # alerted (log channel)
 
 
 def test_run_serves_the_dashboard_and_sends_alerts(tmp_path: Path) -> None:
