@@ -87,6 +87,18 @@ def test_examples_run(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.Mo
     assert "halted on 2015-02-10 by MaxDrawdownKillSwitch: equity 851,998.51 is 15.1%" in out
     assert "without the kill switch: total return -53.0 %, max drawdown -69.1 %" in out
     assert "diversification ratio of the target mix: 1.28" in out
+    # examples/custom_risk_rule.py
+    assert "most positions held at once: 2" in out
+    assert re.search(r"\d+ orders, \d+ denied by MaxOpenPositions", out)
+    # examples/optimize_walk_forward.py
+    assert "best in sample: {'fast': 20, 'slow': 100}" in out
+    assert re.search(r"walk-forward: in sample -?[\d.]+, out of sample -?[\d.]+, efficiency", out)
+    # examples/paper_trading_fake_tws.py: the paper run makes the backtest's trades
+    assert "same fills: True; health while running: ok" in out
+    # examples/download_history.py
+    assert "261 daily bars of ACME stored, 2019-01-01 to 2019-12-31" in out
+    # examples/alerts.py: three identical alerts go out once
+    assert "2 webhook posts, 2 repeat(s) dropped" in out
 
 
 def test_multi_asset_example_draws_the_heatmap(tmp_path: Path) -> None:
