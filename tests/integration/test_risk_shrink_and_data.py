@@ -319,3 +319,13 @@ def test_request_helper_for_docs() -> None:
     rule = MaxOrderQuantity(5, shrink=True)
     decision = rule.check(OrderRequest(ACME, "BUY", 8), None, 0)  # type: ignore[arg-type]
     assert decision.approved and decision.quantity == 5
+
+
+def test_an_order_denied_after_a_shrink_is_recorded_as_asked() -> None:
+    from ibkrfw.risk import RestrictedList
+
+    rules = [MaxOrderQuantity(30, shrink=True), RestrictedList([ACME])]
+    result, broker, events = run({0: only(ACME, lambda c: c.buy(ACME, 70))}, rules)
+    assert broker.submitted == [] and not of(OrderResized, events)
+    (order,) = result.order_list
+    assert order.request.quantity == 70 and order.status == "DENIED"

@@ -307,9 +307,9 @@ class Engine:
         resized: list[tuple[str, str]] = []
         if refusal is None and checked:
             request, refusal = self._risk_check(request, now, resized)
+        if refusal is not None:  # the order as asked is what was refused
+            return self._refuse(self.orders.create(asked, now), now, refusal[1], refusal[0])
         order = self.orders.create(request, now)
-        if refusal is not None:
-            return self._refuse(order, now, refusal[1], refusal[0])
         if resized:
             self._resized(order.order_id, now, asked.quantity, request.quantity, resized)
         self.queue.append(OrderSubmitted(ts_ns=now, order_id=order.order_id, request=request))
