@@ -134,6 +134,12 @@ def test_disconnections_alert_after_a_while_but_not_in_the_nightly_reset() -> No
     # ... unless it lasts past the window by the tolerance
     monitor.on_heartbeat(engine, ns("2024-03-06 00:48"))
     assert [k for k, _ in alerts_of(monitor, inbox)] == ["disconnected"]
+    # a report stamped before the last one applied (another thread's, late) is ignored
+    late = ConnectionChanged(ts_ns=ns("2024-03-06 00:10"), state="connecting", reason="late")
+    monitor.on_event(engine, ConnectionChanged(ts_ns=ns("2024-03-06 00:50"), state="connected",
+                                               reason="back"))  # fmt: skip
+    monitor.on_event(engine, late)
+    assert [c.status for c in monitor.health().checks if c.name == "connection"] == ["ok"]
     # the heartbeat check uses the wall clock
     wall.t = 100.0
     assert [c.status for c in monitor.health().checks if c.name == "heartbeat"] == ["failing"]

@@ -186,6 +186,7 @@ class LiveMonitor(EngineObserver):
         self._day_start = math.nan
         self._connection = "connected"
         self._connection_since = 0
+        self._connection_ts = 0
         self._connection_reason = ""
         self._disconnect_alerted = False
         self._waiting: dict[int, tuple[float, str]] = {}  # order id -> (wall time, instrument)
@@ -247,6 +248,9 @@ class LiveMonitor(EngineObserver):
             elif isinstance(event, OrderDenied):
                 self._waiting.pop(event.order_id, None)
         elif isinstance(event, ConnectionChanged):
+            if event.ts_ns < self._connection_ts:
+                return  # overtaken: the broker and the feed report on their own threads
+            self._connection_ts = event.ts_ns
             was = self._connection
             self._connection, self._connection_reason = event.state, event.reason
             if event.state != was:
