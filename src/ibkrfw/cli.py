@@ -584,6 +584,19 @@ def _download(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_backtest_data_options(parser: argparse.ArgumentParser) -> None:
+    """The data and account options of ``backtest`` and ``optimize`` (read by ``_feed``)."""
+    parser.add_argument(
+        "--csv", help="CSV of bars (timestamp, [symbol], open, high, low, close, volume)"
+    )
+    parser.add_argument(
+        "--symbols", help="comma-separated symbols to trade (default: every sample one)"
+    )
+    parser.add_argument("--tz", help="time zone of naive timestamps in the CSV")
+    parser.add_argument("--cash", default="100000", help="starting cash (default: 100000)")
+    parser.add_argument("--commission", help="commission per share, e.g. 0.005 (default: none)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the ``ibkrfw`` command."""
     parser = argparse.ArgumentParser(prog="ibkrfw", description=__doc__)
@@ -609,15 +622,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME=VALUE",
         help="a strategy parameter (repeatable), e.g. -p fast=20",
     )
-    bt.add_argument(
-        "--csv", help="CSV of bars (timestamp, [symbol], open, high, low, close, volume)"
-    )
-    bt.add_argument(
-        "--symbols", help="comma-separated symbols to trade (default: every sample one)"
-    )
-    bt.add_argument("--tz", help="time zone of naive timestamps in the CSV")
-    bt.add_argument("--cash", default="100000", help="starting cash (default: 100000)")
-    bt.add_argument("--commission", help="commission per share, e.g. 0.005 (default: none)")
+    _add_backtest_data_options(bt)
     bt.add_argument("--save", help="save the result to this file (ibkrfw report reads it)")
     bt.add_argument("--report", help="write an HTML report to this file")
     bt.set_defaults(func=_backtest)
@@ -648,11 +653,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="walk-forward analysis with these lengths, e.g. 730D:180D or 24MS:6MS",
     )  # fmt: skip
     opt.add_argument("--anchored", action="store_true", help="anchored walk-forward windows")
-    opt.add_argument("--csv", help="CSV of bars, as for backtest")
-    opt.add_argument("--symbols", help="comma-separated symbols (default: every sample one)")
-    opt.add_argument("--tz", help="time zone of naive timestamps in the CSV")
-    opt.add_argument("--cash", default="100000", help="starting cash (default: 100000)")
-    opt.add_argument("--commission", help="commission per share, e.g. 0.005")
+    _add_backtest_data_options(opt)
     opt.add_argument("--top", type=int, default=10, help="rows to print (default: 10)")
     opt.add_argument("--out", help="write every row to this CSV file")
     opt.add_argument(

@@ -548,6 +548,11 @@ class Engine:
             return iter(self.feeds[0])
         return heapq.merge(*self.feeds, key=attrgetter("ts_ns"))
 
+    @property
+    def instruments(self) -> tuple[Instrument, ...]:
+        """Every instrument the run's feeds deliver (known once the run has started)."""
+        return tuple(self._lanes)
+
     def run(self) -> RunResult:
         """Run to the end of the feeds and return the result.
 

@@ -245,8 +245,6 @@ class LiveMonitor(EngineObserver):
                         "commission": float(fill.commission),
                     }
                 )
-            elif isinstance(event, OrderDenied):
-                self._waiting.pop(event.order_id, None)
         elif isinstance(event, ConnectionChanged):
             if event.ts_ns < self._connection_ts:
                 return  # overtaken: the broker and the feed report on their own threads
@@ -407,21 +405,26 @@ class LiveMonitor(EngineObserver):
             "critical",
         )
 
-    def _check_staleness(self, engine: Engine, now_ns: int) -> None:
+    def _stale(self, engine: Engine, now_ns: int) -> dict[str, float]:
+        """The instruments whose last bar is older than ``stale_after_s``, and its age (s)."""
         portfolio = engine.portfolio
+        found: dict[str, float] = {}
         if portfolio is None:
-            return
-        for inst in getattr(engine, "_lanes", {}):
+            return found
+        for inst in engine.instruments:
             last = portfolio.history(inst, 1).ts_ns
-            if not len(last):
-                continue
-            age = (now_ns - int(last[0])) / _NS
-            if age > self.stale_after_s and not self._in_quiet(now_ns):
-                if inst.id not in self._stale_alerted:
-                    self._stale_alerted.add(inst.id)
-                    self._alert("stale_data", f"no new bar of {inst.id} for {age / 60:.0f} min")
-            else:
-                self._stale_alerted.discard(inst.id)
+            if len(last):
+                age = (now_ns - int(last[0])) / _NS
+                if age > self.stale_after_s:
+                    found[inst.id] = age
+        return found
+
+    def _check_staleness(self, engine: Engine, now_ns: int) -> None:
+        stale = {} if self._in_quiet(now_ns) else self._stale(engine, now_ns)
+        for name, age in stale.items():
+            if name not in self._stale_alerted:
+                self._alert("stale_data", f"no new bar of {name} for {age / 60:.0f} min")
+        self._stale_alerted = set(stale)
 
     def _disk(self) -> Check:
         if self.journal_dir is None:
@@ -448,13 +451,7 @@ class LiveMonitor(EngineObserver):
                     f"{self._connection} for {down_s:.0f} s ({self._connection_reason})",
                 )
             )
-        stale = []
-        portfolio = engine.portfolio
-        if portfolio is not None:
-            for inst in getattr(engine, "_lanes", {}):
-                last = portfolio.history(inst, 1).ts_ns
-                if len(last) and (now_ns - int(last[0])) / _NS > self.stale_after_s:
-                    stale.append(inst.id)
+        stale = self._stale(engine, now_ns)
         problems = [f"{k}: {v}" for k, v in self._problems.items()]
         if stale or problems:
             detail = "; ".join([*(f"{s} stale" for s in stale), *problems])
