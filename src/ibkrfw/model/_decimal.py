@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from decimal import Decimal, InvalidOperation
 
 from ibkrfw.errors import OrderError
@@ -14,6 +15,8 @@ def to_decimal(value: DecimalLike, what: str = "value") -> Decimal:
     """Convert ``value`` to a finite :class:`~decimal.Decimal`.
 
     Floats go through their shortest ``repr`` so that ``0.1`` becomes ``Decimal("0.1")``.
+    NumPy scalars (``np.float64`` from a history array, ``np.int64`` from a frame) count as
+    the Python number they hold.
 
     Raises:
         OrderError: if ``value`` is not a number, or is NaN or infinite.
@@ -22,21 +25,27 @@ def to_decimal(value: DecimalLike, what: str = "value") -> Decimal:
         if value.is_finite():
             return value
         raise OrderError(f"{what} must be finite, got {value!r}")
-    if isinstance(value, Decimal):
-        result = value
-    elif isinstance(value, bool):
+    given: object = value  # what arrives at run time may be wider: NumPy scalars
+    if isinstance(given, Decimal):
+        result = given
+    elif isinstance(given, bool):
         raise OrderError(f"{what} must be a number, got the bool {value!r}")
-    elif isinstance(value, int):
-        result = Decimal(value)
-    elif isinstance(value, float):
-        if not math.isfinite(value):
-            raise OrderError(f"{what} must be finite, got {value!r}")
-        result = Decimal(repr(value))
-    elif isinstance(value, str):
+    elif isinstance(given, int):
+        result = Decimal(given)
+    elif isinstance(given, str):
         try:
-            result = Decimal(value.strip())
+            result = Decimal(given.strip())
         except InvalidOperation:
             raise OrderError(f"{what} must be a number, got the string {value!r}") from None
+    elif isinstance(given, float) or (
+        isinstance(given, numbers.Real) and not isinstance(given, numbers.Integral)
+    ):  # float, and NumPy's floats
+        number = float(given)  # not repr(given): np.float64's is "np.float64(...)"
+        if not math.isfinite(number):
+            raise OrderError(f"{what} must be finite, got {value!r}")
+        result = Decimal(repr(number))
+    elif isinstance(given, numbers.Integral):  # NumPy's integers
+        result = Decimal(int(given))
     else:
         raise OrderError(f"{what} must be a Decimal, int, float or str, got {type(value).__name__}")
     if not result.is_finite():

@@ -260,6 +260,7 @@ class Protection:
                 amount = None if by_percent else instrument.round_price(gap, ROUND_CEILING)
                 price = last if last is not None else _last_close(history, entry)
                 start = price - sign * (price * stop.value if by_percent else float(gap))
+                percent = Decimal(repr(float(stop.value * 100))) if by_percent else None
                 wanted[STOP_TAG] = None
                 if start > 0:
                     wanted[STOP_TAG] = OrderRequest(
@@ -268,7 +269,7 @@ class Protection:
                             start, ROUND_FLOOR if long else ROUND_CEILING
                         ),
                         trail_amount=amount,
-                        trail_percent=Decimal(repr(stop.value * 100)) if by_percent else None,
+                        trail_percent=percent,
                         tif="GTC", tag=STOP_TAG,
                     )  # fmt: skip
             else:

@@ -138,7 +138,7 @@ class CapitalRamp(RiskRule):
         buys, sells = portfolio.working(inst)
         now = portfolio.quantity(inst) + buys - sells
         target = now + request.signed_quantity
-        scaled = inst.round_quantity(target * Decimal(repr(fraction)))
+        scaled = inst.round_quantity(target * Decimal(repr(float(fraction))))
         order = scaled - now  # signed: what reaches the scaled target
         if order * request.side.sign <= 0:
             return RiskDecision.deny(
