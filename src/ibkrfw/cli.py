@@ -8,7 +8,7 @@ import sys
 import types
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, get_type_hints
+from typing import TYPE_CHECKING, Any, cast, get_type_hints
 
 import attrs
 
@@ -431,7 +431,10 @@ def _run(args: argparse.Namespace) -> int:
 
         broker: Any = SimBroker(args.cash)
     else:
-        broker = IBKRBroker(client=client, state_dir=state_dir)
+        on_mismatch = "adopt" if args.adopt else run_table.get("on_mismatch", "refuse")
+        broker = IBKRBroker(  # the broker refuses a value other than "refuse" or "adopt"
+            client=client, state_dir=state_dir, on_mismatch=cast(Any, on_mismatch)
+        )
     alerter, monitor, summary, dashboard = _operations(args, tables, state_dir)
     engine = Engine(strategy, feed, broker, observers=[monitor, summary])
     cancel = args.cancel_on_stop or bool(run_table.get("cancel_on_stop", False))
@@ -748,6 +751,11 @@ def _add_run_command(sub: Any) -> None:
     run.add_argument(
         "--cancel-on-stop", action="store_true", help="cancel working orders when stopping"
     )
+    run.add_argument(
+        "--adopt", action="store_true",
+        help="start from the account's positions and orders when they differ from the journal "
+        "(instead of refusing to start; or on_mismatch = \"adopt\" in [run])",
+    )  # fmt: skip
     run.add_argument("--duration", type=float, help="stop after this many seconds")
     run.add_argument(
         "--dashboard", nargs="?", const="127.0.0.1:8765", metavar="[HOST:]PORT",

@@ -124,19 +124,19 @@ def test_disconnections_alert_after_a_while_but_not_in_the_nightly_reset() -> No
     monitor.on_event(engine, ConnectionChanged(ts_ns=ns("2024-03-05 10:04"), state="connected",
                                                reason="reconnected"))  # fmt: skip
     assert alerts_of(monitor, inbox)[-1] == ("reconnected", "IB connection back")
-    # the nightly reset: 23:50 to 00:20 New York raises nothing
+    # the nightly reset: 00:20 to 01:40 New York raises nothing
     inbox.alerts.clear()
-    at("2024-03-05 23:50")
-    monitor.on_event(engine, ConnectionChanged(ts_ns=ns("2024-03-05 23:50"), state="disconnected",
+    at("2024-03-06 00:20")
+    monitor.on_event(engine, ConnectionChanged(ts_ns=ns("2024-03-06 00:20"), state="disconnected",
                                                reason="reset"))  # fmt: skip
-    monitor.on_heartbeat(engine, ns("2024-03-06 00:20"))
+    monitor.on_heartbeat(engine, ns("2024-03-06 01:40"))
     assert alerts_of(monitor, inbox) == []
     # ... unless it lasts past the window by the tolerance
-    monitor.on_heartbeat(engine, ns("2024-03-06 00:48"))
+    monitor.on_heartbeat(engine, ns("2024-03-06 01:48"))
     assert [k for k, _ in alerts_of(monitor, inbox)] == ["disconnected"]
     # a report stamped before the last one applied (another thread's, late) is ignored
-    late = ConnectionChanged(ts_ns=ns("2024-03-06 00:10"), state="connecting", reason="late")
-    monitor.on_event(engine, ConnectionChanged(ts_ns=ns("2024-03-06 00:50"), state="connected",
+    late = ConnectionChanged(ts_ns=ns("2024-03-06 01:10"), state="connecting", reason="late")
+    monitor.on_event(engine, ConnectionChanged(ts_ns=ns("2024-03-06 01:50"), state="connected",
                                                reason="back"))  # fmt: skip
     monitor.on_event(engine, late)
     assert [c.status for c in monitor.health().checks if c.name == "connection"] == ["ok"]

@@ -47,8 +47,10 @@ from ibkrfw.risk.rule import RiskRule
 
 __all__ = ["IB_NIGHTLY_RESET", "Check", "Health", "LiveMonitor"]
 
-IB_NIGHTLY_RESET: tuple[tuple[str, str, str], ...] = (("23:45", "00:45", "America/New_York"),)
-"""When IB's servers restart each night (North America), as a quiet window for alerts."""
+IB_NIGHTLY_RESET: tuple[tuple[str, str, str], ...] = (("00:15", "01:45", "America/New_York"),)
+"""When IB's servers restart each night (North America, Sunday to Friday, 00:15 to 01:45 New
+York time), as a quiet window for alerts. A TWS or Gateway set to restart itself at another
+time, and IB's weekend maintenance (Friday 23:00 to Saturday 03:00), need windows of their own."""
 
 Status = Literal["ok", "degraded", "failing"]
 _RANK = {"ok": 0, "degraded": 1, "failing": 2}
@@ -138,7 +140,7 @@ class LiveMonitor(EngineObserver):
         daily_loss_alert: Alert when today's loss reaches this share of the day's starting
             equity.
         quiet: Windows ``("HH:MM", "HH:MM", "Zone/Name")`` when disconnections are expected
-            (None: ``IB_NIGHTLY_RESET``, 23:45 to 00:45 New York; ``()`` for none).
+            (None: ``IB_NIGHTLY_RESET``, 00:15 to 01:45 New York; ``()`` for none).
         tz: The zone days are counted in (for today's P&L).
         equity_points: How many equity points the snapshot keeps.
         wall_clock: Seconds, monotonic (for the heartbeat; tests may replace it).

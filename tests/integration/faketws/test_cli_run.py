@@ -130,3 +130,29 @@ def test_run_serves_the_dashboard_and_sends_alerts(tmp_path: Path) -> None:
     assert process.returncode == 0, out
     assert f"dashboard on http://127.0.0.1:{port}/" in out
     assert any(a.get("kind") == "order_rejected" for a in received), received
+
+
+def test_an_unexplained_position_is_refused_unless_adopted(tmp_path: Path) -> None:
+    from ibkrfw.testing import LiveSession, ScriptedStrategy
+
+    with FakeTWS.from_sample(["ACME"]) as tws:
+        buy = ScriptedStrategy({0: lambda ctx, bar: ctx.buy(bar.instrument, 10)})
+        with LiveSession(buy, tws, state_dir=tmp_path / "by-hand") as session:
+            session.step(2)  # 10 ACME bought by another program: this run's journal knows none
+            session.stop()
+        refused = _run(tws, tmp_path)
+        out, _ = refused.communicate(timeout=WAIT)
+        assert refused.returncode == 2, out
+        assert "the journal holds 0, the account 10" in out
+
+        adopted = _run(tws, tmp_path, "--adopt")
+        try:
+            assert tws.wait_for(lambda: tws.messages("in", client_id=3, msg_id=50), WAIT)
+            adopted.send_signal(signal.SIGTERM)
+            out, _ = adopted.communicate(timeout=WAIT)
+        finally:
+            if adopted.poll() is None:
+                adopted.kill()
+                adopted.communicate()
+    assert adopted.returncode == 0, out
+    assert "ibkrfw: stopped after" in out
