@@ -12,7 +12,7 @@ from typing_extensions import override
 
 from ibkrfw.core.clock import Clock
 from ibkrfw.data.barsize import bar_size_ns, normalize_bar_size
-from ibkrfw.errors import ConfigError, RequestError
+from ibkrfw.errors import ConfigError, DataError, RequestError
 from ibkrfw.ibkr.client import IBClient, Listener
 from ibkrfw.ibkr.config import IBKRConfig
 from ibkrfw.ibkr.connection import Action, ConnectionMonitor, ConnectionState, Transition
@@ -24,7 +24,7 @@ from ibkrfw.model.events import BarReceived, DataProblem, QuoteReceived, TickRec
 from ibkrfw.model.instruments import Instrument
 from ibkrfw.ports import DataFeed, EventSink
 
-__all__ = ["BarAggregator", "IBKRDataFeed"]
+__all__ = ["BarAggregator", "IBKRDataFeed", "bar_fault"]
 
 log = logging.getLogger("ibkrfw.ibkr")
 
@@ -107,6 +107,32 @@ class BarAggregator:
         """Return the bar in progress (incomplete) and forget it."""
         bar, self._bar = self._bar, None
         return bar
+
+
+def bar_fault(bar: Bar) -> str | None:
+    """Say what is wrong with a bar from IB, or None if nothing is.
+
+    Prices must be finite and positive with ``low <= open, close <= high``; the volume must not
+    be negative (NaN, no volume, is allowed).
+
+    Example:
+        >>> from ibkrfw import Stock
+        >>> bar_fault(Bar(Stock("ACME"), 0, 10.0, 11.0, 9.0, 10.5, 100.0)) is None
+        True
+        >>> bar_fault(Bar(Stock("ACME"), 0, 10.0, 9.0, 9.5, 10.5, 100.0))
+        'high 9.0 is below low 9.5'
+    """
+    _, _, open_, high, low, close, volume = bar
+    for name, price in (("open", open_), ("high", high), ("low", low), ("close", close)):
+        if not (math.isfinite(price) and price > 0):
+            return f"{name} is {price!r}, not a finite positive price"
+    if high < low:
+        return f"high {high!r} is below low {low!r}"
+    if not (low <= open_ <= high and low <= close <= high):
+        return f"open {open_!r} or close {close!r} is outside low {low!r} to high {high!r}"
+    if volume < 0:
+        return f"volume is {volume!r}"
+    return None
 
 
 @final
@@ -193,6 +219,8 @@ class IBKRDataFeed(DataFeed, Listener):
         """How many price and size ticks of the quote streams arrived."""
         self.emitted = 0
         """How many bars were handed to the engine (counted before :attr:`received`)."""
+        self.dropped = 0
+        """How many malformed bars from IB were dropped (each reported as a DataProblem)."""
 
     @property
     @override
@@ -260,6 +288,7 @@ class IBKRDataFeed(DataFeed, Listener):
 
         Raises:
             RequestError: if IB refuses or does not answer.
+            DataError: if a bar IB sent is malformed (see :func:`bar_fault`).
         """
         if count <= 0:
             return []
@@ -273,8 +302,12 @@ class IBKRDataFeed(DataFeed, Listener):
             "reqHistoricalData", to_ib_contract(instrument), "", duration, ib_bar_size(size),
             "TRADES", 0, 2, False, [], rows="historicalData",
         )  # fmt: skip
-        bars = [self._history_bar(instrument, row[0]) for row in rows]
-        return bars[-count:]
+        bars = [self._history_bar(instrument, row[0]) for row in rows][-count:]
+        for bar in bars:
+            fault = bar_fault(bar)
+            if fault is not None:
+                raise DataError(f"IB's history of {instrument.id} at {bar.timestamp}: {fault}")
+        return bars
 
     @staticmethod
     def _history_bar(instrument: Instrument, bar: Any) -> Bar:
@@ -300,7 +333,15 @@ class IBKRDataFeed(DataFeed, Listener):
             inst = self._subscriptions.get(req_id)
             if inst is None:
                 return
-            bar = Bar(inst, seconds * 1_000_000_000, open_, high, low, close, float(volume))
+            size = float(volume) if float(volume) >= 0 else math.nan  # -1: IB has no volume
+            bar = Bar(inst, seconds * 1_000_000_000, float(open_), float(high), float(low),
+                      float(close), size)  # fmt: skip
+            fault = bar_fault(bar)
+            if fault is not None:  # dropped, said, and never aggregated into a bar
+                self.dropped += 1
+                self._problem(emit, inst, None, f"a malformed real-time bar was dropped: {fault}")
+                self.received += 1
+                return
             aggregator = self._aggregators[inst]
             for done in (bar,) if aggregator is None else aggregator.add(bar):
                 self.emitted += 1

@@ -436,3 +436,49 @@ def test_delayed_data_is_flagged_once() -> None:
     problems = [e for e in events if isinstance(e, DataProblem)]
     assert [(p.code, p.instrument) for p in problems] == [(10167, acme)]
     assert feed.delayed_instruments == {acme}
+
+
+def test_a_malformed_bar_from_ib_is_dropped_and_reported() -> None:
+    import threading
+
+    from ibkrfw import DataProblem
+
+    events: list[object] = []
+    bars: list[float] = []
+
+    class Watch(Strategy):
+        def on_bar(self, ctx, bar):  # type: ignore[no-untyped-def]
+            bars.append(bar.high)
+
+        def on_event(self, ctx, event):  # type: ignore[no-untyped-def]
+            events.append(event)
+
+    with FakeTWS.from_sample(["ACME"]) as tws:
+        acme = next(iter(tws.market.arrays))
+        client = IBClient(IBKRConfig(port=tws.port))
+        feed = IBKRDataFeed([acme], client=client, bar_size=None)
+        engine = Engine(Watch(), feed, IBKRBroker(client=client), tune_gc=False)
+        runner = threading.Thread(target=engine.run)
+        runner.start()
+        try:
+            assert tws.wait_for(lambda: tws.messages("in", client_id=1, msg_id=50), WAIT)
+            tws.step()
+            assert until(lambda: engine.bars_processed == 1)
+            tws.corrupt_next_bar(high=float("nan"))
+            tws.step()
+            assert until(lambda: any(isinstance(e, DataProblem) for e in events))
+            tws.corrupt_next_bar(low=-1.0)
+            tws.step()
+            assert until(lambda: feed.dropped == 2)
+            tws.step()
+            assert until(lambda: engine.bars_processed == 2)
+        finally:
+            engine.stop()
+            runner.join(WAIT)
+    problems = [e for e in events if isinstance(e, DataProblem)]
+    assert [p.reason for p in problems] == [
+        "a malformed real-time bar was dropped: high is nan, not a finite positive price",
+        "a malformed real-time bar was dropped: low is -1.0, not a finite positive price",
+    ]
+    assert len(bars) == 2 and all(h == h for h in bars)  # the two good bars, no NaN
+    assert feed.received == 4 and feed.emitted == 2

@@ -279,6 +279,7 @@ class FakeTWS:
         self._pacing_left = 0
         self._rejections: list[tuple[int, str]] = []
         self._duplicates_left = 0
+        self._corrupt: dict[str, float] = {}  # fields to replace in the next real-time bar
         self._holding = False
         self._held: list[tuple[_Session, list[object]]] = []
         self._player: threading.Thread | None = None
@@ -503,6 +504,18 @@ class FakeTWS:
         """Send the execution and commission report of the next ``count`` fills twice."""
         self._duplicates_left += count
 
+    def corrupt_next_bar(self, **fields: float) -> None:
+        """Send the next replayed real-time bar with these fields replaced.
+
+        For example ``corrupt_next_bar(high=float("nan"))`` or ``corrupt_next_bar(low=-1)``:
+        a malformed bar, as a broken data line may deliver one. Keys: ``open``, ``high``,
+        ``low``, ``close``, ``volume``.
+        """
+        unknown = set(fields) - {"open", "high", "low", "close", "volume"}
+        if unknown:
+            raise ConfigError(f"a bar has no field {sorted(unknown)[0]!r}")
+        self._corrupt = dict(fields)
+
     def hold_acknowledgements(self) -> None:
         """Withhold order messages (openOrder, orderStatus, executions) until released."""
         with self._lock:
@@ -670,11 +683,16 @@ class FakeTWS:
     def _send_bar_updates(self, bar: Bar) -> None:
         inst = bar.instrument
         volume = int(bar.volume) if bar.volume == bar.volume else 0
+        live, self._corrupt = dict(self._corrupt), {}
+        o, h, lo, c = (
+            live.get(name, value)
+            for name, value in zip(("open", "high", "low", "close"), bar[2:6], strict=True)
+        )
+        sent_volume: float = live.get("volume", volume)
         for (_, req_id), (session, wanted) in list(self._realtime.items()):
             if wanted == inst and not session.closed.is_set():
                 session.send(*m.realtime_bar(
-                    req_id, bar.ts_ns // 1_000_000_000, bar.open, bar.high, bar.low, bar.close,
-                    volume,
+                    req_id, bar.ts_ns // 1_000_000_000, o, h, lo, c, sent_volume,  # type: ignore[arg-type]
                 ))  # fmt: skip
         for (_, req_id), (session, wanted) in list(self._history_updates.items()):
             if wanted == inst and not session.closed.is_set():
