@@ -5,7 +5,7 @@ Run it with ``python examples/paper_trading_fake_tws.py`` (needs ``pip install "
 The fake TWS (a real socket server on 127.0.0.1) replays the sample bars; the strategy runs on
 the live engine with ``IBKRBroker`` and ``IBKRDataFeed``, exactly as it would against TWS,
 with a monitor collecting its health. Against real TWS you would use ``ibkrfw run`` (see the
-live-trading how-to). The test suite runs it.
+backtest-to-live tutorial). The test suite runs it.
 """
 
 from __future__ import annotations

@@ -191,12 +191,12 @@ class OrderBook:
         elif kind is OrderAccepted:
             if status is _S.PENDING_SUBMIT:  # otherwise a fill overtook its acknowledgement
                 record.move(ts, _S.SUBMITTED)
-        elif (
-            kind is OrderSubmitted
-            or kind is OrderResized
-            or kind is OrderCancelRejected
-            or kind is OrderModifyRejected
-        ):
+        elif isinstance(event, OrderResized):  # kept, so the orders table shows why
+            record.reason = (
+                f"resized from {event.requested} to {event.quantity} by {event.rule}: "
+                + event.reason
+            )
+        elif kind is OrderSubmitted or kind is OrderCancelRejected or kind is OrderModifyRejected:
             pass
         elif isinstance(event, OrderModified):
             record.request = event.request

@@ -288,7 +288,7 @@ class IBKRDataFeed(DataFeed, Listener):
 
         Raises:
             RequestError: if IB refuses or does not answer.
-            DataError: if a bar IB sent is malformed (see :func:`bar_fault`).
+            DataError: if a bar IB sent is malformed (see :func:`~ibkrfw.ibkr.feed.bar_fault`).
         """
         if count <= 0:
             return []
