@@ -86,3 +86,36 @@ def test_toml_snippets_parse() -> None:
                 raise AssertionError(f"{page.relative_to(ROOT)}:{line}: {exc}") from exc
             blocks += 1
     assert blocks >= 2
+
+
+def test_the_deploy_guides_configuration_is_accepted_by_ibkrfw_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every table of the deploy guide's TOML builds what ``ibkrfw run`` builds from it."""
+    import argparse
+    import tomllib
+
+    from ibkrfw.cli import _operations
+    from ibkrfw.ibkr import IBKRConfig
+
+    text = (ROOT / "docs" / "howto" / "deploy.md").read_text(encoding="utf-8")
+    block = next(m.group(1) for m in TOML_FENCE.finditer(text) if "[alerts.email]" in m.group(1))
+    config = tmp_path / "ibkrfw.toml"
+    config.write_text(block, encoding="utf-8")
+    tables = tomllib.loads(block)
+    monkeypatch.setenv("IBKRFW_SMTP_PASSWORD", "not-a-real-password")
+    assert IBKRConfig.load(config).port == 4002
+    alerter, monitor, _summary, dashboard = _operations(
+        argparse.Namespace(dashboard=None), tables, str(tmp_path / "state")
+    )
+    try:
+        kinds = [type(c).__name__ for c in alerter.channels]
+        assert kinds == ["LogChannel", "EmailChannel", "WebhookChannel"]
+        assert len(monitor.quiet) == 2
+        assert dashboard is not None and (dashboard.host, dashboard.port) == ("127.0.0.1", 8765)
+        assert set(tables["run"]) <= {
+            "strategy", "symbols", "bar_size", "state_dir", "cancel_on_stop", "on_mismatch",
+            "parameters",
+        }  # fmt: skip
+    finally:
+        alerter.stop()
