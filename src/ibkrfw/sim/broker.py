@@ -9,7 +9,7 @@ from typing import Literal, final
 import attrs
 from typing_extensions import override
 
-from ibkrfw.core.clock import Clock
+from ibkrfw.core.clock import Clock, LiveClock
 from ibkrfw.errors import ConfigError, EngineError
 from ibkrfw.model._decimal import DecimalLike, to_decimal
 from ibkrfw.model.data import Bar, Quote
@@ -65,7 +65,10 @@ class SimBroker(Broker):
 
     Fill rules (never at a price the strategy could not have traded at):
 
-    * an order submitted while bar *t* is handled can fill from bar *t+1* on;
+    * an order submitted while bar *t* is handled can fill from bar *t+1* on (in a live
+      run, "sandbox" mode, from the first bar stamped after the latest bar seen when it was
+      submitted: bars are stamped with their open time, which the wall clock has passed by
+      the time a strategy answers the bar before);
     * MARKET fills at that bar's open;
     * LIMIT fills when touched, at the limit, or at the open if the bar gaps through it
       (a better price);
@@ -170,6 +173,8 @@ class SimBroker(Broker):
             )
         self.fill_timing = fill_timing
         self._same_bar = fill_timing == "this_close"
+        self._live = False  # set by start(): a live clock means sandbox mode
+        self._latest_bar_ns: int | None = None
         if fill_on not in ("bars", "quotes"):
             raise ConfigError(f"fill_on must be 'bars' or 'quotes', got {fill_on!r}")
         if fill_on == "quotes" and self._same_bar:
@@ -216,6 +221,8 @@ class SimBroker(Broker):
     def start(self, clock: Clock, emit: EventSink) -> None:
         self._clock = clock
         self._emit = emit
+        self._live = isinstance(clock, LiveClock)
+        self._latest_bar_ns = None
         self._ledger = Portfolio(self._cash, self._currency, self._fx, clock)
 
     @property
@@ -236,6 +243,8 @@ class SimBroker(Broker):
     def submit(self, order: Order) -> None:
         now, emit = self._clock.now_ns(), self._emit
         w = Working(order)
+        if self._live and self._latest_bar_ns is not None:
+            w.eligible_ns = self._latest_bar_ns + 1  # the next bar after the one answered
         self._by_id[order.order_id] = w
         parent = order.request.parent_id
         held = False
@@ -376,10 +385,17 @@ class SimBroker(Broker):
     @property
     @override
     def needs_every_bar(self) -> bool:
-        return self.initial_margin is not None or self.borrow_rate is not None or self._same_bar
+        return (
+            self.initial_margin is not None
+            or self.borrow_rate is not None
+            or self._same_bar
+            or self._live  # to know the latest bar when an order comes
+        )
 
     @override
     def on_bar(self, bar: Bar) -> None:
+        if self._live and (self._latest_bar_ns is None or bar.ts_ns > self._latest_bar_ns):
+            self._latest_bar_ns = bar.ts_ns
         if self.borrow_rate is not None:
             self._accrue(bar)
         if self._keep_ledger:
