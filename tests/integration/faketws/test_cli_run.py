@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from ibkrfw.testing import FakeTWS
@@ -34,22 +36,36 @@ def _run(tws: FakeTWS, tmp_path: Path, *options: str, extra: str = "") -> subpro
     )  # fmt: skip
 
 
+@contextlib.contextmanager
+def _killed_on_failure(process: subprocess.Popen[str]) -> Iterator[subprocess.Popen[str]]:
+    """Kill ``process`` if it is still running when the block ends (a failed assertion)."""
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+
+def _sigterm(process: subprocess.Popen[str]) -> str:
+    """Stop ``process`` as systemd would and return what it printed."""
+    process.send_signal(signal.SIGTERM)
+    out, _ = process.communicate(timeout=WAIT)
+    return out
+
+
 def test_run_trades_paper_and_stops_on_sigterm(tmp_path: Path) -> None:
-    with FakeTWS.from_sample(["ACME"]) as tws:
-        process = _run(tws, tmp_path, "--cancel-on-stop")
-        try:
-            assert tws.wait_for(lambda: tws.messages("in", client_id=3, msg_id=50), WAIT)
-            deadline = time.monotonic() + WAIT
-            while not tws.messages("in", client_id=3, msg_id=3) and time.monotonic() < deadline:
-                tws.step()
-                time.sleep(0.02)
-            assert tws.messages("in", client_id=3, msg_id=3), "no order was placed"
-            process.send_signal(signal.SIGTERM)
-            out, _ = process.communicate(timeout=WAIT)
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.communicate()
+    with (
+        FakeTWS.from_sample(["ACME"]) as tws,
+        _killed_on_failure(_run(tws, tmp_path, "--cancel-on-stop")) as process,
+    ):
+        assert tws.wait_for(lambda: tws.messages("in", client_id=3, msg_id=50), WAIT)
+        deadline = time.monotonic() + WAIT
+        while not tws.messages("in", client_id=3, msg_id=3) and time.monotonic() < deadline:
+            tws.step()
+            time.sleep(0.02)
+        assert tws.messages("in", client_id=3, msg_id=3), "no order was placed"
+        out = _sigterm(process)
     assert process.returncode == 0, out
     assert "running MovingAverageCrossover(fast=2, slow=5" in out
     assert "SIGTERM: stopping" in out
@@ -99,7 +115,7 @@ def test_run_serves_the_dashboard_and_sends_alerts(tmp_path: Path) -> None:
         with FakeTWS.from_sample(["ACME"]) as tws:
             tws.reject_next_order(201, "Order rejected - reason: no margin")
             process = _run(tws, tmp_path, "--dashboard", f"127.0.0.1:{port}", extra=extra)
-            try:
+            with _killed_on_failure(process):
                 assert tws.wait_for(lambda: tws.messages("in", client_id=3, msg_id=50), WAIT)
                 deadline = time.monotonic() + WAIT
                 state: dict[str, object] = {}
@@ -118,12 +134,7 @@ def test_run_serves_the_dashboard_and_sends_alerts(tmp_path: Path) -> None:
                 assert state.get("positions"), state
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
                     assert b"ibkrfw_position_quantity" in r.read()
-                process.send_signal(signal.SIGTERM)
-                out, _ = process.communicate(timeout=WAIT)
-            finally:
-                if process.poll() is None:
-                    process.kill()
-                    process.communicate()
+                out = _sigterm(process)
     finally:
         hook.shutdown()
         hook.server_close()
@@ -145,14 +156,8 @@ def test_an_unexplained_position_is_refused_unless_adopted(tmp_path: Path) -> No
         assert refused.returncode == 2, out
         assert "the journal holds 0, the account 10" in out
 
-        adopted = _run(tws, tmp_path, "--adopt")
-        try:
+        with _killed_on_failure(_run(tws, tmp_path, "--adopt")) as adopted:
             assert tws.wait_for(lambda: tws.messages("in", client_id=3, msg_id=50), WAIT)
-            adopted.send_signal(signal.SIGTERM)
-            out, _ = adopted.communicate(timeout=WAIT)
-        finally:
-            if adopted.poll() is None:
-                adopted.kill()
-                adopted.communicate()
+            out = _sigterm(adopted)
     assert adopted.returncode == 0, out
     assert "ibkrfw: stopped after" in out
