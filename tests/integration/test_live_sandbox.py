@@ -11,6 +11,8 @@ import threading
 import time
 from collections.abc import Iterator
 
+import pytest
+
 from ibkrfw import Bar, BarReceived, Clock, DataFeed, Engine, Instrument, LiveClock
 from ibkrfw.data import sample_feed
 from ibkrfw.ports import EventSink
@@ -47,9 +49,14 @@ class ReplayFeed(DataFeed):
         threading.Thread(target=replay, name="replay", daemon=True).start()
 
 
-def test_sandbox_fills_on_the_wall_clock_equal_the_backtests() -> None:
+@pytest.mark.parametrize("timing", ["next_bar", "this_close"])
+def test_sandbox_fills_on_the_wall_clock_equal_the_backtests(timing: str) -> None:
     def broker() -> SimBroker:
-        return SimBroker(cash=250_000, commission=IBKRTieredCommission())
+        return SimBroker(
+            cash=250_000,
+            commission=IBKRTieredCommission(),
+            fill_timing=timing,  # type: ignore[arg-type]
+        )
 
     symbols = ["ACME", "BOLT"]
     backtest = Engine(MovingAverageCrossover(), sample_feed(symbols), broker()).run()

@@ -260,7 +260,8 @@ class SimBroker(Broker):
         )
         if self._same_bar and not held:
             bar = self._bars.get(order.instrument)
-            if bar is not None and bar.ts_ns == now:
+            decided_on = self._latest_bar_ns if self._live else now  # the bar being answered
+            if bar is not None and bar.ts_ns == decided_on:
                 self._at_close(w, bar)
 
     @override
