@@ -23,6 +23,7 @@ from ibkrfw.ibkr.executions import ExecutionBook, ExecutionReport
 from ibkrfw.ibkr.ids import OrderIds
 from ibkrfw.ibkr.journal import DONE, SENT, WORKING, Journal
 from ibkrfw.ibkr.translate import from_ib_contract, from_ib_order, to_ib_contract, to_ib_order
+from ibkrfw.model._decimal import float_decimal
 from ibkrfw.model._time import parse_ib_time
 from ibkrfw.model.events import (
     ConnectionChanged,
@@ -65,7 +66,7 @@ def _ref_tag(order_ref: str) -> str:
 
 def _quantity(value: Any) -> Decimal:
     """A share count as an exact Decimal (9.81 sends floats, 10.x Decimals); 100.0 is 100."""
-    number = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+    number = float_decimal(value) if isinstance(value, float) else Decimal(value)
     return number.quantize(Decimal(1)) if number == number.to_integral_value() else number
 
 
@@ -480,7 +481,7 @@ class IBKRBroker(Broker, Listener):
             except ConfigError as exc:
                 log.warning("position in %s not understood: %s", contract.symbol, exc)
                 continue
-            price = Decimal(repr(avg_cost)) / inst.multiplier
+            price = float_decimal(avg_cost) / inst.multiplier
             held[inst.id] = (inst, quantity, price)
         return held
 
@@ -528,7 +529,7 @@ class IBKRBroker(Broker, Listener):
             side = "BUY" if execution.side in ("BOT", "BUY") else "SELL"
             if self.journal.execution(
                 execution.execId, known.ib_id, known.instrument, side,
-                _quantity(execution.shares), Decimal(repr(float(execution.price))), ts,
+                _quantity(execution.shares), float_decimal(execution.price), ts,
             ):  # fmt: skip
                 missed += 1
                 self.executions.mark_seen(execution.execId)
@@ -725,7 +726,7 @@ class IBKRBroker(Broker, Listener):
             order.instrument,
             Side.BUY if execution.side in ("BOT", "BUY") else Side.SELL,
             _quantity(execution.shares),
-            order.instrument.round_price(Decimal(repr(float(execution.price)))),
+            order.instrument.round_price(float_decimal(execution.price)),
             ts,
         )  # fmt: skip
         self.journal.execution(

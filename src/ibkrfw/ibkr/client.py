@@ -30,6 +30,7 @@ from ibkrfw.ibkr.connection import (
     Transition,
 )
 from ibkrfw.ibkr.pacing import MessageRate
+from ibkrfw.model._decimal import float_decimal
 
 __all__ = ["REQUEST_ID_BASE", "IBClient", "Listener"]
 
@@ -59,7 +60,7 @@ def _number(value: Any) -> Decimal:
     """One type for sizes and quantities: 9.81 sends float or int, 10.x Decimal."""
     if isinstance(value, Decimal):
         return value
-    return Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+    return float_decimal(value) if isinstance(value, float) else Decimal(value)
 
 
 class Listener:

@@ -112,8 +112,8 @@ class BarAggregator:
 def bar_fault(bar: Bar) -> str | None:
     """Say what is wrong with a bar from IB, or None if nothing is.
 
-    Prices must be finite and positive with ``low <= open, close <= high``; the volume must not
-    be negative (NaN, no volume, is allowed).
+    Prices must be finite and positive with ``low <= open, close <= high``. The volume is not
+    judged: IB sends -1 for "no volume", which the feed keeps as NaN.
 
     Example:
         >>> from ibkrfw import Stock
@@ -122,7 +122,7 @@ def bar_fault(bar: Bar) -> str | None:
         >>> bar_fault(Bar(Stock("ACME"), 0, 10.0, 9.0, 9.5, 10.5, 100.0))
         'high 9.0 is below low 9.5'
     """
-    _, _, open_, high, low, close, volume = bar
+    _, _, open_, high, low, close, _ = bar
     for name, price in (("open", open_), ("high", high), ("low", low), ("close", close)):
         if not (math.isfinite(price) and price > 0):
             return f"{name} is {price!r}, not a finite positive price"
@@ -130,8 +130,6 @@ def bar_fault(bar: Bar) -> str | None:
         return f"high {high!r} is below low {low!r}"
     if not (low <= open_ <= high and low <= close <= high):
         return f"open {open_!r} or close {close!r} is outside low {low!r} to high {high!r}"
-    if volume < 0:
-        return f"volume is {volume!r}"
     return None
 
 

@@ -14,6 +14,7 @@ from ibapi.contract import Contract
 from ibapi.order import Order
 
 from ibkrfw.errors import ConfigError, OrderError
+from ibkrfw.model._decimal import float_decimal
 from ibkrfw.model._time import format_ib_time, parse_ib_time
 from ibkrfw.model.instruments import Forex, Future, Instrument, Stock
 from ibkrfw.model.orders import OrderRequest, OrderType, Side, TimeInForce
@@ -64,7 +65,7 @@ def from_ib_contract(contract: Contract, *, tick_size: float | None = None) -> I
     if contract.exchange:
         options["exchange"] = contract.exchange
     if tick_size:
-        options["tick_size"] = Decimal(repr(tick_size))
+        options["tick_size"] = float_decimal(tick_size)
     kind = contract.secType
     if kind == "STK":
         if contract.primaryExchange:
@@ -136,7 +137,7 @@ def to_ib_order(
 def _set(value: float | None) -> Decimal | None:
     if value is None or value == _UNSET_DOUBLE or value != value:
         return None
-    return Decimal(repr(float(value)))
+    return float_decimal(value)
 
 
 def from_ib_order(instrument: Instrument, order: Order) -> OrderRequest:

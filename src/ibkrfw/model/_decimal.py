@@ -40,10 +40,10 @@ def to_decimal(value: DecimalLike, what: str = "value") -> Decimal:
     elif isinstance(given, float) or (
         isinstance(given, numbers.Real) and not isinstance(given, numbers.Integral)
     ):  # float, and NumPy's floats
-        number = float(given)  # not repr(given): np.float64's is "np.float64(...)"
+        number = float(given)
         if not math.isfinite(number):
             raise OrderError(f"{what} must be finite, got {value!r}")
-        result = Decimal(repr(number))
+        result = float_decimal(number)
     elif isinstance(given, numbers.Integral):  # NumPy's integers
         result = Decimal(int(given))
     else:
@@ -51,6 +51,21 @@ def to_decimal(value: DecimalLike, what: str = "value") -> Decimal:
     if not result.is_finite():
         raise OrderError(f"{what} must be finite, got {value!r}")
     return result
+
+
+def float_decimal(value: float) -> Decimal:
+    """The Decimal of a float's shortest ``repr`` (``0.1`` gives ``Decimal("0.1")``).
+
+    The value goes through ``float()`` first: NumPy's floats, which pandas and history arrays
+    hand out, have a repr of their own (``np.float64(0.1)``) that Decimal cannot read. NaN and
+    infinities pass through as Decimal's own; use :func:`to_decimal` to refuse them.
+
+    Example:
+        >>> import numpy as np
+        >>> float_decimal(np.float64(0.1)), float_decimal(1 / 3 * 3)
+        (Decimal('0.1'), Decimal('1.0'))
+    """
+    return Decimal(repr(float(value)))
 
 
 def optional_decimal(value: DecimalLike | None) -> Decimal | None:

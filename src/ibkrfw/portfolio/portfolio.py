@@ -14,7 +14,7 @@ from typing_extensions import override
 from ibkrfw.core.clock import Clock
 from ibkrfw.core.history import BarHistory, History
 from ibkrfw.errors import ConfigError, DataError
-from ibkrfw.model._decimal import DecimalLike, to_decimal
+from ibkrfw.model._decimal import DecimalLike, float_decimal, to_decimal
 from ibkrfw.model.fills import Fill, Position
 from ibkrfw.model.instruments import Instrument
 from ibkrfw.model.orders import Side
@@ -348,7 +348,7 @@ class Portfolio(PortfolioView):
         return self._fx.rate(currency, self._clock.now_ns())
 
     def _rate_d(self, currency: str) -> Decimal:
-        return Decimal(repr(self.rate(currency)))
+        return float_decimal(self.rate(currency))
 
     @property
     @override

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 import attrs
 
 from ibkrfw.errors import ConfigError
+from ibkrfw.model._decimal import float_decimal
 from ibkrfw.model.instruments import Instrument
 from ibkrfw.model.orders import OrderRequest, Side
 from ibkrfw.portfolio.portfolio import PortfolioView
@@ -161,7 +162,7 @@ def plan_rebalance(
         if inst in targets and abs(weight - target) <= drift_band:
             skipped[inst] = f"within the band ({weight:.2%} for {target:.2%})"
             continue
-        goal = inst.round_quantity(Decimal(repr(target * equity / unit)))
+        goal = inst.round_quantity(float_decimal(target * equity / unit))
         delta = goal - held
         if not delta:
             skipped[inst] = "already at target in whole lots"
@@ -183,7 +184,7 @@ def plan_rebalance(
             scale = max(available, 0.0) / cost
             kept: list[tuple[OrderRequest, float]] = []
             for request, value in buys:
-                smaller = request.instrument.round_quantity(request.quantity * Decimal(repr(scale)))
+                smaller = request.instrument.round_quantity(request.quantity * float_decimal(scale))
                 if smaller > 0:
                     kept.append((attrs.evolve(request, quantity=smaller), value * scale))
                 else:

@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 from typing_extensions import override
 
 from ibkrfw.errors import ConfigError
-from ibkrfw.model._decimal import DecimalLike, to_decimal
+from ibkrfw.model._decimal import DecimalLike, float_decimal, to_decimal
 from ibkrfw.model.instruments import Instrument
 from ibkrfw.model.orders import OrderRequest
 from ibkrfw.portfolio.portfolio import PortfolioView
@@ -184,7 +184,7 @@ class MaxPosition(RiskRule):
 
 def _units(value: float, unit_value: float) -> Decimal:
     """How many units (not rounded to lots) ``value`` buys at ``unit_value`` each."""
-    return Decimal(repr(float(value / unit_value))) if unit_value > 0 else Decimal(0)
+    return float_decimal(value / unit_value) if unit_value > 0 else Decimal(0)
 
 
 @final
@@ -327,7 +327,7 @@ def _unit_value(inst: Instrument, portfolio: PortfolioView, request: OrderReques
     price = _price(request, portfolio) if inst == request.instrument else portfolio.price(inst)
     rate = portfolio.rate(inst.currency) if inst.currency != portfolio.base_currency else 1.0
     value = price * rate
-    return Decimal("NaN") if math.isnan(value) else Decimal(repr(float(value))) * inst.multiplier
+    return Decimal("NaN") if math.isnan(value) else float_decimal(value) * inst.multiplier
 
 
 @final

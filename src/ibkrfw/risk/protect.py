@@ -20,6 +20,7 @@ import numpy as np
 
 from ibkrfw.core.history import History
 from ibkrfw.errors import ConfigError
+from ibkrfw.model._decimal import float_decimal
 from ibkrfw.model.instruments import Instrument
 from ibkrfw.model.orders import OrderRequest, OrderType, Side
 
@@ -260,7 +261,7 @@ class Protection:
                 amount = None if by_percent else instrument.round_price(gap, ROUND_CEILING)
                 price = last if last is not None else _last_close(history, entry)
                 start = price - sign * (price * stop.value if by_percent else float(gap))
-                percent = Decimal(repr(float(stop.value * 100))) if by_percent else None
+                percent = float_decimal(stop.value * 100) if by_percent else None
                 wanted[STOP_TAG] = None
                 if start > 0:
                     wanted[STOP_TAG] = OrderRequest(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Sequence
-from decimal import Decimal
 from itertools import pairwise
 from typing import final
 
@@ -13,6 +12,7 @@ import attrs
 from typing_extensions import override
 
 from ibkrfw.errors import ConfigError
+from ibkrfw.model._decimal import float_decimal
 from ibkrfw.model.orders import OrderRequest
 from ibkrfw.portfolio.portfolio import PortfolioView
 from ibkrfw.risk.rule import RiskDecision, RiskRule
@@ -138,7 +138,7 @@ class CapitalRamp(RiskRule):
         buys, sells = portfolio.working(inst)
         now = portfolio.quantity(inst) + buys - sells
         target = now + request.signed_quantity
-        scaled = inst.round_quantity(target * Decimal(repr(float(fraction))))
+        scaled = inst.round_quantity(target * float_decimal(fraction))
         order = scaled - now  # signed: what reaches the scaled target
         if order * request.side.sign <= 0:
             return RiskDecision.deny(

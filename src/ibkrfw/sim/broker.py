@@ -11,7 +11,7 @@ from typing_extensions import override
 
 from ibkrfw.core.clock import Clock, LiveClock
 from ibkrfw.errors import ConfigError, EngineError
-from ibkrfw.model._decimal import DecimalLike, to_decimal
+from ibkrfw.model._decimal import DecimalLike, float_decimal, to_decimal
 from ibkrfw.model.data import Bar, Quote
 from ibkrfw.model.events import (
     CashAdjusted,
@@ -435,7 +435,7 @@ class SimBroker(Broker):
         days = round((day_end - charged_until) / _NS_PER_DAY)  # 23- and 25-hour days round
         rate = self.borrow_rate or 0.0
         value = abs(float(held) * float(inst.multiplier)) * self._ledger.price(inst)
-        fee = Decimal(repr(float(value * rate * days / 360))).quantize(_CENT, ROUND_HALF_EVEN)
+        fee = float_decimal(value * rate * days / 360).quantize(_CENT, ROUND_HALF_EVEN)
         if fee:
             currency = None if inst.currency == self._currency else inst.currency
             self._ledger.adjust_cash(-fee, currency)
@@ -595,7 +595,7 @@ class SimBroker(Broker):
         rate = 1.0 if inst.currency == self._currency else ledger.rate(inst.currency)
         cost = signed * price * inst.multiplier + fee
         if rate != 1.0:
-            cost *= Decimal(repr(float(rate)))
+            cost *= float_decimal(rate)
         cash = ledger.cash
         cash_after = cash - cost
         if self.account == "cash":

@@ -117,3 +117,12 @@ def test_weights_and_exposure_by_group() -> None:
     assert pf.exposure_by({A: "tech"}) == {"tech": 2_000.0, "other": 0.0}
     weights = pf.weights()
     assert weights[B] == pytest.approx(-1_000 / pf.equity)
+
+
+def test_numpy_targets_plan_like_python_floats() -> None:
+    import numpy as np
+
+    pf = holding(0, {A: (100, 50.0), B: (100, 50.0)})
+    pf.mark(C, 10.0)
+    plan = plan_rebalance(pf, {A: np.float64(0.2), C: np.float64(0.8)})  # weights from pandas
+    assert orders(plan) == [("A", "SELL", 60), ("B", "SELL", 100), ("C", "BUY", 800)]

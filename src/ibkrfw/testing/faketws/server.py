@@ -18,7 +18,7 @@ import attrs
 import numpy as np
 
 from ibkrfw.errors import ConfigError, OrderError
-from ibkrfw.model._decimal import DecimalLike, to_decimal
+from ibkrfw.model._decimal import DecimalLike, float_decimal, to_decimal
 from ibkrfw.model._time import parse_ib_time
 from ibkrfw.model.data import Bar, Quote
 from ibkrfw.model.events import (
@@ -509,9 +509,9 @@ class FakeTWS:
 
         For example ``corrupt_next_bar(high=float("nan"))`` or ``corrupt_next_bar(low=-1)``:
         a malformed bar, as a broken data line may deliver one. Keys: ``open``, ``high``,
-        ``low``, ``close``, ``volume``.
+        ``low``, ``close``.
         """
-        unknown = set(fields) - {"open", "high", "low", "close", "volume"}
+        unknown = set(fields) - {"open", "high", "low", "close"}
         if unknown:
             raise ConfigError(f"a bar has no field {sorted(unknown)[0]!r}")
         self._corrupt = dict(fields)
@@ -683,16 +683,15 @@ class FakeTWS:
     def _send_bar_updates(self, bar: Bar) -> None:
         inst = bar.instrument
         volume = int(bar.volume) if bar.volume == bar.volume else 0
-        live, self._corrupt = dict(self._corrupt), {}
+        changes, self._corrupt = self._corrupt, {}
         o, h, lo, c = (
-            live.get(name, value)
+            changes.get(name, value)
             for name, value in zip(("open", "high", "low", "close"), bar[2:6], strict=True)
         )
-        sent_volume: float = live.get("volume", volume)
         for (_, req_id), (session, wanted) in list(self._realtime.items()):
             if wanted == inst and not session.closed.is_set():
                 session.send(*m.realtime_bar(
-                    req_id, bar.ts_ns // 1_000_000_000, o, h, lo, c, sent_volume,  # type: ignore[arg-type]
+                    req_id, bar.ts_ns // 1_000_000_000, o, h, lo, c, volume,
                 ))  # fmt: skip
         for (_, req_id), (session, wanted) in list(self._history_updates.items()):
             if wanted == inst and not session.closed.is_set():
@@ -966,7 +965,7 @@ class FakeTWS:
         bar = self.market.last.get(inst)
         if bar is None:
             raise ValueError("no last price yet to start the trailing stop from")
-        last = Decimal(repr(bar.close))
+        last = float_decimal(bar.close)
         gap = amount if amount is not None else last * (percent or Decimal(0)) / 100
         rounding = "ROUND_CEILING" if side is Side.BUY else "ROUND_FLOOR"
         return inst.round_price(last + gap if side is Side.BUY else last - gap, rounding)
