@@ -8,6 +8,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 from ibkrfw.testing.faketws import FakeTWS
 
 Connect = Callable[[int], Any]
@@ -40,6 +42,26 @@ def test_current_time_and_ids(tws: FakeTWS, connect: Connect) -> None:
     client.reqIds(1)
     assert client.expect("nextValidId") == (42,)
     assert [m.fields for m in tws.messages("in", client_id=1, msg_id=8)] == [("8", "1", "1")]
+
+
+def test_a_request_whose_reply_was_read_is_on_record(
+    tws: FakeTWS, connect: Connect, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The fake records a request once handled, after its replies: a slow finish must not let
+    # a test that has read the reply find the request missing (a flaky CI run did).
+    client = connect(4)
+    client.expect("nextValidId")
+    handle = tws._dispatch
+
+    def handle_then_dawdle(session: Any, fields: list[str]) -> None:
+        handle(session, fields)
+        time.sleep(0.3)
+
+    monkeypatch.setattr(tws, "_dispatch", handle_then_dawdle)
+    client.reqCurrentTime()
+    client.expect("currentTime")
+    assert [m.fields[0] for m in tws.messages("in", client_id=4)] == ["49"]
+    assert tws.messages("out", client_id=4, msg_id=49)  # what the client read is on record
 
 
 def test_several_clients_and_a_client_id_in_use(tws: FakeTWS, connect: Connect) -> None:

@@ -69,6 +69,7 @@ log = logging.getLogger("ibkrfw.testing.faketws")
 
 # Incoming (client -> server) message ids
 START_API, REQ_CURRENT_TIME, REQ_IDS = 71, 49, 8
+_SETTLE_S = 1.0  # how long messages() waits for requests being handled to be recorded
 REQ_MKT_DATA, CANCEL_MKT_DATA, REQ_MARKET_DATA_TYPE = 1, 2, 59
 PLACE_ORDER, CANCEL_ORDER, REQ_OPEN_ORDERS, REQ_ALL_OPEN_ORDERS = 3, 4, 5, 16
 REQ_EXECUTIONS, REQ_CONTRACT_DETAILS = 7, 9
@@ -127,6 +128,7 @@ class _Session:
         self.sock = sock
         self.peer = peer
         self.client_id: int | None = None
+        self.handling = False  # a request is being handled (changed under the server's lock)
         self._send_lock = threading.Lock()
         self.closed = threading.Event()
         self.thread = threading.Thread(
@@ -140,12 +142,12 @@ class _Session:
         with self._send_lock:
             if self.closed.is_set():
                 return
+            # Recorded before it goes out: a message the client has read is always on record.
+            self.server._record("out", self.client_id, split_fields(payload))
             try:
                 self.sock.sendall(frame(payload))
             except OSError:
                 self.close()
-                return
-        self.server._record("out", self.client_id, split_fields(payload))
 
     def error(self, req_id: int, code: int, text: str) -> None:
         self.send(ERROR, 2, req_id, code, text)
@@ -196,11 +198,13 @@ class _Session:
                 return
             fields = split_fields(payload)
             client_id = self.client_id
+            with self.server._lock:
+                self.handling = True
             try:
                 if fields:
                     self.server._dispatch(self, fields)
             finally:  # recorded once handled: seeing it recorded means the fake has acted on it
-                self.server._record("in", client_id, fields)
+                self.server._record("in", client_id, fields, handled_by=self)
 
 
 @final
@@ -404,10 +408,17 @@ class FakeTWS:
 
     # --- what happened ------------------------------------------------------------------------
     def _record(
-        self, direction: Literal["in", "out"], client_id: int | None, fields: Sequence[str]
+        self,
+        direction: Literal["in", "out"],
+        client_id: int | None,
+        fields: Sequence[str],
+        *,
+        handled_by: _Session | None = None,
     ) -> None:
         with self._lock:
             self._records.append(Recorded(direction, client_id, tuple(fields), time.monotonic()))
+            if handled_by is not None:
+                handled_by.handling = False
             self._changed.notify_all()
 
     @property
@@ -425,9 +436,19 @@ class FakeTWS:
         """Return the recorded messages, oldest first, optionally filtered.
 
         A message from a client is recorded once the fake has handled it, so seeing it here
-        (for instance in :meth:`wait_for`) means its effects have happened.
+        (for instance in :meth:`wait_for`) means its effects have happened. A request whose
+        reply a client has read is here too: the list is taken once no request is half
+        handled (waiting at most a second for that). A message to a client is recorded just
+        before it is written, so one the client has read is always here.
         """
-        with self._lock:
+        deadline = time.monotonic() + _SETTLE_S
+        me = threading.current_thread()
+        with self._changed:
+            while any(s.handling and s.thread is not me for s in self._sessions):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._changed.wait(left)
             records = list(self._records)
         return [
             r
