@@ -397,7 +397,7 @@ def test_the_outgoing_rate_stays_under_the_cap() -> None:
         finally:
             client.close()
         times = [r.at for r in tws.messages("in", msg_id=49)]
-    # the fake records a message once handled, a hair after it was sent: allow 2 ms
+    # the fake stamps a message when it reads it, a hair after it was sent: allow 2 ms
     for i, at in enumerate(times):
         assert sum(1 for t in times[i:] if t - at < 1.0 - 0.002) <= 20
 

@@ -106,7 +106,9 @@ class Recorded:
         direction: ``"in"`` from the client, ``"out"`` to it.
         client_id: The connection's client id (None before ``startApi``).
         fields: The message's fields as text, the message id first.
-        at: When, as ``time.monotonic()``.
+        at: When, as ``time.monotonic()``: when a message from a client was read off the
+            socket (its record is added only once it has been handled), or when a message to
+            a client was about to be written.
     """
 
     direction: Literal["in", "out"]
@@ -196,6 +198,7 @@ class _Session:
             payload = reader.read_frame()
             if payload is None:
                 return
+            arrived = time.monotonic()
             fields = split_fields(payload)
             client_id = self.client_id
             with self.server._lock:
@@ -204,7 +207,7 @@ class _Session:
                 if fields:
                     self.server._dispatch(self, fields)
             finally:  # recorded once handled: seeing it recorded means the fake has acted on it
-                self.server._record("in", client_id, fields, handled_by=self)
+                self.server._record("in", client_id, fields, at=arrived, handled_by=self)
 
 
 @final
@@ -413,10 +416,12 @@ class FakeTWS:
         client_id: int | None,
         fields: Sequence[str],
         *,
+        at: float | None = None,
         handled_by: _Session | None = None,
     ) -> None:
+        when = time.monotonic() if at is None else at
         with self._lock:
-            self._records.append(Recorded(direction, client_id, tuple(fields), time.monotonic()))
+            self._records.append(Recorded(direction, client_id, tuple(fields), when))
             if handled_by is not None:
                 handled_by.handling = False
             self._changed.notify_all()
