@@ -152,9 +152,11 @@ def test_plots_of_a_sweep_and_a_walk_forward() -> None:
 def test_a_sweep_on_a_dask_cluster() -> None:
     distributed = pytest.importorskip("distributed")
     with (
+        # The scheduler's HTTP server takes port 8787 unless told otherwise: a free port, so a
+        # second run or anything else on 8787 cannot make the cluster fail to start.
         distributed.LocalCluster(
             n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-            dashboard_address=None, silence_logs=40,
+            dashboard_address="127.0.0.1:0", silence_logs=40,
         ) as cluster,
         distributed.Client(cluster) as client,
     ):  # fmt: skip

@@ -57,12 +57,20 @@ class Indicator(ABC):
         """Return a new indicator with the same parameters and nothing seen."""
 
 
+# WindowSums recomputes its sums when the sum of squares exceeds the centred sum by this
+# factor: the rounding error of the difference is then near 1e-16 * 1e5, well inside the 1e-9
+# at which the incremental and vectorised indicators agree.
+_CANCELLATION = 1e5
+
+
 class WindowSums:
     """Sum and sum of squares of the last ``n`` values, exact to rounding over long runs.
 
     Values are kept as deviations from an anchor (the window's mean at the last resync), and
     both sums are recomputed from the window once every ``n`` updates, so neither
-    cancellation nor drift builds up.
+    cancellation nor drift builds up. They are also recomputed when the variance is asked
+    for while the window sits far from the anchor compared with its spread (after a jump in
+    the values): the variance would then be the small difference of two large numbers.
     """
 
     __slots__ = ("_anchor", "_buf", "_i", "_left", "n", "sum", "sumsq")
@@ -112,4 +120,7 @@ class WindowSums:
         """The window's variance (population for ``ddof`` 0), never below zero."""
         n = self.n
         centred = self.sumsq - self.sum * self.sum / n
+        if centred * _CANCELLATION < self.sumsq and not self._left:
+            self._resync()  # the difference lost too many digits: take it from the window
+            centred = self.sumsq - self.sum * self.sum / n
         return max(centred, 0.0) / (n - ddof)
