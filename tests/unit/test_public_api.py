@@ -174,3 +174,17 @@ def test_every_module_imports() -> None:
     for info in pkgutil.walk_packages(ibkrfw.__path__, "ibkrfw."):
         if info.name != "ibkrfw.__main__":  # runs the command when imported
             importlib.import_module(info.name)
+
+
+def test_only_the_ib_adapter_imports_ibapi() -> None:
+    importers = set()
+    for path in SRC.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = (
+                [a.name for a in node.names] if isinstance(node, ast.Import)
+                else [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level
+                else []
+            )  # fmt: skip
+            if any(n == "ibapi" or n.startswith("ibapi.") for n in names):
+                importers.add(path.relative_to(SRC).parts[0])
+    assert importers == {"ibkr"}
