@@ -14,6 +14,7 @@ import attrs
 
 from ibkrfw._version import __version__
 from ibkrfw.errors import ConfigError, IBKRFWError
+from ibkrfw.model._decimal import float_decimal, to_decimal
 from ibkrfw.model.instruments import Instrument, Stock
 from ibkrfw.ports import DataFeed
 from ibkrfw.strategy import Strategy
@@ -426,10 +427,11 @@ def _run(args: argparse.Namespace) -> int:
     client = IBClient(config)
     feed = IBKRDataFeed(instruments, client=client, bar_size=None if bar_size == "5s" else bar_size)
     state_dir = args.state_dir or run_table.get("state_dir", "ibkrfw-state")
+    sandbox_table = tables.get("sandbox", {})
+    if not isinstance(sandbox_table, Mapping):
+        raise ConfigError("[sandbox] must be a table")
     if args.sandbox:
-        from ibkrfw.sim.broker import SimBroker
-
-        broker: Any = SimBroker(args.cash)
+        broker: Any = _sandbox_broker(args.cash, sandbox_table)
     else:
         on_mismatch = "adopt" if args.adopt else run_table.get("on_mismatch", "refuse")
         broker = IBKRBroker(  # the broker refuses a value other than "refuse" or "adopt"
@@ -473,12 +475,82 @@ def _run(args: argparse.Namespace) -> int:
             dashboard.stop()
         alerter.stop()
     working = [o for o in result.order_list if not o.status.is_terminal]
+    fees = sum((f.commission for f in result.fill_list), Decimal(0))
     print(
-        f"ibkrfw: stopped after {engine.bars_processed} bars, {len(result.fill_list)} fills, "
-        f"{len(working)} order(s) still working",
+        f"ibkrfw: stopped after {engine.bars_processed} bars, {len(result.fill_list)} fills "
+        f"(commissions {fees}), {len(working)} order(s) still working",
         flush=True,
     )
     return 0
+
+
+_SANDBOX_KEYS = {
+    "cash": "starting cash (default 100000; --cash overrides it)",
+    "commission": '"ibkr_fixed", "ibkr_tiered", "none", or a number: that much per share',
+    "slippage_bps": "a fixed slippage, in basis points of the price",
+    "spread_bps": "half of this spread, or of the quote's, is paid on each fill",
+    "volume_limit": "the largest fraction of a bar's volume one order may take",
+    "fill_timing": '"next_bar" (default) or "this_close"',
+    "fill_on": '"bars" (default) or "quotes"',
+    "account": '"margin" (default) or "cash"',
+}
+
+
+def _sandbox_broker(cash: str | None, table: Mapping[str, Any]) -> Any:
+    """The simulated broker of ``ibkrfw run --sandbox``, from the ``[sandbox]`` table.
+
+    The costs and fill rules are those of a backtest's :class:`~ibkrfw.sim.SimBroker`, so
+    sandbox results can be compared with a backtest that has the same settings.
+    """
+    from ibkrfw.sim.broker import SimBroker
+    from ibkrfw.sim.commission import (
+        CommissionModel,
+        IBKRFixedCommission,
+        IBKRTieredCommission,
+        PerShareCommission,
+        ZeroCommission,
+    )
+    from ibkrfw.sim.slippage import FixedBpsSlippage, HalfSpreadSlippage, SlippageModel
+
+    unknown = sorted(set(table) - set(_SANDBOX_KEYS))
+    if unknown:
+        known = "; ".join(f"{k}: {v}" for k, v in _SANDBOX_KEYS.items())
+        raise ConfigError(f"[sandbox]: unknown setting(s) {', '.join(unknown)} (known: {known})")
+
+    def number(key: str) -> float:
+        value = table[key]
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            raise ConfigError(f"{key} must be a number, got {value!r}")
+        return float(value)
+
+    try:
+        chosen = table.get("commission", "none")
+        commission: CommissionModel
+        if chosen == "ibkr_fixed":
+            commission = IBKRFixedCommission()
+        elif chosen == "ibkr_tiered":
+            commission = IBKRTieredCommission()
+        elif chosen == "none":
+            commission = ZeroCommission()
+        elif isinstance(chosen, int | float) and not isinstance(chosen, bool):
+            commission = PerShareCommission(float_decimal(number("commission")))
+        else:
+            raise ConfigError(f"commission: {_SANDBOX_KEYS['commission']}; got {chosen!r}")
+        if "slippage_bps" in table and "spread_bps" in table:
+            raise ConfigError("give slippage_bps or spread_bps, not both")
+        slippage: SlippageModel | None = None
+        if "slippage_bps" in table:
+            slippage = FixedBpsSlippage(number("slippage_bps"))
+        elif "spread_bps" in table:
+            slippage = HalfSpreadSlippage(number("spread_bps"))
+        options = {k: table[k] for k in ("volume_limit", "fill_timing", "fill_on", "account")
+                   if k in table}  # fmt: skip
+        starting = cash if cash is not None else table.get("cash", 100_000)
+        return SimBroker(
+            to_decimal(starting, "cash"), commission=commission, slippage=slippage, **options
+        )
+    except (ValueError, TypeError) as exc:  # ConfigError is a ValueError too
+        raise ConfigError(f"[sandbox]: {exc}") from None
 
 
 def _operations(args: argparse.Namespace, tables: Mapping[str, Any], state_dir: str) -> Any:
@@ -747,7 +819,9 @@ def _add_run_command(sub: Any) -> None:
     run.add_argument(
         "--sandbox", action="store_true", help="IB's data, the simulator's fills: nothing is sent"
     )
-    run.add_argument("--cash", default="100000", help="the sandbox's starting cash")
+    run.add_argument(
+        "--cash", help="the sandbox's starting cash (default: 'cash' in [sandbox], or 100000)"
+    )
     run.add_argument(
         "--cancel-on-stop", action="store_true", help="cancel working orders when stopping"
     )

@@ -133,3 +133,55 @@ def test_installed_console_script_runs_the_quickstart() -> None:
         env={**os.environ, "PYTHONWARNINGS": "error"},
     )
     assert "Sharpe ratio" in out.stdout
+
+
+def test_the_sandbox_table_sets_the_simulators_costs_and_rules() -> None:
+    from decimal import Decimal
+
+    from ibkrfw.cli import _sandbox_broker
+    from ibkrfw.sim import (
+        FixedBpsSlippage,
+        HalfSpreadSlippage,
+        IBKRFixedCommission,
+        PerShareCommission,
+        ZeroCommission,
+    )
+
+    table = {"cash": 50_000, "commission": "ibkr_fixed", "slippage_bps": 2, "volume_limit": 0.1}
+    broker = _sandbox_broker(None, table)
+    assert broker.starting_cash() == Decimal(50_000)
+    assert isinstance(broker.commission_model, IBKRFixedCommission)
+    assert isinstance(broker.slippage, FixedBpsSlippage) and broker.slippage.bps == 2
+    assert _sandbox_broker("7500.5", table).starting_cash() == Decimal("7500.5")  # --cash wins
+    plain = _sandbox_broker(None, {})
+    assert plain.starting_cash() == Decimal(100_000)
+    assert isinstance(plain.commission_model, ZeroCommission) and plain.slippage is None
+    per_share = _sandbox_broker(None, {"commission": 0.005, "spread_bps": 4})
+    assert per_share.commission_model.rate == Decimal("0.005")
+    assert isinstance(per_share.commission_model, PerShareCommission)
+    assert isinstance(per_share.slippage, HalfSpreadSlippage)
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ({"comission": 1}, r"unknown setting\(s\) comission \(known: cash: "),
+        ({"commission": "ibkr"}, r"commission: \"ibkr_fixed\", .*; got 'ibkr'"),
+        ({"commission": True}, r"commission: .*; got True"),
+        ({"slippage_bps": 1, "spread_bps": 2}, "slippage_bps or spread_bps, not both"),
+        ({"slippage_bps": "2"}, "slippage_bps must be a number, got '2'"),
+        ({"fill_timing": "now"}, r"\[sandbox\]: fill_timing must be"),
+        ({"volume_limit": "a tenth"}, r"\[sandbox\]: "),
+        ({"cash": "lots"}, r"\[sandbox\]: .*cash"),
+        ({"commission": -0.01}, r"\[sandbox\]: .*negative"),
+        ({"slippage_bps": -3}, r"\[sandbox\]: .*bps"),
+    ],
+)
+def test_a_bad_sandbox_table_is_a_config_error_naming_the_setting(
+    table: dict[str, object], message: str
+) -> None:
+    from ibkrfw import ConfigError
+    from ibkrfw.cli import _sandbox_broker
+
+    with pytest.raises(ConfigError, match=message):
+        _sandbox_broker(None, table)

@@ -75,17 +75,22 @@ TOML_FENCE = re.compile(r"^```toml[ \t]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.D
 def test_toml_snippets_parse() -> None:
     import tomllib
 
-    blocks = 0
+    from ibkrfw.cli import _sandbox_broker
+
+    blocks = sandboxes = 0
     for page in PAGES:
         text = page.read_text(encoding="utf-8")
         for match in TOML_FENCE.finditer(text):
             line = text.count("\n", 0, match.start()) + 1
             try:
-                tomllib.loads(match.group(1))
-            except tomllib.TOMLDecodeError as exc:
+                tables = tomllib.loads(match.group(1))
+                if "sandbox" in tables:  # what `ibkrfw run --sandbox` makes of it
+                    _sandbox_broker(None, tables["sandbox"])
+                    sandboxes += 1
+            except (tomllib.TOMLDecodeError, ValueError) as exc:
                 raise AssertionError(f"{page.relative_to(ROOT)}:{line}: {exc}") from exc
             blocks += 1
-    assert blocks >= 2
+    assert blocks >= 2 and sandboxes >= 1
 
 
 def test_the_deploy_guides_configuration_is_accepted_by_ibkrfw_run(

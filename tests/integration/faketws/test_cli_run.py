@@ -9,6 +9,9 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from ibkrfw.testing import FakeTWS
 
@@ -161,3 +164,43 @@ def test_an_unexplained_position_is_refused_unless_adopted(tmp_path: Path) -> No
             out = _sigterm(adopted)
     assert adopted.returncode == 0, out
     assert "ibkrfw: stopped after" in out
+
+
+def test_sandbox_fills_in_the_simulator_with_the_costs_of_the_sandbox_table(
+    tmp_path: Path,
+) -> None:
+    import json
+    import socket
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    extra = (
+        "[sandbox]\ncash = 50000\ncommission = 0.01\nslippage_bps = 10\n"
+        "[monitor]\nstale_after_s = 1e9\n"
+    )
+    with FakeTWS.from_sample(["ACME"]) as tws:
+        process = _run(tws, tmp_path, "--sandbox", "--dashboard", f"127.0.0.1:{port}", extra=extra)
+        with _killed_on_failure(process):
+            assert tws.wait_for(lambda: tws.messages("in", client_id=3, msg_id=50), WAIT)
+            deadline = time.monotonic() + WAIT
+            state: dict[str, Any] = {}
+            while time.monotonic() < deadline and not state.get("fills"):
+                tws.step()
+                time.sleep(0.02)
+                with contextlib.suppress(OSError):
+                    url = f"http://127.0.0.1:{port}/api/state"
+                    with urllib.request.urlopen(url, timeout=5) as response:
+                        state = json.loads(response.read())
+            out = _sigterm(process)
+    assert process.returncode == 0, out
+    assert "sandbox (IB data, simulated fills)" in out
+    assert not tws.messages("in", client_id=3, msg_id=3)  # no order went to the "TWS"
+    fill = state["fills"][0]
+    assert fill["commission"] == pytest.approx(0.01 * fill["quantity"])
+    worse = 1.001 if fill["side"] == "BUY" else 0.999  # a bar's open, 10 bps worse, to a tick
+    opens = tws.market.arrays[next(iter(tws.market.arrays))].open
+    assert any(abs(fill["price"] - float(o) * worse) <= 0.0101 for o in opens)
+    assert state["cash"] < 50_000  # the [sandbox] table's cash, not the default 100000
+    assert "fills (commissions " in out
