@@ -473,6 +473,9 @@ class ATR(Indicator):
     close to the high and the low (high minus low for the first bar). The first ATR is the
     mean of the first ``period`` true ranges, then ``(previous * (period - 1) + tr) / period``.
     :meth:`update` takes a close alone (a true range of 0 for a bar without a range).
+    The ATR stops and targets of the risk package (``StopLoss.atr``, ``TakeProfit.atr``) use
+    a simple mean of the last ``period`` true ranges instead
+    (:func:`~ibkrfw.risk.protect.average_true_range`).
 
     Example:
         >>> from ibkrfw import Bar, Stock

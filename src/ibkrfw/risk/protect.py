@@ -61,6 +61,10 @@ def average_true_range(history: History, period: int) -> float:
     previous close to its high and low; the first bar of the history has no previous close and
     counts its high minus low.
 
+    This is a simple mean of the last ``period`` true ranges, so a stop's distance depends
+    only on those bars. :class:`ibkrfw.indicators.ATR` is Wilder's average, which smooths
+    over every bar it has seen: after a volatile spell the two differ, Wilder's lagging.
+
     Example:
         >>> from ibkrfw import Bar, Stock
         >>> from ibkrfw.core.history import BarHistory
