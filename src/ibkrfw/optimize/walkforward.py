@@ -179,7 +179,10 @@ def walk_forward(
     for the whole analysis, and the spans cut there). The out-of-sample run starts early by the
     strategy's :attr:`~ibkrfw.Strategy.warmup_bars` (``warm_up="lead-in"``), so its
     indicators are ready when the span begins; during the lead-in the indicators are not ready
-    and a strategy that waits for them does not trade.
+    and a strategy that waits for them does not trade. The out-of-sample statistics are those
+    of that whole run, lead-in included: its flat bars leave the return unchanged but dilute
+    per-bar ratios a little (a Sharpe ratio by about the square root of the span's share of
+    the bars).
 
     Args:
         setup: The backtest (its feeds must be cut by time: DataFrameFeed, CSVFeed).
