@@ -63,6 +63,7 @@ class RunResult:
         base_currency: str = "USD",
         fx: FxRates | None = None,
         halts: Sequence[TradingHalted] = (),
+        earlier_fills: Sequence[Fill] = (),
     ) -> None:
         self.strategy_name = strategy_name
         self.parameters = dict(parameters)
@@ -83,6 +84,9 @@ class RunResult:
         """The exchange rates of the run, if it had any."""
         self.halts = list(halts)
         """Every halt a risk monitor ordered, in time order."""
+        self.earlier_fills = list(earlier_fills)
+        """The fills before the result's span (see :meth:`since`): the positions and trades
+        start from them, the statistics do not count them. Empty for a whole run."""
 
     def _to_base(self, amount: Decimal, currency: str | None, ts_ns: int) -> float:
         """``amount`` of ``currency`` (None: the base) in the base currency at ``ts_ns``."""
@@ -103,7 +107,11 @@ class RunResult:
 
         See :func:`~ibkrfw.portfolio.round_trips` for how.
         """
-        return round_trips(self.fill_list)
+        if not self.earlier_fills:
+            return round_trips(self.fill_list)
+        before = max(f.ts_ns for f in self.earlier_fills)
+        trades = round_trips([*self.earlier_fills, *self.fill_list])
+        return [t for t in trades if t.exit_ns > before]  # closed by a fill of the span
 
     @cached_property
     def equity(self) -> pd.DataFrame:
@@ -129,7 +137,7 @@ class RunResult:
         index = _utc_index(self._ts)
         columns: dict[str, npt.NDArray[np.float64]] = {}
         by_instrument: dict[Instrument, list[Fill]] = {}
-        for fill in self.fill_list:
+        for fill in [*self.earlier_fills, *self.fill_list]:
             by_instrument.setdefault(fill.instrument, []).append(fill)
         for inst in [*self._bars, *(i for i in by_instrument if i not in self._bars)]:
             fills = by_instrument.get(inst, [])
@@ -278,6 +286,52 @@ class RunResult:
             "mae_pct": adverse / entry * 100 if entry else nan,
             "mfe_pct": favourable / entry * 100 if entry else nan,
         }
+
+    def since(self, start_ns: int) -> RunResult:
+        """The same run, seen from ``start_ns`` on: the statistics of a later span of it.
+
+        The equity curve starts at its last row before ``start_ns``, the equity the span opens
+        with (the ``Initial equity``), so every return of the span counts once and the
+        earlier rows do not. Fills, cash adjustments and halts are those at or after
+        ``start_ns``; trades those closed by a fill at or after it; orders those created or
+        last changed at or after it. Positions held when the span opens are carried in: the
+        earlier fills are kept in :attr:`earlier_fills` for the positions and trades, and
+        count in no statistic. :func:`~ibkrfw.optimize.walk_forward` scores its
+        out-of-sample runs this way, without their lead-in.
+
+        Example:
+            >>> from ibkrfw import Engine
+            >>> from ibkrfw.data import sample_feed
+            >>> from ibkrfw.sim import SimBroker
+            >>> from ibkrfw.strategies import MovingAverageCrossover
+            >>> result = Engine(MovingAverageCrossover(), sample_feed(["ACME"]),
+            ...                 SimBroker(cash=100_000)).run()
+            >>> late = result.since(result.equity.index[500].value)
+            >>> int(late.stats["Bars"]) == len(result.equity) - 499
+            True
+        """
+        ts = self._ts
+        first = max(int(np.searchsorted(ts, start_ns, "left")) - 1, 0)
+        split = next((i for i, f in enumerate(self.fill_list) if f.ts_ns >= start_ns),
+                     len(self.fill_list))  # fmt: skip
+        realized = None if self._realized is None else self._realized[split:]
+        return RunResult(
+            strategy_name=self.strategy_name,
+            parameters=self.parameters,
+            starting_cash=float(self._equity[first]) if len(ts) else self.starting_cash,
+            timestamps_ns=ts[first:],
+            equity=self._equity[first:],
+            cash=self._cash[first:],
+            orders=[o for o in self.order_list if o.updated_ns >= start_ns],
+            fills=self.fill_list[split:],
+            realized=realized,
+            bars=self._bars,
+            cash_adjustments=[a for a in self.cash_adjustments if a.ts_ns >= start_ns],
+            base_currency=self.base_currency,
+            fx=self.fx,
+            halts=[h for h in self.halts if h.ts_ns >= start_ns],
+            earlier_fills=[*self.earlier_fills, *self.fill_list[:split]],
+        )
 
     @cached_property
     def stats(self) -> pd.Series:

@@ -96,11 +96,14 @@ def save_result(result: RunResult, path: str | os.PathLike[str]) -> None:
         }
         for o in result.order_list
     ]
-    fills = [
-        [f.order_id, ref(f.instrument), f.side.value, str(f.quantity), str(f.price),
-         str(f.commission), f.ts_ns, f.fill_id, str(f.slippage)]
-        for f in result.fill_list
-    ]  # fmt: skip
+
+    def fills(chosen: list[Fill]) -> list[list[object]]:
+        return [
+            [f.order_id, ref(f.instrument), f.side.value, str(f.quantity), str(f.price),
+             str(f.commission), f.ts_ns, f.fill_id, str(f.slippage)]
+            for f in chosen
+        ]  # fmt: skip
+
     adjustments = [[a.ts_ns, str(a.amount), a.reason, a.currency] for a in result.cash_adjustments]
     arrays: dict[str, np.ndarray[Any, Any]] = {
         "ts_ns": result._ts,
@@ -130,7 +133,8 @@ def save_result(result: RunResult, path: str | os.PathLike[str]) -> None:
         "instruments": [inst.to_dict() for inst in instruments],
         "bars": bars,
         "orders": orders,
-        "fills": fills,
+        "fills": fills(result.fill_list),
+        "earlier_fills": fills(result.earlier_fills),
         "realized": None if result._realized is None else [str(r) for r in result._realized],
         "cash_adjustments": adjustments,
         "fx": fx,
@@ -188,20 +192,23 @@ def load_result(path: str | os.PathLike[str]) -> RunResult:
         )
         for o in description["orders"]
     ]
-    fills = [
-        Fill(
-            order_id,
-            instruments[i],
-            Side(side),
-            Decimal(q),
-            Decimal(p),
-            Decimal(c),
-            ts,
-            fid,
-            Decimal(slip),
-        )
-        for order_id, i, side, q, p, c, ts, fid, slip in description["fills"]
-    ]
+
+    def fills(rows: list[list[Any]]) -> list[Fill]:
+        return [
+            Fill(
+                order_id,
+                instruments[i],
+                Side(side),
+                Decimal(q),
+                Decimal(p),
+                Decimal(c),
+                ts,
+                fid,
+                Decimal(slip),
+            )
+            for order_id, i, side, q, p, c, ts, fid, slip in rows
+        ]
+
     bars = {
         instruments[i]: _history(BarArrays(*(arrays[f"bars_{i}_{c}"] for c in _BAR_COLUMNS)))
         for i in description["bars"]
@@ -225,7 +232,8 @@ def load_result(path: str | os.PathLike[str]) -> RunResult:
         equity=arrays["equity"],
         cash=arrays["cash"],
         orders=orders,
-        fills=fills,
+        fills=fills(description["fills"]),
+        earlier_fills=fills(description.get("earlier_fills", [])),
         realized=None if realized is None else [Decimal(r) for r in realized],
         bars=bars,
         cash_adjustments=[

@@ -179,10 +179,9 @@ def walk_forward(
     for the whole analysis, and the spans cut there). The out-of-sample run starts early by the
     strategy's :attr:`~ibkrfw.Strategy.warmup_bars` (``warm_up="lead-in"``), so its
     indicators are ready when the span begins; during the lead-in the indicators are not ready
-    and a strategy that waits for them does not trade. The out-of-sample statistics are those
-    of that whole run, lead-in included: its flat bars leave the return unchanged but dilute
-    per-bar ratios a little (a Sharpe ratio by about the square root of the span's share of
-    the bars).
+    and a strategy that waits for them does not trade. The out-of-sample score and return are
+    those of the span alone (:meth:`RunResult.since <ibkrfw.RunResult.since>`), so the
+    lead-in's flat bars do not dilute per-bar ratios such as a Sharpe ratio.
 
     Args:
         setup: The backtest (its feeds must be cut by time: DataFrameFeed, CSVFeed).
@@ -246,7 +245,7 @@ def walk_forward(
                 lead = int(stamps[max(at - need, 0)])
             test_job = setup.between(lead, w.test_end)
             try:
-                result = test_job.run(best)
+                result = test_job.run(best).since(w.test_start)  # without the lead-in
                 oos = test_job.score(result)
                 oos_return = float(result.stats.get("Total return [%]", math.nan))
                 error = ""
