@@ -11,9 +11,9 @@ import numpy as np
 
 from ibkrfw.data.barsize import normalize_bar_size
 from ibkrfw.data.store import BarStore
-from ibkrfw.errors import RequestError
+from ibkrfw.errors import ConfigError, RequestError
 from ibkrfw.ibkr.client import IBClient
-from ibkrfw.ibkr.connection import Backoff, ConnectionState
+from ibkrfw.ibkr.connection import Backoff, ConnectionState, Farm
 from ibkrfw.ibkr.feed import IBKRDataFeed
 from ibkrfw.ibkr.history import HistoryChunk, history_chunks, ib_bar_size
 from ibkrfw.ibkr.pacing import HistoryPacer, HistoryRequest
@@ -80,6 +80,10 @@ class HistoryDownloader:
     its edges, which may have been cut short, are fetched again; the store's upsert absorbs
     the overlap).
 
+    While IB says its historical-data farm is down (notice 2105, as during the nightly reset),
+    no request is sent: the download waits for 2106, up to ``farm_wait`` seconds, without
+    spending a retry, then raises :class:`~ibkrfw.RequestError` if the farm is still down.
+
     Args:
         client: A connected (or connectable) :class:`~ibkrfw.ibkr.IBClient`.
         store: Where the bars go.
@@ -87,6 +91,7 @@ class HistoryDownloader:
         backoff: Delays before a retry (15 s doubling to 2 minutes by default).
         max_retries: How many times one chunk may be sent again.
         timeout: Seconds to wait for one answer (the client's ``request_timeout`` if None).
+        farm_wait: The longest wait, in seconds, for the historical-data farm to come back.
         progress: Called after every chunk.
         sleep: How to wait (for tests).
         clock: A monotonic clock in seconds (for tests).
@@ -101,16 +106,20 @@ class HistoryDownloader:
         backoff: Backoff | None = None,
         max_retries: int = 5,
         timeout: float | None = None,
+        farm_wait: float = 1800.0,
         progress: Callable[[DownloadProgress], None] | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        if not farm_wait >= 0:
+            raise ConfigError(f"farm_wait must be zero or more seconds, got {farm_wait!r}")
         self.client = client
         self.store = store
         self.pacer = pacer or HistoryPacer()
         self.backoff = backoff or Backoff(base=15.0, cap=120.0)
         self.max_retries = max_retries
         self.timeout = timeout
+        self.farm_wait = farm_wait
         self.progress = progress
         self._sleep = sleep
         self._clock = clock
@@ -187,6 +196,7 @@ class HistoryDownloader:
                 continue
             if self.client.monitor.state is not ConnectionState.CONNECTED:
                 self.client.connect()
+            self._wait_for_the_farm()
             self.pacer.sent(request, self._clock())
             try:
                 rows = self.client.request(
@@ -208,6 +218,31 @@ class HistoryDownloader:
                 self.pacer.finished()
             self.backoff.reset()
             return _frame(instrument, rows), tries
+
+    def _wait_for_the_farm(self) -> None:
+        """Return once the historical-data farm is not known to be down (2105 undone by 2106).
+
+        Raises:
+            RequestError: if it stays down longer than ``farm_wait`` seconds.
+        """
+        farms = self.client.monitor.farms
+        if farms[Farm.HISTORICAL] is not False:
+            return
+        log.warning("the historical-data farm is down (2105): waiting for it (2106)")
+        deadline = self._clock() + self.farm_wait
+        while farms[Farm.HISTORICAL] is False:
+            left = deadline - self._clock()
+            if left <= 0:
+                raise RequestError(
+                    f"the historical-data farm has been down (2105) for more than "
+                    f"{self.farm_wait:g} s; what was downloaded is stored",
+                    code=2105,
+                )
+            self._sleep(min(_FARM_POLL_S, left))
+        log.info("the historical-data farm is back (2106): downloading again")
+
+
+_FARM_POLL_S = 0.25  # how often a download waiting for the farm looks again
 
 
 def _utc(ts_ns: int) -> pd.Timestamp:

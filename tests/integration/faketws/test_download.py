@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +13,7 @@ import pytest
 from ibkrfw import RequestError
 from ibkrfw.data import SQLiteBarStore, load_sample, sample_instruments
 from ibkrfw.ibkr import Backoff, IBClient, IBKRConfig
-from ibkrfw.ibkr.download import DownloadProgress, HistoryDownloader
+from ibkrfw.ibkr.download import DownloadProgress, DownloadReport, HistoryDownloader
 from ibkrfw.ibkr.pacing import HistoryPacer
 from ibkrfw.testing import FakeTWS
 
@@ -103,6 +105,74 @@ def test_an_interrupted_download_resumes(tmp_path: Path) -> None:
     assert 0 < partial < len(acme)
     assert report.skipped >= 1 and again == report.chunks - report.skipped
     assert len(stored) == len(acme)
+
+
+def _farm(client: IBClient, up: bool) -> bool:
+    """Wait (bounded) until the client has heard the historical farm is ``up`` or down."""
+    from ibkrfw.ibkr.connection import Farm
+
+    deadline = time.monotonic() + 5
+    while client.monitor.farms[Farm.HISTORICAL] is not up and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return client.monitor.farms[Farm.HISTORICAL] is up
+
+
+def test_a_download_waits_while_the_history_farm_is_down(tmp_path: Path) -> None:
+    acme, start, end = sample_range()
+    inst = sample_instruments(["ACME"])["ACME"]
+    outcome: dict[str, object] = {}
+    with FakeTWS.from_sample(["ACME"]) as tws:
+        tws.step(100_000)
+        client = IBClient(IBKRConfig(port=tws.port, request_timeout=5))
+        client.connect()
+        try:
+            tws.send_error(2105, "HMDS data farm connection is broken:ushmds")
+            assert _farm(client, up=False)
+
+            def download() -> None:  # a SQLite store is used on the thread that opened it
+                try:
+                    with SQLiteBarStore(tmp_path / "bars.db") as store:
+                        downloader = HistoryDownloader(client, store, pacer=fast_pacer(),
+                                                       max_retries=0)  # fmt: skip
+                        outcome["report"] = downloader.download(inst, "1d", start, end)
+                except Exception as exc:  # handed to the test's thread
+                    outcome["error"] = exc
+
+            worker = threading.Thread(target=download)
+            worker.start()
+            time.sleep(0.5)
+            sent_while_down = len(history_requests(tws))
+            tws.send_error(2106, "HMDS data farm connection is OK:ushmds")
+            worker.join(30)
+            assert not worker.is_alive()
+        finally:
+            client.close()
+    assert sent_while_down == 0
+    assert "error" not in outcome, outcome
+    report = outcome["report"]
+    assert isinstance(report, DownloadReport)
+    assert report.retries == 0 and report.bars == len(acme)
+
+
+def test_a_download_gives_up_when_the_history_farm_stays_down(tmp_path: Path) -> None:
+    _, start, end = sample_range()
+    inst = sample_instruments(["ACME"])["ACME"]
+    with FakeTWS.from_sample(["ACME"]) as tws, SQLiteBarStore(tmp_path / "bars.db") as store:
+        client = IBClient(IBKRConfig(port=tws.port, request_timeout=5))
+        client.connect()
+        try:
+            tws.send_error(2105, "HMDS data farm connection is broken:ushmds")
+            assert _farm(client, up=False)
+            downloader = HistoryDownloader(client, store, pacer=fast_pacer(), farm_wait=0.3)
+            began = time.monotonic()
+            with pytest.raises(RequestError, match=r"down \(2105\) for more than 0.3 s") as caught:
+                downloader.download(inst, "1d", start, end)
+            waited = time.monotonic() - began
+        finally:
+            client.close()
+        assert not history_requests(tws)
+    assert caught.value.code == 2105
+    assert 0.3 <= waited < 5
 
 
 def test_the_download_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
