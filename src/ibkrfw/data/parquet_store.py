@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import threading
 import uuid
-from collections.abc import Iterator
-from typing import Any, final
+from collections.abc import Callable, Iterator
+from typing import Any, Concatenate, ParamSpec, TypeVar, final
 
 import numpy as np
 from typing_extensions import override
@@ -16,6 +18,9 @@ from ibkrfw.data.store import BarStore, SeriesInfo
 from ibkrfw.errors import ConfigError
 
 __all__ = ["ParquetBarStore"]
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 _JOURNAL = "_commit.json"
 _INSTRUMENTS = "_instruments.json"
@@ -51,6 +56,19 @@ def _years(ts_ns: np.ndarray[Any, np.dtype[np.int64]]) -> np.ndarray[Any, np.dty
     return ts_ns.astype("datetime64[ns]").astype("datetime64[Y]").astype(np.int64) + 1970
 
 
+def _one_at_a_time(
+    method: Callable[Concatenate[ParquetBarStore, _P], _R],
+) -> Callable[Concatenate[ParquetBarStore, _P], _R]:
+    """Run ``method`` under the store's lock: threads sharing a store take turns."""
+
+    @functools.wraps(method)
+    def locked(self: ParquetBarStore, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return locked
+
+
 @final
 class ParquetBarStore(BarStore):
     """Bars in Parquet files under one directory, for large sets read by other tools too.
@@ -68,10 +86,12 @@ class ParquetBarStore(BarStore):
     place: a process killed
     before the journal is complete leaves the old files (the new ones are swept up when the
     store is next opened); killed after, the next open finishes the renames. Either way no
-    batch is ever half stored. One writer at a time. Readers see whole files, but a reader
-    that runs while a write spanning several years is being committed may see some of its
-    files replaced and others not yet: when other processes read during writes, use
-    :class:`~ibkrfw.data.SQLiteBarStore`, whose readers always see whole writes.
+    batch is ever half stored. One writer at a time: threads sharing one store take turns
+    (and read between whole writes); separate processes or handles must not write at once.
+    Readers in other processes see whole files, but one that runs while a write spanning
+    several years is being committed may see some of its files replaced and others not yet:
+    when other processes read during writes, use :class:`~ibkrfw.data.SQLiteBarStore`, whose
+    readers always see whole writes.
 
     Args:
         root: The directory; created if missing.
@@ -83,6 +103,7 @@ class ParquetBarStore(BarStore):
     def __init__(self, root: str | os.PathLike[str]) -> None:
         _pyarrow()
         self.root = os.fspath(root)
+        self._lock = threading.RLock()  # threads sharing this store take turns
         os.makedirs(self.root, exist_ok=True)
         self._recover()
 
@@ -156,6 +177,7 @@ class ParquetBarStore(BarStore):
 
     # --- the store --------------------------------------------------------------------------
     @override
+    @_one_at_a_time
     def _put(self, key: str, spec: dict[str, str], bar_size: str, arrays: BarArrays) -> None:
         years = _years(arrays.ts_ns)
         renames: list[tuple[str, str]] = []
@@ -200,6 +222,7 @@ class ParquetBarStore(BarStore):
         return specs
 
     @override
+    @_one_at_a_time
     def _get(self, key: str, bar_size: str, start: int | None, end: int | None) -> BarArrays:
         parts = []
         first_year = None if start is None else int(_years(np.array([start]))[0])
@@ -218,6 +241,7 @@ class ParquetBarStore(BarStore):
         return _concat(parts)
 
     @override
+    @_one_at_a_time
     def _catalog(self) -> list[SeriesInfo]:
         _, pq = _pyarrow()
         found = []
@@ -243,10 +267,12 @@ class ParquetBarStore(BarStore):
         return found
 
     @override
+    @_one_at_a_time
     def _spec(self, key: str) -> dict[str, str] | None:
         return self._instruments().get(key)
 
     @override
+    @_one_at_a_time
     def _remove(self, key: str, bar_size: str, start: int | None, end: int | None) -> int:
         removed = 0
         operations: list[tuple[str, str]] = []

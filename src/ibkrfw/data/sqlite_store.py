@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import threading
 from typing import final
 
 import numpy as np
@@ -66,7 +67,8 @@ class SQLiteBarStore(BarStore):
     the writer or see half a write. Each :meth:`~ibkrfw.data.BarStore.write` is one
     transaction; a process killed in the middle leaves the file as it was before that write.
     With ``synchronous=NORMAL`` the last transactions may be lost in a power failure, never
-    corrupted.
+    corrupted. One store may be shared by threads (a download on a worker thread, a reader on
+    another): its calls take turns on one connection.
 
     Args:
         path: The database file; created if missing (with its directory).
@@ -89,7 +91,10 @@ class SQLiteBarStore(BarStore):
         self.path = os.fspath(path)
         directory = os.path.dirname(os.path.abspath(self.path))
         os.makedirs(directory, exist_ok=True)
-        self._db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
+        self._lock = threading.RLock()  # one connection, shared by threads in turn
+        self._db = sqlite3.connect(
+            self.path, timeout=timeout, isolation_level=None, check_same_thread=False
+        )
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA foreign_keys=ON")
@@ -103,100 +108,107 @@ class SQLiteBarStore(BarStore):
 
     @override
     def _put(self, key: str, spec: dict[str, str], bar_size: str, arrays: BarArrays) -> None:
-        db = self._db
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            db.execute(
-                "INSERT INTO instruments VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET "
-                "spec = excluded.spec",
-                (key, json.dumps(spec, sort_keys=True)),
-            )
-            db.execute(
-                "INSERT INTO series (key, bar_size) VALUES (?, ?) ON CONFLICT DO NOTHING",
-                (key, bar_size),
-            )
-            series = self._series_id(key, bar_size)
-            volume: list[float | None] = arrays.volume.tolist()
-            if np.isnan(arrays.volume).any():  # unknown volume: NULL
-                volume = [None if v != v else v for v in volume]
-            rows = zip(
-                [series] * len(arrays.ts_ns),
-                arrays.ts_ns.tolist(),
-                arrays.open.tolist(),
-                arrays.high.tolist(),
-                arrays.low.tolist(),
-                arrays.close.tolist(),
-                volume,
-                strict=True,
-            )
-            db.executemany(_UPSERT, rows)
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
+        with self._lock:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.execute(
+                    "INSERT INTO instruments VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET "
+                    "spec = excluded.spec",
+                    (key, json.dumps(spec, sort_keys=True)),
+                )
+                db.execute(
+                    "INSERT INTO series (key, bar_size) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                    (key, bar_size),
+                )
+                series = self._series_id(key, bar_size)
+                volume: list[float | None] = arrays.volume.tolist()
+                if np.isnan(arrays.volume).any():  # unknown volume: NULL
+                    volume = [None if v != v else v for v in volume]
+                rows = zip(
+                    [series] * len(arrays.ts_ns),
+                    arrays.ts_ns.tolist(),
+                    arrays.open.tolist(),
+                    arrays.high.tolist(),
+                    arrays.low.tolist(),
+                    arrays.close.tolist(),
+                    volume,
+                    strict=True,
+                )
+                db.executemany(_UPSERT, rows)
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
 
     @override
     def _get(self, key: str, bar_size: str, start: int | None, end: int | None) -> BarArrays:
-        series = self._series_id(key, bar_size)
-        if series is None:
-            empty = np.empty(0)
-            return BarArrays(np.empty(0, dtype=np.int64), empty, empty, empty, empty, empty)
-        where, params = _range(start, end)
-        # Volume is never negative: -1 stands for NULL (unknown), read back as NaN.
-        cursor = self._db.execute(
-            "SELECT ts, open, high, low, close, IFNULL(volume, -1.0) FROM bars "
-            f"WHERE series = ?{where} ORDER BY ts",
-            [series, *params],
-        )
-        rows = np.fromiter(cursor, dtype=_ROW)
-        volume = rows["volume"].copy()
-        volume[volume < 0] = np.nan
-        return BarArrays(
-            rows["ts"].copy(),
-            rows["open"].copy(),
-            rows["high"].copy(),
-            rows["low"].copy(),
-            rows["close"].copy(),
-            volume,
-        )
+        with self._lock:
+            series = self._series_id(key, bar_size)
+            if series is None:
+                empty = np.empty(0)
+                return BarArrays(np.empty(0, dtype=np.int64), empty, empty, empty, empty, empty)
+            where, params = _range(start, end)
+            # Volume is never negative: -1 stands for NULL (unknown), read back as NaN.
+            cursor = self._db.execute(
+                "SELECT ts, open, high, low, close, IFNULL(volume, -1.0) FROM bars "
+                f"WHERE series = ?{where} ORDER BY ts",
+                [series, *params],
+            )
+            rows = np.fromiter(cursor, dtype=_ROW)
+            volume = rows["volume"].copy()
+            volume[volume < 0] = np.nan
+            return BarArrays(
+                rows["ts"].copy(),
+                rows["open"].copy(),
+                rows["high"].copy(),
+                rows["low"].copy(),
+                rows["close"].copy(),
+                volume,
+            )
 
     @override
     def _catalog(self) -> list[SeriesInfo]:
-        rows = self._db.execute(
-            "SELECT s.key, s.bar_size, MIN(b.ts), MAX(b.ts), COUNT(*) FROM series s "
-            "JOIN bars b ON b.series = s.id GROUP BY s.id"
-        ).fetchall()
-        return [
-            SeriesInfo(k, size, int(first), int(last), int(n)) for k, size, first, last, n in rows
-        ]
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT s.key, s.bar_size, MIN(b.ts), MAX(b.ts), COUNT(*) FROM series s "
+                "JOIN bars b ON b.series = s.id GROUP BY s.id"
+            ).fetchall()
+            return [
+                SeriesInfo(k, size, int(first), int(last), int(n))
+                for k, size, first, last, n in rows
+            ]
 
     @override
     def _spec(self, key: str) -> dict[str, str] | None:
-        row = self._db.execute("SELECT spec FROM instruments WHERE key = ?", (key,)).fetchone()
-        if row is None:
-            return None
-        spec: dict[str, str] = json.loads(row[0])
-        return spec
+        with self._lock:
+            row = self._db.execute("SELECT spec FROM instruments WHERE key = ?", (key,)).fetchone()
+            if row is None:
+                return None
+            spec: dict[str, str] = json.loads(row[0])
+            return spec
 
     @override
     def _remove(self, key: str, bar_size: str, start: int | None, end: int | None) -> int:
-        series = self._series_id(key, bar_size)
-        if series is None:
-            return 0
-        where, params = _range(start, end)
-        db = self._db
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            count = db.execute(f"DELETE FROM bars WHERE series = ?{where}", [series, *params])
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        return int(count.rowcount)
+        with self._lock:
+            series = self._series_id(key, bar_size)
+            if series is None:
+                return 0
+            where, params = _range(start, end)
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                count = db.execute(f"DELETE FROM bars WHERE series = ?{where}", [series, *params])
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            return int(count.rowcount)
 
     @override
     def close(self) -> None:
-        self._db.close()
+        with self._lock:
+            self._db.close()
 
     def __repr__(self) -> str:
         return f"SQLiteBarStore({self.path!r})"

@@ -121,20 +121,18 @@ def test_a_download_waits_while_the_history_farm_is_down(tmp_path: Path) -> None
     acme, start, end = sample_range()
     inst = sample_instruments(["ACME"])["ACME"]
     outcome: dict[str, object] = {}
-    with FakeTWS.from_sample(["ACME"]) as tws:
+    with FakeTWS.from_sample(["ACME"]) as tws, SQLiteBarStore(tmp_path / "bars.db") as store:
         tws.step(100_000)
         client = IBClient(IBKRConfig(port=tws.port, request_timeout=5))
         client.connect()
         try:
             tws.send_error(2105, "HMDS data farm connection is broken:ushmds")
             assert _farm(client, up=False)
+            downloader = HistoryDownloader(client, store, pacer=fast_pacer(), max_retries=0)
 
-            def download() -> None:  # a SQLite store is used on the thread that opened it
+            def download() -> None:  # on a worker thread, with the store opened on this one
                 try:
-                    with SQLiteBarStore(tmp_path / "bars.db") as store:
-                        downloader = HistoryDownloader(client, store, pacer=fast_pacer(),
-                                                       max_retries=0)  # fmt: skip
-                        outcome["report"] = downloader.download(inst, "1d", start, end)
+                    outcome["report"] = downloader.download(inst, "1d", start, end)
                 except Exception as exc:  # handed to the test's thread
                     outcome["error"] = exc
 

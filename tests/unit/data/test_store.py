@@ -195,3 +195,25 @@ def test_info_counts_gaps_within_sessions(opener: Opener) -> None:
     info = store.info().set_index("bar_size")
     assert info.loc["1min", ["gaps", "missing"]].tolist() == [2, 13]
     assert info.loc["1d", ["gaps", "missing"]].tolist() == [1, 2]
+
+
+def test_one_store_is_shared_by_threads(opener: Opener) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    store = opener()  # opened on this thread, used on others
+    symbols = ["T0", "T1", "T2", "T3"]
+    frames = {s: _bars(s, periods=400, seed=i) for i, s in enumerate(symbols)}
+
+    def write_in_chunks(symbol: str) -> int:
+        frame = frames[symbol]
+        for start in range(0, len(frame), 50):
+            store.write(Stock(symbol), "1d", frame.iloc[start : start + 50])
+            store.series()  # reads between the writes, from every thread
+        return len(store.read(Stock(symbol), "1d"))
+
+    with ThreadPoolExecutor(4) as pool:
+        counts = list(pool.map(write_in_chunks, symbols))
+    assert counts == [400] * 4
+    for symbol, frame in frames.items():
+        back = store.read(Stock(symbol), "1d")
+        np.testing.assert_array_equal(back["close"].to_numpy(), frame["close"].to_numpy())
