@@ -15,6 +15,7 @@ import logging
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, final
 
@@ -594,6 +595,7 @@ class IBClient:
         *args: Any,
         rows: str,
         timeout: float | None = None,
+        on_sent: Callable[[], None] | None = None,
     ) -> list[tuple[Any, ...]]:
         """Send a request and return the rows of its answer, once its end marker arrived.
 
@@ -604,6 +606,9 @@ class IBClient:
             args: The method's other arguments.
             rows: The callback that carries the answer's rows.
             timeout: Seconds to wait; the configuration's ``request_timeout`` by default.
+            on_sent: Called once the request is written to the socket (not if it could not
+                be): a pacer counts its intervals from there, not from before a wait for
+                the message rate or the send lock.
 
         Raises:
             RequestError: if IB answers with an error, the connection is lost or closed, or
@@ -621,6 +626,8 @@ class IBClient:
             sent = self.send(method, key, *args) if by_id else self.send(method, *args)
             if not sent:
                 raise RequestError(f"{method}: not connected", code=None)
+            if on_sent is not None:
+                on_sent()
             wait = self.config.request_timeout if timeout is None else timeout
             if not pending.done.wait(wait):
                 if by_id and method == "reqHistoricalData":

@@ -197,12 +197,15 @@ class HistoryDownloader:
             if self.client.monitor.state is not ConnectionState.CONNECTED:
                 self.client.connect()
             self._wait_for_the_farm()
-            self.pacer.sent(request, self._clock())
+
+            def sent() -> None:  # IB counts from when the request reaches it, not before
+                self.pacer.sent(request, self._clock())
+
             try:
                 rows = self.client.request(
                     "reqHistoricalData", contract, chunk.end, chunk.duration, ib_size,
                     what_to_show, int(use_rth), 2, False, [],
-                    rows="historicalData", timeout=self.timeout,
+                    rows="historicalData", timeout=self.timeout, on_sent=sent,
                 )  # fmt: skip
             except RequestError as exc:
                 if _is_no_data(exc):
