@@ -397,9 +397,11 @@ def test_the_outgoing_rate_stays_under_the_cap() -> None:
         finally:
             client.close()
         times = [r.at for r in tws.messages("in", msg_id=49)]
-    # the fake stamps a message when it reads it, a hair after it was sent: allow 2 ms
+    # The fake stamps a message when its thread reads it, a little after it was sent (a few
+    # milliseconds on a loaded machine): allow 10 ms. Without the cap all 50 would arrive
+    # within milliseconds.
     for i, at in enumerate(times):
-        assert sum(1 for t in times[i:] if t - at < 1.0 - 0.002) <= 20
+        assert sum(1 for t in times[i:] if t - at < 1.0 - 0.010) <= 20
 
 
 def test_delayed_data_is_flagged_once() -> None:
