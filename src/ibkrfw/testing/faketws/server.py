@@ -69,7 +69,6 @@ log = logging.getLogger("ibkrfw.testing.faketws")
 
 # Incoming (client -> server) message ids
 START_API, REQ_CURRENT_TIME, REQ_IDS = 71, 49, 8
-_SETTLE_S = 1.0  # how long messages() waits for requests being handled to be recorded
 REQ_MKT_DATA, CANCEL_MKT_DATA, REQ_MARKET_DATA_TYPE = 1, 2, 59
 PLACE_ORDER, CANCEL_ORDER, REQ_OPEN_ORDERS, REQ_ALL_OPEN_ORDERS = 3, 4, 5, 16
 REQ_EXECUTIONS, REQ_CONTRACT_DETAILS = 7, 9
@@ -83,6 +82,7 @@ PACING_TEXT = (
     "Historical Market Data Service error message:API historical data query cancelled: "
     "pacing violation"
 )
+_SETTLE_S = 1.0  # how long messages() waits for requests being handled to be recorded
 _DURATION_UNITS = {"S": 1, "D": 86_400, "W": 7 * 86_400, "M": 30 * 86_400, "Y": 365 * 86_400}
 # Outgoing (server -> client) message ids
 ERROR, NEXT_VALID_ID, MANAGED_ACCOUNTS, CURRENT_TIME = 4, 9, 15, 49
