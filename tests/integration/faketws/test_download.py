@@ -118,17 +118,23 @@ def _farm(client: IBClient, up: bool) -> bool:
     return client.monitor.farms[Farm.HISTORICAL] is up
 
 
+def _connected_with_the_farm_down(tws: FakeTWS) -> IBClient:
+    """A connected client that has heard IB's historical-data farm go down (2105)."""
+    client = IBClient(IBKRConfig(port=tws.port, request_timeout=5))
+    client.connect()
+    tws.send_error(2105, "HMDS data farm connection is broken:ushmds")
+    assert _farm(client, up=False)
+    return client
+
+
 def test_a_download_waits_while_the_history_farm_is_down(tmp_path: Path) -> None:
     acme, start, end = sample_range()
     inst = sample_instruments(["ACME"])["ACME"]
     outcome: dict[str, object] = {}
     with FakeTWS.from_sample(["ACME"]) as tws, SQLiteBarStore(tmp_path / "bars.db") as store:
         tws.step(100_000)
-        client = IBClient(IBKRConfig(port=tws.port, request_timeout=5))
-        client.connect()
+        client = _connected_with_the_farm_down(tws)
         try:
-            tws.send_error(2105, "HMDS data farm connection is broken:ushmds")
-            assert _farm(client, up=False)
             downloader = HistoryDownloader(client, store, pacer=fast_pacer(), max_retries=0)
 
             def download() -> None:  # on a worker thread, with the store opened on this one
@@ -157,11 +163,8 @@ def test_a_download_gives_up_when_the_history_farm_stays_down(tmp_path: Path) ->
     _, start, end = sample_range()
     inst = sample_instruments(["ACME"])["ACME"]
     with FakeTWS.from_sample(["ACME"]) as tws, SQLiteBarStore(tmp_path / "bars.db") as store:
-        client = IBClient(IBKRConfig(port=tws.port, request_timeout=5))
-        client.connect()
+        client = _connected_with_the_farm_down(tws)
         try:
-            tws.send_error(2105, "HMDS data farm connection is broken:ushmds")
-            assert _farm(client, up=False)
             downloader = HistoryDownloader(client, store, pacer=fast_pacer(), farm_wait=0.3)
             began = time.monotonic()
             with pytest.raises(RequestError, match=r"down \(2105\) for more than 0.3 s") as caught:
