@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from ibkrfw.data.store import BarStore
+    from ibkrfw.sim.broker import SimBroker
 
 __all__ = ["main"]
 
@@ -496,7 +497,7 @@ _SANDBOX_KEYS = {
 }
 
 
-def _sandbox_broker(cash: str | None, table: Mapping[str, Any]) -> Any:
+def _sandbox_broker(cash: str | None, table: Mapping[str, Any]) -> SimBroker:
     """The simulated broker of ``ibkrfw run --sandbox``, from the ``[sandbox]`` table.
 
     The costs and fill rules are those of a backtest's :class:`~ibkrfw.sim.SimBroker`, so
