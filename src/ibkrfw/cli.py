@@ -569,7 +569,8 @@ def _operations(args: argparse.Namespace, tables: Mapping[str, Any], state_dir: 
 
     alerts = table("alerts")
     limits = {k: alerts.pop(k) for k in ("quiet_s", "max_per_hour") if k in alerts}
-    alerter = Alerter(channels_from_config(alerts), **limits).start()
+    journal = Path(state_dir) / "alerts.jsonl"  # alerts outlive a restart (and its repeats)
+    alerter = Alerter(channels_from_config(alerts), journal=journal, **limits).start()
     settings = table("monitor")
     if "quiet" in settings:
         settings["quiet"] = [tuple(w) for w in settings["quiet"]]

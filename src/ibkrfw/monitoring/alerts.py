@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import queue
 import smtplib
@@ -317,11 +318,19 @@ class Alerter:
     on the log and, as a ``channel_failed`` alert, on the other channels (itself
     de-duplicated); delivery goes on.
 
+    With a ``journal`` file, every delivery is appended to it as one JSON line, and a new
+    alerter reads it back: :meth:`recent` (and the dashboard) show the alerts of earlier
+    runs, and the quiet period and the hourly cap carry over a restart, so a process that a
+    supervisor restarts again and again does not repeat the same alert each time. A journal
+    that cannot be read or written is reported on the log; alerts still go out.
+
     Args:
         channels: Where alerts go (a :class:`LogChannel` is a good first one).
         quiet_s: How long repeats of an alert are dropped.
         max_per_hour: The most alerts delivered in any 60 minutes.
         clock: Seconds, monotonic (for tests).
+        journal: A file to keep the deliveries in across restarts (JSON lines); none if None.
+        wall_clock: UTC nanoseconds (for tests): relates the journal's times to ``clock``.
 
     Example:
         >>> alerter = Alerter([LogChannel()]).start()
@@ -338,6 +347,8 @@ class Alerter:
         quiet_s: float = 900.0,
         max_per_hour: int = 30,
         clock: Callable[[], float] = time.monotonic,
+        journal: str | os.PathLike[str] | None = None,
+        wall_clock: Callable[[], int] = time.time_ns,
     ) -> None:
         if not channels:
             raise ConfigError("an Alerter needs at least one channel")
@@ -355,6 +366,12 @@ class Alerter:
         """The latest deliveries (and failures), newest last."""
         self.suppressed = 0
         """How many alerts were dropped as repeats or over the hourly cap."""
+        self._wall_clock = wall_clock
+        self.journal = None if journal is None else Path(journal)
+        """The file deliveries are kept in across restarts, if any."""
+        self._journal_failed = False
+        if self.journal is not None:
+            self._reload(self.journal)
 
     def start(self) -> Alerter:
         """Start the delivery thread (idempotent); returns the alerter."""
@@ -444,6 +461,67 @@ class Alerter:
     def _record(self, delivery: Delivery) -> None:
         with self._lock:
             self.deliveries.append(delivery)
+        if self.journal is not None:
+            self._append(self.journal, delivery)
+
+    def _append(self, path: Path, delivery: Delivery) -> None:
+        alert = delivery.alert
+        line = json.dumps({
+            "ts_ns": alert.ts_ns, "kind": alert.kind, "title": alert.title,
+            "message": alert.message, "severity": alert.severity, "key": alert.key,
+            "channel": delivery.channel, "ok": delivery.ok, "error": delivery.error,
+            "at_ns": self._wall_clock(),
+        })  # fmt: skip
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("a", encoding="utf-8") as handle:
+                handle.write(line + "\n")
+        except OSError as exc:
+            if not self._journal_failed:  # said once; the alerts themselves still go out
+                self._journal_failed = True
+                log.warning("cannot write the alert journal %s: %s", path, exc)
+
+    def _reload(self, path: Path) -> None:
+        """Take the deliveries, the quiet periods and the hourly count from ``path``."""
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            log.warning("cannot read the alert journal %s: %s", path, exc)
+            return
+        now, wall = self._clock(), self._wall_clock()
+        kept: list[str] = []
+        bad = 0
+        for line in lines[-_JOURNAL_KEEP:]:
+            try:
+                row = json.loads(line)
+                alert = Alert(row["kind"], row["title"], row["message"], row["severity"],
+                              row["key"], int(row["ts_ns"]))  # fmt: skip
+                delivery = Delivery(alert, row["channel"], bool(row["ok"]), row["error"],
+                                    now - (wall - int(row["at_ns"])) / 1e9)  # fmt: skip
+            except (ValueError, KeyError, TypeError):
+                bad += 1
+                continue
+            kept.append(line)
+            self.deliveries.append(delivery)
+            if self._last.get(alert.dedupe_key, -math.inf) < delivery.at:
+                self._last[alert.dedupe_key] = delivery.at  # its quiet period goes on
+        # the hourly cap counts alerts, not deliveries: one per alert and time
+        sent = sorted({(d.alert.dedupe_key, d.alert.ts_ns): d.at for d in self.deliveries}.values())
+        self._sent_times.extend(t for t in sent if now - t < 3600)
+        if bad:
+            log.warning("the alert journal %s has %d unreadable line(s): skipped", path, bad)
+        if len(lines) > 2 * _JOURNAL_KEEP or bad:  # keep the file short and clean
+            try:
+                temp = path.with_name(path.name + ".tmp")
+                temp.write_text("".join(f"{line}\n" for line in kept), encoding="utf-8")
+                os.replace(temp, path)
+            except OSError as exc:
+                log.warning("cannot rewrite the alert journal %s: %s", path, exc)
+
+
+_JOURNAL_KEEP = 500  # deliveries read back from an alert journal (the length of `deliveries`)
 
 
 def channels_from_config(table: Mapping[str, object]) -> list[Channel]:

@@ -144,6 +144,8 @@ def test_run_serves_the_dashboard_and_sends_alerts(tmp_path: Path) -> None:
     assert process.returncode == 0, out
     assert f"dashboard on http://127.0.0.1:{port}/" in out
     assert any(a.get("kind") == "order_rejected" for a in received), received
+    journal = (tmp_path / "state" / "alerts.jsonl").read_text()  # kept for the next run
+    assert '"kind": "order_rejected"' in journal
 
 
 def test_an_unexplained_position_is_refused_unless_adopted(tmp_path: Path) -> None:

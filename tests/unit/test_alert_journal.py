@@ -1,0 +1,125 @@
+"""An alerter's journal: history, quiet periods and the hourly cap survive a restart."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+
+from ibkrfw.monitoring import Alert, Alerter
+from ibkrfw.monitoring.alerts import Channel
+
+
+class Inbox(Channel):
+    name = "inbox"
+
+    def __init__(self) -> None:
+        self.alerts: list[Alert] = []
+
+    def send(self, alert: Alert) -> None:
+        self.alerts.append(alert)
+
+
+class Clocks:
+    """A monotonic clock in seconds and a wall clock in ns that move together."""
+
+    def __init__(self) -> None:
+        self.mono, self.wall = 1_000.0, 1_700_000_000 * 10**9
+
+    def advance(self, seconds: float) -> None:
+        self.mono += seconds
+        self.wall += int(seconds * 1e9)
+
+
+def _alerter(path: Path, clocks: Clocks, inbox: Inbox, **options: object) -> Alerter:
+    return Alerter([inbox], journal=path, clock=lambda: clocks.mono,
+                   wall_clock=lambda: clocks.wall, **options).start()  # type: ignore[arg-type]  # fmt: skip
+
+
+def _send(alerter: Alerter, *alerts: Alert) -> None:
+    for alert in alerts:
+        alerter.send(alert)
+    assert alerter.flush(5)
+
+
+def test_a_restarted_alerter_shows_the_earlier_alerts(tmp_path: Path) -> None:
+    path, clocks = tmp_path / "state" / "alerts.jsonl", Clocks()
+    first = _alerter(path, clocks, Inbox())
+    _send(first, Alert("disconnected", "TWS lost", "1100", "critical", ts_ns=5),
+          Alert("order_rejected", "order 7 rejected", "201: no margin", ts_ns=6))  # fmt: skip
+    first.stop()
+    clocks.advance(60)  # the process is restarted a minute later
+    again = _alerter(path, clocks, Inbox())
+    recent = again.recent(10)
+    assert [(d.alert.kind, d.alert.message, d.alert.ts_ns) for d in recent] == [
+        ("order_rejected", "201: no margin", 6),
+        ("disconnected", "1100", 5),
+    ]
+    assert recent[0].ok and recent[0].channel == "inbox"
+    assert recent[0].at == pytest.approx(clocks.mono - 60)
+    again.stop()
+
+
+def test_the_quiet_period_and_the_hourly_cap_carry_over_a_restart(tmp_path: Path) -> None:
+    path, clocks = tmp_path / "alerts.jsonl", Clocks()
+    crash = Alert("start_failed", "ibkrfw could not start", "ConfigError", "critical")
+    inbox = Inbox()
+    first = _alerter(path, clocks, inbox, quiet_s=900, max_per_hour=3)
+    _send(first, crash, Alert("a", "one"), Alert("b", "two"))
+    first.stop()
+    clocks.advance(30)  # a supervisor restarts the failing process
+    again = _alerter(path, clocks, inbox, quiet_s=900, max_per_hour=3)
+    _send(again, crash)
+    assert [a.kind for a in inbox.alerts] == ["start_failed", "a", "b"]  # not repeated
+    _send(again, Alert("c", "three"))  # the fourth alert of the hour is over the cap
+    assert again.suppressed == 2
+    again.stop()
+    clocks.advance(3600)
+    later = _alerter(path, clocks, inbox, quiet_s=900, max_per_hour=3)
+    _send(later, crash)  # an hour on, it is news again
+    assert [a.kind for a in inbox.alerts][-1] == "start_failed"
+    later.stop()
+
+
+def test_an_unreadable_journal_line_is_skipped_and_said(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path, clocks = tmp_path / "alerts.jsonl", Clocks()
+    first = _alerter(path, clocks, Inbox())
+    _send(first, Alert("a", "one"))
+    first.stop()
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write('{"kind": "half a line\n')
+    with caplog.at_level(logging.WARNING, logger="ibkrfw.alerts"):
+        again = _alerter(path, clocks, Inbox())
+    assert [d.alert.kind for d in again.recent()] == ["a"]
+    assert "1 unreadable line(s)" in caplog.text
+    assert [json.loads(line)["kind"] for line in path.read_text().splitlines()] == ["a"]
+    again.stop()
+
+
+def test_an_unwritable_journal_never_stops_an_alert(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path, inbox = tmp_path / "a-directory", Inbox()
+    path.mkdir()
+    with caplog.at_level(logging.WARNING, logger="ibkrfw.alerts"):
+        alerter = _alerter(path, Clocks(), inbox)
+        _send(alerter, Alert("a", "one"), Alert("b", "two"))
+        alerter.stop()
+    assert [a.kind for a in inbox.alerts] == ["a", "b"]
+    assert caplog.text.count("cannot write the alert journal") == 1
+
+
+def test_a_long_journal_is_cut_to_what_is_read_back(tmp_path: Path) -> None:
+    path, clocks = tmp_path / "alerts.jsonl", Clocks()
+    alerter = _alerter(path, clocks, Inbox(), quiet_s=0, max_per_hour=10_000)
+    _send(alerter, *(Alert("n", f"alert {i}") for i in range(1_100)))
+    alerter.stop()
+    assert len(path.read_text().splitlines()) == 1_100
+    again = _alerter(path, clocks, Inbox(), quiet_s=0, max_per_hour=10_000)
+    again.stop()
+    lines = path.read_text().splitlines()
+    assert len(lines) == 500 and json.loads(lines[-1])["title"] == "alert 1099"
