@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import logging
+import math
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple, final
@@ -190,22 +192,21 @@ class HistoryDownloader:
         tries = 0
         while True:
             wait = self.pacer.delay(request, self._clock())
-            if wait > 0:
+            if wait > 0:  # inf: too many requests open (a shared pacer): look again soon
                 log.debug("pacing: waiting %.2f s before %s", wait, request)
-                self._sleep(wait)
+                self._sleep(wait if math.isfinite(wait) else _OPEN_POLL_S)
                 continue
             if self.client.monitor.state is not ConnectionState.CONNECTED:
                 self.client.connect()
             self._wait_for_the_farm()
 
-            def sent() -> None:  # IB counts from when the request reaches it, not before
-                self.pacer.sent(request, self._clock())
-
+            opened: list[bool] = []  # filled once the pacer counts this request as open
             try:
                 rows = self.client.request(
                     "reqHistoricalData", contract, chunk.end, chunk.duration, ib_size,
                     what_to_show, int(use_rth), 2, False, [],
-                    rows="historicalData", timeout=self.timeout, on_sent=sent,
+                    rows="historicalData", timeout=self.timeout,
+                    on_sent=functools.partial(self._sent, request, opened),
                 )  # fmt: skip
             except RequestError as exc:
                 if _is_no_data(exc):
@@ -218,9 +219,15 @@ class HistoryDownloader:
                 self._sleep(delay)
                 continue
             finally:
-                self.pacer.finished()
+                if opened:  # a request never sent must not close another's (a shared pacer)
+                    self.pacer.finished()
             self.backoff.reset()
             return _frame(instrument, rows), tries
+
+    def _sent(self, request: HistoryRequest, opened: list[bool]) -> None:
+        """Count ``request`` in the pacer from now: IB counts from when it reaches it."""
+        self.pacer.sent(request, self._clock())
+        opened.append(True)
 
     def _wait_for_the_farm(self) -> None:
         """Return once the historical-data farm is not known to be down (2105 undone by 2106).
@@ -246,6 +253,7 @@ class HistoryDownloader:
 
 
 _FARM_POLL_S = 0.25  # how often a download waiting for the farm looks again
+_OPEN_POLL_S = 0.25  # ... or for one of too many open requests to finish
 
 
 def _utc(ts_ns: int) -> pd.Timestamp:

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -107,3 +109,62 @@ def test_sending_at_the_delay_never_breaks_a_rule(
         )
         assert same <= 5
         assert sum(HistoryPacer.weight(r) for t, r in log[: i + 1] if at - t < 30.0) <= 12
+
+
+class _Client:
+    """A client whose requests either never go out, or go out and bring no bars."""
+
+    def __init__(self, sent: bool) -> None:
+        from ibkrfw.ibkr.connection import ConnectionMonitor
+
+        self.sent = sent
+        self.monitor = ConnectionMonitor()
+        self.monitor.socket_connected()
+        self.monitor.api_ready()
+
+    def request(self, *args: object, on_sent: Any = None, **kwargs: object) -> list[object]:
+        from ibkrfw import RequestError
+
+        if not self.sent:  # the socket went away between the check and the send
+            raise RequestError("reqHistoricalData: not connected", code=None)
+        on_sent()
+        return []
+
+
+_JAN_2024 = (1_704_067_200 * 10**9, 1_704_412_800 * 10**9)
+
+
+def test_a_request_that_was_never_sent_leaves_a_shared_pacer_as_it_was(tmp_path: Path) -> None:
+    from ibkrfw import RequestError, Stock
+    from ibkrfw.data import SQLiteBarStore
+    from ibkrfw.ibkr.download import HistoryDownloader
+
+    pacer = HistoryPacer(open_max=2)
+    pacer.sent(_req(contract="other"), 0.0)  # another download's request, still open
+    with SQLiteBarStore(tmp_path / "bars.db") as store:
+        downloader = HistoryDownloader(_Client(sent=False), store, pacer=pacer, max_retries=0)  # type: ignore[arg-type]
+        with pytest.raises(RequestError, match="not connected"):
+            downloader.download(Stock("ACME"), "1d", *_JAN_2024)
+    pacer.sent(_req(contract="third"), 100.0)
+    assert math.isinf(pacer.delay(_req(contract="new"), 100.0))  # the other is still open
+
+
+def test_a_download_waits_for_a_shared_pacers_open_requests(tmp_path: Path) -> None:
+    import threading
+    import time
+
+    from ibkrfw import Stock
+    from ibkrfw.data import SQLiteBarStore
+    from ibkrfw.ibkr.download import HistoryDownloader
+
+    pacer = HistoryPacer(open_max=1)
+    pacer.sent(_req(contract="other"), 0.0)  # the limit is reached by another download
+    answered = threading.Timer(0.3, pacer.finished)
+    answered.start()
+    began = time.monotonic()
+    with SQLiteBarStore(tmp_path / "bars.db") as store:
+        downloader = HistoryDownloader(_Client(sent=True), store, pacer=pacer)  # type: ignore[arg-type]
+        report = downloader.download(Stock("ACME"), "1d", *_JAN_2024)
+    answered.join()
+    assert report.chunks == 1 and report.retries == 0
+    assert 0.3 <= time.monotonic() - began < 5  # it waited for the other, then went on
