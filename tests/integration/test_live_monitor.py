@@ -6,22 +6,12 @@ import pandas as pd
 import pytest
 
 from ibkrfw import ConnectionChanged, Engine, Reconciled, Stock
-from ibkrfw.monitoring import Alert, Alerter, Channel, LiveMonitor, prometheus_text
+from ibkrfw.monitoring import Alerter, LiveMonitor, prometheus_text
 from ibkrfw.risk import MaxDrawdownKillSwitch
 from ibkrfw.sim import DataFrameFeed, SimBroker
-from ibkrfw.testing import ScriptedStrategy, bars_frame
+from ibkrfw.testing import RecordingChannel, ScriptedStrategy, bars_frame
 
 ACME = Stock("ACME")
-
-
-class Inbox(Channel):
-    name = "inbox"
-
-    def __init__(self) -> None:
-        self.alerts: list[Alert] = []
-
-    def send(self, alert: Alert) -> None:
-        self.alerts.append(alert)
 
 
 def run(rows, actions, monitor: LiveMonitor, **kw):
@@ -30,14 +20,14 @@ def run(rows, actions, monitor: LiveMonitor, **kw):
     return Engine(ScriptedStrategy(actions), feed, broker, observers=[monitor], **kw).run()
 
 
-def alerts_of(monitor: LiveMonitor, inbox: Inbox) -> list[tuple[str, str]]:
+def alerts_of(monitor: LiveMonitor, inbox: RecordingChannel) -> list[tuple[str, str]]:
     assert monitor.alerter is not None
     monitor.alerter.flush()
     return [(a.kind, a.title) for a in inbox.alerts]
 
 
 def test_a_halt_a_drawdown_and_a_daily_loss_raise_alerts() -> None:
-    inbox = Inbox()
+    inbox = RecordingChannel()
     monitor = LiveMonitor(alerter=Alerter([inbox]).start(), drawdown_alert=0.1,
                           daily_loss_alert=0.05, stale_after_s=10 * 86_400)  # fmt: skip
     rows = [(100, 100, 100, 100)] * 3 + [(80, 80, 80, 80)] * 3
@@ -77,7 +67,7 @@ def test_limits_used_by_exposure_margin_and_daily_loss() -> None:
 
 
 def test_rejections_and_a_failed_run_are_alerted() -> None:
-    inbox = Inbox()
+    inbox = RecordingChannel()
     monitor = LiveMonitor(alerter=Alerter([inbox]).start(), stale_after_s=10 * 86_400)
     rows = [(100, 100, 100, 100)] * 4
 
@@ -100,7 +90,7 @@ class _Clock:
 
 
 def test_disconnections_alert_after_a_while_but_not_in_the_nightly_reset() -> None:
-    inbox = Inbox()
+    inbox = RecordingChannel()
     wall = _Clock()
     monitor = LiveMonitor(alerter=Alerter([inbox]).start(), disconnect_after_s=120,
                           stale_after_s=1e9, wall_clock=wall)  # fmt: skip
@@ -146,7 +136,7 @@ def test_disconnections_alert_after_a_while_but_not_in_the_nightly_reset() -> No
 
 
 def test_reconciliation_differences_and_the_disk(tmp_path) -> None:
-    inbox = Inbox()
+    inbox = RecordingChannel()
     monitor = LiveMonitor(alerter=Alerter([inbox]).start(), journal_dir=tmp_path,
                           min_free_mb=1e12, stale_after_s=10 * 86_400)  # fmt: skip
     engine = Engine(ScriptedStrategy({}), DataFrameFeed(bars_frame([(1, 1, 1, 1)]), ACME),
@@ -169,7 +159,7 @@ def test_the_daily_summary_is_sent_and_saved_once_a_day(tmp_path) -> None:
 
     from ibkrfw.monitoring import DailySummary
 
-    inbox = Inbox()
+    inbox = RecordingChannel()
     alerter = Alerter([inbox]).start()
     monitor = LiveMonitor(alerter=alerter, stale_after_s=1e9, drawdown_alert=None,
                           daily_loss_alert=None)  # fmt: skip

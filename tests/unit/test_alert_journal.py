@@ -9,17 +9,7 @@ from pathlib import Path
 import pytest
 
 from ibkrfw.monitoring import Alert, Alerter
-from ibkrfw.monitoring.alerts import Channel
-
-
-class Inbox(Channel):
-    name = "inbox"
-
-    def __init__(self) -> None:
-        self.alerts: list[Alert] = []
-
-    def send(self, alert: Alert) -> None:
-        self.alerts.append(alert)
+from ibkrfw.testing import RecordingChannel
 
 
 class Clocks:
@@ -33,7 +23,7 @@ class Clocks:
         self.wall += int(seconds * 1e9)
 
 
-def _alerter(path: Path, clocks: Clocks, inbox: Inbox, **options: object) -> Alerter:
+def _alerter(path: Path, clocks: Clocks, inbox: RecordingChannel, **options: object) -> Alerter:
     return Alerter([inbox], journal=path, clock=lambda: clocks.mono,
                    wall_clock=lambda: clocks.wall, **options).start()  # type: ignore[arg-type]  # fmt: skip
 
@@ -46,18 +36,18 @@ def _send(alerter: Alerter, *alerts: Alert) -> None:
 
 def test_a_restarted_alerter_shows_the_earlier_alerts(tmp_path: Path) -> None:
     path, clocks = tmp_path / "state" / "alerts.jsonl", Clocks()
-    first = _alerter(path, clocks, Inbox())
+    first = _alerter(path, clocks, RecordingChannel())
     _send(first, Alert("disconnected", "TWS lost", "1100", "critical", ts_ns=5),
           Alert("order_rejected", "order 7 rejected", "201: no margin", ts_ns=6))  # fmt: skip
     first.stop()
     clocks.advance(60)  # the process is restarted a minute later
-    again = _alerter(path, clocks, Inbox())
+    again = _alerter(path, clocks, RecordingChannel())
     recent = again.recent(10)
     assert [(d.alert.kind, d.alert.message, d.alert.ts_ns) for d in recent] == [
         ("order_rejected", "201: no margin", 6),
         ("disconnected", "1100", 5),
     ]
-    assert recent[0].ok and recent[0].channel == "inbox"
+    assert recent[0].ok and recent[0].channel == "recording"
     assert recent[0].at == pytest.approx(clocks.mono - 60)
     again.stop()
 
@@ -65,7 +55,7 @@ def test_a_restarted_alerter_shows_the_earlier_alerts(tmp_path: Path) -> None:
 def test_the_quiet_period_and_the_hourly_cap_carry_over_a_restart(tmp_path: Path) -> None:
     path, clocks = tmp_path / "alerts.jsonl", Clocks()
     crash = Alert("start_failed", "ibkrfw could not start", "ConfigError", "critical")
-    inbox = Inbox()
+    inbox = RecordingChannel()
     first = _alerter(path, clocks, inbox, quiet_s=900, max_per_hour=3)
     _send(first, crash, Alert("a", "one"), Alert("b", "two"))
     first.stop()
@@ -87,13 +77,13 @@ def test_an_unreadable_journal_line_is_skipped_and_said(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     path, clocks = tmp_path / "alerts.jsonl", Clocks()
-    first = _alerter(path, clocks, Inbox())
+    first = _alerter(path, clocks, RecordingChannel())
     _send(first, Alert("a", "one"))
     first.stop()
     with path.open("a", encoding="utf-8") as handle:
         handle.write('{"kind": "half a line\n')
     with caplog.at_level(logging.WARNING, logger="ibkrfw.alerts"):
-        again = _alerter(path, clocks, Inbox())
+        again = _alerter(path, clocks, RecordingChannel())
     assert [d.alert.kind for d in again.recent()] == ["a"]
     assert "1 unreadable line(s)" in caplog.text
     assert [json.loads(line)["kind"] for line in path.read_text().splitlines()] == ["a"]
@@ -103,7 +93,7 @@ def test_an_unreadable_journal_line_is_skipped_and_said(
 def test_an_unwritable_journal_never_stops_an_alert(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    path, inbox = tmp_path / "a-directory", Inbox()
+    path, inbox = tmp_path / "a-directory", RecordingChannel()
     path.mkdir()
     with caplog.at_level(logging.WARNING, logger="ibkrfw.alerts"):
         alerter = _alerter(path, Clocks(), inbox)
@@ -115,11 +105,11 @@ def test_an_unwritable_journal_never_stops_an_alert(
 
 def test_a_long_journal_is_cut_to_what_is_read_back(tmp_path: Path) -> None:
     path, clocks = tmp_path / "alerts.jsonl", Clocks()
-    alerter = _alerter(path, clocks, Inbox(), quiet_s=0, max_per_hour=10_000)
+    alerter = _alerter(path, clocks, RecordingChannel(), quiet_s=0, max_per_hour=10_000)
     _send(alerter, *(Alert("n", f"alert {i}") for i in range(1_100)))
     alerter.stop()
     assert len(path.read_text().splitlines()) == 1_100
-    again = _alerter(path, clocks, Inbox(), quiet_s=0, max_per_hour=10_000)
+    again = _alerter(path, clocks, RecordingChannel(), quiet_s=0, max_per_hour=10_000)
     again.stop()
     lines = path.read_text().splitlines()
     assert len(lines) == 500 and json.loads(lines[-1])["title"] == "alert 1099"

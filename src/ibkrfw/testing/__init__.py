@@ -24,6 +24,7 @@ from ibkrfw.model.data import Bar
 from ibkrfw.model.events import OrderEvent, TimerFired
 from ibkrfw.model.fills import Fill
 from ibkrfw.model.orders import Order
+from ibkrfw.monitoring.alerts import Alert, Channel
 from ibkrfw.strategy import Context, Strategy
 from ibkrfw.testing.broker import RecordingBroker
 from ibkrfw.testing.faketws import FakeTWS, Recorded
@@ -35,12 +36,39 @@ __all__ = [
     "LiveSession",
     "Recorded",
     "RecordingBroker",
+    "RecordingChannel",
     "ScriptedStrategy",
     "bars_frame",
 ]
 
 Action = Callable[[Context, Bar], object]
 """The type of an action, a callable taking the context and the bar."""
+
+
+@final
+class RecordingChannel(Channel):
+    """An alert channel that keeps what it is sent, to test which alerts a run raises.
+
+    Example:
+        >>> from ibkrfw.monitoring import Alert, Alerter
+        >>> inbox = RecordingChannel()
+        >>> alerter = Alerter([inbox]).start()
+        >>> alerter.send(Alert("order_rejected", "order 7 rejected", "201: no margin"))
+        >>> alerter.stop()
+        >>> [(a.kind, a.title) for a in inbox.alerts]
+        [('order_rejected', 'order 7 rejected')]
+    """
+
+    name = "recording"
+
+    def __init__(self) -> None:
+        self.alerts: list[Alert] = []
+        """What was sent, oldest first."""
+
+    @override
+    def send(self, alert: Alert) -> None:
+        """Keep ``alert``."""
+        self.alerts.append(alert)
 
 
 def bars_frame(
