@@ -10,6 +10,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from ibkrfw.core.clock import Clock
 from ibkrfw.core.history import BarArrays
@@ -19,6 +20,9 @@ from ibkrfw.model.fills import Fill
 from ibkrfw.model.instruments import Instrument
 from ibkrfw.model.orders import Order, OrderRequest
 from ibkrfw.portfolio.fx import FxRates
+
+if TYPE_CHECKING:
+    from ibkrfw.risk.rule import RiskRule
 
 __all__ = ["Broker", "DataFeed", "EventSink"]
 
@@ -99,10 +103,22 @@ class Broker(ABC):
         """
 
     @property
+    def account_rules(self) -> Sequence[RiskRule]:
+        """The checks the account makes when an order is sent (buying power, short sales).
+
+        The engine runs them after the run's own risk rules, and a refusal is an
+        :class:`~ibkrfw.OrderDenied` naming the rule, so nothing is sent that the account
+        would refuse. None here: a real broker (IB) checks on its side and answers with an
+        :class:`~ibkrfw.OrderRejected`. The simulator gives its account's
+        (:class:`~ibkrfw.risk.BuyingPower`). Read once, when the run starts.
+        """
+        return ()
+
+    @property
     def needs_every_bar(self) -> bool:
         """Whether :meth:`on_bar` must see every bar, not only those while orders work.
 
-        False here; a broker that marks its own books to market (to check margin) says True.
+        False here; a broker that marks its own books to market (to charge fees) says True.
         The engine reads it once, when the run starts.
         """
         return False

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import math
+import numbers
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from decimal import Decimal
@@ -14,7 +16,7 @@ from ibkrfw.core.clock import Clock
 from ibkrfw.core.history import BarHistory, History
 from ibkrfw.core.orderbook import OrderBook
 from ibkrfw.core.timers import Timers
-from ibkrfw.errors import ConfigError, DataError
+from ibkrfw.errors import ConfigError, DataError, OrderError
 from ibkrfw.indicators.core import Indicator
 from ibkrfw.model._decimal import DecimalLike, to_decimal
 from ibkrfw.model._time import to_timestamp
@@ -24,6 +26,7 @@ from ibkrfw.model.fills import Fill, Position
 from ibkrfw.model.instruments import Instrument
 from ibkrfw.model.orders import Order, OrderRequest, OrderType, Side
 from ibkrfw.portfolio.portfolio import PortfolioView
+from ibkrfw.risk.protect import GROUP_PREFIX, STOP_TAG, TAKE_TAG
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -166,6 +169,7 @@ class OrderRouter(Protocol):
 
 
 # Every field of a request but the three a helper takes as arguments.
+_PROTECTIVE_TAGS = frozenset((STOP_TAG, TAKE_TAG))
 _ORDER_OPTIONS = frozenset(f.name for f in attrs.fields(OrderRequest)) - {
     "instrument",
     "side",
@@ -455,11 +459,23 @@ class Context:
         """Trade toward holding ``target`` units (negative for short).
 
         Orders still working for the instrument count as if filled, so calling this on every bar
-        does not pile up orders.
+        does not pile up orders; of an OCA group's orders only the largest on each side counts.
+        Exits that wait for a trigger do not count: the stop-loss and take-profit a
+        :class:`~ibkrfw.risk.Protection` keeps, and a bracket's exits. The target is reached
+        ahead of them, and they follow the position (resized, or cancelled once it is flat), so
+        a target never doubles a position nor leaves an exit that would reopen it.
 
         Returns:
-            The order sent, or ``None`` if nothing needed to change.
+            The order sent, or ``None`` if nothing needed to change. A target that is not a
+            finite number is not traded: the order comes back ``DENIED``, and an
+            :class:`~ibkrfw.OrderDenied` event says why.
+
+        Raises:
+            OrderError: if ``target`` is not a number at all (a string, None...).
         """
+        problem = _sizing_problem(target, "target")
+        if problem is not None:
+            return self._deny_sizing(instrument, kwargs, problem)
         return self._trade_to(instrument, to_decimal(target, "target"), kwargs)
 
     def order_target_value(
@@ -468,20 +484,44 @@ class Context:
         """Trade toward a position worth ``value`` (base currency) at the last price.
 
         The quantity is rounded toward zero to whole lots. With no price seen yet the order
-        cannot be sized and is denied (an :class:`~ibkrfw.OrderDenied` event says so). For an
-        instrument priced in another currency, ``value`` is converted at the current exchange
-        rate, and the order is denied if there is none yet.
+        cannot be sized and is denied (an :class:`~ibkrfw.OrderDenied` event says so), as is
+        a ``value`` that is NaN or infinite. For an instrument priced in another currency,
+        ``value`` is converted at the current exchange rate, and the order is denied if there
+        is none yet. Pending orders count as in :meth:`order_target_quantity`.
+
+        Raises:
+            OrderError: if ``value`` is not a number at all (a string, None...).
         """
-        return self._trade_to_value(instrument, value, kwargs)
+        problem = _sizing_problem(value, "value")
+        if problem is not None:
+            return self._deny_sizing(instrument, kwargs, problem)
+        return self._trade_to_value(instrument, float(value), kwargs)
 
     def order_target_percent(
         self, instrument: Instrument, percent: float, **kwargs: Any
     ) -> Order | None:
         """Trade toward a position worth ``percent`` of equity (``1.0`` = 100 %, ``-0.5`` short).
 
-        See :meth:`order_target_value` for rounding and pending orders.
+        See :meth:`order_target_value` for rounding, pending orders and denials. How far
+        the account lets you go is the broker's to say: the default simulated account is an IB
+        margin account (see :class:`~ibkrfw.sim.SimBroker`), which denies an order whose
+        margin the equity would not cover.
+
+        Raises:
+            OrderError: if ``percent`` is not a number at all (a string, None...).
         """
-        return self._trade_to_value(instrument, self._portfolio.equity * percent, kwargs)
+        problem = _sizing_problem(percent, "percent")
+        if problem is not None:
+            return self._deny_sizing(instrument, kwargs, problem)
+        equity = self._portfolio.equity
+        if not math.isfinite(equity):
+            reason = f"cannot size an order for {instrument.id}: the equity is {equity}"
+            return self._deny_sizing(instrument, kwargs, reason)
+        return self._trade_to_value(instrument, equity * float(percent), kwargs)
+
+    def _deny_sizing(self, instrument: Instrument, kwargs: Mapping[str, Any], reason: str) -> Order:
+        self.log.warning("order for %s not sent: %s", instrument.id, reason)
+        return self._router.deny(_request(instrument, Side.BUY, 0, kwargs), reason, "sizing")
 
     def _trade_to_value(
         self, instrument: Instrument, value: float, kwargs: Mapping[str, Any]
@@ -503,9 +543,8 @@ class Context:
     def _trade_to(
         self, instrument: Instrument, goal: Decimal, kwargs: Mapping[str, Any]
     ) -> Order | None:
-        delta = (
-            goal - self._portfolio.quantity(instrument) - self._orders.pending_quantity(instrument)
-        )
+        pending = self._orders.pending_quantity(instrument, _waits_to_exit)
+        delta = goal - self._portfolio.quantity(instrument) - pending
         if not delta:
             return None
         if delta > 0:
@@ -534,6 +573,30 @@ class Context:
     def cancel_timer(self, name: str) -> bool:
         """Cancel timer ``name``; return whether it was scheduled."""
         return self._timers.cancel(name)
+
+
+def _waits_to_exit(request: OrderRequest) -> bool:
+    """Whether ``request`` is an exit waiting for a trigger: a bracket's or a Protection's."""
+    return request.parent_id is not None or (
+        request.tag in _PROTECTIVE_TAGS and request.oca_group.startswith(GROUP_PREFIX)
+    )
+
+
+def _sizing_problem(value: object, what: str) -> str | None:
+    """Why ``value`` cannot size an order (NaN, infinite), or None if it can.
+
+    Raises:
+        OrderError: if ``value`` is not a number at all.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real | Decimal):
+        raise OrderError(
+            f"{what} must be a number, got {type(value).__name__} {value!r}"
+            + (f" (did you mean {value.strip()}?)" if isinstance(value, str) else "")
+        )
+    finite = value.is_finite() if isinstance(value, Decimal) else math.isfinite(float(value))
+    if not finite:
+        return f"the {what} {value!r} is not a finite number: nothing can be sized from it"
+    return None
 
 
 def _request(

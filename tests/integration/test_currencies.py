@@ -105,19 +105,22 @@ def test_sizing_before_the_first_rate_is_denied_with_the_reason() -> None:
     assert result.order_list[0].status.name == "DENIED"
 
 
-def test_a_cash_account_converts_what_a_foreign_fill_costs() -> None:
-    script, _ = _run({0: lambda ctx, bar: ctx.buy(SAP, 90)}, account="cash")
-    (refusal,) = [e for _, e in script.events if type(e).__name__ == "OrderRejected"]
-    # 90 x 100 EUR at EURUSD 1.20 is 10,800 USD.
-    assert "the fill needs 10800.00 USD, the account has 10000.00 USD" in refusal.reason
+def test_a_cash_account_converts_what_a_foreign_order_costs() -> None:
+    script, _ = _run({0: lambda ctx, bar: ctx.buy(SAP, 95)}, account="cash")
+    (refusal,) = [e for _, e in script.events if type(e).__name__ == "OrderDenied"]
+    # 95 x 100 EUR at EURUSD 1.10 is 10,450 USD.
+    assert refusal.reason == (
+        "insufficient cash: the order needs 10,450.00 USD, the account has 10,000.00 USD"
+    )
 
 
 def test_a_margin_check_counts_foreign_exposure_in_base() -> None:
-    script, _ = _run({0: lambda ctx, bar: ctx.buy(SAP, 170)}, initial_margin=0.5)
-    (refusal,) = [e for _, e in script.events if type(e).__name__ == "OrderRejected"]
-    # 170 x 100 EUR at EURUSD 1.20 is 20,400 USD of exposure, which needs 10,200 of equity
-    # at 50 %; the account has 10,000. In euros (17,000) it would have passed.
-    assert "gross exposure 20,400.00 needs equity of 10,200.00" in refusal.reason
+    script, _ = _run({0: lambda ctx, bar: ctx.buy(SAP, 190)})
+    (refusal,) = [e for _, e in script.events if type(e).__name__ == "OrderDenied"]
+    # 190 x 100 EUR at EURUSD 1.10 is 20,900 USD of exposure, which needs 10,450 of margin
+    # at 50 %; the account has 10,000. In euros (19,000: 9,500) it would have passed.
+    assert "would need 10,450.00 USD of initial margin" in refusal.reason
+    assert "the equity is 10,000.00 USD" in refusal.reason
 
 
 def test_borrow_fees_of_a_foreign_short_are_charged_in_its_currency() -> None:

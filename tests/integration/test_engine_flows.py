@@ -728,77 +728,111 @@ def _account(actions: dict, **broker_kw: object):  # type: ignore[no-untyped-def
     broker = SimBroker(**broker_kw)  # type: ignore[arg-type]
     feed = DataFrameFeed(bars_frame(ROWS), X)
     result = Engine(script, feed, broker).run()
-    rejected = [e for _, e in script.events if type(e).__name__ == "OrderRejected"]
-    return script, result, rejected
+    denied = [e for _, e in script.events if type(e).__name__ == "OrderDenied"]
+    return script, result, denied
 
 
 def test_cash_account_refuses_what_it_cannot_pay_for() -> None:
-    script, result, rejected = _account(
-        {0: lambda ctx, bar: (ctx.buy(X, 200), ctx.buy(X, 50))}, cash=10_000, account="cash"
+    script, result, denied = _account(
+        {0: lambda ctx, bar: (ctx.buy(X, 200), ctx.buy(X, 50))},
+        cash=10_000,
+        account="cash",
+        commission=PerShareCommission(0.5),
     )
-    (refusal,) = rejected
-    assert refusal.code == 201
-    assert (
-        "insufficient cash: the fill needs 20100.00 USD, the account has 10000.00 USD"
-        in refusal.reason
+    (refusal,) = denied
+    assert refusal.rule == "BuyingPower"
+    # valued at the last close, 100, with its commission: nothing is sent
+    assert refusal.reason == (
+        "insufficient cash: the order needs 20,100.00 USD, the account has 10,000.00 USD"
     )
     assert [(f.order_id, f.quantity) for f in script.fills] == [(2, 50)]
-    assert result.order_list[0].status is OrderStatus.REJECTED
+    assert result.order_list[0].status is OrderStatus.DENIED
+
+
+def test_cash_account_counts_the_buys_still_working() -> None:
+    _, _, denied = _account(
+        {0: lambda ctx, bar: (ctx.buy(X, 60), ctx.buy(X, 50))}, cash=10_000, account="cash"
+    )
+    (refusal,) = denied
+    assert refusal.reason == (
+        "insufficient cash: the order needs 5,000.00 USD and the buys still working 6,000.00, "
+        "the account has 10,000.00 USD"
+    )
 
 
 def test_cash_account_refuses_short_sales_but_sells_what_it_holds() -> None:
-    script, _, rejected = _account(
+    script, _, denied = _account(
         {
             0: lambda ctx, bar: ctx.buy(X, 10),
             2: lambda ctx, bar: ctx.sell(X, 15),
-            3: lambda ctx, bar: ctx.sell(X, 10),
+            3: lambda ctx, bar: (ctx.sell(X, 6), ctx.sell(X, 6)),
+            4: lambda ctx, bar: ctx.sell(X, 4),
         },
         cash=10_000,
         account="cash",
     )
-    (refusal,) = rejected
-    assert "cannot sell short: selling 15 of X.SMART while holding 10" in refusal.reason
-    assert [f.quantity for f in script.fills] == [10, 10]
+    assert [d.reason for d in denied] == [
+        "a cash account cannot sell short: selling 15 of X.SMART while holding 10",
+        "a cash account cannot sell short: selling 6 of X.SMART while holding 10 (6 already "
+        "being sold)",
+    ]
+    assert [f.quantity for f in script.fills] == [10, 6, 4]
 
 
-def test_reg_t_margin_allows_twice_equity_and_no_more() -> None:
-    script, _, rejected = _account(
-        {0: lambda ctx, bar: ctx.buy(X, 150), 2: lambda ctx, bar: ctx.buy(X, 100)},
-        cash=10_000,
-        initial_margin=0.5,
+def test_reg_t_margin_is_the_default_and_allows_twice_equity_and_no_more() -> None:
+    script, _, denied = _account(
+        {0: lambda ctx, bar: ctx.buy(X, 150), 2: lambda ctx, bar: ctx.buy(X, 100)}, cash=10_000
     )
     assert [f.quantity for f in script.fills] == [150]  # 15,075 of exposure on 10,000
-    (refusal,) = rejected
-    assert "insufficient margin" in refusal.reason  # 250 shares at 96: 24,000 needs 12,000
-
-
-def test_a_refusal_keeps_the_parts_already_filled() -> None:
-    _, result, rejected = _account(
-        {0: lambda ctx, bar: ctx.buy(X, 200, tif="GTC")},
-        cash=15_000,
-        account="cash",
-        volume_limit=0.1,
+    (refusal,) = denied
+    # 250 shares at 102 need 12,750 of margin; equity is 10,000 + 150 x (102 - 100.5)
+    assert refusal.reason == (
+        "insufficient buying power: with this order the positions and working orders would "
+        "need 12,750.00 USD of initial margin (50.0% of a stock position's value), and the "
+        "equity is 10,225.00 USD"
     )
-    order = result.order_list[0]
-    assert (order.status, order.filled_quantity) == (OrderStatus.REJECTED, 100)
-    assert len(rejected) == 1
+
+
+def test_margin_none_asks_for_unlimited_leverage() -> None:
+    script, _, denied = _account({0: lambda ctx, bar: ctx.buy(X, 10_000)}, initial_margin=None)
+    assert not denied and [f.quantity for f in script.fills] == [10_000]
+    assert SimBroker(initial_margin=None).account_rules == ()
+
+
+def test_margin_by_asset_class() -> None:
+    from ibkrfw import AssetClass
+
+    broker = SimBroker(initial_margin={"FUT": 0.06})
+    assert broker.initial_margin is not None
+    assert broker.initial_margin[AssetClass.FUTURE] == 0.06
+    assert broker.initial_margin[AssetClass.STOCK] == 0.5  # the others stay IB's
+    assert SimBroker(initial_margin=0.25).initial_margin == dict.fromkeys(AssetClass, 0.25)
+
+
+def test_an_accepted_order_fills_even_if_the_price_moved_against_the_account() -> None:
+    # 103 shares at bar 3's close (96.5) cost 9,939.50 of the 10,000: accepted. Bar 4 gaps up
+    # and the buy fills at 104 (10,712): not taken back, as IB checks an order when it is sent
+    script, result, denied = _account(
+        {3: lambda ctx, bar: ctx.buy(X, 103)}, cash=10_000, account="cash"
+    )
+    assert not denied
+    assert [(f.quantity, f.price) for f in script.fills] == [(103, Decimal("104"))]
+    assert result.equity["cash"].iloc[-1] == pytest.approx(10_000 - 103 * 104)
 
 
 def test_margin_uses_fresh_marks_of_other_positions() -> None:
-    # Y falls from 100 to 50 on its last bar, while no order works, so only a broker that sees
-    # every bar knows it. Then equity is 12,500, and 200 X at 105 would need 14,250 of it; with
-    # Y still marked at 100 the same buy would pass (checked by hand with the property off).
+    # Y falls from 100 to 50 on its last bar: equity is then 12,500, and 200 X at 105 would
+    # need 10,500 + 3,750 = 14,250 of initial margin; with Y still at 100 it would pass.
     y_rows = [(100, 101, 99, 100)] * 3 + [(50, 51, 49, 50)]
     frames = {X: bars_frame(ROWS), Y: bars_frame(y_rows)}
     actions = {0: lambda ctx, bar: ctx.buy(Y, 150), 8: lambda ctx, bar: ctx.buy(X, 200)}
     script = ScriptedStrategy(actions)
-    broker = SimBroker(20_000, initial_margin=0.5)
-    assert broker.needs_every_bar
+    broker = SimBroker(20_000)
     Engine(script, DataFrameFeed(frames), broker).run()
-    rejected = [e for _, e in script.events if type(e).__name__ == "OrderRejected"]
+    denied = [e for _, e in script.events if type(e).__name__ == "OrderDenied"]
     assert [f.instrument for f in script.fills] == [Y]
-    assert len(rejected) == 1
-    assert "insufficient margin" in rejected[0].reason
+    assert len(denied) == 1
+    assert "need 14,250.00 USD of initial margin" in denied[0].reason
 
 
 @pytest.mark.parametrize(
@@ -1180,3 +1214,107 @@ def test_the_bracket_worked_example_of_the_fill_model_page(
     filled, cancelled = OrderStatus.FILLED, OrderStatus.CANCELLED
     expected = [filled, filled, cancelled] if favourable else [filled, cancelled, filled]
     assert [o.status for o in result.order_list] == expected  # entry, take-profit, stop-loss
+
+
+# --- where brackets, targets, several feeds and sizing meet (issue 18) -----------------------
+@pytest.mark.parametrize(("favourable", "winner"), [(False, "95"), (True, "110")])
+def test_a_bar_touching_both_exits_on_the_entry_bar_fills_the_adverse_one_unless_told(
+    favourable: bool, winner: str
+) -> None:
+    # The entry fills at bar 1's open (100); bar 1 then reaches both 111 and 89. Before, the
+    # exits set working on that bar were matched in the order they were sent: take-profit
+    # first, whatever favourable_first said.
+    rows = [(100, 101, 99, 100), (100, 111, 89, 100), (100, 101, 99, 100)]
+    script = ScriptedStrategy(
+        {0: lambda ctx, bar: ctx.bracket(X, "BUY", 10, take_profit=110, stop_loss=95)}
+    )
+    broker = SimBroker(favourable_first=favourable)
+    Engine(script, DataFrameFeed(bars_frame(rows), X), broker).run()
+    assert [(f.side.value, str(f.price)) for f in script.fills] == [
+        ("BUY", "100.00"), ("SELL", winner),
+    ]  # fmt: skip
+
+
+def test_a_target_closes_a_bracketed_position_and_its_exits_go_with_it() -> None:
+    # Before: the target sold 10 and the bracket's stop, still working for 10, sold 10 more
+    # when bar 3 gapped down: a short nobody asked for.
+    rows = [*ROWS[:3], (96, 97, 80, 81), (81, 82, 80, 81)]
+    script = ScriptedStrategy(
+        {
+            0: lambda ctx, bar: ctx.bracket(X, "BUY", 10, take_profit=120, stop_loss=90),
+            1: lambda ctx, bar: ctx.order_target_quantity(X, 0),
+        }
+    )
+    result = Engine(script, DataFrameFeed(bars_frame(rows), X), SimBroker()).run()
+    assert [(f.side.value, f.quantity) for f in script.fills] == [("BUY", 10), ("SELL", 10)]
+    assert result.positions[X.id].iloc[-1] == 0
+    statuses = [o.status for o in result.order_list]
+    assert statuses == [OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.CANCELLED,
+                        OrderStatus.FILLED]  # fmt: skip
+
+
+def test_bracket_exits_shrink_with_the_position_newest_first() -> None:
+    bracket = lambda ctx, bar: ctx.bracket(X, "BUY", 10, take_profit=120, stop_loss=90)  # noqa: E731
+    script = ScriptedStrategy({0: bracket, 1: bracket, 2: lambda ctx, bar: ctx.sell(X, 14)})
+    broker = RecordingBroker(SimBroker())
+    result = Engine(script, DataFrameFeed(bars_frame(ROWS), X), broker).run()
+    assert result.positions[X.id].iloc[-1] == 6
+    working = {o.order_id: o.remaining for o in result.order_list if not o.status.is_terminal}
+    assert working == {2: 6, 3: 6}  # the first bracket's exits cover what is left
+    status = {o.order_id: o.status for o in result.order_list}
+    assert status[5] is status[6] is OrderStatus.CANCELLED  # the second's go
+    assert all(r.quantity == 6 for _, r in broker.modified)
+
+
+def test_two_feeds_of_one_instrument_are_refused() -> None:
+    from ibkrfw import ConfigError
+
+    minutes = bars_frame([(100, 101, 99, 100)] * 120, freq="1min")
+    hours = bars_frame([(100, 101, 99, 100)] * 2, freq="1h")
+    feeds = [DataFrameFeed(minutes, X), DataFrameFeed(hours, X)]
+    with pytest.raises(ConfigError, match=r"X\.SMART is delivered by feed 1 .* and feed 2"):
+        Engine(ScriptedStrategy({}), feeds, SimBroker())
+    Engine(ScriptedStrategy({}), [DataFrameFeed(minutes, X), DataFrameFeed(hours, Y)],
+           SimBroker()).run()  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("action", "reason"),
+    [
+        (lambda c: c.order_target_percent(X, float("nan")), "the percent nan is not a finite"),
+        (lambda c: c.order_target_percent(X, float("-inf")), "the percent -inf is not a finite"),
+        (lambda c: c.order_target_value(X, float("nan")), "the value nan is not a finite"),
+        (lambda c: c.order_target_quantity(X, float("inf")), "the target inf is not a finite"),
+        (lambda c: c.buy(X, 10**30), "quantity 1000000000000000000000000000000 is beyond"),
+        (lambda c: c.sell(X, 10, limit_price=1e30), "limit price 1E+30 is beyond any market"),
+        (lambda c: c.bracket(X, "BUY", 10**13, take_profit=110, stop_loss=90), "is beyond"),
+        (lambda c: c.order_target_percent(X, 1e6), "insufficient buying power"),
+        (lambda c: c.buy(X, 10**9), "insufficient buying power"),
+    ],
+)
+def test_sizing_mistakes_are_denied_with_the_reason(action: object, reason: str) -> None:
+    # Before: a NaN target sent nothing without a word; 10**30 ended the run in
+    # decimal.InvalidOperation; a target of 1e6 x equity bought 988,728,495 shares.
+    script = ScriptedStrategy({0: lambda ctx, bar: action(ctx)})  # type: ignore[operator]
+    result = Engine(script, DataFrameFeed(bars_frame(ROWS), X), SimBroker()).run()
+    denied = [e for _, e in script.events if isinstance(e, OrderDenied)]
+    assert denied and reason in denied[0].reason
+    assert script.fills == [] and result.positions[X.id].abs().max() == 0
+
+
+def test_a_target_that_is_not_a_number_is_a_typed_error() -> None:
+    from ibkrfw import OrderError
+
+    script = ScriptedStrategy({0: lambda ctx, bar: ctx.order_target_percent(X, "0.5")})
+    with pytest.raises(OrderError, match=r"percent must be a number, got str '0.5'"):
+        Engine(script, DataFrameFeed(bars_frame(ROWS), X), SimBroker()).run()
+
+
+def test_leverage_beyond_the_account_only_when_asked_for() -> None:
+    goal = lambda ctx, bar: ctx.order_target_percent(X, 3.0)  # noqa: E731 - 3x equity
+    script = ScriptedStrategy({0: goal})
+    Engine(script, DataFrameFeed(bars_frame(ROWS), X), SimBroker()).run()
+    assert not script.fills  # Reg T: at most 2x
+    script = ScriptedStrategy({0: goal})
+    Engine(script, DataFrameFeed(bars_frame(ROWS), X), SimBroker(initial_margin=None)).run()
+    assert [f.quantity for f in script.fills] == [3_000]

@@ -9,14 +9,14 @@ from ibkrfw import ConnectionChanged, Engine, Reconciled, Stock
 from ibkrfw.monitoring import Alerter, LiveMonitor, prometheus_text
 from ibkrfw.risk import MaxDrawdownKillSwitch
 from ibkrfw.sim import DataFrameFeed, SimBroker
-from ibkrfw.testing import RecordingChannel, ScriptedStrategy, bars_frame
+from ibkrfw.testing import RecordingBroker, RecordingChannel, ScriptedStrategy, bars_frame
 
 ACME = Stock("ACME")
 
 
-def run(rows, actions, monitor: LiveMonitor, **kw):
+def run(rows, actions, monitor: LiveMonitor, broker=None, **kw):
     feed = DataFrameFeed(bars_frame(rows, start="2024-01-02 15:00", freq="1h"), ACME)
-    broker = SimBroker(10_000, account="cash")  # refuses what the cash cannot pay for
+    broker = broker or SimBroker(10_000, account="cash")  # refuses what the cash cannot pay for
     return Engine(ScriptedStrategy(actions), feed, broker, observers=[monitor], **kw).run()
 
 
@@ -74,8 +74,9 @@ def test_rejections_and_a_failed_run_are_alerted() -> None:
     def boom(ctx, bar):  # type: ignore[no-untyped-def]
         raise ZeroDivisionError("the strategy divided by zero")
 
+    broker = RecordingBroker(SimBroker(), reject=lambda order: "201: no margin")
     with pytest.raises(ZeroDivisionError):
-        run(rows, {0: lambda c, b: c.buy(ACME, 1_000), 2: boom}, monitor)  # no cash for it
+        run(rows, {0: lambda c, b: c.buy(ACME, 1_000), 2: boom}, monitor, broker)
     got = alerts_of(monitor, inbox)
     assert got[0][0] == "order_rejected" and got[0][1] == "order 1 rejected"
     assert got[-1] == ("strategy_error", "the run stopped: ZeroDivisionError")
@@ -183,3 +184,21 @@ def test_the_daily_summary_is_sent_and_saved_once_a_day(tmp_path) -> None:
     saved = json.loads((tmp_path / "summary-2024-01-05.json").read_text())
     assert saved["fills_today"] == 1
     assert "P&amp;L today: 50.00" in (tmp_path / "summary-2024-01-05.html").read_text()
+
+
+def test_a_position_left_without_its_stop_is_a_critical_alert() -> None:
+    from ibkrfw.risk import Protection, StopLoss
+
+    inbox = RecordingChannel()
+    monitor = LiveMonitor(alerter=Alerter([inbox]).start(), stale_after_s=10 * 86_400)
+    broker = RecordingBroker(
+        SimBroker(), reject=lambda o: "201: no permissions" if o.request.tag else None
+    )
+    rows = [(100, 100, 100, 100)] * 6
+    run(rows, {0: lambda c, b: c.buy(ACME, 10)}, monitor, broker,
+        protection=Protection(StopLoss.fixed(5)))  # fmt: skip
+    assert monitor.alerter is not None
+    monitor.alerter.flush()
+    (alert,) = [a for a in inbox.alerts if a.kind == "protection_failed"]
+    assert (alert.title, alert.severity) == ("ACME.SMART is without its stop-loss", "critical")
+    assert "rejected 3 times in a row; last: 201: no permissions" in alert.message

@@ -13,6 +13,7 @@ from ibkrfw import (
     Engine,
     OrderCancelled,
     OrderType,
+    ProtectionFailed,
     Stock,
 )
 from ibkrfw.risk import (
@@ -193,3 +194,136 @@ def test_average_true_range_by_hand() -> None:
 def test_bad_settings_are_refused(make: Callable[[], object]) -> None:
     with pytest.raises(ConfigError):
         make()
+
+
+# --- where Protection meets targets, the strategy's own orders and a refusing broker --------
+def working_exits(result: Any) -> dict[str, tuple[str, Decimal]]:
+    return {
+        o.request.tag: (o.request.side.value, o.remaining)
+        for o in result.order_list
+        if not o.status.is_terminal and o.request.tag in ("stop-loss", "take-profit")
+    }
+
+
+@pytest.mark.parametrize(
+    "protect",
+    [
+        Protection(StopLoss.fixed(5)),
+        Protection(take_profit=TakeProfit.fixed(10)),
+        Protection(StopLoss.fixed(5), TakeProfit.fixed(10)),
+        Protection(StopLoss.trailing(amount=3), TakeProfit.percent(0.2)),
+    ],
+    ids=["stop", "take", "both", "trailing"],
+)
+@pytest.mark.parametrize("target", [0, 40, 100, 160, -100])
+def test_a_target_is_reached_whatever_protection_keeps(protect: Protection, target: int) -> None:
+    # The protective exits wait for a trigger: they are not "pending" toward the target.
+    # Before: with a stop, a target of 0 sent nothing; with a stop and a take-profit, it
+    # bought 100 more (the position doubled).
+    rows = [FLAT] * 6
+    to_target = lambda ctx, bar: ctx.order_target_quantity(ACME, target)  # noqa: E731
+    result, broker, _ = run(rows, {0: buy(100), 2: to_target, 3: to_target}, protect)
+    assert result.positions[ACME.id].iloc[-1] == target
+    own = [o for o in broker.submitted if not o.request.tag]
+    assert len(own) == (1 if target == 100 else 2)  # asking again on bar 3 sends nothing
+    exits = working_exits(result)
+    if target:
+        side = "SELL" if target > 0 else "BUY"
+        assert set(exits.values()) == {(side, abs(target))}
+    else:
+        assert exits == {}
+
+
+def test_calling_a_target_every_bar_with_protection_neither_piles_up_nor_doubles() -> None:
+    # the ready strategies call order_target_* on every bar; here the target flips each bar
+    rows = [FLAT] * 8
+    goals = [100, 100, -50, -50, 0, 30, 30]
+
+    def to(goal: int) -> Action:
+        return lambda ctx, bar: ctx.order_target_quantity(ACME, goal)
+
+    actions = {i: to(g) for i, g in enumerate(goals)}
+    protect = Protection(StopLoss.fixed(5), TakeProfit.fixed(10))
+    result, broker, _ = run(rows, actions, protect)
+    positions = result.positions[ACME.id].tolist()
+    assert positions == [0, 100, 100, -50, -50, 0, 30, 30]  # each goal one bar later
+    assert len([o for o in broker.submitted if not o.request.tag]) == 4
+    assert set(working_exits(result).values()) == {("SELL", 30)}
+
+
+def test_the_crossover_with_protection_trades_the_sample_as_without() -> None:
+    # Before: its position grew to 10**27 shares short and the run ended in InvalidOperation.
+    from ibkrfw.data import sample_feed
+    from ibkrfw.strategies import MovingAverageCrossover
+
+    protect = Protection(StopLoss.percent(0.2), TakeProfit.percent(0.5))
+    protected = Engine(
+        MovingAverageCrossover(), sample_feed(["ACME"]), SimBroker(), protection=protect
+    ).run()
+    plain = Engine(MovingAverageCrossover(), sample_feed(["ACME"]), SimBroker()).run()
+    held = protected.positions["ACME.SMART"].abs()
+    assert held.max() == plain.positions["ACME.SMART"].abs().max() < 5_000  # 100k at ~50
+    assert protected.stats["Trades"] >= plain.stats["Trades"] > 10
+
+
+def test_a_rejected_protective_order_is_placed_again_at_the_next_bars() -> None:
+    refusals = iter(["no liquidity", "no liquidity"])
+
+    def reject(order: Any) -> str | None:
+        return next(refusals, None) if order.request.tag == "stop-loss" else None
+
+    feed = DataFrameFeed(bars_frame([FLAT] * 6), ACME)
+    broker = RecordingBroker(SimBroker(100_000), reject=reject)
+    strategy = ScriptedStrategy({0: buy(100)})
+    engine = Engine(strategy, feed, broker, protection=Protection(StopLoss.fixed(5)))
+    result = engine.run()
+    stops = [o for o in broker.submitted if o.request.tag == "stop-loss"]
+    assert len(stops) == 3  # placed at the fill, then once as each of two time stamps came
+    assert working_exits(result) == {"stop-loss": ("SELL", 100)}
+    assert not any(isinstance(n, ProtectionFailed) for n in engine.notices)
+
+
+def test_a_protective_order_refused_again_and_again_is_said_and_tried_after_a_fill() -> None:
+    def reject(order: Any) -> str | None:
+        return "201: no trading permissions" if order.request.tag == "stop-loss" else None
+
+    feed = DataFrameFeed(bars_frame([FLAT] * 8), ACME)
+    broker = RecordingBroker(SimBroker(100_000), reject=reject)
+    seen: list[Any] = []
+    strategy = ScriptedStrategy({0: buy(100), 6: buy(10)})
+    strategy.on_event = lambda ctx, event: seen.append(event)  # type: ignore[method-assign]
+    engine = Engine(strategy, feed, broker, protection=Protection(StopLoss.fixed(5)))
+    engine.run()
+    stops = [o for o in broker.submitted if o.request.tag == "stop-loss"]
+    failed = [e for e in seen if isinstance(e, ProtectionFailed)]
+    assert len(failed) == 1 and failed[0].tag == "stop-loss"
+    assert "rejected 3 times in a row; last: 201: no trading permissions" in failed[0].reason
+    assert failed[0] in engine.notices
+    # three tries for the first position; the buy on bar 6 (filled on bar 7) changes it: again
+    assert len(stops) == 4
+
+
+def test_a_protective_order_cancelled_from_outside_is_put_back() -> None:
+    def cancel_stop(ctx: Any, bar: Any) -> None:
+        (stop,) = [o for o in ctx.open_orders(ACME) if o.request.tag == "stop-loss"]
+        ctx.cancel(stop)
+
+    protect = Protection(StopLoss.fixed(5))
+    result, broker, _ = run([FLAT] * 5, {0: buy(100), 2: cancel_stop}, protect)
+    stops = [o for o in broker.submitted if o.request.tag == "stop-loss"]
+    assert len(stops) == 2
+    assert working_exits(result) == {"stop-loss": ("SELL", 100)}
+
+
+def test_a_halt_that_flattens_does_not_put_the_exits_back() -> None:
+    from ibkrfw.risk import MaxDrawdownKillSwitch
+
+    rows = [FLAT, FLAT, FLAT, (90, 91, 89, 90), FLAT, FLAT]
+    result, broker, _ = run(
+        rows, {0: buy(100)}, Protection(StopLoss.fixed(50), TakeProfit.fixed(50)),
+        risk_monitors=[MaxDrawdownKillSwitch(0.005)],
+    )  # fmt: skip
+    assert result.halts
+    assert result.positions[ACME.id].iloc[-1] == 0
+    assert len(protective(broker)) == 2  # never placed again
+    assert all(o.status.is_terminal for o in result.order_list)

@@ -8,7 +8,7 @@ import pytest
 from ibkrfw import ConfigError, Engine, OrderDenied, Stock, TradingHalted
 from ibkrfw.risk import DailyLossLimit, MaxDrawdownKillSwitch
 from ibkrfw.sim import DataFrameFeed, SimBroker
-from ibkrfw.testing import ScriptedStrategy, bars_frame
+from ibkrfw.testing import RecordingBroker, ScriptedStrategy, bars_frame
 
 ACME = Stock("ACME")
 
@@ -77,12 +77,14 @@ def test_a_circuit_breaker_trips_on_rejections() -> None:
     from ibkrfw import OrderRejected
     from ibkrfw.risk import CircuitBreaker
 
-    too_big = lambda ctx, bar: ctx.buy(ACME, 2_000)  # noqa: E731 - 200,000 > the cash
-    strategy = ScriptedStrategy({0: too_big, 1: too_big, 3: lambda c, b: c.buy(ACME, 10)})
+    too_big = lambda ctx, bar: ctx.buy(ACME, 2_000)  # noqa: E731 - the broker refuses it
+    strategy = ScriptedStrategy({0: too_big, 1: too_big, 2: lambda c, b: c.buy(ACME, 10)})
     rows = [(100, 100, 100, 100)] * 6
+    broker = RecordingBroker(
+        SimBroker(100_000), reject=lambda o: "no margin" if o.quantity >= 2_000 else None
+    )
     result = Engine(
-        strategy, DataFrameFeed(bars_frame(rows, freq="1h"), ACME),
-        SimBroker(100_000, account="cash"),
+        strategy, DataFrameFeed(bars_frame(rows, freq="1h"), ACME), broker,
         risk_monitors=[CircuitBreaker(max_rejections=2, minutes=240, pause_minutes=90)],
     ).run()  # fmt: skip
     rejected = [e for _, e in strategy.events if isinstance(e, OrderRejected)]

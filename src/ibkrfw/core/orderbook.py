@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from decimal import Decimal
 from typing import final
 
@@ -159,14 +159,31 @@ class OrderBook:
             out[inst] = (buys + remaining, sells) if sign > 0 else (buys, sells + remaining)
         return out
 
-    def pending_quantity(self, instrument: Instrument) -> Decimal:
-        """Return the signed quantity still to fill in the active orders of ``instrument``."""
-        total = _ZERO
+    def pending_quantity(
+        self, instrument: Instrument, skip: Callable[[OrderRequest], bool] | None = None
+    ) -> Decimal:
+        """Return the signed quantity the active orders of ``instrument`` may still fill.
+
+        Of the orders of one OCA group only the largest on each side counts, since a fill in
+        one reduces the others by as much.
+
+        Args:
+            instrument: Whose orders count.
+            skip: Leaves out the orders whose request it is true of.
+        """
+        groups: dict[tuple[int, str], Decimal] = {}
         for r in self._active.values():
-            if r.request.instrument == instrument:
-                remaining = r.request.quantity - r.filled
-                total += remaining if r.request.side.sign > 0 else -remaining
-        return total
+            request = r.request
+            if request.instrument != instrument or (skip is not None and skip(request)):
+                continue
+            key = (request.side.sign, request.oca_group or f"#{r.order_id}")
+            remaining = request.quantity - r.filled
+            if remaining > groups.get(key, _ZERO):
+                groups[key] = remaining
+        return sum(
+            (remaining if sign > 0 else -remaining for (sign, _), remaining in groups.items()),
+            _ZERO,
+        )
 
     def apply(self, event: OrderEvent) -> tuple[bool, str | None]:
         """Apply ``event`` to its order.

@@ -185,8 +185,21 @@ def load_sample(name: str = "daily") -> pd.DataFrame:
 
 
 def sample_instruments(symbols: Sequence[str] | None = None) -> dict[str, Stock]:
-    """Return the sample symbols as :class:`~ibkrfw.Stock` instruments, by symbol."""
+    """Return the sample symbols as :class:`~ibkrfw.Stock` instruments, by symbol.
+
+    Raises:
+        ConfigError: if ``symbols`` is a string rather than a list of symbols, names a symbol
+            twice, or names one that is not in the sample.
+    """
+    if isinstance(symbols, str):
+        raise ConfigError(
+            f"symbols must be a list of symbols, got the string {symbols!r} "
+            f"(did you mean [{symbols!r}]?)"
+        )
     chosen = SAMPLE_SYMBOLS if symbols is None else tuple(symbols)
+    twice = sorted({s for s in chosen if chosen.count(s) > 1})
+    if twice:
+        raise ConfigError(f"sample symbols named more than once: {twice}")
     unknown = sorted(set(chosen) - set(SAMPLE_SYMBOLS))
     if unknown:
         raise ConfigError(f"unknown sample symbols {unknown}; available: {list(SAMPLE_SYMBOLS)}")

@@ -36,12 +36,16 @@ from ibkrfw.model.events import (
     DataProblem,
     Event,
     OrderAccepted,
+    OrderCancelled,
     OrderDenied,
     OrderEvent,
+    OrderExpired,
     OrderFilled,
     OrderModifyRejected,
+    OrderRejected,
     OrderResized,
     OrderSubmitted,
+    ProtectionFailed,
     QuoteReceived,
     Reconciled,
     TickReceived,
@@ -71,6 +75,7 @@ log = logging.getLogger("ibkrfw.engine")
 
 _WAKE = "\x00ibkrfw-wake"  # the timer name of the event that wakes a live loop to stop
 _GC_THRESHOLD = 10_000  # first-generation threshold while running (CPython's default: 700)
+_PROTECT_ATTEMPTS = 3  # protective orders lost in a row before the engine gives up (and says)
 
 
 class _Lane:
@@ -104,6 +109,9 @@ class _Lane:
                     update(bar)
 
             self.push = push
+
+
+_ENDED_UNFILLED = frozenset((OrderCancelled, OrderRejected, OrderExpired))
 
 
 class EngineObserver:
@@ -148,6 +156,23 @@ def _cost(fill: Fill) -> Decimal:
     return signed + fill.commission
 
 
+def _one_feed_per_instrument(feeds: Sequence[DataFeed]) -> None:
+    """Refuse two feeds delivering one instrument: their bars would be mixed into one history."""
+    seen: dict[Instrument, int] = {}
+    for number, feed in enumerate(feeds, 1):
+        for inst in feed.instruments:
+            first = seen.setdefault(inst, number)
+            if first != number:
+                raise ConfigError(
+                    f"{inst.id} is delivered by feed {first} ({type(feeds[first - 1]).__name__}) "
+                    f"and feed {number} ({type(feed).__name__}): one instrument needs one feed. "
+                    "bars of two sizes (or two sources) of one instrument would be mixed into one "
+                    "history and one equity curve. Several bar sizes per instrument are not "
+                    "supported yet: give the engine the smallest, and build larger bars from it "
+                    "in the strategy (ibkrfw.data.resample_bars does it for a DataFrame)"
+                )
+
+
 def _overrides(strategy: Strategy, name: str) -> bool:
     return getattr(type(strategy), name) is not getattr(Strategy, name)
 
@@ -166,7 +191,9 @@ class Engine:
         strategy: The strategy to run.
         feed: One data feed or several (merged by time).
         broker: Where orders go (a :class:`~ibkrfw.sim.SimBroker` in a backtest).
-        risk_rules: Checks every order must pass, in order; the first denial stops it.
+        risk_rules: Checks every order must pass, in order; the first denial stops it. The
+            broker's own checks follow (:attr:`Broker.account_rules
+            <ibkrfw.Broker.account_rules>`: the simulated account's buying power).
         risk_monitors: Watchers of the account, run once per time stamp after its bars; a
             :class:`~ibkrfw.risk.Halt` they return stops orders that add risk (and may close
             every position), reported as :class:`~ibkrfw.TradingHalted`.
@@ -215,8 +242,12 @@ class Engine:
         self.feeds: tuple[DataFeed, ...] = (feed,) if isinstance(feed, DataFeed) else tuple(feed)
         if not self.feeds:
             raise ConfigError("Engine needs at least one data feed")
+        _one_feed_per_instrument(self.feeds)
         self.broker = broker
         self.risk_rules = tuple(risk_rules)
+        self.account_rules = tuple(broker.account_rules)
+        """The broker's account checks, run after :attr:`risk_rules` (buying power...)."""
+        self._checks = self.risk_rules + self.account_rules
         self.risk_monitors = tuple(risk_monitors)
         self._order_monitors = any(m.watches_orders for m in self.risk_monitors)
         self.protection: tuple[Protection, ...] = (
@@ -228,7 +259,12 @@ class Engine:
         if self.observers:  # only observed runs pay for the extra call per event
             self._dispatch = self._dispatch_observed  # type: ignore[method-assign]
         self._unguarded: set[Instrument] = set()  # positions whose protection must be checked
-        self._retry: set[Instrument] = set()  # protection waiting for data (an ATR)
+        self._retry: set[Instrument] = set()  # protection waiting for data or a retry
+        self._cancelling: set[int] = set()  # orders the engine itself asked to cancel
+        self._lost: dict[Instrument, int] = {}  # protective orders lost in a row, per position
+        self._exits = False  # whether a bracket exit was sent: their sizes are then kept in check
+        self._exit_check: set[Instrument] = set()  # positions whose bracket exits must fit
+        self._exit_sizes: dict[int, Decimal] = {}  # bracket exits' resizes asked for
         self._halt: TradingHalted | None = None
         self.halts: list[TradingHalted] = []
         """Every halt of the run, in order."""
@@ -310,6 +346,8 @@ class Engine:
         if refusal is not None:  # the order as asked is what was refused
             return self._refuse(self.orders.create(asked, now), now, refusal[1], refusal[0])
         order = self.orders.create(request, now)
+        if request.parent_id is not None:
+            self._exits = True
         if resized:
             self._resized(order.order_id, now, asked.quantity, request.quantity, resized)
         self.queue.append(OrderSubmitted(ts_ns=now, order_id=order.order_id, request=request))
@@ -347,7 +385,7 @@ class Engine:
             rule that denies it, if any.
         """
         portfolio = self._running_portfolio()
-        for rule in self.risk_rules:
+        for rule in self._checks:
             decision = rule.check(request, portfolio, now)
             if not decision.approved:
                 return request, (rule.name, decision.reason)
@@ -412,7 +450,7 @@ class Engine:
     def _flatten(self, ts: int) -> None:
         """Cancel the working orders and close every position with market orders."""
         for order in self.orders.active():
-            self.broker.cancel(order)
+            self._cancel(order)
         for inst, position in list(self._running_portfolio().positions.items()):
             side = Side.SELL if position.quantity > 0 else Side.BUY
             request = OrderRequest(inst, side, abs(position.quantity), tag="flatten")
@@ -445,7 +483,16 @@ class Engine:
             self.broker.end_group()
 
     def cancel(self, order: Order) -> None:
-        """Ask the broker to cancel ``order``."""
+        """Ask the broker to cancel ``order``.
+
+        A :class:`~ibkrfw.risk.Protection`'s order cancelled this way is placed again: the
+        position it protects stays protected.
+        """
+        self.broker.cancel(order)
+
+    def _cancel(self, order: Order) -> None:
+        """Cancel ``order`` on the engine's own account (its protection is not put back)."""
+        self._cancelling.add(order.order_id)
         self.broker.cancel(order)
 
     def modify(self, order: Order, request: OrderRequest) -> None:
@@ -526,7 +573,7 @@ class Engine:
     def _cancel_all(self, timeout_s: float = 5.0) -> None:
         working = self.orders.active()
         for order in working:
-            self.broker.cancel(order)
+            self._cancel(order)
         deadline = time.monotonic() + timeout_s
         while self.orders.active() and time.monotonic() < deadline:
             self._drain()
@@ -871,13 +918,89 @@ class Engine:
         while True:
             while queue:
                 self._dispatch(queue.popleft())
-            if not self._unguarded:
+            if not self._unguarded and not self._exit_check:
                 return
             # Positions changed: once the broker's own consequences of the fills (an OCA
             # group's reductions) are in, make the protective orders match them.
             changed, self._unguarded = self._unguarded, set()
             for inst in sorted(changed, key=attrgetter("id")):
                 self._protect(inst)
+            changed, self._exit_check = self._exit_check, set()
+            for inst in sorted(changed, key=attrgetter("id")):
+                self._fit_exits(inst)
+
+    def _fit_exits(self, inst: Instrument) -> None:
+        """Keep the working bracket exits of ``inst`` within its position.
+
+        Each bracket's exits (one OCA group) may close at most the position; together, the
+        older brackets keep theirs and the newer ones are cut first. Exits on the wrong side
+        of the position (it closed or turned) are cancelled: left working, they would reopen
+        it.
+        """
+        held = self._running_portfolio().quantity(inst)
+        closing = Side.SELL if held > 0 else Side.BUY
+        groups: dict[str, list[Order]] = {}
+        for order in self.orders.active(inst):
+            request = order.request
+            if request.parent_id is None or order.order_id in self._cancelling:
+                continue
+            parent = self.orders.get(request.parent_id)
+            if parent is None or not parent.status.is_terminal:
+                continue  # not working until its entry has ended
+            groups.setdefault(request.oca_group or f"#{order.order_id}", []).append(order)
+        room = abs(held)
+        for members in groups.values():  # oldest first: dicts keep the order of creation
+            keep = min(max(o.remaining for o in members), room)
+            room -= keep
+            for order in members:
+                if order.side is not closing or not keep:
+                    self.log.info("bracket exit %d cancelled: the position in %s is %s",
+                                  order.order_id, inst.id, held)  # fmt: skip
+                    self._cancel(order)
+                elif order.remaining > keep:
+                    size = order.filled_quantity + keep
+                    if self._exit_sizes.get(order.order_id) != size:
+                        self._exit_sizes[order.order_id] = size
+                        self.log.info("bracket exit %d resized to %s: the position in %s is %s",
+                                      order.order_id, size, inst.id, held)  # fmt: skip
+                        self._modify(order, attrs.evolve(order.request, quantity=size),
+                                     checked=False)  # fmt: skip
+
+    def _protective_lost(self, event: OrderEvent) -> None:
+        """A protective order ended without filling: put it back, or say it cannot be."""
+        order_id = event.order_id
+        if order_id in self._cancelling:
+            self._cancelling.discard(order_id)
+            return
+        order = self.orders.get(order_id)
+        if order is None:
+            return
+        request = order.request
+        inst = request.instrument
+        guard = self._guards.get(inst)
+        if guard is None or guard.orders.get(request.tag) != order_id:
+            return
+        if not self._running_portfolio().quantity(inst):
+            return  # an OCA group's sibling closed the position
+        lost = self._lost[inst] = self._lost.get(inst, 0) + 1
+        what = {OrderRejected: "rejected", OrderExpired: "expired"}.get(type(event), "cancelled")
+        reason = getattr(event, "reason", "") or what
+        if lost >= _PROTECT_ATTEMPTS:
+            self.log.error(
+                "the %s of %s was %s %d times in a row (last: %s): the position is left "
+                "without it until it changes", request.tag, inst.id, what, lost, reason,
+            )  # fmt: skip
+            self.queue.append(
+                ProtectionFailed(ts_ns=event.ts_ns, instrument=inst, tag=request.tag,
+                                 reason=f"{what} {lost} times in a row; last: {reason}")
+            )  # fmt: skip
+            return
+        self.log.warning("the %s of %s was %s (%s): placing it again", request.tag, inst.id,
+                         what, reason)  # fmt: skip
+        if type(event) is OrderRejected:
+            self._retry.add(inst)  # at the next time stamp: the refusal may not last
+        else:
+            self._unguarded.add(inst)
 
     def _protect(self, inst: Instrument) -> None:
         """Place, resize, move or cancel the protective orders of ``inst``'s position."""
@@ -897,7 +1020,7 @@ class Engine:
         side = Side.SELL if held > 0 else Side.BUY
         if guard is not None and (not held or guard.side is not side):
             for order in live.values():  # flat, or turned around: the old exits go
-                self.broker.cancel(order)
+                self._cancel(order)
             del self._guards[inst]
             guard, live = None, {}
         self._retry.discard(inst)
@@ -912,6 +1035,7 @@ class Engine:
             inst, held, float(lane.holding.avg), lane.history.last(),
             None if price != price else price,
         )  # fmt: skip
+        given_up = self._lost.get(inst, 0) >= _PROTECT_ATTEMPTS
         for tag, request in wanted.items():
             current = live.get(tag)
             if request is None:
@@ -919,6 +1043,8 @@ class Engine:
                     self._retry.add(inst)  # no price for it yet (an ATR): next time stamp
                 continue
             if current is None:
+                if given_up:
+                    continue  # said by ProtectionFailed; tried again once the position changes
                 order = self._send(attrs.evolve(request, oca_group=guard.group), checked=False)
                 guard.orders[tag] = order.order_id
                 continue
@@ -955,6 +1081,14 @@ class Engine:
                 self._book_fill(fill)
                 if self.protection:
                     self._unguarded.add(fill.instrument)
+                    self._lost.pop(fill.instrument, None)
+                if self._exits:
+                    self._exit_check.add(fill.instrument)
+            elif type(event) in _ENDED_UNFILLED:
+                if self._guards:
+                    self._protective_lost(event)
+                else:
+                    self._cancelling.discard(event.order_id)
             if not known:
                 return
             if self._want_order:
@@ -977,7 +1111,9 @@ class Engine:
         elif isinstance(event, TimerFired):
             if event.name != _WAKE:
                 self.strategy.on_timer(self._ctx, event)
-        elif isinstance(event, ConnectionChanged | DataProblem | Reconciled | TradingHalted):
+        elif isinstance(
+            event, ConnectionChanged | DataProblem | Reconciled | TradingHalted | ProtectionFailed
+        ):
             self.notices.append(event)
             self.log.info("%r", event)
             self.strategy.on_event(self._ctx, event)

@@ -39,6 +39,7 @@ __all__ = [
     "OrderRejected",
     "OrderResized",
     "OrderSubmitted",
+    "ProtectionFailed",
     "QuoteReceived",
     "Reconciled",
     "TickReceived",
@@ -304,3 +305,25 @@ class TradingHalted(Event):
     reason: str
     until_ns: int | None = None
     flatten: bool = False
+
+
+@final
+@attrs.frozen(kw_only=True)
+class ProtectionFailed(Event):
+    """A position is left without a protective order the engine could not keep.
+
+    A :class:`~ibkrfw.risk.Protection`'s stop-loss or take-profit that the broker rejects is
+    placed again at the next time stamps; after three refusals in a row (or three
+    cancellations from outside the engine) without the position changing, the engine stops
+    trying until it does, and says so with this event (to :meth:`Strategy.on_event
+    <ibkrfw.Strategy.on_event>`, the run's notices and a critical alert).
+
+    Args:
+        instrument: The position's instrument.
+        tag: Which order: ``"stop-loss"`` or ``"take-profit"``.
+        reason: The broker's last answer, in words.
+    """
+
+    instrument: Instrument
+    tag: str
+    reason: str

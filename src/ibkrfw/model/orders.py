@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, final
 import attrs
 
 from ibkrfw.errors import OrderError
-from ibkrfw.model._decimal import DecimalLike, optional_decimal, to_decimal
+from ibkrfw.model._decimal import DecimalLike, to_decimal
 from ibkrfw.model._time import to_timestamp
 from ibkrfw.model.instruments import Instrument
 
@@ -138,6 +138,22 @@ def _to_quantity(value: DecimalLike) -> Decimal:
     return to_decimal(value, "quantity")
 
 
+def _limit_price(value: DecimalLike | None) -> Decimal | None:
+    return None if value is None else to_decimal(value, "limit_price")
+
+
+def _stop_price(value: DecimalLike | None) -> Decimal | None:
+    return None if value is None else to_decimal(value, "stop_price")
+
+
+def _trail_amount(value: DecimalLike | None) -> Decimal | None:
+    return None if value is None else to_decimal(value, "trail_amount")
+
+
+def _trail_percent(value: DecimalLike | None) -> Decimal | None:
+    return None if value is None else to_decimal(value, "trail_percent")
+
+
 def _check_instrument(_: object, __: attrs.Attribute[Instrument], value: Instrument) -> None:
     if not isinstance(value, Instrument):
         raise OrderError(f"instrument must be an Instrument, got {type(value).__name__}")
@@ -184,13 +200,13 @@ class OrderRequest:
     side: Side = attrs.field(converter=_to_side)
     quantity: Decimal = attrs.field(converter=_to_quantity)
     order_type: OrderType = attrs.field(default=OrderType.MARKET, converter=_to_type)
-    limit_price: Decimal | None = attrs.field(default=None, converter=optional_decimal)
-    stop_price: Decimal | None = attrs.field(default=None, converter=optional_decimal)
+    limit_price: Decimal | None = attrs.field(default=None, converter=_limit_price)
+    stop_price: Decimal | None = attrs.field(default=None, converter=_stop_price)
     tif: TimeInForce = attrs.field(default=TimeInForce.DAY, converter=_to_tif)
     good_till_ns: int | None = None
     tag: str = ""
-    trail_amount: Decimal | None = attrs.field(default=None, converter=optional_decimal)
-    trail_percent: Decimal | None = attrs.field(default=None, converter=optional_decimal)
+    trail_amount: Decimal | None = attrs.field(default=None, converter=_trail_amount)
+    trail_percent: Decimal | None = attrs.field(default=None, converter=_trail_percent)
     parent_id: int | None = None
     oca_group: str = ""
 
@@ -252,11 +268,18 @@ class OrderRequest:
         return request
 
 
+MAX_QUANTITY = Decimal(10) ** 12
+"""The largest quantity of one order (a trillion units): beyond it, a sizing mistake."""
+MAX_PRICE = Decimal(10) ** 9
+"""The largest price of an order: beyond it, a mistake (and beyond exact arithmetic)."""
+
+
 def check_request(request: OrderRequest) -> str | None:
     """Return why ``request`` cannot be sent as it is, or ``None`` if it can.
 
-    Checks a positive whole-lot quantity, the prices its type needs (positive and on the tick
-    grid) and no price its type does not use, and an expiry for GTD.
+    Checks a positive whole-lot quantity up to :data:`MAX_QUANTITY`, the prices its type needs
+    (positive, up to :data:`MAX_PRICE`, and on the tick grid) and no price its type does not
+    use, and an expiry for GTD.
 
     Example:
         >>> from ibkrfw import Stock
@@ -267,6 +290,11 @@ def check_request(request: OrderRequest) -> str | None:
     qty = request.quantity
     if qty <= 0:
         return f"quantity must be positive, got {qty}"
+    if qty > MAX_QUANTITY:
+        return (
+            f"quantity {qty} is beyond what any account trades (at most {MAX_QUANTITY:,} units "
+            "an order): check how it was sized"
+        )
     if qty % inst.lot_size != 0:
         return f"quantity {qty} is not a multiple of the lot size {inst.lot_size} of {inst.id}"
     kind = request.order_type
@@ -283,6 +311,8 @@ def check_request(request: OrderRequest) -> str | None:
             return "a TRAILING_STOP order needs exactly one of trail_amount and trail_percent"
         if trails[0] <= 0:
             return f"the trail must be positive, got {trails[0]}"
+        if trails[0] > MAX_PRICE:
+            return f"the trail {trails[0]} is beyond any market's prices (at most {MAX_PRICE:,})"
         if request.trail_percent is not None and request.trail_percent >= 100:
             return f"trail_percent must be below 100, got {request.trail_percent}"
     elif trails:
@@ -299,6 +329,8 @@ def check_request(request: OrderRequest) -> str | None:
             return f"a {kind.name} order takes no {name}, got {price}"
         if price <= 0:
             return f"{name} must be positive, got {price}"
+        if price > MAX_PRICE:
+            return f"{name} {price} is beyond any market's prices (at most {MAX_PRICE:,})"
         if not inst.is_on_tick(price):
             return (
                 f"{name} {price} is not a multiple of the tick size {inst.tick_size} of {inst.id}"

@@ -35,6 +35,7 @@ from ibkrfw.model.events import (
     OrderFilled,
     OrderRejected,
     OrderSubmitted,
+    ProtectionFailed,
     QuoteReceived,
     Reconciled,
     TickReceived,
@@ -275,6 +276,14 @@ class LiveMonitor(EngineObserver):
                 event.reason,
                 "critical",
                 key=f"risk_halt:{event.rule}:{event.ts_ns}",
+            )
+        elif isinstance(event, ProtectionFailed):
+            self._alert(
+                "protection_failed",
+                f"{event.instrument.id} is without its {event.tag}",
+                event.reason,
+                "critical",
+                key=f"protection_failed:{event.instrument.id}:{event.tag}:{event.ts_ns}",
             )
         elif isinstance(event, DataProblem):
             self._problems[event.instrument.id] = event.reason
@@ -543,7 +552,11 @@ class LiveMonitor(EngineObserver):
                 for inst, p in portfolio.positions.items()
             ]
             limits = []
-            watchers: list[RiskRule | RiskMonitor] = [*engine.risk_rules, *engine.risk_monitors]
+            watchers: list[RiskRule | RiskMonitor] = [
+                *engine.risk_rules,
+                *engine.account_rules,
+                *engine.risk_monitors,
+            ]
             for rule in watchers:
                 for use in rule.usage(portfolio):
                     share = use.share

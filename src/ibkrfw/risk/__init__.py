@@ -1,5 +1,6 @@
 """Layer 2: risk rules shared by backtest and live trading."""
 
+from ibkrfw.risk.account import IB_INITIAL_MARGIN, BuyingPower, margin_rates
 from ibkrfw.risk.limits import (
     ExposureLimit,
     MarginCheck,
@@ -23,12 +24,14 @@ from ibkrfw.risk.ramp import CapitalRamp, RampStep
 from ibkrfw.risk.rule import LimitUsage, MaxOrderQuantity, RiskDecision, RiskRule
 
 __all__ = [
+    "BuyingPower",
     "CapitalRamp",
     "CircuitBreaker",
     "CorrelationLimit",
     "DailyLossLimit",
     "ExposureLimit",
     "Halt",
+    "IB_INITIAL_MARGIN",
     "LimitUsage",
     "MaintenanceMargin",
     "MarginCheck",
@@ -47,4 +50,5 @@ __all__ = [
     "StopLoss",
     "TakeProfit",
     "TradingHours",
+    "margin_rates",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator, Mapping
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 from typing import Literal, final
 
@@ -23,16 +24,22 @@ from ibkrfw.model.events import (
     OrderFilled,
     OrderModified,
     OrderModifyRejected,
-    OrderRejected,
 )
 from ibkrfw.model.fills import Fill
-from ibkrfw.model.instruments import Instrument
+from ibkrfw.model.instruments import AssetClass, Instrument
 from ibkrfw.model.orders import Order, OrderRequest, OrderType, Side, TimeInForce
 from ibkrfw.portfolio.fx import FxRates
 from ibkrfw.portfolio.portfolio import Portfolio
 from ibkrfw.ports import Broker, EventSink
+from ibkrfw.risk.account import (
+    IB_INITIAL_MARGIN,
+    BuyingPower,
+    MarginRates,
+    margin_rates,
+)
+from ibkrfw.risk.rule import RiskRule
 from ibkrfw.sim._matching import LocalDays, Working, limit_fill, stop_fill
-from ibkrfw.sim.commission import CommissionModel, OrderSoFar, ZeroCommission
+from ibkrfw.sim.commission import NOTHING_YET, CommissionModel, OrderSoFar, ZeroCommission
 from ibkrfw.sim.slippage import SlippageModel
 
 __all__ = ["SimBroker"]
@@ -104,8 +111,8 @@ class SimBroker(Broker):
         slippage: A :class:`~ibkrfw.sim.SlippageModel`; none by default. A slipped price is
             rounded to the tick against the trader and kept within the bar's low-high range
             and a limit order's limit.
-        account: ``"margin"`` (the default) or ``"cash"``. A cash account refuses short sales
-            and buys it cannot pay for.
+        account: ``"margin"`` (the default: an IB margin account) or ``"cash"``. A cash
+            account refuses short sales and buys it cannot pay for.
         borrow_rate: A yearly rate charged on the value of short positions, e.g. ``0.03``. It
             accrues per calendar day (actual/360, weekends included) at the previous close, and
             is charged at the first bar of each new local day as a :class:`~ibkrfw.CashAdjusted`
@@ -118,9 +125,12 @@ class SimBroker(Broker):
         favourable_first: Match limit orders before stops on each bar. By default stops (the
             adverse exits) come first, so a bar that touches both a bracket's stop-loss and
             its take-profit fills the stop-loss.
-        initial_margin: For a margin account, the share of gross exposure that equity must
-            cover after a fill that adds exposure (``0.5`` is Reg T for US stocks); no check if
-            ``None``. Marks come from every bar the broker sees, so it then asks to see them all.
+        initial_margin: A margin account's initial margin: the share of each position's
+            market value that equity must cover, by asset class. By default IB's
+            (:data:`~ibkrfw.risk.IB_INITIAL_MARGIN`: 50 % for stocks, Regulation T, so twice the
+            equity may be held; 2.5 % for forex; 10 % for futures); one number for every
+            class, or a mapping of the classes to change (``{"FUT": 0.06}``). ``None`` lifts
+            the check: unlimited leverage, only when asked for.
         fill_on: ``"bars"`` (the default) matches orders on bars as above; ``"quotes"`` on the
             quotes the broker sees (:meth:`on_quote`, from a live feed's quote stream or the
             fake TWS's replayed quotes) instead, bars then filling nothing. Each quote counts
@@ -129,10 +139,12 @@ class SimBroker(Broker):
             after it was sent, a limit when that price reaches it, a stop when it is through
             the stop. A spread-based slippage model would count the spread twice: use none.
 
-    The account is checked at each fill, with the fill's own price: IB checks an order when
-    it is sent, against the price then, but the simulator knows the price only on the next
-    bar. A fill the account cannot take is refused with :class:`~ibkrfw.OrderRejected` (code
-    201, as IB's order rejections) naming the amounts; parts filled earlier stay filled.
+    The account is checked when an order is sent, as IB checks it: the broker hands the
+    engine a :class:`~ibkrfw.risk.BuyingPower` rule (:attr:`account_rules`), which values the
+    order at its limit or the last price, counts the orders still working, and denies what
+    the account cannot pay for with an :class:`~ibkrfw.OrderDenied` naming the amounts. An
+    order once accepted fills even if the price has moved since (IB does not take a fill
+    back either); watch the maintenance margin with :class:`~ibkrfw.risk.MaintenanceMargin`.
 
     Raises:
         ConfigError: if ``cash`` is not a finite number, ``fx`` converts into another currency,
@@ -149,7 +161,10 @@ class SimBroker(Broker):
         volume_limit: float | None = None,
         slippage: SlippageModel | None = None,
         account: Literal["margin", "cash"] = "margin",
-        initial_margin: float | None = None,
+        initial_margin: float
+        | Mapping[AssetClass, float]
+        | Mapping[str, float]
+        | None = IB_INITIAL_MARGIN,
         favourable_first: bool = False,
         fill_timing: Literal["next_bar", "this_close"] = "next_bar",
         borrow_rate: float | None = None,
@@ -184,12 +199,13 @@ class SimBroker(Broker):
         self._bars: dict[Instrument, Bar] = {}  # the latest bar of each instrument (this_close)
         if account not in ("margin", "cash"):
             raise ConfigError(f"account must be 'margin' or 'cash', got {account!r}")
-        if initial_margin is not None and not 0 < initial_margin <= 1:
-            raise ConfigError(f"initial_margin must be in (0, 1], got {initial_margin!r}")
-        if account == "cash" and initial_margin is not None:
+        if account == "cash" and initial_margin not in (None, IB_INITIAL_MARGIN):
             raise ConfigError("a cash account borrows nothing: leave initial_margin unset")
         self.account = account
-        self.initial_margin = initial_margin
+        self.initial_margin: MarginRates | None = (
+            None if account == "cash" or initial_margin is None else margin_rates(initial_margin)
+        )
+        """The margin account's initial margin by asset class (None: no check, or cash)."""
         if borrow_rate is not None and not 0 <= borrow_rate < 1:
             raise ConfigError(
                 f"borrow_rate must be a yearly fraction in [0, 1), got {borrow_rate!r}"
@@ -197,8 +213,7 @@ class SimBroker(Broker):
         self.borrow_rate = borrow_rate
         self._borrow_until: dict[Instrument, int] = {}  # end of the last day charged
         # The broker's own books of the fills it made, kept only when something needs them.
-        self._checks = account == "cash" or initial_margin is not None
-        self._keep_ledger = self._checks or borrow_rate is not None
+        self._keep_ledger = borrow_rate is not None
         self._ledger = Portfolio(self._cash, currency)  # with the rates from start() on
         self.commission_model = commission or ZeroCommission()
         self.volume_limit = volume_limit
@@ -238,6 +253,25 @@ class SimBroker(Broker):
     @override
     def starting_cash(self) -> Decimal:
         return self._cash
+
+    @property
+    @override
+    def account_rules(self) -> tuple[RiskRule, ...]:
+        """The account's check, :class:`~ibkrfw.risk.BuyingPower` (none with unlimited margin)."""
+        if self.account == "margin" and self.initial_margin is None:
+            return ()
+        return (
+            BuyingPower(
+                self.account,
+                initial_margin=self.initial_margin or IB_INITIAL_MARGIN,
+                commission=self._estimate_commission,
+            ),
+        )
+
+    def _estimate_commission(
+        self, inst: Instrument, side: Side, quantity: Decimal, price: Decimal, ts_ns: int
+    ) -> Decimal:
+        return self.commission_model.commission(inst, side, quantity, price, ts_ns, NOTHING_YET)
 
     @override
     def submit(self, order: Order) -> None:
@@ -387,8 +421,7 @@ class SimBroker(Broker):
     @override
     def needs_every_bar(self) -> bool:
         return (
-            self.initial_margin is not None
-            or self.borrow_rate is not None
+            self.borrow_rate is not None
             or self._same_bar
             or self._live  # to know the latest bar when an order comes
         )
@@ -415,11 +448,22 @@ class SimBroker(Broker):
                 for w in sorted(working.values(), key=self._priority):
                     if w.order.order_id in by_id:  # an OCA fill earlier on this bar may end it
                         self._match(w, bar)
-        activated = self._activated
-        while activated:  # children set working by a fill on this bar may match on it too
-            w = activated.pop(0)
+        # Children set working by a fill on this bar may match on it too, in the same order of
+        # priority as the rest (a bracket's stop-loss before its take-profit, by default).
+        for w in self._take_activated():
             if w.order.instrument == bar.instrument and w.order.order_id in self._by_id:
                 self._match(w, bar)
+
+    def _take_activated(self) -> Iterator[Working]:
+        """The children set working since the last call, by match priority, until none is left.
+
+        A child that fills may start children of its own: they come in a later round.
+        """
+        activated = self._activated
+        while activated:
+            batch = sorted(activated, key=self._priority)
+            activated.clear()
+            yield from batch
 
     def _accrue(self, bar: Bar) -> None:
         """Charge the borrow fee of a short position when a new local day starts."""
@@ -583,47 +627,6 @@ class SimBroker(Broker):
         self._emit(OrderExpired(ts_ns=ts, order_id=w.order.order_id))
         self._ended(w, ts)
 
-    def _refusal(
-        self, inst: Instrument, side: Side, quantity: Decimal, price: Decimal, fee: Decimal
-    ) -> str | None:
-        """Why the account cannot take this fill, or None if it can."""
-        ledger = self._ledger
-        held = ledger.quantity(inst)
-        signed = quantity if side is Side.BUY else -quantity
-        after = held + signed
-        # In the base currency: a fill in another one is converted at the rate in force.
-        rate = 1.0 if inst.currency == self._currency else ledger.rate(inst.currency)
-        cost = signed * price * inst.multiplier + fee
-        if rate != 1.0:
-            cost *= float_decimal(rate)
-        cash = ledger.cash
-        cash_after = cash - cost
-        if self.account == "cash":
-            if after < 0:
-                return (
-                    f"a cash account cannot sell short: selling {quantity} of {inst.id} "
-                    f"while holding {held}"
-                )
-            if cash_after < 0:
-                return (
-                    f"insufficient cash: the fill needs {cost:.2f} {self._currency}, "
-                    f"the account has {cash:.2f} {self._currency}"
-                )
-            return None
-        margin = self.initial_margin or 0.0
-        others = [ledger.value(p) for i, p in ledger.positions.items() if i != inst]
-        value = float(price * inst.multiplier) * rate
-        gross_before = sum(abs(v) for v in others) + abs(float(held)) * value
-        gross_after = sum(abs(v) for v in others) + abs(float(after)) * value
-        equity_after = float(cash_after) + sum(others) + float(after) * value
-        if gross_after > gross_before and gross_after * margin > equity_after:
-            return (
-                f"insufficient margin: gross exposure {gross_after:,.2f} needs equity of "
-                f"{gross_after * margin:,.2f} at {margin:.0%}, the account would have "
-                f"{equity_after:,.2f}"
-            )
-        return None
-
     @override
     def on_quote(self, quote: Quote) -> None:
         """Remember the latest quote (slippage models use it), and match orders on it.
@@ -648,9 +651,7 @@ class SimBroker(Broker):
             for w in sorted(working.values(), key=self._priority):
                 if w.buy is buys and w.order.order_id in self._by_id:
                     self._match(w, side_bar)
-        activated = self._activated
-        while activated:
-            w = activated.pop(0)
+        for w in self._take_activated():
             if w.order.instrument == inst and w.order.order_id in self._by_id:
                 self._match(w, ask if w.buy else bid)
 
@@ -715,15 +716,6 @@ class SimBroker(Broker):
             slipped = abs(fill_price - base) * quantity * inst.multiplier
         side = order.request.side
         fee = self.commission_model.commission(inst, side, quantity, fill_price, ts, before)
-        if self._checks:
-            refusal = self._refusal(inst, side, quantity, fill_price, fee)
-            if refusal is not None:
-                self._remove(inst, order.order_id)
-                self._emit(
-                    OrderRejected(ts_ns=ts, order_id=order.order_id, reason=refusal, code=201)
-                )
-                self._ended(w, ts)
-                return
         self._fills += 1
         fill = Fill(
             order.order_id,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import final
 
@@ -9,9 +10,11 @@ from typing_extensions import override
 
 from ibkrfw.core.clock import Clock
 from ibkrfw.model.data import Bar, Quote
+from ibkrfw.model.events import OrderRejected
 from ibkrfw.model.orders import Order, OrderRequest
 from ibkrfw.portfolio.fx import FxRates
 from ibkrfw.ports import Broker, EventSink
+from ibkrfw.risk.rule import RiskRule
 
 __all__ = ["RecordingBroker"]
 
@@ -25,6 +28,9 @@ class RecordingBroker(Broker):
 
     Args:
         inner: The broker that does the work (a :class:`~ibkrfw.sim.SimBroker` usually).
+        reject: Plays a broker refusing orders: for each order submitted it returns the reason
+            to reject it with (an :class:`~ibkrfw.OrderRejected` of code 201, as IB's), or
+            None to hand it on. Rejected orders are recorded in :attr:`submitted` too.
 
     Example:
         >>> from ibkrfw import Engine, Stock
@@ -39,8 +45,13 @@ class RecordingBroker(Broker):
         [Decimal('5')]
     """
 
-    def __init__(self, inner: Broker) -> None:
+    def __init__(
+        self, inner: Broker, *, reject: Callable[[Order], str | None] | None = None
+    ) -> None:
         self.inner = inner
+        self.reject = reject
+        self._clock: Clock | None = None
+        self._emit: EventSink | None = None
         self.submitted: list[Order] = []
         """Every order handed to the broker, in order."""
         self.modified: list[tuple[Order, OrderRequest]] = []
@@ -48,6 +59,7 @@ class RecordingBroker(Broker):
 
     @override
     def start(self, clock: Clock, emit: EventSink) -> None:
+        self._clock, self._emit = clock, emit
         self.inner.start(clock, emit)
 
     @override
@@ -67,6 +79,11 @@ class RecordingBroker(Broker):
     @override
     def submit(self, order: Order) -> None:
         self.submitted.append(order)
+        reason = self.reject(order) if self.reject is not None else None
+        if reason is not None and self._clock is not None and self._emit is not None:
+            now = self._clock.now_ns()
+            self._emit(OrderRejected(ts_ns=now, order_id=order.order_id, reason=reason, code=201))
+            return
         self.inner.submit(order)
 
     @override
@@ -82,6 +99,11 @@ class RecordingBroker(Broker):
     @override
     def needs_every_bar(self) -> bool:
         return self.inner.needs_every_bar
+
+    @property
+    @override
+    def account_rules(self) -> Sequence[RiskRule]:
+        return self.inner.account_rules
 
     @override
     def on_bar(self, bar: Bar) -> None:

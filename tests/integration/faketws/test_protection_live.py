@@ -54,3 +54,25 @@ def test_protection_outlives_the_process_and_is_taken_over(tmp_path: Path) -> No
         assert sale.request.oca_group.startswith("protect-ACME")
         assert session.engine.portfolio is not None
         assert not session.engine.portfolio.positions
+
+
+def test_a_target_closes_a_protected_position_live_without_doubling_it() -> None:
+    # Before: live as in a backtest, a target of 0 counted the stop-loss and the take-profit
+    # as two pending sales and bought 10 more.
+    protect = Protection(StopLoss.percent(0.5), TakeProfit.percent(1.0))  # far away
+    strategy = ScriptedStrategy(
+        {
+            0: lambda ctx, bar: ctx.order_target_quantity(bar.instrument, 10),
+            3: lambda ctx, bar: ctx.order_target_quantity(bar.instrument, 0),
+            4: lambda ctx, bar: ctx.order_target_quantity(bar.instrument, 0),
+        }
+    )
+    with FakeTWS.from_sample(["ACME"]) as tws:
+        with LiveSession(strategy, tws, protection=protect) as session:
+            session.step(7)
+            result = session.stop()
+        assert working(tws) == []
+        assert placed(tws) == [1, 2, 3, 4]  # the buy, its two exits, one sale
+    assert [(f.side.value, f.quantity) for f in result.fill_list] == [("BUY", 10), ("SELL", 10)]
+    assert session.engine.portfolio is not None
+    assert not session.engine.portfolio.positions
