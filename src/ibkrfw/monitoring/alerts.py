@@ -316,7 +316,7 @@ class Alerter:
     every channel, under two rules:
 
     * **Repeats**: an alert with the same :attr:`Alert.dedupe_key` as one sent less than
-      ``quiet_s`` ago is dropped (and counted in :attr:`suppressed`), whatever its severity.
+      ``quiet_s`` ago is dropped (and counted in ``suppressed``), whatever its severity.
     * **The hourly cap**: once ``max_per_hour`` alerts went out in the last 60 minutes,
       ``warning`` and ``info`` alerts are held back (written to the ``ibkrfw.alerts`` log at
       their level, and counted) until the hour has room again. **Critical alerts** (a halt,
