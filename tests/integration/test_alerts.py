@@ -189,7 +189,9 @@ def test_repeats_are_dropped_and_the_hourly_cap_holds(hook_server: str) -> None:
         alerter.send(Alert("order_rejected", f"order {i} rejected"))
     assert alerter.flush()
     alerter.stop()
-    assert len(_Hook.received) == 3  # the cap: 3 within the hour
+    kinds = [body["kind"] for _, body, _ in _Hook.received]
+    # the cap: 3 within the hour, then one notice that it is reached
+    assert kinds == ["stale_data", "stale_data", "order_rejected", "alerts_capped"]
 
 
 def test_a_failing_channel_never_blocks_and_is_itself_reported(hook_server: str) -> None:
@@ -227,3 +229,37 @@ def test_secrets_and_configuration(tmp_path, monkeypatch: pytest.MonkeyPatch) ->
         channels_from_config({"email": {"host": "h", "colour": "red"}})
     with pytest.raises(ConfigError, match="http"):
         WebhookChannel("ftp://example.test/")
+
+
+def test_a_kill_switch_halt_reaches_the_operator_after_a_restart_in_a_spent_hour(
+    hook_server: str, tmp_path
+) -> None:
+    from ibkrfw import Engine, Stock
+    from ibkrfw.monitoring import LiveMonitor
+    from ibkrfw.risk import MaxDrawdownKillSwitch
+    from ibkrfw.sim import DataFrameFeed, SimBroker
+    from ibkrfw.testing import ScriptedStrategy, bars_frame
+
+    journal = tmp_path / "state" / "alerts.jsonl"
+    # the earlier process spent the hour on warnings, then a supervisor restarted it
+    first = Alerter([WebhookChannel(hook_server)], journal=journal, max_per_hour=3).start()
+    for symbol in ("AAA", "BBB", "CCC", "DDD"):
+        first.send(Alert("stale_data", f"no new bar of {symbol} for 20 min"))
+    first.stop()
+    alerter = Alerter([LogChannel(), WebhookChannel(hook_server)], journal=journal,
+                      max_per_hour=3).start()  # fmt: skip
+    monitor = LiveMonitor(alerter=alerter, drawdown_alert=0.1, daily_loss_alert=0.05,
+                          stale_after_s=10 * 86_400)  # fmt: skip
+    acme = Stock("ACME")
+    rows = [(100, 100, 100, 100)] * 3 + [(80, 80, 80, 80)] * 3
+    feed = DataFrameFeed(bars_frame(rows, start="2024-01-02 15:00", freq="1h"), acme)
+    strategy = ScriptedStrategy({0: lambda c, b: c.buy(acme, 90)})
+    result = Engine(strategy, feed, SimBroker(10_000), observers=[monitor],
+                    risk_monitors=[MaxDrawdownKillSwitch(0.15)]).run()  # fmt: skip
+    assert alerter.flush()
+    alerter.stop()
+    assert result.halts and result.halts[0].flatten
+    kinds = [body["kind"] for _, body, _ in _Hook.received]
+    # the halt, the drawdown and the day's loss are critical: they go out past the spent
+    # hour; the notice is not sent again by the restarted process
+    assert kinds == ["stale_data"] * 3 + ["alerts_capped", "risk_halt", "drawdown", "daily_loss"]

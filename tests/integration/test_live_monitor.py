@@ -82,6 +82,25 @@ def test_rejections_and_a_failed_run_are_alerted() -> None:
     assert got[-1] == ("strategy_error", "the run stopped: ZeroDivisionError")
 
 
+def test_a_rejected_exit_is_critical_past_the_cap_and_a_rejected_entry_a_warning() -> None:
+    inbox = RecordingChannel()
+    alerter = Alerter([inbox], max_per_hour=1).start()
+    monitor = LiveMonitor(alerter=alerter, stale_after_s=10 * 86_400)
+    rows = [(100, 100, 100, 100)] * 6
+    sell = lambda c, b: c.sell(ACME, 20)  # noqa: E731  # long 10: a cash account cannot short
+    run(rows, {0: lambda c, b: c.buy(ACME, 10), 2: sell, 3: sell,
+               4: lambda c, b: c.buy(ACME, 1_000)}, monitor)  # no cash for the entry  # fmt: skip
+    assert alerter.flush()
+    got = [(a.kind, a.severity, a.title) for a in inbox.alerts]
+    # the exit's rejection goes out; the same again (a retry) is a repeat; the entry's is
+    # held back by the spent hour, which the notice says
+    assert got == [
+        ("order_rejected", "critical", "order 2 rejected"),
+        ("alerts_capped", "warning", "alert cap of 1 an hour reached"),
+    ]
+    assert alerter.suppressed == 2
+
+
 class _Clock:
     def __init__(self) -> None:
         self.t = 0.0

@@ -113,3 +113,65 @@ def test_a_long_journal_is_cut_to_what_is_read_back(tmp_path: Path) -> None:
     again.stop()
     lines = path.read_text().splitlines()
     assert len(lines) == 500 and json.loads(lines[-1])["title"] == "alert 1099"
+
+
+def test_alerter_over_the_hourly_cap_still_sends_critical_alerts_deduplicated(
+    tmp_path: Path,
+) -> None:
+    inbox, clocks = RecordingChannel(), Clocks()
+    alerter = _alerter(tmp_path / "alerts.jsonl", clocks, inbox, quiet_s=900, max_per_hour=2)
+    halt = Alert("risk_halt", "trading halted by MaxDrawdownKillSwitch", "drawdown 16 %",
+                 "critical")  # fmt: skip
+    _send(alerter, Alert("a", "one"), Alert("b", "two"), Alert("c", "three"), halt, halt)
+    sent = [a.kind for a in inbox.alerts]
+    assert sent.count("risk_halt") == 1  # past the cap, and still once within the quiet period
+    assert "c" not in sent  # a warning over the cap is held back
+    alerter.stop()
+
+
+def test_the_cap_notice_goes_to_every_channel_once_and_says_what_still_goes_out(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    inbox, clocks = RecordingChannel(), Clocks()
+    alerter = _alerter(tmp_path / "alerts.jsonl", clocks, inbox, quiet_s=0, max_per_hour=2)
+    with caplog.at_level(logging.INFO, logger="ibkrfw.alerts"):
+        _send(alerter, *(Alert("stale_data", f"no bar of S{i} for 20 min") for i in range(5)))
+    notices = [a for a in inbox.alerts if a.kind == "alerts_capped"]
+    assert [a.kind for a in inbox.alerts] == ["stale_data", "stale_data", "alerts_capped"]
+    assert len(notices) == 1 and notices[0].severity == "warning"
+    assert "Critical alerts and the daily summary still go out" in notices[0].message
+    assert "about 60 min" in notices[0].message
+    # what was held back is on the log, as the notice says
+    assert "no bar of S4 for 20 min" in caplog.text and "hourly cap" in caplog.text
+    assert alerter.suppressed == 3
+    alerter.stop()
+
+
+def test_the_daily_summary_is_not_held_back_by_the_hourly_cap(tmp_path: Path) -> None:
+    inbox, clocks = RecordingChannel(), Clocks()
+    alerter = _alerter(tmp_path / "alerts.jsonl", clocks, inbox, max_per_hour=1)
+    summary = Alert("daily_summary", "daily summary 2024-01-08", "P&L", "info",
+                    key="summary:2024-01-08")  # fmt: skip
+    _send(alerter, Alert("a", "one"), Alert("b", "two"), summary)
+    assert [a.kind for a in inbox.alerts] == ["a", "alerts_capped", "daily_summary"]
+    alerter.stop()
+
+
+def test_a_restart_within_a_spent_hour_sends_critical_alerts_and_no_second_notice(
+    tmp_path: Path,
+) -> None:
+    path, clocks, inbox = tmp_path / "alerts.jsonl", Clocks(), RecordingChannel()
+    first = _alerter(path, clocks, inbox, max_per_hour=2)
+    _send(first, Alert("a", "one"), Alert("b", "two"), Alert("c", "three"))
+    first.stop()
+    clocks.advance(120)  # a supervisor restarts the process: the hour is still spent
+    again = _alerter(path, clocks, inbox, max_per_hour=2)
+    _send(again, Alert("d", "four"),
+          Alert("disconnected", "IB disconnected for 5 min", "1100", "critical"))  # fmt: skip
+    assert [a.kind for a in inbox.alerts] == ["a", "b", "alerts_capped", "disconnected"]
+    again.stop()
+    clocks.advance(3600)  # an hour on there is room again, and a new spell over the cap is news
+    later = _alerter(path, clocks, inbox, max_per_hour=2)
+    _send(later, Alert("e", "five"), Alert("f", "six"), Alert("g", "seven"))
+    assert [a.kind for a in inbox.alerts][4:] == ["e", "f", "alerts_capped"]
+    later.stop()

@@ -2,9 +2,10 @@
 
 An :class:`Alerter` takes alerts from any thread and delivers them on its own thread, so a
 slow or failing channel never holds up trading. It drops repeats of the same alert within a
-quiet period, caps how many go out per hour, and reports a failing channel through the others
-(and the log). Secrets (SMTP passwords, webhook tokens) come only from environment variables
-or a secrets file and never appear in logs, reprs or errors.
+quiet period, caps how many go out per hour (critical alerts and the daily summary excepted),
+and reports a failing channel through the others (and the log). Secrets (SMTP passwords,
+webhook tokens) come only from environment variables or a secrets file and never appear in
+logs, reprs or errors.
 """
 
 from __future__ import annotations
@@ -312,22 +313,35 @@ class Alerter:
     """Deliver alerts to channels on a background thread, de-duplicated and rate-limited.
 
     :meth:`send` never blocks and never raises: the alert is queued. The thread delivers it to
-    every channel; an alert with the same :attr:`Alert.dedupe_key` as one sent less than
-    ``quiet_s`` ago is dropped (and counted), and no more than ``max_per_hour`` alerts go out
-    in any hour (one notice says when the cap is reached). A channel that fails is reported
-    on the log and, as a ``channel_failed`` alert, on the other channels (itself
-    de-duplicated); delivery goes on.
+    every channel, under two rules:
+
+    * **Repeats**: an alert with the same :attr:`Alert.dedupe_key` as one sent less than
+      ``quiet_s`` ago is dropped (and counted in ``suppressed``), whatever its severity.
+    * **The hourly cap**: once ``max_per_hour`` alerts went out in the last 60 minutes,
+      ``warning`` and ``info`` alerts are held back (written to the ``ibkrfw.alerts`` log at
+      their level, and counted) until the hour has room again. **Critical alerts** (a halt,
+      a drawdown, a lasting disconnection, a failed run...) **and the daily summary** (one a
+      day, expected) **are never held back**; they count toward the cap of the others, as
+      messages the operator received. When the cap is first reached, one ``alerts_capped``
+      notice (a warning, itself past the cap) goes to every channel, saying for how long
+      and that critical alerts still go out; the next notice comes only after the hour had
+      room again.
+
+    A channel that fails is reported on the log and, as a ``channel_failed`` alert, on the
+    other channels (itself de-duplicated); delivery goes on.
 
     With a ``journal`` file, every delivery is appended to it as one JSON line, and a new
     alerter reads it back: :meth:`recent` (and the dashboard) show the alerts of earlier
-    runs, and the quiet period and the hourly cap carry over a restart, so a process that a
-    supervisor restarts again and again does not repeat the same alert each time. A journal
-    that cannot be read or written is reported on the log; alerts still go out.
+    runs, and the quiet periods, the hourly count (critical alerts included) and a notice
+    already sent carry over a restart, so a process that a supervisor restarts again and
+    again neither repeats an alert nor the notice at each start. A journal that cannot be
+    read or written is reported on the log; alerts still go out.
 
     Args:
         channels: Where alerts go (a :class:`LogChannel` is a good first one).
         quiet_s: How long repeats of an alert are dropped.
-        max_per_hour: The most alerts delivered in any 60 minutes.
+        max_per_hour: The most alerts delivered in any 60 minutes, critical alerts and the
+            daily summary excepted (they go out past it).
         clock: Seconds, monotonic (for tests).
         journal: A file to keep the deliveries in across restarts (JSON lines); none if None.
         wall_clock: UTC nanoseconds (for tests): relates the journal's times to ``clock``.
@@ -359,7 +373,8 @@ class Alerter:
         self._queue: queue.Queue[object] = queue.Queue()
         self._last: dict[str, float] = {}
         self._sent_times: deque[float] = deque()
-        self._capped = False
+        self._capped = False  # over the cap, and the notice was sent
+        self._notice: Alert | None = None  # the notice to send, when the cap is first reached
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self.deliveries: deque[Delivery] = deque(maxlen=500)
@@ -421,25 +436,53 @@ class Alerter:
         last = self._last.get(key)
         if last is not None and now - last < self.quiet_s:
             self.suppressed += 1
+            log.debug("[%s] %s: a repeat within %g s, not sent", alert.kind, alert.title,
+                      self.quiet_s)  # fmt: skip
             return False
         times = self._sent_times
         while times and now - times[0] >= 3600:
             times.popleft()
-        if len(times) >= self.max_per_hour:
+        if len(times) < self.max_per_hour:
+            self._capped = False
+        elif alert.severity != "critical" and alert.kind not in _UNCAPPED_KINDS:
             self.suppressed += 1
+            text = f"{alert.title}: {alert.message}" if alert.message else alert.title
+            log.log(_LEVELS.get(alert.severity, logging.WARNING),
+                    "[%s] %s (not sent: the hourly cap of %d alerts is reached)",
+                    alert.kind, text, self.max_per_hour)  # fmt: skip
             if not self._capped:
                 self._capped = True
-                log.warning("alert cap of %d per hour reached: further alerts are dropped for "
-                            "now (see the log)", self.max_per_hour)  # fmt: skip
+                self._notice = self._cap_notice(now)
             return False
-        self._capped = False
         self._last[key] = now
         times.append(now)
         return True
 
+    def _cap_notice(self, now: float) -> Alert:
+        times = self._sent_times
+        wait_min = math.ceil(max(0.0, times[0] + 3600 - now) / 60) if times else 60
+        return Alert(
+            _CAP_NOTICE,
+            f"alert cap of {self.max_per_hour} an hour reached",
+            f"Warning and info alerts are held back for about {wait_min} min (the hourly cap "
+            f"of {self.max_per_hour}); they are written to the log. Critical alerts and the "
+            "daily summary still go out.",
+            "warning",
+            key=_CAP_NOTICE,
+            ts_ns=self._wall_clock(),
+        )
+
     def _deliver(self, alert: Alert, skip: Channel | None = None) -> None:
         if not self._admit(alert):
+            notice, self._notice = self._notice, None
+            if notice is not None:  # once per spell over the cap, past the cap itself
+                log.warning("%s: %s", notice.title, notice.message)
+                self._sent_times.append(self._clock())
+                self._broadcast(notice)
             return
+        self._broadcast(alert, skip)
+
+    def _broadcast(self, alert: Alert, skip: Channel | None = None) -> None:
         for channel in self.channels:
             if channel is skip:
                 continue
@@ -510,6 +553,10 @@ class Alerter:
         # the hourly cap counts alerts, not deliveries: one per alert and time
         sent = sorted({(d.alert.dedupe_key, d.alert.ts_ns): d.at for d in self.deliveries}.values())
         self._sent_times.extend(t for t in sent if now - t < 3600)
+        # still over the cap, and its notice went out: it is not sent again at each restart
+        self._capped = len(self._sent_times) >= self.max_per_hour and any(
+            d.alert.kind == _CAP_NOTICE and now - d.at < 3600 for d in self.deliveries
+        )
         if bad:
             log.warning("the alert journal %s has %d unreadable line(s): skipped", path, bad)
         if len(lines) > 2 * _JOURNAL_KEEP or bad:  # keep the file short and clean
@@ -522,6 +569,8 @@ class Alerter:
 
 
 _JOURNAL_KEEP = 500  # deliveries read back from an alert journal (the length of `deliveries`)
+_CAP_NOTICE = "alerts_capped"  # the notice that the hourly cap is reached
+_UNCAPPED_KINDS = frozenset({"daily_summary"})  # never held back by the cap (nor critical alerts)
 
 
 def channels_from_config(table: Mapping[str, object]) -> list[Channel]:

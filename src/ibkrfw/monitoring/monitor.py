@@ -42,6 +42,7 @@ from ibkrfw.model.events import (
     TimerFired,
     TradingHalted,
 )
+from ibkrfw.model.orders import Order, Side
 from ibkrfw.monitoring.alerts import Alert, Alerter
 from ibkrfw.risk.monitor import RiskMonitor
 from ibkrfw.risk.rule import RiskRule
@@ -101,6 +102,13 @@ def _iso(ns: int) -> str:
     return dt.datetime.fromtimestamp(ns / _NS, tz=dt.UTC).isoformat(timespec="seconds")
 
 
+def _is_exit(engine: Engine, order: Order) -> bool:
+    """Whether ``order`` trades against the position held: a stop, a target, a flatten."""
+    portfolio = engine.portfolio
+    held = portfolio.quantity(order.instrument) if portfolio is not None else 0
+    return held != 0 and (held > 0) is (order.request.side is Side.SELL)
+
+
 def _minutes(text: str) -> int:
     hours, minutes = (int(p) for p in text.split(":"))
     return hours * 60 + minutes
@@ -126,8 +134,12 @@ class LiveMonitor(EngineObserver):
     Alerts (through ``alerter``): disconnection longer than ``disconnect_after_s``, order
     rejected, trading halted, drawdown past ``drawdown_alert``, daily loss past
     ``daily_loss_alert``, stale data, data problems, reconciliation differences, and the run
-    ending with an error. During the ``quiet`` windows (IB's nightly reset by default) a
-    disconnection raises no alert unless it outlasts the window by ``disconnect_after_s``.
+    ending with an error. The disconnection, the halt, the drawdown, the daily loss, the
+    reconciliation differences, the failed run and the rejection of an exit (an order against
+    the position held: a protective stop or target, a flatten) are ``critical``, so the
+    alerter's hourly cap never holds them back; a rejected entry is a ``warning``. During
+    the ``quiet`` windows (IB's nightly reset by default) a disconnection raises no alert
+    unless it outlasts the window by ``disconnect_after_s``.
 
     Args:
         alerter: Where alerts go (none if None).
@@ -229,11 +241,20 @@ class LiveMonitor(EngineObserver):
                     else (f"{order.request.side} {order.request.quantity} {order.instrument.id}: ")
                 )
                 code = f" (code {event.code})" if event.code else ""
+                key = f"order_rejected:{event.order_id}"
+                severity = "warning"
+                if order is not None and _is_exit(engine, order):
+                    # a position left unprotected or not closed: critical, past the hourly
+                    # cap; one alert per instrument and code in the quiet period, so a
+                    # strategy retrying the exit every bar does not flood the operator
+                    severity = "critical"
+                    key = f"order_rejected:exit:{order.instrument.id}:{event.code}"
                 self._alert(
                     "order_rejected",
                     f"order {event.order_id} rejected",
                     f"{what}{event.reason}{code}",
-                    key=f"order_rejected:{event.order_id}",
+                    severity,
+                    key=key,
                 )
             elif isinstance(event, OrderFilled):
                 fill = event.fill

@@ -206,3 +206,76 @@ def test_sandbox_fills_in_the_simulator_with_the_costs_of_the_sandbox_table(
     assert any(abs(fill["price"] - float(o) * worse) <= 0.0101 for o in opens)
     assert state["cash"] < 50_000  # the [sandbox] table's cash, not the default 100000
     assert "fills (commissions " in out
+
+
+def test_run_sends_a_days_summary_once_across_restarts(tmp_path: Path) -> None:
+    import json
+    import socket
+    import threading
+    import urllib.request
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from ibkrfw import Engine, Stock
+    from ibkrfw.monitoring import DailySummary, LiveMonitor
+    from ibkrfw.sim import DataFrameFeed, SimBroker
+    from ibkrfw.testing import ScriptedStrategy, bars_frame
+
+    # an earlier run was up on Wednesday 3 January 2024 until 12:30 New York: it stopped
+    # (or crashed) before its summary time, leaving the day in progress in the state directory
+    monitor = LiveMonitor(stale_after_s=1e9)
+    earlier = DailySummary(monitor, directory=tmp_path / "state" / "summaries")
+    rows = [(100.0, 100.0, 100.0, 100.0)] * 4
+    frame = bars_frame(rows, start="2024-01-03 09:30", freq="1h", tz="America/New_York")
+    Engine(ScriptedStrategy({}), DataFrameFeed(frame, Stock("ACME")), SimBroker(),
+           observers=[monitor, earlier]).run()  # fmt: skip
+    assert earlier.sent == []
+
+    received: list[dict[str, Any]] = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    hook = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=hook.serve_forever, daemon=True).start()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    # summaries at midnight: no day of the real clock is ever "before its time" here, so the
+    # only summary due is the earlier run's Wednesday, late
+    extra = (
+        f'[[alerts.webhook]]\nurl = "http://127.0.0.1:{hook.server_address[1]}/alerts"\n'
+        '[summary]\nat = "00:00"\n[monitor]\nstale_after_s = 1e9\n'
+    )
+    try:
+        for _ in ("the next run", "a restart of it"):
+            with FakeTWS.from_sample(["ACME"]) as tws:
+                process = _run(tws, tmp_path, "--sandbox", "--dashboard", f"127.0.0.1:{port}",
+                               extra=extra)  # fmt: skip
+                with _killed_on_failure(process):
+                    deadline = time.monotonic() + WAIT
+                    state: dict[str, Any] = {}
+                    # bars handled: the loop has beaten (its first heartbeat comes before them)
+                    while time.monotonic() < deadline and not state.get("bars"):
+                        tws.step()
+                        time.sleep(0.02)
+                        with contextlib.suppress(OSError):
+                            url = f"http://127.0.0.1:{port}/api/state"
+                            with urllib.request.urlopen(url, timeout=5) as response:
+                                state = json.loads(response.read())
+                    assert state.get("bars"), state
+                    out = _sigterm(process)
+            assert process.returncode == 0, out
+    finally:
+        hook.shutdown()
+        hook.server_close()
+    summaries = [a for a in received if a.get("kind") == "daily_summary"]
+    assert [a["title"] for a in summaries] == ["daily summary 2024-01-03 (late): P&L +0.00"]
+    assert summaries[0]["message"].startswith("Late: no run was up at")
+    saved = json.loads((tmp_path / "state" / "summaries" / "summary-2024-01-03.json").read_text())
+    assert saved["late"] and saved["as_of"] == "2024-01-03T12:30-05:00"
