@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from ibkrfw import ConnectionChanged, Engine, Reconciled, Stock
+from ibkrfw import ConnectionChanged, Engine, Order, Reconciled, Stock
 from ibkrfw.monitoring import Alerter, LiveMonitor, prometheus_text
 from ibkrfw.risk import MaxDrawdownKillSwitch
 from ibkrfw.sim import DataFrameFeed, SimBroker
@@ -87,9 +87,16 @@ def test_a_rejected_exit_is_critical_past_the_cap_and_a_rejected_entry_a_warning
     alerter = Alerter([inbox], max_per_hour=1).start()
     monitor = LiveMonitor(alerter=alerter, stale_after_s=10 * 86_400)
     rows = [(100, 100, 100, 100)] * 6
-    sell = lambda c, b: c.sell(ACME, 20)  # noqa: E731  # long 10: a cash account cannot short
+    sell = lambda c, b: c.sell(ACME, 20)  # noqa: E731  # long 10: IB's cash account refuses
+
+    def reject(order: Order) -> str | None:
+        if order.quantity == 20:
+            return "201: a cash account cannot sell short"
+        return "201: no cash for it" if order.quantity == 1_000 else None
+
+    broker = RecordingBroker(SimBroker(), reject=reject)
     run(rows, {0: lambda c, b: c.buy(ACME, 10), 2: sell, 3: sell,
-               4: lambda c, b: c.buy(ACME, 1_000)}, monitor)  # no cash for the entry  # fmt: skip
+               4: lambda c, b: c.buy(ACME, 1_000)}, monitor, broker)  # fmt: skip
     assert alerter.flush()
     got = [(a.kind, a.severity, a.title) for a in inbox.alerts]
     # the exit's rejection goes out; the same again (a retry) is a repeat; the entry's is
