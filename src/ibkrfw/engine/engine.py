@@ -501,9 +501,40 @@ class Engine:
         Refusals come back as :class:`~ibkrfw.OrderModifyRejected`: the order has finished,
         the instrument, side or type changed, the request is invalid, the quantity is not above
         what has filled, or a risk rule denies it. A rule that shrinks the replacement is
-        reported by :class:`~ibkrfw.OrderResized` before the broker's answer.
+        reported by :class:`~ibkrfw.OrderResized` before the broker's answer. The quantity of
+        an exit the engine keeps in line with its position (a Protection's, or a bracket's
+        once its entry has filled) cannot be raised above the position.
         """
+        reason = self._exit_problem(order, request)
+        if reason is not None:
+            now = self.clock.now_ns()
+            self.queue.append(OrderModifyRejected(ts_ns=now, order_id=order.order_id,
+                                                  reason=reason))  # fmt: skip
+            return
         self._modify(order, request, checked=True)
+
+    def _exit_problem(self, order: Order, request: OrderRequest) -> str | None:
+        """Why ``request`` may not replace ``order``, an exit that follows its position."""
+        inst = order.instrument
+        guard = self._guards.get(inst)
+        tag = order.request.tag
+        if guard is not None and guard.orders.get(tag) == order.order_id:
+            if request.quantity != order.quantity:
+                return (
+                    f"the {tag} of a Protection follows the position: its quantity is the "
+                    "engine's to keep (change the Protection, or close the position)"
+                )
+            return None
+        parent_id = order.request.parent_id
+        parent = self.orders.get(parent_id) if parent_id is not None else None
+        if parent is not None and parent.status.is_terminal:
+            held = abs(self._running_portfolio().quantity(inst))
+            if request.quantity - order.filled_quantity > held:
+                return (
+                    f"a bracket's exit may close at most the position of {inst.id} ({held}), "
+                    f"not {request.quantity - order.filled_quantity}"
+                )
+        return None
 
     def _modify(self, order: Order, request: OrderRequest, *, checked: bool) -> None:
         """Modify ``order``; the risk rules run if ``checked`` (not for protective orders)."""
@@ -980,8 +1011,8 @@ class Engine:
         guard = self._guards.get(inst)
         if guard is None or guard.orders.get(request.tag) != order_id:
             return
-        if not self._running_portfolio().quantity(inst):
-            return  # an OCA group's sibling closed the position
+        if inst in self._unguarded or not self._running_portfolio().quantity(inst):
+            return  # a fill changed the position (an OCA group's sibling): it is redone anyway
         lost = self._lost[inst] = self._lost.get(inst, 0) + 1
         what = {OrderRejected: "rejected", OrderExpired: "expired"}.get(type(event), "cancelled")
         reason = getattr(event, "reason", "") or what
