@@ -181,7 +181,8 @@ class Engine:
     differ. For each bar: the broker sees it first (a simulator fills resting orders), the
     resulting order events are dispatched (order book, portfolio, ``on_order``/``on_fill``), the
     portfolio marks the instrument at the close, then ``on_bar`` runs. Bars sharing a timestamp
-    are then handed together to ``on_slice``, and equity is recorded once per timestamp.
+    are then handed together to ``on_slice`` (live, as soon as every instrument's bar is in:
+    see ``slice_wait_s``), and equity is recorded once per timestamp.
 
     Args:
         strategy: The strategy to run.
