@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 
 import pandas as pd
+import pytest
 
 from ibkrfw import (
     Bar,
@@ -25,7 +26,7 @@ from ibkrfw import (
 )
 from ibkrfw.data import load_sample, sample_instruments
 from ibkrfw.ibkr import Backoff, IBClient, IBKRBroker, IBKRConfig, IBKRDataFeed
-from ibkrfw.risk import Halt, Protection, RiskMonitor, StopLoss
+from ibkrfw.risk import Halt, MaxDrawdownKillSwitch, Protection, RiskMonitor, StopLoss
 from ibkrfw.sim import DataFrameFeed, SimBroker
 from ibkrfw.strategies import CrossSectionalMomentum
 from ibkrfw.testing import FakeTWS, LiveSession, ScriptedStrategy
@@ -76,19 +77,24 @@ def momentum() -> CrossSectionalMomentum:
 FILL_COLUMNS = ["instrument", "side", "quantity", "price"]
 
 
-def test_a_cross_sectional_strategy_trades_each_slice_at_the_bar_of_the_backtest() -> None:
-    """Weekly rotation with protective stops: the same decisions, fills and monitor times."""
+@pytest.mark.parametrize("volume_limit", [None, 0.002])
+def test_a_cross_sectional_strategy_trades_each_slice_at_the_bar_of_the_backtest(
+    volume_limit: float | None,
+) -> None:
+    """Weekly rotation with protective stops (and partial fills): the same decisions, fills
+    and monitor times."""
     steps = 120
     frames = sample_frames(steps)
     protect = Protection(StopLoss.percent(0.03))
     expected_strategy, expected_seen = momentum(), Seen()
     backtest = Engine(
-        expected_strategy, DataFrameFeed(frames), SimBroker(cash=1_000_000),
+        expected_strategy, DataFrameFeed(frames),
+        SimBroker(cash=1_000_000, volume_limit=volume_limit),
         risk_monitors=[expected_seen], protection=protect,
     ).run()  # fmt: skip
     strategy, seen = momentum(), Seen()
     with (
-        FakeTWS(data=frames) as tws,
+        FakeTWS(data=frames, volume_limit=volume_limit) as tws,
         LiveSession(strategy, tws, risk_monitors=[seen], protection=protect) as session,
     ):
         for step in range(1, steps + 1):
@@ -105,7 +111,36 @@ def test_a_cross_sectional_strategy_trades_each_slice_at_the_bar_of_the_backtest
         backtest.fills[FILL_COLUMNS].itertuples(index=False)
     )
     assert list(live.fills.index) == list(backtest.fills.index)  # at the same bars
-    assert list(live.orders["status"]) == list(backtest.orders["status"])
+    if volume_limit is not None:  # some rotation orders end their day partly filled
+        assert len(backtest.fills) > 2 * len(expected_strategy.holdings)
+    # TWS reports a DAY order that expired as cancelled
+    expected_status = backtest.orders["status"].replace("EXPIRED", "CANCELLED")
+    assert list(live.orders["status"]) == list(expected_status)
+
+
+def test_a_kill_switch_halts_and_flattens_at_the_time_stamp_of_the_backtest() -> None:
+    """The monitors run once a live time stamp is complete, so a halt comes when it would."""
+    steps = 120
+    frames = sample_frames(steps)
+    backtest = Engine(
+        momentum(), DataFrameFeed(frames), SimBroker(cash=1_000_000),
+        risk_monitors=[MaxDrawdownKillSwitch(0.04)],
+    ).run()  # fmt: skip
+    with (
+        FakeTWS(data=frames) as tws,
+        LiveSession(momentum(), tws, risk_monitors=[MaxDrawdownKillSwitch(0.04)]) as session,
+    ):
+        session.step(steps)
+        live = session.stop()
+    assert len(backtest.halts) == 1
+    assert [(h.ts_ns, h.reason) for h in live.halts] == [
+        (h.ts_ns, h.reason) for h in backtest.halts
+    ]
+    assert any(o.request.tag == "flatten" for o in backtest.order_list)
+    assert list(live.fills[FILL_COLUMNS].itertuples(index=False)) == list(
+        backtest.fills[FILL_COLUMNS].itertuples(index=False)
+    )
+    assert list(live.fills.index) == list(backtest.fills.index)
 
 
 def test_sandbox_orders_of_on_slice_fill_on_the_next_bar_as_in_the_backtest() -> None:
