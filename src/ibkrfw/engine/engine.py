@@ -279,7 +279,7 @@ class Engine:
                 f"the default is {_SLICE_WAIT_S:g}"
             )
         self.slice_wait_s = float(slice_wait_s)
-        """How long a live time stamp waits for a missing bar, in seconds (see above)."""
+        """How long a live time stamp waits for a missing bar, in seconds."""
         self._slice_wait_ns = (
             NEVER if slice_wait_s == math.inf else min(NEVER, round(slice_wait_s * 1e9))
         )

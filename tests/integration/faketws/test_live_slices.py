@@ -245,6 +245,8 @@ def test_a_slice_missing_a_bar_closes_after_the_wait_and_its_order_fills_next_ba
             tws.step()
             # each slice closes before the next time stamp's bars are sent
             assert until(lambda: len(strategy.slices) == step, 5.0), f"step {step}"  # noqa: B023
+            if step == 3:  # the order it sent reaches the fake TWS before the next bar
+                assert tws.wait_for(lambda: tws.messages("in", client_id=1, msg_id=3), WAIT)
     assert strategy.slices == expected.slices
     # the partial slice waited for BOLT (on the run's clock: here the wall clock), no longer
     waited = strategy.slice_times[2] - strategy.bar_times[4]
