@@ -112,7 +112,9 @@ class Strategy:
     def on_slice(self, ctx: Context, bars: Sequence[Bar]) -> None:
         """React to every bar sharing one timestamp, after :meth:`on_bar` saw each of them.
 
-        Use it for cross-sectional decisions and rebalancing across instruments.
+        Use it for cross-sectional decisions and rebalancing across instruments. Live, it runs
+        as soon as every instrument has given its bar for the time stamp; a bar that has not
+        come ``slice_wait_s`` later (see :class:`~ibkrfw.Engine`) is missing from ``bars``.
         """
 
     def on_quote(self, ctx: Context, quote: Quote) -> None:

@@ -9,11 +9,21 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 import pytest
 
-from ibkrfw import Bar, BarReceived, Clock, DataFeed, Engine, Instrument, LiveClock
+from ibkrfw import (
+    Bar,
+    BarReceived,
+    Clock,
+    Context,
+    DataFeed,
+    Engine,
+    Instrument,
+    LiveClock,
+    Strategy,
+)
 from ibkrfw.data import sample_feed
 from ibkrfw.ports import EventSink
 from ibkrfw.sim import IBKRTieredCommission, SimBroker
@@ -49,8 +59,36 @@ class ReplayFeed(DataFeed):
         threading.Thread(target=replay, name="replay", daemon=True).start()
 
 
-@pytest.mark.parametrize("timing", ["next_bar", "this_close"])
-def test_sandbox_fills_on_the_wall_clock_equal_the_backtests(timing: str) -> None:
+class Leader(Strategy):
+    """Every fifth time slice, hold the instrument whose close rose most over five bars."""
+
+    def __init__(self) -> None:
+        self.slices = 0
+
+    def on_slice(self, ctx: Context, bars: Sequence[Bar]) -> None:
+        self.slices += 1
+        if self.slices < 6 or self.slices % 5:
+            return
+        gains = {b.instrument: b.close / ctx.history(b.instrument, 6).close[0] for b in bars}
+        best = max(gains, key=lambda inst: (gains[inst], inst.id))
+        for inst in gains:
+            if inst != best:
+                ctx.order_target_percent(inst, 0.0)
+        ctx.order_target_percent(best, 0.45)
+
+
+@pytest.mark.parametrize(
+    ("timing", "strategy"),
+    [
+        ("next_bar", MovingAverageCrossover),
+        ("this_close", MovingAverageCrossover),
+        ("next_bar", Leader),  # on_slice: a slice ends with its last bar, before the next
+        ("this_close", Leader),
+    ],
+)
+def test_sandbox_fills_on_the_wall_clock_equal_the_backtests(
+    timing: str, strategy: Callable[[], Strategy]
+) -> None:
     def broker() -> SimBroker:
         return SimBroker(
             cash=250_000,
@@ -59,9 +97,9 @@ def test_sandbox_fills_on_the_wall_clock_equal_the_backtests(timing: str) -> Non
         )
 
     symbols = ["ACME", "BOLT"]
-    backtest = Engine(MovingAverageCrossover(), sample_feed(symbols), broker()).run()
+    backtest = Engine(strategy(), sample_feed(symbols), broker()).run()
     feed = ReplayFeed(sample_feed(symbols))
-    engine = Engine(MovingAverageCrossover(), feed, broker(), tune_gc=False)
+    engine = Engine(strategy(), feed, broker(), tune_gc=False)
     assert isinstance(engine.clock, LiveClock)
 
     total = len(sample_feed(symbols))
@@ -80,6 +118,7 @@ def test_sandbox_fills_on_the_wall_clock_equal_the_backtests(timing: str) -> Non
     assert engine.bars_processed == total
     columns = ["instrument", "side", "quantity", "price", "commission"]
     assert len(backtest.fills) > 20
+    assert len(set(backtest.fills["instrument"])) == 2
     assert list(sandbox.fills[columns].itertuples(index=False)) == list(
         backtest.fills[columns].itertuples(index=False)
     )

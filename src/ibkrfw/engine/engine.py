@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import gc
 import heapq
 import logging
+import math
 import threading
 import time
 from array import array
@@ -76,6 +78,11 @@ log = logging.getLogger("ibkrfw.engine")
 _WAKE = "\x00ibkrfw-wake"  # the timer name of the event that wakes a live loop to stop
 _GC_THRESHOLD = 10_000  # first-generation threshold while running (CPython's default: 700)
 _PROTECT_ATTEMPTS = 3  # protective orders lost in a row before the engine gives up (and says)
+_SLICE_WAIT_S = 2.0  # how long a live time stamp waits for a missing bar, by default
+
+
+def _utc(ts_ns: int) -> str:
+    return dt.datetime.fromtimestamp(ts_ns / 1e9, tz=dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 class _Lane:
@@ -112,6 +119,20 @@ class _Lane:
 
 
 _ENDED_UNFILLED = frozenset((OrderCancelled, OrderRejected, OrderExpired))
+
+
+class _LiveSlice:
+    """The time stamp a live run is at: the bars it has had, and until when it waits for more."""
+
+    __slots__ = ("bars", "deadline_ns", "is_open", "reported", "seen", "ts_ns")
+
+    def __init__(self) -> None:
+        self.ts_ns: int | None = None  # the latest time stamp begun, still open or closed
+        self.is_open = False
+        self.seen: set[Instrument] = set()  # the instruments that gave their bar of ts_ns
+        self.bars: list[Bar] = []  # those bars, in the order they came
+        self.deadline_ns = NEVER  # when it closes without the bars still missing
+        self.reported: set[Instrument] = set()  # said missing; cleared when on time again
 
 
 class EngineObserver:
@@ -185,7 +206,8 @@ class Engine:
     differ. For each bar: the broker sees it first (a simulator fills resting orders), the
     resulting order events are dispatched (order book, portfolio, ``on_order``/``on_fill``), the
     portfolio marks the instrument at the close, then ``on_bar`` runs. Bars sharing a timestamp
-    are then handed together to ``on_slice``, and equity is recorded once per timestamp.
+    are then handed together to ``on_slice`` (live, as soon as every instrument's bar is in:
+    see ``slice_wait_s``), and equity is recorded once per timestamp.
 
     Args:
         strategy: The strategy to run.
@@ -211,9 +233,18 @@ class Engine:
             order and fill alive, and the collector would otherwise scan them again and again
             (measured: 7 % of a 1,000,000-bar, 39,000-order backtest). Both settings are
             restored when the run ends.
+        slice_wait_s: Live runs: how long a time stamp waits for the bars still missing once
+            its first bar was handled, on the run's clock (2 seconds by default). A live time
+            stamp closes (``on_slice``, the risk monitors, a heartbeat) as soon as every
+            instrument of the feeds has given its bar for it; an instrument whose bar does not
+            come (no trade, a halt, a lost subscription) holds it up this long at most, and
+            is reported as a :class:`~ibkrfw.DataProblem`. ``0`` closes it as soon as no bar
+            is waiting to be handled; ``math.inf`` waits for the next time stamp's first bar.
+            A backtest has every bar of a time stamp at once and never waits.
 
     Raises:
-        ConfigError: if no feed is given.
+        ConfigError: if no feed is given, or ``slice_wait_s`` is not a number of seconds of
+            at least 0.
 
     Example:
         >>> from ibkrfw.data import sample_feed
@@ -237,6 +268,7 @@ class Engine:
         clock: Clock | None = None,
         logger: logging.Logger | None = None,
         tune_gc: bool = True,
+        slice_wait_s: float = _SLICE_WAIT_S,
     ) -> None:
         self.strategy = strategy
         self.feeds: tuple[DataFeed, ...] = (feed,) if isinstance(feed, DataFeed) else tuple(feed)
@@ -274,6 +306,19 @@ class Engine:
         self.clock = clock if clock is not None else LiveClock() if self.live else SimClock()
         self.log = logger or log
         self.tune_gc = tune_gc
+        if isinstance(slice_wait_s, bool) or not (
+            isinstance(slice_wait_s, int | float) and slice_wait_s >= 0
+        ):
+            raise ConfigError(
+                f"Engine(slice_wait_s={slice_wait_s!r}): give the seconds a live time stamp "
+                f"waits for a missing bar, at least 0 (math.inf: until the next time stamp); "
+                f"the default is {_SLICE_WAIT_S:g}"
+            )
+        self.slice_wait_s = float(slice_wait_s)
+        """How long a live time stamp waits for a missing bar, in seconds."""
+        self._slice_wait_ns = (
+            NEVER if slice_wait_s == math.inf else min(NEVER, round(slice_wait_s * 1e9))
+        )
         self.queue = EventQueue()
         self.orders = OrderBook()
         self.portfolio: Portfolio | None = None
@@ -300,7 +345,8 @@ class Engine:
         self._cancel_on_stop = False
         self._risk_exclude = 0  # an order risk rules leave out (the one being modified)
         self.bars_processed = 0
-        """How many bars the strategy has finished with in a live run (a heartbeat)."""
+        """How many bars a live run has finished with (a heartbeat): handed to the strategy
+        (and their time stamp closed, if they completed it), or dropped as out of order."""
         self.notices: list[Event] = []
         """Connection changes and data problems seen during the run, in order."""
 
@@ -578,17 +624,40 @@ class Engine:
 
     # --- the loop -------------------------------------------------------------------------
     def _live_bars(self) -> Iterator[Bar]:
-        """Bars of live feeds as they arrive; other events are dispatched meanwhile."""
+        """Bars of live feeds as they arrive; other events are dispatched meanwhile.
+
+        Each time stamp ends here (see :meth:`_end_live_slice`): once every instrument has
+        given its bar for it, ``slice_wait_s`` after its first bar was handled, or when a bar
+        of a later time stamp comes first.
+        """
         inbox, arrived, clock, timers = self.inbox, self._arrived, self.clock, self._timers
+        live = _LiveSlice()
+        expected = len(self._lanes)
+        wait_ns = self._slice_wait_ns
         while True:
             while arrived:
-                yield arrived.popleft()
+                bar = arrived.popleft()
+                if self._admit(live, bar):
+                    yield bar
+                    if live.is_open:  # it joined the time stamp in progress
+                        if live.deadline_ns == NEVER and wait_ns < NEVER:  # its first bar
+                            live.deadline_ns = clock.now_ns() + wait_ns
+                        if len(live.seen) == expected:
+                            self._end_live_slice(live, None)
+                # counted once its time stamp has ended, if it was the last one missing
                 self.bars_processed += 1
+            # Out of time, and nothing waiting that could be the missing bar: close it.
+            if live.is_open and not inbox and clock.now_ns() >= live.deadline_ns:
+                self._end_live_slice(
+                    live, f"within {self.slice_wait_s:g} s of the time stamp's first bar"
+                )
             if self._stop.is_set():
                 break
             wait = 0.5
             if timers.next_due_ns < NEVER:
                 wait = min(wait, max(0.0, (timers.next_due_ns - clock.now_ns()) / 1e9))
+            if live.is_open and live.deadline_ns < NEVER:
+                wait = min(wait, max(0.0, (live.deadline_ns - clock.now_ns()) / 1e9))
             event = inbox.get(wait)
             now = clock.now_ns()
             if now >= timers.next_due_ns:
@@ -598,8 +667,83 @@ class Engine:
                 self._drain()
             if self.observers and time.monotonic() - self._last_beat >= 0.5:
                 self._heartbeat(now)  # still alive, busy or idle, twice a second at least
+        if live.is_open:  # stopped: what came of the time stamp in progress ends it
+            self._end_live_slice(live, "")
         if self._cancel_on_stop:
             self._cancel_all()
+
+    def _admit(self, live: _LiveSlice, bar: Bar) -> bool:
+        """Say whether a live ``bar`` goes to the strategy; begin its time stamp if it is new.
+
+        A bar of the time stamp in progress joins it; one of a later time stamp first ends
+        the one in progress. A bar of a time stamp already ended goes to ``on_bar`` but not
+        to ``on_slice`` (late: it is in time order for its instrument). A bar older than the
+        time stamp in progress, or a second bar of an instrument for it, is dropped and
+        reported: history and the clock only move forward.
+        """
+        ts, inst = bar.ts_ns, bar.instrument
+        current = live.ts_ns
+        if current is None or ts > current:
+            if live.is_open:
+                self._end_live_slice(live, "before a bar of a later time stamp came")
+            live.ts_ns, live.is_open, live.deadline_ns = ts, True, NEVER
+            live.seen = {inst}
+            live.bars = [bar]
+        elif ts == current and inst not in live.seen:
+            live.seen.add(inst)
+            if not live.is_open:
+                self.log.info("%s: its bar of %s came after that time stamp ended: on_bar only",
+                              inst.id, _utc(ts))  # fmt: skip
+                return True
+            live.bars.append(bar)
+        else:
+            why = (
+                f"a second bar of {inst.id} for {_utc(ts)}"
+                if ts == current
+                else f"a bar of {inst.id} for {_utc(ts)}, older than the time stamp in "
+                f"progress ({_utc(current)})"
+            )
+            self._data_problem(inst, f"{why} was dropped: live bars are handled in time order")
+            return False
+        if live.reported:
+            live.reported.discard(inst)  # on time again
+        return True
+
+    def _end_live_slice(self, live: _LiveSlice, missing: str | None) -> None:
+        """End the live time stamp in progress: ``on_slice``, the monitors, a heartbeat.
+
+        ``missing`` says why it ends without the bars still missing (None: it is complete;
+        empty: the run stops); each instrument missing is reported once, until its bars
+        come in time again.
+        """
+        live.is_open, live.deadline_ns = False, NEVER
+        ts, bars = live.ts_ns, live.bars
+        if ts is None:
+            return
+        if missing and len(live.seen) < len(self._lanes):
+            for inst in self._lanes:
+                if inst in live.seen or inst in live.reported:
+                    continue
+                live.reported.add(inst)
+                self._data_problem(inst, (
+                    f"no bar of {inst.id} for {_utc(ts)} {missing}: on_slice went ahead "
+                    "without it, and a bar of it for that time that comes later goes to "
+                    "on_bar only (reported once, until its bars come in time again)"
+                ))  # fmt: skip
+        if bars and _overrides(self.strategy, "on_slice"):
+            self.strategy.on_slice(self._ctx, bars)
+            self._drain()
+        if self.risk_monitors:
+            self._watch(ts)  # the account once every bar of ts was handled
+            self._drain()
+        if self.observers:
+            self._heartbeat(ts)
+
+    def _data_problem(self, inst: Instrument, reason: str) -> None:
+        self.log.warning("%s", reason)
+        self.queue.append(DataProblem(ts_ns=self.clock.now_ns(), instrument=inst, code=None,
+                                      reason=reason))  # fmt: skip
+        self._drain()
 
     def _cancel_all(self, timeout_s: float = 5.0) -> None:
         working = self.orders.active()
@@ -863,14 +1007,18 @@ class Engine:
     def _loop(self, ctx: Context, portfolio: Portfolio, lanes: dict[Instrument, _Lane]) -> None:
         strategy, queue, clock, broker = self.strategy, self.queue, self.clock, self.broker
         on_bar = strategy.on_bar if _overrides(strategy, "on_bar") else None
-        want_slice = _overrides(strategy, "on_slice")
+        # A backtest's time stamp ends when the next one's first bar comes; live bars come
+        # a bar interval apart, so _live_bars ends each time stamp itself (on_slice, the
+        # monitors, a heartbeat) as soon as its bars are in.
+        ends_here = not self.live
+        want_slice = ends_here and _overrides(strategy, "on_slice")
         broker_on_bar = broker.on_bar
         advance = clock.advance_to
         drain = self._drain
         timers = self._timers
         slice_bars: list[Bar] = []
-        monitors = bool(self.risk_monitors)
-        observed = bool(self.observers)
+        monitors = ends_here and bool(self.risk_monitors)
+        observed = ends_here and bool(self.observers)
 
         bars = self._bars()
         first = next(bars, None)

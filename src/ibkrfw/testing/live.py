@@ -54,6 +54,12 @@ class LiveSession:
     proceeds deterministically, bar by bar, as a backtest does. Needs the ``ibkr`` extra (the
     official ``ibapi`` client).
 
+    A time stamp ends (``on_slice``, the monitors) with its last instrument's bar, within
+    :meth:`step`. The replay's clock does not move between steps, so one whose bar of some
+    instrument is missing from the replayed data ends when the next step's first bar comes,
+    not ``slice_wait_s`` later as on the wall clock: orders its ``on_slice`` sends fill a bar
+    later than in the backtest.
+
     Args:
         strategy: The strategy.
         tws: A started fake TWS.
