@@ -262,7 +262,10 @@ class Engine:
         self._thread_id = 0
         self._stop = threading.Event()
         self._cancel_on_stop = False
-        self._risk_exclude = 0  # an order risk rules leave out (the one being modified)
+        # Orders the risk rules leave out (one being modified, those a flatten cancels), and
+        # the order they are checking (its OCA group counts once with it).
+        self._risk_exclude: frozenset[int] = frozenset()
+        self._risk_joining: OrderRequest | None = None
         self.bars_processed = 0
         """How many bars the strategy has finished with in a live run (a heartbeat)."""
         self.notices: list[Event] = []
@@ -347,7 +350,20 @@ class Engine:
             rule that denies it, if any.
         """
         portfolio = self._running_portfolio()
+        try:
+            return self._run_rules(request, now, resized, portfolio)
+        finally:
+            self._risk_joining = None
+
+    def _run_rules(
+        self,
+        request: OrderRequest,
+        now: int,
+        resized: list[tuple[str, str]],
+        portfolio: Portfolio,
+    ) -> tuple[OrderRequest, tuple[str, str] | None]:
         for rule in self.risk_rules:
+            self._risk_joining = request
             decision = rule.check(request, portfolio, now)
             if not decision.approved:
                 return request, (rule.name, decision.reason)
@@ -411,13 +427,21 @@ class Engine:
 
     def _flatten(self, ts: int) -> None:
         """Cancel the working orders and close every position with market orders."""
-        for order in self.orders.active():
+        cancelled = self.orders.active()
+        for order in cancelled:
             self.broker.cancel(order)
-        for inst, position in list(self._running_portfolio().positions.items()):
-            side = Side.SELL if position.quantity > 0 else Side.BUY
-            request = OrderRequest(inst, side, abs(position.quantity), tag="flatten")
-            if inst in self._lanes:
-                self.submit(request)
+        # The closing orders only reduce risk: the rules let them through (see risk.limits)
+        # once they no longer count the orders cancelled here, whose cancellations (and
+        # those of IB, live) come back later as events.
+        self._risk_exclude = frozenset(order.order_id for order in cancelled)
+        try:
+            for inst, position in list(self._running_portfolio().positions.items()):
+                side = Side.SELL if position.quantity > 0 else Side.BUY
+                request = OrderRequest(inst, side, abs(position.quantity), tag="flatten")
+                if inst in self._lanes:
+                    self.submit(request)
+        finally:
+            self._risk_exclude = frozenset()
 
     def _parent_problem(self, request: OrderRequest) -> str | None:
         parent_id = request.parent_id
@@ -465,11 +489,11 @@ class Engine:
         resized: list[tuple[str, str]] = []
         reason = check_modification(order, request)
         if reason is None and checked:
-            self._risk_exclude = order.order_id  # the replacement stands in for it
+            self._risk_exclude = frozenset((order.order_id,))  # the replacement stands in
             try:
                 request, refusal = self._risk_check(request, now, resized)
             finally:
-                self._risk_exclude = 0
+                self._risk_exclude = frozenset()
             if refusal is None and resized and request.quantity <= order.filled_quantity:
                 refusal = resized[-1][0], "shrunk to no more than has already filled"
             if refusal is not None:
@@ -706,7 +730,7 @@ class Engine:
         strategy, clock, broker = self.strategy, self.clock, self.broker
         base, fx = broker.base_currency, broker.fx
         portfolio = self.portfolio = Portfolio(starting_cash, base, fx, clock)
-        portfolio.follow_orders(lambda: self.orders.working(self._risk_exclude))
+        portfolio.follow_orders(lambda: self.orders.working(self._risk_exclude, self._risk_joining))
         self._currencies = [base]
         lanes = self._lanes
         declared = dict(strategy.indicators())

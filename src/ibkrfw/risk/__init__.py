@@ -20,7 +20,7 @@ from ibkrfw.risk.monitor import (
 )
 from ibkrfw.risk.protect import Protection, StopLoss, TakeProfit
 from ibkrfw.risk.ramp import CapitalRamp, RampStep
-from ibkrfw.risk.rule import LimitUsage, MaxOrderQuantity, RiskDecision, RiskRule
+from ibkrfw.risk.rule import LimitUsage, MaxOrderQuantity, RiskDecision, RiskRule, only_reduces
 
 __all__ = [
     "CapitalRamp",
@@ -47,4 +47,5 @@ __all__ = [
     "StopLoss",
     "TakeProfit",
     "TradingHours",
+    "only_reduces",
 ]

@@ -14,7 +14,7 @@ from ibkrfw.model._decimal import DecimalLike, to_decimal
 from ibkrfw.model.orders import OrderRequest
 from ibkrfw.portfolio.portfolio import PortfolioView
 
-__all__ = ["LimitUsage", "MaxOrderQuantity", "RiskDecision", "RiskRule"]
+__all__ = ["LimitUsage", "MaxOrderQuantity", "RiskDecision", "RiskRule", "only_reduces"]
 
 
 @final
@@ -77,12 +77,47 @@ class RiskDecision:
 _APPROVED = RiskDecision(True)
 
 
+def _reduces(held: Decimal, request: OrderRequest, working: tuple[Decimal, Decimal]) -> bool:
+    """Whether ``request`` only brings ``held`` toward flat, with ``working`` on its side."""
+    if request.side.sign > 0:
+        return held < 0 and request.quantity + working[0] <= -held
+    return held > 0 and request.quantity + working[1] <= held
+
+
+def only_reduces(request: OrderRequest, portfolio: PortfolioView) -> bool:
+    """Return whether ``request`` only brings its position toward flat.
+
+    It must be on the other side of the position held, and together with the orders already
+    working on its own side (:meth:`PortfolioView.working <ibkrfw.PortfolioView.working>`:
+    they could all fill as well, an OCA group counting once) it must not take the position
+    past flat. Such an order lowers every measure of risk a built-in rule keeps, so none of
+    them denies or shrinks it: a position can always be closed.
+
+    Example:
+        >>> from ibkrfw import Fill, OrderRequest, Portfolio, Side, Stock
+        >>> acme = Stock("ACME")
+        >>> pf = Portfolio(10_000)
+        >>> pf.apply_fill(Fill(1, acme, Side.BUY, Decimal(10), Decimal(100), Decimal(0), 0, "e"))
+        >>> only_reduces(OrderRequest(acme, Side.SELL, 10), pf)
+        True
+        >>> only_reduces(OrderRequest(acme, Side.SELL, 11), pf)  # past flat: a short of 1
+        False
+    """
+    return _reduces(
+        portfolio.quantity(request.instrument), request, portfolio.working(request.instrument)
+    )
+
+
 class RiskRule(ABC):
     """A pre-trade check, run on every order in backtests and live alike.
 
     Rules see only the request, a read-only portfolio and the time, so they behave the same
     whatever the broker. The first rule that denies an order stops it: nothing is sent, and the
     strategy receives :class:`~ibkrfw.OrderDenied` naming the rule and its reason.
+
+    A rule should let through an order that only brings a position toward flat
+    (:func:`only_reduces`), so that no limit can keep an account in a position: every built-in
+    rule does.
 
     Example:
         >>> class NoShorts(RiskRule):
@@ -112,6 +147,10 @@ class RiskRule(ABC):
 class MaxOrderQuantity(RiskRule):
     """Deny any single order larger than a fixed quantity (a fat-finger guard).
 
+    An order that only brings its position toward flat (:func:`only_reduces`) passes whatever
+    its size: it cannot be larger than the position, so closing a position built in several
+    orders (a halt's flatten) is never refused.
+
     Args:
         limit: The largest quantity allowed in one order.
         shrink: Cut a larger order down to the limit (in whole lots) instead of denying it.
@@ -131,7 +170,7 @@ class MaxOrderQuantity(RiskRule):
 
     @override
     def check(self, request: OrderRequest, portfolio: PortfolioView, ts_ns: int) -> RiskDecision:
-        if request.quantity > self.limit:
+        if request.quantity > self.limit and not only_reduces(request, portfolio):
             why = f"quantity {request.quantity} exceeds the limit of {self.limit} per order"
             fits = request.instrument.round_quantity(self.limit)
             if self.shrink and fits > 0:
