@@ -44,6 +44,7 @@ from ibkrfw.model.events import (
     OrderSubmitted,
     QuoteReceived,
     Reconciled,
+    RiskWarning,
     TickReceived,
     TimerFired,
     TradingHalted,
@@ -270,6 +271,8 @@ class Engine:
         """How many bars the strategy has finished with in a live run (a heartbeat)."""
         self.notices: list[Event] = []
         """Connection changes and data problems seen during the run, in order."""
+        self.risk_warnings: list[RiskWarning] = []
+        """What the risk rules and monitors said at the start they cannot do in this run."""
 
     def _running_portfolio(self) -> Portfolio:
         if self.portfolio is None:
@@ -396,6 +399,20 @@ class Engine:
             return None  # getting out is always allowed
         return halt.rule, f"trading is halted: {halt.reason}"
 
+    def _start_risk(self, portfolio: Portfolio) -> None:
+        """Tell the rules and monitors the run's bar size; report what they cannot do at it."""
+        sizes = [size for feed in self.feeds if (size := feed.bar_ns) is not None]
+        bar_ns = min(sizes) if sizes else None
+        now = self.clock.now_ns()
+        parts: list[RiskRule | RiskMonitor] = [*self.risk_rules, *self.risk_monitors]
+        for part in parts:
+            said = part.on_start(portfolio, bar_ns)
+            if said:
+                self.log.warning("%s: %s", part.name, said)
+                warning = RiskWarning(ts_ns=now, rule=part.name, reason=said)
+                self.risk_warnings.append(warning)
+                self.queue.append(warning)  # to the strategy after on_start
+
     def _watch(self, ts: int) -> None:
         """Let every monitor look at the account; act on a halt."""
         portfolio = self._running_portfolio()
@@ -423,7 +440,17 @@ class Engine:
         self.log.warning("%s halted trading: %s", monitor.name, halt.reason)
         if halt.flatten:
             self._flatten(ts)
+        elif halt.cancel_orders:
+            self._cancel_new_risk()
         self.queue.append(event)
+
+    def _cancel_new_risk(self) -> None:
+        """Cancel the working orders that would add to a position or open one."""
+        portfolio = self._running_portfolio()
+        for order in self.orders.active():
+            if order.request.side.sign * portfolio.quantity(order.instrument) >= 0:
+                self.log.info("order %d cancelled by the halt: it adds risk", order.order_id)
+                self.broker.cancel(order)
 
     def _flatten(self, ts: int) -> None:
         """Cancel the working orders and close every position with market orders."""
@@ -607,6 +634,7 @@ class Engine:
             broker.adopt_orders(self._adopt_order)
             if self.protection:
                 self._take_over_protection()
+            self._start_risk(portfolio)
             base, fx = portfolio.base_currency, portfolio.fx
         except BaseException:
             self._shut_down()  # a half-started broker may hold a connection and threads
@@ -668,6 +696,7 @@ class Engine:
             base_currency=base,
             fx=fx,
             halts=self.halts,
+            risk_warnings=self.risk_warnings,
         )
 
     def _book_fill(self, fill: Fill) -> None:
@@ -1001,7 +1030,9 @@ class Engine:
         elif isinstance(event, TimerFired):
             if event.name != _WAKE:
                 self.strategy.on_timer(self._ctx, event)
-        elif isinstance(event, ConnectionChanged | DataProblem | Reconciled | TradingHalted):
+        elif isinstance(
+            event, ConnectionChanged | DataProblem | Reconciled | TradingHalted | RiskWarning
+        ):
             self.notices.append(event)
             self.log.info("%r", event)
             self.strategy.on_event(self._ctx, event)

@@ -32,7 +32,15 @@ from ibkrfw.model._decimal import DecimalLike, float_decimal, to_decimal
 from ibkrfw.model.instruments import Instrument
 from ibkrfw.model.orders import OrderRequest
 from ibkrfw.portfolio.portfolio import PortfolioView
-from ibkrfw.risk.rule import LimitUsage, RiskDecision, RiskRule, _reduces, only_reduces
+from ibkrfw.risk.rule import (
+    _DAILY_NS,
+    LimitUsage,
+    RiskDecision,
+    RiskRule,
+    _duration,
+    _reduces,
+    only_reduces,
+)
 
 __all__ = [
     "ExposureLimit",
@@ -432,6 +440,12 @@ class TradingHours(RiskRule):
     late in the day, is not held back until the next morning. (Whether the market takes it then
     is the broker's business: IB queues a market order sent outside regular hours for the open.)
 
+    The time of an order is the time it is sent: in a backtest, the time stamp of the bar it
+    was decided on (its open). So the window can only tell bars apart that are shorter than
+    it: on bars of a day or longer every order is sent at the same time of day, and the rule
+    lets through all of them or none on each weekday, as the data's time stamps fall; it says
+    so when the run starts (a :class:`~ibkrfw.RiskWarning`).
+
     Args:
         start: The window's start, ``"HH:MM"`` (included).
         end: The window's end, ``"HH:MM"`` (excluded); before ``start`` for a window across
@@ -463,6 +477,25 @@ class TradingHours(RiskRule):
             raise ConfigError(f"unknown time zone {tz!r}: {exc}") from None
         self.weekdays = frozenset(weekdays)
         self._label = f"{start}-{end} {tz}"
+
+    @override
+    def on_start(self, portfolio: PortfolioView, bar_ns: int | None) -> str | None:
+        if bar_ns is None:
+            return None
+        length = (self.end - self.start) % (24 * 60) * 60 * _NS
+        if bar_ns >= _DAILY_NS:
+            return (
+                f"on bars of {_duration(bar_ns)} every order is sent at a bar's time stamp, at "
+                f"the same time of day: the window {self._label} cannot tell the hours apart, "
+                "and lets through all the orders of a weekday or none, as the data's time "
+                "stamps fall (only its weekdays still choose)"
+            )
+        if bar_ns > length:
+            return (
+                f"the window {self._label} is shorter than a bar ({_duration(bar_ns)}): orders "
+                "are sent at the bars' time stamps, and the window may hold none of them"
+            )
+        return None
 
     @override
     def check(self, request: OrderRequest, portfolio: PortfolioView, ts_ns: int) -> RiskDecision:

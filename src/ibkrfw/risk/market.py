@@ -14,7 +14,7 @@ from ibkrfw.model.instruments import Instrument
 from ibkrfw.model.orders import OrderRequest
 from ibkrfw.portfolio.portfolio import PortfolioView
 from ibkrfw.risk.limits import _no_price, _unit_value
-from ibkrfw.risk.rule import RiskDecision, RiskRule, _reduces, only_reduces
+from ibkrfw.risk.rule import RiskDecision, RiskRule, _duration, _reduces, only_reduces
 
 __all__ = ["CorrelationLimit", "StaleDataGuard"]
 
@@ -26,7 +26,9 @@ class StaleDataGuard(RiskRule):
     """Deny orders when the instrument's last bar is older than ``max_age_s``.
 
     The age is the time from the last bar's time stamp (its open) to the order, so it must be
-    longer than one bar: with 5-minute bars, 600 seconds allows one late bar. A feed that
+    longer than one bar: with 5-minute bars, 600 seconds allows one late bar. A shorter one
+    would refuse every order of a live run (a bar is a bar old when it is complete) and none
+    of a backtest: the run refuses to start with it. A feed that
     stops, a subscription IB dropped, delayed data: all end in stale prices, and an order sized
     or priced on them is refused until fresh bars arrive.
 
@@ -40,7 +42,8 @@ class StaleDataGuard(RiskRule):
         instruments: The instruments it applies to (every instrument if None).
 
     Raises:
-        ConfigError: if ``max_age_s`` is not positive.
+        ConfigError: if ``max_age_s`` is not positive; when the run starts, if it is not
+            longer than one of the run's bars.
 
     Example:
         >>> guard = StaleDataGuard(max_age_s=120)
@@ -59,6 +62,17 @@ class StaleDataGuard(RiskRule):
         self._max_age_ns = int(max_age_s * _NS)
         self.allow_reductions = allow_reductions
         self.instruments = None if instruments is None else frozenset(instruments)
+
+    @override
+    def on_start(self, portfolio: PortfolioView, bar_ns: int | None) -> str | None:
+        if bar_ns is not None and self._max_age_ns <= bar_ns:
+            raise ConfigError(
+                f"StaleDataGuard(max_age_s={self.max_age_s!r}) is not longer than one of the "
+                f"run's bars ({_duration(bar_ns)}): a live run would refuse every order (a bar "
+                "is that old when it is complete) and a backtest none; give max_age_s of more "
+                f"than a bar, e.g. {2 * bar_ns / _NS:g} for one late bar"
+            )
+        return None
 
     @override
     def check(self, request: OrderRequest, portfolio: PortfolioView, ts_ns: int) -> RiskDecision:

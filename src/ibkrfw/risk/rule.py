@@ -76,6 +76,21 @@ class RiskDecision:
 
 _APPROVED = RiskDecision(True)
 
+_NS = 1_000_000_000
+_DAILY_NS = 20 * 3_600 * _NS
+"""Bars this far apart or more come at most once a day (a day's are 24 hours apart, 23 or 25
+across a change of summer time; a session's bars 6.5 hours)."""
+
+
+def _duration(ns: int) -> str:
+    """``ns`` nanoseconds in words, in the largest unit that fits: ``"1 day"``, ``"5 minutes"``."""
+    for unit, size in (("day", 86_400), ("hour", 3_600), ("minute", 60), ("second", 1)):
+        count = ns / (size * _NS)
+        if count >= 1:
+            number = f"{count:.3g}"
+            return f"{number} {unit}" + ("" if number == "1" else "s")
+    return f"{ns / 1e6:.3g} ms"
+
 
 def _reduces(held: Decimal, request: OrderRequest, working: tuple[Decimal, Decimal]) -> bool:
     """Whether ``request`` only brings ``held`` toward flat, with ``working`` on its side."""
@@ -141,6 +156,28 @@ class RiskRule(ABC):
         """How much of the rule's account-wide limits ``portfolio`` uses (none here)."""
         del portfolio
         return []
+
+    def on_start(self, portfolio: PortfolioView, bar_ns: int | None) -> str | None:
+        """Get ready for a run; say what the rule cannot do at the run's bar size.
+
+        The engine calls it once, when the run starts: after positions held at the broker
+        are booked, before the first bar. Nothing here.
+
+        Args:
+            portfolio: The account as the run starts.
+            bar_ns: How long the run's bars last (the shortest of its feeds',
+                :attr:`DataFeed.bar_ns <ibkrfw.DataFeed.bar_ns>`), None if not known.
+
+        Returns:
+            What the rule cannot do at that bar size, and what it does instead, in words, or
+            None. The engine logs it as a warning and reports it as a
+            :class:`~ibkrfw.RiskWarning`.
+
+        Raises:
+            ConfigError: if the rule can do nothing useful at that bar size.
+        """
+        del portfolio, bar_ns
+        return None
 
 
 @final
