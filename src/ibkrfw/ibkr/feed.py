@@ -235,7 +235,7 @@ class IBKRDataFeed(DataFeed, Listener):
     @property
     @override
     def bar_ns(self) -> int:
-        """The length of :attr:`bar_size` (5 seconds, IB's own, when that is None)."""
+        """The length of ``bar_size`` (5 seconds, IB's own, when that is None)."""
         return self._bar_ns
 
     @override

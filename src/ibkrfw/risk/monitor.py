@@ -127,7 +127,7 @@ class DailyLossLimit(RiskMonitor):
     previous day's closing equity (the last equity seen before the day began; on the first
     day of the run, the equity it started with), so a fall overnight or at the open counts.
     When it reaches the limit, orders that add risk are refused until the next day, and the
-    working orders that add risk are cancelled (see :attr:`Halt.cancel_orders`).
+    working orders that add risk are cancelled (see ``cancel_orders`` of :class:`Halt`).
 
     On bars of a day or longer the day's loss is known only at a bar's close, when the day's
     trading is over, so the limit cannot stop trading during the day: the halt then covers
@@ -168,6 +168,7 @@ class DailyLossLimit(RiskMonitor):
 
     @override
     def on_start(self, portfolio: PortfolioView, bar_ns: int | None) -> str | None:
+        self._day, self._start, self._halted_day = None, math.nan, None  # a new run
         self._last = portfolio.equity  # the first day's loss counts from here
         self._daily_bars = bar_ns is not None and bar_ns >= _DAILY_NS
         if bar_ns is None or not self._daily_bars:
@@ -236,7 +237,7 @@ class MaxDrawdownKillSwitch(RiskMonitor):
 
     Equity is seen at each time stamp's closes. The halt also cancels the working orders that
     add risk (among them those decided at the bar that broke the limit, on bars of any size;
-    see :attr:`Halt.cancel_orders`).
+    see ``cancel_orders`` of :class:`Halt`).
 
     Args:
         max_drawdown: The fall from the peak that halts, as a share (0.2: 20 %).
@@ -393,7 +394,7 @@ class MaintenanceMargin(RiskMonitor):
     It trips when equity falls below the maintenance requirement of the positions held (seen
     at each time stamp's closes, where IB checks it all the time), and arms again once the
     account is flat. Its halt cancels the working orders that add risk
-    (:attr:`Halt.cancel_orders`), and by default closes every position.
+    (``cancel_orders`` of :class:`Halt`), and by default closes every position.
 
     Args:
         maintenance: The share of gross exposure equity must keep covering (Reg T's minimum

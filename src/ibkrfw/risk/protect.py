@@ -136,8 +136,8 @@ class StopLoss:
 
         The average true range is :class:`ibkrfw.indicators.ATR`'s (Wilder's, as TA-Lib's),
         of the instrument's bars so far, measured when the stop is placed or resized (see
-        :func:`average_true_range`); with ``trail=True`` the stop is a trailing stop that
-        distance behind the best price since.
+        :func:`~ibkrfw.risk.protect.average_true_range`); with ``trail=True`` the stop is a
+        trailing stop that distance behind the best price since.
         """
         return cls(_Kind.ATR, _positive(multiple, "multiple"), _period(period), trail)
 
@@ -184,7 +184,8 @@ class TakeProfit:
         """A limit ``multiple`` average true ranges (Wilder's, over ``period`` bars) beyond it.
 
         The average true range is :class:`ibkrfw.indicators.ATR`'s, of the instrument's bars
-        so far, measured when the order is placed or resized (see :func:`average_true_range`).
+        so far, measured when the order is placed or resized
+        (see :func:`~ibkrfw.risk.protect.average_true_range`).
         """
         return cls(_Kind.ATR, _positive(multiple, "multiple"), _period(period))
 

@@ -131,8 +131,8 @@ class RiskRule(ABC):
     strategy receives :class:`~ibkrfw.OrderDenied` naming the rule and its reason.
 
     A rule should let through an order that only brings a position toward flat
-    (:func:`only_reduces`), so that no limit can keep an account in a position: every built-in
-    rule does.
+    (:func:`~ibkrfw.risk.only_reduces`), so that no limit can keep an account in a position:
+    every built-in rule does.
 
     Example:
         >>> class NoShorts(RiskRule):
