@@ -232,7 +232,7 @@ def test_on_daily_bars_the_daily_loss_limit_says_what_it_cannot_do_when_the_run_
             risk_monitors=[DailyLossLimit(500, flatten=True)],
         ).run()  # fmt: skip
     (warning,) = result.risk_warnings
-    assert warning.rule == "DailyLossLimit"
+    assert warning.rule == "DailyLossLimit" and warning.ts_ns == daily.index[0].value
     assert "on bars of 1 day a day's loss is known only at a bar's close" in warning.reason
     assert "cannot stop trading during the day" in warning.reason
     assert "every position is closed at the next open" in warning.reason

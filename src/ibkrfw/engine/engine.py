@@ -404,6 +404,14 @@ class Engine:
         sizes = [size for feed in self.feeds if (size := feed.bar_ns) is not None]
         bar_ns = min(sizes) if sizes else None
         now = self.clock.now_ns()
+        if not self.live:  # a backtest's clock is not set yet: the first bar's time, if known
+            firsts = [
+                int(arrays.ts_ns[0])
+                for feed in self.feeds
+                for inst in feed.instruments
+                if (arrays := feed.history_arrays(inst)) is not None and len(arrays.ts_ns)
+            ]
+            now = min(firsts, default=now)
         parts: list[RiskRule | RiskMonitor] = [*self.risk_rules, *self.risk_monitors]
         for part in parts:
             said = part.on_start(portfolio, bar_ns)

@@ -300,6 +300,8 @@ class RiskWarning(Event):
     :meth:`Strategy.on_event <ibkrfw.Strategy.on_event>` after ``on_start``, and an entry in
     :attr:`RunResult.risk_warnings <ibkrfw.RunResult.risk_warnings>`.
 
+    Its ``ts_ns`` is the time the run starts (in a backtest, its first bar's).
+
     Args:
         rule: The rule's or monitor's name.
         reason: What it cannot do, and what it does instead.

@@ -222,7 +222,7 @@ class DailyLossLimit(RiskMonitor):
         tomorrow = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tzinfo=self.zone)
         reason = f"the day's loss of {loss:,.2f} reached the limit of {allowed:,.2f}"
         if self._daily_bars:
-            reason += " (seen at the day's close: the orders decided at it are stopped)"
+            reason += " (seen at the day's close: the orders decided at it that add risk stop)"
         return Halt(
             reason,
             until_ns=int(tomorrow.timestamp()) * 1_000_000_000,
