@@ -437,8 +437,8 @@ class TradingHours(RiskRule):
 
     Outside the window, an order that only brings its position toward flat
     (:func:`~ibkrfw.risk.only_reduces`) still passes: a strategy's exit, or a halt's flatten
-    late in the day, is not held back until the next morning. (Whether the market takes it then
-    is the broker's business: IB queues a market order sent outside regular hours for the open.)
+    late in the day, is not held back until the next morning. (When the market fills it is the
+    broker's and the exchange's business, as for any order.)
 
     The time of an order is the time it is sent: in a backtest, the time stamp of the bar it
     was decided on (its open). So the window can only tell bars apart that are shorter than
