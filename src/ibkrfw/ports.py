@@ -168,6 +168,16 @@ class DataFeed(ABC):
         return 0
 
     @property
+    def bar_ns(self) -> int | None:
+        """How long one of its bars lasts, in nanoseconds; None if not known (None here).
+
+        The engine tells the risk rules and monitors the run's bar size (the shortest of its
+        feeds') when it starts, so that one that cannot work at it says so: a daily loss limit
+        cannot stop trading during a day it sees as one bar. Read once, when the run starts.
+        """
+        return None
+
+    @property
     def is_live(self) -> bool:
         """Whether bars arrive while the run goes on, as events, rather than from ``__iter__``.
 

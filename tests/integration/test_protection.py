@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any
 
+import pandas as pd
 import pytest
 
 from ibkrfw import (
@@ -170,12 +171,16 @@ def test_average_true_range_by_hand() -> None:
     from ibkrfw.core.history import BarHistory
 
     h = BarHistory.empty()
-    for i, (hi, lo, c) in enumerate([(11, 9, 10), (12, 10, 11), (14, 11, 13), (13, 12, 12.5)]):
+    rows = [(11, 9, 10), (12, 10, 11), (14, 11, 13), (13, 12, 12.5), (13, 12, 12.5)]
+    for i, (hi, lo, c) in enumerate(rows):
         h.push(Bar(ACME, i, c, hi, lo, c, 0.0))
-    # true ranges: 2 (first: high - low), 2, 3 (14 - 11), 1.0 (13 - 12; prev close 13)
-    assert average_true_range(h.last(), 4) == pytest.approx((2 + 2 + 3 + 1) / 4)
-    assert average_true_range(h.last(2), 2) == pytest.approx((3 + 1) / 2)  # 2 bars, first H-L
-    assert average_true_range(h.last(), 5) != average_true_range(h.last(), 5)  # NaN
+    # true ranges: 2 (first: high - low), 2, 3 (14 - 11), 1.0 (13 - 12; prev close 13), 1
+    # the last four bars alone: the first of them has no previous close (12 - 10)
+    assert average_true_range(h.last(4), 4) == pytest.approx((2 + 3 + 1 + 1) / 4)
+    # Wilder's: the mean of the first two ranges (2), then half-way to each next one in turn:
+    # 2.5 (to 3), 1.75 (to 1), 1.375 (to 1); a mean of the last two would say 1
+    assert average_true_range(h.last(), 2) == pytest.approx(1.375)
+    assert average_true_range(h.last(), 6) != average_true_range(h.last(), 6)  # NaN
 
 
 @pytest.mark.parametrize(
@@ -327,3 +332,67 @@ def test_a_halt_that_flattens_does_not_put_the_exits_back() -> None:
     assert result.positions[ACME.id].iloc[-1] == 0
     assert len(protective(broker)) == 2  # never placed again
     assert all(o.status.is_terminal for o in result.order_list)
+
+
+def _walk(n: int, seed: int = 7) -> list[tuple[float, float, float, float]]:
+    """``n`` bars of a random walk with real ranges: (open, high, low, close)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.02, n)))
+    opens = np.concatenate(([100.0], close[:-1]))
+    high = np.maximum(opens, close) * (1 + rng.uniform(0, 0.03, n))
+    low = np.minimum(opens, close) * (1 - rng.uniform(0, 0.03, n))
+    return list(zip(opens.tolist(), high.tolist(), low.tolist(), close.tolist(), strict=True))
+
+
+@pytest.mark.parametrize("period", [1, 2, 14, 50])
+def test_the_protective_atr_is_wilders_as_indicators_atr_computes_it(period: int) -> None:
+    import numpy as np
+
+    from ibkrfw import Bar
+    from ibkrfw.core.history import BarHistory
+    from ibkrfw.indicators import ATR, atr
+
+    rows = _walk(3_000)
+    high, low, close = (np.array([r[k] for r in rows]) for k in (1, 2, 3))
+    expected = atr(high, low, close, period)
+    incremental = ATR(period)
+    h = BarHistory.empty()
+    checked = 0
+    # the stop reads the history as the engine holds it, growing bar by bar: at each length,
+    # the ATR of indicators.atr and indicators.ATR over the same bars, to 1e-9
+    for i, (o, hi, lo, c) in enumerate(rows):
+        h.push(Bar(ACME, i, o, hi, lo, c, 0.0))
+        incremental.add(hi, lo, c)
+        if i < 3 * period + 3 or i % 97 == 0 or i == len(rows) - 1:
+            got = average_true_range(h.last(), period)
+            if i + 1 < period:
+                assert got != got  # NaN before `period` bars
+                continue
+            assert got == pytest.approx(expected[i], rel=1e-9, abs=0), i
+            assert got == pytest.approx(incremental.value, rel=1e-9, abs=0), i
+            checked += 1
+    assert checked > 30
+
+
+def test_an_atr_stop_sits_at_indicators_atr_of_the_bars_when_placed() -> None:
+    # A volatile spell, then a calm one: Wilder's ATR still remembers the spell, a mean of the
+    # last `period` ranges has forgotten it. The stop must use the ATR a strategy reads.
+    from ibkrfw.indicators import atr
+
+    rows = [(100, 110, 90, 100)] * 6 + [FLAT] * 6
+    frame = bars_frame(rows, start="2024-01-02 14:30")
+    strategy = ScriptedStrategy({8: buy(10)})
+    broker = RecordingBroker(SimBroker(100_000))
+    Engine(strategy, DataFrameFeed(frame, ACME), broker,
+           protection=Protection(StopLoss.atr(2.0, period=3))).run()  # fmt: skip
+    (stop,) = protective(broker)
+    placed = int((frame.index <= pd.Timestamp(stop.created_ns, tz="UTC")).sum())  # bars known
+    known = frame.iloc[:placed]
+    wilder = atr(known.high.to_numpy(), known.low.to_numpy(), known.close.to_numpy(), 3)[-1]
+    assert wilder > 2.5  # (the mean of the last three ranges is 2)
+    entry = 100  # filled at bar 9's open
+    assert stop.request.stop_price == Decimal(str(entry - 2 * wilder)).quantize(
+        Decimal("0.01"), rounding="ROUND_FLOOR"
+    )

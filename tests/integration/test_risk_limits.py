@@ -15,6 +15,7 @@ from ibkrfw import (
     OrderDenied,
     OrderRequest,
     OrderType,
+    Portfolio,
     RiskRule,
     Side,
     Stock,
@@ -99,13 +100,16 @@ def test_restricted_list_allows_getting_out() -> None:
 
 
 class _Holding:
-    """A portfolio view holding ``quantity`` of ACME (enough for RestrictedList)."""
+    """A portfolio view holding ``quantity`` of ACME, no orders (enough for RestrictedList)."""
 
     def __init__(self, quantity: int) -> None:
         self.held = Decimal(quantity)
 
     def quantity(self, instrument: Stock) -> Decimal:
         return self.held
+
+    def working(self, instrument: Stock) -> tuple[Decimal, Decimal]:
+        return Decimal(0), Decimal(0)
 
 
 def test_trading_hours_in_the_exchange_zone() -> None:
@@ -116,7 +120,7 @@ def test_trading_hours_in_the_exchange_zone() -> None:
     assert "outside the trading window 09:35-16:00" in denials[0].reason
     assert "(it is Tue 09:30 there)" in denials[0].reason
     ts = int(pd.Timestamp("2024-01-06 15:00", tz="America/New_York").value)  # a Saturday
-    assert not rule.check(OrderRequest(ACME, Side.BUY, 1), None, ts).approved  # type: ignore[arg-type]
+    assert not rule.check(OrderRequest(ACME, Side.BUY, 1), Portfolio(), ts).approved
     overnight = TradingHours("18:00", "02:00", "UTC")
     ts_night = int(pd.Timestamp("2024-01-02 23:00", tz="UTC").value)
     assert overnight.check(OrderRequest(ACME, Side.BUY, 1), None, ts_night).approved  # type: ignore[arg-type]
@@ -133,8 +137,11 @@ def test_limit_orders_are_valued_at_their_limit_and_no_price_is_a_denial() -> No
     rule = MaxOrderNotional(1_000)
     request = OrderRequest(ACME, Side.BUY, 10, OrderType.LIMIT, limit_price=Decimal("150"))
 
-    class NoPrice:
+    class NoPrice(_Holding):
         base_currency = "USD"
+
+        def __init__(self) -> None:
+            super().__init__(0)
 
         def price(self, instrument: Stock) -> float:
             return float("nan")

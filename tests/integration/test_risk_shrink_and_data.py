@@ -16,6 +16,7 @@ from ibkrfw import (
     OrderRequest,
     OrderResized,
     OrderSubmitted,
+    Portfolio,
     RiskDecision,
     RiskRule,
     Stock,
@@ -317,7 +318,7 @@ def test_bad_settings_are_refused(make: Callable[[], object]) -> None:
 def test_request_helper_for_docs() -> None:
     # A rule can be called directly, outside an engine, on any view.
     rule = MaxOrderQuantity(5, shrink=True)
-    decision = rule.check(OrderRequest(ACME, "BUY", 8), None, 0)  # type: ignore[arg-type]
+    decision = rule.check(OrderRequest(ACME, "BUY", 8), Portfolio(), 0)
     assert decision.approved and decision.quantity == 5
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Set
 from decimal import Decimal
 from typing import final
 
@@ -134,18 +134,28 @@ class OrderBook:
             if instrument is None or r.request.instrument == instrument
         ]
 
-    def working(self, exclude: int = 0) -> dict[Instrument, tuple[Decimal, Decimal]]:
+    def working(
+        self, exclude: int | Set[int] = 0, joining: OrderRequest | None = None
+    ) -> dict[Instrument, tuple[Decimal, Decimal]]:
         """The most each instrument's live orders could still buy and sell: ``(buy, sell)``.
 
         What risk limits add to a position: orders waiting for a parent's fill do not count
         yet, and of the orders of one OCA group only the largest on each side counts, since a
-        fill in one reduces the others. ``exclude`` leaves one order out (one being modified).
+        fill in one reduces the others.
+
+        Args:
+            exclude: An order, or several, left out (one being modified, those being
+                cancelled).
+            joining: An order about to be sent, which risk limits add to these: if it joins an
+                OCA group, the group's orders on its side count only by what the largest of
+                them has beyond it, so that the group still counts once.
         """
         groups: dict[tuple[Instrument, int, str], Decimal] = {}
         active = self._active
+        skip = (exclude,) if isinstance(exclude, int) else exclude
         for r in active.values():
             request = r.request
-            if r.order_id == exclude:
+            if r.order_id in skip:
                 continue
             if request.parent_id is not None and request.parent_id in active:
                 continue  # a bracket's exit: live only once its entry has filled
@@ -153,6 +163,11 @@ class OrderBook:
             remaining = request.quantity - r.filled
             if remaining > groups.get(key, _ZERO):
                 groups[key] = remaining
+        if joining is not None and joining.oca_group:
+            key = (joining.instrument, joining.side.sign, joining.oca_group)
+            largest = groups.get(key)
+            if largest is not None:
+                groups[key] = max(largest - joining.quantity, _ZERO)
         out: dict[Instrument, tuple[Decimal, Decimal]] = {}
         for (inst, sign, _), remaining in groups.items():
             buys, sells = out.get(inst, (_ZERO, _ZERO))

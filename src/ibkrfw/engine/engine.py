@@ -50,6 +50,7 @@ from ibkrfw.model.events import (
     ProtectionFailed,
     QuoteReceived,
     Reconciled,
+    RiskWarning,
     TickReceived,
     TimerFired,
     TradingHalted,
@@ -343,12 +344,17 @@ class Engine:
         self._thread_id = 0
         self._stop = threading.Event()
         self._cancel_on_stop = False
-        self._risk_exclude = 0  # an order risk rules leave out (the one being modified)
+        # Orders the risk rules leave out (one being modified, those a flatten cancels), and
+        # the order they are checking (its OCA group counts once with it).
+        self._risk_exclude: frozenset[int] = frozenset()
+        self._risk_joining: OrderRequest | None = None
         self.bars_processed = 0
         """How many bars a live run has finished with (a heartbeat): handed to the strategy
         (and their time stamp closed, if they completed it), or dropped as out of order."""
         self.notices: list[Event] = []
         """Connection changes and data problems seen during the run, in order."""
+        self.risk_warnings: list[RiskWarning] = []
+        """What the risk rules and monitors said at the start they cannot do in this run."""
 
     def _running_portfolio(self) -> Portfolio:
         if self.portfolio is None:
@@ -431,7 +437,20 @@ class Engine:
             rule that denies it, if any.
         """
         portfolio = self._running_portfolio()
+        try:
+            return self._run_rules(request, now, resized, portfolio)
+        finally:
+            self._risk_joining = None
+
+    def _run_rules(
+        self,
+        request: OrderRequest,
+        now: int,
+        resized: list[tuple[str, str]],
+        portfolio: Portfolio,
+    ) -> tuple[OrderRequest, tuple[str, str] | None]:
         for rule in self._checks:
+            self._risk_joining = request
             decision = rule.check(request, portfolio, now)
             if not decision.approved:
                 return request, (rule.name, decision.reason)
@@ -464,6 +483,28 @@ class Engine:
             return None  # getting out is always allowed
         return halt.rule, f"trading is halted: {halt.reason}"
 
+    def _start_risk(self, portfolio: Portfolio) -> None:
+        """Tell the rules and monitors the run's bar size; report what they cannot do at it."""
+        sizes = [size for feed in self.feeds if (size := feed.bar_ns) is not None]
+        bar_ns = min(sizes) if sizes else None
+        now = self.clock.now_ns()
+        if not self.live:  # a backtest's clock is not set yet: the first bar's time, if known
+            firsts = [
+                int(arrays.ts_ns[0])
+                for feed in self.feeds
+                for inst in feed.instruments
+                if (arrays := feed.history_arrays(inst)) is not None and len(arrays.ts_ns)
+            ]
+            now = min(firsts, default=now)
+        parts: list[RiskRule | RiskMonitor] = [*self.risk_rules, *self.risk_monitors]
+        for part in parts:
+            said = part.on_start(portfolio, bar_ns)
+            if said:
+                self.log.warning("%s: %s", part.name, said)
+                warning = RiskWarning(ts_ns=now, rule=part.name, reason=said)
+                self.risk_warnings.append(warning)
+                self.queue.append(warning)  # to the strategy after on_start
+
     def _watch(self, ts: int) -> None:
         """Let every monitor look at the account; act on a halt."""
         portfolio = self._running_portfolio()
@@ -491,17 +532,42 @@ class Engine:
         self.log.warning("%s halted trading: %s", monitor.name, halt.reason)
         if halt.flatten:
             self._flatten(ts)
+        elif halt.cancel_orders:
+            self._cancel_new_risk()
         self.queue.append(event)
+
+    def _cancel_new_risk(self) -> None:
+        """Cancel the working orders that would add to a position or open one."""
+        portfolio = self._running_portfolio()
+        for order in self.orders.active():
+            if order.request.side.sign * portfolio.quantity(order.instrument) >= 0:
+                self.log.info("order %d cancelled by the halt: it adds risk", order.order_id)
+                self._cancel(order)
 
     def _flatten(self, ts: int) -> None:
         """Cancel the working orders and close every position with market orders."""
-        for order in self.orders.active():
+        # A Protection's exits stay: the closing orders join their OCA group, so whichever
+        # fills first takes the others away, and the position is never without its stop.
+        cancelled = [o for o in self.orders.active() if not self._is_protective(o)]
+        for order in cancelled:
             self._cancel(order)
-        for inst, position in list(self._running_portfolio().positions.items()):
-            side = Side.SELL if position.quantity > 0 else Side.BUY
-            request = OrderRequest(inst, side, abs(position.quantity), tag="flatten")
-            if inst in self._lanes:
-                self.submit(request)
+        # The closing orders only reduce risk: the rules let them through (see risk.limits)
+        # once they no longer count the orders cancelled here, whose cancellations (and
+        # those of IB, live) come back later as events.
+        self._risk_exclude = frozenset(order.order_id for order in cancelled)
+        try:
+            for inst, position in list(self._running_portfolio().positions.items()):
+                side = Side.SELL if position.quantity > 0 else Side.BUY
+                request = OrderRequest(inst, side, abs(position.quantity), tag="flatten")
+                if inst in self._lanes:
+                    self.submit(request)
+        finally:
+            self._risk_exclude = frozenset()
+
+    def _is_protective(self, order: Order) -> bool:
+        """Whether ``order`` is one of the exits a Protection keeps."""
+        guard = self._guards.get(order.instrument)
+        return guard is not None and guard.orders.get(order.request.tag) == order.order_id
 
     def _parent_problem(self, request: OrderRequest) -> str | None:
         parent_id = request.parent_id
@@ -589,11 +655,11 @@ class Engine:
         resized: list[tuple[str, str]] = []
         reason = check_modification(order, request)
         if reason is None and checked:
-            self._risk_exclude = order.order_id  # the replacement stands in for it
+            self._risk_exclude = frozenset((order.order_id,))  # the replacement stands in
             try:
                 request, refusal = self._risk_check(request, now, resized)
             finally:
-                self._risk_exclude = 0
+                self._risk_exclude = frozenset()
             if refusal is None and resized and request.quantity <= order.filled_quantity:
                 refusal = resized[-1][0], "shrunk to no more than has already filled"
             if refusal is not None:
@@ -805,6 +871,7 @@ class Engine:
             broker.adopt_orders(self._adopt_order)
             if self.protection:
                 self._take_over_protection()
+            self._start_risk(portfolio)
             base, fx = portfolio.base_currency, portfolio.fx
         except BaseException:
             self._shut_down()  # a half-started broker may hold a connection and threads
@@ -866,6 +933,7 @@ class Engine:
             base_currency=base,
             fx=fx,
             halts=self.halts,
+            risk_warnings=self.risk_warnings,
         )
 
     def _book_fill(self, fill: Fill) -> None:
@@ -928,7 +996,7 @@ class Engine:
         strategy, clock, broker = self.strategy, self.clock, self.broker
         base, fx = broker.base_currency, broker.fx
         portfolio = self.portfolio = Portfolio(starting_cash, base, fx, clock)
-        portfolio.follow_orders(lambda: self.orders.working(self._risk_exclude))
+        portfolio.follow_orders(lambda: self.orders.working(self._risk_exclude, self._risk_joining))
         self._currencies = [base]
         lanes = self._lanes
         declared = dict(strategy.indicators())
@@ -1291,7 +1359,13 @@ class Engine:
             if event.name != _WAKE:
                 self.strategy.on_timer(self._ctx, event)
         elif isinstance(
-            event, ConnectionChanged | DataProblem | Reconciled | TradingHalted | ProtectionFailed
+            event,
+            ConnectionChanged
+            | DataProblem
+            | Reconciled
+            | TradingHalted
+            | ProtectionFailed
+            | RiskWarning,
         ):
             self.notices.append(event)
             self.log.info("%r", event)

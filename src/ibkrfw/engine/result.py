@@ -16,7 +16,7 @@ import numpy.typing as npt
 from ibkrfw.analysis import metrics
 from ibkrfw.core.history import History
 from ibkrfw.errors import ConfigError
-from ibkrfw.model.events import CashAdjusted, TradingHalted
+from ibkrfw.model.events import CashAdjusted, RiskWarning, TradingHalted
 from ibkrfw.model.fills import Fill
 from ibkrfw.model.instruments import Instrument
 from ibkrfw.model.orders import Order
@@ -64,6 +64,7 @@ class RunResult:
         fx: FxRates | None = None,
         halts: Sequence[TradingHalted] = (),
         earlier_fills: Sequence[Fill] = (),
+        risk_warnings: Sequence[RiskWarning] = (),
     ) -> None:
         self.strategy_name = strategy_name
         self.parameters = dict(parameters)
@@ -84,6 +85,9 @@ class RunResult:
         """The exchange rates of the run, if it had any."""
         self.halts = list(halts)
         """Every halt a risk monitor ordered, in time order."""
+        self.risk_warnings = list(risk_warnings)
+        """What the risk rules and monitors said, as the run started, they cannot do in it
+        (a daily loss limit on daily bars...): see :class:`~ibkrfw.RiskWarning`."""
         self.earlier_fills = list(earlier_fills)
         """The fills before the result's span (see :meth:`since`): the positions and trades
         start from them, the statistics do not count them. Empty for a whole run."""
@@ -331,6 +335,7 @@ class RunResult:
             fx=self.fx,
             halts=[h for h in self.halts if h.ts_ns >= start_ns],
             earlier_fills=[*self.earlier_fills, *self.fill_list[:split]],
+            risk_warnings=self.risk_warnings,  # about the whole run: every span has them
         )
 
     @cached_property

@@ -22,7 +22,7 @@ import numpy as np
 from ibkrfw._version import __version__
 from ibkrfw.core.history import BarArrays, History
 from ibkrfw.errors import ConfigError
-from ibkrfw.model.events import CashAdjusted, TradingHalted
+from ibkrfw.model.events import CashAdjusted, RiskWarning, TradingHalted
 from ibkrfw.model.fills import Fill
 from ibkrfw.model.instruments import Instrument
 from ibkrfw.model.orders import Order, OrderRequest, OrderStatus, Side
@@ -139,6 +139,7 @@ def save_result(result: RunResult, path: str | os.PathLike[str]) -> None:
         "cash_adjustments": adjustments,
         "fx": fx,
         "halts": [[h.ts_ns, h.rule, h.reason, h.until_ns, h.flatten] for h in result.halts],
+        "risk_warnings": [[w.ts_ns, w.rule, w.reason] for w in result.risk_warnings],
     }
     buffer = io.BytesIO()
     savez: Any = np.savez_compressed  # its stubs cannot type names given as keywords
@@ -245,6 +246,10 @@ def load_result(path: str | os.PathLike[str]) -> RunResult:
         halts=[
             TradingHalted(ts_ns=ts, rule=rule, reason=reason, until_ns=until, flatten=flatten)
             for ts, rule, reason, until, flatten in description.get("halts", [])
+        ],
+        risk_warnings=[
+            RiskWarning(ts_ns=ts, rule=rule, reason=reason)
+            for ts, rule, reason in description.get("risk_warnings", [])
         ],
     )
 

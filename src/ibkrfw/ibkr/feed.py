@@ -195,6 +195,7 @@ class IBKRDataFeed(DataFeed, Listener):
         self.bar_size = None if bar_size is None else normalize_bar_size(bar_size)
         size_ns = None if self.bar_size is None else bar_size_ns(self.bar_size)
         self.history_bar_size = normalize_bar_size(history_bar_size or self.bar_size or "5s")
+        self._bar_ns = size_ns or bar_size_ns("5s")  # IB's real-time bars, passed through
         self._aggregators = {
             inst: None if size_ns is None else BarAggregator(inst, size_ns)
             for inst in self._instruments
@@ -230,6 +231,12 @@ class IBKRDataFeed(DataFeed, Listener):
     def is_live(self) -> bool:
         """Always true, as bars arrive as events while the engine runs."""
         return True
+
+    @property
+    @override
+    def bar_ns(self) -> int:
+        """The length of ``bar_size`` (5 seconds, IB's own, when that is None)."""
+        return self._bar_ns
 
     @override
     def __iter__(self) -> Iterator[Bar]:

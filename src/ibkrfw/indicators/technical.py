@@ -474,8 +474,8 @@ class ATR(Indicator):
     mean of the first ``period`` true ranges, then ``(previous * (period - 1) + tr) / period``.
     :meth:`update` takes a close alone (a true range of 0 for a bar without a range).
     The ATR stops and targets of the risk package (``StopLoss.atr``, ``TakeProfit.atr``) use
-    a simple mean of the last ``period`` true ranges instead
-    (:func:`~ibkrfw.risk.protect.average_true_range`).
+    this same average, of the instrument's bars when the order is placed
+    (:func:`~ibkrfw.risk.protect.average_true_range`), so they agree with it to 1e-9.
 
     Example:
         >>> from ibkrfw import Bar, Stock

@@ -42,6 +42,7 @@ __all__ = [
     "ProtectionFailed",
     "QuoteReceived",
     "Reconciled",
+    "RiskWarning",
     "TickReceived",
     "TimerFired",
     "TradingHalted",
@@ -287,6 +288,28 @@ class TickReceived(Event):
     """
 
     tick: Tick
+
+
+@final
+@attrs.frozen(kw_only=True)
+class RiskWarning(Event):
+    """A risk rule or monitor said, as the run started, what it cannot do in this run.
+
+    Rules and monitors are told the run's bar size when it starts; one that cannot do all its
+    job at it (a daily loss limit on daily bars, a circuit breaker whose pause is shorter than
+    a bar) says so: a warning on the ``ibkrfw.engine`` logger, this event to
+    :meth:`Strategy.on_event <ibkrfw.Strategy.on_event>` after ``on_start``, and an entry in
+    :attr:`RunResult.risk_warnings <ibkrfw.RunResult.risk_warnings>`.
+
+    Its ``ts_ns`` is the time the run starts (in a backtest, its first bar's).
+
+    Args:
+        rule: The rule's or monitor's name.
+        reason: What it cannot do, and what it does instead.
+    """
+
+    rule: str
+    reason: str
 
 
 @final

@@ -21,7 +21,7 @@ from ibkrfw.risk.monitor import (
 )
 from ibkrfw.risk.protect import Protection, StopLoss, TakeProfit
 from ibkrfw.risk.ramp import CapitalRamp, RampStep
-from ibkrfw.risk.rule import LimitUsage, MaxOrderQuantity, RiskDecision, RiskRule
+from ibkrfw.risk.rule import LimitUsage, MaxOrderQuantity, RiskDecision, RiskRule, only_reduces
 
 __all__ = [
     "BuyingPower",
@@ -51,4 +51,5 @@ __all__ = [
     "TakeProfit",
     "TradingHours",
     "margin_rates",
+    "only_reduces",
 ]

@@ -6,6 +6,13 @@ orders still working on the same side (:meth:`PortfolioView.working
 together that each passes alone. Orders are valued at their limit price, others at the last
 price seen. An order that only reduces risk (brings a position toward flat, lowers exposure) is
 never denied by a limit it would bring the account back under.
+
+"Only reduces" has one meaning for every rule here (:func:`~ibkrfw.risk.only_reduces`): the
+order is on the other side of the position held and, together with the orders already working
+on its own side, does not take the position past flat. Such an order passes every built-in
+rule unchanged, whatever its size, its time or the data's age, so a strategy's exit and a
+halt's flatten always go out. An order that would go past flat with the working orders is not
+a reduction: it is checked as any other.
 """
 
 from __future__ import annotations
@@ -25,7 +32,15 @@ from ibkrfw.model._decimal import DecimalLike, float_decimal, to_decimal
 from ibkrfw.model.instruments import Instrument
 from ibkrfw.model.orders import OrderRequest
 from ibkrfw.portfolio.portfolio import PortfolioView
-from ibkrfw.risk.rule import LimitUsage, RiskDecision, RiskRule
+from ibkrfw.risk.rule import (
+    _DAILY_NS,
+    LimitUsage,
+    RiskDecision,
+    RiskRule,
+    _duration,
+    _reduces,
+    only_reduces,
+)
 
 __all__ = [
     "ExposureLimit",
@@ -58,12 +73,6 @@ def _value(request: OrderRequest, portfolio: PortfolioView, quantity: Decimal) -
     inst = request.instrument
     rate = portfolio.rate(inst.currency) if inst.currency != portfolio.base_currency else 1.0
     return float(quantity * inst.multiplier) * _price(request, portfolio) * rate
-
-
-def _reduces(held: Decimal, request: OrderRequest) -> bool:
-    """Whether the order only brings the position toward flat (never past it)."""
-    after = held + request.signed_quantity
-    return abs(after) <= abs(held) and after * held >= 0
 
 
 def _worst(held: Decimal, working: tuple[Decimal, Decimal], request: OrderRequest) -> Decimal:
@@ -110,6 +119,9 @@ class MaxPosition(RiskRule):
         shrink: Cut an order that would pass the limit down to what fits (in whole lots)
             instead of denying it; the strategy is told by :class:`~ibkrfw.OrderResized`.
 
+    An order that only brings the position toward flat (:func:`~ibkrfw.risk.only_reduces`)
+    always passes, even while the position is over the limit.
+
     Raises:
         ConfigError: if no limit is given, or one is not positive.
 
@@ -142,9 +154,9 @@ class MaxPosition(RiskRule):
         if self.instruments is not None and inst not in self.instruments:
             return RiskDecision.approve()
         held = portfolio.quantity(inst)
-        if _reduces(held, request):
-            return RiskDecision.approve()
         working = portfolio.working(inst)
+        if _reduces(held, request, working):
+            return RiskDecision.approve()
         after = _worst(held, working, request)
         if self.quantity is not None and abs(after) > self.quantity:
             return _over(
@@ -191,6 +203,9 @@ def _units(value: float, unit_value: float) -> Decimal:
 class MaxOrderNotional(RiskRule):
     """Deny any single order worth more than a limit, in the base currency.
 
+    An order that only brings its position toward flat (:func:`~ibkrfw.risk.only_reduces`)
+    passes whatever its value: it cannot be worth more than the position.
+
     Args:
         limit: The largest value of one order.
         shrink: Cut a larger order down to the limit (in whole lots) instead of denying it.
@@ -205,6 +220,8 @@ class MaxOrderNotional(RiskRule):
 
     @override
     def check(self, request: OrderRequest, portfolio: PortfolioView, ts_ns: int) -> RiskDecision:
+        if only_reduces(request, portfolio):
+            return RiskDecision.approve()
         unit = abs(_value(request, portfolio, Decimal(1)))
         if math.isnan(unit):
             return _no_price(request)
@@ -226,7 +243,8 @@ class ExposureLimit(RiskRule):
     Gross exposure is the sum of the positions' absolute market values, each at the largest it
     could reach if the working orders on one side filled; net exposure the signed sum if every
     working order filled; leverage gross exposure over equity. An order that lowers the measure
-    it would break is let through.
+    it would break is let through, and so is one that only brings its position toward flat
+    (:func:`~ibkrfw.risk.only_reduces`: it lowers all three), priced or not.
 
     Args:
         max_gross: The largest gross exposure, in the base currency.
@@ -265,6 +283,8 @@ class ExposureLimit(RiskRule):
 
     @override
     def check(self, request: OrderRequest, portfolio: PortfolioView, ts_ns: int) -> RiskDecision:
+        if only_reduces(request, portfolio):
+            return RiskDecision.approve()
         if math.isnan(_price(request, portfolio)):
             return _no_price(request)
         gross_before, gross_after, net_before, net_after = _exposures(request, portfolio)
@@ -336,8 +356,9 @@ class MarginCheck(RiskRule):
 
     The requirement is a share of the gross exposure after the order (working orders
     included): Reg T's 50 % for US stocks by default. Orders that lower the gross exposure
-    always pass. A maintenance requirement, checked as prices move, is the monitor
-    :class:`~ibkrfw.risk.MaintenanceMargin`.
+    always pass, as do those that only bring their position toward flat
+    (:func:`~ibkrfw.risk.only_reduces`), priced or not. A maintenance requirement, checked as
+    prices move, is the monitor :class:`~ibkrfw.risk.MaintenanceMargin`.
 
     Args:
         initial: The share of gross exposure equity must cover, in (0, 1].
@@ -359,6 +380,8 @@ class MarginCheck(RiskRule):
 
     @override
     def check(self, request: OrderRequest, portfolio: PortfolioView, ts_ns: int) -> RiskDecision:
+        if only_reduces(request, portfolio):
+            return RiskDecision.approve()
         if math.isnan(_price(request, portfolio)):
             return _no_price(request)
         gross_before, gross_after, _, _ = _exposures(request, portfolio)
@@ -377,6 +400,9 @@ class MarginCheck(RiskRule):
 @final
 class RestrictedList(RiskRule):
     """Deny orders in restricted instruments, except those that reduce a position held.
+
+    An order reduces it when it only brings it toward flat (:func:`~ibkrfw.risk.only_reduces`):
+    with the orders working on its side, not past flat.
 
     Args:
         instruments: The restricted instruments.
@@ -400,9 +426,7 @@ class RestrictedList(RiskRule):
         inst = request.instrument
         if inst not in self.instruments and inst.symbol.upper() not in self.symbols:
             return RiskDecision.approve()
-        held = portfolio.quantity(inst)
-        after = held + request.signed_quantity
-        if abs(after) < abs(held) and after * held >= 0:
+        if only_reduces(request, portfolio):
             return RiskDecision.approve()  # getting out is always allowed
         return RiskDecision.deny(f"{inst.id} is on the restricted list ({self.reason})")
 
@@ -410,6 +434,17 @@ class RestrictedList(RiskRule):
 @final
 class TradingHours(RiskRule):
     """Allow new orders only inside a daily time window, in a given time zone.
+
+    Outside the window, an order that only brings its position toward flat
+    (:func:`~ibkrfw.risk.only_reduces`) still passes: a strategy's exit, or a halt's flatten
+    late in the day, is not held back until the next morning. (When the market fills it is the
+    broker's and the exchange's business, as for any order.)
+
+    The time of an order is the time it is sent: in a backtest, the time stamp of the bar it
+    was decided on (its open). So the window can only tell bars apart that are shorter than
+    it: on bars of a day or longer every order is sent at the same time of day, and the rule
+    lets through all of them or none on each weekday, as the data's time stamps fall; it says
+    so when the run starts (a :class:`~ibkrfw.RiskWarning`).
 
     Args:
         start: The window's start, ``"HH:MM"`` (included).
@@ -444,6 +479,25 @@ class TradingHours(RiskRule):
         self._label = f"{start}-{end} {tz}"
 
     @override
+    def on_start(self, portfolio: PortfolioView, bar_ns: int | None) -> str | None:
+        if bar_ns is None:
+            return None
+        length = (self.end - self.start) % (24 * 60) * 60 * _NS
+        if bar_ns >= _DAILY_NS:
+            return (
+                f"on bars of {_duration(bar_ns)} every order is sent at a bar's time stamp, at "
+                f"the same time of day: the window {self._label} cannot tell the hours apart, "
+                "and lets through all the orders of a weekday or none, as the data's time "
+                "stamps fall (only its weekdays still choose)"
+            )
+        if bar_ns > length:
+            return (
+                f"the window {self._label} is shorter than a bar ({_duration(bar_ns)}): orders "
+                "are sent at the bars' time stamps, and the window may hold none of them"
+            )
+        return None
+
+    @override
     def check(self, request: OrderRequest, portfolio: PortfolioView, ts_ns: int) -> RiskDecision:
         local = dt.datetime.fromtimestamp(ts_ns / _NS, tz=self.zone)
         minute = local.hour * 60 + local.minute
@@ -452,6 +506,8 @@ class TradingHours(RiskRule):
         else:
             inside = minute >= self.start or minute < self.end
         if inside and local.weekday() in self.weekdays:
+            return RiskDecision.approve()
+        if only_reduces(request, portfolio):
             return RiskDecision.approve()
         return RiskDecision.deny(
             f"outside the trading window {self._label} (it is {local:%a %H:%M} there)"
@@ -473,7 +529,10 @@ class OrderRateLimit(RiskRule):
     """Allow at most ``max_orders`` orders within any ``seconds`` (a runaway-loop guard).
 
     Orders are counted when they pass every rule before this one and this one; put it last so
-    that orders other rules deny do not use up the budget.
+    that orders other rules deny do not use up the budget. An order that only brings its
+    position toward flat (:func:`~ibkrfw.risk.only_reduces`) always passes, and counts: a
+    runaway loop cannot send many of them, as together with the ones already working they would
+    soon go past flat.
 
     Args:
         max_orders: The most orders in any window.
@@ -497,7 +556,7 @@ class OrderRateLimit(RiskRule):
         sent = self._sent
         while sent and ts_ns - sent[0] >= self.window_ns:
             sent.popleft()
-        if len(sent) >= self.max_orders:
+        if len(sent) >= self.max_orders and not only_reduces(request, portfolio):
             return RiskDecision.deny(
                 f"{len(sent)} orders within {self._seconds:g} s already, the most allowed"
             )

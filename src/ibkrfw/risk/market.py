@@ -13,8 +13,8 @@ from ibkrfw.errors import ConfigError
 from ibkrfw.model.instruments import Instrument
 from ibkrfw.model.orders import OrderRequest
 from ibkrfw.portfolio.portfolio import PortfolioView
-from ibkrfw.risk.limits import _no_price, _reduces, _unit_value
-from ibkrfw.risk.rule import RiskDecision, RiskRule
+from ibkrfw.risk.limits import _no_price, _unit_value
+from ibkrfw.risk.rule import RiskDecision, RiskRule, _duration, _reduces, only_reduces
 
 __all__ = ["CorrelationLimit", "StaleDataGuard"]
 
@@ -26,18 +26,24 @@ class StaleDataGuard(RiskRule):
     """Deny orders when the instrument's last bar is older than ``max_age_s``.
 
     The age is the time from the last bar's time stamp (its open) to the order, so it must be
-    longer than one bar: with 5-minute bars, 600 seconds allows one late bar. A feed that
+    longer than one bar: with 5-minute bars, 600 seconds allows one late bar. A shorter one
+    would refuse every order of a live run (a bar is a bar old when it is complete) and none
+    of a backtest: the run refuses to start with it. A feed that
     stops, a subscription IB dropped, delayed data: all end in stale prices, and an order sized
     or priced on them is refused until fresh bars arrive.
 
     Args:
         max_age_s: The oldest data an order may be based on, in seconds.
-        allow_reductions: Let orders through that only bring a position toward flat (on by
-            default: getting out should not wait for data).
+        allow_reductions: Let orders through that only bring a position toward flat
+            (:func:`~ibkrfw.risk.only_reduces`; on by default: getting out should not wait for
+            data). Turning it off breaks the promise of the other rules that a position can
+            always be closed: only for a market where even an exit on stale prices is worse
+            than none.
         instruments: The instruments it applies to (every instrument if None).
 
     Raises:
-        ConfigError: if ``max_age_s`` is not positive.
+        ConfigError: if ``max_age_s`` is not positive; when the run starts, if it is not
+            longer than one of the run's bars.
 
     Example:
         >>> guard = StaleDataGuard(max_age_s=120)
@@ -58,11 +64,22 @@ class StaleDataGuard(RiskRule):
         self.instruments = None if instruments is None else frozenset(instruments)
 
     @override
+    def on_start(self, portfolio: PortfolioView, bar_ns: int | None) -> str | None:
+        if bar_ns is not None and self._max_age_ns <= bar_ns:
+            raise ConfigError(
+                f"StaleDataGuard(max_age_s={self.max_age_s!r}) is not longer than one of the "
+                f"run's bars ({_duration(bar_ns)}): a live run would refuse every order (a bar "
+                "is that old when it is complete) and a backtest none; give max_age_s of more "
+                f"than a bar, e.g. {2 * bar_ns / _NS:g} for one late bar"
+            )
+        return None
+
+    @override
     def check(self, request: OrderRequest, portfolio: PortfolioView, ts_ns: int) -> RiskDecision:
         inst = request.instrument
         if self.instruments is not None and inst not in self.instruments:
             return RiskDecision.approve()
-        if self.allow_reductions and _reduces(portfolio.quantity(inst), request):
+        if self.allow_reductions and only_reduces(request, portfolio):
             return RiskDecision.approve()
         last = portfolio.history(inst, 1).ts_ns
         if not len(last):
@@ -86,7 +103,8 @@ class CorrelationLimit(RiskRule):
     (after working orders), each counted with the sign of its correlation, so a short in an
     instrument that moves with the order's one offsets it, and a short in one that moves
     against it adds to it. An order that raises the group's absolute exposure above
-    ``max_exposure`` of equity is denied; one that lowers it always passes.
+    ``max_exposure`` of equity is denied; one that lowers it always passes, as does one that
+    only brings its position toward flat (:func:`~ibkrfw.risk.only_reduces`).
 
     Instruments with fewer than ``window`` common bars with the order's instrument are left
     out of its group (their correlation is not known yet).
@@ -140,12 +158,12 @@ class CorrelationLimit(RiskRule):
     def check(self, request: OrderRequest, portfolio: PortfolioView, ts_ns: int) -> RiskDecision:
         inst = request.instrument
         held = portfolio.quantity(inst)
-        if _reduces(held, request):
+        buys, sells = portfolio.working(inst)
+        if _reduces(held, request, (buys, sells)):
             return RiskDecision.approve()
         unit = float(_unit_value(inst, portfolio, request))
         if math.isnan(unit):
             return _no_price(request)
-        buys, sells = portfolio.working(inst)
         mine = float(held + buys - sells) * unit
         others = set(portfolio.positions) | set(portfolio.working_instruments())
         others.discard(inst)

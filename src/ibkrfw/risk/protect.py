@@ -54,16 +54,23 @@ def _period(period: int) -> int:
     return period
 
 
+_NEGLIGIBLE = 1e-13
+"""The weight below which older bars are left out of the ATR (far below 1e-9 of its value)."""
+
+
 def average_true_range(history: History, period: int) -> float:
-    """The mean true range of the last ``period`` bars of ``history`` (NaN if fewer).
+    """Wilder's average true range at the last bar of ``history`` (NaN before ``period`` bars).
 
-    The true range of a bar is the largest of its high minus low and the distances from the
-    previous close to its high and low; the first bar of the history has no previous close and
-    counts its high minus low.
+    The same average as :class:`ibkrfw.indicators.ATR` and :func:`ibkrfw.indicators.atr` (and
+    TA-Lib's ``ATR``) over the same bars, to 1e-9: the true range of a bar is the largest of
+    its high minus low and the distances from the previous close to its high and low (high
+    minus low for the first bar); the first average is the mean of the first ``period`` true
+    ranges, then each bar moves it ``1 / period`` of the way to its true range.
 
-    This is a simple mean of the last ``period`` true ranges, so a stop's distance depends
-    only on those bars. :class:`ibkrfw.indicators.ATR` is Wilder's average, which smooths
-    over every bar it has seen: after a volatile spell the two differ, Wilder's lagging.
+    Wilder's average remembers every bar, each older one weighing ``(period - 1) / period``
+    times less, so only the bars whose weight is not negligible (below 1e-13) are read: about
+    ``30 * period`` of them. It runs when a protective order is placed or resized, not on
+    every bar.
 
     Example:
         >>> from ibkrfw import Bar, Stock
@@ -71,18 +78,31 @@ def average_true_range(history: History, period: int) -> float:
         >>> h = BarHistory.empty()
         >>> for i, (hi, lo, c) in enumerate([(11, 9, 10), (12, 10, 11), (14, 11, 13)]):
         ...     h.push(Bar(Stock("X"), i, c, hi, lo, c, 0.0))
-        >>> average_true_range(h.last(), 2)  # (12 - 10 = 2, 14 - 11 = 3) / 2
+        >>> average_true_range(h.last(), 2)  # ranges 2, 2, 3: (2 + 2) / 2, then (2 + 3) / 2
         2.5
     """
-    if len(history) < period:
+    n = len(history)
+    if n < period:
         return math.nan
-    high, low, close = history.high[-period:], history.low[-period:], history.close
-    if len(close) > period:
-        previous = close[-period - 1 : -1]
-    else:  # the first bar has no previous close: its own gives its high minus low
-        previous = np.concatenate((close[:1], close[:-1]))
-    ranges = np.maximum(high - low, np.maximum(np.abs(high - previous), np.abs(low - previous)))
-    return float(ranges.mean())
+    decay = (period - 1) / period
+    # Bars beyond `keep` weigh less than _NEGLIGIBLE; one more gives the first its close.
+    keep = period + (math.ceil(math.log(_NEGLIGIBLE) / math.log(decay)) if decay else 0)
+    start = max(n - keep - 1, 0)
+    high, low, close = history.high[start:], history.low[start:], history.close[start:]
+    ranges = high - low
+    if len(close) > 1:
+        previous = close[:-1]
+        ranges[1:] = np.maximum(
+            ranges[1:], np.maximum(np.abs(high[1:] - previous), np.abs(low[1:] - previous))
+        )
+    if start:
+        ranges = ranges[1:]  # that bar only lent its close
+    value = float(ranges[:period].sum() / period)
+    rest = ranges[period:]
+    if len(rest):  # value = (value * (period - 1) + tr) / period for each, unrolled
+        weights = decay ** np.arange(len(rest) - 1, -1, -1, dtype=np.float64)
+        value = value * decay ** len(rest) + float(rest @ weights) / period
+    return value
 
 
 @final
@@ -112,10 +132,12 @@ class StopLoss:
 
     @classmethod
     def atr(cls, multiple: float, period: int = 14, *, trail: bool = False) -> StopLoss:
-        """A stop ``multiple`` average true ranges (over ``period`` bars) away.
+        """A stop ``multiple`` average true ranges (Wilder's, over ``period`` bars) away.
 
-        The range is measured when the stop is placed or resized; with ``trail=True`` the
-        stop is a trailing stop that distance behind the best price since.
+        The average true range is :class:`ibkrfw.indicators.ATR`'s (Wilder's, as TA-Lib's),
+        of the instrument's bars so far, measured when the stop is placed or resized (see
+        :func:`~ibkrfw.risk.protect.average_true_range`); with ``trail=True`` the stop is a
+        trailing stop that distance behind the best price since.
         """
         return cls(_Kind.ATR, _positive(multiple, "multiple"), _period(period), trail)
 
@@ -159,7 +181,12 @@ class TakeProfit:
 
     @classmethod
     def atr(cls, multiple: float, period: int = 14) -> TakeProfit:
-        """A limit ``multiple`` average true ranges (over ``period`` bars) beyond the entry."""
+        """A limit ``multiple`` average true ranges (Wilder's, over ``period`` bars) beyond it.
+
+        The average true range is :class:`ibkrfw.indicators.ATR`'s, of the instrument's bars
+        so far, measured when the order is placed or resized
+        (see :func:`~ibkrfw.risk.protect.average_true_range`).
+        """
         return cls(_Kind.ATR, _positive(multiple, "multiple"), _period(period))
 
 

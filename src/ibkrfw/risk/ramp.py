@@ -15,7 +15,7 @@ from ibkrfw.errors import ConfigError
 from ibkrfw.model._decimal import float_decimal
 from ibkrfw.model.orders import OrderRequest
 from ibkrfw.portfolio.portfolio import PortfolioView
-from ibkrfw.risk.rule import RiskDecision, RiskRule
+from ibkrfw.risk.rule import RiskDecision, RiskRule, only_reduces
 
 __all__ = ["CapitalRamp", "RampStep"]
 
@@ -56,10 +56,11 @@ class CapitalRamp(RiskRule):
     order that would take the position (working orders included) from ``p`` to ``t`` is cut to
     reach ``f * t`` (in whole lots). So a strategy that trades to targets
     (``order_target_percent``) is not undone by re-ordering the difference at every bar, and
-    an order to close a position closes all of it. The ramp never enlarges an order; an order
-    whose scaled target is already reached is denied, saying so. Each cut is reported by
-    :class:`~ibkrfw.OrderResized`; each step is logged on ``ibkrfw.risk`` and kept in
-    :attr:`steps`.
+    an order to close a position closes all of it: an order that only brings its position
+    toward flat (:func:`~ibkrfw.risk.only_reduces`) always passes unchanged. The ramp never
+    enlarges an order; an order whose scaled target is already reached is denied, saying so.
+    Each cut is reported by :class:`~ibkrfw.OrderResized`; each step is logged on
+    ``ibkrfw.risk`` and kept in :attr:`steps`.
 
     The steps are checked when an order comes, so a step begins with the first order after its
     conditions are met.
@@ -132,7 +133,7 @@ class CapitalRamp(RiskRule):
     def check(self, request: OrderRequest, portfolio: PortfolioView, ts_ns: int) -> RiskDecision:
         self._step(portfolio, ts_ns)
         fraction = self.fraction
-        if fraction >= 1:
+        if fraction >= 1 or only_reduces(request, portfolio):
             return RiskDecision.approve()
         inst = request.instrument
         buys, sells = portfolio.working(inst)

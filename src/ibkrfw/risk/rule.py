@@ -14,7 +14,7 @@ from ibkrfw.model._decimal import DecimalLike, to_decimal
 from ibkrfw.model.orders import OrderRequest
 from ibkrfw.portfolio.portfolio import PortfolioView
 
-__all__ = ["LimitUsage", "MaxOrderQuantity", "RiskDecision", "RiskRule"]
+__all__ = ["LimitUsage", "MaxOrderQuantity", "RiskDecision", "RiskRule", "only_reduces"]
 
 
 @final
@@ -76,6 +76,52 @@ class RiskDecision:
 
 _APPROVED = RiskDecision(True)
 
+_NS = 1_000_000_000
+_DAILY_NS = 20 * 3_600 * _NS
+"""Bars this far apart or more come at most once a day (a day's are 24 hours apart, 23 or 25
+across a change of summer time; a session's bars 6.5 hours)."""
+
+
+def _duration(ns: int) -> str:
+    """``ns`` nanoseconds in words, in the largest unit that fits: ``"1 day"``, ``"5 minutes"``."""
+    for unit, size in (("day", 86_400), ("hour", 3_600), ("minute", 60), ("second", 1)):
+        count = ns / (size * _NS)
+        if count >= 1:
+            number = f"{count:.3g}"
+            return f"{number} {unit}" + ("" if number == "1" else "s")
+    return f"{ns / 1e6:.3g} ms"
+
+
+def _reduces(held: Decimal, request: OrderRequest, working: tuple[Decimal, Decimal]) -> bool:
+    """Whether ``request`` only brings ``held`` toward flat, with ``working`` on its side."""
+    if request.side.sign > 0:
+        return held < 0 and request.quantity + working[0] <= -held
+    return held > 0 and request.quantity + working[1] <= held
+
+
+def only_reduces(request: OrderRequest, portfolio: PortfolioView) -> bool:
+    """Return whether ``request`` only brings its position toward flat.
+
+    It must be on the other side of the position held, and together with the orders already
+    working on its own side (:meth:`PortfolioView.working <ibkrfw.PortfolioView.working>`:
+    they could all fill as well, an OCA group counting once) it must not take the position
+    past flat. Such an order lowers every measure of risk a built-in rule keeps, so none of
+    them denies or shrinks it: a position can always be closed.
+
+    Example:
+        >>> from ibkrfw import Fill, OrderRequest, Portfolio, Side, Stock
+        >>> acme = Stock("ACME")
+        >>> pf = Portfolio(10_000)
+        >>> pf.apply_fill(Fill(1, acme, Side.BUY, Decimal(10), Decimal(100), Decimal(0), 0, "e"))
+        >>> only_reduces(OrderRequest(acme, Side.SELL, 10), pf)
+        True
+        >>> only_reduces(OrderRequest(acme, Side.SELL, 11), pf)  # past flat: a short of 1
+        False
+    """
+    return _reduces(
+        portfolio.quantity(request.instrument), request, portfolio.working(request.instrument)
+    )
+
 
 class RiskRule(ABC):
     """A pre-trade check, run on every order in backtests and live alike.
@@ -83,6 +129,10 @@ class RiskRule(ABC):
     Rules see only the request, a read-only portfolio and the time, so they behave the same
     whatever the broker. The first rule that denies an order stops it: nothing is sent, and the
     strategy receives :class:`~ibkrfw.OrderDenied` naming the rule and its reason.
+
+    A rule should let through an order that only brings a position toward flat
+    (:func:`~ibkrfw.risk.only_reduces`), so that no limit can keep an account in a position:
+    every built-in rule does.
 
     Example:
         >>> class NoShorts(RiskRule):
@@ -107,10 +157,36 @@ class RiskRule(ABC):
         del portfolio
         return []
 
+    def on_start(self, portfolio: PortfolioView, bar_ns: int | None) -> str | None:
+        """Get ready for a run; say what the rule cannot do at the run's bar size.
+
+        The engine calls it once, when the run starts: after positions held at the broker
+        are booked, before the first bar. Nothing here.
+
+        Args:
+            portfolio: The account as the run starts.
+            bar_ns: How long the run's bars last (the shortest of its feeds',
+                :attr:`DataFeed.bar_ns <ibkrfw.DataFeed.bar_ns>`), None if not known.
+
+        Returns:
+            What the rule cannot do at that bar size, and what it does instead, in words, or
+            None. The engine logs it as a warning and reports it as a
+            :class:`~ibkrfw.RiskWarning`.
+
+        Raises:
+            ConfigError: if the rule can do nothing useful at that bar size.
+        """
+        del portfolio, bar_ns
+        return None
+
 
 @final
 class MaxOrderQuantity(RiskRule):
     """Deny any single order larger than a fixed quantity (a fat-finger guard).
+
+    An order that only brings its position toward flat (:func:`only_reduces`) passes whatever
+    its size: it cannot be larger than the position, so closing a position built in several
+    orders (a halt's flatten) is never refused.
 
     Args:
         limit: The largest quantity allowed in one order.
@@ -131,7 +207,7 @@ class MaxOrderQuantity(RiskRule):
 
     @override
     def check(self, request: OrderRequest, portfolio: PortfolioView, ts_ns: int) -> RiskDecision:
-        if request.quantity > self.limit:
+        if request.quantity > self.limit and not only_reduces(request, portfolio):
             why = f"quantity {request.quantity} exceeds the limit of {self.limit} per order"
             fits = request.instrument.round_quantity(self.limit)
             if self.shrink and fits > 0:

@@ -207,6 +207,8 @@ class _ArrayFeed(DataFeed):
             raise DataError("a feed needs at least one instrument")
         self._data = dict(data)
         self._instruments = tuple(self._data)
+        self._spacing: int | None = None
+        self._spacing_known = False
 
     @property
     @override
@@ -220,6 +222,20 @@ class _ArrayFeed(DataFeed):
     @override
     def __len__(self) -> int:
         return sum(len(a.ts_ns) for a in self._data.values())
+
+    @property
+    @override
+    def bar_ns(self) -> int | None:
+        """The usual spacing of the bars, in nanoseconds (None with fewer than two per instrument).
+
+        For each instrument, the tenth percentile of the gaps between its consecutive bars
+        (nights, weekends, holidays and missing bars are longer and do not count, nor does
+        the odd short one); the shortest over the instruments. Worked out once.
+        """
+        if not self._spacing_known:
+            found = [s for a in self._data.values() if (s := _spacing(a.ts_ns)) is not None]
+            self._spacing, self._spacing_known = min(found, default=None), True
+        return self._spacing
 
     def between(self, start_ns: int | None = None, end_ns: int | None = None) -> DataFeed:
         """A feed of the bars from ``start_ns`` (included) to ``end_ns`` (excluded).
@@ -273,6 +289,16 @@ class _ArrayFeed(DataFeed):
             cols = [m[idx].tolist() for m in merged]
             for k, t, o, h, lo, c, v in zip(which[idx].tolist(), *cols, strict=True):
                 yield new(Bar, (insts[k], t, o, h, lo, c, v))
+
+
+def _spacing(ts_ns: npt.NDArray[np.int64]) -> int | None:
+    """The tenth percentile of the positive gaps between consecutive times (None if none)."""
+    gaps = np.diff(ts_ns)
+    gaps = gaps[gaps > 0]
+    if not len(gaps):
+        return None
+    k = len(gaps) // 10
+    return int(np.partition(gaps, k)[k])
 
 
 @final

@@ -46,3 +46,18 @@ def test_not_a_saved_run_is_refused(tmp_path: Path) -> None:
         archive.writestr("arrays.npz", b"")
     with pytest.raises(ConfigError, match="has format 'something/9'"):
         RunResult.load(other)
+
+
+def test_a_saved_run_keeps_its_halts_and_risk_warnings(tmp_path: Path) -> None:
+    from ibkrfw.risk import DailyLossLimit, MaxDrawdownKillSwitch
+
+    result = Engine(
+        MovingAverageCrossover(fast=5, slow=20), sample_feed(["ACME"]), SimBroker(cash=50_000),
+        risk_monitors=[DailyLossLimit(percent=0.001), MaxDrawdownKillSwitch(0.01)],
+    ).run()  # fmt: skip
+    assert result.halts and [w.rule for w in result.risk_warnings] == ["DailyLossLimit"]
+    path = tmp_path / "run.ibkrfw"
+    result.save(path)
+    loaded = RunResult.load(path)
+    assert loaded.halts == result.halts
+    assert loaded.risk_warnings == result.risk_warnings

@@ -158,3 +158,39 @@ def test_csv_feed_problems(tmp_path: Path) -> None:
     path.write_text("timestamp,open,high,low,close\nyesterday,1,2,0.5,1\n")
     with pytest.raises(DataError, match="unreadable timestamps"):
         CSVFeed(path, X)
+
+
+def test_a_feed_knows_its_bar_size_from_the_spacing_of_its_bars(tmp_path: Path) -> None:
+    day, hour, minute = 86_400 * 10**9, 3_600 * 10**9, 60 * 10**9
+    # business days: weekends and a holiday are longer gaps, not the bar size
+    days = pd.bdate_range("2024-01-02", periods=60, tz="America/New_York").delete(10)
+    frame = pd.DataFrame({"open": 1.0, "high": 1.0, "low": 1.0, "close": 1.0}, index=days)
+    assert DataFrameFeed(frame, X).bar_ns == day
+    # a session of hourly bars: the nights are longer; a session of two 4-hour bars
+    hourly = pd.concat(
+        bars_frame([(1, 1, 1, 1)] * 7, start=f"2024-01-0{d} 14:30", freq="1h") for d in (2, 3, 4)
+    )
+    assert DataFrameFeed(hourly, X).bar_ns == hour
+    halves = pd.concat(
+        bars_frame([(1, 1, 1, 1)] * 2, start=f"2024-01-{d:02} 14:30", freq="4h")
+        for d in range(2, 30)
+    )
+    assert DataFrameFeed(halves, X).bar_ns == 4 * hour
+    # several instruments: the shortest; one bar alone: not known
+    minutes = bars_frame([(1, 1, 1, 1)] * 30, start="2024-01-02 14:30", freq="1min")
+    assert DataFrameFeed({X: frame, Y: minutes}).bar_ns == minute
+    assert DataFrameFeed(good(1), X).bar_ns is None
+    path = tmp_path / "bars.csv"
+    minutes.to_csv(path, index_label="timestamp")
+    assert CSVFeed(path, X).bar_ns == minute
+    assert DataFrameFeed({X: frame, Y: minutes}).between(days[5].value).bar_ns == day  # days only
+
+
+def test_the_ib_feed_knows_its_bar_size() -> None:
+    pytest.importorskip("ibapi")
+    from ibkrfw.ibkr import IBKRConfig, IBKRDataFeed
+
+    config = IBKRConfig(port=1)
+    assert IBKRDataFeed([X], config, bar_size="5 mins").bar_ns == 300 * 10**9
+    assert IBKRDataFeed([X], config, bar_size="1 day").bar_ns == 86_400 * 10**9
+    assert IBKRDataFeed([X], config, bar_size=None).bar_ns == 5 * 10**9  # IB's own
