@@ -277,10 +277,11 @@ class IBKRDataFeed(DataFeed, Listener):
             more quote streams is refused with a :class:`~ibkrfw.ConfigError` rather than
             left to fail one by one with error 101.
         calendar: The sessions that bars of an hour or more follow (see
-            :class:`BarAggregator`): one calendar for every instrument, or a function giving
-            each instrument's. By default :func:`~ibkrfw.data.calendar_for`: regular hours for
-            US stocks; ``lambda inst: calendar_for(inst, extended=True)`` puts pre-market and
-            after-hours trading in them too. Bars under an hour stay aligned on the clock.
+            :class:`~ibkrfw.ibkr.BarAggregator`): one calendar for every instrument, or a
+            function giving each instrument's. By default :func:`~ibkrfw.data.calendar_for`:
+            regular hours for US stocks; ``lambda inst: calendar_for(inst, extended=True)``
+            puts pre-market and after-hours trading in them too. Bars under an hour stay
+            aligned on the clock.
 
     Raises:
         ConfigError: if neither ``config`` nor ``client`` is given, no instrument is, or the
