@@ -200,7 +200,7 @@ class TradingDays:
     @staticmethod
     def _local_day(lookup: SessionLookup, ts_ns: int) -> dt.date:
         zone = ZoneInfo(lookup.calendar.timezone)
-        return dt.datetime.fromtimestamp(ts_ns / 1e9, tz=zone).date()
+        return dt.datetime.fromtimestamp(ts_ns // 10**9, tz=zone).date()
 
     def _no_session(self, instrument: Instrument, lookup: SessionLookup, ts_ns: int) -> int:
         """No session within a year: the end of the local day, said once per instrument."""
