@@ -12,7 +12,9 @@ from ibkrfw.data.sample import (
     sample_instruments,
 )
 from ibkrfw.data.sessions import (
+    Session,
     SessionCalendar,
+    SessionLookup,
     Sessions,
     USEquityCalendar,
     WeekdayCalendar,
@@ -32,7 +34,9 @@ __all__ = [
     "SAMPLE_SYMBOLS",
     "SQLiteBarStore",
     "SeriesInfo",
+    "Session",
     "SessionCalendar",
+    "SessionLookup",
     "Sessions",
     "USEquityCalendar",
     "WeekdayCalendar",

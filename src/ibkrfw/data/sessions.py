@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import warnings
 from abc import ABC, abstractmethod
+from bisect import bisect_right
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, NamedTuple, final
 from zoneinfo import ZoneInfo
@@ -20,7 +21,9 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = [
+    "Session",
     "SessionCalendar",
+    "SessionLookup",
     "Sessions",
     "USEquityCalendar",
     "WeekdayCalendar",
@@ -29,6 +32,7 @@ __all__ = [
 
 IntArray = npt.NDArray[np.int64]
 _NS = 10**9
+_DAY_NS = 86_400 * _NS
 
 
 class Sessions(NamedTuple):
@@ -254,3 +258,134 @@ def calendar_for(instrument: Instrument, *, extended: bool = False) -> SessionCa
     if instrument.asset_class is AssetClass.FOREX:
         return WeekdayCalendar("America/New_York", "17:00", "17:00")
     return WeekdayCalendar(instrument.timezone)
+
+
+class Session(NamedTuple):
+    """One trading session: its local date and UTC bounds."""
+
+    day: dt.date
+    """The local trading date."""
+    open_ns: int
+    """When the session opens, UTC epoch nanoseconds."""
+    close_ns: int
+    """When it closes (excluded), UTC epoch nanoseconds."""
+
+
+@final
+class SessionLookup:
+    """Which session of a calendar a time falls in, one time at a time, cheaply.
+
+    Made for code that asks about times in order, bar by bar (the simulator's DAY orders and
+    auctions, live bars built from IB's 5-second bars): it keeps a few weeks of sessions from
+    the latest time it had to load, so most lookups are a binary search of a short list, and it
+    loads the following weeks when asked about a later time.
+
+    Args:
+        calendar: The sessions to look up.
+
+    Example:
+        >>> import pandas as pd
+        >>> lookup = SessionLookup(USEquityCalendar(use_exchange_calendars=False))
+        >>> friday_evening = pd.Timestamp("2024-07-05 18:00", tz="America/New_York").value
+        >>> lookup.at(friday_evening) is None  # after the close
+        True
+        >>> lookup.until(friday_evening).day  # the session such a time leads to
+        datetime.date(2024, 7, 8)
+        >>> lookup.midnight_day(pd.Timestamp("2024-07-08", tz="America/New_York").value)
+        datetime.date(2024, 7, 8)
+    """
+
+    __slots__ = ("_closes", "_days", "_from", "_opens", "_to", "_zone", "calendar")
+
+    SPAN_NS = 42 * _DAY_NS
+    """How many days of sessions are loaded at a time (six weeks)."""
+    REACH_NS = 366 * _DAY_NS
+    """How far past a time :meth:`until` and :meth:`opening_after` look for a session."""
+
+    def __init__(self, calendar: SessionCalendar) -> None:
+        self.calendar = calendar
+        self._zone = ZoneInfo(calendar.timezone)
+        self._from = self._to = 0  # the loaded sessions answer for times in [from, to)
+        self._days: list[dt.date] = []
+        self._opens: list[int] = []
+        self._closes: list[int] = []
+
+    def _load(self, ts_ns: int) -> None:
+        """Load the sessions that may hold a time from ``ts_ns`` to SPAN_NS later."""
+        s = self.calendar.sessions_between(ts_ns, ts_ns + self.SPAN_NS)
+        self._days = s.day.astype(object).tolist()
+        self._opens = s.open_ns.tolist()
+        self._closes = s.close_ns.tolist()
+        self._from, self._to = ts_ns, ts_ns + self.SPAN_NS
+
+    def _extend(self) -> None:
+        """Add the next SPAN_NS of sessions after those loaded."""
+        s = self.calendar.sessions_between(self._to, self._to + self.SPAN_NS)
+        last = self._days[-1] if self._days else dt.date.min
+        for day, open_ns, close_ns in zip(
+            s.day.astype(object).tolist(), s.open_ns.tolist(), s.close_ns.tolist(), strict=True
+        ):
+            if day > last:
+                self._days.append(day)
+                self._opens.append(open_ns)
+                self._closes.append(close_ns)
+        self._to += self.SPAN_NS
+
+    def _first(self, ts_ns: int, by_close: bool) -> int | None:
+        """The index of the first session whose close (or open) is after ``ts_ns``."""
+        if not self._from <= ts_ns < self._to:
+            self._load(ts_ns)
+        bounds = self._closes if by_close else self._opens
+        i = bisect_right(bounds, ts_ns)
+        while i == len(bounds):  # none loaded: look further, up to REACH_NS
+            if self._to - ts_ns > self.REACH_NS:
+                return None
+            self._extend()
+            i = bisect_right(bounds, ts_ns)
+        return i
+
+    def at(self, ts_ns: int) -> Session | None:
+        """Return the session that holds ``ts_ns``, or None between sessions."""
+        i = self._first(ts_ns, by_close=True)
+        if i is None or self._opens[i] > ts_ns:
+            return None
+        return Session(self._days[i], self._opens[i], self._closes[i])
+
+    def until(self, ts_ns: int) -> Session | None:
+        """Return the session that holds ``ts_ns``, or else the next one.
+
+        None if no session opens within :attr:`REACH_NS` after ``ts_ns``.
+        """
+        i = self._first(ts_ns, by_close=True)
+        if i is None:
+            return None
+        return Session(self._days[i], self._opens[i], self._closes[i])
+
+    def opening_after(self, ts_ns: int) -> Session | None:
+        """Return the first session that opens after ``ts_ns`` (None if none within reach)."""
+        i = self._first(ts_ns, by_close=False)
+        if i is None:
+            return None
+        return Session(self._days[i], self._opens[i], self._closes[i])
+
+    def midnight_day(self, ts_ns: int) -> dt.date | None:
+        """Return the local date of ``ts_ns`` if it is a local midnight, else None.
+
+        Daily bars are stamped at midnight of their session's local date (IB's daily bars,
+        :func:`~ibkrfw.data.resample_bars`), so this tells such a stamp from an intraday time.
+        """
+        local = dt.datetime.fromtimestamp(ts_ns // _NS, tz=self._zone)
+        if ts_ns % _NS or local.hour or local.minute or local.second:
+            return None
+        return local.date()
+
+    def dated(self, day: dt.date) -> Session | None:
+        """Return the session of the local date ``day``, or None if it has none."""
+        found = self.until(self.local_midnight_ns(day))
+        while found is not None and found.day < day:
+            found = self.until(found.close_ns)
+        return found if found is not None and found.day == day else None
+
+    def local_midnight_ns(self, day: dt.date) -> int:
+        """Return the UTC time of local midnight at the start of ``day``."""
+        return int(dt.datetime.combine(day, dt.time(), tzinfo=self._zone).timestamp()) * _NS

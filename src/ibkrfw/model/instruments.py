@@ -53,7 +53,9 @@ class Instrument:
         tick_size: The minimum price increment.
         lot_size: The minimum quantity increment.
         multiplier: Contract multiplier: value of one unit of price per unit of quantity.
-        timezone: IANA time zone of the instrument's trading day (used for DAY orders).
+        timezone: IANA time zone of the instrument's trading day: its sessions are whole
+            local weekdays there unless :func:`~ibkrfw.data.calendar_for` knows better (US
+            stocks, forex).
 
     Raises:
         ConfigError: if a size is not positive or the symbol is empty.

@@ -58,11 +58,11 @@ class OrderType(enum.StrEnum):
 class TimeInForce(enum.StrEnum):
     """How long an order stays working.
 
-    DAY orders expire at the end of the trading day of the first bar they could fill on
-    (in the instrument's time zone); GTC orders stay until filled or cancelled; IOC orders get
-    one chance (the next bar) and expire otherwise; GTD orders expire at ``good_till_ns``;
-    OPG (MARKET or LIMIT only) orders take part in the next opening auction, and what does
-    not fill there is cancelled.
+    DAY orders expire at the close of the trading session of the first bar they could fill on
+    (the next session if that bar is between sessions); GTC orders stay until filled or
+    cancelled; IOC orders get one chance (the next bar) and expire otherwise; GTD orders
+    expire at ``good_till_ns``; OPG (MARKET or LIMIT only) orders take part in the next
+    opening auction, and what does not fill there is cancelled.
     """
 
     DAY = "DAY"

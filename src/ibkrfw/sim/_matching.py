@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
+from collections.abc import Callable
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+from ibkrfw.data.sessions import SessionCalendar, SessionLookup
 from ibkrfw.model.data import Bar
+from ibkrfw.model.instruments import Instrument
 from ibkrfw.model.orders import Order, OrderType, Side, TimeInForce
 from ibkrfw.sim.commission import NOTHING_YET
+
+log = logging.getLogger("ibkrfw.sim")
 
 _ON_CLOSE = frozenset((OrderType.MARKET_ON_CLOSE, OrderType.LIMIT_ON_CLOSE))
 
@@ -19,6 +25,7 @@ class Working:
     __slots__ = (
         "auction",
         "auction_ns",
+        "auction_stamp_ns",
         "best",
         "buy",
         "close_bar",
@@ -46,9 +53,11 @@ class Working:
         self.triggered = False  # a touched STOP_LIMIT works as a limit; STOP as a market order
         self.so_far = NOTHING_YET  # what the order filled and paid so far
         # On-open and on-close orders: when their auction is, and (on close) the latest bar
-        # of the day they wait to close on.
+        # of the day they wait to close on. On open, a daily bar stamped at or after
+        # auction_stamp_ns (at a local midnight) also opens a later day.
         self.auction = req.tif is TimeInForce.OPG or req.order_type in _ON_CLOSE
         self.auction_ns: int | None = None
+        self.auction_stamp_ns = 0
         self.close_bar: Bar | None = None
         # TRAILING_STOP: the best price seen, and the distance kept from it
         self.trail = float(req.trail_amount) if req.trail_amount is not None else 0.0
@@ -113,3 +122,98 @@ class LocalDays:
         start, end = int(first.timestamp()) * 10**9, int(after.timestamp()) * 10**9
         self._cache[timezone] = (start, end)
         return end
+
+
+class TradingDays:
+    """The trading day of a time, per instrument, from its session calendar.
+
+    For DAY orders and the auctions. A time belongs to the session that holds it; a time
+    between sessions (after the close, before the open, a weekend, a holiday) to the next
+    session, as IB holds an order sent after the close for the next one. A time at a local
+    midnight outside every session is a daily bar's stamp: it belongs to the session of its
+    date, or, if the calendar has none that day while the data does, to that whole local day.
+    The latest session found is kept per instrument, so most times cost one comparison.
+
+    Args:
+        calendar_of: The session calendar of an instrument (asked once per instrument).
+    """
+
+    __slots__ = ("_calendar_of", "_latest", "_lookups", "_warned")
+
+    def __init__(self, calendar_of: Callable[[Instrument], SessionCalendar]) -> None:
+        self._calendar_of = calendar_of
+        self._lookups: dict[Instrument, SessionLookup] = {}
+        self._latest: dict[Instrument, tuple[int, int]] = {}  # the latest session: open, close
+        self._warned: set[Instrument] = set()
+
+    def _lookup(self, instrument: Instrument) -> SessionLookup:
+        lookup = self._lookups.get(instrument)
+        if lookup is None:
+            lookup = self._lookups[instrument] = SessionLookup(self._calendar_of(instrument))
+        return lookup
+
+    def close_ns(self, instrument: Instrument, ts_ns: int) -> int:
+        """When the trading day of a bar at ``ts_ns`` ends: its session's close."""
+        open_ns, close_ns = self._latest.get(instrument, (0, 0))
+        if open_ns <= ts_ns < close_ns:
+            return close_ns
+        lookup = self._lookup(instrument)
+        session = lookup.at(ts_ns)
+        if session is not None:
+            self._latest[instrument] = (session.open_ns, session.close_ns)
+            return session.close_ns
+        day = lookup.midnight_day(ts_ns)
+        if day is not None:  # a daily bar: its date's session, or the day the data traded
+            session = lookup.dated(day)
+            return session.close_ns if session else lookup.local_midnight_ns(day + _ONE_DAY)
+        session = lookup.until(ts_ns)
+        if session is None:
+            return self._no_session(instrument, lookup, ts_ns)
+        return session.close_ns
+
+    def opening(self, instrument: Instrument, decided_ns: int) -> tuple[int, int]:
+        """The opening auction of an on-open order decided at ``decided_ns``.
+
+        It is the first session to open after the decision; after a daily bar (stamped at
+        midnight of its date) the decision comes after that day's close. Returns when that
+        session opens, and the earliest midnight from which a daily bar's stamp counts as the
+        open of a later day: the first bar at or after either is the auction's.
+        """
+        lookup = self._lookup(instrument)
+        day = lookup.midnight_day(decided_ns)
+        after = decided_ns
+        if day is not None and lookup.at(decided_ns) is None:  # decided on a daily bar
+            after = self.close_ns(instrument, decided_ns) - 1
+        else:
+            day = self._local_day(lookup, decided_ns)
+        stamp = lookup.local_midnight_ns(day + _ONE_DAY)
+        session = lookup.opening_after(after)
+        if session is None:
+            return self._no_session(instrument, lookup, decided_ns), stamp
+        return session.open_ns, stamp
+
+    def is_daily_stamp(self, instrument: Instrument, ts_ns: int) -> bool:
+        """Whether ``ts_ns`` is a local midnight outside every session (a daily bar's stamp)."""
+        lookup = self._lookup(instrument)
+        return lookup.midnight_day(ts_ns) is not None and lookup.at(ts_ns) is None
+
+    @staticmethod
+    def _local_day(lookup: SessionLookup, ts_ns: int) -> dt.date:
+        zone = ZoneInfo(lookup.calendar.timezone)
+        return dt.datetime.fromtimestamp(ts_ns // 10**9, tz=zone).date()
+
+    def _no_session(self, instrument: Instrument, lookup: SessionLookup, ts_ns: int) -> int:
+        """No session within a year: the end of the local day, said once per instrument."""
+        if instrument not in self._warned:
+            self._warned.add(instrument)
+            log.warning(
+                "%s: the %s calendar has no session in the year after %s; DAY orders and "
+                "auctions use local calendar days",
+                instrument.id,
+                lookup.calendar.source,
+                dt.datetime.fromtimestamp(ts_ns / 1e9, tz=dt.UTC),
+            )
+        return lookup.local_midnight_ns(self._local_day(lookup, ts_ns) + _ONE_DAY)
+
+
+_ONE_DAY = dt.timedelta(days=1)

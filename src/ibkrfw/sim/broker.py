@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 from typing import Literal, final
 
@@ -11,6 +11,7 @@ import attrs
 from typing_extensions import override
 
 from ibkrfw.core.clock import Clock, LiveClock
+from ibkrfw.data.sessions import SessionCalendar, calendar_for
 from ibkrfw.errors import ConfigError, EngineError
 from ibkrfw.model._decimal import DecimalLike, float_decimal, to_decimal
 from ibkrfw.model.data import Bar, Quote
@@ -26,7 +27,7 @@ from ibkrfw.model.events import (
     OrderModifyRejected,
 )
 from ibkrfw.model.fills import Fill
-from ibkrfw.model.instruments import AssetClass, Instrument
+from ibkrfw.model.instruments import Instrument
 from ibkrfw.model.orders import Order, OrderRequest, OrderType, Side, TimeInForce
 from ibkrfw.portfolio.fx import FxRates
 from ibkrfw.portfolio.portfolio import Portfolio
@@ -35,10 +36,11 @@ from ibkrfw.risk.account import (
     IB_INITIAL_MARGIN,
     BuyingPower,
     MarginRates,
+    MarginSpec,
     margin_rates,
 )
 from ibkrfw.risk.rule import RiskRule
-from ibkrfw.sim._matching import LocalDays, Working, limit_fill, stop_fill
+from ibkrfw.sim._matching import LocalDays, TradingDays, Working, limit_fill, stop_fill
 from ibkrfw.sim.commission import NOTHING_YET, CommissionModel, OrderSoFar, ZeroCommission
 from ibkrfw.sim.slippage import SlippageModel
 
@@ -87,8 +89,10 @@ class SimBroker(Broker):
     * TRAILING_STOP works as a stop, checked against the stop as it stood before each bar; then
       the bar's high (for a sell) or low (for a buy) moves the stop toward the market;
     * the whole remaining quantity fills at once, unless ``volume_limit`` caps it (below);
-    * time in force: DAY expires at the end of the local trading day of the first bar it could
-      fill on, IOC after that first bar, GTD at ``good_till_ns``; GTC never.
+    * time in force: DAY expires at the close of the trading session of the first bar it could
+      fill on (the next session for a bar between sessions: after the close, before the open,
+      on a weekend), IOC after that first bar, GTD at ``good_till_ns``; GTC never. On-open
+      and on-close orders trade in that session's opening and closing auctions.
 
     With ``volume_limit``, orders take at most that share of each bar's volume, rounded down
     to whole lots and shared first come, first served by the orders matching on the bar. The
@@ -161,14 +165,12 @@ class SimBroker(Broker):
         volume_limit: float | None = None,
         slippage: SlippageModel | None = None,
         account: Literal["margin", "cash"] = "margin",
-        initial_margin: float
-        | Mapping[AssetClass, float]
-        | Mapping[str, float]
-        | None = IB_INITIAL_MARGIN,
+        initial_margin: MarginSpec | None = IB_INITIAL_MARGIN,
         favourable_first: bool = False,
         fill_timing: Literal["next_bar", "this_close"] = "next_bar",
         borrow_rate: float | None = None,
         fill_on: Literal["bars", "quotes"] = "bars",
+        calendar: SessionCalendar | Callable[[Instrument], SessionCalendar] | None = None,
     ) -> None:
         try:
             self._cash = to_decimal(cash, "cash")
@@ -228,7 +230,12 @@ class SimBroker(Broker):
         self.favourable_first = favourable_first
         self._n_working = 0
         self._fills = 0
-        self._days = LocalDays()
+        self._days = LocalDays()  # calendar days, for the borrow fee
+        if isinstance(calendar, SessionCalendar):
+            one = calendar
+            self._sessions = TradingDays(lambda _: one)
+        else:
+            self._sessions = TradingDays(calendar or calendar_for)
         self._clock: Clock = _NotStarted()
         self._emit: EventSink = _not_started
 
@@ -330,6 +337,7 @@ class SimBroker(Broker):
         replaced = Working(attrs.evolve(w.order, request=request))
         replaced.so_far, replaced.triggered = w.so_far, w.triggered
         replaced.auction_ns, replaced.close_bar = w.auction_ns, w.close_bar
+        replaced.auction_stamp_ns = w.auction_stamp_ns
         replaced.expire_ns = w.expire_ns if request.tif is w.tif else replaced.expire_ns
         if (
             request.order_type is OrderType.TRAILING_STOP
@@ -539,7 +547,7 @@ class SimBroker(Broker):
             return
         if w.expire_ns is None and w.tif is not TimeInForce.GTC:
             if w.tif is TimeInForce.DAY:
-                w.expire_ns = self._days.end_ns(ts, order.instrument.timezone)
+                w.expire_ns = self._sessions.close_ns(order.instrument, ts)
             else:  # IOC: this bar is its one chance
                 w.expire_ns = ts + 1
         elif w.expire_ns is not None and ts >= w.expire_ns:
@@ -572,16 +580,20 @@ class SimBroker(Broker):
     def _auction(self, w: Working, bar: Bar) -> None:
         """Match an on-open or on-close order: it trades in one auction, and the rest expires.
 
-        On open: at the open of the first bar of a later local day than the one the order could
-        first work on. On close: at the close of the last bar of the day, known to be the last
-        when a bar of a later day arrives; the fill and the expiry are stamped with its time.
+        On open: at the open of the first bar at or after the open of the first session after the
+        order was sent (or of a daily bar of a later day). On close: at the close of the last
+        bar before the close of the session of the first bar it could fill on, known to be the
+        last when a bar at or after that close arrives; the fill and the expiry are stamped
+        with its time.
         """
         ts = bar.ts_ns
         inst = w.order.instrument
         if w.tif is TimeInForce.OPG:
             if w.auction_ns is None:
-                w.auction_ns = self._days.end_ns(w.eligible_ns - 1, inst.timezone)
-            if ts < w.auction_ns:
+                w.auction_ns, w.auction_stamp_ns = self._sessions.opening(inst, w.eligible_ns - 1)
+            if ts < w.auction_ns and not (
+                ts >= w.auction_stamp_ns and self._sessions.is_daily_stamp(inst, ts)
+            ):
                 return
             open_ = bar.open
             limited = w.order.request.order_type is OrderType.LIMIT
@@ -593,7 +605,7 @@ class SimBroker(Broker):
         pending = w.close_bar
         if pending is None or ts < (w.auction_ns or 0):
             if pending is None:
-                w.auction_ns = self._days.end_ns(ts, inst.timezone)
+                w.auction_ns = self._sessions.close_ns(inst, ts)
             w.close_bar = bar  # the latest bar of the day, so far
             return
         close = pending.close

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import datetime as dt
 import sys
 
 import numpy as np
@@ -7,7 +8,15 @@ import pandas as pd
 import pytest
 
 from ibkrfw import ConfigError, Forex, Future, Stock
-from ibkrfw.data.sessions import USEquityCalendar, WeekdayCalendar, calendar_for
+from ibkrfw.data.sessions import (
+    Session,
+    SessionCalendar,
+    SessionLookup,
+    Sessions,
+    USEquityCalendar,
+    WeekdayCalendar,
+    calendar_for,
+)
 
 NY = "America/New_York"
 
@@ -94,3 +103,63 @@ def test_bad_calendar_settings_are_config_errors() -> None:
         WeekdayCalendar(NY, "9h30")
     with pytest.raises(ConfigError, match="not a date"):
         USEquityCalendar().sessions("yesterday", "2024-01-01")
+
+
+def _ns(text: str, tz: str = NY) -> int:
+    return int(pd.Timestamp(text, tz=tz).value)
+
+
+def test_session_lookup_finds_the_session_of_a_time_the_next_one_and_a_dates() -> None:
+    lookup = SessionLookup(USEquityCalendar())
+    noon = lookup.at(_ns("2024-11-29 12:00"))
+    assert noon == Session(dt.date(2024, 11, 29), _ns("2024-11-29 09:30"), _ns("2024-11-29 13:00"))
+    assert lookup.at(_ns("2024-11-29 13:00")) is None  # the close is excluded
+    # After the early close, over the weekend: the next session is Monday's.
+    assert lookup.until(_ns("2024-11-29 13:00")).day == dt.date(2024, 12, 2)  # type: ignore[union-attr]
+    assert lookup.until(_ns("2024-11-27 10:00")).day == dt.date(2024, 11, 27)  # type: ignore[union-attr]
+    # Thanksgiving: no session that day; the first to open after a session's open is the next.
+    assert lookup.dated(dt.date(2024, 11, 28)) is None
+    assert lookup.opening_after(_ns("2024-11-27 09:30")).day == dt.date(2024, 11, 29)  # type: ignore[union-attr]
+    assert lookup.opening_after(_ns("2024-11-29 09:29")).day == dt.date(2024, 11, 29)  # type: ignore[union-attr]
+    # Times asked out of order reload what they need.
+    assert lookup.at(_ns("2023-03-01 10:00")).day == dt.date(2023, 3, 1)  # type: ignore[union-attr]
+
+
+def test_session_lookup_across_a_long_closure_and_with_no_session_at_all() -> None:
+    class Gap(SessionCalendar):
+        """Weekday sessions, none in the ten weeks from 2024-01-08."""
+
+        timezone = NY
+        source = "test"
+        _weekdays = WeekdayCalendar(NY, "09:30", "16:00")
+
+        def sessions(self, start: object, end: object) -> Sessions:
+            s = self._weekdays.sessions(start, end)
+            keep = (s.day < np.datetime64("2024-01-08")) | (s.day >= np.datetime64("2024-03-18"))
+            return Sessions(s.day[keep], s.open_ns[keep], s.close_ns[keep])
+
+    lookup = SessionLookup(Gap())
+    assert lookup.until(_ns("2024-01-05 17:00")).day == dt.date(2024, 3, 18)  # type: ignore[union-attr]
+    assert lookup.opening_after(_ns("2024-01-05 17:00")).day == dt.date(2024, 3, 18)  # type: ignore[union-attr]
+
+    class Never(SessionCalendar):
+        timezone = NY
+        source = "test"
+
+        def sessions(self, start: object, end: object) -> Sessions:
+            empty = np.empty(0, np.int64)
+            return Sessions(np.empty(0, "datetime64[D]"), empty, empty)
+
+    never = SessionLookup(Never())
+    assert never.until(_ns("2024-01-05 17:00")) is None
+    assert never.opening_after(_ns("2024-01-05 17:00")) is None
+    assert never.at(_ns("2024-01-05 12:00")) is None
+
+
+def test_session_lookup_tells_a_daily_bars_stamp_across_a_change_of_clocks() -> None:
+    lookup = SessionLookup(WeekdayCalendar(NY, "09:30", "16:00"))
+    assert lookup.midnight_day(_ns("2024-03-11")) == dt.date(2024, 3, 11)  # daylight time
+    assert lookup.midnight_day(_ns("2024-03-08")) == dt.date(2024, 3, 8)
+    assert lookup.midnight_day(_ns("2024-03-11") + 1) is None
+    assert lookup.midnight_day(_ns("2024-03-11 00:00", "UTC")) is None  # 20:00 in New York
+    assert lookup.local_midnight_ns(dt.date(2024, 3, 11)) == _ns("2024-03-11")
