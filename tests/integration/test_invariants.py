@@ -33,7 +33,7 @@ from typing import Any
 import attrs
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, note, settings
+from hypothesis import HealthCheck, event, given, note, settings
 from hypothesis import strategies as st
 from typing_extensions import override
 
@@ -203,9 +203,10 @@ PROTECTIONS: dict[str, Callable[[], Protection]] = {
 class _Without(PortfolioView):
     """The portfolio as the account saw it before ``order`` was sent (its working orders)."""
 
-    def __init__(self, inner: PortfolioView, orders: Sequence[Order]) -> None:
+    def __init__(self, inner: PortfolioView, orders: Sequence[Order], order: Order) -> None:
         self._inner = inner
         self._orders = orders
+        self._order = order
 
     base_currency = property(lambda self: self._inner.base_currency)  # type: ignore[assignment]
     cash = property(lambda self: self._inner.cash)  # type: ignore[assignment]
@@ -231,7 +232,7 @@ class _Without(PortfolioView):
 
     @override
     def working(self, instrument: Instrument) -> tuple[Decimal, Decimal]:
-        return _working(self._orders, instrument)
+        return _working(self._orders, instrument, self._order)
 
     @override
     def working_instruments(self) -> frozenset[Instrument]:
@@ -244,14 +245,23 @@ def _live(orders: Sequence[Order]) -> list[Order]:
     return [o for o in orders if o.request.parent_id not in ids]
 
 
-def _working(orders: Sequence[Order], inst: Instrument) -> tuple[Decimal, Decimal]:
-    """What the working orders of ``inst`` may still buy and sell, one per OCA group and side."""
+def _working(
+    orders: Sequence[Order], inst: Instrument, joining: Order | None = None
+) -> tuple[Decimal, Decimal]:
+    """What the working orders of ``inst`` may still buy and sell, one per OCA group and side.
+
+    The group ``joining`` joins counts once with it: by what its largest has beyond it.
+    """
     groups: dict[tuple[int, str], Decimal] = {}
     for o in _live(orders):
         if o.instrument != inst:
             continue
         key = (o.side.sign, o.request.oca_group or f"#{o.order_id}")
         groups[key] = max(groups.get(key, Decimal(0)), o.remaining)
+    if joining is not None and joining.request.oca_group:
+        key = (joining.side.sign, joining.request.oca_group)
+        if key in groups:
+            groups[key] = max(groups[key] - joining.quantity, Decimal(0))
     buys = sum((q for (s, _), q in groups.items() if s > 0), Decimal(0))
     sells = sum((q for (s, _), q in groups.items() if s < 0), Decimal(0))
     return buys, sells
@@ -288,6 +298,7 @@ class Player(Strategy):
         self.errors: list[IBKRFWError] = []
         self.resized: set[int] = set()
         self.shrunk: set[int] = set()  # orders a rule must have said it shrank
+        self.sent: dict[int, Decimal] = {}  # the quantity each target's order was sent with
         self.targets: list[tuple[Instrument, Decimal, int, int]] = []  # goal, order, fills seen
         self.checks = 0
 
@@ -482,6 +493,7 @@ class Player(Strategy):
             self.shrunk.add(sent.order_id)  # an OrderResized must say so
         elif pending_before == 0:
             self.targets.append((inst, goal, sent.order_id, fills_before))
+            self.sent[sent.order_id] = sent.quantity
 
     def check_reached(self, ctx: Context) -> None:
         for inst, goal, order_id, fills_before in list(self.targets):
@@ -491,14 +503,19 @@ class Player(Strategy):
                 continue
             self.targets.remove((inst, goal, order_id, fills_before))
             later = [f for f in self.fills[fills_before:] if f.instrument == inst]
-            if order.status is OrderStatus.FILLED and all(f.order_id == order_id for f in later):
+            unchanged = order.quantity == self.sent[order_id]  # not modified meanwhile
+            if (
+                order.status is OrderStatus.FILLED
+                and unchanged
+                and all(f.order_id == order_id for f in later)
+            ):
                 assert ctx.position(inst).quantity == goal, f"target {goal} not reached"
 
     def check_account(self, ctx: Context, order: Order) -> None:
         if self.account is None or order.request.parent_id is not None:
             return
         others = [o for o in ctx.open_orders() if o.order_id != order.order_id]
-        view = _Without(ctx.portfolio, others)
+        view = _Without(ctx.portfolio, others, order)
         decision = self.account.check(order.request, view, ctx.now_ns)
         assert decision.approved, f"order {order.order_id} passed the account: {decision.reason}"
 
@@ -531,11 +548,21 @@ def run(scenario: Scenario) -> tuple[Player, Any]:
     return player, engine.run()
 
 
+def _bucket(count: int) -> str:
+    return (
+        next(label for top, label in ((0, "0"), (5, "1-5"), (20, "6-20")) if count <= top)
+        if (count <= 20)
+        else ">20"
+    )
+
+
 @settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(scenarios())
 def test_the_books_hold_whatever_a_strategy_does(scenario: Scenario) -> None:
     player, result = run(scenario)
     assert player.checks > 0
+    event(f"orders: {_bucket(len(result.order_list))}")
+    event(f"fills: {_bucket(len(result.fill_list))}")
     # the result agrees with what the strategy saw
     for inst in scenario.frames:
         held = sum(
