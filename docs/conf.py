@@ -30,6 +30,7 @@ myst_heading_anchors = 3
 
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"
+autodoc_preserve_defaults = True  # show defaults as written (IB_INITIAL_MARGIN, not its repr)
 autodoc_default_options = {"members": True, "show-inheritance": True}
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False
@@ -91,6 +92,7 @@ nitpick_ignore_regex = [
     (r"py:.*", r"ibkrfw\..*\._.*"),
     # type aliases of ibkrfw's own, shown by name in signatures
     (r"py:class", r"(DecimalLike|Frequency|RampCondition|WebhookFormat)"),
+    (r"py:class", r"(MarginSpec|MarginRates|CommissionEstimate)"),
 ]
 
 html_theme = "furo"

@@ -279,7 +279,7 @@ class Engine:
         self.broker = broker
         self.risk_rules = tuple(risk_rules)
         self.account_rules = tuple(broker.account_rules)
-        """The broker's account checks, run after :attr:`risk_rules` (buying power...)."""
+        """The broker's account checks, run after ``risk_rules`` (buying power...)."""
         self._checks = self.risk_rules + self.account_rules
         self.risk_monitors = tuple(risk_monitors)
         self._order_monitors = any(m.watches_orders for m in self.risk_monitors)
@@ -349,8 +349,10 @@ class Engine:
         self._risk_exclude: frozenset[int] = frozenset()
         self._risk_joining: OrderRequest | None = None
         self.bars_processed = 0
-        """How many bars a live run has finished with (a heartbeat): handed to the strategy
-        (and their time stamp closed, if they completed it), or dropped as out of order."""
+        """The number of bars a live run has finished with, a heartbeat.
+
+        A bar counts once handed to the strategy (and its time stamp closed, if it completed
+        it), or dropped as out of order."""
         self.notices: list[Event] = []
         """Connection changes and data problems seen during the run, in order."""
         self.risk_warnings: list[RiskWarning] = []

@@ -277,9 +277,9 @@ MAX_PRICE = Decimal(10) ** 9
 def check_request(request: OrderRequest) -> str | None:
     """Return why ``request`` cannot be sent as it is, or ``None`` if it can.
 
-    Checks a positive whole-lot quantity up to :data:`MAX_QUANTITY`, the prices its type needs
-    (positive, up to :data:`MAX_PRICE`, and on the tick grid) and no price its type does not
-    use, and an expiry for GTD.
+    Checks a positive whole-lot quantity up to ``MAX_QUANTITY`` (10**12), the prices its type
+    needs (positive, up to ``MAX_PRICE``, 10**9, and on the tick grid) and no price its type
+    does not use, and an expiry for GTD.
 
     Example:
         >>> from ibkrfw import Stock

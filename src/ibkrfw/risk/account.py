@@ -52,7 +52,7 @@ CommissionEstimate = Callable[[Instrument, Side, Decimal, Decimal, int], Decimal
 def margin_rates(
     initial_margin: MarginSpec,
 ) -> MarginRates:
-    """Turn one share (for every asset class) or shares by class into :data:`MarginRates`.
+    """Turn one share (for every asset class) or shares by class into rates by asset class.
 
     Classes a mapping leaves out keep :data:`IB_INITIAL_MARGIN`'s rate. Classes may be given
     as :class:`~ibkrfw.AssetClass` or its IB name (``"STK"``, ``"FUT"``, ``"CASH"``).

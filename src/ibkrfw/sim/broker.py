@@ -207,7 +207,7 @@ class SimBroker(Broker):
         self.initial_margin: MarginRates | None = (
             None if account == "cash" or initial_margin is None else margin_rates(initial_margin)
         )
-        """The margin account's initial margin by asset class (None: no check, or cash)."""
+        """The margin account's initial margin by asset class, or None without a check."""
         if borrow_rate is not None and not 0 <= borrow_rate < 1:
             raise ConfigError(
                 f"borrow_rate must be a yearly fraction in [0, 1), got {borrow_rate!r}"
