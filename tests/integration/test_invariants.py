@@ -57,6 +57,7 @@ from ibkrfw import (
 )
 from ibkrfw.risk import (
     BuyingPower,
+    CorrelationLimit,
     DailyLossLimit,
     ExposureLimit,
     MarginCheck,
@@ -159,7 +160,9 @@ def scenarios(draw: st.DrawFn) -> Scenario:
     protection = draw(st.sampled_from(["none", "stop", "both", "trailing", "atr"]))
     steps = draw(
         st.lists(
-            st.tuples(st.integers(0, bars - 1), st.integers(0, count - 1), ACTIONS), max_size=30
+            st.tuples(st.integers(0, bars - 1), st.integers(0, count - 1), ACTIONS),
+            min_size=1,
+            max_size=30,
         )
     )
     script: dict[int, list[tuple[int, tuple[Any, ...]]]] = {}
@@ -186,6 +189,7 @@ RULES: dict[str, Callable[[], RiskRule]] = {
     "max_order": lambda: MaxOrderQuantity(300, shrink=True),
     "exposure": lambda: ExposureLimit(max_leverage=1.5),
     "margin": lambda: MarginCheck(0.5),
+    "correlation": lambda: CorrelationLimit(0.8, threshold=0.5, window=5),
 }
 MONITORS: dict[str, Callable[[], RiskMonitor]] = {
     "daily_loss": lambda: DailyLossLimit(percent=0.01, flatten=True),
@@ -406,6 +410,7 @@ class Player(Strategy):
         except IBKRFWError as exc:  # documented refusals of bad input: a typed error, named
             self.errors.append(exc)
             note(f"typed error: {type(exc).__name__}: {exc}")
+            event(f"typed error: {type(exc).__name__}: {str(exc)[:40]}")
             return
         for order in sent if isinstance(sent, tuple) else (sent,):
             if order is not None and order.status is not OrderStatus.DENIED:
@@ -457,8 +462,13 @@ class Player(Strategy):
                     assert held and o.side is closing, f"{tag} on the wrong side of {held}"
                     assert o.remaining <= abs(held), f"{tag} {o.remaining} > position {held}"
             if held and self.scenario.protection in ("stop", "both", "trailing"):
-                tags = {o.request.tag for o in protective}
-                assert "stop-loss" in tags, f"{inst.id} {held} has no stop-loss"
+                # a stop its distance can place (a fixed one below a price under it cannot)
+                spec = PROTECTIONS[self.scenario.protection]()
+                position = ctx.position(inst)
+                wanted = spec.orders(inst, held, float(position.avg_price), ctx.history(inst))
+                if wanted.get("stop-loss") is not None:
+                    tags = {o.request.tag for o in protective}
+                    assert "stop-loss" in tags, f"{inst.id} {held} has no stop-loss"
             groups: dict[str, Decimal] = {}
             ids = {o.order_id for o in live}
             for o in live:
@@ -556,7 +566,12 @@ def _bucket(count: int) -> str:
     )
 
 
-@settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+# Cheap examples (a few ms each): more of them than the profile's default, and the long
+# profile's many more when it is asked for.
+@settings(
+    max_examples=max(400, settings.default.max_examples),
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 @given(scenarios())
 def test_the_books_hold_whatever_a_strategy_does(scenario: Scenario) -> None:
     player, result = run(scenario)
