@@ -410,7 +410,7 @@ class Player(Strategy):
         except IBKRFWError as exc:  # documented refusals of bad input: a typed error, named
             self.errors.append(exc)
             note(f"typed error: {type(exc).__name__}: {exc}")
-            event(f"typed error: {type(exc).__name__}: {str(exc)[:40]}")
+            event(f"typed error: {type(exc).__name__}")
             return
         for order in sent if isinstance(sent, tuple) else (sent,):
             if order is not None and order.status is not OrderStatus.DENIED:
