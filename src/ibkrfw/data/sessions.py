@@ -276,9 +276,9 @@ class SessionLookup:
     """Which session of a calendar a time falls in, one time at a time, cheaply.
 
     Made for code that asks about times in order, bar by bar (the simulator's DAY orders and
-    auctions, live bars built from IB's 5-second bars): it keeps a few weeks of sessions from
+    auctions, live bars built from IB's 5-second bars): it keeps a year of sessions from
     the latest time it had to load, so most lookups are a binary search of a short list, and it
-    loads the following weeks when asked about a later time.
+    loads the following year when asked about a later time.
 
     Args:
         calendar: The sessions to look up.
@@ -297,8 +297,9 @@ class SessionLookup:
 
     __slots__ = ("_closes", "_days", "_from", "_opens", "_to", "_zone", "calendar")
 
-    SPAN_NS = 42 * _DAY_NS
-    """How many days of sessions are loaded at a time (six weeks)."""
+    SPAN_NS = 366 * _DAY_NS
+    """How many days of sessions are loaded at a time (a year: about 250 sessions, loaded in
+    a few milliseconds, so a backtest of years loads them a handful of times)."""
     REACH_NS = 366 * _DAY_NS
     """How far past a time :meth:`until` and :meth:`opening_after` look for a session."""
 

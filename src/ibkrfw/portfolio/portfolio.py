@@ -147,6 +147,10 @@ class PortfolioView(ABC):
         """The instruments with live orders (none when the view knows no orders)."""
         return frozenset()
 
+    def working_by_instrument(self) -> Mapping[Instrument, tuple[Decimal, Decimal]]:
+        """:meth:`working` of every instrument with live orders, at once (cheaper per call)."""
+        return {inst: self.working(inst) for inst in self.working_instruments()}
+
     def history(self, instrument: Instrument, n: int | None = None) -> History:
         """Return the last ``n`` bars of ``instrument`` seen so far (all if ``n`` is None).
 
@@ -331,6 +335,10 @@ class Portfolio(PortfolioView):
     @override
     def working_instruments(self) -> frozenset[Instrument]:
         return frozenset() if self._orders is None else frozenset(self._orders())
+
+    @override
+    def working_by_instrument(self) -> Mapping[Instrument, tuple[Decimal, Decimal]]:
+        return {} if self._orders is None else self._orders()
 
     @property
     def fx(self) -> FxRates | None:

@@ -20,7 +20,7 @@ from ibkrfw.errors import ConfigError, DataError
 from ibkrfw.model.instruments import AssetClass, Instrument
 from ibkrfw.model.orders import OrderRequest, Side
 from ibkrfw.portfolio.portfolio import PortfolioView
-from ibkrfw.risk.rule import LimitUsage, RiskDecision, RiskRule
+from ibkrfw.risk.rule import LimitUsage, RiskDecision, RiskRule, only_reduces
 
 __all__ = ["IB_INITIAL_MARGIN", "BuyingPower", "MarginRates", "MarginSpec", "margin_rates"]
 
@@ -44,6 +44,8 @@ give your contract's rate when it matters.
 
 MarginSpec = float | Mapping[AssetClass, float] | Mapping[str, float]
 """Initial margin as given: one share for every asset class, or shares by class."""
+
+_ZERO = Decimal(0)
 
 CommissionEstimate = Callable[[Instrument, Side, Decimal, Decimal, int], Decimal]
 """What an order would pay: ``(instrument, side, quantity, price, ts_ns) -> commission``."""
@@ -151,6 +153,9 @@ class BuyingPower(RiskRule):
     def check(self, request: OrderRequest, portfolio: PortfolioView, ts_ns: int) -> RiskDecision:
         if self.account == "cash" and request.side is Side.SELL:
             return self._short(request, portfolio)
+        held = portfolio.quantity(request.instrument)
+        if held and request.side.sign * held < 0 and only_reduces(request, portfolio):
+            return RiskDecision.approve()  # closing lowers what any account asks
         unit = _unit(request.instrument, portfolio, request)
         if math.isnan(unit):
             return RiskDecision.approve()  # no price to value it: the broker cannot either
@@ -176,15 +181,17 @@ class BuyingPower(RiskRule):
     def _margin(self, request: OrderRequest, portfolio: PortfolioView) -> tuple[float, float]:
         """The initial margin needed before and after ``request``, working orders included."""
         inst = request.instrument
-        instruments = set(portfolio.positions) | set(portfolio.working_instruments()) | {inst}
+        working = portfolio.working_by_instrument()
+        instruments = set(portfolio.positions) | set(working) | {inst}
         before = after = 0.0
+        nothing = (_ZERO, _ZERO)
         for other in instruments:
             unit = _unit(other, portfolio, request)
             if math.isnan(unit):
                 continue  # never priced: nothing held to value
             rate = self.rates[other.asset_class]
             held = portfolio.quantity(other)
-            buys, sells = portfolio.working(other)
+            buys, sells = working.get(other, nothing)
             worst = max(abs(held + buys), abs(held - sells))
             before += float(worst) * unit * rate
             if other == inst:
@@ -221,8 +228,7 @@ class BuyingPower(RiskRule):
             fee = self.commission(inst, request.side, request.quantity, price, ts_ns)
             cost += float(fee) * _rate(inst, portfolio)
         reserved = 0.0
-        for other in portfolio.working_instruments():
-            other_buys = portfolio.working(other)[0]
+        for other, (other_buys, _) in portfolio.working_by_instrument().items():
             if other_buys:
                 other_unit = _unit(other, portfolio, request)
                 if not math.isnan(other_unit):
