@@ -24,9 +24,9 @@ from ibkrfw.model.data import Bar, Quote, Tick
 from ibkrfw.model.events import Event, OrderEvent, TimerFired
 from ibkrfw.model.fills import Fill, Position
 from ibkrfw.model.instruments import Instrument
-from ibkrfw.model.orders import Order, OrderRequest, OrderType, Side
+from ibkrfw.model.orders import Order, OrderRequest, OrderType, Side, check_request
 from ibkrfw.portfolio.portfolio import PortfolioView
-from ibkrfw.risk.protect import GROUP_PREFIX, STOP_TAG, TAKE_TAG
+from ibkrfw.risk.protect import waits_to_exit
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -169,9 +169,12 @@ class OrderRouter(Protocol):
         """Submit the orders sent inside the ``with`` block together (a bracket)."""
         ...
 
+    def bracket_problem(self, entry: OrderRequest) -> str | None:
+        """Why a bracket entering with ``entry`` cannot be placed at all, or None."""
+        ...
+
 
 # Every field of a request but the three a helper takes as arguments.
-_PROTECTIVE_TAGS = frozenset((STOP_TAG, TAKE_TAG))
 _ORDER_OPTIONS = frozenset(f.name for f in attrs.fields(OrderRequest)) - {
     "instrument",
     "side",
@@ -337,13 +340,25 @@ class Context:
         :class:`~ibkrfw.OrderCancelRejected`.
 
         Raises:
-            ConfigError: if no order has that id.
+            ConfigError: if no order has that id, or ``order`` is neither an order nor an id.
         """
-        order_id = order if isinstance(order, int) else order.order_id
+        current = self._known(order)
+        self._router.cancel(current)
+
+    def _known(self, order: object) -> Order:
+        """The current state of ``order`` (an :class:`~ibkrfw.Order` or its id)."""
+        if isinstance(order, Order):
+            order_id = order.order_id
+        elif isinstance(order, int) and not isinstance(order, bool):
+            order_id = order
+        else:
+            raise ConfigError(
+                f"expected an Order or an order id (int), got {type(order).__name__} {order!r}"
+            )
         current = self._orders.get(order_id)
         if current is None:
             raise ConfigError(f"no order has the id {order_id}")
-        self._router.cancel(current)
+        return current
 
     def bracket(
         self,
@@ -365,8 +380,16 @@ class Context:
         unfilled, they are cancelled. Within one bar that touches both exits, the stop-loss
         fills first unless the broker was built with ``favourable_first=True``.
 
+        All or nothing: an exit that would be refused (off the tick grid, say), or a
+        :class:`~ibkrfw.risk.Protection` covering the instrument, refuses the three orders
+        before anything is sent; the exits skip the risk rules and the account's check (the
+        entry was checked, and they only close what it opens), so the entry never works
+        without its stop-loss. Once the entry has filled, the exits follow the position: a
+        closing order of yours joins the OCA group of the oldest bracket, and the exits are
+        cut (newest first) or cancelled when other orders close the position.
+
         Returns:
-            The entry, take-profit and stop-loss orders.
+            The entry, take-profit and stop-loss orders (all ``DENIED`` if refused).
 
         Raises:
             ConfigError: if the take-profit is not beyond the stop-loss on the profitable side
@@ -398,26 +421,47 @@ class Context:
                 f"the entry limit {entry_price} must lie between stop_loss={sl} and "
                 f"take_profit={tp}"
             )
-        with self._router.group():  # at IB: nothing goes live until the stop-loss is attached
-            entry = self._router.submit(request)
-            exit_side = Side.SELL if entry_side is Side.BUY else Side.BUY
+        exit_side = Side.SELL if entry_side is Side.BUY else Side.BUY
+
+        def exits(parent_id: int) -> tuple[OrderRequest, OrderRequest]:
             common: dict[str, Any] = {
                 "tif": tif,
                 "tag": tag,
-                "parent_id": entry.order_id,
-                "oca_group": f"bracket-{entry.order_id}",
+                "parent_id": parent_id,
+                "oca_group": f"bracket-{parent_id}",
             }
-            profit = self._router.submit(
+            return (
                 OrderRequest(
                     instrument, exit_side, quantity, OrderType.LIMIT, limit_price=tp, **common
-                )
-            )
-            loss = self._router.submit(
+                ),
                 OrderRequest(
                     instrument, exit_side, quantity, OrderType.STOP, stop_price=sl, **common
-                )
+                ),
             )
-        return entry, profit, loss
+
+        # All or nothing: what would refuse an exit refuses the whole bracket, before anything
+        # is sent (an entry must never work without its stop-loss).
+        problem = self._router.bracket_problem(request) or next(
+            (
+                f"its {name}: {why}"
+                for name, exit_ in zip(("take-profit", "stop-loss"), exits(0), strict=True)
+                if (why := check_request(exit_)) is not None
+            ),
+            None,
+        )
+        if problem is not None:
+            entry = self._router.deny(request, f"bracket refused: {problem}", "validation")
+            profit, loss = exits(entry.order_id)
+            reason = f"its entry, order {entry.order_id}, was refused: {problem}"
+            return (
+                entry,
+                self._router.deny(profit, reason, "validation"),
+                self._router.deny(loss, reason, "validation"),
+            )
+        with self._router.group():  # at IB: nothing goes live until the stop-loss is attached
+            entry = self._router.submit(request)
+            profit, loss = exits(entry.order_id)
+            return entry, self._router.submit(profit), self._router.submit(loss)
 
     def modify(
         self,
@@ -437,10 +481,7 @@ class Context:
         Raises:
             ConfigError: if no order has that id, or nothing would change.
         """
-        order_id = order if isinstance(order, int) else order.order_id
-        current = self._orders.get(order_id)
-        if current is None:
-            raise ConfigError(f"no order has the id {order_id}")
+        current = self._known(order)
         changes: dict[str, Any] = {
             k: v
             for k, v in (
@@ -528,6 +569,12 @@ class Context:
     def _trade_to_value(
         self, instrument: Instrument, value: float, kwargs: Mapping[str, Any]
     ) -> Order | None:
+        if not math.isfinite(value):  # a huge share of equity overflows to infinity
+            reason = (
+                f"cannot size an order for {instrument.id}: the value {value} is not a finite "
+                "number (the share of equity asked for is too large)"
+            )
+            return self._deny_sizing(instrument, kwargs, reason)
         price = self._portfolio.price(instrument)
         if not price > 0:
             reason = f"cannot size an order for {instrument.id}: no valid price seen yet"
@@ -545,7 +592,7 @@ class Context:
     def _trade_to(
         self, instrument: Instrument, goal: Decimal, kwargs: Mapping[str, Any]
     ) -> Order | None:
-        pending = self._orders.pending_quantity(instrument, _waits_to_exit)
+        pending = self._orders.pending_quantity(instrument, waits_to_exit)
         delta = goal - self._portfolio.quantity(instrument) - pending
         if not delta:
             return None
@@ -560,9 +607,14 @@ class Context:
         ``at_ns`` defaults to now plus ``every_ns``. Scheduling a name again replaces it.
 
         Raises:
-            ConfigError: if neither ``at_ns`` nor a positive ``every_ns`` is given, or ``at_ns``
-                is in the past.
+            ConfigError: if neither ``at_ns`` nor a positive ``every_ns`` is given, ``at_ns``
+                is in the past, or either is not an int of nanoseconds.
         """
+        for what, value in (("at_ns", at_ns), ("every_ns", every_ns)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                raise ConfigError(
+                    f"{what} must be an int of nanoseconds, got {type(value).__name__} {value!r}"
+                )
         now = self._clock.now_ns()
         if at_ns is None:
             if every_ns <= 0:
@@ -577,13 +629,6 @@ class Context:
         return self._timers.cancel(name)
 
 
-def _waits_to_exit(request: OrderRequest) -> bool:
-    """Whether ``request`` is an exit waiting for a trigger: a bracket's or a Protection's."""
-    return request.parent_id is not None or (
-        request.tag in _PROTECTIVE_TAGS and request.oca_group.startswith(GROUP_PREFIX)
-    )
-
-
 def _sizing_problem(value: object, what: str) -> str | None:
     """Why ``value`` cannot size an order (NaN, infinite), or None if it can.
 
@@ -595,9 +640,13 @@ def _sizing_problem(value: object, what: str) -> str | None:
             f"{what} must be a number, got {type(value).__name__} {value!r}"
             + (f" (did you mean {value.strip()}?)" if isinstance(value, str) else "")
         )
-    finite = value.is_finite() if isinstance(value, Decimal) else math.isfinite(float(value))
+    try:
+        finite = value.is_finite() if isinstance(value, Decimal) else math.isfinite(float(value))
+    except OverflowError:  # an int beyond any float
+        finite = False
     if not finite:
-        return f"the {what} {value!r} is not a finite number: nothing can be sized from it"
+        shown = repr(value) if len(repr(value)) < 30 else f"{Decimal(str(value)):.3E}"
+        return f"the {what} {shown} is not a finite number: nothing can be sized from it"
     return None
 
 

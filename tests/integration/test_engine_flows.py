@@ -1259,10 +1259,13 @@ def test_bracket_exits_shrink_with_the_position_newest_first() -> None:
     broker = RecordingBroker(SimBroker())
     result = Engine(script, DataFrameFeed(bars_frame(ROWS), X), broker).run()
     assert result.positions[X.id].iloc[-1] == 6
+    # the sale joined the first bracket's OCA group: its fill took those exits away; the
+    # second bracket's are cut to what is left
+    assert broker.submitted[-1].request.oca_group == "bracket-1"
     working = {o.order_id: o.remaining for o in result.order_list if not o.status.is_terminal}
-    assert working == {2: 6, 3: 6}  # the first bracket's exits cover what is left
+    assert working == {5: 6, 6: 6}
     status = {o.order_id: o.status for o in result.order_list}
-    assert status[5] is status[6] is OrderStatus.CANCELLED  # the second's go
+    assert status[2] is status[3] is OrderStatus.CANCELLED
     assert all(r.quantity == 6 for _, r in broker.modified)
 
 

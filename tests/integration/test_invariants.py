@@ -166,9 +166,7 @@ def scenarios(draw: st.DrawFn) -> Scenario:
         )
     )
     script: dict[int, list[tuple[int, tuple[Any, ...]]]] = {}
-    for bar, inst, action in steps:
-        if action[0] == "bracket" and protection != "none":
-            continue  # the docs: a Protection or brackets for an instrument, not both
+    for bar, inst, action in steps:  # a bracket under a Protection is refused: a case too
         script.setdefault(bar, []).append((inst, action))
     return Scenario(
         frames=frames,

@@ -175,7 +175,10 @@ class OrderBook:
         return out
 
     def pending_quantity(
-        self, instrument: Instrument, skip: Callable[[OrderRequest], bool] | None = None
+        self,
+        instrument: Instrument,
+        skip: Callable[[OrderRequest], bool] | None = None,
+        exclude: Set[int] = frozenset(),
     ) -> Decimal:
         """Return the signed quantity the active orders of ``instrument`` may still fill.
 
@@ -185,11 +188,14 @@ class OrderBook:
         Args:
             instrument: Whose orders count.
             skip: Leaves out the orders whose request it is true of.
+            exclude: Leaves out these orders (one being modified).
         """
         groups: dict[tuple[int, str], Decimal] = {}
         for r in self._active.values():
             request = r.request
             if request.instrument != instrument or (skip is not None and skip(request)):
+                continue
+            if r.order_id in exclude:
                 continue
             key = (request.side.sign, request.oca_group or f"#{r.order_id}")
             remaining = request.quantity - r.filled

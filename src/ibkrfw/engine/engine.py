@@ -60,6 +60,7 @@ from ibkrfw.model.instruments import Instrument
 from ibkrfw.model.orders import (
     Order,
     OrderRequest,
+    OrderStatus,
     OrderType,
     Side,
     check_modification,
@@ -68,7 +69,7 @@ from ibkrfw.model.orders import (
 from ibkrfw.portfolio.portfolio import Portfolio, _Holding
 from ibkrfw.ports import Broker, DataFeed
 from ibkrfw.risk.monitor import Halt, RiskMonitor
-from ibkrfw.risk.protect import GROUP_PREFIX, STOP_TAG, TAKE_TAG, Protection
+from ibkrfw.risk.protect import GROUP_PREFIX, STOP_TAG, TAKE_TAG, Protection, waits_to_exit
 from ibkrfw.risk.rule import RiskRule
 from ibkrfw.strategy import Context, Strategy
 
@@ -179,10 +180,27 @@ def _cost(fill: Fill) -> Decimal:
 
 
 def _one_feed_per_instrument(feeds: Sequence[DataFeed]) -> None:
-    """Refuse two feeds delivering one instrument: their bars would be mixed into one history."""
+    """Refuse two feeds delivering one instrument: their bars would be mixed into one history.
+
+    Within one feed, an instrument named twice, and two different instruments with one id
+    (``ACME.SMART`` with two tick sizes) are refused as well: orders, positions and results
+    are keyed by it.
+    """
     seen: dict[Instrument, int] = {}
+    ids: dict[str, Instrument] = {}
     for number, feed in enumerate(feeds, 1):
+        if len(set(feed.instruments)) != len(feed.instruments):
+            twice = sorted({i.id for i in feed.instruments if feed.instruments.count(i) > 1})
+            raise ConfigError(
+                f"feed {number} ({type(feed).__name__}) names {', '.join(twice)} more than once"
+            )
         for inst in feed.instruments:
+            other = ids.setdefault(inst.id, inst)
+            if other != inst:
+                raise ConfigError(
+                    f"two instruments share the id {inst.id}: {other!r} and {inst!r}; give each "
+                    "instrument of a run one definition (the same tick size, exchange, currency)"
+                )
             first = seen.setdefault(inst, number)
             if first != number:
                 raise ConfigError(
@@ -294,10 +312,13 @@ class Engine:
         self._unguarded: set[Instrument] = set()  # positions whose protection must be checked
         self._retry: set[Instrument] = set()  # protection waiting for data or a retry
         self._cancelling: set[int] = set()  # orders the engine itself asked to cancel
-        self._lost: dict[Instrument, int] = {}  # protective orders lost in a row, per position
+        # Protective orders lost in a row, per position and tag; and those found unplaceable.
+        self._lost: dict[tuple[Instrument, str], int] = {}
+        self._unplaceable: set[tuple[Instrument, str]] = set()
         self._exits = False  # whether a bracket exit was sent: their sizes are then kept in check
         self._exit_check: set[Instrument] = set()  # positions whose bracket exits must fit
-        self._exit_sizes: dict[int, Decimal] = {}  # bracket exits' resizes asked for
+        self._exit_sizes: dict[int, Decimal] = {}  # exits' resizes asked for
+        self._exit_ids: set[int] = set()  # the strategy's orders that only closed when sent
         self._halt: TradingHalted | None = None
         self.halts: list[TradingHalted] = []
         """Every halt of the run, in order."""
@@ -367,19 +388,98 @@ class Engine:
     def submit(self, request: OrderRequest) -> Order:
         """Validate ``request``, run the risk rules, and hand it to the broker.
 
-        An order that reduces a position kept by a :class:`~ibkrfw.risk.Protection` joins its
-        protective orders' OCA group (unless it has a group or a parent of its own).
+        An order on the closing side of a position with working exits (a
+        :class:`~ibkrfw.risk.Protection`'s, or a bracket's once its entry has filled) joins their
+        OCA group, unless it has a group or a parent of its own or another order of the strategy
+        is in that group already: whichever fills first takes the others away (IB's
+        ``ocaType`` 3), so the exit and the stop can never both fill. An order that only
+        closes (it and the strategy's other closing orders stay within the position) is an
+        exit of the position: it follows the position as a bracket's exits do. A bracket's
+        exits (a child on the other side of its parent, for no more than it) skip the risk
+        rules: the entry was checked, and they only close what it opens.
 
         Returns:
             The new order, ``PENDING_SUBMIT`` if it was sent (its fate arrives as events) or
             already ``DENIED`` if validation or a risk rule refused it (the
             :class:`~ibkrfw.OrderDenied` event follows all the same).
         """
-        if self._guards and not request.oca_group and request.parent_id is None:
-            guard = self._guards.get(request.instrument)
-            if guard is not None and request.side is guard.side:
-                request = attrs.evolve(request, oca_group=guard.group)
-        return self._send(request, checked=True)
+        if request.parent_id is not None:
+            return self._send(request, checked=not self._exit_of_parent(request))
+        exit_ = self._closes_only(request)
+        if not request.oca_group:
+            group = self._exit_group(request)
+            if group is not None:
+                request = attrs.evolve(request, oca_group=group)
+        order = self._send(request, checked=True)
+        if order.status is not OrderStatus.DENIED:
+            if exit_:
+                self._exit_ids.add(order.order_id)
+                self._exits = True
+            if self._exits and self._running_portfolio().quantity(request.instrument):
+                self._exit_check.add(request.instrument)  # exits and closing orders must fit
+        return order
+
+    def _exit_of_parent(self, request: OrderRequest) -> bool:
+        """Whether ``request`` closes what its parent opens: the other side, no more of it."""
+        parent = self.orders.get(request.parent_id) if request.parent_id is not None else None
+        return (
+            parent is not None
+            and parent.instrument == request.instrument
+            and parent.side is not request.side
+            and request.quantity <= parent.quantity
+        )
+
+    def _is_exit(self, order: Order) -> bool:
+        """Whether ``order`` is an exit the engine keeps: a Protection's or a bracket's."""
+        request = order.request
+        if request.parent_id is not None:
+            return True
+        return self._is_protective(order)
+
+    def _closes_only(self, request: OrderRequest) -> bool:
+        """Whether ``request`` and the strategy's other closing orders stay within the position."""
+        held = self._running_portfolio().quantity(request.instrument)
+        if not held or request.side.sign * held > 0:
+            return False
+        groups: dict[str, Decimal] = {}
+        for order in self.orders.active(request.instrument):
+            if order.side is request.side and not self._is_exit(order):
+                key = order.request.oca_group or f"#{order.order_id}"
+                groups[key] = max(groups.get(key, Decimal(0)), order.remaining)
+        return request.quantity + sum(groups.values(), Decimal(0)) <= abs(held)
+
+    def _exit_group(self, request: OrderRequest) -> str | None:
+        """The OCA group of working exits that a closing ``request`` should join, if any."""
+        inst = request.instrument
+        held = self._running_portfolio().quantity(inst)
+        if not held or request.side.sign * held > 0:
+            return None
+        candidates: list[str] = []
+        guard = self._guards.get(inst)
+        if guard is not None and guard.side is request.side:
+            candidates.append(guard.group)
+        members: dict[str, list[Order]] = {}
+        for order in self.orders.active(inst):
+            group = order.request.oca_group
+            if group:
+                members.setdefault(group, []).append(order)
+        for group, orders in members.items():  # the oldest brackets first
+            if group not in candidates and any(
+                self._live_exit(o) and o.side is request.side for o in orders
+            ):
+                candidates.append(group)
+        for group in candidates:
+            if not any(not self._is_exit(o) for o in members.get(group, ())):
+                return group  # no order of the strategy's in it yet
+        return None
+
+    def _live_exit(self, order: Order) -> bool:
+        """Whether ``order`` is a bracket's exit that works (its entry has ended)."""
+        parent_id = order.request.parent_id
+        if parent_id is None:
+            return False
+        parent = self.orders.get(parent_id)
+        return parent is not None and parent.status.is_terminal
 
     def _send(self, request: OrderRequest, *, checked: bool) -> Order:
         """Validate ``request``, run the risk rules if ``checked``, and hand it to the broker."""
@@ -412,6 +512,8 @@ class Engine:
         # A denial is the engine's own decision: the book records it at once (so the order
         # stops counting as pending), and the queued event only tells the strategy.
         event = OrderDenied(ts_ns=now, order_id=order.order_id, reason=reason, rule=rule)
+        self.log.info("order %d (%s %s %s) denied by %s: %s", order.order_id, order.side,
+                      order.quantity, order.instrument.id, rule, reason)  # fmt: skip
         self.orders.apply(event)
         self.queue.append(event)
         return self.orders.get(order.order_id) or order
@@ -580,6 +682,18 @@ class Engine:
             return f"a child order must trade its parent's instrument, {parent.instrument.id}"
         if parent.status.is_terminal and not parent.filled_quantity:
             return f"parent order {parent_id} was refused or ended unfilled"
+        return None
+
+    def bracket_problem(self, entry: OrderRequest) -> str | None:
+        """Why a bracket entering with ``entry`` cannot be placed: a Protection keeps its exits.
+
+        Its exits and the Protection's would both close the position, and both fill.
+        """
+        if any(p.covers(entry.instrument) for p in self.protection):
+            return (
+                f"a Protection keeps the exits of {entry.instrument.id}: a bracket's would add "
+                "to them (use one or the other for an instrument)"
+            )
         return None
 
     def deny(self, request: OrderRequest, reason: str, rule: str) -> Order:
@@ -998,7 +1112,10 @@ class Engine:
         strategy, clock, broker = self.strategy, self.clock, self.broker
         base, fx = broker.base_currency, broker.fx
         portfolio = self.portfolio = Portfolio(starting_cash, base, fx, clock)
-        portfolio.follow_orders(lambda: self.orders.working(self._risk_exclude, self._risk_joining))
+        portfolio.follow_orders(
+            lambda: self.orders.working(self._risk_exclude, self._risk_joining),
+            lambda inst: self.orders.pending_quantity(inst, waits_to_exit, self._risk_exclude),
+        )
         self._currencies = [base]
         lanes = self._lanes
         declared = dict(strategy.indicators())
@@ -1179,41 +1296,80 @@ class Engine:
                 self._fit_exits(inst)
 
     def _fit_exits(self, inst: Instrument) -> None:
-        """Keep the working bracket exits of ``inst`` within its position.
+        """Keep the exits of ``inst`` and the strategy's closing orders within its position.
 
-        Each bracket's exits (one OCA group) may close at most the position; together, the
-        older brackets keep theirs and the newer ones are cut first. Exits on the wrong side
-        of the position (it closed or turned) are cancelled: left working, they would reopen
-        it.
+        The exits are a bracket's once its entry has ended (its OCA group counting once) and
+        the strategy's orders that only closed the position when they were sent. The
+        strategy's closing orders (and the groups they joined) take their share of the
+        position first, oldest first, then the brackets', oldest first; what finds no room
+        is cut, and cancelled at nothing. An order of the strategy that goes past flat is
+        never cut, but takes its room. Exits on the wrong side of the position (it closed or
+        turned) are cancelled: left working, they would reopen it. A Protection's orders are
+        its own business (``_protect``).
         """
         held = self._running_portfolio().quantity(inst)
         closing = Side.SELL if held > 0 else Side.BUY
-        groups: dict[str, list[Order]] = {}
+        mine: dict[str, list[Order]] = {}  # groups holding an order of the strategy's
+        theirs: dict[str, list[Order]] = {}  # the brackets' exits alone
         for order in self.orders.active(inst):
             request = order.request
-            if request.parent_id is None or order.order_id in self._cancelling:
+            if order.order_id in self._cancelling or self._is_protective(order):
                 continue
-            parent = self.orders.get(request.parent_id)
-            if parent is None or not parent.status.is_terminal:
-                continue  # not working until its entry has ended
-            groups.setdefault(request.oca_group or f"#{order.order_id}", []).append(order)
+            order_id = order.order_id
+            exit_ = order_id in self._exit_ids or self._live_exit(order)
+            if request.parent_id is not None and not exit_:
+                continue  # a bracket's exit not working until its entry has ended
+            if not held or order.side is not closing:
+                if exit_:
+                    self.log.info("exit %d cancelled: the position in %s is %s",
+                                  order_id, inst.id, held)  # fmt: skip
+                    self._cancel(order)
+                continue
+            group = request.oca_group if self._bracket_group(request.oca_group) else ""
+            key = group or f"#{order_id}"
+            if request.parent_id is None:  # the strategy's: its group comes first
+                mine[key] = theirs.pop(key, []) + mine.get(key, []) + [order]
+            elif key in mine:
+                mine[key].append(order)
+            else:
+                theirs.setdefault(key, []).append(order)
         room = abs(held)
-        for members in groups.values():  # oldest first: dicts keep the order of creation
+        for members in (*mine.values(), *theirs.values()):  # each: oldest first
             keep = min(max(o.remaining for o in members), room)
             room -= keep
             for order in members:
-                if order.side is not closing or not keep:
-                    self.log.info("bracket exit %d cancelled: the position in %s is %s",
-                                  order.order_id, inst.id, held)  # fmt: skip
+                if order.request.parent_id is None and order.order_id not in self._exit_ids:
+                    continue  # the strategy's order past flat: never cut
+                if not keep:
+                    self.log.info("exit %d cancelled: the position in %s is %s, closed by "
+                                  "other orders", order.order_id, inst.id, held)  # fmt: skip
                     self._cancel(order)
                 elif order.remaining > keep:
                     size = order.filled_quantity + keep
                     if self._exit_sizes.get(order.order_id) != size:
                         self._exit_sizes[order.order_id] = size
-                        self.log.info("bracket exit %d resized to %s: the position in %s is %s",
+                        self.log.info("exit %d resized to %s: the position in %s is %s",
                                       order.order_id, size, inst.id, held)  # fmt: skip
                         self._modify(order, attrs.evolve(order.request, quantity=size),
                                      checked=False)  # fmt: skip
+
+    def _cannot_place(self, inst: Instrument, tag: str, held: Decimal, entry: float) -> None:
+        """Say, once per position, that a protective order cannot be placed at all."""
+        if (inst, tag) in self._unplaceable:
+            return
+        self._unplaceable.add((inst, tag))
+        reason = (
+            f"its price would be at or below zero for a position of {held} at {entry:g}: the "
+            "distance is larger than the price"
+        )
+        self.log.error("the %s of %s cannot be placed: %s", tag, inst.id, reason)
+        self.queue.append(
+            ProtectionFailed(ts_ns=self.clock.now_ns(), instrument=inst, tag=tag, reason=reason)
+        )
+
+    @staticmethod
+    def _bracket_group(group: str) -> bool:
+        return group.startswith("bracket-")
 
     def _protective_lost(self, event: OrderEvent) -> None:
         """A protective order ended without filling: put it back, or say it cannot be."""
@@ -1231,7 +1387,8 @@ class Engine:
             return
         if inst in self._unguarded or not self._running_portfolio().quantity(inst):
             return  # a fill changed the position (an OCA group's sibling): it is redone anyway
-        lost = self._lost[inst] = self._lost.get(inst, 0) + 1
+        key = (inst, request.tag)
+        lost = self._lost[key] = self._lost.get(key, 0) + 1
         what = {OrderRejected: "rejected", OrderExpired: "expired"}.get(type(event), "cancelled")
         reason = getattr(event, "reason", "") or what
         if lost >= _PROTECT_ATTEMPTS:
@@ -1284,15 +1441,16 @@ class Engine:
             inst, held, float(lane.holding.avg), lane.history.last(),
             None if price != price else price,
         )  # fmt: skip
-        given_up = self._lost.get(inst, 0) >= _PROTECT_ATTEMPTS
         for tag, request in wanted.items():
             current = live.get(tag)
             if request is None:
                 if current is None:
                     self._retry.add(inst)  # no price for it yet (an ATR): next time stamp
+                    if not spec.waits_for_bars(tag, lane.history.last()):
+                        self._cannot_place(inst, tag, held, float(lane.holding.avg))
                 continue
             if current is None:
-                if given_up:
+                if self._lost.get((inst, tag), 0) >= _PROTECT_ATTEMPTS:
                     continue  # said by ProtectionFailed; tried again once the position changes
                 order = self._send(attrs.evolve(request, oca_group=guard.group), checked=False)
                 guard.orders[tag] = order.order_id
@@ -1329,8 +1487,11 @@ class Engine:
             if fill is not None:
                 self._book_fill(fill)
                 if self.protection:
-                    self._unguarded.add(fill.instrument)
-                    self._lost.pop(fill.instrument, None)
+                    inst = fill.instrument
+                    self._unguarded.add(inst)
+                    for tag in (STOP_TAG, TAKE_TAG):
+                        self._lost.pop((inst, tag), None)
+                        self._unplaceable.discard((inst, tag))
                 if self._exits:
                     self._exit_check.add(fill.instrument)
             elif type(event) in _ENDED_UNFILLED:

@@ -154,6 +154,15 @@ def _trail_percent(value: DecimalLike | None) -> Decimal | None:
     return None if value is None else to_decimal(value, "trail_percent")
 
 
+def _check_ns(_: object, __: attrs.Attribute[int | None], value: object) -> None:
+    given = value
+    if given is not None and (isinstance(given, bool) or not isinstance(given, int)):
+        raise OrderError(
+            f"good_till_ns must be UTC epoch nanoseconds as an int (pd.Timestamp(...).value), "
+            f"got {type(value).__name__} {value!r}"
+        )
+
+
 def _check_instrument(_: object, __: attrs.Attribute[Instrument], value: Instrument) -> None:
     if not isinstance(value, Instrument):
         raise OrderError(f"instrument must be an Instrument, got {type(value).__name__}")
@@ -203,7 +212,7 @@ class OrderRequest:
     limit_price: Decimal | None = attrs.field(default=None, converter=_limit_price)
     stop_price: Decimal | None = attrs.field(default=None, converter=_stop_price)
     tif: TimeInForce = attrs.field(default=TimeInForce.DAY, converter=_to_tif)
-    good_till_ns: int | None = None
+    good_till_ns: int | None = attrs.field(default=None, validator=_check_ns)
     tag: str = ""
     trail_amount: Decimal | None = attrs.field(default=None, converter=_trail_amount)
     trail_percent: Decimal | None = attrs.field(default=None, converter=_trail_percent)

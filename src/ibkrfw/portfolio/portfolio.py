@@ -147,6 +147,17 @@ class PortfolioView(ABC):
         """The instruments with live orders (none when the view knows no orders)."""
         return frozenset()
 
+    def pending(self, instrument: Instrument) -> Decimal:
+        """The signed quantity the live orders of ``instrument`` are expected to trade.
+
+        As the ``order_target_*`` helpers count them: every working order but the exits
+        that wait for a trigger (a Protection's stop-loss and take-profit, a bracket's
+        exits), an OCA group once per side. What the position is headed for is
+        ``quantity(instrument) + pending(instrument)``. Zero when the view knows no orders.
+        """
+        del instrument
+        return _ZERO
+
     def working_by_instrument(self) -> Mapping[Instrument, tuple[Decimal, Decimal]]:
         """:meth:`working` of every instrument with live orders, at once (cheaper per call)."""
         return {inst: self.working(inst) for inst in self.working_instruments()}
@@ -304,6 +315,7 @@ class Portfolio(PortfolioView):
         self._adjustments = _ZERO
         self._commission = _ZERO
         self._orders: Callable[[], Mapping[Instrument, tuple[Decimal, Decimal]]] | None = None
+        self._pending: Callable[[Instrument], Decimal] | None = None
         self._histories: Mapping[Instrument, BarHistory] = {}
 
     @property
@@ -312,10 +324,18 @@ class Portfolio(PortfolioView):
         return self._base
 
     def follow_orders(
-        self, working: Callable[[], Mapping[Instrument, tuple[Decimal, Decimal]]]
+        self,
+        working: Callable[[], Mapping[Instrument, tuple[Decimal, Decimal]]],
+        pending: Callable[[Instrument], Decimal] | None = None,
     ) -> None:
-        """Take the live orders from ``working`` (the engine's order book) for :meth:`working`."""
+        """Read the live orders from the engine's order book, for :meth:`working` and more.
+
+        Args:
+            working: Every instrument's ``(buy, sell)`` for :meth:`working`.
+            pending: An instrument's signed expected quantity for :meth:`pending`.
+        """
         self._orders = working
+        self._pending = pending
 
     def follow_histories(self, histories: Mapping[Instrument, BarHistory]) -> None:
         """Serve :meth:`history` from ``histories`` (the engine's, growing as bars come)."""
@@ -335,6 +355,10 @@ class Portfolio(PortfolioView):
     @override
     def working_instruments(self) -> frozenset[Instrument]:
         return frozenset() if self._orders is None else frozenset(self._orders())
+
+    @override
+    def pending(self, instrument: Instrument) -> Decimal:
+        return _ZERO if self._pending is None else self._pending(instrument)
 
     @override
     def working_by_instrument(self) -> Mapping[Instrument, tuple[Decimal, Decimal]]:

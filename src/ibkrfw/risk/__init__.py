@@ -19,7 +19,7 @@ from ibkrfw.risk.monitor import (
     MaxDrawdownKillSwitch,
     RiskMonitor,
 )
-from ibkrfw.risk.protect import Protection, StopLoss, TakeProfit
+from ibkrfw.risk.protect import Protection, StopLoss, TakeProfit, waits_to_exit
 from ibkrfw.risk.ramp import CapitalRamp, RampStep
 from ibkrfw.risk.rule import LimitUsage, MaxOrderQuantity, RiskDecision, RiskRule, only_reduces
 
@@ -52,4 +52,5 @@ __all__ = [
     "TradingHours",
     "margin_rates",
     "only_reduces",
+    "waits_to_exit",
 ]

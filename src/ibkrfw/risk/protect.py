@@ -24,7 +24,7 @@ from ibkrfw.model._decimal import float_decimal
 from ibkrfw.model.instruments import Instrument
 from ibkrfw.model.orders import OrderRequest, OrderType, Side
 
-__all__ = ["Protection", "StopLoss", "TakeProfit"]
+__all__ = ["Protection", "StopLoss", "TakeProfit", "waits_to_exit"]
 
 STOP_TAG = "stop-loss"
 """The tag of the stop-loss orders a :class:`Protection` places."""
@@ -32,6 +32,18 @@ TAKE_TAG = "take-profit"
 """The tag of the take-profit orders a :class:`Protection` places."""
 GROUP_PREFIX = "protect-"
 """How the OCA groups of protective orders begin."""
+
+
+def waits_to_exit(request: OrderRequest) -> bool:
+    """Whether ``request`` is an exit that waits for a trigger: a Protection's or a bracket's.
+
+    Such exits follow their position, so they do not count as pending toward a target
+    (:meth:`Context.order_target_quantity <ibkrfw.Context.order_target_quantity>`,
+    :meth:`PortfolioView.pending <ibkrfw.PortfolioView.pending>`).
+    """
+    return request.parent_id is not None or (
+        request.tag in (STOP_TAG, TAKE_TAG) and request.oca_group.startswith(GROUP_PREFIX)
+    )
 
 
 class _Kind(enum.Enum):
@@ -211,10 +223,15 @@ class Protection:
     makes the protective orders match the position: placed when a position opens (GTC, tagged
     ``stop-loss`` and ``take-profit``, in one OCA group so a fill in one reduces the other),
     resized and moved (to the new average price) when it grows or shrinks, replaced when it
-    turns from long to short, cancelled when it closes. Orders of your own that reduce a
-    protected position join its OCA group (unless they have a group or a parent), so your exit
-    and the stop can never both fill. Protective orders only reduce risk: they skip the
-    pre-trade rules, so no limit can leave a position unprotected.
+    turns from long to short, cancelled when it closes. An order of your own on the closing
+    side joins its OCA group (unless it has a group or a parent, or another order of yours is
+    in the group already), so your exit and the stop can never both fill; further closing
+    orders of yours (a scale-out) stay whole, and are cancelled should the position close
+    without them. Protective orders only reduce risk: they skip the pre-trade rules, so no
+    limit can leave a position unprotected. One the broker rejects is placed again at the next
+    time stamps, one cancelled from outside the engine at once; after three losses in a row,
+    or when its price would be at or below zero, a :class:`~ibkrfw.ProtectionFailed` event
+    says so. Changing a protective order's quantity yourself is refused.
 
     Positions held when a run starts (adopted from the account) are protected at once, and
     protective orders found working at the account are taken over rather than duplicated.
@@ -222,7 +239,7 @@ class Protection:
     is tried again at each time stamp.
 
     Use either this or :meth:`Context.bracket <ibkrfw.Context.bracket>` for an instrument,
-    not both: each would place its own exits.
+    not both: a bracket on an instrument this covers is refused.
 
     Args:
         stop_loss: Where the stop goes (none if None).
@@ -252,6 +269,15 @@ class Protection:
     def covers(self, instrument: Instrument) -> bool:
         """Whether positions in ``instrument`` are protected by this."""
         return self.instruments is None or instrument in self.instruments
+
+    def waits_for_bars(self, tag: str, history: History) -> bool:
+        """Whether the order ``tag`` cannot be priced yet for want of bars (an ATR distance).
+
+        When :meth:`orders` gives no request for a tag and this is False, the order cannot be
+        placed at all (its stop would be at or below zero): the engine says so.
+        """
+        spec = self.stop_loss if tag == STOP_TAG else self.take_profit
+        return spec is not None and spec.kind is _Kind.ATR and len(history) < spec.period
 
     def orders(
         self,

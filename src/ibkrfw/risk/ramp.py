@@ -136,8 +136,7 @@ class CapitalRamp(RiskRule):
         if fraction >= 1 or only_reduces(request, portfolio):
             return RiskDecision.approve()
         inst = request.instrument
-        buys, sells = portfolio.working(inst)
-        now = portfolio.quantity(inst) + buys - sells
+        now = portfolio.quantity(inst) + portfolio.pending(inst)  # exits left out
         target = now + request.signed_quantity
         scaled = inst.round_quantity(target * float_decimal(fraction))
         order = scaled - now  # signed: what reaches the scaled target

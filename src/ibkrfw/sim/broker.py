@@ -422,7 +422,10 @@ class SimBroker(Broker):
             if left > other.so_far.quantity:
                 self._resize(other, left, ts)
             else:
-                reason = f"OCA group {group!r}: order {w.order.order_id} filled it all"
+                reason = (
+                    f"OCA group {group!r}: order {w.order.order_id} filled {quantity}, which "
+                    "left nothing of this one"
+                )
                 self._withdraw(other, ts, reason)
 
     @property
