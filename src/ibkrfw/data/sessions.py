@@ -298,8 +298,10 @@ class SessionLookup:
     __slots__ = ("_closes", "_days", "_from", "_opens", "_to", "_zone", "calendar")
 
     SPAN_NS = 366 * _DAY_NS
-    """How many days of sessions are loaded at a time (a year: about 250 sessions, loaded in
-    a few milliseconds, so a backtest of years loads them a handful of times)."""
+    """The span of sessions loaded at a time, a year.
+
+    About 250 sessions, loaded in a few milliseconds, so a backtest of years loads them a
+    handful of times."""
     REACH_NS = 366 * _DAY_NS
     """How far past a time :meth:`until` and :meth:`opening_after` look for a session."""
 
