@@ -69,3 +69,32 @@ def test_stop_waits_for_ibs_answers_to_the_last_orders() -> None:
         "OrderAccepted",
     ]
     assert backtest.event_types()[-1] == "OrderAccepted"
+
+
+def test_a_position_that_turns_within_a_bar_gets_the_same_protection_in_both_runs() -> None:
+    # A sale and a larger buy fill on one bar: short 155, then long 160. Live, the engine
+    # protects the short (a buy stop) before it hears of the buy, then turns the protection
+    # around. Before: the backtest saw the bar's fills together and placed one sell stop,
+    # so every later order had another id than live.
+    actions = {0: lambda ctx, bar: (ctx.sell(ACME, 155), ctx.buy(ACME, 315))}
+    backtest, live, _ = run_both(actions, [FLAT] * 4, Protection(StopLoss.percent(0.5)))
+    placed = [
+        (o.order_id, o.side.value, o.quantity, o.request.tag)
+        for o, e in backtest.events
+        if type(e).__name__ == "OrderSubmitted"
+    ]
+    assert placed == [
+        (1, "SELL", 155, ""),
+        (2, "BUY", 315, ""),
+        (3, "BUY", 155, "stop-loss"),  # for the short, cancelled when the buy fills
+        (4, "SELL", 160, "stop-loss"),
+    ]
+    assert by_order(live) == by_order(backtest)
+
+
+def by_order(strategy: ScriptedStrategy) -> dict[int, list[str]]:
+    """The kinds of events of each order, in order."""
+    events: dict[int, list[str]] = {}
+    for order, event in strategy.events:
+        events.setdefault(order.order_id, []).append(type(event).__name__)
+    return events
