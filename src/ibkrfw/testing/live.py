@@ -27,6 +27,7 @@ from ibkrfw.testing.faketws.market import Market
 from ibkrfw.testing.faketws.server import FakeTWS
 
 if TYPE_CHECKING:
+    from ibkrfw.ibkr.broker import IBKRBroker
     from ibkrfw.ibkr.client import IBClient
     from ibkrfw.ibkr.feed import IBKRDataFeed
 
@@ -89,10 +90,10 @@ class LiveSession:
     real socket, on the engine's own thread, on a clock that follows the replayed bars (what
     IB reports during a bar's replay carries that bar's time, as in a backtest).
     :meth:`step` replays the next time stamps and returns only once the strategy has seen every
-    bar they produced and the fake TWS has received every order it sent in response, so a test
-    proceeds deterministically, bar by bar, as a backtest does. :meth:`stop` first lets the
-    engine take in IB's answers to everything it sent. Needs the ``ibkr`` extra (the official
-    ``ibapi`` client).
+    bar they produced and the fake TWS has received every order it sent in response (changes
+    to orders IB had not acknowledged yet included), so a test proceeds deterministically, bar
+    by bar, as a backtest does. :meth:`stop` first lets the engine take in IB's answers to
+    everything it sent. Needs the ``ibkr`` extra (the official ``ibapi`` client).
 
     Args:
         strategy: The strategy.
@@ -149,6 +150,7 @@ class LiveSession:
         self.broker: Broker = broker or IBKRBroker(
             client=self.client, state_dir=state_dir, on_mismatch=on_mismatch
         )
+        self._ib: IBKRBroker | None = self.broker if isinstance(self.broker, IBKRBroker) else None
         # The replay's time, not the wall clock's: the strategy's "now" is its bars' time, as
         # the fake's simulator has it (a live run against TWS uses a LiveClock).
         self.engine = Engine(
@@ -226,6 +228,8 @@ class LiveSession:
     def settle(self) -> None:
         """Wait until every bar sent so far has been handled and every order sent has arrived.
 
+        Orders sent include the changes the broker held until IB acknowledged their order.
+
         Raises:
             EngineError: if the run failed, or did not get there within ``timeout``.
         """
@@ -242,6 +246,7 @@ class LiveSession:
                 )
             time.sleep(0.0002)
         counts = self.client.sent_counts
+        ib = self._ib
 
         def arrived() -> bool:
             placed = len(tws.messages("in", client_id=client_id, msg_id=_PLACE_ORDER))
@@ -250,8 +255,17 @@ class LiveSession:
             cancels -= self._orders_before[1]
             return placed >= counts["placeOrder"] and cancels >= counts["cancelOrder"]
 
-        if not tws.wait_for(arrived, max(0.0, deadline - time.monotonic())):
-            raise EngineError("the fake TWS did not receive the orders in time")
+        while True:
+            before = (counts["placeOrder"], counts["cancelOrder"])
+            if not tws.wait_for(arrived, max(0.0, deadline - time.monotonic())):
+                raise EngineError("the fake TWS did not receive the orders in time")
+            # IB's acknowledgements release the changes held for them: those go out too
+            while ib is not None and ib.changes_waiting:
+                if time.monotonic() > deadline:
+                    raise EngineError("order changes still wait for IB's acknowledgement")
+                time.sleep(0.0002)
+            if (counts["placeOrder"], counts["cancelOrder"]) == before:
+                return
 
     def _take_in_answers(self) -> None:
         """Let the engine take in every answer IB sent so far (best effort: before a stop)."""
