@@ -101,6 +101,10 @@ def act(ctx: Context, bar: Bar, action: Action) -> None:
         side, qty, by, value, tif = args  # a trailing stop: by price or by percent
         trail = {"trail_amount": value / 100} if by == "amount" else {"trail_percent": value / 10}
         (ctx.buy if side == "BUY" else ctx.sell)(ACME, qty, tif=tif, **trail)
+    elif kind == "auction":
+        side, qty, how = args  # on the close (MOC) or on the open (OPG)
+        options = {"order_type": "MOC"} if how == "close" else {"tif": "OPG"}
+        (ctx.buy if side == "BUY" else ctx.sell)(ACME, qty, **options)
     elif kind == "target_qty":
         (target,) = args
         ctx.order_target_quantity(ACME, target)
@@ -333,7 +337,7 @@ def live(scenario: Scenario) -> Scripted:
 
 # --- random scenarios ----------------------------------------------------------------------
 sides = st.sampled_from(["BUY", "SELL"])
-tifs = st.sampled_from(["DAY", "GTC"])
+tifs = st.sampled_from(["DAY", "GTC", "IOC"])
 quantities = st.integers(1, 40).map(lambda q: q * 5)
 aways = st.integers(-20, 40)  # per mille of the close
 
@@ -350,6 +354,7 @@ plain_actions = st.one_of(
         st.integers(10, 300),
         tifs,
     ),
+    st.tuples(st.just("auction"), sides, quantities, st.sampled_from(["close", "open"])),
     st.tuples(st.just("target_qty"), st.integers(-30, 30).map(lambda q: q * 10)),
     st.tuples(st.just("target_pct"), st.integers(-4, 4)),
     st.tuples(st.just("cancel"), st.integers(0, 5)),
