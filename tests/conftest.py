@@ -16,7 +16,8 @@ settings.register_profile(
 )
 settings.register_profile("dev", max_examples=60, deadline=None)
 # A deeper search to run by hand (HYPOTHESIS_PROFILE=long pytest ...): many more examples,
-# fresh ones each run; a failure found is kept as an @example of its test.
+# fresh ones each run; a failure found is kept as an @example of its test. Tests whose
+# examples run live sessions (slow) take a tenth.
 settings.register_profile(
     "long",
     max_examples=5_000,

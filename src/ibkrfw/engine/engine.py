@@ -1282,12 +1282,16 @@ class Engine:
     def _drain(self) -> None:
         queue = self.queue
         while True:
-            while queue:
+            if queue:
                 self._dispatch(queue.popleft())
             if not self._unguarded and not self._exit_check:
+                if queue:
+                    continue
                 return
-            # Positions changed: once the broker's own consequences of the fills (an OCA
-            # group's reductions) are in, make the protective orders match them.
+            # A position changed: make its protective orders and bracket exits match it at
+            # once, fill by fill. A live run can do no other (IB reports each fill on its own),
+            # so a backtest does the same and places the same orders; the broker's other
+            # answers to the fill (an OCA group's reductions) follow as their own events.
             changed, self._unguarded = self._unguarded, set()
             for inst in sorted(changed, key=attrgetter("id")):
                 self._protect(inst)

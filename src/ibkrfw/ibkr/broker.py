@@ -6,6 +6,7 @@ import logging
 import os
 import queue
 import threading
+from collections import deque
 from collections.abc import Callable
 from decimal import Decimal
 from functools import partial
@@ -39,7 +40,7 @@ from ibkrfw.model.events import (
 )
 from ibkrfw.model.fills import Fill
 from ibkrfw.model.instruments import Instrument
-from ibkrfw.model.orders import Order, OrderRequest, Side
+from ibkrfw.model.orders import Order, OrderRequest, OrderType, Side
 from ibkrfw.ports import Broker, EventSink
 
 __all__ = ["IBKRBroker"]
@@ -70,29 +71,53 @@ def _quantity(value: Any) -> Decimal:
     return number.quantize(Decimal(1)) if number == number.to_integral_value() else number
 
 
+def _same_terms(shown: OrderRequest, asked: OrderRequest) -> bool:
+    """Whether IB shows an order with the quantity, prices and time in force asked for.
+
+    A trailing stop's stop price is left out: IB reports where the trail has moved it.
+    """
+    return (
+        shown.quantity == asked.quantity
+        and shown.limit_price == asked.limit_price
+        and (shown.stop_price == asked.stop_price or asked.order_type is OrderType.TRAILING_STOP)
+        and shown.tif is asked.tif
+        and shown.trail_amount == asked.trail_amount
+        and shown.trail_percent == asked.trail_percent
+    )
+
+
 class _Working:
     """What the broker knows of one order it sent."""
 
     __slots__ = (
         "accepted",
         "cancelling",
+        "deferred",
         "done",
         "filled",
+        "flushing",
         "ib_id",
         "modifying",
         "order",
         "perm_id",
+        "request",
     )
 
     def __init__(self, order: Order, ib_id: int) -> None:
         self.order = order
+        self.request = order.request  # the terms IB has confirmed last
         self.ib_id = ib_id
         self.perm_id = 0
         self.accepted = False
         self.done = False
-        self.cancelling = False
+        self.cancelling = 0  # cancellations sent that IB may still refuse, one answer each
         self.filled = Decimal(0)
-        self.modifying: OrderRequest | None = None
+        # Changes sent and not answered yet, oldest first (IB answers them in order)...
+        self.modifying: deque[OrderRequest] = deque()
+        # ...and changes asked for before IB acknowledged the order, sent once it has (None:
+        # a cancellation asked for after them).
+        self.deferred: list[OrderRequest | None] = []
+        self.flushing = False  # the deferred changes are being sent
 
 
 @final
@@ -337,6 +362,12 @@ class IBKRBroker(Broker, Listener):
                 self._by_engine.pop(order.order_id)
                 self._held.append((order.order_id, lambda: self._place(order)))
 
+    @property
+    def changes_waiting(self) -> int:
+        """How many order changes wait for IB to acknowledge their order before they go out."""
+        with self._lock:
+            return sum(len(w.deferred) + w.flushing for w in self._by_engine.values())
+
     @staticmethod
     def order_ref(ib_id: int, tag: str = "") -> str:
         """The ``orderRef`` the broker gives an order: ``ibkrfw:<IB order id>[:<tag>]``."""
@@ -356,19 +387,32 @@ class IBKRBroker(Broker, Listener):
                         reason="cancelled before it was sent to IB",
                     ))  # fmt: skip
                 return
-            working.cancelling = True
+            working.cancelling += 1
             if not self._can_send():
                 self._held.append((0, lambda: self.client.cancel_order(working.ib_id)))
+                return
+            if working.deferred or working.flushing:
+                working.deferred.append(None)  # after the changes asked for before it
                 return
         self.client.cancel_order(working.ib_id)
 
     @override
     def modify(self, order: Order, request: OrderRequest) -> None:
-        """Send ``placeOrder`` again with the order's IB id and the new request."""
+        """Send ``placeOrder`` again with the order's IB id and the new request.
+
+        A change asked for before IB has acknowledged the order is sent once it has (TWS
+        takes a ``placeOrder`` for an id it does not know as a new order), and refused if the
+        order ends first. A change of an order that has just ended at IB is sent all the same:
+        IB's refusal then comes after the order's end, as it does in the simulator. The answer
+        is :class:`~ibkrfw.OrderModified` once IB reports the order with the new terms, or
+        :class:`~ibkrfw.OrderModifyRejected`.
+        """
         working = self._by_engine.get(order.order_id)
         reason = None
-        if working is None or not working.accepted:
-            reason = "the order has not been accepted by IB yet"
+        if working is None:
+            reason = "the order has not been sent to IB yet"
+        elif working.done and not working.accepted:
+            reason = "IB did not take the order"
         elif not self._can_send():
             reason = "not connected to IB"
         if reason is not None or working is None:
@@ -376,7 +420,15 @@ class IBKRBroker(Broker, Listener):
                 ts_ns=self._now(), order_id=order.order_id, reason=reason or "unknown order"
             ))  # fmt: skip
             return
-        working.modifying = request
+        with self._lock:
+            if not working.accepted or working.deferred or working.flushing:
+                working.deferred.append(request)  # in the order asked for
+                return
+        self._send_modification(working, request)
+
+    def _send_modification(self, working: _Working, request: OrderRequest) -> None:
+        with self._lock:
+            working.modifying.append(request)
         parent = self._by_engine.get(request.parent_id) if request.parent_id is not None else None
         ib_order = to_ib_order(
             request,
@@ -385,7 +437,46 @@ class IBKRBroker(Broker, Listener):
             account=self.client.account,
             parent_id=parent.ib_id if parent is not None else 0,
         )
-        self.client.send("placeOrder", working.ib_id, to_ib_contract(order.instrument), ib_order)
+        if not self.client.send(
+            "placeOrder", working.ib_id, to_ib_contract(working.order.instrument), ib_order
+        ):
+            with self._lock:
+                working.modifying.remove(request)
+            self._put(OrderModifyRejected(ts_ns=self._now(), order_id=working.order.order_id,
+                                          reason="not connected to IB"))  # fmt: skip
+
+    def _flush(self, working: _Working) -> None:
+        """Send the changes asked for before IB acknowledged the order, in order."""
+        while True:
+            with self._lock:
+                if not working.deferred or working.done:
+                    working.flushing = False
+                    return
+                request = working.deferred.pop(0)
+                working.flushing = True
+            if request is None:
+                self.client.cancel_order(working.ib_id)
+            else:
+                self._send_modification(working, request)
+
+    def _finished(self, working: _Working) -> list[OrderRequest | None]:
+        """Mark the order ended at IB; return the changes still waiting to be sent."""
+        with self._lock:
+            working.done = True
+            deferred, working.deferred = working.deferred, []
+        self.journal.order_status(working.ib_id, DONE)
+        return deferred
+
+    def _refuse_deferred(self, working: _Working, deferred: list[OrderRequest | None]) -> None:
+        order_id, reason = working.order.order_id, "the order ended at IB before it was sent"
+        for request in deferred:
+            if request is None:
+                working.cancelling -= 1
+                self._put(OrderCancelRejected(ts_ns=self._now(), order_id=order_id,
+                                              reason=f"cancellation: {reason}"))  # fmt: skip
+            else:
+                self._put(OrderModifyRejected(ts_ns=self._now(), order_id=order_id,
+                                              reason=f"change: {reason}"))  # fmt: skip
 
     # --- the connection ----------------------------------------------------------------------
     @override
@@ -444,15 +535,15 @@ class IBKRBroker(Broker, Listener):
             lost = [
                 w for w in self._by_ib.values()
                 if w.accepted and not w.done and w.ib_id not in open_ids
-                and w.filled < w.order.quantity
+                and w.filled < w.request.quantity
             ]  # fmt: skip
         for working in lost:
-            working.done = True
-            self.journal.order_status(working.ib_id, DONE)
+            deferred = self._finished(working)
             self._put(OrderCancelled(
                 ts_ns=self._now(), order_id=working.order.order_id,
                 reason="no longer open at IB after the reconnection",
             ))  # fmt: skip
+            self._refuse_deferred(working, deferred)
         differences = self._position_differences(self._account_positions())
         resolution = "agreed"
         if differences:
@@ -645,13 +736,17 @@ class IBKRBroker(Broker, Listener):
             handler(self, *args)
 
     def _accept(self, working: _Working) -> None:
-        if not working.accepted:
+        """Report the order accepted, the first time IB shows it (changes then go out)."""
+        with self._lock:
+            if working.accepted:
+                return
             working.accepted = True
-            self.journal.order_status(working.ib_id, WORKING, working.perm_id)
-            self._put(OrderAccepted(
-                ts_ns=self._now(), order_id=working.order.order_id,
-                broker_order_id=str(working.perm_id or working.ib_id),
-            ))  # fmt: skip
+            working.flushing = bool(working.deferred)  # changes asked meanwhile wait for these
+        self.journal.order_status(working.ib_id, WORKING, working.perm_id)
+        self._put(OrderAccepted(
+            ts_ns=self._now(), order_id=working.order.order_id,
+            broker_order_id=str(working.perm_id or working.ib_id),
+        ))  # fmt: skip
 
     def _on_open_order(self, ib_id: int, contract: Any, order: Any, state: Any) -> None:
         working = self._by_ib.get(ib_id)
@@ -660,11 +755,39 @@ class IBKRBroker(Broker, Listener):
             return
         working.perm_id = int(getattr(order, "permId", 0) or 0) or working.perm_id
         self._accept(working)
-        request = working.modifying
-        if request is not None:
-            working.modifying = None
+        try:
+            shown = from_ib_order(working.order.instrument, order)
+        except (ConfigError, OrderError):  # not an order this library sends: nothing to compare
+            shown = None
+        if shown is not None:
+            self._compare(working, shown)
+        self._flush(working)
+
+    def _compare(self, working: _Working, shown: OrderRequest) -> None:
+        """Tell the engine what changed in an order IB reports (``openOrder``).
+
+        TWS sends ``openOrder`` when an order is placed, changed, or fills, and in answer to
+        requests: it is the answer to a change only if it shows the change's terms. A
+        quantity IB changed by itself (an OCA group's fill reduces the other orders, IB's
+        ``ocaType`` 3) is reported as the simulator reports it, an ``OrderModified``.
+        """
+        if working.done:
+            return  # its changes are answered by IB's refusals (see _on_error)
+        with self._lock:
+            pending = working.modifying
+            # IB answers changes in order: one it shows confirms those sent before it too
+            at = next((i for i, r in enumerate(pending) if _same_terms(shown, r)), -1)
+            answered = [pending.popleft() for _ in range(at + 1)]
+        if not answered and shown.quantity != working.request.quantity:
+            answered = [attrs.evolve(working.request, quantity=_quantity(shown.quantity))]
+            log.info("order %d: IB changed its quantity to %s", working.order.order_id,
+                     answered[0].quantity)  # fmt: skip
+        for request in answered:
+            working.request = request
             self._put(OrderModified(ts_ns=self._now(), order_id=working.order.order_id,
                                     request=request))  # fmt: skip
+        if answered and working.filled >= working.request.quantity:
+            self._refuse_deferred(working, self._finished(working))
 
     def _on_order_status(
         self, ib_id: int, status: str, filled: Decimal, remaining: Decimal, avg: float, perm: int
@@ -675,39 +798,54 @@ class IBKRBroker(Broker, Listener):
         working.perm_id = perm or working.perm_id
         if status in ("Submitted", "PreSubmitted"):
             self._accept(working)
+            self._flush(working)
         elif status in _CANCELLED_STATUS:
             self._cancelled(working, "")
 
     def _cancelled(self, working: _Working, reason: str) -> None:
         if working.done:
             return
-        working.done = True
-        self.journal.order_status(working.ib_id, DONE)
+        deferred = self._finished(working)
         self._put(OrderCancelled(ts_ns=self._now(), order_id=working.order.order_id,
                                  reason=reason))  # fmt: skip
+        self._refuse_deferred(working, deferred)
 
     def _on_error(self, req_id: int, code: int, text: str) -> None:
         working = self._by_ib.get(req_id)
-        if working is None or working.done:
+        if working is None:
             return
         if ConnectionMonitor.is_warning(code):
             log.info("IB notice on order %d: %s", working.order.order_id, text)
             return
         order_id, now = working.order.order_id, self._now()
+        if working.done:
+            # An order that ended meanwhile: IB's refusal of a cancellation or a change sent
+            # before the end was known is still their answer.
+            if code in _CANCEL_REFUSED and working.cancelling:
+                working.cancelling -= 1
+                self._put(OrderCancelRejected(ts_ns=now, order_id=order_id, reason=text))
+                return
+            with self._lock:
+                refused = working.modifying.popleft() if working.modifying and code != 202 else None
+            if refused is not None:
+                self._put(OrderModifyRejected(ts_ns=now, order_id=order_id,
+                                              reason=f"IB error {code}: {text}"))  # fmt: skip
+            return
         if code == 202:
             self._cancelled(working, text)
         elif code in _CANCEL_REFUSED and working.cancelling:
-            working.cancelling = False
+            working.cancelling -= 1
             self._put(OrderCancelRejected(ts_ns=now, order_id=order_id, reason=text))
-        elif working.modifying is not None:
-            working.modifying = None
+        elif working.modifying:
+            with self._lock:
+                working.modifying.popleft()
             self._put(OrderModifyRejected(ts_ns=now, order_id=order_id,
                                           reason=f"IB error {code}: {text}"))  # fmt: skip
         elif not working.accepted:
-            working.done = True
-            self.journal.order_status(working.ib_id, DONE)
+            deferred = self._finished(working)
             log.warning("order %d rejected by IB (%d): %s", order_id, code, text)
             self._put(OrderRejected(ts_ns=now, order_id=order_id, reason=text, code=code))
+            self._refuse_deferred(working, deferred)
         else:
             log.warning("IB error %d on working order %d: %s", code, order_id, text)
 
@@ -747,10 +885,14 @@ class IBKRBroker(Broker, Listener):
             return
         self._accept(working)  # a fill may overtake its acknowledgement
         working.filled += fill.quantity
-        if working.filled >= working.order.quantity:
-            working.done = True
-            self.journal.order_status(working.ib_id, DONE)
+        deferred = None
+        if working.filled >= working.request.quantity and not working.done:
+            deferred = self._finished(working)
         self._put(OrderFilled(ts_ns=self._now(), order_id=fill.order_id, fill=fill))
+        if deferred is not None:
+            self._refuse_deferred(working, deferred)
+        else:
+            self._flush(working)
 
     _handlers: ClassVar[dict[str, Callable[..., None]]] = {
         "openOrder": _on_open_order,

@@ -219,8 +219,9 @@ def _distance(kind: _Kind, value: float, period: int, entry: float, history: His
 class Protection:
     """A stop-loss and a take-profit for every position, kept by the engine as real orders.
 
-    After each time stamp's fills, for each instrument whose position changed, the engine
-    makes the protective orders match the position: placed when a position opens (GTC, tagged
+    After each fill, the engine makes the protective orders of the instrument match its
+    position at once (a live run hears of fills one at a time, and a backtest does the same,
+    so both place the same orders): placed when a position opens (GTC, tagged
     ``stop-loss`` and ``take-profit``, in one OCA group so a fill in one reduces the other),
     resized and moved (to the new average price) when it grows or shrinks, replaced when it
     turns from long to short, cancelled when it closes. An order of your own on the closing

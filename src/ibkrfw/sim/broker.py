@@ -325,14 +325,16 @@ class SimBroker(Broker):
     def modify(self, order: Order, request: OrderRequest) -> None:
         now, emit = self._clock.now_ns(), self._emit
         w = self._by_id.get(order.order_id)
-        if w is None:
-            emit(
-                OrderModifyRejected(
-                    ts_ns=now,
-                    order_id=order.order_id,
-                    reason=f"order {order.order_id} is not working ({order.status})",
-                )
+        filled = w.so_far.quantity if w is not None else _ZERO
+        if w is None or request.quantity <= filled:
+            # The caller's view may be older than the broker's: IB's rule is checked here too.
+            reason = (
+                f"order {order.order_id} is not working ({order.status})"
+                if w is None
+                else f"a filled quantity cannot be modified away: {filled} filled, "
+                f"{request.quantity} asked (cancel the order instead)"
             )
+            emit(OrderModifyRejected(ts_ns=now, order_id=order.order_id, reason=reason))
             return
         replaced = Working(attrs.evolve(w.order, request=request))
         replaced.so_far, replaced.triggered = w.so_far, w.triggered

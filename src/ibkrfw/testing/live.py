@@ -10,20 +10,24 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Literal, final
 
 import numpy as np
+from typing_extensions import override
 
-from ibkrfw.core.clock import SimClock
-from ibkrfw.engine.engine import Engine, EngineObserver
+from ibkrfw.core.clock import Clock
+from ibkrfw.engine.engine import _WAKE, Engine, EngineObserver
 from ibkrfw.engine.result import RunResult
-from ibkrfw.errors import EngineError
+from ibkrfw.errors import EngineError, RequestError
+from ibkrfw.model.events import TimerFired
 from ibkrfw.model.instruments import Instrument
 from ibkrfw.ports import Broker
 from ibkrfw.risk.monitor import RiskMonitor
 from ibkrfw.risk.protect import Protection
 from ibkrfw.risk.rule import RiskRule
 from ibkrfw.strategy import Strategy
+from ibkrfw.testing.faketws.market import Market
 from ibkrfw.testing.faketws.server import FakeTWS
 
 if TYPE_CHECKING:
+    from ibkrfw.ibkr.broker import IBKRBroker
     from ibkrfw.ibkr.client import IBClient
     from ibkrfw.ibkr.feed import IBKRDataFeed
 
@@ -43,16 +47,53 @@ def _bar_size(tws: FakeTWS) -> str:
 
 
 @final
+class _ReplayClock(Clock):
+    """The replay's time: the engine's bars, and what the fake TWS replays meanwhile.
+
+    The engine moves it to each bar it handles; between bars it reads the time of the fake's
+    replay, so what IB reports while a bar is replayed (fills, and the orders the engine sends
+    in answer) is stamped with that bar's time, as a backtest stamps it.
+    """
+
+    __slots__ = ("_market", "_now")
+
+    def __init__(self, market: Market) -> None:
+        self._market = market
+        self._now = 0
+
+    @override
+    def now_ns(self) -> int:
+        replayed = self._market.clock.now_ns() if self._market.position >= 0 else 0
+        return max(self._now, replayed)
+
+    @override
+    def advance_to(self, ts_ns: int) -> None:
+        """Move to ``ts_ns``; the time read may be later, if the replay is ahead.
+
+        Raises:
+            EngineError: if ``ts_ns`` is earlier than the time it was last moved to.
+        """
+        if ts_ns < self._now:
+            raise EngineError(
+                f"time cannot go backwards: the clock is at {self._now} ns and was asked to move "
+                f"to {ts_ns} ns"
+            )
+        self._now = ts_ns
+
+
+@final
 class LiveSession:
     """A strategy run by the live engine against a :class:`FakeTWS`, stepped by the caller.
 
     The strategy runs exactly as it would against TWS: an :class:`~ibkrfw.ibkr.IBKRBroker`
     and an :class:`~ibkrfw.ibkr.IBKRDataFeed` (IB's bars passed through as they come) over a
-    real socket, on the engine's own thread, on a clock that follows the replayed bars.
+    real socket, on the engine's own thread, on a clock that follows the replayed bars (what
+    IB reports during a bar's replay carries that bar's time, as in a backtest).
     :meth:`step` replays the next time stamps and returns only once the strategy has seen every
-    bar they produced and the fake TWS has received every order it sent in response, so a test
-    proceeds deterministically, bar by bar, as a backtest does. Needs the ``ibkr`` extra (the
-    official ``ibapi`` client).
+    bar they produced and the fake TWS has received every order it sent in response (changes
+    to orders IB had not acknowledged yet included), so a test proceeds deterministically, bar
+    by bar, as a backtest does. :meth:`stop` first lets the engine take in IB's answers to
+    everything it sent. Needs the ``ibkr`` extra (the official ``ibapi`` client).
 
     A time stamp ends (``on_slice``, the monitors) with its last instrument's bar, within
     :meth:`step`. The replay's clock does not move between steps, so one whose bar of some
@@ -115,6 +156,7 @@ class LiveSession:
         self.broker: Broker = broker or IBKRBroker(
             client=self.client, state_dir=state_dir, on_mismatch=on_mismatch
         )
+        self._ib: IBKRBroker | None = self.broker if isinstance(self.broker, IBKRBroker) else None
         # The replay's time, not the wall clock's: the strategy's "now" is its bars' time, as
         # the fake's simulator has it (a live run against TWS uses a LiveClock).
         self.engine = Engine(
@@ -125,7 +167,7 @@ class LiveSession:
             risk_monitors=risk_monitors,
             protection=protection,
             observers=observers,
-            clock=SimClock(),
+            clock=_ReplayClock(tws.market),
             tune_gc=False,
         )
         self._thread: threading.Thread | None = None
@@ -192,6 +234,8 @@ class LiveSession:
     def settle(self) -> None:
         """Wait until every bar sent so far has been handled and every order sent has arrived.
 
+        Orders sent include the changes the broker held until IB acknowledged their order.
+
         Raises:
             EngineError: if the run failed, or did not get there within ``timeout``.
         """
@@ -208,6 +252,7 @@ class LiveSession:
                 )
             time.sleep(0.0002)
         counts = self.client.sent_counts
+        ib = self._ib
 
         def arrived() -> bool:
             placed = len(tws.messages("in", client_id=client_id, msg_id=_PLACE_ORDER))
@@ -216,15 +261,51 @@ class LiveSession:
             cancels -= self._orders_before[1]
             return placed >= counts["placeOrder"] and cancels >= counts["cancelOrder"]
 
-        if not tws.wait_for(arrived, max(0.0, deadline - time.monotonic())):
-            raise EngineError("the fake TWS did not receive the orders in time")
+        while True:
+            before = (counts["placeOrder"], counts["cancelOrder"])
+            if not tws.wait_for(arrived, max(0.0, deadline - time.monotonic())):
+                raise EngineError("the fake TWS did not receive the orders in time")
+            # IB's acknowledgements release the changes held for them: those go out too
+            while ib is not None and ib.changes_waiting:
+                if time.monotonic() > deadline:
+                    raise EngineError("order changes still wait for IB's acknowledgement")
+                time.sleep(0.0002)
+            if (counts["placeOrder"], counts["cancelOrder"]) == before:
+                return
+
+    def _take_in_answers(self) -> None:
+        """Let the engine take in every answer IB sent so far (best effort: before a stop)."""
+        if self._thread is None or not self._thread.is_alive() or self._error is not None:
+            return
+        self.settle()
+        # TWS answers in order: once a request's reply is in, so is everything sent before it
+        instrument = self.feed.instruments[0] if self.feed.instruments else None
+        if instrument is not None and self.client.is_connected:
+            from ibkrfw.ibkr.translate import to_ib_contract
+
+            try:
+                self.client.request(
+                    "reqContractDetails",
+                    to_ib_contract(instrument),
+                    rows="contractDetails",
+                    timeout=self.timeout,
+                )
+            except RequestError:
+                return
+        # ...and once the engine took this marker off its inbox, it handled all before it
+        inbox = self.engine.inbox
+        inbox.put(TimerFired(ts_ns=0, name=_WAKE))
+        deadline = time.monotonic() + self.timeout
+        while inbox and time.monotonic() < deadline and self._thread.is_alive():
+            time.sleep(0.0002)
 
     def stop(self, *, cancel_orders: bool = False) -> RunResult:
-        """End the run and return its result.
+        """End the run, once the engine has IB's answers to what it sent, and return its result.
 
         Raises:
             EngineError: if the run failed or did not end within ``timeout``.
         """
+        self._take_in_answers()
         self.engine.stop(cancel_orders=cancel_orders)
         if self._thread is not None:
             self._thread.join(self.timeout)
