@@ -136,17 +136,6 @@ def test_a_scale_out_under_a_protection_fills_both_halves() -> None:
     assert all(o.status.is_terminal for o in result.order_list)
 
 
-def test_the_second_half_of_a_scale_out_goes_when_the_stop_closes_the_position() -> None:
-    rows = [FLAT, FLAT, FLAT, (100, 100, 90, 91), (91, 110, 90, 109), FLAT]
-    out = lambda ctx, bar: (ctx.sell(ACME, 50, limit_price=105, tif="GTC"),  # noqa: E731
-                            ctx.sell(ACME, 50, limit_price=108, tif="GTC"))  # fmt: skip
-    result, _, _, _ = run(rows, {0: lambda c, b: c.buy(ACME, 100), 2: out},
-                          protection=Protection(StopLoss.percent(0.05)))  # fmt: skip
-    # the stop sells all 100 on bar 3; the limits, which would sell short on bar 4, are gone
-    assert [(f.side.value, f.quantity) for f in result.fill_list] == [("BUY", 100), ("SELL", 100)]
-    assert held(result) == 0
-
-
 def test_targets_with_protection_and_partial_fills_reach_their_goal_without_piling_up() -> None:
     # Before: a later target's sale joined the group of the earlier one, whose partial fills
     # cut it to nothing (ending flat, not -60); called every bar, a sale was added each bar.

@@ -43,6 +43,7 @@ from ibkrfw.model.events import (
     OrderEvent,
     OrderExpired,
     OrderFilled,
+    OrderModified,
     OrderModifyRejected,
     OrderRejected,
     OrderResized,
@@ -305,6 +306,7 @@ class Engine:
             (protection,) if isinstance(protection, Protection) else tuple(protection)
         )
         self._guards: dict[Instrument, _Guard] = {}
+        self._groups = 0  # protective OCA groups made so far
         self.observers = tuple(observers)
         self._last_beat = 0.0  # time.monotonic() of the last heartbeat
         if self.observers:  # only observed runs pay for the extra call per event
@@ -317,8 +319,12 @@ class Engine:
         self._unplaceable: set[tuple[Instrument, str]] = set()
         self._exits = False  # whether a bracket exit was sent: their sizes are then kept in check
         self._exit_check: set[Instrument] = set()  # positions whose bracket exits must fit
-        self._exit_sizes: dict[int, Decimal] = {}  # exits' resizes asked for
-        self._exit_ids: set[int] = set()  # the strategy's orders that only closed when sent
+        # The quantity the engine last asked its own exits to have, until the broker answers:
+        # live, IB answers later; in a backtest, after the fills queued before the answer.
+        self._asked: dict[int, Decimal] = {}
+        # What a fill in an OCA group will take off the group's other orders (IB's ocaType 3)
+        # and the broker has not said yet: their size once it does.
+        self._oca_due: dict[int, Decimal] = {}
         self._halt: TradingHalted | None = None
         self.halts: list[TradingHalted] = []
         """Every halt of the run, in order."""
@@ -392,11 +398,12 @@ class Engine:
         :class:`~ibkrfw.risk.Protection`'s, or a bracket's once its entry has filled) joins their
         OCA group, unless it has a group or a parent of its own or another order of the strategy
         is in that group already: whichever fills first takes the others away (IB's
-        ``ocaType`` 3), so the exit and the stop can never both fill. An order that only
-        closes (it and the strategy's other closing orders stay within the position) is an
-        exit of the position: it follows the position as a bracket's exits do. A bracket's
-        exits (a child on the other side of its parent, for no more than it) skip the risk
-        rules: the entry was checked, and they only close what it opens.
+        ``ocaType`` 3), so the exit and the stop can never both fill. The strategy's closing
+        orders take their share of the position before the brackets' exits, which are cut to
+        what is left (see ``_fit_exits``); they are never cut or cancelled themselves: they
+        are the strategy's, as at IB. A bracket's exits (a child on the other side of its
+        parent, for no more than it) skip the risk rules: the entry was checked, and they
+        only close what it opens.
 
         Returns:
             The new order, ``PENDING_SUBMIT`` if it was sent (its fate arrives as events) or
@@ -405,18 +412,17 @@ class Engine:
         """
         if request.parent_id is not None:
             return self._send(request, checked=not self._exit_of_parent(request))
-        exit_ = self._closes_only(request)
         if not request.oca_group:
             group = self._exit_group(request)
             if group is not None:
                 request = attrs.evolve(request, oca_group=group)
         order = self._send(request, checked=True)
-        if order.status is not OrderStatus.DENIED:
-            if exit_:
-                self._exit_ids.add(order.order_id)
-                self._exits = True
-            if self._exits and self._running_portfolio().quantity(request.instrument):
-                self._exit_check.add(request.instrument)  # exits and closing orders must fit
+        if (
+            order.status is not OrderStatus.DENIED
+            and self._exits
+            and self._running_portfolio().quantity(request.instrument)
+        ):
+            self._exit_check.add(request.instrument)  # exits and closing orders must fit
         return order
 
     def _exit_of_parent(self, request: OrderRequest) -> bool:
@@ -431,22 +437,7 @@ class Engine:
 
     def _is_exit(self, order: Order) -> bool:
         """Whether ``order`` is an exit the engine keeps: a Protection's or a bracket's."""
-        request = order.request
-        if request.parent_id is not None:
-            return True
-        return self._is_protective(order)
-
-    def _closes_only(self, request: OrderRequest) -> bool:
-        """Whether ``request`` and the strategy's other closing orders stay within the position."""
-        held = self._running_portfolio().quantity(request.instrument)
-        if not held or request.side.sign * held > 0:
-            return False
-        groups: dict[str, Decimal] = {}
-        for order in self.orders.active(request.instrument):
-            if order.side is request.side and not self._is_exit(order):
-                key = order.request.oca_group or f"#{order.order_id}"
-                groups[key] = max(groups.get(key, Decimal(0)), order.remaining)
-        return request.quantity + sum(groups.values(), Decimal(0)) <= abs(held)
+        return waits_to_exit(order.request)
 
     def _exit_group(self, request: OrderRequest) -> str | None:
         """The OCA group of working exits that a closing ``request`` should join, if any."""
@@ -755,6 +746,11 @@ class Engine:
             return None
         parent_id = order.request.parent_id
         parent = self.orders.get(parent_id) if parent_id is not None else None
+        if parent is not None and request.quantity > parent.quantity:
+            return (
+                f"a bracket's exit may close at most what its entry opens ({parent.quantity}), "
+                f"not {request.quantity}"
+            )
         if parent is not None and parent.status.is_terminal:
             held = abs(self._running_portfolio().quantity(inst))
             if request.quantity - order.filled_quantity > held:
@@ -1282,16 +1278,15 @@ class Engine:
     def _drain(self) -> None:
         queue = self.queue
         while True:
-            if queue:
+            while queue:
                 self._dispatch(queue.popleft())
             if not self._unguarded and not self._exit_check:
-                if queue:
-                    continue
                 return
-            # A position changed: make its protective orders and bracket exits match it at
-            # once, fill by fill. A live run can do no other (IB reports each fill on its own),
-            # so a backtest does the same and places the same orders; the broker's other
-            # answers to the fill (an OCA group's reductions) follow as their own events.
+            # Positions changed: once everything the broker has said is in (the bar's other
+            # fills, an OCA group's reductions), make the protective orders and bracket exits
+            # match the positions. Acting fill by fill would act on sizes the broker has
+            # already moved past. Live, IB's answers come one at a time and the engine acts on
+            # each: it then counts what is on its way (_ahead), and the outcome is the same.
             changed, self._unguarded = self._unguarded, set()
             for inst in sorted(changed, key=attrgetter("id")):
                 self._protect(inst)
@@ -1300,16 +1295,14 @@ class Engine:
                 self._fit_exits(inst)
 
     def _fit_exits(self, inst: Instrument) -> None:
-        """Keep the exits of ``inst`` and the strategy's closing orders within its position.
+        """Keep a bracket's exits within the position, after the strategy's closing orders.
 
-        The exits are a bracket's once its entry has ended (its OCA group counting once) and
-        the strategy's orders that only closed the position when they were sent. The
+        A bracket's exits work once its entry has ended (its OCA group counting once). The
         strategy's closing orders (and the groups they joined) take their share of the
         position first, oldest first, then the brackets', oldest first; what finds no room
-        is cut, and cancelled at nothing. An order of the strategy that goes past flat is
-        never cut, but takes its room. Exits on the wrong side of the position (it closed or
-        turned) are cancelled: left working, they would reopen it. A Protection's orders are
-        its own business (``_protect``).
+        is cut, and cancelled at nothing. The strategy's orders are never cut: they are its
+        own. Exits on the wrong side of the position (it closed or turned) are cancelled:
+        left working, they would reopen it. A Protection's orders are ``_protect``'s.
         """
         held = self._running_portfolio().quantity(inst)
         closing = Side.SELL if held > 0 else Side.BUY
@@ -1319,8 +1312,10 @@ class Engine:
             request = order.request
             if order.order_id in self._cancelling or self._is_protective(order):
                 continue
+            if not self._ahead(order):
+                continue  # its OCA group took all of it: going away
             order_id = order.order_id
-            exit_ = order_id in self._exit_ids or self._live_exit(order)
+            exit_ = self._live_exit(order)
             if request.parent_id is not None and not exit_:
                 continue  # a bracket's exit not working until its entry has ended
             if not held or order.side is not closing:
@@ -1339,23 +1334,20 @@ class Engine:
                 theirs.setdefault(key, []).append(order)
         room = abs(held)
         for members in (*mine.values(), *theirs.values()):  # each: oldest first
-            keep = min(max(o.remaining for o in members), room)
+            keep = min(max(self._ahead(o) for o in members), room)
             room -= keep
             for order in members:
-                if order.request.parent_id is None and order.order_id not in self._exit_ids:
-                    continue  # the strategy's order past flat: never cut
+                if order.request.parent_id is None:
+                    continue  # the strategy's own: never cut
                 if not keep:
                     self.log.info("exit %d cancelled: the position in %s is %s, closed by "
                                   "other orders", order.order_id, inst.id, held)  # fmt: skip
                     self._cancel(order)
-                elif order.remaining > keep:
+                elif self._ahead(order) > keep:
                     size = order.filled_quantity + keep
-                    if self._exit_sizes.get(order.order_id) != size:
-                        self._exit_sizes[order.order_id] = size
-                        self.log.info("exit %d resized to %s: the position in %s is %s",
-                                      order.order_id, size, inst.id, held)  # fmt: skip
-                        self._modify(order, attrs.evolve(order.request, quantity=size),
-                                     checked=False)  # fmt: skip
+                    self.log.info("exit %d resized to %s: the position in %s is %s",
+                                  order.order_id, size, inst.id, held)  # fmt: skip
+                    self._resize(order, attrs.evolve(order.request, quantity=size))
 
     def _cannot_place(self, inst: Instrument, tag: str, held: Decimal, entry: float) -> None:
         """Say, once per position, that a protective order cannot be placed at all."""
@@ -1370,6 +1362,48 @@ class Engine:
         self.queue.append(
             ProtectionFailed(ts_ns=self.clock.now_ns(), instrument=inst, tag=tag, reason=reason)
         )
+
+    def _oca_reduces(self, fill: Fill) -> None:
+        """Note what ``fill`` takes off the other orders of its OCA group, until they say."""
+        order = self.orders.get(fill.order_id)
+        group = order.request.oca_group if order is not None else ""
+        if not group:
+            return
+        for other in self.orders.active(fill.instrument):
+            if other.status is OrderStatus.PENDING_SUBMIT:
+                continue  # sent after the fill happened (the broker had it not yet)
+            if other.order_id != fill.order_id and other.request.oca_group == group:
+                due = self._oca_due.get(other.order_id, Decimal(0))
+                self._oca_due[other.order_id] = due + fill.quantity
+
+    def _ahead(self, order: Order) -> Decimal:
+        """What of ``order`` will be left once the answers on their way are in.
+
+        The size the engine last asked for, if the broker has not answered yet; otherwise
+        what is left once its OCA group's fills have reduced it (IB's ``ocaType`` 3).
+        """
+        asked = self._asked.get(order.order_id)
+        if asked is not None:
+            return max(asked - order.filled_quantity, Decimal(0))
+        return max(order.remaining - self._oca_due.get(order.order_id, Decimal(0)), Decimal(0))
+
+    def _answered(self, event: OrderEvent) -> None:
+        """The broker answered (or overtook) a resize the engine asked for."""
+        kind = type(event)
+        if kind is OrderModified:
+            if event.request.quantity == self._asked[event.order_id]:  # type: ignore[attr-defined]
+                del self._asked[event.order_id]  # the answer to the latest ask
+        elif kind is OrderModifyRejected or kind in _ENDED_UNFILLED:
+            del self._asked[event.order_id]
+        elif kind is OrderFilled:
+            order = self.orders.get(event.order_id)
+            if order is not None and not order.is_active:
+                del self._asked[event.order_id]
+
+    def _resize(self, order: Order, request: OrderRequest) -> None:
+        """Ask the broker to give the engine's own exit ``order`` the size of ``request``."""
+        self._asked[order.order_id] = request.quantity
+        self._modify(order, request, checked=False)
 
     @staticmethod
     def _bracket_group(group: str) -> bool:
@@ -1425,8 +1459,8 @@ class Engine:
         if guard is not None:
             for tag, order_id in guard.orders.items():
                 order = self.orders.get(order_id)
-                if order is not None and not order.status.is_terminal:
-                    live[tag] = order
+                if order is not None and not order.status.is_terminal and self._ahead(order):
+                    live[tag] = order  # (one its OCA group took all of is going away)
         side = Side.SELL if held > 0 else Side.BUY
         if guard is not None and (not held or guard.side is not side):
             for order in live.values():  # flat, or turned around: the old exits go
@@ -1437,8 +1471,11 @@ class Engine:
         if not held:
             return
         if guard is None:
+            # A new group each time (a position may turn twice within one time stamp): the
+            # old exits, whose cancellation may not be confirmed yet, must not share it.
+            self._groups += 1
             guard = self._guards[inst] = _Guard(
-                f"{GROUP_PREFIX}{inst.id}-{self.clock.now_ns()}", side
+                f"{GROUP_PREFIX}{inst.id}-{self.clock.now_ns()}-{self._groups}", side
             )
         price = lane.holding.price
         wanted = spec.orders(
@@ -1461,13 +1498,14 @@ class Engine:
                 continue
             old = current.request
             total = current.filled_quantity + request.quantity
-            if total != old.quantity:  # the position changed: resize, and move to its price
+            expected = current.filled_quantity + self._ahead(current)
+            if total != expected:  # the position changed: resize, and move to its price
                 trailing = old.order_type is OrderType.TRAILING_STOP  # keeps the ground it made
                 replacement = attrs.evolve(
                     old, quantity=total, limit_price=request.limit_price,
                     stop_price=old.stop_price if trailing else request.stop_price,
                 )  # fmt: skip
-                self._modify(current, replacement, checked=False)
+                self._resize(current, replacement)
 
     def _heartbeat(self, now_ns: int) -> None:
         self._last_beat = time.monotonic()
@@ -1488,8 +1526,17 @@ class Engine:
             if problem is not None:
                 self.log.warning(problem)
             fill = event.fill if type(event) is OrderFilled else None
+            if (
+                self._oca_due
+                and event.order_id in self._oca_due
+                and (type(event) is OrderModified or type(event) in _ENDED_UNFILLED)
+            ):
+                self._oca_due.pop(event.order_id)  # the broker has said its size
+            if self._asked and event.order_id in self._asked:
+                self._answered(event)
             if fill is not None:
                 self._book_fill(fill)
+                self._oca_reduces(fill)
                 if self.protection:
                     inst = fill.instrument
                     self._unguarded.add(inst)
@@ -1498,6 +1545,10 @@ class Engine:
                         self._unplaceable.discard((inst, tag))
                 if self._exits:
                     self._exit_check.add(fill.instrument)
+            elif type(event) is OrderModified and self._exits:
+                resized = self.orders.get(event.order_id)
+                if resized is not None and (resized.request.parent_id is not None):
+                    self._exit_check.add(resized.instrument)  # an exit's new size must fit
             elif type(event) in _ENDED_UNFILLED:
                 if self._guards:
                     self._protective_lost(event)

@@ -199,10 +199,20 @@ class LiveSession:
             return self._error is not None or len(requests) >= wanted
 
         subscribed = tws.wait_for(subscribed_all, self.timeout)
-        self._raise_failure()
-        if not subscribed:
-            raise EngineError("the live run did not subscribe to its bars in time")
+        try:
+            self._raise_failure()
+            if not subscribed:
+                raise EngineError("the live run did not subscribe to its bars in time")
+        except BaseException:
+            self._end()  # __exit__ is not called when __enter__ fails: stop the run here
+            raise
         return self
+
+    def _end(self) -> None:
+        """Stop the engine's thread if it runs (its client would otherwise reconnect on)."""
+        if self._thread is not None and self._thread.is_alive():
+            self.engine.stop()
+            self._thread.join(self.timeout)
 
     def _run(self) -> None:
         try:
@@ -305,8 +315,10 @@ class LiveSession:
         Raises:
             EngineError: if the run failed or did not end within ``timeout``.
         """
-        self._take_in_answers()
-        self.engine.stop(cancel_orders=cancel_orders)
+        try:
+            self._take_in_answers()
+        finally:
+            self.engine.stop(cancel_orders=cancel_orders)
         if self._thread is not None:
             self._thread.join(self.timeout)
             if self._thread.is_alive():
@@ -325,6 +337,4 @@ class LiveSession:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._thread is not None and self._thread.is_alive():
-            self.engine.stop()
-            self._thread.join(self.timeout)
+        self._end()

@@ -214,21 +214,32 @@ def comparable(strategy: Scripted) -> dict[str, Any]:
       orders, and only a fill's bar is compared, not the bar an answer came on. For the same
       reason the strategy's view of open orders (:class:`Snapshot`) holds its own orders
       only: the engine's (protective orders, bracket exits) may be answered after the bar.
-    * Races the engine's own orders run with IB: after a fill the engine resizes or cancels
-      its protective orders and bracket exits at once, while IB, a step ahead, may have
-      filled, reduced (an OCA group) or cancelled them already. IB's answer is then a
-      refusal, or an ``openOrder`` showing the same terms as the change, which the adapter
-      cannot tell from the change's confirmation. So the changes of those orders and the
-      refusals of their changes and cancellations (``OrderModified``,
-      ``OrderModifyRejected``, ``OrderCancelRejected``) are left out; their placing,
-      acknowledgement, fills and end are compared, and their effect is in the fills,
-      positions and equity, compared in full.
+    * The engine's own orders (protective orders, bracket exits) follow the position as IB
+      reports it: fill by fill live, where a backtest sees a bar's fills together. Live, a
+      position that turns within a bar may get a stop placed and cancelled in between, and
+      resizes race with IB's own answers (an OCA group's reductions), refused or confirmed.
+      So their events are left out, and the strategy's orders are known by their rank among
+      its own (the engine's in between shift the ids); the engine's orders are compared by
+      their fills (tag, side, quantity, price, time) and their effect on the positions, cash
+      and equity of every bar, all compared in full.
     """
-    per_order: dict[int, list[tuple[Any, ...]]] = {}
+    # The strategy's orders by their rank among its own (the engine's orders between them
+    # may differ in number: see the last point above); the engine's by their tag.
+    ranks: dict[int, str] = {}
+    for _, _, order in sorted(strategy.events, key=lambda e: e[2].order_id):
+        if order.order_id not in ranks and _own(order):
+            ranks[order.order_id] = f"own-{len(ranks) + 1}"
+
+    def key(order_id: int, order: Order | None = None) -> str:
+        if order_id in ranks:
+            return ranks[order_id]
+        return "engine:" + (order.request.tag or "bracket-exit" if order else "?")
+
+    per_order: dict[str, list[tuple[Any, ...]]] = {}
     for index, event, order in strategy.events:
         name = type(event).__name__
-        if not _own(order) and name in _RACING:
-            continue
+        if not _own(order):
+            continue  # the engine's own: their fills and effects are compared below
         status = order.status.value
         if name in ("OrderExpired", "OrderCancelled"):
             name = "ENDED"
@@ -238,16 +249,18 @@ def comparable(strategy: Scripted) -> dict[str, Any]:
         if isinstance(event, OrderFilled):
             fill = event.fill
             row += (index, fill.side.value, fill.quantity, fill.price, fill.commission, fill.ts_ns)
-        per_order.setdefault(event.order_id, []).append(row)
+        per_order.setdefault(key(event.order_id), []).append(row)
+    orders = {o.order_id: o for _, _, o in strategy.events}
     fills = [
-        (f.order_id, f.side.value, f.quantity, f.price, f.commission, f.ts_ns)
+        (key(f.order_id, orders.get(f.order_id)), f.side.value, f.quantity, f.price,
+         f.commission, f.ts_ns)
         for f in strategy.fills
-    ]
+    ]  # fmt: skip
     snapshots = [
         attrs.evolve(
             s,
             orders=tuple(
-                (i, "ENDED" if status in ("EXPIRED", "CANCELLED") else status, q, f)
+                (key(i), "ENDED" if status in ("EXPIRED", "CANCELLED") else status, q, f)
                 for i, status, q, f in s.orders
             ),
         )
@@ -259,9 +272,6 @@ def comparable(strategy: Scripted) -> dict[str, Any]:
         "snapshots": snapshots,
         "errors": strategy.errors,
     }
-
-
-_RACING = frozenset(("OrderModified", "OrderModifyRejected", "OrderCancelRejected"))
 
 
 # --- the runs --------------------------------------------------------------------------------
@@ -413,7 +423,12 @@ def scenarios(draw: st.DrawFn) -> Scenario:
         )
     )
     protection = None if counts_working else draw(protections)
-    volume_limit = draw(st.sampled_from([None, None, 0.02]))
+    # Partial fills with the engine's exits (protection, brackets): live, the exits are
+    # resized fill by fill as IB reports them, and a resize may reach the fake after it
+    # matched the next bar's share of volume; the backtest resizes once the bar's fills are
+    # in. Left out until that race is closed (noted in issue 18).
+    brackets = any(a[0] == "bracket" for acts in script.values() for a in acts)
+    volume_limit = None if protection or brackets else draw(st.sampled_from([None, None, 0.02]))
     return Scenario(frame, script, protection, volume_limit, rules)
 
 
@@ -546,22 +561,20 @@ def test_stop_waits_for_ibs_answers_to_the_last_orders() -> None:
 def test_a_position_that_turns_within_a_bar_gets_the_same_protection_in_both_runs() -> None:
     # A sale and a larger buy fill on one bar: short 155, then long 160. Live, the engine
     # protects the short (a buy stop) before it hears of the buy, then turns the protection
-    # around. Before: the backtest saw the bar's fills together and placed one sell stop,
-    # so every later order had another id than live.
+    # around; the backtest sees the bar's fills together and places the sell stop at once.
+    # Either way: the same fills, and one sell stop for 160 working at the end.
     actions = {0: lambda ctx, bar: (ctx.sell(ACME, 155), ctx.buy(ACME, 315))}
-    backtest, live, _ = run_both(actions, [FLAT] * 4, Protection(StopLoss.percent(0.5)))
+    backtest, live, tws = run_both(actions, [FLAT] * 4, Protection(StopLoss.percent(0.5)))
     placed = [
         (o.order_id, o.side.value, o.quantity, o.request.tag)
         for o, e in backtest.events
         if type(e).__name__ == "OrderSubmitted"
     ]
-    assert placed == [
-        (1, "SELL", 155, ""),
-        (2, "BUY", 315, ""),
-        (3, "BUY", 155, "stop-loss"),  # for the short, cancelled when the buy fills
-        (4, "SELL", 160, "stop-loss"),
+    assert placed == [(1, "SELL", 155, ""), (2, "BUY", 315, ""), (3, "SELL", 160, "stop-loss")]
+    assert [(f.side, f.quantity, f.price) for f in live.fills] == [
+        (f.side, f.quantity, f.price) for f in backtest.fills
     ]
-    assert by_order(live) == by_order(backtest)
+    assert working_at(tws) == [("stop-loss", "SELL", Decimal(160))]
 
 
 def by_order(strategy: ScriptedStrategy) -> dict[int, list[str]]:
@@ -573,28 +586,30 @@ def by_order(strategy: ScriptedStrategy) -> dict[int, list[str]]:
 
 
 def test_a_cancellation_after_an_unacknowledged_change_follows_the_change() -> None:
-    # Three fills on one bar: long 10, long 30, flat. The stop-loss is placed, resized before
-    # IB acknowledged it (held), then cancelled. Before: the cancellation went out at once,
-    # ahead of the held change, which IB then refused for a cancelled order.
+    # Three fills on one bar: long 10, long 30, flat. Live, the stop-loss is placed after the
+    # first, resized before IB acknowledged it (the change held), then cancelled. Before: the
+    # cancellation went out at once, ahead of the held change, which IB then refused for a
+    # cancelled order. (The backtest sees the bar's fills together: flat, no stop at all.)
     actions = {0: lambda ctx, bar: (ctx.buy(ACME, 10), ctx.buy(ACME, 20), ctx.sell(ACME, 30))}
     backtest, live, tws = run_both(actions, [FLAT] * 3, Protection(StopLoss.percent(0.5)))
-    expected = [type(e).__name__ for o, e in backtest.events if o.order_id == 4]
-    assert expected == ["OrderSubmitted", "OrderAccepted", "OrderModified", "OrderCancelled"]
-    assert [type(e).__name__ for o, e in live.events if o.order_id == 4] == expected
+    assert not [o for o, e in backtest.events if o.request.tag == "stop-loss"]
+    stop = [type(e).__name__ for o, e in live.events if o.request.tag == "stop-loss"]
+    assert stop == ["OrderSubmitted", "OrderAccepted", "OrderModified", "OrderCancelled"]
     assert working_at(tws) == []
 
 
-def test_a_cancellation_ib_refuses_after_the_order_ended_is_answered() -> None:
-    # Long 10 with a stop-loss and a take-profit. The take-profit fills; IB cancels the
-    # stop-loss (one OCA group) while the engine, flat, cancels it too. Before: IB's refusal
-    # (161) came after the order had ended and was dropped: the cancellation went unanswered
-    # live, while the simulator refused it.
+def test_a_stop_its_oca_group_takes_away_is_not_cancelled_again() -> None:
+    # Long 10 with a stop-loss and a take-profit. The take-profit fills; its OCA group takes
+    # the stop-loss away, at IB as in the simulator. Before: the engine, flat, cancelled the
+    # stop-loss too, racing the group: refused in the backtest, and live the refusal (161) came
+    # after the order had ended. Now the engine knows what the fill takes off the group's
+    # other orders until the broker says so, and asks nothing.
     protection = Protection(StopLoss.fixed(5.0), TakeProfit.fixed(2.0))
     actions = {0: lambda ctx, bar: ctx.buy(ACME, 10)}
     rows = [FLAT, FLAT, (100.0, 103.0, 99.5, 102.5), FLAT]
     backtest, live, _ = run_both(actions, rows, protection)
     expected = [type(e).__name__ for o, e in backtest.events if o.request.tag == "stop-loss"]
-    assert expected[-2:] == ["OrderCancelled", "OrderCancelRejected"]
+    assert expected[-1] == "OrderCancelled" and "OrderCancelRejected" not in expected
     assert [type(e).__name__ for o, e in live.events if o.request.tag == "stop-loss"] == expected
 
 
