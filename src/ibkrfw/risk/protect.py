@@ -219,20 +219,20 @@ def _distance(kind: _Kind, value: float, period: int, entry: float, history: His
 class Protection:
     """A stop-loss and a take-profit for every position, kept by the engine as real orders.
 
-    After each fill, the engine makes the protective orders of the instrument match its
-    position at once (a live run hears of fills one at a time, and a backtest does the same,
-    so both place the same orders): placed when a position opens (GTC, tagged
-    ``stop-loss`` and ``take-profit``, in one OCA group so a fill in one reduces the other),
-    resized and moved (to the new average price) when it grows or shrinks, replaced when it
-    turns from long to short, cancelled when it closes. An order of your own on the closing
-    side joins its OCA group (unless it has a group or a parent, or another order of yours is
-    in the group already), so your exit and the stop can never both fill; further closing
-    orders of yours (a scale-out) stay whole, and are cancelled should the position close
-    without them. Protective orders only reduce risk: they skip the pre-trade rules, so no
-    limit can leave a position unprotected. One the broker rejects is placed again at the next
-    time stamps, one cancelled from outside the engine at once; after three losses in a row,
-    or when its price would be at or below zero, a :class:`~ibkrfw.ProtectionFailed` event
-    says so. Changing a protective order's quantity yourself is refused.
+    After fills (in a backtest once a bar's fills are in; live as IB reports each), the engine
+    makes the protective orders of the instrument match its position: placed when a position
+    opens (GTC, tagged ``stop-loss`` and ``take-profit``, in one OCA group so a fill in one
+    reduces the other), resized and moved (to the new average price) when it grows or shrinks,
+    replaced when it turns from long to short, cancelled when it closes. An order of your own
+    on the closing side joins its OCA group (unless it has a group or a parent, or another
+    order of yours is in the group already), so your exit and the stop can never both fill;
+    further closing orders of yours (a scale-out) stay whole and stay yours: cancel them
+    should the stop close the position first. Protective orders only reduce risk: they skip
+    the pre-trade rules, so no limit can leave a position unprotected. One the broker rejects
+    is placed again at the next time stamps, one cancelled from outside the engine at once;
+    after three losses in a row, or when its price would be at or below zero, a
+    :class:`~ibkrfw.ProtectionFailed` event says so. Changing a protective order's quantity
+    yourself is refused.
 
     Positions held when a run starts (adopted from the account) are protected at once, and
     protective orders found working at the account are taken over rather than duplicated.
