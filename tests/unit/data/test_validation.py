@@ -24,7 +24,7 @@ def _kinds(report: pd.DataFrame) -> list[tuple[int, str, str]]:
 def test_clean_data_has_an_empty_report() -> None:
     report = validate_bars(_minutes(), bar_size="1min", calendar=CAL)
     assert report.empty
-    assert list(report.columns) == ["row", "timestamp", "column", "kind", "value", "detail"]
+    assert list(report.columns) == ["row", "line", "timestamp", "column", "kind", "value", "detail"]
 
 
 def test_every_price_problem_is_reported_with_row_column_and_kind() -> None:
