@@ -126,11 +126,14 @@ def test_validate_reports_problems_by_file_line_and_exits_1(
     assert f"{source} line 500 (" in err
     assert "e.g. --clean missing_price=drop, or fix the data" in err
     assert "clean_bars" not in err and "actions=" not in err
-    _with_line(source, 500, "{t},{o},{lo},{h},{c},{v}")  # high and low swapped
-    _with_line(source, 300, "{t},{o},{h},{lo},{c},-5")
-    backtest = ["backtest", "--csv", str(source), "--symbols", "ACME"]
-    code, _, err = _run(capsys, *backtest)
-    assert code == 2 and f"{source} line 300 (" in err and "column volume" in err
+    _with_line(source, 300, "{t},{o},{h},{lo},{c},-5")  # and a negative volume before it
+    code, _, err = _run(capsys, "backtest", "--csv", str(source), "--symbols", "ACME")
+    assert code == 2
+    assert f"{source} line 500 (" in err and "column close: missing or infinite price" in err
+    code, out, _ = _run(
+        capsys, "data", "validate", str(source), "--symbol", "ACME", "--bar-size", "1min"
+    )
+    assert (code, [r.split()[0] for r in out.splitlines()[2:4]]) == (1, ["300", "500"])
 
 
 def test_naive_times_ask_for_the_tz_option(
