@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, cast, get_type_hints
 import attrs
 
 from ibkrfw._version import __version__
-from ibkrfw.errors import ConfigError, IBKRFWError
+from ibkrfw.errors import ConfigError, DataError, IBKRFWError
 from ibkrfw.model._decimal import float_decimal, to_decimal
 from ibkrfw.model.instruments import Instrument, Stock
 from ibkrfw.ports import DataFeed
@@ -251,7 +251,9 @@ def _actions(pairs: Sequence[str]) -> dict[str, Any]:
 def _print_report(report: pd.DataFrame, limit: int = 50) -> None:
     counts = report["kind"].value_counts().sort_index()
     print(f"{len(report)} problem(s): " + ", ".join(f"{k} {n}" for k, n in counts.items()))
-    shown = report.head(limit)
+    # read from a file: its line numbers (as an editor shows them), not positions in a frame
+    where = "row" if report["line"].isna().all() else "line"
+    shown = report.drop(columns="line" if where == "row" else "row").head(limit)
     print(shown.to_string(index=False))
     if len(report) > limit:
         print(f"... and {len(report) - limit} more")
@@ -840,11 +842,26 @@ def _add_run_command(sub: Any) -> None:
     run.set_defaults(func=_run)
 
 
+def _option(name: str, value: object) -> str:
+    """Spell a library setting named in an error's fix as this command's option."""
+    if name == "actions" and isinstance(value, Mapping):
+        return " ".join(f"--clean {kind}={action}" for kind, action in value.items())
+    return f"--{name.replace('_', '-')} {value}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the ``ibkrfw`` command with ``argv`` (default: the process arguments)."""
+    """Run the ``ibkrfw`` command with ``argv`` (default: the process arguments).
+
+    Exit codes: 0 done; 1 ``data validate`` found problems; 2 the command could not do its
+    work: bad arguments (argparse's convention) or bad input (a file that cannot be read,
+    malformed data, a wrong setting), with a message on standard error and no traceback.
+    """
     args = build_parser().parse_args(argv)
     try:
         code: int = args.func(args)
+    except DataError as exc:  # its fix names settings: word them as options (--tz, not tz=)
+        print(f"ibkrfw: error: {exc.explain(_option)}", file=sys.stderr)
+        return 2
     except IBKRFWError as exc:
         print(f"ibkrfw: error: {exc}", file=sys.stderr)
         return 2

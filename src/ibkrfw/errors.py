@@ -18,6 +18,8 @@ event, both delivered to :meth:`Strategy.on_order <ibkrfw.Strategy.on_order>`.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+
 __all__ = [
     "BrokerError",
     "ConfigError",
@@ -37,11 +39,49 @@ class ConfigError(IBKRFWError, ValueError):
     """Raise when configuration, parameters or wiring are invalid."""
 
 
+def _python_setting(name: str, value: object) -> str:
+    """Spell a setting as a Python keyword argument: ``tz='America/New_York'``."""
+    return f"{name}={value!r}"
+
+
 class DataError(IBKRFWError, ValueError):
     """Raise when market data is malformed.
 
-    The message names the row, the column and the value received, and says what to do.
+    The message names the file and line (or the row), the column and the value received, and
+    says what to do. When the fix is to pass a setting (a time zone, a layout), ``fix`` holds
+    it as a template with one ``{name}`` field per key of ``settings``, so that each front end
+    words it its own way: :meth:`explain` spells the settings as Python keyword arguments
+    (``tz='America/New_York'``), and the ``ibkrfw`` command as its options
+    (``--tz America/New_York``).
+
+    Args:
+        message: What is wrong, and where.
+        fix: What to do, with ``{name}`` fields for the settings to pass.
+        settings: An example value for each setting named in ``fix``.
+
+    Example:
+        >>> err = DataError("bars.csv line 2: no UTC offset", fix="give {tz}",
+        ...                 settings={"tz": "America/New_York"})
+        >>> str(err)
+        "bars.csv line 2: no UTC offset; give tz='America/New_York'"
+        >>> err.explain(lambda name, value: f"--{name} {value}")
+        'bars.csv line 2: no UTC offset; give --tz America/New_York'
     """
+
+    def __init__(
+        self, message: str, *, fix: str = "", settings: Mapping[str, object] | None = None
+    ) -> None:
+        self.problem = message
+        self.fix = fix
+        self.settings: dict[str, object] = dict(settings or {})
+        super().__init__(self.explain())
+
+    def explain(self, spell: Callable[[str, object], str] = _python_setting) -> str:
+        """Return the message with the fix's settings spelled by ``spell(name, value)``."""
+        if not self.fix:
+            return self.problem
+        fix = self.fix.format(**{k: spell(k, v) for k, v in self.settings.items()})
+        return f"{self.problem}; {fix}"
 
 
 class OrderError(IBKRFWError, ValueError):

@@ -58,7 +58,10 @@ def test_user_strategy_by_import_path(
         (["backtest", "-p", "bogus=1"], "bad parameter"),
         (["backtest", "-p", "fast=ten"], "bad value for fast"),
         (["backtest", "-p", "fast=40"], "must be smaller than slow"),
-        (["backtest", "--csv", "/nonexistent.csv", "--symbols", "X"], "cannot read"),
+        (
+            ["backtest", "--csv", "/nonexistent.csv", "--symbols", "X"],
+            "no such file; check the path",
+        ),
         (["backtest", "--csv", "/nonexistent.csv"], "needs --symbols"),
     ],
 )

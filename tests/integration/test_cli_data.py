@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -71,3 +72,116 @@ def test_the_installed_command_runs(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "the store is empty" in done.stdout
+
+
+def _with_line(path: Path, number: int, edit: str) -> None:
+    """Rewrite line ``number`` of a file (header = line 1): ``edit`` formats its fields."""
+    lines = path.read_text().splitlines()
+    t, o, h, lo, c, v = lines[number - 1].split(",")
+    lines[number - 1] = edit.format(t=t, o=o, h=h, lo=lo, c=c, v=v)
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_a_bad_number_is_named_by_its_line_in_every_command(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source, store = tmp_path / "bars.csv", tmp_path / "bars.sqlite"
+    _csv(source, 600)
+    _with_line(source, 500, "{t},{o},{h},{lo},abc,{v}")
+    expected = f"ibkrfw: error: {source} line 500, column close: 'abc' is not a number; "
+    for argv in (
+        ["data", "validate", str(source), "--symbol", "ACME", "--bar-size", "1min"],
+        ["data", "import", str(source), "--store", str(store), "--symbol", "ACME",
+         "--bar-size", "1min"],
+        ["backtest", "--csv", str(source), "--symbols", "ACME"],
+    ):  # fmt: skip
+        code, out, err = _run(capsys, *argv)
+        assert (code, out) == (2, ""), argv
+        assert err.startswith(expected), (argv, err)
+        assert "Traceback" not in err
+
+
+def test_validate_reports_problems_by_file_line_and_exits_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source, store = tmp_path / "bars.csv", tmp_path / "bars.sqlite"
+    _csv(source, 600)
+    _with_line(source, 500, "{t},{o},{h},{lo},,{v}")  # an empty close
+    code, out, _ = _run(
+        capsys, "data", "validate", str(source), "--symbol", "ACME", "--bar-size", "1min"
+    )
+    assert code == 1
+    assert "1 problem(s): missing_price 1" in out
+    header, row = out.splitlines()[1:3]
+    assert header.split()[:2] == ["line", "timestamp"] and row.split()[0] == "500"
+    import_argv = ["data", "import", str(source), "--store", str(store), "--symbol", "ACME"]
+    code, _, err = _run(capsys, *import_argv, "--bar-size", "1min")
+    assert code == 2
+    assert f"{source} line 500 (" in err
+    assert "e.g. --clean missing_price=drop, or fix the data" in err
+    assert "clean_bars" not in err and "actions=" not in err
+    _with_line(source, 300, "{t},{o},{h},{lo},{c},-5")  # and a negative volume before it
+    code, _, err = _run(capsys, "backtest", "--csv", str(source), "--symbols", "ACME")
+    assert code == 2
+    assert f"{source} line 500 (" in err and "column close: missing or infinite price" in err
+    code, out, _ = _run(
+        capsys, "data", "validate", str(source), "--symbol", "ACME", "--bar-size", "1min"
+    )
+    assert (code, [r.split()[0] for r in out.splitlines()[2:4]]) == (1, ["300", "500"])
+
+
+def test_naive_times_ask_for_the_tz_option(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "naive.csv"
+    _csv(source, 30)
+    source.write_text(source.read_text().replace("+00:00", ""))
+    for argv in (
+        ["data", "validate", str(source), "--bar-size", "1min"],
+        ["backtest", "--csv", str(source), "--symbols", "ACME"],
+    ):
+        code, _, err = _run(capsys, *argv)
+        assert code == 2
+        assert f"{source} line 2: timestamps have no time zone" in err
+        assert "--tz America/New_York" in err and "tz=" not in err
+    code, out, _ = _run(
+        capsys, "data", "validate", str(source), "--bar-size", "1min", "--tz", "UTC"
+    )
+    assert (code, out) == (0, "30 bar(s), no problems\n")
+    code, _, err = _run(capsys, "data", "validate", str(source), "--bar-size", "1min",
+                        "--tz", "New York")  # fmt: skip
+    assert code == 2 and "unknown time zone 'New York'" in err
+
+
+@pytest.mark.parametrize(
+    ("make", "words"),
+    [
+        (lambda p: p.write_bytes(b""), "is empty"),
+        (lambda p: p.write_text("timestamp,open,high,low,close\n"), "has a header but no bars"),
+        (lambda p: p.write_bytes(bytes(range(256)) * 8), "holds binary data"),
+        (lambda p: p.mkdir(), "is a directory, not a CSV file"),
+        (lambda p: p.write_text("timestamp;open;high;low;close\n"), "separated by semicolons"),
+        (
+            lambda p: p.write_text("Date,Open,High,Low,Close,Volume\n2024-01-02,1,2,0.5,1,5\n"),
+            "looks like the 'yahoo' layout: give --layout yahoo",
+        ),
+        (lambda p: None, "no such file; check the path"),
+    ],
+)
+def test_wrong_files_exit_2_with_a_message(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], make: Any, words: str
+) -> None:
+    source = tmp_path / "bars.csv"
+    make(source)
+    code, out, err = _run(
+        capsys, "data", "validate", str(source), "--symbol", "ACME", "--bar-size", "1d"
+    )
+    assert (code, out) == (2, "")
+    assert err.startswith(f"ibkrfw: error: {source}") and words in err
+    assert "Traceback" not in err

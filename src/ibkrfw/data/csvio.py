@@ -6,9 +6,21 @@ import os
 from collections.abc import Mapping
 from typing import Literal, NamedTuple
 
+import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from ibkrfw.errors import ConfigError, DataError
+from ibkrfw.sim._csvfile import (
+    bad_number,
+    check_zone,
+    localize,
+    missing_columns_problem,
+    naive_times_error,
+    parse_times,
+    read_csv_file,
+    remember_origin,
+)
 
 __all__ = ["LAYOUTS", "CsvLayout", "read_bars_csv", "write_bars_csv"]
 
@@ -74,65 +86,109 @@ def read_bars_csv(
     """Read bars from a CSV file into ibkrfw's layout, checking nothing else.
 
     The result has a UTC ``timestamp`` index and ``open``, ``high``, ``low``, ``close`` and
-    ``volume`` columns (volume NaN if the file has none). Check it with
-    :func:`~ibkrfw.data.validate_bars` before storing it.
+    ``volume`` columns (volume NaN if the file has none; an empty price is NaN). Check it with
+    :func:`~ibkrfw.data.validate_bars` before storing it: the frame remembers the file and the
+    line of each row (in :attr:`pandas.DataFrame.attrs`), so the problems found are reported
+    by line for as long as its rows are the file's, in the file's order.
+
+    Lines are numbered as an editor shows them: the header is line 1. Times are text (ISO
+    8601 such as ``2024-01-02``, ``2024-01-02T14:30:00`` or ``2024-01-02T14:30:00-05:00``;
+    other common forms such as IB's ``20240102 14:30:00`` are read too), or epoch numbers in
+    the layouts that say so.
 
     Args:
-        path: The file.
+        path: The file (UTF-8, comma-separated; may be compressed, e.g. ``.csv.gz``).
         layout: A name from :data:`~ibkrfw.data.csvio.LAYOUTS` or a :class:`CsvLayout`.
-        tz: The time zone of times written without a UTC offset (dates, local times).
+        tz: The time zone of times written without a UTC offset (dates, local times), an
+            IANA name such as ``"America/New_York"``.
 
     Raises:
-        ConfigError: for an unknown layout name.
-        DataError: if a column is missing, a time cannot be read, or times are naive and no
-            ``tz`` is given.
+        ConfigError: for an unknown layout name or time zone.
+        DataError: naming the file, and the line, column and value where there is one: if the
+            file cannot be read as CSV (missing, a directory, binary, empty, header only, not
+            comma-separated), a column is missing, a time or a number cannot be read, a time
+            does not exist in ``tz`` (DST), or times are naive and no ``tz`` is given.
     """
     if isinstance(layout, str):
         try:
             layout = LAYOUTS[layout]
         except KeyError:
             raise ConfigError(f"unknown CSV layout {layout!r}; known: {sorted(LAYOUTS)}") from None
-    raw = pd.read_csv(path)
+    if tz is not None:
+        check_zone(tz)
     source = os.fspath(path)
+    raw, lines = read_csv_file(source)
     missing = [
         theirs
         for ours, theirs in layout.columns.items()
         if ours != "volume" and theirs not in raw.columns
     ]
     if missing:
-        raise DataError(f"{source}: missing column(s) {missing}; the file has {list(raw.columns)}")
+        fits = [
+            name
+            for name, known in LAYOUTS.items()
+            if all(c in raw.columns for o, c in known.columns.items() if o != "volume")
+        ]
+        if fits:
+            raise DataError(
+                missing_columns_problem(source, missing, raw.columns),
+                fix=f"the file looks like the {fits[0]!r} layout: give {{layout}}",
+                settings={"layout": fits[0]},
+            )
+        raise DataError(
+            missing_columns_problem(source, missing, raw.columns),
+            fix=f"name the columns {', '.join(layout.columns.values())} (volume is optional), "
+            f"or give the layout the file is in ({', '.join(LAYOUTS)})",
+        )
+    labels = [f"line {n}" for n in lines.tolist()]
     times = raw[layout.columns["timestamp"]]
-    try:
-        if layout.epoch_unit is not None:
-            index = pd.DatetimeIndex(pd.to_datetime(times, unit=layout.epoch_unit, utc=True))
-        else:
-            text = times.astype(str)
-            try:
-                index = pd.DatetimeIndex(pd.to_datetime(text, format="mixed"))
-            except (ValueError, TypeError):  # several UTC offsets (across DST): to UTC
-                if not text.str.contains(r"(?:[+-]\d\d:?\d\d|Z)$", regex=True).all():
-                    raise
-                index = pd.DatetimeIndex(pd.to_datetime(text, format="mixed", utc=True))
-    except (ValueError, TypeError) as exc:
-        raise DataError(f"{source}: unreadable time in column {times.name!r}: {exc}") from None
+    if layout.epoch_unit is not None:
+        unit = "seconds" if layout.epoch_unit == "s" else "milliseconds"
+        problem = bad_number(source, labels, str(times.name), times)
+        if problem is None and times.isna().any():
+            i = int(np.flatnonzero(times.isna().to_numpy())[0])
+            problem = DataError(f"{source} {labels[i]}, column {times.name}: no time")
+        if problem is not None:
+            raise DataError(
+                problem.problem,
+                fix=f"times in this layout are UTC epoch {unit}, e.g. "
+                + ("1704205800" if layout.epoch_unit == "s" else "1704205800000"),
+            )
+        index = pd.DatetimeIndex(pd.to_datetime(times, unit=layout.epoch_unit, utc=True))
+    else:
+        index = parse_times(
+            times.astype("string"),
+            source=source,
+            labels=labels,
+            time_format="mixed",
+            accepted=_TEXT_TIMES,
+        )
     if index.tz is None:
         if tz is None:
-            raise DataError(
-                f"{source}: times have no UTC offset (e.g. {times.iloc[0]!r}); give the time "
-                "zone they are in (tz=..., or --tz on the command line)"
-            )
-        index = index.tz_localize(tz)
-    frame = pd.DataFrame(
-        {
-            ours: pd.to_numeric(raw[theirs], errors="coerce").to_numpy()
-            for ours, theirs in layout.columns.items()
-            if ours != "timestamp" and theirs in raw.columns
-        },
-        index=index.tz_convert("UTC").as_unit("ns").rename("timestamp"),
-    )
+            raise naive_times_error(source, labels[0], times.iloc[0])
+        index = localize(index, tz, source, labels, times)
+    columns: dict[str, npt.NDArray[np.float64]] = {}
+    for ours, theirs in layout.columns.items():
+        if ours == "timestamp" or theirs not in raw.columns:
+            continue
+        problem = bad_number(source, labels, theirs, raw[theirs])
+        if problem is not None:
+            raise problem
+        columns[ours] = pd.to_numeric(raw[theirs], errors="coerce").to_numpy(
+            dtype=np.float64, na_value=np.nan
+        )
+    frame = pd.DataFrame(columns, index=index.tz_convert("UTC").as_unit("ns").rename("timestamp"))
     if "volume" not in frame:
         frame["volume"] = float("nan")
-    return frame[["open", "high", "low", "close", "volume"]]
+    frame = frame[["open", "high", "low", "close", "volume"]]
+    remember_origin(frame, source, lines)
+    return frame
+
+
+_TEXT_TIMES = (
+    "ISO 8601 dates or times such as 2024-01-02, 2024-01-02T14:30:00 or "
+    "2024-01-02T14:30:00-05:00 (other common forms such as 20240102 14:30:00 are read too)"
+)
 
 
 def write_bars_csv(frame: pd.DataFrame, path: str | os.PathLike[str]) -> int:

@@ -12,6 +12,7 @@ import pandas as pd
 from ibkrfw.data.barsize import bar_size_ns
 from ibkrfw.data.sessions import SessionCalendar
 from ibkrfw.errors import ConfigError, DataError
+from ibkrfw.sim._csvfile import origin_of
 from ibkrfw.sim.feeds import frame_times
 
 __all__ = ["PROBLEM_KINDS", "CleanResult", "clean_bars", "count_gaps", "validate_bars"]
@@ -54,7 +55,7 @@ _Add = Callable[
     None,
 ]
 """How the checks report rows: (rows, column, kind, values, detail)."""
-_REPORT_COLUMNS = ["row", "timestamp", "column", "kind", "value", "detail"]
+_REPORT_COLUMNS = ["row", "line", "timestamp", "column", "kind", "value", "detail"]
 _CHANGE_COLUMNS = ["row", "timestamp", "kind", "action", "column", "old", "new"]
 _PRICES = ("open", "high", "low", "close")
 
@@ -89,9 +90,12 @@ def validate_bars(
 ) -> pd.DataFrame:
     """Check OHLCV bars and return every problem found, one row each (empty if none).
 
-    The report's columns: ``row`` (position in ``frame``), ``timestamp`` (UTC), ``column``,
-    ``kind`` (one of :data:`~ibkrfw.data.validation.PROBLEM_KINDS`), ``value`` and
-    ``detail``. For a gap, ``row`` is the first bar after it, ``timestamp`` the first missing
+    The report's columns: ``row`` (position in ``frame``), ``line`` (the row's line in the
+    CSV file it was read from, counting the header as line 1 as an editor does; ``<NA>``
+    unless ``frame`` comes from :func:`~ibkrfw.data.read_bars_csv` with its rows still the
+    file's, in the file's order), ``timestamp`` (UTC), ``column``, ``kind`` (one of
+    :data:`~ibkrfw.data.validation.PROBLEM_KINDS`), ``value`` and ``detail``. For a gap,
+    ``row`` is the first bar after it, ``timestamp`` the first missing
     time (or session), and ``value`` how many bars (or sessions) are missing. Nothing is
     changed: :func:`clean_bars` applies the actions you choose.
 
@@ -186,7 +190,14 @@ def validate_bars(
     if calendar is not None and bar_size is not None and len(ts) and not naive:
         _session_checks(ts, bar_size_ns(bar_size), calendar, problems)
 
-    report = pd.DataFrame(problems, columns=_REPORT_COLUMNS)
+    report = pd.DataFrame(problems, columns=[c for c in _REPORT_COLUMNS if c != "line"])
+    origin = origin_of(frame)
+    lines = (
+        origin.lines[report["row"].to_numpy(dtype=np.intp)]
+        if origin is not None
+        else np.full(len(report), pd.NA)
+    )
+    report.insert(1, "line", pd.Series(lines, index=report.index, dtype="Int64"))
     report["timestamp"] = pd.to_datetime(report["timestamp"].astype("int64"), utc=True)
     return report.sort_values(["row", "kind"], kind="stable").reset_index(drop=True)
 
@@ -374,7 +385,9 @@ def clean_bars(
       sessions, order problems).
 
     Raises:
-        DataError: for the first problem whose action is ``"raise"``.
+        DataError: for the first problem whose action is ``"raise"``, naming its line in the
+            file when ``frame`` was read by :func:`~ibkrfw.data.read_bars_csv` (its row
+            otherwise).
         ConfigError: for an action a kind does not allow (e.g. forward-filling a duplicate).
     """
     for kind, action in actions.items():
@@ -383,12 +396,29 @@ def clean_bars(
             raise ConfigError(f"unknown problem kind {kind!r}; known: {list(PROBLEM_KINDS)}")
         if action not in allowed:
             raise ConfigError(f"{kind} problems can be {', '.join(allowed)}, not {action!r}")
+    origin = origin_of(frame)
     for problem in report.itertuples(index=False):
-        if actions.get(str(problem.kind), "raise") == "raise":
+        kind = str(problem.kind)
+        if actions.get(kind, "raise") == "raise":
+            line = getattr(problem, "line", pd.NA)
+            where = f"row {problem.row}" if pd.isna(line) else f"line {line}"
+            if origin is not None:
+                where = f"{origin.source} {where}"
+            message = (
+                f"{where} ({problem.timestamp}), column {problem.column}: {kind}: {problem.detail}"
+            )
+            choices = [a for a in _ALLOWED.get(kind, ()) if a != "raise"]
+            if not choices:  # naive times: only a time zone helps
+                raise DataError(
+                    message.removesuffix("; give tz="),
+                    fix="give the time zone they are in, e.g. {tz}",
+                    settings={"tz": "America/New_York"},
+                )
+            example = " or ".join(repr(a) for a in choices)
             raise DataError(
-                f"row {problem.row} ({problem.timestamp}), column {problem.column!r}: "
-                f"{problem.kind}: {problem.detail}. Choose an action for {problem.kind!r} in "
-                "clean_bars(..., actions=...) or fix the data"
+                message,
+                fix=f"choose an action for {kind!r} ({example}), e.g. {{actions}}, or fix the data",
+                settings={"actions": {kind: choices[0]}},
             )
     index, _ = _times(frame, tz)
     columns = {name: _column(frame, name) for name in (*_PRICES, "volume")}

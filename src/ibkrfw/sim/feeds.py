@@ -18,6 +18,15 @@ from ibkrfw.errors import DataError
 from ibkrfw.model.data import Bar
 from ibkrfw.model.instruments import Instrument
 from ibkrfw.ports import DataFeed
+from ibkrfw.sim._csvfile import (
+    bad_number,
+    check_zone,
+    localize,
+    missing_columns_problem,
+    naive_times_error,
+    parse_times,
+    read_csv_file,
+)
 
 __all__ = ["CSVFeed", "DataFrameFeed", "frame_times", "frame_to_arrays"]
 
@@ -44,33 +53,31 @@ def _fail(
     if not len(bad):
         return
     i = int(bad[0])
-    when = f" ({stamps[i]})" if stamps is not None else ""
     more = f"; {len(bad) - 1} more row(s) have the same problem" if len(bad) > 1 else ""
+    if column == "timestamp" and stamps is not None:  # a time: show it, and the row before
+        got = f"{stamps[i]}, {_where(labels, i - 1)} has {stamps[i - 1]}"
+        when = ""
+    else:
+        got = repr(float(values[i]))
+        when = f" ({stamps[i]})" if stamps is not None else ""
     raise DataError(
-        f"{source}: {_where(labels, i)}{when}, column '{column}': {problem} "
-        f"(got {float(values[i])!r}){more}. {_HINT}"
+        f"{source} {_where(labels, i)}{when}, column {column}: {problem} (got {got}){more}. {_HINT}"
     )
 
 
-def _parse_times(column: pd.Series, name: str, source: str) -> pd.DatetimeIndex:
-    try:
-        return pd.DatetimeIndex(pd.to_datetime(column, format="ISO8601"))
-    except (ValueError, TypeError):
-        pass  # mixed UTC offsets (e.g. across DST) need utc=True; the offsets keep it exact
-    try:
-        index = pd.DatetimeIndex(pd.to_datetime(column, format="ISO8601", utc=True))
-    except (ValueError, TypeError) as exc:
-        raise DataError(f"{source}: column '{name}' has unreadable timestamps: {exc}") from None
-    if not column.astype(str).str.contains(r"(?:[+-]\d\d:?\d\d|Z)$", regex=True).all():
-        raise DataError(f"{source}: column '{name}' mixes timestamps with and without a UTC offset")
-    return index
-
-
-def frame_times(frame: pd.DataFrame, source: str = "DataFrame") -> pd.DatetimeIndex:
+def frame_times(
+    frame: pd.DataFrame, source: str = "DataFrame", labels: Sequence[str] = ()
+) -> pd.DatetimeIndex:
     """Return the times of a frame of bars as they are, naive ones included.
 
     They are the frame's DatetimeIndex, or else its ``timestamp``, ``datetime``, ``time`` or
-    ``date`` column (any letter case), parsed.
+    ``date`` column (any letter case), parsed: ISO 8601 dates or times such as
+    ``2024-01-02``, ``2024-01-02T14:30:00`` or ``2024-01-02T14:30:00-05:00``.
+
+    Args:
+        frame: The bars.
+        source: How to name the data in errors.
+        labels: How to name each row in errors (default: ``row <position>``).
 
     Raises:
         DataError: if there is no such index or column, or a time cannot be read.
@@ -84,24 +91,20 @@ def frame_times(frame: pd.DataFrame, source: str = "DataFrame") -> pd.DatetimeIn
             f"{source}: no timestamps found; expected a DatetimeIndex or a column named one "
             f"of {', '.join(_TIME_COLUMNS)}, got columns {list(frame.columns)}"
         )
-    return _parse_times(frame[name], str(name), source)
+    return parse_times(frame[name], source=source, labels=labels)
 
 
-def _timestamps(frame: pd.DataFrame, tz: str | None, source: str) -> pd.DatetimeIndex:
-    index = frame_times(frame, source)
+def _timestamps(
+    frame: pd.DataFrame, tz: str | None, source: str, labels: Sequence[str]
+) -> pd.DatetimeIndex:
+    index = frame_times(frame, source, labels)
     if index.hasnans:
         i = int(np.flatnonzero(index.isna())[0])
-        raise DataError(f"{source}: row {i}: missing timestamp (NaT). {_HINT}")
+        raise DataError(f"{source} {_where(labels, i)}: missing timestamp (NaT). {_HINT}")
     if index.tz is None:
         if tz is None:
-            raise DataError(
-                f"{source}: timestamps have no time zone (e.g. {index[0]}); pass tz= with the "
-                "zone they are in (tz='America/New_York' for US exchange times, tz='UTC' for UTC)"
-            )
-        try:
-            index = index.tz_localize(tz, ambiguous="raise", nonexistent="raise")
-        except Exception as exc:  # pytz/zoneinfo raise several kinds for DST gaps and overlaps
-            raise DataError(f"{source}: cannot place timestamps in {tz!r}: {exc}") from None
+            raise naive_times_error(source, _where(labels, 0), str(index[0]))
+        index = localize(index, tz, source, labels, None)
     return index.tz_convert("UTC")
 
 
@@ -134,13 +137,13 @@ def frame_to_arrays(
         raise DataError(f"{source}: expected a pandas DataFrame, got {type(frame).__name__}")
     if frame.empty:
         raise DataError(f"{source}: no rows")
-    stamps = _timestamps(frame, tz, source)
+    stamps = _timestamps(frame, tz, source, labels)
     lower = {str(c).lower(): c for c in frame.columns}
     missing = [c for c in _PRICES if c not in lower]
     if missing:
         raise DataError(
-            f"{source}: missing column(s) {missing}; expected open, high, low, close and "
-            f"optionally volume, got {list(frame.columns)}"
+            missing_columns_problem(source, missing, frame.columns),
+            fix="name the columns timestamp, open, high, low, close and (optionally) volume",
         )
     columns: dict[str, npt.NDArray[np.float64]] = {}
     for name in (*_PRICES, "volume"):
@@ -151,8 +154,9 @@ def frame_to_arrays(
             columns[name] = pd.to_numeric(frame[lower[name]], errors="raise").to_numpy(
                 dtype=np.float64, na_value=np.nan
             )
-        except (ValueError, TypeError) as exc:
-            raise DataError(f"{source}: column '{name}' is not numeric: {exc}. {_HINT}") from None
+        except (ValueError, TypeError):
+            problem = bad_number(source, labels, name, frame[lower[name]])
+            raise problem or DataError(f"{source}: column {name} is not numeric") from None
 
     ts = np.asarray(stamps.as_unit("ns").asi8, dtype=np.int64)
     o, h, lo, c, v = (columns[k] for k in ("open", "high", "low", "close", "volume"))
@@ -370,11 +374,10 @@ class CSVFeed(_ArrayFeed):
         symbol_column: str = "symbol",
     ) -> None:
         name = os.fspath(path)
-        try:
-            frame = pd.read_csv(name, dtype={symbol_column: str})
-        except (OSError, ValueError) as exc:
-            raise DataError(f"cannot read {name}: {exc}") from None
-        lines = [f"line {i + 2}" for i in range(len(frame))]  # +1 for the header, +1 one-based
+        if tz is not None:
+            check_zone(tz)
+        frame, numbers = read_csv_file(name, dtype={symbol_column: str})
+        lines = [f"line {n}" for n in numbers.tolist()]
         if isinstance(instruments, Instrument):
             data = {instruments: frame_to_arrays(frame, tz=tz, source=name, labels=lines)}
         else:

@@ -102,7 +102,7 @@ def test_a_malformed_frame_is_refused_whole(opener: Opener) -> None:
     store = opener()
     frame = _bars(periods=5)
     frame.iloc[3, frame.columns.get_loc("high")] = np.nan
-    with pytest.raises(DataError, match=r"row 3 .* column 'high': missing or infinite price"):
+    with pytest.raises(DataError, match=r"row 3 .* column high: missing or infinite price"):
         store.write(ACME, "1d", frame)
     assert store.read(ACME, "1d").empty
     assert store.series() == []

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from ibkrfw import ConfigError, DataError
-from ibkrfw.data import USEquityCalendar, generate_bars
+from ibkrfw.data import USEquityCalendar, generate_bars, read_bars_csv
 from ibkrfw.data.validation import PROBLEM_KINDS, clean_bars, validate_bars
 from ibkrfw.testing import bars_frame
 
@@ -24,7 +26,7 @@ def _kinds(report: pd.DataFrame) -> list[tuple[int, str, str]]:
 def test_clean_data_has_an_empty_report() -> None:
     report = validate_bars(_minutes(), bar_size="1min", calendar=CAL)
     assert report.empty
-    assert list(report.columns) == ["row", "timestamp", "column", "kind", "value", "detail"]
+    assert list(report.columns) == ["row", "line", "timestamp", "column", "kind", "value", "detail"]
 
 
 def test_every_price_problem_is_reported_with_row_column_and_kind() -> None:
@@ -192,3 +194,37 @@ def test_duplicates_and_unsorted_rows_can_be_dropped() -> None:
 
 def test_the_kinds_are_documented_in_one_tuple() -> None:
     assert len(set(PROBLEM_KINDS)) == len(PROBLEM_KINDS) == 13
+
+
+def _csv_with_bad_line(tmp_path: Path) -> Path:
+    """600 one-minute bars; line 500 (header = line 1) has high below low."""
+    start = pd.Timestamp("2024-03-04 14:30", tz="UTC")
+    lines = ["timestamp,open,high,low,close,volume"]
+    for i in range(600):
+        stamp = (start + pd.Timedelta(minutes=i)).isoformat()
+        lines.append(f"{stamp},100,101,99,100.5,1000")
+    lines[499] = lines[499].replace(",100,101,99,", ",100,99,101,")
+    path = tmp_path / "bars.csv"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_problems_of_a_csv_file_are_reported_by_its_line(tmp_path: Path) -> None:
+    frame = read_bars_csv(_csv_with_bad_line(tmp_path))
+    report = validate_bars(frame)
+    bad = report.loc[report["kind"] == "high_below_low"].iloc[0]
+    assert (bad["row"], bad["line"]) == (498, 500)
+    with pytest.raises(DataError) as info:
+        clean_bars(frame, report, {})
+    message = str(info.value)
+    assert message.startswith(f"{tmp_path / 'bars.csv'} line 500 (")
+    assert "column close: close_outside_range: close outside low-high" in message
+    assert "e.g. actions={'close_outside_range': 'drop'}, or fix the data" in message
+
+
+def test_a_frame_changed_since_it_was_read_is_reported_by_row(tmp_path: Path) -> None:
+    frame = read_bars_csv(_csv_with_bad_line(tmp_path)).iloc[100:]
+    report = validate_bars(frame)
+    assert report["line"].isna().all()
+    assert report.loc[report["kind"] == "high_below_low", "row"].tolist() == [398]
+    assert validate_bars(bars_frame([(100, 101, 99, 100)], tz="UTC"))["line"].isna().all()
