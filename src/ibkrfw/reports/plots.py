@@ -304,7 +304,7 @@ def plot_trades(
     if history is None:
         raise ConfigError(f"the run has no bars of {instrument.id}")
     times = _naive(pd.DatetimeIndex(history.ts_ns.astype("datetime64[ns]")).tz_localize("UTC"))
-    ax.plot(times, history.close, color=GREY, linewidth=1.0, label=instrument.symbol)
+    ax.plot(times, history.close, color=GREY, linewidth=1.0, label="close")
     fills = [f for f in result.fill_list if f.instrument == instrument]
     for side, marker, color in (("BUY", "^", GREEN), ("SELL", "v", RED)):
         chosen = [f for f in fills if f.side.value == side]
