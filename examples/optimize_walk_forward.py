@@ -18,7 +18,7 @@ SPACE = {"fast": [5, 10, 20, 40], "slow": [50, 100, 200]}
 def main() -> None:
     feed = sample_feed(["ACME", "BOLT"])
     sweep = grid_search(MovingAverageCrossover, SPACE, feed, objective="Sharpe ratio", workers=2)
-    columns = ["fast", "slow", "objective", "Total return [%]", "Max drawdown [%]", "Trades"]
+    columns = ["fast", "slow", "Sharpe ratio", "Total return [%]", "Max drawdown [%]", "Trades"]
     print(sweep.frame[columns].head(5).round(3).to_string())
     print(f"best in sample: {sweep.best_params} (Sharpe {sweep.best_value:.3f})")
 

@@ -199,7 +199,7 @@ def _optimize(args: argparse.Namespace) -> int:
         print(
             f"\n{len(result.failures)} set(s) failed; the first: {result.failures['error'].iloc[0]}"
         )
-    if result.frame["objective"].notna().any():
+    if result.frame[result.objective].notna().any():
         print(f"\nbest: {result.best_params} ({objective} {result.best_value:.4g})")
     if args.out:
         result.frame.to_csv(args.out)

@@ -8,7 +8,7 @@ from functools import partial
 import pandas as pd
 import pytest
 
-from ibkrfw import ConfigError
+from ibkrfw import ConfigError, RunResult
 from ibkrfw.data import sample_feed
 from ibkrfw.optimize import (
     Backtest,
@@ -31,7 +31,7 @@ SPACE = {"fast": [5, 10, 20], "slow": [10, 40, 80]}  # (10, 10) and (20, 10) are
 
 
 def columns(result) -> pd.DataFrame:
-    return result.frame[["fast", "slow", "objective", "Trades", "error"]].sort_index()
+    return result.frame[["fast", "slow", result.objective, "Trades", "error"]].sort_index()
 
 
 def test_grid_search_ranks_every_set_and_reports_the_failures() -> None:
@@ -43,10 +43,15 @@ def test_grid_search_ranks_every_set_and_reports_the_failures() -> None:
     failures = result.failures
     assert sorted(zip(failures["fast"], failures["slow"], strict=True)) == [(10, 10), (20, 10)]
     assert failures["error"].str.startswith("ConfigError: fast (").all()
+    # the objective is the statistic's own column, not a copy of it under another name
+    assert result.objective == "Sharpe ratio"
+    assert list(result.frame.columns) == [
+        "fast", "slow", "Sharpe ratio", "Total return [%]", "Max drawdown [%]", "Trades", "error",
+    ]  # fmt: skip
     good = result.frame[result.frame["error"] == ""]
-    assert good["objective"].is_monotonic_decreasing  # best first
+    assert good["Sharpe ratio"].is_monotonic_decreasing  # best first
     assert result.best_params == dict(good.iloc[0][["fast", "slow"]])
-    assert result.best_value == pytest.approx(good["objective"].max())
+    assert result.best_value == pytest.approx(good["Sharpe ratio"].max())
     table = result.table("fast", "slow")
     assert table.shape == (3, 3) and table.isna().sum().sum() == 2  # the two failures
 
@@ -76,7 +81,23 @@ def test_a_callable_objective_and_minimising() -> None:
         MovingAverageCrossover, {"fast": [5, 10], "slow": [40]}, FEED, workers=1,
         objective=lambda r: float(r.stats["Max drawdown [%]"]), maximize=False,
     )  # fmt: skip
+    assert result.objective == "objective"  # a lambda has no name to give its column
     assert result.frame["objective"].is_monotonic_increasing
+
+    def drawdown(run: RunResult) -> float:
+        return float(run.stats["Max drawdown [%]"])
+
+    named = grid_search(MovingAverageCrossover, {"fast": [5, 10], "slow": [40]}, FEED,
+                        workers=1, objective=drawdown, maximize=False)  # fmt: skip
+    assert named.objective == "drawdown" and "objective" not in named.frame
+    assert named.frame["drawdown"].tolist() == result.frame["objective"].tolist()
+
+    def fast(run: RunResult) -> float:
+        return 0.0
+
+    with pytest.raises(ConfigError, match=r"column would be named 'fast'.*another name"):
+        grid_search(MovingAverageCrossover, {"fast": [5], "slow": [40]}, FEED, workers=1,
+                    objective=fast)  # fmt: skip
     with pytest.raises(ConfigError, match="no statistic 'Sharp'"):
         Backtest(MovingAverageCrossover, [FEED], objective="Sharp").score(
             Backtest(MovingAverageCrossover, [FEED]).run({})
@@ -141,12 +162,47 @@ def test_plots_of_a_sweep_and_a_walk_forward() -> None:
 
     sweep = grid_search(MovingAverageCrossover, SPACE, FEED, workers=1)
     ax = sweep.heatmap("fast", "slow", Figure().add_subplot())
-    assert len(ax.texts) == 7  # two cells are failed runs, left blank
+    texts = [t.get_text() for t in ax.texts]
+    assert len(texts) == 9 and texts.count("n/a") == 2  # two cells are failed runs
+    assert ax.get_title(loc="left") == "Sharpe ratio by fast and slow (higher is better)"
     setup = Backtest(MovingAverageCrossover, [FEED])
     wf = walk_forward(setup, grid({"fast": [5], "slow": [50]}), train="1460D", test="730D",
                       workers=1)  # fmt: skip
     ax = wf.plot(Figure().add_subplot())
     assert len(ax.patches) == 2 * len(wf.frame)
+
+
+def test_the_heatmap_names_its_metric_and_writes_each_value_legibly() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.colors import to_rgb
+    from matplotlib.figure import Figure
+
+    from ibkrfw.reports import plot_parameter_heatmap
+
+    # lowest (dark red), middle (pale yellow), highest (dark green); one missing run
+    table = pd.DataFrame(
+        [[-1.0, 0.0], [1.0, float("nan")]],
+        index=pd.Index([50, 100], name="slow"),
+        columns=pd.Index([5, 10], name="fast"),
+    )
+    ax = plot_parameter_heatmap(table, Figure().add_subplot(), metric="Sharpe ratio")
+    assert ax.get_title(loc="left") == "Sharpe ratio by fast and slow (higher is better)"
+    assert ax.images[0].colorbar is not None
+    assert ax.images[0].colorbar.ax.get_ylabel() == "Sharpe ratio"
+    ink = {t.get_text(): to_rgb(t.get_color()) for t in ax.texts}
+    assert ink["-1.00"] == ink["1.00"] == (1.0, 1.0, 1.0)  # white on the dark ends
+    assert ink["0.00"] == (0.0, 0.0, 0.0)  # black on the light middle
+    assert "n/a" in ink  # the missing run is marked, not left blank
+    image = ax.images[0]
+    assert image.cmap(image.norm(-1.0))[:3] != image.cmap(image.norm(1.0))[:3]
+    # smaller is better: the title says so and the best (lowest) value is green
+    low = plot_parameter_heatmap(table, Figure().add_subplot(), metric="Max drawdown [%]",
+                                 maximize=False)  # fmt: skip
+    assert low.get_title(loc="left").endswith("(lower is better)")
+    red, green, _ = low.images[0].to_rgba(-1.0)[:3]
+    assert green > red
 
 
 def test_a_sweep_on_a_dask_cluster() -> None:
@@ -169,7 +225,12 @@ def test_a_sweep_on_a_dask_cluster() -> None:
             assert isinstance(shipped, distributed.Future)
             assert len(client.who_has(shipped)[shipped.key]) == 2
             rows = runner.run(sets)
-        on_dask = columns(SweepResult.from_rows(rows, ["fast", "slow"], maximize=True))
+        with pytest.raises(ConfigError, match=r"objective=setup\.objective_name"):
+            SweepResult.from_rows(rows, ["fast", "slow"], maximize=True)  # which column?
+        found = SweepResult.from_rows(
+            rows, ["fast", "slow"], maximize=True, objective=setup.objective_name
+        )
+        on_dask = columns(found)
         assert len(columns(run_sweep(setup, sets, executor=client.get_executor()))) == 9
     serial = columns(run_sweep(setup, sets, workers=1))
     pd.testing.assert_frame_equal(serial, on_dask)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+from html.parser import HTMLParser
 from pathlib import Path
 
 import matplotlib
@@ -14,7 +15,7 @@ import pytest
 
 from ibkrfw import Engine, RunResult
 from ibkrfw.data import load_sample, sample_feed
-from ibkrfw.reports import compare, plots
+from ibkrfw.reports import compare, plots, render_report
 from ibkrfw.sim import IBKRFixedCommission, SimBroker
 from ibkrfw.strategies import MovingAverageCrossover
 
@@ -100,7 +101,7 @@ def test_the_report_is_self_contained_and_renders_in_chromium(
     text = path.read_text(encoding="utf-8")
     assert "<script" not in text
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", text)  # nothing fetched
-    assert text.count('src="data:image/png;base64,') == 3
+    assert text.count('src="data:image/png;base64,') == 5  # three, then one per instrument
     assert f"ibkrfw {__import__('ibkrfw').__version__}" in text
     browser = _chromium()
     common = [browser, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}"]
@@ -109,7 +110,7 @@ def test_the_report_is_self_contained_and_renders_in_chromium(
     )
     assert dom.returncode == 0, dom.stderr[-2000:]
     assert "<h2>Statistics</h2>" in dom.stdout and "<h2>Trades</h2>" in dom.stdout
-    assert dom.stdout.count("<img") == 3
+    assert dom.stdout.count("<img") == 5
     shot = tmp_path / "report.png"
     done = subprocess.run(
         [*common, "--window-size=1280,2400", "--hide-scrollbars", f"--screenshot={shot}",
@@ -122,6 +123,117 @@ def test_the_report_is_self_contained_and_renders_in_chromium(
     image = np.asarray(Image.open(shot).convert("L"), dtype=np.float64)
     assert image.shape == (2400, 1280)
     assert image.std() > 20  # not a blank page: text, plots and tables were drawn
+
+
+class _Page(HTMLParser):
+    """The images' alt texts, the table headers and the trade table's cells of a report."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.alts: list[str | None] = []
+        self.headers: list[str] = []
+        self.rows: list[list[str]] = []
+        self._cell: list[str] | None = None
+        self._in_thead = self._in_tbody = False
+        self.feed(text)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "img":
+            self.alts.append(dict(attrs).get("alt"))
+        elif tag in ("thead", "tbody"):
+            self._in_thead, self._in_tbody = tag == "thead", tag == "tbody"
+        elif tag == "tr" and self._in_tbody:
+            self.rows.append([])
+        elif tag in ("th", "td"):
+            self._cell = []
+
+    def handle_data(self, data: str) -> None:
+        if self._cell is not None:
+            self._cell.append(data)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("th", "td") and self._cell is not None:
+            text = "".join(self._cell)
+            if tag == "th" and self._in_thead:
+                self.headers.append(text)
+            elif tag == "td" and self._in_tbody:
+                self.rows[-1].append(text)
+            self._cell = None
+        elif tag in ("thead", "tbody"):
+            self._in_thead = self._in_tbody = False
+
+
+TRADE_HEADERS = [
+    "#", "Instrument", "Side", "Quantity", "Entry time", "Exit time", "Entry price",
+    "Exit price", "Commission", "P&L", "Return %", "MAE %", "MFE %",
+]  # fmt: skip
+
+
+def test_the_report_charts_each_instrument_and_describes_every_image(result: RunResult) -> None:
+    page = _Page(render_report(result, benchmark=benchmark()))
+    assert len(page.alts) == 5
+    assert all(page.alts), page.alts  # no image without a description
+    equity, returns, sharpe, acme, bolt = page.alts
+    assert equity == (
+        "Equity curve of MovingAverageCrossover on ACME and BOLT, 2015-01-02 to 2024-12-31 "
+        "against CRUX, with its drawdown in percent below"
+    )
+    assert returns is not None and returns.startswith("Monthly returns in percent")
+    assert sharpe is not None and sharpe.startswith("Rolling Sharpe ratio")
+    for alt, symbol in ((acme, "ACME"), (bolt, "BOLT")):
+        assert alt is not None and alt.startswith(f"Closes of {symbol} with the buys (")
+
+
+def test_the_trade_table_has_readable_headers_and_one_format_per_column(
+    result: RunResult,
+) -> None:
+    text = render_report(result)
+    page = _Page(text)
+    assert page.headers == TRADE_HEADERS
+    assert "Times in America/New_York, money in USD." in text
+    trades = result.trades
+    assert len(page.rows) == len(trades)
+    money = re.compile(r"^-?\d{1,3}(,\d{3})*\.\d\d$")
+    percent = re.compile(r"^-?\d[\d,]*\.\d\d %$")
+    for cells, (_, trade) in zip(page.rows, trades.iterrows(), strict=True):
+        row = dict(zip(TRADE_HEADERS, cells, strict=True))
+        assert money.match(row["Commission"]) and money.match(row["P&L"]), row
+        assert all(percent.match(row[h]) for h in ("Return %", "MAE %", "MFE %")), row
+        # times in New York: the daily bars' 04:00 or 05:00 UTC is that day's midnight there
+        local = trade["entry_time"].tz_convert("America/New_York")
+        assert row["Entry time"] == local.strftime("%Y-%m-%d")
+        assert row["Quantity"] == f"{trade['quantity']:,}"
+
+
+def test_a_zero_commission_has_two_decimals_like_the_money_beside_it() -> None:
+    free = Engine(MovingAverageCrossover(), sample_feed(["ACME"]), SimBroker()).run()
+    page = _Page(render_report(free))
+    column = TRADE_HEADERS.index("Commission")
+    assert page.rows and {row[column] for row in page.rows} == {"0.00"}
+
+
+def test_a_report_of_many_instruments_charts_twelve_and_says_so() -> None:
+    from ibkrfw import Stock
+    from ibkrfw.sim import DataFrameFeed
+    from ibkrfw.testing import ScriptedStrategy
+
+    frame = load_sample()
+    bars = frame[frame["symbol"] == "ACME"].set_index("timestamp").iloc[:60]
+    feeds = {
+        Stock(f"S{i:02d}"): bars[["open", "high", "low", "close", "volume"]] for i in range(13)
+    }
+    # bars of one time stamp arrive in the feeds' order: the 13th bar seen is S12's first, and
+    # S12, the last instrument and the only one traded, must be among the charts
+    buy = ScriptedStrategy({12: lambda ctx, bar: ctx.buy(bar.instrument, 10)})
+    run = Engine(buy, DataFrameFeed(feeds), SimBroker()).run()
+    text = render_report(run)
+    page = _Page(text)
+    charts = page.alts[3:]
+    assert len(charts) == 12
+    assert any(
+        alt is not None and alt.startswith("Closes of S12 with the buys (1)") for alt in charts
+    )
+    assert "The 12 instruments with the most fills, of 13" in text
 
 
 def test_the_report_command_from_a_saved_run(result: RunResult, tmp_path: Path) -> None:

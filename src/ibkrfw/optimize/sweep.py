@@ -35,7 +35,7 @@ __all__ = ["Backtest", "Runner", "SweepResult", "run_one", "run_sweep"]
 Objective = str | Callable[[RunResult], float]
 Progress = Callable[[int, int], None]
 REPORTED = ("Total return [%]", "Sharpe ratio", "Max drawdown [%]", "Trades")
-"""The statistics every row of a sweep carries besides the objective."""
+"""The statistics every row of a sweep carries (the objective's column too, if it is one)."""
 
 
 def _as_feeds(feeds: Iterable[DataFeed]) -> tuple[DataFeed, ...]:
@@ -62,7 +62,8 @@ class Backtest:
         broker: Builds a fresh broker for each run (``functools.partial(SimBroker, ...)``).
         risk_rules: Builds the risk rules for each run (rules may keep state), if any.
         objective: The statistic to rank by (a row of :attr:`RunResult.stats
-            <ibkrfw.RunResult.stats>`) or a function of the result.
+            <ibkrfw.RunResult.stats>`) or a function of the result; its column in a sweep's
+            results is named by :attr:`objective_name`.
         fixed: Parameters given to every run, under the ones searched.
     """
 
@@ -72,6 +73,17 @@ class Backtest:
     risk_rules: Callable[[], Sequence[RiskRule]] | None = None
     objective: Objective = "Sharpe ratio"
     fixed: Mapping[str, Any] = attrs.field(factory=dict)
+
+    @property
+    def objective_name(self) -> str:
+        """The name of the objective's column (the statistic, or the function's name).
+
+        A lambda or a nameless callable (a ``functools.partial``) gives ``"objective"``.
+        """
+        if not callable(self.objective):
+            return self.objective
+        name = getattr(self.objective, "__name__", "")
+        return name if isinstance(name, str) and name.isidentifier() else "objective"
 
     def between(self, start_ns: int | None, end_ns: int | None) -> Backtest:
         """The same backtest on the bars from ``start_ns`` (included) to ``end_ns`` (excluded).
@@ -137,17 +149,19 @@ def run_one(
     if job is None:  # pragma: no cover - a pool without the initializer
         row.update(objective=math.nan, error="RuntimeError: the worker has no backtest setup")
         return row
+    column = job.objective_name
     try:
         if window is not None:
             job = job.between(*window)
         result = job.run(params)
-        row["objective"] = job.score(result)
+        row[column] = job.score(result)
         stats = result.stats
         for name in REPORTED:
-            row[name] = stats.get(name, math.nan)
+            if name != column:  # the objective's own column holds its score
+                row[name] = stats.get(name, math.nan)
         row["error"] = ""
     except Exception as exc:  # one failing set must not end the sweep
-        row["objective"] = math.nan
+        row[column] = math.nan
         last = traceback.extract_tb(exc.__traceback__)[-1:]
         where = f" (at {last[0].filename.rsplit(os.sep, 1)[-1]}:{last[0].lineno})" if last else ""
         row["error"] = f"{type(exc).__name__}: {exc}{where}"
@@ -270,10 +284,28 @@ def run_sweep(
     """
     if not sets:
         raise ConfigError("no parameter sets to run")
+    _check_objective_name(setup, sets)
     report = _bar if progress is True else progress or None
     with Runner(setup, executor, workers) as runner:
         rows = runner.run(sets, progress=report)
-    return SweepResult.from_rows(rows, list(sets[0]), maximize=maximize)
+    return SweepResult.from_rows(
+        rows, list(sets[0]), maximize=maximize, objective=setup.objective_name
+    )
+
+
+def _check_objective_name(setup: Backtest, sets: Sequence[Mapping[str, Any]]) -> None:
+    """Refuse an objective whose column would overwrite a parameter or the error column.
+
+    Raises:
+        ConfigError: if the objective's name is a parameter's name or ``"error"``.
+    """
+    name = setup.objective_name
+    taken = set(sets[0]) | set(setup.fixed) | {"error"}
+    if name in taken:
+        raise ConfigError(
+            f"the objective's column would be named {name!r}, which is taken by a parameter "
+            "or the error column: give the objective function another name"
+        )
 
 
 def _bar(done: int, total: int) -> None:
@@ -288,30 +320,71 @@ class SweepResult:
     """The results of a sweep: one row per parameter set, best first.
 
     Attributes:
-        frame: The parameters, the objective, the reported statistics and ``error`` (empty
+        frame: The parameters, the objective under its own name (``"Sharpe ratio"``, or the
+            objective function's name), the other reported statistics and ``error`` (empty
             when the run succeeded), best objective first, failures last.
         parameters: The names of the parameters searched.
         maximize: Whether a larger objective is better.
+        objective: The name of the objective's column in :attr:`frame`.
     """
 
-    def __init__(self, frame: pd.DataFrame, parameters: list[str], maximize: bool) -> None:
+    def __init__(
+        self,
+        frame: pd.DataFrame,
+        parameters: list[str],
+        maximize: bool,
+        objective: str = "objective",
+    ) -> None:
         self.frame = frame
         self.parameters = parameters
         self.maximize = maximize
+        self.objective = objective
 
     @classmethod
     def from_rows(
-        cls, rows: Iterable[Mapping[str, Any]], parameters: list[str], *, maximize: bool
+        cls,
+        rows: Iterable[Mapping[str, Any]],
+        parameters: list[str],
+        *,
+        maximize: bool,
+        objective: str | None = None,
     ) -> SweepResult:
-        """Build the result from the rows of the runs, in any order."""
+        """Build the result from the rows of the runs, in any order.
+
+        Args:
+            rows: The rows of :meth:`~ibkrfw.optimize.Runner.run`.
+            parameters: The names of the parameters searched.
+            maximize: Whether a larger objective is better.
+            objective: The objective's column
+                (:attr:`~ibkrfw.optimize.Backtest.objective_name`); if None, the one column
+                that is neither a parameter, a reported statistic nor ``error``.
+
+        Raises:
+            ConfigError: if the rows have no such column, or ``objective`` is None and it
+                cannot be told.
+        """
         import pandas as pd
 
         frame = pd.DataFrame(list(rows)).sort_values("_index").set_index("_index")
         frame.index.name = "run"
+        if objective is None:
+            known = {*parameters, *REPORTED, "error"}
+            others = [str(c) for c in frame.columns if c not in known]
+            if len(others) != 1:
+                raise ConfigError(
+                    "cannot tell which column is the objective: pass "
+                    "objective=setup.objective_name (the Backtest's)"
+                )
+            objective = others[0]
+        if objective not in frame.columns:
+            raise ConfigError(
+                f"the rows have no column {objective!r} for the objective; columns: "
+                f"{', '.join(map(str, frame.columns))}"
+            )
         frame = frame.sort_values(
-            "objective", ascending=not maximize, na_position="last", kind="stable"
+            objective, ascending=not maximize, na_position="last", kind="stable"
         )
-        return cls(frame, parameters, maximize)
+        return cls(frame, parameters, maximize, objective)
 
     @property
     def failures(self) -> pd.DataFrame:
@@ -325,7 +398,7 @@ class SweepResult:
         Raises:
             ConfigError: if every run failed or none has a finite objective.
         """
-        good = self.frame["objective"].notna()
+        good = self.frame[self.objective].notna()
         if not good.any():
             raise ConfigError("no run of the sweep has a finite objective")
         return self.frame[good].iloc[0]
@@ -339,20 +412,35 @@ class SweepResult:
     @property
     def best_value(self) -> float:
         """The best objective."""
-        return float(self.best["objective"])
+        return float(self.best[self.objective])
 
     def table(self, x: str, y: str) -> pd.DataFrame:
-        """The objective for each pair of values of two parameters (mean over the others)."""
+        """The objective for each pair of values of two parameters (mean over the others).
+
+        Raises:
+            ConfigError: if ``x`` or ``y`` is not a parameter of the sweep.
+        """
         for name in (x, y):
             if name not in self.parameters:
                 raise ConfigError(f"{name!r} is not a parameter of the sweep: {self.parameters}")
-        return self.frame.pivot_table(index=y, columns=x, values="objective", aggfunc="mean")
+        return self.frame.pivot_table(
+            index=y, columns=x, values=self.objective, aggfunc="mean", dropna=False
+        )
 
     def heatmap(self, x: str, y: str, ax: Axes | None = None) -> Axes:
-        """Draw :meth:`table` as a heatmap (see :func:`ibkrfw.reports.plot_parameter_heatmap`)."""
+        """Draw :meth:`table` as a heatmap (see :func:`ibkrfw.reports.plot_parameter_heatmap`).
+
+        The title names the objective and the two parameters and says whether higher or
+        lower is better; the colour bar is labelled with the objective.
+
+        Raises:
+            ConfigError: if ``x`` or ``y`` is not a parameter of the sweep.
+        """
         from ibkrfw.reports.plots import plot_parameter_heatmap
 
-        return plot_parameter_heatmap(self.table(x, y), ax, title=f"Objective by {x} and {y}")
+        return plot_parameter_heatmap(
+            self.table(x, y), ax, metric=self.objective, maximize=self.maximize
+        )
 
 
 def _plain(value: Any) -> Any:

@@ -10,7 +10,14 @@ from typing import TYPE_CHECKING, Any, Literal, final
 import numpy as np
 
 from ibkrfw.errors import ConfigError
-from ibkrfw.optimize.sweep import Backtest, Progress, Runner, SweepResult, _bar
+from ibkrfw.optimize.sweep import (
+    Backtest,
+    Progress,
+    Runner,
+    SweepResult,
+    _bar,
+    _check_objective_name,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -202,6 +209,7 @@ def walk_forward(
 
     if not sets:
         raise ConfigError("no parameter sets to run")
+    _check_objective_name(setup, sets)
     stamps = np.unique(np.concatenate([_stamps(feed) for feed in setup.feeds]))
     if not len(stamps):
         raise ConfigError("the feeds have no bars")
@@ -223,7 +231,9 @@ def walk_forward(
     with Runner(setup, executor, workers) as runner:
         for number, w in enumerate(steps):
             found = runner.run(sets, (w.train_start, w.train_end), count)
-            sweep = SweepResult.from_rows(found, names, maximize=maximize)
+            sweep = SweepResult.from_rows(
+                found, names, maximize=maximize, objective=setup.objective_name
+            )
             sweeps.append(sweep)
             row: dict[str, Any] = {
                 "window": number,

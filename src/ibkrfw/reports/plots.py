@@ -88,6 +88,21 @@ def _naive(index: pd.Index) -> pd.DatetimeIndex:
     return pd.DatetimeIndex(index).tz_convert("UTC").tz_localize(None)
 
 
+def _ink(rgba: Sequence[float] | np.ndarray[Any, Any]) -> str:
+    """Black or white, whichever reads better on a cell of colour ``rgba``.
+
+    The cell's relative luminance (WCAG 2) decides: above 0.179 black text has the higher
+    contrast, below it white.
+    """
+
+    def linear(c: float) -> float:
+        return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
+
+    red, green, blue = (linear(float(c)) for c in rgba[:3])
+    luminance = 0.2126 * red + 0.7152 * green + 0.0722 * blue
+    return "black" if luminance > 0.179 else "white"
+
+
 def plot_equity(
     result: RunResult, ax: Axes | None = None, *, benchmark: pd.Series | None = None
 ) -> Axes:
@@ -162,14 +177,14 @@ def plot_monthly_returns(result: RunResult, ax: Axes | None = None) -> Axes:
     finite = values[np.isfinite(values)]
     limit = max(float(np.abs(finite).max()) if len(finite) else 1.0, 0.5)
     norm = mcolors.TwoSlopeNorm(vmin=-limit, vcenter=0.0, vmax=limit)
-    ax.imshow(np.ma.masked_invalid(values), cmap="RdYlGn", norm=norm, aspect="auto")
+    image = ax.imshow(np.ma.masked_invalid(values), cmap="RdYlGn", norm=norm, aspect="auto")
     ax.set_xticks(range(12), ["J", "F", "M", "A", "M", "J", "J", "A", "S", "O", "N", "D"])
     ax.set_yticks(range(len(table.index)), [str(y) for y in table.index])
     size = 8 if len(table.index) <= 8 else 7
     for (row, col), value in np.ndenumerate(values):
         if math.isfinite(value):
             ax.text(col, row, f"{value:.1f}", ha="center", va="center", fontsize=size,
-                    color="black")  # fmt: skip
+                    color=_ink(image.to_rgba(value)))  # fmt: skip
     ax.set_title("Monthly returns (%)", loc="left", fontsize=11, fontweight="bold")
     for spine in ax.spines.values():
         spine.set_visible(False)
@@ -196,9 +211,8 @@ def plot_correlation(matrix: pd.DataFrame, ax: Axes | None = None, *, title: str
     size = 9 if len(labels) <= 8 else 7
     for (row, col), value in np.ndenumerate(values):
         if math.isfinite(value):
-            colour = "white" if abs(value) > 0.6 else "black"
             ax.text(col, row, f"{value:.2f}", ha="center", va="center", fontsize=size,
-                    color=colour)  # fmt: skip
+                    color=_ink(image.to_rgba(value)))  # fmt: skip
     ax.figure.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
     ax.set_title(title or "Correlation", loc="left", fontsize=11, fontweight="bold")
     for spine in ax.spines.values():
@@ -227,27 +241,57 @@ def plot_in_and_out_of_sample(frame: pd.DataFrame, ax: Axes | None = None) -> Ax
 
 
 def plot_parameter_heatmap(
-    table: pd.DataFrame, ax: Axes | None = None, *, title: str = "", fmt: str = "{:.2f}"
+    table: pd.DataFrame,
+    ax: Axes | None = None,
+    *,
+    title: str = "",
+    fmt: str = "{:.2f}",
+    metric: str = "",
+    maximize: bool = True,
 ) -> Axes:
-    """A heatmap of an objective over two parameters (a sweep's ``table(x, y)``).
+    """A heatmap of a metric over two parameters (a sweep's ``table(x, y)``).
 
-    Green is better: the colours run from the table's lowest value to its highest. Empty cells
-    (a failed or missing run) stay blank.
+    Green is better: the colours run from the table's worst value to its best (reversed when
+    ``maximize`` is False). Each value is written in its cell, in black on light cells and
+    white on dark ones; cells without a value (a failed or missing run) are grey and marked
+    "n/a". The colour bar is labelled with the metric.
+
+    Args:
+        table: The metric, one row per value of one parameter and one column per value of the
+            other (the index and columns named after the parameters).
+        ax: Where to draw (a new figure if None).
+        title: The title; by default it names the metric, the two parameters and whether
+            higher or lower is better.
+        fmt: How each value is written.
+        metric: The metric's name (``"Sharpe ratio"``); ``table.name`` or "objective" if empty.
+        maximize: Whether a larger value is better.
     """
+    import matplotlib as mpl
+
     ax = _axes(ax)
+    metric = metric or str(getattr(table, "name", "") or "objective")
+    x, y = str(table.columns.name or "x"), str(table.index.name or "y")
     values = table.to_numpy(dtype="float64")
-    image = ax.imshow(np.ma.masked_invalid(values), cmap="RdYlGn", aspect="auto", origin="lower")
+    cmap = mpl.colormaps["RdYlGn" if maximize else "RdYlGn_r"].with_extremes(bad="#e6e6e6")
+    image = ax.imshow(np.ma.masked_invalid(values), cmap=cmap, aspect="auto", origin="lower")
     ax.set_xticks(range(len(table.columns)), [str(c) for c in table.columns])
     ax.set_yticks(range(len(table.index)), [str(i) for i in table.index])
-    ax.set_xlabel(str(table.columns.name or ""))
-    ax.set_ylabel(str(table.index.name or ""))
+    ax.set_xlabel(x)
+    ax.set_ylabel(y)
     size = 9 if values.size <= 64 else 7
     if values.size <= 400:
         for (row, col), value in np.ndenumerate(values):
             if math.isfinite(value):
-                ax.text(col, row, fmt.format(value), ha="center", va="center", fontsize=size)
-    ax.figure.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
-    ax.set_title(title or "Objective", loc="left", fontsize=11, fontweight="bold")
+                ax.text(col, row, fmt.format(value), ha="center", va="center", fontsize=size,
+                        color=_ink(image.to_rgba(value)))  # fmt: skip
+            else:
+                ax.text(col, row, "n/a", ha="center", va="center", fontsize=size,
+                        color="#555555", fontstyle="italic")  # fmt: skip
+    bar = ax.figure.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    bar.set_label(metric)
+    better = "higher" if maximize else "lower"
+    ax.set_title(title or f"{metric} by {x} and {y} ({better} is better)", loc="left",
+                 fontsize=11, fontweight="bold")  # fmt: skip
     ax.tick_params(length=0)
     return ax
 
@@ -304,7 +348,7 @@ def plot_trades(
     if history is None:
         raise ConfigError(f"the run has no bars of {instrument.id}")
     times = _naive(pd.DatetimeIndex(history.ts_ns.astype("datetime64[ns]")).tz_localize("UTC"))
-    ax.plot(times, history.close, color=GREY, linewidth=1.0, label=instrument.symbol)
+    ax.plot(times, history.close, color=GREY, linewidth=1.0, label="close")
     fills = [f for f in result.fill_list if f.instrument == instrument]
     for side, marker, color in (("BUY", "^", GREEN), ("SELL", "v", RED)):
         chosen = [f for f in fills if f.side.value == side]
