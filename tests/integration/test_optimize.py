@@ -149,7 +149,7 @@ def test_plots_of_a_sweep_and_a_walk_forward() -> None:
     assert len(ax.patches) == 2 * len(wf.frame)
 
 
-def test_a_sweep_on_a_dask_cluster() -> None:
+def test_a_sweep_on_a_dask_cluster(capsys: pytest.CaptureFixture[str]) -> None:
     distributed = pytest.importorskip("distributed")
     with (
         # The scheduler's HTTP server takes port 8787 unless told otherwise: a free port, so a
@@ -170,7 +170,11 @@ def test_a_sweep_on_a_dask_cluster() -> None:
             assert len(client.who_has(shipped)[shipped.key]) == 2
             rows = runner.run(sets)
         on_dask = columns(SweepResult.from_rows(rows, ["fast", "slow"], maximize=True))
-        assert len(columns(run_sweep(setup, sets, executor=client.get_executor()))) == 9
+        shown = run_sweep(setup, sets, executor=client.get_executor(), progress=True)
+        assert len(columns(shown)) == 9
+    # the progress moved in this process as the cluster's runs finished: log lines, no \r
+    err = capsys.readouterr().err
+    assert "\r" not in err and "9/9" in err.splitlines()[-1]
     serial = columns(run_sweep(setup, sets, workers=1))
     pd.testing.assert_frame_equal(serial, on_dask)
 
