@@ -9,7 +9,10 @@ public API as a user would write it (incremental SMA indicators). Two rows:
 Prints bars per second (median of the runs, data loading excluded), round trips, final equity
 and peak RSS. Each run is a fresh process, so one run's heap does not slow the next.
 
-    python bench/engine_throughput.py [--bars 1000000] [--runs 3]
+    python bench/engine_throughput.py [--bars 1000000] [--runs 3] [--progress]
+
+``--progress`` runs with ``Engine.run(progress=True)``, to check that the progress bar costs
+nothing per bar (its lines go to stderr, which the benchmark discards).
 """
 
 from __future__ import annotations
@@ -66,14 +69,14 @@ def broker(realistic: bool) -> SimBroker:
     )
 
 
-def one_run(bars: int, realistic: bool) -> dict[str, float]:
+def one_run(bars: int, realistic: bool, progress: bool = False) -> dict[str, float]:
     inst = Stock("SYN")
     frame = generate_bars(["SYN"], freq="1min", periods=bars, seed=1).set_index("timestamp")
     feed = DataFrameFeed(frame, inst)  # generation, validation and loading: not timed
     del frame
     engine = Engine(SmaCross(), feed, broker(realistic))
     start = time.perf_counter()
-    result = engine.run()
+    result = engine.run(progress=progress)
     elapsed = time.perf_counter() - start
     return {
         "rate": bars / elapsed,
@@ -89,17 +92,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--bars", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--progress", action="store_true", help="run with a progress bar")
     parser.add_argument("--child", choices=["default", "realistic"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(one_run(args.bars, args.child == "realistic")))
+        print(json.dumps(one_run(args.bars, args.child == "realistic", args.progress)))
         return
-    print(f"python {sys.version.split()[0]}, {args.bars:,} bars, median of {args.runs} runs")
+    shown = ", progress bar on" if args.progress else ""
+    print(f"python {sys.version.split()[0]}, {args.bars:,} bars, median of {args.runs} runs{shown}")
     for row in ("default", "realistic"):
         runs = []
         for _ in range(args.runs):
             out = subprocess.run(
-                [sys.executable, __file__, "--child", row, "--bars", str(args.bars)],
+                [sys.executable, __file__, "--child", row, "--bars", str(args.bars)]
+                + (["--progress"] if args.progress else []),
                 capture_output=True,
                 text=True,
                 check=True,

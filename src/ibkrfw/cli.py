@@ -108,7 +108,7 @@ def _backtest(args: argparse.Namespace) -> int:
     strategy = cls(**_parameters(cls, args.param))
     commission = PerShareCommission(args.commission) if args.commission else None
     broker = SimBroker(args.cash, commission=commission)
-    result = Engine(strategy, _feed(args), broker).run()
+    result = Engine(strategy, _feed(args), broker).run(progress=None)  # long runs only
     print(f"{strategy!r}")
     print(result.stats.to_string())
     if args.save:
@@ -271,7 +271,7 @@ def _data_import(args: argparse.Namespace) -> int:
         frame, changes = clean_bars(frame, report, actions, bar_size=args.bar_size)
         print(f"{len(changes)} change(s) made")
     with _store(args) as store:
-        rows = store.write(instrument, args.bar_size, frame)
+        rows = store.write(instrument, args.bar_size, frame, progress=None)
     print(f"stored {rows} {args.bar_size} bar(s) of {instrument.id} in {args.store}")
     return 0
 
@@ -613,17 +613,6 @@ def _ibkr_config(args: argparse.Namespace, **settings: Any) -> Any:
     return IBKRConfig.load(args.config, **settings)
 
 
-def _progress_bar(progress: Any) -> None:
-    width = 30
-    filled = width * progress.done // max(progress.total, 1)
-    bar = "#" * filled + "-" * (width - filled)
-    line = (
-        f"\r{progress.instrument.symbol} {progress.bar_size} [{bar}]"
-        f" {progress.done}/{progress.total} chunks, {progress.bars} bars"
-    )
-    print(line, end="\n" if progress.done == progress.total else "", file=sys.stderr, flush=True)
-
-
 def _download(args: argparse.Namespace) -> int:
     import pandas as pd
 
@@ -645,9 +634,7 @@ def _download(args: argparse.Namespace) -> int:
     client.connect()
     try:
         with _store(args) as store:
-            downloader = HistoryDownloader(
-                client, store, progress=None if args.quiet else _progress_bar
-            )
+            downloader = HistoryDownloader(client, store, progress=not args.quiet)
             for symbol in symbols:
                 inst = Stock(symbol)
                 report = downloader.download(

@@ -205,7 +205,7 @@ def test_the_heatmap_names_its_metric_and_writes_each_value_legibly() -> None:
     assert green > red
 
 
-def test_a_sweep_on_a_dask_cluster() -> None:
+def test_a_sweep_on_a_dask_cluster(capsys: pytest.CaptureFixture[str]) -> None:
     distributed = pytest.importorskip("distributed")
     with (
         # The scheduler's HTTP server takes port 8787 unless told otherwise: a free port, so a
@@ -231,7 +231,11 @@ def test_a_sweep_on_a_dask_cluster() -> None:
             rows, ["fast", "slow"], maximize=True, objective=setup.objective_name
         )
         on_dask = columns(found)
-        assert len(columns(run_sweep(setup, sets, executor=client.get_executor()))) == 9
+        shown = run_sweep(setup, sets, executor=client.get_executor(), progress=True)
+        assert len(columns(shown)) == 9
+    # the progress moved in this process as the cluster's runs finished: log lines, no \r
+    err = capsys.readouterr().err
+    assert "\r" not in err and "9/9" in err.splitlines()[-1]
     serial = columns(run_sweep(setup, sets, workers=1))
     pd.testing.assert_frame_equal(serial, on_dask)
 

@@ -14,7 +14,7 @@ import numpy as np
 from typing_extensions import override
 
 from ibkrfw.core.history import BarArrays
-from ibkrfw.data.store import BarStore, SeriesInfo
+from ibkrfw.data.store import Advance, BarStore, SeriesInfo, _ignore
 from ibkrfw.errors import ConfigError
 
 __all__ = ["ParquetBarStore"]
@@ -178,7 +178,14 @@ class ParquetBarStore(BarStore):
     # --- the store --------------------------------------------------------------------------
     @override
     @_one_at_a_time
-    def _put(self, key: str, spec: dict[str, str], bar_size: str, arrays: BarArrays) -> None:
+    def _put(
+        self,
+        key: str,
+        spec: dict[str, str],
+        bar_size: str,
+        arrays: BarArrays,
+        advance: Advance = _ignore,
+    ) -> None:
         years = _years(arrays.ts_ns)
         renames: list[tuple[str, str]] = []
         token = uuid.uuid4().hex
@@ -192,6 +199,7 @@ class ParquetBarStore(BarStore):
             temp = f"{path}.{token}.tmp"
             self._dump(temp, new)
             renames.append((temp, path))
+            advance(int(mine.sum()))
         instruments = self._instruments()
         if instruments.get(key) != spec:
             instruments[key] = spec

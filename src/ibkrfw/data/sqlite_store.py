@@ -6,13 +6,14 @@ import json
 import os
 import sqlite3
 import threading
+from itertools import islice
 from typing import final
 
 import numpy as np
 from typing_extensions import override
 
 from ibkrfw.core.history import BarArrays
-from ibkrfw.data.store import BarStore, SeriesInfo
+from ibkrfw.data.store import Advance, BarStore, SeriesInfo, _ignore
 
 __all__ = ["SQLiteBarStore"]
 
@@ -38,6 +39,8 @@ CREATE TABLE IF NOT EXISTS bars (
     PRIMARY KEY (series, ts)
 ) WITHOUT ROWID;
 """
+_PART = 50_000  # rows per executemany: the progress of a large write moves this often
+
 _UPSERT = (
     "INSERT INTO bars VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (series, ts) DO UPDATE SET "
     "open = excluded.open, high = excluded.high, low = excluded.low, close = excluded.close, "
@@ -107,7 +110,14 @@ class SQLiteBarStore(BarStore):
         return None if row is None else int(row[0])
 
     @override
-    def _put(self, key: str, spec: dict[str, str], bar_size: str, arrays: BarArrays) -> None:
+    def _put(
+        self,
+        key: str,
+        spec: dict[str, str],
+        bar_size: str,
+        arrays: BarArrays,
+        advance: Advance = _ignore,
+    ) -> None:
         with self._lock:
             db = self._db
             db.execute("BEGIN IMMEDIATE")
@@ -135,7 +145,12 @@ class SQLiteBarStore(BarStore):
                     volume,
                     strict=True,
                 )
-                db.executemany(_UPSERT, rows)
+                left = len(arrays.ts_ns)
+                while left:  # in parts, for progress; still one transaction
+                    part = min(left, _PART)
+                    db.executemany(_UPSERT, islice(rows, part))
+                    advance(part)
+                    left -= part
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")

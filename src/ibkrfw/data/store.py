@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
+from ibkrfw._progress import check as check_progress
+from ibkrfw._progress import make_bar, min_bars
 from ibkrfw.core.history import BarArrays
 from ibkrfw.data.barsize import normalize_bar_size
 from ibkrfw.errors import ConfigError, DataError
@@ -22,6 +24,14 @@ if TYPE_CHECKING:
 __all__ = ["BarStore", "SeriesInfo"]
 
 _COLUMNS = ("open", "high", "low", "close", "volume")
+
+
+def _ignore(rows: int) -> None:
+    del rows
+
+
+Advance = Callable[[int], object]
+"""Told how many more rows were written, as a store writes them (for progress)."""
 
 
 class SeriesInfo(NamedTuple):
@@ -74,8 +84,18 @@ class BarStore(ABC):
 
     # --- what an implementation provides ----------------------------------------------------
     @abstractmethod
-    def _put(self, key: str, spec: dict[str, str], bar_size: str, arrays: BarArrays) -> None:
-        """Upsert ``arrays`` (validated, sorted) in one transaction, with the instrument spec."""
+    def _put(
+        self,
+        key: str,
+        spec: dict[str, str],
+        bar_size: str,
+        arrays: BarArrays,
+        advance: Advance = _ignore,
+    ) -> None:
+        """Upsert ``arrays`` (validated, sorted) in one transaction, with the instrument spec.
+
+        Call ``advance`` with the number of rows written as each part is written.
+        """
 
     @abstractmethod
     def _get(self, key: str, bar_size: str, start: int | None, end: int | None) -> BarArrays:
@@ -99,7 +119,13 @@ class BarStore(ABC):
 
     # --- the public interface, shared -------------------------------------------------------
     def write(
-        self, instrument: Instrument, bar_size: str, frame: pd.DataFrame, *, tz: str | None = None
+        self,
+        instrument: Instrument,
+        bar_size: str,
+        frame: pd.DataFrame,
+        *,
+        tz: str | None = None,
+        progress: bool | None = False,
     ) -> int:
         """Store the bars of ``frame``, replacing any at the same times; return the row count.
 
@@ -113,19 +139,31 @@ class BarStore(ABC):
             bar_size: Their size (``"1min"``, ``"1d"``, IB's ``"1 min"``...).
             frame: The bars.
             tz: The time zone of naive timestamps, if the frame has them.
+            progress: Show the writing's progress on stderr, part by part (a bar in a
+                terminal, a widget in Jupyter with ipywidgets, a few plain lines in a log):
+                True always, None from 200,000 bars on (``IBKRFW_PROGRESS_MIN_BARS``
+                changes that), False (the default) never.
 
         Raises:
             DataError: naming the first bad row, if the frame is malformed.
-            ConfigError: if ``bar_size`` is not understood.
+            ConfigError: if ``bar_size`` is not understood, or ``progress`` is not True,
+                False or None.
         """
         from ibkrfw.sim.feeds import frame_to_arrays
 
+        check_progress(progress, "BarStore.write")
         if not isinstance(instrument, Instrument):
             raise ConfigError(f"write() needs an Instrument, got {instrument!r}")
         size = normalize_bar_size(bar_size)
         arrays = frame_to_arrays(frame, tz=tz, source=f"bars of {instrument.id} ({size})")
-        self._put(_key(instrument), instrument.to_dict(), size, arrays)
-        return len(arrays.ts_ns)
+        rows = len(arrays.ts_ns)
+        if progress is True or (progress is None and rows >= min_bars()):
+            desc = f"storing {instrument.symbol} {size}"
+            with make_bar(total=rows, desc=desc, unit="bar") as meter:
+                self._put(_key(instrument), instrument.to_dict(), size, arrays, meter.update)
+        else:
+            self._put(_key(instrument), instrument.to_dict(), size, arrays)
+        return rows
 
     def instrument(self, key: str) -> Instrument:
         """Return the instrument stored under ``key`` (an :attr:`~ibkrfw.Instrument.id`).

@@ -12,15 +12,17 @@ import threading
 import time
 from array import array
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from decimal import Decimal
-from itertools import chain
+from itertools import chain, islice
 from operator import attrgetter
-from typing import final
+from typing import TYPE_CHECKING, Any, final
 
 import attrs
 import numpy as np
 
+from ibkrfw._progress import check as check_progress
+from ibkrfw._progress import make_bar, min_bars
 from ibkrfw.core.clock import Clock, LiveClock, SimClock
 from ibkrfw.core.history import BarHistory
 from ibkrfw.core.orderbook import OrderBook
@@ -73,6 +75,9 @@ from ibkrfw.risk.monitor import Halt, RiskMonitor
 from ibkrfw.risk.protect import GROUP_PREFIX, STOP_TAG, TAKE_TAG, Protection, waits_to_exit
 from ibkrfw.risk.rule import RiskRule
 from ibkrfw.strategy import Context, Strategy
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 __all__ = ["Engine", "EngineObserver"]
 
@@ -212,6 +217,29 @@ def _one_feed_per_instrument(feeds: Sequence[DataFeed]) -> None:
                     "supported yet: give the engine the smallest, and build larger bars from it "
                     "in the strategy (ibkrfw.data.resample_bars does it for a DataFrame)"
                 )
+
+
+_PROGRESS_EVERY = 8_192  # bars between two moves of a backtest's progress bar
+_PROGRESS_DELAY_S = 5.0  # progress=None, bars not counted in advance: shown after this long
+
+
+def _counted(bars: Iterator[Bar], meter: tqdm[Any]) -> Iterator[Bar]:
+    """Yield ``bars`` unchanged, moving ``meter`` on once every ``_PROGRESS_EVERY`` bars.
+
+    The bars pass through ``chain`` and ``islice``, in C: the Python code here runs once per
+    step, not once per bar, so a run with progress is as fast as one without.
+    """
+
+    def steps() -> Iterator[Iterable[Bar]]:
+        whole = False
+        for first in bars:  # the next bar is read only when the engine asks for it
+            if whole:  # another bar came: the step before was whole
+                meter.update(_PROGRESS_EVERY)
+            whole = True
+            yield (first,)
+            yield islice(bars, _PROGRESS_EVERY - 1)
+
+    return chain.from_iterable(steps())
 
 
 def _overrides(strategy: Strategy, name: str) -> bool:
@@ -953,13 +981,29 @@ class Engine:
         """Every instrument the run's feeds deliver (known once the run has started)."""
         return tuple(self._lanes)
 
-    def run(self) -> RunResult:
+    def run(self, *, progress: bool | None = False) -> RunResult:
         """Run to the end of the feeds and return the result.
+
+        Args:
+            progress: Show the backtest's progress on stderr (a bar in a terminal, a widget
+                in Jupyter with ipywidgets, a few plain lines in a log): True for any run,
+                None only for a long one (200,000 bars or more, or, when the feeds do not
+                say how many bars they hold, one that takes more than 5 seconds), False
+                (the default) never. It costs nothing per bar: the count moves every
+                8,192 bars, and the results are the same either way.
 
         Raises:
             EngineError: if the engine already ran, or a feed yields a bar of an instrument it
                 did not declare or out of time order.
+            ConfigError: if ``progress`` is not True, False or None, or is True for a live
+                run (which has no end to measure progress by).
         """
+        check_progress(progress, "Engine.run")
+        if progress and self.live:
+            raise ConfigError(
+                "Engine.run: progress=True needs a backtest; a live run has no end to measure "
+                "progress by (watch it with a Dashboard instead)"
+            )
         if self._ran:
             raise EngineError("an Engine runs once; build a new one for another run")
         self._ran = True
@@ -998,14 +1042,19 @@ class Engine:
         if self.tune_gc:
             gc.set_threshold(max(thresholds[0], _GC_THRESHOLD), *thresholds[1:])
         error: BaseException | None = None
+        meter = None if self.live or progress is False else self._meter(progress)
         try:
             for observer in self.observers:
                 observer.on_start(self)
-            self._loop(ctx, portfolio, lanes)
+            self._loop(ctx, portfolio, lanes, meter)
         except BaseException as exc:
             error = exc
             raise
         finally:
+            if meter is not None:
+                if error is None:  # the count moved by whole steps: the exact one at the end
+                    meter.n = sum(len(lane.history) for lane in lanes.values())
+                meter.close()
             gc.set_threshold(*thresholds)
             if frozen:
                 gc.unfreeze()
@@ -1187,7 +1236,25 @@ class Engine:
         currencies.append(currency)
         return len(currencies) - 1
 
-    def _loop(self, ctx: Context, portfolio: Portfolio, lanes: dict[Instrument, _Lane]) -> None:
+    def _meter(self, progress: bool | None) -> tqdm[Any] | None:
+        """The progress bar of a backtest, if it shows one (see :meth:`run`)."""
+        sizes = [len(feed) for feed in self.feeds]
+        total = sum(sizes) if all(sizes) else None
+        if progress is None and total is not None and total < min_bars():
+            return None
+        delay_s = _PROGRESS_DELAY_S if progress is None and total is None else 0.0
+        names = ", ".join(sorted({i.symbol for f in self.feeds for i in f.instruments}))
+        if len(names) > 40:
+            names = names[:37] + "..."
+        return make_bar(total=total, desc=f"backtest {names}", unit="bar", delay_s=delay_s)
+
+    def _loop(
+        self,
+        ctx: Context,
+        portfolio: Portfolio,
+        lanes: dict[Instrument, _Lane],
+        meter: tqdm[Any] | None = None,
+    ) -> None:
         strategy, queue, clock, broker = self.strategy, self.queue, self.clock, self.broker
         on_bar = strategy.on_bar if _overrides(strategy, "on_bar") else None
         # A backtest's time stamp ends when the next one's first bar comes; live bars come
@@ -1204,6 +1271,8 @@ class Engine:
         observed = ends_here and bool(self.observers)
 
         bars = self._bars()
+        if meter is not None:
+            bars = _counted(bars, meter)
         first = next(bars, None)
         if first is not None:  # on_start sees the time of the first event, not the epoch
             advance(first.ts_ns)

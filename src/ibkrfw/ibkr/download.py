@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple, final
 
 import numpy as np
 
+from ibkrfw._progress import check as check_progress
+from ibkrfw._progress import make_bar
 from ibkrfw.data.barsize import normalize_bar_size
 from ibkrfw.data.store import BarStore
 from ibkrfw.errors import ConfigError, RequestError
@@ -94,7 +96,12 @@ class HistoryDownloader:
         max_retries: How many times one chunk may be sent again.
         timeout: Seconds to wait for one answer (the client's ``request_timeout`` if None).
         farm_wait: The longest wait, in seconds, for the historical-data farm to come back.
-        progress: Called after every chunk.
+        progress: A progress bar on stderr for each :meth:`download`, moved after every
+            request (``ACME 1min: 40%|####  | 8/20 [...] bars=15600``; a bar in a terminal,
+            a widget in Jupyter with ipywidgets, a few plain lines in a log): True for
+            every download, None for those of more than one request, False (the default)
+            for none; or a function called with a :class:`DownloadProgress` after every
+            chunk.
         sleep: How to wait (for tests).
         clock: A monotonic clock in seconds (for tests).
     """
@@ -109,10 +116,11 @@ class HistoryDownloader:
         max_retries: int = 5,
         timeout: float | None = None,
         farm_wait: float = 1800.0,
-        progress: Callable[[DownloadProgress], None] | None = None,
+        progress: bool | Callable[[DownloadProgress], None] | None = False,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        check_progress(progress, "HistoryDownloader", callable_ok=True)
         if not farm_wait >= 0:
             raise ConfigError(f"farm_wait must be zero or more seconds, got {farm_wait!r}")
         self.client = client
@@ -147,17 +155,29 @@ class HistoryDownloader:
         chunks = history_chunks(start_ns, end_ns, size)
         stored = self._stored_range(instrument, size)
         bars = skipped = retries = 0
-        for done, chunk in enumerate(chunks, 1):
-            if self._is_stored(instrument, size, chunk, stored):
-                skipped += 1
-            else:
-                frame, tries = self._fetch(instrument, size, chunk, what_to_show, use_rth)
-                retries += tries
-                if frame is not None and len(frame):
-                    frame = frame[(frame.index >= _utc(start_ns)) & (frame.index < _utc(end_ns))]
-                    bars += self.store.write(instrument, size, frame)
-            if self.progress is not None:
-                self.progress(DownloadProgress(instrument, size, done, len(chunks), bars))
+        progress = self.progress
+        report = progress if callable(progress) else None
+        shown = progress is True or (progress is None and len(chunks) > 1)
+        desc = f"{instrument.symbol} {size}"
+        meter = make_bar(total=len(chunks), desc=desc, unit="request") if shown else None
+        try:
+            for done, chunk in enumerate(chunks, 1):
+                if self._is_stored(instrument, size, chunk, stored):
+                    skipped += 1
+                else:
+                    frame, tries = self._fetch(instrument, size, chunk, what_to_show, use_rth)
+                    retries += tries
+                    if frame is not None and len(frame):
+                        inside = (frame.index >= _utc(start_ns)) & (frame.index < _utc(end_ns))
+                        bars += self.store.write(instrument, size, frame[inside])
+                if report is not None:
+                    report(DownloadProgress(instrument, size, done, len(chunks), bars))
+                if meter is not None:
+                    meter.set_postfix(bars=bars, stored_before=skipped, refresh=False)
+                    meter.update(1)
+        finally:
+            if meter is not None:
+                meter.close()
         return DownloadReport(instrument, size, len(chunks), skipped, bars, retries)
 
     def _stored_range(self, instrument: Instrument, size: str) -> tuple[int, int] | None:

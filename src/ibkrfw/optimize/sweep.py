@@ -8,17 +8,19 @@ the end of the sweep.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import multiprocessing
 import os
-import sys
 import traceback
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
 from typing import TYPE_CHECKING, Any, final
 
 import attrs
 
+from ibkrfw._progress import check as check_progress
+from ibkrfw._progress import make_bar
 from ibkrfw.engine.engine import Engine
 from ibkrfw.engine.result import RunResult
 from ibkrfw.errors import ConfigError
@@ -258,7 +260,7 @@ def run_sweep(
     *,
     executor: Executor | None = None,
     workers: int | None = None,
-    progress: bool | Progress = False,
+    progress: bool | Progress | None = False,
     maximize: bool = True,
 ) -> SweepResult:
     """Run ``setup`` once per parameter set and collect the results.
@@ -272,21 +274,27 @@ def run_sweep(
             ``client.get_executor()`` included).
         workers: The size of the pool made here (the number of CPUs by default; 1 runs
             everything in this process, without a pool).
-        progress: True for a progress bar on stderr, or a function called with (done, total)
-            after each run.
+        progress: True (or None) for a progress bar on stderr, moved as each run finishes, on
+            the pool or the Dask cluster alike (a bar in a terminal, a widget in Jupyter with
+            ipywidgets, a few plain lines in a log); False (the default) for none; or a
+            function called with (done, total) after each run.
         maximize: Whether a larger objective is better.
 
     Returns:
         The results, one row per parameter set.
 
     Raises:
-        ConfigError: if there is nothing to run or ``workers`` is not positive.
+        ConfigError: if there is nothing to run, ``workers`` is not positive or ``progress``
+            is none of the above.
     """
+    check_progress(progress, "run_sweep", callable_ok=True)
     if not sets:
         raise ConfigError("no parameter sets to run")
     _check_objective_name(setup, sets)
-    report = _bar if progress is True else progress or None
-    with Runner(setup, executor, workers) as runner:
+    with (
+        Runner(setup, executor, workers) as runner,
+        _reporting(progress, f"sweep of {len(sets)}", len(sets)) as report,
+    ):
         rows = runner.run(sets, progress=report)
     return SweepResult.from_rows(
         rows, list(sets[0]), maximize=maximize, objective=setup.objective_name
@@ -308,11 +316,26 @@ def _check_objective_name(setup: Backtest, sets: Sequence[Mapping[str, Any]]) ->
         )
 
 
-def _bar(done: int, total: int) -> None:
-    width = 30
-    filled = width * done // max(total, 1)
-    line = f"\rsweep [{'#' * filled}{'.' * (width - filled)}] {done}/{total}"
-    print(line, end="\n" if done == total else "", file=sys.stderr, flush=True)
+@contextlib.contextmanager
+def _reporting(
+    progress: bool | Progress | None, desc: str, total: int
+) -> Iterator[Progress | None]:
+    """What reports a sweep's progress: the user's function, a progress bar, or nothing."""
+    if progress is False:
+        yield None
+        return
+    if callable(progress):
+        yield progress
+        return
+    meter = make_bar(total=total, desc=desc, unit="run")
+
+    def report(done: int, total: int) -> None:
+        meter.update(done - meter.n)
+
+    try:
+        yield report
+    finally:
+        meter.close()
 
 
 @final

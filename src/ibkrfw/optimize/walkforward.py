@@ -9,14 +9,15 @@ from typing import TYPE_CHECKING, Any, Literal, final
 
 import numpy as np
 
+from ibkrfw._progress import check as check_progress
 from ibkrfw.errors import ConfigError
 from ibkrfw.optimize.sweep import (
     Backtest,
     Progress,
     Runner,
     SweepResult,
-    _bar,
     _check_objective_name,
+    _reporting,
 )
 
 if TYPE_CHECKING:
@@ -176,7 +177,7 @@ def walk_forward(
     anchored: bool = False,
     executor: Executor | None = None,
     workers: int | None = None,
-    progress: bool | Progress = False,
+    progress: bool | Progress | None = False,
     maximize: bool = True,
     warm_up: Literal["lead-in", "none"] = "lead-in",
 ) -> WalkForwardResult:
@@ -198,15 +199,19 @@ def walk_forward(
         anchored: Anchor every in-sample span at the start of the data.
         executor: Where to run (see :func:`~ibkrfw.optimize.run_sweep`).
         workers: The size of the pool made here.
-        progress: True for a progress bar on stderr, or a function of (done, total).
+        progress: True (or None) for a progress bar on stderr, moved as each run finishes
+            (see :func:`~ibkrfw.optimize.run_sweep`); False (the default) for none; or a
+            function of (done, total).
         maximize: Whether a larger objective is better.
         warm_up: ``"lead-in"`` or ``"none"`` (the out-of-sample run starts cold).
 
     Raises:
-        ConfigError: for bad lengths, feeds that cannot be cut, or no parameter sets.
+        ConfigError: for bad lengths, feeds that cannot be cut, no parameter sets, or a
+            ``progress`` that is none of the above.
     """
     import pandas as pd
 
+    check_progress(progress, "walk_forward", callable_ok=True)
     if not sets:
         raise ConfigError("no parameter sets to run")
     _check_objective_name(setup, sets)
@@ -215,20 +220,22 @@ def walk_forward(
         raise ConfigError("the feeds have no bars")
     steps = windows(int(stamps[0]), int(stamps[-1]) + 1, train=train, test=test, anchored=anchored)
     setup.between(None, None)  # fails early for feeds that cannot be cut
-    report = _bar if progress is True else progress or None
     total = len(steps) * len(sets)
     done = 0
-
-    def count(_: int, __: int) -> None:
-        nonlocal done
-        done += 1
-        if report is not None:
-            report(done, total)
-
     names = list(sets[0])
     rows: list[dict[str, Any]] = []
     sweeps: list[SweepResult] = []
-    with Runner(setup, executor, workers) as runner:
+    with (
+        Runner(setup, executor, workers) as runner,
+        _reporting(progress, f"walk-forward, {len(steps)} windows", total) as report,
+    ):
+
+        def count(_: int, __: int) -> None:
+            nonlocal done
+            done += 1
+            if report is not None:
+                report(done, total)
+
         for number, w in enumerate(steps):
             found = runner.run(sets, (w.train_start, w.train_end), count)
             sweep = SweepResult.from_rows(

@@ -189,7 +189,12 @@ def test_the_download_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]
         ])  # fmt: skip
     out, err = capsys.readouterr()
     assert code == 0, err
-    assert "ACME 1d [" in err and "BOLT 1d [" in err  # the progress bars
+    # captured stderr is no terminal: whole lines, one per state, never a \r redraw
+    assert "\r" not in err
+    lines = err.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["ACME 1d"] * 2 + ["BOLT 1d"] * 2
+    assert "0/3" in lines[0] and "3/3" in lines[1] and "bars=" in lines[1]
+    assert "\r" not in out and "request/s" not in out  # progress never mixes with results
     expected = acme[(acme.index >= "2023-01-01") & (acme.index < "2025-01-01")]
     assert f"ACME.SMART 1d: {len(expected)} bars in 3 request(s), 0 already stored" in out
     with SQLiteBarStore(tmp_path / "b.db") as store:
