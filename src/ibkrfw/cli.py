@@ -482,7 +482,7 @@ def _add_data_commands(sub: Any) -> None:
         "the store holds, and report the problems of a CSV file or of stored bars.",
     )
     commands = data.add_subparsers(
-        dest="data_command", required=True, metavar="COMMAND", title="commands"
+        dest="data_command", required=True, metavar="COMMAND", title="commands", help="one of:"
     )
 
     def store_options(p: argparse.ArgumentParser, required: bool = True) -> None:
@@ -884,7 +884,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--version", action="version", version=f"ibkrfw {__version__}", help="print the version"
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", title="commands")
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", title="commands", help="one of:"
+    )
     bt = sub.add_parser(
         "backtest",
         help="run a strategy on the sample data or a CSV file and print its statistics",
