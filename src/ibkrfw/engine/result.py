@@ -502,7 +502,7 @@ class RunResult:
             >>> result = Engine(MovingAverageCrossover(), sample_feed(["ACME"]),
             ...                 SimBroker(cash=100_000)).run()
             >>> result.summary()[["Start", "Initial equity", "Sharpe ratio"]].tolist()
-            ['2015-01-02', '100,000.00', '0.31']
+            ['2015-01-02', '100,000.00', '-0.63']
         """
         from ibkrfw.analysis.formatting import format_stats
 
