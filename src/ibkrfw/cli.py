@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import collections.abc
+import difflib
 import importlib
+import math
+import os
 import sys
 import types
-from collections.abc import Mapping, Sequence
-from decimal import Decimal
+import typing
+from collections.abc import Callable, Mapping, Sequence
+from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, cast, get_type_hints
 
 import attrs
@@ -52,37 +57,140 @@ def _load_strategy_class(spec: str) -> type[Strategy]:
     return cls
 
 
+_KINDS: dict[object, tuple[str, str]] = {
+    int: ("an int", "10"),
+    float: ("a number", "0.5"),
+    Decimal: ("a number", "0.5"),
+    bool: ("true or false", "true"),
+    str: ("text", "text"),
+}
+
+
+def _options(kind: object) -> tuple[list[object], bool]:
+    """The types a parameter's annotation allows, and whether None is one of them."""
+    if typing.get_origin(kind) in (typing.Union, types.UnionType):
+        args = typing.get_args(kind)
+        return [k for k in args if k is not type(None)], type(None) in args
+    return [kind], False
+
+
+def _describe(kind: object) -> tuple[str, str]:
+    """What a value of ``kind`` is, in words, and an example of one."""
+    options, nullable = _options(kind)
+    kind = options[0] if len(options) == 1 else str
+    if typing.get_origin(kind) is typing.Literal:
+        choices = typing.get_args(kind)
+        what = "one of " + ", ".join(str(c) for c in choices)
+        example = str(choices[0])
+    elif typing.get_origin(kind) in (dict, Mapping, collections.abc.Mapping):
+        what, example = "KEY:VALUE pairs, comma-separated", "ACME:0.6,BOLT:0.3"
+    else:
+        what, example = _KINDS.get(kind, ("text", "text"))
+    return (what + " or none" if nullable else what), example
+
+
 def _convert(value: str, kind: object) -> object:
-    if isinstance(kind, types.UnionType):
-        options = [k for k in kind.__args__ if k is not type(None)]
-        if value.lower() == "none" and len(options) < len(kind.__args__):
-            return None
-        kind = options[0] if len(options) == 1 else str
+    """``value`` as the type ``kind`` names; ValueError saying what it is not."""
+    options, nullable = _options(kind)
+    if nullable and value.lower() == "none":
+        return None
+    kind = options[0] if len(options) == 1 else str
+    what, _ = _describe(kind)
+    if typing.get_origin(kind) is typing.Literal:
+        if value not in [str(c) for c in typing.get_args(kind)]:
+            raise ValueError(f"{value!r} is not {what}")
+        return next(c for c in typing.get_args(kind) if str(c) == value)
     if kind is bool:
         if value.lower() in ("1", "true", "yes", "on"):
             return True
         if value.lower() in ("0", "false", "no", "off"):
             return False
-        raise ValueError(f"expected true or false, got {value!r}")
-    if kind in (int, float, Decimal, str):
-        return kind(value)
+        raise ValueError(f"{value!r} is not {what}")
+    if typing.get_origin(kind) in (dict, Mapping, collections.abc.Mapping):
+        key_kind, value_kind = typing.get_args(kind) or (str, str)
+        items = [item.partition(":") for item in value.split(",") if item.strip()]
+        if not items or any(not sep for _, sep, _ in items):
+            raise ValueError(f"{value!r} is not {what}")
+        return {_convert(k.strip(), key_kind): _convert(v.strip(), value_kind) for k, _, v in items}
+    if kind in (int, float, Decimal):
+        try:
+            number = cast(Any, kind)(value)
+        except (ValueError, ArithmeticError):
+            raise ValueError(f"{value!r} is not {what}") from None
+        if not math.isfinite(number):
+            raise ValueError(f"{value!r} is not a finite number")
+        return number
     return value
 
 
-def _parameters(cls: type[Strategy], pairs: Sequence[str]) -> dict[str, object]:
+def _parameter_names(cls: type[Strategy]) -> list[str]:
+    """The names a user can set on ``cls`` (its public attrs fields taken by ``__init__``)."""
+    if not attrs.has(cls):
+        return []
+    return [f.name for f in attrs.fields(cls) if f.init and not f.name.startswith("_")]
+
+
+def _unknown_parameter(cls: type[Strategy], name: str) -> ConfigError:
+    known = _parameter_names(cls)
+    close = difflib.get_close_matches(name, known, n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    listed = ", ".join(known) or "none"
+    return ConfigError(f"{cls.__name__} has no parameter {name!r}: {hint}its parameters: {listed}")
+
+
+def _parameters(cls: type[Strategy], pairs: Sequence[str], option: str = "-p") -> dict[str, object]:
+    """The strategy parameters of ``NAME=VALUE`` pairs, converted to the fields' types."""
     hints = get_type_hints(cls) if attrs.has(cls) else {}
-    fields = {f.name: f for f in attrs.fields(cls)} if attrs.has(cls) else {}
+    known = _parameter_names(cls)
     params: dict[str, object] = {}
     for pair in pairs:
         name, sep, raw = pair.partition("=")
-        if not sep or name not in fields or not fields[name].init:
-            known = ", ".join(n for n, f in fields.items() if f.init and not n.startswith("_"))
-            raise ConfigError(f"bad parameter {pair!r}: expected NAME=VALUE with NAME in: {known}")
+        if not sep:
+            example = f"{known[0]}=..." if known else "NAME=VALUE"
+            raise ConfigError(
+                f"{option} {pair!r}: expected NAME=VALUE, e.g. {option} {example}; "
+                f"parameters of {cls.__name__}: {', '.join(known) or 'none'}"
+            )
+        if name not in known:
+            raise _unknown_parameter(cls, name)
+        kind = hints.get(name, str)
         try:
-            params[name] = _convert(raw, hints.get(name, str))
-        except (ValueError, ArithmeticError) as exc:
-            raise ConfigError(f"bad value for {name}: {exc}") from None
+            params[name] = _convert(raw, kind)
+        except ValueError as exc:
+            what, example = _describe(kind)
+            raise ConfigError(
+                f"parameter {name}: {exc} ({cls.__name__}.{name} is {what}, "
+                f"e.g. {option} {name}={example})"
+            ) from None
     return params
+
+
+def _make_strategy(cls: type[Strategy], params: Mapping[str, object]) -> Strategy:
+    """``cls(**params)``, its refusal of a value turned into a ConfigError naming them."""
+    given = " ".join(f"-p {k}={v}" for k, v in params.items()) or "its defaults"
+    try:
+        return cls(**params)
+    except (ValueError, TypeError) as exc:  # ConfigError is a ValueError
+        raise ConfigError(f"{cls.__name__} refuses {given}: {exc}") from None
+
+
+def _money(option: str, *, positive: bool) -> Callable[[str], Decimal]:
+    """An argparse ``type`` for an amount of money: a finite number, above (or at least) 0."""
+    allowed = "a positive amount" if positive else "an amount of at least 0"
+
+    def parse(text: str) -> Decimal:
+        try:
+            value = Decimal(text.replace("_", ""))
+        except InvalidOperation:
+            value = Decimal("NaN")
+        if not value.is_finite() or value < 0 or (positive and value == 0):
+            raise argparse.ArgumentTypeError(
+                f"must be {allowed} of money, e.g. {option} {100000 if positive else 0.005}; "
+                f"got {text!r}"
+            )
+        return value
+
+    return parse
 
 
 def _feed(args: argparse.Namespace) -> DataFeed:
@@ -92,25 +200,76 @@ def _feed(args: argparse.Namespace) -> DataFeed:
     symbols = [s for s in (args.symbols or "").split(",") if s] or None
     if args.csv is None:
         return sample_feed(symbols)
+    if not os.path.isfile(args.csv):
+        what = "is a directory, not a file" if os.path.isdir(args.csv) else "does not exist"
+        raise ConfigError(f"--csv {args.csv}: {what}; give the path of a CSV file of bars")
     if symbols is None:
-        raise ConfigError("--csv needs --symbols (one symbol, or several with a symbol column)")
+        raise ConfigError(
+            f"--csv {args.csv} needs --symbols: the symbol of the stock whose bars the file "
+            "holds (e.g. --symbols SPY), or, for a file with a symbol column, the symbols to "
+            "read from it (e.g. --symbols SPY,QQQ)"
+        )
     instruments = [Stock(s) for s in symbols]
     target = instruments[0] if len(instruments) == 1 else instruments
     return CSVFeed(args.csv, target, tz=args.tz)
 
 
+def _bar_size_text(bar_ns: int | None) -> str:
+    """A bar length in words: ``1 day``, ``5 min``, ``30 s``."""
+    if not bar_ns:
+        return "unknown"
+    seconds = bar_ns // 1_000_000_000
+    for unit, length in (("week", 604_800), ("day", 86_400), ("h", 3_600), ("min", 60)):
+        if seconds >= length and seconds % length == 0:
+            count = seconds // length
+            plural = "s" if count > 1 and unit in ("week", "day") else ""
+            return f"{count} {unit}{plural}"
+    return f"{seconds} s"
+
+
 def _backtest(args: argparse.Namespace) -> int:
     from ibkrfw.engine.engine import Engine
+    from ibkrfw.model.orders import OrderStatus
     from ibkrfw.sim.broker import SimBroker
     from ibkrfw.sim.commission import PerShareCommission
 
     cls = _load_strategy_class(args.strategy)
-    strategy = cls(**_parameters(cls, args.param))
+    strategy = _make_strategy(cls, _parameters(cls, args.param))
+    feed = _feed(args)
     commission = PerShareCommission(args.commission) if args.commission else None
     broker = SimBroker(args.cash, commission=commission)
-    result = Engine(strategy, _feed(args), broker).run(progress=None)  # long runs only
-    print(f"{strategy!r}")
-    print(result.stats.to_string())
+    result = Engine(strategy, feed, broker).run(progress=None)  # long runs only
+    summary = result.summary()
+    instruments = feed.instruments
+    tz = instruments[0].timezone if instruments else "UTC"
+    source = "the sample data shipped with ibkrfw" if args.csv is None else f"CSV {args.csv}"
+    header = {
+        "Strategy": repr(strategy),
+        "Data": source,
+        "Symbols": ", ".join(i.symbol for i in instruments),
+        "Bar size": _bar_size_text(feed.bar_ns),
+        "First bar": f"{summary['Start']} ({tz})",
+        "Last bar": f"{summary['End']} ({tz})",
+        "Bars": summary["Bars"],
+        "Starting cash": f"{args.cash:,.2f} {result.base_currency}",
+    }
+    width = max(map(len, header))
+    for key, text in header.items():
+        print(f"{key:<{width}}  {text}")
+    print()
+    print(summary.to_string())
+    refused = [
+        o for o in result.order_list if o.status in (OrderStatus.DENIED, OrderStatus.REJECTED)
+    ]
+    if refused:
+        first = refused[0]
+        local = first.created.tz_convert(tz)
+        when = local.strftime("%Y-%m-%d %H:%M" if local.hour or local.minute else "%Y-%m-%d")
+        print(
+            f"\n{len(refused)} order(s) refused (denied by a risk rule or rejected by the "
+            f"broker); the first, {first.side} {first.quantity} {first.instrument.symbol} "
+            f"on {when}, {first.status.lower()}: {first.reason or 'no reason given'}"
+        )
     if args.save:
         result.save(args.save)
         print(f"saved to {args.save}")
@@ -317,19 +476,32 @@ def _data_validate(args: argparse.Namespace) -> int:
 
 
 def _add_data_commands(sub: Any) -> None:
-    data = sub.add_parser("data", help="import, export, list and validate stored bars")
-    commands = data.add_subparsers(dest="data_command", required=True)
+    data = sub.add_parser(
+        "data",
+        help="import, export, list and validate stored bars",
+        description="Keep bars in a store (a SQLite file, or a Parquet directory with "
+        "--parquet): import CSV files after validating them, export them again, list what "
+        "the store holds, and report the problems of a CSV file or of stored bars.",
+    )
+    commands = data.add_subparsers(
+        dest="data_command", required=True, metavar="COMMAND", title="commands", help="one of:"
+    )
 
     def store_options(p: argparse.ArgumentParser, required: bool = True) -> None:
         p.add_argument("--store", required=required, help="the SQLite file (or Parquet directory)")
         p.add_argument("--parquet", action="store_true", help="the store is a Parquet directory")
 
-    imp = commands.add_parser("import", help="validate a CSV file of bars and store it")
+    imp = commands.add_parser(
+        "import",
+        help="validate a CSV file of bars and store it",
+        description="Read a CSV file of one stock's bars, report its problems, clean those "
+        "you name with --clean (other problems stop the import) and store the bars.",
+    )
     imp.add_argument("csv", help="the CSV file")
     store_options(imp)
     imp.add_argument("--symbol", required=True, help="the stock's symbol")
-    imp.add_argument("--exchange", default="SMART")
-    imp.add_argument("--currency", default="USD")
+    imp.add_argument("--exchange", default="SMART", help="the stock's exchange (default SMART)")
+    imp.add_argument("--currency", default="USD", help="the stock's currency (default USD)")
     imp.add_argument("--bar-size", required=True, help="e.g. 1min, 1h, 1d")
     imp.add_argument("--layout", default="ibkrfw", help="ibkrfw, yahoo, ib, polygon, tradingview")
     imp.add_argument("--tz", help="time zone of times without a UTC offset")
@@ -343,31 +515,49 @@ def _add_data_commands(sub: Any) -> None:
     )
     imp.set_defaults(func=_data_import)
 
-    exp = commands.add_parser("export", help="write stored bars to a CSV file")
+    exp = commands.add_parser(
+        "export",
+        help="write stored bars to a CSV file",
+        description="Write one instrument's stored bars of one size, optionally between two "
+        "times, to a CSV file that 'ibkrfw data import' and 'ibkrfw backtest --csv' read.",
+    )
     exp.add_argument("csv", help="the CSV file to write")
     store_options(exp)
     exp.add_argument("--instrument", required=True, help="the instrument key, e.g. ACME.SMART")
-    exp.add_argument("--bar-size", required=True)
+    exp.add_argument("--bar-size", required=True, help="the stored bar size, e.g. 1min, 1h, 1d")
     exp.add_argument("--start", help="first time (naive: the instrument's time zone)")
     exp.add_argument("--end", help="end time, excluded")
     exp.set_defaults(func=_data_export)
 
-    info = commands.add_parser("info", help="list what the store holds")
+    info = commands.add_parser(
+        "info",
+        help="list what the store holds",
+        description="List the instruments and bar sizes in a store, with their first and last "
+        "bars and counts.",
+    )
     store_options(info)
     info.set_defaults(func=_data_info)
 
     val = commands.add_parser(
-        "validate", help="report the problems of a CSV file or of stored bars (exit 1 if any)"
+        "validate",
+        help="report the problems of a CSV file or of stored bars (exit 1 if any)",
+        description="Check bars for NaN, non-positive prices, high below low, duplicates, "
+        "times out of order, gaps against the session calendar and outliers; print every "
+        "problem and exit with 1 if there is any, 0 if none.",
     )
     val.add_argument("csv", nargs="?", help="a CSV file (or give --store and --instrument)")
     store_options(val, required=False)
     val.add_argument("--instrument", help="the instrument key in the store")
     val.add_argument("--symbol", help="the stock a CSV file holds (for its sessions)")
-    val.add_argument("--bar-size", required=True)
-    val.add_argument("--layout", default="ibkrfw")
+    val.add_argument("--bar-size", required=True, help="e.g. 1min, 1h, 1d")
+    val.add_argument(
+        "--layout",
+        default="ibkrfw",
+        help="the CSV file's columns: ibkrfw (default), yahoo, ib, polygon, tradingview",
+    )
     val.add_argument("--tz", help="time zone of times without a UTC offset")
-    val.add_argument("--start")
-    val.add_argument("--end")
+    val.add_argument("--start", help="first stored time to check (naive: the instrument's zone)")
+    val.add_argument("--end", help="end of the stored bars to check, excluded")
     val.set_defaults(func=_data_validate)
 
 
@@ -425,7 +615,7 @@ def _run(args: argparse.Namespace) -> int:
         raise ConfigError("nothing to trade: give --symbols or 'symbols' in the [run] table")
     cls = _load_strategy_class(args.strategy or run_table.get("strategy", ""))
     pairs = [f"{k}={v}" for k, v in run_table.get("parameters", {}).items()] + args.param
-    strategy = cls(**_parameters(cls, pairs))
+    strategy = _make_strategy(cls, _parameters(cls, pairs))
     bar_size = args.bar_size or run_table.get("bar_size", "1min")
     client = IBClient(config)
     feed = IBKRDataFeed(instruments, client=client, bar_size=None if bar_size == "5s" else bar_size)
@@ -499,7 +689,7 @@ _SANDBOX_KEYS = {
 }
 
 
-def _sandbox_broker(cash: str | None, table: Mapping[str, Any]) -> SimBroker:
+def _sandbox_broker(cash: Decimal | None, table: Mapping[str, Any]) -> SimBroker:
     """The simulated broker of ``ibkrfw run --sandbox``, from the ``[sandbox]`` table.
 
     The costs and fill rules are those of a backtest's :class:`~ibkrfw.sim.SimBroker`, so
@@ -659,15 +849,33 @@ def _add_backtest_data_options(parser: argparse.ArgumentParser) -> None:
         "--symbols", help="comma-separated symbols to trade (default: every sample one)"
     )
     parser.add_argument("--tz", help="time zone of naive timestamps in the CSV")
-    parser.add_argument("--cash", default="100000", help="starting cash (default: 100000)")
-    parser.add_argument("--commission", help="commission per share, e.g. 0.005 (default: none)")
+    parser.add_argument(
+        "--cash",
+        default="100000",
+        type=_money("--cash", positive=True),
+        help="starting cash, above 0 (default: 100000)",
+    )
+    parser.add_argument(
+        "--commission",
+        type=_money("--commission", positive=False),
+        help="commission per share, e.g. 0.005 (default: none)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the ``ibkrfw`` command."""
-    parser = argparse.ArgumentParser(prog="ibkrfw", description=__doc__)
-    parser.add_argument("--version", action="version", version=f"ibkrfw {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(
+        prog="ibkrfw",
+        description="Backtest, optimise and run trading strategies on Interactive Brokers: "
+        "one strategy, the same code on the simulator and on TWS or IB Gateway.",
+        epilog="Run 'ibkrfw COMMAND --help' for a command's options.",
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"ibkrfw {__version__}", help="print the version"
+    )
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", title="commands", help="one of:"
+    )
     bt = sub.add_parser(
         "backtest",
         help="run a strategy on the sample data or a CSV file and print its statistics",
@@ -746,7 +954,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     fake.add_argument("--host", default="127.0.0.1", help="address to listen on")
     fake.add_argument("--port", type=int, default=7497, help="port (default 7497, 0: any)")
-    fake.add_argument("--account", default="DU1234567")
+    fake.add_argument(
+        "--account", default="DU1234567", help="the account id it reports (default DU1234567)"
+    )
     fake.add_argument("--sample", help="comma-separated sample symbols (default: all)")
     fake.add_argument("--store", help="replay bars from this SQLite file (or Parquet directory)")
     fake.add_argument("--parquet", action="store_true", help="the store is a Parquet directory")
@@ -811,7 +1021,9 @@ def _add_run_command(sub: Any) -> None:
         "--sandbox", action="store_true", help="IB's data, the simulator's fills: nothing is sent"
     )
     run.add_argument(
-        "--cash", help="the sandbox's starting cash (default: 'cash' in [sandbox], or 100000)"
+        "--cash",
+        type=_money("--cash", positive=True),
+        help="the sandbox's starting cash (default: 'cash' in [sandbox], or 100000)",
     )
     run.add_argument(
         "--cancel-on-stop", action="store_true", help="cancel working orders when stopping"
@@ -836,6 +1048,27 @@ def _option(name: str, value: object) -> str:
     return f"--{name.replace('_', '-')} {value}"
 
 
+def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    """The parsers of the commands directly under ``parser`` (none for a leaf command)."""
+    commands: dict[str, argparse.ArgumentParser] = {}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            commands.update(action.choices)
+    return commands
+
+
+def _command_parser(
+    parser: argparse.ArgumentParser, args: argparse.Namespace
+) -> argparse.ArgumentParser:
+    """The parser of the innermost command ``args`` were parsed for (``data import``...)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            chosen = action.choices.get(getattr(args, action.dest, None) or "")
+            if chosen is not None:
+                return _command_parser(chosen, args)
+    return parser
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``ibkrfw`` command with ``argv`` (default: the process arguments).
 
@@ -843,7 +1076,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     work: bad arguments (argparse's convention) or bad input (a file that cannot be read,
     malformed data, a wrong setting), with a message on standard error and no traceback.
     """
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extras = parser.parse_known_args(argv)
+    if extras:  # argparse would report them with the top-level usage: say it for the command
+        _command_parser(parser, args).error(f"unrecognized arguments: {' '.join(extras)}")
     try:
         code: int = args.func(args)
     except DataError as exc:  # its fix names settings: word them as options (--tz, not tz=)

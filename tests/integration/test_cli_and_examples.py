@@ -55,14 +55,11 @@ def test_user_strategy_by_import_path(
         (["backtest", "--strategy", "nope"], "module:Class"),
         (["backtest", "--strategy", "no_such_module_xyz:S"], "cannot import"),
         (["backtest", "--strategy", "ibkrfw:Engine"], "not a Strategy"),
-        (["backtest", "-p", "bogus=1"], "bad parameter"),
-        (["backtest", "-p", "fast=ten"], "bad value for fast"),
+        (["backtest", "-p", "bogus=1"], "no parameter 'bogus'"),
+        (["backtest", "-p", "fast=ten"], "parameter fast: 'ten' is not an int"),
         (["backtest", "-p", "fast=40"], "must be smaller than slow"),
-        (
-            ["backtest", "--csv", "/nonexistent.csv", "--symbols", "X"],
-            "no such file; check the path",
-        ),
-        (["backtest", "--csv", "/nonexistent.csv"], "needs --symbols"),
+        (["backtest", "--csv", "/nonexistent.csv", "--symbols", "X"], "does not exist"),
+        (["backtest", "--csv", "/nonexistent.csv"], "/nonexistent.csv: does not exist"),
     ],
 )
 def test_cli_errors_are_one_clear_line(

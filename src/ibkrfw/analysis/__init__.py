@@ -9,6 +9,7 @@ from ibkrfw.analysis.correlation import (
     returns_of,
     rolling_correlation,
 )
+from ibkrfw.analysis.formatting import format_stats
 from ibkrfw.analysis.metrics import (
     Drawdown,
     TradeStats,
@@ -40,6 +41,7 @@ __all__ = [
     "correlation_matrix",
     "diversification_ratio",
     "drawdown",
+    "format_stats",
     "longest_under_water",
     "max_drawdown",
     "periods_per_year",

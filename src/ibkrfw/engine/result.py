@@ -359,6 +359,12 @@ class RunResult:
         ``Annualisation`` show which. Money is in the base currency: a trade's profit is
         converted at the rate of its exit, a commission or a cash adjustment at its time.
 
+        ``Trades`` counts the closed round trips (:attr:`trade_list`), and every statistic
+        about trades (win rate, best and worst, averages, expectancy, profit factor) is about
+        them; ``Open trades`` counts the positions still open at the end (one per instrument),
+        whose profit or loss is in the equity but in no trade statistic. A run that buys and
+        holds has ``Trades`` 0, ``Open trades`` 1 and a NaN win rate.
+
         ``Exposure [%]`` is the share of timestamps ending with a position; ``Turnover
         (annual)`` the value traded (buys and sells) over the mean equity, per year; the
         largest drawdown's duration runs from its peak to the recovery, or to the end if equity
@@ -436,6 +442,7 @@ class RunResult:
             if years > 0 and mean_equity > 0
             else nan,
             "Trades": trades.trades,
+            "Open trades": self._open_positions(),
             "Trades per year": trades.trades / years if years > 0 else nan,
             "Win rate [%]": trades.win_rate * 100,
             "Best trade [%]": float(ret_pct.max()) if len(pnl) else nan,
@@ -464,6 +471,45 @@ class RunResult:
         if benchmark is not None:
             values.update(self._against(benchmark, rets, periods))
         return pd.Series(values, name=self.strategy_name, dtype=object)
+
+    def _open_positions(self) -> int:
+        """How many instruments hold a position after the last fill."""
+        net: dict[Instrument, Decimal] = {}
+        for fill in (*self.earlier_fills, *self.fill_list):
+            net[fill.instrument] = net.get(fill.instrument, Decimal(0)) + (
+                fill.quantity if fill.side.sign > 0 else -fill.quantity
+            )
+        return sum(1 for quantity in net.values() if quantity)
+
+    def summary(self, stats: pd.Series | None = None) -> pd.Series:
+        """The statistics as text for reading: rounded, in the exchange's time zone.
+
+        Times are in the time zone of the run's first instrument (dates alone when every bar
+        starts at midnight there, as daily bars do), durations of daily runs in whole days
+        (a daylight-saving hour is not a duration), money and percentages with two decimals,
+        ratios with two, counts as whole numbers, and what could not be computed as ``n/a``.
+        :attr:`stats` keeps the exact values; this is what ``ibkrfw backtest`` prints.
+
+        Args:
+            stats: The statistics to show (default :attr:`stats`), e.g. from
+                :meth:`statistics` with a benchmark.
+
+        Example:
+            >>> from ibkrfw import Engine
+            >>> from ibkrfw.data import sample_feed
+            >>> from ibkrfw.sim import SimBroker
+            >>> from ibkrfw.strategies import MovingAverageCrossover
+            >>> result = Engine(MovingAverageCrossover(), sample_feed(["ACME"]),
+            ...                 SimBroker(cash=100_000)).run()
+            >>> result.summary()[["Start", "Initial equity", "Sharpe ratio"]].tolist()
+            ['2015-01-02', '100,000.00', '-0.63']
+        """
+        from ibkrfw.analysis.formatting import format_stats
+
+        tz = next((i.timezone for i in self._bars), "UTC")
+        index = _utc_index(self._ts).tz_convert(tz)
+        daily = bool(len(index)) and bool((index == index.normalize()).all())
+        return format_stats(self.stats if stats is None else stats, tz=tz, daily=daily)
 
     def _against(
         self, benchmark: pd.Series, rets: npt.NDArray[np.float64], periods: float

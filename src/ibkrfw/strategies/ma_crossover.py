@@ -12,7 +12,7 @@ from ibkrfw.indicators.core import Indicator
 from ibkrfw.indicators.moving import EMA, SMA
 from ibkrfw.model.data import Bar
 from ibkrfw.model.instruments import Instrument
-from ibkrfw.strategies._params import int_at_least
+from ibkrfw.strategies._params import int_at_least, optional_fraction
 from ibkrfw.strategy import Context, Strategy
 
 __all__ = ["MovingAverageCrossover"]
@@ -37,14 +37,15 @@ class MovingAverageCrossover(Strategy):
         weight: Fraction of equity per instrument; ``None`` for ``1 / number of instruments``.
 
     Raises:
-        ConfigError: if the periods are not positive ints with ``fast < slow``.
+        ConfigError: if the periods are not positive ints with ``fast < slow``, or
+            ``weight`` is not in (0, 1].
     """
 
     fast: int = attrs.field(default=10, validator=int_at_least(1))
     slow: int = attrs.field(default=30, validator=int_at_least(1))
     exponential: bool = False
     long_only: bool = True
-    weight: float | None = None
+    weight: float | None = attrs.field(default=None, validator=optional_fraction)
     _above: dict[Instrument, bool] = attrs.field(factory=dict, init=False, repr=False)
     _share: float = attrs.field(default=1.0, init=False, repr=False)
 

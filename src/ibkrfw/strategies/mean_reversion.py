@@ -12,7 +12,7 @@ from ibkrfw.indicators.core import Indicator
 from ibkrfw.indicators.technical import BollingerBands, ZScore
 from ibkrfw.model.data import Bar
 from ibkrfw.model.instruments import Instrument
-from ibkrfw.strategies._params import int_at_least
+from ibkrfw.strategies._params import int_at_least, optional_fraction
 from ibkrfw.strategy import Context, Strategy
 
 __all__ = ["MeanReversion"]
@@ -60,7 +60,7 @@ class MeanReversion(Strategy):
     signal: Literal["zscore", "bollinger"] = "zscore"
     long_only: bool = False
     max_bars: int | None = None
-    weight: float | None = None
+    weight: float | None = attrs.field(default=None, validator=optional_fraction)
     _held_since: dict[Instrument, int] = attrs.field(factory=dict, init=False, repr=False)
     _share: float = attrs.field(default=1.0, init=False, repr=False)
 
@@ -75,8 +75,6 @@ class MeanReversion(Strategy):
             isinstance(self.max_bars, int) and self.max_bars >= 1
         ):
             raise ConfigError(f"max_bars must be a positive int, got {self.max_bars!r}")
-        if self.weight is not None and not 0 < self.weight <= 1:
-            raise ConfigError(f"weight must be in (0, 1], got {self.weight!r}")
 
     @override
     def indicators(self) -> dict[str, Indicator]:

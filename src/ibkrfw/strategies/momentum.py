@@ -14,7 +14,7 @@ from ibkrfw.indicators.technical import RateOfChange
 from ibkrfw.model.data import Bar
 from ibkrfw.model.instruments import Instrument
 from ibkrfw.portfolio.rebalance import Frequency, Schedule, plan_rebalance
-from ibkrfw.strategies._params import int_at_least
+from ibkrfw.strategies._params import int_at_least, optional_fraction
 from ibkrfw.strategy import Context, Strategy
 
 __all__ = ["CrossSectionalMomentum", "TimeSeriesMomentum"]
@@ -34,7 +34,12 @@ class TimeSeriesMomentum(Strategy):
         lookback: The bars the return is measured over.
         threshold: The return needed to act (0.0: its sign).
         long_only: Go flat instead of short on a falling trend.
-        weight: The share of equity per instrument; ``1 / number of instruments`` if None.
+        weight: The share of equity per instrument, in (0, 1]; ``1 / number of instruments``
+            if None.
+
+    Raises:
+        ConfigError: if ``lookback`` is not a positive int, ``threshold`` is negative or
+            ``weight`` is not in (0, 1].
 
     Example:
         >>> from ibkrfw import Engine
@@ -49,7 +54,7 @@ class TimeSeriesMomentum(Strategy):
     lookback: int = attrs.field(default=60, validator=int_at_least(1))
     threshold: float = 0.0
     long_only: bool = True
-    weight: float | None = None
+    weight: float | None = attrs.field(default=None, validator=optional_fraction)
     _share: float = attrs.field(default=1.0, init=False, repr=False)
     _state: dict[Instrument, int] = attrs.field(factory=dict, init=False, repr=False)
 

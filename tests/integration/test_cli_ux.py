@@ -1,0 +1,247 @@
+"""The ``ibkrfw`` command as a user reads it: help, usage on errors, output, refusals."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import attrs
+import pytest
+
+from ibkrfw import Context, Strategy
+from ibkrfw.cli import _subcommands, build_parser, main
+from ibkrfw.model.data import Bar
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@attrs.define
+class Greedy(Strategy):
+    """Buys far more than the account can pay for: every order is denied."""
+
+    def on_bar(self, ctx: Context, bar: Bar) -> None:
+        if not ctx.open_orders(bar.instrument) and ctx.position(bar.instrument).quantity == 0:
+            ctx.buy(bar.instrument, 100_000)
+
+
+def _walk(
+    parser: argparse.ArgumentParser, help_text: str = ""
+) -> list[tuple[argparse.ArgumentParser, str]]:
+    found = [(parser, help_text)]
+    helps = {
+        choice.dest: choice.help
+        for action in parser._actions
+        if isinstance(action, argparse._SubParsersAction)
+        for choice in action._choices_actions
+    }
+    for name, sub in _subcommands(parser).items():
+        found += _walk(sub, helps.get(name) or "")
+    return found
+
+
+def test_every_command_has_a_description_and_every_option_a_help() -> None:
+    parsers = _walk(build_parser())
+    assert len(parsers) > 10  # the top level, the commands and data's subcommands
+    for parser, help_text in parsers:
+        assert parser.description, f"{parser.prog} has no description"
+        assert "``" not in parser.description, f"{parser.prog}: markup in its description"
+        if parser.prog != "ibkrfw":
+            assert help_text, f"{parser.prog} has no help line in its parent's list"
+        for action in parser._actions:
+            assert action.help and action.help.strip(), f"{parser.prog} {action.dest}: no help"
+
+
+def test_top_level_help_reads_without_markup(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    assert "``" not in out and "Backtest, optimise and run" in out
+    assert "data" in out and "import, export, list and validate stored bars" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "usage"),
+    [
+        (["backtest", "--bogus"], "usage: ibkrfw backtest"),
+        (["optimize", "--bogus"], "usage: ibkrfw optimize"),
+        (["data", "info", "--store", "x.db", "--bogus"], "usage: ibkrfw data info"),
+        (["data"], "usage: ibkrfw data "),
+    ],
+)
+def test_a_commands_error_shows_its_own_usage(
+    argv: list[str], usage: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(usage)
+    assert "--bogus" not in argv or "unrecognized arguments: --bogus" in err
+
+
+def test_backtest_prints_a_header_and_readable_statistics(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["backtest", "--symbols", "ACME,BOLT", "--cash", "50000"]) == 0
+    out = capsys.readouterr().out
+    header, _, stats = out.partition("\n\n")
+    assert re.search(r"^Strategy +MovingAverageCrossover\(fast=10, slow=30", header, re.M)
+    assert re.search(r"^Data +the sample data shipped with ibkrfw$", header, re.M)
+    assert re.search(r"^Symbols +ACME, BOLT$", header, re.M)
+    assert re.search(r"^Bar size +1 day$", header, re.M)
+    assert re.search(r"^First bar +2015-01-02 \(America/New_York\)$", header, re.M)
+    assert re.search(r"^Last bar +2024-12-31 \(America/New_York\)$", header, re.M)
+    assert re.search(r"^Bars +2,608$", header, re.M)
+    assert re.search(r"^Starting cash +50,000.00 USD$", header, re.M)
+    # daily bars as dates in New York, whole days, rounded numbers, counts as ints
+    assert re.search(r"^Start +2015-01-02$", stats, re.M)
+    assert "+00:00" not in stats and ":00:00" not in stats
+    assert re.search(r"^Max drawdown duration +[\d,]+ days$", stats, re.M)
+    assert re.search(r"^Initial equity +50,000.00$", stats, re.M)
+    assert re.search(r"^Sharpe ratio +-?\d+\.\d\d$", stats, re.M)
+    assert re.search(r"^Total return \[%\] +-?[\d,]+\.\d\d$", stats, re.M)
+    assert re.search(r"^Periods per year +260\.8$", stats, re.M)
+    assert re.search(r"^Trades +\d+$", stats, re.M)
+    assert re.search(r"^Open trades +\d+$", stats, re.M)
+
+
+def test_backtest_on_a_csv_names_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ibkrfw.data import generate_bars
+
+    path = tmp_path / "zzz.csv"
+    generate_bars(["ZZZ"], periods=300, seed=5).drop(columns="symbol").to_csv(path, index=False)
+    assert main(["backtest", "--csv", str(path), "--symbols", "ZZZ"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(rf"^Data +CSV {re.escape(str(path))}$", out, re.M)
+    assert re.search(r"^Symbols +ZZZ$", out, re.M)
+
+
+def test_a_buy_and_hold_shows_its_open_positions_and_no_win_rate(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["backtest", "--strategy", "target_weights"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^Trades +0$", out, re.M)
+    assert re.search(r"^Open trades +5$", out, re.M)
+    assert re.search(r"^Win rate \[%\] +n/a$", out, re.M)
+    assert "NaN" not in out
+
+
+def test_denied_orders_are_reported(capsys: pytest.CaptureFixture[str]) -> None:
+    strategy = f"{__name__}:Greedy"
+    assert main(["backtest", "--strategy", strategy, "--symbols", "ACME"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(
+        r"^2608 order\(s\) refused .*the first, BUY 100000 ACME on 2015-01-02, denied: "
+        r"insufficient buying power",
+        out,
+        re.M,
+    )
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--cash", "0"], "argument --cash: must be a positive amount of money, e.g. --cash"),
+        (["--cash", "-5"], "got '-5'"),
+        (["--cash", "lots"], "got 'lots'"),
+        (["--commission", "-0.01"], "argument --commission: must be an amount of at least 0"),
+    ],
+)
+def test_bad_money_is_refused_with_the_commands_usage(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["backtest", *argv])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: ibkrfw backtest") and message in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["-p", "fast=abc"],
+            "parameter fast: 'abc' is not an int (MovingAverageCrossover.fast is an int, "
+            "e.g. -p fast=10)",
+        ),
+        (["-p", "fsat=5"], "has no parameter 'fsat': did you mean 'fast'?"),
+        (["-p", "fast"], "-p 'fast': expected NAME=VALUE"),
+        (
+            ["-p", "weight=2.5"],
+            "MovingAverageCrossover refuses -p weight=2.5: weight must be a fraction of equity "
+            "in (0, 1]",
+        ),
+        (["-p", "weight=nan"], "parameter weight: 'nan' is not a finite number"),
+        (["-p", "exponential=maybe"], "'maybe' is not true or false"),
+        (["-p", "slow=0"], "slow must be an int of at least 1, got 0"),
+        (
+            ["--strategy", "mean_reversion", "-p", "signal=median"],
+            "'median' is not one of zscore, bollinger",
+        ),
+        (["--strategy", "ts_momentum", "-p", "weight=0"], "weight must be a fraction"),
+        (
+            ["--strategy", "target_weights", "-p", "weights=ACME:half"],
+            "parameter weights: 'half' is not a number",
+        ),
+    ],
+)
+def test_bad_parameters_are_refused_in_one_line(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["backtest", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ibkrfw: error:") and message in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_parameters_of_every_kind_are_converted(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["backtest", "--strategy", "target_weights", "-p", "weights=ACME:0.5,BOLT:0.25"]
+    assert main([*argv, "-p", "every=none", "-p", "drift_trigger=0.1"]) == 0
+    out = capsys.readouterr().out
+    assert "TargetWeights(weights={'ACME': 0.5, 'BOLT': 0.25}, every=None, drift_trigger=0.1" in out
+
+
+def test_csv_without_symbols_says_what_symbols_is_for(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "bars.csv"
+    path.write_text("timestamp,open,high,low,close,volume\n")
+    assert main(["backtest", "--csv", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"--csv {path} needs --symbols: the symbol of the stock" in err
+    assert main(["backtest", "--csv", str(tmp_path / "missing.csv")]) == 2
+    assert "missing.csv: does not exist" in capsys.readouterr().err
+
+
+def test_the_installed_command_reports_errors_with_exit_codes() -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "PYTHONWARNINGS": "error"}
+
+    def run(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "ibkrfw", *argv],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+        )
+
+    bogus = run("backtest", "--bogus")
+    assert bogus.returncode == 2
+    assert bogus.stderr.startswith("usage: ibkrfw backtest")
+    assert "ibkrfw backtest: error: unrecognized arguments: --bogus" in bogus.stderr
+    cash = run("backtest", "--cash", "0")
+    assert cash.returncode == 2 and "--cash: must be a positive amount" in cash.stderr
+    weight = run("backtest", "-p", "weight=2.5")
+    assert weight.returncode == 2 and "Traceback" not in weight.stderr
+    assert weight.stderr.startswith("ibkrfw: error: MovingAverageCrossover refuses -p weight=2.5")
+    ok = run("backtest", "--symbols", "ACME")
+    assert ok.returncode == 0 and re.search(r"^Symbols +ACME$", ok.stdout, re.M)
