@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 
+import pytest
 from hypothesis import HealthCheck, settings
 
 # CI machines are small and shared: no deadlines, a fixed number of examples. CI draws them
@@ -27,3 +29,22 @@ settings.register_profile(
 settings.load_profile(
     os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev")
 )
+
+
+@pytest.fixture
+def chromium() -> str:
+    """Chromium's path, for the tests that render in it: skipped without it, failed under CI."""
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found:
+        return found
+    under_ci = os.environ.get("CI", "").strip().lower() not in {"", "0", "false", "no"}
+    message = (
+        "chromium is not installed (neither `chromium` nor `chromium-browser` is on PATH) and "
+        "this test renders pages in headless Chromium. Install Debian's chromium: "
+        "`apt-get install chromium` (as root), or run `bash tools/ensure-chromium.sh`; "
+        "`tox run` does that in the environments that need it. Without it the test is skipped, "
+        "but under CI (CI set) it fails."
+    )
+    if under_ci:
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)

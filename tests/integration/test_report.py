@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
@@ -87,14 +86,8 @@ def test_compare_puts_runs_side_by_side(result: RunResult) -> None:
     assert [line.get_label() for line in ax.lines] == ["10/30", "5/50"]
 
 
-def _chromium() -> str:
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    assert found, "chromium is missing: tools/ensure-chromium.sh installs it (tox runs it)"
-    return found
-
-
 def test_the_report_is_self_contained_and_renders_in_chromium(
-    result: RunResult, tmp_path: Path
+    result: RunResult, tmp_path: Path, chromium: str
 ) -> None:
     path = tmp_path / "report.html"
     result.report(path, benchmark=benchmark())
@@ -103,8 +96,7 @@ def test_the_report_is_self_contained_and_renders_in_chromium(
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", text)  # nothing fetched
     assert text.count('src="data:image/png;base64,') == 5  # three, then one per instrument
     assert f"ibkrfw {__import__('ibkrfw').__version__}" in text
-    browser = _chromium()
-    common = [browser, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}"]
+    common = [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}"]
     dom = subprocess.run(
         [*common, "--dump-dom", path.as_uri()], capture_output=True, text=True, timeout=120
     )

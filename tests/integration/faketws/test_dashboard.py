@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import threading
 import urllib.error
@@ -87,12 +86,6 @@ def test_off_loopback_needs_a_token_and_every_request_carries_it(
         assert get(dashboard.url + "nothing?token=t0ken")[0] == 404
 
 
-def _chromium() -> str:
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    assert found, "chromium is missing: tools/ensure-chromium.sh installs it (tox runs it)"
-    return found
-
-
 class _SteppingMonitor:
     """Serves the first state as it is; before the second, steps the session to a new fill."""
 
@@ -112,7 +105,9 @@ class _SteppingMonitor:
         return self.monitor.health()
 
 
-def test_the_page_shows_the_positions_and_updates_itself_after_a_fill(tmp_path: Path) -> None:
+def test_the_page_shows_the_positions_and_updates_itself_after_a_fill(
+    tmp_path: Path, chromium: str
+) -> None:
     monitor = LiveMonitor(stale_after_s=10 * 86_400)
     with FakeTWS.from_sample(["ACME"]) as tws:
         session = LiveSession(buys(0, 4), tws, observers=[monitor])
@@ -121,8 +116,7 @@ def test_the_page_shows_the_positions_and_updates_itself_after_a_fill(tmp_path: 
             stepping = _SteppingMonitor(monitor, session)
             dashboard = Dashboard(stepping, port=0, refresh_s=1.0)  # type: ignore[arg-type]
             with dashboard:
-                browser = _chromium()
-                common = [browser, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}"]
+                common = [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}"]
                 dom = subprocess.run(
                     [*common, "--virtual-time-budget=2500", "--dump-dom", dashboard.url],
                     capture_output=True, text=True, timeout=120,
