@@ -193,6 +193,45 @@ def _money(option: str, *, positive: bool) -> Callable[[str], Decimal]:
     return parse
 
 
+def _output_file(text: str) -> str:
+    """An argparse ``type`` for a file to write: not a directory, in a directory that exists.
+
+    Checked when the command starts, not after a long run has nothing to write to.
+    """
+    path = os.path.expanduser(text)
+    if os.path.isdir(path):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is a directory: give a file name, e.g. {os.path.join(text, 'run.ibkrfw')}"
+        )
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise argparse.ArgumentTypeError(
+            f"the folder {folder!r} of {text!r} does not exist: create it first"
+        )
+    if not os.access(folder, os.W_OK):
+        raise argparse.ArgumentTypeError(f"cannot write in the folder {folder!r} of {text!r}")
+    return path
+
+
+def _port(*, zero: bool) -> Callable[[str], int]:
+    """An argparse ``type`` for a TCP port: 1 to 65535 (or 0, any free port, if ``zero``)."""
+    low = 0 if zero else 1
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = -1
+        if not low <= value <= 65535:
+            raise argparse.ArgumentTypeError(
+                f"a port is a whole number from {low} to 65535 (TWS paper: 7497, "
+                f"IB Gateway paper: 4002); got {text!r}"
+            )
+        return value
+
+    return parse
+
+
 def _feed(args: argparse.Namespace) -> DataFeed:
     from ibkrfw.data.sample import sample_feed
     from ibkrfw.sim.feeds import CSVFeed
@@ -897,8 +936,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="a strategy parameter (repeatable), e.g. -p fast=20",
     )
     _add_backtest_data_options(bt)
-    bt.add_argument("--save", help="save the result to this file (ibkrfw report reads it)")
-    bt.add_argument("--report", help="write an HTML report to this file")
+    bt.add_argument(
+        "--save",
+        type=_output_file,
+        help="save the result to this file (ibkrfw report reads it)",
+    )
+    bt.add_argument("--report", type=_output_file, help="write an HTML report to this file")
     bt.set_defaults(func=_backtest)
     opt = sub.add_parser(
         "optimize",
@@ -929,7 +972,7 @@ def build_parser() -> argparse.ArgumentParser:
     opt.add_argument("--anchored", action="store_true", help="anchored walk-forward windows")
     _add_backtest_data_options(opt)
     opt.add_argument("--top", type=int, default=10, help="rows to print (default: 10)")
-    opt.add_argument("--out", help="write every row to this CSV file")
+    opt.add_argument("--out", type=_output_file, help="write every row to this CSV file")
     opt.add_argument(
         "--heatmap", metavar="X,Y=FILE.png", help="draw the objective over two parameters"
     )
@@ -942,7 +985,9 @@ def build_parser() -> argparse.ArgumentParser:
         "RunResult.save().",
     )
     rep.add_argument("run", help="the saved run")
-    rep.add_argument("-o", "--output", default="report.html", help="the HTML file to write")
+    rep.add_argument(
+        "-o", "--output", type=_output_file, default="report.html", help="the HTML file to write"
+    )
     rep.add_argument("--title", help="the report's title (default: the strategy's name)")
     rep.set_defaults(func=_report)
     _add_data_commands(sub)
@@ -953,7 +998,9 @@ def build_parser() -> argparse.ArgumentParser:
         "bars, until interrupted (Ctrl-C).",
     )
     fake.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    fake.add_argument("--port", type=int, default=7497, help="port (default 7497, 0: any)")
+    fake.add_argument(
+        "--port", type=_port(zero=True), default=7497, help="port (default 7497, 0: any)"
+    )
     fake.add_argument(
         "--account", default="DU1234567", help="the account id it reports (default DU1234567)"
     )
@@ -991,7 +1038,9 @@ def build_parser() -> argparse.ArgumentParser:
 def _connection_options(parser: argparse.ArgumentParser, config_help: str) -> None:
     """The options that say where TWS or IB Gateway is (read by :func:`_ibkr_config`)."""
     parser.add_argument("--config", help=config_help)
-    parser.add_argument("--port", type=int, help="TWS/Gateway port (overrides the file)")
+    parser.add_argument(
+        "--port", type=_port(zero=False), help="TWS/Gateway port (overrides the file)"
+    )
     parser.add_argument("--client-id", type=int, help="API client id (overrides the file)")
 
 
@@ -1074,7 +1123,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Exit codes: 0 done; 1 ``data validate`` found problems; 2 the command could not do its
     work: bad arguments (argparse's convention) or bad input (a file that cannot be read,
-    malformed data, a wrong setting), with a message on standard error and no traceback.
+    malformed data, a wrong setting, a file that cannot be written), with a message on
+    standard error and no traceback; 130 interrupted (Ctrl-C); 141 its output was closed
+    early (``ibkrfw backtest | head``), quietly, as a process stopped by SIGPIPE.
     """
     parser = build_parser()
     args, extras = parser.parse_known_args(argv)
@@ -1082,11 +1133,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         _command_parser(parser, args).error(f"unrecognized arguments: {' '.join(extras)}")
     try:
         code: int = args.func(args)
+        sys.stdout.flush()  # a closed pipe shows here rather than at exit
     except DataError as exc:  # its fix names settings: word them as options (--tz, not tz=)
         print(f"ibkrfw: error: {exc.explain(_option)}", file=sys.stderr)
         return 2
     except IBKRFWError as exc:
         print(f"ibkrfw: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\nibkrfw: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # The reader went away: nothing more to say to it, and no traceback at exit when
+        # Python flushes stdout (the recipe of Python's signal module documentation).
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
+    except OSError as exc:  # a file the command could not read or write
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"ibkrfw: error: {exc.strerror or exc}{where}", file=sys.stderr)
         return 2
     return code
 

@@ -12,6 +12,7 @@ import contextlib
 import math
 import multiprocessing
 import os
+import signal
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
@@ -134,6 +135,9 @@ _INSTALLED: Backtest | None = None  # the setup a worker process received once
 def _install(setup: Backtest) -> None:
     global _INSTALLED
     _INSTALLED = setup
+    # Ctrl-C reaches the whole process group: the parent stops the sweep and shuts the pool
+    # down; a worker that took the signal too would print a traceback of its own.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 Window = tuple[int | None, int | None] | None
@@ -217,13 +221,19 @@ class Runner:
     def __enter__(self) -> Runner:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, kind: type[BaseException] | None, *rest: object) -> None:
+        # Stopped early (Ctrl-C, an error): the runs not started yet are dropped, only those
+        # running are waited for.
+        self.close(cancel=kind is not None)
 
-    def close(self) -> None:
-        """Shut the pool down if this runner made it."""
+    def close(self, *, cancel: bool = False) -> None:
+        """Shut the pool down if this runner made it.
+
+        Args:
+            cancel: drop the runs not started yet instead of running them first.
+        """
         if self._own is not None:
-            self._own.shutdown()
+            self._own.shutdown(cancel_futures=cancel)
             self._own = None
 
     def run(
