@@ -275,8 +275,8 @@ def test_the_optimize_command(tmp_path, capsys: pytest.CaptureFixture[str]) -> N
     ("argv", "message"),
     [
         (["optimize", "--symbols", "ACME"], "nothing to search"),
-        (["optimize", "-g", "speed=1,2"], "bad --grid 'speed=1,2'"),
-        (["optimize", "-g", "fast=a,b"], "bad value for fast"),
+        (["optimize", "-g", "speed=1,2"], "-g speed=1,2: MovingAverageCrossover has no"),
+        (["optimize", "-g", "fast=a,b"], "-g fast=a,b: 'a' is not an int"),
         (["optimize", "-g", "fast=5", "--walk-forward", "730D"], "TRAIN:TEST"),
     ],
 )
