@@ -448,7 +448,7 @@ def _optimize(args: argparse.Namespace) -> int:
     objective = args.objective or table.get("objective", "Sharpe ratio")
     if not isinstance(objective, str):
         raise ConfigError(f"objective in [optimize] must be a statistic's name, got {objective!r}")
-    check_statistic(objective, "--objective")
+    check_statistic(objective, "--objective" if args.objective else "objective in [optimize]")
     walk = _walk_lengths(args.walk_forward) if args.walk_forward else None
     heatmap = _heatmap_axes(args.heatmap, space) if args.heatmap else None
     if heatmap and walk:

@@ -340,3 +340,25 @@ def test_optimize_tables_are_rounded(capsys: pytest.CaptureFixture[str]) -> None
     )
     assert re.search(r"^windows\s+3$", out, re.M)
     assert re.search(r"^efficiency\s+-?\d+\.\d\d$", out, re.M)
+
+
+def test_an_objective_from_the_toml_file_is_checked_and_named_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "sweep.toml"
+    config.write_text('[optimize]\nobjective = "Calmar"\n[optimize.grid]\nfast = [5, 10]\n')
+    assert main(["optimize", "--config", str(config), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert (
+        "objective in [optimize] 'Calmar': no statistic 'Calmar'; did you mean 'Calmar ratio'?"
+        in err
+    )
+
+
+def test_a_walk_forward_whose_every_window_failed_exits_with_1(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    argv = ["optimize", "--strategy", f"{__name__}:Broken", "-g", "size=1,2", "--symbols",
+            "ACME", "--walk-forward", "1460D:730D", "--workers", "1", "--quiet"]  # fmt: skip
+    assert main(argv) == 1
+    assert "ibkrfw: error: every window failed; the first: " in capsys.readouterr().err
