@@ -28,6 +28,16 @@ class Greedy(Strategy):
             ctx.buy(bar.instrument, 100_000)
 
 
+@attrs.define
+class Broken(Strategy):
+    """Fails on its first bar, whatever its size."""
+
+    size: int = 1
+
+    def on_bar(self, ctx: Context, bar: Bar) -> None:
+        raise RuntimeError("broken")
+
+
 def _walk(
     parser: argparse.ArgumentParser, help_text: str = ""
 ) -> list[tuple[argparse.ArgumentParser, str]]:
@@ -245,3 +255,110 @@ def test_the_installed_command_reports_errors_with_exit_codes() -> None:
     assert weight.stderr.startswith("ibkrfw: error: MovingAverageCrossover refuses -p weight=2.5")
     ok = run("backtest", "--symbols", "ACME")
     assert ok.returncode == 0 and re.search(r"^Symbols +ACME$", ok.stdout, re.M)
+
+
+# optimize: everything is checked before any data is read or any run starts
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--walk-forward", "730D:0D"], "--walk-forward 730D:0D: test must be a length above zero"),
+        (["--walk-forward", "0D:180D"], "--walk-forward 0D:180D: train must be a length above"),
+        (["--walk-forward", "730D:-6MS"], "e.g. --walk-forward 730D:180D"),
+        (["-p", "weight=2.5"], "-g fast=5 (with -p weight=2.5): MovingAverageCrossover refuses"),
+        (["-g", "slow=3,4"], "-g fast=5 -g slow=3: MovingAverageCrossover refuses fast=5, slow=3"),
+        (["-g", "weight=0.5,2.5"], "-g fast=5 -g weight=2.5: MovingAverageCrossover refuses"),
+        (
+            ["--objective", "sharpe"],
+            "--objective 'sharpe': no statistic 'sharpe'; did you mean 'Sharpe ratio'?",
+        ),
+        (
+            ["-g", "fsat=1,2"],
+            "-g fsat=1,2: MovingAverageCrossover has no parameter 'fsat': did you mean 'fast'?",
+        ),
+        (["-p", "fast=7"], "fast is given both to search (-g fast=...) and fixed (-p fast=...)"),
+        (["--heatmap", "foo"], "--heatmap foo: give X,Y=FILE.png"),
+        (["--heatmap", "fast,slow=h.png"], "'slow' is not a swept parameter; the swept ones: fast"),
+        (["--random", "-3"], "argument --random: must be a whole number of at least 1"),
+        (["--random", "0"], "argument --random: must be a whole number of at least 1"),
+        (["--top", "0"], "argument --top: must be a whole number of at least 1"),
+        (["--workers", "0"], "argument --workers: must be a whole number of at least 1"),
+    ],
+)
+def test_optimize_refuses_before_running(
+    argv: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import time
+
+    from ibkrfw.optimize import statistic_names
+
+    statistic_names()  # imports pandas and the engine once: not what is timed
+    missing = tmp_path / "never-read.csv"  # read only after the checks: it must not be reached
+    start = time.perf_counter()
+    try:  # argparse's refusals exit (2), the others return 2
+        code = main(["optimize", "-g", "fast=5,10", *argv, "--csv", str(missing),
+                     "--symbols", "ACME", "--quiet"])  # fmt: skip
+    except SystemExit as exc:
+        code = exc.code
+    assert code == 2
+    assert time.perf_counter() - start < 1.0
+    err = capsys.readouterr().err
+    assert message in err
+    assert "does not exist" not in err and "Traceback" not in err
+
+
+def test_optimize_fails_with_1_when_every_set_fails(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    argv = ["optimize", "--strategy", f"{__name__}:Broken", "-g", "size=1,2",
+            "--symbols", "ACME", "--workers", "1", "--quiet"]  # fmt: skip
+    assert main(argv) == 1
+    captured = capsys.readouterr()
+    assert "2 set(s) failed" in captured.out
+    assert "ibkrfw: error: every parameter set failed; the first: RuntimeError: broken" in (
+        captured.err
+    )
+
+
+def test_optimize_tables_are_rounded(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["optimize", "-g", "fast=5,10", "-g", "weight=0.5,1.0", "--symbols", "ACME",
+                 "--workers", "1", "--quiet", "--top", "2"]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    table = out.split("ranked by Sharpe ratio:\n")[1].split("\n\n")[0].splitlines()
+    assert len(table) == 4  # header, index name, two rows
+    row = table[2].split()
+    assert row[1:3] == ["5", "0.5"]  # the parameters as given
+    assert all(re.fullmatch(r"-?\d+\.\d\d", cell) for cell in row[3:6])  # stats: 2 dp
+    assert re.fullmatch(r"\d+", row[6])  # Trades: a whole number
+    assert main(["optimize", "-g", "fast=5,20", "-g", "slow=50", "--symbols", "ACME",
+                 "--walk-forward", "1460D:730D", "--workers", "1", "--quiet"]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    assert "+00:00" not in out and "05:00:00" not in out
+    assert re.search(
+        r"^0\s+2019-01-01\s+2019-01-01\s+2020-12-31\s+5\s+50\s+-?\d+\.\d\d\s", out, re.M
+    )
+    assert re.search(r"^windows\s+3$", out, re.M)
+    assert re.search(r"^efficiency\s+-?\d+\.\d\d$", out, re.M)
+
+
+def test_an_objective_from_the_toml_file_is_checked_and_named_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "sweep.toml"
+    config.write_text('[optimize]\nobjective = "Calmar"\n[optimize.grid]\nfast = [5, 10]\n')
+    assert main(["optimize", "--config", str(config), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert (
+        "objective in [optimize] 'Calmar': no statistic 'Calmar'; did you mean 'Calmar ratio'?"
+        in err
+    )
+
+
+def test_a_walk_forward_whose_every_window_failed_exits_with_1(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    argv = ["optimize", "--strategy", f"{__name__}:Broken", "-g", "size=1,2", "--symbols",
+            "ACME", "--walk-forward", "1460D:730D", "--workers", "1", "--quiet"]  # fmt: skip
+    assert main(argv) == 1
+    assert "ibkrfw: error: every window failed; the first: " in capsys.readouterr().err

@@ -15,11 +15,13 @@ from ibkrfw.optimize import (
     IntUniform,
     Runner,
     SweepResult,
+    check_lengths,
     grid,
     grid_search,
     random_search,
     run_sweep,
     sample,
+    statistic_names,
     walk_forward,
     windows,
 )
@@ -275,8 +277,8 @@ def test_the_optimize_command(tmp_path, capsys: pytest.CaptureFixture[str]) -> N
     ("argv", "message"),
     [
         (["optimize", "--symbols", "ACME"], "nothing to search"),
-        (["optimize", "-g", "speed=1,2"], "bad --grid 'speed=1,2'"),
-        (["optimize", "-g", "fast=a,b"], "bad value for fast"),
+        (["optimize", "-g", "speed=1,2"], "-g speed=1,2: MovingAverageCrossover has no"),
+        (["optimize", "-g", "fast=a,b"], "-g fast=a,b: 'a' is not an int"),
         (["optimize", "-g", "fast=5", "--walk-forward", "730D"], "TRAIN:TEST"),
     ],
 )
@@ -285,3 +287,31 @@ def test_optimize_command_errors(argv, message, capsys: pytest.CaptureFixture[st
 
     assert main([*argv, "--workers", "1", "--quiet"]) == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("train", "test", "message"),
+    [
+        ("730D", "0D", "test must be a length above zero"),
+        ("0D", "180D", "train must be a length above zero"),
+        ("730D", "-6MS", "test must be a length above zero"),
+        (pd.Timedelta(0), "180D", "train must be a length above zero"),
+    ],
+)
+def test_walk_forward_refuses_lengths_not_above_zero(train, test, message) -> None:
+    # a zero test length used to loop forever; a zero train length ran windows of NaN
+    setup = Backtest(MovingAverageCrossover, [FEED])
+    with pytest.raises(ConfigError, match=message):
+        walk_forward(setup, [{"fast": 5}], train=train, test=test, workers=1)
+    with pytest.raises(ConfigError, match=message):
+        windows(0, 10**18, train=train, test=test)
+    with pytest.raises(ConfigError, match=message):
+        check_lengths(train, test)
+
+
+def test_an_objective_that_names_no_statistic_is_refused_when_the_backtest_is_made() -> None:
+    with pytest.raises(ConfigError, match=r"no statistic 'sharpe'; did you mean 'Sharpe ratio'"):
+        Backtest(MovingAverageCrossover, [FEED], objective="sharpe")
+    with pytest.raises(ConfigError, match="a statistic's name or a function"):
+        Backtest(MovingAverageCrossover, [FEED], objective=3)  # type: ignore[arg-type]
+    assert "Calmar ratio" in statistic_names()

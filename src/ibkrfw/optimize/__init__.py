@@ -8,8 +8,21 @@ included); the data is sent to each worker once.
 
 from ibkrfw.optimize.search import grid_search, random_search
 from ibkrfw.optimize.space import IntUniform, LogUniform, Uniform, grid, sample
-from ibkrfw.optimize.sweep import Backtest, Runner, SweepResult, run_sweep
-from ibkrfw.optimize.walkforward import WalkForwardResult, Window, walk_forward, windows
+from ibkrfw.optimize.sweep import (
+    Backtest,
+    Runner,
+    SweepResult,
+    check_statistic,
+    run_sweep,
+    statistic_names,
+)
+from ibkrfw.optimize.walkforward import (
+    WalkForwardResult,
+    Window,
+    check_lengths,
+    walk_forward,
+    windows,
+)
 
 __all__ = [
     "Backtest",
@@ -20,11 +33,14 @@ __all__ = [
     "Uniform",
     "WalkForwardResult",
     "Window",
+    "check_statistic",
+    "check_lengths",
     "grid",
     "grid_search",
     "random_search",
     "run_sweep",
     "sample",
+    "statistic_names",
     "walk_forward",
     "windows",
 ]

@@ -9,6 +9,8 @@ the end of the sweep.
 from __future__ import annotations
 
 import contextlib
+import difflib
+import functools
 import math
 import multiprocessing
 import os
@@ -33,12 +35,61 @@ if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.axes import Axes
 
-__all__ = ["Backtest", "Runner", "SweepResult", "run_one", "run_sweep"]
+__all__ = [
+    "Backtest",
+    "Runner",
+    "SweepResult",
+    "check_statistic",
+    "run_one",
+    "run_sweep",
+    "statistic_names",
+]
 
 Objective = str | Callable[[RunResult], float]
 Progress = Callable[[int, int], None]
 REPORTED = ("Total return [%]", "Sharpe ratio", "Max drawdown [%]", "Trades")
 """The statistics every row of a sweep carries (the objective's column too, if it is one)."""
+
+
+@functools.cache
+def statistic_names() -> tuple[str, ...]:
+    """The names of the rows of :attr:`RunResult.stats <ibkrfw.RunResult.stats>`, in order.
+
+    They are the same for every run (the names are stable), so they are read from the
+    statistics of an empty run: nothing is backtested.
+
+    Example:
+        >>> "Sharpe ratio" in statistic_names()
+        True
+    """
+    import numpy as np
+
+    one = np.array([0], dtype=np.int64)
+    empty = RunResult(
+        strategy_name="", parameters={}, starting_cash=1.0, timestamps_ns=one,
+        equity=np.ones(1), cash=np.ones(1), orders=[], fills=[],
+    )  # fmt: skip
+    return tuple(str(name) for name in empty.stats.index)
+
+
+def check_statistic(name: str, option: str = "objective") -> None:
+    """Refuse ``name`` unless it is one of :func:`statistic_names`, suggesting the nearest.
+
+    Args:
+        name: The statistic's name, e.g. ``"Sharpe ratio"``.
+        option: How the setting is named in the message (``"--objective"`` for the command).
+
+    Raises:
+        ConfigError: if no statistic has that name.
+    """
+    known = statistic_names()
+    if name in known:
+        return
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    raise ConfigError(
+        f"{option} {name!r}: no statistic {name!r}; {hint}the statistics: {', '.join(known)}"
+    )
 
 
 def _as_feeds(feeds: Iterable[DataFeed]) -> tuple[DataFeed, ...]:
@@ -68,14 +119,27 @@ class Backtest:
             <ibkrfw.RunResult.stats>`) or a function of the result; its column in a sweep's
             results is named by :attr:`objective_name`.
         fixed: Parameters given to every run, under the ones searched.
+
+    Raises:
+        ConfigError: if ``objective`` names no statistic (the nearest name is suggested) or
+            is neither a name nor a function.
     """
 
     strategy: Callable[..., Strategy]
     feeds: tuple[DataFeed, ...] = attrs.field(converter=_as_feeds)
     broker: Callable[[], Broker] = _default_broker
     risk_rules: Callable[[], Sequence[RiskRule]] | None = None
-    objective: Objective = "Sharpe ratio"
+    objective: Objective = attrs.field(default="Sharpe ratio")
     fixed: Mapping[str, Any] = attrs.field(factory=dict)
+
+    @objective.validator
+    def _check_objective(self, attribute: object, value: object) -> None:
+        if isinstance(value, str):
+            check_statistic(value)
+        elif not callable(value):
+            raise ConfigError(
+                f"objective must be a statistic's name or a function of the result, got {value!r}"
+            )
 
     @property
     def objective_name(self) -> str:

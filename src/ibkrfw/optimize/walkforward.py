@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Executor
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.axes import Axes
 
-__all__ = ["WalkForwardResult", "Window", "walk_forward", "windows"]
+__all__ = ["WalkForwardResult", "Window", "check_lengths", "walk_forward", "windows"]
 
 
 @final
@@ -55,19 +56,47 @@ class Window:
 def _offset(value: object, name: str) -> Any:
     import pandas as pd
 
+    length: Any = None
     if isinstance(value, pd.Timedelta | pd.DateOffset):
-        return value
-    if isinstance(value, str):
+        length = value
+    elif isinstance(value, str):
         try:  # offsets first: "12MS" is twelve month starts, not 12 ms
-            return pd.tseries.frequencies.to_offset(value)
+            length = pd.tseries.frequencies.to_offset(value)
         except ValueError:
-            try:
-                return pd.Timedelta(value)
-            except ValueError:
-                pass
-    raise ConfigError(
-        f"{name} must be a length of time such as '365D', '26W' or '12MS', got {value!r}"
-    )
+            with contextlib.suppress(ValueError):
+                length = pd.Timedelta(value)
+    if length is None:
+        raise ConfigError(
+            f"{name} must be a length of time such as '365D', '26W' or '12MS', got {value!r}"
+        )
+    start = pd.Timestamp("2000-01-01", tz="UTC")
+    if not start + length > start:  # "0D", "-3MS": no window would ever move on
+        raise ConfigError(
+            f"{name} must be a length above zero such as '365D', '26W' or '12MS', got {value!r}"
+        )
+    return length
+
+
+def check_lengths(train: object, test: object) -> None:
+    """Refuse walk-forward lengths that :func:`windows` would refuse, before any data is read.
+
+    Args:
+        train: The in-sample length (``"730D"``, ``"104W"``, ``"24MS"``...).
+        test: The out-of-sample length.
+
+    Raises:
+        ConfigError: for a length that is not one, or is not above zero.
+
+    Example:
+        >>> from ibkrfw.errors import ConfigError
+        >>> try:
+        ...     check_lengths("730D", "0D")
+        ... except ConfigError as exc:
+        ...     print(str(exc).split(" such as")[0])
+        test must be a length above zero
+    """
+    _offset(train, "train")
+    _offset(test, "test")
 
 
 def windows(
@@ -88,7 +117,8 @@ def windows(
         anchored: Anchor every in-sample span at the start.
 
     Raises:
-        ConfigError: for a length that is not one, or data too short for one window.
+        ConfigError: for a length that is not one or not above zero, or data too short for
+            one window.
 
     Example:
         >>> import pandas as pd
@@ -206,8 +236,8 @@ def walk_forward(
         warm_up: ``"lead-in"`` or ``"none"`` (the out-of-sample run starts cold).
 
     Raises:
-        ConfigError: for bad lengths, feeds that cannot be cut, no parameter sets, or a
-            ``progress`` that is none of the above.
+        ConfigError: for bad lengths (not lengths of time, or not above zero), feeds that
+            cannot be cut, no parameter sets, or a ``progress`` that is none of the above.
     """
     import pandas as pd
 
