@@ -174,19 +174,34 @@ def _make_strategy(cls: type[Strategy], params: Mapping[str, object]) -> Strateg
         raise ConfigError(f"{cls.__name__} refuses {given}: {exc}") from None
 
 
-def _money(option: str, *, positive: bool) -> Callable[[str], Decimal]:
-    """An argparse ``type`` for an amount of money: a finite number, above (or at least) 0."""
-    allowed = "a positive amount" if positive else "an amount of at least 0"
+_MAX_CASH = Decimal("1e12")
+# the largest --cash: as orders' MAX_QUANTITY (10**12), beyond any real account
+
+
+def _money(
+    option: str, *, positive: bool, maximum: Decimal | None = None
+) -> Callable[[str], Decimal]:
+    """An argparse ``type`` for an amount of money: a finite number, above (or at least) 0.
+
+    With ``maximum``, amounts above it are refused too.
+    """
+    allowed = "a positive amount of money" if positive else "an amount of money of 0 or more"
+    if maximum is not None:
+        allowed += f" up to {maximum:,.0f}"
 
     def parse(text: str) -> Decimal:
         try:
             value = Decimal(text.replace("_", ""))
         except InvalidOperation:
             value = Decimal("NaN")
-        if not value.is_finite() or value < 0 or (positive and value == 0):
+        if (
+            not value.is_finite()
+            or value < 0
+            or (positive and value == 0)
+            or (maximum is not None and value > maximum)
+        ):
             raise argparse.ArgumentTypeError(
-                f"must be {allowed} of money, e.g. {option} {100000 if positive else 0.005}; "
-                f"got {text!r}"
+                f"must be {allowed}, e.g. {option} {100000 if positive else 0.005}; got {text!r}"
             )
         return value
 
@@ -210,8 +225,21 @@ def _feed(args: argparse.Namespace) -> DataFeed:
             "read from it (e.g. --symbols SPY,QQQ)"
         )
     instruments = [Stock(s) for s in symbols]
-    target = instruments[0] if len(instruments) == 1 else instruments
-    return CSVFeed(args.csv, target, tz=args.tz)
+    # one symbol reads a whole file of one stock, or that symbol's rows of a file that has a
+    # symbol column (a list of one instrument is split by that column)
+    one = len(instruments) == 1 and not _has_column(args.csv, "symbol")
+    return CSVFeed(args.csv, instruments[0] if one else instruments, tz=args.tz)
+
+
+def _has_column(path: str, column: str) -> bool:
+    """Whether the header of the CSV file ``path`` names ``column`` (False if unreadable)."""
+    import pandas as pd
+
+    try:
+        header = pd.read_csv(path, nrows=0)
+    except Exception:  # the feed reads the file again and says what is wrong with it
+        return False
+    return column in header.columns
 
 
 def _bar_size_text(bar_ns: int | None) -> str:
@@ -852,7 +880,7 @@ def _add_backtest_data_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--cash",
         default="100000",
-        type=_money("--cash", positive=True),
+        type=_money("--cash", positive=True, maximum=_MAX_CASH),
         help="starting cash, above 0 (default: 100000)",
     )
     parser.add_argument(
@@ -1022,7 +1050,7 @@ def _add_run_command(sub: Any) -> None:
     )
     run.add_argument(
         "--cash",
-        type=_money("--cash", positive=True),
+        type=_money("--cash", positive=True, maximum=_MAX_CASH),
         help="the sandbox's starting cash (default: 'cash' in [sandbox], or 100000)",
     )
     run.add_argument(

@@ -185,3 +185,51 @@ def test_wrong_files_exit_2_with_a_message(
     assert (code, out) == (2, "")
     assert err.startswith(f"ibkrfw: error: {source}") and words in err
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("line", [2, 5])
+def test_a_line_with_a_value_too_many_is_named_in_every_command(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], line: int
+) -> None:
+    source, store = tmp_path / "extra.csv", tmp_path / "bars.sqlite"
+    _csv(source, 10)
+    _with_line(source, line, "{t},{o},{h},{lo},{c},{v},9")
+    expected = f"ibkrfw: error: {source} line {line} has 7 values, the header has 6; remove"
+    for argv in (
+        ["backtest", "--csv", str(source), "--symbols", "X"],
+        [
+            "data",
+            "import",
+            str(source),
+            "--store",
+            str(store),
+            "--symbol",
+            "X",
+            "--bar-size",
+            "1min",
+        ],
+        ["data", "validate", str(source), "--bar-size", "1min"],
+    ):
+        code, out, err = _run(capsys, *argv)
+        assert (code, out) == (2, ""), argv
+        assert err.startswith(expected), (argv, err)
+        assert "np.int64" not in err and "is not a time" not in err
+    assert not store.exists()
+
+
+def test_one_symbol_reads_its_rows_of_a_file_with_a_symbol_column(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "multi.csv"
+    frame = generate_bars(["ACME", "BOLT"], freq="1D", start="2024-01-02", periods=40)
+    frame.to_csv(source, index=False)
+    code, out, _ = _run(capsys, "backtest", "--csv", str(source), "--symbols", "ACME")
+    assert code == 0 and "ACME" in out
+    single = tmp_path / "acme.csv"
+    frame[frame["symbol"] == "ACME"].drop(columns="symbol").to_csv(single, index=False)
+    code, same, _ = _run(capsys, "backtest", "--csv", str(single), "--symbols", "ACME")
+    assert code == 0 and same.replace(str(single), str(source)) == out
+    for symbols in ("ZZZ", "ACME,ZZZ"):
+        code, out, err = _run(capsys, "backtest", "--csv", str(source), "--symbols", symbols)
+        assert (code, out) == (2, "")
+        assert f"{source}: no rows for symbol 'ZZZ'; its symbol column has ACME, BOLT" in err

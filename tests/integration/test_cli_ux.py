@@ -149,10 +149,20 @@ def test_denied_orders_are_reported(capsys: pytest.CaptureFixture[str]) -> None:
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--cash", "0"], "argument --cash: must be a positive amount of money, e.g. --cash"),
+        (
+            ["--cash", "0"],
+            "argument --cash: must be a positive amount of money up to 1,000,000,000,000, "
+            "e.g. --cash",
+        ),
         (["--cash", "-5"], "got '-5'"),
         (["--cash", "lots"], "got 'lots'"),
-        (["--commission", "-0.01"], "argument --commission: must be an amount of at least 0"),
+        (["--cash", "1e308"], "up to 1,000,000,000,000, e.g. --cash 100000; got '1e308'"),
+        (["--cash", "1000000000001"], "got '1000000000001'"),
+        (
+            ["--commission", "-0.01"],
+            "argument --commission: must be an amount of money of 0 or more, e.g. "
+            "--commission 0.005; got '-0.01'",
+        ),
     ],
 )
 def test_bad_money_is_refused_with_the_commands_usage(
