@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import attrs
+import pandas as pd
 import pytest
 
 from ibkrfw import Context, Strategy
@@ -255,3 +256,32 @@ def test_the_installed_command_reports_errors_with_exit_codes() -> None:
     assert weight.stderr.startswith("ibkrfw: error: MovingAverageCrossover refuses -p weight=2.5")
     ok = run("backtest", "--symbols", "ACME")
     assert ok.returncode == 0 and re.search(r"^Symbols +ACME$", ok.stdout, re.M)
+
+
+@pytest.mark.parametrize("bars", [1, 2, 30])
+def test_daily_bars_at_a_time_of_day_have_durations_in_days(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], bars: int
+) -> None:
+    source = tmp_path / "naive.csv"
+    days = pd.bdate_range("2024-01-02", periods=bars)
+    frame = pd.DataFrame(
+        {"timestamp": days + pd.Timedelta("9h30min"), "open": 10.0, "high": 11.0, "low": 9.0,
+         "close": 10.5, "volume": 1000},
+    )  # fmt: skip
+    frame.to_csv(source, index=False)
+    argv = ["backtest", "--csv", str(source), "--symbols", "X", "--tz", "America/New_York"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    shown = {
+        name: line[len(name) :].strip()
+        for line in out.splitlines()
+        for name in ("Duration", "Max drawdown duration", "Longest under water")
+        if line.startswith(name + " ")
+    }
+    span = (days[-1] - days[0]).days
+    assert shown == {
+        "Duration": "1 day" if span == 1 else f"{span:,} days",
+        "Max drawdown duration": "0 days",
+        "Longest under water": "0 days",
+    }
+    assert "00:00:00" not in out
