@@ -174,19 +174,34 @@ def _make_strategy(cls: type[Strategy], params: Mapping[str, object]) -> Strateg
         raise ConfigError(f"{cls.__name__} refuses {given}: {exc}") from None
 
 
-def _money(option: str, *, positive: bool) -> Callable[[str], Decimal]:
-    """An argparse ``type`` for an amount of money: a finite number, above (or at least) 0."""
-    allowed = "a positive amount" if positive else "an amount of at least 0"
+_MAX_CASH = Decimal("1e12")
+# the largest --cash: as orders' MAX_QUANTITY (10**12), beyond any real account
+
+
+def _money(
+    option: str, *, positive: bool, maximum: Decimal | None = None
+) -> Callable[[str], Decimal]:
+    """An argparse ``type`` for an amount of money: a finite number, above (or at least) 0.
+
+    With ``maximum``, amounts above it are refused too.
+    """
+    allowed = "a positive amount of money" if positive else "an amount of money of 0 or more"
+    if maximum is not None:
+        allowed += f" up to {maximum:,.0f}"
 
     def parse(text: str) -> Decimal:
         try:
             value = Decimal(text.replace("_", ""))
         except InvalidOperation:
             value = Decimal("NaN")
-        if not value.is_finite() or value < 0 or (positive and value == 0):
+        if (
+            not value.is_finite()
+            or value < 0
+            or (positive and value == 0)
+            or (maximum is not None and value > maximum)
+        ):
             raise argparse.ArgumentTypeError(
-                f"must be {allowed} of money, e.g. {option} {100000 if positive else 0.005}; "
-                f"got {text!r}"
+                f"must be {allowed}, e.g. {option} {100000 if positive else 0.005}; got {text!r}"
             )
         return value
 
@@ -249,8 +264,21 @@ def _feed(args: argparse.Namespace) -> DataFeed:
             "read from it (e.g. --symbols SPY,QQQ)"
         )
     instruments = [Stock(s) for s in symbols]
-    target = instruments[0] if len(instruments) == 1 else instruments
-    return CSVFeed(args.csv, target, tz=args.tz)
+    # one symbol reads a whole file of one stock, or that symbol's rows of a file that has a
+    # symbol column (a list of one instrument is split by that column)
+    one = len(instruments) == 1 and not _has_column(args.csv, "symbol")
+    return CSVFeed(args.csv, instruments[0] if one else instruments, tz=args.tz)
+
+
+def _has_column(path: str, column: str) -> bool:
+    """Whether the header of the CSV file ``path`` names ``column`` (False if unreadable)."""
+    import pandas as pd
+
+    try:
+        header = pd.read_csv(path, nrows=0)
+    except Exception:  # the feed reads the file again and says what is wrong with it
+        return False
+    return column in header.columns
 
 
 def _bar_size_text(bar_ns: int | None) -> str:
@@ -572,12 +600,35 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _store(args: argparse.Namespace) -> BarStore:
+def _store(args: argparse.Namespace, *, create: bool) -> BarStore:
+    """The store of ``--store``; one that does not exist is refused unless ``create``."""
     from ibkrfw.data import ParquetBarStore, SQLiteBarStore
 
+    _check_store(args, create=create)
     if args.parquet:
         return ParquetBarStore(args.store)
     return SQLiteBarStore(args.store)
+
+
+def _check_store(args: argparse.Namespace, *, create: bool) -> None:
+    """Refuse a ``--store`` of the wrong kind, or (unless ``create``) one that does not exist."""
+    path: str = args.store
+    kind = "a Parquet directory" if args.parquet else "a SQLite file"
+    if args.parquet and os.path.isfile(path):
+        raise ConfigError(
+            f"--store {path} is a file, not a Parquet directory; give a directory, or leave "
+            "out --parquet for a SQLite file"
+        )
+    if not args.parquet and os.path.isdir(path):
+        raise ConfigError(
+            f"--store {path} is a directory, not a SQLite file; give the path of a file "
+            "(e.g. --store bars.sqlite), or add --parquet for a Parquet directory"
+        )
+    if not create and not os.path.exists(path):
+        raise ConfigError(
+            f"--store {path} does not exist; give the path of {kind} that "
+            "'ibkrfw data import' filled"
+        )
 
 
 def _actions(pairs: Sequence[str]) -> dict[str, Any]:
@@ -590,39 +641,83 @@ def _actions(pairs: Sequence[str]) -> dict[str, Any]:
     return actions
 
 
-def _print_report(report: pd.DataFrame, limit: int = 50) -> None:
+def _print_report(
+    report: pd.DataFrame, limit: int = 50, *, bar_size: str | None = None, tz: str = "UTC"
+) -> None:
+    """Print a validation report: by file line (or row), daily bars' times as exchange dates."""
+    import pandas as pd
+
+    from ibkrfw.data.barsize import bar_size_ns
+
     counts = report["kind"].value_counts().sort_index()
     print(f"{len(report)} problem(s): " + ", ".join(f"{k} {n}" for k, n in counts.items()))
     # read from a file: its line numbers (as an editor shows them), not positions in a frame
     where = "row" if report["line"].isna().all() else "line"
     shown = report.drop(columns="line" if where == "row" else "row").head(limit)
+    if shown["value"].isna().all():  # e.g. only bars outside sessions: no value to show
+        shown = shown.drop(columns="value")
+    if bar_size is not None and bar_size_ns(bar_size) >= 86_400 * 10**9:
+        stamps = pd.to_datetime(shown["timestamp"], utc=True).dt.tz_convert(tz)
+        shown = shown.assign(timestamp=stamps.dt.strftime("%Y-%m-%d")).rename(
+            columns={"timestamp": "date"}
+        )
     print(shown.to_string(index=False))
     if len(report) > limit:
         print(f"... and {len(report) - limit} more")
+
+
+def _stage(text: str, rows: int) -> None:
+    """Say on stderr which step of a long job runs (from the progress threshold of bars on)."""
+    from ibkrfw._progress import min_bars
+
+    if rows >= min_bars():
+        print(f"ibkrfw: {text}", file=sys.stderr, flush=True)
 
 
 def _data_import(args: argparse.Namespace) -> int:
     from ibkrfw.data import calendar_for, clean_bars, read_bars_csv, validate_bars
 
     instrument = Stock(args.symbol, currency=args.currency, exchange=args.exchange)
+    _check_store(args, create=True)
     frame = read_bars_csv(args.csv, layout=args.layout, tz=args.tz)
+    _stage(f"validating {len(frame):,} bars (prices, volumes, sessions)", len(frame))
     report = validate_bars(frame, bar_size=args.bar_size, calendar=calendar_for(instrument))
     if len(report):
-        _print_report(report)
+        _print_report(report, bar_size=args.bar_size, tz=instrument.timezone)
         actions = _actions(args.clean)
+        _stage(f"cleaning {len(report):,} problem(s)", len(frame))
         frame, changes = clean_bars(frame, report, actions, bar_size=args.bar_size)
         print(f"{len(changes)} change(s) made")
-    with _store(args) as store:
+    _stage(f"writing {len(frame):,} bars to {args.store}", len(frame))
+    with _store(args, create=True) as store:
         rows = store.write(instrument, args.bar_size, frame, progress=None)
     print(f"stored {rows} {args.bar_size} bar(s) of {instrument.id} in {args.store}")
     return 0
 
 
+def _no_bars(store: BarStore, instrument: str, bar_size: str) -> ConfigError | None:
+    """An error if the store holds no ``bar_size`` bars of ``instrument``, naming those it has."""
+    from ibkrfw.data.barsize import normalize_bar_size
+
+    sizes = [s.bar_size for s in store.series() if s.key == instrument]
+    if normalize_bar_size(bar_size) in sizes:
+        return None
+    return ConfigError(
+        f"the store has no {bar_size} bars of {instrument}; it has "
+        + (", ".join(sizes) + " bars of it" if sizes else "none")
+        + (f", e.g. --bar-size {sizes[0]}" if sizes else "")
+    )
+
+
 def _data_export(args: argparse.Namespace) -> int:
     from ibkrfw.data import write_bars_csv
 
-    with _store(args) as store:
-        frame = store.read(args.instrument, args.bar_size, args.start, args.end)
+    with _store(args, create=False) as store:
+        instrument = store.instrument(args.instrument)
+        problem = _no_bars(store, instrument.id, args.bar_size)
+        if problem is not None:
+            raise problem
+        frame = store.read(instrument, args.bar_size, args.start, args.end)
     if frame.empty:
         raise ConfigError(f"the store has no {args.bar_size} bars of {args.instrument} there")
     rows = write_bars_csv(frame, args.csv)
@@ -631,7 +726,7 @@ def _data_export(args: argparse.Namespace) -> int:
 
 
 def _data_info(args: argparse.Namespace) -> int:
-    with _store(args) as store:
+    with _store(args, create=False) as store:
         info = store.info()
     print(info.to_string(index=False) if len(info) else "the store is empty")
     return 0
@@ -647,14 +742,17 @@ def _data_validate(args: argparse.Namespace) -> int:
     else:
         if args.store is None or args.instrument is None:
             raise ConfigError("validate needs a CSV file, or --store and --instrument")
-        with _store(args) as store:
+        with _store(args, create=False) as store:
             instrument = store.instrument(args.instrument)
+            problem = _no_bars(store, instrument.id, args.bar_size)
+            if problem is not None:
+                raise problem
             frame = store.read(instrument, args.bar_size, args.start, args.end)
     report = validate_bars(frame, bar_size=args.bar_size, calendar=calendar_for(instrument))
     if report.empty:
         print(f"{len(frame)} bar(s), no problems")
         return 0
-    _print_report(report)
+    _print_report(report, bar_size=args.bar_size, tz=instrument.timezone)
     return 1
 
 
@@ -753,7 +851,7 @@ def _fake_tws(args: argparse.Namespace) -> int:
     if args.store is not None:
         if not args.instrument or not args.bar_size:
             raise ConfigError("--store needs --instrument and --bar-size")
-        with _store(args) as store:
+        with _store(args, create=False) as store:
             tws = FakeTWS.from_store(store, args.instrument, args.bar_size, **options)
     else:
         symbols = [s for s in (args.sample or "").split(",") if s] or None
@@ -1006,7 +1104,7 @@ def _download(args: argparse.Namespace) -> int:
     client = IBClient(config)
     client.connect()
     try:
-        with _store(args) as store:
+        with _store(args, create=True) as store:
             downloader = HistoryDownloader(client, store, progress=not args.quiet)
             for symbol in symbols:
                 inst = Stock(symbol)
@@ -1035,7 +1133,7 @@ def _add_backtest_data_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--cash",
         default="100000",
-        type=_money("--cash", positive=True),
+        type=_money("--cash", positive=True, maximum=_MAX_CASH),
         help="starting cash, above 0 (default: 100000)",
     )
     parser.add_argument(
@@ -1223,7 +1321,7 @@ def _add_run_command(sub: Any) -> None:
     )
     run.add_argument(
         "--cash",
-        type=_money("--cash", positive=True),
+        type=_money("--cash", positive=True, maximum=_MAX_CASH),
         help="the sandbox's starting cash (default: 'cash' in [sandbox], or 100000)",
     )
     run.add_argument(

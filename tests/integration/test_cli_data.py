@@ -63,6 +63,7 @@ def test_import_stops_on_problems_unless_told_what_to_do(
 
 def test_the_installed_command_runs(tmp_path: Path) -> None:
     store = tmp_path / "bars.sqlite"
+    SQLiteBarStore(store).close()  # an empty store
     done = subprocess.run(
         [sys.executable, "-m", "ibkrfw.cli", "data", "info", "--store", str(store)],
         capture_output=True,
@@ -185,3 +186,126 @@ def test_wrong_files_exit_2_with_a_message(
     assert (code, out) == (2, "")
     assert err.startswith(f"ibkrfw: error: {source}") and words in err
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("line", [2, 5])
+def test_a_line_with_a_value_too_many_is_named_in_every_command(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], line: int
+) -> None:
+    source, store = tmp_path / "extra.csv", tmp_path / "bars.sqlite"
+    _csv(source, 10)
+    _with_line(source, line, "{t},{o},{h},{lo},{c},{v},9")
+    expected = f"ibkrfw: error: {source} line {line} has 7 values, the header has 6; remove"
+    for argv in (
+        ["backtest", "--csv", str(source), "--symbols", "X"],
+        [
+            "data",
+            "import",
+            str(source),
+            "--store",
+            str(store),
+            "--symbol",
+            "X",
+            "--bar-size",
+            "1min",
+        ],
+        ["data", "validate", str(source), "--bar-size", "1min"],
+    ):
+        code, out, err = _run(capsys, *argv)
+        assert (code, out) == (2, ""), argv
+        assert err.startswith(expected), (argv, err)
+        assert "np.int64" not in err and "is not a time" not in err
+    assert not store.exists()
+
+
+def test_one_symbol_reads_its_rows_of_a_file_with_a_symbol_column(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "multi.csv"
+    frame = generate_bars(["ACME", "BOLT"], freq="1D", start="2024-01-02", periods=40)
+    frame.to_csv(source, index=False)
+    code, out, _ = _run(capsys, "backtest", "--csv", str(source), "--symbols", "ACME")
+    assert code == 0 and "ACME" in out
+    single = tmp_path / "acme.csv"
+    frame[frame["symbol"] == "ACME"].drop(columns="symbol").to_csv(single, index=False)
+    code, same, _ = _run(capsys, "backtest", "--csv", str(single), "--symbols", "ACME")
+    assert code == 0 and same.replace(str(single), str(source)) == out
+    for symbols in ("ZZZ", "ACME,ZZZ"):
+        code, out, err = _run(capsys, "backtest", "--csv", str(source), "--symbols", symbols)
+        assert (code, out) == (2, "")
+        assert f"{source}: no rows for symbol 'ZZZ'; its symbol column has ACME, BOLT" in err
+
+
+def test_commands_that_read_a_store_refuse_one_that_does_not_exist(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = tmp_path / "nonexist.db"
+    for argv in (
+        ["data", "info", "--store", str(store)],
+        ["data", "validate", "--store", str(store), "--instrument", "ACME.SMART", "--bar-size",
+         "1d"],
+        ["data", "export", str(tmp_path / "o.csv"), "--store", str(store), "--instrument",
+         "ACME.SMART", "--bar-size", "1d"],
+    ):  # fmt: skip
+        code, out, err = _run(capsys, *argv)
+        assert (code, out) == (2, ""), argv
+        assert err.startswith(f"ibkrfw: error: --store {store} does not exist; give the path")
+    assert not store.exists()
+    code, _, err = _run(capsys, "data", "info", "--store", str(tmp_path), "--parquet")
+    assert code == 0  # an existing directory is an (empty) Parquet store
+
+
+def test_import_into_a_directory_is_refused_before_reading_the_csv(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "bad.csv"
+    source.write_text("timestamp,open\nnot a time,x\n")
+    argv = ["data", "import", str(source), "--store", str(tmp_path), "--symbol", "ACME"]
+    code, out, err = _run(capsys, *argv, "--bar-size", "1d")
+    assert (code, out) == (2, "")
+    assert err.startswith(f"ibkrfw: error: --store {tmp_path} is a directory, not a SQLite file")
+    assert "--parquet" in err
+
+
+def test_validate_and_export_name_the_bar_sizes_and_instruments_stored(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source, store = tmp_path / "in.csv", tmp_path / "bars.sqlite"
+    _csv(source, 30)
+    args = ["data", "import", str(source), "--store", str(store), "--symbol", "ACME"]
+    assert _run(capsys, *args, "--bar-size", "1min")[0] == 0
+    check = ["data", "validate", "--store", str(store), "--instrument"]
+    code, out, err = _run(capsys, *check, "ACME.SMART", "--bar-size", "1h")
+    assert (code, out) == (2, "")
+    assert "the store has no 1h bars of ACME.SMART; it has 1min bars of it" in err
+    export = ["data", "export", str(tmp_path / "o.csv"), "--store", str(store), "--instrument"]
+    code, out, err = _run(capsys, *export, "ACME.SMART", "--bar-size", "1d")
+    assert (code, out) == (2, "") and "no 1d bars of ACME.SMART; it has 1min bars" in err
+    code, out, err = _run(capsys, *check, "ACME", "--bar-size", "1min")
+    assert (code, out) == (2, "")
+    assert "no instrument 'ACME' (did you mean 'ACME.SMART'?)" in err
+
+
+def test_import_says_which_step_runs_and_reports_daily_bars_by_date(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source, store = tmp_path / "daily.csv", tmp_path / "bars.sqlite"
+    # daily bars at 09:30 New York time on every weekday, holidays too
+    days = pd.bdate_range("2024-07-01", "2024-07-10")
+    frame = pd.DataFrame(
+        {"timestamp": (days + pd.Timedelta("9h30min")).tz_localize("America/New_York"),
+         "open": 10.0, "high": 11.0, "low": 9.0, "close": 10.5, "volume": 1000},
+    ).set_index("timestamp")  # fmt: skip
+    write_bars_csv(frame, source)
+    args = ["data", "import", str(source), "--store", str(store), "--symbol", "ACME"]
+    code, out, err = _run(capsys, *args, "--bar-size", "1d")
+    assert code == 2 and "outside_session" in err and err.count("ibkrfw:") == 1
+    lines = out.splitlines()
+    assert lines[1].split() == ["line", "date", "column", "kind", "detail"]  # no NaN values
+    assert lines[2].split()[:2] == ["5", "2024-07-04"]  # the exchange's date, not UTC time
+    assert "not in a trading session of" in lines[2] and "exchange_calendars" not in out
+    monkeypatch.setenv("IBKRFW_PROGRESS_MIN_BARS", "0")
+    code, out, err = _run(capsys, *args, "--bar-size", "1d", "--clean", "outside_session=drop")
+    assert code == 0
+    assert "ibkrfw: validating 8 bars" in err and "ibkrfw: cleaning 1 problem(s)" in err
+    assert f"ibkrfw: writing 7 bars to {store}" in err

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import attrs
+import pandas as pd
 import pytest
 
 from ibkrfw import Context, Strategy
@@ -159,10 +160,20 @@ def test_denied_orders_are_reported(capsys: pytest.CaptureFixture[str]) -> None:
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--cash", "0"], "argument --cash: must be a positive amount of money, e.g. --cash"),
+        (
+            ["--cash", "0"],
+            "argument --cash: must be a positive amount of money up to 1,000,000,000,000, "
+            "e.g. --cash",
+        ),
         (["--cash", "-5"], "got '-5'"),
         (["--cash", "lots"], "got 'lots'"),
-        (["--commission", "-0.01"], "argument --commission: must be an amount of at least 0"),
+        (["--cash", "1e308"], "up to 1,000,000,000,000, e.g. --cash 100000; got '1e308'"),
+        (["--cash", "1000000000001"], "got '1000000000001'"),
+        (
+            ["--commission", "-0.01"],
+            "argument --commission: must be an amount of money of 0 or more, e.g. "
+            "--commission 0.005; got '-0.01'",
+        ),
     ],
 )
 def test_bad_money_is_refused_with_the_commands_usage(
@@ -362,3 +373,32 @@ def test_a_walk_forward_whose_every_window_failed_exits_with_1(
             "ACME", "--walk-forward", "1460D:730D", "--workers", "1", "--quiet"]  # fmt: skip
     assert main(argv) == 1
     assert "ibkrfw: error: every window failed; the first: " in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("bars", [1, 2, 30])
+def test_daily_bars_at_a_time_of_day_have_durations_in_days(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], bars: int
+) -> None:
+    source = tmp_path / "naive.csv"
+    days = pd.bdate_range("2024-01-02", periods=bars)
+    frame = pd.DataFrame(
+        {"timestamp": days + pd.Timedelta("9h30min"), "open": 10.0, "high": 11.0, "low": 9.0,
+         "close": 10.5, "volume": 1000},
+    )  # fmt: skip
+    frame.to_csv(source, index=False)
+    argv = ["backtest", "--csv", str(source), "--symbols", "X", "--tz", "America/New_York"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    shown = {
+        name: line[len(name) :].strip()
+        for line in out.splitlines()
+        for name in ("Duration", "Max drawdown duration", "Longest under water")
+        if line.startswith(name + " ")
+    }
+    span = (days[-1] - days[0]).days
+    assert shown == {
+        "Duration": "1 day" if span == 1 else f"{span:,} days",
+        "Max drawdown duration": "0 days",
+        "Longest under water": "0 days",
+    }
+    assert "00:00:00" not in out

@@ -38,7 +38,8 @@ def format_stats(stats: pd.Series, *, tz: str = "UTC", daily: bool = False) -> p
     Money is shown with two decimals and thousands separators, percentages (the ``[%]``
     rows) with two decimals, ratios with two, counts as whole numbers, times in ``tz``
     (dates alone if ``daily``), durations in whole days if ``daily`` (the hour that daylight
-    saving adds to or takes from a span of days is not shown), and NaN or NaT as ``n/a``.
+    saving adds to or takes from a span of days is not shown) and otherwise as days and a
+    clock time (``3 days 04:00``, ``00:05:30``), and NaN or NaT as ``n/a``.
     The values themselves are not changed: this is for reading only.
 
     Args:
@@ -77,10 +78,7 @@ def _format(key: str, value: object, *, tz: str, daily: bool) -> str:
             return local.strftime("%Y-%m-%d")
         return local.strftime("%Y-%m-%d %H:%M:%S" if local.second else "%Y-%m-%d %H:%M")
     if isinstance(value, pd.Timedelta):
-        if daily:
-            days = round(value / pd.Timedelta(days=1))
-            return f"{days:,} day" + ("" if days == 1 else "s")
-        return str(value.round("s"))
+        return _duration(value, daily=daily)
     if isinstance(value, bool):
         return str(value)
     if isinstance(value, numbers.Integral):  # NumPy's ints too
@@ -97,3 +95,20 @@ def _format(key: str, value: object, *, tz: str, daily: bool) -> str:
             return f"{value:,.2f}"
         return f"{value:.2g}"
     return str(value)
+
+
+def _duration(value: pd.Timedelta, *, daily: bool) -> str:
+    """``3 days``, ``1 day`` (whole days if ``daily``), else ``3 days 04:00`` or ``00:05:30``."""
+    sign = "-" if value.value < 0 else ""
+    if daily:
+        days = abs(round(value.value / 86_400e9))
+        return f"{sign}{days:,} day" + ("" if days == 1 else "s")
+    seconds = abs(round(value.value / 1e9))
+    days, rest = divmod(seconds, 86_400)
+    hours, rest = divmod(rest, 3_600)
+    minutes, seconds = divmod(rest, 60)
+    text = f"{days:,} day" + ("" if days == 1 else "s") if days or not (rest or hours) else ""
+    if hours or minutes or seconds:
+        clock = f"{hours:02d}:{minutes:02d}" + (f":{seconds:02d}" if seconds else "")
+        text = f"{text} {clock}" if text else clock
+    return sign + text

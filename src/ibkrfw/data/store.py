@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from types import TracebackType
@@ -174,7 +175,11 @@ class BarStore(ABC):
         spec = self._spec(_key(key))
         if spec is None:
             known = sorted({s.key for s in self._catalog()})
-            raise DataError(f"the store has no instrument {key!r}; it has {known}")
+            # the symbol without its exchange (ACME for ACME.SMART), or a typo in the key
+            near = [k for k in known if k.split(".")[0].upper() == key.upper()]
+            near += difflib.get_close_matches(key, known, n=1, cutoff=0.8)
+            hint = f" (did you mean {near[0]!r}?)" if near else ""
+            raise DataError(f"the store has no instrument {key!r}{hint}; it has {known}")
         return Instrument.from_dict(spec)
 
     def _resolve(self, instrument: Instrument | str) -> Instrument:

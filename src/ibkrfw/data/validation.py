@@ -260,6 +260,15 @@ def _outliers(close: npt.NDArray[np.float64], threshold: float, add: _Add) -> No
     )
 
 
+def _calendar_name(calendar: SessionCalendar) -> str:
+    """The calendar as a reader knows it: the exchange's code, or the days it opens."""
+    if calendar.source == "exchange_calendars":
+        return "XNYS"  # the only exchange_calendars calendar in use (USEquityCalendar)
+    if calendar.source == "weekdays":
+        return "the weekday calendar (Monday to Friday)"
+    return calendar.source
+
+
 def _session_checks(
     ts: npt.NDArray[np.int64],
     bar_ns: int,
@@ -293,7 +302,8 @@ def _session_checks(
                 "timestamp",
                 "outside_session",
                 float("nan"),
-                f"not within a {calendar.source} session",
+                f"not in a trading session of {_calendar_name(calendar)} (e.g. a weekend or "
+                "a holiday)",
             )
         )
     inside = where >= 0

@@ -484,11 +484,12 @@ class RunResult:
     def summary(self, stats: pd.Series | None = None) -> pd.Series:
         """The statistics as text for reading: rounded, in the exchange's time zone.
 
-        Times are in the time zone of the run's first instrument (dates alone when every bar
-        starts at midnight there, as daily bars do), durations of daily runs in whole days
-        (a daylight-saving hour is not a duration), money and percentages with two decimals,
-        ratios with two, counts as whole numbers, and what could not be computed as ``n/a``.
-        :attr:`stats` keeps the exact values; this is what ``ibkrfw backtest`` prints.
+        Times are in the time zone of the run's first instrument (dates alone for daily bars:
+        bars that all start at midnight there, or all at one time of day a day or more apart),
+        durations of daily runs in whole days (a daylight-saving hour is not a duration), of
+        other runs as days and a clock time (``3 days 04:00``), money and percentages with two
+        decimals, ratios with two, counts as whole numbers, and what could not be computed as
+        ``n/a``. :attr:`stats` keeps the exact values; this is what ``ibkrfw backtest`` prints.
 
         Args:
             stats: The statistics to show (default :attr:`stats`), e.g. from
@@ -508,8 +509,7 @@ class RunResult:
 
         tz = next((i.timezone for i in self._bars), "UTC")
         index = _utc_index(self._ts).tz_convert(tz)
-        daily = bool(len(index)) and bool((index == index.normalize()).all())
-        return format_stats(self.stats if stats is None else stats, tz=tz, daily=daily)
+        return format_stats(self.stats if stats is None else stats, tz=tz, daily=_daily(index))
 
     def _against(
         self, benchmark: pd.Series, rets: npt.NDArray[np.float64], periods: float
@@ -636,3 +636,21 @@ _TRADE_COLUMNS = (
     "mae_pct",
     "mfe_pct",
 )
+
+
+def _daily(index: pd.DatetimeIndex) -> bool:
+    """Whether bars at ``index`` (local times) are daily (or longer) bars.
+
+    They are if every bar starts at midnight, or if all start at one time of day (e.g. 09:30)
+    at least 23 hours apart (a day less a daylight-saving hour).
+    """
+    import pandas as pd
+
+    if not len(index):
+        return False
+    times = index - index.normalize()
+    if (times == pd.Timedelta(0)).all():
+        return True
+    if len(index) < 2 or len(times.unique()) > 1:
+        return False
+    return bool(index.unique().sort_values().to_series().diff().min() >= pd.Timedelta(hours=23))

@@ -73,6 +73,11 @@ def read_csv_file(
                     "ibkrfw reads comma-separated files",
                     fix="save the file with commas between values (and '.' as the decimal point)",
                 )
+    if not isinstance(frame.index, pd.RangeIndex):
+        # pandas takes a first row with one value more than the header as having an index
+        # column; no file of bars has one, so this is a line with a value too many
+        first = next((i for i, v in enumerate(frame.index) if not pd.isna(v)), 0)
+        raise DataError(_too_many(name, first + 2, len(frame.columns) + 1, len(frame.columns)))
     lines = np.arange(2, len(frame) + 2, dtype=np.int64)  # +1 one-based, +1 the header
     blank = frame.isna().all(axis=1).to_numpy()
     if blank.any():
@@ -90,8 +95,12 @@ def _parser_problem(name: str, text: str) -> str:
     if found is None:
         return f"{name} is not a well-formed CSV file: {text.splitlines()[-1]}"
     expected, line, saw = found.groups()
+    return _too_many(name, int(line), int(saw), int(expected))
+
+
+def _too_many(name: str, line: int, saw: int, expected: int) -> str:
     return (
-        f"{name} line {line}: {saw} values where the header has {expected}; remove the extra "
+        f"{name} line {line} has {saw} values, the header has {expected}; remove the extra "
         "commas (a value that contains a comma must be in double quotes)"
     )
 

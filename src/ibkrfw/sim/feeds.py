@@ -391,7 +391,13 @@ class CSVFeed(_ArrayFeed):
             for inst in instruments:
                 rows = np.flatnonzero(symbols == inst.symbol)
                 if not len(rows):
-                    raise DataError(f"{name}: no rows for symbol {inst.symbol!r}")
+                    found = sorted({str(x) for x in symbols if isinstance(x, str)})
+                    shown = ", ".join(found[:20]) + (", ..." if len(found) > 20 else "")
+                    raise DataError(
+                        f"{name}: no rows for symbol {inst.symbol!r}; its {symbol_column} "
+                        f"column has {shown or 'no symbols'}",
+                        fix="give symbols the file has (--symbols / the instruments)",
+                    )
                 data[inst] = frame_to_arrays(
                     frame.iloc[rows],
                     tz=tz,

@@ -144,7 +144,7 @@ def test_a_time_that_dst_skips_is_refused_by_line(tmp_path: Path) -> None:
         (b"timestamp,open\n\xff\xfe2024,1\n", "bars.csv is not UTF-8 text"),
         (
             f"{_HEADER}\n2024-01-02T00:00Z,1,2,0.5,1,5\n2024-01-02T00:01Z,1,2,0.5,1,5,6\n".encode(),
-            "bars.csv line 3: 7 values where the header has 6",
+            "bars.csv line 3 has 7 values, the header has 6",
         ),
         (
             b"timestamp,open,high,low,Close\n2024-01-02T00:00Z,1,2,0.5,1\n",
