@@ -247,12 +247,35 @@ def _port(*, zero: bool) -> Callable[[str], int]:
     return parse
 
 
+def _symbol_list(text: str | None, option: str = "--symbols") -> list[str] | None:
+    """The symbols of a comma-separated option (spaces around names allowed); None if not given.
+
+    Raises:
+        ConfigError: if the option was given but names no symbol, or has an empty name.
+    """
+    if text is None:
+        return None
+    names = [name.strip() for name in text.split(",")]
+    if not any(names):
+        raise ConfigError(f"{option} {text!r} names no symbol: give e.g. {option} ACME,BOLT")
+    if not all(names):
+        raise ConfigError(
+            f"{option} {text!r} has an empty name between commas: give e.g. {option} ACME,BOLT"
+        )
+    return names
+
+
 def _feed(args: argparse.Namespace) -> DataFeed:
     from ibkrfw.data.sample import sample_feed
     from ibkrfw.sim.feeds import CSVFeed
 
-    symbols = [s for s in (args.symbols or "").split(",") if s] or None
+    symbols = _symbol_list(args.symbols)
     if args.csv is None:
+        if args.tz is not None:
+            raise ConfigError(
+                f"--tz {args.tz} is for the times of a --csv file; the sample data carries "
+                "its own time zone: leave --tz out, or give --csv"
+            )
         return sample_feed(symbols)
     if not os.path.isfile(args.csv):
         what = "is a directory, not a file" if os.path.isdir(args.csv) else "does not exist"
@@ -759,7 +782,7 @@ def _data_validate(args: argparse.Namespace) -> int:
 def _add_data_commands(sub: Any) -> None:
     data = sub.add_parser(
         "data",
-        help="import, export, list and validate stored bars",
+        help="import, export, validate stored bars and show what a store holds (info)",
         description="Keep bars in a store (a SQLite file, or a Parquet directory with "
         "--parquet): import CSV files after validating them, export them again, list what "
         "the store holds, and report the problems of a CSV file or of stored bars.",
@@ -854,8 +877,7 @@ def _fake_tws(args: argparse.Namespace) -> int:
         with _store(args, create=False) as store:
             tws = FakeTWS.from_store(store, args.instrument, args.bar_size, **options)
     else:
-        symbols = [s for s in (args.sample or "").split(",") if s] or None
-        tws = FakeTWS.from_sample(symbols, **options)
+        tws = FakeTWS.from_sample(_symbol_list(args.sample, "--sample"), **options)
     with tws:
         print(f"fake TWS listening on {tws.host}:{tws.port} as account {tws.account}", flush=True)
         tws.play(args.interval)
@@ -1091,9 +1113,7 @@ def _download(args: argparse.Namespace) -> int:
     from ibkrfw.ibkr.download import HistoryDownloader
 
     config = _ibkr_config(args)
-    symbols = [s for s in args.symbols.split(",") if s]
-    if not symbols:
-        raise ConfigError("--symbols names nothing to download")
+    symbols = _symbol_list(args.symbols) or []
 
     def when(text: str | None, tz: str) -> int:
         stamp = pd.Timestamp.now(tz="UTC") if text is None else pd.Timestamp(text)

@@ -106,3 +106,24 @@ def test_a_file_that_cannot_be_written_is_one_line(
     assert main(["backtest", "--symbols", "ACME", "--report", str(target)]) == 2
     err = capsys.readouterr().err
     assert err.strip().splitlines()[-1] == f"ibkrfw: error: No space left on device: {target}"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["backtest", "--symbols", ""], "--symbols '' names no symbol"),
+        (["backtest", "--symbols", "ACME,,BOLT"], "has an empty name between commas"),
+        (["backtest", "--tz", "Europe/Paris"], "--tz Europe/Paris is for the times of a --csv"),
+        (["fake-tws", "--sample", ","], "--sample ',' names no symbol"),
+    ],
+)
+def test_symbol_lists_and_options_that_would_be_ignored_are_refused(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_spaces_around_symbols_are_allowed(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["backtest", "--symbols", "ACME, BOLT"]) == 0
+    assert "Symbols        ACME, BOLT" in capsys.readouterr().out
