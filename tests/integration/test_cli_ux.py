@@ -72,7 +72,7 @@ def test_top_level_help_reads_without_markup(capsys: pytest.CaptureFixture[str])
     assert exit_.value.code == 0
     out = capsys.readouterr().out
     assert "``" not in out and "Backtest, optimise and run" in out
-    assert "data" in out and "show what a store holds (info)" in out
+    assert "data" in out and "show what a store holds (info)" in " ".join(out.split())
 
 
 @pytest.mark.parametrize(
