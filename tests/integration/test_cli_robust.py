@@ -26,9 +26,18 @@ class Slow(Strategy):
 '''
 
 
+# A process started in the background by a non-interactive shell (CI, a tox run under `&`)
+# inherits SIGINT ignored, and Python then never raises KeyboardInterrupt: the command is run
+# with the handler it has when a user starts it in a terminal.
+AS_IN_A_TERMINAL = (
+    "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "from ibkrfw.cli import main; sys.exit(main(sys.argv[1:]))"
+)
+
+
 def _command(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "ibkrfw", *args],
+        [sys.executable, "-c", AS_IN_A_TERMINAL, *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -45,13 +54,18 @@ def test_ctrl_c_stops_a_backtest_with_a_short_message(tmp_path: Path) -> None:
     }
     proc = _command("backtest", "--strategy", "slow_strategy:Slow", env=env)
     assert proc.stderr is not None
-    deadline = time.monotonic() + 60
-    seen = ""
-    while "backtest" not in seen and time.monotonic() < deadline:
-        seen += proc.stderr.readline()
-    assert "backtest" in seen, "the run never started"
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=30)
+    try:
+        deadline = time.monotonic() + 60
+        seen = ""
+        while "backtest" not in seen and time.monotonic() < deadline:
+            seen += proc.stderr.readline()
+        assert "backtest" in seen, "the run never started"
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:  # never leave the run behind, whatever failed
+            proc.kill()
+            proc.communicate()
     assert proc.returncode == 130
     assert "ibkrfw: interrupted" in err
     assert "Traceback" not in err
