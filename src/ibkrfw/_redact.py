@@ -1,0 +1,146 @@
+"""Keep secrets out of everything ibkrfw shows: logs, journals, reprs, errors, the dashboard.
+
+Three tools, used together:
+
+- :class:`Secret` holds a secret value (a password, a token, a webhook URL) whose ``str`` and
+  ``repr`` are masked; only :meth:`Secret.reveal` gives the value, at the one place that sends it.
+- :func:`mask_url` shows a URL without what can carry a credential: the user info, the path and
+  the query (a Slack or Discord webhook's token is its path).
+- :func:`register_secret` records a secret once it is read; :func:`redact` then masks it in any
+  text, and :class:`RedactingFilter` does so in every log record, so that an exception message
+  quoting a secret (``requests`` and ``urllib`` errors quote URLs) is masked too.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import urllib.parse
+from typing import Final, final
+
+__all__ = ["MASK", "RedactingFilter", "Secret", "mask_url", "redact", "register_secret"]
+
+MASK: Final = "***"
+_MIN_LENGTH: Final = 4  # shorter values would mask ordinary words
+
+_lock = threading.Lock()
+_secrets: set[str] = set()
+
+
+@final
+class Secret:
+    """A secret value that never shows itself.
+
+    Args:
+        value: The secret. It is registered, so :func:`redact` masks it in any text.
+
+    Example:
+        >>> token = Secret("s3cr3t-value")
+        >>> token, str(token), token.reveal()
+        (Secret('***'), '***', 's3cr3t-value')
+    """
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+        register_secret(value)
+
+    def reveal(self) -> str:
+        """The secret itself: only where it is sent, never where it is shown."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return f"Secret({MASK!r})"
+
+    def __str__(self) -> str:
+        return MASK
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+
+def mask_url(url: str) -> str:
+    """A URL with its user info, path and query masked: what may carry a credential.
+
+    Example:
+        >>> mask_url("https://hooks.slack.com/services/T000/B000/XXXX?x=1")
+        'https://hooks.slack.com/***'
+        >>> mask_url("https://user:pw@example.com")
+        'https://***@example.com'
+    """
+    try:
+        parts = urllib.parse.urlsplit(url)
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError:  # not a URL at all: show nothing of it
+        return MASK
+    if not parts.scheme or not host:
+        return MASK
+    netloc = host if port is None else f"{host}:{port}"
+    if parts.username is not None or parts.password is not None:
+        netloc = f"{MASK}@{netloc}"
+    masked = f"{parts.scheme}://{netloc}"
+    if parts.path.strip("/") or parts.query or parts.fragment:
+        masked += "/" + MASK
+    return masked
+
+
+def register_secret(value: str) -> None:
+    """Remember a secret so that :func:`redact` masks it wherever it appears.
+
+    A URL is registered with its path and query too (each is a credential of a webhook). Values
+    shorter than four characters are not registered: masking them would garble ordinary text.
+    """
+    found = {value}
+    if "://" in value:
+        try:
+            parts = urllib.parse.urlsplit(value)
+        except ValueError:
+            parts = None
+        if parts is not None:
+            found |= {parts.path.strip("/"), parts.query, parts.password or ""}
+    with _lock:
+        _secrets.update(s for s in found if len(s) >= _MIN_LENGTH)
+
+
+def redact(text: str) -> str:
+    """``text`` with every registered secret replaced by ``***``.
+
+    Example:
+        >>> register_secret("hunter2-password")
+        >>> redact("login failed for hunter2-password")
+        'login failed for ***'
+    """
+    with _lock:
+        known = sorted(_secrets, key=len, reverse=True)  # the longest first: a URL before its path
+    for secret in known:
+        if secret in text:
+            text = text.replace(secret, MASK)
+    return text
+
+
+class RedactingFilter(logging.Filter):
+    """A logging filter that masks registered secrets in each record's message.
+
+    Install it on a handler (``handler.addFilter(RedactingFilter())``) so that every record
+    passing through the handler is masked, whatever logger it came from.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Mask the record's message (its arguments merged in) and its exception text."""
+        message = record.getMessage()
+        masked = redact(message)
+        if masked != message:
+            record.msg, record.args = masked, None
+        if record.exc_info is not None and record.exc_text is None:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        return True
