@@ -18,10 +18,24 @@ import threading
 import urllib.parse
 from typing import Final, final
 
-__all__ = ["MASK", "RedactingFilter", "Secret", "mask_url", "redact", "register_secret"]
+__all__ = [
+    "MASK",
+    "RedactingFilter",
+    "Secret",
+    "install_log_redaction",
+    "mask_url",
+    "redact",
+    "redact_json",
+    "register_secret",
+]
 
 MASK: Final = "***"
 _MIN_LENGTH: Final = 4  # shorter values would mask ordinary words
+# A URL's path is registered on its own only from this length: a webhook's token path
+# ("services/T000/B000/XXXX") is long, while a short one ("/alerts", "/hook") is an ordinary
+# word that masking would garble everywhere (it stays masked inside the whole URL and in reprs,
+# which show no path at all).
+_MIN_PATH_LENGTH: Final = 8
 
 _lock = threading.Lock()
 _secrets: set[str] = set()
@@ -95,8 +109,9 @@ def mask_url(url: str) -> str:
 def register_secret(value: str) -> None:
     """Remember a secret so that :func:`redact` masks it wherever it appears.
 
-    A URL is registered with its path and query too (each is a credential of a webhook). Values
-    shorter than four characters are not registered: masking them would garble ordinary text.
+    A URL is registered with its path, query and password too (each is a credential of a
+    webhook). Values shorter than four characters are not registered, nor a URL's path shorter
+    than eight: masking them would garble ordinary text.
     """
     found = {value}
     if "://" in value:
@@ -105,7 +120,10 @@ def register_secret(value: str) -> None:
         except ValueError:
             parts = None
         if parts is not None:
-            found |= {parts.path.strip("/"), parts.query, parts.password or ""}
+            path = parts.path.strip("/")
+            found |= {parts.query, parts.password or ""}
+            if len(path) >= _MIN_PATH_LENGTH:
+                found.add(path)
     with _lock:
         _secrets.update(s for s in found if len(s) >= _MIN_LENGTH)
 
@@ -126,6 +144,25 @@ def redact(text: str) -> str:
     return text
 
 
+def redact_json(value: object) -> object:
+    """``value`` (JSON-like: dicts, lists, strings...) with every string in it redacted.
+
+    Keys are kept as they are, so the shape a reader expects never changes.
+
+    Example:
+        >>> register_secret("hunter2-password")
+        >>> redact_json({"error": "login hunter2-password refused", "codes": [535]})
+        {'error': 'login *** refused', 'codes': [535]}
+    """
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {key: redact_json(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact_json(item) for item in value]
+    return value
+
+
 class RedactingFilter(logging.Filter):
     """A logging filter that masks registered secrets in each record's message.
 
@@ -144,3 +181,38 @@ class RedactingFilter(logging.Filter):
         if record.exc_text:
             record.exc_text = redact(record.exc_text)
         return True
+
+
+def install_log_redaction(logger: logging.Logger | None = None) -> int:
+    """Mask registered secrets in everything ``logger``'s handlers write (the root's by default).
+
+    Adds one :class:`RedactingFilter` to each handler of ``logger`` that has none yet, so a
+    record from any logger is masked before it is written, whoever built its message (an
+    exception from ``urllib`` or ``smtplib`` quoting a URL or a login included). Call it once
+    logging is configured (``logging.basicConfig``): handlers added later are not covered.
+    Calling it again is harmless.
+
+    Returns:
+        How many handlers it added the filter to.
+
+    Example:
+        >>> import io
+        >>> stream = io.StringIO()
+        >>> handler = logging.StreamHandler(stream)
+        >>> demo = logging.getLogger("redaction-demo")
+        >>> demo.addHandler(handler)
+        >>> demo.propagate = False
+        >>> install_log_redaction(demo), install_log_redaction(demo)
+        (1, 0)
+        >>> register_secret("hunter2-password")
+        >>> demo.error("login failed for %s", "hunter2-password")
+        >>> stream.getvalue().strip()
+        'login failed for ***'
+    """
+    target = logger if logger is not None else logging.getLogger()
+    added = 0
+    for handler in target.handlers:
+        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+            handler.addFilter(RedactingFilter())
+            added += 1
+    return added
