@@ -263,3 +263,61 @@ def test_a_kill_switch_halt_reaches_the_operator_after_a_restart_in_a_spent_hour
     # the halt, the drawdown and the day's loss are critical: they go out past the spent
     # hour; the notice is not sent again by the restarted process
     assert kinds == ["stale_data"] * 3 + ["alerts_capped", "risk_halt", "drawdown", "daily_loss"]
+
+
+def test_webhook_url_token_is_never_shown(
+    hook_server: str, tmp_path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    path, query = "services/T0W3B/B0W3B/urlTok3nInPath", "key=Qu3ryS3cret"
+    monkeypatch.setenv("HOOK_BEARER", "bearer-T0k3n-9x")
+    _Hook.status = 500
+    failing = WebhookChannel(f"{hook_server}/{path}?{query}", "slack", token_env="HOOK_BEARER")
+    dead = WebhookChannel(f"http://127.0.0.1:9/{path}-dead?{query}-dead", "discord", timeout=1)
+    assert repr(failing) == f"WebhookChannel({hook_server}/***, format='slack')"
+    assert failing.url == f"{hook_server}/***"
+    assert repr(dead) == "WebhookChannel(http://127.0.0.1:9/***, format='discord')"
+    caplog.set_level(logging.DEBUG)
+    journal = tmp_path / "alerts.jsonl"
+    alerter = Alerter([LogChannel(), failing, dead], journal=journal).start()
+    # an alert quoting a secret (an error message that cites the URL) is masked before it goes
+    quoted = f"URLError for {hook_server}/{path}?{query} with bearer-T0k3n-9x"
+    alerter.send(Alert("strategy_error", "on_bar raised", quoted))
+    assert alerter.flush()
+    alerter.stop()
+    assert _Hook.received[0][0] == f"/{path}?{query}"  # the real URL and token were used
+    assert _Hook.received[0][2] == "Bearer bearer-T0k3n-9x"
+    errors = [d.error for d in alerter.deliveries if not d.ok]
+    assert errors and all("/***" in e for e in errors), errors
+    sent = [json.dumps(body) for _, body, _ in _Hook.received]
+    shown = "\n".join([caplog.text, journal.read_text(), repr(list(alerter.deliveries)), *sent])
+    assert "URLError for ***" in shown
+    for secret in (path, query, "bearer-T0k3n-9x", "urlTok3nInPath", "Qu3ryS3cret"):
+        assert secret not in shown, secret
+
+
+def test_a_journal_written_before_masking_is_cleaned_when_read(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    journal = tmp_path / "alerts.jsonl"
+    url = "https://hooks.example/services/T0OLD/B0OLD/0ldT0kenPath"
+    row = {"ts_ns": 1, "kind": "channel_failed", "title": "alert channel webhook:slack failed",
+           "message": f"WebhookChannel({url}) answered 500", "severity": "warning",
+           "key": "", "channel": "log", "ok": True, "error": "", "at_ns": 1}  # fmt: skip
+    journal.write_text(json.dumps(row) + "\n")
+    channel = WebhookChannel(url, "slack")  # reading the configuration registers the URL
+    alerter = Alerter([LogChannel(), channel], journal=journal)
+    assert "0ldT0kenPath" not in repr(alerter.recent())
+    assert "0ldT0kenPath" not in journal.read_text()
+    assert "WebhookChannel(***) answered 500" in journal.read_text()
+
+
+def test_bad_webhook_url_and_secrets_files_never_echo_the_secret(tmp_path) -> None:
+    with pytest.raises(ConfigError) as info:
+        WebhookChannel("ftp://bot:pa55w0rd-x@files.example/drop/T0KEN-in-path")
+    assert str(info.value) == "a webhook URL must be http(s), got 'ftp://***@files.example/***'"
+    secret = tmp_path / "smtp-password"
+    secret.write_text("fr0m-a-file-pw\n")
+    assert read_secret(file=secret) == "fr0m-a-file-pw"
+    from ibkrfw._redact import redact
+
+    assert redact("smtp said fr0m-a-file-pw") == "smtp said ***"  # registered when read

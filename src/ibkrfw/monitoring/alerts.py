@@ -4,8 +4,11 @@ An :class:`Alerter` takes alerts from any thread and delivers them on its own th
 slow or failing channel never holds up trading. It drops repeats of the same alert within a
 quiet period, caps how many go out per hour (critical alerts and the daily summary excepted),
 and reports a failing channel through the others (and the log). Secrets (SMTP passwords,
-webhook tokens) come only from environment variables or a secrets file and never appear in
-logs, reprs or errors.
+bearer tokens, webhook URLs, whose path and query carry the token) come only from environment
+variables, a secrets file or the configuration, are registered as secrets when read, and never
+appear in logs, reprs, errors or the alert journal: a channel shows a webhook as
+``https://hooks.slack.com/***``, and whatever an alert or an error quotes of a secret is
+masked before it is sent, logged or journaled.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from typing import Literal, final
 
 import attrs
 
+from ibkrfw._redact import MASK, Secret, mask_url, redact, redact_json, register_secret
 from ibkrfw.errors import ConfigError
 
 __all__ = [
@@ -84,6 +88,9 @@ def read_secret(
 ) -> str:
     """Read a secret from an environment variable or a file (its first line), in that order.
 
+    The value is registered as a secret (see ``ibkrfw._redact``): from then on it is masked in
+    every log record, journal line, alert and error ibkrfw writes.
+
     Raises:
         ConfigError: if neither gives a value (the message names where it looked, never the
             value).
@@ -91,6 +98,7 @@ def read_secret(
     if env:
         value = os.environ.get(env, "")
         if value:
+            register_secret(value)
             return value
     if file:
         try:
@@ -99,6 +107,7 @@ def read_secret(
             raise ConfigError(f"cannot read the {what} file {file}: {exc.strerror}") from None
         value = text.splitlines()[0].strip() if text.strip() else ""
         if value:
+            register_secret(value)
             return value
     where = " or ".join(x for x in (f"${env}" if env else "", str(file) if file else "") if x)
     raise ConfigError(f"no {what}: set {where or 'an environment variable or a secrets file'}")
@@ -174,7 +183,7 @@ class EmailChannel(Channel):
         self.sender, self.recipients = sender, list(recipients)
         self.username = username
         self._password = (
-            read_secret(env=password_env, file=password_file, what="SMTP password")
+            Secret(read_secret(env=password_env, file=password_file, what="SMTP password"))
             if username
             else None
         )
@@ -186,7 +195,7 @@ class EmailChannel(Channel):
     def __repr__(self) -> str:
         return (
             f"EmailChannel({self.host}:{self.port}, to={self.recipients}, "
-            f"user={self.username!r}, password={'***' if self._password else None})"
+            f"user={self.username!r}, password={MASK if self._password else None})"
         )
 
     def send(self, alert: Alert) -> None:
@@ -203,7 +212,7 @@ class EmailChannel(Channel):
                 smtp.ehlo()
             if self.username and self._password is not None:
                 try:
-                    smtp.login(self.username, self._password)
+                    smtp.login(self.username, self._password.reveal())
                 except smtplib.SMTPAuthenticationError as exc:
                     # the server's answer, never the password
                     raise ConnectionError(f"SMTP login refused for {self.username}: "
@@ -222,7 +231,9 @@ class WebhookChannel(Channel):
     webhooks); ``"discord"`` ``{"content": ...}``; ``"sms"`` ``{"to": ..., "message": ...}``
     with a short text, for gateways that take a webhook (set ``sms_to``). A bearer token, if
     any, comes from the environment variable ``token_env`` and goes in the Authorization
-    header. The URL is shown without its query string (where some services put keys).
+    header. The URL is a secret too (a Slack or Discord webhook's token is its path, some
+    gateways put a key in the query): it is shown as its scheme, host and port only
+    (``https://hooks.slack.com/***``), in the repr, in errors and in logs.
 
     Args:
         url: Where to post.
@@ -245,20 +256,27 @@ class WebhookChannel(Channel):
         timeout: float = 10.0,
     ) -> None:
         if not url.startswith(("http://", "https://")):
-            raise ConfigError(f"a webhook URL must be http(s), got {url.split('?')[0]!r}")
+            raise ConfigError(f"a webhook URL must be http(s), got {mask_url(url)!r}")
         if format not in ("json", "slack", "discord", "sms"):
             raise ConfigError(f"unknown webhook format {format!r}")
         if format == "sms" and not sms_to:
             raise ConfigError("the sms format needs sms_to (the phone number)")
-        self.url = url
+        self._url = Secret(url)
         self.format: WebhookFormat = format
         self.name = f"webhook:{format}"
-        self._token = read_secret(env=token_env, what="webhook token") if token_env else None
+        self._token = (
+            Secret(read_secret(env=token_env, what="webhook token")) if token_env else None
+        )
         self.sms_to = sms_to
         self.timeout = timeout
 
+    @property
+    def url(self) -> str:
+        """Where alerts are posted, masked: the scheme, host and port, never the path or query."""
+        return mask_url(self._url.reveal())
+
     def __repr__(self) -> str:
-        return f"WebhookChannel({self.url.split('?')[0]}, format={self.format!r})"
+        return f"WebhookChannel({self.url}, format={self.format!r})"
 
     def body(self, alert: Alert) -> dict[str, object]:
         """The JSON body posted for ``alert``."""
@@ -277,17 +295,17 @@ class WebhookChannel(Channel):
     def send(self, alert: Alert) -> None:
         """POST ``alert``; raise unless the answer is 2xx."""
         data = json.dumps(self.body(alert)).encode()
-        request = urllib.request.Request(self.url, data=data, method="POST")
+        request = urllib.request.Request(self._url.reveal(), data=data, method="POST")
         request.add_header("Content-Type", "application/json")
         if self._token:
-            request.add_header("Authorization", f"Bearer {self._token}")
+            request.add_header("Authorization", f"Bearer {self._token.reveal()}")
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 status = response.status
         except urllib.error.HTTPError as exc:
             raise ConnectionError(f"{self!r} answered {exc.code}") from None
         except (urllib.error.URLError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
+            reason = redact(str(getattr(exc, "reason", exc)))  # may quote the URL
             raise ConnectionError(f"{self!r} unreachable: {reason}") from None
         if not 200 <= status < 300:
             raise ConnectionError(f"{self!r} answered {status}")
@@ -403,9 +421,15 @@ class Alerter:
             self._thread = None
 
     def send(self, alert: Alert) -> None:
-        """Queue ``alert`` for delivery (from any thread; never blocks, never raises)."""
-        if alert.ts_ns == 0:
-            alert = attrs.evolve(alert, ts_ns=time.time_ns())
+        """Queue ``alert`` for delivery (from any thread; never blocks, never raises).
+
+        Any secret its title or message quotes (an error that cites a URL) is masked first.
+        """
+        title, message = redact(alert.title), redact(alert.message)
+        if alert.ts_ns == 0 or title != alert.title or message != alert.message:
+            alert = attrs.evolve(
+                alert, title=title, message=message, ts_ns=alert.ts_ns or time.time_ns()
+            )
         self._queue.put(alert)
 
     def flush(self, timeout: float = 10.0) -> bool:
@@ -489,7 +513,7 @@ class Alerter:
             try:
                 channel.send(alert)
             except Exception as exc:  # a channel's failure is news, not a crash
-                error = f"{type(exc).__name__}: {exc}"
+                error = redact(f"{type(exc).__name__}: {exc}")  # it may quote a URL or login
                 self._record(Delivery(alert, channel.name, False, error, self._clock()))
                 log.warning("alert channel %s failed: %s", channel.name, error)
                 if alert.kind != "channel_failed":
@@ -509,12 +533,12 @@ class Alerter:
 
     def _append(self, path: Path, delivery: Delivery) -> None:
         alert = delivery.alert
-        line = json.dumps({
+        line = json.dumps(redact_json({
             "ts_ns": alert.ts_ns, "kind": alert.kind, "title": alert.title,
             "message": alert.message, "severity": alert.severity, "key": alert.key,
             "channel": delivery.channel, "ok": delivery.ok, "error": delivery.error,
             "at_ns": self._wall_clock(),
-        })  # fmt: skip
+        }))  # fmt: skip
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             with path.open("a", encoding="utf-8") as handle:
@@ -535,10 +559,14 @@ class Alerter:
             return
         now, wall = self._clock(), self._wall_clock()
         kept: list[str] = []
-        bad = 0
+        bad = masked = 0
         for line in lines[-_JOURNAL_KEEP:]:
             try:
                 row = json.loads(line)
+                clean = redact_json(row)  # a journal written before a secret was masked
+                if clean != row:
+                    row, line = clean, json.dumps(clean)
+                    masked += 1
                 alert = Alert(row["kind"], row["title"], row["message"], row["severity"],
                               row["key"], int(row["ts_ns"]))  # fmt: skip
                 delivery = Delivery(alert, row["channel"], bool(row["ok"]), row["error"],
@@ -559,7 +587,7 @@ class Alerter:
         )
         if bad:
             log.warning("the alert journal %s has %d unreadable line(s): skipped", path, bad)
-        if len(lines) > 2 * _JOURNAL_KEEP or bad:  # keep the file short and clean
+        if len(lines) > 2 * _JOURNAL_KEEP or bad or masked:  # keep the file short and clean
             try:
                 temp = path.with_name(path.name + ".tmp")
                 temp.write_text("".join(f"{line}\n" for line in kept), encoding="utf-8")
