@@ -1,23 +1,36 @@
 """The dashboard: an HTML page that refreshes itself, a JSON API and Prometheus metrics.
 
-Standard library only (``http.server``), no build step: the page is one HTML file with its
-script and style served beside it. It listens on 127.0.0.1 by default; on any other address it
-refuses to start without an access token, which every request must then carry (an
-``Authorization: Bearer`` header, or ``?token=`` for the page in a browser).
+Standard library only (``http.server``, ``ssl``), no build step: the page is one HTML file with
+its script and style served beside it.
+
+Safe from the network by default:
+
+- It listens on 127.0.0.1, and there it answers only requests addressed to this machine (a
+  ``Host`` header of ``127.0.0.1``, ``localhost`` or ``[::1]``), so a web page in a browser on
+  the same machine cannot read it through DNS rebinding.
+- On any other address it needs an access token, which every request must carry (an
+  ``Authorization: Bearer`` header, or ``?token=`` for the page in a browser), and either TLS
+  (a certificate and key) or the explicit, logged choice of plain HTTP.
+- Secrets registered by the run (webhook URLs, passwords, tokens) are masked in everything it
+  serves.
 """
 
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import json
 import logging
+import os
+import socket
+import ssl
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from typing import Any, final
 from urllib.parse import parse_qs, urlsplit
 
+from ibkrfw._net import is_loopback
+from ibkrfw._redact import Secret, redact, redact_json
 from ibkrfw.errors import ConfigError
 from ibkrfw.monitoring.alerts import read_secret
 from ibkrfw.monitoring.monitor import LiveMonitor
@@ -29,13 +42,7 @@ log = logging.getLogger("ibkrfw.dashboard")
 _STATUS = {"ok": 0, "degraded": 1, "failing": 2}
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+_LOCAL_NAMES = frozenset({"127.0.0.1", "localhost", "[::1]"})
 
 
 def _label(value: str) -> str:
@@ -108,6 +115,19 @@ class Dashboard:
     ``/healthz`` answers 200 while the run is ok or degraded and 503 when failing, for
     supervisors and load balancers.
 
+    On a loopback address (the default) every request must be addressed to this machine: a
+    ``Host`` header other than ``127.0.0.1``, ``localhost`` or ``[::1]`` (with or without the
+    port) gets ``421 Misdirected Request`` and nothing of the run, which is what keeps a web
+    page on this machine from reading the dashboard by DNS rebinding.
+
+    Off loopback the dashboard needs an access token, and either TLS (``tls_cert`` and
+    ``tls_key``: it then serves HTTPS) or ``allow_plain_http=True``, a choice logged as a
+    warning at :meth:`start`, because the token and the account's state then cross the network
+    in clear. TLS can be used on loopback too.
+
+    The token, like every secret the run registered (webhook URLs, passwords), is masked in
+    whatever the dashboard serves and logs.
+
     Args:
         monitor: The run's monitor.
         host: The address to listen on (127.0.0.1 by default).
@@ -115,9 +135,15 @@ class Dashboard:
         token: The access token (or from ``token_env``); required off loopback.
         token_env: The environment variable holding the token.
         refresh_s: How often the page refreshes.
+        tls_cert: A PEM certificate (chain) file: serve HTTPS with it and ``tls_key``.
+        tls_key: The PEM file of the certificate's private key.
+        allow_plain_http: Serve plain HTTP off loopback anyway (on a network you trust, such
+            as a VPN): the token then travels in clear, and :meth:`start` says so in a warning.
 
     Raises:
-        ConfigError: when asked to listen off loopback without a token.
+        ConfigError: when asked to listen off loopback without a token, or without TLS and
+            without ``allow_plain_http``; for a certificate without a key (or the reverse);
+            for a certificate or key that cannot be read or used.
     """
 
     def __init__(
@@ -129,34 +155,71 @@ class Dashboard:
         token: str | None = None,
         token_env: str | None = "IBKRFW_DASHBOARD_TOKEN",
         refresh_s: float = 2.0,
+        tls_cert: str | os.PathLike[str] | None = None,
+        tls_key: str | os.PathLike[str] | None = None,
+        allow_plain_http: bool = False,
     ) -> None:
         if token is None and token_env:
             try:
                 token = read_secret(env=token_env, what="dashboard token")
             except ConfigError:
                 token = None
-        if not _is_loopback(host) and not token:
+        self.loopback = is_loopback(host)
+        """Whether it listens on this machine only (requests are then checked for their Host)."""
+        variable = f"${token_env or 'IBKRFW_DASHBOARD_TOKEN'}"
+        if not self.loopback and not token:
             raise ConfigError(
-                f"the dashboard would listen on {host}, beyond this machine: set an access "
-                f"token (${token_env or 'IBKRFW_DASHBOARD_TOKEN'}) or keep it on 127.0.0.1"
+                f"the dashboard would listen on {host or 'every address'}, open to the "
+                "network, without an access token: anyone who can reach this machine would "
+                f"see the account. Set an access token in {variable}, or listen on 127.0.0.1 "
+                "(and reach it through an SSH tunnel)"
+            )
+        self._tls = _tls_context(tls_cert, tls_key)
+        if not self.loopback and self._tls is None and not allow_plain_http:
+            raise ConfigError(
+                f"the dashboard would listen on {host or 'every address'} over plain HTTP: "
+                "its access token and the account would cross the network in clear. Give "
+                "tls_cert and tls_key (a PEM certificate and its key) to serve HTTPS, or set "
+                "allow_plain_http (only on a network you trust, such as a VPN), or listen on "
+                "127.0.0.1"
             )
         self.monitor = monitor
         self.host, self.port = host, port
-        self._token = token or None
+        self._token = Secret(token) if token else None
         self.refresh_s = refresh_s
+        self.allow_plain_http = allow_plain_http
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._refused_hosts: set[str] = set()
 
     @property
     def url(self) -> str:
-        """Where the page is (without the token)."""
-        return f"http://{self.host}:{self.port}/"
+        """Where the page is (without the token): ``https://`` when it serves TLS."""
+        scheme = "http" if self._tls is None else "https"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{scheme}://{host}:{self.port}/"
+
+    @property
+    def tls(self) -> bool:
+        """Whether it serves HTTPS."""
+        return self._tls is not None
 
     def start(self) -> Dashboard:
-        """Start serving on a background thread."""
-        handler = _handler(self)
-        self._server = ThreadingHTTPServer((self.host, self.port), handler)
-        self._server.daemon_threads = True
+        """Start serving on a background thread.
+
+        Off loopback over plain HTTP (``allow_plain_http``), it logs a warning first.
+        """
+        if not self.loopback and self._tls is None:
+            log.warning(
+                "the dashboard serves plain HTTP on %s:%s, open to the network "
+                "(allow_plain_http): its access token and the account's state travel in "
+                "clear, readable by anyone on the way; give tls_cert and tls_key to serve "
+                "HTTPS instead",
+                self.host,
+                self.port,
+            )
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        self._server = _Server((self.host, self.port), _handler(self), self._tls, family)
         self.port = int(self._server.server_address[1])
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="ibkrfw-dashboard", daemon=True
@@ -181,6 +244,10 @@ class Dashboard:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    def __repr__(self) -> str:
+        token = "***" if self._token else None
+        return f"Dashboard({self.url}, token={token}, tls={self.tls})"
+
     def allowed(self, headers: Any, query: dict[str, list[str]]) -> bool:
         """Whether a request carries the token (always, when none is set)."""
         if self._token is None:
@@ -191,15 +258,117 @@ class Dashboard:
             given = auth[7:]
         elif query.get("token"):
             given = query["token"][0]
-        return hmac.compare_digest(given.encode(), self._token.encode())
+        return hmac.compare_digest(given.encode(), self._token.reveal().encode())
+
+    def host_allowed(self, host: str | None) -> bool:
+        """Whether a request's ``Host`` header may be answered.
+
+        Off loopback, any (the token guards the dashboard). On loopback, only this machine's
+        names, with or without the port: ``127.0.0.1``, ``localhost``, ``[::1]`` (and the
+        address it listens on). A request without a ``Host`` header is refused there too.
+        """
+        if not self.loopback:
+            return True
+        if not host:
+            return False
+        host = host.strip().lower()
+        bound = f"[{self.host}]" if ":" in self.host else self.host.lower()
+        names = _LOCAL_NAMES | {bound}
+        return host in names or host in {f"{name}:{self.port}" for name in names}
+
+    def _refused(self, host: str | None) -> None:
+        shown = (host or "")[:100]
+        if shown not in self._refused_hosts and len(self._refused_hosts) < 100:
+            self._refused_hosts.add(shown)  # said once per name, not at every poll
+            log.warning(
+                "dashboard: refused a request for Host %r: it answers only to 127.0.0.1, "
+                "localhost or [::1] (a web page trying to read it by DNS rebinding?)",
+                shown,
+            )
+
+
+def _tls_context(
+    cert: str | os.PathLike[str] | None, key: str | os.PathLike[str] | None
+) -> ssl.SSLContext | None:
+    """The server's TLS settings, or None without a certificate.
+
+    Raises:
+        ConfigError: for a certificate without a key (or the reverse), or one that cannot be
+            read or used.
+    """
+    if cert is None and key is None:
+        return None
+    if cert is None or key is None:
+        given, missing = ("tls_cert", "tls_key") if cert is not None else ("tls_key", "tls_cert")
+        raise ConfigError(f"the dashboard has {given} but no {missing}: give both, or neither")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(os.fspath(cert), os.fspath(key))
+    except FileNotFoundError as exc:
+        raise ConfigError(
+            f"cannot read the dashboard's TLS file {exc.filename or cert}: no such file"
+        ) from None
+    except OSError as exc:
+        if isinstance(exc, ssl.SSLError):
+            raise ConfigError(
+                f"cannot use the dashboard's TLS certificate {os.fspath(cert)} with the key "
+                f"{os.fspath(key)}: {exc.reason or exc} (both PEM; the key must match the "
+                "certificate)"
+            ) from None
+        raise ConfigError(
+            f"cannot read the dashboard's TLS certificate {os.fspath(cert)} or key "
+            f"{os.fspath(key)}: {exc.strerror or exc}"
+        ) from None
+    return context
+
+
+_HANDSHAKE_TIMEOUT_S = 10.0  # a client that opens a connection and says nothing
+
+
+class _Server(ThreadingHTTPServer):
+    """A threading HTTP server that speaks TLS when given a context.
+
+    The TLS handshake is made in the request's own thread, so a slow or silent client never
+    holds up the others.
+    """
+
+    daemon_threads = True
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        handler: type[BaseHTTPRequestHandler],
+        tls: ssl.SSLContext | None,
+        family: socket.AddressFamily,
+    ) -> None:
+        self.address_family = family
+        self._tls = tls
+        super().__init__(address, handler)
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        if self._tls is None:
+            super().finish_request(request, client_address)
+            return
+        request.settimeout(_HANDSHAKE_TIMEOUT_S)
+        try:
+            secure = self._tls.wrap_socket(request, server_side=True)
+        except OSError as exc:  # ssl.SSLError included: not TLS, or a certificate refused
+            log.debug("dashboard: TLS handshake with %s failed: %s", client_address, exc)
+            return
+        try:
+            super().finish_request(secure, client_address)
+        finally:
+            secure.close()
 
 
 def _handler(dashboard: Dashboard) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "ibkrfw-dashboard"
+        timeout = 30  # seconds a silent client may hold its thread
 
         def log_message(self, format: str, *args: Any) -> None:
-            log.debug("%s " + format, self.address_string(), *args)
+            log.debug("%s " + format, self.address_string(), *args)  # the filter masks ?token=
 
         def _send(self, code: int, body: bytes, content_type: str) -> None:
             self.send_response(code)
@@ -216,6 +385,15 @@ def _handler(dashboard: Dashboard) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(body)
 
         def do_GET(self) -> None:
+            host = self.headers.get("Host")
+            if not dashboard.host_allowed(host):
+                dashboard._refused(host)
+                self._send(
+                    421,
+                    b"this dashboard answers only to 127.0.0.1, localhost or [::1]\n",
+                    "text/plain; charset=utf-8",
+                )
+                return
             parts = urlsplit(self.path)
             query = parse_qs(parts.query)
             if not dashboard.allowed(self.headers, query):
@@ -232,14 +410,15 @@ def _handler(dashboard: Dashboard) -> type[BaseHTTPRequestHandler]:
             elif path == "/app.css":
                 self._send(200, _asset("dashboard.css"), "text/css; charset=utf-8")
             elif path == "/api/state":
-                body = json.dumps(dashboard.monitor.snapshot(), default=str).encode()
+                state = redact_json(dashboard.monitor.snapshot())
+                body = json.dumps(state, default=lambda value: redact(str(value))).encode()
                 self._send(200, body, "application/json")
             elif path == "/metrics":
-                text = prometheus_text(dashboard.monitor.snapshot()).encode()
+                text = redact(prometheus_text(dashboard.monitor.snapshot())).encode()
                 self._send(200, text, "text/plain; version=0.0.4; charset=utf-8")
             elif path == "/healthz":
                 health = dashboard.monitor.health()
-                body = json.dumps(health.to_dict()).encode()
+                body = json.dumps(redact_json(health.to_dict())).encode()
                 self._send(503 if health.status == "failing" else 200, body, "application/json")
             else:
                 self._send(404, b"not found\n", "text/plain; charset=utf-8")

@@ -77,7 +77,8 @@ def test_off_loopback_needs_a_token_and_every_request_carries_it(
     with pytest.raises(ConfigError, match="access token"):
         Dashboard(monitor, host="0.0.0.0")
     monkeypatch.setenv("IBKRFW_DASHBOARD_TOKEN", "t0ken")
-    Dashboard(monitor, host="0.0.0.0")  # accepted with a token (not started)
+    # accepted with a token, over plain HTTP only when asked to (not started)
+    Dashboard(monitor, host="0.0.0.0", allow_plain_http=True)
     with Dashboard(monitor, port=0) as dashboard:  # loopback, with the token set: required too
         assert get(dashboard.url + "api/state")[0] == 401
         assert get(dashboard.url + "api/state", token="wrong")[0] == 401
