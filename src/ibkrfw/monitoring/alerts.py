@@ -303,6 +303,7 @@ class WebhookChannel(Channel):
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 status = response.status
         except urllib.error.HTTPError as exc:
+            exc.close()  # it holds the answer's socket open until collected (a ResourceWarning)
             raise ConnectionError(f"{self!r} answered {exc.code}") from None
         except (urllib.error.URLError, OSError) as exc:
             reason = redact(str(getattr(exc, "reason", exc)))  # may quote the URL
