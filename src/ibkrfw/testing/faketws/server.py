@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 import attrs
 import numpy as np
 
+from ibkrfw._net import is_loopback
 from ibkrfw.errors import ConfigError, OrderError
 from ibkrfw.model._decimal import DecimalLike, float_decimal, to_decimal
 from ibkrfw.model._time import parse_ib_time
@@ -220,7 +221,9 @@ class FakeTWS:
     what a client sent.
 
     Args:
-        host: The address to listen on: 127.0.0.1 unless you mean otherwise.
+        host: The address to listen on: 127.0.0.1 unless you mean otherwise. Any other
+            address (``0.0.0.0``: every interface) is logged as a warning: the fake asks for
+            no login, so anyone who can reach it can place orders on its account.
         port: The port; 0 picks a free one (read it from :attr:`port` after :meth:`start`).
         account: The account id announced to clients (a paper-style ``DU`` id by default).
         next_order_id: The first order id announced by ``nextValidId``.
@@ -263,6 +266,16 @@ class FakeTWS:
     ) -> None:
         if not account:
             raise ConfigError("the fake TWS needs an account id")
+        self.network_warning: str | None = (
+            None
+            if is_loopback(host)
+            else f"the fake TWS listens on {host or 'every address'}, open to the network, "
+            "and asks for no login: anyone who can reach this machine can place orders on "
+            f"its account {account}; listen on 127.0.0.1 unless that is what you want"
+        )
+        """The warning about listening off loopback (logged when built), None on loopback."""
+        if self.network_warning is not None:
+            log.warning("%s", self.network_warning)
         self.market = Market(
             data or {},
             cash=to_decimal(cash, "cash"),
