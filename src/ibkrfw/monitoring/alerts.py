@@ -272,7 +272,7 @@ class WebhookChannel(Channel):
 
     @property
     def url(self) -> str:
-        """Where alerts are posted, masked: the scheme, host and port, never the path or query."""
+        """Where alerts are posted, masked (the scheme, host and port, never the path or query)."""
         return mask_url(self._url.reveal())
 
     def __repr__(self) -> str:

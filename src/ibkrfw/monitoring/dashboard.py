@@ -194,7 +194,7 @@ class Dashboard:
 
     @property
     def url(self) -> str:
-        """Where the page is (without the token): ``https://`` when it serves TLS."""
+        """Where the page is, without the token (``https://`` when it serves TLS)."""
         scheme = "http" if self._tls is None else "https"
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{scheme}://{host}:{self.port}/"
