@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, final
 from zoneinfo import ZoneInfo
 
+from ibkrfw._redact import redact
 from ibkrfw.engine.engine import Engine, EngineObserver
 from ibkrfw.errors import ConfigError
 from ibkrfw.model.events import Event, OrderFilled
@@ -32,11 +33,11 @@ def _file(day: dt.date, suffix: str) -> str:
 
 
 def _write(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` whole or not at all (a crash leaves no half file)."""
+    """Write ``text``, secrets masked, to ``path`` whole or not at all (no half file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temp = path.with_name(path.name + ".tmp")
     try:
-        temp.write_text(text, encoding="utf-8")
+        temp.write_text(redact(text), encoding="utf-8")
         os.replace(temp, path)
     except OSError:
         temp.unlink(missing_ok=True)

@@ -218,7 +218,9 @@ def test_a_live_run_shows_none_of_its_secrets_anywhere(
     assert any(k == "channel_failed" and c == "email" and not ok for k, c, ok in kinds)
     assert mails, "no email was sent"
     files = sorted(p for p in state.rglob("*") if p.is_file())
-    assert {"alerts.jsonl", "order_ids.json"} <= {p.name for p in files}
+    names = {p.name for p in files}
+    assert {"alerts.jsonl", "order_ids.json", "journal.db", "day.json"} <= names
+    assert any(n.startswith("summary-") for n in names)  # daily summaries, sent and saved
     texts = {str(p): p.read_bytes().decode("utf-8", "replace") for p in files}
     texts["run.log"] = run_log.read_text(encoding="utf-8")
     texts["stdout"], texts["stderr"] = captured.out, captured.err
