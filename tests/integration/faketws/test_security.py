@@ -253,3 +253,65 @@ def test_fake_tws_off_loopback_warns_that_anyone_can_place_orders(
     FakeTWS(host="localhost")
     FakeTWS(host="::1")
     assert len(caplog.records) == 1
+
+
+def test_ibkrfw_run_with_a_failing_webhook_prints_and_writes_no_secret(
+    tmp_path: Path, failing_hook: str
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    hook_url = f"{failing_hook}/{HOOK_PATH}?{HOOK_QUERY}"
+    state = tmp_path / "state"
+    env = dict(os.environ, IBKRFW_DASHBOARD_TOKEN=DASHBOARD_TOKEN, HOOK_BEARER=BEARER)
+    with FakeTWS.from_sample(["ACME"]) as tws:
+        tws.reject_next_order(201, "Order rejected - reason: no margin")
+        config = tmp_path / "ibkrfw.toml"
+        config.write_text(
+            f"[ibkr]\nport = {tws.port}\nclient_id = 3\n"
+            '[run]\nstrategy = "sma_crossover"\nsymbols = ["ACME"]\nbar_size = "5s"\n'
+            "[run.parameters]\nfast = 2\nslow = 5\n"
+            f'[[alerts.webhook]]\nurl = "{hook_url}"\nformat = "slack"\ntoken_env = "HOOK_BEARER"\n'
+            "[monitor]\nstale_after_s = 1e9\n"
+        )
+        process = subprocess.Popen(
+            [sys.executable, "-m", "ibkrfw", "run", "--config", str(config), "--state-dir",
+             str(state), "--dashboard", f"127.0.0.1:{port}"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+        )  # fmt: skip
+        try:
+            assert tws.wait_for(lambda: tws.messages("in", client_id=3, msg_id=50), 30)
+            deadline = time.monotonic() + 30
+            journal = state / "alerts.jsonl"
+            while time.monotonic() < deadline and "webhook:slack" not in (
+                journal.read_text() if journal.exists() else ""
+            ):
+                tws.step()
+                time.sleep(0.02)
+            request = urllib.request.Request(f"http://127.0.0.1:{port}/api/state")
+            request.add_header("Authorization", f"Bearer {DASHBOARD_TOKEN}")
+            with urllib.request.urlopen(request, timeout=10) as response:
+                served = response.read().decode()
+            process.send_signal(signal.SIGTERM)
+            out, _ = process.communicate(timeout=30)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+    assert process.returncode == 0, out
+    assert "alert channel webhook:slack failed" in out
+    assert f"WebhookChannel({failing_hook}/***, format='slack') answered 500" in out
+    texts = {"output": out, "/api/state": served}
+    texts.update({str(p): p.read_bytes().decode("utf-8", "replace")
+                  for p in state.rglob("*") if p.is_file()})  # fmt: skip
+    assert "webhook:slack" in texts[str(state / "alerts.jsonl")]
+    leaks = [(where, secret) for where, text in texts.items() for secret in SECRETS
+             if secret in text]  # fmt: skip
+    assert leaks == []
