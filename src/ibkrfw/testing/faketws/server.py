@@ -42,6 +42,7 @@ from ibkrfw.model.orders import (
     check_modification,
     check_request,
 )
+from ibkrfw.risk.account import IB_INITIAL_MARGIN, MarginSpec, margin_rates
 from ibkrfw.sim.commission import CommissionModel
 from ibkrfw.sim.slippage import SlippageModel
 from ibkrfw.testing.faketws import messages as m
@@ -236,6 +237,10 @@ class FakeTWS:
             quotes when only quotes are replayed.
         slippage: The slippage model of fills (e.g. :class:`~ibkrfw.sim.HalfSpreadSlippage`,
             which then uses the replayed quotes).
+        initial_margin: The account's initial margin rates, by asset class (IB's Regulation T
+            rates by default); the maintenance margin is half of it. The account values
+            (``InitMarginReq``, ``MaintMarginReq``, ``AvailableFunds``, ``ExcessLiquidity``,
+            ``BuyingPower``) follow from them and the positions at their last price.
 
     Orders rest, fill, partially fill and are cancelled by a
     :class:`~ibkrfw.sim.SimBroker` on the replayed bars: the fill rules of a backtest.
@@ -260,9 +265,11 @@ class FakeTWS:
         quotes: Mapping[Instrument, pd.DataFrame] | None = None,
         slippage: SlippageModel | None = None,
         fill_on: Literal["bars", "quotes"] | None = None,
+        initial_margin: MarginSpec = IB_INITIAL_MARGIN,
     ) -> None:
         if not account:
             raise ConfigError("the fake TWS needs an account id")
+        self.margin_rates = margin_rates(initial_margin)
         self.market = Market(
             data or {},
             cash=to_decimal(cash, "cash"),
@@ -276,7 +283,9 @@ class FakeTWS:
         # (client id, the client's order id) -> the market's order id, and back
         self._order_ids: dict[tuple[int, int], int] = {}
         self._owners: dict[int, tuple[int, int]] = {}
-        self._executions: list[tuple[int, list[object], list[object]]] = []  # client, exec, report
+        self._executions: list[
+            tuple[int, list[object], list[object] | None]
+        ] = []  # client, exec, report
         self._subscriptions: dict[tuple[int, int], tuple[_Session, Instrument]] = {}
         self._history_updates: dict[tuple[int, int], tuple[_Session, Instrument]] = {}
         self._realtime: dict[tuple[int, int], tuple[_Session, Instrument]] = {}
@@ -286,6 +295,8 @@ class FakeTWS:
         self._pacing_left = 0
         self._rejections: list[tuple[int, str]] = []
         self._duplicates_left = 0
+        self._lose_left = 0  # placeOrder messages to swallow, as if lost on the wire
+        self._commissions_withheld = 0  # fills whose commission report never comes
         self._corrupt: dict[str, float] = {}  # fields to replace in the next real-time bar
         self._holding = False
         self._held: list[tuple[_Session, list[object]]] = []
@@ -529,6 +540,25 @@ class FakeTWS:
     def duplicate_next_execution(self, count: int = 1) -> None:
         """Send the execution and commission report of the next ``count`` fills twice."""
         self._duplicates_left += count
+
+    def lose_next_order(self, count: int = 1) -> None:
+        """Swallow the next ``count`` new orders, then drop the client's connection.
+
+        Each ``placeOrder`` is recorded as received (so :meth:`messages` shows what the client
+        sent) but never reaches the simulated market: TWS never heard of it, as when the
+        message dies on the wire and the connection with it. The client's order stays
+        unacknowledged; only its reconciliation after reconnecting can tell it is lost.
+        """
+        self._lose_left += count
+
+    def withhold_commission_reports(self, count: int = 1) -> None:
+        """Never send the commission report of the next ``count`` fills.
+
+        Their executions are reported (and again on ``reqExecutions``), their commissions
+        never: as when TWS's commission report does not arrive (another client's fills
+        without the master client id, or a report lost to a disconnection).
+        """
+        self._commissions_withheld += count
 
     def corrupt_next_bar(self, **fields: float) -> None:
         """Send the next replayed real-time bar with these fields replaced.
@@ -924,6 +954,11 @@ class FakeTWS:
             code, text = self._rejections.pop(0)
             session.error(order_id, code, text)
             return
+        if self._lose_left > 0:
+            self._lose_left -= 1
+            log.info("fake TWS: order %d of client %d lost on the wire", order_id, client_id)
+            session.close()
+            return
         parent = int(fields[28] or 0)
         if parent:
             parent_market = self._order_ids.get((client_id, parent))
@@ -1044,13 +1079,19 @@ class FakeTWS:
                 perm_id=perm_id, client_id=client_id, cum_qty=filled, avg_price=avg,
                 order_ref=order.request.tag or "",
             )  # fmt: skip
-            report = m.commission_report(exec_id, fill.commission, inst.currency, None)
+            report: list[object] | None = m.commission_report(
+                exec_id, fill.commission, inst.currency, None
+            )
+            if self._commissions_withheld > 0:
+                self._commissions_withheld -= 1
+                report = None
             self._executions.append((client_id, details, report))
             done = remaining == 0
-            out += [details, report]
+            halves = [details] if report is None else [details, report]
+            out += halves
             if self._duplicates_left > 0:
                 self._duplicates_left -= 1
-                out += [details, report]
+                out += halves
             out.append(status("Filled" if done else "Submitted", float(fill.price)))
             if done:
                 out.append(open_order("Filled"))
@@ -1097,7 +1138,8 @@ class FakeTWS:
         for client_id, details, report in list(self._executions):
             if client_id == session.client_id:
                 session.send(details[0], req_id, *details[2:])
-                session.send(*report)
+                if report is not None:
+                    session.send(*report)
         session.send(55, 1, req_id)  # execDetailsEnd
 
     def _req_positions(self, session: _Session, fields: list[str]) -> None:
@@ -1139,7 +1181,12 @@ class FakeTWS:
         with self.market.lock:
             pf = self.market.portfolio
             equity, cash, gross = pf.equity, float(pf.cash), pf.gross_exposure
-        available = equity - gross * 0.5
+            initial = sum(
+                abs(pf.value(p)) * self.margin_rates[inst.asset_class]
+                for inst, p in pf.positions.items()
+            )
+        maintenance = initial / 2
+        available = equity - initial
         return {
             "AccountType": ("INDIVIDUAL", ""),
             "NetLiquidation": (f"{equity:.2f}", "USD"),
@@ -1147,7 +1194,10 @@ class FakeTWS:
             "SettledCash": (f"{cash:.2f}", "USD"),
             "GrossPositionValue": (f"{gross:.2f}", "USD"),
             "EquityWithLoanValue": (f"{equity:.2f}", "USD"),
+            "InitMarginReq": (f"{initial:.2f}", "USD"),
+            "MaintMarginReq": (f"{maintenance:.2f}", "USD"),
             "AvailableFunds": (f"{available:.2f}", "USD"),
+            "ExcessLiquidity": (f"{equity - maintenance:.2f}", "USD"),
             "BuyingPower": (f"{available * 2:.2f}", "USD"),
         }
 
