@@ -248,7 +248,7 @@ class IBKRBroker(Broker, Listener):
     handed to the engine (:meth:`adopt_orders`) with what they filled, the others are closed.
     A journaled order IB has no record of at all (not open, not completed, never executed,
     matched by order id and ``orderRef``) never reached IB: it is recorded as *lost*, logged
-    as a warning and reported in :attr:`Reconciled.warnings <ibkrfw.Reconciled.warnings>`,
+    as a warning and reported in the ``warnings`` of :class:`~ibkrfw.Reconciled`,
     and never sent again. Then the positions the journal adds up to are compared with the
     account's. If they agree (or ``on_mismatch="adopt"``), the account's positions become the
     run's starting positions and its working ``ibkrfw:`` orders are adopted; otherwise
@@ -708,8 +708,8 @@ class IBKRBroker(Broker, Listener):
         * never acknowledged, and unknown to IB in every answer: IB never received it (the
           message was lost with the connection). It is reported as an
           :class:`~ibkrfw.OrderRejected` whose reason begins ``"lost:"``, recorded as lost in
-          the journal, logged as a warning, listed in :attr:`Reconciled.warnings
-          <ibkrfw.Reconciled.warnings>`, and never sent again: the strategy may send a new
+          the journal, logged as a warning, listed in the ``warnings`` of
+          :class:`~ibkrfw.Reconciled`, and never sent again: the strategy may send a new
           one.
 
         Then the journal's positions are compared with the account's, and the account's
