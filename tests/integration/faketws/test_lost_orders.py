@@ -102,6 +102,10 @@ def test_an_order_lost_with_the_connection_is_released_reported_and_never_sent_a
             assert until(lambda: len(reconciled(session)) >= 2)  # start, and the reconnection
             assert until(lambda: session.engine.orders.get(1) is not None
                          and session.engine.orders.get(1).status.is_terminal)  # type: ignore[union-attr]  # fmt: skip
+            assert isinstance(session.broker, IBKRBroker)
+            journaled = session.broker.journal.orders()
+            assert [(o.ib_id, o.status) for o in journaled] == [(1, "lost")]
+            assert session.broker.journal.notes(1)[0][2].startswith("lost: TWS never received")
             session.settle()
             session.step(3)  # the strategy, no longer blocked, buys again
             result = session.stop()
@@ -126,7 +130,6 @@ def test_an_order_lost_with_the_connection_is_released_reported_and_never_sent_a
     assert ("order_rejected", "warning") not in kinds  # alerted once, as lost
     assert any("lost: TWS never received order 1" in r.getMessage() for r in caplog.records
                if r.levelno == logging.WARNING)  # fmt: skip
-    assert isinstance(session.broker, IBKRBroker)
 
 
 def test_an_order_lost_before_a_kill_is_resolved_at_the_next_start(tmp_path: Path) -> None:
@@ -357,3 +360,21 @@ def test_margin_above_the_runs_rates_is_a_reconciliation_warning(tmp_path: Path)
     warnings = reconciled(session)[0].warnings
     assert len(warnings) == 1
     assert "of initial margin for the positions, the run's margin rates come to" in warnings[0]
+
+
+def test_a_margin_shortfall_found_after_a_reconnection_is_a_warning() -> None:
+    with FakeTWS.from_sample(["ACME"]) as tws:
+        buy = ScriptedStrategy({0: lambda c, b: c.buy(b.instrument, 1000)})
+        session = LiveSession(buy, tws)
+        session.client.backoff = Backoff(base=0.05, cap=0.2, seed=1)
+        with session:
+            session.step(2)
+            pf = tws.market.portfolio
+            pf.adjust_cash(-Decimal(str(round(pf.equity - pf.gross_exposure / 8))))
+            tws.drop_connections()
+            assert until(lambda: len(reconciled(session)) >= 2)
+            session.settle()
+            session.stop()
+    after = reconciled(session)[1]
+    assert after.resolution == "agreed" and after.differences == ()
+    assert [w.split(":")[0] for w in after.warnings] == ["margin shortfall"]
