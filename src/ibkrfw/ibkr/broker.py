@@ -29,6 +29,7 @@ from ibkrfw.ibkr.translate import from_ib_contract, from_ib_order, to_ib_contrac
 from ibkrfw.model._decimal import float_decimal
 from ibkrfw.model._time import parse_ib_time
 from ibkrfw.model.events import (
+    CashAdjusted,
     ConnectionChanged,
     Event,
     OrderAccepted,
@@ -237,7 +238,9 @@ class IBKRBroker(Broker, Listener):
             the account's positions and working orders as the truth.
         ack_timeout_s: How long IB may take to acknowledge an order (``openOrder`` or
             ``orderStatus``) before a warning is logged, once per order. The order is not
-            given up for that: the next reconciliation settles it.
+            given up for that: the next reconciliation settles it. An execution whose
+            commission report has not come in that time is booked without it (a warning; a
+            commission that comes later is a :class:`~ibkrfw.CashAdjusted`).
         initial_margin: The initial margin rates the run's buying-power checks assume (those
             of its :class:`~ibkrfw.risk.BuyingPower` rule; IB's Regulation T rates by
             default), compared with the margin IB asks for the account's positions.
@@ -413,7 +416,7 @@ class IBKRBroker(Broker, Listener):
             try:
                 task = self._tasks.get(timeout=poll)
             except queue.Empty:
-                self._check_acknowledgements()
+                self._check_overdue()
                 continue
             if task is None:
                 return
@@ -421,7 +424,37 @@ class IBKRBroker(Broker, Listener):
                 task()
             except Exception:
                 log.exception("broker task failed")
-            self._check_acknowledgements()
+            self._check_overdue()
+
+    def _check_overdue(self) -> None:
+        self._check_acknowledgements()
+        self._check_commissions()
+
+    def _check_commissions(self) -> None:
+        """Book, without its commission, a fill whose commission report has not come.
+
+        IB sends ``commissionReport`` right after ``execDetails``; one that has not come within
+        ack_timeout_s may never come (another client's order without the master client id,
+        a report lost with the connection). The fill is booked at no commission, with a
+        warning, so the position follows IB's; a commission that comes later is booked as a
+        :class:`~ibkrfw.CashAdjusted`.
+        """
+        if self._emit is None:
+            return
+        for exec_id in self.executions.uncharged(self.ack_timeout_s):
+            fill = self.executions.charge_missing(exec_id)
+            if fill is None:
+                continue
+            with self._lock:
+                working = self._by_engine.get(fill.order_id)
+            if working is None:
+                continue
+            log.warning(
+                "execution %s of order %d (%s %s %s at %s): no commission report within %g s; "
+                "booked without its commission", exec_id, fill.order_id, fill.side,
+                fill.quantity, fill.instrument.id, fill.price, self.ack_timeout_s,
+            )  # fmt: skip
+            self._filled(working, fill)
 
     def _check_acknowledgements(self) -> None:
         """Warn, once per order, of an order IB has not acknowledged within ack_timeout_s."""
@@ -1207,6 +1240,13 @@ class IBKRBroker(Broker, Listener):
             commission = Decimal(0)
         else:
             self.journal.commission(exec_id, commission)
+        if self.executions.late_commission(exec_id):  # its fill was booked without it
+            log.info("commission of execution %s came late: %s %s", exec_id, commission, currency)
+            self._put(CashAdjusted(
+                ts_ns=self._now(), amount=-commission, currency=currency or None,
+                reason=f"commission of execution {exec_id}, reported after its fill",
+            ))  # fmt: skip
+            return
         fill = self.executions.on_commission(exec_id, commission)
         if fill is not None:
             self._filled(self._by_engine[fill.order_id], fill)

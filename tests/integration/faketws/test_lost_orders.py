@@ -378,3 +378,24 @@ def test_a_margin_shortfall_found_after_a_reconnection_is_a_warning() -> None:
     after = reconciled(session)[1]
     assert after.resolution == "agreed" and after.differences == ()
     assert [w.split(":")[0] for w in after.warnings] == ["margin shortfall"]
+
+
+def test_a_fill_whose_commission_report_never_comes_is_booked_without_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with FakeTWS.from_sample(["ACME"], commission=PerShareCommission(Decimal("0.5"))) as tws:
+        tws.withhold_commission_reports()
+        buy = ScriptedStrategy({0: lambda c, b: c.buy(b.instrument, 10)})
+        session = LiveSession(buy, tws)
+        assert isinstance(session.broker, IBKRBroker)
+        session.broker.ack_timeout_s = 0.3
+        with caplog.at_level(logging.WARNING, logger="ibkrfw"), session:
+            session.step(2)
+            assert until(lambda: buy.fills)
+            result = session.stop()
+    assert [(f.quantity, f.commission) for f in result.fill_list] == [(Decimal(10), Decimal(0))]
+    assert [o.status for o in result.order_list] == [OrderStatus.FILLED]
+    assert session.engine.portfolio is not None
+    assert session.engine.portfolio.quantity(result.fill_list[0].instrument) == 10
+    assert any("no commission report within 0.3 s; booked without its commission"
+               in r.getMessage() for r in caplog.records)  # fmt: skip
