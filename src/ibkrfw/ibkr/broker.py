@@ -759,6 +759,7 @@ class IBKRBroker(Broker, Listener):
         completed = self._completed_orders()
         at_ib = _AtIB(executions, open_rows, completed)
         warnings: list[str] = []
+        lost_groups: list[_Working] = []
         with self._lock:
             pending = [w for w in self._by_ib.values() if not w.done]
         for working in pending:
@@ -769,6 +770,7 @@ class IBKRBroker(Broker, Listener):
             if finished is None and not working.accepted:
                 if not at_ib.was_executed(working.ib_id, ref):
                     warnings.append(self._lose(working, ref))
+                    lost_groups.append(working)
                 continue  # executed while away: its fills settle it
             if finished is not None and finished[0] == "Filled":
                 continue  # its fills settle it
@@ -779,6 +781,8 @@ class IBKRBroker(Broker, Listener):
             self._put(OrderCancelled(ts_ns=self._now(), order_id=working.order.order_id,
                                      reason=reason))  # fmt: skip
             self._refuse_deferred(working, deferred)
+        for working in lost_groups:
+            self._cancel_group(working)
         account = self._account_positions()
         differences = self._position_differences(account)
         notes: list[str] = []
@@ -804,6 +808,27 @@ class IBKRBroker(Broker, Listener):
                              warnings=tuple(warnings)))  # fmt: skip
         for warning in warnings:
             log.warning("reconciliation: %s", warning)
+
+    def _cancel_group(self, lost: _Working) -> None:
+        """Cancel what is left of a lost order's group (a bracket is sent whole or not at all).
+
+        The orders of a group sent before the lost one, with ``transmit`` off, wait in TWS for
+        the group's last order, which will never come: they are cancelled, and IB's answers
+        reach the strategy as for any cancellation.
+        """
+        request = lost.order.request
+        root = request.parent_id if request.parent_id is not None else lost.order.order_id
+        with self._lock:
+            group = [
+                w for w in self._by_engine.values()
+                if not w.done and w is not lost
+                and (w.order.order_id == root or w.order.request.parent_id == root)
+            ]  # fmt: skip
+        for working in group:
+            log.warning("order %d is cancelled: order %d of its group was lost on the way to IB",
+                        working.order.order_id, lost.order.order_id)  # fmt: skip
+            working.cancelling += 1
+            self.client.cancel_order(working.ib_id)
 
     def _completed_orders(self) -> list[tuple[Any, ...]]:
         """The orders IB lists as finished today (``reqCompletedOrders``)."""

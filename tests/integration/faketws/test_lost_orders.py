@@ -399,3 +399,32 @@ def test_a_fill_whose_commission_report_never_comes_is_booked_without_it(
     assert session.engine.portfolio.quantity(result.fill_list[0].instrument) == 10
     assert any("no commission report within 0.3 s; booked without its commission"
                in r.getMessage() for r in caplog.records)  # fmt: skip
+
+
+def test_a_bracket_whose_transmitting_order_is_lost_is_cancelled_whole() -> None:
+    """The stop-loss (sent last, transmit on) dies on the wire: the rest never trades."""
+
+    def enter(ctx: Context, bar: Bar) -> None:
+        ctx.bracket(bar.instrument, "BUY", 10, take_profit=round(bar.close * 1.5, 2),
+                    stop_loss=round(bar.close * 0.5, 2))  # fmt: skip
+
+    strategy = ScriptedStrategy({0: enter})
+    with FakeTWS.from_sample(["ACME"]) as tws:
+        tws.lose_next_order(after=2)  # the entry and the take-profit arrive, untransmitted
+        session = LiveSession(strategy, tws)
+        session.client.backoff = Backoff(base=0.05, cap=0.2, seed=1)
+        with session:
+            session.step(1)
+            assert until(lambda: len(reconciled(session)) >= 2)
+            assert until(lambda: all(o.status.is_terminal for o in session.engine.orders))
+            session.settle()
+            session.step(3)
+            result = session.stop()
+    statuses = [o.status for o in result.order_list]
+    assert statuses == [OrderStatus.CANCELLED, OrderStatus.CANCELLED, OrderStatus.REJECTED]
+    assert all("cancelled before it was transmitted" in o.reason for o in result.order_list[:2])
+    assert result.order_list[2].reason.startswith("lost: TWS never received order 3")
+    assert result.fill_list == []
+    assert placed(tws) == Counter({1: 1, 2: 1, 3: 1})
+    assert session.engine.portfolio is not None
+    assert not session.engine.portfolio.positions

@@ -296,6 +296,7 @@ class FakeTWS:
         self._rejections: list[tuple[int, str]] = []
         self._duplicates_left = 0
         self._lose_left = 0  # placeOrder messages to swallow, as if lost on the wire
+        self._lose_after = 0  # new orders to let through first
         self._commissions_withheld = 0  # fills whose commission report never comes
         self._corrupt: dict[str, float] = {}  # fields to replace in the next real-time bar
         self._holding = False
@@ -541,15 +542,17 @@ class FakeTWS:
         """Send the execution and commission report of the next ``count`` fills twice."""
         self._duplicates_left += count
 
-    def lose_next_order(self, count: int = 1) -> None:
-        """Swallow the next ``count`` new orders, then drop the client's connection.
+    def lose_next_order(self, count: int = 1, *, after: int = 0) -> None:
+        """Swallow the next ``count`` new orders (``after`` others first), dropping the socket.
 
         Each ``placeOrder`` is recorded as received (so :meth:`messages` shows what the client
         sent) but never reaches the simulated market: TWS never heard of it, as when the
         message dies on the wire and the connection with it. The client's order stays
         unacknowledged; only its reconciliation after reconnecting can tell it is lost.
+        ``after=2`` loses the third order of a bracket, the one that transmits the group.
         """
         self._lose_left += count
+        self._lose_after = after
 
     def withhold_commission_reports(self, count: int = 1) -> None:
         """Never send the commission report of the next ``count`` fills.
@@ -954,7 +957,9 @@ class FakeTWS:
             code, text = self._rejections.pop(0)
             session.error(order_id, code, text)
             return
-        if self._lose_left > 0:
+        if self._lose_left > 0 and self._lose_after > 0:
+            self._lose_after -= 1
+        elif self._lose_left > 0:
             self._lose_left -= 1
             log.info("fake TWS: order %d of client %d lost on the wire", order_id, client_id)
             session.close()
@@ -1038,6 +1043,23 @@ class FakeTWS:
         if known is None:
             session.error(order_id, 135, f"Can't find order with id ={order_id}")
             return
+        with self.market.lock:
+            for root, group in list(self._untransmitted.items()):
+                held = next((o for o in group if o.order_id == known), None)
+                if held is None:
+                    continue
+                # never transmitted: TWS deletes it (the rest of its group waits on)
+                group.remove(held)
+                if not group:
+                    del self._untransmitted[root]
+                event = OrderCancelled(
+                    ts_ns=self.market.clock.now_ns() if self.market.position >= 0 else 0,
+                    order_id=known,
+                    reason="cancelled before it was transmitted",
+                )
+                self.market.orders.apply(event)
+                self._order_event(event)
+                return
         self.market.cancel(known)
 
     def _order_event(self, event: OrderEvent) -> None:
