@@ -1280,10 +1280,12 @@ class IBKRBroker(Broker, Listener):
         if fill is None:
             return
         self._accept(working)  # a fill may overtake its acknowledgement
-        working.filled += fill.quantity
         deferred = None
-        if working.filled >= working.request.quantity and not working.done:
-            deferred = self._finished(working)
+        # under the lock: the broker's worker books fills whose commission never came
+        with self._lock:
+            working.filled += fill.quantity
+            if working.filled >= working.request.quantity and not working.done:
+                deferred = self._finished(working)
         self._put(OrderFilled(ts_ns=self._now(), order_id=fill.order_id, fill=fill))
         if deferred is not None:
             self._refuse_deferred(working, deferred)
