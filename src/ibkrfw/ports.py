@@ -94,12 +94,15 @@ class Broker(ABC):
         """
         return ()
 
-    def adopt_orders(self, create: Callable[[OrderRequest], Order]) -> None:  # noqa: B027
+    def adopt_orders(self, create: Callable[..., Order]) -> None:  # noqa: B027
         """Hand working orders found at the broker when the run starts to the engine.
 
-        For each one the broker calls ``create(request)``, which enters it into the run's order
-        book as accepted and returns the :class:`~ibkrfw.Order`, and links it to its own
-        record, so the strategy sees and may cancel it. Nothing here.
+        For each one the broker calls ``create(request, filled=..., avg_price=...)``, which
+        enters it into the run's order book as accepted (part-filled when ``filled``, a
+        ``Decimal``, is above zero, at ``avg_price``; both keywords may be left out) and
+        returns the :class:`~ibkrfw.Order`, and links it to its own record, so the strategy
+        sees and may cancel it. Those earlier fills are not booked again: the positions they
+        made come with :meth:`starting_positions`. Nothing here.
         """
 
     @property

@@ -228,3 +228,24 @@ def test_a_position_left_without_its_stop_is_a_critical_alert() -> None:
     (alert,) = [a for a in inbox.alerts if a.kind == "protection_failed"]
     assert (alert.title, alert.severity) == ("ACME.SMART is without its stop-loss", "critical")
     assert "rejected 3 times in a row; last: 201: no permissions" in alert.message
+
+
+def test_reconciliation_warnings_are_alerted_once_and_degrade_the_health() -> None:
+    from ibkrfw import OrderRejected
+
+    inbox = RecordingChannel()
+    monitor = LiveMonitor(alerter=Alerter([inbox]).start(), stale_after_s=10 * 86_400)
+    engine = Engine(ScriptedStrategy({}), DataFrameFeed(bars_frame([(1, 1, 1, 1)]), ACME),
+                    SimBroker())  # fmt: skip
+    engine.run()
+    lost = "lost: TWS never received order 3 (orderRef ibkrfw:3); it was released"
+    monitor.on_event(engine, OrderRejected(ts_ns=0, order_id=1, reason=lost))
+    warning = f"order 1 (BUY 10 ACME.SMART) {lost}"
+    monitor.on_event(engine, Reconciled(ts_ns=0, differences=(), warnings=(warning,)))
+    checks = {c.name: c for c in monitor.health().checks}
+    assert checks["reconciliation"].status == "degraded"
+    assert "lost: TWS never received order 3" in checks["reconciliation"].detail
+    assert alerts_of(monitor, inbox) == [
+        ("reconciliation_warning", "reconciliation: 1 warning(s)")
+    ]  # the lost order's rejection is not alerted a second time
+    assert [a.severity for a in inbox.alerts] == ["critical"]

@@ -105,6 +105,22 @@ class OrderBook:
         self._active[record.order_id] = record
         return record.snapshot()
 
+    def adopt_filled(
+        self, order_id: int, filled: Decimal, avg_price: Decimal | None, ts_ns: int
+    ) -> None:
+        """Set what an order adopted from the broker filled before the run (no fill booked).
+
+        Raises:
+            KeyError: if the order is unknown.
+        """
+        record = self._records[order_id]
+        record.filled = filled
+        record.avg = avg_price
+        status = _S.FILLED if filled >= record.request.quantity else _S.PARTIALLY_FILLED
+        record.move(ts_ns, status)
+        if status in _TERMINAL:
+            self._active.pop(order_id, None)
+
     def get(self, order_id: int) -> Order | None:
         """Return the current snapshot of order ``order_id``, or ``None`` if unknown."""
         record = self._records.get(order_id)

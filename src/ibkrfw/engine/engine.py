@@ -1122,13 +1122,26 @@ class Engine:
         self.log.info("adopted position: %s %s %s at %s", fill.side, fill.quantity,
                       fill.instrument.id, fill.price)  # fmt: skip
 
-    def _adopt_order(self, request: OrderRequest) -> Order:
-        """Enter an order found working at the broker into the book, as accepted."""
+    def _adopt_order(
+        self,
+        request: OrderRequest,
+        *,
+        filled: Decimal = Decimal(0),
+        avg_price: Decimal | None = None,
+    ) -> Order:
+        """Enter an order found working at the broker into the book, as accepted.
+
+        An order that filled in part before the run enters part-filled (its fills are in the
+        adopted positions already, so they are not booked again).
+        """
         now = self.clock.now_ns()
         order = self.orders.create(request, now)
         self.orders.apply(OrderSubmitted(ts_ns=now, order_id=order.order_id, request=request))
         self.orders.apply(OrderAccepted(ts_ns=now, order_id=order.order_id))
-        self.log.info("adopted working order %d: %r", order.order_id, request)
+        if filled > 0:
+            self.orders.adopt_filled(order.order_id, filled, avg_price, now)
+        self.log.info("adopted working order %d: %r (filled %s)", order.order_id, request,
+                      filled)  # fmt: skip
         return self.orders.get(order.order_id) or order
 
     def _take_over_protection(self) -> None:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import queue
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from decimal import Decimal
@@ -27,6 +29,7 @@ from ibkrfw.ibkr.translate import from_ib_contract, from_ib_order, to_ib_contrac
 from ibkrfw.model._decimal import float_decimal
 from ibkrfw.model._time import parse_ib_time
 from ibkrfw.model.events import (
+    CashAdjusted,
     ConnectionChanged,
     Event,
     OrderAccepted,
@@ -42,6 +45,7 @@ from ibkrfw.model.fills import Fill
 from ibkrfw.model.instruments import Instrument
 from ibkrfw.model.orders import Order, OrderRequest, OrderType, Side
 from ibkrfw.ports import Broker, EventSink
+from ibkrfw.risk.account import IB_INITIAL_MARGIN, MarginSpec, margin_rates
 
 __all__ = ["IBKRBroker"]
 
@@ -49,6 +53,90 @@ log = logging.getLogger("ibkrfw.ibkr")
 
 _CANCEL_REFUSED = frozenset((161, 10147, 10148))
 _CANCELLED_STATUS = frozenset(("Cancelled", "ApiCancelled"))
+# What the broker reads of the account at each reconciliation (reqAccountSummary's tags)
+_ACCOUNT_TAGS = (
+    "TotalCashValue",
+    "NetLiquidation",
+    "GrossPositionValue",
+    "InitMarginReq",
+    "MaintMarginReq",
+    "AvailableFunds",
+    "ExcessLiquidity",
+    "BuyingPower",
+)
+_MARGIN_TOLERANCE = Decimal("0.10")  # IB's margin may exceed the run's rates by this share
+
+
+class _AtIB:
+    """What IB knows of orders: open, completed (finished) and executed ones.
+
+    An order of this library is known when a record carries its IB order id and its
+    ``orderRef``; a record without an ``orderRef`` counts by its id alone, and completed
+    orders (which carry no order id) by their ``orderRef`` or ``permId``.
+    """
+
+    def __init__(
+        self,
+        executions: list[tuple[Any, ...]],
+        open_rows: list[tuple[Any, ...]],
+        completed: list[tuple[Any, ...]],
+    ) -> None:
+        self.open = {(int(row[0]), _row_ref(row[2])) for row in open_rows}
+        self.executed = {
+            (int(execution.orderId), str(getattr(execution, "orderRef", "") or ""))
+            for _contract, execution in executions
+        }
+        self.finished: dict[str | int, tuple[str, str]] = {}
+        for _contract, order, state in completed:
+            status = (str(getattr(state, "status", "") or ""),
+                      str(getattr(state, "completedStatus", "") or ""))  # fmt: skip
+            if ref := _row_ref(order):
+                self.finished[ref] = status
+            if perm := int(getattr(order, "permId", 0) or 0):
+                self.finished[perm] = status
+
+    @staticmethod
+    def _known(records: set[tuple[int, str]], ib_id: int, ref: str) -> bool:
+        return (ib_id, ref) in records or (ib_id, "") in records
+
+    def is_open(self, ib_id: int, ref: str) -> bool:
+        """Whether IB lists the order among the open ones."""
+        return self._known(self.open, ib_id, ref)
+
+    def was_executed(self, ib_id: int, ref: str) -> bool:
+        """Whether IB reports an execution of the order."""
+        return self._known(self.executed, ib_id, ref)
+
+    def completed(self, ref: str, perm_id: int) -> tuple[str, str] | None:
+        """IB's status and completed status of the order, if IB lists it as finished."""
+        return self.finished.get(ref) or (self.finished.get(perm_id) if perm_id else None)
+
+    def knows(self, ib_id: int, ref: str, perm_id: int) -> bool:
+        """Whether IB has any record of the order."""
+        return (
+            self.is_open(ib_id, ref)
+            or self.was_executed(ib_id, ref)
+            or self.completed(ref, perm_id) is not None
+        )
+
+
+def _row_ref(order: Any) -> str:
+    return str(getattr(order, "orderRef", "") or "")
+
+
+def _executed(
+    executions: list[tuple[Any, ...]], ib_id: int, ref: str
+) -> tuple[Decimal, Decimal | None]:
+    """What IB's executions of one order filled (once per ``execId``), and at what price."""
+    seen: dict[str, tuple[Decimal, Decimal]] = {}
+    for _contract, execution in executions:
+        row_ref = str(getattr(execution, "orderRef", "") or "")
+        if int(execution.orderId) == ib_id and row_ref in (ref, ""):
+            seen[execution.execId] = (_quantity(execution.shares), float_decimal(execution.price))
+    quantity = sum((q for q, _ in seen.values()), Decimal(0))
+    if not quantity:
+        return quantity, None
+    return quantity, sum((q * p for q, p in seen.values()), Decimal(0)) / quantity
 
 
 def _ref_id(order_ref: str) -> int:
@@ -101,6 +189,8 @@ class _Working:
         "order",
         "perm_id",
         "request",
+        "sent_at",
+        "unacknowledged",
     )
 
     def __init__(self, order: Order, ib_id: int) -> None:
@@ -118,6 +208,8 @@ class _Working:
         # a cancellation asked for after them).
         self.deferred: list[OrderRequest | None] = []
         self.flushing = False  # the deferred changes are being sent
+        self.sent_at = math.inf  # when placeOrder went out (time.monotonic)
+        self.unacknowledged = False  # warned of: no acknowledgement within ack_timeout_s
 
 
 @final
@@ -144,21 +236,36 @@ class IBKRBroker(Broker, Listener):
         on_mismatch: What to do when the journal and the account disagree (see below):
             ``"refuse"`` (the default) to trade nothing until they agree, ``"adopt"`` to take
             the account's positions and working orders as the truth.
+        ack_timeout_s: How long IB may take to acknowledge an order (``openOrder`` or
+            ``orderStatus``) before a warning is logged, once per order. The order is not
+            given up for that: the next reconciliation settles it. An execution whose
+            commission report has not come in that time is booked without it (a warning; a
+            commission that comes later is a :class:`~ibkrfw.CashAdjusted`).
+        initial_margin: The initial margin rates the run's buying-power checks assume (those
+            of its :class:`~ibkrfw.risk.BuyingPower` rule; IB's Regulation T rates by
+            default), compared with the margin IB asks for the account's positions.
 
     Start-up reconciliation: before the run's first order, the broker fetches the account's
-    positions, open orders and today's executions. Executions of journaled orders missed while
-    the process was down are recorded; journaled orders still working are handed to the engine
-    (:meth:`adopt_orders`), the others are closed. Then the positions the journal adds up to are
-    compared with the account's. If they agree (or ``on_mismatch="adopt"``), the account's
-    positions become the run's starting positions and its working ``ibkrfw:`` orders are
-    adopted; otherwise :meth:`start` raises :class:`~ibkrfw.BrokerError` naming every
-    difference. After a reconnection the same comparison runs, and a disagreement under
-    ``"refuse"`` keeps new orders held. Each comparison ends in a :class:`~ibkrfw.Reconciled`
-    event.
+    positions, open orders, completed orders and today's executions. Executions of journaled
+    orders missed while the process was down are recorded; journaled orders still working are
+    handed to the engine (:meth:`adopt_orders`) with what they filled, the others are closed.
+    A journaled order IB has no record of at all (not open, not completed, never executed,
+    matched by order id and ``orderRef``) never reached IB: it is recorded as *lost*, logged
+    as a warning and reported in the ``warnings`` of :class:`~ibkrfw.Reconciled`,
+    and never sent again. Then the positions the journal adds up to are compared with the
+    account's. If they agree (or ``on_mismatch="adopt"``), the account's positions become the
+    run's starting positions and its working ``ibkrfw:`` orders are adopted; otherwise
+    :meth:`start` raises :class:`~ibkrfw.BrokerError` naming every difference. The cash the
+    recorded executions explain (futures at their multiplier, commissions included) and the
+    account's margin (a shortfall, or IB asking more than ``initial_margin`` accounts for) are
+    checked too. After a reconnection the same comparison runs (see :meth:`reconcile`), and a
+    disagreement under ``"refuse"`` keeps new orders held. Each comparison ends in a
+    :class:`~ibkrfw.Reconciled` event.
 
     Raises:
-        ConfigError: if neither ``config`` nor ``client`` is given, or ``on_mismatch`` is
-            neither ``"refuse"`` nor ``"adopt"``.
+        ConfigError: if neither ``config`` nor ``client`` is given, ``on_mismatch`` is
+            neither ``"refuse"`` nor ``"adopt"``, ``ack_timeout_s`` is not a positive number
+            of seconds, or a margin rate is not in (0, 1].
     """
 
     def __init__(
@@ -168,7 +275,21 @@ class IBKRBroker(Broker, Listener):
         client: IBClient | None = None,
         state_dir: str | os.PathLike[str] | None = None,
         on_mismatch: Literal["refuse", "adopt"] = "refuse",
+        ack_timeout_s: float = 10.0,
+        initial_margin: MarginSpec = IB_INITIAL_MARGIN,
     ) -> None:
+        if (
+            isinstance(ack_timeout_s, bool)
+            or not isinstance(ack_timeout_s, int | float)
+            or not 0 < ack_timeout_s < math.inf
+        ):
+            raise ConfigError(
+                f"IBKRBroker: ack_timeout_s must be a positive number of seconds, got "
+                f"{ack_timeout_s!r}; give how long IB may take to acknowledge an order, "
+                "e.g. 10.0"
+            )
+        self.ack_timeout_s = float(ack_timeout_s)
+        self.margin_rates = margin_rates(initial_margin)
         if client is None:
             if config is None:
                 raise ConfigError("IBKRBroker needs a config or a client")
@@ -188,7 +309,8 @@ class IBKRBroker(Broker, Listener):
         self.ids.observe_used(self.journal.highest_order_id())
         self.executions = ExecutionBook()
         self._start_positions: list[Fill] = []
-        self._start_orders: list[tuple[int, int, OrderRequest]] = []  # ib id, perm id, request
+        # ib id, perm id, request, and what it filled: quantity, average price
+        self._start_orders: list[tuple[int, int, OrderRequest, Decimal, Decimal | None]] = []
         self._halted = False
         self._started = False
         self._group: list[Order] | None = None
@@ -200,6 +322,7 @@ class IBKRBroker(Broker, Listener):
         self._clock: Clock | None = None
         self._cash = Decimal(0)
         self._currency = "USD"
+        self._account_values: dict[str, Decimal] = {}
         self._tasks: queue.Queue[Callable[[], None] | None] = queue.Queue()
         self._worker: threading.Thread | None = None
         self._released = threading.Event()
@@ -220,7 +343,7 @@ class IBKRBroker(Broker, Listener):
             client.connect()
         self.config.check_account(client.account)
         self.ids.observe_next_valid_id(client.next_valid_id)
-        self._read_cash()
+        self._read_account()
         self._reconcile_at_start()
         self._worker = threading.Thread(target=self._work, name="ibkrfw-broker", daemon=True)
         self._worker.start()
@@ -234,17 +357,34 @@ class IBKRBroker(Broker, Listener):
             self._currency,
         )
 
-    def _read_cash(self) -> None:
+    def _read_account(self) -> dict[str, Decimal]:
+        """Read the account's cash and margin values (``reqAccountSummary``).
+
+        Raises:
+            BrokerError: if TWS does not report the account's cash.
+            RequestError: if TWS does not answer.
+        """
         rows = self.client.request(
-            "reqAccountSummary", "All", "TotalCashValue", rows="accountSummary"
+            "reqAccountSummary", "All", ",".join(_ACCOUNT_TAGS), rows="accountSummary"
         )
         self.client.send("cancelAccountSummary", 0)  # any id: the fake and TWS ignore it
+        values: dict[str, Decimal] = {}
         for account, tag, value, currency in rows:
-            if account == self.client.account and tag == "TotalCashValue":
-                self._cash = Decimal(value)
+            if account != self.client.account or tag not in _ACCOUNT_TAGS:
+                continue
+            try:
+                values[tag] = Decimal(value)
+            except ArithmeticError:
+                log.warning("account value %s=%r not understood: left out", tag, value)
+                continue
+            if tag == "TotalCashValue":
                 self._currency = currency or "USD"
-                return
-        raise BrokerError(f"TWS did not report the cash of account {self.client.account}")
+        if "TotalCashValue" not in values:
+            raise BrokerError(f"TWS did not report the cash of account {self.client.account}")
+        if not self._started:  # the run's starting cash; later readings are for the checks
+            self._cash = values["TotalCashValue"]
+        self._account_values = values
+        return values
 
     @override
     def starting_cash(self) -> Decimal:
@@ -271,11 +411,79 @@ class IBKRBroker(Broker, Listener):
         self.journal.close()
 
     def _work(self) -> None:
-        while (task := self._tasks.get()) is not None:
+        poll = min(1.0, self.ack_timeout_s / 4)
+        while True:
+            try:
+                task = self._tasks.get(timeout=poll)
+            except queue.Empty:
+                self._check_overdue()
+                continue
+            if task is None:
+                return
             try:
                 task()
             except Exception:
                 log.exception("broker task failed")
+            self._check_overdue()
+
+    def _check_overdue(self) -> None:
+        self._check_acknowledgements()
+        self._check_commissions()
+
+    def _check_commissions(self) -> None:
+        """Book, without its commission, a fill whose commission report has not come.
+
+        IB sends ``commissionReport`` right after ``execDetails``; one that has not come within
+        ack_timeout_s may never come (another client's order without the master client id,
+        a report lost with the connection). The fill is booked at no commission, with a
+        warning, so the position follows IB's; a commission that comes later is booked as a
+        :class:`~ibkrfw.CashAdjusted`.
+        """
+        if self._emit is None:
+            return
+        for exec_id in self.executions.uncharged(self.ack_timeout_s):
+            fill = self.executions.charge_missing(exec_id)
+            if fill is None:
+                continue
+            with self._lock:
+                working = self._by_engine.get(fill.order_id)
+            if working is None:
+                continue
+            log.warning(
+                "execution %s of order %d (%s %s %s at %s): no commission report within %g s; "
+                "booked without its commission", exec_id, fill.order_id, fill.side,
+                fill.quantity, fill.instrument.id, fill.price, self.ack_timeout_s,
+            )  # fmt: skip
+            self._filled(working, fill)
+
+    def _check_acknowledgements(self) -> None:
+        """Warn, once per order, of an order IB has not acknowledged within ack_timeout_s."""
+        now = time.monotonic()
+        with self._lock:
+            late = [
+                w for w in self._by_ib.values()
+                if not w.accepted and not w.done and not w.unacknowledged
+                and now - w.sent_at > self.ack_timeout_s
+            ]  # fmt: skip
+            for working in late:
+                working.unacknowledged = True
+        for working in late:
+            order = working.order
+            log.warning(
+                "order %d (%s %s %s, IB order id %d) not acknowledged by IB within %g s: it "
+                "may be lost on the way to TWS; it is not sent again, and the next "
+                "reconciliation settles it",
+                order.order_id, order.request.side, order.request.quantity, order.instrument.id,
+                working.ib_id, self.ack_timeout_s,
+            )  # fmt: skip
+
+    @property
+    def unacknowledged(self) -> list[int]:
+        """The engine's ids of the orders sent that IB has not acknowledged yet, oldest first."""
+        with self._lock:
+            return sorted(
+                w.order.order_id for w in self._by_engine.values() if not w.accepted and not w.done
+            )
 
     # --- sending ---------------------------------------------------------------------------
     def _now(self) -> int:
@@ -356,11 +564,16 @@ class IBKRBroker(Broker, Listener):
             parent_id=parent,
             transmit=transmit,
         )
+        working.sent_at = time.monotonic()
         if not self.client.send("placeOrder", ib_id, to_ib_contract(order.instrument), ib_order):
             with self._lock:  # the socket went down just now: keep it for the reconnection
                 self._by_ib.pop(ib_id)
                 self._by_engine.pop(order.order_id)
                 self._held.append((order.order_id, lambda: self._place(order)))
+            # nothing went out under this id: it is closed, so no reconciliation calls it lost
+            self.journal.order_status(ib_id, DONE)
+            self.journal.note(ib_id, "not sent: no connection; held, to go out under a new id",
+                              self._now())  # fmt: skip
 
     @property
     def changes_waiting(self) -> int:
@@ -518,38 +731,72 @@ class IBKRBroker(Broker, Listener):
         """Compare with the account again (after a reconnection); missed fills are reported.
 
         Executions IB has are fetched (those already seen are recognised by their ``execId``
-        and counted once); an order IB no longer has open and did not fill is reported
-        cancelled; then the journal's positions are compared with the account's. The outcome
-        is a :class:`~ibkrfw.Reconciled` event; under ``on_mismatch="refuse"`` a
-        disagreement keeps new orders held.
+        and counted once), with the open and completed orders. Each order sent and not
+        finished is then settled, matched by IB order id and ``orderRef``:
+
+        * open at IB: it works on;
+        * known only as executed: its fills (just fetched) tell what became of it;
+        * finished at IB unfilled (a completed order), or acknowledged before and no longer
+          open: reported cancelled;
+        * never acknowledged, and unknown to IB in every answer: IB never received it (the
+          message was lost with the connection). It is reported as an
+          :class:`~ibkrfw.OrderRejected` whose reason begins ``"lost:"``, recorded as lost in
+          the journal, logged as a warning, listed in the ``warnings`` of
+          :class:`~ibkrfw.Reconciled`, and never sent again: the strategy may send a new
+          one.
+
+        Then the journal's positions are compared with the account's, and the account's
+        margin is checked. The outcome is a :class:`~ibkrfw.Reconciled` event; under
+        ``on_mismatch="refuse"`` a disagreement keeps new orders held.
 
         Raises:
             RequestError: if IB does not answer.
         """
         from ibapi.execution import ExecutionFilter
 
-        self.client.request("reqExecutions", ExecutionFilter(), rows="execDetails")
-        rows = self.client.request("reqOpenOrders", rows="openOrder")
-        open_ids = {row[0] for row in rows}
+        executions = self.client.request("reqExecutions", ExecutionFilter(), rows="execDetails")
+        open_rows = self.client.request("reqOpenOrders", rows="openOrder")
+        completed = self._completed_orders()
+        at_ib = _AtIB(executions, open_rows, completed)
+        warnings: list[str] = []
+        lost_groups: list[_Working] = []
         with self._lock:
-            lost = [
-                w for w in self._by_ib.values()
-                if w.accepted and not w.done and w.ib_id not in open_ids
-                and w.filled < w.request.quantity
-            ]  # fmt: skip
-        for working in lost:
+            pending = [w for w in self._by_ib.values() if not w.done]
+        for working in pending:
+            ref = self.order_ref(working.ib_id, working.order.request.tag)
+            if at_ib.is_open(working.ib_id, ref) or working.filled >= working.request.quantity:
+                continue
+            finished = at_ib.completed(ref, working.perm_id)
+            if finished is None and not working.accepted:
+                if not at_ib.was_executed(working.ib_id, ref):
+                    warnings.append(self._lose(working, ref))
+                    lost_groups.append(working)
+                continue  # executed while away: its fills settle it
+            if finished is not None and finished[0] == "Filled":
+                continue  # its fills settle it
+            reason = "no longer open at IB after the reconnection"
+            if finished is not None:
+                reason = f"{finished[1] or finished[0]} at IB while disconnected"
             deferred = self._finished(working)
-            self._put(OrderCancelled(
-                ts_ns=self._now(), order_id=working.order.order_id,
-                reason="no longer open at IB after the reconnection",
-            ))  # fmt: skip
+            self._put(OrderCancelled(ts_ns=self._now(), order_id=working.order.order_id,
+                                     reason=reason))  # fmt: skip
             self._refuse_deferred(working, deferred)
-        differences = self._position_differences(self._account_positions())
+        for working in lost_groups:
+            self._cancel_group(working)
+        account = self._account_positions()
+        differences = self._position_differences(account)
+        notes: list[str] = []
+        try:
+            values = self._read_account()
+        except (BrokerError, RequestError) as exc:
+            notes.append(f"the account's cash and margin could not be read: {exc}")
+        else:
+            warnings += self._margin_findings(values, account, notes)
         resolution = "agreed"
         if differences:
             resolution = "refused" if self.on_mismatch == "refuse" else "adopted"
             if resolution == "adopted":
-                self._adopt_positions(self._account_positions())
+                self._adopt_positions(account)
             else:
                 self._halted = True
                 log.error("trading stopped: the journal and the account disagree: %s",
@@ -557,7 +804,114 @@ class IBKRBroker(Broker, Listener):
         else:
             self._halted = False
         self._put(Reconciled(ts_ns=self._now(), differences=tuple(differences),
-                             resolution=resolution))  # fmt: skip
+                             notes=tuple(notes), resolution=resolution,
+                             warnings=tuple(warnings)))  # fmt: skip
+        for warning in warnings:
+            log.warning("reconciliation: %s", warning)
+
+    def _cancel_group(self, lost: _Working) -> None:
+        """Cancel what is left of a lost order's group (a bracket is sent whole or not at all).
+
+        The orders of a group sent before the lost one, with ``transmit`` off, wait in TWS for
+        the group's last order, which will never come: they are cancelled, and IB's answers
+        reach the strategy as for any cancellation.
+        """
+        request = lost.order.request
+        root = request.parent_id if request.parent_id is not None else lost.order.order_id
+        with self._lock:
+            group = [
+                w for w in self._by_engine.values()
+                if not w.done and w is not lost
+                and (w.order.order_id == root or w.order.request.parent_id == root)
+            ]  # fmt: skip
+        for working in group:
+            log.warning("order %d is cancelled: order %d of its group was lost on the way to IB",
+                        working.order.order_id, lost.order.order_id)  # fmt: skip
+            working.cancelling += 1
+            self.client.cancel_order(working.ib_id)
+
+    def _completed_orders(self) -> list[tuple[Any, ...]]:
+        """The orders IB lists as finished today (``reqCompletedOrders``)."""
+        return self.client.request("reqCompletedOrders", False, rows="completedOrder")
+
+    def _lose(self, working: _Working, ref: str) -> str:
+        """Settle an order IB never received: rejected as lost, journaled; return a warning."""
+        order, request = working.order, working.order.request
+        reason = (
+            f"lost: TWS never received order {working.ib_id} (orderRef {ref}); it was "
+            "released and is not sent again"
+        )
+        deferred = self._finished(working)
+        self.journal.order_lost(working.ib_id, reason, self._now())
+        self._put(OrderRejected(ts_ns=self._now(), order_id=order.order_id, reason=reason))
+        self._refuse_deferred(working, deferred)
+        return (
+            f"order {order.order_id} ({request.side} {request.quantity} {order.instrument.id}) "
+            f"{reason}"
+        )
+
+    def _margin_findings(
+        self,
+        values: dict[str, Decimal],
+        account: dict[str, tuple[Instrument, Decimal, Decimal]],
+        notes: list[str],
+    ) -> list[str]:
+        """Return what the account's margin values call for, as warnings.
+
+        A shortfall, or IB asking more margin than the run's rates assume, is a warning;
+        IB asking less is added to ``notes``.
+        """
+        currency, found = self._currency, []
+
+        def amount(tag: str) -> str:
+            return f"{values[tag]:,.2f} {currency}"
+
+        if values.get("ExcessLiquidity", Decimal(0)) < 0:
+            maintenance = (
+                f" (maintenance margin {amount('MaintMarginReq')})"
+                if "MaintMarginReq" in values
+                else ""
+            )
+            found.append(
+                f"margin shortfall: ExcessLiquidity is {amount('ExcessLiquidity')}"
+                f"{maintenance}: IB may close positions to cover it; reduce them or add funds"
+            )
+        elif values.get("AvailableFunds", Decimal(0)) < 0:
+            found.append(
+                f"initial margin not covered: AvailableFunds is {amount('AvailableFunds')}: "
+                "IB rejects orders that add margin until positions shrink or funds arrive"
+            )
+        ib_margin = values.get("InitMarginReq")
+        if ib_margin is None or not account:
+            return found
+        # the positions at market, shared out by their cost (reqPositions gives no prices)
+        costs = {key: abs(qty) * price * inst.multiplier for key, (inst, qty, price) in
+                 account.items()}  # fmt: skip
+        total_cost = sum(costs.values(), Decimal(0))
+        gross = values.get("GrossPositionValue", total_cost)
+        if not total_cost:
+            return found
+        assumed = sum(
+            (
+                costs[key] / total_cost * gross
+                * Decimal(str(self.margin_rates[inst.asset_class]))
+                for key, (inst, _qty, _price) in account.items()
+            ),
+            Decimal(0),
+        )  # fmt: skip
+        if ib_margin > assumed * (1 + _MARGIN_TOLERANCE) + Decimal(1):
+            found.append(
+                f"IB asks {amount('InitMarginReq')} of initial margin for the positions, the "
+                f"run's margin rates come to {assumed:,.2f} {currency}: orders its buying-power "
+                "checks let through may be rejected by IB; give the BuyingPower rule (and "
+                "IBKRBroker's initial_margin) the account's rates"
+            )
+        elif assumed > ib_margin * (1 + _MARGIN_TOLERANCE) + Decimal(1):
+            notes.append(
+                f"IB asks {amount('InitMarginReq')} of initial margin, less than the "
+                f"{assumed:,.2f} {currency} the run's margin rates assume"
+            )
+        return found
 
     # --- start-up reconciliation ---------------------------------------------------------------
     def _account_positions(self) -> dict[str, tuple[Instrument, Decimal, Decimal]]:
@@ -606,7 +960,7 @@ class IBKRBroker(Broker, Listener):
         # 1. executions of journaled orders that happened while the process was down
         rows = self.client.request("reqExecutions", ExecutionFilter(), rows="execDetails")
         missed = 0
-        for _contract, execution in rows:
+        for contract, execution in rows:
             # by orderRef first: it holds the id this library gave the order, whatever
             # client id the previous process connected with
             ref_id = _ref_id(str(getattr(execution, "orderRef", "") or ""))
@@ -618,9 +972,10 @@ class IBKRBroker(Broker, Listener):
             except ValueError:
                 ts = self._now()
             side = "BUY" if execution.side in ("BOT", "BUY") else "SELL"
+            multiplier = Decimal(str(getattr(contract, "multiplier", "") or 1))
             if self.journal.execution(
                 execution.execId, known.ib_id, known.instrument, side,
-                _quantity(execution.shares), float_decimal(execution.price), ts,
+                _quantity(execution.shares), float_decimal(execution.price), ts, multiplier,
             ):  # fmt: skip
                 missed += 1
                 self.executions.mark_seen(execution.execId)
@@ -628,18 +983,31 @@ class IBKRBroker(Broker, Listener):
                 self.executions.mark_seen(execution.execId)
         if missed:
             notes.append(f"{missed} execution(s) recorded that happened while away")
-        # 2. orders: still working at IB, or finished while away, or never sent
+        # 2. orders: still working at IB, or finished while away, or lost on the way to IB
         open_rows = self.client.request("reqOpenOrders", rows="openOrder")
-        at_ib = {row[0]: row for row in open_rows}
+        at_ib = _AtIB(rows, open_rows, self._completed_orders())
+        warnings: list[str] = []
         for order in self.journal.orders(open_only=True):
-            if order.ib_id in at_ib:
+            if at_ib.is_open(order.ib_id, order.order_ref):
+                continue
+            if (
+                order.status == SENT
+                and not order.perm_id
+                and not at_ib.knows(order.ib_id, order.order_ref, order.perm_id)
+            ):
+                reason = (
+                    f"lost: TWS never received order {order.ib_id} (orderRef "
+                    f"{order.order_ref}); it was released and is not sent again"
+                )
+                self.journal.order_lost(order.ib_id, reason, self._now())
+                warnings.append(
+                    f"order {order.ib_id} ({order.side} {order.quantity} {order.instrument}) "
+                    f"of an earlier run {reason}"
+                )
                 continue
             self.journal.order_status(order.ib_id, DONE)
-            if order.status == SENT and not order.perm_id:
-                notes.append(f"order {order.ib_id} ({order.order_ref}) never reached IB")
-            else:
-                notes.append(f"order {order.ib_id} ({order.order_ref}) finished while away")
-        adopt: list[tuple[int, int, OrderRequest]] = []
+            notes.append(f"order {order.ib_id} ({order.order_ref}) finished while away")
+        adopt: list[tuple[int, int, OrderRequest, Decimal, Decimal | None]] = []
         for ib_id, contract, ib_order, _state in open_rows:
             ref = str(getattr(ib_order, "orderRef", "") or "")
             if not ref.startswith("ibkrfw:"):
@@ -653,30 +1021,43 @@ class IBKRBroker(Broker, Listener):
                 differences.append(f"order {ib_id} at IB cannot be read: {exc}")
                 continue
             request = attrs.evolve(request, tag=_ref_tag(ref))
-            if (_ref_id(ref) or ib_id) not in journaled:
+            mine = _ref_id(ref) or ib_id
+            if mine in journaled:
+                filled, avg_price = self.journal.fill(mine)
+            else:
                 differences.append(f"order {ib_id} ({ref}) works at IB, unknown to the journal")
-            adopt.append((ib_id, int(getattr(ib_order, "permId", 0) or 0), request))
+                filled, avg_price = _executed(rows, ib_id, ref)
+            perm_id = int(getattr(ib_order, "permId", 0) or 0)
+            adopt.append((ib_id, perm_id, request, filled, avg_price))
         # 3. cash: what the recorded executions explain since the last reading (a note only:
         # deposits, interest, dividends and fees move cash too)
         last = self.journal.last_cash()
         if last is not None and last[1] == self._currency:
-            explained = self.journal.cash_flow_since(last[2])
+            explained, uncharged = self.journal.cash_flow_since(last[2])
             unexplained = self._cash - (last[0] + explained)
-            if abs(unexplained) >= Decimal("0.01"):
+            if uncharged:
+                notes.append(
+                    f"{uncharged} execution(s) since the last run have no commission report: "
+                    f"the cash check leaves their commissions out (cash is {unexplained:+.2f} "
+                    f"{self._currency} off what the rest explains)"
+                )
+            elif abs(unexplained) >= Decimal("0.01"):
                 notes.append(
                     f"cash moved {unexplained:+.2f} {self._currency} beyond what the fills "
-                    "recorded since the last run explain (deposits, interest, dividends, fees, "
-                    "or commissions not yet reported)"
+                    "recorded since the last run explain (deposits, interest, dividends or "
+                    "fees)"
                 )
         self.journal.note_cash(self._cash, self._currency, self._now())
-        # 4. positions
+        # 4. positions and margin
         account = self._account_positions()
         differences += self._position_differences(account)
+        warnings += self._margin_findings(self._account_values, account, notes)
         resolution = "agreed"
         if differences:
             if self.on_mismatch == "refuse":
                 self._put(Reconciled(ts_ns=self._now(), differences=tuple(differences),
-                                     notes=tuple(notes), resolution="refused"))  # fmt: skip
+                                     notes=tuple(notes), resolution="refused",
+                                     warnings=tuple(warnings)))  # fmt: skip
                 raise BrokerError(
                     "the journal and the account disagree, and on_mismatch is 'refuse': "
                     + "; ".join(differences)
@@ -701,9 +1082,11 @@ class IBKRBroker(Broker, Listener):
         ]
         self._start_orders = adopt
         self._put(Reconciled(ts_ns=now, differences=tuple(differences), notes=tuple(notes),
-                             resolution=resolution))  # fmt: skip
+                             resolution=resolution, warnings=tuple(warnings)))  # fmt: skip
         for note in notes:
             log.info("reconciliation: %s", note)
+        for warning in warnings:
+            log.warning("reconciliation: %s", warning)
 
     @override
     def starting_positions(self) -> list[Fill]:
@@ -711,14 +1094,18 @@ class IBKRBroker(Broker, Listener):
         return list(self._start_positions)
 
     @override
-    def adopt_orders(self, create: Callable[[OrderRequest], Order]) -> None:
-        """Hand the orders of this library still working at IB to the engine."""
-        for ib_id, perm_id, request in self._start_orders:
-            order = create(request)
+    def adopt_orders(self, create: Callable[..., Order]) -> None:
+        """Hand the orders of this library still working at IB to the engine.
+
+        Each comes with what it filled before the run (the executions IB reports, and those
+        the journal recorded), so a part-filled order enters the run's book part-filled.
+        """
+        for ib_id, perm_id, request, filled, avg_price in self._start_orders:
+            order = create(request, filled=filled, avg_price=avg_price)
             working = _Working(order, ib_id)
             working.perm_id = perm_id
             working.accepted = True
-            working.filled = self.journal.filled(ib_id)
+            working.filled = filled
             with self._lock:
                 self._by_ib[ib_id] = working
                 self._by_engine[order.order_id] = working
@@ -869,13 +1256,22 @@ class IBKRBroker(Broker, Listener):
         )  # fmt: skip
         self.journal.execution(
             report.exec_id, working.ib_id, order.instrument.id, report.side.value,
-            report.quantity, report.price, report.ts_ns,
+            report.quantity, report.price, report.ts_ns, order.instrument.multiplier,
         )  # fmt: skip
         self._filled(working, self.executions.on_execution(report))
 
     def _on_commission(self, exec_id: str, commission: Decimal, currency: str) -> None:
         if commission >= Decimal("1e300"):  # IB's "not set" double: no commission known yet
             commission = Decimal(0)
+        else:
+            self.journal.commission(exec_id, commission)
+        if self.executions.late_commission(exec_id):  # its fill was booked without it
+            log.info("commission of execution %s came late: %s %s", exec_id, commission, currency)
+            self._put(CashAdjusted(
+                ts_ns=self._now(), amount=-commission, currency=currency or None,
+                reason=f"commission of execution {exec_id}, reported after its fill",
+            ))  # fmt: skip
+            return
         fill = self.executions.on_commission(exec_id, commission)
         if fill is not None:
             self._filled(self._by_engine[fill.order_id], fill)
@@ -884,10 +1280,12 @@ class IBKRBroker(Broker, Listener):
         if fill is None:
             return
         self._accept(working)  # a fill may overtake its acknowledgement
-        working.filled += fill.quantity
         deferred = None
-        if working.filled >= working.request.quantity and not working.done:
-            deferred = self._finished(working)
+        # under the lock: the broker's worker books fills whose commission never came
+        with self._lock:
+            working.filled += fill.quantity
+            if working.filled >= working.request.quantity and not working.done:
+                deferred = self._finished(working)
         self._put(OrderFilled(ts_ns=self._now(), order_id=fill.order_id, fill=fill))
         if deferred is not None:
             self._refuse_deferred(working, deferred)

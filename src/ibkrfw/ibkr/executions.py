@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 from decimal import Decimal
 from typing import final
 
@@ -48,6 +50,13 @@ class ExecutionBook:
     both halves of an execution have arrived, and only the first time; repeats of either half
     are ignored and counted in :attr:`duplicates`.
 
+    An execution whose commission report does not come can be made into a fill without it
+    (:meth:`uncharged`, :meth:`charge_missing`); its commission, if it comes later, is then
+    reported by :meth:`late_commission` instead of making a second fill.
+
+    Args:
+        clock: Seconds, monotonic (for tests): when each half arrived.
+
     Example:
         >>> from ibkrfw import Stock
         >>> book = ExecutionBook()
@@ -60,9 +69,12 @@ class ExecutionBook:
         (None, 1)
     """
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
         self._lock = threading.Lock()
         self._done: set[str] = set()
+        self._uncharged: set[str] = set()  # made into fills without their commission
+        self._arrived: dict[str, float] = {}  # execution waiting for its commission: since
         self._executions: dict[str, ExecutionReport] = {}
         self._commissions: dict[str, Decimal] = {}
         self.duplicates = 0
@@ -77,6 +89,7 @@ class ExecutionBook:
             commission = self._commissions.pop(report.exec_id, None)
             if commission is None:
                 self._executions[report.exec_id] = report
+                self._arrived[report.exec_id] = self._clock()
                 return None
             return self._fill(report, commission)
 
@@ -92,7 +105,34 @@ class ExecutionBook:
                 return None
             return self._fill(report, commission)
 
+    def uncharged(self, older_than_s: float) -> list[str]:
+        """The executions that have waited more than ``older_than_s`` for their commission."""
+        now = self._clock()
+        with self._lock:
+            return [e for e, t in self._arrived.items() if now - t > older_than_s]
+
+    def charge_missing(self, exec_id: str) -> Fill | None:
+        """Make the fill of an execution still waiting for its commission, without it.
+
+        Returns None if the execution is not waiting (its commission came meanwhile).
+        """
+        with self._lock:
+            report = self._executions.pop(exec_id, None)
+            if report is None:
+                return None
+            self._uncharged.add(exec_id)
+            return self._fill(report, Decimal(0))
+
+    def late_commission(self, exec_id: str) -> bool:
+        """Whether a commission report belongs to a fill made without it (once each)."""
+        with self._lock:
+            if exec_id in self._uncharged:
+                self._uncharged.discard(exec_id)
+                return True
+            return False
+
     def _fill(self, report: ExecutionReport, commission: Decimal) -> Fill:
+        self._arrived.pop(report.exec_id, None)
         self._done.add(report.exec_id)
         return Fill(
             report.order_id,
@@ -110,6 +150,7 @@ class ExecutionBook:
         with self._lock:
             self._done.add(exec_id)
             self._executions.pop(exec_id, None)
+            self._arrived.pop(exec_id, None)
             self._commissions.pop(exec_id, None)
 
     def waiting(self) -> list[str]:

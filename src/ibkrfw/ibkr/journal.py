@@ -37,6 +37,15 @@ CREATE TABLE IF NOT EXISTS cash (
     amount TEXT NOT NULL,
     currency TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS commissions (
+    exec_id TEXT PRIMARY KEY,
+    amount TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS notes (
+    ts_ns INTEGER NOT NULL,
+    ib_id INTEGER NOT NULL,
+    text TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS adjustments (
     instrument TEXT NOT NULL,
     quantity TEXT NOT NULL,
@@ -45,7 +54,7 @@ CREATE TABLE IF NOT EXISTS adjustments (
 );
 """
 
-SENT, WORKING, DONE = "sent", "working", "done"
+SENT, WORKING, DONE, LOST = "sent", "working", "done", "lost"
 
 
 class JournalOrder(NamedTuple):
@@ -59,7 +68,8 @@ class JournalOrder(NamedTuple):
     quantity: Decimal
     perm_id: int
     status: str
-    """``sent`` (written, maybe not received by IB), ``working`` (acknowledged), ``done``."""
+    """``sent`` (written, maybe not received by IB), ``working`` (acknowledged), ``done``, or
+    ``lost`` (sent, and IB never received it: released, never sent again)."""
 
 
 @final
@@ -93,6 +103,11 @@ class Journal:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")  # an order row survives a power cut
             self._db.executescript(_SCHEMA)
+            columns = {r[1] for r in self._db.execute("PRAGMA table_info(executions)")}
+            if "multiplier" not in columns:  # a journal written before futures were valued
+                self._db.execute(
+                    "ALTER TABLE executions ADD COLUMN multiplier TEXT NOT NULL DEFAULT '1'"
+                )
         except sqlite3.Error as exc:
             raise ConfigError(f"cannot open the journal {self.path!r}: {exc}") from None
         self._lock = threading.Lock()
@@ -142,14 +157,49 @@ class Journal:
         quantity: Decimal,
         price: Decimal,
         ts_ns: int,
+        multiplier: Decimal = Decimal(1),
     ) -> bool:
-        """Record an execution; return False if its ``execId`` was already recorded."""
+        """Record an execution; return False if its ``execId`` was already recorded.
+
+        ``multiplier`` is the instrument's (a futures contract's 50): the cash an execution
+        moves is quantity times price times multiplier.
+        """
         with self._lock:
             cursor = self._db.execute(
-                "INSERT OR IGNORE INTO executions VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (exec_id, ib_id, instrument, side, str(quantity), str(price), ts_ns),
-            )
+                "INSERT OR IGNORE INTO executions "
+                "(exec_id, ib_id, instrument, side, quantity, price, ts_ns, multiplier) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (exec_id, ib_id, instrument, side, str(quantity), str(price), ts_ns,
+                 str(multiplier)),
+            )  # fmt: skip
             return cursor.rowcount == 1
+
+    def commission(self, exec_id: str, amount: Decimal) -> None:
+        """Record an execution's commission (its report may come before or after it)."""
+        with self._lock:
+            self._db.execute(
+                "INSERT OR IGNORE INTO commissions VALUES (?, ?)", (exec_id, str(amount))
+            )
+
+    def order_lost(self, ib_id: int, reason: str, ts_ns: int) -> None:
+        """Record that IB never received an order: it is ``lost``, and why, in a note."""
+        with self._lock:
+            self._db.execute("UPDATE orders SET status = ? WHERE ib_id = ?", (LOST, ib_id))
+            self._db.execute("INSERT INTO notes VALUES (?, ?, ?)", (ts_ns, ib_id, reason))
+
+    def note(self, ib_id: int, text: str, ts_ns: int) -> None:
+        """Record what happened to an order, in words (a lost order, an id left unsent)."""
+        with self._lock:
+            self._db.execute("INSERT INTO notes VALUES (?, ?, ?)", (ts_ns, ib_id, text))
+
+    def notes(self, ib_id: int | None = None) -> list[tuple[int, int, str]]:
+        """The notes recorded (of one order if ``ib_id``): time, IB order id, text."""
+        where, args = ("WHERE ib_id = ? ", (ib_id,)) if ib_id is not None else ("", ())
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT ts_ns, ib_id, text FROM notes {where}ORDER BY rowid", args
+            ).fetchall()
+        return [(int(r[0]), int(r[1]), str(r[2])) for r in rows]
 
     def adjust(self, instrument: str, quantity: Decimal, reason: str, ts_ns: int) -> None:
         """Record a position change that no execution explains (a position adopted)."""
@@ -173,8 +223,8 @@ class Journal:
         return None if row is None else (Decimal(row[0]), row[1], int(row[2]))
 
     def orders(self, *, open_only: bool = False) -> list[JournalOrder]:
-        """The orders recorded (only those not ``done`` if ``open_only``), oldest first."""
-        where = " WHERE status != 'done'" if open_only else ""
+        """The orders recorded, oldest first (only those ``sent`` or ``working`` if asked)."""
+        where = f" WHERE status IN ('{SENT}', '{WORKING}')" if open_only else ""
         with self._lock:
             rows = self._db.execute(
                 "SELECT ib_id, order_ref, instrument, side, quantity, perm_id, status "
@@ -211,20 +261,41 @@ class Journal:
             totals[inst] = totals.get(inst, Decimal(0)) + Decimal(qty)
         return {inst: qty for inst, qty in sorted(totals.items()) if qty}
 
-    def cash_flow_since(self, ts_ns: int) -> Decimal:
-        """The cash the executions recorded after ``ts_ns`` moved (commissions not included).
+    def fill(self, ib_id: int) -> tuple[Decimal, Decimal | None]:
+        """How much of an order the recorded executions filled, and at what average price."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT quantity, price FROM executions WHERE ib_id = ?", (ib_id,)
+            ).fetchall()
+        quantity = sum((Decimal(r[0]) for r in rows), Decimal(0))
+        if not quantity:
+            return quantity, None
+        cost = sum((Decimal(r[0]) * Decimal(r[1]) for r in rows), Decimal(0))
+        return quantity, cost / quantity
 
-        Executions record price and quantity only; this is what they paid (negative) or got.
+    def cash_flow_since(self, ts_ns: int) -> tuple[Decimal, int]:
+        """The cash the executions after ``ts_ns`` moved, and how many lack a commission.
+
+        Each execution pays (a buy, negative) or gets quantity times price times the
+        instrument's multiplier, less its commission when its report was recorded. The count
+        is of the executions whose commission report never came: their commissions are left
+        out of the sum.
         """
         with self._lock:
             rows = self._db.execute(
-                "SELECT side, quantity, price FROM executions WHERE ts_ns > ?", (ts_ns,)
+                "SELECT e.side, e.quantity, e.price, e.multiplier, c.amount FROM executions e "
+                "LEFT JOIN commissions c ON c.exec_id = e.exec_id WHERE e.ts_ns > ?",
+                (ts_ns,),
             ).fetchall()
-        total = Decimal(0)
-        for side, qty, price in rows:
-            value = Decimal(qty) * Decimal(price)
+        total, missing = Decimal(0), 0
+        for side, qty, price, multiplier, commission in rows:
+            value = Decimal(qty) * Decimal(price) * Decimal(multiplier)
             total += -value if side == "BUY" else value
-        return total
+            if commission is None:
+                missing += 1
+            else:
+                total -= Decimal(commission)
+        return total, missing
 
     def highest_order_id(self) -> int:
         """The highest IB order id recorded (0 if none)."""

@@ -124,6 +124,10 @@ class OrderDenied(OrderEvent):
 class OrderRejected(OrderEvent):
     """The broker refused the order.
 
+    A live broker also reports so an order its broker never received (lost on the way, with
+    the connection): its ``reason`` then begins ``"lost:"``, ``code`` is None, and the order
+    was not sent again (see :doc:`/concepts/order-lifecycle`).
+
     Args:
         reason: The broker's explanation.
         code: The broker's error code (IB's error code in live trading), if any.
@@ -257,14 +261,18 @@ class Reconciled(Event):
         differences: Each disagreement, in words (a position, an order working at the broker
             that the journal does not know...); empty when they agree.
         notes: What was found and settled without disagreement (executions missed while away,
-            an order that never reached the broker).
+            an order that finished while away, cash the fills do not explain).
         resolution: What was done: ``"agreed"``, ``"adopted"`` (the broker's state taken) or
             ``"refused"`` (no order is sent until the states agree).
+        warnings: What needs the operator's attention though trading goes on: an order the
+            broker never received (lost on the way, released and not sent again), a margin
+            shortfall, margin the run's checks underestimate. Each raises an alert.
     """
 
     differences: tuple[str, ...]
     notes: tuple[str, ...] = ()
     resolution: str = "agreed"
+    warnings: tuple[str, ...] = ()
 
 
 @final

@@ -126,18 +126,24 @@ class LiveMonitor(EngineObserver):
     * **heartbeat**: failing when the engine's loop has not reported for
       ``heartbeat_timeout_s`` (measured on the wall clock when the health is read);
     * **orders**: degraded when an order has waited more than ``ack_timeout_s`` for the
-      broker's acknowledgement; the acknowledgement latencies are in the snapshot;
+      broker's acknowledgement (and an ``order_unacknowledged`` alert, once per order); the
+      acknowledgement latencies are in the snapshot;
     * **disk**: failing when the journal's disk has less than ``min_free_mb`` free;
     * **reconciliation**: failing when the last reconciliation refused to trade, degraded
-      when it adopted the account's state.
+      when it adopted the account's state or raised warnings (an order lost on the way to
+      the broker, a margin shortfall).
 
     Alerts (through ``alerter``): disconnection longer than ``disconnect_after_s``, order
-    rejected, trading halted, drawdown past ``drawdown_alert``, daily loss past
-    ``daily_loss_alert``, stale data, data problems, reconciliation differences, and the run
-    ending with an error. The disconnection, the halt, the drawdown, the daily loss, the
-    reconciliation differences, the failed run and the rejection of an exit (an order against
-    the position held: a protective stop or target, a flatten) are ``critical``, so the
-    alerter's hourly cap never holds them back; a rejected entry is a ``warning``. During
+    rejected, order unacknowledged past ``ack_timeout_s``, trading halted, drawdown past
+    ``drawdown_alert``, daily loss past ``daily_loss_alert``, stale data, data problems,
+    reconciliation differences and warnings (``reconciliation_warning``: lost orders, margin),
+    and the run ending with an error. An order lost on the way to the broker (an
+    :class:`~ibkrfw.OrderRejected` whose reason begins ``"lost:"``) is alerted once, by its
+    reconciliation's warning. The disconnection, the halt, the drawdown, the daily loss, the
+    reconciliation differences and warnings, the failed run and the rejection of an exit (an
+    order against the position held: a protective stop or target, a flatten) are
+    ``critical``, so the alerter's hourly cap never holds them back; a rejected entry is a
+    ``warning``. During
     the ``quiet`` windows (IB's nightly reset by default) a disconnection raises no alert
     unless it outlasts the window by ``disconnect_after_s``.
 
@@ -205,6 +211,7 @@ class LiveMonitor(EngineObserver):
         self._connection_reason = ""
         self._disconnect_alerted = False
         self._waiting: dict[int, tuple[float, str]] = {}  # order id -> (wall time, instrument)
+        self._late_alerted: set[int] = set()  # orders alerted as unacknowledged
         self._counts = dict.fromkeys(("submitted", "filled", "rejected", "denied", "cancelled"), 0)
         self._latencies: deque[float] = deque(maxlen=200)
         self._fills: deque[dict[str, Any]] = deque(maxlen=20)
@@ -233,7 +240,9 @@ class LiveMonitor(EngineObserver):
             sent = self._waiting.pop(event.order_id, None) if acked else None
             if sent is not None:
                 self._latencies.append(self._wall() - sent[0])
-            if isinstance(event, OrderRejected):
+            if isinstance(event, OrderRejected) and not (
+                event.code is None and event.reason.startswith("lost:")
+            ):  # a lost order is alerted by the reconciliation that found it
                 order = engine.orders.get(event.order_id)
                 what = (
                     ""
@@ -290,6 +299,14 @@ class LiveMonitor(EngineObserver):
                     "\n".join(event.differences),
                     "critical",
                 )
+            if event.warnings:
+                self._alert(
+                    "reconciliation_warning",
+                    f"reconciliation: {len(event.warnings)} warning(s)",
+                    "\n".join(event.warnings),
+                    "critical",
+                    key=f"reconciliation_warning:{event.ts_ns}:{hash(event.warnings)}",
+                )
         elif isinstance(event, TradingHalted):
             self._alert(
                 "risk_halt",
@@ -324,6 +341,7 @@ class LiveMonitor(EngineObserver):
                 self._track_equity(now_ns, equity)
         self._check_disconnection(now_ns)
         self._check_staleness(engine, now_ns)
+        self._check_acknowledgements()
         self._publish(engine, now_ns)
 
     def on_stop(self, engine: Engine, error: BaseException | None) -> None:
@@ -437,6 +455,21 @@ class LiveMonitor(EngineObserver):
             "critical",
         )
 
+    def _check_acknowledgements(self) -> None:
+        now = self._wall()
+        for order_id, (sent, inst) in list(self._waiting.items()):
+            if now - sent > self.ack_timeout_s and order_id not in self._late_alerted:
+                self._late_alerted.add(order_id)
+                self._alert(
+                    "order_unacknowledged",
+                    f"order {order_id} ({inst}) not acknowledged",
+                    f"the broker has not acknowledged order {order_id} in {now - sent:.0f} s: "
+                    "it may be lost on the way; the next reconciliation settles it",
+                    key=f"order_unacknowledged:{order_id}",
+                )
+        if self._late_alerted:
+            self._late_alerted &= set(self._waiting)
+
     def _stale(self, engine: Engine, now_ns: int) -> dict[str, float]:
         """The instruments whose last bar is older than ``stale_after_s``, and its age (s)."""
         portfolio = engine.portfolio
@@ -505,10 +538,12 @@ class LiveMonitor(EngineObserver):
             checks.append(Check("reconciliation", "ok", "not run (backtest or sandbox)"))
         elif rec.resolution == "refused" and rec.differences:
             checks.append(Check("reconciliation", "failing", "; ".join(rec.differences)))
-        elif rec.differences:
+        elif rec.differences or rec.warnings:
             checks.append(
                 Check(
-                    "reconciliation", "degraded", f"{rec.resolution}: " + "; ".join(rec.differences)
+                    "reconciliation",
+                    "degraded",
+                    f"{rec.resolution}: " + "; ".join((*rec.differences, *rec.warnings)),
                 )
             )
         else:

@@ -79,3 +79,19 @@ def test_a_fill_needs_both_halves_in_either_order_and_counts_once() -> None:
     assert book.on_execution(_report("c")) is None
     assert book.on_execution(_report("c")) is None  # a duplicate while waiting
     assert book.duplicates == 3
+
+
+def test_execution_book_fill_without_its_commission_then_the_late_commission() -> None:
+    now = [0.0]
+    book = ExecutionBook(clock=lambda: now[0])
+    report = ExecutionReport("e9", 3, Stock("X"), Side.BUY, Decimal(10), Decimal(5), 0)
+    assert book.on_execution(report) is None
+    assert book.uncharged(1.0) == []
+    now[0] = 2.0
+    assert book.uncharged(1.0) == ["e9"]
+    fill = book.charge_missing("e9")
+    assert fill is not None and fill.commission == 0 and fill.quantity == 10
+    assert book.charge_missing("e9") is None and book.uncharged(1.0) == []
+    assert book.late_commission("e9") is True
+    assert book.late_commission("e9") is False  # once
+    assert book.on_commission("e9", Decimal(1)) is None  # never a second fill

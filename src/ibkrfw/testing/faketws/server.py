@@ -43,6 +43,7 @@ from ibkrfw.model.orders import (
     check_modification,
     check_request,
 )
+from ibkrfw.risk.account import IB_INITIAL_MARGIN, MarginSpec, margin_rates
 from ibkrfw.sim.commission import CommissionModel
 from ibkrfw.sim.slippage import SlippageModel
 from ibkrfw.testing.faketws import messages as m
@@ -239,6 +240,10 @@ class FakeTWS:
             quotes when only quotes are replayed.
         slippage: The slippage model of fills (e.g. :class:`~ibkrfw.sim.HalfSpreadSlippage`,
             which then uses the replayed quotes).
+        initial_margin: The account's initial margin rates, by asset class (IB's Regulation T
+            rates by default); the maintenance margin is half of it. The account values
+            (``InitMarginReq``, ``MaintMarginReq``, ``AvailableFunds``, ``ExcessLiquidity``,
+            ``BuyingPower``) follow from them and the positions at their last price.
 
     Orders rest, fill, partially fill and are cancelled by a
     :class:`~ibkrfw.sim.SimBroker` on the replayed bars: the fill rules of a backtest.
@@ -263,6 +268,7 @@ class FakeTWS:
         quotes: Mapping[Instrument, pd.DataFrame] | None = None,
         slippage: SlippageModel | None = None,
         fill_on: Literal["bars", "quotes"] | None = None,
+        initial_margin: MarginSpec = IB_INITIAL_MARGIN,
     ) -> None:
         if not account:
             raise ConfigError("the fake TWS needs an account id")
@@ -276,6 +282,7 @@ class FakeTWS:
         """The warning about listening off loopback (logged when built), None on loopback."""
         if self.network_warning is not None:
             log.warning("%s", self.network_warning)
+        self.margin_rates = margin_rates(initial_margin)
         self.market = Market(
             data or {},
             cash=to_decimal(cash, "cash"),
@@ -289,7 +296,9 @@ class FakeTWS:
         # (client id, the client's order id) -> the market's order id, and back
         self._order_ids: dict[tuple[int, int], int] = {}
         self._owners: dict[int, tuple[int, int]] = {}
-        self._executions: list[tuple[int, list[object], list[object]]] = []  # client, exec, report
+        self._executions: list[
+            tuple[int, list[object], list[object] | None]
+        ] = []  # client, exec, report
         self._subscriptions: dict[tuple[int, int], tuple[_Session, Instrument]] = {}
         self._history_updates: dict[tuple[int, int], tuple[_Session, Instrument]] = {}
         self._realtime: dict[tuple[int, int], tuple[_Session, Instrument]] = {}
@@ -299,6 +308,9 @@ class FakeTWS:
         self._pacing_left = 0
         self._rejections: list[tuple[int, str]] = []
         self._duplicates_left = 0
+        self._lose_left = 0  # placeOrder messages to swallow, as if lost on the wire
+        self._lose_after = 0  # new orders to let through first
+        self._commissions_withheld = 0  # fills whose commission report never comes
         self._corrupt: dict[str, float] = {}  # fields to replace in the next real-time bar
         self._holding = False
         self._held: list[tuple[_Session, list[object]]] = []
@@ -542,6 +554,27 @@ class FakeTWS:
     def duplicate_next_execution(self, count: int = 1) -> None:
         """Send the execution and commission report of the next ``count`` fills twice."""
         self._duplicates_left += count
+
+    def lose_next_order(self, count: int = 1, *, after: int = 0) -> None:
+        """Swallow the next ``count`` new orders (``after`` others first), dropping the socket.
+
+        Each ``placeOrder`` is recorded as received (so :meth:`messages` shows what the client
+        sent) but never reaches the simulated market: TWS never heard of it, as when the
+        message dies on the wire and the connection with it. The client's order stays
+        unacknowledged; only its reconciliation after reconnecting can tell it is lost.
+        ``after=2`` loses the third order of a bracket, the one that transmits the group.
+        """
+        self._lose_left += count
+        self._lose_after = after
+
+    def withhold_commission_reports(self, count: int = 1) -> None:
+        """Never send the commission report of the next ``count`` fills.
+
+        Their executions are reported (and again on ``reqExecutions``), their commissions
+        never: as when TWS's commission report does not arrive (another client's fills
+        without the master client id, or a report lost to a disconnection).
+        """
+        self._commissions_withheld += count
 
     def corrupt_next_bar(self, **fields: float) -> None:
         """Send the next replayed real-time bar with these fields replaced.
@@ -937,6 +970,13 @@ class FakeTWS:
             code, text = self._rejections.pop(0)
             session.error(order_id, code, text)
             return
+        if self._lose_left > 0 and self._lose_after > 0:
+            self._lose_after -= 1
+        elif self._lose_left > 0:
+            self._lose_left -= 1
+            log.info("fake TWS: order %d of client %d lost on the wire", order_id, client_id)
+            session.close()
+            return
         parent = int(fields[28] or 0)
         if parent:
             parent_market = self._order_ids.get((client_id, parent))
@@ -1016,6 +1056,23 @@ class FakeTWS:
         if known is None:
             session.error(order_id, 135, f"Can't find order with id ={order_id}")
             return
+        with self.market.lock:
+            for root, group in list(self._untransmitted.items()):
+                held = next((o for o in group if o.order_id == known), None)
+                if held is None:
+                    continue
+                # never transmitted: TWS deletes it (the rest of its group waits on)
+                group.remove(held)
+                if not group:
+                    del self._untransmitted[root]
+                event = OrderCancelled(
+                    ts_ns=self.market.clock.now_ns() if self.market.position >= 0 else 0,
+                    order_id=known,
+                    reason="cancelled before it was transmitted",
+                )
+                self.market.orders.apply(event)
+                self._order_event(event)
+                return
         self.market.cancel(known)
 
     def _order_event(self, event: OrderEvent) -> None:
@@ -1057,13 +1114,19 @@ class FakeTWS:
                 perm_id=perm_id, client_id=client_id, cum_qty=filled, avg_price=avg,
                 order_ref=order.request.tag or "",
             )  # fmt: skip
-            report = m.commission_report(exec_id, fill.commission, inst.currency, None)
+            report: list[object] | None = m.commission_report(
+                exec_id, fill.commission, inst.currency, None
+            )
+            if self._commissions_withheld > 0:
+                self._commissions_withheld -= 1
+                report = None
             self._executions.append((client_id, details, report))
             done = remaining == 0
-            out += [details, report]
+            halves = [details] if report is None else [details, report]
+            out += halves
             if self._duplicates_left > 0:
                 self._duplicates_left -= 1
-                out += [details, report]
+                out += halves
             out.append(status("Filled" if done else "Submitted", float(fill.price)))
             if done:
                 out.append(open_order("Filled"))
@@ -1110,7 +1173,8 @@ class FakeTWS:
         for client_id, details, report in list(self._executions):
             if client_id == session.client_id:
                 session.send(details[0], req_id, *details[2:])
-                session.send(*report)
+                if report is not None:
+                    session.send(*report)
         session.send(55, 1, req_id)  # execDetailsEnd
 
     def _req_positions(self, session: _Session, fields: list[str]) -> None:
@@ -1152,7 +1216,12 @@ class FakeTWS:
         with self.market.lock:
             pf = self.market.portfolio
             equity, cash, gross = pf.equity, float(pf.cash), pf.gross_exposure
-        available = equity - gross * 0.5
+            initial = sum(
+                abs(pf.value(p)) * self.margin_rates[inst.asset_class]
+                for inst, p in pf.positions.items()
+            )
+        maintenance = initial / 2
+        available = equity - initial
         return {
             "AccountType": ("INDIVIDUAL", ""),
             "NetLiquidation": (f"{equity:.2f}", "USD"),
@@ -1160,7 +1229,10 @@ class FakeTWS:
             "SettledCash": (f"{cash:.2f}", "USD"),
             "GrossPositionValue": (f"{gross:.2f}", "USD"),
             "EquityWithLoanValue": (f"{equity:.2f}", "USD"),
+            "InitMarginReq": (f"{initial:.2f}", "USD"),
+            "MaintMarginReq": (f"{maintenance:.2f}", "USD"),
             "AvailableFunds": (f"{available:.2f}", "USD"),
+            "ExcessLiquidity": (f"{equity - maintenance:.2f}", "USD"),
             "BuyingPower": (f"{available * 2:.2f}", "USD"),
         }
 
