@@ -356,6 +356,7 @@ def build_request(
         >>> why, request.limit_price
         ('the order cannot be built: limit_price must be finite, got nan', None)
     """
+    _check_instrument(None, attrs.fields(OrderRequest).instrument, instrument)
     given = dict(options or {})
     unknown = sorted(set(given) - set(_FIELD_CHECKS) - {"instrument", "side", "quantity"})
     if unknown:
@@ -363,8 +364,7 @@ def build_request(
     try:
         return OrderRequest(instrument, side, quantity, **given), None  # type: ignore[arg-type]
     except OrderError:
-        if not isinstance(instrument, Instrument):
-            raise
+        pass
     problems: list[str] = []
     good: dict[str, object] = {}
     for name, value in (("side", side), ("quantity", quantity), *given.items()):
