@@ -126,3 +126,13 @@ def test_a_corrupt_store_is_a_one_line_error_and_is_left_as_it_was(
     assert f"{store} {words}" in line and "restore the file from a backup" in line
     assert _digest(store) == before
     assert not (tmp_path / "out.csv").exists()
+
+
+def test_validating_no_stored_bars_is_not_no_problems(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Before: "0 bar(s), no problems" and exit 0 for dates the store does not hold.
+    store = _real_store(tmp_path / "bars.sqlite")
+    args = ["data", "validate", "--store", str(store), "--instrument", "ACME.SMART"]
+    assert main([*args, "--bar-size", "1min", "--start", "2030-01-01"]) == 2
+    assert "no bars to validate" in _error(capsys)

@@ -129,7 +129,10 @@ def validate_bars(
     if not len(frame):
         origin = origin_of(frame)
         where = origin.source if origin is not None else "the frame"
-        raise DataError(f"{where} has no bars to validate", fix="give bars, or the right file")
+        raise DataError(
+            f"{where} has no bars to validate: no bars is not 'no problems'",
+            fix="give bars: check the file, or the dates and bar size read from a store",
+        )
     index, naive = _times(frame, tz)
     ts = index.as_unit("ns").asi8
     problems: list[tuple[int, int, str, str, float, str]] = []

@@ -214,7 +214,8 @@ class OrderRequest:
     Raises:
         OrderError: if a value has the wrong type, is NaN, or names no known enum member.
             (The order methods of :class:`~ibkrfw.Context` never raise it: they turn such a
-            value into an :class:`~ibkrfw.OrderDenied` event, see :func:`build_request`.)
+            value into an :class:`~ibkrfw.OrderDenied` event, see
+            :func:`~ibkrfw.model.build_request`.)
 
     Example:
         >>> from ibkrfw import Stock
@@ -341,14 +342,16 @@ def build_request(
         instrument: What to trade.
         side: BUY or SELL, as the strategy gave it.
         quantity: The quantity, as the strategy gave it.
-        options: Further fields of :class:`OrderRequest` by name (``limit_price``, ``tif``...).
+        options: Further fields of :class:`~ibkrfw.OrderRequest` by name (``limit_price``,
+            ``tif``...).
 
     Returns:
         The request and ``None``, or the stand-in and the reason.
 
     Raises:
         OrderError: if ``instrument`` is not an :class:`~ibkrfw.Instrument` (there is no order
-            to deny without one), or ``options`` names no field of :class:`OrderRequest`.
+            to deny without one), or ``options`` names no field of
+            :class:`~ibkrfw.OrderRequest`.
 
     Example:
         >>> from ibkrfw import Stock

@@ -77,7 +77,7 @@ def test_files_without_bars_are_errors(tmp_path: Path, content: bytes, words: st
 
 # --- validation --------------------------------------------------------------------------------
 def test_no_bars_is_not_no_problems() -> None:
-    with pytest.raises(DataError, match="the frame has no bars to validate"):
+    with pytest.raises(DataError, match="the frame has no bars to validate: no bars is not"):
         validate_bars(_bars().iloc[:0])
 
 
