@@ -321,6 +321,7 @@ _FIELD_CHECKS: dict[str, Callable[[object], object]] = {
     "parent_id": _validated(_check_parent, "parent_id"),  # type: ignore[arg-type]
     "oca_group": _validated(_check_text, "oca_group"),  # type: ignore[arg-type]
 }
+_OPTIONS = frozenset(_FIELD_CHECKS) - {"side", "quantity"}
 
 
 def build_request(
@@ -359,10 +360,11 @@ def build_request(
         >>> why, request.limit_price
         ('the order cannot be built: limit_price must be finite, got nan', None)
     """
-    _check_instrument(None, attrs.fields(OrderRequest).instrument, instrument)
-    given = dict(options or {})
-    unknown = sorted(set(given) - set(_FIELD_CHECKS) - {"instrument", "side", "quantity"})
-    if unknown:
+    if not isinstance(instrument, Instrument):
+        raise OrderError(f"instrument must be an Instrument, got {type(instrument).__name__}")
+    given = options or {}
+    if not given.keys() <= _OPTIONS:
+        unknown = sorted(set(given) - _OPTIONS)
         raise OrderError(f"unknown order fields {unknown}; known: {sorted(_FIELD_CHECKS)}")
     try:
         return OrderRequest(instrument, side, quantity, **given), None  # type: ignore[arg-type]
