@@ -87,8 +87,10 @@ class DataError(IBKRFWError, ValueError):
 class OrderError(IBKRFWError, ValueError):
     """Raise when an order request cannot be built (wrong types, NaN, unknown enum value).
 
-    Requests that are well formed but unacceptable (zero quantity, a price off the tick grid)
-    are not raised: they come back as an :class:`~ibkrfw.OrderDenied` event.
+    Only building an :class:`~ibkrfw.OrderRequest` yourself raises it. The order methods of
+    :class:`~ibkrfw.Context` turn the same malformed values into an
+    :class:`~ibkrfw.OrderDenied` event, as they do requests that are well formed but
+    unacceptable (zero quantity, a price off the tick grid): a run never ends for them.
     """
 
 

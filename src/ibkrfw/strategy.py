@@ -24,7 +24,14 @@ from ibkrfw.model.data import Bar, Quote, Tick
 from ibkrfw.model.events import Event, OrderEvent, TimerFired
 from ibkrfw.model.fills import Fill, Position
 from ibkrfw.model.instruments import Instrument
-from ibkrfw.model.orders import Order, OrderRequest, OrderType, Side, check_request
+from ibkrfw.model.orders import (
+    Order,
+    OrderRequest,
+    OrderType,
+    Side,
+    build_request,
+    check_request,
+)
 from ibkrfw.portfolio.portfolio import PortfolioView
 from ibkrfw.risk.protect import waits_to_exit
 
@@ -165,6 +172,10 @@ class OrderRouter(Protocol):
         """Check and send ``request`` as a replacement for ``order``."""
         ...
 
+    def refuse_modify(self, order: Order, reason: str) -> None:
+        """Answer a change of ``order`` that cannot even be built, for ``reason``."""
+        ...
+
     def group(self) -> AbstractContextManager[None]:
         """Submit the orders sent inside the ``with`` block together (a bracket)."""
         ...
@@ -301,7 +312,17 @@ class Context:
             a risk rule refused it. What happens next (accepted, filled...) and the denial
             itself arrive as events in :meth:`Strategy.on_order` once the current handler
             returns.
+
+        Raises:
+            OrderError: if ``request`` is not an :class:`~ibkrfw.OrderRequest`. (Building an
+                ``OrderRequest`` yourself raises ``OrderError`` for a malformed value, as any
+                constructor does; :meth:`buy`, :meth:`sell` and the other order methods take
+                the values themselves and deny a malformed one instead.)
         """
+        if not isinstance(request, OrderRequest):
+            raise OrderError(
+                f"submit takes an OrderRequest, got {type(request).__name__} {request!r}"
+            )
         return self._router.submit(request)
 
     def buy(self, instrument: Instrument, quantity: DecimalLike, **kwargs: Any) -> Order:
@@ -312,6 +333,17 @@ class Context:
         is placed from the last price unless ``stop_price`` gives it; with no price seen yet
         the order is denied. ``tif="OPG"`` makes a market or limit order on the open, and
         ``order_type="MOC"`` (or ``"LOC"`` with a ``limit_price``) an order on the close.
+
+        A malformed value (a NaN, infinite, zero or negative quantity or price, a quantity
+        beyond 10**12, more decimals than the instrument's lot or tick size, a string or
+        ``None`` where a number belongs, an unknown time in force) is never raised: the order
+        comes back ``DENIED`` and an :class:`~ibkrfw.OrderDenied` event names the field and
+        the value, in a backtest and live alike. NumPy scalars are numbers like any other.
+
+        Raises:
+            ConfigError: if an option's name is not one of :class:`~ibkrfw.OrderRequest`'s
+                fields (a typo in the code, not a value of the moment).
+            OrderError: if ``instrument`` is not an :class:`~ibkrfw.Instrument`.
         """
         return self._send(instrument, Side.BUY, quantity, kwargs)
 
@@ -322,16 +354,24 @@ class Context:
     def _send(
         self, instrument: Instrument, side: Side, quantity: DecimalLike, kwargs: Mapping[str, Any]
     ) -> Order:
-        trail = kwargs.get("trail_amount"), kwargs.get("trail_percent")
-        if trail != (None, None) and kwargs.get("stop_price") is None:
+        request, problem = _request(instrument, side, quantity, kwargs)
+        if problem is not None:
+            return self._router.deny(request, problem, "validation")
+        if request.order_type is OrderType.TRAILING_STOP and request.stop_price is None:
+            # The trail must be sound before a stop is placed from it (a trail of 1e308 would
+            # put the stop beyond any Decimal): check the request as if its stop were set.
+            problem = check_request(attrs.evolve(request, stop_price=instrument.tick_size))
+            if problem is not None:
+                return self._router.deny(request, problem, "validation")
             price = self._portfolio.price(instrument)
             if not price > 0:
                 reason = f"cannot place the trailing stop of {instrument.id}: no price seen yet"
-                return self._router.deny(
-                    _request(instrument, side, quantity, kwargs), reason, "sizing"
-                )
-            kwargs = {**kwargs, "stop_price": _initial_stop(instrument, side, price, *trail)}
-        return self._router.submit(_request(instrument, side, quantity, kwargs))
+                return self._router.deny(request, reason, "sizing")
+            stop = _initial_stop(
+                instrument, side, price, request.trail_amount, request.trail_percent
+            )
+            request = attrs.evolve(request, stop_price=stop)
+        return self._router.submit(request)
 
     def cancel(self, order: Order | int) -> None:
         """Ask to cancel ``order``; the outcome arrives as an event.
@@ -389,65 +429,63 @@ class Context:
         cut (newest first) or cancelled when other orders close the position.
 
         Returns:
-            The entry, take-profit and stop-loss orders (all ``DENIED`` if refused).
-
-        Raises:
-            ConfigError: if the take-profit is not beyond the stop-loss on the profitable side
-                (or the entry limit not between them).
+            The entry, take-profit and stop-loss orders (all ``DENIED`` if refused: a
+            malformed value, as in :meth:`buy`, or a take-profit that is not beyond the
+            stop-loss on the profitable side, or an entry limit not between them).
         """
-        request = OrderRequest(
+        request, problem = build_request(
             instrument,
             side,
             quantity,
-            OrderType.MARKET if entry_limit is None else OrderType.LIMIT,
-            limit_price=entry_limit,
-            tif=tif,
-            tag=tag,
-        )
-        entry_side, entry_price = request.side, request.limit_price
-        tp, sl = to_decimal(take_profit, "take_profit"), to_decimal(stop_loss, "stop_loss")
-        sign = entry_side.sign
-        if (tp - sl) * sign <= 0:
-            where = "above" if sign > 0 else "below"
-            raise ConfigError(
-                f"a {entry_side} bracket needs its take-profit {where} its stop-loss, "
-                f"got take_profit={tp} and stop_loss={sl}"
-            )
-        if (
-            entry_price is not None
-            and not (tp - entry_price) * sign > 0 > (sl - entry_price) * sign
-        ):
-            raise ConfigError(
-                f"the entry limit {entry_price} must lie between stop_loss={sl} and "
-                f"take_profit={tp}"
-            )
-        exit_side = Side.SELL if entry_side is Side.BUY else Side.BUY
-
-        def exits(parent_id: int) -> tuple[OrderRequest, OrderRequest]:
-            common: dict[str, Any] = {
+            {
+                "order_type": OrderType.MARKET if entry_limit is None else OrderType.LIMIT,
+                "limit_price": entry_limit,
                 "tif": tif,
                 "tag": tag,
+            },
+        )
+        exit_side = Side.SELL if request.side is Side.BUY else Side.BUY
+        prices: dict[str, object] = {"take_profit": take_profit, "stop_loss": stop_loss}
+        if problem is None:
+            problem = check_request(request) or _bracket_problem(request, take_profit, stop_loss)
+        if problem is None:
+            prices = {name: to_decimal(value, name) for name, value in prices.items()}  # type: ignore[arg-type]
+
+        def exits(parent_id: int) -> tuple[OrderRequest, OrderRequest]:
+            common: dict[str, object] = {
+                "tif": request.tif,
+                "tag": request.tag,
                 "parent_id": parent_id,
                 "oca_group": f"bracket-{parent_id}",
             }
-            return (
-                OrderRequest(
-                    instrument, exit_side, quantity, OrderType.LIMIT, limit_price=tp, **common
-                ),
-                OrderRequest(
-                    instrument, exit_side, quantity, OrderType.STOP, stop_price=sl, **common
-                ),
+            legs = (
+                (OrderType.LIMIT, "limit_price", prices["take_profit"]),
+                (OrderType.STOP, "stop_price", prices["stop_loss"]),
             )
+            profit, loss = (
+                build_request(
+                    instrument,
+                    exit_side,
+                    request.quantity,
+                    {"order_type": kind, name: price, **common},
+                )[0]
+                for kind, name, price in legs
+            )
+            return profit, loss
 
         # All or nothing: what would refuse an exit refuses the whole bracket, before anything
         # is sent (an entry must never work without its stop-loss).
-        problem = self._router.bracket_problem(request) or next(
-            (
-                f"its {name}: {why}"
-                for name, exit_ in zip(("take-profit", "stop-loss"), exits(0), strict=True)
-                if (why := check_request(exit_)) is not None
-            ),
-            None,
+        problem = (
+            problem
+            or self._router.bracket_problem(request)
+            or next(
+                (
+                    f"its {name}: {why}"
+                    for name, exit_ in zip(("take-profit", "stop-loss"), exits(0), strict=True)
+                    if (why := check_request(exit_)) is not None
+                ),
+                None,
+            )
         )
         if problem is not None:
             entry = self._router.deny(request, f"bracket refused: {problem}", "validation")
@@ -478,6 +516,9 @@ class Context:
         filled. The outcome arrives as :class:`~ibkrfw.OrderModified` or
         :class:`~ibkrfw.OrderModifyRejected`.
 
+        A malformed value (as in :meth:`buy`) is refused the same way, by an
+        :class:`~ibkrfw.OrderModifyRejected` that names it, and the order works on unchanged.
+
         Raises:
             ConfigError: if no order has that id, or nothing would change.
         """
@@ -494,7 +535,12 @@ class Context:
         }
         if not changes:
             raise ConfigError("modify needs at least one of quantity, limit_price, stop_price, tif")
-        self._router.modify(current, attrs.evolve(current.request, **changes))
+        try:
+            request = attrs.evolve(current.request, **changes)
+        except OrderError as exc:
+            self._router.refuse_modify(current, f"the change cannot be made: {exc}")
+            return
+        self._router.modify(current, request)
 
     def order_target_quantity(
         self, instrument: Instrument, target: DecimalLike, **kwargs: Any
@@ -510,11 +556,9 @@ class Context:
 
         Returns:
             The order sent, or ``None`` if nothing needed to change. A target that is not a
-            finite number is not traded: the order comes back ``DENIED``, and an
-            :class:`~ibkrfw.OrderDenied` event says why.
-
-        Raises:
-            OrderError: if ``target`` is not a number at all (a string, None...).
+            finite number (NaN, infinite, a string, None...) or gives an order that cannot be
+            sent (beyond 10**12 units, a malformed option) is not traded: the order comes back
+            ``DENIED``, and an :class:`~ibkrfw.OrderDenied` event says why.
         """
         problem = _sizing_problem(target, "target")
         if problem is not None:
@@ -528,12 +572,10 @@ class Context:
 
         The quantity is rounded toward zero to whole lots. With no price seen yet the order
         cannot be sized and is denied (an :class:`~ibkrfw.OrderDenied` event says so), as is
-        a ``value`` that is NaN or infinite. For an instrument priced in another currency,
-        ``value`` is converted at the current exchange rate, and the order is denied if there
-        is none yet. Pending orders count as in :meth:`order_target_quantity`.
-
-        Raises:
-            OrderError: if ``value`` is not a number at all (a string, None...).
+        a ``value`` that is not a finite number (NaN, infinite, a string, None...). For an
+        instrument priced in another currency, ``value`` is converted at the current exchange
+        rate, and the order is denied if there is none yet. Pending orders count as in
+        :meth:`order_target_quantity`.
         """
         problem = _sizing_problem(value, "value")
         if problem is not None:
@@ -549,9 +591,6 @@ class Context:
         the account lets you go is the broker's to say: the default simulated account is an IB
         margin account (see :class:`~ibkrfw.sim.SimBroker`), which denies an order whose
         margin the equity would not cover.
-
-        Raises:
-            OrderError: if ``percent`` is not a number at all (a string, None...).
         """
         problem = _sizing_problem(percent, "percent")
         if problem is not None:
@@ -563,8 +602,10 @@ class Context:
         return self._trade_to_value(instrument, equity * float(percent), kwargs)
 
     def _deny_sizing(self, instrument: Instrument, kwargs: Mapping[str, Any], reason: str) -> Order:
-        self.log.warning("order for %s not sent: %s", instrument.id, reason)
-        return self._router.deny(_request(instrument, Side.BUY, 0, kwargs), reason, "sizing")
+        request, problem = _request(instrument, Side.BUY, 0, kwargs)
+        if problem is not None:
+            reason = f"{reason}; {problem}"
+        return self._router.deny(request, reason, "sizing")
 
     def _trade_to_value(
         self, instrument: Instrument, value: float, kwargs: Mapping[str, Any]
@@ -578,15 +619,13 @@ class Context:
         price = self._portfolio.price(instrument)
         if not price > 0:
             reason = f"cannot size an order for {instrument.id}: no valid price seen yet"
-            return self._router.deny(_request(instrument, Side.BUY, 0, kwargs), reason, "sizing")
+            return self._deny_sizing(instrument, kwargs, reason)
         if instrument.currency != self._portfolio.base_currency:
             try:
                 value /= self._portfolio.rate(instrument.currency)
             except DataError as exc:
                 reason = f"cannot size an order for {instrument.id}: {exc}"
-                return self._router.deny(
-                    _request(instrument, Side.BUY, 0, kwargs), reason, "sizing"
-                )
+                return self._deny_sizing(instrument, kwargs, reason)
         return self._trade_to(instrument, instrument.quantity_for_value(value, price), kwargs)
 
     def _trade_to(
@@ -596,9 +635,11 @@ class Context:
         delta = goal - self._portfolio.quantity(instrument) - pending
         if not delta:
             return None
-        if delta > 0:
-            return self._router.submit(_request(instrument, Side.BUY, delta, kwargs))
-        return self._router.submit(_request(instrument, Side.SELL, -delta, kwargs))
+        side = Side.BUY if delta > 0 else Side.SELL
+        request, problem = _request(instrument, side, abs(delta), kwargs)
+        if problem is not None:
+            return self._router.deny(request, problem, "validation")
+        return self._router.submit(request)
 
     # --- timers ---------------------------------------------------------------------------
     def schedule(self, name: str, at_ns: int | None = None, every_ns: int = 0) -> None:
@@ -630,15 +671,11 @@ class Context:
 
 
 def _sizing_problem(value: object, what: str) -> str | None:
-    """Why ``value`` cannot size an order (NaN, infinite), or None if it can.
-
-    Raises:
-        OrderError: if ``value`` is not a number at all.
-    """
+    """Why ``value`` cannot size an order (not a number, NaN, infinite), or None if it can."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real | Decimal):
-        raise OrderError(
-            f"{what} must be a number, got {type(value).__name__} {value!r}"
-            + (f" (did you mean {value.strip()}?)" if isinstance(value, str) else "")
+        shown = repr(value) if len(repr(value)) < 40 else repr(value)[:37] + "..."
+        return f"the {what} must be a number, got {type(value).__name__} {shown}" + (
+            f" (did you mean {value.strip()}?)" if isinstance(value, str) else ""
         )
     try:
         finite = value.is_finite() if isinstance(value, Decimal) else math.isfinite(float(value))
@@ -650,13 +687,38 @@ def _sizing_problem(value: object, what: str) -> str | None:
     return None
 
 
+def _bracket_problem(entry: OrderRequest, take_profit: object, stop_loss: object) -> str | None:
+    """Why a bracket of ``entry`` with these exit prices is malformed, or None."""
+    problems = []
+    for name, value in (("take_profit", take_profit), ("stop_loss", stop_loss)):
+        try:
+            to_decimal(value, name)  # type: ignore[arg-type]
+        except OrderError as exc:
+            problems.append(str(exc))
+    if problems:
+        return "the order cannot be built: " + "; ".join(problems)
+    tp = to_decimal(take_profit, "take_profit")  # type: ignore[arg-type]
+    sl = to_decimal(stop_loss, "stop_loss")  # type: ignore[arg-type]
+    sign, entry_price = entry.side.sign, entry.limit_price
+    if (tp - sl) * sign <= 0:
+        where = "above" if sign > 0 else "below"
+        return (
+            f"a {entry.side} bracket needs its take-profit {where} its stop-loss, "
+            f"got take_profit={tp} and stop_loss={sl}"
+        )
+    if entry_price is not None and not (tp - entry_price) * sign > 0 > (sl - entry_price) * sign:
+        return f"the entry limit {entry_price} must lie between stop_loss={sl} and take_profit={tp}"
+    return None
+
+
 def _request(
-    instrument: Instrument, side: Side, quantity: DecimalLike, kwargs: Mapping[str, Any]
-) -> OrderRequest:
+    instrument: Instrument, side: Side, quantity: object, kwargs: Mapping[str, Any]
+) -> tuple[OrderRequest, str | None]:
+    """The request of an order method, or a stand-in and why it cannot be built."""
     if not kwargs:
         if type(quantity) is Decimal and quantity.is_finite():
-            return OrderRequest._trusted_market(instrument, side, quantity)
-        return OrderRequest(instrument, side, quantity)
+            return OrderRequest._trusted_market(instrument, side, quantity), None
+        return build_request(instrument, side, quantity)
     options = _target_kwargs(kwargs)
     if "order_type" not in options:
         has_limit = options.get("limit_price") is not None
@@ -669,7 +731,7 @@ def _request(
             options["order_type"] = OrderType.LIMIT
         elif has_stop:
             options["order_type"] = OrderType.STOP
-    return OrderRequest(instrument, side, quantity, **options)
+    return build_request(instrument, side, quantity, options)
 
 
 def _initial_stop(

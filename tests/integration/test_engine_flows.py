@@ -1001,13 +1001,21 @@ def test_exits_of_an_entry_ending_unfilled_are_cancelled() -> None:
     assert "parent order 1 ended unfilled" in result.order_list[1].reason
 
 
-def test_bracket_arguments_are_checked() -> None:
-    from ibkrfw import ConfigError
-
-    with pytest.raises(ConfigError, match="take-profit above its stop-loss"):
-        _bracket(take_profit="95", stop_loss="105")
-    with pytest.raises(ConfigError, match="between"):
-        _bracket(take_profit="105", stop_loss="95", entry_limit="110")
+@pytest.mark.parametrize(
+    ("kw", "reason"),
+    [
+        ({"take_profit": "95", "stop_loss": "105"}, "take-profit above its stop-loss"),
+        ({"take_profit": "105", "stop_loss": "95", "entry_limit": "110"}, "must lie between"),
+    ],
+)
+def test_bracket_arguments_are_checked(kw: dict[str, str], reason: str) -> None:
+    # Exit prices come from market data: wrong ones are a denial of the three orders, not an
+    # exception that would end a live run (issue 20).
+    script, result = _bracket(**kw)
+    assert [o.status for o in result.order_list] == [OrderStatus.DENIED] * 3
+    denied = [e for _, e in script.events if isinstance(e, OrderDenied)]
+    assert len(denied) == 3 and all(reason in e.reason for e in denied)
+    assert script.fills == []
 
 
 def test_oca_partial_fill_reduces_the_other_member() -> None:
@@ -1305,12 +1313,15 @@ def test_sizing_mistakes_are_denied_with_the_reason(action: object, reason: str)
     assert script.fills == [] and result.positions[X.id].abs().max() == 0
 
 
-def test_a_target_that_is_not_a_number_is_a_typed_error() -> None:
-    from ibkrfw import OrderError
-
+def test_a_target_that_is_not_a_number_is_denied_with_the_reason() -> None:
+    # Before issue 20 an OrderError, which ended a live run; now a denial, and the run goes on.
     script = ScriptedStrategy({0: lambda ctx, bar: ctx.order_target_percent(X, "0.5")})
-    with pytest.raises(OrderError, match=r"percent must be a number, got str '0.5'"):
-        Engine(script, DataFrameFeed(bars_frame(ROWS), X), SimBroker()).run()
+    Engine(script, DataFrameFeed(bars_frame(ROWS), X), SimBroker()).run()
+    denied = [e for _, e in script.events if isinstance(e, OrderDenied)]
+    assert [e.reason for e in denied] == [
+        "the percent must be a number, got str '0.5' (did you mean 0.5?)"
+    ]
+    assert len(script.bars) == len(ROWS)
 
 
 def test_leverage_beyond_the_account_only_when_asked_for() -> None:

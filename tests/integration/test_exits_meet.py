@@ -12,7 +12,15 @@ from typing import Any
 
 import pytest
 
-from ibkrfw import ConfigError, Engine, OrderError, OrderStatus, ProtectionFailed, Stock
+from ibkrfw import (
+    ConfigError,
+    Engine,
+    OrderError,
+    OrderRequest,
+    OrderStatus,
+    ProtectionFailed,
+    Stock,
+)
 from ibkrfw.risk import (
     CapitalRamp,
     OrderRateLimit,
@@ -199,8 +207,8 @@ def test_a_target_too_large_for_a_float_is_denied_not_read_as_zero() -> None:
 @pytest.mark.parametrize(
     ("action", "error", "match"),
     [
-        (lambda c: c.buy(ACME, 1, tif="GTD", good_till_ns="tomorrow"), OrderError,
-         "good_till_ns must be UTC epoch nanoseconds"),
+        (lambda c: c.submit(OrderRequest(ACME, "BUY", 1, tif="GTD", good_till_ns="tomorrow")),
+         OrderError, "good_till_ns must be UTC epoch nanoseconds"),
         (lambda c: c.cancel("x"), ConfigError, "expected an Order or an order id"),
         (lambda c: c.schedule("t", every_ns=float("nan")), ConfigError, "every_ns must be an int"),
     ],

@@ -14,8 +14,8 @@ import numpy as np
 from typing_extensions import override
 
 from ibkrfw.core.history import BarArrays
-from ibkrfw.data.store import Advance, BarStore, SeriesInfo, _ignore
-from ibkrfw.errors import ConfigError
+from ibkrfw.data.store import _COLUMNS, Advance, BarStore, SeriesInfo, _ignore
+from ibkrfw.errors import ConfigError, DataError
 
 __all__ = ["ParquetBarStore"]
 
@@ -140,9 +140,18 @@ class ParquetBarStore(BarStore):
                     os.remove(os.path.join(folder, name))
 
     def _load(self, path: str, start: int | None = None, end: int | None = None) -> BarArrays:
-        _, pq = _pyarrow()
-        table = pq.read_table(path)
-        ts = table.column("timestamp").cast("int64").to_numpy()
+        pa, pq = _pyarrow()
+        try:
+            table = pq.read_table(path)
+            ts = table.column("timestamp").cast("int64").to_numpy()
+            for name in _COLUMNS:
+                table.column(name)
+        except (pa.ArrowException, OSError, KeyError, ValueError) as exc:
+            raise DataError(
+                f"{path} is not a readable file of bars: {exc}",
+                fix="restore the store from a backup, or remove that year's directory and "
+                "import its bars again",
+            ) from None
         lo = 0 if start is None else int(np.searchsorted(ts, start, side="left"))
         hi = len(ts) if end is None else int(np.searchsorted(ts, end, side="left"))
 
@@ -225,8 +234,15 @@ class ParquetBarStore(BarStore):
         path = os.path.join(self.root, _INSTRUMENTS)
         if not os.path.exists(path):
             return {}
-        with open(path, encoding="utf-8") as handle:
-            specs: dict[str, dict[str, str]] = json.load(handle)
+        try:
+            with open(path, encoding="utf-8") as handle:
+                specs: dict[str, dict[str, str]] = json.load(handle)
+        except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+            raise DataError(
+                f"{path} is damaged: {exc}", fix="restore the store from a backup"
+            ) from None
+        if not isinstance(specs, dict):
+            raise DataError(f"{path} is damaged: it holds no table of instruments")
         return specs
 
     @override

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
 import threading
+from collections.abc import Iterator
 from itertools import islice
 from typing import final
 
@@ -14,6 +16,7 @@ from typing_extensions import override
 
 from ibkrfw.core.history import BarArrays
 from ibkrfw.data.store import Advance, BarStore, SeriesInfo, _ignore
+from ibkrfw.errors import DataError
 
 __all__ = ["SQLiteBarStore"]
 
@@ -51,6 +54,53 @@ _ROW = np.dtype(
 )
 
 
+_MAGIC = b"SQLite format 3\x00"
+_OURS = frozenset(("instruments", "series", "bars"))
+_FIX = "restore the file from a backup, or give the path of another store (or a new file)"
+
+
+def _damage(path: str) -> str | None:
+    """What makes ``path`` unreadable as a SQLite database, read from its 100-byte header.
+
+    Cheap enough for every open: a file of other bytes, and a store cut short (a copy that
+    stopped half-way, a full disk), which SQLite itself notices only when it reads a missing
+    page, perhaps in the middle of a write.
+    """
+    try:
+        size = os.path.getsize(path)
+        if not size:
+            return None  # SQLite makes a new database of an empty file
+        with open(path, "rb") as handle:
+            header = handle.read(100)
+    except FileNotFoundError:
+        return None
+    if len(header) < 100 or not header.startswith(_MAGIC):
+        return f"{path} is not a SQLite database (it begins {header[:8]!r})"
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65_536 if page_size == 1 else page_size
+    pages = int.from_bytes(header[28:32], "big")
+    valid = header[24:28] == header[92:96]  # the page count is kept up to date (SQLite 3.7+)
+    wal = os.path.exists(f"{path}-wal") and os.path.getsize(f"{path}-wal") > 0
+    if valid and not wal and pages and pages * page_size > size:
+        return (
+            f"{path} is cut short: its header counts {pages} pages of {page_size} bytes "
+            f"({pages * page_size:,} bytes), the file has {size:,}"
+        )
+    return None
+
+
+@contextlib.contextmanager
+def _readable(path: str) -> Iterator[None]:
+    """Turn SQLite's word for a damaged file into a DataError naming the file."""
+    try:
+        yield
+    except sqlite3.DatabaseError as exc:
+        code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+        if code not in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
+            raise  # locked, read-only, out of disk: not the data's fault
+        raise DataError(f"{path} is damaged: SQLite says {exc}", fix=_FIX) from None
+
+
 def _range(start: int | None, end: int | None) -> tuple[str, list[int]]:
     clauses, params = [], []
     if start is not None:
@@ -77,6 +127,12 @@ class SQLiteBarStore(BarStore):
         path: The database file; created if missing (with its directory).
         timeout: Seconds to wait for another writer's lock before failing.
 
+    Raises:
+        DataError: naming the file, if it is not a SQLite database, is cut short or damaged,
+            or is another program's database (tables of its own, none of a bar store's);
+            nothing is written to it. A store found damaged later, by a read or a write,
+            raises it too, never :class:`sqlite3.DatabaseError`.
+
     Example:
         >>> import tempfile, os
         >>> from ibkrfw.data import generate_bars
@@ -95,13 +151,31 @@ class SQLiteBarStore(BarStore):
         directory = os.path.dirname(os.path.abspath(self.path))
         os.makedirs(directory, exist_ok=True)
         self._lock = threading.RLock()  # one connection, shared by threads in turn
+        damage = _damage(self.path)
+        if damage is not None:
+            raise DataError(damage, fix=_FIX)
         self._db = sqlite3.connect(
             self.path, timeout=timeout, isolation_level=None, check_same_thread=False
         )
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        self._db.executescript(_SCHEMA)
+        try:
+            with _readable(self.path):
+                tables = {
+                    row[0]
+                    for row in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")
+                }
+                if tables and not tables & _OURS:
+                    raise DataError(
+                        f"{self.path} is another program's database (tables "
+                        f"{', '.join(sorted(tables)[:5])}), not a bar store",
+                        fix="give the path of a bar store, or of a new file",
+                    )
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=NORMAL")
+                self._db.execute("PRAGMA foreign_keys=ON")
+                self._db.executescript(_SCHEMA)
+        except BaseException:
+            self._db.close()
+            raise
 
     def _series_id(self, key: str, bar_size: str) -> int | None:
         row = self._db.execute(
@@ -118,7 +192,7 @@ class SQLiteBarStore(BarStore):
         arrays: BarArrays,
         advance: Advance = _ignore,
     ) -> None:
-        with self._lock:
+        with self._lock, _readable(self.path):
             db = self._db
             db.execute("BEGIN IMMEDIATE")
             try:
@@ -158,7 +232,7 @@ class SQLiteBarStore(BarStore):
 
     @override
     def _get(self, key: str, bar_size: str, start: int | None, end: int | None) -> BarArrays:
-        with self._lock:
+        with self._lock, _readable(self.path):
             series = self._series_id(key, bar_size)
             if series is None:
                 empty = np.empty(0)
@@ -184,7 +258,7 @@ class SQLiteBarStore(BarStore):
 
     @override
     def _catalog(self) -> list[SeriesInfo]:
-        with self._lock:
+        with self._lock, _readable(self.path):
             rows = self._db.execute(
                 "SELECT s.key, s.bar_size, MIN(b.ts), MAX(b.ts), COUNT(*) FROM series s "
                 "JOIN bars b ON b.series = s.id GROUP BY s.id"
@@ -196,7 +270,7 @@ class SQLiteBarStore(BarStore):
 
     @override
     def _spec(self, key: str) -> dict[str, str] | None:
-        with self._lock:
+        with self._lock, _readable(self.path):
             row = self._db.execute("SELECT spec FROM instruments WHERE key = ?", (key,)).fetchone()
             if row is None:
                 return None
@@ -205,7 +279,7 @@ class SQLiteBarStore(BarStore):
 
     @override
     def _remove(self, key: str, bar_size: str, start: int | None, end: int | None) -> int:
-        with self._lock:
+        with self._lock, _readable(self.path):
             series = self._series_id(key, bar_size)
             if series is None:
                 return 0

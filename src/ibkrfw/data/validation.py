@@ -13,7 +13,7 @@ from ibkrfw.data.barsize import bar_size_ns
 from ibkrfw.data.sessions import SessionCalendar
 from ibkrfw.errors import ConfigError, DataError
 from ibkrfw.sim._csvfile import origin_of
-from ibkrfw.sim.feeds import frame_times
+from ibkrfw.sim.feeds import PRICE_RANGE, frame_times
 
 __all__ = ["PROBLEM_KINDS", "CleanResult", "clean_bars", "count_gaps", "validate_bars"]
 
@@ -23,6 +23,7 @@ PROBLEM_KINDS = (
     "duplicate_timestamp",
     "missing_price",
     "non_positive_price",
+    "implausible_price",
     "high_below_low",
     "open_outside_range",
     "close_outside_range",
@@ -41,6 +42,7 @@ _ALLOWED: dict[str, tuple[str, ...]] = {
     "duplicate_timestamp": ("drop", "keep", "raise"),
     "missing_price": ("drop", "ffill", "raise"),
     "non_positive_price": ("drop", "ffill", "raise"),
+    "implausible_price": ("drop", "ffill", "raise"),
     "high_below_low": ("drop", "ffill", "raise"),
     "open_outside_range": ("drop", "ffill", "raise"),
     "close_outside_range": ("drop", "ffill", "raise"),
@@ -100,7 +102,9 @@ def validate_bars(
     changed: :func:`clean_bars` applies the actions you choose.
 
     Checks: naive timestamps; out-of-order and duplicate times; missing, infinite, zero or
-    negative prices; ``high < low``; open or close outside the low-high range; negative or
+    negative prices; implausible prices, below 1e-9 (such as a subnormal 1e-320) or above
+    10**9 (such as 1e308), which no market quotes (a feed or a store refuses them too);
+    ``high < low``; open or close outside the low-high range; negative or
     non-finite volume; runs of ``zero_volume_run`` or more bars with zero volume; outliers,
     close-to-close log returns whose robust z-score (from the median and the median absolute
     deviation) exceeds ``outlier_zscore`` (a one-bar spike is reported once, at the spike);
@@ -117,7 +121,18 @@ def validate_bars(
             for the other checks.
         outlier_zscore: The robust z-score above which a return is an outlier.
         zero_volume_run: The shortest run of zero-volume bars reported.
+
+    Raises:
+        DataError: if ``frame`` has no bars (nothing validated is not "no problems"), or
+            lacks a price column.
     """
+    if not len(frame):
+        origin = origin_of(frame)
+        where = origin.source if origin is not None else "the frame"
+        raise DataError(
+            f"{where} has no bars to validate: no bars is not 'no problems'",
+            fix="give bars: check the file, or the dates and bar size read from a store",
+        )
     index, naive = _times(frame, tz)
     ts = index.as_unit("ns").asi8
     problems: list[tuple[int, int, str, str, float, str]] = []
@@ -171,6 +186,14 @@ def validate_bars(
             "non_positive_price",
             values,
             "zero or negative",
+        )
+        low, high = PRICE_RANGE
+        add(
+            np.isfinite(values) & (values > 0) & ((values < low) | (values > high)),
+            name,
+            "implausible_price",
+            values,
+            f"outside any market's prices (from {low:g} to {high:g})",
         )
     o, h, lo, c = (prices[n] for n in _PRICES)
     add(h < lo, "high", "high_below_low", h, "high is below low")

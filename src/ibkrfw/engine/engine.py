@@ -87,6 +87,8 @@ _WAKE = "\x00ibkrfw-wake"  # the timer name of the event that wakes a live loop 
 _GC_THRESHOLD = 10_000  # first-generation threshold while running (CPython's default: 700)
 _PROTECT_ATTEMPTS = 3  # protective orders lost in a row before the engine gives up (and says)
 _SLICE_WAIT_S = 2.0  # how long a live time stamp waits for a missing bar, by default
+# Denial rules that mean the strategy asked for something malformed: logged as warnings.
+_STRATEGY_MISTAKES = frozenset(("validation", "sizing"))
 
 
 def _utc(ts_ns: int) -> str:
@@ -531,8 +533,10 @@ class Engine:
         # A denial is the engine's own decision: the book records it at once (so the order
         # stops counting as pending), and the queued event only tells the strategy.
         event = OrderDenied(ts_ns=now, order_id=order.order_id, reason=reason, rule=rule)
-        self.log.info("order %d (%s %s %s) denied by %s: %s", order.order_id, order.side,
-                      order.quantity, order.instrument.id, rule, reason)  # fmt: skip
+        # A risk rule saying no is routine; an order the strategy got wrong is worth a warning.
+        level = logging.WARNING if rule in _STRATEGY_MISTAKES else logging.INFO
+        self.log.log(level, "order %d (%s %s %s) denied by %s: %s", order.order_id, order.side,
+                     order.quantity, order.instrument.id, rule, reason)  # fmt: skip
         self.orders.apply(event)
         self.queue.append(event)
         return self.orders.get(order.order_id) or order
@@ -759,6 +763,12 @@ class Engine:
                                                   reason=reason))  # fmt: skip
             return
         self._modify(order, request, checked=True)
+
+    def refuse_modify(self, order: Order, reason: str) -> None:
+        """Answer a change of ``order`` that cannot even be built with an OrderModifyRejected."""
+        self.log.warning("order %d not modified: %s", order.order_id, reason)
+        now = self.clock.now_ns()
+        self.queue.append(OrderModifyRejected(ts_ns=now, order_id=order.order_id, reason=reason))
 
     def _exit_problem(self, order: Order, request: OrderRequest) -> str | None:
         """Why ``request`` may not replace ``order``, an exit that follows its position."""

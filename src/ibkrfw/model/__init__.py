@@ -36,6 +36,7 @@ from ibkrfw.model.orders import (
     OrderType,
     Side,
     TimeInForce,
+    build_request,
     check_modification,
     check_request,
 )
@@ -81,6 +82,7 @@ __all__ = [
     "TimeInForce",
     "TimerFired",
     "TradingHalted",
+    "build_request",
     "check_modification",
     "check_request",
 ]

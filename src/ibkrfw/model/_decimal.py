@@ -43,7 +43,10 @@ def to_decimal(value: DecimalLike, what: str = "value") -> Decimal:
         number = float(given)
         if not math.isfinite(number):
             raise OrderError(f"{what} must be finite, got {value!r}")
-        result = float_decimal(number)
+        # NumPy's narrower floats read as their own shortest repr: np.float32(100.01) is
+        # 100.01, not the 100.01000213623047 of the double it widens to.
+        narrow = getattr(given, "itemsize", 8) < 8
+        result = Decimal(str(given)) if narrow else float_decimal(number)
     elif isinstance(given, numbers.Integral):  # NumPy's integers
         result = Decimal(int(given))
     else:

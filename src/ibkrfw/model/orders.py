@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import enum
-from decimal import Decimal
+from collections.abc import Callable, Mapping
+from decimal import Decimal, DecimalException
 from typing import TYPE_CHECKING, final
 
 import attrs
@@ -23,6 +24,7 @@ __all__ = [
     "OrderType",
     "Side",
     "TimeInForce",
+    "build_request",
     "check_request",
 ]
 
@@ -131,7 +133,8 @@ def _to_tif(value: TimeInForce | str) -> TimeInForce:
     try:
         return TimeInForce(value.upper() if isinstance(value, str) else value)
     except ValueError:
-        raise OrderError(f"tif must be one of DAY, GTC, IOC, GTD, got {value!r}") from None
+        names = ", ".join(t.value for t in TimeInForce)
+        raise OrderError(f"tif must be one of {names}, got {value!r}") from None
 
 
 def _to_quantity(value: DecimalLike) -> Decimal:
@@ -160,6 +163,18 @@ def _check_ns(_: object, __: attrs.Attribute[int | None], value: object) -> None
         raise OrderError(
             f"good_till_ns must be UTC epoch nanoseconds as an int (pd.Timestamp(...).value), "
             f"got {type(value).__name__} {value!r}"
+        )
+
+
+def _check_text(_: object, attribute: attrs.Attribute[str], value: object) -> None:
+    if not isinstance(value, str):
+        raise OrderError(f"{attribute.name} must be a str, got {type(value).__name__} {value!r}")
+
+
+def _check_parent(_: object, __: attrs.Attribute[int | None], value: object) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+        raise OrderError(
+            f"parent_id must be an order id (int) or None, got {type(value).__name__} {value!r}"
         )
 
 
@@ -198,6 +213,9 @@ class OrderRequest:
 
     Raises:
         OrderError: if a value has the wrong type, is NaN, or names no known enum member.
+            (The order methods of :class:`~ibkrfw.Context` never raise it: they turn such a
+            value into an :class:`~ibkrfw.OrderDenied` event, see
+            :func:`~ibkrfw.model.build_request`.)
 
     Example:
         >>> from ibkrfw import Stock
@@ -213,11 +231,11 @@ class OrderRequest:
     stop_price: Decimal | None = attrs.field(default=None, converter=_stop_price)
     tif: TimeInForce = attrs.field(default=TimeInForce.DAY, converter=_to_tif)
     good_till_ns: int | None = attrs.field(default=None, validator=_check_ns)
-    tag: str = ""
+    tag: str = attrs.field(default="", validator=_check_text)
     trail_amount: Decimal | None = attrs.field(default=None, converter=_trail_amount)
     trail_percent: Decimal | None = attrs.field(default=None, converter=_trail_percent)
-    parent_id: int | None = None
-    oca_group: str = ""
+    parent_id: int | None = attrs.field(default=None, validator=_check_parent)
+    oca_group: str = attrs.field(default="", validator=_check_text)
 
     @classmethod
     def market(
@@ -277,6 +295,99 @@ class OrderRequest:
         return request
 
 
+def _validated(
+    check: Callable[[object, attrs.Attribute[object], object], None], name: str
+) -> Callable[[object], object]:
+    def run(value: object) -> object:
+        check(None, attrs.fields_dict(OrderRequest)[name], value)
+        return value
+
+    return run
+
+
+# Each field an order method takes, checked on its own (to name every malformed one): the
+# converters and validators of OrderRequest.
+_FIELD_CHECKS: dict[str, Callable[[object], object]] = {
+    "side": _to_side,  # type: ignore[dict-item]
+    "quantity": _to_quantity,  # type: ignore[dict-item]
+    "order_type": _to_type,  # type: ignore[dict-item]
+    "limit_price": _limit_price,  # type: ignore[dict-item]
+    "stop_price": _stop_price,  # type: ignore[dict-item]
+    "tif": _to_tif,  # type: ignore[dict-item]
+    "good_till_ns": _validated(_check_ns, "good_till_ns"),  # type: ignore[arg-type]
+    "tag": _validated(_check_text, "tag"),  # type: ignore[arg-type]
+    "trail_amount": _trail_amount,  # type: ignore[dict-item]
+    "trail_percent": _trail_percent,  # type: ignore[dict-item]
+    "parent_id": _validated(_check_parent, "parent_id"),  # type: ignore[arg-type]
+    "oca_group": _validated(_check_text, "oca_group"),  # type: ignore[arg-type]
+}
+_OPTIONS = frozenset(_FIELD_CHECKS) - {"side", "quantity"}
+
+
+def build_request(
+    instrument: Instrument,
+    side: object,
+    quantity: object,
+    options: Mapping[str, object] | None = None,
+) -> tuple[OrderRequest, str | None]:
+    """Build an order request from a strategy's values, or say why it cannot be built.
+
+    This is how :class:`~ibkrfw.Context` turns what a strategy asks for into a request without
+    ever raising in the middle of a run: a malformed value (a NaN or infinite price or
+    quantity, a string or ``None`` where a number belongs, an unknown side, order type or time
+    in force) gives a stand-in request, built from the values that are well formed (a missing
+    side is BUY, a missing quantity 0, a malformed option is left out), and the reason, naming
+    each malformed field and its value. The engine records the stand-in as a denied order.
+
+    Args:
+        instrument: What to trade.
+        side: BUY or SELL, as the strategy gave it.
+        quantity: The quantity, as the strategy gave it.
+        options: Further fields of :class:`~ibkrfw.OrderRequest` by name (``limit_price``,
+            ``tif``...).
+
+    Returns:
+        The request and ``None``, or the stand-in and the reason.
+
+    Raises:
+        OrderError: if ``instrument`` is not an :class:`~ibkrfw.Instrument` (there is no order
+            to deny without one), or ``options`` names no field of
+            :class:`~ibkrfw.OrderRequest`.
+
+    Example:
+        >>> from ibkrfw import Stock
+        >>> request, why = build_request(Stock("AAPL"), "BUY", 10, {"limit_price": float("nan")})
+        >>> why, request.limit_price
+        ('the order cannot be built: limit_price must be finite, got nan', None)
+    """
+    if not isinstance(instrument, Instrument):
+        raise OrderError(f"instrument must be an Instrument, got {type(instrument).__name__}")
+    given = options or {}
+    if not given.keys() <= _OPTIONS:
+        unknown = sorted(set(given) - _OPTIONS)
+        raise OrderError(f"unknown order fields {unknown}; known: {sorted(_FIELD_CHECKS)}")
+    try:
+        return OrderRequest(instrument, side, quantity, **given), None  # type: ignore[arg-type]
+    except OrderError:
+        pass
+    problems: list[str] = []
+    good: dict[str, object] = {}
+    for name, value in (("side", side), ("quantity", quantity), *given.items()):
+        try:
+            _FIELD_CHECKS[name](value)
+        except OrderError as exc:
+            problems.append(str(exc))
+        else:
+            good[name] = value
+    stand_in = OrderRequest(
+        instrument,
+        good.pop("side", Side.BUY),  # type: ignore[arg-type]
+        good.pop("quantity", 0),  # type: ignore[arg-type]
+        **good,  # type: ignore[arg-type]
+    )
+    return stand_in, "the order cannot be built: " + "; ".join(problems)
+
+
 MAX_QUANTITY = Decimal(10) ** 12
 """The largest quantity of one order (a trillion units): beyond it, a sizing mistake."""
 MAX_PRICE = Decimal(10) ** 9
@@ -295,6 +406,18 @@ def check_request(request: OrderRequest) -> str | None:
         >>> check_request(OrderRequest.limit(Stock("AAPL"), "BUY", 10, "189.123"))
         'limit price 189.123 is not a multiple of the tick size 0.01 of AAPL.SMART'
     """
+    try:
+        return _check_request(request)
+    except DecimalException:  # digits beyond what Decimal's context computes exactly
+        values = ", ".join(
+            f"{name} {value}"
+            for name in ("quantity", "limit_price", "stop_price", "trail_amount", "trail_percent")
+            if (value := getattr(request, name)) is not None
+        )
+        return f"the order's numbers cannot be checked exactly ({values}): round them first"
+
+
+def _check_request(request: OrderRequest) -> str | None:
     inst = request.instrument
     qty = request.quantity
     if qty <= 0:

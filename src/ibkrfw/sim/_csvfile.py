@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import importlib
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -57,10 +58,11 @@ def read_csv_file(
         ) from None
     except pd.errors.ParserError as exc:
         raise DataError(_parser_problem(name, str(exc))) from None
-    except UnicodeDecodeError as exc:
+    except UnicodeDecodeError:
         raise DataError(
-            f"{name} is not UTF-8 text (byte {exc.start} cannot be read)",
-            fix="save it as UTF-8 CSV",
+            _not_utf8(name),
+            fix="ibkrfw reads CSV files as UTF-8: save the file as UTF-8 (in a spreadsheet: "
+            "CSV UTF-8), or convert it, e.g. iconv -f latin1 -t utf-8",
         ) from None
     except OSError as exc:
         raise DataError(f"cannot read {name}: {exc.strerror or exc}") from None
@@ -88,6 +90,33 @@ def read_csv_file(
             fix="add one line per bar after the header, or give the right file",
         )
     return frame, lines
+
+
+def _not_utf8(name: str) -> str:
+    """Say where the first byte that is not UTF-8 is: line, byte offset and the byte."""
+    opener = {".gz": "gzip", ".bz2": "bz2", ".xz": "lzma"}.get(os.path.splitext(name)[1].lower())
+    try:
+        if opener is None and name.lower().endswith(_COMPRESSED):
+            raise OSError("zip, zst and tar archives are not searched")
+        if opener is None:
+            with open(name, "rb") as handle:
+                data = handle.read()
+        else:
+            module = importlib.import_module(opener)
+            with module.open(name, "rb") as handle:
+                data = handle.read()
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        text = "the decompressed text" if opener else "the file"
+        return (
+            f"{name} line {line}, byte {column}: 0x{data[exc.start]:02x} (offset {exc.start:,} "
+            f"of {text}) is not UTF-8 text"
+        )
+    except (OSError, EOFError, ValueError):
+        pass
+    return f"{name} is not UTF-8 text"
 
 
 def _parser_problem(name: str, text: str) -> str:

@@ -17,6 +17,7 @@ from ibkrfw.core.history import BarArrays
 from ibkrfw.errors import DataError
 from ibkrfw.model.data import Bar
 from ibkrfw.model.instruments import Instrument
+from ibkrfw.model.orders import MAX_PRICE
 from ibkrfw.ports import DataFeed
 from ibkrfw.sim._csvfile import (
     bad_number,
@@ -31,6 +32,10 @@ from ibkrfw.sim._csvfile import (
 __all__ = ["CSVFeed", "DataFrameFeed", "frame_times", "frame_to_arrays"]
 
 _PRICES = ("open", "high", "low", "close")
+PRICE_RANGE = (1e-9, float(MAX_PRICE))
+"""The prices a bar may have: beyond them, a mistake in the data (no market quotes a price
+above 10**9, nor one too small for any tick size; 1e308 would overflow the analytics and a
+subnormal 1e-320 divide to infinity)."""
 _TIME_COLUMNS = ("timestamp", "datetime", "time", "date")
 _HINT = "ibkrfw never corrects data silently: fix or drop the offending rows before loading."
 _CHUNK = 4096  # bars converted to Python objects at a time, to bound memory
@@ -166,6 +171,16 @@ def frame_to_arrays(
             "missing or infinite price", ~np.isfinite(values), name, values, stamps, labels, source
         )
         _fail("price must be positive", values <= 0, name, values, stamps, labels, source)
+        low, high = PRICE_RANGE
+        _fail(
+            f"price outside any market's (from {low:g} to {high:g})",
+            (values < low) | (values > high),
+            name,
+            values,
+            stamps,
+            labels,
+            source,
+        )
     _fail("high is below low", h < lo, "high", h, stamps, labels, source)
     for name, values in (("open", o), ("close", c)):
         _fail(

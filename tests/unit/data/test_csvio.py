@@ -141,7 +141,10 @@ def test_a_time_that_dst_skips_is_refused_by_line(tmp_path: Path) -> None:
             "semicolons; ibkrfw reads comma-separated files; save the file with commas",
         ),
         (bytes(range(256)) * 4, "bars.csv holds binary data, not comma-separated text"),
-        (b"timestamp,open\n\xff\xfe2024,1\n", "bars.csv is not UTF-8 text"),
+        (
+            b"timestamp,open\n\xff\xfe2024,1\n",
+            "bars.csv line 2, byte 1: 0xff (offset 15 of the file) is not UTF-8",
+        ),
         (
             f"{_HEADER}\n2024-01-02T00:00Z,1,2,0.5,1,5\n2024-01-02T00:01Z,1,2,0.5,1,5,6\n".encode(),
             "bars.csv line 3 has 7 values, the header has 6",

@@ -193,7 +193,7 @@ def test_duplicates_and_unsorted_rows_can_be_dropped() -> None:
 
 
 def test_the_kinds_are_documented_in_one_tuple() -> None:
-    assert len(set(PROBLEM_KINDS)) == len(PROBLEM_KINDS) == 13
+    assert len(set(PROBLEM_KINDS)) == len(PROBLEM_KINDS) == 14
 
 
 def _csv_with_bad_line(tmp_path: Path) -> Path:
