@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from ibkrfw._version import __version__
-from ibkrfw.cli import backtest, data, download, fake_tws, optimize, report, run
+from ibkrfw.cli import backtest, config, data, download, fake_tws, optimize, report, run
 from ibkrfw.cli._common import BUILTIN_STRATEGIES as BUILTIN_STRATEGIES
 from ibkrfw.cli._common import _load_strategy_class as _load_strategy_class
 from ibkrfw.cli._common import _option
@@ -41,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     fake_tws.add_parser(sub)
     run.add_parser(sub)
     download.add_parser(sub)
+    config.add_parser(sub)
     return parser
 
 

@@ -151,25 +151,21 @@ def _formatted(frame: pd.DataFrame, keep: Sequence[str], *, tz: str, daily: bool
 
 
 def _optimize(args: argparse.Namespace) -> int:
-    import tomllib
     from functools import partial
 
+    from ibkrfw.config import load_settings
     from ibkrfw.optimize import Backtest, check_statistic, grid, run_sweep, sample, walk_forward
     from ibkrfw.sim.broker import SimBroker
     from ibkrfw.sim.commission import PerShareCommission
 
-    table: dict[str, Any] = {}
-    if args.config:
-        try:
-            with open(args.config, "rb") as handle:
-                table = dict(tomllib.load(handle).get("optimize", {}))
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(f"cannot read {args.config}: {exc}") from None
+    # the [optimize] table of --config (the whole file is checked), the environment's
+    # IBKRFW_OPTIMIZE_* variables, then the options
+    table = load_settings(args.config).optimize
     # everything is checked before the data is read and before any run
-    strategy = args.strategy or table.get("strategy", "sma_crossover")
+    strategy = args.strategy or table.strategy
     cls = _load_strategy_class(strategy)
     fixed = _parameters(cls, args.param)
-    space = _grid(cls, args.grid, table.get("grid", {}))
+    space = _grid(cls, args.grid, table.grid)
     both = [name for name in space if name in fixed]
     if both:
         name = both[0]
@@ -177,19 +173,17 @@ def _optimize(args: argparse.Namespace) -> int:
             f"{name} is given both to search (-g {name}=...) and fixed (-p {name}=...): "
             f"give it once, with -g to search it or -p to fix it"
         )
-    objective = args.objective or table.get("objective", "Sharpe ratio")
-    if not isinstance(objective, str):
-        raise ConfigError(f"objective in [optimize] must be a statistic's name, got {objective!r}")
+    objective = args.objective or table.objective
     check_statistic(objective, "--objective" if args.objective else "objective in [optimize]")
     walk = _walk_lengths(args.walk_forward) if args.walk_forward else None
     heatmap = _heatmap_axes(args.heatmap, space) if args.heatmap else None
     if heatmap and walk:
         raise ConfigError("--heatmap draws a sweep: it cannot go with --walk-forward")
     sets = sample(space, args.random, seed=args.seed) if args.random else grid(space)
-    from_table = set(table.get("grid", {})) - {pair.partition("=")[0] for pair in args.grid}
+    from_table = set(table.grid) - {pair.partition("=")[0] for pair in args.grid}
     _check_sets(cls, sets, fixed, from_table)
-    if args.symbols is None and "symbols" in table:
-        args.symbols = ",".join(table["symbols"])
+    if args.symbols is None and table.symbols is not None:
+        args.symbols = ",".join(table.symbols)
     feed = _feed(args)
     instruments = feed.instruments
     tz = instruments[0].timezone if instruments else "UTC"

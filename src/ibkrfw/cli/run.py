@@ -6,22 +6,25 @@ import argparse
 import sys
 from collections.abc import Mapping
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
+
+import attrs
 
 from ibkrfw.cli._common import (
     _MAX_CASH,
     _connection_options,
-    _ibkr_config,
     _load_strategy_class,
     _make_strategy,
     _money,
     _parameters,
+    _symbol_list,
 )
 from ibkrfw.errors import ConfigError
 from ibkrfw.model._decimal import float_decimal, to_decimal
 from ibkrfw.model.instruments import Instrument, Stock
 
 if TYPE_CHECKING:
+    from ibkrfw.config import SandboxSettings, Settings
     from ibkrfw.sim.broker import SimBroker
 
 
@@ -29,7 +32,6 @@ def _run(args: argparse.Namespace) -> int:
     import logging
     import signal
     import threading
-    import tomllib
 
     from ibkrfw.engine.engine import Engine
     from ibkrfw.ibkr import IBClient, IBKRBroker, IBKRDataFeed
@@ -38,39 +40,26 @@ def _run(args: argparse.Namespace) -> int:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("ibapi").setLevel(logging.WARNING)  # it logs every message at INFO
-    tables: dict[str, Any] = {}
-    if args.config is not None:
-        try:
-            with open(args.config, "rb") as handle:
-                tables = dict(tomllib.load(handle))
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(f"cannot read {args.config!r}: {exc}") from None
-    run_table: dict[str, Any] = dict(tables.get("run", {}))
-    config = _ibkr_config(args, mode=args.mode)
-    symbols = args.symbols or ",".join(run_table.get("symbols", []))
-    instruments: list[Instrument] = [Stock(s) for s in symbols.split(",") if s]
+    settings = _run_settings(args)
+    run = settings.run
+    config = settings.ibkr
+    instruments: list[Instrument] = [Stock(s) for s in run.symbols]
     if not instruments:
         raise ConfigError("nothing to trade: give --symbols or 'symbols' in the [run] table")
-    cls = _load_strategy_class(args.strategy or run_table.get("strategy", ""))
-    pairs = [f"{k}={v}" for k, v in run_table.get("parameters", {}).items()] + args.param
+    cls = _load_strategy_class(run.strategy)
+    pairs = [f"{k}={v}" for k, v in run.parameters.items()] + args.param
     strategy = _make_strategy(cls, _parameters(cls, pairs))
-    bar_size = args.bar_size or run_table.get("bar_size", "1min")
     client = IBClient(config)
-    feed = IBKRDataFeed(instruments, client=client, bar_size=None if bar_size == "5s" else bar_size)
-    state_dir = args.state_dir or run_table.get("state_dir", "ibkrfw-state")
-    sandbox_table = tables.get("sandbox", {})
-    if not isinstance(sandbox_table, Mapping):
-        raise ConfigError("[sandbox] must be a table")
+    bar_size = None if run.bar_size == "5s" else run.bar_size
+    feed = IBKRDataFeed(instruments, client=client, bar_size=bar_size)
+    state_dir = str(run.state_dir)
     if args.sandbox:
-        broker: Any = _sandbox_broker(args.cash, sandbox_table)
+        broker: Any = _sandbox_broker(args.cash, settings.sandbox)
     else:
-        on_mismatch = "adopt" if args.adopt else run_table.get("on_mismatch", "refuse")
-        broker = IBKRBroker(  # the broker refuses a value other than "refuse" or "adopt"
-            client=client, state_dir=state_dir, on_mismatch=cast(Any, on_mismatch)
-        )
-    alerter, monitor, summary, dashboard = _operations(args, tables, state_dir)
+        broker = IBKRBroker(client=client, state_dir=state_dir, on_mismatch=run.on_mismatch)
+    alerter, monitor, summary, dashboard = _operations(args, settings, state_dir)
     engine = Engine(strategy, feed, broker, observers=[monitor, summary])
-    cancel = args.cancel_on_stop or bool(run_table.get("cancel_on_stop", False))
+    cancel = run.cancel_on_stop
 
     def stop(signum: int, frame: object) -> None:
         print(f"ibkrfw: {signal.Signals(signum).name}: stopping", file=sys.stderr, flush=True)
@@ -115,24 +104,39 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-_SANDBOX_KEYS = {
-    "cash": "starting cash (default 100000; --cash overrides it)",
-    "commission": '"ibkr_fixed", "ibkr_tiered", "none", or a number: that much per share',
-    "slippage_bps": "a fixed slippage, in basis points of the price",
-    "spread_bps": "half of this spread, or of the quote's, is paid on each fill",
-    "volume_limit": "the largest fraction of a bar's volume one order may take",
-    "fill_timing": '"next_bar" (default) or "this_close"',
-    "fill_on": '"bars" (default) or "quotes"',
-    "account": '"margin" (default) or "cash"',
-}
+def _run_settings(args: argparse.Namespace) -> Settings:
+    """The settings of ``ibkrfw run``: the file's, the environment's, then the options'."""
+    from ibkrfw.config import load_settings
+
+    ibkr: dict[str, object] = {"mode": args.mode}  # live needs --mode live, whatever the file says
+    if args.port is not None:
+        ibkr["port"] = args.port
+    if args.client_id is not None:
+        ibkr["client_id"] = args.client_id
+    symbols = _symbol_list(args.symbols)
+    options = {
+        "strategy": args.strategy, "symbols": symbols, "bar_size": args.bar_size,
+        "state_dir": args.state_dir, "cancel_on_stop": args.cancel_on_stop or None,
+        "on_mismatch": "adopt" if args.adopt else None,
+    }  # fmt: skip
+    run = {key: value for key, value in options.items() if value is not None}
+    dashboard = {"listen": args.dashboard} if args.dashboard is not None else {}
+    return load_settings(
+        args.config,
+        overrides={"ibkr": ibkr, "run": run, "dashboard": dashboard},
+        override_source="the command line",
+    )
 
 
-def _sandbox_broker(cash: Decimal | None, table: Mapping[str, Any]) -> SimBroker:
+def _sandbox_broker(cash: Decimal | None, table: SandboxSettings | Mapping[str, Any]) -> SimBroker:
     """The simulated broker of ``ibkrfw run --sandbox``, from the ``[sandbox]`` table.
 
     The costs and fill rules are those of a backtest's :class:`~ibkrfw.sim.SimBroker`, so
-    sandbox results can be compared with a backtest that has the same settings.
+    sandbox results can be compared with a backtest that has the same settings. ``cash``
+    (``--cash``) wins over the table's. A table not yet checked (a mapping, as TOML gives it)
+    is checked by the configuration model first.
     """
+    from ibkrfw.config import SandboxSettings, settings_from_tables
     from ibkrfw.sim.broker import SimBroker
     from ibkrfw.sim.commission import (
         CommissionModel,
@@ -143,90 +147,99 @@ def _sandbox_broker(cash: Decimal | None, table: Mapping[str, Any]) -> SimBroker
     )
     from ibkrfw.sim.slippage import FixedBpsSlippage, HalfSpreadSlippage, SlippageModel
 
-    unknown = sorted(set(table) - set(_SANDBOX_KEYS))
-    if unknown:
-        known = "; ".join(f"{k}: {v}" for k, v in _SANDBOX_KEYS.items())
-        raise ConfigError(f"[sandbox]: unknown setting(s) {', '.join(unknown)} (known: {known})")
-
-    def number(key: str) -> float:
-        value = table[key]
-        if not isinstance(value, int | float) or isinstance(value, bool):
-            raise ConfigError(f"{key} must be a number, got {value!r}")
-        return float(value)
-
-    try:
-        chosen = table.get("commission", "none")
-        commission: CommissionModel
-        if chosen == "ibkr_fixed":
-            commission = IBKRFixedCommission()
-        elif chosen == "ibkr_tiered":
-            commission = IBKRTieredCommission()
-        elif chosen == "none":
-            commission = ZeroCommission()
-        elif isinstance(chosen, int | float) and not isinstance(chosen, bool):
-            commission = PerShareCommission(float_decimal(number("commission")))
-        else:
-            raise ConfigError(f"commission: {_SANDBOX_KEYS['commission']}; got {chosen!r}")
-        if "slippage_bps" in table and "spread_bps" in table:
-            raise ConfigError("give slippage_bps or spread_bps, not both")
-        slippage: SlippageModel | None = None
-        if "slippage_bps" in table:
-            slippage = FixedBpsSlippage(number("slippage_bps"))
-        elif "spread_bps" in table:
-            slippage = HalfSpreadSlippage(number("spread_bps"))
-        options = {k: table[k] for k in ("volume_limit", "fill_timing", "fill_on", "account")
-                   if k in table}  # fmt: skip
-        starting = cash if cash is not None else table.get("cash", 100_000)
-        return SimBroker(
-            to_decimal(starting, "cash"), commission=commission, slippage=slippage, **options
-        )
-    except (ValueError, TypeError) as exc:  # ConfigError is a ValueError too
-        raise ConfigError(f"[sandbox]: {exc}") from None
+    sandbox = (
+        table
+        if isinstance(table, SandboxSettings)
+        else settings_from_tables({"sandbox": table}, source="ibkrfw run --sandbox").sandbox
+    )
+    commission: CommissionModel
+    if sandbox.commission == "ibkr_fixed":
+        commission = IBKRFixedCommission()
+    elif sandbox.commission == "ibkr_tiered":
+        commission = IBKRTieredCommission()
+    elif isinstance(sandbox.commission, float):  # the model checked it is 0 or more
+        commission = PerShareCommission(float_decimal(sandbox.commission))
+    else:
+        commission = ZeroCommission()
+    slippage: SlippageModel | None = None
+    if sandbox.slippage_bps is not None:
+        slippage = FixedBpsSlippage(sandbox.slippage_bps)
+    elif sandbox.spread_bps is not None:
+        slippage = HalfSpreadSlippage(sandbox.spread_bps)
+    starting = cash if cash is not None else float_decimal(sandbox.cash)
+    return SimBroker(
+        to_decimal(starting, "cash"),
+        commission=commission,
+        slippage=slippage,
+        volume_limit=sandbox.volume_limit,
+        fill_timing=sandbox.fill_timing,
+        fill_on=sandbox.fill_on,
+        account=sandbox.account,
+    )
 
 
-def _operations(args: argparse.Namespace, tables: Mapping[str, Any], state_dir: str) -> Any:
-    """The alerter, monitor, daily summary and dashboard of a run, from its TOML tables."""
+def _operations(
+    args: argparse.Namespace, settings: Settings | Mapping[str, Any], state_dir: str
+) -> Any:
+    """The alerter, monitor, daily summary and dashboard of a run, from its settings.
+
+    ``settings`` may be TOML tables not yet checked: the configuration model checks them.
+    ``args.dashboard`` (``--dashboard``), if given, wins over ``[dashboard] listen``.
+    """
     from pathlib import Path
 
+    from ibkrfw.config import Settings, settings_from_tables
     from ibkrfw.monitoring import Alerter, DailySummary, Dashboard, LiveMonitor
-    from ibkrfw.monitoring.alerts import channels_from_config
+    from ibkrfw.monitoring.alerts import Channel, EmailChannel, LogChannel, WebhookChannel
 
-    def table(name: str) -> dict[str, Any]:
-        value = tables.get(name, {})
-        if not isinstance(value, Mapping):
-            raise ConfigError(f"[{name}] must be a table")
-        return dict(value)
-
-    alerts = table("alerts")
-    limits = {k: alerts.pop(k) for k in ("quiet_s", "max_per_hour") if k in alerts}
+    if not isinstance(settings, Settings):
+        settings = settings_from_tables(settings)
+    alerts = settings.alerts
+    channels: list[Channel] = [LogChannel()]
+    if alerts.email is not None:
+        email = attrs.asdict(alerts.email, recurse=False)
+        channels.append(EmailChannel(**email))
+    for hook in alerts.webhook:
+        channels.append(
+            WebhookChannel(hook.url.reveal(), hook.format, token_env=hook.token_env,
+                           sms_to=hook.sms_to, timeout=hook.timeout)
+        )  # fmt: skip
     journal = Path(state_dir) / "alerts.jsonl"  # alerts outlive a restart (and its repeats)
-    alerter = Alerter(channels_from_config(alerts), journal=journal, **limits).start()
-    settings = table("monitor")
-    if "quiet" in settings:
-        settings["quiet"] = [tuple(w) for w in settings["quiet"]]
+    alerter = Alerter(
+        channels, journal=journal, quiet_s=alerts.quiet_s, max_per_hour=alerts.max_per_hour
+    ).start()
     try:
-        monitor = LiveMonitor(alerter=alerter, journal_dir=state_dir, **settings)
+        monitor = LiveMonitor(
+            alerter=alerter, journal_dir=state_dir, **attrs.asdict(settings.monitor, recurse=False)
+        )
         folder = Path(state_dir) / "summaries"
-        summary = DailySummary(monitor, alerter=alerter, directory=folder, **table("summary"))
-    except TypeError as exc:
-        alerter.stop()
-        raise ConfigError(f"[monitor] or [summary]: {exc}") from None
-    served = table("dashboard")
-    where = args.dashboard or served.get("listen")
-    dashboard = None
-    if where:
-        host, _, port = str(where).rpartition(":")
-        token_env = served.get("token_env", "IBKRFW_DASHBOARD_TOKEN")
-        try:
+        summary = DailySummary(
+            monitor, alerter=alerter, directory=folder,
+            **attrs.asdict(settings.summary, recurse=False),
+        )  # fmt: skip
+        served = settings.dashboard
+        where = args.dashboard or served.listen
+        dashboard = None
+        if where:
+            host, _, port = where.rpartition(":")
+            if not port.isdigit():
+                raise ConfigError(
+                    f"--dashboard takes [HOST:]PORT, e.g. 127.0.0.1:8765; got {where!r}"
+                )
+            # the TLS settings go to the dashboard only when set (they are new keywords of it)
+            tls: dict[str, Any] = {
+                key: value
+                for key, value in (("tls_cert", served.tls_cert), ("tls_key", served.tls_key),
+                                   ("allow_plain_http", served.allow_plain_http or None))
+                if value is not None
+            }  # fmt: skip
             dashboard = Dashboard(
-                monitor, host=host or "127.0.0.1", port=int(port), token_env=token_env
-            )
-        except ValueError:
-            alerter.stop()
-            raise ConfigError(f"--dashboard takes [HOST:]PORT, got {where!r}") from None
-        except ConfigError:
-            alerter.stop()
-            raise
+                monitor, host=host or "127.0.0.1", port=int(port), token_env=served.token_env,
+                **tls,
+            )  # fmt: skip
+    except Exception:
+        alerter.stop()
+        raise
     return alerter, monitor, summary, dashboard
 
 
