@@ -43,11 +43,11 @@ from ibkrfw._redact import Secret, mask_url
 from ibkrfw.errors import ConfigError
 
 __all__ = [
-    "ENV_PREFIX",
     "AlertsSettings",
-    "IBKRConfig",
     "DashboardSettings",
+    "ENV_PREFIX",
     "EmailSettings",
+    "IBKRConfig",
     "MonitorSettings",
     "OptimizeSettings",
     "RunSettings",
@@ -264,8 +264,8 @@ class IBKRConfig:
     ) -> IBKRConfig:
         """Read the ``[ibkr]`` table of a TOML file, then environment variables, then keywords.
 
-        The whole file is checked (see :func:`load_settings`): a file with a wrong table or key
-        anywhere is refused.
+        The whole file is checked (see :func:`~ibkrfw.config.load_settings`): a file with a
+        wrong table or key anywhere is refused.
 
         Args:
             path: A TOML file (``ibkrfw.toml``); none by default.
@@ -402,7 +402,7 @@ class WebhookSettings:
     """One ``[[alerts.webhook]]`` table: alerts posted to a URL (Slack, Discord, an SMS gateway).
 
     The URL is a secret (Slack's and Discord's carry their token): it is kept as a
-    :class:`~ibkrfw._redact.Secret` and shown masked.
+    ``Secret`` and shown masked.
     """
 
     url: Secret = _field(_REQUIRED, "where to post (a secret: shown masked)", secret=True)
@@ -1083,7 +1083,7 @@ def _lines(obj: Any, table: str, environ: Mapping[str, str], *, array: bool = Fa
 def settings_toml(settings: Settings, environ: Mapping[str, str] | None = None) -> str:
     """``settings`` as a TOML file, every table and key, secrets masked.
 
-    Webhook URLs are shown by :func:`~ibkrfw._redact.mask_url`; the environment variables
+    Webhook URLs are shown without their path and query; the environment variables
     that hold passwords and tokens are named, with whether they are set, never their values.
 
     Args:
@@ -1171,4 +1171,22 @@ def _reference() -> str:
 
     for table in _TABLES:
         section(_class_at((table,)) or Settings, f"[{table}]", table)
+    classes = [
+        _class_at((t,)) or Settings for t in _TABLES if t != "ibkr"
+    ]  # IBKRConfig: in the ibkrfw.ibkr reference
+    out.extend([
+        "", "## The model in Python", "",
+        "The tables above are these attrs classes; `ibkrfw run`, `ibkrfw optimize` and "
+        "{class}`~ibkrfw.ibkr.IBKRConfig` read them through {func}`~ibkrfw.config.load_settings`.",
+        "", "```{eval-rst}",
+        ".. autofunction:: ibkrfw.config.load_settings",
+        ".. autofunction:: ibkrfw.config.settings_from_tables",
+        ".. autofunction:: ibkrfw.config.settings_toml",
+        ".. autodata:: ibkrfw.config.ENV_PREFIX",
+        ".. autoclass:: ibkrfw.config.Settings",
+        *(f".. autoclass:: ibkrfw.config.{cls.__name__}" for cls in classes),
+        ".. autoclass:: ibkrfw.config.EmailSettings",
+        ".. autoclass:: ibkrfw.config.WebhookSettings",
+        "```",
+    ])  # fmt: skip
     return "\n".join(out) + "\n"
