@@ -119,7 +119,32 @@ def _names(value: Sequence[str] | None) -> str | None:
 
 
 def _directory(value: Path) -> str | None:
-    """A directory that exists, or that can be created (its nearest existing parent is one)."""
+    """A directory that exists, or that can be created (its nearest existing parent is one).
+
+    The default (``ibkrfw-state``, in the working directory) is checked by ``ibkrfw run`` and
+    ``ibkrfw config check``, which use it (see :func:`_check_state_dir`), not by every reader
+    of the file: ``ibkrfw download`` in a read-only folder has no state to keep.
+    """
+    if value == _DEFAULT_STATE_DIR:
+        return None
+    return _state_dir_problem(value)
+
+
+_DEFAULT_STATE_DIR: Final = Path("ibkrfw-state")
+
+
+def _check_state_dir(settings: Settings, source: str) -> None:
+    """Refuse a ``[run] state_dir`` that is not a directory and cannot be made one.
+
+    Raises:
+        ConfigError: naming the key, its value and why.
+    """
+    why = _state_dir_problem(settings.run.state_dir)
+    if why is not None:
+        raise ConfigError(f"{source}: [run] state_dir = {_toml(settings.run.state_dir)}: {why}")
+
+
+def _state_dir_problem(value: Path) -> str | None:
     if value.exists():
         return None if value.is_dir() else "exists and is not a directory: give a directory"
     parent = value.absolute().parent
@@ -302,7 +327,7 @@ class RunSettings:
     symbols: list[str] = _field(attrs.Factory(list), "the stock symbols to trade", _names)
     bar_size: str = _field("1min", "the strategy's bar size (5s: IB's own real-time bars)")
     state_dir: Path = _field(
-        Path("ibkrfw-state"), "where order ids, the journal and summaries are kept", _directory
+        _DEFAULT_STATE_DIR, "where order ids, the journal and summaries are kept", _directory
     )
     cancel_on_stop: bool = _field(
         False, "cancel working orders, protective GTC stops included, when stopping"
@@ -837,20 +862,18 @@ def _unknown(path: _Path, key: str) -> str:
     return f"{where}: unknown key; {hint}"
 
 
-def _problems(
-    exc: BaseException, path: _Path, raw: Mapping[str, Any]
-) -> Iterator[tuple[_Path, str]]:
+def _problems(exc: BaseException, path: _Path) -> Iterator[tuple[_Path, str]]:
     """Each problem in the cattrs error ``exc`` raised at ``path``: where, and what is wrong."""
     if isinstance(exc, ClassValidationError):
         with_notes, without = exc.group_exceptions()
         for sub, note in with_notes:
-            yield from _problems(sub, (*path, note.name), raw)
+            yield from _problems(sub, (*path, note.name))
         for sub in without:
-            yield from _problems(sub, path, raw)
+            yield from _problems(sub, path)
     elif isinstance(exc, IterableValidationError):
         for sub in exc.exceptions:
             notes = [n for n in getattr(sub, "__notes__", []) if isinstance(n, _Index)]
-            yield from _problems(sub, (*path, notes[-1].position) if notes else path, raw)
+            yield from _problems(sub, (*path, notes[-1].position) if notes else path)
     elif isinstance(exc, ForbiddenExtraKeysError):
         for key in sorted(exc.extra_fields):
             yield (*path, key), _unknown(path, key)
@@ -860,16 +883,12 @@ def _problems(
     elif isinstance(exc, _Expected):
         key = str(path[-1])
         where = f"{_table_name(path[:-1])} {key}" if len(path) > 1 else f"[{key}]"
-        given = "is missing" if exc.value is _MISSING else f"= {_toml(exc.value)}"
-        yield path, f"{where} {given}: expected {exc.what}, e.g. {key} = {_example(path, exc)}"
-    elif isinstance(exc, KeyError) and path:
-        key = str(exc.args[0])
-        yield (*path, key), f"{_table_name(path)} {key}: missing; it has no default: give it"
+        example = _example(path, exc)
+        yield path, f"{where} = {_toml(exc.value)}: expected {exc.what}, e.g. {key} = {example}"
+    elif isinstance(exc, KeyError) and path:  # a required key (noted with its name) is absent
+        yield path, f"{_table_name(path[:-1])} {path[-1]}: missing; it has no default: give it"
     else:
         yield path, f"{_table_name(path)}: {exc}"
-
-
-_MISSING: Final = object()
 
 
 def _example(path: _Path, exc: _Expected) -> str:
@@ -998,7 +1017,7 @@ def settings_from_tables(
     try:
         settings: Settings = _converter.structure(dict(tables), Settings)
     except Exception as exc:  # cattrs' errors, every one gathered
-        for where, text in _problems(exc, (), tables):
+        for where, text in _problems(exc, ()):
             origin = (
                 (origins or {}).get((str(where[0]), str(where[1]))) if len(where) >= 2 else None
             )

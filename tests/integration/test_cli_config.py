@@ -149,3 +149,21 @@ def test_the_configuration_reference_page_is_generated_from_the_model() -> None:
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
+
+
+def test_run_the_default_state_dir_that_is_a_file_exits_2_but_download_config_is_not_blocked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ibkrfw.ibkr import IBKRConfig
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "ibkrfw-state").write_text("a file")
+    path = _write(tmp_path, '[ibkr]\nport = 4002\n[run]\nstrategy = "sma_crossover"\n')
+    assert IBKRConfig.load(path, environ={}).port == 4002  # download has no state to keep
+    assert main(["run", "--config", str(path), "--symbols", "ACME", "--port", "1"]) == 2
+    err = capsys.readouterr().err
+    assert f'{path}: [run] state_dir = "ibkrfw-state": exists and is not a directory' in err
+    assert main(["config", "check", str(path)]) == 2
+    assert '[run] state_dir = "ibkrfw-state": exists and is not a directory' in (
+        capsys.readouterr().err
+    )

@@ -201,3 +201,8 @@ def test_settings_toml_masks_secrets_and_reads_back() -> None:
     shown = tomllib.loads(text)
     assert shown["alerts"]["email"]["recipients"] == ["b@x"]
     assert shown["run"]["cancel_on_stop"] is False
+
+
+def test_load_settings_a_missing_required_key_is_named(tmp_path: Path) -> None:
+    message = _error(tmp_path, '[alerts.email]\nhost = "h"\nrecipients = ["a@x"]\n')
+    assert message == "ibkrfw.toml: [alerts.email] sender: missing; it has no default: give it"

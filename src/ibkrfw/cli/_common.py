@@ -346,14 +346,18 @@ def _check_store(args: argparse.Namespace, *, create: bool) -> None:
 
 
 def _ibkr_config(args: argparse.Namespace, **settings: Any) -> Any:
-    """The ``[ibkr]`` settings of ``--config``, with ``--port`` and ``--client-id`` on top."""
-    from ibkrfw.ibkr import IBKRConfig
+    """The ``[ibkr]`` settings of ``--config``, with ``--port`` and ``--client-id`` on top.
+
+    The whole file is checked, and the environment's ``IBKRFW_*`` variables read.
+    """
+    from ibkrfw.config import load_settings
 
     if args.port is not None:
         settings["port"] = args.port
     if args.client_id is not None:
         settings["client_id"] = args.client_id
-    return IBKRConfig.load(args.config, **settings)
+    overrides = {"ibkr": settings}
+    return load_settings(args.config, overrides=overrides, override_source="the command line").ibkr
 
 
 def _add_backtest_data_options(parser: argparse.ArgumentParser) -> None:

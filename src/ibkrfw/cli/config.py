@@ -13,11 +13,15 @@ def _config_check(args: argparse.Namespace) -> int:
     """Check the whole file, and that its strategies load and take their parameters."""
     from ibkrfw.cli.optimize import _grid
     from ibkrfw.cli.run import _sandbox_broker
-    from ibkrfw.config import load_settings
+    from ibkrfw.config import _check_state_dir, load_settings
     from ibkrfw.optimize import check_statistic
 
     settings = load_settings(args.file)  # every problem of the file, at once
     problems: list[str] = []
+    try:
+        _check_state_dir(settings, args.file)  # the default too: a run would use it
+    except ConfigError as exc:
+        problems.append(str(exc))
     run = settings.run
     spec = args.strategy or run.strategy
     if spec:

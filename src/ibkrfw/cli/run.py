@@ -106,7 +106,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def _run_settings(args: argparse.Namespace) -> Settings:
     """The settings of ``ibkrfw run``: the file's, the environment's, then the options'."""
-    from ibkrfw.config import load_settings
+    from ibkrfw.config import _check_state_dir, load_settings
 
     ibkr: dict[str, object] = {"mode": args.mode}  # live needs --mode live, whatever the file says
     if args.port is not None:
@@ -121,11 +121,13 @@ def _run_settings(args: argparse.Namespace) -> Settings:
     }  # fmt: skip
     run = {key: value for key, value in options.items() if value is not None}
     dashboard = {"listen": args.dashboard} if args.dashboard is not None else {}
-    return load_settings(
+    settings = load_settings(
         args.config,
         overrides={"ibkr": ibkr, "run": run, "dashboard": dashboard},
         override_source="the command line",
     )
+    _check_state_dir(settings, args.config or "the default")
+    return settings
 
 
 def _sandbox_broker(cash: Decimal | None, table: SandboxSettings | Mapping[str, Any]) -> SimBroker:
