@@ -179,8 +179,6 @@ def _field(
     metadata: dict[str, Any] = {"help": help, **more}
     if check is not None:
         metadata["check"] = check
-    if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
-        return attrs.field(default=default, metadata=metadata)
     if default is _REQUIRED:
         return attrs.field(metadata=metadata)
     return attrs.field(default=default, metadata=metadata)
@@ -640,7 +638,7 @@ def _strict(kind: type, test: Callable[[object], bool], what: str, example: str)
     def hook(value: object, _: object) -> object:
         if not test(value):
             raise _Expected(value, what, example)
-        return kind(value) if kind is not object else value
+        return kind(value)
 
     return hook
 
