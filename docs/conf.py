@@ -89,9 +89,10 @@ nitpicky = True
 nitpick_ignore_regex = [
     (r"py:.*", r"(attrs|attr|ibapi|matplotlib|typing_extensions)(\..*)?"),
     (r"py:class", r"(Axes|Figure)"),
-    (r"py:.*", r"ibkrfw\..*\._.*"),
+    (r"py:.*", r"ibkrfw\.(.*\.)?_.*"),
     # type aliases of ibkrfw's own, shown by name in signatures
     (r"py:class", r"(DecimalLike|Frequency|RampCondition|WebhookFormat)"),
+    (r"py:class", r"(Scalar|GridValues|QuietWindow)"),  # ibkrfw.config's value types
     (r"py:class", r"(MarginSpec|MarginRates|CommissionEstimate)"),
 ]
 

@@ -26,6 +26,7 @@ PUBLIC_PACKAGES = [
     "ibkrfw.strategies",
     "ibkrfw.analysis",
     "ibkrfw.testing",
+    "ibkrfw.config",
 ]
 
 

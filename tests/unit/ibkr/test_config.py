@@ -28,11 +28,11 @@ def test_file_then_environment_then_code(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("settings", "message"),
     [
-        ({"port": 0}, "port must be in 1..65535"),
-        ({"mode": "real"}, "mode must be 'paper' or 'live'"),
-        ({"connect_timeout": 0}, "connect_timeout must be positive"),
+        ({"port": 0}, r"\[ibkr\] port = 0: a port is a whole number from 1 to 65535"),
+        ({"mode": "real"}, r'\[ibkr\] mode = "real": expected one of "paper", "live"'),
+        ({"connect_timeout": 0}, r"\[ibkr\] connect_timeout = 0.0: must be above 0"),
         ({"max_messages_per_second": 60}, "at most 50 messages a second"),
-        ({"colour": "blue"}, r"unknown IBKR setting\(s\) \['colour'\]"),
+        ({"colour": "blue"}, r"\[ibkr\] colour: unknown key; the keys of \[ibkr\]: host, port"),
     ],
 )
 def test_bad_settings_are_refused(settings: dict[str, object], message: str) -> None:
@@ -45,7 +45,9 @@ def test_bad_files_and_variables(tmp_path: Path) -> None:
     path.write_text("[ibkr\n")
     with pytest.raises(ConfigError, match="cannot read"):
         IBKRConfig.load(path, environ={})
-    with pytest.raises(ConfigError, match="IBKRFW_IBKR_PORT='x' is not a number"):
+    with pytest.raises(
+        ConfigError, match=r"IBKRFW_IBKR_PORT='x' is not a whole number: it sets \[ibkr\] port"
+    ):
         IBKRConfig.load(environ={"IBKRFW_IBKR_PORT": "x"})
 
 

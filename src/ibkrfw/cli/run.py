@@ -1,0 +1,292 @@
+"""The ``ibkrfw run`` command: a strategy live on TWS or IB Gateway."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from ibkrfw.cli._common import (
+    _MAX_CASH,
+    _connection_options,
+    _load_strategy_class,
+    _make_strategy,
+    _money,
+    _parameters,
+    _symbol_list,
+)
+from ibkrfw.errors import ConfigError
+from ibkrfw.model._decimal import float_decimal, to_decimal
+from ibkrfw.model.instruments import Instrument, Stock
+
+if TYPE_CHECKING:
+    from ibkrfw.config import SandboxSettings, Settings
+    from ibkrfw.sim.broker import SimBroker
+
+
+def _run(args: argparse.Namespace) -> int:
+    import logging
+    import signal
+    import threading
+
+    from ibkrfw.engine.engine import Engine
+    from ibkrfw.ibkr import IBClient, IBKRBroker, IBKRDataFeed
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("ibapi").setLevel(logging.WARNING)  # it logs every message at INFO
+    settings = _run_settings(args)
+    run = settings.run
+    config = settings.ibkr
+    instruments: list[Instrument] = [Stock(s) for s in run.symbols]
+    if not instruments:
+        raise ConfigError("nothing to trade: give --symbols or 'symbols' in the [run] table")
+    cls = _load_strategy_class(run.strategy)
+    pairs = [f"{k}={v}" for k, v in run.parameters.items()] + args.param
+    strategy = _make_strategy(cls, _parameters(cls, pairs))
+    client = IBClient(config)
+    bar_size = None if run.bar_size == "5s" else run.bar_size
+    feed = IBKRDataFeed(instruments, client=client, bar_size=bar_size)
+    state_dir = str(run.state_dir)
+    if args.sandbox:
+        broker: Any = _sandbox_broker(args.cash, settings.sandbox)
+    else:
+        broker = IBKRBroker(client=client, state_dir=state_dir, on_mismatch=run.on_mismatch)
+    alerter, monitor, summary, dashboard = _operations(args, settings, state_dir)
+    engine = Engine(strategy, feed, broker, observers=[monitor, summary])
+    cancel = run.cancel_on_stop
+
+    def stop(signum: int, frame: object) -> None:
+        print(f"ibkrfw: {signal.Signals(signum).name}: stopping", file=sys.stderr, flush=True)
+        engine.stop(cancel_orders=cancel)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    timer = None
+    if args.duration is not None:
+        timer = threading.Timer(args.duration, lambda: engine.stop(cancel_orders=cancel))
+        timer.daemon = True
+        timer.start()
+    mode = "sandbox (IB data, simulated fills)" if args.sandbox else config.mode
+    print(f"ibkrfw: running {strategy!r} in {mode} mode on {config.host}:{config.port}",
+          flush=True)  # fmt: skip
+    if dashboard is not None:
+        dashboard.start()
+        print(f"ibkrfw: dashboard on {dashboard.url}", flush=True)
+    try:
+        result = engine.run()
+    except Exception as exc:
+        if monitor.engine is None:  # it failed before the run began: the monitor never saw it
+            from ibkrfw.monitoring import Alert
+
+            alerter.send(Alert("start_failed", f"ibkrfw could not start: {type(exc).__name__}",
+                               str(exc), "critical"))  # fmt: skip
+        raise
+    finally:
+        if timer is not None:
+            timer.cancel()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if dashboard is not None:
+            dashboard.stop()
+        alerter.stop()
+    working = [o for o in result.order_list if not o.status.is_terminal]
+    fees = sum((f.commission for f in result.fill_list), Decimal(0))
+    print(
+        f"ibkrfw: stopped after {engine.bars_processed} bars, {len(result.fill_list)} fills "
+        f"(commissions {fees}), {len(working)} order(s) still working",
+        flush=True,
+    )
+    return 0
+
+
+def _run_settings(args: argparse.Namespace) -> Settings:
+    """The settings of ``ibkrfw run``: the file's, the environment's, then the options'."""
+    from ibkrfw.config import _check_state_dir, load_settings
+
+    ibkr: dict[str, object] = {"mode": args.mode}  # live needs --mode live, whatever the file says
+    if args.port is not None:
+        ibkr["port"] = args.port
+    if args.client_id is not None:
+        ibkr["client_id"] = args.client_id
+    symbols = _symbol_list(args.symbols)
+    options = {
+        "strategy": args.strategy, "symbols": symbols, "bar_size": args.bar_size,
+        "state_dir": args.state_dir, "cancel_on_stop": args.cancel_on_stop or None,
+        "on_mismatch": "adopt" if args.adopt else None,
+    }  # fmt: skip
+    run = {key: value for key, value in options.items() if value is not None}
+    dashboard = {"listen": args.dashboard} if args.dashboard is not None else {}
+    settings = load_settings(
+        args.config,
+        overrides={"ibkr": ibkr, "run": run, "dashboard": dashboard},
+        override_source="the command line",
+    )
+    _check_state_dir(settings, args.config or "the default")
+    return settings
+
+
+def _sandbox_broker(cash: Decimal | None, table: SandboxSettings | Mapping[str, Any]) -> SimBroker:
+    """The simulated broker of ``ibkrfw run --sandbox``, from the ``[sandbox]`` table.
+
+    The costs and fill rules are those of a backtest's :class:`~ibkrfw.sim.SimBroker`, so
+    sandbox results can be compared with a backtest that has the same settings. ``cash``
+    (``--cash``) wins over the table's. A table not yet checked (a mapping, as TOML gives it)
+    is checked by the configuration model first.
+    """
+    from ibkrfw.config import SandboxSettings, settings_from_tables
+    from ibkrfw.sim.broker import SimBroker
+    from ibkrfw.sim.commission import (
+        CommissionModel,
+        IBKRFixedCommission,
+        IBKRTieredCommission,
+        PerShareCommission,
+        ZeroCommission,
+    )
+    from ibkrfw.sim.slippage import FixedBpsSlippage, HalfSpreadSlippage, SlippageModel
+
+    sandbox = (
+        table
+        if isinstance(table, SandboxSettings)
+        else settings_from_tables({"sandbox": table}, source="ibkrfw run --sandbox").sandbox
+    )
+    commission: CommissionModel
+    if sandbox.commission == "ibkr_fixed":
+        commission = IBKRFixedCommission()
+    elif sandbox.commission == "ibkr_tiered":
+        commission = IBKRTieredCommission()
+    elif isinstance(sandbox.commission, float):  # the model checked it is 0 or more
+        commission = PerShareCommission(float_decimal(sandbox.commission))
+    else:
+        commission = ZeroCommission()
+    slippage: SlippageModel | None = None
+    if sandbox.slippage_bps is not None:
+        slippage = FixedBpsSlippage(sandbox.slippage_bps)
+    elif sandbox.spread_bps is not None:
+        slippage = HalfSpreadSlippage(sandbox.spread_bps)
+    starting = cash if cash is not None else float_decimal(sandbox.cash)
+    return SimBroker(
+        to_decimal(starting, "cash"),
+        commission=commission,
+        slippage=slippage,
+        volume_limit=sandbox.volume_limit,
+        fill_timing=sandbox.fill_timing,
+        fill_on=sandbox.fill_on,
+        account=sandbox.account,
+    )
+
+
+def _operations(
+    args: argparse.Namespace, settings: Settings | Mapping[str, Any], state_dir: str
+) -> Any:
+    """The alerter, monitor, daily summary and dashboard of a run, from its settings.
+
+    ``settings`` may be TOML tables not yet checked: the configuration model checks them.
+    ``args.dashboard`` (``--dashboard``), if given, wins over ``[dashboard] listen``.
+    """
+    from pathlib import Path
+
+    from ibkrfw.config import Settings, settings_from_tables
+    from ibkrfw.monitoring import Alerter, DailySummary, Dashboard, LiveMonitor
+    from ibkrfw.monitoring.alerts import Channel, EmailChannel, LogChannel, WebhookChannel
+
+    if not isinstance(settings, Settings):
+        settings = settings_from_tables(settings)
+    alerts = settings.alerts
+    channels: list[Channel] = [LogChannel()]
+    if alerts.email is not None:
+        email = attrs.asdict(alerts.email, recurse=False)
+        channels.append(EmailChannel(**email))
+    for hook in alerts.webhook:
+        channels.append(
+            WebhookChannel(hook.url.reveal(), hook.format, token_env=hook.token_env,
+                           sms_to=hook.sms_to, timeout=hook.timeout)
+        )  # fmt: skip
+    journal = Path(state_dir) / "alerts.jsonl"  # alerts outlive a restart (and its repeats)
+    alerter = Alerter(
+        channels, journal=journal, quiet_s=alerts.quiet_s, max_per_hour=alerts.max_per_hour
+    ).start()
+    try:
+        monitor = LiveMonitor(
+            alerter=alerter, journal_dir=state_dir, **attrs.asdict(settings.monitor, recurse=False)
+        )
+        folder = Path(state_dir) / "summaries"
+        summary = DailySummary(
+            monitor, alerter=alerter, directory=folder,
+            **attrs.asdict(settings.summary, recurse=False),
+        )  # fmt: skip
+        served = settings.dashboard
+        where = args.dashboard or served.listen
+        dashboard = None
+        if where:
+            host, _, port = where.rpartition(":")
+            if not port.isdigit():
+                raise ConfigError(
+                    f"--dashboard takes [HOST:]PORT, e.g. 127.0.0.1:8765; got {where!r}"
+                )
+            # the TLS settings go to the dashboard only when set (they are new keywords of it)
+            tls: dict[str, Any] = {
+                key: value
+                for key, value in (("tls_cert", served.tls_cert), ("tls_key", served.tls_key),
+                                   ("allow_plain_http", served.allow_plain_http or None))
+                if value is not None
+            }  # fmt: skip
+            dashboard = Dashboard(
+                monitor, host=host or "127.0.0.1", port=int(port), token_env=served.token_env,
+                **tls,
+            )  # fmt: skip
+    except Exception:
+        alerter.stop()
+        raise
+    return alerter, monitor, summary, dashboard
+
+
+def add_parser(sub: Any) -> None:
+    """Add the ``run`` command to ``sub``."""
+    run = sub.add_parser(
+        "run",
+        help="run a strategy live against TWS or IB Gateway (paper by default)",
+        description="Run a strategy on IB's live data, trading the paper account unless "
+        "--mode live is given, until interrupted (Ctrl-C or SIGTERM).",
+    )
+    _connection_options(run, "a TOML file with [ibkr] and [run] tables")
+    run.add_argument(
+        "--mode",
+        choices=("paper", "live"),
+        default="paper",
+        help="paper (default) or live; live trading needs this flag, whatever the file says",
+    )
+    run.add_argument("--strategy", help="'module:Class' or a built-in (or 'strategy' in [run])")
+    run.add_argument(
+        "-p", "--param", action="append", default=[], metavar="NAME=VALUE",
+        help="a strategy parameter (repeatable)",
+    )  # fmt: skip
+    run.add_argument("--symbols", help="comma-separated stock symbols (or 'symbols' in [run])")
+    run.add_argument("--bar-size", help="bar size for the strategy (default 1min; 5s: IB's own)")
+    run.add_argument("--state-dir", help="where order ids are kept (default ./ibkrfw-state)")
+    run.add_argument(
+        "--sandbox", action="store_true", help="IB's data, the simulator's fills: nothing is sent"
+    )
+    run.add_argument(
+        "--cash",
+        type=_money("--cash", positive=True, maximum=_MAX_CASH),
+        help="the sandbox's starting cash (default: 'cash' in [sandbox], or 100000)",
+    )
+    run.add_argument(
+        "--cancel-on-stop", action="store_true", help="cancel working orders when stopping"
+    )
+    run.add_argument(
+        "--adopt", action="store_true",
+        help="start from the account's positions and orders when they differ from the journal "
+        "(instead of refusing to start; or on_mismatch = \"adopt\" in [run])",
+    )  # fmt: skip
+    run.add_argument("--duration", type=float, help="stop after this many seconds")
+    run.add_argument(
+        "--dashboard", nargs="?", const="127.0.0.1:8765", metavar="[HOST:]PORT",
+        help="serve the dashboard (default 127.0.0.1:8765; a token is needed off loopback)",
+    )  # fmt: skip
+    run.set_defaults(func=_run)
