@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ibkrfw.cli._common import (
     _port,
@@ -12,12 +12,14 @@ from ibkrfw.cli._common import (
 )
 from ibkrfw.errors import ConfigError
 
-if TYPE_CHECKING:
-    pass
-
 
 def _fake_tws(args: argparse.Namespace) -> int:
+    import logging
     import time
+
+    # the fake's warnings (listening off loopback: anyone on the network can trade its account)
+    # reach the terminal as one line each
+    logging.basicConfig(level=logging.WARNING, format="ibkrfw: %(levelname)s: %(message)s")
 
     from ibkrfw.testing.faketws import FakeTWS
 

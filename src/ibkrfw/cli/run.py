@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from ibkrfw._redact import install_log_redaction
 from ibkrfw.cli._common import (
     _MAX_CASH,
     _connection_options,
@@ -40,6 +41,7 @@ def _run(args: argparse.Namespace) -> int:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("ibapi").setLevel(logging.WARNING)  # it logs every message at INFO
+    install_log_redaction()  # a secret quoted by any library's message is masked in the log
     settings = _run_settings(args)
     run = settings.run
     config = settings.ibkr
@@ -56,7 +58,12 @@ def _run(args: argparse.Namespace) -> int:
     if args.sandbox:
         broker: Any = _sandbox_broker(args.cash, settings.sandbox)
     else:
-        broker = IBKRBroker(client=client, state_dir=state_dir, on_mismatch=run.on_mismatch)
+        broker = IBKRBroker(
+            client=client,
+            state_dir=state_dir,
+            on_mismatch=run.on_mismatch,
+            ack_timeout_s=settings.monitor.ack_timeout_s,  # one setting: warning and alert
+        )
     alerter, monitor, summary, dashboard = _operations(args, settings, state_dir)
     engine = Engine(strategy, feed, broker, observers=[monitor, summary])
     cancel = run.cancel_on_stop
@@ -228,16 +235,10 @@ def _operations(
                 raise ConfigError(
                     f"--dashboard takes [HOST:]PORT, e.g. 127.0.0.1:8765; got {where!r}"
                 )
-            # the TLS settings go to the dashboard only when set (they are new keywords of it)
-            tls: dict[str, Any] = {
-                key: value
-                for key, value in (("tls_cert", served.tls_cert), ("tls_key", served.tls_key),
-                                   ("allow_plain_http", served.allow_plain_http or None))
-                if value is not None
-            }  # fmt: skip
             dashboard = Dashboard(
                 monitor, host=host or "127.0.0.1", port=int(port), token_env=served.token_env,
-                **tls,
+                tls_cert=served.tls_cert, tls_key=served.tls_key,
+                allow_plain_http=served.allow_plain_http,
             )  # fmt: skip
     except Exception:
         alerter.stop()
