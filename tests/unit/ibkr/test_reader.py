@@ -7,6 +7,7 @@ import socket
 import struct
 import threading
 import time
+from types import SimpleNamespace
 
 import pytest
 from ibapi.client import EClient
@@ -104,6 +105,52 @@ def test_reader_queue_is_bounded_and_stamps_what_it_hands_out() -> None:
         ours.close()
         reader.join(5)
     assert texts == [f"m{i}\x00".encode() for i in range(10)]
+
+
+def _pumping(
+    maxsize: int = 1_000, conflate_from: int = 1_000
+) -> tuple[socket.socket, _Connection, _MessageQueue, threading.Thread]:
+    ours, conn = connected()
+    stub = SimpleNamespace(conn=conn, connState=EClient.CONNECTED)
+    into = _MessageQueue(stub, maxsize, conflate_from)  # type: ignore[arg-type]
+    conn.pump_into = into
+    reader = EReader(conn, into)  # ibapi's reader thread: its first read runs our loop
+    reader.start()
+    return ours, conn, into, reader
+
+
+def test_reader_loop_queues_every_message_stamped_with_its_read() -> None:
+    ours, conn, into, reader = _pumping()
+    try:
+        before = time.monotonic_ns()
+        ours.sendall(b"".join(frame(f"9\x00{i}\x00") for i in range(100)))
+        texts = [into.get(timeout=5) for _ in range(100)]
+        assert before <= conn.arrived_ns <= time.monotonic_ns()
+    finally:
+        ours.close()  # the reader loop ends when the socket closes
+        reader.join(5)
+    assert texts == [f"9\x00{i}\x00".encode() for i in range(100)]
+    assert not reader.is_alive() and not conn.isConnected()
+
+
+def test_reader_queue_conflates_ticks_past_conflate_from_and_keeps_the_rest_in_order() -> None:
+    stub = SimpleNamespace(conn=None, connState=EClient.CONNECTED)
+    into = _MessageQueue(stub, 1_000, conflate_from=2)  # type: ignore[arg-type]
+
+    def tick(price: str, tick_type: int = 1, req: int = 7) -> bytes:
+        return f"1\x006\x00{req}\x00{tick_type}\x00{price}\x00100\x000\x00".encode()
+
+    bar = b"50\x003\x007\x00...\x00"
+    status = b"3\x0012\x00Filled\x00"
+    into.put_many(1, [tick("1.0")])  # alone: below conflate_from, nothing to replace
+    assert into.conflated == 0
+    into.put_many(1, [bar, tick("1.1"), tick("1.2"), status, tick("2.0", 2)])
+    into.put_many(2, [tick("1.3"), tick("9.0", req=8)])
+    got = [into.get(timeout=1) for _ in range(into.qsize())]
+    # from 2 waiting on, the bid (type 1) of request 7 waiting takes each newer price, in
+    # its place; the ask (type 2), request 8, the bar and the order status keep theirs
+    assert got == [tick("1.3"), bar, status, tick("2.0", 2), tick("9.0", req=8)]
+    assert into.conflated == 3
 
 
 def test_reader_client_swaps_in_the_project_connection() -> None:
