@@ -408,8 +408,10 @@ class Engine:
                 "(10000 by default)"
             )
         self.inbox = Inbox(inbox_bound, logger=self.log)
-        """What other threads report, waiting for a live run's loop: its depth, conflation
-        count and lag figures are in :meth:`~ibkrfw.core.Inbox.stats`."""
+        """The events other threads report, waiting for a live run's loop.
+
+        Its depth, conflation count and lag figures are in :meth:`~ibkrfw.core.Inbox.stats`.
+        """
         self._arrived_ns: deque[int] = deque()  # when each bar of _arrived came off the socket
         self._arrival = 0  # the arrival of the inbox's event being dispatched (0: none)
         self._thread_id = 0
