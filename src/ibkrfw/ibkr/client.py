@@ -451,6 +451,11 @@ class _EClient(EClient):  # type: ignore[misc]
         EClient.__init__(self, wrapper)
         self.msg_queue = _MessageQueue(self, max_backlog)
 
+    def msgLoopRec(self) -> None:  # noqa: N802 - ibapi's name
+        # ibapi's loop calls it once a message is decoded: what this thread puts on a queue
+        # from now on is no longer made of that message
+        set_arrival_ns(0)
+
     def setConnState(self, connState: int) -> None:  # noqa: N802, N803 - ibapi's names
         EClient.setConnState(self, connState)
         # connect() says CONNECTED once the handshake is done, then starts ibapi's reader

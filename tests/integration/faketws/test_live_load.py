@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ibkrfw import Engine, OrderFilled, OrderRequest, Side, Stock, Strategy
+from ibkrfw import ConfigError, Engine, OrderFilled, OrderRequest, Side, Stock, Strategy
 from ibkrfw.ibkr import IBClient, IBKRBroker, IBKRConfig, IBKRDataFeed
 from ibkrfw.monitoring import Alerter, LiveMonitor
 from ibkrfw.monitoring.dashboard import prometheus_text
@@ -195,3 +195,30 @@ def test_live_load_quote_burst_keeps_the_inbox_bounded_and_every_order_event() -
     assert strategy.quotes < 6_000
     kinds = [type(e) for e in strategy.order_events]
     assert OrderFilled in kinds  # the order's events were never conflated
+
+
+def test_fake_tws_burst_sends_quotes_at_the_rate_asked() -> None:
+    seen: list[float] = []
+
+    class Count(Strategy):
+        def on_quote(self, ctx: Any, quote: Any) -> None:
+            seen.append(quote.bid)
+
+    with FakeTWS(quotes={ACME: _quotes(1)}) as tws:
+        client = IBClient(IBKRConfig(port=tws.port))
+        feed = IBKRDataFeed([ACME], client=client, bar_size=None, quotes=True)
+        engine = Engine(Count(), feed, IBKRBroker(client=client), tune_gc=False)
+        runner = _run(engine)
+        try:
+            assert tws.wait_for(lambda: tws.messages("in", client_id=1, msg_id=1), WAIT)
+            bids = [200.0 + i / 100 for i in range(1_000)]
+            took = tws.burst(ACME, bids, [b + 0.01 for b in bids], rate=10_000)
+            assert until(lambda: seen[-1] == bids[-1])
+        finally:
+            engine.stop()
+            runner.join(WAIT)
+        with pytest.raises(ConfigError, match="1 bids but 2 asks"):
+            tws.burst(ACME, [1.0], [1.0, 2.0])
+        with pytest.raises(ConfigError, match="rate must be a positive number"):
+            tws.burst(ACME, [1.0], [1.0], rate=0)
+    assert 0.15 <= took < 2.0  # 2,000 messages at 10,000 a second: 0.2 s

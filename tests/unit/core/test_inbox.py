@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from ibkrfw import ConfigError, Quote, Stock, Tick
+from ibkrfw import ConfigError, Quote, Stock, Strategy, Tick
 from ibkrfw.core import Inbox, set_arrival_ns
 from ibkrfw.model.data import Bar
 from ibkrfw.model.events import (
@@ -132,3 +132,44 @@ def test_inbox_bad_settings_raise_config_error_naming_them(
 ) -> None:
     with pytest.raises(ConfigError, match=named.replace("(", r"\(").replace(")", r"\)")):
         Inbox(**kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("bad", [0, -5, 1.5, True, None])
+def test_engine_inbox_bound_must_be_a_positive_whole_number(bad: object) -> None:
+    from ibkrfw import Engine
+    from ibkrfw.data import sample_feed
+    from ibkrfw.sim import SimBroker
+
+    with pytest.raises(ConfigError, match=rf"Engine\(inbox_bound={bad!r}\)"):
+        Engine(Strategy(), sample_feed(["ACME"]), SimBroker(), inbox_bound=bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "named"),
+    [
+        ({"max_lag_s": 0}, r"LiveMonitor\(max_lag_s=0\)"),
+        ({"max_lag_s": float("nan")}, r"LiveMonitor\(max_lag_s=nan\)"),
+        ({"max_lag_s": "2"}, r"LiveMonitor\(max_lag_s='2'\)"),
+        ({"max_inbox": 0}, r"LiveMonitor\(max_inbox=0\)"),
+        ({"max_inbox": 10.0}, r"LiveMonitor\(max_inbox=10.0\)"),
+    ],
+)
+def test_live_monitor_load_limits_are_checked(kwargs: dict[str, object], named: str) -> None:
+    from ibkrfw.monitoring import LiveMonitor
+
+    with pytest.raises(ConfigError, match=named):
+        LiveMonitor(**kwargs)  # type: ignore[arg-type]
+
+
+def test_backtest_engine_reports_no_load() -> None:
+    from ibkrfw import Engine
+    from ibkrfw.data import sample_feed
+    from ibkrfw.monitoring import LiveMonitor
+    from ibkrfw.sim import SimBroker
+
+    monitor = LiveMonitor()
+    Engine(Strategy(), sample_feed(["ACME"]), SimBroker(), observers=[monitor]).run()
+    snap = monitor.snapshot()
+    assert "load" not in snap
+    check = next(c for c in snap["health"]["checks"] if c["name"] == "load")
+    assert check["status"] == "ok" and "not measured" in check["detail"]

@@ -7,6 +7,7 @@ import socket
 import struct
 import threading
 import time
+from collections.abc import Iterator
 from types import SimpleNamespace
 
 import pytest
@@ -14,8 +15,16 @@ from ibapi.client import EClient
 from ibapi.reader import EReader
 
 from ibkrfw import ConfigError
+from ibkrfw.core import set_arrival_ns
 from ibkrfw.ibkr import IBClient, IBKRConfig
 from ibkrfw.ibkr.client import _Connection, _EClient, _MessageQueue, _Wrapper
+
+
+@pytest.fixture(autouse=True)
+def _no_arrival_left() -> Iterator[None]:
+    """get() stamps the thread that takes a message: here, the test's own."""
+    yield
+    set_arrival_ns(0)
 
 
 def frame(text: str) -> bytes:
@@ -167,3 +176,17 @@ def test_reader_client_swaps_in_the_project_connection() -> None:
 def test_ibclient_max_backlog_must_be_a_positive_whole_number(bad: object) -> None:
     with pytest.raises(ConfigError, match=rf"IBClient\(max_backlog={bad!r}\)"):
         IBClient(IBKRConfig(), max_backlog=bad)  # type: ignore[arg-type]
+
+
+def test_reader_client_clears_the_arrival_once_a_message_is_decoded() -> None:
+    from ibkrfw import Stock
+    from ibkrfw.core import Inbox
+    from ibkrfw.model.events import DataProblem
+
+    client = _EClient(_Wrapper(IBClient(IBKRConfig()), 1), 10)
+    set_arrival_ns(1)  # a message read at the dawn of time is being decoded...
+    client.msgLoopRec()  # ...and is done with: ibapi's loop says so after each message
+    inbox = Inbox()
+    inbox.put(DataProblem(ts_ns=0, instrument=Stock("X"), code=None, reason=""))
+    inbox.get(0)
+    assert inbox.arrival_ns > 1  # stamped when put, not with the old message's time
