@@ -100,6 +100,8 @@ def prometheus_text(snap: dict[str, Any]) -> str:
               [("", load["depth"])])  # fmt: skip
         counter("ibkrfw_quotes_conflated_total", "Quotes and trades replaced by a newer one.",
                 [("", load["conflated"])])  # fmt: skip
+        counter("ibkrfw_ticks_conflated_total", "IB ticks replaced by a newer one, undecoded.",
+                [("", load.get("ticks_conflated", 0))])  # fmt: skip
         counter("ibkrfw_events_handled_total", "Live events taken off the inbox and handled.",
                 [("", load["handled"])])  # fmt: skip
     gauge("ibkrfw_connected", "1 when connected to IB.",

@@ -140,7 +140,9 @@ class LiveMonitor(EngineObserver):
       more than ``max_inbox`` events wait in the engine's inbox. Entering that state logs
       one WARNING and raises a ``lagging`` alert; leaving it (once both are back under half
       their limit) logs an INFO and raises a ``lag_recovered`` alert. The figures are in
-      the snapshot (``load``) and the dashboard.
+      the snapshot (``load``: :meth:`LoadStats.to_dict <ibkrfw.core.LoadStats.to_dict>`,
+      with ``ticks_conflated``, the ticks an IB feed's client conflated before decoding,
+      and ``behind``) and the dashboard.
 
     Alerts (through ``alerter``): disconnection longer than ``disconnect_after_s``, order
     rejected, trading halted, drawdown past ``drawdown_alert``, daily loss past
@@ -252,6 +254,7 @@ class LiveMonitor(EngineObserver):
         self._drawdown_alerted = False
         self._loss_alerted_day: dt.date | None = None
         self._load: LoadStats | None = None
+        self._ticks_conflated = 0  # by the feeds' clients, before decoding
         self._behind = ""  # why the run is behind, while it is
         self.engine: Engine | None = None
 
@@ -502,6 +505,11 @@ class LiveMonitor(EngineObserver):
 
     def _check_load(self, engine: Engine) -> None:
         stats = self._load = engine.inbox.stats()
+        # An IB feed's client conflates ticks before they are even decoded (IBClient.conflated)
+        self._ticks_conflated = sum(
+            int(getattr(getattr(feed, "client", None), "conflated", 0) or 0)
+            for feed in engine.feeds
+        )
         bound = self.max_inbox or stats.bound
         behind = stats.behind_s
         reasons = []
@@ -640,7 +648,11 @@ class LiveMonitor(EngineObserver):
             "connection": self._connection,
         }
         if self._load is not None:
-            snap["load"] = {**self._load.to_dict(), "behind": bool(self._behind)}
+            snap["load"] = {
+                **self._load.to_dict(),
+                "ticks_conflated": self._ticks_conflated,
+                "behind": bool(self._behind),
+            }
         if portfolio is not None:
             equity = portfolio.equity
             snap["equity"] = round(equity, 2) if math.isfinite(equity) else None

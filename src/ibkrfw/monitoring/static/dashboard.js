@@ -138,7 +138,8 @@
       ["Oldest waiting", ms(load.waiting_s), load.behind],
       ["Inbox depth (most / bound)", load.depth + " (" + load.high_water + " / " + load.bound + ")",
        load.depth > load.bound],
-      ["Quotes conflated", qty.format(load.conflated), false],
+      ["Quotes conflated (inbox / ticks before decoding)",
+       qty.format(load.conflated) + " / " + qty.format(load.ticks_conflated || 0), false],
       ["Events handled", qty.format(load.handled), false],
     ] : [], "not measured (backtest, or no heartbeat yet)");
     table("limits", [
