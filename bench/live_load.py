@@ -142,7 +142,7 @@ def run(rate_msgs: float, seconds: float) -> dict[str, Any]:
             count = probe.count
             if count != last:
                 last, idle_since = count, time.monotonic()
-            elif len(port_file.read_text().split()) >= 3 and time.monotonic() - idle_since > 1:
+            elif len(port_file.read_text().split()) >= 3 and time.monotonic() - idle_since > 5:
                 break
         engine.stop()
         runner.join(30)

@@ -292,8 +292,8 @@ class Engine:
         inbox_bound: Live runs: how many events may wait in the :attr:`inbox` before the
             engine logs a WARNING that it is not keeping up (once, until the depth is back
             under half of it). Nothing is dropped at the bound: quotes and trades are
-            conflated per instrument whatever the depth, and bars and order events all wait
-            (see :class:`~ibkrfw.core.Inbox`).
+            conflated per instrument once 1,000 events wait, and bars and order events all
+            wait (see :class:`~ibkrfw.core.Inbox`).
 
     Raises:
         ConfigError: if no feed is given, ``slice_wait_s`` is not a number of seconds of
