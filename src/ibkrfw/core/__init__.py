@@ -2,6 +2,15 @@
 
 from ibkrfw.core.clock import Clock, LiveClock, SimClock
 from ibkrfw.core.orderbook import OrderBook
-from ibkrfw.core.queue import EventQueue
+from ibkrfw.core.queue import EventQueue, Inbox, LoadStats, set_arrival_ns
 
-__all__ = ["Clock", "EventQueue", "LiveClock", "OrderBook", "SimClock"]
+__all__ = [
+    "Clock",
+    "EventQueue",
+    "Inbox",
+    "LiveClock",
+    "LoadStats",
+    "OrderBook",
+    "SimClock",
+    "set_arrival_ns",
+]

@@ -26,7 +26,7 @@ from ibkrfw._progress import make_bar, min_bars
 from ibkrfw.core.clock import Clock, LiveClock, SimClock
 from ibkrfw.core.history import BarHistory
 from ibkrfw.core.orderbook import OrderBook
-from ibkrfw.core.queue import EventQueue
+from ibkrfw.core.queue import EventQueue, Inbox
 from ibkrfw.core.timers import NEVER, Timers
 from ibkrfw.engine.curve import equity_curve
 from ibkrfw.engine.result import RunResult
@@ -291,10 +291,15 @@ class Engine:
             is reported as a :class:`~ibkrfw.DataProblem`. ``0`` closes it as soon as no bar
             is waiting to be handled; ``math.inf`` waits for the next time stamp's first bar.
             A backtest has every bar of a time stamp at once and never waits.
+        inbox_bound: Live runs: how many events may wait in the :attr:`inbox` before the
+            engine logs a WARNING that it is not keeping up (once, until the depth is back
+            under half of it). Nothing is dropped at the bound: quotes and trades are
+            conflated per instrument once 1,000 events wait, and bars and order events all
+            wait (see :class:`~ibkrfw.core.Inbox`).
 
     Raises:
-        ConfigError: if no feed is given, or ``slice_wait_s`` is not a number of seconds of
-            at least 0.
+        ConfigError: if no feed is given, ``slice_wait_s`` is not a number of seconds of
+            at least 0, or ``inbox_bound`` is not a whole number of at least 1.
 
     Example:
         >>> from ibkrfw.data import sample_feed
@@ -319,6 +324,7 @@ class Engine:
         logger: logging.Logger | None = None,
         tune_gc: bool = True,
         slice_wait_s: float = _SLICE_WAIT_S,
+        inbox_bound: int = 10_000,
     ) -> None:
         self.strategy = strategy
         self.feeds: tuple[DataFeed, ...] = (feed,) if isinstance(feed, DataFeed) else tuple(feed)
@@ -397,7 +403,19 @@ class Engine:
         # Live runs: what other threads (IB's) report waits in the inbox, and the loop takes
         # it one event at a time between bars; the queue holds what the engine's own thread
         # produced (a SimBroker's fills on a bar), dispatched at once, as in a backtest.
-        self.inbox = EventQueue()
+        if isinstance(inbox_bound, bool) or not isinstance(inbox_bound, int) or inbox_bound < 1:
+            raise ConfigError(
+                f"Engine(inbox_bound={inbox_bound!r}): give the number of events waiting in a "
+                "live run's inbox past which the engine warns, a whole number of at least 1 "
+                "(10000 by default)"
+            )
+        self.inbox = Inbox(inbox_bound, logger=self.log)
+        """The events other threads report, waiting for a live run's loop.
+
+        Its depth, conflation count and lag figures are in :meth:`~ibkrfw.core.Inbox.stats`.
+        """
+        self._arrived_ns: deque[int] = deque()  # when each bar of _arrived came off the socket
+        self._arrival = 0  # the arrival of the inbox's event being dispatched (0: none)
         self._thread_id = 0
         self._stop = threading.Event()
         self._cancel_on_stop = False
@@ -847,14 +865,18 @@ class Engine:
         of a later time stamp comes first.
         """
         inbox, arrived, clock, timers = self.inbox, self._arrived, self.clock, self._timers
+        arrived_ns, handled = self._arrived_ns, self.inbox.handled
         live = _LiveSlice()
         expected = len(self._lanes)
         wait_ns = self._slice_wait_ns
         while True:
             while arrived:
                 bar = arrived.popleft()
+                arrival = arrived_ns.popleft()
                 if self._admit(live, bar):
                     yield bar
+                    if arrival:  # on_bar has returned: the bar is handled
+                        handled(arrival)
                     if live.is_open:  # it joined the time stamp in progress
                         if live.deadline_ns == NEVER and wait_ns < NEVER:  # its first bar
                             live.deadline_ns = clock.now_ns() + wait_ns
@@ -879,8 +901,12 @@ class Engine:
             if now >= timers.next_due_ns:
                 self._fire_timers(now)
             if event is not None:
+                self._arrival = arrival = inbox.arrival_ns
                 self._dispatch(event)  # a bar only joins `arrived`: it is handled above
+                self._arrival = 0
                 self._drain()
+                if type(event) is not BarReceived and type(event) is not TimerFired:
+                    handled(arrival)  # the strategy's handler (if any) has returned
             if self.observers and time.monotonic() - self._last_beat >= 0.5:
                 self._heartbeat(now)  # still alive, busy or idle, twice a second at least
         if live.is_open:  # stopped: what came of the time stamp in progress ends it
@@ -1658,6 +1684,7 @@ class Engine:
                 self._watch_order(event)
         elif type(event) is BarReceived:
             self._arrived.append(event.bar)
+            self._arrived_ns.append(self._arrival)
         elif type(event) is QuoteReceived:
             quote = event.quote
             self.broker.on_quote(quote)

@@ -96,6 +96,21 @@ def prometheus_text(snap: dict[str, Any]) -> str:
         gauge("ibkrfw_order_ack_latency_seconds", "Order acknowledgement latency, recent orders.",
               [('{quantile="0.5"}', latencies[len(latencies) // 2] / 1000),
                ('{quantile="1"}', latencies[-1] / 1000)])  # fmt: skip
+    load = snap.get("load")
+    if load:
+        gauge("ibkrfw_lag_seconds", "Arrival to handled, live events of the last seconds.",
+              [('{quantile="0.5"}', load["lag_p50_s"]), ('{quantile="0.99"}', load["lag_p99_s"]),
+               ('{quantile="1"}', load["lag_max_s"])])  # fmt: skip
+        gauge("ibkrfw_oldest_waiting_seconds", "Age of the oldest event waiting in the inbox.",
+              [("", load["waiting_s"])])  # fmt: skip
+        gauge("ibkrfw_inbox_depth", "Events waiting in the engine's inbox.",
+              [("", load["depth"])])  # fmt: skip
+        counter("ibkrfw_quotes_conflated_total", "Quotes and trades replaced by a newer one.",
+                [("", load["conflated"])])  # fmt: skip
+        counter("ibkrfw_ticks_conflated_total", "IB ticks replaced by a newer one, undecoded.",
+                [("", load.get("ticks_conflated", 0))])  # fmt: skip
+        counter("ibkrfw_events_handled_total", "Live events taken off the inbox and handled.",
+                [("", load["handled"])])  # fmt: skip
     gauge("ibkrfw_connected", "1 when connected to IB.",
           [("", 1.0 if snap.get("connection") == "connected" else 0.0)])  # fmt: skip
     health = snap.get("health", {})

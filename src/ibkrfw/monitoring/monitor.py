@@ -9,6 +9,7 @@ without locks on the engine.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import math
 import shutil
 import threading
@@ -21,6 +22,7 @@ from zoneinfo import ZoneInfo
 
 import attrs
 
+from ibkrfw.core.queue import LoadStats
 from ibkrfw.engine.engine import Engine, EngineObserver
 from ibkrfw.errors import ConfigError
 from ibkrfw.model.events import (
@@ -48,6 +50,8 @@ from ibkrfw.risk.monitor import RiskMonitor
 from ibkrfw.risk.rule import RiskRule
 
 __all__ = ["IB_NIGHTLY_RESET", "Check", "Health", "LiveMonitor"]
+
+log = logging.getLogger("ibkrfw.monitor")
 
 IB_NIGHTLY_RESET: tuple[tuple[str, str, str], ...] = (("00:15", "01:45", "America/New_York"),)
 """When IB's servers restart each night (North America, Sunday to Friday, 00:15 to 01:45 New
@@ -132,6 +136,15 @@ class LiveMonitor(EngineObserver):
     * **reconciliation**: failing when the last reconciliation refused to trade, degraded
       when it adopted the account's state or raised warnings (an order lost on the way to
       the broker, a margin shortfall).
+    * **load** (live runs): degraded while the run is behind: the lag from a message's
+      arrival (the socket read) to the end of its handling passes ``max_lag_s`` (its 99th
+      percentile over the last seconds, or the age of the oldest event still waiting), or
+      more than ``max_inbox`` events wait in the engine's inbox. Entering that state logs
+      one WARNING and raises a ``lagging`` alert; leaving it (once both are back under half
+      their limit) logs an INFO and raises a ``lag_recovered`` alert. The figures are in
+      the snapshot (``load``: :meth:`LoadStats.to_dict <ibkrfw.core.LoadStats.to_dict>`,
+      with ``ticks_conflated``, the ticks an IB feed's client conflated before decoding,
+      and ``behind``) and the dashboard.
 
     Alerts (through ``alerter``): disconnection longer than ``disconnect_after_s``, order
     rejected, order unacknowledged past ``ack_timeout_s``, trading halted, drawdown past
@@ -163,6 +176,14 @@ class LiveMonitor(EngineObserver):
         tz: The zone days are counted in (for today's P&L).
         equity_points: How many equity points the snapshot keeps.
         wall_clock: Seconds, monotonic (for the heartbeat; tests may replace it).
+        max_lag_s: How far behind a live run may be, in seconds, before the load check
+            turns degraded.
+        max_inbox: How many events may wait in the engine's inbox before it does (None:
+            the engine's ``inbox_bound``).
+
+    Raises:
+        ConfigError: if a quiet window or the time zone is malformed, ``max_lag_s`` is not a
+            positive number of seconds, or ``max_inbox`` not a whole number of at least 1.
     """
 
     def __init__(
@@ -181,7 +202,26 @@ class LiveMonitor(EngineObserver):
         tz: str = "America/New_York",
         equity_points: int = 2000,
         wall_clock: Callable[[], float] = time.monotonic,
+        max_lag_s: float = 2.0,
+        max_inbox: int | None = None,
     ) -> None:
+        if isinstance(max_lag_s, bool) or not (
+            isinstance(max_lag_s, int | float) and 0 < max_lag_s < math.inf
+        ):
+            raise ConfigError(
+                f"LiveMonitor(max_lag_s={max_lag_s!r}): give how far behind a live run may be "
+                "before its health turns degraded, a positive number of seconds (2 by default)"
+            )
+        if max_inbox is not None and (
+            isinstance(max_inbox, bool) or not isinstance(max_inbox, int) or max_inbox < 1
+        ):
+            raise ConfigError(
+                f"LiveMonitor(max_inbox={max_inbox!r}): give how many events may wait in the "
+                "engine's inbox before its health turns degraded, a whole number of at least "
+                "1, or None for the engine's inbox_bound"
+            )
+        self.max_lag_s = float(max_lag_s)
+        self.max_inbox = max_inbox
         self.alerter = alerter
         self.stale_after_s = stale_after_s
         self.disconnect_after_s = disconnect_after_s
@@ -220,6 +260,9 @@ class LiveMonitor(EngineObserver):
         self._stale_alerted: set[str] = set()
         self._drawdown_alerted = False
         self._loss_alerted_day: dt.date | None = None
+        self._load: LoadStats | None = None
+        self._ticks_conflated = 0  # by the feeds' clients, before decoding
+        self._behind = ""  # why the run is behind, while it is
         self.engine: Engine | None = None
 
     # --- EngineObserver -------------------------------------------------------------------
@@ -342,6 +385,8 @@ class LiveMonitor(EngineObserver):
         self._check_disconnection(now_ns)
         self._check_staleness(engine, now_ns)
         self._check_acknowledgements()
+        if engine.live:
+            self._check_load(engine)
         self._publish(engine, now_ns)
 
     def on_stop(self, engine: Engine, error: BaseException | None) -> None:
@@ -491,6 +536,60 @@ class LiveMonitor(EngineObserver):
                 self._alert("stale_data", f"no new bar of {name} for {age / 60:.0f} min")
         self._stale_alerted = set(stale)
 
+    def _check_load(self, engine: Engine) -> None:
+        stats = self._load = engine.inbox.stats()
+        # An IB feed's client conflates ticks before they are even decoded (IBClient.conflated)
+        self._ticks_conflated = sum(
+            int(getattr(getattr(feed, "client", None), "conflated", 0) or 0)
+            for feed in engine.feeds
+        )
+        bound = self.max_inbox or stats.bound
+        behind = stats.behind_s
+        reasons = []
+        if behind > self.max_lag_s:
+            reasons.append(
+                f"{behind:.1f} s behind (lag p99 {stats.lag_p99_s:.2f} s, oldest waiting "
+                f"{stats.waiting_s:.2f} s), past max_lag_s {self.max_lag_s:g}"
+            )
+        if stats.depth > bound:
+            reasons.append(f"{stats.depth} events waiting in the inbox, past {bound}")
+        if reasons and not self._behind:
+            self._behind = "; ".join(reasons)
+            log.warning(
+                "the run is falling behind its data: %s; %d quotes conflated so far, nothing "
+                "dropped (see the deployment guide: what the lag figures mean)",
+                self._behind,
+                stats.conflated,
+            )
+            self._alert("lagging", "the run is falling behind", self._behind, key="lagging")
+        elif self._behind and behind <= self.max_lag_s / 2 and stats.depth <= bound // 2:
+            log.info(
+                "the run has caught up (recovered): lag p99 %.3f s, %d events waiting",
+                stats.lag_p99_s,
+                stats.depth,
+            )
+            self._behind = ""
+            self._alert(
+                "lag_recovered",
+                "the run has caught up",
+                f"lag p99 {stats.lag_p99_s:.3f} s, {stats.depth} events waiting",
+                "info",
+                key="lag_recovered",
+            )
+
+    def _load_check(self) -> Check:
+        stats = self._load
+        if stats is None:
+            return Check("load", "ok", "not measured (backtest, or no heartbeat yet)")
+        if self._behind:
+            return Check("load", "degraded", self._behind)
+        return Check(
+            "load",
+            "ok",
+            f"lag p50 {stats.lag_p50_s * 1000:.1f} ms, p99 {stats.lag_p99_s * 1000:.1f} ms; "
+            f"{stats.depth} waiting",
+        )
+
     def _disk(self) -> Check:
         if self.journal_dir is None:
             return Check("disk", "ok", "no journal directory given")
@@ -548,6 +647,7 @@ class LiveMonitor(EngineObserver):
             )
         else:
             checks.append(Check("reconciliation", "ok", rec.resolution))
+        checks.append(self._load_check())
         return checks
 
     def _latency_text(self) -> str:
@@ -582,6 +682,12 @@ class LiveMonitor(EngineObserver):
             "order_counts": dict(self._counts),
             "connection": self._connection,
         }
+        if self._load is not None:
+            snap["load"] = {
+                **self._load.to_dict(),
+                "ticks_conflated": self._ticks_conflated,
+                "behind": bool(self._behind),
+            }
         if portfolio is not None:
             equity = portfolio.equity
             snap["equity"] = round(equity, 2) if math.isfinite(equity) else None

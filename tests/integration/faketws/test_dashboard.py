@@ -54,7 +54,15 @@ def test_the_api_metrics_and_health_of_a_running_session() -> None:
             assert state["fills"][0]["quantity"] == 10.0
             assert state["health"]["status"] == "ok", state["health"]
             names = [c["name"] for c in state["health"]["checks"]]
-            assert names == ["connection", "data", "orders", "reconciliation", "heartbeat", "disk"]
+            assert names == [
+                "connection",
+                "data",
+                "orders",
+                "reconciliation",
+                "load",
+                "heartbeat",
+                "disk",
+            ]
             status, kind, metrics = get(dashboard.url + "metrics")
             assert kind.startswith("text/plain; version=0.0.4")
             assert 'ibkrfw_position_quantity{instrument="ACME.SMART"} 10.0' in metrics

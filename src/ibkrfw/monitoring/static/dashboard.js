@@ -127,6 +127,21 @@
       { title: "Status", value: r => r.status, cls: r => "st-" + r.status },
       { title: "Detail", value: r => r.detail },
     ], (s.health && s.health.checks) || [], "no checks");
+    const load = s.load;
+    const ms = v => (1000 * v).toFixed(1) + " ms";
+    table("load", [
+      { title: "Measure", value: r => r[0] },
+      { title: "Value", num: true, value: r => r[1], cls: r => r[2] ? "neg" : "" },
+    ], load ? [
+      ["Lag p50 / p99", ms(load.lag_p50_s) + " / " + ms(load.lag_p99_s), load.behind],
+      ["Lag max (last " + load.window_s + " s)", ms(load.lag_max_s), load.behind],
+      ["Oldest waiting", ms(load.waiting_s), load.behind],
+      ["Inbox depth (most / bound)", load.depth + " (" + load.high_water + " / " + load.bound + ")",
+       load.depth > load.bound],
+      ["Quotes conflated (inbox / ticks before decoding)",
+       qty.format(load.conflated) + " / " + qty.format(load.ticks_conflated || 0), false],
+      ["Events handled", qty.format(load.handled), false],
+    ] : [], "not measured (backtest, or no heartbeat yet)");
     table("limits", [
       { title: "Limit", value: r => r.rule + ": " + r.measure },
       { title: "Used", num: true, value: r => qty.format(r.used) },

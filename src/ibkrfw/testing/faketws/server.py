@@ -153,6 +153,16 @@ class _Session:
             except OSError:
                 self.close()
 
+    def send_frames(self, data: bytes) -> None:
+        """Write messages already framed, unrecorded (a burst); a closed connection drops them."""
+        with self._send_lock:
+            if self.closed.is_set():
+                return
+            try:
+                self.sock.sendall(data)
+            except OSError:
+                self.close()
+
     def error(self, req_id: int, code: int, text: str) -> None:
         self.send(ERROR, 2, req_id, code, text)
 
@@ -714,6 +724,68 @@ class FakeTWS:
 
         self._player = threading.Thread(target=run, name="faketws-replay", daemon=True)
         self._player.start()
+
+    def burst(
+        self,
+        instrument: Instrument,
+        bids: Sequence[float],
+        asks: Sequence[float],
+        *,
+        rate: float | None = None,
+        size: int = 100,
+    ) -> float:
+        """Send quotes of ``instrument`` to its subscribers faster than :meth:`step` can.
+
+        Each quote is a bid and an ask price message (with ``size``), encoded before the
+        clock starts and written in batches of a millisecond's worth: a load test's
+        burst. They are not recorded (see :meth:`messages`) and do not move the market.
+
+        Args:
+            instrument: Whose quote subscribers get them.
+            bids: The bid prices, one per quote.
+            asks: The ask prices, as many.
+            rate: Messages per second (two per quote), or None for as fast as the
+                sockets take them.
+            size: The size of every bid and ask.
+
+        Returns:
+            The seconds the sending took.
+
+        Raises:
+            ConfigError: if ``bids`` and ``asks`` differ in length or ``rate`` is not a
+                positive number.
+        """
+        if len(bids) != len(asks):
+            raise ConfigError(f"burst: {len(bids)} bids but {len(asks)} asks; give one each")
+        if rate is not None and not (isinstance(rate, int | float) and rate > 0):
+            raise ConfigError(f"burst: rate must be a positive number of messages/s, not {rate!r}")
+        targets = [
+            (session, req_id)
+            for (_, req_id), (session, inst) in list(self._subscriptions.items())
+            if inst == instrument and not session.closed.is_set()
+        ]
+        per_batch = max(1, int(rate / 2000)) if rate else 500  # quotes per write
+        pairs = list(zip(bids, asks, strict=True))
+        batches: list[list[bytes]] = []
+        for _, req_id in targets:
+            one = [
+                b"".join(
+                    frame(encode_fields(m.tick_price(req_id, tick, price, size)))
+                    for bid, ask in pairs[i : i + per_batch]
+                    for tick, price in ((m.TICK_BID, bid), (m.TICK_ASK, ask))
+                )
+                for i in range(0, len(pairs), per_batch)
+            ]
+            batches.append(one)
+        started = time.monotonic()
+        for number in range(len(batches[0]) if batches else 0):
+            for (session, _), data in zip(targets, batches, strict=True):
+                session.send_frames(data[number])
+            if rate:
+                ahead = (number + 1) * per_batch * 2 / rate - (time.monotonic() - started)
+                if ahead > 0:
+                    time.sleep(ahead)
+        return time.monotonic() - started
 
     def pause(self, timeout: float = 5.0) -> None:
         """Stop a replay started by :meth:`play` (waits at most ``timeout`` seconds)."""

@@ -1,0 +1,175 @@
+"""The live inbox: conflation of quotes past a depth, nothing else dropped, lag figures."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import pytest
+
+from ibkrfw import ConfigError, Quote, Stock, Strategy, Tick
+from ibkrfw.core import Inbox, set_arrival_ns
+from ibkrfw.model.data import Bar
+from ibkrfw.model.events import (
+    BarReceived,
+    OrderAccepted,
+    QuoteReceived,
+    TickReceived,
+)
+
+A, B = Stock("AAA"), Stock("BBB")
+
+
+def quote(inst: Stock, bid: float) -> QuoteReceived:
+    return QuoteReceived(ts_ns=0, quote=Quote(inst, 0, bid, bid + 0.01, 100.0, 100.0))
+
+
+def bar(inst: Stock, ts: int) -> BarReceived:
+    return BarReceived(ts_ns=ts, bar=Bar(inst, ts, 1.0, 1.0, 1.0, 1.0, 1.0))
+
+
+def test_inbox_below_conflate_from_delivers_every_quote() -> None:
+    inbox = Inbox(conflate_from=10)
+    for bid in range(5):
+        inbox.put(quote(A, bid))
+    got = [inbox.get(0).quote.bid for _ in range(5)]  # type: ignore[union-attr]
+    assert got == [0, 1, 2, 3, 4] and inbox.stats().conflated == 0
+
+
+def test_inbox_past_conflate_from_keeps_the_latest_quote_per_instrument_in_line() -> None:
+    inbox = Inbox(conflate_from=2)
+    inbox.put(quote(A, 1))
+    inbox.put(quote(B, 1))
+    for bid in (2, 3, 4):
+        inbox.put(quote(A, bid))  # replaces A's quote waiting, keeps its place
+    inbox.put(TickReceived(ts_ns=0, tick=Tick(A, 0, 5.0, 1.0)))  # a trade: its own line
+    inbox.put(quote(B, 2))
+    events = [inbox.get(0) for _ in range(len(inbox))]
+    assert [type(e).__name__ for e in events] == ["QuoteReceived", "QuoteReceived", "TickReceived"]
+    assert [(e.quote.instrument, e.quote.bid) for e in events[:2]] == [(A, 4), (B, 2)]  # type: ignore[union-attr]
+    assert inbox.stats().conflated == 4
+
+
+def test_inbox_bars_and_order_events_are_never_dropped_past_the_bound(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, "ibkrfw.engine")
+    inbox = Inbox(bound=10, conflate_from=1)
+    for i in range(30):
+        inbox.put(bar(A, i))
+        inbox.put(OrderAccepted(ts_ns=i, order_id=i))
+    assert len(inbox) == 60
+    warned = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warned) == 1 and "past its bound of 10" in warned[0].getMessage()
+    assert "nothing is dropped" in warned[0].getMessage()
+    events = [inbox.get(0) for _ in range(60)]
+    assert [e.ts_ns for e in events] == [i for i in range(30) for _ in (0, 1)]  # type: ignore[union-attr]
+    back = [r for r in caplog.records if r.levelno == logging.INFO]
+    assert len(back) == 1 and "back to 5 events" in back[0].getMessage()
+    stats = inbox.stats()
+    assert stats.high_water == 60 and stats.depth == 0 and stats.conflated == 0
+
+
+def test_inbox_lag_runs_from_the_arrival_stamp_to_handled() -> None:
+    inbox = Inbox()
+    set_arrival_ns(time.monotonic_ns() - 300_000_000)  # read off the socket 0.3 s ago
+    try:
+        inbox.put(bar(A, 1))
+    finally:
+        set_arrival_ns(0)
+    inbox.put(bar(A, 2))  # no stamp: arrives as it is put
+    for _ in range(2):
+        inbox.get(0)
+        inbox.handled(inbox.arrival_ns)
+    stats = inbox.stats()
+    assert stats.handled == 2
+    assert 0.3 <= stats.lag_max_s < 1.0 and stats.lag_p50_s < 0.3
+    assert stats.behind_s == stats.lag_p99_s >= 0.3
+
+
+def test_inbox_waiting_age_grows_while_nothing_is_taken() -> None:
+    inbox = Inbox()
+    inbox.put(bar(A, 1))
+    time.sleep(0.05)
+    assert inbox.stats().waiting_s >= 0.05 and inbox.stats().depth == 1
+
+
+def test_inbox_lag_figures_cover_the_window_only() -> None:
+    inbox = Inbox(window_s=0.05)
+    set_arrival_ns(time.monotonic_ns() - 1_000_000_000)
+    try:
+        inbox.put(bar(A, 1))
+    finally:
+        set_arrival_ns(0)
+    inbox.get(0)
+    inbox.handled(inbox.arrival_ns)
+    assert inbox.stats().lag_max_s >= 1.0
+    time.sleep(0.06)
+    assert inbox.stats().lag_max_s == 0.0  # out of the window: recovered
+
+
+def test_inbox_get_waits_for_a_producer_thread() -> None:
+    inbox = Inbox()
+    threading.Timer(0.02, inbox.put, [bar(A, 7)]).start()
+    event = inbox.get(2.0)
+    assert event is not None and event.ts_ns == 7
+    assert inbox.get(0.01) is None
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "named"),
+    [
+        ({"bound": 0}, "Inbox(bound=0)"),
+        ({"bound": True}, "Inbox(bound=True)"),
+        ({"conflate_from": 2.5}, "Inbox(conflate_from=2.5)"),
+        ({"window_s": 0}, "Inbox(window_s=0)"),
+        ({"window_s": float("inf")}, "Inbox(window_s=inf)"),
+    ],
+)
+def test_inbox_bad_settings_raise_config_error_naming_them(
+    kwargs: dict[str, object], named: str
+) -> None:
+    with pytest.raises(ConfigError, match=named.replace("(", r"\(").replace(")", r"\)")):
+        Inbox(**kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("bad", [0, -5, 1.5, True, None])
+def test_engine_inbox_bound_must_be_a_positive_whole_number(bad: object) -> None:
+    from ibkrfw import Engine
+    from ibkrfw.data import sample_feed
+    from ibkrfw.sim import SimBroker
+
+    with pytest.raises(ConfigError, match=rf"Engine\(inbox_bound={bad!r}\)"):
+        Engine(Strategy(), sample_feed(["ACME"]), SimBroker(), inbox_bound=bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "named"),
+    [
+        ({"max_lag_s": 0}, r"LiveMonitor\(max_lag_s=0\)"),
+        ({"max_lag_s": float("nan")}, r"LiveMonitor\(max_lag_s=nan\)"),
+        ({"max_lag_s": "2"}, r"LiveMonitor\(max_lag_s='2'\)"),
+        ({"max_inbox": 0}, r"LiveMonitor\(max_inbox=0\)"),
+        ({"max_inbox": 10.0}, r"LiveMonitor\(max_inbox=10.0\)"),
+    ],
+)
+def test_live_monitor_load_limits_are_checked(kwargs: dict[str, object], named: str) -> None:
+    from ibkrfw.monitoring import LiveMonitor
+
+    with pytest.raises(ConfigError, match=named):
+        LiveMonitor(**kwargs)  # type: ignore[arg-type]
+
+
+def test_backtest_engine_reports_no_load() -> None:
+    from ibkrfw import Engine
+    from ibkrfw.data import sample_feed
+    from ibkrfw.monitoring import LiveMonitor
+    from ibkrfw.sim import SimBroker
+
+    monitor = LiveMonitor()
+    Engine(Strategy(), sample_feed(["ACME"]), SimBroker(), observers=[monitor]).run()
+    snap = monitor.snapshot()
+    assert "load" not in snap
+    check = next(c for c in snap["health"]["checks"] if c["name"] == "load")
+    assert check["status"] == "ok" and "not measured" in check["detail"]
