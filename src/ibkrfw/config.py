@@ -515,6 +515,12 @@ class MonitorSettings:
     )
     tz: str = _field("America/New_York", "the time zone of the trading day", _zone)
     equity_points: int = _field(2000, "equity points kept for the dashboard", _positive)
+    max_lag_s: float = _field(
+        2.0, "behind by more than this many seconds (p99 lag): degraded, alert", _positive
+    )
+    max_inbox: int | None = _field(
+        None, "more events than this waiting in the engine's inbox: degraded, alert", _positive
+    )
 
     def __attrs_post_init__(self) -> None:
         _check(self)

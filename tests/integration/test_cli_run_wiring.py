@@ -93,3 +93,17 @@ def test_fake_tws_off_loopback_warns_once_on_stderr() -> None:
     assert len(lines) == 1, done.stderr
     assert lines[0].startswith("ibkrfw: WARNING: the fake TWS listens on 0.0.0.0")
     assert "anyone who can reach this machine can place orders" in lines[0]
+
+
+def test_the_load_thresholds_of_the_monitor_table_reach_the_monitor(tmp_path: Path) -> None:
+    import argparse
+
+    from ibkrfw.cli.run import _operations
+
+    tables = {"monitor": {"max_lag_s": 0.5, "max_inbox": 100}}
+    args = argparse.Namespace(dashboard=None)
+    alerter, monitor, _, _ = _operations(args, tables, str(tmp_path))
+    alerter.stop()
+    assert (monitor.max_lag_s, monitor.max_inbox) == (0.5, 100)
+    with pytest.raises(ConfigError, match=r"\[monitor\] max_inbox = 0: must be above 0"):
+        _operations(args, {"monitor": {"max_inbox": 0}}, str(tmp_path))
