@@ -22,7 +22,10 @@ strict, and :func:`_problems` turns its errors into sentences.
 from __future__ import annotations
 
 import difflib
+import ipaddress
+import math
 import os
+import re
 import tomllib
 import types
 import typing
@@ -39,7 +42,8 @@ from cattrs.errors import (
     IterableValidationError,
 )
 
-from ibkrfw._redact import Secret, mask_url
+from ibkrfw._redact import MASK, Secret, mask_url
+from ibkrfw.data.barsize import normalize_bar_size
 from ibkrfw.errors import ConfigError
 
 __all__ = [
@@ -58,6 +62,7 @@ __all__ = [
     "load_settings",
     "settings_from_tables",
     "settings_toml",
+    "split_listen",
 ]
 
 ENV_PREFIX: Final = "IBKRFW_"
@@ -163,12 +168,125 @@ def _file(value: Path | None) -> str | None:
     return None
 
 
+_HOSTNAME: Final = re.compile(
+    r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*\.?$"
+)
+
+
+def _host_problem(host: str) -> str | None:
+    """Why ``host`` is neither an IP address nor a plausible host name (None: it is one)."""
+    if not host:
+        return 'is empty: give an address, e.g. "127.0.0.1"'
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        if len(host) > 253 or not _HOSTNAME.match(host):
+            return 'is not an IP address or a host name, e.g. "127.0.0.1" or "gateway.lan"'
+    return None
+
+
+def split_listen(text: str) -> tuple[str, int]:
+    """The host and port of a ``"[HOST:]PORT"`` address; an IPv6 host in brackets.
+
+    ``"8765"`` and ``":8765"`` are 127.0.0.1 (loopback); ``"[::1]:8765"`` is IPv6's
+    loopback, given without its brackets (as sockets take it).
+
+    Raises:
+        ValueError: saying what is wrong, and the form to write.
+
+    Example:
+        >>> split_listen("[::1]:8765"), split_listen("8765")
+        (('::1', 8765), ('127.0.0.1', 8765))
+    """
+    form = 'must be "[HOST:]PORT", e.g. "127.0.0.1:8765" or "[::1]:8765"'
+    if text.startswith("["):
+        inside, bracket, rest = text[1:].partition("]")
+        if not bracket or not rest.startswith(":"):
+            raise ValueError(form)
+        host, port = inside, rest[1:]
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ValueError(f"[{host}] is not an IPv6 address; {form}") from None
+    else:
+        host, _, port = text.rpartition(":")
+        if ":" in host:
+            raise ValueError(f'an IPv6 address goes in brackets, e.g. "[::1]:8765"; {form}')
+        why = _host_problem(host) if host else None
+        if why is not None:
+            raise ValueError(f"its host {host!r} {why}")
+    if not (port.isascii() and port.isdigit()) or _port(int(port)) is not None:
+        raise ValueError(form)
+    return host or "127.0.0.1", int(port)
+
+
 def _listen(value: str | None) -> str | None:
     if value is None:
         return None
-    _, _, port = value.rpartition(":")
-    if not port.isdigit() or _port(int(port)) is not None:
-        return 'must be "[HOST:]PORT", e.g. "127.0.0.1:8765"'
+    try:
+        split_listen(value)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def _host(value: str) -> str | None:
+    return _host_problem(value)
+
+
+def _symbols(value: Sequence[str] | None) -> str | None:
+    """Symbols: none empty, none with spaces around it, none given twice."""
+    if value is None:
+        return None
+    why = _names(value)
+    if why is not None:
+        return why
+    for name in value:
+        if name != name.strip():
+            return f"{_toml(name)} has spaces around it: write {_toml(name.strip())}"
+    seen: set[str] = set()
+    for name in value:
+        if name in seen:
+            return f"has {_toml(name)} twice: give each symbol once"
+        seen.add(name)
+    return None
+
+
+def _bar_size(value: str) -> str | None:
+    try:
+        normalize_bar_size(value)
+    except ConfigError as exc:
+        return str(exc)
+    return None
+
+
+def _client_id(value: int) -> str | None:
+    if not 0 <= value <= _MAX_CLIENT_ID:
+        return f"IB's client ids are whole numbers from 0 to {_MAX_CLIENT_ID}"
+    return None
+
+
+_MAX_CLIENT_ID: Final = 2**31 - 1  # IB sends it as a 32-bit signed integer
+_INBOX_BOUND: Final = 10_000  # the engine's inbox bound in ibkrfw run (Engine's default)
+
+
+def _max_inbox(value: int | None) -> str | None:
+    if value is None:
+        return None
+    if not value > 0:
+        return "must be above 0"
+    if value > _INBOX_BOUND:
+        return (
+            f"the engine's inbox holds at most {_INBOX_BOUND} events, so this alert could "
+            f"never fire: give at most {_INBOX_BOUND}"
+        )
+    return None
+
+
+def _grid(value: Mapping[str, object]) -> str | None:
+    for name, values in value.items():
+        if isinstance(values, list) and not values:
+            return f"{name} = []: give at least one value, e.g. {name} = [5, 10]"
     return None
 
 
@@ -203,6 +321,9 @@ def _check(self: Any) -> None:
     for field in attrs.fields(type(self)):
         check = field.metadata.get("check")
         value = getattr(self, field.name)
+        if isinstance(value, float) and not math.isfinite(value):  # every float field
+            problems.append((field.name, value, "must be a finite number"))
+            continue
         why = check(value) if check is not None else None
         if why is None and typing.get_origin(field.type) is Literal:
             choices = typing.get_args(field.type)
@@ -257,11 +378,15 @@ class IBKRConfig:
         4002
     """
 
-    host: str = _field("127.0.0.1", "TWS or IB Gateway's address")
+    host: str = _field("127.0.0.1", "TWS or IB Gateway's address", _host)
     port: int = _field(
         7497, "7497 TWS paper, 7496 TWS live, 4002 / 4001 Gateway paper / live", _port
     )
-    client_id: int = _field(1, "this connection's API client id (unique among connected clients)")
+    client_id: int = _field(
+        1,
+        "this connection's API client id (unique among connected clients), 0 to 2**31-1",
+        _client_id,
+    )
     account: str = _field("", "the account to trade; empty for the login's only account")
     mode: Literal["paper", "live"] = _field(
         "paper", "paper or live (ibkrfw run: --mode wins)", _mode
@@ -322,8 +447,10 @@ class RunSettings:
     """The ``[run]`` table: what ``ibkrfw run`` trades, and how it starts and stops."""
 
     strategy: str = _field("", "'module:Class' of a Strategy subclass, or a built-in name")
-    symbols: list[str] = _field(attrs.Factory(list), "the stock symbols to trade", _names)
-    bar_size: str = _field("1min", "the strategy's bar size (5s: IB's own real-time bars)")
+    symbols: list[str] = _field(attrs.Factory(list), "the stock symbols to trade", _symbols)
+    bar_size: str = _field(
+        "1min", "the strategy's bar size (5s: IB's own real-time bars)", _bar_size
+    )
     state_dir: Path = _field(
         _DEFAULT_STATE_DIR, "where order ids, the journal and summaries are kept", _directory
     )
@@ -449,6 +576,10 @@ class WebhookSettings:
                     'must be an http(s) URL, e.g. "https://hooks.slack.com/services/..."',
                 )
             )
+        elif MASK in self.url.reveal():
+            problems.append(
+                ("url", self.url, "is the masked form `config show` prints: give the real URL")
+            )
         if self.format == "sms" and not self.sms_to:
             problems.append(
                 ("format", self.format, 'needs sms_to, the phone number, e.g. sms_to = "+15550100"')
@@ -519,7 +650,9 @@ class MonitorSettings:
         2.0, "behind by more than this many seconds (p99 lag): degraded, alert", _positive
     )
     max_inbox: int | None = _field(
-        None, "more events than this waiting in the engine's inbox: degraded, alert", _positive
+        None,
+        "more events than this waiting in the engine's inbox (at most 10000): degraded, alert",
+        _max_inbox,
     )
 
     def __attrs_post_init__(self) -> None:
@@ -578,10 +711,12 @@ class OptimizeSettings:
     strategy: str = _field("sma_crossover", "'module:Class' of a Strategy subclass, or a built-in")
     objective: str = _field("Sharpe ratio", "the statistic to rank by")
     symbols: list[str] | None = _field(
-        None, "the symbols to backtest (default: every sample one)", _names
+        None, "the symbols to backtest (default: every sample one)", _symbols
     )
     grid: dict[str, GridValues] = _field(
-        attrs.Factory(dict), "[optimize.grid]: NAME = [V1, V2, ...] for each parameter searched"
+        attrs.Factory(dict),
+        "[optimize.grid]: NAME = [V1, V2, ...] for each parameter searched",
+        _grid,
     )
 
     def __attrs_post_init__(self) -> None:
@@ -710,9 +845,12 @@ def _grid_hook(value: object, _: object) -> dict[str, GridValues]:
 
 
 def _webhooks_hook(value: object, _: object) -> list[WebhookSettings]:
-    if not isinstance(value, list):
-        raise _Expected(value, "a list of tables: write each one as [[alerts.webhook]]",
-                        '[{ url = "https://..." }]')  # fmt: skip
+    if not (isinstance(value, list) and all(isinstance(item, dict) for item in value)):
+        raise _Expected(
+            value,
+            '[[alerts.webhook]] tables with url = "https://...", one table each',
+            '[{ url = "https://..." }]',
+        )
     errors: list[Exception] = []
     hooks: list[WebhookSettings] = []
     for index, item in enumerate(value):
@@ -775,8 +913,8 @@ _converter.register_structure_hook(Secret, lambda v, _: _secret(v))
 
 
 def _path(value: object) -> Path:
-    if not isinstance(value, str):
-        raise _Expected(value, "a path as a string", '"/var/lib/ibkrfw"')
+    if not isinstance(value, str) or not value.strip():
+        raise _Expected(value, "a path as a string, not empty", '"/var/lib/ibkrfw"')
     return Path(value).expanduser()
 
 
@@ -888,11 +1026,49 @@ def _problems(exc: BaseException, path: _Path) -> Iterator[tuple[_Path, str]]:
         key = str(path[-1])
         where = f"{_table_name(path[:-1])} {key}" if len(path) > 1 else f"[{key}]"
         example = _example(path, exc)
-        yield path, f"{where} = {_toml(exc.value)}: expected {exc.what}, e.g. {key} = {example}"
+        shown = _shown(path, exc.value)
+        yield path, f"{where} = {shown}: expected {exc.what}, e.g. {key} = {example}"
     elif isinstance(exc, KeyError) and path:  # a required key (noted with its name) is absent
         yield path, f"{_table_name(path[:-1])} {path[-1]}: missing; it has no default: give it"
     else:
         yield path, f"{_table_name(path)}: {exc}"
+
+
+_SHOWN_LENGTH: Final = 60
+
+
+def _shown(path: _Path, value: object) -> str:
+    """``value`` as an error shows it: a URL masked, a webhook's anything masked, no long text.
+
+    A webhook's URL is a secret wherever it was written (``webhook = "https://..."``, a
+    ``url`` in a list...); any other string with ``://`` may carry a credential too. A
+    long table or list is named by its type only: the error names its place.
+    """
+    under_webhook = "webhook" in path and path[-1] in ("webhook", "url")
+    if isinstance(value, str) and (under_webhook or "://" in value):
+        return _toml(mask_url(value))
+    if isinstance(value, dict | list):
+        text = _toml(_masked(value))
+        if under_webhook or len(text) > _SHOWN_LENGTH:
+            count = len(value)
+            what = "key" if isinstance(value, dict) else "item"
+            return f"(a {'table' if isinstance(value, dict) else 'list'} of {count} {what}" + (
+                "s)" if count != 1 else ")"
+            )
+        return text
+    text = _toml(value)
+    return text if len(text) <= _SHOWN_LENGTH else text[:_SHOWN_LENGTH] + "..."
+
+
+def _masked(value: object) -> object:
+    """``value`` with every string holding ``://`` masked as a URL."""
+    if isinstance(value, str) and "://" in value:
+        return mask_url(value)
+    if isinstance(value, list):
+        return [_masked(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _masked(v) for k, v in value.items()}
+    return value
 
 
 def _example(path: _Path, exc: _Expected) -> str:
@@ -948,6 +1124,12 @@ def _env_settings(
             text = environ.get(name)
             if kind is None or text is None:
                 continue
+            if not text.strip():
+                problems.append(
+                    f"{name} is set but empty: unset it or give a value (it sets "
+                    f"[{table}] {field.name})"
+                )
+                continue
             value: object = text
             try:
                 if kind is bool:
@@ -980,12 +1162,91 @@ def _env_settings(
                 default = field.default
                 example = str(default).lower() if isinstance(default, bool | int | float) else "1"
                 problems.append(
-                    f"{name}={text!r} is not {what}: it sets [{table}] {field.name}, "
+                    f"{name}={_env_text(text)} is not {what}: it sets [{table}] {field.name}, "
                     f"e.g. {name}={example}"
                 )
                 continue
             found.append((table, field.name, name, value))
     return found, problems
+
+
+def _env_value(text: str) -> str:
+    """A variable's value as errors show it: a URL masked, no long text."""
+    if "://" in text:
+        return mask_url(text)
+    return text if len(text) <= _SHOWN_LENGTH else text[:_SHOWN_LENGTH] + "..."
+
+
+def _env_text(text: str) -> str:
+    return repr(_env_value(text))
+
+
+_OTHER_ENV: Final = frozenset({
+    "IBKRFW_DASHBOARD_TOKEN", "IBKRFW_SMTP_PASSWORD", "IBKRFW_PROGRESS_MIN_BARS",
+})  # fmt: skip
+"""The ``IBKRFW_`` variables ibkrfw reads that are not settings: the default secret variables
+(``token_env``, ``password_env``) and the progress bar's threshold. The variables a file's
+``*_env`` keys name are allowed too."""
+
+
+def _secret_env_names(tables: Mapping[str, Any]) -> set[str]:
+    """The variables the tables' ``*_env`` keys name (a secret each), as written."""
+    names: set[str] = set()
+
+    def visit(table: object) -> None:
+        if isinstance(table, dict):
+            for key, value in table.items():
+                if key.endswith("_env") and isinstance(value, str):
+                    names.add(value)
+                else:
+                    visit(value)
+        elif isinstance(table, list):
+            for item in table:
+                visit(item)
+
+    visit(dict(tables))
+    return names
+
+
+def _unknown_env(environ: Mapping[str, str], allowed: set[str]) -> list[str]:
+    """The ``IBKRFW_`` variables that are no setting and not otherwise used: misspelt ones."""
+    settings: dict[str, tuple[str, str]] = {}
+    for table in _TABLES:
+        for field in attrs.fields(_class_at((table,)) or Settings):
+            settings[_env_name(table, field.name)] = (table, field.name)
+    known = sorted({*settings, *_OTHER_ENV})
+    problems: list[str] = []
+    for name in sorted(environ):
+        if not name.startswith(ENV_PREFIX) or name in allowed or name in _OTHER_ENV:
+            continue
+        if name in settings:
+            table, key = settings[name]
+            field = attrs.fields_dict(_class_at((table,)) or Settings)[key]
+            if _env_kind(field.type) is None:
+                problems.append(
+                    f"{name}: [{table}] {key} cannot be set from the environment: give it in "
+                    "the file, and unset the variable"
+                )
+            continue
+        table = name[len(ENV_PREFIX) :].partition("_")[0].lower()
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
+        hint = f"did you mean {close[0]}?" if close else "unset it"
+        if table in _TABLES:
+            keys = ", ".join(
+                _env_name(table, f.name)
+                for f in attrs.fields(_class_at((table,)) or Settings)
+                if _env_kind(f.type) is not None
+            )
+            if not close:
+                hint = f"the variables of [{table}]: {keys}"
+            problems.append(f"{name}: no such setting in [{table}]; {hint}")
+        else:
+            problems.append(
+                f"{name}: not a variable of ibkrfw (IBKRFW_<TABLE>_<KEY>, the tables: "
+                + ", ".join(_TABLES)
+                + f"); {hint}"
+            )
+    return problems
 
 
 def _read(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -1062,11 +1323,12 @@ def load_settings(
     origins: dict[tuple[str, str], str] = {}
     env = os.environ if environ is None else environ
     found, problems = _env_settings(env)
+    problems += _unknown_env(env, _secret_env_names(tables))
     for table, key, name, value in found:
         section = tables.setdefault(table, {})
         if isinstance(section, dict):
             section[key] = value
-            origins[table, key] = f"{name}={env[name]}"
+            origins[table, key] = f"{name}={_env_value(env[name])}"
     for table, values in (overrides or {}).items():
         section = tables.setdefault(table, {})
         if isinstance(section, dict):
@@ -1098,6 +1360,8 @@ def _lines(obj: Any, table: str, environ: Mapping[str, str], *, array: bool = Fa
         elif field.metadata.get("secret_env"):
             state = "set" if environ.get(str(value)) else "not set"
             own.append(f"{field.name} = {_toml(value)}  # the variable is {state}")
+        elif table == "ibkr" and field.name == "mode" and value == "live":
+            own.append(f"{field.name} = {_toml(value)}  # ibkrfw run needs --mode live too")
         else:
             own.append(f"{field.name} = {_toml(value)}")
     return own + below
@@ -1205,6 +1469,7 @@ def _reference() -> str:
         ".. autofunction:: ibkrfw.config.load_settings",
         ".. autofunction:: ibkrfw.config.settings_from_tables",
         ".. autofunction:: ibkrfw.config.settings_toml",
+        ".. autofunction:: ibkrfw.config.split_listen",
         ".. autodata:: ibkrfw.config.ENV_PREFIX",
         ".. autoclass:: ibkrfw.config.Settings",
         *(f".. autoclass:: ibkrfw.config.{cls.__name__}" for cls in classes),

@@ -167,3 +167,106 @@ def test_run_the_default_state_dir_that_is_a_file_exits_2_but_download_config_is
     assert '[run] state_dir = "ibkrfw-state": exists and is not a directory' in (
         capsys.readouterr().err
     )
+
+
+def test_config_check_a_webhook_error_shows_no_secret_and_main_redacts_known_ones(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    hook = "https://hooks.slack.com/services/T0LEAK/B0LEAK/SeCrEtT0KeN99"
+    path = _write(tmp_path, f'[alerts.webhook]\nurl = "{hook}"\nformat = "slack"\n')
+    assert main(["config", "check", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "SeCrEtT0KeN99" not in err and "[alerts] webhook = (a table of 2 keys)" in err
+    # a secret already read is masked in any error the command prints
+    from ibkrfw._redact import Secret
+
+    Secret("known-secret-value-42")
+    state = tmp_path / "known-secret-value-42"
+    state.write_text("a file")
+    bad = _write(tmp_path, f'[run]\nstate_dir = "{state}"\n')
+    assert main(["config", "check", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "known-secret-value-42" not in err and "exists and is not a directory" in err
+
+
+def test_config_show_output_says_masked_values_are_unusable_and_is_refused_fed_back(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _write(
+        tmp_path, '[[alerts.webhook]]\nurl = "https://hooks.slack.com/services/T0/B0/TOKEN123"\n'
+    )
+    assert main(["config", "show", "--config", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "# masked values (***) are not usable as they are" in out
+    shown = tmp_path / "shown.toml"
+    shown.write_text(out, encoding="utf-8")
+    assert main(["config", "check", str(shown)]) == 2
+    assert "is the masked form `config show` prints: give the real URL" in capsys.readouterr().err
+
+
+def test_a_file_asking_for_live_needs_mode_live_on_the_command_line_too(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _write(
+        tmp_path,
+        '[ibkr]\nmode = "live"\nport = 1\n[run]\nstrategy = "sma_crossover"\nsymbols = ["ACME"]\n',
+    )
+    assert main(["config", "check", str(path)]) == 0
+    assert 'ok ([ibkr] mode = "live": ibkrfw run needs --mode live too)' in (
+        capsys.readouterr().out
+    )
+    assert main(["config", "show", "--config", str(path)]) == 0
+    assert 'mode = "live"  # ibkrfw run needs --mode live too' in capsys.readouterr().out
+    state = str(tmp_path / "s")
+    assert main(["run", "--config", str(path), "--state-dir", state]) == 2
+    err = capsys.readouterr().err
+    assert (
+        f'ibkrfw: error: {path}: [ibkr] mode = "live" asks for live trading; pass --mode live'
+        in err
+    )
+    paper = _write(
+        tmp_path,
+        '[ibkr]\nmode = "paper"\nport = 1\n[run]\nstrategy = "sma_crossover"\nsymbols = ["A"]\n',
+    )
+    assert main(["run", "--config", str(paper), "--mode", "live", "--state-dir", state]) == 2
+    assert '[ibkr] mode = "paper" differs from --mode live' in capsys.readouterr().err
+
+
+def test_run_a_dashboard_address_in_use_exits_2_naming_the_option(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code = main([
+            "run", "--sandbox", "--strategy", "sma_crossover", "--symbols", "ACME",
+            "--port", "1", "--state-dir", str(tmp_path / "s"),
+            "--dashboard", f"127.0.0.1:{port}",
+        ])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert f"--dashboard: cannot listen on 127.0.0.1:{port}: address already in use" in err
+    assert "Traceback" not in err
+
+
+def test_run_builds_an_ipv6_dashboard_from_the_form_it_prints(tmp_path: Path) -> None:
+    import argparse
+    import socket
+
+    from ibkrfw.cli.run import _operations
+    from ibkrfw.config import settings_from_tables
+
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 on this machine")
+    settings = settings_from_tables({"dashboard": {"listen": "[::1]:8"}})
+    alerter, _, _, dashboard = _operations(
+        argparse.Namespace(dashboard=None), settings, str(tmp_path)
+    )
+    try:
+        assert (dashboard.host, dashboard.port) == ("::1", 8)
+        assert dashboard.url == "http://[::1]:8/"
+    finally:
+        alerter.stop()

@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from ibkrfw._redact import redact
 from ibkrfw._version import __version__
 from ibkrfw.cli import backtest, config, data, download, fake_tws, optimize, report, run
 from ibkrfw.cli._common import BUILTIN_STRATEGIES as BUILTIN_STRATEGIES
@@ -83,10 +84,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.func(args)
         sys.stdout.flush()  # a closed pipe shows here rather than at exit
     except DataError as exc:  # its fix names settings: word them as options (--tz, not tz=)
-        print(f"ibkrfw: error: {exc.explain(_option)}", file=sys.stderr)
+        print(f"ibkrfw: error: {redact(exc.explain(_option))}", file=sys.stderr)
         return 2
-    except IBKRFWError as exc:
-        print(f"ibkrfw: error: {exc}", file=sys.stderr)
+    except IBKRFWError as exc:  # a secret quoted by a message is masked (defence in depth)
+        print(f"ibkrfw: error: {redact(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("\nibkrfw: interrupted", file=sys.stderr)

@@ -50,6 +50,9 @@ def _config_check(args: argparse.Namespace) -> int:
     if problems:
         head = f"{len(problems)} problems:\n  " if len(problems) > 1 else ""
         raise ConfigError(head + "\n  ".join(problems))
+    if settings.ibkr.mode == "live":
+        print(f'{args.file}: ok ([ibkr] mode = "live": ibkrfw run needs --mode live too)')
+        return 0
     print(f"{args.file}: ok")
     return 0
 
@@ -59,6 +62,7 @@ def _config_show(args: argparse.Namespace) -> int:
 
     source = args.config or "no file"
     print(f"# the effective settings: defaults, {source}, the environment (secrets masked)")
+    print("# masked values (***) are not usable as they are: a file needs the real ones")
     print(settings_toml(load_settings(args.config)), end="")
     return 0
 

@@ -66,6 +66,17 @@ def _run(args: argparse.Namespace) -> int:
         )
     alerter, monitor, summary, dashboard = _operations(args, settings, state_dir)
     engine = Engine(strategy, feed, broker, observers=[monitor, summary])
+    if dashboard is not None:
+        try:
+            dashboard.start()
+        except OSError as exc:  # the port taken, an address not this machine's
+            alerter.stop()
+            where = "--dashboard" if args.dashboard else "[dashboard] listen"
+            raise ConfigError(
+                f"{where}: cannot listen on {args.dashboard or settings.dashboard.listen}: "
+                f"{(exc.strerror or str(exc)).lower()}; choose another address or port in "
+                "[dashboard] listen / --dashboard"
+            ) from None
     cancel = run.cancel_on_stop
 
     def stop(signum: int, frame: object) -> None:
@@ -82,7 +93,6 @@ def _run(args: argparse.Namespace) -> int:
     print(f"ibkrfw: running {strategy!r} in {mode} mode on {config.host}:{config.port}",
           flush=True)  # fmt: skip
     if dashboard is not None:
-        dashboard.start()
         print(f"ibkrfw: dashboard on {dashboard.url}", flush=True)
     try:
         result = engine.run()
@@ -113,7 +123,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def _run_settings(args: argparse.Namespace) -> Settings:
     """The settings of ``ibkrfw run``: the file's, the environment's, then the options'."""
-    from ibkrfw.config import _check_state_dir, load_settings
+    from ibkrfw.config import ENV_PREFIX, _check_state_dir, _read, load_settings
 
     ibkr: dict[str, object] = {"mode": args.mode}  # live needs --mode live, whatever the file says
     if args.port is not None:
@@ -134,7 +144,34 @@ def _run_settings(args: argparse.Namespace) -> Settings:
         override_source="the command line",
     )
     _check_state_dir(settings, args.config or "the default")
+    if not args.sandbox:  # the sandbox trades nothing: its mode is no one's choice
+        _check_mode(args, _read(args.config) if args.config else {}, ENV_PREFIX + "IBKR_MODE")
     return settings
+
+
+def _check_mode(args: argparse.Namespace, tables: Mapping[str, Any], variable: str) -> None:
+    """Refuse a mode set in the file (or the environment) that ``--mode`` does not confirm.
+
+    Live trading is never the default: ``[ibkr] mode = "live"`` alone does not trade live, and
+    is not silently traded as paper either; the two must agree. (The file was checked: a
+    wrong value of ``mode`` has been refused with the file's other problems.)
+    """
+    import os
+
+    table = tables.get("ibkr")
+    given = os.environ.get(variable) or (table.get("mode") if isinstance(table, dict) else None)
+    if given is None or given == args.mode or given not in ("paper", "live"):
+        return  # not set, agreeing, or wrong (the configuration model says so)
+    where = f"{variable}={given}" if os.environ.get(variable) else f'[ibkr] mode = "{given}"'
+    if given == "live":
+        raise ConfigError(
+            f"{args.config or 'the environment'}: {where} asks for live trading; pass "
+            "--mode live too, to confirm (ibkrfw run trades paper unless told live twice)"
+        )
+    raise ConfigError(
+        f"{args.config or 'the environment'}: {where} differs from --mode {args.mode}: make "
+        "them agree"
+    )
 
 
 def _sandbox_broker(cash: Decimal | None, table: SandboxSettings | Mapping[str, Any]) -> SimBroker:
@@ -197,7 +234,7 @@ def _operations(
     """
     from pathlib import Path
 
-    from ibkrfw.config import Settings, settings_from_tables
+    from ibkrfw.config import Settings, settings_from_tables, split_listen
     from ibkrfw.monitoring import Alerter, DailySummary, Dashboard, LiveMonitor
     from ibkrfw.monitoring.alerts import Channel, EmailChannel, LogChannel, WebhookChannel
 
@@ -230,13 +267,13 @@ def _operations(
         where = args.dashboard or served.listen
         dashboard = None
         if where:
-            host, _, port = where.rpartition(":")
-            if not port.isdigit():
-                raise ConfigError(
-                    f"--dashboard takes [HOST:]PORT, e.g. 127.0.0.1:8765; got {where!r}"
-                )
+            try:
+                host, port = split_listen(where)
+            except ValueError as exc:
+                option = "--dashboard" if args.dashboard else "[dashboard] listen"
+                raise ConfigError(f"{option} {where!r}: {exc}") from None
             dashboard = Dashboard(
-                monitor, host=host or "127.0.0.1", port=int(port), token_env=served.token_env,
+                monitor, host=host, port=port, token_env=served.token_env,
                 tls_cert=served.tls_cert, tls_key=served.tls_key,
                 allow_plain_http=served.allow_plain_http,
             )  # fmt: skip
