@@ -1371,20 +1371,36 @@ class Engine:
         queue = self.queue
         while True:
             while queue:
-                self._dispatch(queue.popleft())
+                event = queue.popleft()
+                self._dispatch(event)
+                if self._exit_check and type(event) is OrderFilled:
+                    # A bracket's exits follow the position fill by fill, in a backtest as
+                    # live (where IB's fills come one at a time and the engine acts on
+                    # each): a position that is flat or turned between two fills of one
+                    # bar cancels them, whatever the bar's later fills do. Fitting them to
+                    # the bar's end instead kept exits live cancels, and they filled in
+                    # the backtest alone. What the broker has said but not yet done (an
+                    # OCA group's reductions) is counted by _ahead.
+                    self._fit_all_exits()
             if not self._unguarded and not self._exit_check:
                 return
             # Positions changed: once everything the broker has said is in (the bar's other
-            # fills, an OCA group's reductions), make the protective orders and bracket exits
-            # match the positions. Acting fill by fill would act on sizes the broker has
-            # already moved past. Live, IB's answers come one at a time and the engine acts on
-            # each: it then counts what is on its way (_ahead), and the outcome is the same.
+            # fills, an OCA group's reductions), make the protective orders match the
+            # positions; acting fill by fill would act on sizes the broker has already moved
+            # past. Live, IB's answers come one at a time and the engine acts on each: it
+            # then counts what is on its way (_ahead), and the outcome is the same, as a
+            # Protection places its orders again for the position that is left. (A
+            # bracket's exits are not placed again: they are fitted fill by fill, above.)
             changed, self._unguarded = self._unguarded, set()
             for inst in sorted(changed, key=attrgetter("id")):
                 self._protect(inst)
-            changed, self._exit_check = self._exit_check, set()
-            for inst in sorted(changed, key=attrgetter("id")):
-                self._fit_exits(inst)
+            self._fit_all_exits()
+
+    def _fit_all_exits(self) -> None:
+        """Fit the bracket exits of every position noted in ``_exit_check`` (see _fit_exits)."""
+        changed, self._exit_check = self._exit_check, set()
+        for inst in sorted(changed, key=attrgetter("id")):
+            self._fit_exits(inst)
 
     def _fit_exits(self, inst: Instrument) -> None:
         """Keep a bracket's exits within the position, after the strategy's closing orders.

@@ -20,7 +20,7 @@ from typing import Any
 
 import attrs
 import pandas as pd
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from ibkrfw import (
@@ -432,12 +432,37 @@ def scenarios(draw: st.DrawFn) -> Scenario:
     return Scenario(frame, script, protection, volume_limit, rules)
 
 
+def scenario_of(
+    bars: list[tuple[float, float, float, float, float]],
+    script: dict[int, list[Action]],
+    protection: Protection | None = None,
+    volume_limit: float | None = None,
+    rules: str = "none",
+) -> Scenario:
+    """A :class:`Scenario` of daily ``bars`` from 2024-03-04, as a failing example prints it."""
+    return Scenario(bars_frame(bars, start="2024-03-04"), script, protection, volume_limit, rules)
+
+
 # Each example runs a live session (a second or so): a few, unless HYPOTHESIS_PROFILE=long.
 LONG = os.environ.get("HYPOTHESIS_PROFILE") == "long"
 EXAMPLES = settings.default.max_examples // 10 if LONG else 25
+STILL = (100.0, 100.0, 100.0, 100.0, 1000.0)
 
 
 @settings(max_examples=EXAMPLES, suppress_health_check=[HealthCheck.too_slow])
+# Short 5, a bracket's buy and a market buy fill at one open: flat between the two. Live the
+# engine cancelled the bracket's exits at flat; the backtest fitted them to the bar's end
+# (long 5) and its stop-loss filled on the last bar. See the pinned test below.
+@example(
+    scenario_of(
+        [STILL] * 23 + [(100.0, 100.0, 99.5, 100.0, 1000.0)],
+        {
+            0: [("target_qty", -10), ("market", "BUY", 5, "DAY")],
+            1: [("bracket", "BUY", 5, 5, 5, None), ("market", "BUY", 5, "DAY")],
+        },
+        rules="max-notional",
+    )
+)
 @given(scenarios())
 def test_a_random_strategy_does_the_same_in_a_backtest_and_live(scenario: Scenario) -> None:
     expected = comparable(backtest(scenario))
@@ -659,3 +684,31 @@ def test_each_cancellation_of_an_ended_order_is_refused() -> None:
         "OrderCancelRejected",
     ]  # fmt: skip
     assert by_order(live) == by_order(backtest)
+
+
+def test_a_brackets_exits_cancelled_at_a_flat_between_two_fills_stay_cancelled() -> None:
+    # Short 5. On one bar's open a bracket's buy entry fills (flat), then a market buy (long
+    # 5). Live, IB's fills come one at a time: at flat the engine cancels the bracket's exits
+    # (left working they would reopen a position). Before: the backtest fitted the exits to
+    # the bar's end, long 5, kept them, and their stop-loss filled on the last bar, in the
+    # backtest alone (found by the differential test above).
+    actions = {
+        0: lambda ctx, bar: ctx.sell(ACME, 5),
+        1: lambda ctx, bar: (
+            ctx.bracket(ACME, "BUY", 5, take_profit=101, stop_loss=99),
+            ctx.buy(ACME, 5),
+        ),
+    }
+    calm = (100.0, 100.5, 99.5, 100.0)  # touches neither exit
+    rows = [calm, calm, calm, (100.0, 100.5, 98.0, 99.0)]
+    backtest, live, tws = run_both(actions, rows)
+    for run in (backtest, live):
+        assert by_order(run)[3][-1] == "OrderCancelled"  # the take-profit
+        assert by_order(run)[4][-1] == "OrderCancelled"  # the stop-loss, not filled
+        assert [(f.order_id, f.side.value, f.quantity) for f in run.fills] == [
+            (1, "SELL", 5), (2, "BUY", 5), (5, "BUY", 5),
+        ]  # fmt: skip
+    assert [(f.quantity, f.price, f.ts_ns) for f in live.fills] == [
+        (f.quantity, f.price, f.ts_ns) for f in backtest.fills
+    ]
+    assert working_at(tws) == []
