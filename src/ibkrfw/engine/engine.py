@@ -170,14 +170,20 @@ class EngineObserver:
 
 
 class _Guard:
-    """The protective orders of one position: their OCA group, exit side and ids by tag."""
+    """The protective orders of one position: their OCA group, exit side and ids by tag.
 
-    __slots__ = ("group", "orders", "side")
+    ``turned`` says that a fill left the position flat or on the other side since, even if
+    later fills of the same time stamp brought it back: its orders protect a position that
+    has ended.
+    """
+
+    __slots__ = ("group", "orders", "side", "turned")
 
     def __init__(self, group: str, side: Side) -> None:
         self.group = group
         self.side = side
         self.orders: dict[str, int] = {}
+        self.turned = False
 
 
 def _cost(fill: Fill) -> Decimal:
@@ -1570,8 +1576,8 @@ class Engine:
                 if order is not None and not order.status.is_terminal and self._ahead(order):
                     live[tag] = order  # (one its OCA group took all of is going away)
         side = Side.SELL if held > 0 else Side.BUY
-        if guard is not None and (not held or guard.side is not side):
-            for order in live.values():  # flat, or turned around: the old exits go
+        if guard is not None and (guard.turned or not held or guard.side is not side):
+            for order in live.values():  # flat, or turned around (then or since): they go
                 self._cancel(order)
             del self._guards[inst]
             guard, live = None, {}
@@ -1648,6 +1654,14 @@ class Engine:
                 if self.protection:
                     inst = fill.instrument
                     self._unguarded.add(inst)
+                    guard = self._guards.get(inst)
+                    if guard is not None and not guard.turned:
+                        # Live, the engine acts on each fill: a position flat or turned in
+                        # between loses its exits (a trailing stop the ground it made), and
+                        # the position after gets new ones. A backtest acts once the bar's
+                        # fills are in, so it notes the turn here to do the same.
+                        held = self._running_portfolio().quantity(inst)
+                        guard.turned = not held or (held > 0) is (guard.side is Side.BUY)
                     for tag in (STOP_TAG, TAKE_TAG):
                         self._lost.pop((inst, tag), None)
                         self._unplaceable.discard((inst, tag))

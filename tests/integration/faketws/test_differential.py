@@ -463,6 +463,31 @@ STILL = (100.0, 100.0, 100.0, 100.0, 1000.0)
         rules="max-notional",
     )
 )
+# Short 20 with a trailing stop; on one open a buy of 205 turns it long 190, a sale of 210
+# short 20 again. Live the turn replaced the stop (trailing afresh from the last price); the
+# backtest kept the old one, which had trailed a tick closer, and filled a tick better.
+@example(
+    scenario_of(
+        [STILL] * 4
+        + [
+            (101.1, 101.1, 99.79, 99.79, 1000.0),
+            (100.99, 101.09, 100.99, 101.09, 1000.0),
+            (101.09, 101.09, 101.09, 101.09, 1000.0),
+            (101.09, 101.09, 101.09, 101.09, 1000.0),
+            (101.8, 101.8, 101.8, 101.8, 1000.0),
+            (101.8, 103.33, 101.8, 101.8, 1000.0),
+            (101.8, 101.8, 101.8, 101.8, 1000.0),
+        ],
+        {
+            0: [("target_qty", 0)],
+            1: [("market", "BUY", 5, "DAY"), ("market", "BUY", 5, "DAY")],
+            2: [("market", "BUY", 5, "DAY")] * 3,
+            5: [("limit", "BUY", 20, 32, "DAY"), ("target_qty", 0)],
+            6: [("market", "BUY", 5, "DAY"), ("target_qty", 210), ("target_qty", 0)],
+        },
+        protection=Protection(StopLoss.trailing(percent=0.02), TakeProfit.fixed(3.0)),
+    )
+)
 @given(scenarios())
 def test_a_random_strategy_does_the_same_in_a_backtest_and_live(scenario: Scenario) -> None:
     expected = comparable(backtest(scenario))
@@ -712,3 +737,39 @@ def test_a_brackets_exits_cancelled_at_a_flat_between_two_fills_stay_cancelled()
         (f.quantity, f.price, f.ts_ns) for f in backtest.fills
     ]
     assert working_at(tws) == []
+
+
+def test_a_protected_position_that_turns_and_back_within_a_bar_gets_new_protection() -> None:
+    # Short 20 with a trailing stop that has trailed from 102 to 99.96. On one open three buys
+    # and a sale fill: a buy of 5 (in the stop's OCA group: it cuts the stop to 15), a buy of
+    # 35 (long 20), a sale of 40 (short 20 again). Live, the engine acts on each fill: the
+    # long cancels the old stop, and the new short gets a new one, trailing afresh from the
+    # last price (98.50: 100.47). Before: the backtest, seeing the bar's fills together,
+    # resized the old stop to 20, and it filled at 99.96 on the next bar, in the backtest
+    # alone.
+    actions = {
+        1: lambda ctx, bar: ctx.sell(ACME, 20),
+        3: lambda ctx, bar: (ctx.buy(ACME, 5), ctx.buy(ACME, 35), ctx.sell(ACME, 40)),
+    }
+    rows = [
+        (100.0, 100.0, 100.0, 100.0),
+        (100.0, 100.0, 100.0, 100.0),
+        (100.0, 100.0, 100.0, 100.0),  # short 20 at the open: a buy stop at 102
+        (99.0, 99.0, 98.0, 98.5),  # trails it to 99.96
+        (98.5, 98.5, 98.5, 98.5),  # short 15, long 20, short 20 again
+        (99.0, 100.2, 99.0, 100.0),  # through the old stop, not the new one
+        (100.0, 100.0, 100.0, 100.0),
+    ]
+    backtest, live, tws = run_both(actions, rows, Protection(StopLoss.trailing(percent=0.02)))
+    for run in (backtest, live):
+        assert [(f.side.value, f.quantity, f.price) for f in run.fills] == [
+            ("SELL", 20, 100), ("BUY", 5, Decimal("98.5")), ("BUY", 35, Decimal("98.5")),
+            ("SELL", 40, Decimal("98.5")),
+        ]  # fmt: skip
+        stops = [o for o, e in run.events if type(e).__name__ == "OrderSubmitted"
+                 and o.request.tag == "stop-loss"]  # fmt: skip
+        assert (stops[-1].side.value, stops[-1].request.stop_price) == ("BUY", Decimal("100.47"))
+    assert [(f.quantity, f.price, f.ts_ns) for f in live.fills] == [
+        (f.quantity, f.price, f.ts_ns) for f in backtest.fills
+    ]
+    assert working_at(tws) == [("stop-loss", "BUY", Decimal(20))]
