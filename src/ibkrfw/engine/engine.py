@@ -170,14 +170,20 @@ class EngineObserver:
 
 
 class _Guard:
-    """The protective orders of one position: their OCA group, exit side and ids by tag."""
+    """The protective orders of one position: their OCA group, exit side and ids by tag.
 
-    __slots__ = ("group", "orders", "side")
+    ``turned`` says that a fill left the position flat or on the other side since, even if
+    later fills of the same time stamp brought it back: its orders protect a position that
+    has ended.
+    """
+
+    __slots__ = ("group", "orders", "side", "turned")
 
     def __init__(self, group: str, side: Side) -> None:
         self.group = group
         self.side = side
         self.orders: dict[str, int] = {}
+        self.turned = False
 
 
 def _cost(fill: Fill) -> Decimal:
@@ -1397,20 +1403,36 @@ class Engine:
         queue = self.queue
         while True:
             while queue:
-                self._dispatch(queue.popleft())
+                event = queue.popleft()
+                self._dispatch(event)
+                if self._exit_check and type(event) is OrderFilled:
+                    # A bracket's exits follow the position fill by fill, in a backtest as
+                    # live (where IB's fills come one at a time and the engine acts on
+                    # each): a position that is flat or turned between two fills of one
+                    # bar cancels them, whatever the bar's later fills do. Fitting them to
+                    # the bar's end instead kept exits live cancels, and they filled in
+                    # the backtest alone. What the broker has said but not yet done (an
+                    # OCA group's reductions) is counted by _ahead.
+                    self._fit_all_exits()
             if not self._unguarded and not self._exit_check:
                 return
             # Positions changed: once everything the broker has said is in (the bar's other
-            # fills, an OCA group's reductions), make the protective orders and bracket exits
-            # match the positions. Acting fill by fill would act on sizes the broker has
-            # already moved past. Live, IB's answers come one at a time and the engine acts on
-            # each: it then counts what is on its way (_ahead), and the outcome is the same.
+            # fills, an OCA group's reductions), make the protective orders match the
+            # positions; acting fill by fill would act on sizes the broker has already moved
+            # past. Live, IB's answers come one at a time and the engine acts on each: it
+            # then counts what is on its way (_ahead), and the outcome is the same, as a
+            # Protection places its orders again for the position that is left. (A
+            # bracket's exits are not placed again: they are fitted fill by fill, above.)
             changed, self._unguarded = self._unguarded, set()
             for inst in sorted(changed, key=attrgetter("id")):
                 self._protect(inst)
-            changed, self._exit_check = self._exit_check, set()
-            for inst in sorted(changed, key=attrgetter("id")):
-                self._fit_exits(inst)
+            self._fit_all_exits()
+
+    def _fit_all_exits(self) -> None:
+        """Fit the bracket exits of every position noted in ``_exit_check`` (see _fit_exits)."""
+        changed, self._exit_check = self._exit_check, set()
+        for inst in sorted(changed, key=attrgetter("id")):
+            self._fit_exits(inst)
 
     def _fit_exits(self, inst: Instrument) -> None:
         """Keep a bracket's exits within the position, after the strategy's closing orders.
@@ -1580,8 +1602,8 @@ class Engine:
                 if order is not None and not order.status.is_terminal and self._ahead(order):
                     live[tag] = order  # (one its OCA group took all of is going away)
         side = Side.SELL if held > 0 else Side.BUY
-        if guard is not None and (not held or guard.side is not side):
-            for order in live.values():  # flat, or turned around: the old exits go
+        if guard is not None and (guard.turned or not held or guard.side is not side):
+            for order in live.values():  # flat, or turned around (then or since): they go
                 self._cancel(order)
             del self._guards[inst]
             guard, live = None, {}
@@ -1658,6 +1680,14 @@ class Engine:
                 if self.protection:
                     inst = fill.instrument
                     self._unguarded.add(inst)
+                    guard = self._guards.get(inst)
+                    if guard is not None and not guard.turned:
+                        # Live, the engine acts on each fill: a position flat or turned in
+                        # between loses its exits (a trailing stop the ground it made), and
+                        # the position after gets new ones. A backtest acts once the bar's
+                        # fills are in, so it notes the turn here to do the same.
+                        held = self._running_portfolio().quantity(inst)
+                        guard.turned = not held or (held > 0) is (guard.side is Side.BUY)
                     for tag in (STOP_TAG, TAKE_TAG):
                         self._lost.pop((inst, tag), None)
                         self._unplaceable.discard((inst, tag))

@@ -20,7 +20,7 @@ from typing import Any
 
 import attrs
 import pandas as pd
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from ibkrfw import (
@@ -432,12 +432,62 @@ def scenarios(draw: st.DrawFn) -> Scenario:
     return Scenario(frame, script, protection, volume_limit, rules)
 
 
+def scenario_of(
+    bars: list[tuple[float, float, float, float, float]],
+    script: dict[int, list[Action]],
+    protection: Protection | None = None,
+    volume_limit: float | None = None,
+    rules: str = "none",
+) -> Scenario:
+    """A :class:`Scenario` of daily ``bars`` from 2024-03-04, as a failing example prints it."""
+    return Scenario(bars_frame(bars, start="2024-03-04"), script, protection, volume_limit, rules)
+
+
 # Each example runs a live session (a second or so): a few, unless HYPOTHESIS_PROFILE=long.
 LONG = os.environ.get("HYPOTHESIS_PROFILE") == "long"
 EXAMPLES = settings.default.max_examples // 10 if LONG else 25
+STILL = (100.0, 100.0, 100.0, 100.0, 1000.0)
 
 
 @settings(max_examples=EXAMPLES, suppress_health_check=[HealthCheck.too_slow])
+# Short 5, a bracket's buy and a market buy fill at one open: flat between the two. Live the
+# engine cancelled the bracket's exits at flat; the backtest fitted them to the bar's end
+# (long 5) and its stop-loss filled on the last bar. See the pinned test below.
+@example(
+    scenario_of(
+        [STILL] * 23 + [(100.0, 100.0, 99.5, 100.0, 1000.0)],
+        {
+            0: [("target_qty", -10), ("market", "BUY", 5, "DAY")],
+            1: [("bracket", "BUY", 5, 5, 5, None), ("market", "BUY", 5, "DAY")],
+        },
+        rules="max-notional",
+    )
+)
+# Short 20 with a trailing stop; on one open a buy of 205 turns it long 190, a sale of 210
+# short 20 again. Live the turn replaced the stop (trailing afresh from the last price); the
+# backtest kept the old one, which had trailed a tick closer, and filled a tick better.
+@example(
+    scenario_of(
+        [STILL] * 4
+        + [
+            (101.1, 101.1, 99.79, 99.79, 1000.0),
+            (100.99, 101.09, 100.99, 101.09, 1000.0),
+            (101.09, 101.09, 101.09, 101.09, 1000.0),
+            (101.09, 101.09, 101.09, 101.09, 1000.0),
+            (101.8, 101.8, 101.8, 101.8, 1000.0),
+            (101.8, 103.33, 101.8, 101.8, 1000.0),
+            (101.8, 101.8, 101.8, 101.8, 1000.0),
+        ],
+        {
+            0: [("target_qty", 0)],
+            1: [("market", "BUY", 5, "DAY"), ("market", "BUY", 5, "DAY")],
+            2: [("market", "BUY", 5, "DAY")] * 3,
+            5: [("limit", "BUY", 20, 32, "DAY"), ("target_qty", 0)],
+            6: [("market", "BUY", 5, "DAY"), ("target_qty", 210), ("target_qty", 0)],
+        },
+        protection=Protection(StopLoss.trailing(percent=0.02), TakeProfit.fixed(3.0)),
+    )
+)
 @given(scenarios())
 def test_a_random_strategy_does_the_same_in_a_backtest_and_live(scenario: Scenario) -> None:
     expected = comparable(backtest(scenario))
@@ -659,3 +709,67 @@ def test_each_cancellation_of_an_ended_order_is_refused() -> None:
         "OrderCancelRejected",
     ]  # fmt: skip
     assert by_order(live) == by_order(backtest)
+
+
+def test_a_brackets_exits_cancelled_at_a_flat_between_two_fills_stay_cancelled() -> None:
+    # Short 5. On one bar's open a bracket's buy entry fills (flat), then a market buy (long
+    # 5). Live, IB's fills come one at a time: at flat the engine cancels the bracket's exits
+    # (left working they would reopen a position). Before: the backtest fitted the exits to
+    # the bar's end, long 5, kept them, and their stop-loss filled on the last bar, in the
+    # backtest alone (found by the differential test above).
+    actions = {
+        0: lambda ctx, bar: ctx.sell(ACME, 5),
+        1: lambda ctx, bar: (
+            ctx.bracket(ACME, "BUY", 5, take_profit=101, stop_loss=99),
+            ctx.buy(ACME, 5),
+        ),
+    }
+    calm = (100.0, 100.5, 99.5, 100.0)  # touches neither exit
+    rows = [calm, calm, calm, (100.0, 100.5, 98.0, 99.0)]
+    backtest, live, tws = run_both(actions, rows)
+    for run in (backtest, live):
+        assert by_order(run)[3][-1] == "OrderCancelled"  # the take-profit
+        assert by_order(run)[4][-1] == "OrderCancelled"  # the stop-loss, not filled
+        assert [(f.order_id, f.side.value, f.quantity) for f in run.fills] == [
+            (1, "SELL", 5), (2, "BUY", 5), (5, "BUY", 5),
+        ]  # fmt: skip
+    assert [(f.quantity, f.price, f.ts_ns) for f in live.fills] == [
+        (f.quantity, f.price, f.ts_ns) for f in backtest.fills
+    ]
+    assert working_at(tws) == []
+
+
+def test_a_protected_position_that_turns_and_back_within_a_bar_gets_new_protection() -> None:
+    # Short 20 with a trailing stop that has trailed from 102 to 99.96. On one open three buys
+    # and a sale fill: a buy of 5 (in the stop's OCA group: it cuts the stop to 15), a buy of
+    # 35 (long 20), a sale of 40 (short 20 again). Live, the engine acts on each fill: the
+    # long cancels the old stop, and the new short gets a new one, trailing afresh from the
+    # last price (98.50: 100.47). Before: the backtest, seeing the bar's fills together,
+    # resized the old stop to 20, and it filled at 99.96 on the next bar, in the backtest
+    # alone.
+    actions = {
+        1: lambda ctx, bar: ctx.sell(ACME, 20),
+        3: lambda ctx, bar: (ctx.buy(ACME, 5), ctx.buy(ACME, 35), ctx.sell(ACME, 40)),
+    }
+    rows = [
+        (100.0, 100.0, 100.0, 100.0),
+        (100.0, 100.0, 100.0, 100.0),
+        (100.0, 100.0, 100.0, 100.0),  # short 20 at the open: a buy stop at 102
+        (99.0, 99.0, 98.0, 98.5),  # trails it to 99.96
+        (98.5, 98.5, 98.5, 98.5),  # short 15, long 20, short 20 again
+        (99.0, 100.2, 99.0, 100.0),  # through the old stop, not the new one
+        (100.0, 100.0, 100.0, 100.0),
+    ]
+    backtest, live, tws = run_both(actions, rows, Protection(StopLoss.trailing(percent=0.02)))
+    for run in (backtest, live):
+        assert [(f.side.value, f.quantity, f.price) for f in run.fills] == [
+            ("SELL", 20, 100), ("BUY", 5, Decimal("98.5")), ("BUY", 35, Decimal("98.5")),
+            ("SELL", 40, Decimal("98.5")),
+        ]  # fmt: skip
+        stops = [o for o, e in run.events if type(e).__name__ == "OrderSubmitted"
+                 and o.request.tag == "stop-loss"]  # fmt: skip
+        assert (stops[-1].side.value, stops[-1].request.stop_price) == ("BUY", Decimal("100.47"))
+    assert [(f.quantity, f.price, f.ts_ns) for f in live.fills] == [
+        (f.quantity, f.price, f.ts_ns) for f in backtest.fills
+    ]
+    assert working_at(tws) == [("stop-loss", "BUY", Decimal(20))]
