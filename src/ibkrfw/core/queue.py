@@ -296,8 +296,14 @@ class Inbox:
         return event  # type: ignore[no-any-return]
 
     def _compact(self) -> None:
-        """Drop the tombstones from the line (under the lock): amortised O(1) per put."""
-        self._items = deque(entry for entry in self._items if entry[1] is not None)
+        """Drop the tombstones from the line (under the lock): amortised O(1) per put.
+
+        In place: a :meth:`get` waiting on the condition holds the same deque.
+        """
+        items = self._items
+        live = [entry for entry in items if entry[1] is not None]
+        items.clear()
+        items.extend(live)
         self._gone = 0
 
     @property

@@ -326,7 +326,10 @@ class _MessageQueue:
                         ticks[key] = entry
                         self._items.append(entry)
                         if self._gone > len(self._items) - self._gone + 64:
-                            self._items = deque(e for e in self._items if e[1] is not None)
+                            # in place: amortised O(1) per put; get() may hold the deque
+                            live = [e for e in self._items if e[1] is not None]
+                            self._items.clear()
+                            self._items.extend(live)
                             self._gone = 0
                         continue
                 while len(self._items) - self._gone >= self.maxsize:

@@ -213,6 +213,30 @@ def test_backtest_engine_reports_no_load() -> None:
     assert check["status"] == "ok" and "not measured" in check["detail"]
 
 
+def test_inbox_get_waiting_while_the_line_is_compacted_takes_each_event_once() -> None:
+    """The engine sleeps in get() while a producer conflates enough to compact the line."""
+    inbox = Inbox(conflate_from=1)
+    got: list[Event | None] = []
+    taker = threading.Thread(target=lambda: got.append(inbox.get(5.0)))
+    taker.start()
+    deadline = time.monotonic() + 5
+    while not inbox._ready._waiters and time.monotonic() < deadline:  # type: ignore[attr-defined]
+        time.sleep(0.001)
+    notify = inbox._ready.notify
+    inbox._ready.notify = lambda n=1: None  # type: ignore[method-assign]  # it sleeps on
+    inbox.put(bar(A, 1))
+    for bid in range(200):  # enough tombstones to compact the line
+        inbox.put(quote(A, bid))
+    inbox._ready.notify = notify  # type: ignore[method-assign]
+    with inbox._lock:
+        notify()
+    taker.join(5)
+    assert type(got[0]).__name__ == "BarReceived"
+    last = inbox.get(0)
+    assert isinstance(last, QuoteReceived) and last.quote.bid == 199
+    assert inbox.get(0) is None and len(inbox) == 0
+
+
 # -- conflation never reorders: a property over random interleavings ---------------------
 
 _INSTRUMENTS = (A, B, Stock("CCC"))
