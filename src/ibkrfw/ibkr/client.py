@@ -587,8 +587,9 @@ class IBClient:
     def conflated(self) -> int:
         """Price and size ticks the current connection replaced by newer ones before decoding.
 
-        Once 1,000 messages wait to be decoded, a tick replaces the last one waiting for the
-        same request and tick type; bars, order and account messages are never conflated.
+        Once 1,000 messages wait to be decoded, a tick removes the one waiting for the same
+        request and tick type and joins the end of the line (nothing is decoded ahead of a
+        message read before it); bars, order and account messages are never conflated.
         """
         client = self._client
         return 0 if client is None else client.msg_queue.conflated
