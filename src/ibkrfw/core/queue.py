@@ -101,7 +101,7 @@ class LoadStats:
     handled: int
     """Events taken off the inbox and handled since the start."""
     conflated: int
-    """Quotes and trades replaced in the inbox by a newer one of the same instrument."""
+    """Quotes and trades removed from the inbox by a newer one of the same instrument."""
     lag_p50_s: float
     """The median lag over the window (0 when nothing was handled in it)."""
     lag_p99_s: float
@@ -145,10 +145,13 @@ class Inbox:
 
     * quotes (:class:`~ibkrfw.QuoteReceived`) and trades (:class:`~ibkrfw.TickReceived`) are
       *conflated* per instrument once ``conflate_from`` events wait: a newer quote then
-      takes the place in line (and the arrival time) of the last one of its instrument
-      still waiting, and :attr:`LoadStats.conflated` counts the ones replaced. However fast
-      IB sends them, the quotes and trades waiting stay under ``conflate_from`` plus two
-      per instrument; a strategy that keeps up sees every one;
+      removes the one of its instrument still waiting and joins the end of the line, where
+      it arrived, and :attr:`LoadStats.conflated` counts the ones removed. However fast IB
+      sends them, the quotes and trades waiting stay under ``conflate_from`` plus one quote
+      and one trade per instrument; a strategy that keeps up sees every one;
+    * nothing is ever handed out ahead of an event that arrived before it: what :meth:`get`
+      returns is the arrivals in their order, less the conflated quotes. A quote that came
+      after a fill or a bar is never seen before that fill or bar;
     * everything else (bars, order and execution events, connection changes, timers) is
       never dropped nor merged. These are few (IB sends a real-time bar every five seconds
       per instrument); if more than ``bound`` ever wait at once, the inbox logs a WARNING
@@ -205,8 +208,11 @@ class Inbox:
         self.conflate_from = conflate_from
         self.window_s = float(window_s)
         self._log = logger or logging.getLogger("ibkrfw.engine")
-        self._items: deque[list[Any]] = deque()  # [arrival_ns, event, conflation key]
-        # the last entry of each instrument's quotes (and trades) still waiting
+        # [arrival_ns, event, conflation key], in arrival order; a conflated quote's entry
+        # stays in line as a tombstone (event None) until it reaches the front
+        self._items: deque[list[Any]] = deque()
+        self._gone = 0  # tombstones in _items
+        # the entry of each instrument's quote (and trade) still waiting
         self._waiting: dict[tuple[type, Instrument], list[Any]] = {}
         self._lock = threading.Lock()
         self._ready = threading.Condition(self._lock)
@@ -218,10 +224,10 @@ class Inbox:
         self._lags: deque[tuple[int, int]] = deque(maxlen=4096)  # (handled at, lag), ns
 
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self._items) - self._gone
 
     def __bool__(self) -> bool:
-        return bool(self._items)
+        return len(self._items) > self._gone
 
     def put(self, event: Event) -> None:
         """Add ``event`` (conflating a quote or trade with one of its instrument waiting)."""
@@ -233,18 +239,23 @@ class Inbox:
             key = (kind, data.instrument)
         with self._lock:
             items = self._items
+            entry = [arrival, event, key]
             if key is not None:
-                entry = self._waiting.get(key)
-                if entry is not None and len(items) >= self.conflate_from:
-                    entry[0], entry[1] = arrival, event  # the last one waiting makes way
+                old = self._waiting.get(key)
+                if old is not None and len(items) - self._gone >= self.conflate_from:
+                    # the one waiting leaves the line; the new one joins its end, so nothing
+                    # that arrived before it is handed out after it
+                    old[1] = None
+                    self._gone += 1
                     self._conflated += 1
+                    items.append(entry)
+                    self._waiting[key] = entry
+                    if self._gone > len(items) - self._gone + 64:
+                        self._compact()
                     return
-                entry = [arrival, event, key]
                 self._waiting[key] = entry
-            else:
-                entry = [arrival, event, None]
             items.append(entry)
-            depth = len(items)
+            depth = len(items) - self._gone
             if depth > self._high:
                 self._high = depth
             if depth > self.bound and not self._over:
@@ -266,19 +277,34 @@ class Inbox:
         """
         with self._lock:
             items = self._items
-            if not items and not self._ready.wait_for(self.__len__, timeout_s):
+            if len(items) <= self._gone and not self._ready.wait_for(self.__len__, timeout_s):
                 return None
             entry = items.popleft()
+            while entry[1] is None:  # a conflated quote's place: the newest waits further on
+                self._gone -= 1
+                entry = items.popleft()
             arrival, event, key = entry
             if key is not None and self._waiting.get(key) is entry:
                 del self._waiting[key]
-            if self._over and len(items) <= self.bound // 2:
+            depth = len(items) - self._gone
+            if self._over and depth <= self.bound // 2:
                 self._over = False
                 self._log.info(
-                    "the engine's inbox is back to %d events (bound %d)", len(items), self.bound
+                    "the engine's inbox is back to %d events (bound %d)", depth, self.bound
                 )
         self._arrival_ns = arrival
         return event  # type: ignore[no-any-return]
+
+    def _compact(self) -> None:
+        """Drop the tombstones from the line (under the lock): amortised O(1) per put.
+
+        In place: a :meth:`get` waiting on the condition holds the same deque.
+        """
+        items = self._items
+        live = [entry for entry in items if entry[1] is not None]
+        items.clear()
+        items.extend(live)
+        self._gone = 0
 
     @property
     def arrival_ns(self) -> int:
@@ -298,8 +324,10 @@ class Inbox:
         recent = sorted(lag for at, lag in list(self._lags) if at >= since)
         with self._lock:
             items = self._items
-            depth = len(items)
-            oldest = min((e[0] for e in itertools.islice(items, 0, 64)), default=now)
+            depth = len(items) - self._gone
+            oldest = min(
+                (e[0] for e in itertools.islice(items, 0, 64) if e[1] is not None), default=now
+            )
         return LoadStats(
             depth=depth,
             high_water=self._high,

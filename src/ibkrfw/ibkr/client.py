@@ -264,10 +264,12 @@ class _MessageQueue:
     listeners' translation) falls behind the socket, every message waits in memory, and a
     bar or an order status waits behind every price tick before it. This one:
 
-    * conflates price and size ticks once ``conflate_from`` messages wait: a tick replaces
-      the last one still waiting for the same request and tick type (bid, ask, last...),
-      keeping its place in line, so the loop decodes the latest prices rather than each
-      one (:attr:`conflated` counts those replaced). Every other message waits, in order;
+    * conflates price and size ticks once ``conflate_from`` messages wait: a tick removes
+      the one still waiting for the same request and tick type (bid, ask, last...) and
+      joins the end of the line, where it arrived, so the loop decodes the latest prices
+      rather than each one (:attr:`conflated` counts those removed). Every other message
+      waits. Nothing is decoded ahead of a message read before it: the loop gets the
+      messages in the order TWS sent them, less the conflated ticks;
     * holds ``maxsize`` messages at most; past that the reader waits for room, so the
       backlog stays in the socket (and in TWS), and nothing is dropped.
 
@@ -281,7 +283,10 @@ class _MessageQueue:
         self._client = client
         self.maxsize = maxsize
         self._conflate_from = conflate_from
-        self._items: deque[list[Any]] = deque()  # [arrival_ns, message, tick key]
+        # [arrival_ns, message, tick key], in arrival order; a conflated tick's entry stays
+        # in line as a tombstone (message None) until it reaches the front
+        self._items: deque[list[Any]] = deque()
+        self._gone = 0  # tombstones in _items
         self._ticks: dict[tuple[bytes, ...], list[Any]] = {}
         self._lock = threading.Lock()
         self._not_empty = threading.Condition(self._lock)
@@ -293,10 +298,10 @@ class _MessageQueue:
         """How long the reader has waited for room, in all."""
 
     def qsize(self) -> int:
-        return len(self._items)
+        return len(self._items) - self._gone
 
     def empty(self) -> bool:
-        return not self._items
+        return len(self._items) <= self._gone
 
     def put(self, item: bytes, block: bool = True, timeout: float | None = None) -> None:
         """Add one message (ibapi's own reader thread, which the project's replaces)."""
@@ -306,16 +311,28 @@ class _MessageQueue:
     def put_many(self, arrived_ns: int, messages: list[bytes]) -> None:
         """Add the messages of one read, waiting for room when ``maxsize`` wait."""
         keyed = [(message, _tick_key(message)) for message in messages]
-        items, ticks = self._items, self._ticks
+        ticks = self._ticks
         with self._lock:
             for message, key in keyed:
                 if key is not None:
                     waiting = ticks.get(key)
-                    if waiting is not None and len(items) >= self._conflate_from:
-                        waiting[0], waiting[1] = arrived_ns, message
+                    if waiting is not None and len(self._items) - self._gone >= self._conflate_from:
+                        # the one waiting leaves the line; the new one joins its end, so
+                        # nothing read before it is decoded after it (no room needed)
+                        waiting[1] = None
+                        self._gone += 1
                         self.conflated += 1
+                        entry = [arrived_ns, message, key]
+                        ticks[key] = entry
+                        self._items.append(entry)
+                        if self._gone > len(self._items) - self._gone + 64:
+                            # in place: amortised O(1) per put; get() may hold the deque
+                            live = [e for e in self._items if e[1] is not None]
+                            self._items.clear()
+                            self._items.extend(live)
+                            self._gone = 0
                         continue
-                while len(items) >= self.maxsize:
+                while len(self._items) - self._gone >= self.maxsize:
                     if self._client.connState == EClient.DISCONNECTED:
                         return  # closed for good: its messages are ignored anyway
                     started = time.monotonic_ns()
@@ -326,16 +343,19 @@ class _MessageQueue:
                 entry = [arrived_ns, message, key]
                 if key is not None:
                     ticks[key] = entry
-                items.append(entry)
+                self._items.append(entry)
             self._not_empty.notify()
 
     def get(self, block: bool = True, timeout: float | None = None) -> bytes:
         """The oldest message; raises ``queue.Empty`` if none comes within ``timeout``."""
-        items = self._items
         with self._lock:
-            if not items and (not block or not self._not_empty.wait_for(self.qsize, timeout)):
+            if self.empty() and (not block or not self._not_empty.wait_for(self.qsize, timeout)):
                 raise queue.Empty
+            items = self._items
             entry = items.popleft()
+            while entry[1] is None:  # a conflated tick's place: the newest waits further on
+                self._gone -= 1
+                entry = items.popleft()
             key = entry[2]
             if key is not None and self._ticks.get(key) is entry:
                 del self._ticks[key]
@@ -567,8 +587,9 @@ class IBClient:
     def conflated(self) -> int:
         """Price and size ticks the current connection replaced by newer ones before decoding.
 
-        Once 1,000 messages wait to be decoded, a tick replaces the last one waiting for the
-        same request and tick type; bars, order and account messages are never conflated.
+        Once 1,000 messages wait to be decoded, a tick removes the one waiting for the same
+        request and tick type and joins the end of the line (nothing is decoded ahead of a
+        message read before it); bars, order and account messages are never conflated.
         """
         client = self._client
         return 0 if client is None else client.msg_queue.conflated

@@ -223,3 +223,52 @@ def test_fake_tws_burst_sends_quotes_at_the_rate_asked() -> None:
         with pytest.raises(ConfigError, match="rate must be a positive number"):
             tws.burst(ACME, [1.0], [1.0], rate=0)
     assert 0.15 <= took < 2.0  # 2,000 messages at 10,000 a second: 0.2 s
+
+
+def test_live_load_conflated_quotes_never_come_before_a_fill_that_tws_sent_first() -> None:
+    """A limit order fills mid-burst while older quotes still wait: none newer than the fill.
+
+    The fake TWS matches the order on quote ``k`` and sends the fill before that quote, so
+    every quote the strategy sees before its fill must be older than ``k``: conflation keeps
+    the latest quote where it arrived, never in the place of one that waited before the fill.
+    """
+    count = 4_000
+    bids = 100.0 - np.arange(count) / 100  # falling by a cent a quote: its bid is its number
+    index = pd.date_range("2024-01-02 14:30", periods=count, freq="1s", tz="UTC")
+    frame = pd.DataFrame({"bid": bids, "ask": bids + 0.01, "bid_size": 100.0,
+                          "ask_size": 100.0}, index=index)  # fmt: skip
+    limit = Decimal("70.00")
+    k = int(np.argmax(frame["ask"].to_numpy() <= float(limit) + 1e-9))  # the quote it fills on
+    seen: list[tuple[str, int]] = []
+
+    class Recorder(Strategy):
+        def on_quote(self, ctx: Any, quote: Any) -> None:
+            if not seen:
+                ctx.submit(OrderRequest.limit(quote.instrument, Side.BUY, 1, limit))
+            seen.append(("quote", round((100.0 - quote.bid) * 100)))
+            time.sleep(0.002)  # slower than the burst: quotes wait and are conflated
+
+        def on_fill(self, ctx: Any, fill: Any) -> None:
+            seen.append(("fill", k))
+
+    with FakeTWS(quotes={ACME: frame}) as tws:
+        client = IBClient(IBKRConfig(port=tws.port))
+        feed = IBKRDataFeed([ACME], client=client, bar_size=None, quotes=True)
+        engine = Engine(Recorder(), feed, IBKRBroker(client=client), tune_gc=False)
+        engine.inbox.conflate_from = 5
+        runner = _run(engine)
+        try:
+            assert tws.wait_for(lambda: bool(tws.messages("in", client_id=1, msg_id=1)), WAIT)
+            tws.step(1)
+            assert tws.wait_for(lambda: bool(tws.messages("in", client_id=1, msg_id=3)), WAIT)
+            tws.step(count - 1)
+            assert until(lambda: ("fill", k) in seen and not engine.inbox)
+        finally:
+            engine.stop()
+            runner.join(WAIT)
+    stats = engine.inbox.stats()
+    assert stats.conflated + client.conflated > 0  # the quotes did wait and were conflated
+    filled_at = seen.index(("fill", k))
+    before = [n for kind, n in seen[:filled_at] if kind == "quote"]
+    assert before and max(before) < k, f"quote {max(before)} came before the fill on {k}"
+    assert [n for _, n in seen[filled_at + 1 :]] == sorted(n for _, n in seen[filled_at + 1 :])

@@ -7,12 +7,15 @@ import threading
 import time
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from ibkrfw import ConfigError, Quote, Stock, Strategy, Tick
 from ibkrfw.core import Inbox, set_arrival_ns
 from ibkrfw.model.data import Bar
 from ibkrfw.model.events import (
     BarReceived,
+    Event,
     OrderAccepted,
     QuoteReceived,
     TickReceived,
@@ -37,18 +40,53 @@ def test_inbox_below_conflate_from_delivers_every_quote() -> None:
     assert got == [0, 1, 2, 3, 4] and inbox.stats().conflated == 0
 
 
-def test_inbox_past_conflate_from_keeps_the_latest_quote_per_instrument_in_line() -> None:
+def test_inbox_past_conflate_from_keeps_the_latest_quote_per_instrument_where_it_arrived() -> None:
     inbox = Inbox(conflate_from=2)
     inbox.put(quote(A, 1))
     inbox.put(quote(B, 1))
     for bid in (2, 3, 4):
-        inbox.put(quote(A, bid))  # replaces A's quote waiting, keeps its place
+        inbox.put(quote(A, bid))  # removes A's quote waiting, joins the end of the line
     inbox.put(TickReceived(ts_ns=0, tick=Tick(A, 0, 5.0, 1.0)))  # a trade: its own line
     inbox.put(quote(B, 2))
+    assert len(inbox) == 3 and inbox.stats().depth == 3
     events = [inbox.get(0) for _ in range(len(inbox))]
-    assert [type(e).__name__ for e in events] == ["QuoteReceived", "QuoteReceived", "TickReceived"]
-    assert [(e.quote.instrument, e.quote.bid) for e in events[:2]] == [(A, 4), (B, 2)]  # type: ignore[union-attr]
-    assert inbox.stats().conflated == 4
+    assert [type(e).__name__ for e in events] == ["QuoteReceived", "TickReceived", "QuoteReceived"]
+    assert [(e.quote.instrument, e.quote.bid) for e in events[::2]] == [(A, 4), (B, 2)]  # type: ignore[union-attr]
+    assert inbox.stats().conflated == 4 and not inbox and inbox.get(0) is None
+
+
+def test_inbox_never_hands_out_a_quote_before_a_fill_or_bar_that_arrived_before_it() -> None:
+    """A quote conflated past a fill takes the newest place, not the waiting quote's."""
+    inbox = Inbox(conflate_from=1)
+    inbox.put(quote(A, 1))
+    inbox.put(OrderAccepted(ts_ns=5, order_id=1))  # the fill (any order event)
+    inbox.put(bar(A, 6))
+    inbox.put(quote(A, 2))  # arrived after both: must come after both
+    events = [inbox.get(0) for _ in range(len(inbox))]
+    assert [type(e).__name__ for e in events] == ["OrderAccepted", "BarReceived", "QuoteReceived"]
+    assert events[2].quote.bid == 2  # type: ignore[union-attr]
+    assert inbox.stats().conflated == 1
+
+
+def test_inbox_waiting_age_skips_conflated_quotes() -> None:
+    inbox = Inbox(conflate_from=1)
+    set_arrival_ns(time.monotonic_ns() - 5_000_000_000)  # the first quote is 5 s old...
+    try:
+        inbox.put(quote(A, 1))
+    finally:
+        set_arrival_ns(0)
+    inbox.put(quote(A, 2))  # ...but was removed: the one waiting is fresh
+    assert inbox.stats().waiting_s < 1.0
+
+
+def test_inbox_conflated_places_do_not_pile_up_while_the_engine_stalls() -> None:
+    inbox = Inbox(conflate_from=1)
+    inbox.put(bar(A, 1))
+    for bid in range(100_000):
+        inbox.put(quote(A, bid))
+    assert len(inbox) == 2 and inbox.stats().conflated == 99_999
+    assert len(inbox._items) <= 2 * len(inbox) + 65  # tombstones compacted away
+    assert [type(inbox.get(0)).__name__ for _ in range(2)] == ["BarReceived", "QuoteReceived"]
 
 
 def test_inbox_bars_and_order_events_are_never_dropped_past_the_bound(
@@ -173,3 +211,117 @@ def test_backtest_engine_reports_no_load() -> None:
     assert "load" not in snap
     check = next(c for c in snap["health"]["checks"] if c["name"] == "load")
     assert check["status"] == "ok" and "not measured" in check["detail"]
+
+
+def test_inbox_get_waiting_while_the_line_is_compacted_takes_each_event_once() -> None:
+    """The engine sleeps in get() while a producer conflates enough to compact the line."""
+    inbox = Inbox(conflate_from=1)
+    got: list[Event | None] = []
+    taker = threading.Thread(target=lambda: got.append(inbox.get(5.0)))
+    taker.start()
+    deadline = time.monotonic() + 5
+    while not inbox._ready._waiters and time.monotonic() < deadline:  # type: ignore[attr-defined]
+        time.sleep(0.001)
+    notify = inbox._ready.notify
+    inbox._ready.notify = lambda n=1: None  # type: ignore[method-assign]  # it sleeps on
+    inbox.put(bar(A, 1))
+    for bid in range(200):  # enough tombstones to compact the line
+        inbox.put(quote(A, bid))
+    inbox._ready.notify = notify  # type: ignore[method-assign]
+    with inbox._lock:
+        notify()
+    taker.join(5)
+    assert type(got[0]).__name__ == "BarReceived"
+    last = inbox.get(0)
+    assert isinstance(last, QuoteReceived) and last.quote.bid == 199
+    assert inbox.get(0) is None and len(inbox) == 0
+
+
+# -- conflation never reorders: a property over random interleavings ---------------------
+
+_INSTRUMENTS = (A, B, Stock("CCC"))
+
+
+def _event(op: tuple[str, int], seq: int) -> Event:
+    """The event of one operation, numbered by ``ts_ns`` (its place in the arrivals)."""
+    kind, which = op
+    inst = _INSTRUMENTS[which]
+    if kind == "quote":
+        return QuoteReceived(ts_ns=seq, quote=Quote(inst, seq, 1.0, 1.01, 1.0, 1.0))
+    if kind == "trade":
+        return TickReceived(ts_ns=seq, tick=Tick(inst, seq, 1.0, 1.0))
+    if kind == "bar":
+        return BarReceived(ts_ns=seq, bar=Bar(inst, seq, 1.0, 1.0, 1.0, 1.0, 1.0))
+    return OrderAccepted(ts_ns=seq, order_id=seq)
+
+
+def _key(event: Event) -> tuple[type, Stock] | None:
+    if isinstance(event, QuoteReceived):
+        return (QuoteReceived, event.quote.instrument)  # type: ignore[return-value]
+    if isinstance(event, TickReceived):
+        return (TickReceived, event.tick.instrument)  # type: ignore[return-value]
+    return None
+
+
+_OPS = st.lists(
+    st.one_of(
+        st.tuples(st.sampled_from(["quote", "trade", "bar", "order"]), st.integers(0, 2)),
+        st.just(("get", 0)),
+    ),
+    max_size=80,
+)
+
+
+@given(ops=_OPS, conflate_from=st.integers(1, 6))
+@example(ops=[("quote", 0), ("order", 0), ("quote", 0)], conflate_from=1)  # a fill between
+@example(ops=[("quote", 0), ("quote", 1), ("quote", 0)], conflate_from=1)
+def test_inbox_conflation_keeps_the_order_of_arrival(
+    ops: list[tuple[str, int]], conflate_from: int
+) -> None:
+    """Random puts and gets; then the engine drains what waits. With A the arrivals and D
+    the events handed out, in order:
+
+    * D is a subsequence of A: no event handed out arrived after one handed out later
+      (so no quote is seen before a fill or bar that arrived before it);
+    * every bar and order event of A is in D;
+    * a quote (or trade) of A missing from D was removed by a newer one of its instrument
+      that arrived while it waited, with ``conflate_from`` events or more waiting; and, as
+      they always conflate, with ``conflate_from=1`` a quote handed out is the latest of
+      its instrument to have arrived by then;
+    * the depth and the conflation count say what waits and what was removed.
+    """
+    inbox = Inbox(conflate_from=conflate_from)
+    arrived: list[Event] = []
+    handed: list[Event] = []
+    model: list[Event] = []  # what waits, by the rule stated, kept the slow obvious way
+    removed: set[int] = set()
+    for op in [*ops, *[("get", 0)] * (len(ops) + 1)]:
+        if op[0] == "get":
+            event = inbox.get(0)
+            assert (event is None) == (not model)
+            if event is not None:
+                assert event is model.pop(0)
+                handed.append(event)
+                if conflate_from == 1 and (key := _key(event)) is not None:
+                    assert not any(_key(e) == key and e.ts_ns > event.ts_ns for e in arrived)
+            continue
+        event = _event(op, len(arrived))
+        arrived.append(event)
+        key = _key(event)
+        if key is not None and len(model) >= conflate_from:
+            waiting = [e for e in model if _key(e) == key]
+            if waiting:
+                model.remove(waiting[-1])
+                removed.add(waiting[-1].ts_ns)
+        model.append(event)
+        inbox.put(event)
+        assert len(inbox) == len(model) == inbox.stats().depth
+        assert bool(inbox) == bool(model)
+    order = [e.ts_ns for e in handed]
+    assert order == sorted(order) and len(set(order)) == len(order)  # a subsequence of A
+    assert [e for e in arrived if _key(e) is None] == [e for e in handed if _key(e) is None]
+    assert {e.ts_ns for e in arrived} - set(order) == removed
+    for seq in removed:
+        gone = arrived[seq]
+        assert any(_key(e) == _key(gone) for e in arrived[seq + 1 :])
+    assert inbox.stats().conflated == len(removed) and len(inbox) == 0

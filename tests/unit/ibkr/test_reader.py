@@ -11,13 +11,16 @@ from collections.abc import Iterator
 from types import SimpleNamespace
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 from ibapi.client import EClient
 from ibapi.reader import EReader
 
 from ibkrfw import ConfigError
+from ibkrfw.core import queue as core_queue
 from ibkrfw.core import set_arrival_ns
 from ibkrfw.ibkr import IBClient, IBKRConfig
-from ibkrfw.ibkr.client import _Connection, _EClient, _MessageQueue, _Wrapper
+from ibkrfw.ibkr.client import _Connection, _EClient, _MessageQueue, _tick_key, _Wrapper
 
 
 @pytest.fixture(autouse=True)
@@ -155,11 +158,130 @@ def test_reader_queue_conflates_ticks_past_conflate_from_and_keeps_the_rest_in_o
     assert into.conflated == 0
     into.put_many(1, [bar, tick("1.1"), tick("1.2"), status, tick("2.0", 2)])
     into.put_many(2, [tick("1.3"), tick("9.0", req=8)])
+    assert into.qsize() == 5 and not into.empty()
     got = [into.get(timeout=1) for _ in range(into.qsize())]
-    # from 2 waiting on, the bid (type 1) of request 7 waiting takes each newer price, in
-    # its place; the ask (type 2), request 8, the bar and the order status keep theirs
-    assert got == [tick("1.3"), bar, status, tick("2.0", 2), tick("9.0", req=8)]
-    assert into.conflated == 3
+    # from 2 waiting on, each newer bid (type 1) of request 7 removes the one waiting and
+    # joins the end of the line; the ask (type 2), request 8, the bar and the order status
+    # keep their places: nothing is decoded ahead of a message read before it
+    assert got == [bar, status, tick("2.0", 2), tick("1.3"), tick("9.0", req=8)]
+    assert into.conflated == 3 and into.empty()
+
+
+def test_reader_queue_never_hands_out_a_tick_before_an_order_status_read_before_it() -> None:
+    stub = SimpleNamespace(conn=None, connState=EClient.CONNECTED)
+    into = _MessageQueue(stub, 1_000, conflate_from=1)  # type: ignore[arg-type]
+    bid_1 = b"1\x006\x007\x001\x001.0\x00100\x000\x00"
+    bid_2 = b"1\x006\x007\x001\x002.0\x00100\x000\x00"
+    status = b"3\x0012\x00Filled\x00"
+    into.put_many(1, [bid_1, status])
+    into.put_many(2, [bid_2])  # read after the fill: decoded after it, stamped with its read
+    assert into.get(timeout=1) == status and core_queue._ARRIVAL.ns == 1
+    assert into.get(timeout=1) == bid_2 and core_queue._ARRIVAL.ns == 2
+    assert into.conflated == 1 and into.empty()
+
+
+def test_reader_queue_conflated_places_do_not_pile_up_while_the_loop_stalls() -> None:
+    stub = SimpleNamespace(conn=None, connState=EClient.CONNECTED)
+    into = _MessageQueue(stub, 10, conflate_from=1)  # type: ignore[arg-type]
+    into.put_many(1, [b"3\x0012\x00Filled\x00"])
+    for i in range(1_000):  # no room needed: conflating never makes the reader wait
+        into.put_many(2, [f"1\x006\x007\x001\x00{i}\x00100\x000\x00".encode()] * 100)
+    assert into.qsize() == 2 and into.conflated == 99_999 and into.blocked_ns == 0
+    assert len(into._items) <= 2 * into.qsize() + 65  # tombstones compacted away
+
+
+# -- conflation never reorders: a property over random interleavings ---------------------
+
+
+def _message(kind: str, req: int, tick_type: int, seq: int) -> bytes:
+    """A tickPrice, a tickSize, an orderStatus or a real-time bar; ``seq`` makes it unique."""
+    if kind == "price":
+        return f"1\x006\x00{req}\x00{tick_type}\x00{seq}\x00100\x000\x00".encode()
+    if kind == "size":
+        return f"2\x006\x00{req}\x00{tick_type}\x00{seq}\x00".encode()
+    if kind == "status":
+        return f"3\x00{seq}\x00Filled\x00".encode()
+    return f"50\x003\x00{req}\x00{seq}\x00".encode()
+
+
+_READS = st.lists(
+    st.one_of(
+        st.lists(
+            st.tuples(
+                st.sampled_from(["price", "size", "status", "bar"]),
+                st.integers(7, 8),
+                st.integers(1, 2),
+            ),
+            min_size=1,
+            max_size=6,
+        ),
+        st.just("get"),
+    ),
+    max_size=40,
+)
+
+
+@given(reads=_READS, conflate_from=st.integers(1, 6))
+@example(reads=[[("price", 7, 1), ("status", 7, 1)], [("price", 7, 1)]], conflate_from=1)
+def test_reader_queue_conflation_keeps_the_order_of_arrival(
+    reads: list[list[tuple[str, int, int]] | str], conflate_from: int
+) -> None:
+    """Random reads (several messages each) and gets; then the loop drains what waits. With
+    A the messages read and D those handed out, in order:
+
+    * D is a subsequence of A: nothing is decoded ahead of a message read before it;
+    * every message other than a price or size tick is in D;
+    * a tick of A missing from D was removed by a newer one of its request and tick type,
+      read while it waited with ``conflate_from`` messages or more waiting; with
+      ``conflate_from=1`` a tick handed out is the latest of its kind read by then;
+    * each message handed out carries the time of its own read; the size and the count
+      say what waits and what was removed.
+    """
+    stub = SimpleNamespace(conn=None, connState=EClient.CONNECTED)
+    into = _MessageQueue(stub, 1_000, conflate_from)  # type: ignore[arg-type]
+    arrived: list[bytes] = []
+    read_of: dict[bytes, int] = {}
+    handed: list[bytes] = []
+    model: list[bytes] = []
+    removed: set[bytes] = set()
+    drain = ["get"] * (6 * len(reads) + 1)  # enough for every message read
+    for n, read in enumerate([*reads, *drain]):
+        if isinstance(read, str):
+            if not model:
+                assert into.empty()
+                with pytest.raises(queue.Empty):
+                    into.get(block=False)
+                continue
+            message = into.get(timeout=1)
+            assert message == model.pop(0) and core_queue._ARRIVAL.ns == read_of[message]
+            handed.append(message)
+            if conflate_from == 1 and (key := _tick_key(message)) is not None:
+                later = arrived[arrived.index(message) + 1 :]
+                assert not any(_tick_key(m) == key for m in later)
+            continue
+        messages = [_message(*spec, len(arrived) + i) for i, spec in enumerate(read)]
+        for message in messages:
+            arrived.append(message)
+            read_of[message] = 1_000 + n
+            key = _tick_key(message)
+            if key is not None and len(model) >= conflate_from:
+                waiting = [m for m in model if _tick_key(m) == key]
+                if waiting:
+                    model.remove(waiting[-1])
+                    removed.add(waiting[-1])
+            model.append(message)
+        into.put_many(1_000 + n, messages)
+        assert into.qsize() == len(model) and into.empty() == (not model)
+    places = [arrived.index(m) for m in handed]
+    assert places == sorted(places) and len(set(places)) == len(places)  # a subsequence
+    assert [m for m in arrived if _tick_key(m) is None] == [
+        m for m in handed if _tick_key(m) is None
+    ]
+    assert set(arrived) - set(handed) == removed
+    for message in removed:
+        later = arrived[arrived.index(message) + 1 :]
+        assert any(_tick_key(m) == _tick_key(message) for m in later)
+    assert into.conflated == len(removed) and into.empty()
 
 
 def test_reader_client_swaps_in_the_project_connection() -> None:
