@@ -838,7 +838,7 @@ class IBKRBroker(Broker, Listener):
         """Settle an order IB never received: rejected as lost, journaled; return a warning."""
         order, request = working.order, working.order.request
         reason = (
-            f"lost: TWS never received order {working.ib_id} (orderRef {ref}); it was "
+            f"lost: TWS never received IB order id {working.ib_id} (orderRef {ref}); it was "
             "released and is not sent again"
         )
         deferred = self._finished(working)
@@ -996,17 +996,17 @@ class IBKRBroker(Broker, Listener):
                 and not at_ib.knows(order.ib_id, order.order_ref, order.perm_id)
             ):
                 reason = (
-                    f"lost: TWS never received order {order.ib_id} (orderRef "
+                    f"lost: TWS never received IB order id {order.ib_id} (orderRef "
                     f"{order.order_ref}); it was released and is not sent again"
                 )
                 self.journal.order_lost(order.ib_id, reason, self._now())
                 warnings.append(
-                    f"order {order.ib_id} ({order.side} {order.quantity} {order.instrument}) "
-                    f"of an earlier run {reason}"
+                    f"IB order id {order.ib_id} ({order.side} {order.quantity} "
+                    f"{order.instrument}) of an earlier run {reason}"
                 )
                 continue
             self.journal.order_status(order.ib_id, DONE)
-            notes.append(f"order {order.ib_id} ({order.order_ref}) finished while away")
+            notes.append(f"IB order id {order.ib_id} ({order.order_ref}) finished while away")
         adopt: list[tuple[int, int, OrderRequest, Decimal, Decimal | None]] = []
         for ib_id, contract, ib_order, _state in open_rows:
             ref = str(getattr(ib_order, "orderRef", "") or "")

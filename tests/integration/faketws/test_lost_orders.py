@@ -111,11 +111,13 @@ def test_an_order_lost_with_the_connection_is_released_reported_and_never_sent_a
             result = session.stop()
     lost = result.order_list[0]
     assert lost.status is OrderStatus.REJECTED
-    assert lost.reason.startswith("lost: TWS never received order 1 (orderRef ibkrfw:1)")
+    assert lost.reason.startswith("lost: TWS never received IB order id 1 (orderRef ibkrfw:1)")
     assert [e.reason for e in strategy.rejected] == [lost.reason]
     after = reconciled(session)[1]
     assert after.resolution == "agreed"
-    assert len(after.warnings) == 1 and "lost: TWS never received order 1" in after.warnings[0]
+    assert (
+        len(after.warnings) == 1 and "lost: TWS never received IB order id 1" in after.warnings[0]
+    )
     # the strategy trades again, under a fresh id; nothing was sent twice
     assert [o.status for o in result.order_list[1:]] == [OrderStatus.FILLED]
     assert placed(tws) == Counter({1: 1, 2: 1})
@@ -128,7 +130,7 @@ def test_an_order_lost_with_the_connection_is_released_reported_and_never_sent_a
     kinds = [(k, s) for k, s, _ in alerts(watcher, inbox)]
     assert ("reconciliation_warning", "critical") in kinds
     assert ("order_rejected", "warning") not in kinds  # alerted once, as lost
-    assert any("lost: TWS never received order 1" in r.getMessage() for r in caplog.records
+    assert any("lost: TWS never received IB order id 1" in r.getMessage() for r in caplog.records
                if r.levelno == logging.WARNING)  # fmt: skip
 
 
@@ -154,7 +156,7 @@ def test_an_order_lost_before_a_kill_is_resolved_at_the_next_start(tmp_path: Pat
     assert start.resolution == "agreed" and start.differences == ()
     assert len(start.warnings) == 1
     assert (
-        "order 1 (BUY 10 ACME.SMART) of an earlier run lost: TWS never received order 1"
+        "IB order id 1 (BUY 10 ACME.SMART) of an earlier run lost: TWS never received IB order id 1"
         in (start.warnings[0])
     )
     assert any(k == "reconciliation_warning" for k, _, _ in alerts(watcher, inbox))
@@ -163,7 +165,7 @@ def test_an_order_lost_before_a_kill_is_resolved_at_the_next_start(tmp_path: Pat
     notes = journal.execute("SELECT ib_id, text FROM notes").fetchall()
     journal.close()
     assert rows[0] == (1, "lost")
-    assert notes[0][0] == 1 and notes[0][1].startswith("lost: TWS never received order 1")
+    assert notes[0][0] == 1 and notes[0][1].startswith("lost: TWS never received IB order id 1")
     # never sent again; the new run trades under a fresh id
     assert placed(tws) == Counter({1: 1, 2: 1})
     assert [o.status for o in result.order_list] == [OrderStatus.FILLED]
@@ -423,7 +425,7 @@ def test_a_bracket_whose_transmitting_order_is_lost_is_cancelled_whole() -> None
     statuses = [o.status for o in result.order_list]
     assert statuses == [OrderStatus.CANCELLED, OrderStatus.CANCELLED, OrderStatus.REJECTED]
     assert all("cancelled before it was transmitted" in o.reason for o in result.order_list[:2])
-    assert result.order_list[2].reason.startswith("lost: TWS never received order 3")
+    assert result.order_list[2].reason.startswith("lost: TWS never received IB order id 3")
     assert result.fill_list == []
     assert placed(tws) == Counter({1: 1, 2: 1, 3: 1})
     assert session.engine.portfolio is not None
