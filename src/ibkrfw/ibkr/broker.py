@@ -541,6 +541,14 @@ class IBKRBroker(Broker, Listener):
         if request.parent_id is not None:
             known = self._by_engine.get(request.parent_id)
             if known is None:
+                with self._lock:
+                    if any(held_id == request.parent_id for held_id, _ in self._held):
+                        # Its parent's send failed and waits for the connection: it waits
+                        # behind it, with its transmit flag, so the group goes out whole.
+                        self._held.append(
+                            (order.order_id, partial(self._place, order, transmit=transmit))
+                        )
+                        return
                 self._put(OrderRejected(
                     ts_ns=self._now(), order_id=order.order_id,
                     reason=f"parent order {request.parent_id} was never sent to IB",
@@ -569,7 +577,9 @@ class IBKRBroker(Broker, Listener):
             with self._lock:  # the socket went down just now: keep it for the reconnection
                 self._by_ib.pop(ib_id)
                 self._by_engine.pop(order.order_id)
-                self._held.append((order.order_id, lambda: self._place(order)))
+                # with its transmit flag: a bracket's entry must not go out transmitted
+                # ahead of its exits (they are held behind it, see above)
+                self._held.append((order.order_id, partial(self._place, order, transmit=transmit)))
             # nothing went out under this id: it is closed, so no reconciliation calls it lost
             self.journal.order_status(ib_id, DONE)
             self.journal.note(ib_id, "not sent: no connection; held, to go out under a new id",

@@ -430,3 +430,49 @@ def test_a_bracket_whose_transmitting_order_is_lost_is_cancelled_whole() -> None
     assert placed(tws) == Counter({1: 1, 2: 1, 3: 1})
     assert session.engine.portfolio is not None
     assert not session.engine.portfolio.positions
+
+
+def test_a_bracket_whose_entry_fails_to_send_waits_whole_for_the_connection() -> None:
+    """The socket dies as the entry is sent: the three orders go out together once it is back.
+
+    The entry must never work at IB without its take-profit and stop-loss: it is held with
+    ``transmit`` off and its exits behind it, never rejected, never sent twice.
+    """
+
+    def enter(ctx: Context, bar: Bar) -> None:
+        ctx.bracket(bar.instrument, "BUY", 10, take_profit=round(bar.close * 1.5, 2),
+                    stop_loss=round(bar.close * 0.5, 2))  # fmt: skip
+
+    strategy = ScriptedStrategy({0: enter})
+    with FakeTWS.from_sample(["ACME"]) as tws:
+        session = LiveSession(strategy, tws)
+        session.client.backoff = Backoff(base=0.05, cap=0.2, seed=1)
+        real_send = session.client.send
+        dropped: list[str] = []
+
+        def send(method: str, *args: object) -> bool:
+            if method == "placeOrder" and not dropped:  # the entry: the socket just died
+                dropped.append(method)
+                tws.drop_connections()
+                assert until(lambda: not session.client.is_connected)
+            return real_send(method, *args)
+
+        session.client.send = send  # type: ignore[method-assign]
+        with session:
+            session.step(1)
+            assert dropped
+            assert until(lambda: len(reconciled(session)) >= 2)  # start, and the reconnection
+            assert until(lambda: len(placed(tws)) == 3)
+            session.settle()
+            session.step(3)
+            result = session.stop()
+    orders = result.order_list
+    assert [o.status for o in orders] == [
+        OrderStatus.FILLED, OrderStatus.SUBMITTED, OrderStatus.SUBMITTED,
+    ]  # fmt: skip
+    # Sent once each, in order, the entry and take-profit untransmitted, the stop-loss last.
+    sent = tws.messages("in", msg_id=PLACE_ORDER)
+    assert placed(tws) == Counter({2: 1, 3: 1, 4: 1})
+    assert [(int(r.fields[1]), r.fields[27]) for r in sent] == [(2, "0"), (3, "0"), (4, "1")]
+    assert session.engine.portfolio is not None
+    assert session.engine.portfolio.quantity(orders[0].instrument) == 10
