@@ -223,6 +223,34 @@ def test_an_unacknowledged_order_is_warned_of_once_and_alerted(
     assert placed(tws) == Counter({1: 1})
 
 
+def test_an_unacknowledged_bracket_is_alerted_once_naming_its_orders() -> None:
+    """Its three orders go out, and wait, together: one alert, not one per leg."""
+
+    def enter(ctx: Context, bar: Bar) -> None:
+        ctx.bracket(bar.instrument, "BUY", 10, take_profit=round(bar.close * 1.5, 2),
+                    stop_loss=round(bar.close * 0.5, 2))  # fmt: skip
+
+    watcher, inbox = monitor()
+    watcher.ack_timeout_s = 0.3
+    with FakeTWS.from_sample(["ACME"]) as tws:
+        tws.hold_acknowledgements()
+        session = LiveSession(ScriptedStrategy({0: enter}), tws, observers=[watcher])
+        with session:
+            session.step(1)
+            assert until(lambda: any(k == "order_unacknowledged"
+                                     for k, _, _ in alerts(watcher, inbox)))  # fmt: skip
+            time.sleep(0.5)  # once: no repeat, no alert for the other legs
+            tws.release_acknowledgements()
+            session.step(1)
+            session.stop()
+    alerts(watcher, inbox)  # flushed
+    (late,) = [a for a in inbox.alerts if a.kind == "order_unacknowledged"]
+    assert late.title == "orders 1, 2 and 3 (ACME.SMART, one bracket) not acknowledged"
+    assert late.message.startswith(
+        "the broker has not acknowledged orders 1, 2 and 3 (the bracket of order 1) in "
+    )
+
+
 @pytest.mark.parametrize("value", [0, -1.0, float("nan"), float("inf"), "10", True])
 def test_broker_ack_timeout_must_be_a_positive_number(value: object) -> None:
     from ibkrfw import ConfigError
