@@ -146,7 +146,10 @@ class Strategy:
     def on_event(self, ctx: Context, event: Event) -> None:
         """React to any other event: a live connection's change, a data feed's problem.
 
-        :class:`~ibkrfw.ConnectionChanged` and :class:`~ibkrfw.DataProblem` arrive here.
+        :class:`~ibkrfw.ConnectionChanged` and :class:`~ibkrfw.DataProblem` arrive here, and
+        the answer to a cancel or change of no order (an :class:`~ibkrfw.OrderCancelRejected`
+        or :class:`~ibkrfw.OrderModifyRejected` whose ``order_id`` is -1, see
+        :meth:`Context.cancel <ibkrfw.Context.cancel>`).
         """
 
     def on_stop(self, ctx: Context) -> None:
@@ -172,8 +175,12 @@ class OrderRouter(Protocol):
         """Check and send ``request`` as a replacement for ``order``."""
         ...
 
-    def refuse_modify(self, order: Order, reason: str) -> None:
-        """Answer a change of ``order`` that cannot even be built, for ``reason``."""
+    def refuse_modify(self, order: Order | None, reason: str) -> None:
+        """Answer a change of ``order`` (None: of no order) that cannot be made, for ``reason``."""
+        ...
+
+    def refuse_cancel(self, reason: str) -> None:
+        """Answer a cancel of no order (an unknown id, or not an id) for ``reason``."""
         ...
 
     def group(self) -> AbstractContextManager[None]:
@@ -266,13 +273,20 @@ class Context:
         than ``n`` rows come back early in a run.
 
         Raises:
-            ConfigError: if no feed of the run delivers ``instrument``.
+            ConfigError: if no feed of the run delivers ``instrument`` (or it is not an
+                :class:`~ibkrfw.Instrument`), or ``n`` is not None or an int >= 0.
         """
+        if n is not None and not (type(n) is int and n >= 0):  # the per-bar path: one test
+            n = _bar_count(n)
         try:
             return self._histories[instrument].last(n)
-        except KeyError:
-            known = ", ".join(i.id for i in self._histories)
-            raise ConfigError(f"no feed delivers {instrument.id}; known: {known}") from None
+        except (KeyError, TypeError):  # TypeError: not hashable, so not an instrument
+            raise self._no_feed(instrument) from None
+
+    def _no_feed(self, instrument: object) -> ConfigError:
+        known = ", ".join(i.id for i in self._histories)
+        shown = instrument.id if isinstance(instrument, Instrument) else repr(instrument)
+        return ConfigError(f"no feed delivers {shown}; known: {known}")
 
     def indicator(self, instrument: Instrument, name: str) -> Indicator:
         """Return ``instrument``'s indicator ``name``, updated with its bars so far.
@@ -287,8 +301,7 @@ class Context:
             return self._indicators[instrument][name]
         except KeyError:
             if instrument not in self._histories:
-                known = ", ".join(i.id for i in self._histories)
-                raise ConfigError(f"no feed delivers {instrument.id}; known: {known}") from None
+                raise self._no_feed(instrument) from None
             declared = sorted(next(iter(self._indicators.values()), {}))
             raise ConfigError(
                 f"no indicator {name!r}: the strategy declares {declared or 'none'} "
@@ -377,28 +390,30 @@ class Context:
         """Ask to cancel ``order``; the outcome arrives as an event.
 
         Cancelling an order that is already finished is answered by
-        :class:`~ibkrfw.OrderCancelRejected`.
-
-        Raises:
-            ConfigError: if no order has that id, or ``order`` is neither an order nor an id.
+        :class:`~ibkrfw.OrderCancelRejected` in :meth:`Strategy.on_order`. So is a cancel of
+        no order (an id no order has, ``None``, NaN, a string...), in
+        :meth:`Strategy.on_event` since there is no order to show: its ``order_id`` is -1 and
+        its reason names the value given. Neither raises, in a backtest and live alike; both
+        are logged as warnings.
         """
-        current = self._known(order)
+        current, problem = self._known(order, "cancel")
+        if current is None:
+            self._router.refuse_cancel(problem)
+            return
         self._router.cancel(current)
 
-    def _known(self, order: object) -> Order:
-        """The current state of ``order`` (an :class:`~ibkrfw.Order` or its id)."""
-        if isinstance(order, Order):
-            order_id = order.order_id
-        elif isinstance(order, int) and not isinstance(order, bool):
-            order_id = order
-        else:
-            raise ConfigError(
-                f"expected an Order or an order id (int), got {type(order).__name__} {order!r}"
+    def _known(self, order: object, action: str) -> tuple[Order | None, str]:
+        """The current state of ``order`` (an :class:`~ibkrfw.Order` or its id), or why not."""
+        order_id = order.order_id if isinstance(order, Order) else _as_id(order)
+        if order_id is None:
+            shown = repr(order) if len(repr(order)) < 40 else repr(order)[:37] + "..."
+            return None, (
+                f"{action} takes an Order or an order id (int), got {type(order).__name__} {shown}"
             )
         current = self._orders.get(order_id)
         if current is None:
-            raise ConfigError(f"no order has the id {order_id}")
-        return current
+            return None, f"no order has the id {order_id}"
+        return current, ""
 
     def bracket(
         self,
@@ -517,12 +532,16 @@ class Context:
         :class:`~ibkrfw.OrderModifyRejected`.
 
         A malformed value (as in :meth:`buy`) is refused the same way, by an
-        :class:`~ibkrfw.OrderModifyRejected` that names it, and the order works on unchanged.
-
-        Raises:
-            ConfigError: if no order has that id, or nothing would change.
+        :class:`~ibkrfw.OrderModifyRejected` that names it, and the order works on unchanged;
+        so is a call that changes nothing (every value ``None``). A change of no order (an id
+        no order has, ``None``, NaN, a string...) is answered by an
+        :class:`~ibkrfw.OrderModifyRejected` in :meth:`Strategy.on_event`, its ``order_id``
+        -1, as for :meth:`cancel`. None of these raise; each is logged as a warning.
         """
-        current = self._known(order)
+        current, problem = self._known(order, "modify")
+        if current is None:
+            self._router.refuse_modify(None, problem)
+            return
         changes: dict[str, Any] = {
             k: v
             for k, v in (
@@ -534,7 +553,9 @@ class Context:
             if v is not None
         }
         if not changes:
-            raise ConfigError("modify needs at least one of quantity, limit_price, stop_price, tif")
+            reason = "modify needs at least one of quantity, limit_price, stop_price, tif: got none"
+            self._router.refuse_modify(current, reason)
+            return
         try:
             request = attrs.evolve(current.request, **changes)
         except OrderError as exc:
@@ -642,32 +663,71 @@ class Context:
         return self._router.submit(request)
 
     # --- timers ---------------------------------------------------------------------------
-    def schedule(self, name: str, at_ns: int | None = None, every_ns: int = 0) -> None:
+    def schedule(self, name: str, at_ns: int | None = None, every_ns: int = 0) -> bool:
         """Fire :meth:`Strategy.on_timer` with ``name`` at ``at_ns``, then every ``every_ns``.
 
         ``at_ns`` defaults to now plus ``every_ns``. Scheduling a name again replaces it.
 
-        Raises:
-            ConfigError: if neither ``at_ns`` nor a positive ``every_ns`` is given, ``at_ns``
-                is in the past, or either is not an int of nanoseconds.
+        A timer that cannot be set is not set, and a warning says why: neither ``at_ns`` nor
+        a positive ``every_ns`` given, ``at_ns`` in the past, or either not an int of
+        nanoseconds (a float such as ``ctx.now_ns + 1e9``, NaN, a string, a negative
+        ``every_ns``). It does not raise, in a backtest and live alike: a timer is not an
+        order, and there is no event to deny it with, so check the result.
+
+        Returns:
+            Whether the timer was set. When it was not, a timer already scheduled under
+            ``name`` is left as it was.
         """
-        for what, value in (("at_ns", at_ns), ("every_ns", every_ns)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-                raise ConfigError(
-                    f"{what} must be an int of nanoseconds, got {type(value).__name__} {value!r}"
-                )
+        problem = _timer_problem(name, at_ns, every_ns, self._clock.now_ns())
+        if problem is not None:
+            self.log.warning("timer %r not set: %s", name, problem)
+            return False
         now = self._clock.now_ns()
-        if at_ns is None:
-            if every_ns <= 0:
-                raise ConfigError("schedule needs at_ns or a positive every_ns")
-            at_ns = now + every_ns
-        if at_ns < now:
-            raise ConfigError(f"timer {name!r} is due at {at_ns} ns, before now ({now} ns)")
-        self._timers.add(name, at_ns, every_ns)
+        self._timers.add(name, now + every_ns if at_ns is None else at_ns, every_ns)
+        return True
 
     def cancel_timer(self, name: str) -> bool:
         """Cancel timer ``name``; return whether it was scheduled."""
         return self._timers.cancel(name)
+
+
+def _bar_count(n: object) -> int:
+    """``n`` as a number of bars (an int >= 0, NumPy's too)."""
+    count = _as_id(n)
+    if count is None or count < 0:
+        raise ConfigError(
+            f"history takes n as a number of bars (an int >= 0) or None for all, got "
+            f"{type(n).__name__} {n!r}"
+        )
+    return count
+
+
+def _as_id(value: object) -> int | None:
+    """``value`` as an order id: an int (NumPy's too), not a bool; None if it is not one."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        return None
+    return int(value)
+
+
+def _timer_problem(name: object, at_ns: object, every_ns: object, now: int) -> str | None:
+    """Why a timer cannot be scheduled with these values, or None if it can."""
+    if not isinstance(name, str):
+        return f"its name must be a str, got {type(name).__name__} {name!r}"
+
+    def ns_problem(what: str, value: object) -> str:
+        return f"{what} must be an int of nanoseconds, got {type(value).__name__} {value!r}"
+
+    if isinstance(every_ns, bool) or not isinstance(every_ns, int):
+        return ns_problem("every_ns", every_ns)
+    if at_ns is not None and (isinstance(at_ns, bool) or not isinstance(at_ns, int)):
+        return ns_problem("at_ns", at_ns)
+    if every_ns < 0:
+        return f"every_ns must be 0 (once) or positive, got {every_ns}"
+    if at_ns is None and every_ns == 0:
+        return "schedule needs at_ns or a positive every_ns"
+    if isinstance(at_ns, int) and at_ns < now:
+        return f"it is due at {at_ns} ns, before now ({now} ns)"
+    return None
 
 
 def _sizing_problem(value: object, what: str) -> str | None:
@@ -675,7 +735,9 @@ def _sizing_problem(value: object, what: str) -> str | None:
     if isinstance(value, bool) or not isinstance(value, numbers.Real | Decimal):
         shown = repr(value) if len(repr(value)) < 40 else repr(value)[:37] + "..."
         return f"the {what} must be a number, got {type(value).__name__} {shown}" + (
-            f" (did you mean {value.strip()}?)" if isinstance(value, str) else ""
+            f" (did you mean {value.strip()}?)"
+            if isinstance(value, str) and _finite_text(value)
+            else ""
         )
     try:
         finite = value.is_finite() if isinstance(value, Decimal) else math.isfinite(float(value))
@@ -685,6 +747,14 @@ def _sizing_problem(value: object, what: str) -> str | None:
         shown = repr(value) if len(repr(value)) < 30 else f"{Decimal(str(value)):.3E}"
         return f"the {what} {shown} is not a finite number: nothing can be sized from it"
     return None
+
+
+def _finite_text(value: str) -> bool:
+    """Whether ``value`` holds a finite number (``"0.5"``: a hint is worth it)."""
+    try:
+        return math.isfinite(float(value))
+    except ValueError:
+        return False
 
 
 def _bracket_problem(entry: OrderRequest, take_profit: object, stop_loss: object) -> str | None:

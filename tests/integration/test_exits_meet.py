@@ -209,8 +209,6 @@ def test_a_target_too_large_for_a_float_is_denied_not_read_as_zero() -> None:
     [
         (lambda c: c.submit(OrderRequest(ACME, "BUY", 1, tif="GTD", good_till_ns="tomorrow")),
          OrderError, "good_till_ns must be UTC epoch nanoseconds"),
-        (lambda c: c.cancel("x"), ConfigError, "expected an Order or an order id"),
-        (lambda c: c.schedule("t", every_ns=float("nan")), ConfigError, "every_ns must be an int"),
     ],
 )  # fmt: skip
 def test_wrong_types_are_typed_errors(action: Any, error: type, match: str) -> None:

@@ -238,13 +238,13 @@ def test_reconciliation_warnings_are_alerted_once_and_degrade_the_health() -> No
     engine = Engine(ScriptedStrategy({}), DataFrameFeed(bars_frame([(1, 1, 1, 1)]), ACME),
                     SimBroker())  # fmt: skip
     engine.run()
-    lost = "lost: TWS never received order 3 (orderRef ibkrfw:3); it was released"
+    lost = "lost: TWS never received IB order id 3 (orderRef ibkrfw:3); it was released"
     monitor.on_event(engine, OrderRejected(ts_ns=0, order_id=1, reason=lost))
     warning = f"order 1 (BUY 10 ACME.SMART) {lost}"
     monitor.on_event(engine, Reconciled(ts_ns=0, differences=(), warnings=(warning,)))
     checks = {c.name: c for c in monitor.health().checks}
     assert checks["reconciliation"].status == "degraded"
-    assert "lost: TWS never received order 3" in checks["reconciliation"].detail
+    assert "lost: TWS never received IB order id 3" in checks["reconciliation"].detail
     assert alerts_of(monitor, inbox) == [
         ("reconciliation_warning", "reconciliation: 1 warning(s)")
     ]  # the lost order's rejection is not alerted a second time

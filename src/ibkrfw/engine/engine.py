@@ -41,6 +41,7 @@ from ibkrfw.model.events import (
     Event,
     OrderAccepted,
     OrderCancelled,
+    OrderCancelRejected,
     OrderDenied,
     OrderEvent,
     OrderExpired,
@@ -129,6 +130,7 @@ class _Lane:
 
 
 _ENDED_UNFILLED = frozenset((OrderCancelled, OrderRejected, OrderExpired))
+_ASKED_OF_NO_ORDER = frozenset((OrderCancelRejected, OrderModifyRejected))
 
 
 class _LiveSlice:
@@ -559,8 +561,15 @@ class Engine:
         event = OrderDenied(ts_ns=now, order_id=order.order_id, reason=reason, rule=rule)
         # A risk rule saying no is routine; an order the strategy got wrong is worth a warning.
         level = logging.WARNING if rule in _STRATEGY_MISTAKES else logging.INFO
-        self.log.log(level, "order %d (%s %s %s) denied by %s: %s", order.order_id, order.side,
-                     order.quantity, order.instrument.id, rule, reason)  # fmt: skip
+        # A quantity of 0 is a stand-in for one that could not be read (the reason names the
+        # value given), and a sizing denial's side too: show only what was given.
+        what = (
+            (order.instrument.id if rule == "sizing" else f"{order.side} {order.instrument.id}")
+            if not order.quantity
+            else f"{order.side} {order.quantity} {order.instrument.id}"
+        )
+        self.log.log(level, "order %d (%s) denied by %s: %s", order.order_id, what, rule,
+                     reason)  # fmt: skip
         self.orders.apply(event)
         self.queue.append(event)
         return self.orders.get(order.order_id) or order
@@ -788,11 +797,22 @@ class Engine:
             return
         self._modify(order, request, checked=True)
 
-    def refuse_modify(self, order: Order, reason: str) -> None:
-        """Answer a change of ``order`` that cannot even be built with an OrderModifyRejected."""
-        self.log.warning("order %d not modified: %s", order.order_id, reason)
+    def refuse_modify(self, order: Order | None, reason: str) -> None:
+        """Answer a change that cannot be made with an OrderModifyRejected.
+
+        ``order`` is None for a change of no order: the event's ``order_id`` is then -1, and
+        the strategy hears of it in :meth:`~ibkrfw.Strategy.on_event`.
+        """
+        order_id = -1 if order is None else order.order_id
+        if order is not None:  # of no order: logged as it is dispatched
+            self.log.warning("order %d not modified: %s", order_id, reason)
         now = self.clock.now_ns()
-        self.queue.append(OrderModifyRejected(ts_ns=now, order_id=order.order_id, reason=reason))
+        self.queue.append(OrderModifyRejected(ts_ns=now, order_id=order_id, reason=reason))
+
+    def refuse_cancel(self, reason: str) -> None:
+        """Answer a cancel of no order with an OrderCancelRejected whose ``order_id`` is -1."""
+        now = self.clock.now_ns()
+        self.queue.append(OrderCancelRejected(ts_ns=now, order_id=-1, reason=reason))
 
     def _exit_problem(self, order: Order, request: OrderRequest) -> str | None:
         """Why ``request`` may not replace ``order``, an exit that follows its position."""
@@ -1663,6 +1683,13 @@ class Engine:
                 known, problem = True, None
             else:
                 known, problem = self.orders.apply(event)
+            if not known and type(event) in _ASKED_OF_NO_ORDER:
+                # a cancel or change of no order (Context.cancel, modify): there is no order
+                # to show, so the strategy hears of it as any other event
+                what = "cancel" if type(event) is OrderCancelRejected else "modify"
+                self.log.warning("%s refused: %s", what, event.reason)  # type: ignore[attr-defined]
+                self.strategy.on_event(self._ctx, event)
+                return
             if problem is not None:
                 self.log.warning(problem)
             fill = event.fill if type(event) is OrderFilled else None

@@ -541,6 +541,14 @@ class IBKRBroker(Broker, Listener):
         if request.parent_id is not None:
             known = self._by_engine.get(request.parent_id)
             if known is None:
+                with self._lock:
+                    if any(held_id == request.parent_id for held_id, _ in self._held):
+                        # Its parent's send failed and waits for the connection: it waits
+                        # behind it, with its transmit flag, so the group goes out whole.
+                        self._held.append(
+                            (order.order_id, partial(self._place, order, transmit=transmit))
+                        )
+                        return
                 self._put(OrderRejected(
                     ts_ns=self._now(), order_id=order.order_id,
                     reason=f"parent order {request.parent_id} was never sent to IB",
@@ -569,7 +577,9 @@ class IBKRBroker(Broker, Listener):
             with self._lock:  # the socket went down just now: keep it for the reconnection
                 self._by_ib.pop(ib_id)
                 self._by_engine.pop(order.order_id)
-                self._held.append((order.order_id, lambda: self._place(order)))
+                # with its transmit flag: a bracket's entry must not go out transmitted
+                # ahead of its exits (they are held behind it, see above)
+                self._held.append((order.order_id, partial(self._place, order, transmit=transmit)))
             # nothing went out under this id: it is closed, so no reconciliation calls it lost
             self.journal.order_status(ib_id, DONE)
             self.journal.note(ib_id, "not sent: no connection; held, to go out under a new id",
@@ -838,7 +848,7 @@ class IBKRBroker(Broker, Listener):
         """Settle an order IB never received: rejected as lost, journaled; return a warning."""
         order, request = working.order, working.order.request
         reason = (
-            f"lost: TWS never received order {working.ib_id} (orderRef {ref}); it was "
+            f"lost: TWS never received IB order id {working.ib_id} (orderRef {ref}); it was "
             "released and is not sent again"
         )
         deferred = self._finished(working)
@@ -996,17 +1006,17 @@ class IBKRBroker(Broker, Listener):
                 and not at_ib.knows(order.ib_id, order.order_ref, order.perm_id)
             ):
                 reason = (
-                    f"lost: TWS never received order {order.ib_id} (orderRef "
+                    f"lost: TWS never received IB order id {order.ib_id} (orderRef "
                     f"{order.order_ref}); it was released and is not sent again"
                 )
                 self.journal.order_lost(order.ib_id, reason, self._now())
                 warnings.append(
-                    f"order {order.ib_id} ({order.side} {order.quantity} {order.instrument}) "
-                    f"of an earlier run {reason}"
+                    f"IB order id {order.ib_id} ({order.side} {order.quantity} "
+                    f"{order.instrument}) of an earlier run {reason}"
                 )
                 continue
             self.journal.order_status(order.ib_id, DONE)
-            notes.append(f"order {order.ib_id} ({order.order_ref}) finished while away")
+            notes.append(f"IB order id {order.ib_id} ({order.order_ref}) finished while away")
         adopt: list[tuple[int, int, OrderRequest, Decimal, Decimal | None]] = []
         for ib_id, contract, ib_order, _state in open_rows:
             ref = str(getattr(ib_order, "orderRef", "") or "")

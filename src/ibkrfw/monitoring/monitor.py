@@ -130,7 +130,8 @@ class LiveMonitor(EngineObserver):
     * **heartbeat**: failing when the engine's loop has not reported for
       ``heartbeat_timeout_s`` (measured on the wall clock when the health is read);
     * **orders**: degraded when an order has waited more than ``ack_timeout_s`` for the
-      broker's acknowledgement (and an ``order_unacknowledged`` alert, once per order); the
+      broker's acknowledgement (and an ``order_unacknowledged`` alert, once per order, or
+      once per bracket, naming its orders); the
       acknowledgement latencies are in the snapshot;
     * **disk**: failing when the journal's disk has less than ``min_free_mb`` free;
     * **reconciliation**: failing when the last reconciliation refused to trade, degraded
@@ -250,7 +251,8 @@ class LiveMonitor(EngineObserver):
         self._connection_ts = 0
         self._connection_reason = ""
         self._disconnect_alerted = False
-        self._waiting: dict[int, tuple[float, str]] = {}  # order id -> (wall time, instrument)
+        # order id -> (wall time, instrument, its group: the bracket's entry, or itself)
+        self._waiting: dict[int, tuple[float, str, int]] = {}
         self._late_alerted: set[int] = set()  # orders alerted as unacknowledged
         self._counts = dict.fromkeys(("submitted", "filled", "rejected", "denied", "cancelled"), 0)
         self._latencies: deque[float] = deque(maxlen=200)
@@ -277,7 +279,9 @@ class LiveMonitor(EngineObserver):
         if counted is not None:
             self._counts[counted] += 1
         if isinstance(event, OrderSubmitted):
-            self._waiting[event.order_id] = (self._wall(), event.request.instrument.id)
+            parent = event.request.parent_id
+            group = event.order_id if parent is None else parent
+            self._waiting[event.order_id] = (self._wall(), event.request.instrument.id, group)
         elif isinstance(event, OrderEvent):
             acked = isinstance(event, OrderAccepted | OrderRejected | OrderFilled | OrderCancelled)
             sent = self._waiting.pop(event.order_id, None) if acked else None
@@ -502,16 +506,29 @@ class LiveMonitor(EngineObserver):
 
     def _check_acknowledgements(self) -> None:
         now = self._wall()
-        for order_id, (sent, inst) in list(self._waiting.items()):
+        late: dict[int, list[tuple[int, float, str]]] = {}  # group -> its late orders
+        for order_id, (sent, inst, group) in list(self._waiting.items()):
             if now - sent > self.ack_timeout_s and order_id not in self._late_alerted:
-                self._late_alerted.add(order_id)
-                self._alert(
-                    "order_unacknowledged",
-                    f"order {order_id} ({inst}) not acknowledged",
-                    f"the broker has not acknowledged order {order_id} in {now - sent:.0f} s: "
-                    "it may be lost on the way; the next reconciliation settles it",
-                    key=f"order_unacknowledged:{order_id}",
-                )
+                late.setdefault(group, []).append((order_id, sent, inst))
+        for group, orders in late.items():
+            # One alert per group: a bracket's three orders go out, and wait, together.
+            ids = [order_id for order_id, _, _ in orders]
+            self._late_alerted.update(ids)
+            waited = now - min(sent for _, sent, _ in orders)
+            inst = orders[0][2]
+            if len(ids) == 1:
+                what, them = f"order {ids[0]} ({inst})", f"order {ids[0]}"
+            else:
+                names = ", ".join(map(str, ids[:-1])) + f" and {ids[-1]}"
+                what = f"orders {names} ({inst}, one bracket)"
+                them = f"orders {names} (the bracket of order {group})"
+            self._alert(
+                "order_unacknowledged",
+                f"{what} not acknowledged",
+                f"the broker has not acknowledged {them} in {waited:.0f} s: it may be lost on "
+                "the way; the next reconciliation settles it",
+                key=f"order_unacknowledged:{group}",
+            )
         if self._late_alerted:
             self._late_alerted &= set(self._waiting)
 
@@ -625,7 +642,7 @@ class LiveMonitor(EngineObserver):
         now = self._wall()
         late = [
             f"order {i} ({inst})"
-            for i, (t, inst) in self._waiting.items()
+            for i, (t, inst, _) in self._waiting.items()
             if now - t > self.ack_timeout_s
         ]
         if late:

@@ -111,11 +111,13 @@ def test_an_order_lost_with_the_connection_is_released_reported_and_never_sent_a
             result = session.stop()
     lost = result.order_list[0]
     assert lost.status is OrderStatus.REJECTED
-    assert lost.reason.startswith("lost: TWS never received order 1 (orderRef ibkrfw:1)")
+    assert lost.reason.startswith("lost: TWS never received IB order id 1 (orderRef ibkrfw:1)")
     assert [e.reason for e in strategy.rejected] == [lost.reason]
     after = reconciled(session)[1]
     assert after.resolution == "agreed"
-    assert len(after.warnings) == 1 and "lost: TWS never received order 1" in after.warnings[0]
+    assert (
+        len(after.warnings) == 1 and "lost: TWS never received IB order id 1" in after.warnings[0]
+    )
     # the strategy trades again, under a fresh id; nothing was sent twice
     assert [o.status for o in result.order_list[1:]] == [OrderStatus.FILLED]
     assert placed(tws) == Counter({1: 1, 2: 1})
@@ -128,7 +130,7 @@ def test_an_order_lost_with_the_connection_is_released_reported_and_never_sent_a
     kinds = [(k, s) for k, s, _ in alerts(watcher, inbox)]
     assert ("reconciliation_warning", "critical") in kinds
     assert ("order_rejected", "warning") not in kinds  # alerted once, as lost
-    assert any("lost: TWS never received order 1" in r.getMessage() for r in caplog.records
+    assert any("lost: TWS never received IB order id 1" in r.getMessage() for r in caplog.records
                if r.levelno == logging.WARNING)  # fmt: skip
 
 
@@ -154,7 +156,7 @@ def test_an_order_lost_before_a_kill_is_resolved_at_the_next_start(tmp_path: Pat
     assert start.resolution == "agreed" and start.differences == ()
     assert len(start.warnings) == 1
     assert (
-        "order 1 (BUY 10 ACME.SMART) of an earlier run lost: TWS never received order 1"
+        "IB order id 1 (BUY 10 ACME.SMART) of an earlier run lost: TWS never received IB order id 1"
         in (start.warnings[0])
     )
     assert any(k == "reconciliation_warning" for k, _, _ in alerts(watcher, inbox))
@@ -163,7 +165,7 @@ def test_an_order_lost_before_a_kill_is_resolved_at_the_next_start(tmp_path: Pat
     notes = journal.execute("SELECT ib_id, text FROM notes").fetchall()
     journal.close()
     assert rows[0] == (1, "lost")
-    assert notes[0][0] == 1 and notes[0][1].startswith("lost: TWS never received order 1")
+    assert notes[0][0] == 1 and notes[0][1].startswith("lost: TWS never received IB order id 1")
     # never sent again; the new run trades under a fresh id
     assert placed(tws) == Counter({1: 1, 2: 1})
     assert [o.status for o in result.order_list] == [OrderStatus.FILLED]
@@ -219,6 +221,34 @@ def test_an_unacknowledged_order_is_warned_of_once_and_alerted(
     # not given up for that: it works on and fills
     assert [o.status for o in result.order_list] == [OrderStatus.FILLED]
     assert placed(tws) == Counter({1: 1})
+
+
+def test_an_unacknowledged_bracket_is_alerted_once_naming_its_orders() -> None:
+    """Its three orders go out, and wait, together: one alert, not one per leg."""
+
+    def enter(ctx: Context, bar: Bar) -> None:
+        ctx.bracket(bar.instrument, "BUY", 10, take_profit=round(bar.close * 1.5, 2),
+                    stop_loss=round(bar.close * 0.5, 2))  # fmt: skip
+
+    watcher, inbox = monitor()
+    watcher.ack_timeout_s = 0.3
+    with FakeTWS.from_sample(["ACME"]) as tws:
+        tws.hold_acknowledgements()
+        session = LiveSession(ScriptedStrategy({0: enter}), tws, observers=[watcher])
+        with session:
+            session.step(1)
+            assert until(lambda: any(k == "order_unacknowledged"
+                                     for k, _, _ in alerts(watcher, inbox)))  # fmt: skip
+            time.sleep(0.5)  # once: no repeat, no alert for the other legs
+            tws.release_acknowledgements()
+            session.step(1)
+            session.stop()
+    alerts(watcher, inbox)  # flushed
+    (late,) = [a for a in inbox.alerts if a.kind == "order_unacknowledged"]
+    assert late.title == "orders 1, 2 and 3 (ACME.SMART, one bracket) not acknowledged"
+    assert late.message.startswith(
+        "the broker has not acknowledged orders 1, 2 and 3 (the bracket of order 1) in "
+    )
 
 
 @pytest.mark.parametrize("value", [0, -1.0, float("nan"), float("inf"), "10", True])
@@ -423,8 +453,54 @@ def test_a_bracket_whose_transmitting_order_is_lost_is_cancelled_whole() -> None
     statuses = [o.status for o in result.order_list]
     assert statuses == [OrderStatus.CANCELLED, OrderStatus.CANCELLED, OrderStatus.REJECTED]
     assert all("cancelled before it was transmitted" in o.reason for o in result.order_list[:2])
-    assert result.order_list[2].reason.startswith("lost: TWS never received order 3")
+    assert result.order_list[2].reason.startswith("lost: TWS never received IB order id 3")
     assert result.fill_list == []
     assert placed(tws) == Counter({1: 1, 2: 1, 3: 1})
     assert session.engine.portfolio is not None
     assert not session.engine.portfolio.positions
+
+
+def test_a_bracket_whose_entry_fails_to_send_waits_whole_for_the_connection() -> None:
+    """The socket dies as the entry is sent: the three orders go out together once it is back.
+
+    The entry must never work at IB without its take-profit and stop-loss: it is held with
+    ``transmit`` off and its exits behind it, never rejected, never sent twice.
+    """
+
+    def enter(ctx: Context, bar: Bar) -> None:
+        ctx.bracket(bar.instrument, "BUY", 10, take_profit=round(bar.close * 1.5, 2),
+                    stop_loss=round(bar.close * 0.5, 2))  # fmt: skip
+
+    strategy = ScriptedStrategy({0: enter})
+    with FakeTWS.from_sample(["ACME"]) as tws:
+        session = LiveSession(strategy, tws)
+        session.client.backoff = Backoff(base=0.05, cap=0.2, seed=1)
+        real_send = session.client.send
+        dropped: list[str] = []
+
+        def send(method: str, *args: object) -> bool:
+            if method == "placeOrder" and not dropped:  # the entry: the socket just died
+                dropped.append(method)
+                tws.drop_connections()
+                assert until(lambda: not session.client.is_connected)
+            return real_send(method, *args)
+
+        session.client.send = send  # type: ignore[method-assign]
+        with session:
+            session.step(1)
+            assert dropped
+            assert until(lambda: len(reconciled(session)) >= 2)  # start, and the reconnection
+            assert until(lambda: len(placed(tws)) == 3)
+            session.settle()
+            session.step(3)
+            result = session.stop()
+    orders = result.order_list
+    assert [o.status for o in orders] == [
+        OrderStatus.FILLED, OrderStatus.SUBMITTED, OrderStatus.SUBMITTED,
+    ]  # fmt: skip
+    # Sent once each, in order, the entry and take-profit untransmitted, the stop-loss last.
+    sent = tws.messages("in", msg_id=PLACE_ORDER)
+    assert placed(tws) == Counter({2: 1, 3: 1, 4: 1})
+    assert [(int(r.fields[1]), r.fields[27]) for r in sent] == [(2, "0"), (3, "0"), (4, "1")]
+    assert session.engine.portfolio is not None
+    assert session.engine.portfolio.quantity(orders[0].instrument) == 10
