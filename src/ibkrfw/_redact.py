@@ -9,11 +9,14 @@ Three tools, used together:
 - :func:`register_secret` records a secret once it is read; :func:`redact` then masks it in any
   text, and :class:`RedactingFilter` does so in every log record, so that an exception message
   quoting a secret (``requests`` and ``urllib`` errors quote URLs) is masked too.
+- :func:`mask_query_param` masks a query parameter by its name (``?token=``), whatever its
+  value: a wrong or mistyped token is never registered, yet must not be shown either.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import urllib.parse
 from typing import Final, final
@@ -23,6 +26,7 @@ __all__ = [
     "RedactingFilter",
     "Secret",
     "install_log_redaction",
+    "mask_query_param",
     "mask_url",
     "redact",
     "redact_json",
@@ -104,6 +108,30 @@ def mask_url(url: str) -> str:
     if parts.path.strip("/") or parts.query or parts.fragment:
         masked += "/" + MASK
     return masked
+
+
+# A query parameter: after "?" or "&", a name, "=", a value (to the next "&", "#", quote or
+# space: a request line is quoted in repr() by http.server's error messages).
+_QUERY_PARAM = re.compile(r"([?&])([^?&=#\s'\"]*)=([^&#\s'\"]*)")
+
+
+def mask_query_param(text: str, name: str = "token") -> str:
+    """``text`` with the value of every ``name=`` query parameter in it replaced by ``***``.
+
+    The name is compared as a server decodes it (``%74oken`` is ``token``), so a request line
+    or a URL in a log never shows the value, however short or wrong it is.
+
+    Example:
+        >>> mask_query_param('"GET /api/state?x=1&token=abc HTTP/1.1" 401 -')
+        '"GET /api/state?x=1&token=*** HTTP/1.1" 401 -'
+    """
+
+    def mask(match: re.Match[str]) -> str:
+        if urllib.parse.unquote_plus(match.group(2)) != name:
+            return match.group(0)
+        return f"{match.group(1)}{match.group(2)}={MASK}"
+
+    return _QUERY_PARAM.sub(mask, text)
 
 
 def register_secret(value: str) -> None:

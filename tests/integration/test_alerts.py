@@ -321,3 +321,131 @@ def test_bad_webhook_url_and_secrets_files_never_echo_the_secret(tmp_path) -> No
     from ibkrfw._redact import redact
 
     assert redact("smtp said fr0m-a-file-pw") == "smtp said ***"  # registered when read
+
+
+class _Elsewhere(BaseHTTPRequestHandler):
+    """Another host, where a redirect would lead: it records whatever reaches it."""
+
+    seen: ClassVar[list[tuple[str, str, str]]] = []
+
+    def do_GET(self) -> None:
+        type(self).seen.append((self.command, self.path, self.headers.get("Authorization", "")))
+        self.send_response(200)
+        self.end_headers()
+
+    def do_POST(self) -> None:
+        self.do_GET()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+class _Redirecting(BaseHTTPRequestHandler):
+    """A webhook endpoint answering every POST with a redirect to ``location``."""
+
+    status = 302
+    location = ""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.send_response(type(self).status)
+        if type(self).location:
+            self.send_header("Location", type(self).location)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def redirect_servers() -> Iterator[tuple[str, str]]:
+    _Elsewhere.seen = []
+    servers = [ThreadingHTTPServer(("127.0.0.1", 0), h) for h in (_Redirecting, _Elsewhere)]
+    threads = [threading.Thread(target=s.serve_forever, daemon=True) for s in servers]
+    for thread in threads:
+        thread.start()
+    try:
+        hook, other = servers
+        yield (f"http://127.0.0.1:{hook.server_address[1]}",
+               f"localhost:{other.server_address[1]}")  # fmt: skip
+    finally:
+        for server, thread in zip(servers, threads, strict=True):
+            server.shutdown()
+            server.server_close()
+            thread.join(5)
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_webhook_redirect_is_a_failed_delivery_and_the_token_never_goes_on(
+    redirect_servers: tuple[str, str],
+    status: int,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    hook, other = redirect_servers
+    _Redirecting.status, _Redirecting.location = status, f"http://{other}/collect/R3dir-path"
+    monkeypatch.setenv("HOOK_BEARER", "bearer-REDIRECT-secret-1")
+    channel = WebhookChannel(f"{hook}/services/T/B/xyzTOKENpath", "json", token_env="HOOK_BEARER")
+    with pytest.raises(ConnectionError) as info:
+        channel.send(Alert("k", "title", "msg", "warning"))
+    assert str(info.value) == (
+        f"WebhookChannel({hook}/***, format='json') answered {status} to http://{other}/***: "
+        "ibkrfw does not follow redirects; put the final URL in the configuration"
+    )
+    assert _Elsewhere.seen == []  # nothing reached the other host, the token least of all
+    # through an alerter: a failed delivery, reported on the other channels
+    caplog.set_level(logging.DEBUG)
+    alerter = Alerter([LogChannel(), channel]).start()
+    alerter.send(Alert("risk_halt", "trading halted", "drawdown 21 %", "critical"))
+    assert alerter.flush()
+    alerter.stop()
+    failed = [d for d in alerter.deliveries if not d.ok]
+    assert [d.channel for d in failed] == ["webhook:json"]
+    assert f"answered {status} to http://{other}/***" in failed[0].error
+    assert any(d.alert.kind == "channel_failed" and d.ok for d in alerter.deliveries)
+    assert _Elsewhere.seen == []
+    for secret in ("xyzTOKENpath", "R3dir-path", "bearer-REDIRECT-secret-1"):
+        assert secret not in caplog.text and secret not in failed[0].error
+
+
+def test_webhook_redirect_from_http_to_https_names_the_fix(
+    redirect_servers: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hook, _ = redirect_servers
+    # the usual case: an http:// URL the server upgrades to https://, relative Location too
+    _Redirecting.status, _Redirecting.location = 301, "https://hooks.example/services/x/y/z"
+    channel = WebhookChannel(f"{hook}/services/x/y/z", "slack")
+    with pytest.raises(ConnectionError, match=r"answered 301 to https://hooks\.example/\*\*\*: "
+                       "ibkrfw does not follow redirects; put the final URL in the "
+                       "configuration"):  # fmt: skip
+        channel.send(Alert("k", "title"))
+    _Redirecting.status, _Redirecting.location = 302, "/elsewhere/on-the-same-host"
+    with pytest.raises(ConnectionError, match=rf"answered 302 to {hook}/\*\*\*: ibkrfw does"):
+        channel.send(Alert("k", "title"))
+    _Redirecting.status, _Redirecting.location = 302, ""
+    with pytest.raises(ConnectionError, match=r"answered 302 \(no Location\): ibkrfw does not"):
+        channel.send(Alert("k", "title"))
+
+
+def test_email_login_without_starttls_is_refused_off_loopback(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("IBKRFW_SMTP_PASSWORD", PASSWORD)
+    with pytest.raises(ConfigError) as info:
+        EmailChannel("smtp.example.com", 25, sender="a@b", recipients=["c@d"], username="bot",
+                     starttls=False)  # fmt: skip
+    message = str(info.value)
+    assert message.startswith(
+        "an SMTP login to smtp.example.com:25 without STARTTLS would send the password in clear"
+    )
+    assert "starttls = true" in message and PASSWORD not in message
+    with pytest.raises(ConfigError, match=r"\[alerts.email\]: an SMTP login to 192\.0\.2\.5"):
+        channels_from_config({"email": {"host": "192.0.2.5", "sender": "a@b",
+                                        "recipients": ["c@d"], "username": "u",
+                                        "starttls": False}})  # fmt: skip
+    # no login, a server on this machine (a local relay), or STARTTLS: allowed
+    EmailChannel("smtp.example.com", 25, sender="a@b", recipients=["c@d"], starttls=False)
+    for local in ("127.0.0.1", "localhost", "::1"):
+        EmailChannel(local, 25, sender="a@b", recipients=["c@d"], username="bot", starttls=False)
+    EmailChannel("smtp.example.com", sender="a@b", recipients=["c@d"], username="bot")

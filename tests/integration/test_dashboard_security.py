@@ -10,6 +10,7 @@ from __future__ import annotations
 import http.client
 import json
 import logging
+import socket
 import ssl
 from pathlib import Path
 
@@ -201,3 +202,75 @@ def test_dashboard_bad_tls_settings_are_refused_by_name(
         Dashboard(monitor, tls_cert=cert, tls_key=other_key)
     with pytest.raises(ConfigError, match="cannot use the dashboard's TLS certificate"):
         Dashboard(monitor, tls_cert=key, tls_key=key)  # a key is no certificate
+
+
+@pytest.mark.parametrize(
+    "weak", ["a", "abc", "   ", "", "short-token-15c", " " + TOKEN, TOKEN + "\n"]
+)
+def test_dashboard_weak_token_is_refused_with_how_to_make_one(
+    monitor: LiveMonitor, weak: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hint = 'python -c "import secrets; print(secrets.token_urlsafe(32))"'
+    for host in ("0.0.0.0", "127.0.0.1"):  # on loopback too, when a token is set
+        with pytest.raises(ConfigError) as info:
+            Dashboard(monitor, host=host, token=weak, allow_plain_http=True)
+        message = str(info.value)
+        assert message.startswith("the dashboard's access token ")
+        assert hint in message
+        if len(weak.strip()) > 3:  # "a" or "abc" are in any sentence
+            assert weak.strip() not in message
+    monkeypatch.setenv("IBKRFW_DASHBOARD_TOKEN", weak)
+    if weak:  # an empty variable is no token at all (refused off loopback for that)
+        with pytest.raises(ConfigError, match=r"access token in \$IBKRFW_DASHBOARD_TOKEN"):
+            Dashboard(monitor, host="0.0.0.0", allow_plain_http=True)
+
+
+def test_dashboard_token_of_16_characters_is_enough(monitor: LiveMonitor) -> None:
+    assert len("0123456789abcdef") == 16
+    Dashboard(monitor, host="0.0.0.0", token="0123456789abcdef", allow_plain_http=True)
+
+
+def test_dashboard_request_log_never_shows_a_query_token(
+    monitor: LiveMonitor, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, "ibkrfw.dashboard")
+    for token in (None, TOKEN):
+        if token:
+            monkeypatch.setenv("IBKRFW_DASHBOARD_TOKEN", token)
+        with Dashboard(monitor, port=0) as dashboard:
+            port = dashboard.port
+            # guesses and typos are never registered as secrets: masked by name
+            for query in ("token=abc", "x=1&token=a-typo-of-the-token", "token=x&token=yz",
+                          f"token={TOKEN}", "%74oken=p3rcent-encoded-name"):  # fmt: skip
+                _get(port, f"/api/state?{query}", host="localhost")
+            _get(port, "/?token=b4d-request", host="localhost")
+            # a malformed request line is logged as an error, quoting it
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+                raw.sendall(b"GET /?token=m4lformed-line HTTP/1.1 junk\r\n\r\n")
+                raw.recv(4096)
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "token=***" in logged and "x=1&token=***" in logged
+    for secret in ("abc", "a-typo-of-the-token", "=yz", TOKEN, "p3rcent-encoded-name",
+                   "b4d-request", "m4lformed-line"):  # fmt: skip
+        assert secret not in logged, secret
+
+
+def test_dashboard_absolute_form_request_target_is_checked_like_the_host(
+    monitor: LiveMonitor, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, "ibkrfw.dashboard")
+    with Dashboard(monitor, port=0) as dashboard:
+        port = dashboard.port
+        # RFC 7230 section 5.4: the request target's authority wins over the Host header
+        for target in ("http://evil.com/api/state", f"http://evil.com:{port}/api/state",
+                       "https://evil.com/", "http://user@127.0.0.1/api/state"):  # fmt: skip
+            status, body = _get(port, target, host="127.0.0.1")
+            assert status == 421, target
+            assert b"health" not in body
+        for target in ("http://127.0.0.1/api/state", f"http://localhost:{port}/api/state"):
+            assert _get(port, target, host="127.0.0.1")[0] == 200, target
+        # a path starting with // is a path (http.server folds it to one /), not an authority
+        assert _get(port, "//evil.com/api/state", host="127.0.0.1")[0] in (404, 421)
+        # both must be this machine's
+        assert _get(port, "http://localhost/api/state", host="evil.com")[0] == 421
+    assert any("'evil.com'" in r.getMessage() for r in caplog.records)

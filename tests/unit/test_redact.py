@@ -82,3 +82,21 @@ def test_install_log_redaction_defaults_to_the_root_logger() -> None:
 )  # fmt: skip
 def test_is_loopback_host_only_this_machine(host: str, loopback: bool) -> None:
     assert is_loopback(host) is loopback
+
+
+def test_mask_query_param_masks_the_token_whatever_its_value() -> None:
+    from ibkrfw._redact import mask_query_param
+
+    line = '"GET /api/state?token=a HTTP/1.1" 401 -'
+    assert mask_query_param(line) == f'"GET /api/state?token={MASK} HTTP/1.1" 401 -'
+    assert mask_query_param("/?x=1&token=t0k&y=2#f") == f"/?x=1&token={MASK}&y=2#f"
+    assert mask_query_param("/?token=a&token=bb") == f"/?token={MASK}&token={MASK}"
+    assert mask_query_param("/?%74oken=enc0ded") == f"/?%74oken={MASK}"  # decoded as a server does
+    assert (
+        mask_query_param("Bad request ('GET /?token=q1 x')")
+        == f"Bad request ('GET /?token={MASK} x')"
+    )
+    # other parameters, and a token that is not a query parameter, are left alone
+    assert mask_query_param("/?tokens=1&my_token=2") == "/?tokens=1&my_token=2"
+    assert mask_query_param("the token=abc is wrong") == "the token=abc is wrong"
+    assert mask_query_param("/?key=abc", "key") == f"/?key={MASK}"

@@ -23,6 +23,7 @@ import ssl
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from abc import ABC, abstractmethod
 from collections import deque
@@ -33,6 +34,7 @@ from typing import Literal, final
 
 import attrs
 
+from ibkrfw._net import is_loopback
 from ibkrfw._redact import MASK, Secret, mask_url, redact, redact_json, register_secret
 from ibkrfw.errors import ConfigError
 
@@ -152,12 +154,15 @@ class EmailChannel(Channel):
         password_file: A file whose first line is the password.
         starttls: Upgrade the connection with STARTTLS before logging in (on by default; a
             server that does not offer it is an error, so a password is never sent in clear).
+            Off, a login is refused unless ``host`` is this machine (a local relay).
         tls_context: The TLS settings (the system's defaults if None).
         timeout: Seconds to wait for the server.
         subject_prefix: Put before each subject.
 
     Raises:
-        ConfigError: for no recipients, or a login without a password.
+        ConfigError: for no recipients, a login without a password, or a login without
+            STARTTLS to a server that is not on this machine (the password would cross the
+            network in clear).
     """
 
     name = "email"
@@ -179,6 +184,13 @@ class EmailChannel(Channel):
     ) -> None:
         if not recipients:
             raise ConfigError("an EmailChannel needs at least one recipient")
+        if username and not starttls and not is_loopback(host):
+            raise ConfigError(
+                f"an SMTP login to {host}:{port} without STARTTLS would send the password in "
+                "clear across the network: set starttls = true (the server must offer it, "
+                "usually on port 587), or send through a relay on this machine (host = "
+                '"127.0.0.1"), or drop the login (username)'
+            )
         self.host, self.port = host, port
         self.sender, self.recipients = sender, list(recipients)
         self.username = username
@@ -234,6 +246,11 @@ class WebhookChannel(Channel):
     header. The URL is a secret too (a Slack or Discord webhook's token is its path, some
     gateways put a key in the query): it is shown as its scheme, host and port only
     (``https://hooks.slack.com/***``), in the repr, in errors and in logs.
+
+    Redirects are not followed: an answer of 3xx (an ``http://`` URL the server moves to
+    ``https://``, say) is a failed delivery whose error names the status and where it pointed
+    (masked), so an alert is never silently lost and the token never goes to another address.
+    Put the final URL in the configuration.
 
     Args:
         url: Where to post.
@@ -293,23 +310,48 @@ class WebhookChannel(Channel):
         }  # fmt: skip
 
     def send(self, alert: Alert) -> None:
-        """POST ``alert``; raise unless the answer is 2xx."""
+        """POST ``alert``; raise unless the answer is 2xx (a redirect included)."""
         data = json.dumps(self.body(alert)).encode()
         request = urllib.request.Request(self._url.reveal(), data=data, method="POST")
         request.add_header("Content-Type", "application/json")
         if self._token:
             request.add_header("Authorization", f"Bearer {self._token.reveal()}")
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+            with _OPENER.open(request, timeout=self.timeout) as response:
                 status = response.status
         except urllib.error.HTTPError as exc:
+            location = exc.headers.get("Location") if exc.headers is not None else None
             exc.close()  # it holds the answer's socket open until collected (a ResourceWarning)
+            if 300 <= exc.code < 400:
+                where = (
+                    f"to {mask_url(urllib.parse.urljoin(self._url.reveal(), location))}"
+                    if location
+                    else "(no Location)"
+                )
+                raise ConnectionError(
+                    f"{self!r} answered {exc.code} {where}: ibkrfw does not follow redirects; "
+                    "put the final URL in the configuration"
+                ) from None
             raise ConnectionError(f"{self!r} answered {exc.code}") from None
         except (urllib.error.URLError, OSError) as exc:
             reason = redact(str(getattr(exc, "reason", exc)))  # may quote the URL
             raise ConnectionError(f"{self!r} unreachable: {reason}") from None
         if not 200 <= status < 300:
             raise ConnectionError(f"{self!r} answered {status}")
+
+
+class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
+    """Follow no redirect: the 3xx answer then reaches ``send`` as an HTTPError.
+
+    urllib would otherwise re-send the request, with its Authorization header, to wherever
+    the answer points (another host included), as a GET without the alert.
+    """
+
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_RefuseRedirects)
 
 
 @final
@@ -613,7 +655,7 @@ def channels_from_config(table: Mapping[str, object]) -> list[Channel]:
     if isinstance(email, Mapping):
         try:
             built.append(EmailChannel(**dict(email)))
-        except TypeError as exc:
+        except (TypeError, ConfigError) as exc:
             raise ConfigError(f"[alerts.email]: {exc}") from None
     hooks = table.get("webhook", [])
     for hook in hooks if isinstance(hooks, list) else [hooks]:
@@ -621,6 +663,6 @@ def channels_from_config(table: Mapping[str, object]) -> list[Channel]:
             raise ConfigError("[[alerts.webhook]] entries must be tables")
         try:
             built.append(WebhookChannel(**dict(hook)))
-        except TypeError as exc:
+        except (TypeError, ConfigError) as exc:
             raise ConfigError(f"[[alerts.webhook]]: {exc}") from None
     return built

@@ -8,9 +8,13 @@ Safe from the network by default:
 - It listens on 127.0.0.1, and there it answers only requests addressed to this machine (a
   ``Host`` header of ``127.0.0.1``, ``localhost`` or ``[::1]``), so a web page in a browser on
   the same machine cannot read it through DNS rebinding.
+- A request in absolute form (``GET http://other.example/api/state``) is checked by the
+  authority it names, which wins over the ``Host`` header (RFC 7230, section 5.4).
 - On any other address it needs an access token, which every request must carry (an
   ``Authorization: Bearer`` header, or ``?token=`` for the page in a browser), and either TLS
-  (a certificate and key) or the explicit, logged choice of plain HTTP.
+  (a certificate and key) or the explicit, logged choice of plain HTTP. A token, wherever it
+  is used, has at least 16 characters and no spaces around it; the request log never shows
+  the value of ``?token=``, right or wrong.
 - Secrets registered by the run (webhook URLs, passwords, tokens) are masked in everything it
   serves.
 """
@@ -30,7 +34,7 @@ from typing import Any, final
 from urllib.parse import parse_qs, urlsplit
 
 from ibkrfw._net import is_loopback
-from ibkrfw._redact import Secret, redact, redact_json
+from ibkrfw._redact import Secret, mask_query_param, redact, redact_json
 from ibkrfw.errors import ConfigError
 from ibkrfw.monitoring.alerts import read_secret
 from ibkrfw.monitoring.monitor import LiveMonitor
@@ -43,6 +47,8 @@ _STATUS = {"ok": 0, "degraded": 1, "failing": 2}
 
 
 _LOCAL_NAMES = frozenset({"127.0.0.1", "localhost", "[::1]"})
+_MIN_TOKEN_LENGTH = 16  # about 96 bits of a random URL-safe token: not guessable over HTTP
+_MAKE_TOKEN = 'python -c "import secrets; print(secrets.token_urlsafe(32))"'
 
 
 def _label(value: str) -> str:
@@ -133,15 +139,21 @@ class Dashboard:
     On a loopback address (the default) every request must be addressed to this machine: a
     ``Host`` header other than ``127.0.0.1``, ``localhost`` or ``[::1]`` (with or without the
     port) gets ``421 Misdirected Request`` and nothing of the run, which is what keeps a web
-    page on this machine from reading the dashboard by DNS rebinding.
+    page on this machine from reading the dashboard by DNS rebinding. A request target in
+    absolute form (``http://name/path``) must name one of these too: its authority wins over
+    the ``Host`` header (RFC 7230, section 5.4).
 
     Off loopback the dashboard needs an access token, and either TLS (``tls_cert`` and
     ``tls_key``: it then serves HTTPS) or ``allow_plain_http=True``, a choice logged as a
     warning at :meth:`start`, because the token and the account's state then cross the network
     in clear. TLS can be used on loopback too.
 
-    The token, like every secret the run registered (webhook URLs, passwords), is masked in
-    whatever the dashboard serves and logs.
+    A token, wherever it is set (on loopback too), must have at least 16 characters and no
+    spaces or line breaks around it; make one with
+    ``python -c "import secrets; print(secrets.token_urlsafe(32))"``. The token, like every
+    secret the run registered (webhook URLs, passwords), is masked in whatever the dashboard
+    serves and logs, and the request log never shows the value of a ``?token=`` parameter,
+    whatever it is (a wrong or mistyped token included).
 
     Args:
         monitor: The run's monitor.
@@ -157,8 +169,9 @@ class Dashboard:
 
     Raises:
         ConfigError: when asked to listen off loopback without a token, or without TLS and
-            without ``allow_plain_http``; for a certificate without a key (or the reverse);
-            for a certificate or key that cannot be read or used.
+            without ``allow_plain_http``; for a token shorter than 16 characters or with
+            spaces around it; for a certificate without a key (or the reverse); for a
+            certificate or key that cannot be read or used.
     """
 
     def __init__(
@@ -174,11 +187,15 @@ class Dashboard:
         tls_key: str | os.PathLike[str] | None = None,
         allow_plain_http: bool = False,
     ) -> None:
+        source = "given"
         if token is None and token_env:
             try:
                 token = read_secret(env=token_env, what="dashboard token")
+                source = f"in ${token_env}"
             except ConfigError:
                 token = None
+        if token is not None:
+            _check_token(token, source)
         self.loopback = is_loopback(host)
         """Whether it listens on this machine only (requests are then checked for their Host)."""
         variable = f"${token_env or 'IBKRFW_DASHBOARD_TOKEN'}"
@@ -186,8 +203,8 @@ class Dashboard:
             raise ConfigError(
                 f"the dashboard would listen on {host or 'every address'}, open to the "
                 "network, without an access token: anyone who can reach this machine would "
-                f"see the account. Set an access token in {variable}, or listen on 127.0.0.1 "
-                "(and reach it through an SSH tunnel)"
+                f"see the account. Set an access token in {variable} (make one with "
+                f"{_MAKE_TOKEN}), or listen on 127.0.0.1 (and reach it through an SSH tunnel)"
             )
         self._tls = _tls_context(tls_cert, tls_key)
         if not self.loopback and self._tls is None and not allow_plain_http:
@@ -276,11 +293,13 @@ class Dashboard:
         return hmac.compare_digest(given.encode(), self._token.reveal().encode())
 
     def host_allowed(self, host: str | None) -> bool:
-        """Whether a request's ``Host`` header may be answered.
+        """Whether a request addressed to ``host`` may be answered.
 
-        Off loopback, any (the token guards the dashboard). On loopback, only this machine's
-        names, with or without the port: ``127.0.0.1``, ``localhost``, ``[::1]`` (and the
-        address it listens on). A request without a ``Host`` header is refused there too.
+        ``host`` is a ``Host`` header, or the authority of a request target in absolute form
+        (``http://host:port/path``), which the handler checks too. Off loopback, any (the token
+        guards the dashboard). On loopback, only this machine's names, with or without the
+        port: ``127.0.0.1``, ``localhost``, ``[::1]`` (and the address it listens on). A
+        request without a ``Host`` header is refused there too.
         """
         if not self.loopback:
             return True
@@ -300,6 +319,26 @@ class Dashboard:
                 "localhost or [::1] (a web page trying to read it by DNS rebinding?)",
                 shown,
             )
+
+
+def _check_token(token: str, source: str) -> None:
+    """Refuse a token that is short enough to guess or was pasted with spaces around it.
+
+    Raises:
+        ConfigError: naming the problem and how to make a good token, never the token.
+    """
+    if token != token.strip():
+        problem = "has spaces or a line break at its start or end (a copy-and-paste slip?)"
+    elif len(token) < _MIN_TOKEN_LENGTH:
+        problem = (
+            f"has {len(token)} character{'s' if len(token) != 1 else ''}; it needs at least "
+            f"{_MIN_TOKEN_LENGTH}, random, so that it cannot be guessed"
+        )
+    else:
+        return
+    raise ConfigError(
+        f"the dashboard's access token {source} {problem}. Make one with {_MAKE_TOKEN}"
+    )
 
 
 def _tls_context(
@@ -383,7 +422,10 @@ def _handler(dashboard: Dashboard) -> type[BaseHTTPRequestHandler]:
         timeout = 30  # seconds a silent client may hold its thread
 
         def log_message(self, format: str, *args: Any) -> None:
-            log.debug("%s " + format, self.address_string(), *args)  # the filter masks ?token=
+            # the request line may carry ?token=: masked by name, a wrong or short one too
+            # (only the right token is a registered secret); the log filter masks the rest
+            text = mask_query_param(format % args if args else format)
+            log.debug("%s %s", self.address_string(), text)
 
         def _send(self, code: int, body: bytes, content_type: str) -> None:
             self.send_response(code)
@@ -401,15 +443,18 @@ def _handler(dashboard: Dashboard) -> type[BaseHTTPRequestHandler]:
 
         def do_GET(self) -> None:
             host = self.headers.get("Host")
-            if not dashboard.host_allowed(host):
-                dashboard._refused(host)
-                self._send(
-                    421,
-                    b"this dashboard answers only to 127.0.0.1, localhost or [::1]\n",
-                    "text/plain; charset=utf-8",
-                )
-                return
             parts = urlsplit(self.path)
+            # an absolute-form target ("GET http://name/path", or "//name/path") names where it
+            # is addressed, and that wins over Host (RFC 7230, section 5.4): both are checked
+            for name in (host, parts.netloc) if parts.scheme or parts.netloc else (host,):
+                if not dashboard.host_allowed(name):
+                    dashboard._refused(name)
+                    self._send(
+                        421,
+                        b"this dashboard answers only to 127.0.0.1, localhost or [::1]\n",
+                        "text/plain; charset=utf-8",
+                    )
+                    return
             query = parse_qs(parts.query)
             if not dashboard.allowed(self.headers, query):
                 self._send(401, b"an access token is required\n", "text/plain; charset=utf-8")

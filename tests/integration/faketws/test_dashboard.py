@@ -84,15 +84,15 @@ def test_off_loopback_needs_a_token_and_every_request_carries_it(
     monitor = LiveMonitor()
     with pytest.raises(ConfigError, match="access token"):
         Dashboard(monitor, host="0.0.0.0")
-    monkeypatch.setenv("IBKRFW_DASHBOARD_TOKEN", "t0ken")
+    monkeypatch.setenv("IBKRFW_DASHBOARD_TOKEN", "t0ken-of-16-chars")
     # accepted with a token, over plain HTTP only when asked to (not started)
     Dashboard(monitor, host="0.0.0.0", allow_plain_http=True)
     with Dashboard(monitor, port=0) as dashboard:  # loopback, with the token set: required too
         assert get(dashboard.url + "api/state")[0] == 401
         assert get(dashboard.url + "api/state", token="wrong")[0] == 401
-        assert get(dashboard.url + "api/state", token="t0ken")[0] == 200
-        assert get(dashboard.url + "?token=t0ken")[0] == 200
-        assert get(dashboard.url + "nothing?token=t0ken")[0] == 404
+        assert get(dashboard.url + "api/state", token="t0ken-of-16-chars")[0] == 200
+        assert get(dashboard.url + "?token=t0ken-of-16-chars")[0] == 200
+        assert get(dashboard.url + "nothing?token=t0ken-of-16-chars")[0] == 404
 
 
 class _SteppingMonitor:

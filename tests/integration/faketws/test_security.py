@@ -45,7 +45,7 @@ trustme = pytest.importorskip("trustme")
 PASSWORD = "smtp-Pa55w0rd-7Qz"
 WRONG_PASSWORD = "wr0ng-Pa55w0rd-3Kx"
 BEARER = "bearer-T0ken-8Jd"
-DASHBOARD_TOKEN = "dash-T0ken-5Mf2"
+DASHBOARD_TOKEN = "dash-T0ken-5Mf2-w8q"
 HOOK_PATH, HOOK_QUERY = "services/T0GREP/B0GREP/pathT0ken9", "key=queryT0ken4"
 DEAD_PATH, DEAD_QUERY = "api/webhooks/1234/deadT0ken6", "sig=deadQueryT0ken2"
 SECRETS = [
