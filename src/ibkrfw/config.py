@@ -42,6 +42,7 @@ from cattrs.errors import (
     IterableValidationError,
 )
 
+from ibkrfw._net import is_loopback
 from ibkrfw._redact import MASK, Secret, mask_url
 from ibkrfw.data.barsize import normalize_bar_size
 from ibkrfw.errors import ConfigError
@@ -538,6 +539,16 @@ class EmailSettings:
                     "recipients",
                     self.recipients,
                     'needs at least one address, e.g. ["me@example.com"]',
+                )
+            ]
+        if self.username and not self.starttls and not is_loopback(self.host):
+            return [
+                (
+                    "starttls",
+                    self.starttls,
+                    f"a login to {self.host} without STARTTLS would send the password in clear: "
+                    'set starttls = true, or send through a relay on host = "127.0.0.1", or '
+                    "drop the username",
                 )
             ]
         return []

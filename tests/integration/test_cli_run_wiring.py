@@ -107,3 +107,36 @@ def test_the_load_thresholds_of_the_monitor_table_reach_the_monitor(tmp_path: Pa
     assert (monitor.max_lag_s, monitor.max_inbox) == (0.5, 100)
     with pytest.raises(ConfigError, match=r"\[monitor\] max_inbox = 0: must be above 0"):
         _operations(args, {"monitor": {"max_inbox": 0}}, str(tmp_path))
+
+
+def test_an_smtp_login_in_clear_is_refused_by_config_check_and_by_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    email = (
+        '[alerts.email]\nhost = "smtp.example.com"\nsender = "bot@example.com"\n'
+        'recipients = ["me@example.com"]\nusername = "bot"\nstarttls = false\n'
+    )
+    args = _config(tmp_path, email)
+    path = args[2]
+    assert main(["config", "check", path]) == 2
+    err = capsys.readouterr().err
+    assert "[alerts.email] starttls = false: a login to smtp.example.com without STARTTLS" in err
+    # to a relay on this machine it is allowed
+    (tmp_path / "ibkrfw.toml").write_text(
+        RUN + email.replace("smtp.example.com", "127.0.0.1"), encoding="utf-8"
+    )
+    assert main(["config", "check", path]) == 0
+    capsys.readouterr()
+
+
+def test_an_email_channel_refused_by_run_names_its_table(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import argparse
+
+    from ibkrfw.cli.run import _operations
+
+    email = {"host": "127.0.0.1", "sender": "bot@example.com", "recipients": ["me@x.org"],
+             "username": "bot", "password_env": "IBKRFW_TEST_NO_SUCH_VARIABLE"}  # fmt: skip
+    with pytest.raises(ConfigError, match=r"^\[alerts\.email\]: "):
+        _operations(argparse.Namespace(dashboard=None), {"alerts": {"email": email}}, str(tmp_path))

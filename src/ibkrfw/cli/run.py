@@ -244,7 +244,10 @@ def _operations(
     channels: list[Channel] = [LogChannel()]
     if alerts.email is not None:
         email = attrs.asdict(alerts.email, recurse=False)
-        channels.append(EmailChannel(**email))
+        try:
+            channels.append(EmailChannel(**email))
+        except ConfigError as exc:
+            raise ConfigError(f"[alerts.email]: {exc}") from None
     for hook in alerts.webhook:
         channels.append(
             WebhookChannel(hook.url.reveal(), hook.format, token_env=hook.token_env,
