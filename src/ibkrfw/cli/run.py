@@ -64,19 +64,23 @@ def _run(args: argparse.Namespace) -> int:
             on_mismatch=run.on_mismatch,
             ack_timeout_s=settings.monitor.ack_timeout_s,  # one setting: warning and alert
         )
-    alerter, monitor, summary, dashboard = _operations(args, settings, state_dir)
-    engine = Engine(strategy, feed, broker, observers=[monitor, summary])
-    if dashboard is not None:
-        try:
-            dashboard.start()
-        except OSError as exc:  # the port taken, an address not this machine's
-            alerter.stop()
-            where = "--dashboard" if args.dashboard else "[dashboard] listen"
-            raise ConfigError(
-                f"{where}: cannot listen on {args.dashboard or settings.dashboard.listen}: "
-                f"{(exc.strerror or str(exc)).lower()}; choose another address or port in "
-                "[dashboard] listen / --dashboard"
-            ) from None
+    try:  # until the engine runs (and stops the broker itself), a failure closes the journal
+        alerter, monitor, summary, dashboard = _operations(args, settings, state_dir)
+        engine = Engine(strategy, feed, broker, observers=[monitor, summary])
+        if dashboard is not None:
+            try:
+                dashboard.start()
+            except OSError as exc:  # the port taken, an address not this machine's
+                alerter.stop()
+                where = "--dashboard" if args.dashboard else "[dashboard] listen"
+                raise ConfigError(
+                    f"{where}: cannot listen on {args.dashboard or settings.dashboard.listen}: "
+                    f"{(exc.strerror or str(exc)).lower()}; choose another address or port in "
+                    "[dashboard] listen / --dashboard"
+                ) from None
+    except BaseException:
+        broker.stop()
+        raise
     cancel = run.cancel_on_stop
 
     def stop(signum: int, frame: object) -> None:
