@@ -23,10 +23,19 @@ extensions = [
     "sphinx.ext.intersphinx",
     "sphinx.ext.napoleon",
     "sphinx.ext.viewcode",
+    "sphinx_copybutton",
 ]
 source_suffix = {".md": "markdown", ".rst": "restructuredtext"}
 exclude_patterns = ["_build", "_intersphinx"]
 myst_heading_anchors = 3
+
+# The copy button copies the commands and code, not the prompts in front of them: a shell's
+# "$ ", Python's ">>> " and "... "; lines without a prompt (a command's output) are left out
+# of a block that has prompts, and a block without prompts is copied whole.
+copybutton_prompt_text = r"\$ |>>> |\.\.\. "
+copybutton_prompt_is_regexp = True
+copybutton_only_copy_prompt_lines = True
+copybutton_line_continuation_character = "\\"  # a command wrapped with "\" is copied whole
 
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"
