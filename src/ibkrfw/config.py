@@ -4,7 +4,8 @@ A configuration file (``ibkrfw.toml``) has these tables, each an attrs class her
 ``[ibkr]`` (:class:`~ibkrfw.ibkr.IBKRConfig`), ``[run]`` (:class:`RunSettings`),
 ``[sandbox]`` (:class:`SandboxSettings`), ``[alerts]`` (:class:`AlertsSettings`, with
 ``[alerts.email]`` and ``[[alerts.webhook]]``), ``[monitor]`` (:class:`MonitorSettings`),
-``[summary]`` (:class:`SummarySettings`), ``[dashboard]`` (:class:`DashboardSettings`) and
+``[summary]`` (:class:`SummarySettings`), ``[dashboard]`` (:class:`DashboardSettings`),
+``[risk]`` (:class:`RiskSettings`), ``[protection]`` (:class:`ProtectionSettings`) and
 ``[optimize]`` (:class:`OptimizeSettings`).
 
 :func:`load_settings` reads a file into :class:`Settings`: defaults, then the file, then the
@@ -31,7 +32,7 @@ import types
 import typing
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Final, Literal, final
+from typing import TYPE_CHECKING, Any, Final, Literal, final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import attrs
@@ -47,6 +48,12 @@ from ibkrfw._redact import MASK, Secret, mask_url
 from ibkrfw.data.barsize import normalize_bar_size
 from ibkrfw.errors import ConfigError
 
+if TYPE_CHECKING:
+    from ibkrfw.model.instruments import Instrument
+    from ibkrfw.risk.monitor import RiskMonitor
+    from ibkrfw.risk.protect import Protection
+    from ibkrfw.risk.rule import RiskRule
+
 __all__ = [
     "AlertsSettings",
     "DashboardSettings",
@@ -55,6 +62,8 @@ __all__ = [
     "IBKRConfig",
     "MonitorSettings",
     "OptimizeSettings",
+    "ProtectionSettings",
+    "RiskSettings",
     "RunSettings",
     "SandboxSettings",
     "Settings",
@@ -711,6 +720,282 @@ class DashboardSettings:
         return []
 
 
+def _below_one(value: float | None) -> str | None:
+    if value is not None and not 0 < value < 1:
+        return "must be a fraction above 0 and below 1, e.g. 0.05 for 5%"
+    return None
+
+
+def _window(value: list[str] | None) -> str | None:
+    if value is None:
+        return None
+    if len(value) != 3 or _hh_mm(value[0]) or _hh_mm(value[1]) or _zone(value[2]):
+        return 'must be ["HH:MM", "HH:MM", "Zone"], e.g. ["09:35", "15:55", "America/New_York"]'
+    if value[0] == value[1]:
+        return "needs a start different from its end"
+    return None
+
+
+@final
+@attrs.frozen(kw_only=True)
+class RiskSettings:
+    """The ``[risk]`` table: the account-wide risk rules and monitors of ``ibkrfw run``.
+
+    Every key is off unless set. The pre-trade rules (checked on every order, in this order):
+    :class:`~ibkrfw.risk.RestrictedList`, :class:`~ibkrfw.risk.TradingHours`,
+    :class:`~ibkrfw.risk.StaleDataGuard`, :class:`~ibkrfw.risk.MaxOrderQuantity`,
+    :class:`~ibkrfw.risk.MaxOrderNotional`, :class:`~ibkrfw.risk.MaxPosition`,
+    :class:`~ibkrfw.risk.ExposureLimit`, :class:`~ibkrfw.risk.MarginCheck` and
+    :class:`~ibkrfw.risk.OrderRateLimit` (last, so denied orders do not use up its budget);
+    the monitors, which halt trading: :class:`~ibkrfw.risk.DailyLossLimit`,
+    :class:`~ibkrfw.risk.MaxDrawdownKillSwitch` and :class:`~ibkrfw.risk.MaintenanceMargin`.
+    The broker's own buying-power check always runs. Build them with :meth:`rules` and
+    :meth:`monitors`.
+    """
+
+    max_order_quantity: float | None = _field(
+        None, "the largest quantity of one order (MaxOrderQuantity)", _positive
+    )
+    max_order_value: float | None = _field(
+        None, "the largest value of one order, in the base currency (MaxOrderNotional)", _positive
+    )
+    max_position_quantity: float | None = _field(
+        None, "the largest absolute quantity held in one instrument (MaxPosition)", _positive
+    )
+    max_position_value: float | None = _field(
+        None, "the largest absolute market value of one position (MaxPosition)", _positive
+    )
+    max_position_percent: float | None = _field(
+        None, "the largest position as a share of equity, 0.25: 25% (MaxPosition)", _positive
+    )
+    shrink: bool = _field(
+        False, "cut an order over an order or position limit down to what fits, not deny it"
+    )
+    max_gross: float | None = _field(
+        None, "the largest gross exposure, in the base currency (ExposureLimit)", _positive
+    )
+    max_net: float | None = _field(
+        None, "the largest absolute net exposure, in the base currency (ExposureLimit)", _positive
+    )
+    max_leverage: float | None = _field(
+        None, "the largest gross exposure over equity, 2.0 for 2:1 (ExposureLimit)", _positive
+    )
+    initial_margin: float | None = _field(
+        None, "the share of gross exposure equity must cover, 0.5: Reg T (MarginCheck)", _fraction
+    )
+    maintenance_margin: float | None = _field(
+        None, "halt and flatten when equity covers less than this share (MaintenanceMargin)",
+        _fraction,
+    )  # fmt: skip
+    max_orders: int | None = _field(
+        None, "at most this many orders in any orders_window_s (OrderRateLimit)", _positive
+    )
+    orders_window_s: float = _field(60.0, "the window of max_orders, in seconds", _positive)
+    restricted: list[str] = _field(
+        attrs.Factory(list), "symbols never to buy or sell short (RestrictedList)", _symbols
+    )
+    trading_hours: list[str] | None = _field(
+        None, 'new orders only inside ["HH:MM", "HH:MM", "Zone"], weekdays (TradingHours)',
+        _window,
+    )  # fmt: skip
+    max_data_age_s: float | None = _field(
+        None, "deny orders on bars older than this many seconds (StaleDataGuard)", _positive
+    )
+    daily_loss: float | None = _field(
+        None, "halt at this loss in a day, in the base currency (DailyLossLimit)", _positive
+    )
+    daily_loss_percent: float | None = _field(
+        None, "halt at this loss in a day, a share of its starting equity (DailyLossLimit)",
+        _fraction,
+    )  # fmt: skip
+    daily_loss_flatten: bool = _field(False, "also close every position at the daily loss")
+    daily_loss_tz: str = _field("America/New_York", "the zone whose midnight starts a day", _zone)
+    max_drawdown: float | None = _field(
+        None, "halt at this fall from the peak, 0.2: 20% (MaxDrawdownKillSwitch)", _below_one
+    )
+    drawdown_flatten: bool = _field(True, "also close every position at max_drawdown")
+
+    def __attrs_post_init__(self) -> None:
+        _check(self)
+
+    def rules(self) -> list[RiskRule]:
+        """The pre-trade rules these settings set, in the order they are checked."""
+        from ibkrfw import risk
+        from ibkrfw.model._decimal import float_decimal
+
+        rules: list[RiskRule] = []
+        if self.restricted:
+            rules.append(risk.RestrictedList(symbols=self.restricted, reason="[risk] restricted"))
+        if self.trading_hours is not None:
+            start, end, tz = self.trading_hours
+            rules.append(risk.TradingHours(start, end, tz))
+        if self.max_data_age_s is not None:
+            rules.append(risk.StaleDataGuard(self.max_data_age_s))
+        if self.max_order_quantity is not None:
+            rules.append(
+                risk.MaxOrderQuantity(float_decimal(self.max_order_quantity), shrink=self.shrink)
+            )
+        if self.max_order_value is not None:
+            rules.append(risk.MaxOrderNotional(self.max_order_value, shrink=self.shrink))
+        position = (self.max_position_quantity, self.max_position_value,
+                    self.max_position_percent)  # fmt: skip
+        if any(v is not None for v in position):
+            rules.append(
+                risk.MaxPosition(
+                    quantity=None if position[0] is None else float_decimal(position[0]),
+                    notional=position[1],
+                    percent_of_equity=position[2],
+                    shrink=self.shrink,
+                )
+            )
+        if any(v is not None for v in (self.max_gross, self.max_net, self.max_leverage)):
+            rules.append(
+                risk.ExposureLimit(
+                    max_gross=self.max_gross, max_net=self.max_net, max_leverage=self.max_leverage
+                )
+            )
+        if self.initial_margin is not None:
+            rules.append(risk.MarginCheck(self.initial_margin))
+        if self.max_orders is not None:
+            rules.append(risk.OrderRateLimit(self.max_orders, self.orders_window_s))
+        return rules
+
+    def monitors(self) -> list[RiskMonitor]:
+        """The risk monitors (halts) these settings set."""
+        from ibkrfw import risk
+
+        monitors: list[RiskMonitor] = []
+        if self.daily_loss is not None or self.daily_loss_percent is not None:
+            monitors.append(
+                risk.DailyLossLimit(
+                    self.daily_loss, percent=self.daily_loss_percent,
+                    flatten=self.daily_loss_flatten, tz=self.daily_loss_tz,
+                )  # fmt: skip
+            )
+        if self.max_drawdown is not None:
+            monitors.append(risk.MaxDrawdownKillSwitch(self.max_drawdown,
+                                                       flatten=self.drawdown_flatten))  # fmt: skip
+        if self.maintenance_margin is not None:
+            monitors.append(risk.MaintenanceMargin(self.maintenance_margin))
+        return monitors
+
+
+@final
+@attrs.frozen(kw_only=True)
+class ProtectionSettings:
+    """The ``[protection]`` table: a stop-loss and a take-profit on every position.
+
+    The engine keeps them as real GTC orders (see :class:`~ibkrfw.risk.Protection`). Give at
+    most one ``stop_loss_*`` key and one ``take_profit_*`` key; none: no protection. Percents
+    are fractions (0.05: 5%). Build it with :meth:`protection`.
+    """
+
+    stop_loss_percent: float | None = _field(
+        None, "a stop this share of the average entry price away", _below_one
+    )
+    stop_loss_amount: float | None = _field(
+        None, "a stop this far (in price) from the average entry price", _positive
+    )
+    stop_loss_atr: float | None = _field(
+        None, "a stop this many average true ranges (over atr_period bars) away", _positive
+    )
+    trailing: bool = _field(False, "make the stop a trailing stop behind the best price since")
+    take_profit_percent: float | None = _field(
+        None, "a take-profit this share of the average entry price beyond it", _positive
+    )
+    take_profit_amount: float | None = _field(
+        None, "a take-profit this far (in price) beyond the average entry price", _positive
+    )
+    take_profit_atr: float | None = _field(
+        None, "a take-profit this many average true ranges beyond it", _positive
+    )
+    atr_period: int = _field(14, "the bars the average true range is measured over", _positive)
+    symbols: list[str] | None = _field(
+        None, "the symbols protected (default: every symbol traded)", _symbols
+    )
+
+    def __attrs_post_init__(self) -> None:
+        _check(self)
+
+    def _more(self) -> list[tuple[str, object, str]]:
+        problems: list[tuple[str, object, str]] = []
+        for side in ("stop_loss", "take_profit"):
+            given = [
+                (f"{side}_{kind}", getattr(self, f"{side}_{kind}"))
+                for kind in ("percent", "amount", "atr")
+                if getattr(self, f"{side}_{kind}") is not None
+            ]
+            if len(given) > 1:
+                names = " and ".join(name for name, _ in given)
+                problems.append(
+                    (given[1][0], given[1][1], f"give one of {names}, not both")
+                )  # fmt: skip
+        stops = (self.stop_loss_percent, self.stop_loss_amount, self.stop_loss_atr)
+        if self.trailing and all(v is None for v in stops):
+            problems.append(
+                ("trailing", True, "needs a stop: stop_loss_percent, stop_loss_amount or "
+                 "stop_loss_atr")
+            )  # fmt: skip
+        if self.symbols is not None and not self.symbols:
+            problems.append(("symbols", [], 'give symbols, e.g. ["ACME"], or leave it out'))
+        return problems
+
+    @property
+    def enabled(self) -> bool:
+        """Whether a stop-loss or a take-profit is set."""
+        keys = (self.stop_loss_percent, self.stop_loss_amount, self.stop_loss_atr,
+                self.take_profit_percent, self.take_profit_amount, self.take_profit_atr)  # fmt: skip
+        return any(v is not None for v in keys)
+
+    def protection(self, instruments: Sequence[Instrument] = ()) -> Protection | None:
+        """The :class:`~ibkrfw.risk.Protection` these settings set (None: none set).
+
+        Args:
+            instruments: The run's instruments; ``symbols``, if set, picks among them.
+
+        Raises:
+            ConfigError: if ``symbols`` names one the run does not trade.
+        """
+        from ibkrfw.risk.protect import Protection, StopLoss, TakeProfit
+
+        if not self.enabled:
+            return None
+        stop: StopLoss | None = None
+        if self.stop_loss_percent is not None:
+            stop = (
+                StopLoss.trailing(percent=self.stop_loss_percent)
+                if self.trailing
+                else StopLoss.percent(self.stop_loss_percent)
+            )
+        elif self.stop_loss_amount is not None:
+            stop = (
+                StopLoss.trailing(amount=self.stop_loss_amount)
+                if self.trailing
+                else StopLoss.fixed(self.stop_loss_amount)
+            )
+        elif self.stop_loss_atr is not None:
+            stop = StopLoss.atr(self.stop_loss_atr, self.atr_period, trail=self.trailing)
+        take: TakeProfit | None = None
+        if self.take_profit_percent is not None:
+            take = TakeProfit.percent(self.take_profit_percent)
+        elif self.take_profit_amount is not None:
+            take = TakeProfit.fixed(self.take_profit_amount)
+        elif self.take_profit_atr is not None:
+            take = TakeProfit.atr(self.take_profit_atr, self.atr_period)
+        covered: list[Instrument] | None = None
+        if self.symbols is not None:
+            by_symbol = {inst.symbol: inst for inst in instruments}
+            missing = [s for s in self.symbols if s not in by_symbol]
+            if missing:
+                raise ConfigError(
+                    f"[protection] symbols = {_toml(self.symbols)}: {_toml(missing)} not traded "
+                    f"(the run trades {_toml(sorted(by_symbol))}): add them to [run] symbols, "
+                    "or drop them here"
+                )
+            covered = [by_symbol[s] for s in self.symbols]
+        return Protection(stop, take, instruments=covered)
+
+
 GridValues = Scalar | list[Scalar]
 
 
@@ -757,13 +1042,17 @@ class Settings:
     monitor: MonitorSettings = _field(attrs.Factory(MonitorSettings), "health checks")
     summary: SummarySettings = _field(attrs.Factory(SummarySettings), "the daily summary")
     dashboard: DashboardSettings = _field(attrs.Factory(DashboardSettings), "the dashboard")
+    risk: RiskSettings = _field(attrs.Factory(RiskSettings), "ibkrfw run's risk rules")
+    protection: ProtectionSettings = _field(
+        attrs.Factory(ProtectionSettings), "ibkrfw run's stop-loss and take-profit"
+    )
     optimize: OptimizeSettings = _field(attrs.Factory(OptimizeSettings), "ibkrfw optimize --config")
 
 
 _TABLES: Final[tuple[str, ...]] = tuple(f.name for f in attrs.fields(Settings))
 for _cls in (IBKRConfig, RunSettings, SandboxSettings, EmailSettings, WebhookSettings,
              AlertsSettings, MonitorSettings, SummarySettings, DashboardSettings,
-             OptimizeSettings, Settings):  # fmt: skip
+             RiskSettings, ProtectionSettings, OptimizeSettings, Settings):  # fmt: skip
     attrs.resolve_types(_cls)
 
 
