@@ -868,9 +868,11 @@ class RiskSettings:
         if self.daily_loss is not None or self.daily_loss_percent is not None:
             monitors.append(
                 risk.DailyLossLimit(
-                    self.daily_loss, percent=self.daily_loss_percent,
-                    flatten=self.daily_loss_flatten, tz=self.daily_loss_tz,
-                )  # fmt: skip
+                    self.daily_loss,
+                    percent=self.daily_loss_percent,
+                    flatten=self.daily_loss_flatten,
+                    tz=self.daily_loss_tz,
+                )
             )
         if self.max_drawdown is not None:
             monitors.append(risk.MaxDrawdownKillSwitch(self.max_drawdown,
@@ -943,9 +945,9 @@ class ProtectionSettings:
     @property
     def enabled(self) -> bool:
         """Whether a stop-loss or a take-profit is set."""
-        keys = (self.stop_loss_percent, self.stop_loss_amount, self.stop_loss_atr,
-                self.take_profit_percent, self.take_profit_amount, self.take_profit_atr)  # fmt: skip
-        return any(v is not None for v in keys)
+        keys = ("stop_loss_percent", "stop_loss_amount", "stop_loss_atr",
+                "take_profit_percent", "take_profit_amount", "take_profit_atr")  # fmt: skip
+        return any(getattr(self, key) is not None for key in keys)
 
     def protection(self, instruments: Sequence[Instrument] = ()) -> Protection | None:
         """The :class:`~ibkrfw.risk.Protection` these settings set (None: none set).

@@ -32,8 +32,12 @@ def _write(tmp_path: Path, text: str) -> Path:
          "[run] max_loss: unknown key"),
         ('[run]\nstrategy = "sma_crossover"\nsymbols = ["ACME"]\n[dashbord]\nlisten = "8765"\n',
          "[dashbord]: unknown table; did you mean [dashboard]?"),
+        ('[run]\nstrategy = "sma_crossover"\nsymbols = ["ACME"]\n[riks]\nmax_loss = 500\n',
+         "[riks]: unknown table; did you mean [risk]?"),
         ('[run]\nstrategy = "sma_crossover"\nsymbols = ["ACME"]\n[risk]\nmax_loss = 500\n',
-         "[risk]: unknown table"),
+         "[risk] max_loss: unknown key"),
+        ('[run]\nstrategy = "sma_crossover"\nsymbols = ["ACME"]\n[risk]\nmax_drawdown = 20\n',
+         "[risk] max_drawdown = 20.0: must be a fraction above 0 and below 1"),
         ('[run]\nstrategy = "sma_crossover"\nsymbols = ["ACME"]\n'
          '[monitor]\nstale_after_s = "soon"\n',
          '[monitor] stale_after_s = "soon": expected a number'),
@@ -84,11 +88,11 @@ def test_config_check_a_good_file_says_ok(
 def test_config_check_a_bad_file_lists_every_problem_and_exits_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    path = _write(tmp_path, '[run]\nsymbols = "ACME"\nsymbolz = []\n[risk]\nx = 1\n')
+    path = _write(tmp_path, '[run]\nsymbols = "ACME"\nsymbolz = []\n[riks]\nx = 1\n')
     assert main(["config", "check", str(path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("ibkrfw: error: 3 problems:\n")
-    assert f"  {path}: [run] symbols = " in err and f"  {path}: [risk]: unknown table" in err
+    assert f"  {path}: [run] symbols = " in err and f"  {path}: [riks]: unknown table" in err
 
 
 def test_config_check_loads_the_strategy_and_converts_its_parameters(

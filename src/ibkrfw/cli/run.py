@@ -66,7 +66,11 @@ def _run(args: argparse.Namespace) -> int:
         )
     try:  # until the engine runs (and stops the broker itself), a failure closes the journal
         alerter, monitor, summary, dashboard = _operations(args, settings, state_dir)
-        engine = Engine(strategy, feed, broker, observers=[monitor, summary])
+        engine = Engine(
+            strategy, feed, broker, observers=[monitor, summary],
+            risk_rules=settings.risk.rules(), risk_monitors=settings.risk.monitors(),
+            protection=_protection(settings, instruments),
+        )  # fmt: skip
         if dashboard is not None:
             try:
                 dashboard.start()
@@ -151,6 +155,12 @@ def _run_settings(args: argparse.Namespace) -> Settings:
     if not args.sandbox:  # the sandbox trades nothing: its mode is no one's choice
         _check_mode(args, _read(args.config) if args.config else {}, ENV_PREFIX + "IBKR_MODE")
     return settings
+
+
+def _protection(settings: Settings, instruments: list[Instrument]) -> Any:
+    """The run's :class:`~ibkrfw.risk.Protection` from ``[protection]`` (none: ``()``)."""
+    protection = settings.protection.protection(instruments)
+    return () if protection is None else protection
 
 
 def _check_mode(args: argparse.Namespace, tables: Mapping[str, Any], variable: str) -> None:

@@ -279,3 +279,47 @@ def test_run_sends_a_days_summary_once_across_restarts(tmp_path: Path) -> None:
     assert summaries[0]["message"].startswith("Late: no run was up at")
     saved = json.loads((tmp_path / "state" / "summaries" / "summary-2024-01-03.json").read_text())
     assert saved["late"] and saved["as_of"] == "2024-01-03T12:30-05:00"
+
+
+def _step_until(tws: FakeTWS, done: Any) -> bool:
+    deadline = time.monotonic() + WAIT
+    while not done() and time.monotonic() < deadline:
+        tws.step()
+        time.sleep(0.02)
+    return bool(done())
+
+
+def test_a_risk_rule_of_the_risk_table_denies_the_strategys_orders(tmp_path: Path) -> None:
+    extra = "[risk]\nmax_order_value = 1.0\nmax_drawdown = 0.5\n"
+    with FakeTWS.from_sample(["ACME"]) as tws:
+        process = _run(tws, tmp_path, extra=extra)
+        with _killed_on_failure(process):
+            assert tws.wait_for(lambda: tws.messages("in", client_id=3, msg_id=50), WAIT)
+            tws.step(60)  # the crossover decides to buy at least once on the sample's bars
+            time.sleep(1.0)
+            out = _sigterm(process)
+    assert process.returncode == 0, out
+    assert "denied by MaxOrderNotional" in out, out
+    assert "over the limit of 1.00 per order" in out
+    assert not tws.messages("in", client_id=3, msg_id=3)  # no order reached the "TWS"
+
+
+def test_the_protection_table_puts_a_stop_loss_on_each_position(tmp_path: Path) -> None:
+    from ibkrfw import OrderType
+
+    extra = "[protection]\nstop_loss_percent = 0.5\n"
+
+    def stops() -> list[Any]:
+        with tws.market.lock:
+            orders = tws.market.orders.active()
+        return [o for o in orders if o.request.order_type is OrderType.STOP]
+
+    with FakeTWS.from_sample(["ACME"]) as tws:
+        process = _run(tws, tmp_path, extra=extra)
+        with _killed_on_failure(process):
+            assert tws.wait_for(lambda: tws.messages("in", client_id=3, msg_id=50), WAIT)
+            assert _step_until(tws, lambda: bool(stops())), "no stop-loss was placed"
+            out = _sigterm(process)
+    assert process.returncode == 0, out
+    (stop,) = stops()  # GTC: it stays at IB after the run (no --cancel-on-stop)
+    assert stop.request.tag.endswith("stop-loss")
