@@ -1534,11 +1534,15 @@ def _unknown_env(environ: Mapping[str, str], allowed: set[str]) -> list[str]:
         close = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
         hint = f"did you mean {close[0]}?" if close else "unset it"
         if table in _TABLES:
-            keys = ", ".join(
+            names = [
                 _env_name(table, f.name)
                 for f in attrs.fields(_class_at((table,)) or Settings)
                 if _env_kind(f.type) is not None
-            )
+            ]
+            keys = ", ".join(names)
+            # a variable of a known table is one of its own, not a near name of another's
+            close = difflib.get_close_matches(name, names, n=1, cutoff=0.75)
+            hint = f"did you mean {close[0]}?" if close else "unset it"
             if not close:
                 hint = f"the variables of [{table}]: {keys}"
             problems.append(f"{name}: no such setting in [{table}]; {hint}")

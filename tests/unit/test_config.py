@@ -58,7 +58,9 @@ def test_load_settings_cancel_on_stop_as_a_string_is_refused(tmp_path: Path) -> 
          "ibkrfw.toml: [run] symbolz: unknown key; did you mean 'symbols'?"),
         ("[run]\nmax_loss = 0.05\n", "ibkrfw.toml: [run] max_loss: unknown key; the keys of [run]: strategy, symbols,"),
         ('[dashbord]\nlisten = "127.0.0.1:8765"\n', "ibkrfw.toml: [dashbord]: unknown table; did you mean [dashboard]?"),
-        ("[risk]\nmax_loss = 0.05\n", "ibkrfw.toml: [risk]: unknown table; the tables: [ibkr], [run],"),
+        ("[risk]\nmax_loss = 0.05\n", "ibkrfw.toml: [risk] max_loss: unknown key"),
+        ("[rsik]\nmax_loss = 0.05\n", "ibkrfw.toml: [rsik]: unknown table; did you mean [risk]?"),
+        ("[limits]\nmax_loss = 0.05\n", "ibkrfw.toml: [limits]: unknown table; the tables: [ibkr], [run],"),
         ('symbols = ["ACME"]\n', "ibkrfw.toml: symbols: a key outside its table; put it under [run]"),
         ('[alerts.email]\nhost = "h"\nsender = "a"\nrecipients = ["b"]\npassword = "pw"\n',
          "ibkrfw.toml: [alerts.email] password: secrets never go in the file: give password_env"),
@@ -342,3 +344,130 @@ def test_the_variables_ibkrfw_reads_elsewhere_are_not_refused(tmp_path: Path) ->
         '[[alerts.webhook]]\nurl = "https://example.com/hook"\ntoken_env = "IBKRFW_HOOK_TOKEN"\n'
     )
     load_settings(_file(tmp_path, text), environ=environ)  # no error
+
+
+# --- [risk] and [protection] ----------------------------------------------------------------
+
+_RISK = """\
+[risk]
+max_order_quantity = 500
+max_order_value = 25000
+max_position_percent = 0.2
+shrink = true
+max_leverage = 1.5
+initial_margin = 0.5
+max_orders = 10
+orders_window_s = 30
+restricted = ["BOLT"]
+trading_hours = ["09:35", "15:55", "America/New_York"]
+max_data_age_s = 600
+daily_loss_percent = 0.02
+max_drawdown = 0.15
+maintenance_margin = 0.25
+
+[protection]
+stop_loss_percent = 0.05
+trailing = true
+take_profit_atr = 3
+atr_period = 20
+"""
+
+
+def test_the_risk_table_builds_each_rule_and_monitor_it_names(tmp_path: Path) -> None:
+    from decimal import Decimal
+
+    from ibkrfw import risk
+
+    settings = load_settings(_file(tmp_path, _RISK), environ={})
+    rules = settings.risk.rules()
+    assert [type(r).__name__ for r in rules] == [
+        "RestrictedList", "TradingHours", "StaleDataGuard", "MaxOrderQuantity",
+        "MaxOrderNotional", "MaxPosition", "ExposureLimit", "MarginCheck", "OrderRateLimit",
+    ]  # fmt: skip
+    quantity = rules[3]
+    assert isinstance(quantity, risk.MaxOrderQuantity)
+    assert quantity.limit == Decimal(500) and quantity.shrink
+    position = rules[5]
+    assert isinstance(position, risk.MaxPosition) and position.percent_of_equity == 0.2
+    rate = rules[-1]
+    assert isinstance(rate, risk.OrderRateLimit) and rate.max_orders == 10
+    monitors = settings.risk.monitors()
+    assert [type(m).__name__ for m in monitors] == [
+        "DailyLossLimit", "MaxDrawdownKillSwitch", "MaintenanceMargin",
+    ]  # fmt: skip
+    protection = settings.protection.protection()
+    assert protection is not None and protection.instruments is None
+    assert protection.stop_loss == risk.StopLoss.trailing(percent=0.05)
+    assert protection.take_profit == risk.TakeProfit.atr(3.0, period=20)
+
+
+def test_no_risk_or_protection_table_sets_nothing() -> None:
+    settings = Settings()
+    assert settings.risk.rules() == [] and settings.risk.monitors() == []
+    assert settings.protection.protection() is None
+
+
+def test_the_risk_tables_show_and_read_back(tmp_path: Path) -> None:
+    settings = load_settings(_file(tmp_path, _RISK), environ={})
+    shown = settings_toml(settings, environ={})
+    assert "[risk]\n" in shown and "max_drawdown = 0.15" in shown
+    assert "stop_loss_percent = 0.05" in shown and "# stop_loss_amount: not set" in shown
+    assert load_settings(_file(tmp_path, shown), environ={}) == settings
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('[risk]\nmax_order_value = "25k"\n', '[risk] max_order_value = "25k": expected a number, e.g. max_order_value = 10.0'),
+        ("[risk]\nmax_orders = 2.5\n", "[risk] max_orders = 2.5: expected a whole number"),
+        ('[risk]\nshrink = "yes"\n', '[risk] shrink = "yes": expected true or false'),
+        ('[risk]\nrestricted = "BOLT"\n', '[risk] restricted = "BOLT": expected a list of strings, e.g. restricted = ["BOLT"]'),
+        ("[risk]\nmax_order_valu = 5\n", "[risk] max_order_valu: unknown key; did you mean 'max_order_value'?"),
+        ("[risks]\nmax_drawdown = 0.1\n", "[risks]: unknown table; did you mean [risk]?"),
+        ("[risk]\nmax_order_value = 0\n", "[risk] max_order_value = 0.0: must be above 0"),
+        ("[risk]\nmax_orders = -3\n", "[risk] max_orders = -3: must be above 0"),
+        ("[risk]\nmax_drawdown = 1.0\n", "[risk] max_drawdown = 1.0: must be a fraction above 0 and below 1"),
+        ("[risk]\ndaily_loss_percent = 2\n", "[risk] daily_loss_percent = 2.0: must be a fraction above 0 and at most 1"),
+        ("[risk]\ninitial_margin = 1.5\n", "[risk] initial_margin = 1.5: must be a fraction"),
+        ('[risk]\ndaily_loss_tz = "Mars/Olympus"\n', '[risk] daily_loss_tz = "Mars/Olympus": is not a time zone name'),
+        ('[risk]\ntrading_hours = ["9:35", "16:00"]\n', '[risk] trading_hours = ["9:35", "16:00"]: must be ["HH:MM", "HH:MM", "Zone"]'),
+        ('[risk]\ntrading_hours = ["10:00", "10:00", "UTC"]\n', "needs a start different from its end"),
+        ('[risk]\nrestricted = ["BOLT", "BOLT"]\n', '[risk] restricted = ["BOLT", "BOLT"]: has "BOLT" twice'),
+        ("[risk]\nmax_order_value = nan\n", "[risk] max_order_value = nan: must be a finite number"),
+        ("[protection]\nstop_loss_percent = 1.5\n", "[protection] stop_loss_percent = 1.5: must be a fraction above 0 and below 1"),
+        ("[protection]\nstop_loss_percent = 0.05\nstop_loss_atr = 2\n", "[protection] stop_loss_atr = 2.0: give one of stop_loss_percent and stop_loss_atr, not both"),
+        ("[protection]\ntake_profit_amount = 5\ntake_profit_percent = 0.1\n", "give one of take_profit_percent and take_profit_amount, not both"),
+        ("[protection]\ntrailing = true\n", "[protection] trailing = true: needs a stop"),
+        ("[protection]\nstop_loss_atr = 2\natr_period = 0\n", "[protection] atr_period = 0: must be above 0"),
+        ("[protection]\nstop_los_percent = 0.05\n", "[protection] stop_los_percent: unknown key; did you mean 'stop_loss_percent'?"),
+        ("[protection]\nsymbols = []\nstop_loss_percent = 0.05\n", "[protection] symbols = []: give symbols"),
+    ],
+)  # fmt: skip
+def test_a_wrong_risk_or_protection_key_is_named_with_its_fix(
+    tmp_path: Path, text: str, expected: str
+) -> None:
+    message = _error(tmp_path, text)
+    assert message.startswith("ibkrfw.toml: "), message
+    assert expected in message, message
+
+
+def test_risk_keys_come_from_the_environment_too(tmp_path: Path) -> None:
+    environ = {"IBKRFW_RISK_MAX_DRAWDOWN": "0.2", "IBKRFW_PROTECTION_STOP_LOSS_PERCENT": "0.04"}
+    settings = load_settings(environ=environ)
+    assert settings.risk.max_drawdown == 0.2
+    assert settings.protection.stop_loss_percent == 0.04
+    environ = {"IBKRFW_RISK_MAX_DRAWDOWN": "lots"}
+    with pytest.raises(ConfigError, match="IBKRFW_RISK_MAX_DRAWDOWN='lots' is not a number"):
+        load_settings(environ=environ)
+
+
+def test_protection_symbols_pick_among_the_runs_instruments(tmp_path: Path) -> None:
+    from ibkrfw import Stock
+
+    path = _file(tmp_path, '[protection]\nstop_loss_amount = 2\nsymbols = ["ACME"]\n')
+    settings = load_settings(path, environ={})
+    acme, bolt = Stock("ACME"), Stock("BOLT")
+    protection = settings.protection.protection([acme, bolt])
+    assert protection is not None and protection.covers(acme) and not protection.covers(bolt)
+    with pytest.raises(ConfigError, match=r'\[protection\] symbols = \["ACME"\]: \["ACME"\] not traded'):
+        settings.protection.protection([bolt])
