@@ -469,5 +469,7 @@ def test_protection_symbols_pick_among_the_runs_instruments(tmp_path: Path) -> N
     acme, bolt = Stock("ACME"), Stock("BOLT")
     protection = settings.protection.protection([acme, bolt])
     assert protection is not None and protection.covers(acme) and not protection.covers(bolt)
-    with pytest.raises(ConfigError, match=r'\[protection\] symbols = \["ACME"\]: \["ACME"\] not traded'):
+    with pytest.raises(
+        ConfigError, match=r'\[protection\] symbols = \["ACME"\]: \["ACME"\] not traded'
+    ):
         settings.protection.protection([bolt])
