@@ -274,3 +274,24 @@ def test_run_builds_an_ipv6_dashboard_from_the_form_it_prints(tmp_path: Path) ->
         assert dashboard.url == "http://[::1]:8/"
     finally:
         alerter.stop()
+
+
+def test_config_check_takes_risk_and_protection_and_refuses_protecting_an_untraded_symbol(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = (
+        '[run]\nstrategy = "sma_crossover"\nsymbols = ["ACME"]\n'
+        "[risk]\nmax_order_value = 25000\nmax_drawdown = 0.15\n"
+        '[protection]\nstop_loss_percent = 0.05\nsymbols = ["{}"]\n'
+    )
+    good = _write(tmp_path, text.format("ACME"))
+    assert main(["config", "check", str(good)]) == 0
+    assert capsys.readouterr().out == f"{good}: ok\n"
+    assert main(["config", "show", "--config", str(good)]) == 0
+    shown = capsys.readouterr().out
+    assert "[risk]\n" in shown and "max_order_value = 25000.0" in shown
+    assert "[protection]\n" in shown and "stop_loss_percent = 0.05" in shown
+    bad = _write(tmp_path, text.format("BOLT"))
+    assert main(["config", "check", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert f'{bad}: [protection] symbols = ["BOLT"]: ["BOLT"] not traded' in err, err

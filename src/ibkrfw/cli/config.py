@@ -14,6 +14,7 @@ def _config_check(args: argparse.Namespace) -> int:
     from ibkrfw.cli.optimize import _grid
     from ibkrfw.cli.run import _sandbox_broker
     from ibkrfw.config import _check_state_dir, load_settings
+    from ibkrfw.model.instruments import Stock
     from ibkrfw.optimize import check_statistic
 
     settings = load_settings(args.file)  # every problem of the file, at once
@@ -36,6 +37,12 @@ def _config_check(args: argparse.Namespace) -> int:
         _sandbox_broker(None, settings.sandbox)
     except (ConfigError, ValueError) as exc:
         problems.append(f"{args.file}: [sandbox]: {exc}")
+    try:  # the risk rules and protection a run would build (the model checked their values)
+        settings.risk.rules(), settings.risk.monitors()
+        traded = run.symbols or settings.protection.symbols or []  # none: given at run time
+        settings.protection.protection([Stock(symbol) for symbol in traded])
+    except ConfigError as exc:
+        problems.append(f"{args.file}: {exc}")
     optimize = settings.optimize
     if optimize.grid:
         try:
