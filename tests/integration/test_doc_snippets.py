@@ -76,8 +76,9 @@ def test_toml_snippets_parse() -> None:
     import tomllib
 
     from ibkrfw.cli import _sandbox_broker
+    from ibkrfw.config import settings_from_tables
 
-    blocks = sandboxes = 0
+    blocks = sandboxes = risks = 0
     for page in PAGES:
         text = page.read_text(encoding="utf-8")
         for match in TOML_FENCE.finditer(text):
@@ -87,10 +88,16 @@ def test_toml_snippets_parse() -> None:
                 if "sandbox" in tables:  # what `ibkrfw run --sandbox` makes of it
                     _sandbox_broker(None, tables["sandbox"])
                     sandboxes += 1
+                checked = {k: v for k, v in tables.items() if k in ("risk", "protection")}
+                if checked:  # what `ibkrfw run` builds from them
+                    settings = settings_from_tables(checked)
+                    settings.risk.rules(), settings.risk.monitors()
+                    settings.protection.protection()
+                    risks += 1
             except (tomllib.TOMLDecodeError, ValueError) as exc:
                 raise AssertionError(f"{page.relative_to(ROOT)}:{line}: {exc}") from exc
             blocks += 1
-    assert blocks >= 2 and sandboxes >= 1
+    assert blocks >= 2 and sandboxes >= 1 and risks >= 2
 
 
 def test_the_deploy_guides_configuration_is_accepted_by_ibkrfw_run(
@@ -118,6 +125,14 @@ def test_the_deploy_guides_configuration_is_accepted_by_ibkrfw_run(
         assert kinds == ["LogChannel", "EmailChannel", "WebhookChannel"]
         assert len(monitor.quiet) == 2
         assert dashboard is not None and (dashboard.host, dashboard.port) == ("127.0.0.1", 8765)
+        from ibkrfw.config import settings_from_tables
+
+        settings = settings_from_tables(tables)
+        assert [type(r).__name__ for r in settings.risk.rules()] == [
+            "StaleDataGuard", "MaxOrderNotional", "MaxPosition", "ExposureLimit", "OrderRateLimit",
+        ]  # fmt: skip
+        assert len(settings.risk.monitors()) == 2
+        assert settings.protection.protection() is not None
         assert set(tables["run"]) <= {
             "strategy", "symbols", "bar_size", "state_dir", "cancel_on_stop", "on_mismatch",
             "parameters",
