@@ -295,3 +295,19 @@ def test_config_check_takes_risk_and_protection_and_refuses_protecting_an_untrad
     assert main(["config", "check", str(bad)]) == 2
     err = capsys.readouterr().err
     assert f'{bad}: [protection] symbols = ["BOLT"]: ["BOLT"] not traded' in err, err
+
+
+def test_config_check_refuses_a_data_age_no_longer_than_a_bar(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _write(
+        tmp_path,
+        '[run]\nstrategy = "sma_crossover"\nbar_size = "5min"\n[risk]\nmax_data_age_s = 300\n',
+    )
+    assert main(["config", "check", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert (
+        f"{path}: [risk] max_data_age_s = 300.0 is not longer than one of the run's bars "
+        '([run] bar_size = "5min")'
+    ) in err, err
+    assert "e.g. 600 for one late bar" in err

@@ -14,6 +14,7 @@ def _config_check(args: argparse.Namespace) -> int:
     from ibkrfw.cli.optimize import _grid
     from ibkrfw.cli.run import _sandbox_broker
     from ibkrfw.config import _check_state_dir, load_settings
+    from ibkrfw.data.barsize import bar_size_ns
     from ibkrfw.model.instruments import Stock
     from ibkrfw.optimize import check_statistic
 
@@ -43,6 +44,14 @@ def _config_check(args: argparse.Namespace) -> int:
         settings.protection.protection([Stock(symbol) for symbol in traded])
     except ConfigError as exc:
         problems.append(f"{args.file}: {exc}")
+    age = settings.risk.max_data_age_s
+    bar_s = bar_size_ns(run.bar_size) / 1e9
+    if age is not None and age <= bar_s:  # the run would refuse to start (StaleDataGuard)
+        problems.append(
+            f"{args.file}: [risk] max_data_age_s = {age!r} is not longer than one of the run's "
+            f'bars ([run] bar_size = "{run.bar_size}"): every live order would be denied; '
+            f"give more than a bar, e.g. {2 * bar_s:g} for one late bar"
+        )
     optimize = settings.optimize
     if optimize.grid:
         try:
