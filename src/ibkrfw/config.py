@@ -792,7 +792,9 @@ class RiskSettings:
     )
     orders_window_s: float = _field(60.0, "the window of max_orders, in seconds", _positive)
     restricted: list[str] = _field(
-        attrs.Factory(list), "symbols never to buy or sell short (RestrictedList)", _symbols
+        attrs.Factory(list),
+        "symbols no order may open or add to, only reduce (RestrictedList)",
+        _symbols,
     )
     trading_hours: list[str] | None = _field(
         None, 'new orders only inside ["HH:MM", "HH:MM", "Zone"], weekdays (TradingHours)',
