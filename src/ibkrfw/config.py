@@ -1279,6 +1279,25 @@ def _table_name(path: _Path) -> str:
 
 _SECRET_KEYS = {"password": "password_env or password_file", "token": "token_env"}
 
+# keys a user may well write for a limit that has another name: spelling alone misleads there
+# (difflib offers 'max_gross' for 'max_loss')
+_LOSS_HINT = (
+    "a loss limit is daily_loss (money lost in a day) or daily_loss_percent (a share of the "
+    "day's starting equity); a limit below the peak is max_drawdown (a share, 0.15 = 15 %)"
+)
+_MEANT = {
+    ("[risk]", "max_loss"): _LOSS_HINT,
+    ("[risk]", "max_daily_loss"): _LOSS_HINT,
+    ("[risk]", "loss_limit"): _LOSS_HINT,
+    ("[risk]", "drawdown"): _LOSS_HINT,
+    ("[risk]", "stop_loss"): "a stop-loss on each position is [protection] stop_loss_percent, "
+    "stop_loss_amount or stop_loss_atr",
+    ("[protection]", "stop_loss"): "give stop_loss_percent (0.05 = 5 % below a long's average "
+    "price), stop_loss_amount (money per share) or stop_loss_atr (ATRs)",
+    ("[protection]", "take_profit"): "give take_profit_percent, take_profit_amount or "
+    "take_profit_atr",
+}
+
 
 def _unknown(path: _Path, key: str) -> str:
     """Say that ``key`` of the table at ``path`` is unknown, and what it may have meant."""
@@ -1299,6 +1318,17 @@ def _unknown(path: _Path, key: str) -> str:
     if key in _SECRET_KEYS:
         return (f"{where}: secrets never go in the file: give {_SECRET_KEYS[key]} (an environment "
                 "variable or a file only the service can read)")  # fmt: skip
+    meant = _MEANT.get((_table_name(path), key))
+    if meant:
+        return f"{where}: unknown key; {meant}"
+    if len(path) == 1:
+        owners = [
+            t
+            for t in _TABLES
+            if t != path[0] and key in attrs.fields_dict(_class_at((t,)) or Settings)
+        ]
+        if owners:
+            return f"{where}: a key of [{owners[0]}], not of {_table_name(path)}; move it there"
     close = difflib.get_close_matches(key, known, n=1)
     hint = (
         f"did you mean {close[0]!r}?"

@@ -473,3 +473,24 @@ def test_protection_symbols_pick_among_the_runs_instruments(tmp_path: Path) -> N
         ConfigError, match=r'\[protection\] symbols = \["ACME"\]: \["ACME"\] not traded'
     ):
         settings.protection.protection([bolt])
+
+
+@pytest.mark.parametrize(
+    ("table", "key", "hint"),
+    [
+        ("risk", "max_loss", "daily_loss (money lost in a day)"),
+        ("risk", "max_daily_loss", "max_drawdown"),
+        ("risk", "stop_loss", "[protection] stop_loss_percent"),
+        ("risk", "stop_loss_percent", "a key of [protection], not of [risk]; move it there"),
+        ("protection", "max_drawdown", "a key of [risk], not of [protection]; move it there"),
+        ("protection", "take_profit", "take_profit_percent"),
+        ("risk", "max_gros", "did you mean 'max_gross'?"),
+    ],
+)
+def test_an_unknown_key_is_explained_by_what_it_likely_meant(
+    table: str, key: str, hint: str
+) -> None:
+    # spelling alone misleads for limits named otherwise ('max_loss' is not 'max_gross')
+    with pytest.raises(ConfigError) as caught:
+        settings_from_tables({table: {key: 1}})
+    assert f"[{table}] {key}" in str(caught.value) and hint in str(caught.value)
