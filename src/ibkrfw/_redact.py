@@ -36,9 +36,9 @@ __all__ = [
 MASK: Final = "***"
 _MIN_LENGTH: Final = 4  # shorter values would mask ordinary words
 # A URL's path is registered on its own only from this length: a webhook's token path
-# ("services/T000/B000/XXXX") is long, while a short one ("/alerts", "/hook") is an ordinary
-# word that masking would garble everywhere (it stays masked inside the whole URL and in reprs,
-# which show no path at all).
+# ("services/T0AB12/B0CD34/hookSecret") is long, while a short one ("/alerts", "/hook") is
+# an ordinary word that masking would garble everywhere (it stays masked inside the whole URL
+# and in reprs, which show no path at all).
 _MIN_PATH_LENGTH: Final = 8
 
 _lock = threading.Lock()
@@ -88,7 +88,7 @@ def mask_url(url: str) -> str:
     """A URL with its user info, path and query masked: what may carry a credential.
 
     Example:
-        >>> mask_url("https://hooks.slack.com/services/T000/B000/XXXX?x=1")
+        >>> mask_url("https://hooks.slack.com/services/T0AB12/B0CD34/hookSecret?x=1")
         'https://hooks.slack.com/***'
         >>> mask_url("https://user:pw@example.com")
         'https://***@example.com'
