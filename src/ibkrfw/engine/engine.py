@@ -1055,13 +1055,24 @@ class Engine:
 
     def _run_commands(self) -> None:
         """Run the commands other threads queued (on the engine's thread)."""
+        done: list[tuple[Future[str], str | None, Exception | None]] = []
         while self._commands:
             work, future = self._commands.popleft()
-            if future.set_running_or_notify_cancel():
-                self._execute("command", work, future)
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                done.append((future, work(), None))
+            except Exception as exc:  # a bug: said to whoever asked, and logged
+                self.log.exception("an operator's command failed")
+                done.append((future, None, exc))
             self._drain()
         if self.observers:
-            self._heartbeat(self.clock.now_ns())  # the dashboard shows it at once
+            self._heartbeat(self.clock.now_ns())  # observers see it before the caller hears
+        for future, detail, error in done:
+            if error is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(detail or "")
 
     def _refuse_commands(self) -> None:
         """Fail the commands still waiting when the run ends."""
@@ -1073,7 +1084,7 @@ class Engine:
                 )
 
     def _do_pause(self, reason: str) -> str:
-        why = reason or "paused from the dashboard"
+        why = reason or "no reason given"
         if self._pause is not None:
             self._pause = (why, self._pause[1])
             self.log.warning("operator: pause (already paused): %s", why)
@@ -1096,7 +1107,7 @@ class Engine:
         return f"{said}; new entries are accepted" if was else said
 
     def _do_flatten(self, reason: str) -> str:
-        why = reason or "flattened from the dashboard"
+        why = reason or "no reason given"
         now = self.clock.now_ns()
         if self._pause is None:
             self._pause = (f"flatten: {why}", now)

@@ -16,7 +16,8 @@ from ibkrfw import Context, Engine, EngineError, OrderDenied
 from ibkrfw.data import sample_feed
 from ibkrfw.model.data import Bar
 from ibkrfw.model.orders import OrderStatus, OrderType
-from ibkrfw.risk import MaxPosition, Protection, StopLoss
+from ibkrfw.portfolio import PortfolioView
+from ibkrfw.risk import Halt, MaxPosition, Protection, RiskMonitor, StopLoss
 from ibkrfw.sim import SimBroker
 from ibkrfw.testing import ScriptedStrategy
 
@@ -169,3 +170,33 @@ def test_engine_stop_reason_names_an_error_with_its_type() -> None:
         _run({2: fail})
     assert _engine().stop_reason == "error: ValueError: bad input"
     assert _engine().trading.state == "stopped"
+
+
+class _HaltAt(RiskMonitor):
+    """Halts trading at its n-th look at the account."""
+
+    def __init__(self, at: int) -> None:
+        self.at, self.seen = at, 0
+
+    def observe(self, portfolio: PortfolioView, ts_ns: int) -> Halt | None:
+        self.seen += 1
+        return Halt("test halt: loss limit") if self.seen == self.at else None
+
+
+def test_engine_resume_lifts_the_pause_but_never_a_risk_halt_and_says_so() -> None:
+    said: list[Future[str]] = []
+    states = []
+    actions = {
+        1: lambda ctx, bar: said.append(_engine().pause("manual")),
+        4: lambda ctx, bar: states.append(_engine().trading),
+        5: lambda ctx, bar: said.append(_engine().resume()),
+        6: _buy,
+    }
+    _, strategy = _run(actions, risk_monitors=[_HaltAt(3)])
+    assert (states[0].state, states[0].by) == ("halted", "_HaltAt")
+    assert "and paused by the operator: manual" in states[0].reason
+    assert said[1].result() == (
+        "resumed: the operator's pause is lifted, but trading stays halted by _HaltAt: test "
+        "halt: loss limit (resume never lifts a risk monitor's halt)"
+    )
+    assert [d.rule for d in _denials(strategy)] == ["_HaltAt"]
