@@ -178,11 +178,11 @@ class EngineObserver:
 @final
 @attrs.frozen
 class TradingState:
-    """Whether a run takes new entries, and why not: :attr:`Engine.trading`.
+    """Whether a run takes new entries, and why not (:attr:`ibkrfw.Engine.trading`).
 
     Args:
         state: ``"active"`` (orders pass the risk rules as usual), ``"paused"`` (the
-            operator's :meth:`Engine.pause`: orders that add risk are denied), ``"halted"``
+            operator's :meth:`~ibkrfw.Engine.pause`: orders that add risk are denied), ``"halted"``
             (a risk monitor's :class:`~ibkrfw.TradingHalted` is in force; it wins over a
             pause) or ``"stopped"`` (the run has ended).
         reason: Why, in words (empty when active).
@@ -453,8 +453,10 @@ class Engine:
         self._stop = threading.Event()
         self._cancel_on_stop = False
         self.stop_reason: str | None = None
-        """Why the run stopped (or is stopping): the reason given to :meth:`stop`, ``"the
-        data ended"``, or ``"error: <type>: <message>"``; None while it runs."""
+        """Why the run stopped, or is stopping (None while it runs).
+
+        The reason given to :meth:`stop`, ``"the data ended"``, or ``"error: <type>:
+        <message>"`` (secrets masked)."""
         self._pause: tuple[str, int] | None = None  # the operator's pause: reason, since
         self._commands: deque[tuple[Callable[[], str], Future[str]]] = deque()
         self._running = False  # between the start of the loop and its end
@@ -928,7 +930,7 @@ class Engine:
     # --- the operator's controls -----------------------------------------------------------
     @property
     def trading(self) -> TradingState:
-        """Whether the run takes new entries: active, paused, halted or stopped, and why.
+        """Whether the run takes new entries (active, paused, halted or stopped), and why.
 
         Read it from any thread: it is made of values the engine replaces, never changes.
         """

@@ -249,6 +249,7 @@ class Dashboard:
                 "127.0.0.1"
             )
         self.monitor = monitor
+        self._variable = variable  # where the token is read from, for the controls' 403
         self.host, self.port = host, port
         self._token = Secret(token) if token else None
         self.refresh_s = refresh_s
@@ -329,7 +330,7 @@ class Dashboard:
 
     @property
     def controls_enabled(self) -> bool:
-        """Whether the controls are on: the dashboard has a token."""
+        """Whether the controls are on (they are when the dashboard has a token)."""
         return self._token is not None
 
     def state(self) -> dict[str, Any]:
@@ -351,7 +352,7 @@ class Dashboard:
         engine, journals and alerts the outcome, and waits up to two seconds for it.
 
         Args:
-            action: One of :data:`ACTIONS`.
+            action: ``"pause"``, ``"resume"``, ``"flatten"`` or ``"cancel_all"``.
             options: The request's body, checked: ``reason`` and the action's own keys.
             peer: Who asked (the client's address), for the journal.
 
@@ -609,9 +610,9 @@ def _handler(dashboard: Dashboard) -> type[BaseHTTPRequestHandler]:
             shown = action[:40]
             if dashboard._token is None:
                 self._refuse(403, shown, (
-                    "controls need a dashboard token: set $IBKRFW_DASHBOARD_TOKEN (or the "
-                    f"[dashboard] token_env variable) to one made with {_MAKE_TOKEN}, restart "
-                    "the run, and send it in an Authorization: Bearer header"
+                    f"controls need a dashboard token: set {dashboard._variable} to one made "
+                    f"with {_MAKE_TOKEN}, restart the run, and send it in an Authorization: "
+                    "Bearer header"
                 ))  # fmt: skip
                 return
             if "token" in parse_qs(parts.query):
