@@ -919,7 +919,7 @@ class Engine:
                 first reason given wins; ``"stopped by Engine.stop()"`` if none is.
         """
         self._cancel_on_stop = self._cancel_on_stop or cancel_orders
-        if self.stop_reason is None:
+        if self.stop_reason is None and self.live:  # a backtest ends with its data
             self.stop_reason = reason or "stopped by Engine.stop()"
         self._stop.set()
         if threading.get_ident() != self._thread_id:

@@ -259,6 +259,7 @@ class Dashboard:
         self._refused_hosts: set[str] = set()
         self._controls_lock = threading.Lock()
         self._last_control: dict[str, Any] | None = None
+        self._controls_done = 0  # each control's alert is its own, never a repeat
 
     @property
     def url(self) -> str:
@@ -406,6 +407,8 @@ class Dashboard:
         }
         with self._controls_lock:
             self._last_control = record
+            self._controls_done += 1
+            number = self._controls_done
         level = logging.WARNING if error is None else logging.ERROR
         log.log(level, "dashboard: operator %s %s: %s", action, result, record["detail"])
         folder = self.monitor.journal_dir
@@ -424,7 +427,7 @@ class Dashboard:
                 "critical" if action == "flatten" else "warning"
             )
             alerter.send(Alert("operator_action", title, f"{reason}: {record['detail']}",
-                               severity, key=f"operator_action:{action}:{now_ns}"))  # fmt: skip
+                               severity, key=f"operator_action:{number}"))  # fmt: skip
 
     def host_allowed(self, host: str | None) -> bool:
         """Whether a request addressed to ``host`` may be answered.
