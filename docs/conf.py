@@ -74,6 +74,8 @@ _ALIASES = {
     "Decimal": "decimal.Decimal",
     "Executor": "concurrent.futures.Executor",
     "concurrent.futures._base.Executor": "concurrent.futures.Executor",
+    "Future": "concurrent.futures.Future",
+    "concurrent.futures._base.Future": "concurrent.futures.Future",
     "numpy.random._generator.Generator": "numpy.random.Generator",
 }
 

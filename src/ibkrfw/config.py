@@ -706,11 +706,24 @@ class DashboardSettings:
     tls_cert: Path | None = _field(None, "a PEM certificate file: serve HTTPS", _file)
     tls_key: Path | None = _field(None, "the certificate's PEM private key file", _file)
     allow_plain_http: bool = _field(False, "serve plain HTTP off loopback (not advised)")
+    keep_after_stop: bool = _field(
+        False,
+        "keep serving the run's final state after it stops, until SIGINT or SIGTERM "
+        "(ibkrfw run --keep-dashboard)",
+    )
 
     def __attrs_post_init__(self) -> None:
         _check(self)
 
     def _more(self) -> list[tuple[str, object, str]]:
+        if self.keep_after_stop and not self.listen:
+            return [
+                (
+                    "keep_after_stop",
+                    True,
+                    "needs a dashboard: set listen (or give ibkrfw run --dashboard)",
+                )
+            ]
         if (self.tls_cert is None) != (self.tls_key is None):
             given, key = (
                 ("tls_cert", self.tls_cert) if self.tls_key is None else ("tls_key", self.tls_key)

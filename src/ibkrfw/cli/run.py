@@ -86,15 +86,20 @@ def _run(args: argparse.Namespace) -> int:
         broker.stop()
         raise
     cancel = run.cancel_on_stop
+    keep = settings.dashboard.keep_after_stop
 
     def stop(signum: int, frame: object) -> None:
-        print(f"ibkrfw: {signal.Signals(signum).name}: stopping", file=sys.stderr, flush=True)
-        engine.stop(cancel_orders=cancel)
+        name = signal.Signals(signum).name
+        print(f"ibkrfw: {name}: stopping", file=sys.stderr, flush=True)
+        engine.stop(cancel_orders=cancel, reason=name)
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     timer = None
     if args.duration is not None:
-        timer = threading.Timer(args.duration, lambda: engine.stop(cancel_orders=cancel))
+        why = f"duration reached (--duration {args.duration:g})"
+        timer = threading.Timer(
+            args.duration, lambda: engine.stop(cancel_orders=cancel, reason=why)
+        )
         timer.daemon = True
         timer.start()
     mode = "sandbox (IB data, simulated fills)" if args.sandbox else config.mode
@@ -103,30 +108,63 @@ def _run(args: argparse.Namespace) -> int:
     if dashboard is not None:
         print(f"ibkrfw: dashboard on {dashboard.url}", flush=True)
     try:
-        result = engine.run()
-    except Exception as exc:
-        if monitor.engine is None:  # it failed before the run began: the monitor never saw it
-            from ibkrfw.monitoring import Alert
+        try:
+            result = engine.run()
+        except Exception as exc:
+            if monitor.engine is None:  # it failed before the run began: unseen by the monitor
+                from ibkrfw.monitoring import Alert
 
-            alerter.send(Alert("start_failed", f"ibkrfw could not start: {type(exc).__name__}",
-                               str(exc), "critical"))  # fmt: skip
-        raise
-    finally:
-        if timer is not None:
-            timer.cancel()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+                alerter.send(Alert("start_failed", f"ibkrfw could not start: "
+                                   f"{type(exc).__name__}", str(exc), "critical"))  # fmt: skip
+            raise
+        finally:
+            if timer is not None:
+                timer.cancel()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            if engine.stop_reason is not None:  # None: it never ran
+                print(f"ibkrfw: stop reason: {engine.stop_reason}", flush=True)
+                if keep and dashboard is not None:
+                    _keep_serving(dashboard.url)
+        working = [o for o in result.order_list if not o.status.is_terminal]
+        fees = sum((f.commission for f in result.fill_list), Decimal(0))
+        print(
+            f"ibkrfw: stopped after {engine.bars_processed} bars, {len(result.fill_list)} fills "
+            f"(commissions {fees}), {len(working)} order(s) still working",
+            flush=True,
+        )
+    finally:  # the dashboard serves the final state until here
         if dashboard is not None:
             dashboard.stop()
         alerter.stop()
-    working = [o for o in result.order_list if not o.status.is_terminal]
-    fees = sum((f.commission for f in result.fill_list), Decimal(0))
+    return 0
+
+
+def _keep_serving(url: str) -> None:
+    """Wait for SIGINT or SIGTERM while the dashboard serves the run's final state."""
+    import os
+    import signal
+    import threading
+
+    done = threading.Event()
+
+    def end(signum: int, frame: object) -> None:
+        print(f"ibkrfw: {signal.Signals(signum).name}: closing the dashboard", file=sys.stderr,
+              flush=True)  # fmt: skip
+        done.set()
+
+    previous = {sig: signal.signal(sig, end) for sig in (signal.SIGINT, signal.SIGTERM)}
     print(
-        f"ibkrfw: stopped after {engine.bars_processed} bars, {len(result.fill_list)} fills "
-        f"(commissions {fees}), {len(working)} order(s) still working",
+        f"ibkrfw: the run has stopped; the dashboard keeps serving its final state on {url} "
+        f"(--keep-dashboard) until Ctrl-C or SIGTERM (kill {os.getpid()})",
         flush=True,
     )
-    return 0
+    try:
+        while not done.wait(0.5):  # woken by the handler; the timeout keeps signals handled
+            pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _run_settings(args: argparse.Namespace) -> Settings:
@@ -145,7 +183,9 @@ def _run_settings(args: argparse.Namespace) -> Settings:
         "on_mismatch": "adopt" if args.adopt else None,
     }  # fmt: skip
     run = {key: value for key, value in options.items() if value is not None}
-    dashboard = {"listen": args.dashboard} if args.dashboard is not None else {}
+    dashboard: dict[str, object] = {"listen": args.dashboard} if args.dashboard is not None else {}
+    if args.keep_dashboard:
+        dashboard["keep_after_stop"] = True
     settings = load_settings(
         args.config,
         overrides={"ibkr": ibkr, "run": run, "dashboard": dashboard},
@@ -343,5 +383,10 @@ def add_parser(sub: Any) -> None:
     run.add_argument(
         "--dashboard", nargs="?", const="127.0.0.1:8765", metavar="[HOST:]PORT",
         help="serve the dashboard (default 127.0.0.1:8765; a token is needed off loopback)",
+    )  # fmt: skip
+    run.add_argument(
+        "--keep-dashboard", action="store_true",
+        help="once the run stops, keep serving the dashboard's final state (why it stopped "
+        "included) until Ctrl-C or SIGTERM (or keep_after_stop in [dashboard])",
     )  # fmt: skip
     run.set_defaults(func=_run)

@@ -1,6 +1,6 @@
 """Layer 3: the engine loop and its result."""
 
-from ibkrfw.engine.engine import Engine, EngineObserver
+from ibkrfw.engine.engine import Engine, EngineObserver, TradingState
 from ibkrfw.engine.result import RunResult
 
-__all__ = ["Engine", "EngineObserver", "RunResult"]
+__all__ = ["Engine", "EngineObserver", "RunResult", "TradingState"]

@@ -13,16 +13,18 @@ import time
 from array import array
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future
 from decimal import Decimal
 from itertools import chain, islice
 from operator import attrgetter
-from typing import TYPE_CHECKING, Any, final
+from typing import TYPE_CHECKING, Any, Literal, final
 
 import attrs
 import numpy as np
 
 from ibkrfw._progress import check as check_progress
 from ibkrfw._progress import make_bar, min_bars
+from ibkrfw._redact import redact
 from ibkrfw.core.clock import Clock, LiveClock, SimClock
 from ibkrfw.core.history import BarHistory
 from ibkrfw.core.orderbook import OrderBook
@@ -80,11 +82,13 @@ from ibkrfw.strategy import Context, Strategy
 if TYPE_CHECKING:
     from tqdm import tqdm
 
-__all__ = ["Engine", "EngineObserver"]
+__all__ = ["Engine", "EngineObserver", "TradingState"]
 
 log = logging.getLogger("ibkrfw.engine")
 
 _WAKE = "\x00ibkrfw-wake"  # the timer name of the event that wakes a live loop to stop
+_CONTROL = "\x00ibkrfw-control"  # the timer name of the event that runs the operator's commands
+_OPERATOR = "operator"  # the rule named by the denials of the operator's pause
 _GC_THRESHOLD = 10_000  # first-generation threshold while running (CPython's default: 700)
 _PROTECT_ATTEMPTS = 3  # protective orders lost in a row before the engine gives up (and says)
 _SLICE_WAIT_S = 2.0  # how long a live time stamp waits for a missing bar, by default
@@ -169,6 +173,27 @@ class EngineObserver:
 
     def on_stop(self, engine: Engine, error: BaseException | None) -> None:
         """The run ended, with ``error`` if it raised."""
+
+
+@final
+@attrs.frozen
+class TradingState:
+    """Whether a run takes new entries, and why not (:attr:`ibkrfw.Engine.trading`).
+
+    Args:
+        state: ``"active"`` (orders pass the risk rules as usual), ``"paused"`` (the
+            operator's :meth:`~ibkrfw.Engine.pause`: orders that add risk are denied), ``"halted"``
+            (a risk monitor's :class:`~ibkrfw.TradingHalted` is in force; it wins over a
+            pause) or ``"stopped"`` (the run has ended).
+        reason: Why, in words (empty when active).
+        since_ns: Since when, on the run's clock (UTC ns; None when active).
+        by: Who: ``"operator"``, the risk monitor's name, or None.
+    """
+
+    state: Literal["active", "paused", "halted", "stopped"]
+    reason: str = ""
+    since_ns: int | None = None
+    by: str | None = None
 
 
 class _Guard:
@@ -427,6 +452,16 @@ class Engine:
         self._thread_id = 0
         self._stop = threading.Event()
         self._cancel_on_stop = False
+        self.stop_reason: str | None = None
+        """Why the run stopped, or is stopping (None while it runs).
+
+        The reason given to :meth:`stop`, ``"the data ended"``, or ``"error: <type>:
+        <message>"`` (secrets masked)."""
+        self._pause: tuple[str, int] | None = None  # the operator's pause: reason, since
+        self._commands: deque[tuple[Callable[[], str], Future[str]]] = deque()
+        self._running = False  # between the start of the loop and its end
+        self._loop_thread = 0  # the thread that runs the loop (live or backtest)
+        self._ended_ns: int | None = None
         # Orders the risk rules leave out (one being modified, those a flatten cancels), and
         # the order they are checking (its OCA group counts once with it).
         self._risk_exclude: frozenset[int] = frozenset()
@@ -630,18 +665,20 @@ class Engine:
         return request, None
 
     def _halt_refusal(self, request: OrderRequest, now: int) -> tuple[str, str] | None:
-        """The monitor and reason of a halt in force, if ``request`` would add risk."""
+        """The monitor (or operator) and reason of a halt or pause, if ``request`` adds risk."""
         halt = self._halt
-        if halt is None:
-            return None
-        if halt.until_ns is not None and now >= halt.until_ns:
-            self._halt = None
+        if halt is not None and halt.until_ns is not None and now >= halt.until_ns:
+            self._halt = halt = None
+        pause = self._pause
+        if halt is None and pause is None:
             return None
         held = self._running_portfolio().quantity(request.instrument)
         after = held + request.signed_quantity
         if abs(after) <= abs(held) and after * held >= 0:
             return None  # getting out is always allowed
-        return halt.rule, f"trading is halted: {halt.reason}"
+        if halt is not None:
+            return halt.rule, f"trading is halted: {halt.reason}"
+        return _OPERATOR, f"trading is paused by the operator: {pause[0] if pause else ''}"
 
     def _start_risk(self, portfolio: Portfolio) -> None:
         """Tell the rules and monitors the run's bar size; report what they cannot do at it."""
@@ -867,20 +904,250 @@ class Engine:
             self._resized(order.order_id, now, asked, request.quantity, resized)
         self.broker.modify(order, request)
 
-    def stop(self, *, cancel_orders: bool = False) -> None:
+    def stop(self, *, cancel_orders: bool = False, reason: str | None = None) -> None:
         """Ask a live run to end; safe from any thread and from a signal handler.
 
         The engine finishes the event in hand, optionally cancels every working order (and
         waits up to five seconds for the broker's confirmations), calls ``on_stop``, stops the
         broker and the feeds, and :meth:`run` returns. A backtest ends with its data and
         ignores this.
+
+        Args:
+            cancel_orders: Cancel every working order before stopping.
+            reason: Why, in words (``"SIGTERM"``, ``"duration reached (--duration 60)"``):
+                kept as :attr:`stop_reason` and shown by the monitor and the dashboard. The
+                first reason given wins; ``"stopped by Engine.stop()"`` if none is.
         """
         self._cancel_on_stop = self._cancel_on_stop or cancel_orders
+        if self.stop_reason is None and self.live:  # a backtest ends with its data
+            self.stop_reason = reason or "stopped by Engine.stop()"
         self._stop.set()
         if threading.get_ident() != self._thread_id:
             # Wake the loop at once. Not from its own thread, which may be a signal handler
             # interrupting the loop inside the inbox's lock: it sees the flag within 0.5 s.
             self.inbox.put(TimerFired(ts_ns=0, name=_WAKE))
+
+    # --- the operator's controls -----------------------------------------------------------
+    @property
+    def trading(self) -> TradingState:
+        """Whether the run takes new entries (active, paused, halted or stopped), and why.
+
+        Read it from any thread: it is made of values the engine replaces, never changes.
+        """
+        if self._ended_ns is not None:
+            return TradingState("stopped", self.stop_reason or "", self._ended_ns, None)
+        halt = self._halt
+        if halt is not None and (halt.until_ns is None or self.clock.now_ns() < halt.until_ns):
+            reason = halt.reason
+            pause = self._pause
+            if pause is not None:
+                reason += f" (and paused by the operator: {pause[0]})"
+            return TradingState("halted", reason, halt.ts_ns, halt.rule)
+        pause = self._pause
+        if pause is not None:
+            return TradingState("paused", pause[0], pause[1], _OPERATOR)
+        return TradingState("active")
+
+    def pause(self, reason: str = "") -> Future[str]:
+        """Refuse new entries until :meth:`resume`: the operator's pause.
+
+        Orders that add risk are denied (an :class:`~ibkrfw.OrderDenied` by the rule
+        ``"operator"``, whose reason names the pause); orders that reduce a position, a
+        :class:`~ibkrfw.risk.Protection`'s stops and targets and a bracket's exits go on
+        working, as under a risk halt. Orders already working are left alone (see
+        :meth:`cancel_all`).
+
+        Safe from any thread: the pause is made on the engine's thread (at once when called
+        there, from the strategy or an observer; in a live run from another thread, as the
+        next event the engine takes).
+
+        Args:
+            reason: Why, in words (shown in the denials, the log and the dashboard).
+
+        Returns:
+            A future whose result says what was done.
+
+        Raises:
+            EngineError: if the engine is not running, or is a backtest called from another
+                thread (a backtest has no inbox: call it from the strategy or an observer).
+        """
+        return self._command("pause", lambda: self._do_pause(reason))
+
+    def resume(self, reason: str = "") -> Future[str]:
+        """Lift the operator's pause (never a risk monitor's halt, which stays in force).
+
+        Safe from any thread, as :meth:`pause`.
+
+        Returns:
+            A future whose result says what was done, and whether a risk halt still
+            refuses new entries.
+
+        Raises:
+            EngineError: as :meth:`pause`.
+        """
+        return self._command("resume", lambda: self._do_resume(reason))
+
+    def flatten(self, reason: str = "") -> Future[str]:
+        """Pause, cancel the working orders and close every position with market orders.
+
+        The same as a risk monitor's flattening halt: a :class:`~ibkrfw.risk.Protection`'s
+        stops stay (the closing orders join their OCA group, so only one of them can fill),
+        every other working order is cancelled, and each position gets a market order that
+        closes it (tagged ``"flatten"``). New entries stay refused until :meth:`resume`.
+        Safe from any thread, as :meth:`pause`.
+
+        Returns:
+            A future whose result says what was cancelled and sent.
+
+        Raises:
+            EngineError: as :meth:`pause`.
+        """
+        return self._command("flatten", lambda: self._do_flatten(reason))
+
+    def cancel_all(self, reason: str = "", *, include_protection: bool = False) -> Future[str]:
+        """Cancel the working orders, keeping the ones that protect a position by default.
+
+        A :class:`~ibkrfw.risk.Protection`'s stops and targets and the exits of a bracket
+        whose entry has filled are kept unless ``include_protection`` is True: cancelling
+        them would leave a position without its stop-loss. Cancelled with them, a
+        Protection's orders are not placed again until the position changes. Safe from any
+        thread, as :meth:`pause`.
+
+        Args:
+            reason: Why, in words (for the log).
+            include_protection: Cancel the protective orders too.
+
+        Returns:
+            A future whose result says what was cancelled and kept.
+
+        Raises:
+            EngineError: as :meth:`pause`.
+        """
+        return self._command("cancel_all", lambda: self._do_cancel_all(reason, include_protection))
+
+    def _command(self, action: str, work: Callable[[], str]) -> Future[str]:
+        """Run ``work`` on the engine's thread; its future has what it says it did."""
+        future: Future[str] = Future()
+        if not self._running or self._ended_ns is not None:
+            raise EngineError(
+                f"Engine.{action}: the engine is not running (start it with run(); a run "
+                "that has ended takes no more commands)"
+            )
+        if threading.get_ident() == self._loop_thread:
+            future.set_running_or_notify_cancel()
+            self._execute(action, work, future)
+            return future
+        if not self.live:
+            raise EngineError(
+                f"Engine.{action}: a backtest runs on its caller's thread and has no inbox "
+                "for commands from another thread; call it from the strategy or an observer"
+            )
+        self._commands.append((work, future))
+        self.inbox.put(TimerFired(ts_ns=0, name=_CONTROL))
+        return future
+
+    def _execute(self, action: str, work: Callable[[], str], future: Future[str]) -> None:
+        try:
+            detail = work()
+        except Exception as exc:  # a bug: said to whoever asked, and logged; the run goes on
+            self.log.exception("the operator's %s failed", action)
+            future.set_exception(exc)
+            return
+        future.set_result(detail)
+
+    def _run_commands(self) -> None:
+        """Run the commands other threads queued (on the engine's thread)."""
+        done: list[tuple[Future[str], str | None, Exception | None]] = []
+        while self._commands:
+            work, future = self._commands.popleft()
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                done.append((future, work(), None))
+            except Exception as exc:  # a bug: said to whoever asked, and logged
+                self.log.exception("an operator's command failed")
+                done.append((future, None, exc))
+            self._drain()
+        if self.observers:
+            self._heartbeat(self.clock.now_ns())  # observers see it before the caller hears
+        for future, detail, error in done:
+            if error is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(detail or "")
+
+    def _refuse_commands(self) -> None:
+        """Fail the commands still waiting when the run ends."""
+        while self._commands:
+            _, future = self._commands.popleft()
+            if future.set_running_or_notify_cancel():
+                future.set_exception(
+                    EngineError("the run stopped before the command could be carried out")
+                )
+
+    def _do_pause(self, reason: str) -> str:
+        why = reason or "no reason given"
+        if self._pause is not None:
+            self._pause = (why, self._pause[1])
+            self.log.warning("operator: pause (already paused): %s", why)
+            return f"already paused; the reason is now: {why}"
+        self._pause = (why, self.clock.now_ns())
+        self.log.warning("operator: pause: %s", why)
+        return "paused: orders that add risk are denied; exits and protective orders work"
+
+    def _do_resume(self, reason: str) -> str:
+        was = self._pause
+        self._pause = None
+        self.log.warning("operator: resume%s", f": {reason}" if reason else "")
+        said = "resumed: the operator's pause is lifted" if was else "trading was not paused"
+        halt = self.trading
+        if halt.state == "halted":
+            return (
+                f"{said}, but trading stays halted by {halt.by}: {halt.reason} (resume never "
+                "lifts a risk monitor's halt)"
+            )
+        return f"{said}; new entries are accepted" if was else said
+
+    def _do_flatten(self, reason: str) -> str:
+        why = reason or "no reason given"
+        now = self.clock.now_ns()
+        if self._pause is None:
+            self._pause = (f"flatten: {why}", now)
+        portfolio = self._running_portfolio()
+        held = [f"{inst.id} {pos.quantity}" for inst, pos in portfolio.positions.items()]
+        working = [o for o in self.orders.active() if not self._is_protective(o)]
+        self.log.warning(
+            "operator: flatten (%s): cancelling %d order(s), closing %s", why, len(working),
+            ", ".join(held) or "no position",
+        )  # fmt: skip
+        self._flatten(now)
+        return (
+            f"cancelled {len(working)} working order(s); closing "
+            f"{', '.join(held) or 'no position (none held)'} with market orders; new entries "
+            "are refused until resumed"
+        )
+
+    def _do_cancel_all(self, reason: str, include_protection: bool) -> str:
+        cancel, kept = [], []
+        for order in self.orders.active():
+            if not include_protection and (self._is_protective(order) or self._live_exit(order)):
+                kept.append(order)
+            else:
+                cancel.append(order)
+        self.log.warning(
+            "operator: cancel all%s: %d order(s) cancelled, %d protective kept",
+            f" ({reason})" if reason else "", len(cancel), len(kept),
+        )  # fmt: skip
+        for order in cancel:
+            self._cancel(order)
+        said = f"cancelling {len(cancel)} working order(s)"
+        if kept:
+            ids = ", ".join(str(o.order_id) for o in kept)
+            said += (
+                f"; kept {len(kept)} protective order(s) ({ids}): a position's stop-loss and "
+                'target stay unless {"include_protection": true}'
+            )
+        return said
 
     # --- the loop -------------------------------------------------------------------------
     def _live_bars(self) -> Iterator[Bar]:
@@ -1072,6 +1339,7 @@ class Engine:
         strategy, clock, broker = self.strategy, self.clock, self.broker
 
         emit = self.queue.put
+        self._loop_thread = threading.get_ident()
         if self.live:
             self._thread_id = threading.get_ident()
             emit = self._emit_live
@@ -1106,6 +1374,7 @@ class Engine:
         error: BaseException | None = None
         meter = None if self.live or progress is False else self._meter(progress)
         try:
+            self._running = True
             for observer in self.observers:
                 observer.on_start(self)
             self._loop(ctx, portfolio, lanes, meter)
@@ -1113,6 +1382,7 @@ class Engine:
             error = exc
             raise
         finally:
+            self._stopped(error)
             if meter is not None:
                 if error is None:  # the count moved by whole steps: the exact one at the end
                     meter.n = sum(len(lane.history) for lane in lanes.values())
@@ -1158,6 +1428,21 @@ class Engine:
             halts=self.halts,
             risk_warnings=self.risk_warnings,
         )
+
+    def _stopped(self, error: BaseException | None) -> None:
+        """Record why the run ended, and refuse the commands still waiting."""
+        if error is not None:
+            why = (
+                "interrupted (KeyboardInterrupt)"
+                if isinstance(error, KeyboardInterrupt)
+                else f"error: {type(error).__name__}: {redact(str(error))}"
+            )
+            self.stop_reason = why  # the error is why, whatever stop() was asked before
+        elif self.stop_reason is None:
+            self.stop_reason = "the data ended"
+        self._ended_ns = self.clock.now_ns()
+        self._running = False
+        self._refuse_commands()
 
     def _book_fill(self, fill: Fill) -> None:
         """Apply ``fill`` to the portfolio and record the cash and position step it makes."""
@@ -1750,7 +2035,9 @@ class Engine:
         elif type(event) is TickReceived:
             self.strategy.on_tick(self._ctx, event.tick)
         elif isinstance(event, TimerFired):
-            if event.name != _WAKE:
+            if event.name == _CONTROL:
+                self._run_commands()
+            elif event.name != _WAKE:
                 self.strategy.on_timer(self._ctx, event)
         elif isinstance(
             event,

@@ -17,10 +17,15 @@ Safe from the network by default:
   the value of ``?token=``, right or wrong.
 - Secrets registered by the run (webhook URLs, passwords, tokens) are masked in everything it
   serves.
+- Its controls (``POST /api/control/pause``, ``resume``, ``flatten``, ``cancel_all``) need the
+  token on loopback too, and only in an ``Authorization: Bearer`` header: a web page cannot
+  set that header on another site's request, and a token in a URL ends up in logs and
+  browser histories. Without a token the controls are off (403).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hmac
 import json
 import logging
@@ -28,15 +33,17 @@ import os
 import socket
 import ssl
 import threading
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
-from typing import Any, final
+from typing import Any, Literal, final
 from urllib.parse import parse_qs, urlsplit
 
 from ibkrfw._net import is_loopback
 from ibkrfw._redact import Secret, mask_query_param, redact, redact_json
-from ibkrfw.errors import ConfigError
-from ibkrfw.monitoring.alerts import read_secret
+from ibkrfw.errors import ConfigError, EngineError
+from ibkrfw.monitoring.alerts import Alert, read_secret
 from ibkrfw.monitoring.monitor import LiveMonitor
 
 __all__ = ["Dashboard", "prometheus_text"]
@@ -49,6 +56,17 @@ _STATUS = {"ok": 0, "degraded": 1, "failing": 2}
 _LOCAL_NAMES = frozenset({"127.0.0.1", "localhost", "[::1]"})
 _MIN_TOKEN_LENGTH = 16  # about 96 bits of a random URL-safe token: not guessable over HTTP
 _MAKE_TOKEN = 'python -c "import secrets; print(secrets.token_urlsafe(32))"'
+ACTIONS = ("pause", "resume", "flatten", "cancel_all")
+"""The dashboard's controls, each ``POST /api/control/<action>``."""
+_MAX_BODY = 4096  # bytes of a control's JSON body
+_MAX_REASON = 200  # characters of an operator's reason
+_ANSWER_WAIT_S = 2.0  # how long a control's answer waits for the engine to carry it out
+_OPTIONS = {  # the body's keys each action takes, besides "reason"
+    "pause": frozenset(),
+    "resume": frozenset(),
+    "flatten": frozenset({"confirm"}),
+    "cancel_all": frozenset({"include_protection"}),
+}
 
 
 def _label(value: str) -> str:
@@ -148,6 +166,21 @@ class Dashboard:
     warning at :meth:`start`, because the token and the account's state then cross the network
     in clear. TLS can be used on loopback too.
 
+    **Controls.** With a token, ``POST /api/control/pause``, ``/resume``, ``/flatten`` and
+    ``/cancel_all`` act on the run (:meth:`Engine.pause <ibkrfw.Engine.pause>` and the
+    others, carried out on the engine's thread). They take the token only in an
+    ``Authorization: Bearer`` header, on loopback too (``?token=`` is refused: 401), and a
+    JSON body of at most 4 KiB (413 past it): ``{"reason": "..."}`` for any action (200
+    characters at most), ``{"confirm": "flatten"}`` required by ``flatten`` (400 without),
+    ``{"include_protection": true}`` for ``cancel_all`` to cancel the protective stops too.
+    Without a token they answer 403; an unknown action, a malformed body or an unknown key
+    400; before the run starts 503, after it ends 409. An accepted action answers 202 with
+    ``{"action", "accepted": true, "detail"}`` (what the engine did, if it did it within
+    two seconds). Each is logged at WARNING, written as a JSON line to ``controls.jsonl`` in
+    the monitor's ``journal_dir`` (the run's state directory under ``ibkrfw run``), and
+    alerted (``operator_action``; critical for ``flatten``). The state's ``controls`` key
+    says whether they are enabled and what the last one did.
+
     A token, wherever it is set (on loopback too), must have at least 16 characters and no
     spaces or line breaks around it; make one with
     ``python -c "import secrets; print(secrets.token_urlsafe(32))"``. The token, like every
@@ -216,6 +249,7 @@ class Dashboard:
                 "127.0.0.1"
             )
         self.monitor = monitor
+        self._variable = variable  # where the token is read from, for the controls' 403
         self.host, self.port = host, port
         self._token = Secret(token) if token else None
         self.refresh_s = refresh_s
@@ -223,6 +257,9 @@ class Dashboard:
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._refused_hosts: set[str] = set()
+        self._controls_lock = threading.Lock()
+        self._last_control: dict[str, Any] | None = None
+        self._controls_done = 0  # each control's alert is its own, never a repeat
 
     @property
     def url(self) -> str:
@@ -291,6 +328,106 @@ class Dashboard:
         elif query.get("token"):
             given = query["token"][0]
         return hmac.compare_digest(given.encode(), self._token.reveal().encode())
+
+    @property
+    def controls_enabled(self) -> bool:
+        """Whether the controls are on (they are when the dashboard has a token)."""
+        return self._token is not None
+
+    def state(self) -> dict[str, Any]:
+        """The monitor's snapshot, with the ``controls`` key: as ``/api/state`` serves it."""
+        snap = self.monitor.snapshot()
+        with self._controls_lock:
+            last = dict(self._last_control) if self._last_control is not None else None
+        snap["controls"] = {
+            "enabled": self.controls_enabled,
+            "actions": list(ACTIONS),
+            "last": last,
+        }
+        return snap
+
+    def control(self, action: str, options: dict[str, Any], peer: str = "") -> dict[str, Any]:
+        """Carry out ``action`` on the monitor's engine, as ``POST /api/control/<action>``.
+
+        The checks of the request (token, host, body) are the handler's; this asks the
+        engine, journals and alerts the outcome, and waits up to two seconds for it.
+
+        Args:
+            action: ``"pause"``, ``"resume"``, ``"flatten"`` or ``"cancel_all"``.
+            options: The request's body, checked: ``reason`` and the action's own keys.
+            peer: Who asked (the client's address), for the journal.
+
+        Returns:
+            ``{"action", "accepted", "detail"}``.
+
+        Raises:
+            EngineError: if there is no run to act on (not started, or ended).
+        """
+        engine = self.monitor.engine
+        if engine is None:
+            raise EngineError("the run has not started yet: nothing to control")
+        reason = str(options.get("reason") or "from the dashboard")
+        log.warning("dashboard: the operator asks to %s (%s) from %s", action, reason,
+                    peer or "?")  # fmt: skip
+        future: Future[str]
+        if action == "pause":
+            future = engine.pause(reason)
+        elif action == "resume":
+            future = engine.resume(reason)
+        elif action == "flatten":
+            future = engine.flatten(reason)
+        else:
+            future = engine.cancel_all(
+                reason, include_protection=bool(options.get("include_protection", False))
+            )
+        asked_ns = engine.clock.now_ns()
+        future.add_done_callback(lambda done: self._journal(action, reason, peer, asked_ns, done))
+        try:
+            detail = future.result(_ANSWER_WAIT_S)
+        except FutureTimeout:
+            detail = "queued: the engine carries it out after the event in hand"
+        except Exception as exc:  # the engine said why: journalled by the callback
+            return {"action": action, "accepted": False, "detail": f"failed: {exc}"}
+        return {"action": action, "accepted": True, "detail": detail}
+
+    def _journal(
+        self, action: str, reason: str, peer: str, asked_ns: int, done: Future[str]
+    ) -> None:
+        """Record what an action did: ``controls.last``, controls.jsonl, an alert."""
+        error = done.exception()
+        result, detail = ("failed", str(error)) if error is not None else ("done", done.result())
+        engine = self.monitor.engine
+        now_ns = engine.clock.now_ns() if engine is not None else asked_ns
+        when = dt.datetime.fromtimestamp(now_ns / 1e9, tz=dt.UTC)
+        record = {
+            "action": action,
+            "time": when.isoformat(timespec="seconds").replace("+00:00", "Z"),
+            "result": result,
+            "detail": redact(detail),
+        }
+        with self._controls_lock:
+            self._last_control = record
+            self._controls_done += 1
+            number = self._controls_done
+        level = logging.WARNING if error is None else logging.ERROR
+        log.log(level, "dashboard: operator %s %s: %s", action, result, record["detail"])
+        folder = self.monitor.journal_dir
+        if folder is not None:
+            line = {**record, "reason": redact(reason), "from": peer}
+            try:
+                with self._controls_lock, open(folder / "controls.jsonl", "a") as journal:
+                    journal.write(json.dumps(line) + "\n")
+            except OSError as exc:
+                log.error("dashboard: cannot journal the operator's %s in %s: %s", action,
+                          folder, exc.strerror or exc)  # fmt: skip
+        alerter = self.monitor.alerter
+        if alerter is not None:
+            title = f"operator: {action.replace('_', ' ')} {result}"
+            severity: Literal["warning", "critical"] = (
+                "critical" if action == "flatten" else "warning"
+            )
+            alerter.send(Alert("operator_action", title, f"{reason}: {record['detail']}",
+                               severity, key=f"operator_action:{number}"))  # fmt: skip
 
     def host_allowed(self, host: str | None) -> bool:
         """Whether a request addressed to ``host`` may be answered.
@@ -441,9 +578,9 @@ def _handler(dashboard: Dashboard) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(body)
 
-        def do_GET(self) -> None:
+        def _misdirected(self, parts: Any) -> bool:
+            """Answer 421 to a request not addressed to this machine (on loopback)."""
             host = self.headers.get("Host")
-            parts = urlsplit(self.path)
             # an absolute-form target ("GET http://name/path", or "//name/path") names where it
             # is addressed, and that wins over Host (RFC 7230, section 5.4): both are checked
             for name in (host, parts.netloc) if parts.scheme or parts.netloc else (host,):
@@ -454,7 +591,119 @@ def _handler(dashboard: Dashboard) -> type[BaseHTTPRequestHandler]:
                         b"this dashboard answers only to 127.0.0.1, localhost or [::1]\n",
                         "text/plain; charset=utf-8",
                     )
-                    return
+                    return True
+            return False
+
+        def _answer(self, code: int, payload: dict[str, Any]) -> None:
+            body = json.dumps(redact_json(payload)).encode()
+            self._send(code, body, "application/json")
+
+        def _refuse(self, code: int, action: str, detail: str) -> None:
+            self._answer(code, {"action": action, "accepted": False, "detail": detail})
+
+        def do_POST(self) -> None:
+            parts = urlsplit(self.path)
+            if self._misdirected(parts):
+                return
+            prefix = "/api/control/"
+            if not parts.path.startswith(prefix):
+                self._send(404, b"not found\n", "text/plain; charset=utf-8")
+                return
+            action = parts.path[len(prefix) :]
+            shown = action[:40]
+            if dashboard._token is None:
+                self._refuse(403, shown, (
+                    f"controls need a dashboard token: set {dashboard._variable} to one made "
+                    f"with {_MAKE_TOKEN}, restart the run, and send it in an Authorization: "
+                    "Bearer header"
+                ))  # fmt: skip
+                return
+            if "token" in parse_qs(parts.query):
+                self._refuse(401, shown, (
+                    "controls take the token only in an Authorization: Bearer header, never "
+                    "in the URL (?token=): a URL can be sent by another web page and ends up "
+                    "in logs"
+                ))  # fmt: skip
+                return
+            auth = self.headers.get("Authorization", "")
+            given = auth[7:] if auth.startswith("Bearer ") else ""
+            if not hmac.compare_digest(given.encode(), dashboard._token.reveal().encode()):
+                self._refuse(401, shown, "an access token is required, in an Authorization: "
+                                         "Bearer header")  # fmt: skip
+                return
+            if action not in ACTIONS:
+                self._refuse(400, shown, f"unknown control {shown!r}: use one of "
+                                         f"{', '.join(ACTIONS)}")  # fmt: skip
+                return
+            options = self._options(action)
+            if options is None:
+                return
+            try:
+                answer = dashboard.control(action, options, self.address_string())
+            except EngineError as exc:
+                code = 503 if dashboard.monitor.engine is None else 409
+                self._refuse(code, action, str(exc))
+                return
+            self._answer(202 if answer["accepted"] else 500, answer)
+
+        def _options(self, action: str) -> dict[str, Any] | None:
+            """The request's JSON body, checked for ``action``; None once refused."""
+            try:
+                length = int(self.headers.get("Content-Length") or 0)
+            except ValueError:
+                length = -1
+            if length < 0:
+                self._refuse(400, action, "a bad Content-Length header")
+                return None
+            if length > _MAX_BODY:
+                self._refuse(413, action, f"the body has {length} bytes: at most {_MAX_BODY}")
+                return None
+            raw = self.rfile.read(length) if length else b""
+            if not raw.strip():
+                options: Any = {}
+            else:
+                try:
+                    options = json.loads(raw)
+                except (ValueError, UnicodeDecodeError):
+                    self._refuse(400, action, 'the body is not JSON: send {"reason": "..."}')
+                    return None
+            if not isinstance(options, dict):
+                self._refuse(400, action, 'the body must be a JSON object: {"reason": "..."}')
+                return None
+            allowed = {"reason"} | _OPTIONS[action]
+            unknown = sorted(set(options) - allowed)
+            if unknown:
+                self._refuse(400, action, (
+                    f"{action} takes no {', '.join(map(repr, unknown))[:200]}: it takes "
+                    f"{', '.join(sorted(allowed))}"
+                ))  # fmt: skip
+                return None
+            reason = options.get("reason", "")
+            if (
+                not isinstance(reason, str)
+                or len(reason) > _MAX_REASON
+                or (any(ord(c) < 32 for c in reason))
+            ):
+                self._refuse(400, action, (
+                    f"reason must be text of at most {_MAX_REASON} characters on one line"
+                ))  # fmt: skip
+                return None
+            if action == "flatten" and options.get("confirm") != "flatten":
+                self._refuse(400, action, (
+                    'flatten closes every position at market and cancels the working orders: '
+                    'confirm it with {"confirm": "flatten"} in the body'
+                ))  # fmt: skip
+                return None
+            protection = options.get("include_protection", False)
+            if not isinstance(protection, bool):
+                self._refuse(400, action, "include_protection must be true or false")
+                return None
+            return options
+
+        def do_GET(self) -> None:
+            parts = urlsplit(self.path)
+            if self._misdirected(parts):
+                return
             query = parse_qs(parts.query)
             if not dashboard.allowed(self.headers, query):
                 self._send(401, b"an access token is required\n", "text/plain; charset=utf-8")
@@ -470,7 +719,7 @@ def _handler(dashboard: Dashboard) -> type[BaseHTTPRequestHandler]:
             elif path == "/app.css":
                 self._send(200, _asset("dashboard.css"), "text/css; charset=utf-8")
             elif path == "/api/state":
-                state = redact_json(dashboard.monitor.snapshot())
+                state = redact_json(dashboard.state())
                 body = json.dumps(state, default=lambda value: redact(str(value))).encode()
                 self._send(200, body, "application/json")
             elif path == "/metrics":

@@ -699,6 +699,15 @@ class LiveMonitor(EngineObserver):
             "order_counts": dict(self._counts),
             "connection": self._connection,
         }
+        # controls (issue 21): whether new entries are taken, and why the run stopped
+        trading = engine.trading
+        snap["trading"] = {
+            "state": trading.state,
+            "reason": trading.reason,
+            "since": _iso(trading.since_ns) if trading.since_ns is not None else None,
+            "by": trading.by,
+        }
+        snap["stop_reason"] = engine.stop_reason if stopped else None
         if self._load is not None:
             snap["load"] = {
                 **self._load.to_dict(),
