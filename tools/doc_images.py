@@ -56,6 +56,8 @@ SIZES = {
     "tearsheet.png": (900, 945),
     "report.png": (800, 720),
 }
+#: Every file this script writes (besides ``.key``).
+OUTPUTS = ("equity.png", "tearsheet.png", "report.html", "report.png", "dashboard.png")
 DPI = 100
 TEARSHEET_WIDTH_IN = 10  # narrower, the title of its parameters would be cut
 MAX_BYTES = 200_000
@@ -205,9 +207,10 @@ def make(out: Path, *, force: bool = False, log: Callable[[str], None] = print) 
     chromium = find_chromium()
     warnings: list[str] = []
     if chromium is None:
+        shots = "report.png and dashboard.png" if DASHBOARD_SCRIPT.is_file() else "report.png"
         message = (
             "chromium is not installed (neither `chromium` nor `chromium-browser` is on PATH), "
-            "so report.png and dashboard.png, the screenshots the docs show, were not made. "
+            f"so the screenshots the docs show ({shots}) could not be made. "
             "Install Debian's chromium (`apt-get install chromium`, as root) or run "
             "`bash tools/ensure-chromium.sh`; `tox run -e docs` does that."
         )
@@ -231,6 +234,8 @@ def make(out: Path, *, force: bool = False, log: Callable[[str], None] = print) 
         return warnings
     out.mkdir(parents=True, exist_ok=True)
     stamp.unlink(missing_ok=True)  # a failure part-way leaves no claim of being current
+    for name in OUTPUTS:  # none of an earlier build's is kept: made now, or missing
+        (out / name).unlink(missing_ok=True)
     with tempfile.TemporaryDirectory(prefix="ibkrfw-doc-images-") as temp:
         work = Path(temp)
         run = _backtest(work)
