@@ -49,8 +49,8 @@ DASHBOARD_SCRIPT = ROOT / "tools" / "dashboard_screenshot.py"
 COMMAND = ("backtest", "--symbols", "ACME", "-p", "fast=20", "-p", "slow=50",
            "--commission", "0.005")  # fmt: skip
 
-#: Width and height in pixels of each picture (the docs' content column is about 740 px
-#: wide; wider pictures are shown scaled down and open full size when clicked).
+#: Width and height in pixels of each picture: about the docs' content column (740 px), so
+#: their text reads at the size the pages show them.
 SIZES = {
     "equity.png": (900, 380),
     "tearsheet.png": (900, 945),
