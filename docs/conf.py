@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import tempfile
 import zlib
 from pathlib import Path
@@ -17,7 +18,12 @@ copyright = "2026, ibkrfw developers"
 release = ibkrfw.__version__
 version = release
 
+# docs/_ext: generated_images makes the pictures the pages show (tools/doc_images.py) into
+# _static/generated/ as the build starts, so they are always of the current code.
+sys.path.insert(0, str(Path(__file__).parent / "_ext"))
+
 extensions = [
+    "generated_images",
     "myst_parser",
     "sphinx.ext.autodoc",
     "sphinx.ext.intersphinx",
@@ -108,4 +114,5 @@ nitpick_ignore_regex = [
 ]
 
 html_theme = "furo"
+html_static_path = ["_static"]  # _static/generated: the pictures, made by the build
 html_title = f"ibkrfw {release}"
