@@ -125,6 +125,15 @@ def _money(value: float) -> float | None:
     return round(value, 2) if math.isfinite(value) else None
 
 
+def _age(seconds: float) -> str:
+    """A duration in words a reader takes in at once: ``"45 s"``, ``"12 min"``, ``"3.5 h"``."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7_200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3_600:.1f} h"
+
+
 def _bar_size(bar_ns: int) -> str:
     """A feed's bar size in words: ``"1 day"``, ``"5 secs"``, ``"1 min"``."""
     seconds = bar_ns // _NS
@@ -677,7 +686,7 @@ class LiveMonitor(EngineObserver):
         stale = {} if self._in_quiet(now_ns) else self._stale(engine, now_ns)
         for name, age in stale.items():
             if name not in self._stale_alerted:
-                self._alert("stale_data", f"no new bar of {name} for {age / 60:.0f} min")
+                self._alert("stale_data", f"no new bar of {name} for {_age(age)}")
         self._stale_alerted = set(stale)
 
     def _check_load(self, engine: Engine) -> None:
