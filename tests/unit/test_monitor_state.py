@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from ibkrfw import ConfigError, Engine, Stock
-from ibkrfw.ibkr.connection import ConnectionMonitor, Farm, FarmStatus
+from ibkrfw.ibkr import ConnectionMonitor, Farm, FarmStatus
 from ibkrfw.monitoring import LiveMonitor, prometheus_text
 from ibkrfw.risk import DailyLossLimit, ExposureLimit
 from ibkrfw.sim import DataFrameFeed, PerShareCommission, SimBroker

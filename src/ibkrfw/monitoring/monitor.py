@@ -164,7 +164,12 @@ class LiveMonitor(EngineObserver):
 
     * **connection**: failing while disconnected (or IB unreachable) for longer than
       ``disconnect_after_s``, degraded before that;
-    * **data**: degraded when an instrument's last bar is older than ``stale_after_s``;
+    * **risk**: failing while a risk monitor's halt is in force (trading stopped by a rule:
+      ``/healthz`` then answers 503), degraded while a limit is used to 80 % or more, or
+      the drawdown or today's loss is past ``drawdown_alert`` or ``daily_loss_alert``;
+    * **data**: degraded when an instrument's last bar is older than ``stale_after_s``
+      (its age counted on the engine's clock from when the bar came, see
+      :meth:`snapshot`);
     * **heartbeat**: failing when the engine's loop has not reported for
       ``heartbeat_timeout_s`` (measured on the wall clock when the health is read);
     * **orders**: degraded when an order has waited more than ``ack_timeout_s`` for the
@@ -512,7 +517,68 @@ class LiveMonitor(EngineObserver):
 
     # --- reading, from any thread ---------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
-        """The latest state of the run, JSON-ready, with the health as of now."""
+        """The latest state of the run, JSON-ready, with the health as of now.
+
+        This is what the dashboard serves as ``/api/state``. Times are ISO-8601 UTC strings
+        (``"2026-12-04T16:30:05Z"``) on the engine's clock, the one clock of the run: the
+        wall clock in a live run, a bar's time in a backtest (and in a
+        :class:`~ibkrfw.testing.LiveSession`, whose clock follows the replayed bars).
+        ``ibkrfw run`` against ``ibkrfw fake-tws`` runs on the wall clock while the bars
+        it replays carry their own, older, times: those times show only where they are the
+        data's (a bar's ``last_bar_time``, a fill's ``exec_time``). Ages are seconds on the
+        engine's clock; money is in ``currency``, rounded to the cent. The keys:
+
+        * ``status`` (``"running"`` or ``"stopped"``), ``stopped``, ``strategy``, ``bars``
+          (bars handled);
+        * ``mode``: ``"paper"``, ``"live"``, ``"sandbox"``, ``"backtest"`` or None
+          (unknown); ``account``: the broker's account id (an IB broker's, once
+          connected; None otherwise); ``currency``: the account's base currency;
+        * ``time`` and ``clock``: the engine's time, its ``zone`` (``tz``), the time there
+          (``local``), the ``day`` "today" refers to, and ``source`` (``"engine"``);
+          ``updated``: when this snapshot was built, on the wall clock;
+        * ``connection`` (its state) and ``connection_detail``: ``state``, ``since`` (when
+          it entered it), ``reason``, IB's ``code`` (1100, 1101, 1102...; None if the
+          reason has none), ``farms`` (each data farm IB sent a notice about: ``name``,
+          ``kind``, ``ok``, ``code``) and ``reconnecting`` (the adapter is opening the
+          socket again);
+        * ``equity``, ``cash``, ``drawdown`` (below the peak, a share), ``pnl_today``, and
+          ``pnl``: the ``day``, its ``day_start_equity`` (the equity before the day began:
+          the previous day's close, or the run's start), ``today`` (equity minus that),
+          and since the run began ``realized`` (before commissions; other currencies at
+          today's rate), ``unrealized`` (of the positions held) and ``commission``; in a
+          run that started flat, ``realized + unrealized - commission`` is what equity
+          gained;
+        * ``positions``, ``orders`` (working), ``order_counts`` (by event), ``fills`` (the
+          last 200, newest first: ``time`` it came, the broker's ``exec_time``, ``order``
+          id, ``instrument``, ``side``, ``quantity``, ``price``, ``commission``),
+          ``fills_total``;
+        * ``trades``: round trips (see :func:`~ibkrfw.portfolio.round_trips`), newest first,
+          up to 100: the open ones (one per position: ``open`` true, ``unrealized``), then
+          the closed ones with ``exit_time``, ``exit_price``, ``pnl`` (before
+          commissions: they sum to ``pnl.realized`` when no position is partly closed),
+          ``net_pnl`` and ``commission``;
+        * ``data``: per instrument, its ``bar_size`` (as the feed asks for it), its last
+          bar's own time (``last_bar_time``) and age since it came (``last_bar_age_s``),
+          ``last_price``, the last ``bid`` and ``ask`` with when they came
+          (``quote_time``, ``quote_age_s``), and a ``status``: ``"fresh"``, ``"stale"``
+          (older than ``stale_after_s``), ``"problem"`` (the feed reported one, in
+          ``detail``) or ``"no data"``;
+        * ``risk``: the risk check's ``status``, ``drawdown`` and ``drawdown_limit`` (the
+          tightest :class:`~ibkrfw.risk.MaxDrawdownKillSwitch`'s, else
+          ``drawdown_alert``), ``daily_loss`` and ``daily_loss_limit`` (the tightest
+          :class:`~ibkrfw.risk.DailyLossLimit`'s as a share of the day's starting equity,
+          else ``daily_loss_alert``), ``near`` (the limits used to 80 % or more, in words)
+          and the ``halt`` in force (``rule``, ``reason``, ``time``, ``until``) or None;
+          ``limits``: every rule's use of its limits; ``halts``: every halt of the run;
+        * ``equity_curve``, ``latency_ms``, ``load`` (live runs), ``checks``,
+          ``health`` (with the heartbeat and disk checks as of now) and ``alerts`` (the
+          last 20 deliveries).
+
+        An instrument's bar age counts from when the bar came (or, for bars the run did
+        not receive live, from their time or the run's start, whichever is later): never
+        across two clocks, so bars of 2017 replayed under a run on the wall clock are fresh
+        while they keep coming, and stale ``stale_after_s`` after they stop.
+        """
         with self._lock:
             snap = dict(self._snapshot)
         snap["health"] = self.health(snap).to_dict()
