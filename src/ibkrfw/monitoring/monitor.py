@@ -63,8 +63,7 @@ York time), as a quiet window for alerts. A TWS or Gateway set to restart itself
 time, and IB's weekend maintenance (Friday 23:00 to Saturday 03:00), need windows of their own."""
 
 Status = Literal["ok", "degraded", "failing"]
-MODES = ("paper", "live", "sandbox", "backtest")
-"""The modes a :class:`LiveMonitor` can be told a run is in."""
+_MODES = ("paper", "live", "sandbox", "backtest")
 _ZERO = Decimal(0)
 _NEAR = 0.8  # the share of a limit at which the risk check turns degraded
 _FARM_KINDS = {
@@ -255,10 +254,10 @@ class LiveMonitor(EngineObserver):
         max_inbox: int | None = None,
         mode: str | None = None,
     ) -> None:
-        if mode is not None and mode not in MODES:
+        if mode is not None and mode not in _MODES:
             raise ConfigError(
                 f"LiveMonitor(mode={mode!r}): give what the run is, one of "
-                f"{', '.join(map(repr, MODES))}, or None to learn it from the broker"
+                f"{', '.join(map(repr, _MODES))}, or None to learn it from the broker"
             )
         self.mode = mode
         if isinstance(max_lag_s, bool) or not (
@@ -358,22 +357,20 @@ class LiveMonitor(EngineObserver):
 
     def on_event(self, engine: Engine, event: Event) -> None:
         """Follow orders, connection, reconciliation and risk; alert where needed."""
-        kind = type(event)
         # market data: only remembered (cheaply: thousands of quotes a second), published
         # with the heartbeat
-        if kind is QuoteReceived:
-            quote = event.quote  # type: ignore[attr-defined]
+        if type(event) is QuoteReceived:
+            quote = event.quote
             self._quotes[quote.instrument.id] = (quote.bid, quote.ask, engine.clock.now_ns())
             return
-        if kind is BarReceived:
-            bar = event.bar  # type: ignore[attr-defined]
+        if type(event) is BarReceived:
+            bar = event.bar
             self._bars_seen[bar.instrument.id] = (bar.ts_ns, engine.clock.now_ns())
             return
-        if kind is TickReceived:
-            tick = event.tick  # type: ignore[attr-defined]
-            self._ticks[tick.instrument.id] = tick.price
+        if type(event) is TickReceived:
+            self._ticks[event.tick.instrument.id] = event.tick.price
             return
-        counted = _COUNTED.get(kind)
+        counted = _COUNTED.get(type(event))
         if counted is not None:
             self._counts[counted] += 1
         if isinstance(event, OrderSubmitted):
@@ -483,7 +480,7 @@ class LiveMonitor(EngineObserver):
         elif isinstance(event, DataProblem):
             self._problems[event.instrument.id] = event.reason
             self._alert("data_problem", f"data problem: {event.instrument.id}", event.reason)
-        if kind is not TimerFired:
+        if type(event) is not TimerFired:
             self._publish(engine, engine.clock.now_ns())
 
     def on_heartbeat(self, engine: Engine, now_ns: int) -> None:
