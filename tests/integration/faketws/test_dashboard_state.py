@@ -190,3 +190,37 @@ def test_a_run_on_the_wall_clock_replaying_old_bars_keeps_one_clock() -> None:
     assert stale[0].title.endswith(" s")  # seconds, not 4075202 min
     assert abs(stale[0].ts_ns / 1e9 - time.time()) < 60  # stamped with the engine's clock
     alerter.stop()
+
+
+def test_quotes_and_trades_of_a_live_feed_in_the_data_rows() -> None:
+    # IB's top of book and last trade, kept per instrument as they come (no snapshot each)
+    import threading
+
+    from ibkrfw import Engine
+    from ibkrfw.ibkr import IBClient, IBKRBroker, IBKRConfig, IBKRDataFeed
+
+    monitor = LiveMonitor(stale_after_s=10 * 86_400)
+    with FakeTWS.from_sample(["ACME"]) as tws:
+        (acme,) = list(tws.market.arrays)
+        client = IBClient(IBKRConfig(port=tws.port))
+        feed = IBKRDataFeed([acme], client=client, bar_size=None, quotes=True)
+        engine = Engine(
+            ScriptedStrategy({}), feed, IBKRBroker(client=client), observers=[monitor],
+            tune_gc=False,
+        )  # fmt: skip
+        runner = threading.Thread(target=engine.run)
+        runner.start()
+        try:
+            assert tws.wait_for(lambda: tws.messages("in", client_id=1, msg_id=1), 10)
+            tws.step(3)
+            snap = until(monitor, lambda s: s["bars"] >= 3 and s["data"][0]["bid"] is not None)
+        finally:
+            engine.stop()
+            runner.join(10)
+        closes = [float(c) for c in tws.market.arrays[acme].close[:3]]
+    (row,) = snap["data"]
+    assert row["bid"] < row["ask"] and row["quote_time"] and row["quote_age_s"] < 5
+    assert row["last_price"] == closes[-1]  # the fake prints each bar's close as a trade
+    wall = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d")
+    assert row["status"] == "fresh" and snap["time"][:10] == wall  # a LiveClock: the wall's
+    assert snap["mode"] == "paper" and snap["account"] == "DU1234567"
