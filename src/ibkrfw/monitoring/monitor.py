@@ -72,6 +72,7 @@ _FARM_KINDS = {
     "security_definition": "security definitions",
 }
 _CODE = re.compile(r"\bcode (\d+)")
+_HISTORY_ACTIONS = frozenset(("pause_history", "resume_history"))  # a farm notice's
 _RANK = {"ok": 0, "degraded": 1, "failing": 2}
 _NS = 1_000_000_000
 _COUNTED: dict[type, str] = {
@@ -121,7 +122,7 @@ def _iso(ns: int) -> str:
 
 
 def _money(value: float) -> float | None:
-    return round(value, 2) if math.isfinite(value) else None
+    return round(float(value), 2) if math.isfinite(value) else None
 
 
 def _age(seconds: float) -> str:
@@ -428,16 +429,25 @@ class LiveMonitor(EngineObserver):
                 return  # overtaken: the broker and the feed report on their own threads
             self._connection_ts = event.ts_ns
             was = self._connection
-            self._connection, self._connection_reason = event.state, event.reason
-            found = _CODE.search(event.reason)
-            self._connection_code = int(found.group(1)) if found else None
-            # the adapter reconnects by itself after a lost socket, unless told not to
-            client = getattr(engine.broker, "client", None)
-            self._reconnecting = (
-                event.state != "connected"
-                and "reconnect" in event.actions
-                and getattr(client, "reconnect", True) is not False
-            )
+            self._connection = event.state
+            if event.actions and set(event.actions) <= _HISTORY_ACTIONS:
+                # a historical-data farm's notice (2105, 2106): not why the state is what it
+                # is (it carries the state as it stands, maybe one not reported yet)
+                if event.state != was:
+                    self._connection_reason, self._connection_code = "", None
+            else:
+                self._connection_reason = event.reason
+                found = _CODE.search(event.reason)
+                self._connection_code = int(found.group(1)) if found else None
+                # the adapter reconnects by itself after a lost socket, unless told not to
+                client = getattr(engine.broker, "client", None)
+                self._reconnecting = (
+                    event.state != "connected"
+                    and "reconnect" in event.actions
+                    and getattr(client, "reconnect", True) is not False
+                )
+            if event.state == "connected":
+                self._reconnecting = False
             if event.state != was:
                 self._connection_since = engine.clock.now_ns()
             if event.state == "connected":
@@ -1017,11 +1027,18 @@ class LiveMonitor(EngineObserver):
     def _pnl(self, portfolio: Portfolio, equity: float, fills: list[Fill]) -> dict[str, Any]:
         by_currency = self._from_fills(portfolio, fills)[2]
         realized = sum(
-            self._in_base(portfolio, amount, currency) for currency, amount in by_currency.items()
+            (
+                self._in_base(portfolio, amount, currency)
+                for currency, amount in by_currency.items()
+            ),
+            0.0,
         )
         unrealized = sum(
-            self._in_base(portfolio, p.unrealized_pnl, inst.currency)
-            for inst, p in portfolio.positions.items()
+            (
+                self._in_base(portfolio, p.unrealized_pnl, inst.currency)
+                for inst, p in portfolio.positions.items()
+            ),
+            0.0,
         )
         today = equity - self._day_start if math.isfinite(self._day_start) else 0.0
         return {

@@ -122,6 +122,7 @@ def test_disconnections_farms_and_reconnection_in_the_connection_detail() -> Non
         snap = until(monitor, lambda s: len(s["connection_detail"]["farms"]) == 3)
         detail = snap["connection_detail"]
         assert detail["state"] == "connected" and not detail["reconnecting"]
+        assert detail["code"] != 2106  # a farm's notice is not the connection's reason
         assert {(f["name"], f["kind"], f["ok"], f["code"]) for f in detail["farms"]} == {
             ("usfarm", "market data", True, 2104),
             ("ushmds", "historical data", True, 2106),
