@@ -689,7 +689,7 @@ class LiveMonitor(EngineObserver):
         self._disconnect_alerted = True
         self._alert(
             "disconnected",
-            f"IB {self._connection} for {down_s / 60:.0f} min",
+            f"IB {self._connection} for {_age(down_s)}",
             self._connection_reason,
             "critical",
         )
