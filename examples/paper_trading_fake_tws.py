@@ -41,7 +41,9 @@ def main() -> None:
     )
     print(f"backtest: {len(backtest.fill_list)} fills, final equity "
           f"{backtest.equity['equity'].iloc[-1]:,.2f}")  # fmt: skip
+    # degraded: the run's drawdown is past the monitor's alert level (10 % by default)
     print(f"same fills: {same}; health while running: {health.status}")
+    print("  " + "; ".join(health.reasons))
 
 
 if __name__ == "__main__":

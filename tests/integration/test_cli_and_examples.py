@@ -94,7 +94,8 @@ def test_examples_run(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.Mo
     assert "best in sample: {'fast': 20, 'slow': 100}" in out
     assert re.search(r"walk-forward: in sample -?[\d.]+, out of sample -?[\d.]+, efficiency", out)
     # examples/paper_trading_fake_tws.py: the paper run makes the backtest's trades
-    assert "same fills: True; health while running: ok" in out
+    assert "same fills: True; health while running: degraded" in out
+    assert "risk: drawdown 36.1%, past the alert level of 10%" in out  # 1M fell to 639k
     # examples/download_history.py
     assert "261 daily bars of ACME stored, 2019-01-01 to 2019-12-31" in out
     # examples/alerts.py: three identical alerts go out once

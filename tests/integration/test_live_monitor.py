@@ -204,8 +204,9 @@ def test_the_daily_summary_is_sent_and_saved_once_a_day(tmp_path) -> None:
     assert first["fills_today"] == 1 and first["positions"][0]["quantity"] == 10.0
     assert first["pnl_today"] == pytest.approx(10 * 5.0)  # bought at 101, marked at 106 at 15:30
     sent = [a for a in inbox.alerts if a.kind == "daily_summary"] if alerter.flush() else []
+    # Monday's P&L counts from Friday's close (107), as IB's daily P&L: 106 at 15:30 is -10
     assert [a.title for a in sent] == [
-        "daily summary 2024-01-05: P&L +50.00", "daily summary 2024-01-08: P&L +60.00",
+        "daily summary 2024-01-05: P&L +50.00", "daily summary 2024-01-08: P&L -10.00",
     ]  # fmt: skip
     saved = json.loads((tmp_path / "summary-2024-01-05.json").read_text())
     assert saved["fills_today"] == 1

@@ -16,6 +16,7 @@ from ibkrfw.ibkr.connection import (
     ConnectionMonitor,
     ConnectionState,
     Farm,
+    FarmStatus,
     Transition,
 )
 from ibkrfw.ibkr.download import DownloadProgress, DownloadReport, HistoryDownloader
@@ -43,6 +44,7 @@ __all__ = [
     "ExecutionBook",
     "ExecutionReport",
     "Farm",
+    "FarmStatus",
     "HistoryChunk",
     "HistoryDownloader",
     "HistoryPacer",

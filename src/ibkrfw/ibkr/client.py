@@ -815,7 +815,7 @@ class IBClient:
             pending.error = RequestError(f"IB error {code}: {text}", code=code)
             pending.done.set()
         if req_id == -1 or code in (1100, 1101, 1102, 1300, 326, 502, 504):
-            self._notify(self.monitor.on_code(code))
+            self._notify(self.monitor.on_code(code, text))
 
     def _collect(self, name: str, args: tuple[Any, ...]) -> None:
         if not self._pending:

@@ -16,7 +16,15 @@ import attrs
 
 from ibkrfw.errors import ConfigError
 
-__all__ = ["Action", "Backoff", "ConnectionMonitor", "ConnectionState", "Farm", "Transition"]
+__all__ = [
+    "Action",
+    "Backoff",
+    "ConnectionMonitor",
+    "ConnectionState",
+    "Farm",
+    "FarmStatus",
+    "Transition",
+]
 
 
 class ConnectionState(enum.StrEnum):
@@ -70,6 +78,25 @@ class Transition:
     reason: str
 
 
+@final
+@attrs.frozen
+class FarmStatus:
+    """The last notice IB sent about one of its data farms.
+
+    Args:
+        name: The farm, as IB names it in the notice (``"usfarm"``, ``"ushmds"``...).
+        kind: Which kind of farm it is.
+        ok: Whether the notice said it works (2104, 2106, 2158; and 2107 or 2108, a farm
+            inactive but available on demand), or not (2103, 2105, 2157).
+        code: IB's code of that notice.
+    """
+
+    name: str
+    kind: Farm
+    ok: bool
+    code: int
+
+
 _FARM_CODES = {
     2103: (Farm.MARKET_DATA, False),
     2104: (Farm.MARKET_DATA, True),
@@ -77,6 +104,12 @@ _FARM_CODES = {
     2106: (Farm.HISTORICAL, True),
     2157: (Farm.SECURITY_DEFINITION, False),
     2158: (Farm.SECURITY_DEFINITION, True),
+}
+# Inactive but available on demand: a farm idle, not broken (ibkr-facts.md 4.3)
+_IDLE_FARM_CODES = {2107: Farm.HISTORICAL, 2108: Farm.MARKET_DATA}
+_MEANINGS = {
+    1100: "connectivity between IB and TWS lost",
+    2110: "connectivity between TWS and IB's servers broken",
 }
 _INFORMATION = frozenset((2107, 2108, 2119, 2150, 2168, 2169))
 _WARNINGS = frozenset((399, 10167))  # about one order or request, which stands
@@ -105,6 +138,8 @@ class ConnectionMonitor:
         self._lock = threading.Lock()
         self.state = ConnectionState.DISCONNECTED
         self.farms: dict[Farm, bool | None] = dict.fromkeys(Farm)  # None: not heard of yet
+        self.farm_status: dict[str, FarmStatus] = {}
+        """Each farm IB sent a notice about, by its name, with that last notice."""
 
     def _move(
         self, after: ConnectionState, actions: tuple[Action, ...], reason: str
@@ -139,11 +174,22 @@ class ConnectionMonitor:
                 ConnectionState.DISCONNECTED, (Action.HOLD_ORDERS, Action.RECONNECT), reason
             )
 
-    def on_code(self, code: int) -> Transition | None:
-        """Take an error or notice code that is not about one request."""
+    def on_code(self, code: int, text: str = "") -> Transition | None:
+        """Take an error or notice code that is not about one request.
+
+        Args:
+            code: IB's code.
+            text: IB's message, which names the farm of a farm notice
+                (``"Market data farm connection is OK:usfarm"``).
+        """
         with self._lock:
-            farm = _FARM_CODES.get(code)
+            idle = _IDLE_FARM_CODES.get(code)
+            farm = _FARM_CODES.get(code) or (None if idle is None else (idle, True))
             if farm is not None:
+                kind, up = farm
+                label = _farm_name(text) or kind.value
+                self.farm_status[label] = FarmStatus(label, kind, up, code)
+            if farm is not None and idle is None:
                 name, ok = farm
                 was = self.farms[name]
                 self.farms[name] = ok
@@ -153,7 +199,9 @@ class ConnectionMonitor:
                 return None
             if code in (1100, 2110):
                 return self._move(
-                    ConnectionState.IB_UNREACHABLE, (Action.HOLD_ORDERS,), f"code {code}"
+                    ConnectionState.IB_UNREACHABLE,
+                    (Action.HOLD_ORDERS,),
+                    f"code {code}: {_MEANINGS[code]}",
                 )
             if code == 1101:
                 return self._move(
@@ -193,6 +241,14 @@ class ConnectionMonitor:
         Notices, 399 (an order message) and 10167 (delayed data displayed) do.
         """
         return ConnectionMonitor.is_notice(code) or code in _WARNINGS
+
+
+def _farm_name(text: str) -> str:
+    """The farm a notice names: what follows its last colon (or, for 2107/2108, full stop)."""
+    for mark in (":", "."):
+        if mark in text:
+            return text.rsplit(mark, 1)[1].strip()
+    return ""
 
 
 @final

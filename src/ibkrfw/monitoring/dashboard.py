@@ -95,6 +95,17 @@ def prometheus_text(snap: dict[str, Any]) -> str:
     gauge("ibkrfw_pnl_today", "Profit and loss since the day began.", [("", snap.get("pnl_today"))])
     gauge("ibkrfw_drawdown_ratio", "Equity below its peak, as a fraction.",
           [("", snap.get("drawdown"))])  # fmt: skip
+    pnl = snap.get("pnl") or {}
+    gauge("ibkrfw_pnl_realized", "Profit realised since the run began, before commissions.",
+          [("", pnl.get("realized"))])  # fmt: skip
+    gauge("ibkrfw_pnl_unrealized", "Profit of the positions held, at the last prices.",
+          [("", pnl.get("unrealized"))])  # fmt: skip
+    gauge("ibkrfw_commission", "Commissions paid since the run began.",
+          [("", pnl.get("commission"))])  # fmt: skip
+    risk = snap.get("risk")
+    if risk:
+        gauge("ibkrfw_risk_status", "0 ok, 1 near a limit or past an alert level, 2 halted.",
+              [("", float(_STATUS.get(risk.get("status", "failing"), 2)))])  # fmt: skip
     positions = snap.get("positions", [])
     named = [(f'{{instrument="{_label(p["instrument"])}"}}', p) for p in positions]
     gauge("ibkrfw_position_quantity", "Signed quantity held.",
@@ -137,6 +148,11 @@ def prometheus_text(snap: dict[str, Any]) -> str:
                 [("", load["handled"])])  # fmt: skip
     gauge("ibkrfw_connected", "1 when connected to IB.",
           [("", 1.0 if snap.get("connection") == "connected" else 0.0)])  # fmt: skip
+    farms = (snap.get("connection_detail") or {}).get("farms", [])
+    if farms:
+        gauge("ibkrfw_farm_ok", "1 when IB's last notice said the data farm works.",
+              [(f'{{farm="{_label(f["name"])}",kind="{_label(f["kind"])}"}}',
+                1.0 if f["ok"] else 0.0) for f in farms])  # fmt: skip
     health = snap.get("health", {})
     gauge("ibkrfw_health_status", "0 ok, 1 degraded, 2 failing.",
           [("", float(_STATUS.get(health.get("status", "failing"), 2)))])  # fmt: skip

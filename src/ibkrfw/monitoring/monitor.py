@@ -11,11 +11,13 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
+import re
 import shutil
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal, final
 from zoneinfo import ZoneInfo
@@ -44,9 +46,11 @@ from ibkrfw.model.events import (
     TimerFired,
     TradingHalted,
 )
+from ibkrfw.model.fills import Fill
 from ibkrfw.model.orders import Order, Side
 from ibkrfw.monitoring.alerts import Alert, Alerter
-from ibkrfw.risk.monitor import RiskMonitor
+from ibkrfw.portfolio.portfolio import Portfolio, round_trips
+from ibkrfw.risk.monitor import DailyLossLimit, MaxDrawdownKillSwitch, RiskMonitor
 from ibkrfw.risk.rule import RiskRule
 
 __all__ = ["IB_NIGHTLY_RESET", "Check", "Health", "LiveMonitor"]
@@ -59,6 +63,16 @@ York time), as a quiet window for alerts. A TWS or Gateway set to restart itself
 time, and IB's weekend maintenance (Friday 23:00 to Saturday 03:00), need windows of their own."""
 
 Status = Literal["ok", "degraded", "failing"]
+_MODES = ("paper", "live", "sandbox", "backtest")
+_ZERO = Decimal(0)
+_NEAR = 0.8  # the share of a limit at which the risk check turns degraded
+_FARM_KINDS = {
+    "market_data": "market data",
+    "historical": "historical data",
+    "security_definition": "security definitions",
+}
+_CODE = re.compile(r"\bcode (\d+)")
+_HISTORY_ACTIONS = frozenset(("pause_history", "resume_history"))  # a farm notice's
 _RANK = {"ok": 0, "degraded": 1, "failing": 2}
 _NS = 1_000_000_000
 _COUNTED: dict[type, str] = {
@@ -103,7 +117,31 @@ class Health:
 
 
 def _iso(ns: int) -> str:
-    return dt.datetime.fromtimestamp(ns / _NS, tz=dt.UTC).isoformat(timespec="seconds")
+    """``ns`` as an ISO-8601 UTC time, to the second, ending in ``Z``."""
+    return dt.datetime.fromtimestamp(ns / _NS, tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _money(value: float) -> float | None:
+    return round(float(value), 2) if math.isfinite(value) else None
+
+
+def _age(seconds: float) -> str:
+    """A duration in words a reader takes in at once: ``"45 s"``, ``"12 min"``, ``"3.5 h"``."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7_200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3_600:.1f} h"
+
+
+def _bar_size(bar_ns: int) -> str:
+    """A feed's bar size in words: ``"1 day"``, ``"5 secs"``, ``"1 min"``."""
+    seconds = bar_ns // _NS
+    for unit, length in (("day", 86_400), ("hour", 3_600), ("min", 60)):
+        if seconds >= length and seconds % length == 0:
+            count = seconds // length
+            return f"{count} {unit}{'s' if count > 1 else ''}"
+    return f"{seconds} sec{'s' if seconds != 1 else ''}"
 
 
 def _is_exit(engine: Engine, order: Order) -> bool:
@@ -126,7 +164,12 @@ class LiveMonitor(EngineObserver):
 
     * **connection**: failing while disconnected (or IB unreachable) for longer than
       ``disconnect_after_s``, degraded before that;
-    * **data**: degraded when an instrument's last bar is older than ``stale_after_s``;
+    * **risk**: failing while a risk monitor's halt is in force (trading stopped by a rule:
+      ``/healthz`` then answers 503), degraded while a limit is used to 80 % or more, or
+      the drawdown or today's loss is past ``drawdown_alert`` or ``daily_loss_alert``;
+    * **data**: degraded when an instrument's last bar is older than ``stale_after_s``
+      (its age counted on the engine's clock from when the bar came, see
+      :meth:`snapshot`);
     * **heartbeat**: failing when the engine's loop has not reported for
       ``heartbeat_timeout_s`` (measured on the wall clock when the health is read);
     * **orders**: degraded when an order has waited more than ``ack_timeout_s`` for the
@@ -181,10 +224,15 @@ class LiveMonitor(EngineObserver):
             turns degraded.
         max_inbox: How many events may wait in the engine's inbox before it does (None:
             the engine's ``inbox_bound``).
+        mode: What the run is: ``"paper"``, ``"live"``, ``"sandbox"`` (IB's data, simulated
+            fills) or ``"backtest"``, shown in the snapshot. None: the broker says (an
+            :class:`~ibkrfw.ibkr.IBKRBroker`'s configured mode), or ``"backtest"`` for a run
+            that is not live, or unknown.
 
     Raises:
         ConfigError: if a quiet window or the time zone is malformed, ``max_lag_s`` is not a
-            positive number of seconds, or ``max_inbox`` not a whole number of at least 1.
+            positive number of seconds, ``max_inbox`` not a whole number of at least 1, or
+            ``mode`` not one of the four.
     """
 
     def __init__(
@@ -205,7 +253,14 @@ class LiveMonitor(EngineObserver):
         wall_clock: Callable[[], float] = time.monotonic,
         max_lag_s: float = 2.0,
         max_inbox: int | None = None,
+        mode: str | None = None,
     ) -> None:
+        if mode is not None and mode not in _MODES:
+            raise ConfigError(
+                f"LiveMonitor(mode={mode!r}): give what the run is, one of "
+                f"{', '.join(map(repr, _MODES))}, or None to learn it from the broker"
+            )
+        self.mode = mode
         if isinstance(max_lag_s, bool) or not (
             isinstance(max_lag_s, int | float) and 0 < max_lag_s < math.inf
         ):
@@ -256,7 +311,25 @@ class LiveMonitor(EngineObserver):
         self._late_alerted: set[int] = set()  # orders alerted as unacknowledged
         self._counts = dict.fromkeys(("submitted", "filled", "rejected", "denied", "cancelled"), 0)
         self._latencies: deque[float] = deque(maxlen=200)
-        self._fills: deque[dict[str, Any]] = deque(maxlen=20)
+        self._fills: deque[dict[str, Any]] = deque(maxlen=200)
+        self._received: dict[int, int] = {}  # a fill's time -> the engine's when it came
+        # what the portfolio's fills give (round trips, open trades' starts, realised P&L
+        # by currency), worked out again only when a fill is added
+        self._by_fills: tuple[int, list[dict[str, Any]], dict[Any, int], dict[str, float]] = (
+            -1,
+            [],
+            {},
+            {},
+        )
+        self._start_ns = 0  # the engine's clock when the run began
+        self._last_equity = math.nan  # the last equity seen: the next day starts from it
+        # instrument -> (its last bar's time, when it came: engine clock) / last quote
+        self._bars_seen: dict[str, tuple[int, int]] = {}
+        self._quotes: dict[str, tuple[float, float, int]] = {}  # bid, ask, when it came
+        self._ticks: dict[str, float] = {}  # the last trade's price
+        self._bar_sizes: dict[str, str] = {}
+        self._connection_code: int | None = None
+        self._reconnecting = False
         self._reconciled: Reconciled | None = None
         self._problems: dict[str, str] = {}
         self._stale_alerted: set[str] = set()
@@ -271,10 +344,33 @@ class LiveMonitor(EngineObserver):
     def on_start(self, engine: Engine) -> None:
         """Remember the engine; publish a first snapshot."""
         self.engine = engine
-        self._publish(engine, engine.clock.now_ns())
+        now = self._start_ns = self._connection_since = engine.clock.now_ns()
+        portfolio = engine.portfolio
+        if portfolio is not None and math.isfinite(equity := portfolio.equity):
+            self._last_equity = equity  # the first day's P&L counts from here
+        self._bar_sizes = {
+            inst.id: _bar_size(size)
+            for feed in engine.feeds
+            if (size := feed.bar_ns) is not None
+            for inst in feed.instruments
+        }
+        self._publish(engine, now)
 
     def on_event(self, engine: Engine, event: Event) -> None:
         """Follow orders, connection, reconciliation and risk; alert where needed."""
+        # market data: only remembered (cheaply: thousands of quotes a second), published
+        # with the heartbeat
+        if type(event) is QuoteReceived:
+            quote = event.quote
+            self._quotes[quote.instrument.id] = (quote.bid, quote.ask, engine.clock.now_ns())
+            return
+        if type(event) is BarReceived:
+            bar = event.bar
+            self._bars_seen[bar.instrument.id] = (bar.ts_ns, engine.clock.now_ns())
+            return
+        if type(event) is TickReceived:
+            self._ticks[event.tick.instrument.id] = event.tick.price
+            return
         counted = _COUNTED.get(type(event))
         if counted is not None:
             self._counts[counted] += 1
@@ -314,9 +410,12 @@ class LiveMonitor(EngineObserver):
                 )
             elif isinstance(event, OrderFilled):
                 fill = event.fill
+                came = engine.clock.now_ns()
+                self._received[fill.ts_ns] = came
                 self._fills.appendleft(
                     {
-                        "time": _iso(fill.ts_ns),
+                        "time": _iso(came),
+                        "exec_time": _iso(fill.ts_ns),
                         "order": fill.order_id,
                         "instrument": fill.instrument.id,
                         "side": str(fill.side),
@@ -330,7 +429,25 @@ class LiveMonitor(EngineObserver):
                 return  # overtaken: the broker and the feed report on their own threads
             self._connection_ts = event.ts_ns
             was = self._connection
-            self._connection, self._connection_reason = event.state, event.reason
+            self._connection = event.state
+            if event.actions and set(event.actions) <= _HISTORY_ACTIONS:
+                # a historical-data farm's notice (2105, 2106): not why the state is what it
+                # is (it carries the state as it stands, maybe one not reported yet)
+                if event.state != was:
+                    self._connection_reason, self._connection_code = "", None
+            else:
+                self._connection_reason = event.reason
+                found = _CODE.search(event.reason)
+                self._connection_code = int(found.group(1)) if found else None
+                # the adapter reconnects by itself after a lost socket, unless told not to
+                client = getattr(engine.broker, "client", None)
+                self._reconnecting = (
+                    event.state != "connected"
+                    and "reconnect" in event.actions
+                    and getattr(client, "reconnect", True) is not False
+                )
+            if event.state == "connected":
+                self._reconnecting = False
             if event.state != was:
                 self._connection_since = engine.clock.now_ns()
             if event.state == "connected":
@@ -373,13 +490,17 @@ class LiveMonitor(EngineObserver):
         elif isinstance(event, DataProblem):
             self._problems[event.instrument.id] = event.reason
             self._alert("data_problem", f"data problem: {event.instrument.id}", event.reason)
-        if not isinstance(event, QuoteReceived | TickReceived | BarReceived | TimerFired):
-            # market data is published with the heartbeat: thousands of quotes a second
-            # must not rebuild the snapshot each
+        if type(event) is not TimerFired:
             self._publish(engine, engine.clock.now_ns())
 
     def on_heartbeat(self, engine: Engine, now_ns: int) -> None:
-        """Record equity, check the thresholds, publish the snapshot."""
+        """Record equity, check the thresholds, publish the snapshot.
+
+        Everything is stamped with the engine's clock, read now: a live run's heartbeat at
+        the end of a time stamp carries that bar's time, which a replay (the fake TWS's
+        bars of years ago, under a run on the wall clock) sets far from the clock's.
+        """
+        now_ns = max(now_ns, engine.clock.now_ns())
         self._last_beat = self._wall()
         portfolio = engine.portfolio
         if portfolio is not None:
@@ -403,7 +524,68 @@ class LiveMonitor(EngineObserver):
 
     # --- reading, from any thread ---------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
-        """The latest state of the run, JSON-ready, with the health as of now."""
+        """The latest state of the run, JSON-ready, with the health as of now.
+
+        This is what the dashboard serves as ``/api/state``. Times are ISO-8601 UTC strings
+        (``"2026-12-04T16:30:05Z"``) on the engine's clock, the one clock of the run: the
+        wall clock in a live run, a bar's time in a backtest (and in a
+        :class:`~ibkrfw.testing.LiveSession`, whose clock follows the replayed bars).
+        ``ibkrfw run`` against ``ibkrfw fake-tws`` runs on the wall clock while the bars
+        it replays carry their own, older, times: those times show only where they are the
+        data's (a bar's ``last_bar_time``, a fill's ``exec_time``). Ages are seconds on the
+        engine's clock; money is in ``currency``, rounded to the cent. The keys:
+
+        * ``status`` (``"running"`` or ``"stopped"``), ``stopped``, ``strategy``, ``bars``
+          (bars handled);
+        * ``mode``: ``"paper"``, ``"live"``, ``"sandbox"``, ``"backtest"`` or None
+          (unknown); ``account``: the broker's account id (an IB broker's, once
+          connected; None otherwise); ``currency``: the account's base currency;
+        * ``time`` and ``clock``: the engine's time, its ``zone`` (``tz``), the time there
+          (``local``), the ``day`` "today" refers to, and ``source`` (``"engine"``);
+          ``updated``: when this snapshot was built, on the wall clock;
+        * ``connection`` (its state) and ``connection_detail``: ``state``, ``since`` (when
+          it entered it), ``reason``, IB's ``code`` (1100, 1101, 1102...; None if the
+          reason has none), ``farms`` (each data farm IB sent a notice about: ``name``,
+          ``kind``, ``ok``, ``code``) and ``reconnecting`` (the adapter is opening the
+          socket again);
+        * ``equity``, ``cash``, ``drawdown`` (below the peak, a share), ``pnl_today``, and
+          ``pnl``: the ``day``, its ``day_start_equity`` (the equity before the day began:
+          the previous day's close, or the run's start), ``today`` (equity minus that),
+          and since the run began ``realized`` (before commissions; other currencies at
+          today's rate), ``unrealized`` (of the positions held) and ``commission``; in a
+          run that started flat, ``realized + unrealized - commission`` is what equity
+          gained;
+        * ``positions``, ``orders`` (working), ``order_counts`` (by event), ``fills`` (the
+          last 200, newest first: ``time`` it came, the broker's ``exec_time``, ``order``
+          id, ``instrument``, ``side``, ``quantity``, ``price``, ``commission``),
+          ``fills_total``;
+        * ``trades``: round trips (see :func:`~ibkrfw.portfolio.round_trips`), newest first,
+          up to 100: the open ones (one per position: ``open`` true, ``unrealized``), then
+          the closed ones with ``exit_time``, ``exit_price``, ``pnl`` (before
+          commissions: they sum to ``pnl.realized`` when no position is partly closed),
+          ``net_pnl`` and ``commission``;
+        * ``data``: per instrument, its ``bar_size`` (as the feed asks for it), its last
+          bar's own time (``last_bar_time``) and age since it came (``last_bar_age_s``),
+          ``last_price``, the last ``bid`` and ``ask`` with when they came
+          (``quote_time``, ``quote_age_s``), and a ``status``: ``"fresh"``, ``"stale"``
+          (older than ``stale_after_s``), ``"problem"`` (the feed reported one, in
+          ``detail``) or ``"no data"``;
+        * ``risk``: the risk check's ``status``, ``drawdown`` and ``drawdown_limit`` (the
+          tightest :class:`~ibkrfw.risk.MaxDrawdownKillSwitch`'s, else
+          ``drawdown_alert``), ``daily_loss`` and ``daily_loss_limit`` (the tightest
+          :class:`~ibkrfw.risk.DailyLossLimit`'s as a share of the day's starting equity,
+          else ``daily_loss_alert``), ``near`` (the limits used to 80 % or more, in words)
+          and the ``halt`` in force (``rule``, ``reason``, ``time``, ``until``) or None;
+          ``limits``: every rule's use of its limits; ``halts``: every halt of the run;
+        * ``equity_curve``, ``latency_ms``, ``load`` (live runs), ``checks``,
+          ``health`` (with the heartbeat and disk checks as of now) and ``alerts`` (the
+          last 20 deliveries).
+
+        An instrument's bar age counts from when the bar came (or, for bars the run did
+        not receive live, from their time or the run's start, whichever is later): never
+        across two clocks, so bars of 2017 replayed under a run on the wall clock are fresh
+        while they keep coming, and stale ``stale_after_s`` after they stop.
+        """
         with self._lock:
             snap = dict(self._snapshot)
         snap["health"] = self.health(snap).to_dict()
@@ -446,7 +628,9 @@ class LiveMonitor(EngineObserver):
         self, kind: str, title: str, message: str = "", severity: str = "warning", key: str = ""
     ) -> None:
         if self.alerter is not None:
-            self.alerter.send(Alert(kind, title, message, severity, key))  # type: ignore[arg-type]
+            # stamped with the engine's clock, as everything else in the snapshot
+            now = self.engine.clock.now_ns() if self.engine is not None else 0
+            self.alerter.send(Alert(kind, title, message, severity, key, now))  # type: ignore[arg-type]
 
     def _track_equity(self, now_ns: int, equity: float) -> None:
         points = self._equity
@@ -456,7 +640,13 @@ class LiveMonitor(EngineObserver):
             points.append((now_ns, equity))
         day = dt.datetime.fromtimestamp(now_ns / _NS, tz=self.zone).date()
         if day != self._day:
-            self._day, self._day_start = day, equity
+            # A day starts from the last equity seen before it, the previous day's close (the
+            # run's starting equity on its first day), as IB's daily P&L does: starting it
+            # from its own first point would hide the first bar's move, all of it on bars of
+            # a day (one point a day).
+            last = self._last_equity
+            self._day, self._day_start = day, last if math.isfinite(last) else equity
+        self._last_equity = equity
         if equity > self._peak:
             self._peak = equity
             self._drawdown_alerted = False
@@ -499,7 +689,7 @@ class LiveMonitor(EngineObserver):
         self._disconnect_alerted = True
         self._alert(
             "disconnected",
-            f"IB {self._connection} for {down_s / 60:.0f} min",
+            f"IB {self._connection} for {_age(down_s)}",
             self._connection_reason,
             "critical",
         )
@@ -532,25 +722,44 @@ class LiveMonitor(EngineObserver):
         if self._late_alerted:
             self._late_alerted &= set(self._waiting)
 
-    def _stale(self, engine: Engine, now_ns: int) -> dict[str, float]:
-        """The instruments whose last bar is older than ``stale_after_s``, and its age (s)."""
+    def _last_bars(self, engine: Engine, now_ns: int) -> dict[str, tuple[int, float]]:
+        """Each instrument's last bar: its time, and its age in seconds.
+
+        The age is measured on the engine's clock, from when the bar came (a live feed's
+        bar), or from its time, or the run's start if later (a backtest's bar, or history
+        loaded before the run): never across two clocks, so a replay of old bars under a
+        run on the wall clock is as fresh as its bars keep coming.
+        """
         portfolio = engine.portfolio
-        found: dict[str, float] = {}
+        found: dict[str, tuple[int, float]] = {}
         if portfolio is None:
             return found
         for inst in engine.instruments:
-            last = portfolio.history(inst, 1).ts_ns
-            if len(last):
-                age = (now_ns - int(last[0])) / _NS
-                if age > self.stale_after_s:
-                    found[inst.id] = age
+            seen = self._bars_seen.get(inst.id)
+            if seen is not None:
+                bar_ns, came = seen
+            else:
+                last = portfolio.history(inst, 1).ts_ns
+                if not len(last):
+                    continue
+                bar_ns = int(last[0])
+                came = max(bar_ns, self._start_ns)
+            found[inst.id] = (bar_ns, max(0.0, (now_ns - came) / _NS))
         return found
+
+    def _stale(self, engine: Engine, now_ns: int) -> dict[str, float]:
+        """The instruments whose last bar is older than ``stale_after_s``, and its age (s)."""
+        return {
+            name: age
+            for name, (_, age) in self._last_bars(engine, now_ns).items()
+            if age > self.stale_after_s
+        }
 
     def _check_staleness(self, engine: Engine, now_ns: int) -> None:
         stale = {} if self._in_quiet(now_ns) else self._stale(engine, now_ns)
         for name, age in stale.items():
             if name not in self._stale_alerted:
-                self._alert("stale_data", f"no new bar of {name} for {age / 60:.0f} min")
+                self._alert("stale_data", f"no new bar of {name} for {_age(age)}")
         self._stale_alerted = set(stale)
 
     def _check_load(self, engine: Engine) -> None:
@@ -635,7 +844,9 @@ class LiveMonitor(EngineObserver):
         stale = self._stale(engine, now_ns)
         problems = [f"{k}: {v}" for k, v in self._problems.items()]
         if stale or problems:
-            detail = "; ".join([*(f"{s} stale" for s in stale), *problems])
+            detail = "; ".join(
+                [*(f"{s} stale: no new bar for {age:.0f} s" for s, age in stale.items()), *problems]
+            )
             checks.append(Check("data", "degraded", detail))
         else:
             checks.append(Check("data", "ok", "fresh"))
@@ -674,15 +885,277 @@ class LiveMonitor(EngineObserver):
         median = values[len(values) // 2]
         return f"acknowledged in {median * 1000:.0f} ms (median), {values[-1] * 1000:.0f} ms max"
 
+    def _mode(self, engine: Engine) -> str | None:
+        if self.mode is not None:
+            return self.mode
+        said = getattr(getattr(engine.broker, "config", None), "mode", None)  # IBKRBroker
+        if said in ("paper", "live"):
+            return str(said)
+        return None if engine.live else "backtest"
+
+    @staticmethod
+    def _clients(engine: Engine) -> list[Any]:
+        """The IB clients of the broker and the feeds (an IB adapter's ``client``), once each."""
+        found: list[Any] = []
+        for part in (engine.broker, *engine.feeds):
+            client = getattr(part, "client", None)
+            if client is not None and all(client is not c for c in found):
+                found.append(client)
+        return found
+
+    def _connection_detail(self, engine: Engine) -> dict[str, Any]:
+        farms: dict[str, dict[str, Any]] = {}
+        for client in self._clients(engine):
+            status = getattr(getattr(client, "monitor", None), "farm_status", None)
+            if isinstance(status, dict):
+                for farm in list(status.values()):
+                    kind = str(farm.kind)
+                    farms[farm.name] = {
+                        "name": farm.name,
+                        "kind": _FARM_KINDS.get(kind, kind),
+                        "ok": bool(farm.ok),
+                        "code": int(farm.code),
+                    }
+        since = self._connection_since
+        return {
+            "state": self._connection,
+            "since": _iso(since) if since else None,
+            "reason": self._connection_reason,
+            "code": self._connection_code,
+            "farms": [farms[name] for name in sorted(farms)],
+            "reconnecting": self._reconnecting,
+        }
+
+    def _clock(self, now_ns: int) -> dict[str, Any]:
+        local = dt.datetime.fromtimestamp(now_ns / _NS, tz=self.zone)
+        return {
+            "time": _iso(now_ns),
+            "zone": str(self.zone),
+            "local": local.strftime("%Y-%m-%d %H:%M:%S %Z"),
+            "day": local.date().isoformat(),
+            "source": "engine",
+        }
+
+    def _data(self, engine: Engine, now_ns: int, portfolio: Portfolio) -> list[dict[str, Any]]:
+        bars = self._last_bars(engine, now_ns)
+        rows = []
+        for inst in engine.instruments:
+            name = inst.id
+            bar = bars.get(name)
+            quote = self._quotes.get(name)
+            price = self._ticks.get(name, portfolio.price(inst))
+            bid, ask, quote_age = (math.nan, math.nan, None)
+            if quote is not None:
+                bid, ask = quote[0], quote[1]
+                quote_age = round(max(0.0, (now_ns - quote[2]) / _NS), 1)
+            age = None if bar is None else bar[1]
+            if name in self._problems:
+                status, detail = "problem", self._problems[name]
+            elif bar is None and quote is None:
+                status, detail = "no data", "no bar or quote yet"
+            elif age is not None and age > self.stale_after_s:
+                status = "stale"
+                detail = f"no new bar for {age:.0f} s (stale after {self.stale_after_s:g} s)"
+            else:
+                status, detail = "fresh", ""
+            rows.append(
+                {
+                    "instrument": name,
+                    "bar_size": self._bar_sizes.get(name),
+                    "last_bar_time": None if bar is None else _iso(bar[0]),
+                    "last_bar_age_s": None if age is None else round(age, 1),
+                    "last_price": price if math.isfinite(price) else None,
+                    "bid": bid if math.isfinite(bid) else None,
+                    "ask": ask if math.isfinite(ask) else None,
+                    "quote_time": None if quote is None else _iso(quote[2]),
+                    "quote_age_s": quote_age,
+                    "status": status,
+                    "detail": detail,
+                }
+            )
+        return rows
+
+    def _in_base(self, portfolio: Portfolio, amount: float, currency: str) -> float:
+        if currency == portfolio.base_currency or not amount:
+            return amount
+        try:
+            return amount * portfolio.rate(currency)
+        except Exception:  # no rate yet: the amount cannot be counted in the base currency
+            return math.nan
+
+    def _from_fills(
+        self, portfolio: Portfolio, fills: list[Fill]
+    ) -> tuple[list[dict[str, Any]], dict[Any, int], dict[str, float]]:
+        """Closed round trips (rows, newest first), open trades' starts, realised P&L."""
+        count, closed, opened, realized = self._by_fills
+        if count == len(fills):
+            return closed, opened, realized
+        received = self._received
+
+        def when(ts_ns: int) -> str:  # on the engine's clock, if the fill came as an event
+            return _iso(received.get(ts_ns, ts_ns))
+
+        closed = [
+            {
+                "instrument": t.instrument.id,
+                "side": "long" if t.side is Side.BUY else "short",
+                "quantity": float(t.quantity),
+                "entry_time": when(t.entry_ns),
+                "entry_price": float(t.entry_price),
+                "exit_time": when(t.exit_ns),
+                "exit_price": float(t.exit_price),
+                "pnl": round(float(t.gross_pnl), 2),
+                "net_pnl": round(float(t.pnl), 2),
+                "commission": round(float(t.commission), 2),
+                "open": False,
+            }
+            for t in reversed(round_trips(fills)[-100:])
+        ]
+        opened = {}
+        held: dict[Any, Decimal] = {}
+        realized = {}
+        for fill, amount in zip(fills, portfolio.realized_per_fill, strict=True):
+            inst = fill.instrument
+            before = held.get(inst, _ZERO)
+            after = held[inst] = before + fill.signed_quantity
+            if after and (not before or (before > 0) != (after > 0)):
+                opened[inst] = received.get(fill.ts_ns, fill.ts_ns)
+            realized[inst.currency] = realized.get(inst.currency, 0.0) + float(amount)
+        self._by_fills = (len(fills), closed, opened, realized)
+        return closed, opened, realized
+
+    def _pnl(self, portfolio: Portfolio, equity: float, fills: list[Fill]) -> dict[str, Any]:
+        by_currency = self._from_fills(portfolio, fills)[2]
+        realized = sum(
+            (
+                self._in_base(portfolio, amount, currency)
+                for currency, amount in by_currency.items()
+            ),
+            0.0,
+        )
+        unrealized = sum(
+            (
+                self._in_base(portfolio, p.unrealized_pnl, inst.currency)
+                for inst, p in portfolio.positions.items()
+            ),
+            0.0,
+        )
+        today = equity - self._day_start if math.isfinite(self._day_start) else 0.0
+        return {
+            "day": self._day.isoformat() if self._day is not None else None,
+            "day_start_equity": _money(self._day_start),
+            "today": _money(today),
+            "realized": _money(realized),
+            "unrealized": _money(unrealized),
+            "commission": _money(float(portfolio.commission)),
+        }
+
+    def _trade_rows(self, portfolio: Portfolio, fills: list[Fill]) -> list[dict[str, Any]]:
+        """Round trips, newest first: those open (one per position held), then those closed."""
+        closed, opened, _ = self._from_fills(portfolio, fills)
+        open_rows = [
+            {
+                "instrument": inst.id,
+                "side": "long" if p.quantity > 0 else "short",
+                "quantity": float(abs(p.quantity)),
+                "entry_time": _iso(opened[inst]) if inst in opened else None,
+                "entry_price": float(p.avg_price),
+                "exit_time": None,
+                "exit_price": None,
+                "pnl": None,
+                "unrealized": _money(p.unrealized_pnl),
+                "commission": None,
+                "open": True,
+            }
+            for inst, p in portfolio.positions.items()
+        ]
+        return [*open_rows, *closed][:100]
+
+    def _active_halt(self, engine: Engine, now_ns: int) -> TradingHalted | None:
+        for halt in reversed(engine.halts):
+            if halt.until_ns is None or now_ns < halt.until_ns:
+                return halt
+        return None
+
+    def _risk(
+        self, engine: Engine, now_ns: int, equity: float, limits: list[dict[str, Any]]
+    ) -> tuple[dict[str, Any], Check]:
+        """The ``risk`` key of the snapshot, and the health check of the same name."""
+        drawdown = 1 - equity / self._peak if self._peak > 0 and math.isfinite(equity) else 0.0
+        start = self._day_start
+        daily_loss = max(0.0, 1 - equity / start) if start > 0 and math.isfinite(equity) else 0.0
+        switches = [m for m in engine.risk_monitors if isinstance(m, MaxDrawdownKillSwitch)]
+        drawdown_limit = min((m.max_drawdown for m in switches), default=self.drawdown_alert)
+        daily: list[float] = []
+        for m in engine.risk_monitors:
+            if isinstance(m, DailyLossLimit):
+                if m.percent is not None:
+                    daily.append(m.percent)
+                if m.limit is not None and start > 0:
+                    daily.append(m.limit / start)
+        daily_limit = min(daily, default=self.daily_loss_alert)
+        near = [
+            f"{u['rule']}: {u['share']:.0%} of {u['measure']}"
+            for u in limits
+            if u["share"] is not None and u["share"] >= _NEAR
+        ]
+        halt = self._active_halt(engine, now_ns)
+        reasons = list(near)
+        if self.drawdown_alert is not None and drawdown >= self.drawdown_alert:
+            reasons.append(f"drawdown {drawdown:.1%}, past the alert level of "
+                           f"{self.drawdown_alert:.0%}")  # fmt: skip
+        if self.daily_loss_alert is not None and daily_loss >= self.daily_loss_alert:
+            reasons.append(f"daily loss {daily_loss:.1%}, past the alert level of "
+                           f"{self.daily_loss_alert:.0%}")  # fmt: skip
+        if halt is not None:
+            until = f" until {_iso(halt.until_ns)}" if halt.until_ns else " for the rest of the run"
+            check = Check(
+                "risk",
+                "failing",
+                f"trading halted by {halt.rule} at {_iso(halt.ts_ns)}{until}: {halt.reason}"
+                + "".join(f"; {r}" for r in reasons),
+            )
+        elif reasons:
+            check = Check("risk", "degraded", "; ".join(reasons))
+        else:
+            check = Check(
+                "risk",
+                "ok",
+                f"drawdown {drawdown:.1%}, daily loss {daily_loss:.1%}; no limit near",
+            )
+        risk = {
+            "status": check.status,
+            "drawdown": round(drawdown, 4),
+            "drawdown_limit": drawdown_limit,
+            "daily_loss": round(daily_loss, 4),
+            "daily_loss_limit": None if daily_limit is None else round(daily_limit, 4),
+            "near": near,
+            "halt": None
+            if halt is None
+            else {
+                "rule": halt.rule,
+                "reason": halt.reason,
+                "time": _iso(halt.ts_ns),
+                "until": _iso(halt.until_ns) if halt.until_ns else None,
+            },
+        }
+        return risk, check
+
     def _publish(self, engine: Engine, now_ns: int, *, stopped: bool = False) -> None:
         portfolio = engine.portfolio
+        checks = self._checks(engine, now_ns)
+        account = getattr(engine.broker, "client", None)  # an IBKRBroker's, once connected
         snap: dict[str, Any] = {
             "status": "stopped" if stopped else "running",
             "stopped": stopped,
             "time": _iso(now_ns),
+            "mode": self._mode(engine),
+            "account": (getattr(account, "account", "") or None) if account else None,
+            "currency": portfolio.base_currency if portfolio is not None else None,
+            "clock": self._clock(now_ns),
+            "updated": _iso(time.time_ns()),
             "strategy": engine.strategy.name,
             "bars": engine.bars_processed,
-            "checks": [attrs.asdict(c) for c in self._checks(engine, now_ns)],
             "fills": list(self._fills),
             "equity_curve": [{"t": _iso(t), "v": round(v, 2)} for t, v in self._equity],
             "halts": [
@@ -698,6 +1171,7 @@ class LiveMonitor(EngineObserver):
             "latency_ms": [round(x * 1000, 1) for x in list(self._latencies)[-50:]],
             "order_counts": dict(self._counts),
             "connection": self._connection,
+            "connection_detail": self._connection_detail(engine),
         }
         # controls (issue 21): whether new entries are taken, and why the run stopped
         trading = engine.trading
@@ -714,13 +1188,17 @@ class LiveMonitor(EngineObserver):
                 "ticks_conflated": self._ticks_conflated,
                 "behind": bool(self._behind),
             }
+        limits: list[dict[str, Any]] = []
+        equity = math.nan
         if portfolio is not None:
             equity = portfolio.equity
-            snap["equity"] = round(equity, 2) if math.isfinite(equity) else None
+            fills = portfolio.fills
+            snap["equity"] = _money(equity)
             snap["cash"] = round(float(portfolio.cash), 2)
-            snap["fills_total"] = len(portfolio.fills)
-            today = equity - self._day_start if math.isfinite(self._day_start) else 0.0
-            snap["pnl_today"] = round(today, 2) if math.isfinite(today) else None
+            snap["fills_total"] = len(fills)
+            pnl = self._pnl(portfolio, equity, fills)
+            snap["pnl"] = pnl
+            snap["pnl_today"] = pnl["today"]
             snap["drawdown"] = (
                 round(1 - equity / self._peak, 4)
                 if self._peak > 0 and math.isfinite(equity)
@@ -733,13 +1211,10 @@ class LiveMonitor(EngineObserver):
                     "avg_price": float(p.avg_price),
                     "price": p.market_price,
                     "value": round(portfolio.value(p), 2),
-                    "unrealized": round(p.unrealized_pnl, 2)
-                    if math.isfinite(p.unrealized_pnl)
-                    else None,
+                    "unrealized": _money(p.unrealized_pnl),
                 }
                 for inst, p in portfolio.positions.items()
             ]
-            limits = []
             watchers: list[RiskRule | RiskMonitor] = [
                 *engine.risk_rules,
                 *engine.account_rules,
@@ -758,6 +1233,12 @@ class LiveMonitor(EngineObserver):
                         }
                     )
             snap["limits"] = limits
+            snap["data"] = self._data(engine, now_ns, portfolio)
+            snap["trades"] = self._trade_rows(portfolio, fills)
+        risk, risk_check = self._risk(engine, now_ns, equity, limits)
+        snap["risk"] = risk
+        checks.insert(1, risk_check)  # after the connection's
+        snap["checks"] = [attrs.asdict(c) for c in checks]
         snap["orders"] = [
             {
                 "id": o.order_id,

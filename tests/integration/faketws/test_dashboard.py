@@ -56,6 +56,7 @@ def test_the_api_metrics_and_health_of_a_running_session() -> None:
             names = [c["name"] for c in state["health"]["checks"]]
             assert names == [
                 "connection",
+                "risk",
                 "data",
                 "orders",
                 "reconciliation",
