@@ -313,8 +313,10 @@ def _operations(
     ).start()
     try:
         monitor = LiveMonitor(
-            alerter=alerter, journal_dir=state_dir, **attrs.asdict(settings.monitor, recurse=False)
-        )
+            alerter=alerter, journal_dir=state_dir,
+            mode="sandbox" if getattr(args, "sandbox", False) else getattr(args, "mode", None),
+            **attrs.asdict(settings.monitor, recurse=False),
+        )  # fmt: skip
         folder = Path(state_dir) / "summaries"
         summary = DailySummary(
             monitor, alerter=alerter, directory=folder,

@@ -77,6 +77,7 @@ def test_keep_dashboard_serves_the_stopped_state_until_sigterm(tmp_path: Path) -
             assert state.get("stopped") is True, state
             assert state["status"] == "stopped"
             assert state["stop_reason"] == "duration reached (--duration 3)"
+            assert state["mode"] == "sandbox"  # the run says what it trades
             assert state["trading"]["state"] == "stopped"
             assert state["controls"]["last"]["action"] == "pause"
             time.sleep(1.0)  # still served, the process still alive
