@@ -9,6 +9,7 @@ width costs milliseconds, where a new Chromium costs a second or two.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import select
@@ -32,12 +33,14 @@ class Chromium:
     def __init__(self, executable: str, profile: Path) -> None:
         commands_read, self._commands = os.pipe()
         self._answers, answers_write = os.pipe()
-        # the shell puts the two pipes on the descriptors Chromium expects, then becomes it
+        # bash puts the two pipes on the descriptors Chromium expects, then becomes it (dash,
+        # Debian's sh, cannot redirect descriptors above 9)
         script = f'exec "$0" "$@" 3<&{commands_read} 4>&{answers_write}'
         self.log = profile.with_name(profile.name + "-chromium.log")
+        bash = shutil.which("bash") or "/bin/bash"
         with self.log.open("wb") as log:  # a file, not a pipe nobody reads that could fill up
             self.proc = subprocess.Popen(
-                ["/bin/sh", "-c", script, executable, *CHROMIUM_FLAGS, "--remote-debugging-pipe",
+                [bash, "-c", script, executable, *CHROMIUM_FLAGS, "--remote-debugging-pipe",
                  f"--user-data-dir={profile}", "--lang=en-US", "--hide-scrollbars", "about:blank"],
                 pass_fds=(commands_read, answers_write),
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
@@ -46,11 +49,16 @@ class Chromium:
         os.close(answers_write)
         self._buffer = b""
         self._next_id = 0
-        target = self.call("Target.createTarget", {"url": "about:blank"})["targetId"]
-        attached = self.call("Target.attachToTarget", {"targetId": target, "flatten": True})
-        self.session: str = attached["sessionId"]
-        self.page("Page.enable")
-        self.page("Runtime.enable")
+        self.session = ""
+        try:
+            target = self.call("Target.createTarget", {"url": "about:blank"})["targetId"]
+            attached = self.call("Target.attachToTarget", {"targetId": target, "flatten": True})
+            self.session = attached["sessionId"]
+            self.page("Page.enable")
+            self.page("Runtime.enable")
+        except BaseException:
+            self.close()
+            raise
 
     def call(
         self, method: str, params: dict[str, Any] | None = None, session: str | None = None
@@ -138,13 +146,11 @@ class Chromium:
 
     def close(self) -> None:
         """Quit Chromium."""
-        try:
+        with contextlib.suppress(RuntimeError, TimeoutError, OSError):
             self.call("Browser.close")
-        except (RuntimeError, TimeoutError, OSError):
-            pass
         try:
             self.proc.wait(10)
-        except subprocess.TimeoutExpired:
+        except subprocess.TimeoutExpired:  # our own child, by its pid
             self.proc.kill()
             self.proc.wait(10)
         os.close(self._commands)

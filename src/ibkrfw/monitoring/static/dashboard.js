@@ -179,6 +179,7 @@
     box.replaceChildren();
     if (status !== "ok" && reasons.length) {
       for (const r of reasons) { box.appendChild(el("div", r)); }
+      box.className = "reasons " + status;
       box.hidden = false;
     } else {
       box.hidden = true;
