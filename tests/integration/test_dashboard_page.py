@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import copy
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -340,3 +342,33 @@ def test_the_controls_send_the_token_as_a_header_and_flatten_needs_a_typed_confi
         t = show(browser, dashboard.url + "?token=" + TOKEN, 390, polls=1)
         assert "$IBKRFW_DASHBOARD_TOKEN" in t["controls"]
         assert browser.eval("document.querySelectorAll('#controls button').length") == 0
+
+
+TOOL = Path(__file__).parents[2] / "tools" / "dashboard_screenshot.py"
+
+
+def test_dashboard_screenshot_shoots_a_live_session_and_refuses_bad_input(
+    tmp_path: Path, chromium: str
+) -> None:
+    out = tmp_path / "docs" / "dashboard.png"
+    done = subprocess.run(
+        [sys.executable, str(TOOL), str(out), "--width", "390", "--height", "900", "--bars", "40"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == str(out)
+    from PIL import Image
+
+    with Image.open(out) as image:
+        assert image.size == (390, 900)
+    for args, message in [
+        (["--width", "100"], "--width 100 is narrower than any phone: give 320 or more"),
+        (["--bars", "0"], "--bars must be a positive whole number, not 0"),
+        (["--fixture", str(tmp_path / "none.json")], "cannot read a JSON state"),
+    ]:
+        bad = subprocess.run(
+            [sys.executable, str(TOOL), str(tmp_path / "x.png"), *args],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert bad.returncode == 2 and message in bad.stderr, bad.stderr
+        assert not (tmp_path / "x.png").exists()
