@@ -513,7 +513,8 @@
       { title: "at", num: true, value: r => fmtPrice(r.entry_price) },
       { title: "Exit", value: r => r.open ? "open" : fmtTime(r.exit_time, true) },
       { title: "at", num: true, value: r => fmtPrice(r.exit_price) },
-      { title: "P&L", num: true, value: r => r.open ? "" : fmtSigned(r.pnl), cls: r => signClass(r.pnl) },
+      { title: "P&L", num: true, value: r => fmtSigned(r.open ? r.unrealized : r.pnl),
+        cls: r => signClass(r.open ? r.unrealized : r.pnl) },
       { title: "Comm.", num: true, value: r => fmtMoney(r.commission) },
     ], s.trades || [], s.trades ? "no round trips yet" : "not reported by this version");
 
