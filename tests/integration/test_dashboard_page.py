@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from ibkrfw.monitoring import Dashboard
+from ibkrfw.monitoring import Dashboard, LiveMonitor
+from ibkrfw.testing import FakeTWS, LiveSession, ScriptedStrategy
 
 from .chromium_pipe import Chromium
 
@@ -224,6 +227,47 @@ def test_the_page_shows_a_run_its_disconnection_its_halt_and_its_stop(
         assert "duration reached" in browser.eval(
             "document.getElementById('stop-reason').textContent"
         )
+
+
+def test_the_page_of_a_live_session_against_the_fake_tws_running_then_stopped(
+    browser: Chromium, tmp_path: Path
+) -> None:
+    monitor = LiveMonitor(stale_after_s=10 * 86_400)
+    strategy = ScriptedStrategy({0: lambda ctx, bar: ctx.buy(bar.instrument, 10)})
+    with (
+        FakeTWS.from_sample(["ACME"]) as tws,
+        Dashboard(monitor, port=0, token_env=None) as dashboard,
+    ):
+        session = LiveSession(strategy, tws, observers=[monitor])
+        with session:
+            session.step(5)
+            with urllib.request.urlopen(dashboard.url + "api/state", timeout=10) as answer:
+                api = json.loads(answer.read())
+            mode = str(api["mode"]).upper() if api.get("mode") else "mode unknown"
+            for width in (1280, 390):
+                t = show(browser, dashboard.url, width)
+                # the page says what the run's state says
+                assert t["mode"] == mode and t["account"] == (api.get("account") or "unknown")
+                assert t["connection"].startswith("IB connected"), t["connection"]
+                assert t["trading"] == "trading active"
+                assert t["health-badge"] in ("ok", "degraded"), t["health-badge"]  # not failing
+                assert "ACME.SMART10" in t["positions"]
+                assert "filled1" in t["order-counts"]
+                assert re.search(r"bars handled[1-9]", t["order-counts"]), t["order-counts"]
+                assert "ACME.SMARTBUY10" in t["fills"]
+                assert t["stop-reason"] == ""
+                fits(browser)
+                browser.screenshot(tmp_path / f"dashboard-session-{width}.png")
+            session.stop()
+        # the dashboard outlives the run: the page shows that it stopped, and why
+        for width in (1280, 390):
+            t = show(browser, dashboard.url, width)
+            assert t["stop-reason"].startswith("stopped: "), t["stop-reason"]
+            assert t["trading"].startswith("STOPPED")
+            assert t["health-badge"] == "failing"
+            assert "the run has stopped" in t["checks"]
+            fits(browser)
+            browser.screenshot(tmp_path / f"dashboard-session-stopped-{width}.png")
 
 
 CHART_LABELS = """(() => {

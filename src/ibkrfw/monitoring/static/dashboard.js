@@ -143,7 +143,7 @@
     const conn = byId("connection");
     conn.replaceChildren();
     let text = CONNECTION[state] || String(state).replace(/_/g, " ");
-    if (!none(detail.code)) { text += " (" + detail.code + ")"; }
+    if (!none(detail.code) && state !== "connected") { text += " (" + detail.code + ")"; }
     if (detail.since) { text += " since " + fmtTime(detail.since, true); }
     const down = (detail.farms || []).filter(f => !f.ok);
     let level = state === "connected" ? "ok" : "bad";
