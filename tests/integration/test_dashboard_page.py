@@ -256,6 +256,9 @@ def test_the_page_of_a_live_session_against_the_fake_tws_running_then_stopped(
                 assert re.search(r"bars handled[1-9]", t["order-counts"]), t["order-counts"]
                 assert "ACME.SMARTBUY10" in t["fills"]
                 assert t["stop-reason"] == ""
+                chart = browser.eval(CHART_LABELS)
+                readable(chart)
+                assert len(chart["labels"]) >= 5 and chart["buys"] == 1
                 fits(browser)
                 browser.screenshot(tmp_path / f"dashboard-session-{width}.png")
             session.stop()
@@ -287,6 +290,16 @@ CHART_LABELS = """(() => {
 })()"""
 
 
+def readable(chart: dict[str, Any]) -> None:
+    """The chart's labels are inside it, none over another, and tell their ticks apart."""
+    for i, a in enumerate(chart["labels"]):
+        assert chart["left"] <= a["left"] and a["right"] <= chart["right"], a
+        for b in chart["labels"][i + 1 :]:
+            assert not _overlap(a, b), (a, b)
+    texts = [label["text"] for label in chart["labels"]]
+    assert len(set(texts)) == len(texts), texts
+
+
 def _overlap(a: dict[str, Any], b: dict[str, Any]) -> bool:
     return not (
         a["right"] <= b["left"]
@@ -310,10 +323,7 @@ def test_the_equity_chart_has_readable_axes_markers_and_a_drawdown_band_at_any_w
             texts = [label["text"] for label in chart["labels"]]
             assert any(":" in text for text in texts), texts  # a time axis (HH:MM)
             assert len([t for t in texts if ":" not in t]) >= 3, texts  # a value axis
-            for i, a in enumerate(chart["labels"]):
-                assert chart["left"] <= a["left"] and a["right"] <= chart["right"], a
-                for b in chart["labels"][i + 1 :]:
-                    assert not _overlap(a, b), (a, b)
+            readable(chart)
             assert (chart["buys"], chart["sells"], chart["band"]) == (4, 2, 1)
             fits(browser)
         # a resize redraws it at the new width

@@ -267,6 +267,7 @@
 
   function timeLabel(ms, stepS, spanS) {
     const p = parts(ms);
+    if (stepS >= 31536000) { return p.year; }
     if (stepS >= 86400) {
       return spanS > 300 * 86400 ? p.year + "-" + p.month : p.month + "-" + p.day;
     }
@@ -296,12 +297,17 @@
     lo = Math.floor(lo / stepY) * stepY;
     hi = Math.ceil(hi / stepY) * stepY;
     const digits = stepY >= 1 ? 0 : Math.min(6, Math.ceil(-Math.log10(stepY)));
-    const axisFmt = new Intl.NumberFormat(undefined, {
-      minimumFractionDigits: digits, maximumFractionDigits: digits,
-      notation: width < 500 && hi >= 1e5 ? "compact" : "standard",
-      ...(width < 500 && hi >= 1e5 ? { maximumSignificantDigits: 4 } : {}) });
-    const labelsY = [];
-    for (let v = lo; v <= hi + stepY / 2; v += stepY) { labelsY.push([v, axisFmt.format(v)]); }
+    const values = [];
+    for (let v = lo; v <= hi + stepY / 2; v += stepY) { values.push(v); }
+    const standard = new Intl.NumberFormat(undefined, {
+      minimumFractionDigits: digits, maximumFractionDigits: digits });
+    let labelsY = values.map(v => [v, standard.format(v)]);
+    if (width < 500 && hi >= 1e5) {
+      // short labels on a phone (1.02M), unless they would no longer tell the ticks apart
+      const compact = new Intl.NumberFormat(undefined, { notation: "compact", maximumSignificantDigits: 4 });
+      const short = values.map(v => [v, compact.format(v)]);
+      if (new Set(short.map(l => l[1])).size === short.length) { labelsY = short; }
+    }
     const longest = Math.max(...labelsY.map(l => l[1].length));
     const left = Math.min(110, 12 + 7 * longest), right = 12, top = 10, bottom = 24;
     const plotW = width - left - right, plotH = height - top - bottom;
@@ -317,8 +323,16 @@
       grid.appendChild(svgEl("text", { x: left - 6, y: Number(yy) + 4, class: "axis", "text-anchor": "end" }, text));
     }
     const spanS = span / 1000;
-    const want = Math.max(2, Math.floor(plotW / 110));
-    const stepS = TIME_STEPS_S.find(st => spanS / st <= want) || TIME_STEPS_S[TIME_STEPS_S.length - 1];
+    const want = Math.max(2, Math.floor(plotW / 95));
+    const ticks = st => Math.floor(t1 / (st * 1000)) - Math.ceil(t0 / (st * 1000)) + 1;
+    const year = TIME_STEPS_S[TIME_STEPS_S.length - 1];
+    const steps = TIME_STEPS_S.concat([2, 5, 10, 20, 50, 100].map(n => n * year));
+    let k = steps.findIndex(st => ticks(st) <= want);
+    if (k < 0) { k = steps.length - 1; }
+    if (ticks(steps[k]) < 2 && k > 0 && ticks(steps[k - 1]) <= want + 1) {
+      k -= 1;  // one tick says little: a finer step, if its labels still fit
+    }
+    const stepS = steps[k];
     const stepMs = stepS * 1000;
     for (let t = Math.ceil(t0 / stepMs) * stepMs; t <= t1; t += stepMs) {
       const xx = x(t);
