@@ -397,6 +397,55 @@ def test_the_controls_send_the_token_as_a_header_and_flatten_needs_a_typed_confi
         assert answer.startswith("flatten: "), answer
 
 
+def test_the_page_pauses_and_flattens_a_live_session_with_the_token(
+    browser: Chromium, tmp_path: Path
+) -> None:
+    if not hasattr(Dashboard, "control"):
+        pytest.skip("this dashboard has no controls (POST /api/control/...) yet")
+    monitor = LiveMonitor(stale_after_s=10 * 86_400)
+    strategy = ScriptedStrategy({0: lambda ctx, bar: ctx.buy(bar.instrument, 10)})
+    with FakeTWS.from_sample(["ACME"]) as tws:
+        session = LiveSession(strategy, tws, observers=[monitor])
+        with session:
+            session.step(3)
+            with Dashboard(monitor, port=0, token=TOKEN, refresh_s=0.3) as dashboard:
+                show(browser, dashboard.url + "?token=" + TOKEN, 1280, polls=2)
+                browser.eval(
+                    "document.getElementById('control-reason').value = 'news at 14:00';"
+                    "document.getElementById('control-pause').click()"
+                )
+                answer = browser.wait(
+                    "(e => e && !e.textContent.includes('sending') && e.textContent)"
+                    "(document.getElementById('control-answer'))"
+                )
+                assert answer.startswith("pause: accepted"), answer
+                session.step(1)
+                browser.wait(
+                    "document.getElementById('trading').textContent"
+                    " === 'PAUSED by operator: news at 14:00'"
+                )
+                assert browser.eval("document.getElementById('control-pause').disabled")
+                assert not browser.eval("document.getElementById('control-resume').disabled")
+                browser.eval("document.getElementById('control-flatten').click()")
+                browser.eval(
+                    "(() => { const i = document.getElementById('flatten-typed');"
+                    " i.value = 'flatten'; i.dispatchEvent(new Event('input'));"
+                    " document.getElementById('flatten-go').click(); })()"
+                )
+                answer = browser.wait(
+                    "(e => e && e.textContent.startsWith('flatten') &&"
+                    " !e.textContent.includes('sending') && e.textContent)"
+                    "(document.getElementById('control-answer'))"
+                )
+                assert answer.startswith("flatten: accepted"), answer
+                session.step(2)
+                browser.wait("document.getElementById('positions').textContent.includes('flat')")
+                last = browser.eval("document.getElementById('controls').textContent")
+                assert "last action: flatten" in last, last
+                browser.screenshot(tmp_path / "dashboard-controls-1280.png")
+            session.stop()
+
+
 TOOL = Path(__file__).parents[2] / "tools" / "dashboard_screenshot.py"
 
 
