@@ -42,9 +42,9 @@ def running() -> dict[str, Any]:
 def disconnected() -> dict[str, Any]:
     s = running()
     reason = "1100 connectivity between IB and TWS lost"
-    s["connection"] = "disconnected"
+    s["connection"] = "ib_unreachable"
     s["connection_detail"] = {
-        "state": "disconnected", "since": "2026-12-04T16:03:10Z", "reason": reason,
+        "state": "ib_unreachable", "since": "2026-12-04T16:03:10Z", "reason": reason,
         "code": 1100, "reconnecting": True,
         "farms": [{"name": "usfarm", "kind": "market data", "ok": False, "code": 2103}],
     }  # fmt: skip
@@ -261,6 +261,19 @@ def test_the_page_of_a_live_session_against_the_fake_tws_running_then_stopped(
                 assert len(chart["labels"]) >= 5 and chart["buys"] == 1
                 fits(browser)
                 browser.screenshot(tmp_path / f"dashboard-session-{width}.png")
+            # IB loses its connectivity (1100): the header says so at once, then that it is back
+            tws.connectivity_lost()
+            connection = "document.getElementById('connection')"
+            lost = browser.wait(
+                f"!{connection}.textContent.startsWith('IB connected') && {connection}.textContent"
+            )
+            assert browser.eval(f"{connection}.className") == "conn bad", lost
+            if api.get("connection_detail"):
+                assert lost.startswith("IB connectivity lost (1100) since "), lost
+            fits(browser)
+            browser.screenshot(tmp_path / "dashboard-session-disconnected-390.png")
+            tws.connectivity_restored(data_kept=True)
+            browser.wait(f"{connection}.textContent.startsWith('IB connected')")
             session.stop()
         # the dashboard outlives the run: the page shows that it stopped, and why
         for width in (1280, 390):

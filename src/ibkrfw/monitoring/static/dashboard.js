@@ -126,10 +126,11 @@
   }
 
   // --- header -----------------------------------------------------------------------------
-  const CONNECTION = {
-    connected: "IB connected", disconnected: "IB connectivity lost",
-    ib_unreachable: "IB unreachable", reconnecting: "reconnecting to IB",
-    connecting: "connecting to IB",
+  const CONNECTION = {  // the states of ibkrfw.ibkr.ConnectionState
+    connected: "IB connected",
+    ib_unreachable: "IB connectivity lost",       // TWS is up but lost IB's servers (1100, 2110)
+    disconnected: "disconnected from TWS",        // no socket to TWS or the Gateway
+    connecting: "connecting to TWS",
   };
 
   function renderHeader(s) {
