@@ -3,11 +3,12 @@
 Usage::
 
     python tools/dashboard_screenshot.py OUT.png [--width 1280] [--height 1400]
-        [--bars 150] [--fixture tests/fixtures/dashboard_state.json]
+        [--bars 110] [--fixture tests/fixtures/dashboard_state.json]
 
 By default it runs a short live session against the fake TWS (a moving-average crossover on
 two sample stocks, with a position limit and the paper mode), serves its dashboard on
-127.0.0.1 and shoots the page with headless Chromium: the picture shows what the code of this
+127.0.0.1 with a throwaway token (so the controls show) and shoots the page with headless
+Chromium: the picture shows what the code of this
 checkout shows, so it does not go stale. ``--fixture`` serves a saved ``/api/state`` instead
 (the test fixture has every key filled in). Needs ``chromium`` on PATH
 (``bash tools/ensure-chromium.sh``). Exits 0 and prints OUT on success; 1 with the reason
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import secrets
 import shutil
 import subprocess
 import sys
@@ -112,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("out", type=Path, help="the PNG to write")
     parser.add_argument("--width", type=int, default=1280, help="window width in CSS pixels")
     parser.add_argument("--height", type=int, default=1400, help="window height in CSS pixels")
-    parser.add_argument("--bars", type=int, default=150, help="bars the session replays")
+    parser.add_argument("--bars", type=int, default=110, help="bars the session replays")
     parser.add_argument("--fixture", type=Path, help="serve this saved /api/state instead")
     args = parser.parse_args(argv)
     for name in ("width", "height", "bars"):
@@ -132,11 +134,13 @@ def main(argv: list[str] | None = None) -> int:
             with Dashboard(_Fixed(state), port=0, token_env=None) as dashboard:  # type: ignore[arg-type]
                 shoot(dashboard.url, args.out, args.width, args.height)
         else:
+            # a throwaway token turns the controls on; the page takes it off its address
+            token = secrets.token_urlsafe(32)
             with (
                 _session_monitor(args.bars) as monitor,
-                Dashboard(monitor, port=0, token_env=None) as dashboard,
+                Dashboard(monitor, port=0, token=token) as dashboard,
             ):
-                shoot(dashboard.url, args.out, args.width, args.height)
+                shoot(f"{dashboard.url}?token={token}", args.out, args.width, args.height)
     except RuntimeError as exc:
         print(f"dashboard_screenshot: {exc}", file=sys.stderr)
         return 1
