@@ -413,8 +413,6 @@ def test_the_controls_send_the_token_as_a_header_and_flatten_needs_a_typed_confi
 def test_the_page_pauses_and_flattens_a_live_session_with_the_token(
     browser: Chromium, tmp_path: Path
 ) -> None:
-    if not hasattr(Dashboard, "control"):
-        pytest.skip("this dashboard has no controls (POST /api/control/...) yet")
     monitor = LiveMonitor(stale_after_s=10 * 86_400)
     strategy = ScriptedStrategy({0: lambda ctx, bar: ctx.buy(bar.instrument, 10)})
     with FakeTWS.from_sample(["ACME"]) as tws:
