@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import datetime as dt
 import json
 import secrets
 import shutil
@@ -51,7 +52,10 @@ class _Fixed:
         self.state = state
 
     def snapshot(self) -> dict[str, Any]:
-        return copy.deepcopy(self.state)
+        state = copy.deepcopy(self.state)
+        # served as a running monitor's: built just now (else the page says it is not updated)
+        state["updated"] = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return state
 
     def health(self) -> _Health:
         return _Health(self.state["health"])

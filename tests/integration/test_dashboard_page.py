@@ -9,6 +9,7 @@ there too.
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import json
 import re
 import subprocess
@@ -36,6 +37,7 @@ TOKEN = "a-dashboard-token-of-32-characters"
 
 def running() -> dict[str, Any]:
     state: dict[str, Any] = json.loads(FIXTURE.read_text())
+    state["updated"] = "now"
     return state
 
 
@@ -108,7 +110,10 @@ class _StateMonitor:
         self.state = state
 
     def snapshot(self) -> dict[str, Any]:
-        return copy.deepcopy(self.state)
+        state = copy.deepcopy(self.state)
+        if state.get("updated") == "now":  # built just now, as a running monitor's is
+            state["updated"] = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return state
 
     def health(self) -> _Health:
         return _Health(self.state["health"])
@@ -218,14 +223,23 @@ def test_the_page_shows_a_run_its_disconnection_its_halt_and_its_stop(
             fits(browser)
             browser.screenshot(tmp_path / f"dashboard-stopped-{width}.png")
 
+        # the dashboard answers but the run has stopped publishing (a hung engine)
+        monitor.state = running()
+        monitor.state["updated"] = "2026-12-04T16:30:06Z"
+        t = show(browser, dashboard.url, 390)
+        assert t["updated"].startswith("updated "), t["updated"]
+        assert "; the state itself is " in t["updated"]
+        assert t["updated"].endswith(" old: the run is not publishing")
+        assert browser.eval("document.getElementById('updated').className") == "updated bad"
+
         # the server goes away: the page says so, and keeps what it last showed
         dashboard.stop()
         browser.wait("document.getElementById('updated').textContent.startsWith('unreachable')")
         assert browser.eval("document.getElementById('health-badge').textContent") == (
             "unreachable"
         )
-        assert "duration reached" in browser.eval(
-            "document.getElementById('stop-reason').textContent"
+        assert "the state itself is" not in browser.eval(
+            "document.getElementById('updated').textContent"
         )
 
 

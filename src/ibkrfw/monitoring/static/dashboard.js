@@ -21,6 +21,7 @@
   let last = null;          // the last state received
   let receivedAt = null;    // when (this browser's clock), for "updated 3 s ago"
   let failure = "";         // why the last poll failed, "" when it did not
+  let builtAgo = null;      // how old the state was when served (both on the server's clock)
   let polls = 0;
 
   // --- formatting -------------------------------------------------------------------------
@@ -218,6 +219,11 @@
     const ago = receivedAt === null ? "" : "updated " + fmtAge((Date.now() - receivedAt) / 1000) + " ago";
     if (failure) {
       e.textContent = "unreachable: " + failure + (ago ? " (last " + ago + ")" : "");
+      e.className = "updated bad";
+    } else if (builtAgo !== null && builtAgo > Math.max(10, 3 * refresh / 1000) && !(last && last.stopped)) {
+      // the dashboard answers, but the run has not published a state for a while
+      e.textContent = (ago || "updated") + "; the state itself is " + fmtAge(builtAgo) +
+        " old: the run is not publishing";
       e.className = "updated bad";
     } else {
       e.textContent = ago || "not updated yet";
@@ -711,6 +717,9 @@
       const s = await response.json();
       receivedAt = Date.now();
       failure = "";
+      const served = Date.parse(response.headers.get("Date") || "");
+      const built = parseTime(s.updated);
+      builtAgo = isFinite(served) && isFinite(built) ? Math.max(0, (served - built) / 1000) : null;
       render(s);
     } catch (err) {
       failure = err && err.message && err.message.startsWith("HTTP") ? err.message : "no answer";
