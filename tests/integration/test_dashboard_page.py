@@ -408,6 +408,15 @@ def test_the_controls_send_the_token_as_a_header_and_flatten_needs_a_typed_confi
         ]  # fmt: skip
         browser.eval("document.getElementById('control-flatten').click()")
         assert not browser.eval("document.getElementById('flatten-confirm').hidden")
+        # the confirmation, half typed, outlives a poll that rebuilds the panel (paused now)
+        browser.eval(
+            "(() => { const i = document.getElementById('flatten-typed'); i.value = 'flat';"
+            " i.dispatchEvent(new Event('input')); })()"
+        )
+        state["trading"] = {"state": "paused", "reason": "", "since": None, "by": "operator"}
+        browser.wait("document.getElementById('control-resume').disabled === false")
+        assert browser.eval("document.getElementById('flatten-typed').value") == "flat"
+        assert browser.eval("document.getElementById('flatten-go').disabled")
         confirm = browser.eval("document.getElementById('flatten-confirm').textContent")
         assert "Type flatten to confirm" in confirm
         assert browser.eval("document.getElementById('flatten-go').disabled")

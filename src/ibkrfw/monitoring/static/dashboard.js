@@ -572,6 +572,7 @@
   // --- controls ---------------------------------------------------------------------------
   let controlsBuilt = "";   // what the panel was built for, so a poll does not rebuild it
   let answer = null;        // the answer to the last action sent from this page
+  let confirming = null;    // what is typed in flatten's confirmation while it is open, else null
 
   const ACTIONS = {
     pause: "Pause new orders", resume: "Resume", cancel_all: "Cancel all orders", flatten: "Flatten all…",
@@ -653,6 +654,7 @@
       p.id = "control-answer";
       box.appendChild(p);
     }
+    if (confirming !== null && !stopped) { confirmFlatten(); }  // a poll rebuilt the panel
     if (controls.last) {
       const l = controls.last;
       box.appendChild(el("p", "last action: " + l.action + " at " + fmtTime(l.time, true) + ": " +
@@ -668,6 +670,8 @@
 
   function confirmFlatten() {
     const box = byId("flatten-confirm");
+    if (!box) { confirming = null; return; }
+    if (confirming === null) { confirming = ""; }
     box.replaceChildren();
     box.appendChild(el("p", "Flatten sends market orders to close every position and cancels the " +
                         "working orders. Type flatten to confirm.", "warn"));
@@ -676,18 +680,21 @@
     input.type = "text";
     input.autocomplete = "off";
     input.placeholder = "flatten";
+    input.value = confirming;
     const go = el("button", "Confirm flatten", "btn flatten");
     go.type = "button";
     go.id = "flatten-go";
-    go.disabled = true;
-    input.addEventListener("input", () => { go.disabled = input.value.trim().toLowerCase() !== "flatten"; });
+    const typed = () => input.value.trim().toLowerCase() === "flatten";
+    go.disabled = !typed();
+    input.addEventListener("input", () => { confirming = input.value; go.disabled = !typed(); });
     go.addEventListener("click", () => {
-      if (input.value.trim().toLowerCase() !== "flatten") { return; }
+      if (!typed()) { return; }
+      confirming = null;
       send("flatten", Object.assign({ confirm: "flatten" }, reasonPayload()));
     });
     const cancel = el("button", "Cancel", "btn");
     cancel.type = "button";
-    cancel.addEventListener("click", () => { box.hidden = true; box.replaceChildren(); });
+    cancel.addEventListener("click", () => { confirming = null; box.hidden = true; box.replaceChildren(); });
     box.append(input, go, cancel);
     box.hidden = false;
     input.focus();
@@ -706,7 +713,10 @@
   }
 
   let timer = null;
+  let inFlight = false, again = false;  // one poll at a time, so one chain of timers
   async function poll() {
+    if (inFlight) { again = true; return; }
+    inFlight = true;
     window.clearTimeout(timer);
     try {
       const response = await fetch("api/state", { cache: "no-store", headers: auth });
@@ -730,7 +740,9 @@
     } finally {
       polls += 1;
       body.dataset.polls = String(polls);
-      timer = window.setTimeout(poll, refresh);
+      inFlight = false;
+      timer = window.setTimeout(poll, again ? 0 : refresh);
+      again = false;
     }
   }
 
