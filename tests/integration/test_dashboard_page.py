@@ -14,7 +14,6 @@ import json
 import re
 import subprocess
 import sys
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from typing import Any
 import pytest
 
 from ibkrfw.monitoring import Dashboard, LiveMonitor
+from ibkrfw.risk import MaxDrawdownKillSwitch
 from ibkrfw.testing import FakeTWS, LiveSession, ScriptedStrategy
 
 from .chromium_pipe import Chromium
@@ -255,15 +255,17 @@ def test_the_page_of_a_live_session_against_the_fake_tws_running_then_stopped(
         session = LiveSession(strategy, tws, observers=[monitor])
         with session:
             session.step(5)
-            with urllib.request.urlopen(dashboard.url + "api/state", timeout=10) as answer:
-                api = json.loads(answer.read())
-            mode = str(api["mode"]).upper() if api.get("mode") else "mode unknown"
             for width in (1280, 390):
                 t = show(browser, dashboard.url, width)
-                # the page says what the run's state says
-                assert t["mode"] == mode and t["account"] == (api.get("account") or "unknown")
+                assert t["mode"] == "PAPER" and t["account"] == "DU1234567"
                 assert t["connection"].startswith("IB connected"), t["connection"]
                 assert t["trading"] == "trading active"
+                # the replay's clock, the run's one clock, in the monitor's zone
+                assert t["clock"] == "engine time, America/New_York 2015-01-08 00:00:00 EST"
+                assert t["pnl-day"] == "2015-01-08 (USD)"
+                data = r"ACME\.SMARTfresh00:00:00 \(5 secs\)[\d.]+ s"
+                assert re.search(data, t["data"]), t["data"]
+                assert "risk ok" in t["risk"] and "Drawdown" in t["risk"]
                 assert t["health-badge"] in ("ok", "degraded"), t["health-badge"]  # not failing
                 assert "ACME.SMART10" in t["positions"]
                 assert "filled1" in t["order-counts"]
@@ -282,8 +284,7 @@ def test_the_page_of_a_live_session_against_the_fake_tws_running_then_stopped(
                 f"!{connection}.textContent.startsWith('IB connected') && {connection}.textContent"
             )
             assert browser.eval(f"{connection}.className") == "conn bad", lost
-            if api.get("connection_detail"):
-                assert lost.startswith("IB connectivity lost (1100) since "), lost
+            assert lost.startswith("IB connectivity lost (1100) since "), lost
             fits(browser)
             browser.screenshot(tmp_path / "dashboard-session-disconnected-390.png")
             tws.connectivity_restored(data_kept=True)
@@ -292,12 +293,47 @@ def test_the_page_of_a_live_session_against_the_fake_tws_running_then_stopped(
         # the dashboard outlives the run: the page shows that it stopped, and why
         for width in (1280, 390):
             t = show(browser, dashboard.url, width)
-            assert t["stop-reason"].startswith("stopped: "), t["stop-reason"]
-            assert t["trading"].startswith("STOPPED")
+            assert t["stop-reason"] == (
+                "stopped: stopped by Engine.stop() (at 2015-01-08 00:00:00 engine time)"
+            )
+            assert t["trading"] == "STOPPED: stopped by Engine.stop()"
             assert t["health-badge"] == "failing"
             assert "the run has stopped" in t["checks"]
             fits(browser)
             browser.screenshot(tmp_path / f"dashboard-session-stopped-{width}.png")
+
+
+def test_the_page_of_a_live_session_halted_by_its_drawdown_kill_switch(
+    browser: Chromium, tmp_path: Path
+) -> None:
+    monitor = LiveMonitor(stale_after_s=10 * 86_400)
+    strategy = ScriptedStrategy({0: lambda ctx, bar: ctx.buy(bar.instrument, 5000)})
+    switch = MaxDrawdownKillSwitch(max_drawdown=0.01)
+    with (
+        FakeTWS.from_sample(["ACME"]) as tws,
+        Dashboard(monitor, port=0, token_env=None) as dashboard,
+    ):
+        session = LiveSession(strategy, tws, observers=[monitor], risk_monitors=[switch])
+        with session:
+            for _ in range(20):
+                session.step(1)
+                if monitor.snapshot()["halts"]:
+                    break
+            assert monitor.snapshot()["halts"], "the kill switch never halted"
+            for width in (1280, 390):
+                t = show(browser, dashboard.url, width)
+                assert t["mode"] == "PAPER"
+                assert t["trading"].startswith("HALTED by MaxDrawdownKillSwitch: equity "), t
+                assert t["health-badge"] == "failing"
+                assert "risk failing" in t["risk"]
+                assert "trading halted by MaxDrawdownKillSwitch" in t["risk"]
+                assert re.search(r"Drawdown[\d.]+ % of 1\.0 % \(\d+ %\)", t["risk"]), t["risk"]
+                assert "MaxDrawdownKillSwitch" in browser.eval(
+                    "document.getElementById('halts').textContent"
+                )
+                fits(browser)
+                browser.screenshot(tmp_path / f"dashboard-session-halted-{width}.png")
+            session.stop()
 
 
 CHART_LABELS = """(() => {
