@@ -67,6 +67,8 @@ def halted() -> dict[str, Any]:
     reason = "drawdown 15.30% reached the 15.00% limit"
     s.update(mode="live", account="U7654321", drawdown=0.153)
     s["risk"].update(status="failing", drawdown=0.153, near=[])
+    s["risk"]["halt"] = {"rule": "MaxDrawdownKillSwitch", "reason": reason,
+                         "time": "2026-12-04T16:20:00Z", "until": None}  # fmt: skip
     s["halts"] = [{"time": "2026-12-04T16:20:00Z", "rule": "MaxDrawdownKillSwitch",
                    "reason": reason, "until": None, "flatten": True}]  # fmt: skip
     s["trading"] = {"state": "halted", "reason": reason, "since": "2026-12-04T16:20:00Z",
@@ -169,7 +171,7 @@ def test_the_page_shows_a_run_its_disconnection_its_halt_and_its_stop(
             assert "denied1" in t["order-counts"] and "bars handled482" in t["order-counts"]
             assert "acknowledgement p50 / max13.3 / 30.4 ms" in t["order-counts"]
             assert "11:20:026ACME.SMARTBUY50100.701.00" in t["fills"]  # with the order id
-            assert "Realized" in t["positions"]
+            assert "open" in t["trades"] and "-81.00" in t["trades"]  # an open one: unrealized
             # a long health detail is shown whole, wrapped, never cut with "..."
             assert "drawdown 2.4% of a 15% limit" in t["checks"]
             assert browser.eval("getComputedStyle(document.querySelector("
