@@ -277,6 +277,9 @@ def test_the_page_of_a_live_session_against_the_fake_tws_running_then_stopped(
                 chart = browser.eval(CHART_LABELS)
                 readable(chart)
                 assert len(chart["labels"]) >= 5 and chart["buys"] == 1
+                # the replay's first point is its first bar's, not the clock's 0 before it (1970)
+                assert monitor.snapshot()["equity_curve"][0]["t"] == "2015-01-02T05:00:00Z"
+                assert not any(label["text"].startswith("19") for label in chart["labels"])
                 fits(browser)
                 browser.screenshot(tmp_path / f"dashboard-session-{width}.png")
             # IB loses its connectivity (1100): the header says so at once, then that it is back
