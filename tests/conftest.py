@@ -31,7 +31,7 @@ settings.load_profile(
 )
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def chromium() -> str:
     """Chromium's path, for the tests that render in it: skipped without it, failed under CI."""
     found = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -14,9 +14,10 @@ the sample data shipped with ibkrfw and the backtest getting started shows
   shows);
 - ``report.html``: the HTML report, as ``--report report.html`` writes it;
 - ``report.png``: the top of that report as headless Chromium shows it;
-- ``dashboard.png``: the dashboard, if ``tools/dashboard_screenshot.py`` exists.
+- ``dashboard.png`` and ``dashboard-phone.png``: the dashboard at 1280 and 390 px, if
+  ``tools/dashboard_screenshot.py`` exists.
 
-The last two need Chromium (``chromium`` or ``chromium-browser`` on PATH;
+The screenshots need Chromium (``chromium`` or ``chromium-browser`` on PATH;
 ``bash tools/ensure-chromium.sh`` installs it). Without it they are not made: under CI (``CI``
 set) that is an error (exit code 1), elsewhere a warning (the docs build, with ``-W``, then
 fails on it too). Images are PNGs of a fixed size, quantised to 256 colours, under 200 kB.
@@ -57,7 +58,10 @@ SIZES = {
     "report.png": (800, 720),
 }
 #: Every file this script writes (besides ``.key``).
-OUTPUTS = ("equity.png", "tearsheet.png", "report.html", "report.png", "dashboard.png")
+OUTPUTS = ("equity.png", "tearsheet.png", "report.html", "report.png", "dashboard.png",
+           "dashboard-phone.png")  # fmt: skip
+#: The dashboard's screenshots: name and the window ``tools/dashboard_screenshot.py`` shoots.
+DASHBOARDS = {"dashboard.png": (), "dashboard-phone.png": ("--width", "390", "--height", "1500")}
 DPI = 100
 TEARSHEET_WIDTH_IN = 10  # narrower, the title of its parameters would be cut
 MAX_BYTES = 200_000
@@ -181,19 +185,20 @@ def _screenshot(chromium: str, page: Path, shot: Path, work: Path) -> None:
 
 
 def _dashboard(out: Path) -> None:
-    """Run ``tools/dashboard_screenshot.py`` into ``out/dashboard.png``."""
-    target = out / "dashboard.png"
-    command = [sys.executable, str(DASHBOARD_SCRIPT), str(target)]
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=300)
-    except subprocess.TimeoutExpired as exc:
-        raise DocImagesError(f"{DASHBOARD_SCRIPT.name} took more than 300 s") from exc
-    if done.returncode != 0 or not target.is_file():
-        raise DocImagesError(
-            f"{DASHBOARD_SCRIPT.name} failed (exit code {done.returncode}): "
-            f"{(done.stdout + done.stderr).strip()[-1500:]}"
-        )
-    _optimise(target, None)
+    """Run ``tools/dashboard_screenshot.py`` into ``out``: each of :data:`DASHBOARDS`."""
+    for name, window in DASHBOARDS.items():
+        target = out / name
+        command = [sys.executable, str(DASHBOARD_SCRIPT), str(target), *window]
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+        except subprocess.TimeoutExpired as exc:
+            raise DocImagesError(f"{DASHBOARD_SCRIPT.name} took more than 300 s") from exc
+        if done.returncode != 0 or not target.is_file():
+            raise DocImagesError(
+                f"{DASHBOARD_SCRIPT.name} failed (exit code {done.returncode}): "
+                f"{(done.stdout + done.stderr).strip()[-1500:]}"
+            )
+        _optimise(target, None)
 
 
 def make(out: Path, *, force: bool = False, log: Callable[[str], None] = print) -> list[str]:
@@ -207,7 +212,7 @@ def make(out: Path, *, force: bool = False, log: Callable[[str], None] = print) 
     chromium = find_chromium()
     warnings: list[str] = []
     if chromium is None:
-        shots = "report.png and dashboard.png" if DASHBOARD_SCRIPT.is_file() else "report.png"
+        shots = "report.png and dashboard*.png" if DASHBOARD_SCRIPT.is_file() else "report.png"
         message = (
             "chromium is not installed (neither `chromium` nor `chromium-browser` is on PATH), "
             f"so the screenshots the docs show ({shots}) could not be made. "
@@ -223,7 +228,7 @@ def make(out: Path, *, force: bool = False, log: Callable[[str], None] = print) 
     if chromium is not None:
         expected.append("report.png")
         if DASHBOARD_SCRIPT.is_file():
-            expected.append("dashboard.png")
+            expected.extend(DASHBOARDS)
     if (
         not force
         and stamp.is_file()

@@ -11,7 +11,8 @@ Safe from the network by default:
 - A request in absolute form (``GET http://other.example/api/state``) is checked by the
   authority it names, which wins over the ``Host`` header (RFC 7230, section 5.4).
 - On any other address it needs an access token, which every request must carry (an
-  ``Authorization: Bearer`` header, or ``?token=`` for the page in a browser), and either TLS
+  ``Authorization: Bearer`` header, or ``?token=`` for the page in a browser; the page's script
+  and style, which hold nothing of the run, are served without it), and either TLS
   (a certificate and key) or the explicit, logged choice of plain HTTP. A token, wherever it
   is used, has at least 16 characters and no spaces around it; the request log never shows
   the value of ``?token=``, right or wrong.
@@ -721,6 +722,14 @@ def _handler(dashboard: Dashboard) -> type[BaseHTTPRequestHandler]:
             if self._misdirected(parts):
                 return
             query = parse_qs(parts.query)
+            # the page's script and style hold nothing of the run: served without the token,
+            # which the browser does not add to the page's own sub-requests
+            if parts.path == "/app.js":
+                self._send(200, _asset("dashboard.js"), "text/javascript; charset=utf-8")
+                return
+            if parts.path == "/app.css":
+                self._send(200, _asset("dashboard.css"), "text/css; charset=utf-8")
+                return
             if not dashboard.allowed(self.headers, query):
                 self._send(401, b"an access token is required\n", "text/plain; charset=utf-8")
                 return
@@ -730,10 +739,6 @@ def _handler(dashboard: Dashboard) -> type[BaseHTTPRequestHandler]:
                     b"__REFRESH_MS__", str(int(dashboard.refresh_s * 1000)).encode()
                 )
                 self._send(200, page, "text/html; charset=utf-8")
-            elif path == "/app.js":
-                self._send(200, _asset("dashboard.js"), "text/javascript; charset=utf-8")
-            elif path == "/app.css":
-                self._send(200, _asset("dashboard.css"), "text/css; charset=utf-8")
             elif path == "/api/state":
                 state = redact_json(dashboard.state())
                 body = json.dumps(state, default=lambda value: redact(str(value))).encode()

@@ -503,7 +503,8 @@ class LiveMonitor(EngineObserver):
         now_ns = max(now_ns, engine.clock.now_ns())
         self._last_beat = self._wall()
         portfolio = engine.portfolio
-        if portfolio is not None:
+        # a replay's clock stays at 0 until its first bar: no equity point (nor day) in 1970
+        if portfolio is not None and now_ns > 0:
             equity = portfolio.equity
             if math.isfinite(equity):
                 self._track_equity(now_ns, equity)
