@@ -31,6 +31,20 @@ settings.load_profile(
 )
 
 
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook: unknown (and unused) without it
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
+    """How many workers ``pytest -n auto`` (tox) starts: one a CPU this process may run on.
+
+    pytest-xdist counts physical cores through psutil when it is installed (dask brings it):
+    on a 2-vCPU machine that can be 1, and in a container it is the host's count. The CPUs
+    the process may run on (its affinity) are the ones it gets. PYTEST_XDIST_AUTO_NUM_WORKERS
+    still wins: None leaves it to pytest-xdist.
+    """
+    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS") or not hasattr(os, "sched_getaffinity"):
+        return None
+    return len(os.sched_getaffinity(0)) or None
+
+
 @pytest.fixture(scope="session")
 def chromium() -> str:
     """Chromium's path, for the tests that render in it: skipped without it, failed under CI."""

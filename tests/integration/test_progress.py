@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import io
 from pathlib import Path
 
@@ -74,8 +75,12 @@ def test_a_bad_min_bars_variable_is_a_config_error_naming_it(
     value: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(MIN_BARS_ENV, value)
+    frozen, thresholds = gc.get_freeze_count(), gc.get_threshold()  # 3.12 starts with some
     with pytest.raises(ConfigError, match=f"{MIN_BARS_ENV}='{value}' is not a whole number"):
         Engine(MovingAverageCrossover(), FEED, SimBroker()).run(progress=None)
+    # The refused run leaves the collector as it found it: nothing more frozen, the same
+    # thresholds (it once left everything frozen, and each later run paid to count them).
+    assert (gc.get_freeze_count(), gc.get_threshold()) == (frozen, thresholds)
 
 
 def test_sweeps_show_a_line_per_state_and_nothing_when_quiet(

@@ -1365,6 +1365,9 @@ class Engine:
         self._want_order = _overrides(strategy, "on_order")
         self._want_fill = _overrides(strategy, "on_fill")
 
+        # The progress bar first: it may refuse (a bad IBKRFW_PROGRESS_MIN_BARS), and nothing
+        # may raise between tuning the collector and the try that puts it back.
+        meter = None if self.live or progress is False else self._meter(progress)
         thresholds = gc.get_threshold()
         frozen = self.tune_gc and gc.get_freeze_count() == 0
         if frozen:
@@ -1372,7 +1375,6 @@ class Engine:
         if self.tune_gc:
             gc.set_threshold(max(thresholds[0], _GC_THRESHOLD), *thresholds[1:])
         error: BaseException | None = None
-        meter = None if self.live or progress is False else self._meter(progress)
         try:
             self._running = True
             for observer in self.observers:

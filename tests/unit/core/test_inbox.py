@@ -201,12 +201,15 @@ def test_live_monitor_load_limits_are_checked(kwargs: dict[str, object], named: 
 
 def test_backtest_engine_reports_no_load() -> None:
     from ibkrfw import Engine
-    from ibkrfw.data import sample_feed
+    from ibkrfw.data import generate_bars
     from ibkrfw.monitoring import LiveMonitor
-    from ibkrfw.sim import SimBroker
+    from ibkrfw.sim import DataFrameFeed, SimBroker
 
+    # Sixty days are enough: the monitor rebuilds its snapshot on every bar.
+    bars = generate_bars(["ACME"], periods=60).drop(columns="symbol").set_index("timestamp")
     monitor = LiveMonitor()
-    Engine(Strategy(), sample_feed(["ACME"]), SimBroker(), observers=[monitor]).run()
+    Engine(Strategy(), DataFrameFeed(bars, Stock("ACME")), SimBroker(), observers=[monitor]).run()
+    assert len(monitor.snapshot()["equity_curve"]) == 60  # it did run, bar by bar
     snap = monitor.snapshot()
     assert "load" not in snap
     check = next(c for c in snap["health"]["checks"] if c["name"] == "load")
