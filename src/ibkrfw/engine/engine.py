@@ -1312,7 +1312,10 @@ class Engine:
             self.strategy.on_slice(self._ctx, bars)
             self._drain()
         if self.risk_monitors:
-            self._watch(ts)  # the account once every bar of ts was handled
+            # the account once every bar of ts was handled, at the run's time: a halt's
+            # time, its end and "today" are on the one clock of the run, which is the wall
+            # clock live, even when the bars are replayed history (ibkrfw fake-tws)
+            self._watch(self.clock.now_ns())
             self._drain()
         if self.observers:
             self._heartbeat(ts)
