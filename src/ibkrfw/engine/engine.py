@@ -460,6 +460,7 @@ class Engine:
         <message>"`` (secrets masked)."""
         self._pause: tuple[str, int] | None = None  # the operator's pause: reason, since
         self._commands: deque[tuple[Callable[[], str], Future[str]]] = deque()
+        self._commands_lock = threading.Lock()  # queueing a command vs the run's end
         self._running = False  # between the start of the loop and its end
         self._loop_thread = 0  # the thread that runs the loop (live or backtest)
         self._ended_ns: int | None = None
@@ -1080,7 +1081,12 @@ class Engine:
                 f"Engine.{action}: a backtest runs on its caller's thread and has no inbox "
                 "for commands from another thread; call it from the strategy or an observer"
             )
-        self._commands.append((work, future))
+        with self._commands_lock:  # not after the run's end has refused those waiting
+            if self._ended_ns is not None:
+                raise EngineError(
+                    f"Engine.{action}: the run has just ended; it takes no more commands"
+                )
+            self._commands.append((work, future))
         self.inbox.put(TimerFired(ts_ns=0, name=_CONTROL))
         return future
 
@@ -1486,8 +1492,9 @@ class Engine:
             self.stop_reason = why  # the error is why, whatever stop() was asked before
         elif self.stop_reason is None:
             self.stop_reason = "the data ended"
-        self._ended_ns = self.clock.now_ns()
-        self._running = False
+        with self._commands_lock:  # a command is queued before this, or refused
+            self._ended_ns = self.clock.now_ns()
+            self._running = False
         self._refuse_commands()
 
     def _book_fill(self, fill: Fill) -> None:

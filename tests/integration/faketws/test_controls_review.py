@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import http.client
 import json
+import threading
+import time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from ibkrfw import OrderDenied
 from ibkrfw.model.orders import OrderStatus, Side
 from ibkrfw.monitoring import Dashboard, LiveMonitor
 from ibkrfw.risk import Protection, StopLoss
@@ -77,3 +80,121 @@ def test_flatten_twice_before_the_first_fill_is_heard_closes_the_position_once(
         signed = sum((f.quantity if f.side is Side.BUY else -f.quantity for f in fills), Decimal(0))
         assert signed == 0 and len({f.fill_id for f in fills}) == len(fills)
         session.stop()
+
+
+def _wait(condition: Any, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_flatten_while_ib_is_unreachable_says_nothing_reached_ib_then_closes_once(
+    tmp_path: Path,
+) -> None:
+    strategy = ScriptedStrategy({0: lambda ctx, bar: ctx.buy(bar.instrument, 16)})
+    monitor = LiveMonitor(stale_after_s=10 * 86_400, journal_dir=tmp_path)
+    with (
+        FakeTWS.from_sample(["ACME"]) as tws,
+        Dashboard(monitor, port=0, token=TOKEN) as dashboard,
+        LiveSession(strategy, tws, observers=[monitor]) as session,
+    ):
+        engine = session.engine
+        session.step(2)
+        portfolio = engine.portfolio
+        assert portfolio is not None
+        inst = next(iter(portfolio.positions))
+        tws.connectivity_lost()  # 1100: TWS is up, IB is not; orders are held
+        assert _wait(lambda: dashboard.state()["connection"] != "connected")
+        status, answer = post(dashboard, "flatten", {"confirm": "flatten"})
+        assert status == 202, answer
+        assert "closing ACME.SMART 16" in answer["detail"]
+        assert "nothing has reached IB yet and the positions are not closed" in answer["detail"]
+        last = dashboard.state()["controls"]["last"]
+        assert "nothing has reached IB yet" in last["detail"]  # journalled and alerted so
+        journal = (tmp_path / "controls.jsonl").read_text()
+        assert "nothing has reached IB yet" in journal
+        status, answer = post(dashboard, "flatten", {"confirm": "flatten"})  # asked again
+        assert status == 202 and "not sent again" in answer["detail"], answer
+        tws.connectivity_restored(data_kept=True)
+        assert _wait(lambda: dashboard.state()["connection"] == "connected")
+        session.settle()
+        session.step(2)
+        assert _wait(lambda: portfolio.quantity(inst) == 0)
+        at_ib = [p.quantity for p in tws.market.portfolio.positions.values() if p.quantity]
+        assert at_ib == []
+        flattens = [o for o in engine.orders if o.request.tag == "flatten"]
+        assert [o.status for o in flattens] == [OrderStatus.FILLED]
+        session.stop()
+
+
+def test_a_reason_is_printable_and_its_secrets_never_reach_the_run(tmp_path: Path) -> None:
+    strategy = ScriptedStrategy(
+        {
+            0: lambda ctx, bar: ctx.buy(bar.instrument, 5),
+            2: lambda ctx, bar: ctx.buy(bar.instrument, 5),
+        }
+    )
+    monitor = LiveMonitor(stale_after_s=10 * 86_400, journal_dir=tmp_path)
+    with (
+        FakeTWS.from_sample(["ACME"]) as tws,
+        Dashboard(monitor, port=0, token=TOKEN) as dashboard,
+        LiveSession(strategy, tws, observers=[monitor]) as session,
+    ):
+        for reason in ("a\u2028b", "\u202eesrever", "bell\x7f", "tab\there"):
+            status, answer = post(dashboard, "pause", {"reason": reason})
+            assert status == 400, (reason, answer)
+            assert "without control or invisible characters" in answer["detail"]
+        status, answer = post(dashboard, "pause", {"reason": f"ünïcode ✓ key {TOKEN}"})
+        assert status == 202, answer
+        session.step(3)  # bars 0 and 2 buy: denied by the pause
+        trading = session.engine.trading
+        assert trading.state == "paused" and trading.reason.startswith("ünïcode ✓ key ")
+        assert TOKEN not in trading.reason
+        denied = [e for _, e in strategy.events if isinstance(e, OrderDenied)]
+        assert len(denied) == 2 and all(TOKEN not in d.reason for d in denied)
+        result = session.stop()
+    everything = (tmp_path / "controls.jsonl").read_text() + json.dumps(dashboard.state())
+    everything += " ".join(str(o.reason) for o in result.order_list if hasattr(o, "reason"))
+    assert TOKEN not in everything
+
+
+def test_concurrent_controls_are_each_answered_and_journalled_even_as_the_run_stops(
+    tmp_path: Path,
+) -> None:
+    monitor = LiveMonitor(stale_after_s=10 * 86_400, journal_dir=tmp_path)
+    answers: list[tuple[int, dict[str, Any]]] = []
+    lock = threading.Lock()
+    with (
+        FakeTWS.from_sample(["ACME"]) as tws,
+        Dashboard(monitor, port=0, token=TOKEN) as dashboard,
+        LiveSession(ScriptedStrategy({}), tws, observers=[monitor]) as session,
+    ):
+        session.step(2)
+
+        def hammer(worker: int) -> None:
+            for i in range(6):
+                action = ("pause", "resume", "cancel_all")[(worker + i) % 3]
+                got = post(dashboard, action, {"reason": f"worker {worker} #{i}"})
+                with lock:
+                    answers.append(got)
+
+        threads = [threading.Thread(target=hammer, args=(w,)) for w in range(6)]
+        for thread in threads:
+            thread.start()
+        time.sleep(0.1)
+        session.stop()  # while the threads still post
+        for thread in threads:
+            thread.join(30)
+        assert not any(thread.is_alive() for thread in threads)
+    assert len(answers) == 36
+    codes = {code for code, _ in answers}
+    assert codes <= {202, 409}, answers  # done, or refused because the run has ended
+    accepted = [a for code, a in answers if code == 202]
+    assert all(a["accepted"] for a in accepted)
+    # every accepted command was carried out (or refused as the run ended) and journalled
+    assert _wait(
+        lambda: len((tmp_path / "controls.jsonl").read_text().splitlines()) == len(accepted)
+    )
