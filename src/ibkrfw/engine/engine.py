@@ -1187,9 +1187,17 @@ class Engine:
             "operator: cancel all%s: %d order(s) cancelled, %d protective kept",
             f" ({reason})" if reason else "", len(cancel), len(kept),
         )  # fmt: skip
+        bare = sorted(  # the positions the protective orders among them leave uncovered
+            {o.instrument.id for o in cancel if self._is_protective(o) or self._live_exit(o)}
+        )
         for order in cancel:
             self._cancel(order)
         said = f"cancelling {len(cancel)} working order(s)"
+        if bare:
+            said += (
+                f", the protective ones among them: {', '.join(bare)} stay without a stop-loss "
+                "or target until the position changes"
+            )
         if kept:
             ids = ", ".join(str(o.order_id) for o in kept)
             said += (

@@ -112,17 +112,23 @@ def test_flatten_while_ib_is_unreachable_says_nothing_reached_ib_then_closes_onc
         assert status == 202, answer
         assert "closing ACME.SMART 16" in answer["detail"]
         assert "nothing has reached IB yet and the positions are not closed" in answer["detail"]
-        last = dashboard.state()["controls"]["last"]
-        assert "nothing has reached IB yet" in last["detail"]  # journalled and alerted so
-        journal = (tmp_path / "controls.jsonl").read_text()
-        assert "nothing has reached IB yet" in journal
+        # journalled (and alerted) so, as the engine's answer comes
+        assert _wait(lambda: dashboard.state()["controls"]["last"] is not None)
+        assert "nothing has reached IB yet" in dashboard.state()["controls"]["last"]["detail"]
+        journal = tmp_path / "controls.jsonl"
+        assert _wait(journal.exists)
+        assert "nothing has reached IB yet" in journal.read_text()
         status, answer = post(dashboard, "flatten", {"confirm": "flatten"})  # asked again
         assert status == 202 and "not sent again" in answer["detail"], answer
         tws.connectivity_restored(data_kept=True)
         assert _wait(lambda: dashboard.state()["connection"] == "connected")
-        session.settle()
-        session.step(2)
-        assert _wait(lambda: portfolio.quantity(inst) == 0)
+        flat = False
+        for _ in range(20):  # the held order goes out once the broker has released it
+            session.step(1)
+            if flat := _wait(lambda: portfolio.quantity(inst) == 0, timeout=0.2):
+                break
+        if not flat:
+            raise AssertionError([(o.order_id, o.request.tag, o.status) for o in engine.orders])
         at_ib = [p.quantity for p in tws.market.portfolio.positions.values() if p.quantity]
         assert at_ib == []
         flattens = [o for o in engine.orders if o.request.tag == "flatten"]
@@ -198,3 +204,30 @@ def test_concurrent_controls_are_each_answered_and_journalled_even_as_the_run_st
     assert _wait(
         lambda: len((tmp_path / "controls.jsonl").read_text().splitlines()) == len(accepted)
     )
+
+
+def test_cancel_all_with_the_protection_says_which_positions_it_leaves_bare(
+    tmp_path: Path,
+) -> None:
+    strategy = ScriptedStrategy({0: lambda ctx, bar: ctx.buy(bar.instrument, 16)})
+    monitor = LiveMonitor(stale_after_s=10 * 86_400, journal_dir=tmp_path)
+    with (
+        FakeTWS.from_sample(["ACME"]) as tws,
+        Dashboard(monitor, port=0, token=TOKEN) as dashboard,
+        LiveSession(
+            strategy, tws, observers=[monitor], protection=Protection(StopLoss.percent(0.5))
+        ) as session,
+    ):
+        session.step(2)
+        status, answer = post(dashboard, "cancel_all")
+        assert status == 202 and "kept 1 protective order(s)" in answer["detail"], answer
+        status, answer = post(dashboard, "cancel_all", {"include_protection": True})
+        assert status == 202, answer
+        assert answer["detail"] == (
+            "cancelling 1 working order(s), the protective ones among them: ACME.SMART stay "
+            "without a stop-loss or target until the position changes"
+        )
+        session.settle()
+        session.step(1)
+        assert session.engine.orders.active() == []
+        session.stop()
