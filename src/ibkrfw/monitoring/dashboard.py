@@ -398,14 +398,26 @@ class Dashboard:
                 reason, include_protection=bool(options.get("include_protection", False))
             )
         asked_ns = engine.clock.now_ns()
-        future.add_done_callback(lambda done: self._journal(action, reason, peer, asked_ns, done))
+        journalled = threading.Event()
+
+        def record(done: Future[str]) -> None:
+            try:
+                self._journal(action, reason, peer, asked_ns, done)
+            finally:
+                journalled.set()
+
+        future.add_done_callback(record)
         try:
             detail = future.result(_ANSWER_WAIT_S)
         except FutureTimeout:
             detail = "queued: the engine carries it out after the event in hand"
         except Exception as exc:  # the engine said why: journalled by the callback
+            journalled.wait(_ANSWER_WAIT_S)
             return {"action": action, "accepted": False, "detail": f"failed: {exc}"}
         else:
+            # the callback runs on the engine's thread once the result is set, which wakes
+            # this one too: the journal and controls.last are written before the answer goes
+            journalled.wait(_ANSWER_WAIT_S)
             detail += self._held(action)
         return {"action": action, "accepted": True, "detail": detail}
 

@@ -112,12 +112,9 @@ def test_flatten_while_ib_is_unreachable_says_nothing_reached_ib_then_closes_onc
         assert status == 202, answer
         assert "closing ACME.SMART 16" in answer["detail"]
         assert "nothing has reached IB yet and the positions are not closed" in answer["detail"]
-        # journalled (and alerted) so, as the engine's answer comes
-        assert _wait(lambda: dashboard.state()["controls"]["last"] is not None)
+        # journalled (and alerted) so, before the answer came
         assert "nothing has reached IB yet" in dashboard.state()["controls"]["last"]["detail"]
-        journal = tmp_path / "controls.jsonl"
-        assert _wait(journal.exists)
-        assert "nothing has reached IB yet" in journal.read_text()
+        assert "nothing has reached IB yet" in (tmp_path / "controls.jsonl").read_text()
         status, answer = post(dashboard, "flatten", {"confirm": "flatten"})  # asked again
         assert status == 202 and "not sent again" in answer["detail"], answer
         tws.connectivity_restored(data_kept=True)
