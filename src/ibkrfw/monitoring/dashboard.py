@@ -382,6 +382,11 @@ class Dashboard:
         engine = self.monitor.engine
         if engine is None:
             raise EngineError("the run has not started yet: nothing to control")
+        if engine.trading.state == "stopped":  # say why, not how to start an Engine
+            raise EngineError(
+                f"the run has stopped ({engine.stop_reason or 'no reason given'}): it takes "
+                "no more commands; start a new run to trade again"
+            )
         # masked before the engine keeps it: it shows in denials, the log and the run's result
         reason = redact(str(options.get("reason") or "from the dashboard"))
         log.warning("dashboard: the operator asks to %s (%s) from %s", action, reason,

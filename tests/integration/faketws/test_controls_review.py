@@ -192,6 +192,12 @@ def test_concurrent_controls_are_each_answered_and_journalled_even_as_the_run_st
         for thread in threads:
             thread.join(30)
         assert not any(thread.is_alive() for thread in threads)
+        status, answer = post(dashboard, "resume")
+        assert status == 409, answer
+        assert answer["detail"] == (
+            "the run has stopped (stopped by Engine.stop()): it takes no more commands; start "
+            "a new run to trade again"
+        )
     assert len(answers) == 36
     codes = {code for code, _ in answers}
     assert codes <= {202, 409}, answers  # done, or refused because the run has ended
