@@ -69,6 +69,9 @@ _OPTIONS = {  # the body's keys each action takes, besides "reason"
 }
 
 
+_TRADING = {"active": 0, "paused": 1, "halted": 2, "stopped": 3}  # ibkrfw_trading_state
+
+
 def _label(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
@@ -153,6 +156,10 @@ def prometheus_text(snap: dict[str, Any]) -> str:
         gauge("ibkrfw_farm_ok", "1 when IB's last notice said the data farm works.",
               [(f'{{farm="{_label(f["name"])}",kind="{_label(f["kind"])}"}}',
                 1.0 if f["ok"] else 0.0) for f in farms])  # fmt: skip
+    trading = (snap.get("trading") or {}).get("state")
+    if trading in _TRADING:  # whether new entries are taken: a pause is not in the health
+        gauge("ibkrfw_trading_state", "0 active, 1 paused (operator), 2 halted (risk), "
+              "3 stopped.", [("", float(_TRADING[trading]))])  # fmt: skip
     health = snap.get("health", {})
     gauge("ibkrfw_health_status", "0 ok, 1 degraded, 2 failing.",
           [("", float(_STATUS.get(health.get("status", "failing"), 2)))])  # fmt: skip

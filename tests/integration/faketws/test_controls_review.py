@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 from ibkrfw import OrderDenied
 from ibkrfw.model.orders import OrderStatus, Side
-from ibkrfw.monitoring import Dashboard, LiveMonitor
+from ibkrfw.monitoring import Dashboard, LiveMonitor, prometheus_text
 from ibkrfw.risk import Protection, StopLoss
 from ibkrfw.testing import FakeTWS, LiveSession, ScriptedStrategy
 
@@ -234,3 +234,20 @@ def test_cancel_all_with_the_protection_says_which_positions_it_leaves_bare(
         session.step(1)
         assert session.engine.orders.active() == []
         session.stop()
+
+
+def test_metrics_say_whether_trading_is_paused(tmp_path: Path) -> None:
+    monitor = LiveMonitor(stale_after_s=10 * 86_400, journal_dir=tmp_path)
+    with (
+        FakeTWS.from_sample(["ACME"]) as tws,
+        Dashboard(monitor, port=0, token=TOKEN) as dashboard,
+        LiveSession(ScriptedStrategy({}), tws, observers=[monitor]) as session,
+    ):
+        session.step(1)
+        assert "\nibkrfw_trading_state 0.0\n" in prometheus_text(monitor.snapshot())
+        assert post(dashboard, "pause")[0] == 202
+        text = prometheus_text(monitor.snapshot())
+        assert "\nibkrfw_trading_state 1.0\n" in text
+        assert "\nibkrfw_health_status 0.0\n" in text  # a pause is not a health problem
+        session.stop()
+        assert "\nibkrfw_trading_state 3.0\n" in prometheus_text(monitor.snapshot())
