@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from ibkrfw import OrderDenied
+from ibkrfw import OrderDenied, Stock
 from ibkrfw.model.orders import OrderStatus, Side
 from ibkrfw.monitoring import Dashboard, LiveMonitor, prometheus_text
 from ibkrfw.risk import Protection, StopLoss
-from ibkrfw.testing import FakeTWS, LiveSession, ScriptedStrategy
+from ibkrfw.testing import FakeTWS, LiveSession, ScriptedStrategy, bars_frame
 
 TOKEN = "review-t0ken-0123456789"
 
@@ -251,3 +251,31 @@ def test_metrics_say_whether_trading_is_paused(tmp_path: Path) -> None:
         assert "\nibkrfw_health_status 0.0\n" in text  # a pause is not a health problem
         session.stop()
         assert "\nibkrfw_trading_state 3.0\n" in prometheus_text(monitor.snapshot())
+
+
+def test_an_instrument_that_never_gets_a_bar_goes_stale(tmp_path: Path) -> None:
+    acme, bolt = Stock("ACME"), Stock("BOLT")
+    data = {
+        acme: bars_frame([(10, 11, 9, 10)] * 10, start="2024-01-02"),
+        bolt: bars_frame([(20, 21, 19, 20)] * 2, start="2024-03-01"),  # none for weeks
+    }
+    monitor = LiveMonitor(stale_after_s=3 * 86_400, journal_dir=tmp_path)
+
+    def data_check() -> dict[str, Any]:
+        checks = monitor.snapshot()["health"]["checks"]
+        return next((c for c in checks if c["name"] == "data"), {"status": None})
+
+    with FakeTWS(data=data) as tws:
+        tws.step()  # the run starts on 2 January (its clock follows the replay)
+        strategy = ScriptedStrategy({})
+        with LiveSession(strategy, tws, instruments=[bolt], observers=[monitor]) as session:
+            tws.step(1)  # the market moves on (ACME trades), BOLT's stays silent
+            session.settle()
+            assert _wait(lambda: data_check()["status"] == "ok"), data_check()  # not long
+            tws.step(6)
+            session.settle()
+            assert _wait(lambda: data_check()["status"] == "degraded"), data_check()
+            assert data_check()["detail"].startswith("BOLT.SMART stale: no new bar for ")
+            rows = [(row["instrument"], row["status"]) for row in monitor.snapshot()["data"]]
+            assert rows == [("BOLT.SMART", "no data")]
+            session.stop()
