@@ -584,7 +584,8 @@ class LiveMonitor(EngineObserver):
         An instrument's bar age counts from when the bar came (or, for bars the run did
         not receive live, from their time or the run's start, whichever is later): never
         across two clocks, so bars of 2017 replayed under a run on the wall clock are fresh
-        while they keep coming, and stale ``stale_after_s`` after they stop.
+        while they keep coming, and stale ``stale_after_s`` after they stop. An instrument
+        that has had no bar at all is stale ``stale_after_s`` after the run's start.
         """
         with self._lock:
             snap = dict(self._snapshot)
