@@ -383,6 +383,7 @@ class Engine:
         self._unguarded: set[Instrument] = set()  # positions whose protection must be checked
         self._retry: set[Instrument] = set()  # protection waiting for data or a retry
         self._cancelling: set[int] = set()  # orders the engine itself asked to cancel
+        self._flattening: set[int] = set()  # the closing orders of a flatten (see _flatten)
         # Protective orders lost in a row, per position and tag; and those found unplaceable.
         self._lost: dict[tuple[Instrument, str], int] = {}
         self._unplaceable: set[tuple[Instrument, str]] = set()
@@ -459,6 +460,7 @@ class Engine:
         <message>"`` (secrets masked)."""
         self._pause: tuple[str, int] | None = None  # the operator's pause: reason, since
         self._commands: deque[tuple[Callable[[], str], Future[str]]] = deque()
+        self._commands_lock = threading.Lock()  # queueing a command vs the run's end
         self._running = False  # between the start of the loop and its end
         self._loop_thread = 0  # the thread that runs the loop (live or backtest)
         self._ended_ns: int | None = None
@@ -741,25 +743,59 @@ class Engine:
                 self.log.info("order %d cancelled by the halt: it adds risk", order.order_id)
                 self._cancel(order)
 
-    def _flatten(self, ts: int) -> None:
-        """Cancel the working orders and close every position with market orders."""
+    def _flatten(self, ts: int) -> tuple[int, list[str], list[str]]:
+        """Cancel the working orders and close every position with market orders.
+
+        Returns:
+            How many orders it cancelled, what it sent (``"ACME.SMART SELL 16"``) and what
+            an earlier flatten's orders are closing already.
+        """
         # A Protection's exits stay: the closing orders join their OCA group, so whichever
         # fills first takes the others away, and the position is never without its stop.
-        cancelled = [o for o in self.orders.active() if not self._is_protective(o)]
+        # The closing orders of an earlier flatten stay too, when they close no more than is
+        # held: at IB a market order may have filled already, unheard of here, and cancelling
+        # it to send another would sell the position twice (two flattens in quick succession).
+        portfolio = self._running_portfolio()
+        closing: dict[Instrument, Decimal] = {}
+        for order in self.orders.active():
+            if order.order_id in self._flattening:
+                inst = order.instrument
+                left = order.remaining if order.side is Side.BUY else -order.remaining
+                closing[inst] = closing.get(inst, Decimal(0)) + left
+        kept = {
+            inst
+            for inst, pending in closing.items()
+            if pending * portfolio.quantity(inst) < 0
+            and abs(pending) <= abs(portfolio.quantity(inst))
+        }
+        cancelled = [
+            o
+            for o in self.orders.active()
+            if not self._is_protective(o)
+            and not (o.order_id in self._flattening and o.instrument in kept)
+        ]
         for order in cancelled:
             self._cancel(order)
         # The closing orders only reduce risk: the rules let them through (see risk.limits)
         # once they no longer count the orders cancelled here, whose cancellations (and
         # those of IB, live) come back later as events.
         self._risk_exclude = frozenset(order.order_id for order in cancelled)
+        sent: list[str] = []
+        already: list[str] = []
         try:
-            for inst, position in list(self._running_portfolio().positions.items()):
+            for inst, position in list(portfolio.positions.items()):
                 side = Side.SELL if position.quantity > 0 else Side.BUY
-                request = OrderRequest(inst, side, abs(position.quantity), tag="flatten")
-                if inst in self._lanes:
-                    self.submit(request)
+                left = abs(position.quantity)
+                if inst in kept:  # what the earlier closing orders do not close yet
+                    already.append(f"{inst.id} {side.name} {abs(closing[inst])}")
+                    left -= abs(closing[inst])
+                if left > 0 and inst in self._lanes:
+                    request = OrderRequest(inst, side, left, tag="flatten")
+                    self._flattening.add(self.submit(request).order_id)
+                    sent.append(f"{inst.id} {side.name} {left}")
         finally:
             self._risk_exclude = frozenset()
+        return len(cancelled), sent, already
 
     def _is_protective(self, order: Order) -> bool:
         """Whether ``order`` is one of the exits a Protection keeps."""
@@ -994,6 +1030,9 @@ class Engine:
         stops stay (the closing orders join their OCA group, so only one of them can fill),
         every other working order is cancelled, and each position gets a market order that
         closes it (tagged ``"flatten"``). New entries stay refused until :meth:`resume`.
+        Flattening again keeps the closing orders an earlier flatten left working and sends
+        only what they do not close: at IB the first may have filled already, unheard of yet,
+        and replacing it would close the position twice.
         Safe from any thread, as :meth:`pause`.
 
         Returns:
@@ -1042,7 +1081,12 @@ class Engine:
                 f"Engine.{action}: a backtest runs on its caller's thread and has no inbox "
                 "for commands from another thread; call it from the strategy or an observer"
             )
-        self._commands.append((work, future))
+        with self._commands_lock:  # not after the run's end has refused those waiting
+            if self._ended_ns is not None:
+                raise EngineError(
+                    f"Engine.{action}: the run has just ended; it takes no more commands"
+                )
+            self._commands.append((work, future))
         self.inbox.put(TimerFired(ts_ns=0, name=_CONTROL))
         return future
 
@@ -1115,17 +1159,22 @@ class Engine:
             self._pause = (f"flatten: {why}", now)
         portfolio = self._running_portfolio()
         held = [f"{inst.id} {pos.quantity}" for inst, pos in portfolio.positions.items()]
-        working = [o for o in self.orders.active() if not self._is_protective(o)]
+        cancelled, _, already = self._flatten(now)
         self.log.warning(
-            "operator: flatten (%s): cancelling %d order(s), closing %s", why, len(working),
+            "operator: flatten (%s): cancelled %d order(s), closing %s%s", why, cancelled,
             ", ".join(held) or "no position",
+            f" ({', '.join(already)} by an earlier flatten's orders)" if already else "",
         )  # fmt: skip
-        self._flatten(now)
-        return (
-            f"cancelled {len(working)} working order(s); closing "
-            f"{', '.join(held) or 'no position (none held)'} with market orders; new entries "
-            "are refused until resumed"
+        said = (
+            f"cancelled {cancelled} working order(s); closing "
+            f"{', '.join(held) or 'no position (none held)'} with market orders"
         )
+        if already:
+            said += (
+                f" ({', '.join(already)} by an earlier flatten's orders, still working: not "
+                "sent again)"
+            )
+        return said + "; new entries are refused until resumed"
 
     def _do_cancel_all(self, reason: str, include_protection: bool) -> str:
         cancel, kept = [], []
@@ -1138,9 +1187,17 @@ class Engine:
             "operator: cancel all%s: %d order(s) cancelled, %d protective kept",
             f" ({reason})" if reason else "", len(cancel), len(kept),
         )  # fmt: skip
+        bare = sorted(  # the positions the protective orders among them leave uncovered
+            {o.instrument.id for o in cancel if self._is_protective(o) or self._live_exit(o)}
+        )
         for order in cancel:
             self._cancel(order)
         said = f"cancelling {len(cancel)} working order(s)"
+        if bare:
+            said += (
+                f", the protective ones among them: {', '.join(bare)} stay without a stop-loss "
+                "or target until the position changes"
+            )
         if kept:
             ids = ", ".join(str(o.order_id) for o in kept)
             said += (
@@ -1269,7 +1326,10 @@ class Engine:
             self.strategy.on_slice(self._ctx, bars)
             self._drain()
         if self.risk_monitors:
-            self._watch(ts)  # the account once every bar of ts was handled
+            # the account once every bar of ts was handled, at the run's time: a halt's
+            # time, its end and "today" are on the one clock of the run, which is the wall
+            # clock live, even when the bars are replayed history (ibkrfw fake-tws)
+            self._watch(self.clock.now_ns())
             self._drain()
         if self.observers:
             self._heartbeat(ts)
@@ -1442,8 +1502,9 @@ class Engine:
             self.stop_reason = why  # the error is why, whatever stop() was asked before
         elif self.stop_reason is None:
             self.stop_reason = "the data ended"
-        self._ended_ns = self.clock.now_ns()
-        self._running = False
+        with self._commands_lock:  # a command is queued before this, or refused
+            self._ended_ns = self.clock.now_ns()
+            self._running = False
         self._refuse_commands()
 
     def _book_fill(self, fill: Fill) -> None:

@@ -70,6 +70,9 @@ _OPTIONS = {  # the body's keys each action takes, besides "reason"
 }
 
 
+_TRADING = {"active": 0, "paused": 1, "halted": 2, "stopped": 3}  # ibkrfw_trading_state
+
+
 def _label(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
@@ -154,6 +157,10 @@ def prometheus_text(snap: dict[str, Any]) -> str:
         gauge("ibkrfw_farm_ok", "1 when IB's last notice said the data farm works.",
               [(f'{{farm="{_label(f["name"])}",kind="{_label(f["kind"])}"}}',
                 1.0 if f["ok"] else 0.0) for f in farms])  # fmt: skip
+    trading = (snap.get("trading") or {}).get("state")
+    if trading in _TRADING:  # whether new entries are taken: a pause is not in the health
+        gauge("ibkrfw_trading_state", "0 active, 1 paused (operator), 2 halted (risk), "
+              "3 stopped.", [("", float(_TRADING[trading]))])  # fmt: skip
     health = snap.get("health", {})
     gauge("ibkrfw_health_status", "0 ok, 1 degraded, 2 failing.",
           [("", float(_STATUS.get(health.get("status", "failing"), 2)))])  # fmt: skip
@@ -188,7 +195,7 @@ class Dashboard:
     others, carried out on the engine's thread). They take the token only in an
     ``Authorization: Bearer`` header, on loopback too (``?token=`` is refused: 401), and a
     JSON body of at most 4 KiB (413 past it): ``{"reason": "..."}`` for any action (200
-    characters at most), ``{"confirm": "flatten"}`` required by ``flatten`` (400 without),
+    printable characters at most), ``{"confirm": "flatten"}`` required by ``flatten`` (400 without),
     ``{"include_protection": true}`` for ``cancel_all`` to cancel the protective stops too.
     Without a token they answer 403; an unknown action, a malformed body or an unknown key
     400; before the run starts 503, after it ends 409. An accepted action answers 202 with
@@ -383,7 +390,13 @@ class Dashboard:
         engine = self.monitor.engine
         if engine is None:
             raise EngineError("the run has not started yet: nothing to control")
-        reason = str(options.get("reason") or "from the dashboard")
+        if engine.trading.state == "stopped":  # say why, not how to start an Engine
+            raise EngineError(
+                f"the run has stopped ({engine.stop_reason or 'no reason given'}): it takes "
+                "no more commands; start a new run to trade again"
+            )
+        # masked before the engine keeps it: it shows in denials, the log and the run's result
+        reason = redact(str(options.get("reason") or "from the dashboard"))
         log.warning("dashboard: the operator asks to %s (%s) from %s", action, reason,
                     peer or "?")  # fmt: skip
         future: Future[str]
@@ -398,14 +411,43 @@ class Dashboard:
                 reason, include_protection=bool(options.get("include_protection", False))
             )
         asked_ns = engine.clock.now_ns()
-        future.add_done_callback(lambda done: self._journal(action, reason, peer, asked_ns, done))
+        journalled = threading.Event()
+
+        def record(done: Future[str]) -> None:
+            try:
+                self._journal(action, reason, peer, asked_ns, done)
+            finally:
+                journalled.set()
+
+        future.add_done_callback(record)
         try:
             detail = future.result(_ANSWER_WAIT_S)
         except FutureTimeout:
             detail = "queued: the engine carries it out after the event in hand"
         except Exception as exc:  # the engine said why: journalled by the callback
+            journalled.wait(_ANSWER_WAIT_S)
             return {"action": action, "accepted": False, "detail": f"failed: {exc}"}
+        else:
+            # the callback runs on the engine's thread once the result is set, which wakes
+            # this one too: the journal and controls.last are written before the answer goes
+            journalled.wait(_ANSWER_WAIT_S)
+            detail += self._held(action)
         return {"action": action, "accepted": True, "detail": detail}
+
+    def _held(self, action: str) -> str:
+        """Why the orders of ``action`` have not reached IB yet, if the connection is down."""
+        if action not in ("flatten", "cancel_all"):
+            return ""
+        snap = self.monitor.snapshot()
+        state = snap.get("connection") or "connected"
+        if state == "connected":
+            return ""
+        reason = (snap.get("connection_detail") or {}).get("reason") or ""
+        return (
+            f"; but the connection to IB is {state}{f' ({reason})' if reason else ''}: the "
+            "orders and cancellations wait in the broker until it returns, so nothing has "
+            "reached IB yet" + (" and the positions are not closed" if action == "flatten" else "")
+        )
 
     def _journal(
         self, action: str, reason: str, peer: str, asked_ns: int, done: Future[str]
@@ -413,6 +455,8 @@ class Dashboard:
         """Record what an action did: ``controls.last``, controls.jsonl, an alert."""
         error = done.exception()
         result, detail = ("failed", str(error)) if error is not None else ("done", done.result())
+        if error is None:
+            detail += self._held(action)
         engine = self.monitor.engine
         now_ns = engine.clock.now_ns() if engine is not None else asked_ns
         when = dt.datetime.fromtimestamp(now_ns / 1e9, tz=dt.UTC)
@@ -696,13 +740,12 @@ def _handler(dashboard: Dashboard) -> type[BaseHTTPRequestHandler]:
                 ))  # fmt: skip
                 return None
             reason = options.get("reason", "")
-            if (
-                not isinstance(reason, str)
-                or len(reason) > _MAX_REASON
-                or (any(ord(c) < 32 for c in reason))
-            ):
+            if not isinstance(reason, str) or len(reason) > _MAX_REASON or not reason.isprintable():
+                # isprintable: no control characters (DEL, U+2028...) nor invisible format
+                # ones (U+202E turns the text around) in the log, the journal and the alerts
                 self._refuse(400, action, (
-                    f"reason must be text of at most {_MAX_REASON} characters on one line"
+                    f"reason must be text of at most {_MAX_REASON} characters on one line, "
+                    "without control or invisible characters"
                 ))  # fmt: skip
                 return None
             if action == "flatten" and options.get("confirm") != "flatten":

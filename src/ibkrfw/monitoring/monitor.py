@@ -585,7 +585,8 @@ class LiveMonitor(EngineObserver):
         An instrument's bar age counts from when the bar came (or, for bars the run did
         not receive live, from their time or the run's start, whichever is later): never
         across two clocks, so bars of 2017 replayed under a run on the wall clock are fresh
-        while they keep coming, and stale ``stale_after_s`` after they stop.
+        while they keep coming, and stale ``stale_after_s`` after they stop. An instrument
+        that has had no bar at all is stale ``stale_after_s`` after the run's start.
         """
         with self._lock:
             snap = dict(self._snapshot)
@@ -749,12 +750,19 @@ class LiveMonitor(EngineObserver):
         return found
 
     def _stale(self, engine: Engine, now_ns: int) -> dict[str, float]:
-        """The instruments whose last bar is older than ``stale_after_s``, and its age (s)."""
-        return {
-            name: age
-            for name, (_, age) in self._last_bars(engine, now_ns).items()
-            if age > self.stale_after_s
-        }
+        """The instruments whose last bar is older than ``stale_after_s``, and its age (s).
+
+        One that has had no bar at all counts from the run's start: a feed that never
+        delivers is stale too, not fresh for ever.
+        """
+        found = self._last_bars(engine, now_ns)
+        stale = {name: age for name, (_, age) in found.items() if age > self.stale_after_s}
+        waited = max(0.0, (now_ns - self._start_ns) / _NS) if self._start_ns else 0.0
+        if waited > self.stale_after_s:
+            for inst in engine.instruments:
+                if inst.id not in found:
+                    stale[inst.id] = waited
+        return stale
 
     def _check_staleness(self, engine: Engine, now_ns: int) -> None:
         stale = {} if self._in_quiet(now_ns) else self._stale(engine, now_ns)

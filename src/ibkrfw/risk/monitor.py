@@ -272,7 +272,7 @@ class MaxDrawdownKillSwitch(RiskMonitor):
             fall = 1 - equity / self._peak
             return Halt(
                 f"equity {equity:,.2f} is {fall:.1%} below its peak of {self._peak:,.2f} "
-                f"(the limit is {self.max_drawdown:.0%})",
+                f"(the limit is {self.max_drawdown * 100:.4g}%)",  # 0.05%, not 0%
                 flatten=self.flatten,
                 cancel_orders=True,
             )

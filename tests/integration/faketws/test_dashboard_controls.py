@@ -166,7 +166,9 @@ def test_each_control_acts_on_the_live_run_and_is_journalled_and_alerted(
         assert final["stopped"] and final["trading"]["state"] == "stopped"
         assert final["stop_reason"] == "stopped by Engine.stop()"
         status, answer = post(dashboard, "pause")  # the run has ended
-        assert status == 409 and "not running" in answer["detail"]
+        assert (
+            status == 409 and "the run has stopped (stopped by Engine.stop())" in answer["detail"]
+        )
     alerter.stop()
     journal = [json.loads(line) for line in (tmp_path / "controls.jsonl").read_text().splitlines()]
     assert [(j["action"], j["result"]) for j in journal] == [

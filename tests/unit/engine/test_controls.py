@@ -135,7 +135,10 @@ def test_engine_cancel_all_keeps_the_protective_stop_unless_asked() -> None:
     assert working == [["STP"]]
     said.clear()
     _run({**actions, 3: cancel(True), 4: look, 6: look}, protection=protection)
-    assert said[0].result() == "cancelling 2 working order(s)"
+    assert said[0].result() == (
+        "cancelling 2 working order(s), the protective ones among them: ACME.SMART stay "
+        "without a stop-loss or target until the position changes"
+    )
     assert working[1:] == [[], []]  # not placed again while the position stays
 
 
