@@ -402,3 +402,22 @@ def test_daily_bars_at_a_time_of_day_have_durations_in_days(
         "Longest under water": "0 days",
     }
     assert "00:00:00" not in out
+
+
+@pytest.mark.parametrize(
+    ("spec", "said"),
+    [
+        ("ibkrfw.strategies:SmaCross", "ibkrfw.strategies has no SmaCross; its strategies: "),
+        (
+            "ibkrfw.strategies:MovingAverageCrossovr",
+            "did you mean ibkrfw.strategies:MovingAverageCrossover?",
+        ),
+        ("os:path", "'os:path' is not a Strategy subclass; os defines no Strategy subclass"),
+    ],
+)
+def test_a_strategy_that_is_not_there_is_named_with_what_is(
+    spec: str, said: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["backtest", "--strategy", spec]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ibkrfw: error:") and said in err, err

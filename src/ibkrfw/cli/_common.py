@@ -46,7 +46,22 @@ def _load_strategy_class(spec: str) -> type[Strategy]:
         raise ConfigError(f"cannot import {module_name!r}: {exc}") from None
     cls = getattr(module, attr, None)
     if not (isinstance(cls, type) and issubclass(cls, Strategy)):
-        raise ConfigError(f"{target!r} is not a Strategy subclass")
+        found = sorted(
+            name
+            for name, value in vars(module).items()
+            if isinstance(value, type) and issubclass(value, Strategy) and value is not Strategy
+        )
+        what = "is not a Strategy subclass" if cls is not None else f"{module_name} has no {attr}"
+        close = difflib.get_close_matches(attr, found, n=1, cutoff=0.5)
+        if close:
+            hint = f"; did you mean {module_name}:{close[0]}?"
+        elif found:
+            hint = f"; its strategies: {', '.join(found)}"
+        else:
+            hint = f"; {module_name} defines no Strategy subclass"
+        if cls is not None:
+            what = f"{target!r} {what}"
+        raise ConfigError(f"{what}{hint}")
     return cls
 
 
