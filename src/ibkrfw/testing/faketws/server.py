@@ -75,6 +75,7 @@ REQ_MKT_DATA, CANCEL_MKT_DATA, REQ_MARKET_DATA_TYPE = 1, 2, 59
 PLACE_ORDER, CANCEL_ORDER, REQ_OPEN_ORDERS, REQ_ALL_OPEN_ORDERS = 3, 4, 5, 16
 REQ_EXECUTIONS, REQ_CONTRACT_DETAILS = 7, 9
 REQ_POSITIONS, REQ_ACCOUNT_SUMMARY, CANCEL_ACCOUNT_SUMMARY = 61, 62, 63
+CANCEL_POSITIONS = 64
 REQ_HISTORICAL_DATA, CANCEL_HISTORICAL_DATA = 20, 25
 REQ_REAL_TIME_BARS, CANCEL_REAL_TIME_BARS = 50, 51
 REQ_COMPLETED_ORDERS, REQ_ACCOUNT_UPDATES, REQ_ACCOUNT_UPDATES_MULTI = 99, 6, 76
@@ -313,6 +314,7 @@ class FakeTWS:
         self._history_updates: dict[tuple[int, int], tuple[_Session, Instrument]] = {}
         self._realtime: dict[tuple[int, int], tuple[_Session, Instrument]] = {}
         self._account_subscribers: set[_Session] = set()
+        self._position_subscribers: set[_Session] = set()  # reqPositions until cancelPositions
         self._untransmitted: dict[tuple[int, int], list[Order]] = {}  # (client, root order id)
         # scripted faults
         self._pacing_left = 0
@@ -352,6 +354,7 @@ class FakeTWS:
             REQ_ALL_OPEN_ORDERS: self._open_orders,
             REQ_EXECUTIONS: self._req_executions,
             REQ_POSITIONS: self._req_positions,
+            CANCEL_POSITIONS: self._cancel_positions,
             REQ_ACCOUNT_SUMMARY: self._req_account_summary,
             CANCEL_ACCOUNT_SUMMARY: lambda session, fields: None,
             REQ_HISTORICAL_DATA: self._req_history,
@@ -1224,6 +1227,27 @@ class FakeTWS:
                 return
         for message in out:
             session.send(*message)
+        if isinstance(event, OrderFilled):
+            self._send_position(inst)
+
+    def _send_position(self, inst: Instrument) -> None:
+        """Send an instrument's position to every reqPositions subscriber, as TWS does.
+
+        TWS keeps a ``reqPositions`` subscription open until ``cancelPositions`` and sends
+        each change: a closed position as quantity 0.
+        """
+        pos = self.market.portfolio.positions.get(inst)
+        quantity = pos.quantity if pos is not None else Decimal(0)
+        avg_cost = float(pos.avg_price * inst.multiplier) if pos is not None else 0.0
+        message = m.position(self.account, inst, self.market.con_ids[inst], quantity, avg_cost)
+        with self._lock:
+            subscribers = list(self._position_subscribers)
+        for session in subscribers:
+            if session.closed.is_set():
+                with self._lock:
+                    self._position_subscribers.discard(session)
+            else:
+                session.send(*message)
 
     def _open_orders(self, session: _Session, fields: list[str]) -> None:
         every = int(fields[0]) == REQ_ALL_OPEN_ORDERS
@@ -1250,7 +1274,9 @@ class FakeTWS:
         session.send(55, 1, req_id)  # execDetailsEnd
 
     def _req_positions(self, session: _Session, fields: list[str]) -> None:
-        with self.market.lock:
+        with self.market.lock:  # subscribed and answered at once: no change is missed
+            with self._lock:
+                self._position_subscribers.add(session)
             held = list(self.market.portfolio.positions.values())
         for pos in held:
             inst = pos.instrument
@@ -1259,6 +1285,10 @@ class FakeTWS:
                 *m.position(self.account, inst, self.market.con_ids[inst], pos.quantity, avg_cost)
             )
         session.send(62, 1)  # positionEnd
+
+    def _cancel_positions(self, session: _Session, fields: list[str]) -> None:
+        with self._lock:
+            self._position_subscribers.discard(session)
 
     def _req_account_summary(self, session: _Session, fields: list[str]) -> None:
         req_id = int(fields[2])

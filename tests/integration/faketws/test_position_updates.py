@@ -1,0 +1,45 @@
+"""reqPositions is a subscription, as in TWS: every change follows until cancelPositions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from ibkrfw import Stock
+from ibkrfw.testing import bars_frame
+from ibkrfw.testing.faketws import FakeTWS
+
+ACME = Stock("ACME")
+ROWS = [(100, 101, 99, 100), (100.5, 102, 99.5, 101), (101, 103, 98, 102), (96, 97, 95, 96.5)]
+
+
+@pytest.fixture
+def tws() -> Iterator[FakeTWS]:
+    with FakeTWS(data={ACME: bars_frame(ROWS)}) as server:
+        yield server
+
+
+def test_fills_reach_the_subscription_until_it_is_cancelled(
+    tws: FakeTWS, ib: Any, ready: Any
+) -> None:
+    client = ready()
+    client.reqPositions()
+    client.expect("positionEnd")  # nothing held yet
+    tws.step()
+    client.placeOrder(1, ib.contract(), ib.order("BUY", 100))
+    client.expect("orderStatus", a0=1, a1="Submitted")  # the order rests before the bar
+    tws.step()  # filled at 100.5
+    assert client.expect("position") == ("DU1234567", "ACME", 100.0, 100.5)
+    client.placeOrder(2, ib.contract(), ib.order("SELL", 100))
+    client.expect("orderStatus", a0=2, a1="Submitted")
+    tws.step()
+    assert client.expect("position")[2] == 0.0  # a closed position is sent as 0
+    client.cancelPositions()
+    assert tws.wait_for(lambda: bool(tws.messages("in", msg_id=64)), timeout=5)
+    client.placeOrder(3, ib.contract(), ib.order("BUY", 10))
+    client.expect("orderStatus", a0=3, a1="Submitted")
+    tws.step()
+    client.expect("orderStatus", a0=3, a1="Filled")
+    assert not tws.messages("out", msg_id=61)[2:]  # the two updates, none after the cancel
