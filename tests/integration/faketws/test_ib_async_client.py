@@ -87,6 +87,18 @@ def test_historical_bars_are_the_replayed_ones(tws: FakeTWS, ib: Any) -> None:
     assert str(bars[0].date) == "2024-01-01"
 
 
+def test_history_kept_up_to_date_dates_its_updates_as_its_bars(tws: FakeTWS, ib: Any) -> None:
+    tws.step(2)
+    bars = ib.reqHistoricalData(
+        acme(), "", "10 D", "1 day", "TRADES", True, keepUpToDate=True, timeout=WAIT
+    )
+    assert len(bars) == 2
+    tws.step()  # the update is dated yyyymmdd like the bars (it was epoch seconds)
+    until(ib, lambda: len(bars) == 3, "the history update")
+    assert (str(bars[-1].date), bars[-1].open, bars[-1].close) == ("2024-01-03", 101, 102)
+    ib.cancelHistoricalData(bars)
+
+
 def test_market_data_and_real_time_bars_follow_the_replay(tws: FakeTWS, ib: Any) -> None:
     contract = ib.qualifyContracts(acme())[0]
     ticker = ib.reqMktData(contract)

@@ -86,6 +86,7 @@ PACING_TEXT = (
     "pacing violation"
 )
 _SETTLE_S = 1.0  # how long messages() waits for requests being handled to be recorded
+_DAILY_SIZES = ("day", "days", "week", "weeks", "month")  # bar sizes dated yyyymmdd
 _DURATION_UNITS = {"S": 1, "D": 86_400, "W": 7 * 86_400, "M": 30 * 86_400, "Y": 365 * 86_400}
 # Outgoing (server -> client) message ids
 ERROR, NEXT_VALID_ID, MANAGED_ACCOUNTS, CURRENT_TIME = 4, 9, 15, 49
@@ -311,7 +312,10 @@ class FakeTWS:
             tuple[int, list[object], list[object] | None]
         ] = []  # client, exec, report
         self._subscriptions: dict[tuple[int, int], tuple[_Session, Instrument]] = {}
-        self._history_updates: dict[tuple[int, int], tuple[_Session, Instrument]] = {}
+        # keepUpToDate history requests: (client, request) -> session, instrument, date style
+        self._history_updates: dict[
+            tuple[int, int], tuple[_Session, Instrument, tuple[str, bool]]
+        ] = {}
         self._realtime: dict[tuple[int, int], tuple[_Session, Instrument]] = {}
         self._account_subscribers: set[_Session] = set()
         self._position_subscribers: set[_Session] = set()  # reqPositions until cancelPositions
@@ -840,9 +844,9 @@ class FakeTWS:
                 session.send(*m.realtime_bar(
                     req_id, bar.ts_ns // 1_000_000_000, o, h, lo, c, volume,
                 ))  # fmt: skip
-        for (_, req_id), (session, wanted) in list(self._history_updates.items()):
+        for (_, req_id), (session, wanted, style) in list(self._history_updates.items()):
             if wanted == inst and not session.closed.is_set():
-                date = str(bar.ts_ns // 1_000_000_000)
+                date = _bar_date(bar.ts_ns, inst, *style)  # as the request's bars had it
                 session.send(*m.historical_update(
                     req_id, date, bar.open, bar.high, bar.low, bar.close, volume
                 ))  # fmt: skip
@@ -865,26 +869,15 @@ class FakeTWS:
         except ValueError as exc:
             session.error(req_id, 321, f"Error validating request:-'{fields[16]}' : cause - {exc}")
             return
-        format_date = fields[20]
-        daily = fields[16].strip().endswith(("day", "days", "week", "weeks", "month"))
-        zone = ZoneInfo(inst.timezone)
+        style = (fields[20], fields[16].strip().endswith(_DAILY_SIZES))
         items: list[object] = []
         for ts, o, h, lo, c, v in bars:
-            if format_date == "2":
-                date = str(ts // 1_000_000_000)
-            else:
-                local = dt.datetime.fromtimestamp(ts / 1e9, tz=zone)
-                date = (
-                    local.strftime("%Y%m%d")
-                    if daily
-                    else f"{local:%Y%m%d %H:%M:%S} {inst.timezone}"
-                )
-            items += m.historical_bar(date, o, h, lo, c, v)
+            items += m.historical_bar(_bar_date(ts, inst, *style), o, h, lo, c, v)
         now = dt.datetime.fromtimestamp(self.market.clock.now_ns() / 1e9, tz=dt.UTC)
         first = bars[0][0] if bars else self.market.clock.now_ns()
         start = dt.datetime.fromtimestamp(first / 1e9, tz=dt.UTC)
         if fields[21] == "1":  # keepUpToDate: registered first, so no replayed bar is missed
-            self._history_updates[(session.client_id, req_id)] = (session, inst)
+            self._history_updates[(session.client_id, req_id)] = (session, inst, style)
         session.send(
             17, req_id, f"{start:%Y%m%d %H:%M:%S}", f"{now:%Y%m%d %H:%M:%S}", len(bars), *items
         )
@@ -1370,3 +1363,14 @@ class FakeTWS:
 
     def __repr__(self) -> str:
         return f"FakeTWS({self.host}:{self._port}, clients={self.client_ids})"
+
+
+def _bar_date(ts_ns: int, inst: Instrument, format_date: str, daily: bool) -> str:
+    """A bar's date as TWS writes it: epoch seconds (formatDate 2), else local time text.
+
+    Daily and longer bars are ``yyyymmdd``; shorter ones ``yyyymmdd hh:mm:ss`` and the zone.
+    """
+    if format_date == "2":
+        return str(ts_ns // 1_000_000_000)
+    local = dt.datetime.fromtimestamp(ts_ns / 1e9, tz=ZoneInfo(inst.timezone))
+    return local.strftime("%Y%m%d") if daily else f"{local:%Y%m%d %H:%M:%S} {inst.timezone}"
