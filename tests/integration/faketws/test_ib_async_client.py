@@ -6,6 +6,7 @@ was corrected to TWS's behaviour (reqPositions is a subscription: TWS sends ever
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
@@ -20,6 +21,7 @@ from ibkrfw.testing.faketws import FakeTWS
 
 pytestmark = pytest.mark.timeout(60)
 
+Filter = ib_async.ExecutionFilter
 WAIT = 10.0  # seconds: the longest any step waits
 ACME = Stock("ACME")
 # open, high, low, close (volume 1,000 each), one bar a day
@@ -137,6 +139,13 @@ def test_a_market_order_fills_with_its_execution_and_commission(tws: FakeTWS, ib
     [position] = ib.positions()
     assert (position.contract.symbol, position.position, position.avgCost) == ("ACME", 100, 100.5)
     assert [f.execution.execId for f in ib.reqExecutions()] == [execution.execId]
+    # the filter applies, as in TWS (the fake used to ignore it)
+    assert [f.execution.execId for f in ib.reqExecutions(Filter(side="BUY"))] == [execution.execId]
+    assert ib.reqExecutions(Filter(symbol="NOPE")) == []
+    assert ib.reqExecutions(Filter(side="SELL")) == []
+    assert len(ib.reqExecutions(Filter(symbol="acme", secType="STK", exchange="SMART"))) == 1
+    later = execution.time + dt.timedelta(seconds=1)
+    assert ib.reqExecutions(Filter(time=f"{later:%Y%m%d-%H:%M:%S}")) == []
     [done] = ib.reqCompletedOrders(False)
     assert (done.contract.symbol, done.order.action, done.orderStatus.status) == (
         "ACME",

@@ -1259,8 +1259,13 @@ class FakeTWS:
 
     def _req_executions(self, session: _Session, fields: list[str]) -> None:
         req_id = int(fields[2])
+        try:
+            wanted = _execution_filter(fields[3:10])
+        except ValueError as exc:
+            session.error(req_id, 321, f"Error validating request:-'ExecutionFilter' : {exc}")
+            return
         for client_id, details, report in list(self._executions):
-            if client_id == session.client_id:
+            if client_id == session.client_id and wanted(details):
                 session.send(details[0], req_id, *details[2:])
                 if report is not None:
                     session.send(*report)
@@ -1374,3 +1379,43 @@ def _bar_date(ts_ns: int, inst: Instrument, format_date: str, daily: bool) -> st
         return str(ts_ns // 1_000_000_000)
     local = dt.datetime.fromtimestamp(ts_ns / 1e9, tz=ZoneInfo(inst.timezone))
     return local.strftime("%Y%m%d") if daily else f"{local:%Y%m%d %H:%M:%S} {inst.timezone}"
+
+
+def _execution_filter(fields: list[str]) -> Callable[[list[object]], bool]:
+    """The test of a reqExecutions filter on execDetails fields, as TWS applies it.
+
+    The filter's fields are clientId, acctCode, time, symbol, secType, exchange and side. An
+    empty or zero criterion matches everything, text matches regardless of case, and ``time``
+    keeps the executions at or after it (IB's ``yyyymmdd hh:mm:ss [zone]``, UTC without a
+    zone, or ``yyyymmdd-hh:mm:ss`` in UTC).
+
+    Raises:
+        ValueError: if the filter's client id or time cannot be read.
+    """
+    fields = [*fields, *[""] * (7 - len(fields))]
+    client_text, account, since_text, symbol, sec_type, exchange, side = fields[:7]
+    try:
+        client = int(client_text or 0)
+    except ValueError:
+        raise ValueError(f"clientId {client_text!r} is not a whole number") from None
+    try:
+        since = parse_ib_time(since_text) if since_text.strip() else None
+    except ValueError:
+        raise ValueError(
+            f"time {since_text!r} is not a time: give yyyymmdd hh:mm:ss [zone] or "
+            "yyyymmdd-hh:mm:ss (UTC)"
+        ) from None
+    texts = {4: symbol, 5: sec_type, 17: exchange, 16: account}  # execDetails positions
+    side = {"BUY": "BOT", "SELL": "SLD"}.get(side.strip().upper(), side.strip().upper())
+
+    def matches(details: list[object]) -> bool:
+        if client and str(details[22]) != str(client):
+            return False
+        for at, text in texts.items():
+            if text.strip() and str(details[at]).upper() != text.strip().upper():
+                return False
+        if side and str(details[18]) != side:
+            return False
+        return since is None or parse_ib_time(str(details[15])) >= since
+
+    return matches

@@ -1,4 +1,8 @@
-"""reqPositions is a subscription, as in TWS: every change follows until cancelPositions."""
+"""Positions and executions as TWS serves them, through the official ibapi client.
+
+reqPositions is a subscription: every change follows until cancelPositions. reqExecutions
+applies its filter, and a filter it cannot read is answered with an error, not ignored.
+"""
 
 from __future__ import annotations
 
@@ -43,3 +47,18 @@ def test_fills_reach_the_subscription_until_it_is_cancelled(
     tws.step()
     client.expect("orderStatus", a0=3, a1="Filled")
     assert not tws.messages("out", msg_id=61)[2:]  # the two updates, none after the cancel
+
+
+def test_an_unreadable_execution_filter_is_an_error_naming_it(
+    tws: FakeTWS, ib: Any, ready: Any
+) -> None:
+    from ibapi.execution import ExecutionFilter
+
+    client = ready()
+    wanted = ExecutionFilter()
+    wanted.time = "yesterday"
+    client.reqExecutions(5, wanted)
+    _, code, text = client.expect("error", a0=5)
+    assert code == 321
+    assert "'yesterday' is not a time" in text
+    assert "yyyymmdd hh:mm:ss" in text
