@@ -118,6 +118,17 @@ def test_market_data_and_real_time_bars_follow_the_replay(tws: FakeTWS, ib: Any)
     assert tws.wait_for(lambda: bool(tws.messages("in", msg_id=51)), timeout=WAIT)
 
 
+def test_a_snapshot_ends_with_tick_snapshot_end(tws: FakeTWS, ib: Any) -> None:
+    contract = ib.qualifyContracts(acme())[0]
+    tws.step()
+    # reqTickers waits for tickSnapshotEnd, which the fake did not send
+    [ticker] = ib.reqTickers(contract)
+    assert (ticker.last, ticker.bid, ticker.ask) == (100.0, 99.99, 100.01)
+    tws.step()
+    ib.sleep(0.1)
+    assert ticker.last == 100.0  # a snapshot is not a subscription
+
+
 def test_a_market_order_fills_with_its_execution_and_commission(tws: FakeTWS, ib: Any) -> None:
     contract = ib.qualifyContracts(acme())[0]
     tws.step()

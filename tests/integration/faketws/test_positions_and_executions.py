@@ -62,3 +62,18 @@ def test_an_unreadable_execution_filter_is_an_error_naming_it(
     assert code == 321
     assert "'yesterday' is not a time" in text
     assert "yyyymmdd hh:mm:ss" in text
+
+
+def test_a_snapshot_sends_the_ticks_then_its_end_and_nothing_more(
+    tws: FakeTWS, ib: Any, ready: Any
+) -> None:
+    client = ready()
+    tws.step()
+    client.reqMktData(8, ib.contract(), "", True, False, [])
+    assert client.expect("tickPrice", a0=8, a1=4)[2] == 100.0  # LAST
+    assert tws.wait_for(lambda: bool(tws.messages("out", msg_id=57)), timeout=5)
+    assert tws.messages("out", msg_id=57)[-1].fields[-1] == "8"  # tickSnapshotEnd
+    tws.step()
+    client.reqCurrentTime()
+    client.expect("currentTime")
+    assert not [e for e in client.seen if e[0] == "tickPrice" and e[1][2] == 101.0]

@@ -81,6 +81,7 @@ REQ_REAL_TIME_BARS, CANCEL_REAL_TIME_BARS = 50, 51
 REQ_COMPLETED_ORDERS, REQ_ACCOUNT_UPDATES, REQ_ACCOUNT_UPDATES_MULTI = 99, 6, 76
 CANCEL_ACCOUNT_UPDATES_MULTI = 77
 TICK_LAST_TIMESTAMP, TICK_HALTED = 45, 49
+TICK_SNAPSHOT_END = 57  # an outgoing message id
 PACING_TEXT = (
     "Historical Market Data Service error message:API historical data query cancelled: "
     "pacing violation"
@@ -956,6 +957,9 @@ class FakeTWS:
         inst = self._contract_of(session, req_id, fields, 3)
         if inst is None or session.client_id is None:
             return
+        if "1" in fields[-3:-1]:  # snapshot or regulatory snapshot: what there is, then end
+            self._snapshot(session, req_id, inst)
+            return
         with self.market.lock:  # see step()
             self._subscriptions[(session.client_id, req_id)] = (session, inst)
             session.send(58, 1, req_id, 1)  # marketDataType: live
@@ -964,6 +968,16 @@ class FakeTWS:
                 self._ticks(session, req_id, inst, trades=False)
             if self.market.last.get(inst) is not None:
                 self._ticks(session, req_id, inst, trades=True)
+
+    def _snapshot(self, session: _Session, req_id: int, inst: Instrument) -> None:
+        """Answer a snapshot request as TWS does: the current ticks, then tickSnapshotEnd."""
+        with self.market.lock:
+            session.send(58, 1, req_id, 1)  # marketDataType: live
+            if self.market.last_quote.get(inst) is not None:
+                self._ticks(session, req_id, inst, trades=False)
+            if self.market.last.get(inst) is not None:
+                self._ticks(session, req_id, inst, trades=True)
+        session.send(TICK_SNAPSHOT_END, 1, req_id)
 
     def _cancel_mkt_data(self, session: _Session, fields: list[str]) -> None:
         if session.client_id is not None:
