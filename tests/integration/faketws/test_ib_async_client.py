@@ -68,6 +68,9 @@ def test_connects_with_the_handshake_ids_and_accounts(tws: FakeTWS, ib: Any) -> 
     assert tws.client_ids == [7]
     # its start-up requests: positions, open orders, account updates, executions, completed
     assert {r.msg_id for r in tws.messages("in", client_id=7)} >= {61, 5, 6, 7, 99}
+    ib.client.reqManagedAccts()  # answered again, as TWS does
+    until(ib, lambda: len(tws.messages("out", client_id=7, msg_id=15)) == 2, "accounts")
+    assert ib.reqCurrentTime().year >= 2024
 
 
 def test_contract_details_and_an_unknown_contract(tws: FakeTWS, ib: Any) -> None:

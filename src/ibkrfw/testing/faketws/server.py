@@ -75,7 +75,7 @@ REQ_MKT_DATA, CANCEL_MKT_DATA, REQ_MARKET_DATA_TYPE = 1, 2, 59
 PLACE_ORDER, CANCEL_ORDER, REQ_OPEN_ORDERS, REQ_ALL_OPEN_ORDERS = 3, 4, 5, 16
 REQ_EXECUTIONS, REQ_CONTRACT_DETAILS = 7, 9
 REQ_POSITIONS, REQ_ACCOUNT_SUMMARY, CANCEL_ACCOUNT_SUMMARY = 61, 62, 63
-CANCEL_POSITIONS = 64
+CANCEL_POSITIONS, REQ_MANAGED_ACCTS = 64, 17
 REQ_HISTORICAL_DATA, CANCEL_HISTORICAL_DATA = 20, 25
 REQ_REAL_TIME_BARS, CANCEL_REAL_TIME_BARS = 50, 51
 REQ_COMPLETED_ORDERS, REQ_ACCOUNT_UPDATES, REQ_ACCOUNT_UPDATES_MULTI = 99, 6, 76
@@ -349,6 +349,7 @@ class FakeTWS:
             START_API: self._start_api,
             REQ_CURRENT_TIME: self._current_time,
             REQ_IDS: self._req_ids,
+            REQ_MANAGED_ACCTS: self._req_managed_accounts,
             REQ_CONTRACT_DETAILS: self._contract_details,
             REQ_MKT_DATA: self._req_mkt_data,
             CANCEL_MKT_DATA: self._cancel_mkt_data,
@@ -676,6 +677,9 @@ class FakeTWS:
 
     def _req_ids(self, session: _Session, fields: list[str]) -> None:
         session.send(NEXT_VALID_ID, 1, self.next_order_id)
+
+    def _req_managed_accounts(self, session: _Session, fields: list[str]) -> None:
+        session.send(MANAGED_ACCOUNTS, 1, self.account)
 
     # --- the market ---------------------------------------------------------------------------
     def step(self, count: int = 1) -> int:
