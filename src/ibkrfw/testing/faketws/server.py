@@ -75,16 +75,19 @@ REQ_MKT_DATA, CANCEL_MKT_DATA, REQ_MARKET_DATA_TYPE = 1, 2, 59
 PLACE_ORDER, CANCEL_ORDER, REQ_OPEN_ORDERS, REQ_ALL_OPEN_ORDERS = 3, 4, 5, 16
 REQ_EXECUTIONS, REQ_CONTRACT_DETAILS = 7, 9
 REQ_POSITIONS, REQ_ACCOUNT_SUMMARY, CANCEL_ACCOUNT_SUMMARY = 61, 62, 63
+CANCEL_POSITIONS, REQ_MANAGED_ACCTS = 64, 17
 REQ_HISTORICAL_DATA, CANCEL_HISTORICAL_DATA = 20, 25
 REQ_REAL_TIME_BARS, CANCEL_REAL_TIME_BARS = 50, 51
 REQ_COMPLETED_ORDERS, REQ_ACCOUNT_UPDATES, REQ_ACCOUNT_UPDATES_MULTI = 99, 6, 76
 CANCEL_ACCOUNT_UPDATES_MULTI = 77
 TICK_LAST_TIMESTAMP, TICK_HALTED = 45, 49
+TICK_SNAPSHOT_END = 57  # an outgoing message id
 PACING_TEXT = (
     "Historical Market Data Service error message:API historical data query cancelled: "
     "pacing violation"
 )
 _SETTLE_S = 1.0  # how long messages() waits for requests being handled to be recorded
+_DAILY_SIZES = ("day", "days", "week", "weeks", "month")  # bar sizes dated yyyymmdd
 _DURATION_UNITS = {"S": 1, "D": 86_400, "W": 7 * 86_400, "M": 30 * 86_400, "Y": 365 * 86_400}
 # Outgoing (server -> client) message ids
 ERROR, NEXT_VALID_ID, MANAGED_ACCOUNTS, CURRENT_TIME = 4, 9, 15, 49
@@ -310,9 +313,13 @@ class FakeTWS:
             tuple[int, list[object], list[object] | None]
         ] = []  # client, exec, report
         self._subscriptions: dict[tuple[int, int], tuple[_Session, Instrument]] = {}
-        self._history_updates: dict[tuple[int, int], tuple[_Session, Instrument]] = {}
+        # keepUpToDate history requests: (client, request) -> session, instrument, date style
+        self._history_updates: dict[
+            tuple[int, int], tuple[_Session, Instrument, tuple[str, bool]]
+        ] = {}
         self._realtime: dict[tuple[int, int], tuple[_Session, Instrument]] = {}
         self._account_subscribers: set[_Session] = set()
+        self._position_subscribers: set[_Session] = set()  # reqPositions until cancelPositions
         self._untransmitted: dict[tuple[int, int], list[Order]] = {}  # (client, root order id)
         # scripted faults
         self._pacing_left = 0
@@ -342,6 +349,7 @@ class FakeTWS:
             START_API: self._start_api,
             REQ_CURRENT_TIME: self._current_time,
             REQ_IDS: self._req_ids,
+            REQ_MANAGED_ACCTS: self._req_managed_accounts,
             REQ_CONTRACT_DETAILS: self._contract_details,
             REQ_MKT_DATA: self._req_mkt_data,
             CANCEL_MKT_DATA: self._cancel_mkt_data,
@@ -352,6 +360,7 @@ class FakeTWS:
             REQ_ALL_OPEN_ORDERS: self._open_orders,
             REQ_EXECUTIONS: self._req_executions,
             REQ_POSITIONS: self._req_positions,
+            CANCEL_POSITIONS: self._cancel_positions,
             REQ_ACCOUNT_SUMMARY: self._req_account_summary,
             CANCEL_ACCOUNT_SUMMARY: lambda session, fields: None,
             REQ_HISTORICAL_DATA: self._req_history,
@@ -669,6 +678,9 @@ class FakeTWS:
     def _req_ids(self, session: _Session, fields: list[str]) -> None:
         session.send(NEXT_VALID_ID, 1, self.next_order_id)
 
+    def _req_managed_accounts(self, session: _Session, fields: list[str]) -> None:
+        session.send(MANAGED_ACCOUNTS, 1, self.account)
+
     # --- the market ---------------------------------------------------------------------------
     def step(self, count: int = 1) -> int:
         """Replay the bars of the next ``count`` time stamps; return how many were replayed.
@@ -837,9 +849,9 @@ class FakeTWS:
                 session.send(*m.realtime_bar(
                     req_id, bar.ts_ns // 1_000_000_000, o, h, lo, c, volume,
                 ))  # fmt: skip
-        for (_, req_id), (session, wanted) in list(self._history_updates.items()):
+        for (_, req_id), (session, wanted, style) in list(self._history_updates.items()):
             if wanted == inst and not session.closed.is_set():
-                date = str(bar.ts_ns // 1_000_000_000)
+                date = _bar_date(bar.ts_ns, inst, *style)  # as the request's bars had it
                 session.send(*m.historical_update(
                     req_id, date, bar.open, bar.high, bar.low, bar.close, volume
                 ))  # fmt: skip
@@ -862,26 +874,15 @@ class FakeTWS:
         except ValueError as exc:
             session.error(req_id, 321, f"Error validating request:-'{fields[16]}' : cause - {exc}")
             return
-        format_date = fields[20]
-        daily = fields[16].strip().endswith(("day", "days", "week", "weeks", "month"))
-        zone = ZoneInfo(inst.timezone)
+        style = (fields[20], fields[16].strip().endswith(_DAILY_SIZES))
         items: list[object] = []
         for ts, o, h, lo, c, v in bars:
-            if format_date == "2":
-                date = str(ts // 1_000_000_000)
-            else:
-                local = dt.datetime.fromtimestamp(ts / 1e9, tz=zone)
-                date = (
-                    local.strftime("%Y%m%d")
-                    if daily
-                    else f"{local:%Y%m%d %H:%M:%S} {inst.timezone}"
-                )
-            items += m.historical_bar(date, o, h, lo, c, v)
+            items += m.historical_bar(_bar_date(ts, inst, *style), o, h, lo, c, v)
         now = dt.datetime.fromtimestamp(self.market.clock.now_ns() / 1e9, tz=dt.UTC)
         first = bars[0][0] if bars else self.market.clock.now_ns()
         start = dt.datetime.fromtimestamp(first / 1e9, tz=dt.UTC)
         if fields[21] == "1":  # keepUpToDate: registered first, so no replayed bar is missed
-            self._history_updates[(session.client_id, req_id)] = (session, inst)
+            self._history_updates[(session.client_id, req_id)] = (session, inst, style)
         session.send(
             17, req_id, f"{start:%Y%m%d %H:%M:%S}", f"{now:%Y%m%d %H:%M:%S}", len(bars), *items
         )
@@ -960,6 +961,9 @@ class FakeTWS:
         inst = self._contract_of(session, req_id, fields, 3)
         if inst is None or session.client_id is None:
             return
+        if "1" in fields[-3:-1]:  # snapshot or regulatory snapshot: what there is, then end
+            self._snapshot(session, req_id, inst)
+            return
         with self.market.lock:  # see step()
             self._subscriptions[(session.client_id, req_id)] = (session, inst)
             session.send(58, 1, req_id, 1)  # marketDataType: live
@@ -968,6 +972,16 @@ class FakeTWS:
                 self._ticks(session, req_id, inst, trades=False)
             if self.market.last.get(inst) is not None:
                 self._ticks(session, req_id, inst, trades=True)
+
+    def _snapshot(self, session: _Session, req_id: int, inst: Instrument) -> None:
+        """Answer a snapshot request as TWS does: the current ticks, then tickSnapshotEnd."""
+        with self.market.lock:
+            session.send(58, 1, req_id, 1)  # marketDataType: live
+            if self.market.last_quote.get(inst) is not None:
+                self._ticks(session, req_id, inst, trades=False)
+            if self.market.last.get(inst) is not None:
+                self._ticks(session, req_id, inst, trades=True)
+        session.send(TICK_SNAPSHOT_END, 1, req_id)
 
     def _cancel_mkt_data(self, session: _Session, fields: list[str]) -> None:
         if session.client_id is not None:
@@ -1224,6 +1238,27 @@ class FakeTWS:
                 return
         for message in out:
             session.send(*message)
+        if isinstance(event, OrderFilled):
+            self._send_position(inst)
+
+    def _send_position(self, inst: Instrument) -> None:
+        """Send an instrument's position to every reqPositions subscriber, as TWS does.
+
+        TWS keeps a ``reqPositions`` subscription open until ``cancelPositions`` and sends
+        each change: a closed position as quantity 0.
+        """
+        pos = self.market.portfolio.positions.get(inst)
+        quantity = pos.quantity if pos is not None else Decimal(0)
+        avg_cost = float(pos.avg_price * inst.multiplier) if pos is not None else 0.0
+        message = m.position(self.account, inst, self.market.con_ids[inst], quantity, avg_cost)
+        with self._lock:
+            subscribers = list(self._position_subscribers)
+        for session in subscribers:
+            if session.closed.is_set():
+                with self._lock:
+                    self._position_subscribers.discard(session)
+            else:
+                session.send(*message)
 
     def _open_orders(self, session: _Session, fields: list[str]) -> None:
         every = int(fields[0]) == REQ_ALL_OPEN_ORDERS
@@ -1242,15 +1277,22 @@ class FakeTWS:
 
     def _req_executions(self, session: _Session, fields: list[str]) -> None:
         req_id = int(fields[2])
+        try:
+            wanted = _execution_filter(fields[3:10])
+        except ValueError as exc:
+            session.error(req_id, 321, f"Error validating request:-'ExecutionFilter' : {exc}")
+            return
         for client_id, details, report in list(self._executions):
-            if client_id == session.client_id:
+            if client_id == session.client_id and wanted(details):
                 session.send(details[0], req_id, *details[2:])
                 if report is not None:
                     session.send(*report)
         session.send(55, 1, req_id)  # execDetailsEnd
 
     def _req_positions(self, session: _Session, fields: list[str]) -> None:
-        with self.market.lock:
+        with self.market.lock:  # subscribed and answered at once: no change is missed
+            with self._lock:
+                self._position_subscribers.add(session)
             held = list(self.market.portfolio.positions.values())
         for pos in held:
             inst = pos.instrument
@@ -1259,6 +1301,10 @@ class FakeTWS:
                 *m.position(self.account, inst, self.market.con_ids[inst], pos.quantity, avg_cost)
             )
         session.send(62, 1)  # positionEnd
+
+    def _cancel_positions(self, session: _Session, fields: list[str]) -> None:
+        with self._lock:
+            self._position_subscribers.discard(session)
 
     def _req_account_summary(self, session: _Session, fields: list[str]) -> None:
         req_id = int(fields[2])
@@ -1340,3 +1386,54 @@ class FakeTWS:
 
     def __repr__(self) -> str:
         return f"FakeTWS({self.host}:{self._port}, clients={self.client_ids})"
+
+
+def _bar_date(ts_ns: int, inst: Instrument, format_date: str, daily: bool) -> str:
+    """A bar's date as TWS writes it: epoch seconds (formatDate 2), else local time text.
+
+    Daily and longer bars are ``yyyymmdd``; shorter ones ``yyyymmdd hh:mm:ss`` and the zone.
+    """
+    if format_date == "2":
+        return str(ts_ns // 1_000_000_000)
+    local = dt.datetime.fromtimestamp(ts_ns / 1e9, tz=ZoneInfo(inst.timezone))
+    return local.strftime("%Y%m%d") if daily else f"{local:%Y%m%d %H:%M:%S} {inst.timezone}"
+
+
+def _execution_filter(fields: list[str]) -> Callable[[list[object]], bool]:
+    """The test of a reqExecutions filter on execDetails fields, as TWS applies it.
+
+    The filter's fields are clientId, acctCode, time, symbol, secType, exchange and side. An
+    empty or zero criterion matches everything, text matches regardless of case, and ``time``
+    keeps the executions at or after it (IB's ``yyyymmdd hh:mm:ss [zone]``, UTC without a
+    zone, or ``yyyymmdd-hh:mm:ss`` in UTC).
+
+    Raises:
+        ValueError: if the filter's client id or time cannot be read.
+    """
+    fields = [*fields, *[""] * (7 - len(fields))]
+    client_text, account, since_text, symbol, sec_type, exchange, side = fields[:7]
+    try:
+        client = int(client_text or 0)
+    except ValueError:
+        raise ValueError(f"clientId {client_text!r} is not a whole number") from None
+    try:
+        since = parse_ib_time(since_text) if since_text.strip() else None
+    except ValueError:
+        raise ValueError(
+            f"time {since_text!r} is not a time: give yyyymmdd hh:mm:ss [zone] or "
+            "yyyymmdd-hh:mm:ss (UTC)"
+        ) from None
+    texts = {4: symbol, 5: sec_type, 17: exchange, 16: account}  # execDetails positions
+    side = {"BUY": "BOT", "SELL": "SLD"}.get(side.strip().upper(), side.strip().upper())
+
+    def matches(details: list[object]) -> bool:
+        if client and str(details[22]) != str(client):
+            return False
+        for at, text in texts.items():
+            if text.strip() and str(details[at]).upper() != text.strip().upper():
+                return False
+        if side and str(details[18]) != side:
+            return False
+        return since is None or parse_ib_time(str(details[15])) >= since
+
+    return matches
