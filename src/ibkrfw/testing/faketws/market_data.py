@@ -219,17 +219,20 @@ class MarketDataRequests:
         if inst is None:
             return
         start, end, what = fields[15].strip(), fields[16].strip(), fields[18]
+        value = fields[17]  # the field named in the error
         try:
-            count = int(fields[17])
+            count = int(value)
             if not 0 < count <= MAX_HISTORICAL_TICKS:
                 raise ValueError(f"numberOfTicks must be 1 to {MAX_HISTORICAL_TICKS}, not {count}")
+            value = start or end
             if bool(start) == bool(end):
                 raise ValueError("give exactly one of startDateTime and endDateTime")
+            at = parse_ib_time(start or end, inst.timezone)
+            value = what
             if what not in ("TRADES", "BID_ASK", "MIDPOINT"):
                 raise ValueError(f"whatToShow must be TRADES, BID_ASK or MIDPOINT, not {what!r}")
-            at = parse_ib_time(start or end, inst.timezone)
         except ValueError as exc:
-            session.error(req_id, 321, _invalid(fields[17], str(exc)))
+            session.error(req_id, 321, _invalid(value, str(exc)))
             return
         ticks = self.synthetic_ticks(inst, trades=what == "TRADES")
         if start:
