@@ -285,6 +285,21 @@ def test_tick_by_tick_bid_ask_and_midpoint_follow_the_quotes(
     assert client.expect("error", a0=5)[:2] == (5, 321)
 
 
+def test_tick_by_tick_with_a_number_of_ticks_sends_the_last_ones_first(
+    tws: FakeTWS, client: DataClient
+) -> None:
+    tws.step(2)
+    client.reqTickByTickData(6, stock("BOLT"), "BidAsk", 2, False)
+    req_id, ticks, done = client.expect("historicalTicksBidAsk")
+    assert (req_id, done) == (6, True)
+    assert ticks == [(FIRST_S, 49.98, 50.02, 300, 200), (FIRST_S + 60, 50.10, 50.14, 500, 200)]
+    client.reqTickByTickData(7, stock(), "Last", 3, False)
+    _, ticks, _ = client.expect("historicalTicksLast", a0=7)
+    assert [price for _, price, _ in ticks] == [100.0, 102.0, 101.5]  # bar 2: low, high, close
+    client.reqTickByTickData(8, stock(), "Last", 1001, False)
+    assert client.expect("error", a0=8)[:2] == (8, 321)
+
+
 # --- reqMktDepth ----------------------------------------------------------------------------------
 def test_depth_inserts_then_updates_levels_around_the_quote(
     tws: FakeTWS, client: DataClient

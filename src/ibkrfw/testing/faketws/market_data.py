@@ -239,6 +239,11 @@ class MarketDataRequests:
             chosen = [t for t in ticks if t[0] * 1_000_000_000 >= at][:count]
         else:
             chosen = [t for t in ticks if t[0] * 1_000_000_000 <= at][-count:]
+        self._send_historical(session, req_id, what, chosen)
+
+    @staticmethod
+    def _send_historical(session: _Session, req_id: int, what: str, chosen: list[_Tick]) -> None:
+        """Send ticks as historicalTicksLast (TRADES), ...BidAsk (BID_ASK) or historicalTicks."""
         items: Fields = []
         if what == "TRADES":
             for t, price, size, *_ in chosen:
@@ -303,10 +308,22 @@ class MarketDataRequests:
             cause = f"tickType must be one of {sorted(TICK_BY_TICK_TYPES)}"
             session.error(req_id, 321, _invalid(fields[14], cause))
             return
+        try:
+            count = int(fields[15] or 0)
+            if not 0 <= count <= MAX_HISTORICAL_TICKS:
+                raise ValueError
+        except ValueError:
+            cause = f"numberOfTicks must be 0 to {MAX_HISTORICAL_TICKS}"
+            session.error(req_id, 321, _invalid(fields[15], cause))
+            return
         with self.market.lock:  # see FakeTWS.step()
+            if count:  # the last ticks first, through the historical-ticks messages, as TWS
+                what = "TRADES" if kind <= 2 else "BID_ASK" if kind == 3 else "MIDPOINT"
+                ticks = self.synthetic_ticks(inst, trades=kind <= 2)[-count:]
+                self._send_historical(session, req_id, what, ticks)
             self._tick_by_tick[(session.client_id, req_id)] = (session, inst, kind)
             top = self._top(inst)
-            if kind >= 3 and top is not None:  # the current quote first, as TWS does
+            if kind >= 3 and top is not None and not count:  # the current quote, as TWS does
                 self._send_tick(session, req_id, kind, top, None)
 
     def _cancel_tick_by_tick(self, session: _Session, fields: list[str]) -> None:
@@ -383,9 +400,9 @@ class MarketDataRequests:
         _, bid, ask, bid_size, ask_size = top
         tick = float(inst.tick_size)
         wanted = {
-            ASK_SIDE: [(_round(ask + k * tick), max(ask_size, 100) * (k + 1)) for k in range(rows)],
+            ASK_SIDE: [(_round(ask + k * tick), (ask_size or 100) * (k + 1)) for k in range(rows)],
             BID_SIDE: [
-                (_round(bid - k * tick), max(bid_size, 100) * (k + 1))
+                (_round(bid - k * tick), (bid_size or 100) * (k + 1))
                 for k in range(rows)
                 if bid - k * tick > tick / 2  # no level at or below zero
             ],
