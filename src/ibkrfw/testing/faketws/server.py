@@ -48,6 +48,7 @@ from ibkrfw.sim.commission import CommissionModel
 from ibkrfw.sim.slippage import SlippageModel
 from ibkrfw.testing.faketws import messages as m
 from ibkrfw.testing.faketws.market import Market
+from ibkrfw.testing.faketws.market_data import MarketDataRequests
 from ibkrfw.testing.faketws.wire import (
     HANDSHAKE_PREFIX,
     SERVER_VERSION,
@@ -345,6 +346,7 @@ class FakeTWS:
         self._changed = threading.Condition(self._lock)
         self._records: list[Recorded] = []
         self._stopping = threading.Event()
+        self._market_data = MarketDataRequests(self.market, self._contract_of)
         self._handlers: dict[int, Callable[[_Session, list[str]], None]] = {
             START_API: self._start_api,
             REQ_CURRENT_TIME: self._current_time,
@@ -371,6 +373,7 @@ class FakeTWS:
             REQ_ACCOUNT_UPDATES: self._req_account_updates,
             REQ_ACCOUNT_UPDATES_MULTI: self._req_account_updates_multi,
             CANCEL_ACCOUNT_UPDATES_MULTI: lambda session, fields: None,
+            **self._market_data.handlers(),  # depth, ticks, head time stamp, symbols, options
         }
 
     # --- life cycle ---------------------------------------------------------------------------
@@ -647,7 +650,8 @@ class FakeTWS:
             return
         handler = self._handlers.get(msg_id)
         if handler is None:
-            log.info("fake TWS: message %d is not supported yet; recorded only", msg_id)
+            log.info("fake TWS: message %d is not served; answered as TWS does", msg_id)
+            MarketDataRequests.unsupported(session, msg_id, fields)
             return
         handler(session, fields)
 
@@ -708,11 +712,13 @@ class FakeTWS:
     def _send_quotes(self, quotes: list[Quote]) -> None:
         for quote in quotes:
             self._send_ticks(quote.instrument, trades=False)
+            self._market_data.on_quote(quote)
 
     def _send_bar(self, bar: Bar) -> None:
         # right after its instrument's orders were matched on it, before the next instrument's
         self._send_ticks(bar.instrument, trades=True)
         self._send_bar_updates(bar)
+        self._market_data.on_bar(bar)
 
     def play(self, interval: float) -> None:
         """Replay in the background, one time stamp every ``interval`` seconds, to the end.
