@@ -30,12 +30,12 @@ if TYPE_CHECKING:
 __all__ = ["MarketDataRequests"]
 
 # Incoming (client -> server) message ids
-REQ_MKT_DEPTH, CANCEL_MKT_DEPTH, REQ_MANAGED_ACCTS = 10, 11, 17
+REQ_MKT_DEPTH, CANCEL_MKT_DEPTH = 10, 11
 REQ_SEC_DEF_OPT_PARAMS, REQ_MATCHING_SYMBOLS = 78, 81
 REQ_HEAD_TIMESTAMP, CANCEL_HEAD_TIMESTAMP = 87, 90
 REQ_HISTORICAL_TICKS, REQ_TICK_BY_TICK_DATA, CANCEL_TICK_BY_TICK_DATA = 96, 97, 98
 # Outgoing (server -> client) message ids
-MARKET_DEPTH, MARKET_DEPTH_L2, MANAGED_ACCOUNTS = 12, 13, 15
+MARKET_DEPTH, MARKET_DEPTH_L2 = 12, 13
 SEC_DEF_OPT_PARAM, SEC_DEF_OPT_PARAM_END, SYMBOL_SAMPLES, HEAD_TIMESTAMP = 75, 76, 79, 88
 HISTORICAL_TICKS, HISTORICAL_TICKS_BID_ASK, HISTORICAL_TICKS_LAST, TICK_BY_TICK = 96, 97, 98, 99
 
@@ -95,7 +95,6 @@ class MarketDataRequests:
         return {
             REQ_MKT_DEPTH: self._req_mkt_depth,
             CANCEL_MKT_DEPTH: self._cancel_mkt_depth,
-            REQ_MANAGED_ACCTS: self._managed_accounts,
             REQ_SEC_DEF_OPT_PARAMS: self._sec_def_opt_params,
             REQ_MATCHING_SYMBOLS: self._matching_symbols,
             REQ_HEAD_TIMESTAMP: self._head_timestamp,
@@ -127,10 +126,6 @@ class MarketDataRequests:
             f"message {msg_id}; see the fake TWS page for the requests it serves",
         )
 
-    def _managed_accounts(self, session: _Session, fields: list[str]) -> None:
-        session.send(MANAGED_ACCOUNTS, 1, session.server.account)
-
-    # --- reference data -----------------------------------------------------------------------
     def _head_timestamp(self, session: _Session, fields: list[str]) -> None:
         # [87, reqId, conId, symbol, secType, ..., currency(11), ..., useRTH, whatToShow, fmt]
         req_id = int(fields[1])
