@@ -206,6 +206,17 @@ class Client(EWrapper, EClient):  # type: ignore[misc]
         else:
             self.cancelOrder(order_id)
 
+    def global_cancel(self) -> None:
+        """reqGlobalCancel with whichever signature this client has (10.x adds orderCancel)."""
+        import inspect
+
+        if "orderCancel" in inspect.signature(self.reqGlobalCancel).parameters:
+            from ibapi.order_cancel import OrderCancel  # 10.x only
+
+            self.reqGlobalCancel(OrderCancel())
+        else:
+            self.reqGlobalCancel()
+
     def _run(self) -> None:
         try:
             self.run()

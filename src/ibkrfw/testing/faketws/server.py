@@ -79,6 +79,7 @@ REQ_HISTORICAL_DATA, CANCEL_HISTORICAL_DATA = 20, 25
 REQ_REAL_TIME_BARS, CANCEL_REAL_TIME_BARS = 50, 51
 REQ_COMPLETED_ORDERS, REQ_ACCOUNT_UPDATES, REQ_ACCOUNT_UPDATES_MULTI = 99, 6, 76
 CANCEL_ACCOUNT_UPDATES_MULTI = 77
+REQ_GLOBAL_CANCEL = 58
 TICK_LAST_TIMESTAMP, TICK_HALTED = 45, 49
 PACING_TEXT = (
     "Historical Market Data Service error message:API historical data query cancelled: "
@@ -362,6 +363,7 @@ class FakeTWS:
             REQ_ACCOUNT_UPDATES: self._req_account_updates,
             REQ_ACCOUNT_UPDATES_MULTI: self._req_account_updates_multi,
             CANCEL_ACCOUNT_UPDATES_MULTI: lambda session, fields: None,
+            REQ_GLOBAL_CANCEL: self._global_cancel,
         }
 
     # --- life cycle ---------------------------------------------------------------------------
@@ -1128,6 +1130,19 @@ class FakeTWS:
         if known is None:
             session.error(order_id, 135, f"Can't find order with id ={order_id}")
             return
+        self._cancel_known(known)
+
+    def _global_cancel(self, session: _Session, fields: list[str]) -> None:
+        """reqGlobalCancel: cancel every working order of every client, as TWS does."""
+        with self.market.lock:
+            for market_id in list(self._owners):
+                # checked one by one: cancelling a parent may have cancelled its children
+                order = self.market.orders.get(market_id)
+                if order is not None and not order.status.is_terminal:
+                    self._cancel_known(market_id)
+
+    def _cancel_known(self, known: int) -> None:
+        """Cancel the market's order ``known``; each client hears of its own orders."""
         with self.market.lock:
             for root, group in list(self._untransmitted.items()):
                 held = next((o for o in group if o.order_id == known), None)
