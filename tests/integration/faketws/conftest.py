@@ -66,6 +66,7 @@ class Client(EWrapper, EClient):  # type: ignore[misc]
 
     def openOrder(self, orderId: int, contract: Any, order: Any, orderState: Any) -> None:
         self._put("openOrder", orderId, contract, order, orderState.status)
+        self._put("orderState", orderId, orderState)  # what-if estimates
 
     def openOrderEnd(self) -> None:
         self._put("openOrderEnd")

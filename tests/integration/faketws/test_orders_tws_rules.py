@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from ibkrfw import Stock
+from ibkrfw.sim import IBKRFixedCommission
 from ibkrfw.testing import bars_frame
 from ibkrfw.testing.faketws import FakeTWS
 
@@ -17,7 +18,7 @@ ROWS = [(100, 101, 99, 100), (100.5, 102, 99.5, 101), (101, 103, 98, 102), (96, 
 
 @pytest.fixture
 def tws() -> Iterator[FakeTWS]:
-    with FakeTWS(data={ACME: bars_frame(ROWS)}) as server:
+    with FakeTWS(data={ACME: bars_frame(ROWS)}, commission=IBKRFixedCommission()) as server:
         yield server
 
 
@@ -42,3 +43,36 @@ def test_global_cancel_cancels_every_working_order_of_every_client(
     assert "openOrder" not in [name for name, _ in first.seen[before:]]
     tws.step(3)  # nothing is left to fill
     assert not tws.messages("out", msg_id=11)
+
+
+def test_a_what_if_order_gets_the_estimates_and_is_never_worked(
+    tws: FakeTWS, ib: Any, ready: Any
+) -> None:
+    client = ready()
+    tws.step()  # the last price: 100
+    order = ib.order("BUY", 1000, "LMT", 100.0)
+    order.whatIf = True
+    client.placeOrder(5, ib.contract(), order)
+    _, _, echoed, status = client.expect("openOrder", a0=5)
+    assert (echoed.whatIf, status) == (True, "PreSubmitted")
+    state = client.expect("orderState", a0=5)[1]
+    # Reg T: 50 % of 100,000 initial, half that maintenance; commission 1000 * 0.005 = 5.00
+    assert (state.initMarginBefore, state.initMarginChange, state.initMarginAfter) == (
+        "0.00",
+        "50000.00",
+        "50000.00",
+    )
+    assert (state.maintMarginAfter, state.equityWithLoanBefore) == ("25000.00", "1000000.00")
+    assert state.equityWithLoanAfter == "999995.00"
+    fee = getattr(state, "commissionAndFees", None) or state.commission  # 10.x renamed it
+    currency = getattr(state, "commissionAndFeesCurrency", None) or state.commissionCurrency
+    assert (fee, currency) == (5.0, "USD")
+    tws.step(3)  # bars at and below 100: a real order would have filled
+    client.reqPositions()
+    client.expect("positionEnd")
+    names = [name for name, _ in client.seen]
+    assert "orderStatus" not in names and "execDetails" not in names and "position" not in names
+    assert not tws.messages("out", msg_id=3) and not tws.messages("out", msg_id=11)
+    client.reqAllOpenOrders()
+    client.expect("openOrderEnd")
+    assert [name for name, _ in client.seen].count("openOrder") == 1

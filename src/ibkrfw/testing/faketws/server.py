@@ -44,13 +44,14 @@ from ibkrfw.model.orders import (
     check_request,
 )
 from ibkrfw.risk.account import IB_INITIAL_MARGIN, MarginSpec, margin_rates
-from ibkrfw.sim.commission import CommissionModel
+from ibkrfw.sim.commission import NOTHING_YET, CommissionModel
 from ibkrfw.sim.slippage import SlippageModel
 from ibkrfw.testing.faketws import messages as m
 from ibkrfw.testing.faketws.market import Market
 from ibkrfw.testing.faketws.wire import (
     HANDSHAKE_PREFIX,
     SERVER_VERSION,
+    UNSET_DOUBLE,
     FrameReader,
     WireError,
     encode_fields,
@@ -80,6 +81,7 @@ REQ_REAL_TIME_BARS, CANCEL_REAL_TIME_BARS = 50, 51
 REQ_COMPLETED_ORDERS, REQ_ACCOUNT_UPDATES, REQ_ACCOUNT_UPDATES_MULTI = 99, 6, 76
 CANCEL_ACCOUNT_UPDATES_MULTI = 77
 REQ_GLOBAL_CANCEL = 58
+WHAT_IF_FIELD = 85  # placeOrder's whatIf flag (v157, no combo legs, algo or scale fields)
 TICK_LAST_TIMESTAMP, TICK_HALTED = 45, 49
 PACING_TEXT = (
     "Historical Market Data Service error message:API historical data query cancelled: "
@@ -1028,6 +1030,9 @@ class FakeTWS:
             session.error(order_id, 201, f"Order rejected - reason:{problem}")
             return
         self.next_order_id = max(self.next_order_id, order_id + 1)
+        if len(fields) > WHAT_IF_FIELD and fields[WHAT_IF_FIELD] == "1":
+            self._what_if(session, order_id, inst, request)
+            return
         known = self._order_ids.get((client_id, order_id))
         if known is not None:
             order = self.market.orders.get(known)
@@ -1072,6 +1077,60 @@ class FakeTWS:
                 del self._untransmitted[root]
                 for held in group:
                     self.market.send(held)
+
+    def _what_if(
+        self, session: _Session, order_id: int, inst: Instrument, request: OrderRequest
+    ) -> None:
+        """Answer a what-if order as TWS does: one openOrder with the estimates, nothing else.
+
+        The order is never kept, worked or filled. The margins are the fake's (its rates of
+        each position's value, maintenance half the initial), the commission its model's.
+        """
+        assert session.client_id is not None
+        with self.market.lock:
+            pf = self.market.portfolio
+            equity = pf.equity
+            before = self._initial_margin()
+            price = request.limit_price
+            unit = float(price) if price is not None else pf.price(inst)
+            if unit == unit:  # priced: the order's value and commission can be estimated
+                held = pf.quantity(inst)
+                after_qty = held + request.side.sign * request.quantity
+                value = unit * float(inst.multiplier) * self.margin_rates[inst.asset_class]
+                change = (abs(float(after_qty)) - abs(float(held))) * value
+                ts = self.market.clock.now_ns()
+                fee = float(
+                    self.market.broker.commission_model.commission(
+                        inst, request.side, request.quantity,
+                        inst.round_price(float_decimal(unit)), ts, NOTHING_YET,
+                    )
+                )  # fmt: skip
+                after = before + change
+                amounts = [before, before / 2, equity, change, change / 2, -fee]
+                amounts += [after, after / 2, equity - fee]
+                margins = tuple(f"{x:.2f}" for x in amounts)
+                estimate = m.WhatIf(margins, (fee, fee, fee, inst.currency))
+            else:
+                estimate = m.WhatIf(
+                    ("",) * 9,
+                    (UNSET_DOUBLE, UNSET_DOUBLE, UNSET_DOUBLE, ""),
+                    f"no price of {inst.id} yet to estimate the order from",
+                )
+        session.send(*m.open_order(
+            order_id, inst, self.market.con_ids[inst], request, client_id=session.client_id,
+            perm_id=0, account=self.account, status="PreSubmitted", what_if=estimate,
+        ))  # fmt: skip
+
+    def _initial_margin(self) -> float:
+        """The initial margin the positions need at their last prices (under the market lock)."""
+        pf = self.market.portfolio
+        return sum(
+            (
+                abs(pf.value(p)) * self.margin_rates[inst.asset_class]
+                for inst, p in pf.positions.items()
+            ),
+            0.0,
+        )
 
     def _request(self, inst: Instrument, fields: list[str]) -> OrderRequest:
         """The order a placeOrder message asks for (field positions of v157)."""
@@ -1303,10 +1362,7 @@ class FakeTWS:
         with self.market.lock:
             pf = self.market.portfolio
             equity, cash, gross = pf.equity, float(pf.cash), pf.gross_exposure
-            initial = sum(
-                abs(pf.value(p)) * self.margin_rates[inst.asset_class]
-                for inst, p in pf.positions.items()
-            )
+            initial = self._initial_margin()
         maintenance = initial / 2
         available = equity - initial
         return {
