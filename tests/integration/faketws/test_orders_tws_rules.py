@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from ibkrfw import Stock
+from ibkrfw.errors import ConfigError
 from ibkrfw.sim import IBKRFixedCommission
 from ibkrfw.testing import bars_frame
 from ibkrfw.testing.faketws import FakeTWS
@@ -76,3 +77,53 @@ def test_a_what_if_order_gets_the_estimates_and_is_never_worked(
     client.reqAllOpenOrders()
     client.expect("openOrderEnd")
     assert [name for name, _ in client.seen].count("openOrder") == 1
+
+
+def test_an_order_beyond_buying_power_is_rejected_with_201(
+    tws: FakeTWS, ib: Any, ready: Any
+) -> None:
+    client = ready()
+    tws.step()  # the last price: 100, on a $1,000,000 Reg T margin account
+    client.placeOrder(1, ib.contract(), ib.order("BUY", 100_000_000))
+    text = client.expect("error", a0=1, a1=201)[2]
+    assert text == (
+        "Order rejected - reason:YOUR ORDER IS NOT ACCEPTED. IN ORDER TO OBTAIN THE DESIRED "
+        "POSITION YOUR EQUITY WITH LOAN VALUE [1000000.00 USD] MUST EXCEED THE INITIAL MARGIN "
+        "[5000000000.00 USD]"
+    )
+    tws.step()
+    client.reqPositions()
+    client.expect("positionEnd")
+    assert "position" not in [name for name, _ in client.seen]
+    client.reqAccountSummary(9, "All", "TotalCashValue")
+    assert client.expect("accountSummary", a0=9)[3] == "1000000.00"
+    # within buying power (two times the equity at 50 %): fills
+    client.placeOrder(2, ib.contract(), ib.order("BUY", 19_000))
+    client.expect("orderStatus", a0=2, a1="Submitted")
+    tws.step()
+    client.expect("orderStatus", a0=2, a1="Filled")
+    client.reqPositions()
+    assert client.expect("position")[2] == 19_000.0
+
+
+def test_a_cash_account_buys_only_with_its_cash_and_never_sells_short(
+    ib: Any, connect: Any
+) -> None:
+    frame = bars_frame(ROWS)
+    with FakeTWS(data={ACME: frame}, cash=100_000, account_kind="cash") as server:
+        client = connect(1, server)
+        client.expect("nextValidId")
+        server.step()
+        client.placeOrder(1, ib.contract(), ib.order("BUY", 1_001, "LMT", 100.0))
+        assert "insufficient cash" in client.expect("error", a0=1, a1=201)[2]
+        client.placeOrder(2, ib.contract(), ib.order("SELL", 1))
+        assert "cannot sell short" in client.expect("error", a0=2, a1=201)[2]
+        client.placeOrder(3, ib.contract(), ib.order("BUY", 990, "LMT", 100.0))
+        client.expect("orderStatus", a0=3, a1="Submitted")
+        client.reqAccountSummary(4, "All", "BuyingPower")
+        assert client.expect("accountSummary", a0=4)[3] == "100000.00"
+
+
+def test_the_account_kind_is_checked() -> None:
+    with pytest.raises(ConfigError, match="'marginal' is not an account kind"):
+        FakeTWS(account_kind="marginal")  # type: ignore[arg-type]

@@ -43,7 +43,7 @@ from ibkrfw.model.orders import (
     check_modification,
     check_request,
 )
-from ibkrfw.risk.account import IB_INITIAL_MARGIN, MarginSpec, margin_rates
+from ibkrfw.risk.account import IB_INITIAL_MARGIN, BuyingPower, MarginSpec, margin_rates
 from ibkrfw.sim.commission import NOTHING_YET, CommissionModel
 from ibkrfw.sim.slippage import SlippageModel
 from ibkrfw.testing.faketws import messages as m
@@ -257,9 +257,18 @@ class FakeTWS:
             rates by default); the maintenance margin is half of it. The account values
             (``InitMarginReq``, ``MaintMarginReq``, ``AvailableFunds``, ``ExcessLiquidity``,
             ``BuyingPower``) follow from them and the positions at their last price.
+        account_kind: ``"margin"`` (the default: a Regulation T margin account, which may
+            borrow up to the initial margin) or ``"cash"`` (no borrowing, no short sales:
+            ``BuyingPower`` is the cash). A new order the account cannot pay for is rejected
+            as TWS rejects it, with error 201 (see :class:`~ibkrfw.risk.BuyingPower` for how
+            orders are valued).
 
     Orders rest, fill, partially fill and are cancelled by a
     :class:`~ibkrfw.sim.SimBroker` on the replayed bars: the fill rules of a backtest.
+
+    Raises:
+        ConfigError: if ``account`` is empty, ``account_kind`` is neither ``"margin"`` nor
+            ``"cash"``, or a margin rate is not in (0, 1].
 
     Example:
         >>> with FakeTWS() as tws:
@@ -282,9 +291,16 @@ class FakeTWS:
         slippage: SlippageModel | None = None,
         fill_on: Literal["bars", "quotes"] | None = None,
         initial_margin: MarginSpec = IB_INITIAL_MARGIN,
+        account_kind: Literal["margin", "cash"] = "margin",
     ) -> None:
         if not account:
             raise ConfigError("the fake TWS needs an account id")
+        if account_kind not in ("margin", "cash"):
+            raise ConfigError(
+                f"FakeTWS(account_kind=...): {account_kind!r} is not an account kind; "
+                "give 'margin' (Reg T, the default) or 'cash'"
+            )
+        self.account_kind = account_kind
         self.network_warning: str | None = (
             None
             if is_loopback(host)
@@ -305,7 +321,11 @@ class FakeTWS:
             quotes=quotes,
             slippage=slippage,
             fill_on=fill_on or ("bars" if data else "quotes"),
+            account=account_kind,
+            initial_margin=self.margin_rates,
         )
+        rules = self.market.broker.account_rules
+        self._buying_power = next(r for r in rules if isinstance(r, BuyingPower))
         # (client id, the client's order id) -> the market's order id, and back
         self._order_ids: dict[tuple[int, int], int] = {}
         self._owners: dict[int, tuple[int, int]] = {}
@@ -1045,6 +1065,10 @@ class FakeTWS:
                 return
             self.market.modify(known, request)
             return
+        refusal = self._refusal(request)
+        if refusal is not None:
+            session.error(order_id, 201, f"Order rejected - reason:{refusal}")
+            return
         if self._rejections:
             code, text = self._rejections.pop(0)
             session.error(order_id, code, text)
@@ -1120,6 +1144,28 @@ class FakeTWS:
             order_id, inst, self.market.con_ids[inst], request, client_id=session.client_id,
             perm_id=0, account=self.account, status="PreSubmitted", what_if=estimate,
         ))  # fmt: skip
+
+    def _refusal(self, request: OrderRequest) -> str | None:
+        """Why TWS would refuse a new order for the account's buying power (None: it would not).
+
+        A margin account's refusal is worded as TWS words it; a cash account's gives the
+        amounts of :class:`~ibkrfw.risk.BuyingPower`'s reason.
+        """
+        with self.market.lock:
+            pf = self.market.portfolio
+            decision = self._buying_power.check(request, pf, self.market.clock.now_ns())
+            if decision.approved:
+                return None
+            if self.account_kind == "cash":
+                return f"YOUR ORDER IS NOT ACCEPTED. {decision.reason}"
+            _, after = self._buying_power.initial_margin(request, pf)
+            equity = pf.equity
+        currency = pf.base_currency
+        return (
+            "YOUR ORDER IS NOT ACCEPTED. IN ORDER TO OBTAIN THE DESIRED POSITION YOUR EQUITY WITH "
+            f"LOAN VALUE [{equity:.2f} {currency}] MUST EXCEED THE INITIAL MARGIN "
+            f"[{after:.2f} {currency}]"
+        )
 
     def _initial_margin(self) -> float:
         """The initial margin the positions need at their last prices (under the market lock)."""
@@ -1376,7 +1422,7 @@ class FakeTWS:
             "MaintMarginReq": (f"{maintenance:.2f}", "USD"),
             "AvailableFunds": (f"{available:.2f}", "USD"),
             "ExcessLiquidity": (f"{equity - maintenance:.2f}", "USD"),
-            "BuyingPower": (f"{available * 2:.2f}", "USD"),
+            "BuyingPower": (f"{cash if self.account_kind == 'cash' else available * 2:.2f}", "USD"),
         }
 
     def _send_account(self, session: _Session, *, end: bool) -> None:
