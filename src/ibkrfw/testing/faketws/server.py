@@ -18,6 +18,7 @@ import attrs
 import numpy as np
 
 from ibkrfw._net import is_loopback
+from ibkrfw.core.clock import Clock
 from ibkrfw.errors import ConfigError, OrderError
 from ibkrfw.model._decimal import DecimalLike, float_decimal, to_decimal
 from ibkrfw.model._time import parse_ib_time
@@ -263,6 +264,11 @@ class FakeTWS:
             as TWS rejects it, with error 201 (see :class:`~ibkrfw.risk.BuyingPower` for how
             orders are valued).
 
+        clock: The clock that stamps executions with the time they happened, as TWS stamps
+            them: the wall clock by default. A test that drives time gives its own clock, or
+            ``"replay"`` to stamp each fill with its simulated time (its bar's, as a backtest
+            has it), as :class:`~ibkrfw.testing.LiveSession` does.
+
     Orders rest, fill, partially fill and are cancelled by a
     :class:`~ibkrfw.sim.SimBroker` on the replayed bars: the fill rules of a backtest.
 
@@ -292,6 +298,7 @@ class FakeTWS:
         fill_on: Literal["bars", "quotes"] | None = None,
         initial_margin: MarginSpec = IB_INITIAL_MARGIN,
         account_kind: Literal["margin", "cash"] = "margin",
+        clock: Clock | Literal["replay"] | None = None,
     ) -> None:
         if not account:
             raise ConfigError("the fake TWS needs an account id")
@@ -301,6 +308,8 @@ class FakeTWS:
                 "give 'margin' (Reg T, the default) or 'cash'"
             )
         self.account_kind = account_kind
+        self.clock: Clock | Literal["replay"] | None = clock
+        """What stamps executions: None (the wall clock), a clock, or ``"replay"`` (may be set)."""
         self.network_warning: str | None = (
             None
             if is_loopback(host)
@@ -1299,7 +1308,13 @@ class FakeTWS:
         elif isinstance(event, OrderFilled):
             fill = event.fill
             exec_id = f"0000fa7e.{perm_id:08x}.{len(self._executions) + 1:02d}.01"
-            when = time.strftime("%Y%m%d %H:%M:%S UTC", time.gmtime(fill.ts_ns / 1e9))
+            # when it happened on the fake's clock, not the bar's time, in TWS's format
+            clock = self.clock
+            if clock is None:
+                now_ns = time.time_ns()
+            else:
+                now_ns = fill.ts_ns if clock == "replay" else clock.now_ns()
+            when = time.strftime("%Y%m%d %H:%M:%S UTC", time.gmtime(now_ns / 1e9))
             details = m.exec_details(
                 -1, order_id, inst, con_id, exec_id=exec_id, time_text=when,
                 account=self.account, side=fill.side, shares=fill.quantity, price=fill.price,
