@@ -23,7 +23,8 @@ def _fake_tws(args: argparse.Namespace) -> int:
 
     from ibkrfw.testing.faketws import FakeTWS
 
-    options = {"host": args.host, "port": args.port, "account": args.account}
+    kind = "cash" if args.cash_account else "margin"
+    options = {"host": args.host, "port": args.port, "account": args.account, "account_kind": kind}
     if args.store is not None:
         if not args.instrument or not args.bar_size:
             raise ConfigError("--store needs --instrument and --bar-size")
@@ -32,7 +33,11 @@ def _fake_tws(args: argparse.Namespace) -> int:
     else:
         tws = FakeTWS.from_sample(_symbol_list(args.sample, "--sample"), **options)
     with tws:
-        print(f"fake TWS listening on {tws.host}:{tws.port} as account {tws.account}", flush=True)
+        print(
+            f"fake TWS listening on {tws.host}:{tws.port} as account {tws.account} "
+            f"(a {kind} account)",
+            flush=True,
+        )
         tws.play(args.interval)
         try:
             while not (args.exit_at_end and tws.market.finished):
@@ -57,6 +62,11 @@ def add_parser(sub: Any) -> None:
     )
     fake.add_argument(
         "--account", default="DU1234567", help="the account id it reports (default DU1234567)"
+    )
+    fake.add_argument(
+        "--cash-account",
+        action="store_true",
+        help="a cash account (no borrowing, no short sales) instead of a Reg T margin account",
     )
     fake.add_argument("--sample", help="comma-separated sample symbols (default: all)")
     fake.add_argument("--store", help="replay bars from this SQLite file (or Parquet directory)")

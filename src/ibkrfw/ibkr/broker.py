@@ -1043,7 +1043,9 @@ class IBKRBroker(Broker, Listener):
         # deposits, interest, dividends and fees move cash too)
         last = self.journal.last_cash()
         if last is not None and last[1] == self._currency:
-            explained, uncharged = self.journal.cash_flow_since(last[2])
+            # IB stamps executions in whole seconds: one in the second of the last reading
+            # counts as after it (a fill right after the start would be missed otherwise)
+            explained, uncharged = self.journal.cash_flow_since(last[2] // 10**9 * 10**9 - 1)
             unexplained = self._cash - (last[0] + explained)
             if uncharged:
                 notes.append(

@@ -174,6 +174,17 @@ class BuyingPower(RiskRule):
             f"the equity is {equity:,.2f} {currency}"
         )
 
+    def initial_margin(
+        self, request: OrderRequest, portfolio: PortfolioView
+    ) -> tuple[float, float]:
+        """Return the initial margin needed before and after ``request``, in the base currency.
+
+        The margin account's figures :meth:`check` compares with the equity: the positions and
+        the working orders (each instrument's side that adds most), then with ``request``
+        added; instruments with no price yet count nothing.
+        """
+        return self._margin(request, portfolio)
+
     def _rates_text(self, request: OrderRequest) -> str:
         kind = request.instrument.asset_class
         return f"{self.rates[kind]:.1%} of a {kind.name.lower()} position's value"

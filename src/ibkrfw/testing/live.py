@@ -159,6 +159,7 @@ class LiveSession:
         self._ib: IBKRBroker | None = self.broker if isinstance(self.broker, IBKRBroker) else None
         # The replay's time, not the wall clock's: the strategy's "now" is its bars' time, as
         # the fake's simulator has it (a live run against TWS uses a LiveClock).
+        tws.clock = "replay"  # and its fills carry their bars' times, as in a backtest
         self.engine = Engine(
             strategy,
             self.feed,

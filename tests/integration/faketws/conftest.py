@@ -66,6 +66,7 @@ class Client(EWrapper, EClient):  # type: ignore[misc]
 
     def openOrder(self, orderId: int, contract: Any, order: Any, orderState: Any) -> None:
         self._put("openOrder", orderId, contract, order, orderState.status)
+        self._put("orderState", orderId, orderState)  # what-if estimates
 
     def openOrderEnd(self) -> None:
         self._put("openOrderEnd")
@@ -205,6 +206,17 @@ class Client(EWrapper, EClient):  # type: ignore[misc]
             self.cancelOrder(order_id, OrderCancel())
         else:
             self.cancelOrder(order_id)
+
+    def global_cancel(self) -> None:
+        """reqGlobalCancel with whichever signature this client has (10.x adds orderCancel)."""
+        import inspect
+
+        if "orderCancel" in inspect.signature(self.reqGlobalCancel).parameters:
+            from ibapi.order_cancel import OrderCancel  # 10.x only
+
+            self.reqGlobalCancel(OrderCancel())
+        else:
+            self.reqGlobalCancel()
 
     def _run(self) -> None:
         try:

@@ -310,7 +310,9 @@ def backtest(scenario: Scenario) -> Scripted:
         CASH,
         commission=IBKRFixedCommission(),
         volume_limit=scenario.volume_limit,
-        initial_margin=None,  # the fake TWS checks no margin yet: neither does this account
+        # No check here: SimBroker would deny (OrderDenied) what the fake rejects (201), two
+        # different events; the scenarios stay well within the fake's Reg T buying power.
+        initial_margin=None,
     )
     Engine(
         strategy,

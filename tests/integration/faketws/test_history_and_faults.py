@@ -136,7 +136,21 @@ def test_the_fake_tws_command(tmp_path: Path) -> None:
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
     assert "fake TWS listening on 127.0.0.1:" in out
+    assert "as account DU1234567 (a margin account)" in out
     assert "fake TWS stopped" in out
+
+
+def test_the_fake_tws_command_serves_a_cash_account() -> None:
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "ibkrfw.cli", "fake-tws", "--port", "0", "--sample", "ACME",
+         "--interval", "0.0001", "--exit-at-end", "--cash-account"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "as account DU1234567 (a cash account)" in proc.stdout
 
 
 def test_replayed_quotes_stream_and_price_the_spread(ib: Any, connect: Connect) -> None:

@@ -276,7 +276,8 @@ def part_filled_first_session(tws: FakeTWS, state: Path) -> None:
 def test_an_adopted_part_filled_order_enters_the_book_part_filled(
     tmp_path: Path, journaled: bool
 ) -> None:
-    with FakeTWS.from_sample(["ACME"], volume_limit=1e-6) as tws:
+    # 400 shares valued at the 10,000 limit: 2,000,000 of Reg T margin, so a larger account
+    with FakeTWS.from_sample(["ACME"], volume_limit=1e-6, cash=10_000_000) as tws:
         first = tmp_path / "first"
         part_filled_first_session(tws, first)
         market = tws.market.orders.get(1)

@@ -85,3 +85,34 @@ def test_cash_the_fills_do_not_explain_is_noted(tmp_path: Path) -> None:
             notices = [e for e in session.engine.notices if isinstance(e, Reconciled)]
     assert notices[0].resolution == "agreed"
     assert any("cash moved +2500.00 USD" in n for n in notices[0].notes)
+
+
+def _wall_clock_session(strategy: ScriptedStrategy, tws: FakeTWS, state: Path) -> LiveSession:
+    """A session as `ibkrfw run` against `ibkrfw fake-tws`: both on the wall clock."""
+    from ibkrfw.core.clock import LiveClock
+
+    session = LiveSession(strategy, tws, state_dir=state)
+    session.engine.clock = LiveClock()
+    tws.clock = None  # executions stamped when they happen, not with their bars' (old) times
+    return session
+
+
+def test_a_restart_on_the_wall_clock_finds_the_cash_explained(tmp_path: Path) -> None:
+    import datetime as dt
+
+    state = tmp_path / "state"
+    buy = ScriptedStrategy({0: lambda ctx, bar: ctx.buy(bar.instrument, 100)})
+    with FakeTWS.from_sample(["ACME"]) as tws:
+        with _wall_clock_session(buy, tws, state) as session:
+            session.step(3)
+            session.stop()
+        (execution,) = tws.messages("out", msg_id=11)
+        today = dt.datetime.now(dt.UTC).strftime("%Y%m%d")
+        assert execution.fields[15].startswith(today)  # the fill's time, not 2017's bar's
+        assert execution.fields[15].endswith(" UTC")
+        with _wall_clock_session(ScriptedStrategy({}), tws, state) as session:
+            session.step(1)
+            session.stop()
+            notices = [e for e in session.engine.notices if isinstance(e, Reconciled)]
+    assert notices[0].resolution == "agreed"
+    assert not [n for n in notices[0].notes if "cash moved" in n], notices[0].notes

@@ -19,6 +19,7 @@ from ibkrfw.model.events import Event, OrderEvent, OrderFilled
 from ibkrfw.model.instruments import Instrument
 from ibkrfw.model.orders import Order, OrderRequest
 from ibkrfw.portfolio.portfolio import Portfolio
+from ibkrfw.risk.account import IB_INITIAL_MARGIN, MarginSpec
 from ibkrfw.sim.broker import SimBroker
 from ibkrfw.sim.commission import CommissionModel
 from ibkrfw.sim.slippage import SlippageModel
@@ -50,6 +51,9 @@ class Market:
             bid and ask prices, and reach the broker (for a spread slippage model); fills
             still come from bars.
         slippage: The broker's slippage model.
+        fill_on: What orders fill on (:class:`~ibkrfw.sim.SimBroker`'s ``fill_on``).
+        account: A ``"margin"`` or ``"cash"`` account (:class:`~ibkrfw.risk.BuyingPower`).
+        initial_margin: A margin account's initial margin rates.
     """
 
     def __init__(
@@ -63,6 +67,8 @@ class Market:
         quotes: Mapping[Instrument, pd.DataFrame] | None = None,
         slippage: SlippageModel | None = None,
         fill_on: Literal["bars", "quotes"] = "bars",
+        account: Literal["margin", "cash"] = "margin",
+        initial_margin: MarginSpec = IB_INITIAL_MARGIN,
     ) -> None:
         from ibkrfw.sim.feeds import frame_to_arrays
 
@@ -83,6 +89,7 @@ class Market:
         self.clock = SimClock(first)
         self.orders = OrderBook()
         self.portfolio = Portfolio(cash)
+        self.portfolio.follow_orders(self.orders.working)  # buying power counts working orders
         self.cash = cash
         self.broker = SimBroker(
             cash,
@@ -90,6 +97,8 @@ class Market:
             volume_limit=volume_limit,
             slippage=slippage,
             fill_on=fill_on,
+            account=account,
+            initial_margin=initial_margin,
         )
         self._on_event = on_event
         self.broker.start(self.clock, self._emit)

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import attrs
+
 from ibkrfw.model.instruments import AssetClass, Instrument
 from ibkrfw.model.orders import OrderRequest, OrderType, Side
 from ibkrfw.testing.faketws.wire import UNSET_DOUBLE, UNSET_INTEGER
 
 __all__ = [
+    "WhatIf",
     "account_summary",
     "account_value",
     "commission_report",
@@ -79,6 +82,24 @@ def contract_details(req_id: int, inst: Instrument, con_id: int) -> Fields:
     ]  # fmt: skip
 
 
+@attrs.frozen
+class WhatIf:
+    """The order state of a what-if answer, as openOrder carries it.
+
+    Args:
+        margins: initMarginBefore, maintMarginBefore, equityWithLoanBefore, initMarginChange,
+            maintMarginChange, equityWithLoanChange, initMarginAfter, maintMarginAfter,
+            equityWithLoanAfter: nine amounts as text ("" when unknown).
+        commissions: commission, minCommission, maxCommission (``UNSET_DOUBLE`` when unknown)
+            and commissionCurrency.
+        warning: The warningText.
+    """
+
+    margins: tuple[str, ...] = attrs.field(validator=attrs.validators.max_len(9))
+    commissions: tuple[float | str, float | str, float | str, str]
+    warning: str = ""
+
+
 def _price(value: Decimal | None) -> object:
     return "" if value is None else float(value)
 
@@ -94,11 +115,17 @@ def open_order(
     account: str,
     status: str,
     parent_id: int = 0,
+    what_if: WhatIf | None = None,
 ) -> Fields:
-    """Return the fields of openOrder (5) for a plain order: 120 fields in all."""
+    """Return the fields of openOrder (5) for a plain order: 120 fields in all.
+
+    With ``what_if``, the order is a what-if answer: whatIf 1 and the order state's margin and
+    commission estimates.
+    """
     kind = request.order_type
     limit = request.limit_price
     aux = request.stop_price
+    margins = ("",) * 9 if what_if is None else (*what_if.margins, *("",) * 9)[:9]
     trail_stop = _price(request.stop_price) if kind is OrderType.TRAILING_STOP else ""
     if kind is OrderType.TRAILING_STOP:
         aux = request.trail_amount
@@ -150,11 +177,15 @@ def open_order(
         0,  # deltaNeutralContract present
         "",  # algoStrategy
         0,  # solicited
-        0,  # whatIf
+        0 if what_if is None else 1,  # whatIf
         status,
-        "", "", "", "", "", "", "", "", "",  # margins before/change/after
-        UNSET_DOUBLE, UNSET_DOUBLE, UNSET_DOUBLE, "",  # commission, min, max, currency
-        "",  # warningText
+        *margins,  # before, change, after: initial, maintenance, equity with loan
+        *(
+            (UNSET_DOUBLE, UNSET_DOUBLE, UNSET_DOUBLE, "")  # commission, min, max, currency
+            if what_if is None
+            else what_if.commissions
+        ),
+        "" if what_if is None else what_if.warning,  # warningText
         0, 0,  # randomizeSize, randomizePrice
         0,  # conditions count
         "", "", trail_stop, "", "", "", "", 0,  # adjusted params (trailStopPrice again)

@@ -18,6 +18,7 @@ import attrs
 import numpy as np
 
 from ibkrfw._net import is_loopback
+from ibkrfw.core.clock import Clock
 from ibkrfw.errors import ConfigError, OrderError
 from ibkrfw.model._decimal import DecimalLike, float_decimal, to_decimal
 from ibkrfw.model._time import parse_ib_time
@@ -43,8 +44,8 @@ from ibkrfw.model.orders import (
     check_modification,
     check_request,
 )
-from ibkrfw.risk.account import IB_INITIAL_MARGIN, MarginSpec, margin_rates
-from ibkrfw.sim.commission import CommissionModel
+from ibkrfw.risk.account import IB_INITIAL_MARGIN, BuyingPower, MarginSpec, margin_rates
+from ibkrfw.sim.commission import NOTHING_YET, CommissionModel
 from ibkrfw.sim.slippage import SlippageModel
 from ibkrfw.testing.faketws import messages as m
 from ibkrfw.testing.faketws.market import Market
@@ -52,6 +53,7 @@ from ibkrfw.testing.faketws.market_data import MarketDataRequests
 from ibkrfw.testing.faketws.wire import (
     HANDSHAKE_PREFIX,
     SERVER_VERSION,
+    UNSET_DOUBLE,
     FrameReader,
     WireError,
     encode_fields,
@@ -81,6 +83,8 @@ REQ_HISTORICAL_DATA, CANCEL_HISTORICAL_DATA = 20, 25
 REQ_REAL_TIME_BARS, CANCEL_REAL_TIME_BARS = 50, 51
 REQ_COMPLETED_ORDERS, REQ_ACCOUNT_UPDATES, REQ_ACCOUNT_UPDATES_MULTI = 99, 6, 76
 CANCEL_ACCOUNT_UPDATES_MULTI = 77
+REQ_GLOBAL_CANCEL = 58
+WHAT_IF_FIELD = 85  # placeOrder's whatIf flag (v157, no combo legs, algo or scale fields)
 TICK_LAST_TIMESTAMP, TICK_HALTED = 45, 49
 TICK_SNAPSHOT_END = 57  # an outgoing message id
 PACING_TEXT = (
@@ -258,9 +262,23 @@ class FakeTWS:
             rates by default); the maintenance margin is half of it. The account values
             (``InitMarginReq``, ``MaintMarginReq``, ``AvailableFunds``, ``ExcessLiquidity``,
             ``BuyingPower``) follow from them and the positions at their last price.
+        account_kind: ``"margin"`` (the default: a Regulation T margin account, which may
+            borrow up to the initial margin) or ``"cash"`` (no borrowing, no short sales:
+            ``BuyingPower`` is the cash). A new order the account cannot pay for is rejected
+            as TWS rejects it, with error 201 (see :class:`~ibkrfw.risk.BuyingPower` for how
+            orders are valued).
+
+        clock: The clock that stamps executions with the time they happened, as TWS stamps
+            them: the wall clock by default. A test that drives time gives its own clock, or
+            ``"replay"`` to stamp each fill with its simulated time (its bar's, as a backtest
+            has it), as :class:`~ibkrfw.testing.LiveSession` does.
 
     Orders rest, fill, partially fill and are cancelled by a
     :class:`~ibkrfw.sim.SimBroker` on the replayed bars: the fill rules of a backtest.
+
+    Raises:
+        ConfigError: if ``account`` is empty, ``account_kind`` is neither ``"margin"`` nor
+            ``"cash"``, or a margin rate is not in (0, 1].
 
     Example:
         >>> with FakeTWS() as tws:
@@ -283,9 +301,19 @@ class FakeTWS:
         slippage: SlippageModel | None = None,
         fill_on: Literal["bars", "quotes"] | None = None,
         initial_margin: MarginSpec = IB_INITIAL_MARGIN,
+        account_kind: Literal["margin", "cash"] = "margin",
+        clock: Clock | Literal["replay"] | None = None,
     ) -> None:
         if not account:
             raise ConfigError("the fake TWS needs an account id")
+        if account_kind not in ("margin", "cash"):
+            raise ConfigError(
+                f"FakeTWS(account_kind=...): {account_kind!r} is not an account kind; "
+                "give 'margin' (Reg T, the default) or 'cash'"
+            )
+        self.account_kind = account_kind
+        self.clock: Clock | Literal["replay"] | None = clock
+        """What stamps executions: None (the wall clock), a clock, or ``"replay"`` (may be set)."""
         self.network_warning: str | None = (
             None
             if is_loopback(host)
@@ -306,7 +334,11 @@ class FakeTWS:
             quotes=quotes,
             slippage=slippage,
             fill_on=fill_on or ("bars" if data else "quotes"),
+            account=account_kind,
+            initial_margin=self.margin_rates,
         )
+        rules = self.market.broker.account_rules
+        self._buying_power = next(r for r in rules if isinstance(r, BuyingPower))
         # (client id, the client's order id) -> the market's order id, and back
         self._order_ids: dict[tuple[int, int], int] = {}
         self._owners: dict[int, tuple[int, int]] = {}
@@ -373,6 +405,7 @@ class FakeTWS:
             REQ_ACCOUNT_UPDATES: self._req_account_updates,
             REQ_ACCOUNT_UPDATES_MULTI: self._req_account_updates_multi,
             CANCEL_ACCOUNT_UPDATES_MULTI: lambda session, fields: None,
+            REQ_GLOBAL_CANCEL: self._global_cancel,
             **self._market_data.handlers(),  # depth, ticks, head time stamp, symbols, options
         }
 
@@ -1046,6 +1079,9 @@ class FakeTWS:
             session.error(order_id, 201, f"Order rejected - reason:{problem}")
             return
         self.next_order_id = max(self.next_order_id, order_id + 1)
+        if len(fields) > WHAT_IF_FIELD and fields[WHAT_IF_FIELD] == "1":
+            self._what_if(session, order_id, inst, request)
+            return
         known = self._order_ids.get((client_id, order_id))
         if known is not None:
             order = self.market.orders.get(known)
@@ -1057,6 +1093,10 @@ class FakeTWS:
                 session.error(order_id, 201, f"Order rejected - reason:{problem}")
                 return
             self.market.modify(known, request)
+            return
+        refusal = self._refusal(request)
+        if refusal is not None:
+            session.error(order_id, 201, f"Order rejected - reason:{refusal}")
             return
         if self._rejections:
             code, text = self._rejections.pop(0)
@@ -1090,6 +1130,82 @@ class FakeTWS:
                 del self._untransmitted[root]
                 for held in group:
                     self.market.send(held)
+
+    def _what_if(
+        self, session: _Session, order_id: int, inst: Instrument, request: OrderRequest
+    ) -> None:
+        """Answer a what-if order as TWS does: one openOrder with the estimates, nothing else.
+
+        The order is never kept, worked or filled. The margins are the fake's (its rates of
+        each position's value, maintenance half the initial), the commission its model's.
+        """
+        assert session.client_id is not None
+        with self.market.lock:
+            pf = self.market.portfolio
+            equity = pf.equity
+            before = self._initial_margin()
+            price = request.limit_price
+            unit = float(price) if price is not None else pf.price(inst)
+            if unit == unit:  # priced: the order's value and commission can be estimated
+                held = pf.quantity(inst)
+                after_qty = held + request.side.sign * request.quantity
+                value = unit * float(inst.multiplier) * self.margin_rates[inst.asset_class]
+                change = (abs(float(after_qty)) - abs(float(held))) * value
+                ts = self.market.clock.now_ns()
+                fee = float(
+                    self.market.broker.commission_model.commission(
+                        inst, request.side, request.quantity,
+                        inst.round_price(float_decimal(unit)), ts, NOTHING_YET,
+                    )
+                )  # fmt: skip
+                after = before + change
+                amounts = [before, before / 2, equity, change, change / 2, -fee]
+                amounts += [after, after / 2, equity - fee]
+                margins = tuple(f"{x:.2f}" for x in amounts)
+                estimate = m.WhatIf(margins, (fee, fee, fee, inst.currency))
+            else:
+                estimate = m.WhatIf(
+                    ("",) * 9,
+                    (UNSET_DOUBLE, UNSET_DOUBLE, UNSET_DOUBLE, ""),
+                    f"no price of {inst.id} yet to estimate the order from",
+                )
+        session.send(*m.open_order(
+            order_id, inst, self.market.con_ids[inst], request, client_id=session.client_id,
+            perm_id=0, account=self.account, status="PreSubmitted", what_if=estimate,
+        ))  # fmt: skip
+
+    def _refusal(self, request: OrderRequest) -> str | None:
+        """Why TWS would refuse a new order for the account's buying power (None: it would not).
+
+        A margin account's refusal is worded as TWS words it; a cash account's gives the
+        amounts of :class:`~ibkrfw.risk.BuyingPower`'s reason.
+        """
+        with self.market.lock:
+            pf = self.market.portfolio
+            decision = self._buying_power.check(request, pf, self.market.clock.now_ns())
+            if decision.approved:
+                return None
+            if self.account_kind == "cash":
+                return f"YOUR ORDER IS NOT ACCEPTED. {decision.reason}"
+            _, after = self._buying_power.initial_margin(request, pf)
+            equity = pf.equity
+        currency = pf.base_currency
+        return (
+            "YOUR ORDER IS NOT ACCEPTED. IN ORDER TO OBTAIN THE DESIRED POSITION YOUR EQUITY WITH "
+            f"LOAN VALUE [{equity:.2f} {currency}] MUST EXCEED THE INITIAL MARGIN "
+            f"[{after:.2f} {currency}]"
+        )
+
+    def _initial_margin(self) -> float:
+        """The initial margin the positions need at their last prices (under the market lock)."""
+        pf = self.market.portfolio
+        return sum(
+            (
+                abs(pf.value(p)) * self.margin_rates[inst.asset_class]
+                for inst, p in pf.positions.items()
+            ),
+            0.0,
+        )
 
     def _request(self, inst: Instrument, fields: list[str]) -> OrderRequest:
         """The order a placeOrder message asks for (field positions of v157)."""
@@ -1148,6 +1264,19 @@ class FakeTWS:
         if known is None:
             session.error(order_id, 135, f"Can't find order with id ={order_id}")
             return
+        self._cancel_known(known)
+
+    def _global_cancel(self, session: _Session, fields: list[str]) -> None:
+        """reqGlobalCancel: cancel every working order of every client, as TWS does."""
+        with self.market.lock:
+            for market_id in list(self._owners):
+                # checked one by one: cancelling a parent may have cancelled its children
+                order = self.market.orders.get(market_id)
+                if order is not None and not order.status.is_terminal:
+                    self._cancel_known(market_id)
+
+    def _cancel_known(self, known: int) -> None:
+        """Cancel the market's order ``known``; each client hears of its own orders."""
         with self.market.lock:
             for root, group in list(self._untransmitted.items()):
                 held = next((o for o in group if o.order_id == known), None)
@@ -1199,7 +1328,13 @@ class FakeTWS:
         elif isinstance(event, OrderFilled):
             fill = event.fill
             exec_id = f"0000fa7e.{perm_id:08x}.{len(self._executions) + 1:02d}.01"
-            when = time.strftime("%Y%m%d %H:%M:%S UTC", time.gmtime(fill.ts_ns / 1e9))
+            # when it happened on the fake's clock, not the bar's time, in TWS's format
+            clock = self.clock
+            if clock is None:
+                now_ns = time.time_ns()
+            else:
+                now_ns = fill.ts_ns if clock == "replay" else clock.now_ns()
+            when = time.strftime("%Y%m%d %H:%M:%S UTC", time.gmtime(now_ns / 1e9))
             details = m.exec_details(
                 -1, order_id, inst, con_id, exec_id=exec_id, time_text=when,
                 account=self.account, side=fill.side, shares=fill.quantity, price=fill.price,
@@ -1340,10 +1475,7 @@ class FakeTWS:
         with self.market.lock:
             pf = self.market.portfolio
             equity, cash, gross = pf.equity, float(pf.cash), pf.gross_exposure
-            initial = sum(
-                abs(pf.value(p)) * self.margin_rates[inst.asset_class]
-                for inst, p in pf.positions.items()
-            )
+            initial = self._initial_margin()
         maintenance = initial / 2
         available = equity - initial
         return {
@@ -1357,7 +1489,7 @@ class FakeTWS:
             "MaintMarginReq": (f"{maintenance:.2f}", "USD"),
             "AvailableFunds": (f"{available:.2f}", "USD"),
             "ExcessLiquidity": (f"{equity - maintenance:.2f}", "USD"),
-            "BuyingPower": (f"{available * 2:.2f}", "USD"),
+            "BuyingPower": (f"{cash if self.account_kind == 'cash' else available * 2:.2f}", "USD"),
         }
 
     def _send_account(self, session: _Session, *, end: bool) -> None:
