@@ -6,6 +6,7 @@ was corrected to TWS's behaviour (reqPositions is a subscription: TWS sends ever
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import Callable, Iterator
 from decimal import Decimal
@@ -38,11 +39,20 @@ def tws() -> Iterator[FakeTWS]:
 
 @pytest.fixture
 def ib(tws: FakeTWS) -> Iterator[Any]:
+    # ib_async asks asyncio for the current loop; since Python 3.12 there is none by default
+    # outside a running loop (a DeprecationWarning, an error here): give it its own, closed after
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
     client = ib_async.IB()
     client.RequestTimeout = WAIT  # a request the fake never answered would fail, not hang
-    client.connect("127.0.0.1", tws.port, clientId=7, timeout=WAIT)
-    yield client
-    client.disconnect()
+    try:
+        client.connect("127.0.0.1", tws.port, clientId=7, timeout=WAIT)
+        yield client
+    finally:
+        client.disconnect()
+        loop.run_until_complete(asyncio.sleep(0.05))  # the transport closes on the loop
+        asyncio.set_event_loop(None)
+        loop.close()
 
 
 def until(ib: Any, condition: Callable[[], object], what: str) -> None:

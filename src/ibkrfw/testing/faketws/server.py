@@ -313,7 +313,7 @@ class FakeTWS:
             )
         self.account_kind = account_kind
         self.clock: Clock | Literal["replay"] | None = clock
-        """What stamps executions: None (the wall clock), a clock, or ``"replay"`` (may be set)."""
+        """The clock that stamps executions: None (the wall clock), a clock, or ``"replay"``."""
         self.network_warning: str | None = (
             None
             if is_loopback(host)
