@@ -313,7 +313,7 @@ class FakeTWS:
             )
         self.account_kind = account_kind
         self.clock: Clock | Literal["replay"] | None = clock
-        """The clock that stamps executions: None (the wall clock), a clock, or ``"replay"``."""
+        """The clock that stamps executions (None for the wall clock, or ``"replay"``); settable."""
         self.network_warning: str | None = (
             None
             if is_loopback(host)
