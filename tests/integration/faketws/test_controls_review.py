@@ -7,14 +7,12 @@ twice; what the operator types never carries a secret into the run; a command is
 
 from __future__ import annotations
 
-import http.client
 import json
 import threading
 import time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from ibkrfw import OrderDenied, Stock
 from ibkrfw.model.orders import OrderStatus, Side
@@ -22,20 +20,14 @@ from ibkrfw.monitoring import Dashboard, LiveMonitor, prometheus_text
 from ibkrfw.risk import Protection, StopLoss
 from ibkrfw.testing import FakeTWS, LiveSession, ScriptedStrategy, bars_frame
 
+from .test_dashboard_controls import post as post_control
+
 TOKEN = "review-t0ken-0123456789"
 
 
 def post(dashboard: Dashboard, action: str, body: object = None) -> tuple[int, dict[str, Any]]:
-    """POST /api/control/<action> with the token; the status and the JSON answer."""
-    where = urlsplit(dashboard.url)
-    connection = http.client.HTTPConnection(where.hostname or "", where.port, timeout=10)
-    data = b"" if body is None else json.dumps(body).encode()
-    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {TOKEN}"}
-    connection.request("POST", f"/api/control/{action}", body=data, headers=headers)
-    response = connection.getresponse()
-    answer = json.loads(response.read().decode())
-    connection.close()
-    return response.status, answer
+    """POST /api/control/<action> with this file's token; the status and the JSON answer."""
+    return post_control(dashboard, action, body, token=TOKEN)
 
 
 def test_flatten_twice_before_the_first_fill_is_heard_closes_the_position_once(
