@@ -364,10 +364,19 @@ class IBKRBroker(Broker, Listener):
             BrokerError: if TWS does not report the account's cash.
             RequestError: if TWS does not answer.
         """
-        rows = self.client.request(
-            "reqAccountSummary", "All", ",".join(_ACCOUNT_TAGS), rows="accountSummary"
-        )
-        self.client.send("cancelAccountSummary", 0)  # any id: the fake and TWS ignore it
+        # A summary is a subscription TWS keeps (two at most per client, error 322 beyond)
+        # until it is cancelled by its own id.
+        req_id = self.client.new_req_id()
+        try:
+            rows = self.client.request(
+                "reqAccountSummary",
+                "All",
+                ",".join(_ACCOUNT_TAGS),
+                rows="accountSummary",
+                req_id=req_id,
+            )
+        finally:
+            self.client.send("cancelAccountSummary", req_id)
         values: dict[str, Decimal] = {}
         for account, tag, value, currency in rows:
             if account != self.client.account or tag not in _ACCOUNT_TAGS:
@@ -926,7 +935,10 @@ class IBKRBroker(Broker, Listener):
     # --- start-up reconciliation ---------------------------------------------------------------
     def _account_positions(self) -> dict[str, tuple[Instrument, Decimal, Decimal]]:
         """The account's positions by instrument id: (instrument, quantity, average price)."""
-        rows = self.client.request("reqPositions", rows="position")
+        try:
+            rows = self.client.request("reqPositions", rows="position")
+        finally:
+            self.client.send("cancelPositions")  # TWS keeps sending changes until cancelled
         held: dict[str, tuple[Instrument, Decimal, Decimal]] = {}
         for account, contract, quantity, avg_cost in rows:
             if account != self.client.account or not quantity:

@@ -890,6 +890,7 @@ class IBClient:
         rows: str,
         timeout: float | None = None,
         on_sent: Callable[[], None] | None = None,
+        req_id: int | None = None,
     ) -> list[tuple[Any, ...]]:
         """Send a request and return the rows of its answer, once its end marker arrived.
 
@@ -903,6 +904,9 @@ class IBClient:
             on_sent: Called once the request is written to the socket (not if it could not
                 be): a pacer counts its intervals from there, not from before a wait for
                 the message rate or the send lock.
+            req_id: The request id to use (from :meth:`new_req_id`), for a request answered
+                by id that the caller must cancel afterwards (a subscription, such as
+                ``reqAccountSummary``); a fresh one by default.
 
         Raises:
             RequestError: if IB answers with an error, the connection is lost or closed, or
@@ -912,7 +916,7 @@ class IBClient:
         if not by_id and rows not in _ROWS_NO_ID:
             raise ValueError(f"{rows!r} is not the answer of a request")
         pending = _Pending()
-        key: int | str = self.new_req_id() if by_id else rows
+        key: int | str = (self.new_req_id() if req_id is None else req_id) if by_id else rows
         if key in self._pending:
             raise RequestError(f"a {rows} request is already waiting for its answer", code=None)
         self._pending[key] = pending

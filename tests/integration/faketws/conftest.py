@@ -179,6 +179,28 @@ class Client(EWrapper, EClient):  # type: ignore[misc]
     def accountSummaryEnd(self, reqId: int) -> None:
         self._put("accountSummaryEnd", reqId)
 
+    def positionMulti(
+        self, reqId: int, account: str, modelCode: str, contract: Any, pos: Any, avgCost: float
+    ) -> None:
+        self._put("positionMulti", reqId, account, contract.symbol, float(pos), avgCost)
+
+    def positionMultiEnd(self, reqId: int) -> None:
+        self._put("positionMultiEnd", reqId)
+
+    def pnl(self, reqId: int, dailyPnL: float, unrealizedPnL: float, realizedPnL: float) -> None:
+        self._put("pnl", reqId, dailyPnL, unrealizedPnL, realizedPnL)
+
+    def pnlSingle(
+        self,
+        reqId: int,
+        pos: Any,
+        dailyPnL: float,
+        unrealizedPnL: float,
+        realizedPnL: float,
+        value: float,
+    ) -> None:
+        self._put("pnlSingle", reqId, float(pos), dailyPnL, unrealizedPnL, realizedPnL, value)
+
     def expect(self, name: str, timeout: float = WAIT, **match: Any) -> tuple[Any, ...]:
         """Return the args of the next ``name`` callback (skipping others); fail after timeout."""
         import time

@@ -206,7 +206,8 @@ def test_positions_portfolio_and_account_values_follow_fills(tws: FakeTWS, ib: A
     assert float(summary["GrossPositionValue"].value) == pytest.approx(1010.0)  # 10 at 101
     until(ib, lambda: ib.portfolio(), "portfolio update")
     [item] = ib.portfolio()
-    assert (item.contract.symbol, item.position, item.marketPrice) == ("ACME", 10, 101.0)
+    # sent at the fill, at its price: the bar's close of 101 waits for TWS's 3-minute update
+    assert (item.contract.symbol, item.position, item.marketPrice) == ("ACME", 10, 100.0)
     values = {(v.tag, v.currency): v.value for v in ib.accountValues()}
     assert ("NetLiquidation", "USD") in values
     sell = ib.placeOrder(contract, ib_async.MarketOrder("SELL", 10))
@@ -215,3 +216,23 @@ def test_positions_portfolio_and_account_values_follow_fills(tws: FakeTWS, ib: A
     until(ib, lambda: sell.isDone(), "the sell's fill")
     until(ib, lambda: not ib.positions(), "the closed position")  # sent as quantity 0
     assert tws.messages("out", client_id=7, msg_id=61)[-1].fields[-2] == "0"
+
+
+def test_pnl_subscriptions_follow_the_account(tws: FakeTWS, ib: Any) -> None:
+    contract = ib.qualifyContracts(acme())[0]
+    account = ib.managedAccounts()[0]
+    tws.step()
+    pnl = ib.reqPnL(account)
+    single = ib.reqPnLSingle(account, "", contract.conId)
+    until(ib, lambda: pnl.unrealizedPnL == 0.0 and single.position == 0, "the first P&L")
+    buy = ib.placeOrder(contract, ib_async.MarketOrder("BUY", 10))
+    until(ib, lambda: buy.orderStatus.status == "Submitted", "Submitted")
+    tws.step()  # fills at 100.5, 0.10 commission; closes at 101
+    until(ib, lambda: pnl.unrealizedPnL == 5.0, "the P&L of the fill (within a second)")
+    assert pnl.realizedPnL == -0.1  # the commission
+    until(ib, lambda: single.value == 1010.0, "the position's P&L")
+    assert (single.position, single.unrealizedPnL, single.realizedPnL) == (10, 5.0, -0.1)
+    ib.cancelPnL(account)
+    ib.cancelPnLSingle(account, "", contract.conId)
+    ib.sleep(0.1)
+    assert not ib.pnl() and not ib.pnlSingle()

@@ -444,7 +444,7 @@ def _calls(tws: FakeTWS) -> dict[int, tuple[Callable[[DataClient, int], None], s
         69: (lambda k, r: k.updateDisplayGroup(r, "8314@SMART"), "error"),
         72: (lambda k, r: k.send_raw(72, 1, "ibkrfw", "1.0", ""), "error"),
         73: (lambda k, r: k.send_raw(73, 1, "x", ""), "error"),
-        74: (lambda k, r: k.reqPositionsMulti(r, acct, ""), "error"),
+        74: (lambda k, r: k.reqPositionsMulti(r, acct, ""), "positionMultiEnd"),
         76: (lambda k, r: k.reqAccountUpdatesMulti(r, acct, "", False), "accountUpdateMultiEnd"),
         78: (
             lambda k, r: k.reqSecDefOptParams(r, "ACME", "", "STK", con_id),
@@ -461,8 +461,8 @@ def _calls(tws: FakeTWS) -> dict[int, tuple[Callable[[DataClient, int], None], s
         87: (lambda k, r: k.reqHeadTimeStamp(r, c, "TRADES", 1, 1), "headTimestamp"),
         88: (lambda k, r: k.reqHistogramData(r, c, False, "1 day"), "error"),
         91: (lambda k, r: k.reqMarketRule(26), "error"),
-        92: (lambda k, r: k.reqPnL(r, acct, ""), "error"),
-        94: (lambda k, r: k.reqPnLSingle(r, acct, "", con_id), "error"),
+        92: (lambda k, r: k.reqPnL(r, acct, ""), "pnl"),
+        94: (lambda k, r: k.reqPnLSingle(r, acct, "", con_id), "pnlSingle"),
         96: (
             lambda k, r: k.reqHistoricalTicks(
                 r, c, "", "20240102 15:00:00 UTC", 10, "TRADES", 1, True, []

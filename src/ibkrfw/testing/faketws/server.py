@@ -48,6 +48,7 @@ from ibkrfw.risk.account import IB_INITIAL_MARGIN, BuyingPower, MarginSpec, marg
 from ibkrfw.sim.commission import NOTHING_YET, CommissionModel
 from ibkrfw.sim.slippage import SlippageModel
 from ibkrfw.testing.faketws import messages as m
+from ibkrfw.testing.faketws.account import AccountStreams
 from ibkrfw.testing.faketws.market import Market
 from ibkrfw.testing.faketws.market_data import MarketDataRequests
 from ibkrfw.testing.faketws.wire import (
@@ -77,12 +78,11 @@ START_API, REQ_CURRENT_TIME, REQ_IDS = 71, 49, 8
 REQ_MKT_DATA, CANCEL_MKT_DATA, REQ_MARKET_DATA_TYPE = 1, 2, 59
 PLACE_ORDER, CANCEL_ORDER, REQ_OPEN_ORDERS, REQ_ALL_OPEN_ORDERS = 3, 4, 5, 16
 REQ_EXECUTIONS, REQ_CONTRACT_DETAILS = 7, 9
-REQ_POSITIONS, REQ_ACCOUNT_SUMMARY, CANCEL_ACCOUNT_SUMMARY = 61, 62, 63
+REQ_POSITIONS = 61
 CANCEL_POSITIONS, REQ_MANAGED_ACCTS = 64, 17
 REQ_HISTORICAL_DATA, CANCEL_HISTORICAL_DATA = 20, 25
 REQ_REAL_TIME_BARS, CANCEL_REAL_TIME_BARS = 50, 51
-REQ_COMPLETED_ORDERS, REQ_ACCOUNT_UPDATES, REQ_ACCOUNT_UPDATES_MULTI = 99, 6, 76
-CANCEL_ACCOUNT_UPDATES_MULTI = 77
+REQ_COMPLETED_ORDERS = 99
 REQ_GLOBAL_CANCEL = 58
 WHAT_IF_FIELD = 85  # placeOrder's whatIf flag (v157, no combo legs, algo or scale fields)
 TICK_LAST_TIMESTAMP, TICK_HALTED = 45, 49
@@ -91,6 +91,7 @@ PACING_TEXT = (
     "Historical Market Data Service error message:API historical data query cancelled: "
     "pacing violation"
 )
+_TICK_S = 0.2  # how often the account streams look at the clock when nothing is replayed
 _SETTLE_S = 1.0  # how long messages() waits for requests being handled to be recorded
 _DAILY_SIZES = ("day", "days", "week", "weeks", "month")  # bar sizes dated yyyymmdd
 _DURATION_UNITS = {"S": 1, "D": 86_400, "W": 7 * 86_400, "M": 30 * 86_400, "Y": 365 * 86_400}
@@ -351,7 +352,6 @@ class FakeTWS:
             tuple[int, int], tuple[_Session, Instrument, tuple[str, bool]]
         ] = {}
         self._realtime: dict[tuple[int, int], tuple[_Session, Instrument]] = {}
-        self._account_subscribers: set[_Session] = set()
         self._position_subscribers: set[_Session] = set()  # reqPositions until cancelPositions
         self._untransmitted: dict[tuple[int, int], list[Order]] = {}  # (client, root order id)
         # scripted faults
@@ -379,6 +379,9 @@ class FakeTWS:
         self._records: list[Recorded] = []
         self._stopping = threading.Event()
         self._market_data = MarketDataRequests(self.market, self._contract_of)
+        self.accounts = AccountStreams(self.market, account, self._account_values, self._now_ns)
+        """The account subscriptions (account updates, summaries, P&L) and their cadence."""
+        self._ticker: threading.Thread | None = None
         self._handlers: dict[int, Callable[[_Session, list[str]], None]] = {
             START_API: self._start_api,
             REQ_CURRENT_TIME: self._current_time,
@@ -395,18 +398,14 @@ class FakeTWS:
             REQ_EXECUTIONS: self._req_executions,
             REQ_POSITIONS: self._req_positions,
             CANCEL_POSITIONS: self._cancel_positions,
-            REQ_ACCOUNT_SUMMARY: self._req_account_summary,
-            CANCEL_ACCOUNT_SUMMARY: lambda session, fields: None,
             REQ_HISTORICAL_DATA: self._req_history,
             CANCEL_HISTORICAL_DATA: self._cancel_history,
             REQ_REAL_TIME_BARS: self._req_realtime,
             CANCEL_REAL_TIME_BARS: self._cancel_realtime,
             REQ_COMPLETED_ORDERS: self._completed_orders,
-            REQ_ACCOUNT_UPDATES: self._req_account_updates,
-            REQ_ACCOUNT_UPDATES_MULTI: self._req_account_updates_multi,
-            CANCEL_ACCOUNT_UPDATES_MULTI: lambda session, fields: None,
             REQ_GLOBAL_CANCEL: self._global_cancel,
             **self._market_data.handlers(),  # depth, ticks, head time stamp, symbols, options
+            **self.accounts.handlers(),  # account updates and summaries, P&L
         }
 
     # --- life cycle ---------------------------------------------------------------------------
@@ -431,16 +430,36 @@ class FakeTWS:
             target=self._accept, name="faketws-accept", daemon=True
         )
         self._accept_thread.start()
+        self._ticker = threading.Thread(target=self._tick, name="faketws-ticker", daemon=True)
+        self._ticker.start()
         log.info("fake TWS listening on %s:%d", self.host, self._port)
         return self
+
+    def _tick(self) -> None:
+        """Let the account streams see time pass when nothing is replayed (TWS's timers)."""
+        while not self._stopping.wait(_TICK_S):
+            try:
+                self.accounts.on_time()
+            except Exception:  # a client gone mid-send must not stop the timer
+                log.exception("fake TWS: account update failed")
+
+    def _now_ns(self) -> int:
+        """The fake's clock: the wall clock, the given clock, or the replayed time."""
+        clock = self.clock
+        if clock is None:
+            return time.time_ns()
+        if clock == "replay":
+            return self.market.clock.now_ns() if self.market.position >= 0 else time.time_ns()
+        return clock.now_ns()
 
     def stop(self, timeout: float = 5.0) -> None:
         """Close every connection and stop listening (waits at most ``timeout`` seconds)."""
         self.pause(timeout)
         self._stopping.set()
-        if self._accept_thread is not None:
-            self._accept_thread.join(timeout)
-            self._accept_thread = None
+        for thread in (self._accept_thread, self._ticker):
+            if thread is not None:
+                thread.join(timeout)
+        self._accept_thread = self._ticker = None
         if self._listener is not None:
             self._listener.close()
             self._listener = None
@@ -735,11 +754,7 @@ class FakeTWS:
                 if not bars and not quotes:
                     break
                 done += 1
-                for session in list(self._account_subscribers):
-                    if session.closed.is_set():
-                        self._account_subscribers.discard(session)
-                    else:
-                        self._send_account(session, end=False)
+                self.accounts.on_time()
         return done
 
     def _send_quotes(self, quotes: list[Quote]) -> None:
@@ -1329,11 +1344,7 @@ class FakeTWS:
             fill = event.fill
             exec_id = f"0000fa7e.{perm_id:08x}.{len(self._executions) + 1:02d}.01"
             # when it happened on the fake's clock, not the bar's time, in TWS's format
-            clock = self.clock
-            if clock is None:
-                now_ns = time.time_ns()
-            else:
-                now_ns = fill.ts_ns if clock == "replay" else clock.now_ns()
+            now_ns = fill.ts_ns if self.clock == "replay" else self._now_ns()
             when = time.strftime("%Y%m%d %H:%M:%S UTC", time.gmtime(now_ns / 1e9))
             details = m.exec_details(
                 -1, order_id, inst, con_id, exec_id=exec_id, time_text=when,
@@ -1371,16 +1382,17 @@ class FakeTWS:
             )
         elif isinstance(event, OrderModifyRejected):
             out.append([4, 2, order_id, 201, f"Order rejected - reason:{event.reason}"])
-        if session is None:
-            return
-        with self._lock:
-            if self._holding:
-                self._held.extend((session, message) for message in out)
-                return
-        for message in out:
-            session.send(*message)
-        if isinstance(event, OrderFilled):
+        if session is not None:
+            with self._lock:
+                held = self._holding
+                if held:
+                    self._held.extend((session, message) for message in out)
+            if not held:
+                for message in out:
+                    session.send(*message)
+        if isinstance(event, OrderFilled):  # every subscriber hears, the order's client or not
             self._send_position(inst)
+            self.accounts.on_fill(inst)
 
     def _send_position(self, inst: Instrument) -> None:
         """Send an instrument's position to every reqPositions subscriber, as TWS does.
@@ -1447,15 +1459,6 @@ class FakeTWS:
         with self._lock:
             self._position_subscribers.discard(session)
 
-    def _req_account_summary(self, session: _Session, fields: list[str]) -> None:
-        req_id = int(fields[2])
-        wanted = {t.strip() for t in fields[4].split(",")} if len(fields) > 4 else set()
-        values = self._account_values()
-        for tag, (value, currency) in values.items():
-            if tag in wanted:
-                session.send(*m.account_summary(req_id, self.account, tag, value, currency))
-        session.send(64, 1, req_id)  # accountSummaryEnd
-
     def _completed_orders(self, session: _Session, fields: list[str]) -> None:
         for market_id in list(self._owners):
             order = self.market.orders.get(market_id)
@@ -1491,36 +1494,6 @@ class FakeTWS:
             "ExcessLiquidity": (f"{equity - maintenance:.2f}", "USD"),
             "BuyingPower": (f"{cash if self.account_kind == 'cash' else available * 2:.2f}", "USD"),
         }
-
-    def _send_account(self, session: _Session, *, end: bool) -> None:
-        for key, (value, currency) in self._account_values().items():
-            session.send(*m.account_value(key, value, currency, self.account))
-        with self.market.lock:
-            held = list(self.market.portfolio.positions.values())
-        for pos in held:
-            inst = pos.instrument
-            session.send(*m.portfolio_value(
-                inst, self.market.con_ids[inst], pos.quantity, pos.market_price,
-                float(pos.avg_price * inst.multiplier), float(pos.realized_pnl), self.account,
-            ))  # fmt: skip
-        now = self.market.clock.now_ns() if self.market.position >= 0 else time.time_ns()
-        session.send(8, 1, time.strftime("%H:%M", time.gmtime(now / 1e9)))  # updateAccountTime
-        if end:
-            session.send(54, 1, self.account)  # accountDownloadEnd
-
-    def _req_account_updates(self, session: _Session, fields: list[str]) -> None:
-        if fields[2] == "1":
-            self._account_subscribers.add(session)
-            self._send_account(session, end=True)
-        else:
-            self._account_subscribers.discard(session)
-
-    def _req_account_updates_multi(self, session: _Session, fields: list[str]) -> None:
-        req_id = int(fields[2])
-        model = fields[4] if len(fields) > 4 else ""
-        for key, (value, currency) in self._account_values().items():
-            session.send(73, 1, req_id, self.account, model, key, value, currency)
-        session.send(74, 1, req_id)  # accountUpdateMultiEnd
 
     def __repr__(self) -> str:
         return f"FakeTWS({self.host}:{self._port}, clients={self.client_ids})"
