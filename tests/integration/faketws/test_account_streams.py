@@ -300,3 +300,18 @@ def test_the_broker_ends_the_subscriptions_its_readings_open() -> None:
         errors = tws.messages("out", client_id=client_id, msg_id=4)
         assert not [e for e in errors if e.fields[3] == "322"]
         session.stop()
+
+
+def test_completed_orders_carry_when_they_ended_on_the_fakes_clock(
+    tws: FakeTWS, clock: SimClock, ib: Any, ready: Any
+) -> None:
+    client = ready()
+    tws.step()
+    buy(client, ib, 1, 10)
+    later(clock, 65)
+    tws.step()  # the bar of 2024-01-03 00:00 UTC; the fill at 15:01:05 on the fake's clock
+    client.expect("orderStatus", a0=1, a1="Filled")
+    client.reqCompletedOrders(False)
+    client.expect("completedOrdersEnd")
+    [completed] = sent(tws, 101)
+    assert completed[-2:] == ("20240102 15:01:05 UTC", "Filled")

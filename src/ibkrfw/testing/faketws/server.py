@@ -354,6 +354,7 @@ class FakeTWS:
         self._realtime: dict[tuple[int, int], tuple[_Session, Instrument]] = {}
         self._position_subscribers: set[_Session] = set()  # reqPositions until cancelPositions
         self._untransmitted: dict[tuple[int, int], list[Order]] = {}  # (client, root order id)
+        self._completed_at: dict[int, int] = {}  # market order id -> when it ended, fake's clock
         # scripted faults
         self._pacing_left = 0
         self._rejections: list[tuple[int, str]] = []
@@ -1382,6 +1383,10 @@ class FakeTWS:
             )
         elif isinstance(event, OrderModifyRejected):
             out.append([4, 2, order_id, 201, f"Order rejected - reason:{event.reason}"])
+        if order.status.is_terminal and event.order_id not in self._completed_at:
+            self._completed_at[event.order_id] = (
+                event.ts_ns if self.clock == "replay" else self._now_ns()
+            )
         if session is not None:
             with self._lock:
                 held = self._holding
@@ -1466,7 +1471,8 @@ class FakeTWS:
                 continue
             inst = order.instrument
             status = "Filled" if order.filled_quantity >= order.quantity else "Cancelled"
-            when = time.strftime("%Y%m%d %H:%M:%S UTC", time.gmtime(order.updated_ns / 1e9))
+            ended = self._completed_at.get(market_id, order.updated_ns)
+            when = time.strftime("%Y%m%d %H:%M:%S UTC", time.gmtime(ended / 1e9))
             session.send(*m.completed_order(
                 inst, self.market.con_ids[inst], order.request, perm_id=market_id,
                 account=self.account, status=status, filled=order.filled_quantity,
