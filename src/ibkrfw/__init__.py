@@ -26,6 +26,7 @@ from ibkrfw.model.events import (
     ConnectionChanged,
     DataProblem,
     Event,
+    OptionSettled,
     OrderAccepted,
     OrderCancelled,
     OrderCancelRejected,
@@ -47,7 +48,7 @@ from ibkrfw.model.events import (
     TradingHalted,
 )
 from ibkrfw.model.fills import Fill, Position
-from ibkrfw.model.instruments import AssetClass, Forex, Future, Instrument, Stock
+from ibkrfw.model.instruments import AssetClass, Forex, Future, Instrument, Option, Stock
 from ibkrfw.model.orders import Order, OrderRequest, OrderStatus, OrderType, Side, TimeInForce
 from ibkrfw.portfolio.fx import FxRates
 from ibkrfw.portfolio.portfolio import Portfolio, PortfolioView, Trade
@@ -81,6 +82,8 @@ __all__ = [
     "IBKRFWError",
     "Instrument",
     "LiveClock",
+    "Option",
+    "OptionSettled",
     "Order",
     "OrderAccepted",
     "OrderCancelRejected",

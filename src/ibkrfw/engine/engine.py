@@ -41,6 +41,7 @@ from ibkrfw.model.events import (
     ConnectionChanged,
     DataProblem,
     Event,
+    OptionSettled,
     OrderAccepted,
     OrderCancelled,
     OrderCancelRejected,
@@ -62,7 +63,7 @@ from ibkrfw.model.events import (
     TradingHalted,
 )
 from ibkrfw.model.fills import Fill
-from ibkrfw.model.instruments import Instrument
+from ibkrfw.model.instruments import Instrument, Option
 from ibkrfw.model.orders import (
     Order,
     OrderRequest,
@@ -1523,6 +1524,25 @@ class Engine:
                 else float(portfolio.balance(fill.instrument.currency))
             )
 
+    def _position_moved(self, fill: Fill) -> None:
+        """After a fill is booked: the protection and exits of its instrument are looked at."""
+        if self.protection:
+            inst = fill.instrument
+            self._unguarded.add(inst)
+            guard = self._guards.get(inst)
+            if guard is not None and not guard.turned:
+                # Live, the engine acts on each fill: a position flat or turned in between
+                # loses its exits (a trailing stop the ground it made), and the position
+                # after gets new ones. A backtest acts once the bar's fills are in, so it
+                # notes the turn here to do the same.
+                held = self._running_portfolio().quantity(inst)
+                guard.turned = not held or (held > 0) is (guard.side is Side.BUY)
+            for tag in (STOP_TAG, TAKE_TAG):
+                self._lost.pop((inst, tag), None)
+                self._unplaceable.discard((inst, tag))
+        if self._exits:
+            self._exit_check.add(fill.instrument)
+
     def _book_adopted(self, fill: Fill) -> None:
         """Book a position the account held before the run, as its opening fill."""
         self._book_fill(fill)
@@ -1707,7 +1727,8 @@ class Engine:
         holding: _Holding
         push: Callable[[Bar], None] | None = None
         active = self.orders.active_index  # truthy while some order may still fill
-        every_bar = broker.needs_every_bar
+        # options are settled at expiry by the broker, which needs their underlyings' prices
+        every_bar = broker.needs_every_bar or any(type(i) is Option for i in self._lanes)
         for bar in bars:
             ts = bar.ts_ns
             if ts != cur_ts:
@@ -2052,22 +2073,7 @@ class Engine:
             if fill is not None:
                 self._book_fill(fill)
                 self._oca_reduces(fill)
-                if self.protection:
-                    inst = fill.instrument
-                    self._unguarded.add(inst)
-                    guard = self._guards.get(inst)
-                    if guard is not None and not guard.turned:
-                        # Live, the engine acts on each fill: a position flat or turned in
-                        # between loses its exits (a trailing stop the ground it made), and
-                        # the position after gets new ones. A backtest acts once the bar's
-                        # fills are in, so it notes the turn here to do the same.
-                        held = self._running_portfolio().quantity(inst)
-                        guard.turned = not held or (held > 0) is (guard.side is Side.BUY)
-                    for tag in (STOP_TAG, TAKE_TAG):
-                        self._lost.pop((inst, tag), None)
-                        self._unplaceable.discard((inst, tag))
-                if self._exits:
-                    self._exit_check.add(fill.instrument)
+                self._position_moved(fill)
             elif type(event) is OrderModified and self._exits:
                 resized = self.orders.get(event.order_id)
                 if resized is not None and (resized.request.parent_id is not None):
@@ -2113,6 +2119,13 @@ class Engine:
         ):
             self.notices.append(event)
             self.log.info("%r", event)
+            self.strategy.on_event(self._ctx, event)
+        elif type(event) is OptionSettled:
+            for settled in event.fills:  # booked as fills of no order
+                self._book_fill(settled)
+                self._position_moved(settled)
+            self.notices.append(event)
+            self.log.info("%s", event.reason)
             self.strategy.on_event(self._ctx, event)
         elif isinstance(event, CashAdjusted):
             portfolio = self._running_portfolio()

@@ -16,10 +16,11 @@ from ibapi.order import Order
 from ibkrfw.errors import ConfigError, OrderError
 from ibkrfw.model._decimal import float_decimal
 from ibkrfw.model._time import format_ib_time, parse_ib_time
-from ibkrfw.model.instruments import Forex, Future, Instrument, Stock
+from ibkrfw.model.instruments import Forex, Future, Instrument, Option, Stock
 from ibkrfw.model.orders import OrderRequest, OrderType, Side, TimeInForce
 
 __all__ = [
+    "CASH_SETTLED",
     "from_ib_contract",
     "from_ib_order",
     "to_ib_contract",
@@ -27,6 +28,8 @@ __all__ = [
 ]
 
 _UNSET_DOUBLE = 1.7976931348623157e308
+CASH_SETTLED = frozenset({"SPX", "SPXW", "XSP", "NDX", "NDXP", "RUT", "RUTW", "VIX", "VIXW", "DJX"})
+"""Underlyings and trading classes of the cash-settled US index options."""
 _DECIMAL_QUANTITIES = not isinstance(Order().totalQuantity, int | float)  # 10.x: Decimal
 
 
@@ -48,18 +51,28 @@ def to_ib_contract(instrument: Instrument) -> Contract:
     if isinstance(instrument, Future):
         contract.lastTradeDateOrContractMonth = instrument.expiry
         contract.multiplier = str(instrument.multiplier)
+    if isinstance(instrument, Option):
+        contract.lastTradeDateOrContractMonth = instrument.expiry
+        contract.strike = float(instrument.strike)
+        contract.right = instrument.right
+        contract.multiplier = f"{instrument.multiplier.normalize():f}"
+        contract.tradingClass = instrument.trading_class
     return contract
 
 
 def from_ib_contract(contract: Contract, *, tick_size: float | None = None) -> Instrument:
-    """Return the instrument an IB contract names (stocks, futures and forex).
+    """Return the instrument an IB contract names (stocks, futures, forex and options).
+
+    An option on one of the cash-settled US indexes (:data:`CASH_SETTLED`: SPX, NDX, RUT,
+    VIX...) is read as cash-settled, any other as delivering its underlying.
 
     Args:
         contract: The contract, e.g. from ``contractDetails`` or ``position``.
         tick_size: The contract's minimum tick (``ContractDetails.minTick``), if known.
 
     Raises:
-        ConfigError: for a security type other than STK, FUT and CASH.
+        ConfigError: for a security type other than STK, FUT, CASH and OPT, or an option
+            contract without a valid expiry, strike or right.
     """
     options: dict[str, Any] = {"currency": contract.currency or "USD"}
     if contract.exchange:
@@ -77,7 +90,21 @@ def from_ib_contract(contract: Contract, *, tick_size: float | None = None) -> I
         return Future(contract.symbol, expiry=contract.lastTradeDateOrContractMonth, **options)
     if kind == "CASH":
         return Forex(contract.symbol, **options)
-    raise ConfigError(f"security type {kind!r} is not supported (STK, FUT and CASH are)")
+    if kind == "OPT":
+        if contract.multiplier:
+            options["multiplier"] = contract.multiplier
+        if contract.tradingClass:
+            options["trading_class"] = contract.tradingClass
+        cash = contract.symbol in CASH_SETTLED or contract.tradingClass in CASH_SETTLED
+        return Option(
+            contract.symbol,
+            expiry=contract.lastTradeDateOrContractMonth[:8],
+            strike=float_decimal(contract.strike),
+            right=contract.right,
+            settlement="cash" if cash else "physical",
+            **options,
+        )
+    raise ConfigError(f"security type {kind!r} is not supported (STK, FUT, CASH and OPT are)")
 
 
 def to_ib_order(

@@ -7,6 +7,7 @@ from ibkrfw.model.events import (
     ConnectionChanged,
     DataProblem,
     Event,
+    OptionSettled,
     OrderAccepted,
     OrderCancelled,
     OrderCancelRejected,
@@ -28,7 +29,7 @@ from ibkrfw.model.events import (
     TradingHalted,
 )
 from ibkrfw.model.fills import Fill, Position
-from ibkrfw.model.instruments import AssetClass, Forex, Future, Instrument, Stock
+from ibkrfw.model.instruments import AssetClass, Forex, Future, Instrument, Option, Stock
 from ibkrfw.model.orders import (
     Order,
     OrderRequest,
@@ -53,6 +54,8 @@ __all__ = [
     "Forex",
     "Future",
     "Instrument",
+    "Option",
+    "OptionSettled",
     "Order",
     "OrderAccepted",
     "OrderCancelRejected",

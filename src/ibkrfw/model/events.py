@@ -15,7 +15,7 @@ import attrs
 from ibkrfw.model._time import to_timestamp
 from ibkrfw.model.data import Bar, Quote, Tick
 from ibkrfw.model.fills import Fill
-from ibkrfw.model.instruments import Instrument
+from ibkrfw.model.instruments import Instrument, Option
 from ibkrfw.model.orders import OrderRequest
 
 if TYPE_CHECKING:
@@ -39,6 +39,7 @@ __all__ = [
     "OrderRejected",
     "OrderResized",
     "OrderSubmitted",
+    "OptionSettled",
     "ProtectionFailed",
     "QuoteReceived",
     "Reconciled",
@@ -201,6 +202,36 @@ class CashAdjusted(Event):
     amount: Decimal
     reason: str
     currency: str | None = None
+
+
+@final
+@attrs.frozen(kw_only=True)
+class OptionSettled(Event):
+    """A held option reached its expiry and was settled (in a backtest, by the simulator).
+
+    In the money by $0.01 or more at the underlying's last price, it is exercised (held
+    long) or assigned (held short), as IB does automatically: a physically settled option
+    delivers ``multiplier`` units of the underlying a contract at the strike, a cash-settled
+    one pays its intrinsic value. Out of the money it expires worthless. The ``fills`` are
+    booked like an order's (``order_id`` -1, no commission): the option closed at zero (at
+    its intrinsic value when cash-settled), and the underlying bought or sold at the strike.
+
+    Args:
+        option: The option.
+        action: ``"exercised"``, ``"assigned"`` or ``"expired"``.
+        quantity: The contracts held before (negative when short).
+        underlying_price: The price it was settled on: the underlying's last price, or the
+            option's own when the underlying was never priced (then ``reason`` says so).
+        fills: What was booked.
+        reason: A sentence saying what happened and on which price.
+    """
+
+    option: Option
+    action: str
+    quantity: Decimal
+    underlying_price: float
+    fills: tuple[Fill, ...]
+    reason: str
 
 
 @final

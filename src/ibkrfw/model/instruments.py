@@ -1,7 +1,8 @@
-"""Tradable instruments: stocks, futures and forex pairs."""
+"""Tradable instruments: stocks, futures, forex pairs and options."""
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 import math
 from collections.abc import Mapping
@@ -13,7 +14,7 @@ import attrs
 from ibkrfw.errors import ConfigError, OrderError
 from ibkrfw.model._decimal import DecimalLike, to_decimal
 
-__all__ = ["AssetClass", "Forex", "Future", "Instrument", "Stock"]
+__all__ = ["AssetClass", "Forex", "Future", "Instrument", "Option", "Stock"]
 
 
 class AssetClass(enum.StrEnum):
@@ -22,6 +23,7 @@ class AssetClass(enum.StrEnum):
     STOCK = "STK"
     FUTURE = "FUT"
     FOREX = "CASH"
+    OPTION = "OPT"
 
 
 def _positive_decimal(value: DecimalLike) -> Decimal:
@@ -145,7 +147,7 @@ class Instrument:
             ConfigError: if the asset class is unknown or a field is missing or invalid.
         """
         kinds: dict[str, type[Instrument]] = {
-            k.asset_class.value: k for k in (Stock, Future, Forex)
+            k.asset_class.value: k for k in (Stock, Future, Forex, Option)
         }
         values = dict(spec)
         kind = kinds.get(values.pop("asset_class", ""))
@@ -243,3 +245,113 @@ class Forex(Instrument):
     def id(self) -> str:
         """The pair as ``BASE.QUOTE``, such as ``"EUR.USD"``."""
         return f"{self.symbol}.{self.currency}"
+
+
+_RIGHTS = {"C": "C", "CALL": "C", "P": "P", "PUT": "P"}
+
+
+def _right(value: object) -> str:
+    right = _RIGHTS.get(value.strip().upper()) if isinstance(value, str) else None
+    if right is None:
+        raise ConfigError(
+            f"Option right: {value!r} is not a right; give 'C' (a call) or 'P' (a put), "
+            "as IB writes them ('CALL' and 'PUT' are read too)"
+        )
+    return right
+
+
+def _strike(value: DecimalLike) -> Decimal:
+    try:
+        strike = to_decimal(value, "strike")
+    except ValueError as exc:
+        raise ConfigError(f"Option strike: {exc}") from None
+    if not strike.is_finite() or strike <= 0:
+        raise ConfigError(f"Option strike: must be a positive price, got {value!r}")
+    return strike
+
+
+def _expiry_date(_: object, attribute: attrs.Attribute[str], value: str) -> None:
+    try:
+        ok = isinstance(value, str) and len(value) == 8 and value.isdigit()
+        ok = ok and dt.date(int(value[:4]), int(value[4:6]), int(value[6:])) is not None
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ConfigError(
+            f"Option expiry: {value!r} is not a date; give the last trading day as YYYYMMDD "
+            "(IB's lastTradeDateOrContractMonth), e.g. '20261218'"
+        )
+
+
+def _settlement(_: object, attribute: attrs.Attribute[str], value: str) -> None:
+    if value not in ("physical", "cash"):
+        raise ConfigError(
+            f"Option settlement: {value!r} is not a settlement; give 'physical' (exercise "
+            "delivers the underlying: stock options) or 'cash' (index options)"
+        )
+
+
+@final
+@attrs.frozen(cache_hash=True)
+class Option(Instrument):
+    """An option on a stock or an index (IB's ``OPT``): ``symbol`` is the underlying's.
+
+    Prices are per unit of the underlying, as quoted; one contract is ``multiplier`` units
+    (100 for US equity options), so a fill's value, a position's P&L and the commission
+    count the multiplier.
+
+    Args:
+        expiry: The last trading day, ``YYYYMMDD``.
+        strike: The strike price.
+        right: ``"C"`` for a call, ``"P"`` for a put (``"CALL"`` and ``"PUT"`` are read too).
+        trading_class: IB's trading class (``"SPXW"`` for SPX weeklies); empty lets IB pick.
+        settlement: ``"physical"`` (exercise delivers the underlying, as stock options do)
+            or ``"cash"`` (index options: exercise pays the intrinsic value).
+
+    Raises:
+        ConfigError: if the expiry is not a date, the strike not positive, the right not a
+            call or a put, or the settlement unknown.
+
+    Example:
+        >>> call = Option("AAPL", expiry="20261218", strike=200, right="C")
+        >>> call.id, call.multiplier, call.is_call
+        ('AAPL.20261218.C200.SMART', Decimal('100'), True)
+        >>> call.intrinsic_value(215.5)
+        15.5
+    """
+
+    asset_class: ClassVar[AssetClass] = AssetClass.OPTION
+    multiplier: Decimal = attrs.field(
+        default=Decimal(100), kw_only=True, converter=_positive_decimal
+    )
+    expiry: str = attrs.field(kw_only=True, validator=_expiry_date)
+    strike: Decimal = attrs.field(kw_only=True, converter=_strike)
+    right: str = attrs.field(kw_only=True, converter=_right)
+    trading_class: str = attrs.field(default="", kw_only=True)
+    settlement: str = attrs.field(default="physical", kw_only=True, validator=_settlement)
+
+    @property
+    def id(self) -> str:
+        """A readable identifier, unique per contract, such as ``"AAPL.20261218.C200.SMART"``."""
+        strike = f"{self.strike.normalize():f}"
+        return f"{self.symbol}.{self.expiry}.{self.right}{strike}.{self.exchange}"
+
+    @property
+    def is_call(self) -> bool:
+        """True for a call, False for a put."""
+        return self.right == "C"
+
+    @property
+    def expiry_date(self) -> dt.date:
+        """The last trading day as a date."""
+        return dt.date(int(self.expiry[:4]), int(self.expiry[4:6]), int(self.expiry[6:]))
+
+    def intrinsic_value(self, underlying_price: float) -> float:
+        """What exercising one unit is worth at ``underlying_price`` (zero out of the money)."""
+        strike = float(self.strike)
+        gain = underlying_price - strike if self.is_call else strike - underlying_price
+        return max(gain, 0.0)
+
+    def underlying(self) -> Stock:
+        """The underlying as a stock on SMART in the option's currency (physical delivery)."""
+        return Stock(self.symbol, currency=self.currency)

@@ -32,6 +32,7 @@ IB_INITIAL_MARGIN: MarginRates = MappingProxyType(
         AssetClass.STOCK: 0.5,  # Regulation T: 50 % of a long or short stock position
         AssetClass.FOREX: 0.025,  # IB's rate for the major currencies (40:1)
         AssetClass.FUTURE: 0.1,  # a stand-in for the exchange's margin (SPAN): give yours
+        AssetClass.OPTION: 1.0,  # a long option is paid in full; short ones: see below
     }
 )
 """The initial margin of an IB margin account, by asset class (a read-only mapping).
@@ -39,7 +40,11 @@ IB_INITIAL_MARGIN: MarginRates = MappingProxyType(
 Stocks: Regulation T's 50 %. Forex: 2.5 %, IB's rate for USD, EUR, JPY, CHF, GBP, AUD and CAD
 (other currencies need 3.33 % to 10 %). Futures: 10 % of the notional value, a rough stand-in
 for the exchange's own margin per contract (an E-mini S&P 500 contract needs about 5 to 7 %);
-give your contract's rate when it matters.
+give your contract's rate when it matters. Options: 100 % of the premium, what a long option
+costs. A short option's Regulation T margin depends on its underlying (the premium plus 20 %
+of the underlying's value less the amount out of the money, at least 10 %) and is not
+modelled: it counts as its premium, far less than IB will ask. Bound short options with a
+delta or notional limit.
 """
 
 MarginSpec = float | Mapping[AssetClass, float] | Mapping[str, float]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Callable, Iterator
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 from typing import Literal, final
+from zoneinfo import ZoneInfo
 
 import attrs
 from typing_extensions import override
@@ -18,6 +20,7 @@ from ibkrfw.model.data import Bar, Quote
 from ibkrfw.model.events import (
     CashAdjusted,
     Event,
+    OptionSettled,
     OrderAccepted,
     OrderCancelled,
     OrderCancelRejected,
@@ -27,7 +30,7 @@ from ibkrfw.model.events import (
     OrderModifyRejected,
 )
 from ibkrfw.model.fills import Fill
-from ibkrfw.model.instruments import Instrument
+from ibkrfw.model.instruments import AssetClass, Instrument, Option
 from ibkrfw.model.orders import Order, OrderRequest, OrderType, Side, TimeInForce
 from ibkrfw.portfolio.fx import FxRates
 from ibkrfw.portfolio.portfolio import Portfolio
@@ -62,6 +65,16 @@ class _NotStarted(Clock):
     @override
     def advance_to(self, ts_ns: int) -> None:
         raise EngineError("SimBroker.start() must be called before orders are sent")
+
+
+_NEVER = 2**63 - 1  # no expiry due
+
+
+def expiry_ns(option: Option) -> int:
+    """When an option is settled: 16:00 on its expiry day in its time zone (after the close)."""
+    day = option.expiry_date
+    zone = ZoneInfo(option.timezone)
+    return int(dt.datetime(day.year, day.month, day.day, 16, tzinfo=zone).timestamp()) * 10**9
 
 
 def _not_started(event: Event) -> None:
@@ -238,6 +251,10 @@ class SimBroker(Broker):
             self._sessions = TradingDays(calendar or calendar_for)
         self._clock: Clock = _NotStarted()
         self._emit: EventSink = _not_started
+        # Options held, settled at expiry; tracked once an option is traded
+        self._options: dict[Option, Decimal] = {}
+        self._next_expiry_ns = _NEVER
+        self._last_close: dict[Instrument, float] | None = None  # None: no option traded
 
     @override
     def start(self, clock: Clock, emit: EventSink) -> None:
@@ -283,6 +300,8 @@ class SimBroker(Broker):
     @override
     def submit(self, order: Order) -> None:
         now, emit = self._clock.now_ns(), self._emit
+        if self._last_close is None and type(order.instrument) is Option:
+            self._last_close = {}  # from now on, bars' closes are kept for expiries
         w = Working(order)
         if self._live and self._latest_bar_ns is not None:
             w.eligible_ns = self._latest_bar_ns + 1  # the next bar after the one answered
@@ -443,6 +462,10 @@ class SimBroker(Broker):
     def on_bar(self, bar: Bar) -> None:
         if self._live and (self._latest_bar_ns is None or bar.ts_ns > self._latest_bar_ns):
             self._latest_bar_ns = bar.ts_ns
+        if self._last_close is not None:
+            if bar.ts_ns >= self._next_expiry_ns:
+                self._settle_expired(bar.ts_ns)  # on the prices up to expiry: not this bar's
+            self._last_close[bar.instrument] = bar.close
         if self.borrow_rate is not None:
             self._accrue(bar)
         if self._keep_ledger:
@@ -639,6 +662,89 @@ class SimBroker(Broker):
             return req.stop_price
         return None
 
+    # --- option expiry ------------------------------------------------------------------------
+    def _hold_option(self, option: Option, change: Decimal) -> None:
+        held = self._options.get(option, _ZERO) + change
+        if held:
+            self._options[option] = held
+        else:
+            self._options.pop(option, None)
+        self._next_expiry_ns = min((expiry_ns(o) for o in self._options), default=_NEVER)
+
+    def _settle_expired(self, now: int) -> None:
+        """Settle every option held whose expiry has passed, as IB does after the close."""
+        for option in [o for o in self._options if expiry_ns(o) <= now]:
+            for w in list(self._working.get(option, {}).values()):
+                self._withdraw(w, now, f"the option {option.id} expired")
+            for children in list(self._held.values()):
+                for w in [c for c in children if c.order.instrument == option]:
+                    self._withdraw(w, now, f"the option {option.id} expired")
+            event = self._settlement(option, self._options[option], now)
+            for fill in event.fills:
+                if self._keep_ledger:
+                    self._ledger.apply_fill(fill)
+            self._hold_option(option, -self._options[option])
+            self._emit(event)
+
+    def _settlement(self, option: Option, held: Decimal, now: int) -> OptionSettled:
+        """What expiry does to ``held`` contracts of ``option``, on the last prices seen."""
+        closes = self._last_close or {}
+        underlying = next(
+            (
+                inst
+                for inst in closes
+                if inst.symbol == option.symbol
+                and inst.currency == option.currency
+                and inst.asset_class is AssetClass.STOCK
+            ),
+            None,
+        )
+        if underlying is not None:
+            price = closes[underlying]
+            intrinsic = option.intrinsic_value(price)
+            on = f"the underlying's last price {price:g}"
+        else:  # the option's own last price stands in for its intrinsic value
+            price = closes.get(option, 0.0)
+            intrinsic = max(price, 0.0)
+            on = f"the option's own last price {price:g} (no price of {option.symbol} was seen)"
+        itm = intrinsic >= 0.01 - 1e-9
+        action = "expired" if not itm else ("exercised" if held > 0 else "assigned")
+        contracts = abs(held)
+        close_price = (
+            option.round_price(intrinsic) if itm and option.settlement == "cash" else _ZERO
+        )
+        self._fills += 1
+        fills = [
+            Fill(
+                -1, option, Side.SELL if held > 0 else Side.BUY, contracts, close_price, _ZERO,
+                now, f"SIM-EXPIRY-{self._fills}",
+            )
+        ]  # fmt: skip
+        if itm and option.settlement == "physical":
+            deliver = underlying or option.underlying()
+            buys = option.is_call is (held > 0)  # a long call or a short put takes delivery
+            self._fills += 1
+            fills.append(
+                Fill(
+                    -1, deliver, Side.BUY if buys else Side.SELL, contracts * option.multiplier,
+                    deliver.round_price(option.strike), _ZERO, now, f"SIM-EXPIRY-{self._fills}",
+                )
+            )  # fmt: skip
+        what = {
+            "expired": "expired worthless",
+            "exercised": "was exercised",
+            "assigned": "was assigned",
+        }[action]
+        reason = (
+            f"{held} {option.id} {what} at expiry, {intrinsic:.2f} in the money on {on}"
+            if itm
+            else f"{held} {option.id} {what}, out of the money on {on}"
+        )
+        return OptionSettled(
+            ts_ns=now, option=option, action=action, quantity=held, underlying_price=price,
+            fills=tuple(fills), reason=reason,
+        )  # fmt: skip
+
     def _expire(self, w: Working, ts: int) -> None:
         self._remove(w.order.instrument, w.order.order_id)
         self._emit(OrderExpired(ts_ns=ts, order_id=w.order.order_id))
@@ -747,6 +853,8 @@ class SimBroker(Broker):
         )
         if self._keep_ledger:
             self._ledger.apply_fill(fill)
+        if type(inst) is Option:
+            self._hold_option(inst, fill.signed_quantity)
         filled = before.quantity + quantity
         if filled >= order.request.quantity:
             self._remove(inst, order.order_id)

@@ -20,13 +20,14 @@ from typing_extensions import override
 
 from ibkrfw.errors import ConfigError
 from ibkrfw.model._decimal import DecimalLike, to_decimal
-from ibkrfw.model.instruments import Instrument
+from ibkrfw.model.instruments import AssetClass, Instrument
 from ibkrfw.model.orders import Side
 
 __all__ = [
     "IBKR_US_STOCK_FEES",
     "CommissionModel",
     "IBKRFixedCommission",
+    "IBKROptionCommission",
     "IBKRTieredCommission",
     "OrderSoFar",
     "PerShareCommission",
@@ -291,7 +292,15 @@ class _IBKRStock(CommissionModel):
         max_fraction: DecimalLike,
         fees: Sequence[USStockFees],
         timezone: str,
+        options: IBKROptionCommission | None = None,
     ) -> None:
+        self.options = IBKROptionCommission() if options is None else options
+        """How options are charged (IB's per-contract schedule): a stock rate never is."""
+        if not isinstance(self.options, IBKROptionCommission):
+            raise ConfigError(
+                f"options: {self.options!r} is not an IBKROptionCommission; give one, e.g. "
+                "IBKROptionCommission(minimum='1.00')"
+            )
         self.minimum = _non_negative(minimum, "minimum")
         self.max_fraction = _non_negative(max_fraction, "max_fraction")
         self.fees = _check_table(fees)
@@ -325,6 +334,7 @@ class IBKRFixedCommission(_IBKRStock):
         max_fraction: Cap per order as a fraction of its value.
         fees: Dated table of third-party fees (only the transaction fees apply here).
         timezone: Zone in which a fill's date is read to pick the fee schedule.
+        options: How options are charged: :class:`IBKROptionCommission` by default.
 
     Example:
         >>> from ibkrfw import Stock
@@ -341,8 +351,9 @@ class IBKRFixedCommission(_IBKRStock):
         max_fraction: DecimalLike = "0.01",
         fees: Sequence[USStockFees] = IBKR_US_STOCK_FEES,
         timezone: str = "America/New_York",
+        options: IBKROptionCommission | None = None,
     ) -> None:
-        super().__init__(minimum, max_fraction, fees, timezone)
+        super().__init__(minimum, max_fraction, fees, timezone, options)
         self.rate = _non_negative(rate, "rate")
 
     @override
@@ -355,6 +366,8 @@ class IBKRFixedCommission(_IBKRStock):
         ts_ns: int = 0,
         before: OrderSoFar = NOTHING_YET,
     ) -> Decimal:
+        if instrument.asset_class is AssetClass.OPTION:
+            return self.options.commission(instrument, side, quantity, price, ts_ns, before)
         value = quantity * price * instrument.multiplier
         fee = self._ib_part(self.rate, quantity, value, before)
         fee += _fees_on(self.fees, self._day(ts_ns)).transaction_fees(side, quantity, value)
@@ -392,6 +405,8 @@ class IBKRTieredCommission(_IBKRStock):
         max_fraction: Cap per order as a fraction of its value.
         fees: Dated table of third-party fees.
         timezone: Zone in which a fill's month and date are read.
+        options: How options are charged: :class:`IBKROptionCommission` by default (its
+            fixed schedule; the tiered one's volume discounts are not modelled).
 
     Example:
         >>> from ibkrfw import Stock
@@ -406,8 +421,9 @@ class IBKRTieredCommission(_IBKRStock):
         max_fraction: DecimalLike = "0.01",
         fees: Sequence[USStockFees] = IBKR_US_STOCK_FEES,
         timezone: str = "America/New_York",
+        options: IBKROptionCommission | None = None,
     ) -> None:
-        super().__init__(minimum, max_fraction, fees, timezone)
+        super().__init__(minimum, max_fraction, fees, timezone, options)
         bounds = [b for b, _ in tiers]
         if not tiers or bounds[-1] is not None or None in bounds[:-1]:
             raise ConfigError("tiers must end with exactly one (None, rate) entry")
@@ -438,6 +454,8 @@ class IBKRTieredCommission(_IBKRStock):
         ts_ns: int = 0,
         before: OrderSoFar = NOTHING_YET,
     ) -> Decimal:
+        if instrument.asset_class is AssetClass.OPTION:
+            return self.options.commission(instrument, side, quantity, price, ts_ns, before)
         day = self._day(ts_ns)
         if self._month != (day.year, day.month):
             self._month, self._volume = (day.year, day.month), _ZERO
@@ -450,3 +468,79 @@ class IBKRTieredCommission(_IBKRStock):
         total += ib * (fees.nyse_pass_through + fees.finra_pass_through)
         total += fees.transaction_fees(side, quantity, value)
         return total.quantize(_FINE, ROUND_HALF_EVEN)
+
+
+@final
+class IBKROptionCommission(CommissionModel):
+    """IBKR Pro pricing for US equity and index options: per contract, by premium.
+
+    $0.65 a contract when the premium is $0.10 or more, $0.50 from $0.05 up to $0.10 and
+    $0.25 below $0.05; at least $1.00 per order (IB's fixed schedule, which its tiered one
+    starts from). IB passes regulatory and clearing fees through (the options regulatory fee,
+    OCC clearing, FINRA TAF on sales: a few cents a contract): give them as ``regulatory``
+    per contract, none by default. :class:`IBKRFixedCommission` and
+    :class:`IBKRTieredCommission` charge options with this schedule.
+
+    Args:
+        rates: ``(premium from, rate per contract)`` pairs; each premium pays the rate of the
+            highest bound at or below it.
+        minimum: Least commission per order.
+        regulatory: Fees passed through, per contract.
+
+    Raises:
+        ConfigError: if a rate or bound is negative, or the rates do not start at premium 0.
+
+    Example:
+        >>> from ibkrfw import Option
+        >>> call = Option("AAPL", expiry="20261218", strike=200, right="C")
+        >>> ib = IBKROptionCommission()
+        >>> [ib.commission(call, Side.BUY, Decimal(q), Decimal(p))
+        ...  for q, p in ((1, "2.50"), (10, "2.50"), (10, "0.07"), (10, "0.03"))]
+        [Decimal('1.00'), Decimal('6.50'), Decimal('5.00'), Decimal('2.50')]
+    """
+
+    def __init__(
+        self,
+        rates: Sequence[tuple[DecimalLike, DecimalLike]] = (
+            ("0", "0.25"),
+            ("0.05", "0.50"),
+            ("0.10", "0.65"),
+        ),
+        minimum: DecimalLike = "1.00",
+        regulatory: DecimalLike = "0",
+    ) -> None:
+        table = sorted(
+            (_non_negative(bound, "rates' premium"), _non_negative(rate, "rates' rate"))
+            for bound, rate in rates
+        )
+        if not table or table[0][0] != 0:
+            raise ConfigError(
+                f"rates: {list(rates)!r} must start at premium 0, e.g. "
+                "(('0', '0.25'), ('0.05', '0.50'), ('0.10', '0.65'))"
+            )
+        self.rates = tuple(table)
+        self._bounds = [bound for bound, _ in table]
+        self.minimum = _non_negative(minimum, "minimum")
+        self.regulatory = _non_negative(regulatory, "regulatory")
+
+    def rate(self, premium: Decimal) -> Decimal:
+        """The commission per contract at ``premium``."""
+        return self.rates[max(bisect.bisect_right(self._bounds, premium) - 1, 0)][1]
+
+    @override
+    def commission(
+        self,
+        instrument: Instrument,
+        side: Side,
+        quantity: Decimal,
+        price: Decimal,
+        ts_ns: int = 0,
+        before: OrderSoFar = NOTHING_YET,
+    ) -> Decimal:
+        rate = self.rate(abs(price))
+
+        def order_fee(q: Decimal, v: Decimal) -> Decimal:
+            return max(q * rate, self.minimum) if q else _ZERO
+
+        fee = _added(order_fee, quantity, quantity * price * instrument.multiplier, before)
+        return fee + quantity * self.regulatory

@@ -5,7 +5,7 @@ from decimal import Decimal
 import pandas as pd
 import pytest
 
-from ibkrfw import ConfigError, Forex, Future, OrderError, OrderRequest, OrderType, Stock
+from ibkrfw import ConfigError, Forex, Future, Option, OrderError, OrderRequest, OrderType, Stock
 from ibkrfw.ibkr import from_ib_contract, from_ib_order, to_ib_contract, to_ib_order
 from ibkrfw.model.orders import TimeInForce
 
@@ -69,10 +69,28 @@ def test_contracts_both_ways() -> None:
     assert from_ib_contract(stock) == AAPL
     assert from_ib_contract(future, tick_size=0.25) == ES
     assert from_ib_contract(to_ib_contract(EUR), tick_size=5e-05) == EUR
-    option = to_ib_contract(AAPL)
-    option.secType = "OPT"
-    with pytest.raises(ConfigError, match="'OPT' is not supported"):
-        from_ib_contract(option)
+    bond = to_ib_contract(AAPL)
+    bond.secType = "BOND"
+    with pytest.raises(ConfigError, match="'BOND' is not supported"):
+        from_ib_contract(bond)
+
+
+def test_option_contracts_both_ways() -> None:
+    call = Option("AAPL", expiry="20261218", strike="202.5", right="C")
+    contract = to_ib_contract(call)
+    assert (
+        contract.secType, contract.lastTradeDateOrContractMonth, contract.strike,
+        contract.right, contract.multiplier, contract.tradingClass,
+    ) == ("OPT", "20261218", 202.5, "C", "100", "")  # fmt: skip
+    assert from_ib_contract(contract) == call
+    weekly = Option(
+        "SPX", expiry="20261218", strike=5000, right="P", trading_class="SPXW",
+        settlement="cash", exchange="CBOE",
+    )  # fmt: skip
+    assert from_ib_contract(to_ib_contract(weekly)) == weekly  # an index option: cash
+    contract.right = "X"
+    with pytest.raises(ConfigError, match="'X' is not a right"):
+        from_ib_contract(contract)
 
 
 def test_ib_orders_without_a_model_counterpart_are_refused() -> None:

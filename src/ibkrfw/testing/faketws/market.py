@@ -16,7 +16,7 @@ from ibkrfw.core.orderbook import OrderBook
 from ibkrfw.errors import DataError
 from ibkrfw.model.data import Bar, Quote
 from ibkrfw.model.events import Event, OrderEvent, OrderFilled
-from ibkrfw.model.instruments import Instrument
+from ibkrfw.model.instruments import Instrument, Option
 from ibkrfw.model.orders import Order, OrderRequest
 from ibkrfw.portfolio.portfolio import Portfolio
 from ibkrfw.risk.account import IB_INITIAL_MARGIN, MarginSpec
@@ -104,16 +104,31 @@ class Market:
         self.broker.start(self.clock, self._emit)
 
     # --- contracts ----------------------------------------------------------------------------
-    def find(self, con_id: int, symbol: str, sec_type: str, currency: str) -> Instrument | None:
-        """The instrument a request's contract names: by conId, else by symbol and type."""
+    def find(
+        self,
+        con_id: int,
+        symbol: str,
+        sec_type: str,
+        currency: str,
+        expiry: str = "",
+        strike: str = "",
+        right: str = "",
+    ) -> Instrument | None:
+        """The instrument a request's contract names: by conId, else by symbol and type.
+
+        An option is told from the others of its underlying by the expiry, strike and right
+        the request gives (each one left empty or zero matches any).
+        """
         for inst, cid in self.con_ids.items():
-            if con_id and cid == con_id:
-                return inst
+            if con_id:
+                if cid == con_id:
+                    return inst
+                continue
             if (
-                not con_id
-                and inst.symbol == symbol
+                inst.symbol == symbol
                 and inst.asset_class.value == sec_type
                 and (not currency or inst.currency == currency)
+                and _option_matches(inst, expiry, strike, right)
             ):
                 return inst
         return None
@@ -245,3 +260,18 @@ def _quote_arrays(
     if len(ts) > 1 and bool(np.any(np.diff(ts) <= 0)):
         raise DataError(f"{source}: times must be strictly increasing")
     return ts, bid, ask, columns["bid_size"], columns["ask_size"]
+
+
+def _option_matches(inst: Instrument, expiry: str, strike: str, right: str) -> bool:
+    """Whether an option fits a request's expiry, strike and right (empty: any)."""
+    if not isinstance(inst, Option):
+        return True
+    if expiry and inst.expiry != expiry[:8]:
+        return False
+    try:
+        wanted = float(strike) if strike else 0.0
+    except ValueError:
+        return False
+    if wanted and wanted < 1e300 and abs(float(inst.strike) - wanted) > 1e-9:
+        return False
+    return not right or right.upper() in ("?", "") or inst.right == right.upper()[0]

@@ -12,7 +12,7 @@ from decimal import Decimal
 
 import attrs
 
-from ibkrfw.model.instruments import AssetClass, Instrument
+from ibkrfw.model.instruments import AssetClass, Instrument, Option
 from ibkrfw.model.orders import OrderRequest, OrderType, Side
 from ibkrfw.testing.faketws.wire import UNSET_DOUBLE, UNSET_INTEGER
 
@@ -46,39 +46,54 @@ TICK_LAST_SIZE, TICK_HIGH, TICK_LOW, TICK_VOLUME, TICK_CLOSE, TICK_OPEN = 5, 6, 
 def contract_fields(inst: Instrument, con_id: int) -> Fields:
     """The 11 contract fields of openOrder, execDetails and (with the exchange) position."""
     expiry = getattr(inst, "expiry", "")
-    multiplier = "" if inst.multiplier == 1 else str(inst.multiplier)
+    multiplier = "" if inst.multiplier == 1 else f"{inst.multiplier.normalize():f}"
     local = inst.symbol if inst.asset_class is not AssetClass.FOREX else inst.id
+    strike, right, trading_class = 0.0, "", inst.symbol
+    if isinstance(inst, Option):
+        strike, right = float(inst.strike), inst.right
+        trading_class = inst.trading_class or inst.symbol
+        local = occ_symbol(inst)
     return [
         con_id,
         inst.symbol,
         inst.asset_class.value,
         expiry,
-        0.0,
-        "",
+        strike,
+        right,
         multiplier,
         inst.exchange,
         inst.currency,
         local,
-        inst.symbol,
+        trading_class,
     ]
+
+
+def occ_symbol(option: Option) -> str:
+    """An option's OCC symbol, IB's local symbol of US options: ``AAPL  261218C00200000``."""
+    thousandths = int(option.strike * 1000)
+    return f"{option.symbol:<6}{option.expiry[2:]}{option.right}{thousandths:08d}"
 
 
 def contract_details(req_id: int, inst: Instrument, con_id: int) -> Fields:
     """Return the fields of contractDetails (10), version 8: 39 fields in all."""
     expiry = getattr(inst, "expiry", "")
     primary = getattr(inst, "primary_exchange", "") or inst.exchange
-    multiplier = "" if inst.multiplier == 1 else str(inst.multiplier)
+    contract = contract_fields(inst, con_id)
+    strike, right, multiplier, local, trading_class = (*contract[4:7], *contract[9:11])
+    under_symbol, under_type = "", ""
+    if isinstance(inst, Option):
+        under_symbol, under_type = inst.symbol, "STK" if inst.settlement == "physical" else "IND"
     return [
         10, 8, req_id,
-        inst.symbol, inst.asset_class.value, expiry, 0.0, "", inst.exchange, inst.currency,
-        inst.symbol, inst.symbol, inst.symbol, con_id, float(inst.tick_size),
+        inst.symbol, inst.asset_class.value, expiry, strike, right, inst.exchange,
+        inst.currency, local, inst.symbol, trading_class, con_id, float(inst.tick_size),
         1,  # mdSizeMultiplier (v110-163)
         multiplier, "ACTIVETIM,LMT,MKT,MOC,LOC,STP,STPLMT,TRAIL", f"{inst.exchange},{primary}",
         1, 0, inst.symbol, primary,
         expiry, "", "", "", inst.timezone, "", "",
         "", 0,  # evRule, evMultiplier
         0,  # secIdList count
-        0, "", "", "", "", "",  # aggGroup, underSymbol, underSecType, ruleIds, realExp, type
+        0, under_symbol, under_type, "", "", "",  # aggGroup ... ruleIds, realExp, type
     ]  # fmt: skip
 
 

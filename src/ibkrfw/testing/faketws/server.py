@@ -999,7 +999,9 @@ class FakeTWS:
             con_id = int(fields[at] or 0)
         except ValueError:
             con_id = 0
-        inst = self.market.find(con_id, fields[at + 1], fields[at + 2], fields[at + 9])
+        inst = self.market.find(
+            con_id, fields[at + 1], fields[at + 2], fields[at + 9], *fields[at + 3 : at + 6]
+        )
         if inst is None:
             session.error(req_id, 200, "No security definition has been found for the request")
         return inst

@@ -1,0 +1,183 @@
+"""Options in a backtest: the multiplier everywhere, and expiry (exercise, assignment, worthless).
+
+Invariants throughout: each position equals the sum of its fills; the cash moved by exactly
+what the fills say (premium times the multiplier, the strike times the delivered shares,
+commissions); the final equity is the cash plus the positions at their last price.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+import pandas as pd
+import pytest
+from typing_extensions import override
+
+from ibkrfw import (
+    Context,
+    Engine,
+    Event,
+    Option,
+    OptionSettled,
+    OrderRequest,
+    Side,
+    Stock,
+    Strategy,
+)
+from ibkrfw.model.data import Bar
+from ibkrfw.risk import Protection, StopLoss
+from ibkrfw.sim import DataFrameFeed, IBKRFixedCommission, SimBroker
+from ibkrfw.testing import bars_frame
+
+AAPL = Stock("AAPL")
+CALL = Option("AAPL", expiry="20240105", strike=100, right="C")
+PUT = Option("AAPL", expiry="20240105", strike=100, right="P")
+START = "2024-01-02"  # daily bars at midnight New York time: Jan 2 to Jan 9
+NY = "America/New_York"
+
+
+def frames(stock_closes: list[float], option_closes: dict[Option, list[float]]) -> Any:
+    def rows(closes: list[float]) -> list[tuple[float, float, float, float]]:
+        return [(c, c + 0.5, max(c - 0.5, 0.01), c) for c in closes]
+
+    data = {AAPL: bars_frame(rows(stock_closes), start=START, tz=NY)}
+    for option, closes in option_closes.items():
+        data[option] = bars_frame(rows(closes), start=START, tz=NY)
+    return data
+
+
+class Script(Strategy):
+    """Runs ``actions`` on the first bar of given days (0 = the first day), records events."""
+
+    def __init__(self, actions: dict[int, Callable[[Context], object]]) -> None:
+        self.actions = actions
+        self.days: list[int] = []
+        self.settled: list[OptionSettled] = []
+
+    @override
+    def on_bar(self, ctx: Context, bar: Bar) -> None:
+        if bar.ts_ns in self.days:
+            return
+        self.days.append(bar.ts_ns)
+        action = self.actions.get(len(self.days) - 1)
+        if action is not None:
+            action(ctx)
+
+    @override
+    def on_event(self, ctx: Context, event: Event) -> None:
+        if isinstance(event, OptionSettled):
+            self.settled.append(event)
+
+
+def run(data: Any, actions: dict[int, Callable[[Context], object]], **kw: Any) -> Any:
+    strategy = Script(actions)
+    broker = SimBroker(1_000_000, commission=IBKRFixedCommission())
+    result = Engine(strategy, DataFrameFeed(data), broker, **kw).run()
+    return result, strategy
+
+
+def check_books(result: Any, cash: float = 1_000_000) -> None:
+    """Positions equal the sum of fills; cash and equity reconcile with the fills."""
+    held: dict[Any, Decimal] = {}
+    moved = Decimal(0)
+    for fill in result.fill_list:
+        held[fill.instrument] = held.get(fill.instrument, Decimal(0)) + fill.signed_quantity
+        moved -= fill.signed_quantity * fill.price * fill.instrument.multiplier + fill.commission
+    positions = result.positions.iloc[-1]
+    for inst, quantity in held.items():
+        assert positions.get(inst.id, 0) == pytest.approx(float(quantity)), inst.id
+    assert result.equity["cash"].iloc[-1] == pytest.approx(cash + float(moved), abs=1e-6)
+
+
+def buy(inst: Any, quantity: int, side: str = "BUY", **kw: Any) -> Any:
+    return lambda ctx: ctx.submit(OrderRequest(inst, Side(side), quantity, **kw))
+
+
+def test_a_long_call_in_the_money_is_exercised_into_the_stock() -> None:
+    # AAPL closes at 105 on the expiry day (Jan 5): the 100 call is 5 in the money
+    data = frames([99, 100, 103, 105, 104, 106], {CALL: [1.5, 2.0, 3.5, 5.0, 4.0, 6.0]})
+    result, strategy = run(data, {0: buy(CALL, 2)})  # fills at the next open, 2.00
+    [settled] = strategy.settled
+    assert (settled.action, settled.quantity, settled.underlying_price) == ("exercised", 2, 105)
+    assert "2 AAPL.20240105.C100.SMART was exercised at expiry, 5.00 in the money" in (
+        settled.reason
+    )
+    option_fill, stock_fill = settled.fills
+    assert (option_fill.side, option_fill.quantity, option_fill.price) == (Side.SELL, 2, 0)
+    assert (stock_fill.instrument, stock_fill.side, stock_fill.quantity, stock_fill.price) == (
+        AAPL, Side.BUY, Decimal(200), Decimal(100),
+    )  # fmt: skip
+    assert pd.Timestamp(settled.ts_ns, unit="ns", tz="UTC") == pd.Timestamp("2024-01-06", tz=NY)
+    check_books(result)
+    premium = 2 * 100 * 2.0 + 1.30  # two contracts at 2.00, and IB's 0.65 a contract
+    assert result.equity["cash"].iloc[-1] == pytest.approx(1_000_000 - premium - 20_000)
+    # the option's round trip lost its premium; the stock is held from the strike
+    [trade] = [t for t in result.trade_list if t.instrument == CALL]
+    assert float(trade.pnl) == pytest.approx(-400.0 - 1.30)
+    assert result.positions.iloc[-1][AAPL.id] == 200
+
+
+def test_a_short_put_in_the_money_is_assigned() -> None:
+    data = frames([101, 100, 98, 96, 97, 95], {PUT: [1.0, 1.2, 2.5, 4.0, 3.0, 5.0]})
+    result, strategy = run(data, {0: buy(PUT, 3, "SELL")})
+    [settled] = strategy.settled
+    assert (settled.action, settled.quantity) == ("assigned", -3)
+    option_fill, stock_fill = settled.fills
+    assert (option_fill.side, stock_fill.side, stock_fill.quantity) == (
+        Side.BUY, Side.BUY, Decimal(300),
+    )  # fmt: skip
+    check_books(result)
+    assert result.positions.iloc[-1][PUT.id] == 0
+
+
+def test_an_option_out_of_the_money_expires_worthless_and_its_orders_are_cancelled() -> None:
+    data = frames([99, 98, 97, 96, 97, 98], {CALL: [0.5, 0.4, 0.2, 0.05, 0.01, 0.01]})
+    sell_high = buy(CALL, 2, "SELL", order_type="LMT", limit_price="5.00", tif="GTC")
+    result, strategy = run(data, {0: buy(CALL, 2), 2: sell_high})
+    [settled] = strategy.settled
+    assert (settled.action, len(settled.fills)) == ("expired", 1)
+    assert "expired worthless, out of the money on the underlying's last price 96" in (
+        settled.reason
+    )
+    [limit] = [o for o in result.order_list if o.request.limit_price is not None]
+    assert (limit.status.value, limit.reason) == (
+        "CANCELLED",
+        "the option AAPL.20240105.C100.SMART expired",
+    )
+    check_books(result)
+    assert AAPL.id not in result.positions.columns or result.positions.iloc[-1][AAPL.id] == 0
+
+
+def test_a_cash_settled_index_option_pays_its_intrinsic_value() -> None:
+    spx = Option("SPX", expiry="20240105", strike=4700, right="C", settlement="cash")
+    data = {spx: bars_frame([(c, c + 1, c - 1, c) for c in (40, 45, 60, 80, 75, 90)],
+                            start=START, tz=NY)}  # fmt: skip
+    result, strategy = run(data, {0: buy(spx, 1)})
+    [settled] = strategy.settled
+    # no SPX price in the feed: the option's own last price (80) stands in
+    assert "no price of SPX was seen" in settled.reason
+    [fill] = settled.fills
+    assert (settled.action, fill.side, fill.price) == ("exercised", Side.SELL, Decimal(80))
+    check_books(result)
+    assert result.equity["cash"].iloc[-1] == pytest.approx(1_000_000 - 4500 - 1.00 + 8000)
+
+
+def test_the_delivered_stock_is_protected_like_any_position() -> None:
+    """Protection meets expiry: the shares an exercise delivers get their stop-loss."""
+    data = frames([99, 100, 103, 105, 104, 90], {CALL: [1.5, 2.0, 3.5, 5.0, 4.0, 6.0]})
+    result, strategy = run(data, {0: buy(CALL, 2)}, protection=Protection(StopLoss.percent(0.05)))
+    assert strategy.settled[0].action == "exercised"
+    stops = [o for o in result.order_list if o.instrument == AAPL and o.request.side is Side.SELL]
+    assert stops and stops[0].request.quantity == 200
+    check_books(result)
+
+
+def test_commissions_and_values_count_the_multiplier() -> None:
+    data = frames([99, 100, 101, 102, 101, 100], {CALL: [1.5, 2.0, 2.5, 3.0, 2.0, 1.0]})
+    result, _ = run(data, {0: buy(CALL, 10), 1: buy(CALL, 10, "SELL")})
+    buy_fill, sell_fill = result.fill_list
+    assert (buy_fill.commission, sell_fill.commission) == (Decimal("6.50"), Decimal("6.50"))
+    assert float(result.trade_list[0].pnl) == pytest.approx((2.5 - 2.0) * 1000 - 13.0)
+    check_books(result)
