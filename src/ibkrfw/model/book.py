@@ -256,9 +256,19 @@ class DepthBook:
         self.ts_ns = update.ts_ns
         if why is None:
             return None
-        return self._spoil(why, update.ts_ns)
+        return self.invalidate(why, update.ts_ns)
 
-    def _spoil(self, why: str, ts_ns: int) -> DataProblem:
+    def invalidate(self, reason: str, ts_ns: int) -> DataProblem:
+        """Make the book stale for a reason found outside it; return the problem to report.
+
+        For what only the caller can see: an update out of time order, a lost connection,
+        IB's error 317 (depth reset). The book answers nothing until :meth:`reset`.
+
+        Args:
+            reason: What is wrong, in words.
+            ts_ns: When it was found.
+        """
+        why = reason
         self.problem = why
         for lists in (self._prices, self._sizes, self._makers):
             lists[0].clear()
@@ -339,7 +349,7 @@ class DepthBook:
                 why = f"the book is crossed (bid {bids[0]!r} above ask {asks[0]!r})"
         if why is None:
             return None
-        return self._spoil(why, self.ts_ns)
+        return self.invalidate(why, self.ts_ns)
 
     # --- reading ----------------------------------------------------------------------------
     @property
