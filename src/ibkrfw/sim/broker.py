@@ -14,6 +14,7 @@ from ibkrfw.core.clock import Clock, LiveClock
 from ibkrfw.data.sessions import SessionCalendar, calendar_for
 from ibkrfw.errors import ConfigError, EngineError
 from ibkrfw.model._decimal import DecimalLike, float_decimal, to_decimal
+from ibkrfw.model.book import DepthBook
 from ibkrfw.model.data import Bar, Quote
 from ibkrfw.model.events import (
     CashAdjusted,
@@ -42,6 +43,7 @@ from ibkrfw.risk.account import (
 from ibkrfw.risk.rule import RiskRule
 from ibkrfw.sim._matching import LocalDays, TradingDays, Working, limit_fill, stop_fill
 from ibkrfw.sim.commission import NOTHING_YET, CommissionModel, OrderSoFar, ZeroCommission
+from ibkrfw.sim.depth import DepthSource
 from ibkrfw.sim.slippage import SlippageModel
 
 __all__ = ["SimBroker"]
@@ -171,6 +173,7 @@ class SimBroker(Broker):
         borrow_rate: float | None = None,
         fill_on: Literal["bars", "quotes"] = "bars",
         calendar: SessionCalendar | Callable[[Instrument], SessionCalendar] | None = None,
+        depth: DepthSource | None = None,
     ) -> None:
         try:
             self._cash = to_decimal(cash, "cash")
@@ -238,6 +241,30 @@ class SimBroker(Broker):
             self._sessions = TradingDays(calendar or calendar_for)
         self._clock: Clock = _NotStarted()
         self._emit: EventSink = _not_started
+        if depth is not None:
+            if not isinstance(depth, DepthSource):
+                raise ConfigError(
+                    f"depth must be a depth source such as a DepthFeed, got {depth!r}"
+                )
+            clash = [
+                name
+                for name, on in (
+                    ("slippage", slippage is not None),
+                    ("volume_limit", volume_limit is not None),
+                    ("fill_on='quotes'", self._on_quotes),
+                    ("fill_timing='this_close'", self._same_bar),
+                )
+                if on
+            ]
+            if clash:
+                raise ConfigError(
+                    f"depth fills walk the recorded book, whose prices and sizes are the "
+                    f"impact: leave {' and '.join(clash)} unset"
+                )
+        self.depth = depth
+        """The recorded depth orders fill against, or None."""
+        # what orders took from the book at a time stamp: (instrument, buy) -> (ts, taken)
+        self._taken: dict[tuple[Instrument, bool], tuple[int, dict[float, float]]] = {}
 
     @override
     def start(self, clock: Clock, emit: EventSink) -> None:
@@ -575,10 +602,18 @@ class SimBroker(Broker):
             price = stop_fill(w.buy, w.stop, order.instrument.round_price(w.stop), bar)
             if price is None:
                 w.follow(bar)
-        if price is not None:
+        depth = self.depth
+        book = depth.book_at(order.instrument, ts) if depth is not None else None
+        # With a book, a limit (or a triggered stop-limit) walks it whatever the bar's mid
+        # says: the levels at or better than the limit decide.
+        limited = kind is OrderType.LIMIT or (kind is OrderType.STOP_LIMIT and w.triggered)
+        if price is not None or (book is not None and limited):
             if kind is OrderType.STOP or kind is OrderType.TRAILING_STOP:
                 w.triggered = True
-            self._fill(w, price, bar)
+            if book is not None:
+                self._walk(w, bar, book)
+            elif price is not None:
+                self._fill(w, price, bar)
         if w.tif is TimeInForce.IOC and w.order.order_id in self._working[order.instrument]:
             self._expire(w, ts)  # IOC: whatever did not fill on its one bar
 
@@ -711,12 +746,44 @@ class SimBroker(Broker):
         self._capacity[inst] = (bar.ts_ns, left)
         return left
 
-    def _fill(self, w: Working, price: float | Decimal, bar: Bar) -> None:
+    def _walk(self, w: Working, bar: Bar, book: DepthBook) -> None:
+        """Fill ``w`` level by level from ``book``, what earlier orders took being gone."""
+        req = w.order.request
+        inst = req.instrument
+        ts = bar.ts_ns
+        left = req.quantity - w.so_far.quantity
+        if left <= 0:
+            return
+        key = (inst, w.buy)
+        stamp, taken = self._taken.get(key, (-1, {}))
+        if stamp != ts:
+            taken = {}
+            self._taken[key] = (ts, taken)
+        limit = w.limit if req.limit_price is not None else None
+        walk = book.walk(req.side, float(left), limit, taken)
+        if walk is None:
+            return
+        order_id = w.order.order_id
+        for price, size in walk.takes:
+            quantity = min(inst.round_quantity(size), left)
+            if quantity <= 0:
+                continue
+            taken[price] = taken.get(price, 0.0) + float(quantity)
+            self._fill(w, inst.round_price(price), bar, quantity)
+            left -= quantity
+            if left <= 0 or order_id not in self._by_id:
+                return
+
+    def _fill(
+        self, w: Working, price: float | Decimal, bar: Bar, cap: Decimal | None = None
+    ) -> None:
         order = w.order
         inst = order.instrument
         ts = bar.ts_ns
         before = w.so_far
         quantity = order.request.quantity - before.quantity
+        if cap is not None and cap < quantity:
+            quantity = cap  # one level of a walked book
         room = self._room(bar)
         if room is not None:
             if room < quantity:
