@@ -60,9 +60,9 @@ class BookSide(IntEnum):
     """A side of the book, with IB's numbers (``side`` in IB's API)."""
 
     ASK = 0
-    """The offers: what a buy takes."""
+    """The offers, which a buy takes."""
     BID = 1
-    """The bids: what a sell takes."""
+    """The bids, which a sell takes."""
 
 
 class DepthUpdate(NamedTuple):
