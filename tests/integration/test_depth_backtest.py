@@ -109,21 +109,58 @@ def test_market_and_limit_orders_walk_the_recorded_book_and_the_books_reconcile(
     assert [f.quantity for f in first] == [100, 150]
     assert [f.quantity for f in second] == [50, 150]
     assert second[0].price == first[1].price and second[1].price > first[1].price
-    # 1500 against 1000 of bids: a partial fill, the rest at the next time stamp's book
-    assert [f.ts_ns for f in big] == [T0 + 4 * S] * 4 + [T0 + 5 * S] * 3
+    # 1500 against 1000 of bids: a partial fill, the rest from the next time stamps' books,
+    # less what it took at the prices they still show (9.96 left the book at 5: fresh at 6)
+    assert [(f.ts_ns - T0) // S for f in big] == [4] * 4 + [5] * 4 + [6]
     assert sum(f.quantity for f in big[:4]) == 1000
+    assert [(str(f.price), int(f.quantity)) for f in big[4:]] == [
+        ("10.00", 100),
+        ("9.99", 100),
+        ("9.98", 100),
+        ("9.97", 100),
+        ("9.96", 100),
+    ]
     assert orders[3].status is OrderStatus.FILLED
     # the limit takes only the levels at or under it, and keeps working for the rest
     cap = orders[4].request.limit_price
     assert cap is not None and all(f.price <= cap for f in limit)
     first_ts = [f for f in limit if f.ts_ns == T0 + 7 * S]
-    assert [f.quantity for f in first_ts] == [100, 200]  # the asks at or under the limit
-    assert orders[4].status is OrderStatus.FILLED and len({f.ts_ns for f in limit}) > 1
+    under = sum(lv.size for lv in recorded[T0 + 7 * S].asks if lv.price <= float(cap))
+    assert 0 < sum(f.quantity for f in first_ts) <= under  # the asks at or under the limit
+    assert orders[4].status is OrderStatus.PARTIALLY_FILLED  # it took what it could
     # positions are the sum of the fills; cash is what they cost
     held = sum(f.signed_quantity for f in script.fills)
     assert result.positions["ACME.SMART"].iloc[-1] == float(held)
     spent = sum(f.signed_quantity * f.price + f.commission for f in script.fills)
     assert result.equity["cash"].iloc[-1] == pytest.approx(100_000 - float(spent))
+
+
+def test_what_an_order_took_stays_gone_while_the_recording_shows_that_price() -> None:
+    ask, bid = BookSide.ASK, BookSide.BID
+    ins, upd, dele = DepthOperation.INSERT, DepthOperation.UPDATE, DepthOperation.DELETE
+    rows = [
+        DepthUpdate(ACME, T0, bid, 0, ins, 9.99, 100),
+        DepthUpdate(ACME, T0, ask, 0, ins, 10.01, 100),
+        DepthUpdate(ACME, T0, ask, 1, ins, 10.02, 200),
+        DepthUpdate(ACME, T0, ask, 2, ins, 10.03, 300),
+    ]
+    for i in range(1, 7):  # the book is recorded unchanged, but 10.01 leaves at 3, back at 4
+        rows.append(DepthUpdate(ACME, T0 + i * S, bid, 0, upd, 9.99, 100))
+        if i == 3:
+            rows.append(DepthUpdate(ACME, T0 + i * S, ask, 0, dele, 10.01, 100))
+        if i == 4:
+            rows.append(DepthUpdate(ACME, T0 + i * S, ask, 0, ins, 10.01, 100))
+    feed = DepthFeed(rows)
+    script = ScriptedStrategy(
+        {
+            0: lambda ctx, bar: ctx.buy(ACME, 150),  # 100 at 10.01, 50 at 10.02
+            1: lambda ctx, bar: ctx.buy(ACME, 100),  # 10.01 is still taken: 10.02
+            4: lambda ctx, bar: ctx.buy(ACME, 100),  # 10.01 left and came back: fresh
+        }
+    )
+    Engine(script, feed, SimBroker(depth=feed)).run()
+    got = [((f.ts_ns - T0) // S, str(f.price), int(f.quantity)) for f in script.fills]
+    assert got == [(1, "10.01", 100), (1, "10.02", 50), (2, "10.02", 100), (5, "10.01", 100)]
 
 
 def test_ioc_market_order_on_a_thin_book_expires_the_rest(tmp_path: Path) -> None:

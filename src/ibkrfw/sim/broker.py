@@ -144,6 +144,18 @@ class SimBroker(Broker):
             that side's size as its volume. So a market order fills at the first ask or bid
             after it was sent, a limit when that price reaches it, a stop when it is through
             the stop. A spread-based slippage model would count the spread twice: use none.
+        depth: Recorded market depth to fill against (a :class:`~ibkrfw.sim.DepthFeed`, also
+            given to the engine as a feed). Orders of its instruments then fill by walking
+            the book as it stood at the bar's time stamp: a market order (or a triggered
+            stop) takes the best levels first, one fill per price level, until it is filled
+            or the book runs out, and the rest stays working for later time stamps (an IOC
+            order's expires); a limit order takes only the levels at or better than its
+            limit. What orders take is gone for the later orders: it is taken off the size
+            the recording shows at that price for as long as the price stays in the book,
+            and forgotten once the level leaves it. Bars of other instruments fill by the
+            rules above. It cannot be combined with ``slippage`` or ``volume_limit`` (the
+            book's prices and sizes are the impact), ``fill_on="quotes"`` or
+            ``fill_timing="this_close"``. See :doc:`/concepts/depth`.
 
     The account is checked when an order is sent, as IB checks it: the broker hands the
     engine a :class:`~ibkrfw.risk.BuyingPower` rule (:attr:`account_rules`), which values the
@@ -154,7 +166,8 @@ class SimBroker(Broker):
 
     Raises:
         ConfigError: if ``cash`` is not a finite number, ``fx`` converts into another currency,
-            or ``volume_limit``, ``account`` or ``initial_margin`` is out of range.
+            ``volume_limit``, ``account`` or ``initial_margin`` is out of range, or ``depth``
+            is not a depth source or comes with a setting it cannot be combined with.
     """
 
     def __init__(
@@ -263,8 +276,9 @@ class SimBroker(Broker):
                 )
         self.depth = depth
         """The recorded depth orders fill against, or None."""
-        # what orders took from the book at a time stamp: (instrument, buy) -> (ts, taken)
-        self._taken: dict[tuple[Instrument, bool], tuple[int, dict[float, float]]] = {}
+        # What orders took from the recorded book, by price: (instrument, buy) -> taken. It
+        # stays taken while the recording shows that price, and is forgotten when it leaves.
+        self._taken: dict[tuple[Instrument, bool], dict[float, float]] = {}
 
     @override
     def start(self, clock: Clock, emit: EventSink) -> None:
@@ -464,10 +478,13 @@ class SimBroker(Broker):
             self.borrow_rate is not None
             or self._same_bar
             or self._live  # to know the latest bar when an order comes
+            or self.depth is not None  # to forget what was taken at prices that left the book
         )
 
     @override
     def on_bar(self, bar: Bar) -> None:
+        if self._taken:
+            self._forget_taken(bar)
         if self._live and (self._latest_bar_ns is None or bar.ts_ns > self._latest_bar_ns):
             self._latest_bar_ns = bar.ts_ns
         if self.borrow_rate is not None:
@@ -750,15 +767,13 @@ class SimBroker(Broker):
         """Fill ``w`` level by level from ``book``, what earlier orders took being gone."""
         req = w.order.request
         inst = req.instrument
-        ts = bar.ts_ns
         left = req.quantity - w.so_far.quantity
         if left <= 0:
             return
         key = (inst, w.buy)
-        stamp, taken = self._taken.get(key, (-1, {}))
-        if stamp != ts:
-            taken = {}
-            self._taken[key] = (ts, taken)
+        taken = self._taken.get(key)
+        if taken is None:
+            taken = self._taken[key] = {}
         limit = w.limit if req.limit_price is not None else None
         walk = book.walk(req.side, float(left), limit, taken)
         if walk is None:
@@ -773,6 +788,24 @@ class SimBroker(Broker):
             left -= quantity
             if left <= 0 or order_id not in self._by_id:
                 return
+
+    def _forget_taken(self, bar: Bar) -> None:
+        """Forget what was taken at the prices that left ``bar``'s book (a level gone)."""
+        depth = self.depth
+        inst = bar.instrument
+        book = depth.book_at(inst, bar.ts_ns) if depth is not None else None
+        if book is None:
+            return
+        bids, asks = book.levels()
+        for buy, side in ((True, asks), (False, bids)):
+            taken = self._taken.get((inst, buy))
+            if not taken:
+                continue
+            shown = {level.price for level in side}
+            for price in [p for p in taken if p not in shown]:
+                del taken[price]
+            if not taken:
+                del self._taken[(inst, buy)]
 
     def _fill(
         self, w: Working, price: float | Decimal, bar: Bar, cap: Decimal | None = None
