@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from hypothesis import settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
@@ -269,3 +269,32 @@ def test_depth_book_any_structurally_bad_update_goes_stale(seed_side: int) -> No
         assert isinstance(fresh.apply(up(BookSide(seed_side), position, op, 100.0, 1)), DataProblem)
         assert fresh.state == "stale"
     assert book.state == "ok"
+
+
+@settings(max_examples=100, derandomize=True)
+@given(
+    bids=st.integers(0, MAX),
+    asks=st.integers(0, MAX),
+    kind=st.sampled_from(["gap", "delete", "update", "negative", "nan", "inf"]),
+    side=st.sampled_from([ASK, BID]),
+)
+def test_depth_book_malformed_update_after_any_valid_book_goes_stale(
+    bids: int, asks: int, kind: str, side: BookSide
+) -> None:
+    book = DepthBook(ACME, max_levels=MAX)
+    for row in range(bids):
+        assert book.apply(up(BID, row, INS, 99.0 - row, 10)) is None
+    for row in range(asks):
+        assert book.apply(up(ASK, row, INS, 101.0 + row, 10)) is None
+    rows = bids if side is BID else asks
+    bad = {
+        "gap": up(side, rows + 1, INS, 100.0, 1),
+        "delete": up(side, rows, DEL),
+        "update": up(side, rows, UPD, 100.0, 1),
+        "negative": up(side, 0, INS, 100.0, -1),
+        "nan": up(side, 0, INS, math.nan, 1),
+        "inf": up(side, 0, INS, math.inf, 1),
+    }[kind]
+    problem = book.apply(bad)
+    assert isinstance(problem, DataProblem) and problem.instrument == ACME
+    assert book.state == "stale" and book.snapshot().bids == () and book.mid is None
