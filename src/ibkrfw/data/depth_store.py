@@ -307,11 +307,15 @@ class DepthStore:
         end: object = None,
         *,
         max_levels: int = 10,
+        group_ns: int = 0,
     ) -> DepthFeed:
         """Return a :class:`~ibkrfw.sim.DepthFeed` replaying the instruments' stored depth.
 
+        ``max_levels`` and ``group_ns`` are the feed's (see there).
+
         Raises:
-            ConfigError: if a key is unknown, a bound is not a time, or ``max_levels`` < 1.
+            ConfigError: if a key is unknown, a bound is not a time, ``max_levels`` < 1 or
+                ``group_ns`` < 0.
         """
         from ibkrfw.sim.depth import DepthFeed
 
@@ -319,7 +323,7 @@ class DepthStore:
         insts = [self._resolve(i) for i in wanted]
         streams = [self.updates(inst, start, end) for inst in insts]
         merged: Iterator[DepthUpdate] = heapq.merge(*streams, key=attrgetter("ts_ns"))
-        return DepthFeed(merged, max_levels=max_levels, instruments=insts)
+        return DepthFeed(merged, max_levels=max_levels, instruments=insts, group_ns=group_ns)
 
 
 def _stamp(ts_ns: int) -> str:

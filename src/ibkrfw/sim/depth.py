@@ -62,10 +62,14 @@ class DepthFeed(DataFeed):
         max_levels: The most rows kept per side of each book (IB's ``numRows``).
         instruments: The instruments the feed declares; by default those of ``updates``
             (which are then read once at construction to find them).
+        group_ns: Updates less than this many nanoseconds after the first of a change
+            belong to it: the books are checked, and the bars stamped, once at its last
+            update. IB sends a change one row at a time and a recorder may stamp each row
+            with its own arrival time; 0 (the default) groups equal time stamps only.
 
     Raises:
-        ConfigError: if ``max_levels`` is not a whole number >= 1, or an update is of an
-            instrument not in ``instruments``.
+        ConfigError: if ``max_levels`` is not a whole number >= 1, ``group_ns`` not a whole
+            number >= 0, or an update is of an instrument not in ``instruments``.
     """
 
     def __init__(
@@ -74,12 +78,19 @@ class DepthFeed(DataFeed):
         *,
         max_levels: int = 10,
         instruments: Sequence[Instrument] | None = None,
+        group_ns: int = 0,
     ) -> None:
         if isinstance(max_levels, bool) or not isinstance(max_levels, int) or max_levels < 1:
             raise ConfigError(
                 f"DepthFeed: max_levels must be a whole number >= 1 (IB's numRows), "
                 f"got {max_levels!r}"
             )
+        if isinstance(group_ns, bool) or not isinstance(group_ns, int) or group_ns < 0:
+            raise ConfigError(
+                f"DepthFeed: group_ns must be a whole number of nanoseconds >= 0, got {group_ns!r}"
+            )
+        self.group_ns = group_ns
+        """Updates this close to the first of a change belong to it (ns)."""
         if instruments is None:
             updates = list(updates)
             seen: dict[Instrument, None] = {}
@@ -143,7 +154,9 @@ class DepthFeed(DataFeed):
         books = self._books
         reported: set[Instrument] = set()  # stale episodes already reported
         touched: dict[Instrument, DepthBook] = {}
-        cur: int | None = None
+        cur: int | None = None  # the latest time stamp seen
+        start = 0  # the first time stamp of the change being read
+        group_ns = self.group_ns
         for update in self._updates:
             ts = update.ts_ns
             inst = update.instrument
@@ -162,14 +175,15 @@ class DepthFeed(DataFeed):
                 self._report(problem, reported)
                 touched[inst] = book
                 continue
-            if ts != cur:
+            if cur is None or ts - start > group_ns:
                 if cur is not None:
                     yield from self._close(cur, touched, reported)
                     touched.clear()
-                cur = ts
+                start = ts
                 for stale in books.values():
                     if stale.problem is not None:
                         stale.reset()  # rebuilt from the rows that follow
+            cur = ts
             touched[inst] = book
             failed = book.apply(update)
             if failed is not None:

@@ -132,3 +132,21 @@ def test_depth_updates_from_frame_takes_ib_numbers_and_refuses_others() -> None:
         depth_updates_from_frame(frame.drop(columns="size"), ACME)
     with pytest.raises(DataError, match="naive"):
         depth_updates_from_frame(frame.tz_localize(None), ACME)
+
+
+def test_depth_feed_groups_rows_of_one_change_stamped_apart() -> None:
+    # the quote moves up: IB updates row 0 before row 1, each row stamped on arrival
+    rows = [
+        *snapshot(ACME, T0, 10.0, 10.02),
+        DepthUpdate(ACME, T0 + S, ASK, 0, UPD, 10.05, 100.0),  # above row 1 for a moment
+        DepthUpdate(ACME, T0 + S + 1000, ASK, 1, UPD, 10.06, 200.0),
+        DepthUpdate(ACME, T0 + S + 2000, ASK, 2, UPD, 10.07, 300.0),
+    ]
+    strict = DepthFeed(rows)
+    assert [bar.ts_ns - T0 for bar in strict] == [0]
+    assert "ask row 1 at 10.03 is out of order" in strict.problems[0].reason
+    grouped = DepthFeed(rows, group_ns=10_000)
+    assert [bar.ts_ns - T0 for bar in grouped] == [0, S + 2000]  # stamped at its last row
+    assert not grouped.problems
+    with pytest.raises(ConfigError, match="group_ns must be a whole number"):
+        DepthFeed(rows, group_ns=-1)
