@@ -19,6 +19,15 @@ from ibkrfw.errors import (
     OrderError,
     RequestError,
 )
+from ibkrfw.model.book import (
+    BookLevel,
+    BookSide,
+    BookSnapshot,
+    BookWalk,
+    DepthBook,
+    DepthOperation,
+    DepthUpdate,
+)
 from ibkrfw.model.data import Bar, Quote, Tick
 from ibkrfw.model.events import (
     BarReceived,
@@ -61,6 +70,10 @@ __all__ = [
     "Bar",
     "BarArrays",
     "BarReceived",
+    "BookLevel",
+    "BookSide",
+    "BookSnapshot",
+    "BookWalk",
     "Broker",
     "BrokerError",
     "CashAdjusted",
@@ -71,6 +84,9 @@ __all__ = [
     "DataError",
     "DataFeed",
     "DataProblem",
+    "DepthBook",
+    "DepthOperation",
+    "DepthUpdate",
     "Engine",
     "EngineError",
     "Event",

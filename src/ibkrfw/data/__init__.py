@@ -2,6 +2,7 @@
 
 from ibkrfw.data.barsize import bar_size_ns, normalize_bar_size
 from ibkrfw.data.csvio import LAYOUTS, CsvLayout, read_bars_csv, write_bars_csv
+from ibkrfw.data.depth_store import DepthStore
 from ibkrfw.data.parquet_store import ParquetBarStore
 from ibkrfw.data.resample import adjust_bars, resample_bars
 from ibkrfw.data.sample import (
@@ -28,6 +29,7 @@ __all__ = [
     "BarStore",
     "CleanResult",
     "CsvLayout",
+    "DepthStore",
     "LAYOUTS",
     "PROBLEM_KINDS",
     "ParquetBarStore",

@@ -1,5 +1,14 @@
 """Layer 0: immutable values (instruments, market data, orders, fills, events)."""
 
+from ibkrfw.model.book import (
+    BookLevel,
+    BookSide,
+    BookSnapshot,
+    BookWalk,
+    DepthBook,
+    DepthOperation,
+    DepthUpdate,
+)
 from ibkrfw.model.data import Bar, Quote, Tick
 from ibkrfw.model.events import (
     BarReceived,
@@ -46,9 +55,16 @@ __all__ = [
     "AssetClass",
     "Bar",
     "BarReceived",
+    "BookLevel",
+    "BookSide",
+    "BookSnapshot",
+    "BookWalk",
     "CashAdjusted",
     "ConnectionChanged",
     "DataProblem",
+    "DepthBook",
+    "DepthOperation",
+    "DepthUpdate",
     "Event",
     "Fill",
     "Forex",

@@ -13,6 +13,7 @@ from ibkrfw.sim.commission import (
     USStockFees,
     ZeroCommission,
 )
+from ibkrfw.sim.depth import DepthFeed, DepthSource, depth_updates_from_frame
 from ibkrfw.sim.feeds import CSVFeed, DataFrameFeed, frame_to_arrays
 from ibkrfw.sim.slippage import (
     FixedBpsSlippage,
@@ -25,6 +26,8 @@ __all__ = [
     "CSVFeed",
     "CommissionModel",
     "DataFrameFeed",
+    "DepthFeed",
+    "DepthSource",
     "FixedBpsSlippage",
     "HalfSpreadSlippage",
     "IBKRFixedCommission",
@@ -39,5 +42,6 @@ __all__ = [
     "SquareRootImpactSlippage",
     "USStockFees",
     "ZeroCommission",
+    "depth_updates_from_frame",
     "frame_to_arrays",
 ]

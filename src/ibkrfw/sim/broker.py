@@ -16,6 +16,7 @@ from ibkrfw.core.clock import Clock, LiveClock
 from ibkrfw.data.sessions import SessionCalendar, calendar_for
 from ibkrfw.errors import ConfigError, EngineError
 from ibkrfw.model._decimal import DecimalLike, float_decimal, to_decimal
+from ibkrfw.model.book import DepthBook
 from ibkrfw.model.data import Bar, Quote
 from ibkrfw.model.events import (
     CashAdjusted,
@@ -45,6 +46,7 @@ from ibkrfw.risk.account import (
 from ibkrfw.risk.rule import RiskRule
 from ibkrfw.sim._matching import LocalDays, TradingDays, Working, limit_fill, stop_fill
 from ibkrfw.sim.commission import NOTHING_YET, CommissionModel, OrderSoFar, ZeroCommission
+from ibkrfw.sim.depth import DepthSource
 from ibkrfw.sim.slippage import SlippageModel
 
 __all__ = ["SimBroker"]
@@ -155,6 +157,18 @@ class SimBroker(Broker):
             that side's size as its volume. So a market order fills at the first ask or bid
             after it was sent, a limit when that price reaches it, a stop when it is through
             the stop. A spread-based slippage model would count the spread twice: use none.
+        depth: Recorded market depth to fill against (a :class:`~ibkrfw.sim.DepthFeed`, also
+            given to the engine as a feed). Orders of its instruments then fill by walking
+            the book as it stood at the bar's time stamp: a market order (or a triggered
+            stop) takes the best levels first, one fill per price level, until it is filled
+            or the book runs out, and the rest stays working for later time stamps (an IOC
+            order's expires); a limit order takes only the levels at or better than its
+            limit. What orders take is gone for the later orders: it is taken off the size
+            the recording shows at that price for as long as the price stays in the book,
+            and forgotten once the level leaves it. Bars of other instruments fill by the
+            rules above. It cannot be combined with ``slippage`` or ``volume_limit`` (the
+            book's prices and sizes are the impact), ``fill_on="quotes"`` or
+            ``fill_timing="this_close"``. See :doc:`/concepts/depth`.
 
     The account is checked when an order is sent, as IB checks it: the broker hands the
     engine a :class:`~ibkrfw.risk.BuyingPower` rule (:attr:`account_rules`), which values the
@@ -165,7 +179,8 @@ class SimBroker(Broker):
 
     Raises:
         ConfigError: if ``cash`` is not a finite number, ``fx`` converts into another currency,
-            or ``volume_limit``, ``account`` or ``initial_margin`` is out of range.
+            ``volume_limit``, ``account`` or ``initial_margin`` is out of range, or ``depth``
+            is not a depth source or comes with a setting it cannot be combined with.
     """
 
     def __init__(
@@ -184,6 +199,7 @@ class SimBroker(Broker):
         borrow_rate: float | None = None,
         fill_on: Literal["bars", "quotes"] = "bars",
         calendar: SessionCalendar | Callable[[Instrument], SessionCalendar] | None = None,
+        depth: DepthSource | None = None,
     ) -> None:
         try:
             self._cash = to_decimal(cash, "cash")
@@ -255,6 +271,31 @@ class SimBroker(Broker):
         self._options: dict[Option, Decimal] = {}
         self._next_expiry_ns = _NEVER
         self._last_close: dict[Instrument, float] | None = None  # None: no option traded
+        if depth is not None:
+            if not isinstance(depth, DepthSource):
+                raise ConfigError(
+                    f"depth must be a depth source such as a DepthFeed, got {depth!r}"
+                )
+            clash = [
+                name
+                for name, on in (
+                    ("slippage", slippage is not None),
+                    ("volume_limit", volume_limit is not None),
+                    ("fill_on='quotes'", self._on_quotes),
+                    ("fill_timing='this_close'", self._same_bar),
+                )
+                if on
+            ]
+            if clash:
+                raise ConfigError(
+                    f"depth fills walk the recorded book, whose prices and sizes are the "
+                    f"impact: leave {' and '.join(clash)} unset"
+                )
+        self.depth = depth
+        """The recorded depth orders fill against, or None."""
+        # What orders took from the recorded book, by price: (instrument, buy) -> taken. It
+        # stays taken while the recording shows that price, and is forgotten when it leaves.
+        self._taken: dict[tuple[Instrument, bool], dict[float, float]] = {}
 
     @override
     def start(self, clock: Clock, emit: EventSink) -> None:
@@ -456,10 +497,13 @@ class SimBroker(Broker):
             self.borrow_rate is not None
             or self._same_bar
             or self._live  # to know the latest bar when an order comes
+            or self.depth is not None  # to forget what was taken at prices that left the book
         )
 
     @override
     def on_bar(self, bar: Bar) -> None:
+        if self._taken:
+            self._forget_taken(bar)
         if self._live and (self._latest_bar_ns is None or bar.ts_ns > self._latest_bar_ns):
             self._latest_bar_ns = bar.ts_ns
         if self._last_close is not None:
@@ -598,10 +642,18 @@ class SimBroker(Broker):
             price = stop_fill(w.buy, w.stop, order.instrument.round_price(w.stop), bar)
             if price is None:
                 w.follow(bar)
-        if price is not None:
+        depth = self.depth
+        book = depth.book_at(order.instrument, ts) if depth is not None else None
+        # With a book, a limit (or a triggered stop-limit) walks it whatever the bar's mid
+        # says: the levels at or better than the limit decide.
+        limited = kind is OrderType.LIMIT or (kind is OrderType.STOP_LIMIT and w.triggered)
+        if price is not None or (book is not None and limited):
             if kind is OrderType.STOP or kind is OrderType.TRAILING_STOP:
                 w.triggered = True
-            self._fill(w, price, bar)
+            if book is not None:
+                self._walk(w, bar, book)
+            elif price is not None:
+                self._fill(w, price, bar)
         if w.tif is TimeInForce.IOC and w.order.order_id in self._working[order.instrument]:
             self._expire(w, ts)  # IOC: whatever did not fill on its one bar
 
@@ -817,12 +869,60 @@ class SimBroker(Broker):
         self._capacity[inst] = (bar.ts_ns, left)
         return left
 
-    def _fill(self, w: Working, price: float | Decimal, bar: Bar) -> None:
+    def _walk(self, w: Working, bar: Bar, book: DepthBook) -> None:
+        """Fill ``w`` level by level from ``book``, what earlier orders took being gone."""
+        req = w.order.request
+        inst = req.instrument
+        left = req.quantity - w.so_far.quantity
+        if left <= 0:
+            return
+        key = (inst, w.buy)
+        taken = self._taken.get(key)
+        if taken is None:
+            taken = self._taken[key] = {}
+        limit = w.limit if req.limit_price is not None else None
+        walk = book.walk(req.side, float(left), limit, taken)
+        if walk is None:
+            return
+        order_id = w.order.order_id
+        for price, size in walk.takes:
+            quantity = min(inst.round_quantity(size), left)
+            if quantity <= 0:
+                continue
+            taken[price] = taken.get(price, 0.0) + float(quantity)
+            self._fill(w, inst.round_price(price), bar, quantity)
+            left -= quantity
+            if left <= 0 or order_id not in self._by_id:
+                return
+
+    def _forget_taken(self, bar: Bar) -> None:
+        """Forget what was taken at the prices that left ``bar``'s book (a level gone)."""
+        depth = self.depth
+        inst = bar.instrument
+        book = depth.book_at(inst, bar.ts_ns) if depth is not None else None
+        if book is None:
+            return
+        bids, asks = book.levels()
+        for buy, side in ((True, asks), (False, bids)):
+            taken = self._taken.get((inst, buy))
+            if not taken:
+                continue
+            shown = {level.price for level in side}
+            for price in [p for p in taken if p not in shown]:
+                del taken[price]
+            if not taken:
+                del self._taken[(inst, buy)]
+
+    def _fill(
+        self, w: Working, price: float | Decimal, bar: Bar, cap: Decimal | None = None
+    ) -> None:
         order = w.order
         inst = order.instrument
         ts = bar.ts_ns
         before = w.so_far
         quantity = order.request.quantity - before.quantity
+        if cap is not None and cap < quantity:
+            quantity = cap  # one level of a walked book
         room = self._room(bar)
         if room is not None:
             if room < quantity:
