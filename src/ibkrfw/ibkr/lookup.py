@@ -104,6 +104,10 @@ class ContractMatch:
     description: str = ""
     fetched_at_s: float = attrs.field(default=0.0, eq=False)
 
+    def to_dict(self) -> dict[str, Any]:
+        """Return it as JSON-ready values."""
+        return cast("dict[str, Any]", _converter.unstructure(self))
+
     def __str__(self) -> str:
         where = self.primary_exchange or "?"
         text = f"{self.symbol} {self.sec_type} {where} {self.currency} (con id {self.con_id})"
