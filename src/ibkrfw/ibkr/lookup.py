@@ -308,6 +308,13 @@ def _string_map(value: object) -> dict[str, str]:
     return value
 
 
+def _why(exc: BaseException, kind: type | None) -> str:
+    """Say what is wrong with a field: cattrs' words, or ours where our hook raised it."""
+    if isinstance(exc, ConfigError):  # Instrument.from_dict's, naming the value
+        return str(exc)
+    return cattrs.v.format_exception(exc, kind)
+
+
 @attrs.frozen
 class _Searched:
     saved_at_s: float
@@ -392,14 +399,16 @@ class ContractCache:
         try:
             return _converter.structure(raw, _CacheFile)
         except Exception as exc:  # cattrs' ClassValidationError and what its hooks raise
-            detail = "; ".join(cattrs.transform_error(exc)) if isinstance(
+            detail = "; ".join(cattrs.transform_error(exc, format_exception=_why)) if isinstance(
                 exc, cattrs.BaseValidationError
             ) else str(exc)  # fmt: skip
             return self._ignored(f"does not hold lookups as this version writes them: {detail}")
 
     def _ignored(self, why: str) -> _CacheFile:
-        self.problem = f"the contract cache {self.path} {why}: ignored, and rewritten"
-        log.warning("%s", self.problem)
+        problem = f"the contract cache {self.path} {why}: ignored, and rewritten"
+        if problem != self.problem:  # once, though a lookup reads before it writes
+            log.warning("%s", problem)
+        self.problem = problem
         return _CacheFile(_CACHE_VERSION)
 
     def _fresh(self, saved_at_s: float) -> bool:
