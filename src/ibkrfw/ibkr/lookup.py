@@ -157,7 +157,10 @@ class ContractInfo:
     fetched_at_s: float = attrs.field(default=0.0, eq=False)
 
     def to_dict(self) -> dict[str, Any]:
-        """Return it as JSON-ready values (the instrument as :meth:`Instrument.to_dict`)."""
+        """Return it as JSON-ready values.
+
+        The instrument is a table of strings, as :meth:`ibkrfw.Instrument.to_dict` makes it.
+        """
         return cast("dict[str, Any]", _converter.unstructure(self))
 
 
@@ -541,7 +544,8 @@ class ContractLookup:
 
         Args:
             text: The start of a symbol or of a company name.
-            sec_type: Keep only this security type (one of :data:`SEC_TYPES`).
+            sec_type: Keep only this security type (one of
+                :data:`~ibkrfw.ibkr.lookup.SEC_TYPES`).
             exchange: Keep only contracts listed on this primary exchange.
             currency: Keep only contracts in this currency.
             refresh: Ask IB even if the cache has a recent answer.
@@ -605,7 +609,7 @@ class ContractLookup:
 
         Args:
             text: The symbol (optional with ``con_id``).
-            sec_type: The security type (one of :data:`SEC_TYPES`).
+            sec_type: The security type (one of :data:`~ibkrfw.ibkr.lookup.SEC_TYPES`).
             exchange: The primary exchange it is listed on (or, with several rows of
                 details, the exchange to route to).
             currency: Its currency.
