@@ -42,6 +42,7 @@ from ibkrfw.errors import (
     RequestError,
 )
 from ibkrfw.ibkr.client import IBClient
+from ibkrfw.ibkr.connection import Farm
 from ibkrfw.ibkr.translate import from_ib_contract
 from ibkrfw.model.instruments import Instrument
 
@@ -467,15 +468,23 @@ class ContractLookup:
 
     Searches send ``reqMatchingSymbols``, which IB allows once a second: a search waits for
     the second to pass since the one before (through this lookup; use one per connection).
-    IB answers with at most 16 contracts whose symbol, or name, starts with the text.
+    IB answers with at most 16 contracts whose symbol, or name, starts with the text. While
+    IB says its security-definition farm is down (notice 2157, as around its nightly
+    restart), nothing is sent: a lookup waits for 2158, up to ``farm_wait`` seconds.
 
     Args:
         client: A connected (or connectable) :class:`~ibkrfw.ibkr.IBClient`.
         cache: Where answers are kept between calls and runs; None to ask IB every time.
         min_interval_s: Seconds between two searches (IB's rule: 1).
         timeout: Seconds to wait for an answer (the client's ``request_timeout`` if None).
+        farm_wait: The longest wait, in seconds, for the security-definition farm to come
+            back.
         sleep: How to wait (for tests).
         clock: A monotonic clock in seconds (for tests).
+
+    Raises:
+        ConfigError: if ``client`` is not an :class:`~ibkrfw.ibkr.IBClient`, or a number of
+            seconds is negative or not a number.
 
     Example:
         >>> from ibkrfw import Stock
@@ -494,6 +503,7 @@ class ContractLookup:
         cache: ContractCache | None = None,
         min_interval_s: float = 1.0,
         timeout: float | None = None,
+        farm_wait: float = 60.0,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -502,10 +512,18 @@ class ContractLookup:
                 f"ContractLookup(client={client!r}): give an IBClient, or use "
                 "ContractLookup.open(IBKRConfig(...)) to connect one"
             )
+        for name, value in (("min_interval_s", min_interval_s), ("farm_wait", farm_wait)):
+            if isinstance(value, bool) or not (
+                isinstance(value, int | float) and math.isfinite(value) and value >= 0
+            ):
+                raise ConfigError(
+                    f"ContractLookup({name}={value!r}): give a number of seconds, 0 or more"
+                )
         self.client = client
         self.cache = cache
         self.min_interval_s = min_interval_s
         self.timeout = timeout
+        self.farm_wait = farm_wait
         self._sleep = sleep
         self._clock = clock
         self._last_search: float | None = None
@@ -586,8 +604,27 @@ class ContractLookup:
         self._last_search = self._clock()
 
     def _connected(self) -> None:
+        """Connect if need be, and wait while the security-definition farm is down.
+
+        Raises:
+            RequestError: if the farm stays down longer than ``farm_wait`` seconds.
+        """
         if not self.client.is_connected:
             self.client.connect()
+        farms = self.client.monitor.farms
+        if farms[Farm.SECURITY_DEFINITION] is not False:
+            return
+        log.warning("IB's security-definition farm is down (2157): waiting for it (2158)")
+        deadline = self._clock() + self.farm_wait
+        while farms[Farm.SECURITY_DEFINITION] is False:
+            left = deadline - self._clock()
+            if left <= 0:
+                raise RequestError(
+                    f"IB's security-definition farm has been down (2157) for more than "
+                    f"{self.farm_wait:g} s: contracts cannot be looked up now; try again later",
+                    code=2157,
+                )
+            self._sleep(min(0.1, left))
 
     # --- resolve -------------------------------------------------------------------------------
     def resolve(

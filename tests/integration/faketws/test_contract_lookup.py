@@ -6,6 +6,7 @@ import datetime as dt
 import itertools
 import json
 import logging
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,10 +20,11 @@ from ibkrfw import (
     Forex,
     Future,
     Instrument,
+    RequestError,
     Stock,
 )
 from ibkrfw.data import calendar_for, load_sample
-from ibkrfw.ibkr import ContractCache, ContractLookup, IBClient, IBKRConfig
+from ibkrfw.ibkr import ContractCache, ContractLookup, Farm, IBClient, IBKRConfig
 from ibkrfw.testing import FakeTWS
 
 ACME_NYSE = Stock("ACME", primary_exchange="NYSE")
@@ -201,6 +203,15 @@ def test_wrong_input_is_refused_before_asking_ib(
 def test_a_lookup_needs_a_client() -> None:
     with pytest.raises(ConfigError, match=r"give an IBClient, or use ContractLookup.open"):
         ContractLookup(IBKRConfig())  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"), [("min_interval_s", -1), ("farm_wait", float("nan"))]
+)
+def test_a_lookup_refuses_negative_seconds(setting: str, value: float) -> None:
+    client = IBClient(IBKRConfig())  # not connected: nothing is sent
+    with pytest.raises(ConfigError, match=rf"ContractLookup\({setting}=.*0 or more"):
+        ContractLookup(client, **{setting: value})  # type: ignore[arg-type]
 
 
 # --- the cache ---------------------------------------------------------------------------------
@@ -460,3 +471,33 @@ def test_the_command_needs_no_mode_even_with_a_live_config(
     assert code == 0, err
     assert "ACRE" in out
     assert (tmp_path / "s" / "contracts.json").is_file()  # [run] state_dir of the file
+
+
+# --- IB's security-definition farm -------------------------------------------------------------
+def test_a_lookup_waits_while_the_security_definition_farm_is_down(
+    tws: FakeTWS, client: IBClient
+) -> None:
+    tws.send_error(2157, "Sec-def data farm connection is broken:secdefnj")
+    assert tws.wait_for(lambda: client.monitor.farms[Farm.SECURITY_DEFINITION] is False)
+    timer = threading.Timer(
+        0.3, tws.send_error, (2158, "Sec-def data farm connection is OK:secdefnj")
+    )
+    began = time.monotonic()
+    timer.start()
+    try:
+        found = ContractLookup(client, min_interval_s=FAST).search("ACRE")
+    finally:
+        timer.cancel()
+    assert [m.symbol for m in found] == ["ACRE"]
+    assert time.monotonic() - began >= 0.25
+    sent = searches(tws)
+    assert len(sent) == 1 and sent[0] >= began + 0.25  # nothing went out while it was down
+
+
+def test_a_lookup_gives_up_when_the_farm_stays_down(tws: FakeTWS, client: IBClient) -> None:
+    tws.send_error(2157, "Sec-def data farm connection is broken:secdefnj")
+    assert tws.wait_for(lambda: client.monitor.farms[Farm.SECURITY_DEFINITION] is False)
+    lookup = ContractLookup(client, min_interval_s=FAST, farm_wait=0.2)
+    with pytest.raises(RequestError, match=r"security-definition farm has been down \(2157\)"):
+        lookup.resolve(con_id=con_id(tws, ACRE))
+    assert searches(tws) == [] and tws.messages("in", msg_id=9) == []
