@@ -641,8 +641,9 @@ class ContractLookup:
 
         The symbol must match ``text`` exactly (case aside); the filters then narrow the
         search's matches down. With ``con_id`` nothing is searched: IB is asked for that
-        contract (and the filters must agree with it). IB's details of a contract may come
-        once per exchange: ``exchange`` picks one, else SMART (IB's routing) if among them.
+        contract (and the filters must agree with it). IB is asked for the contract's details
+        by its id alone; should they come once per exchange, ``exchange`` picks one, else
+        SMART (IB's routing) if among them, else the exchanges are listed.
 
         Args:
             text: The symbol (optional with ``con_id``).
@@ -674,26 +675,26 @@ class ContractLookup:
             wanted_id = kept[0].con_id
         elif text is not None:
             _text(text, "the symbol")
-        contracts = self._details(wanted_id, filters[1] or "", refresh)
+        contracts = self._details(wanted_id, refresh)
         chosen = _pick(contracts, filters[1], wanted_id)
         info = contracts[chosen]
         if text is not None and info.instrument.symbol.upper() != text.strip().upper():
             raise ContractNotFoundError(
                 f"con id {wanted_id} is {info.instrument.symbol}, not {text.strip()!r}",
-                fix="leave the symbol out, or give the con id of {symbol}",
-                settings={"symbol": text.strip()},
+                fix="leave the symbol out, or give the con id a search for it lists",
             )
         _check_agrees(info, filters)
         return info
 
-    def _details(self, con_id: int, exchange: str, refresh: bool) -> list[ContractInfo]:
-        key = f"{con_id}@{exchange}"
+    def _details(self, con_id: int, refresh: bool) -> list[ContractInfo]:
+        # by the contract id alone: a stock's primary exchange (the filter) is not where to
+        # route it, and SMART is no futures exchange; IB answers for the exchanges it has
+        key = str(con_id)
         cached = None if refresh or self.cache is None else self.cache.resolved(key)
         if cached:
             return cached
         contract = Contract()
         contract.conId = con_id
-        contract.exchange = exchange
         self._connected()
         try:
             rows = self.client.request(
@@ -702,9 +703,7 @@ class ContractLookup:
         except RequestError as exc:
             if exc.code == 200:
                 raise ContractNotFoundError(
-                    f"IB has no contract with con id {con_id}"
-                    + (f" on {exchange}" if exchange else "")
-                    + f" ({exc})",
+                    f"IB has no contract with con id {con_id} ({exc})",
                     fix="search for the symbol to see the con ids IB has",
                 ) from None
             raise

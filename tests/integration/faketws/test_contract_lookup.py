@@ -263,7 +263,7 @@ def test_the_cache_asks_again_once_an_answer_is_too_old(
          "does not hold lookups as this version writes them"),
         ('{"version": 1, "searches": {"AC": {"saved_at_s": 1, "matches": [{"x": 1}]}}}',
          "does not hold lookups as this version writes them"),
-        ('{"version": 1, "details": {"1@": {"saved_at_s": 1, "contracts": [{"con_id": 1, '
+        ('{"version": 1, "details": {"1": {"saved_at_s": 1, "contracts": [{"con_id": 1, '
          '"instrument": {"asset_class": "OPT", "symbol": "X"}}]}}}',
          "unknown asset class"),
     ],

@@ -166,10 +166,10 @@ def test_the_cache_round_trips_what_it_stores(tmp_path: Path) -> None:
     match = ContractMatch(1, "AAPL", "STK", "NASDAQ", "USD", ("OPT",), "", 99.0)
     info = contract_info(details(), fetched_at_s=99.0)
     cache.store_search("aapl", [match])
-    cache.store_details("265598@", [info])
+    cache.store_details("265598", [info])
     again = ContractCache(tmp_path / "deep" / "contracts.json", wall_clock=lambda: 100.0)
     assert again.searched("AAPL") == [match]
-    (got,) = again.resolved("265598@") or []
+    (got,) = again.resolved("265598") or []
     assert got == info and isinstance(got, ContractInfo)
     assert got.instrument == Stock("AAPL", primary_exchange="NASDAQ")
     assert again.searched("MSFT") is None and again.problem is None
@@ -186,3 +186,15 @@ def test_the_fake_lists_a_week_of_hours_as_ib_does() -> None:
     # the forex day opens the evening before: Sunday is not listed as closed
     assert fx[:3] == ["20261203:1700-20261204:1700", "20261205:CLOSED",
                       "20261206:1700-20261207:1700"]  # fmt: skip
+
+
+def test_details_on_several_exchanges_are_picked_by_exchange_then_smart_never_guessed() -> None:
+    from ibkrfw import AmbiguousContractError
+    from ibkrfw.ibkr.lookup import _pick
+
+    rows = [contract_info(details(exchange=e)) for e in ("NASDAQ", "SMART", "ARCA")]
+    assert _pick(rows, None, 265598) == 1  # SMART, IB's routing
+    assert _pick(rows, "ARCA", 265598) == 2
+    assert _pick(rows[:1], "ARCA", 265598) == 0  # one row: the only answer
+    with pytest.raises(AmbiguousContractError, match=r"con id 265598 on 2 exchanges: NASDAQ, ARCA"):
+        _pick([rows[0], rows[2]], None, 265598)
