@@ -501,3 +501,17 @@ def test_a_lookup_gives_up_when_the_farm_stays_down(tws: FakeTWS, client: IBClie
     with pytest.raises(RequestError, match=r"security-definition farm has been down \(2157\)"):
         lookup.resolve(con_id=con_id(tws, ACRE))
     assert searches(tws) == [] and tws.messages("in", msg_id=9) == []
+
+
+def test_the_command_says_when_tws_is_not_there(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ibkrfw.cli import main
+
+    with FakeTWS() as gone:
+        port = gone.port  # a port nothing listens on once it has stopped
+    code = main(["contract", "ACME", "--port", str(port), "--state-dir", str(tmp_path / "s")])
+    out, err = capsys.readouterr()
+    assert (code, out) == (2, "")
+    assert err.startswith(f"ibkrfw: error: cannot connect to TWS/Gateway at 127.0.0.1:{port}")
+    assert not (tmp_path / "s" / "contracts.json").exists()
