@@ -11,8 +11,11 @@ from ibkrfw.core.history import BarArrays, History
 from ibkrfw.engine.engine import Engine
 from ibkrfw.engine.result import RunResult
 from ibkrfw.errors import (
+    AmbiguousContractError,
     BrokerError,
     ConfigError,
+    ContractError,
+    ContractNotFoundError,
     DataError,
     EngineError,
     IBKRFWError,
@@ -66,6 +69,7 @@ from ibkrfw.risk.rule import RiskDecision, RiskRule
 from ibkrfw.strategy import Context, Strategy
 
 __all__ = [
+    "AmbiguousContractError",
     "AssetClass",
     "Bar",
     "BarArrays",
@@ -81,6 +85,8 @@ __all__ = [
     "ConfigError",
     "ConnectionChanged",
     "Context",
+    "ContractError",
+    "ContractNotFoundError",
     "DataError",
     "DataFeed",
     "DataProblem",

@@ -7,6 +7,9 @@ the builtin it resembles, so ``except ValueError`` keeps working::
     ├── ConfigError (ValueError)      bad configuration or parameters
     ├── DataError (ValueError)        malformed market data (NaN, high < low, naive time...)
     ├── OrderError (ValueError)       an order request that cannot even be built
+    ├── ContractError (LookupError)   a contract lookup that found no one contract
+    │   ├── ContractNotFoundError     no contract matches
+    │   └── AmbiguousContractError    several match: the candidates are listed
     └── EngineError (RuntimeError)    a run that cannot start or continue
         └── BrokerError               a broker or its connection failed
             └── RequestError          a request to the broker failed (with IB's code)
@@ -21,8 +24,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 __all__ = [
+    "AmbiguousContractError",
     "BrokerError",
     "ConfigError",
+    "ContractError",
+    "ContractNotFoundError",
     "DataError",
     "EngineError",
     "IBKRFWError",
@@ -92,6 +98,50 @@ class OrderError(IBKRFWError, ValueError):
     :class:`~ibkrfw.OrderDenied` event, as they do requests that are well formed but
     unacceptable (zero quantity, a price off the tick grid): a run never ends for them.
     """
+
+
+class ContractError(IBKRFWError, LookupError):
+    """Raise when a contract lookup cannot name one contract (see its two subclasses).
+
+    Like :class:`DataError`, the fix may name settings, as a template with one ``{name}``
+    field per key of ``settings``: :meth:`explain` spells them as Python keyword arguments
+    (``con_id=265598``), the ``ibkrfw`` command as its options (``--con-id 265598``).
+
+    Args:
+        message: What was looked for, and what was found.
+        fix: What to do, with ``{name}`` fields for the settings to pass.
+        settings: An example value for each setting named in ``fix``.
+        candidates: The contracts found (:class:`~ibkrfw.ibkr.ContractMatch` values), if any.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        fix: str = "",
+        settings: Mapping[str, object] | None = None,
+        candidates: tuple[object, ...] = (),
+    ) -> None:
+        self.problem = message
+        self.fix = fix
+        self.settings: dict[str, object] = dict(settings or {})
+        self.candidates = candidates
+        super().__init__(self.explain())
+
+    def explain(self, spell: Callable[[str, object], str] = _python_setting) -> str:
+        """Return the message with the fix's settings spelled by ``spell(name, value)``."""
+        if not self.fix:
+            return self.problem
+        fix = self.fix.format(**{k: spell(k, v) for k, v in self.settings.items()})
+        return f"{self.problem}; {fix}"
+
+
+class ContractNotFoundError(ContractError):
+    """Raise when no contract matches a lookup (IB's answer was empty, or error 200)."""
+
+
+class AmbiguousContractError(ContractError):
+    """Raise when several contracts match where one was asked for; ``candidates`` lists them."""
 
 
 class EngineError(IBKRFWError, RuntimeError):

@@ -9,14 +9,24 @@ from collections.abc import Sequence
 
 from ibkrfw._redact import redact
 from ibkrfw._version import __version__
-from ibkrfw.cli import backtest, config, data, download, fake_tws, optimize, report, run
+from ibkrfw.cli import (
+    backtest,
+    config,
+    contract,
+    data,
+    download,
+    fake_tws,
+    optimize,
+    report,
+    run,
+)
 from ibkrfw.cli._common import BUILTIN_STRATEGIES as BUILTIN_STRATEGIES
 from ibkrfw.cli._common import _load_strategy_class as _load_strategy_class
 from ibkrfw.cli._common import _option
 from ibkrfw.cli._common import _parameters as _parameters
 from ibkrfw.cli.run import _operations as _operations
 from ibkrfw.cli.run import _sandbox_broker as _sandbox_broker
-from ibkrfw.errors import DataError, IBKRFWError
+from ibkrfw.errors import ContractError, ContractNotFoundError, DataError, IBKRFWError
 
 __all__ = ["build_parser", "main"]
 
@@ -42,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     fake_tws.add_parser(sub)
     run.add_parser(sub)
     download.add_parser(sub)
+    contract.add_parser(sub)
     config.add_parser(sub)
     return parser
 
@@ -70,11 +81,12 @@ def _command_parser(
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``ibkrfw`` command with ``argv`` (default: the process arguments).
 
-    Exit codes: 0 done; 1 ``data validate`` found problems; 2 the command could not do its
-    work: bad arguments (argparse's convention) or bad input (a file that cannot be read,
-    malformed data, a wrong setting, a file that cannot be written), with a message on
-    standard error and no traceback; 130 interrupted (Ctrl-C); 141 its output was closed
-    early (``ibkrfw backtest | head``), quietly, as a process stopped by SIGPIPE.
+    Exit codes: 0 done; 1 ``data validate`` found problems, or ``contract`` found no match;
+    2 the command could not do its work: bad arguments (argparse's convention) or bad input
+    (a file that cannot be read, malformed data, a wrong setting, a file that cannot be
+    written, an ambiguous contract), with a message on standard error and no traceback;
+    130 interrupted (Ctrl-C); 141 its output was closed early (``ibkrfw backtest | head``),
+    quietly, as a process stopped by SIGPIPE.
     """
     parser = build_parser()
     args, extras = parser.parse_known_args(argv)
@@ -86,6 +98,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DataError as exc:  # its fix names settings: word them as options (--tz, not tz=)
         print(f"ibkrfw: error: {redact(exc.explain(_option))}", file=sys.stderr)
         return 2
+    except ContractError as exc:  # no match is an answer (1); an ambiguous name is not (2)
+        print(f"ibkrfw: error: {redact(exc.explain(_option))}", file=sys.stderr)
+        return 1 if isinstance(exc, ContractNotFoundError) else 2
     except IBKRFWError as exc:  # a secret quoted by a message is masked (defence in depth)
         print(f"ibkrfw: error: {redact(str(exc))}", file=sys.stderr)
         return 2

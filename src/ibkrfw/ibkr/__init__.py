@@ -4,7 +4,7 @@ Install the official client with ``pip install "ibkrfw[ibkr]"`` (ibapi 9.81), or
 client; both are supported by feature detection. :class:`IBKRBroker` and :class:`IBKRDataFeed`
 are what an :class:`~ibkrfw.Engine` needs for a paper or live run; they share one
 :class:`IBClient` connection. :class:`~ibkrfw.ibkr.download.HistoryDownloader` fills a bar
-store from IB's history.
+store from IB's history; :class:`ContractLookup` searches IB's contracts and resolves one.
 """
 
 from ibkrfw.ibkr.broker import IBKRBroker
@@ -25,6 +25,14 @@ from ibkrfw.ibkr.feed import BarAggregator, IBKRDataFeed
 from ibkrfw.ibkr.history import HistoryChunk, history_chunks, ib_bar_size
 from ibkrfw.ibkr.ids import OrderIds
 from ibkrfw.ibkr.journal import Journal, JournalOrder
+from ibkrfw.ibkr.lookup import (
+    ContractCache,
+    ContractInfo,
+    ContractLookup,
+    ContractMatch,
+    TradingSession,
+    parse_trading_hours,
+)
 from ibkrfw.ibkr.pacing import HistoryPacer, HistoryRequest, MessageRate
 from ibkrfw.ibkr.translate import (
     from_ib_contract,
@@ -39,6 +47,10 @@ __all__ = [
     "BarAggregator",
     "ConnectionMonitor",
     "ConnectionState",
+    "ContractCache",
+    "ContractInfo",
+    "ContractLookup",
+    "ContractMatch",
     "DownloadProgress",
     "DownloadReport",
     "ExecutionBook",
@@ -58,11 +70,13 @@ __all__ = [
     "Listener",
     "MessageRate",
     "OrderIds",
+    "TradingSession",
     "Transition",
     "from_ib_contract",
     "from_ib_order",
     "history_chunks",
     "ib_bar_size",
+    "parse_trading_hours",
     "to_ib_contract",
     "to_ib_order",
 ]

@@ -50,6 +50,7 @@ _ROWS_BY_ID = {
     "historicalData": "historicalDataEnd",
     "accountSummary": "accountSummaryEnd",
     "execDetails": "execDetailsEnd",
+    "symbolSamples": "symbolSamples",  # one message: the rows and the end at once
 }
 _ENDS_BY_ID = {end: rows for rows, end in _ROWS_BY_ID.items()}
 # Answers to requests without an id: only one of each may be pending at a time.
@@ -240,6 +241,9 @@ class _Wrapper(EWrapper):  # type: ignore[misc]
 
     def accountSummaryEnd(self, reqId: int) -> None:  # noqa: N802, N803
         self._put("accountSummaryEnd", reqId)
+
+    def symbolSamples(self, reqId: int, contractDescriptions: Any) -> None:  # noqa: N802, N803
+        self._put("symbolSamples", reqId, list(contractDescriptions))
 
 
 _SIZE = struct.Struct("!I")
@@ -825,7 +829,7 @@ class IBClient:
             if pending is not None:
                 if name in _ROWS_BY_ID:
                     pending.rows.append(args[1:])
-                else:
+                if name in _ENDS_BY_ID:
                     pending.done.set()
         elif name in _ROWS_NO_ID or name in _ENDS_NO_ID:
             pending = self._pending.get(_ENDS_NO_ID.get(name, name))
@@ -897,7 +901,8 @@ class IBClient:
         Args:
             method: The ``EClient`` method. Its first argument is the request id when ``rows``
                 is answered by request id (``contractDetails``, ``historicalData``,
-                ``accountSummary``, ``execDetails``): pass ``args`` without it.
+                ``accountSummary``, ``execDetails``, ``symbolSamples``): pass ``args``
+                without it. ``symbolSamples`` is one message, its rows and its end at once.
             args: The method's other arguments.
             rows: The callback that carries the answer's rows.
             timeout: Seconds to wait; the configuration's ``request_timeout`` by default.

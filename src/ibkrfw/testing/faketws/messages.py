@@ -8,7 +8,9 @@ differs, so tests pin the counts.
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import attrs
 
@@ -35,6 +37,7 @@ __all__ = [
     "tick_price",
     "tick_size",
     "tick_string",
+    "trading_hours",
 ]
 
 Fields = list[object]
@@ -74,8 +77,18 @@ def occ_symbol(option: Option) -> str:
     return f"{option.symbol:<6}{option.expiry[2:]}{option.right}{thousandths:08d}"
 
 
-def contract_details(req_id: int, inst: Instrument, con_id: int) -> Fields:
-    """Return the fields of contractDetails (10), version 8: 39 fields in all."""
+def contract_details(
+    req_id: int, inst: Instrument, con_id: int, *, today: dt.date | None = None
+) -> Fields:
+    """Return the fields of contractDetails (10), version 8: 39 fields in all.
+
+    Its trading hours (extended) and liquid hours (regular) are those of the instrument's
+    :func:`~ibkrfw.data.calendar_for` for the week from ``today`` (the current date in its
+    time zone by default, as TWS lists them), in IB's layout.
+    """
+    if today is None:
+        today = dt.datetime.now(ZoneInfo(inst.timezone)).date()
+    trading, liquid = trading_hours(inst, today, extended=True), trading_hours(inst, today)
     expiry = getattr(inst, "expiry", "")
     primary = getattr(inst, "primary_exchange", "") or inst.exchange
     contract = contract_fields(inst, con_id)
@@ -90,11 +103,40 @@ def contract_details(req_id: int, inst: Instrument, con_id: int) -> Fields:
         1,  # mdSizeMultiplier (v110-163)
         multiplier, "ACTIVETIM,LMT,MKT,MOC,LOC,STP,STPLMT,TRAIL", f"{inst.exchange},{primary}",
         1, 0, inst.symbol, primary,
-        expiry, "", "", "", inst.timezone, "", "",
+        expiry, "", "", "", inst.timezone, trading, liquid,
         "", 0,  # evRule, evMultiplier
         0,  # secIdList count
         0, under_symbol, under_type, "", "", "",  # aggGroup ... ruleIds, realExp, type
     ]  # fmt: skip
+
+
+def trading_hours(inst: Instrument, today: dt.date, *, extended: bool = False) -> str:
+    """Return IB's ``tradingHours`` text for a week from ``today``, in the instrument's zone.
+
+    The layout of TWS 970 and later: ``20261207:0930-20261207:1600;20261212:CLOSED``.
+    """
+    from ibkrfw.data.sessions import calendar_for
+
+    zone = ZoneInfo(inst.timezone)
+    days = [today + dt.timedelta(days=k) for k in range(7)]
+    sessions = calendar_for(inst, extended=extended).sessions(days[0], days[-1])
+    opened = {
+        dt.date.fromisoformat(str(day)): (int(o), int(c))
+        for day, o, c in zip(sessions.day, sessions.open_ns, sessions.close_ns, strict=True)
+    }
+    spans = {
+        day: tuple(dt.datetime.fromtimestamp(ns / 1e9, tz=zone) for ns in bounds)
+        for day, bounds in opened.items()
+    }
+    starting = {start.date() for start, _ in spans.values()}
+    parts = []
+    for day in days:
+        if day in spans:
+            start, end = spans[day]
+            parts.append(f"{start:%Y%m%d:%H%M}-{end:%Y%m%d:%H%M}")
+        elif day not in starting:  # (a forex session starts the evening before its day)
+            parts.append(f"{day:%Y%m%d}:CLOSED")
+    return ";".join(parts)
 
 
 @attrs.frozen

@@ -1,0 +1,232 @@
+"""The ``ibkrfw contract`` command: search IB's contracts, or resolve one."""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import sys
+import time
+from typing import TYPE_CHECKING, Any
+
+from ibkrfw.cli._common import _connection_options
+
+if TYPE_CHECKING:
+    from ibkrfw.ibkr.lookup import ContractInfo, ContractMatch, TradingSession
+
+
+def _search_text(text: str) -> str:
+    """An argparse ``type`` for the search text: not empty."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(
+            f"the search text {text!r} is empty: give the start of a symbol or a company "
+            "name, e.g. ibkrfw contract AAPL"
+        )
+    return text.strip()
+
+
+def _sec_type(text: str) -> str:
+    """An argparse ``type`` for ``--sec-type``: one of IB's security types."""
+    from ibkrfw.ibkr.lookup import SEC_TYPES
+
+    if text not in SEC_TYPES:
+        close = difflib.get_close_matches(text.upper(), sorted(SEC_TYPES), n=1, cutoff=0.5)
+        hint = f"did you mean --sec-type {close[0]}? " if close else ""
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not one of IB's security types: {hint}give one of "
+            f"{', '.join(sorted(SEC_TYPES))} (STK a stock, FUT a future, CASH forex)"
+        )
+    return text
+
+
+def _exchange(text: str) -> str:
+    """An argparse ``type`` for ``--exchange``: a name without spaces."""
+    if not text or text != text.strip() or " " in text:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an exchange name: give one without spaces, e.g. --exchange NASDAQ"
+        )
+    return text
+
+
+def _currency(text: str) -> str:
+    """An argparse ``type`` for ``--currency``: three capital letters."""
+    if not (len(text) == 3 and text.isalpha() and text.isupper()):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a currency code: give three capital letters, e.g. --currency USD"
+        )
+    return text
+
+
+def _con_id(text: str) -> int:
+    """An argparse ``type`` for ``--con-id``: a whole number above 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a contract id: give IB's whole number above 0, as a search "
+            "lists it, e.g. --con-id 265598"
+        )
+    return value
+
+
+def _contract(args: argparse.Namespace) -> int:
+    from ibkrfw.config import _check_state_dir, load_settings
+    from ibkrfw.errors import ConfigError
+    from ibkrfw.ibkr.lookup import ContractCache, ContractLookup
+
+    if args.search is None and args.con_id is None:
+        raise ConfigError(
+            "give the text to search for (e.g. ibkrfw contract AAPL), or --con-id with --resolve"
+        )
+    if args.con_id is not None and not args.resolve:
+        raise ConfigError(
+            f"--con-id {args.con_id} names one contract: add --resolve to see its details"
+        )
+    ibkr: dict[str, object] = {}
+    if args.port is not None:
+        ibkr["port"] = args.port
+    if args.client_id is not None:
+        ibkr["client_id"] = args.client_id
+    run = {"state_dir": args.state_dir} if args.state_dir is not None else {}
+    settings = load_settings(
+        args.config, overrides={"ibkr": ibkr, "run": run}, override_source="the command line"
+    )
+    cache = None
+    if not args.no_cache:
+        _check_state_dir(
+            settings, "--state-dir" if args.state_dir else args.config or "the default"
+        )
+        cache = ContractCache.in_directory(settings.run.state_dir)
+    started = time.time()
+    filters = {"sec_type": args.sec_type, "exchange": args.exchange, "currency": args.currency}
+    with ContractLookup.open(settings.ibkr, cache=cache) as lookup:
+        if args.resolve:
+            info = lookup.resolve(args.search, con_id=args.con_id, refresh=args.refresh, **filters)
+            found: list[Any] = [info]
+        else:
+            found = lookup.search(args.search, refresh=args.refresh, **filters)
+    if cache is not None and cache.problem is not None:
+        print(f"ibkrfw: warning: {cache.problem}", file=sys.stderr)
+    if args.resolve:
+        _print_info(found[0], args.json)
+    elif args.json:
+        print(json.dumps([m.to_dict() for m in found], indent=2))
+    elif found:
+        _print_table(found)
+    if found and found[0].fetched_at_s < started - 1:
+        age = _age(started - found[0].fetched_at_s)
+        print(
+            f"ibkrfw: from the contract cache, {age} old (--refresh asks IB again)",
+            file=sys.stderr,
+        )
+    if not found:
+        said = ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in filters.items() if v)
+        print(
+            f"ibkrfw: no match for {args.search!r}{f' ({said})' if said else ''}",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+def _age(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _print_table(matches: list[ContractMatch]) -> None:
+    header = ("CON ID", "SYMBOL", "TYPE", "EXCHANGE", "CURRENCY", "DERIVATIVES", "DESCRIPTION")
+    rows = [header] + [
+        (str(m.con_id), m.symbol, m.sec_type, m.primary_exchange, m.currency,
+         ",".join(m.derivative_sec_types), m.description)
+        for m in matches
+    ]  # fmt: skip
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    for row in rows:
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        )
+
+
+def _session(session: TradingSession, zone: str) -> str:
+    """A session in the contract's own time zone: ``Mon 2026-12-07 09:30 - 16:00``."""
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    start, end = (
+        dt.datetime.fromtimestamp(ns / 1e9, tz=ZoneInfo(zone))
+        for ns in (session.start_ns, session.end_ns)
+    )
+    until = f"{end:%H:%M}" if end.date() == start.date() else f"{end:%a %Y-%m-%d %H:%M}"
+    return f"{start:%a %Y-%m-%d %H:%M} - {until}"
+
+
+def _print_info(info: ContractInfo, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(info.to_dict(), indent=2))
+        return
+    inst = info.instrument
+    primary = getattr(inst, "primary_exchange", "")
+    lines = [
+        ("instrument", repr(inst)),
+        ("id", inst.id),
+        ("con id", str(info.con_id)),
+        ("name", info.long_name),
+        ("type", inst.asset_class.value),
+        ("exchange", inst.exchange + (f" (listed on {primary})" if primary else "")),
+        ("currency", inst.currency),
+        ("min tick", str(inst.tick_size)),
+        ("multiplier", str(inst.multiplier)),
+        ("time zone", info.time_zone or "(not given)"),
+        ("exchanges", ", ".join(info.valid_exchanges)),
+    ]
+    for title, hours in (
+        ("trading hours", info.trading_hours),
+        ("liquid hours", info.liquid_hours),
+    ):
+        shown = [_session(s, info.time_zone) for s in hours] or ["(not given)"]
+        lines += [(title if i == 0 else "", text) for i, text in enumerate(shown)]
+    for name, value in lines:
+        print(f"{name:<15}{value}".rstrip())
+
+
+def add_parser(sub: Any) -> None:
+    """Add the ``contract`` command to ``sub``."""
+    con = sub.add_parser(
+        "contract",
+        help="search IB's contracts by symbol or name, or resolve one into an instrument",
+        description="List the contracts TWS/Gateway knows whose symbol or name starts with "
+        "SEARCH (reqMatchingSymbols, at most 16), or, with --resolve, the one contract SEARCH "
+        "names with its details (reqContractDetails). Several matches are listed, never "
+        "guessed. Answers are kept a day in contracts.json in the state directory. Exit "
+        "codes: 0 found, 1 no match, 2 an ambiguous symbol or another error.",
+    )
+    con.add_argument(
+        "search", nargs="?", type=_search_text, metavar="SEARCH", help="a symbol or name start"
+    )
+    _connection_options(con, "a TOML file with an [ibkr] table (and [run] state_dir)")
+    con.add_argument("--sec-type", type=_sec_type, help="only this security type, e.g. STK")
+    con.add_argument(
+        "--exchange", type=_exchange, help="only contracts listed on this exchange, e.g. NASDAQ"
+    )
+    con.add_argument("--currency", type=_currency, help="only contracts in this currency")
+    con.add_argument(
+        "--resolve", action="store_true", help="resolve SEARCH into one instrument, with details"
+    )
+    con.add_argument(
+        "--con-id", type=_con_id, help="with --resolve: the contract id a search listed"
+    )
+    con.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    con.add_argument(
+        "--refresh", action="store_true", help="ask IB even if the cache has a recent answer"
+    )
+    con.add_argument(
+        "--state-dir", help="where the cache is kept (default: [run] state_dir, ibkrfw-state)"
+    )
+    con.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
+    con.set_defaults(func=_contract)
