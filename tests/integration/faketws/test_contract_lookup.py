@@ -264,7 +264,7 @@ def test_the_cache_asks_again_once_an_answer_is_too_old(
         ('{"version": 1, "searches": {"AC": {"saved_at_s": 1, "matches": [{"x": 1}]}}}',
          "does not hold lookups as this version writes them"),
         ('{"version": 1, "details": {"1": {"saved_at_s": 1, "contracts": [{"con_id": 1, '
-         '"instrument": {"asset_class": "OPT", "symbol": "X"}}]}}}',
+         '"instrument": {"asset_class": "WAR", "symbol": "X"}}]}}}',
          "unknown asset class"),
     ],
 )  # fmt: skip
