@@ -71,6 +71,86 @@ def _con_id(text: str) -> int:
     return value
 
 
+def _window(text: str) -> tuple[float, float]:
+    """An argparse ``type`` for ``--moneyness``: ``LOW,HIGH``."""
+    try:
+        low, high = (float(part) for part in text.split(","))
+    except ValueError:
+        low, high = -1.0, -2.0
+    if not 0 <= low <= high:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not LOW,HIGH with 0 <= LOW <= HIGH: e.g. --moneyness 0.9,1.1 keeps "
+            "strikes within 10 %% of --spot"
+        )
+    return (low, high)
+
+
+def _days(text: str) -> tuple[int, int]:
+    """An argparse ``type`` for ``--days``: ``LEAST,MOST`` whole days to expiry."""
+    try:
+        least, most = (int(part) for part in text.split(","))
+    except ValueError:
+        least, most = 1, 0
+    if not 0 <= least <= most:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not LEAST,MOST days to expiry: e.g. --days 20,60"
+        )
+    return (least, most)
+
+
+def _price(text: str) -> float:
+    """An argparse ``type`` for ``--spot``: a positive price."""
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a price: give the underlying's price, e.g. --spot 187.5"
+        )
+    return value
+
+
+def _print_chains(args: argparse.Namespace, lookup: Any) -> int:
+    from ibkrfw.errors import ConfigError
+    from ibkrfw.ibkr.chains import option_chains
+
+    if args.moneyness is not None and args.spot is None:
+        raise ConfigError("--moneyness needs --spot: the underlying's price to compare with")
+    chains = option_chains(
+        lookup, args.search, sec_type=args.sec_type or "STK", exchange=args.exchange,
+        currency=args.currency, con_id=args.con_id,
+    )  # fmt: skip
+    filters = {
+        "rights": args.right or ("C", "P"), "spot": args.spot, "moneyness": args.moneyness,
+        "expiry_from": args.expiry_from, "expiry_to": args.expiry_to, "days": args.days,
+    }  # fmt: skip
+    tables = [(chain, chain.frame(**filters)) for chain in chains]
+    if args.json:
+        print(json.dumps([
+            {"exchange": c.exchange, "trading_class": c.trading_class,
+             "multiplier": str(c.multiplier), "underlying_con_id": c.underlying_con_id,
+             "options": t.to_dict(orient="records")}
+            for c, t in tables
+        ], indent=2))  # fmt: skip
+    else:
+        for chain, table in tables:
+            print(
+                f"{chain.symbol} options on {chain.exchange}, trading class "
+                f"{chain.trading_class}, multiplier {chain.multiplier}: "
+                f"{len(chain.expirations)} expiries, {len(chain.strikes)} strikes; "
+                f"{len(table)} kept"
+            )
+            if len(table):
+                print(table.to_string(index=False))
+    if not any(len(t) for _, t in tables):
+        print("ibkrfw: no option of the chain is within the filters", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _contract(args: argparse.Namespace) -> int:
     from ibkrfw.config import _check_state_dir, load_settings
     from ibkrfw.errors import ConfigError
@@ -80,10 +160,20 @@ def _contract(args: argparse.Namespace) -> int:
         raise ConfigError(
             "give the text to search for (e.g. ibkrfw contract AAPL), or --con-id with --resolve"
         )
-    if args.con_id is not None and not args.resolve:
+    if args.con_id is not None and not (args.resolve or args.chain):
         raise ConfigError(
             f"--con-id {args.con_id} names one contract: add --resolve to see its details"
         )
+    chain_only = [
+        name for name in ("right", "spot", "moneyness", "expiry_from", "expiry_to", "days")
+        if getattr(args, name) is not None
+    ]  # fmt: skip
+    if chain_only and not args.chain:
+        raise ConfigError(
+            f"--{chain_only[0].replace('_', '-')} filters an option chain: add --chain"
+        )
+    if args.chain and args.resolve:
+        raise ConfigError("--chain and --resolve are two answers: give one")
     ibkr: dict[str, object] = {}
     if args.port is not None:
         ibkr["port"] = args.port
@@ -102,6 +192,8 @@ def _contract(args: argparse.Namespace) -> int:
     started = time.time()
     filters = {"sec_type": args.sec_type, "exchange": args.exchange, "currency": args.currency}
     with ContractLookup.open(settings.ibkr, cache=cache) as lookup:
+        if args.chain:
+            return _print_chains(args, lookup)
         if args.resolve:
             info = lookup.resolve(args.search, con_id=args.con_id, refresh=args.refresh, **filters)
             found: list[Any] = [info]
@@ -203,8 +295,10 @@ def add_parser(sub: Any) -> None:
         description="List the contracts TWS/Gateway knows whose symbol or name starts with "
         "SEARCH (reqMatchingSymbols, at most 16), or, with --resolve, the one contract SEARCH "
         "names with its details (reqContractDetails). Several matches are listed, never "
-        "guessed. Answers are kept a day in contracts.json in the state directory. Exit "
-        "codes: 0 found, 1 no match, 2 an ambiguous symbol or another error.",
+        "guessed. With --chain, the option chains IB lists on the underlying SEARCH "
+        "(reqSecDefOptParams), filtered. Answers are kept a day in contracts.json in the "
+        "state directory. Exit codes: 0 found, 1 no match, 2 an ambiguous symbol or another "
+        "error.",
     )
     con.add_argument(
         "search", nargs="?", type=_search_text, metavar="SEARCH", help="a symbol or name start"
@@ -229,4 +323,19 @@ def add_parser(sub: Any) -> None:
         "--state-dir", help="where the cache is kept (default: [run] state_dir, ibkrfw-state)"
     )
     con.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
+    chain = con.add_argument_group("option chains (reqSecDefOptParams)")
+    chain.add_argument(
+        "--chain", action="store_true", help="list the options IB lists on SEARCH (an underlying)"
+    )
+    chain.add_argument("--right", choices=("C", "P"), help="only calls (C) or puts (P)")
+    chain.add_argument("--expiry-from", metavar="YYYYMMDD", help="the first expiry to list")
+    chain.add_argument("--expiry-to", metavar="YYYYMMDD", help="the last expiry to list")
+    chain.add_argument(
+        "--days", type=_days, metavar="LEAST,MOST", help="expiries this many days away, e.g. 20,60"
+    )
+    chain.add_argument("--spot", type=_price, help="the underlying's price (adds moneyness)")
+    chain.add_argument(
+        "--moneyness", type=_window, metavar="LOW,HIGH",
+        help="strikes with strike/spot in LOW..HIGH, e.g. 0.9,1.1 (needs --spot)",
+    )  # fmt: skip
     con.set_defaults(func=_contract)

@@ -8,6 +8,7 @@ store from IB's history; :class:`ContractLookup` searches IB's contracts and res
 """
 
 from ibkrfw.ibkr.broker import IBKRBroker
+from ibkrfw.ibkr.chains import OptionChain, option_chains
 from ibkrfw.ibkr.client import IBClient, Listener
 from ibkrfw.ibkr.config import IBKRConfig
 from ibkrfw.ibkr.connection import (
@@ -69,6 +70,7 @@ __all__ = [
     "JournalOrder",
     "Listener",
     "MessageRate",
+    "OptionChain",
     "OrderIds",
     "TradingSession",
     "Transition",
@@ -76,6 +78,7 @@ __all__ = [
     "from_ib_order",
     "history_chunks",
     "ib_bar_size",
+    "option_chains",
     "parse_trading_hours",
     "to_ib_contract",
     "to_ib_order",

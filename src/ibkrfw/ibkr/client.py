@@ -51,6 +51,7 @@ _ROWS_BY_ID = {
     "accountSummary": "accountSummaryEnd",
     "execDetails": "execDetailsEnd",
     "symbolSamples": "symbolSamples",  # one message: the rows and the end at once
+    "securityDefinitionOptionParameter": "securityDefinitionOptionParameterEnd",
 }
 _ENDS_BY_ID = {end: rows for rows, end in _ROWS_BY_ID.items()}
 # Answers to requests without an id: only one of each may be pending at a time.
@@ -244,6 +245,30 @@ class _Wrapper(EWrapper):  # type: ignore[misc]
 
     def symbolSamples(self, reqId: int, contractDescriptions: Any) -> None:  # noqa: N802, N803
         self._put("symbolSamples", reqId, list(contractDescriptions))
+
+    def securityDefinitionOptionParameter(  # noqa: N802
+        self,
+        reqId: int,  # noqa: N803
+        exchange: str,
+        underlyingConId: int,  # noqa: N803
+        tradingClass: str,  # noqa: N803
+        multiplier: str,
+        expirations: Any,
+        strikes: Any,
+    ) -> None:
+        self._put(
+            "securityDefinitionOptionParameter",
+            reqId,
+            exchange,
+            underlyingConId,
+            tradingClass,
+            multiplier,
+            tuple(expirations),
+            tuple(strikes),
+        )
+
+    def securityDefinitionOptionParameterEnd(self, reqId: int) -> None:  # noqa: N802, N803
+        self._put("securityDefinitionOptionParameterEnd", reqId)
 
 
 _SIZE = struct.Struct("!I")

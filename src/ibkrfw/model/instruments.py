@@ -305,6 +305,8 @@ class Option(Instrument):
         strike: The strike price.
         right: ``"C"`` for a call, ``"P"`` for a put (``"CALL"`` and ``"PUT"`` are read too).
         trading_class: IB's trading class (``"SPXW"`` for SPX weeklies); empty lets IB pick.
+            The standard class, the symbol itself (``"AAPL"``, as IB lists it), is kept
+            empty, so an option from IB and one written by hand are the same key.
         settlement: ``"physical"`` (exercise delivers the underlying, as stock options do)
             or ``"cash"`` (index options: exercise pays the intrinsic value).
 
@@ -329,6 +331,11 @@ class Option(Instrument):
     right: str = attrs.field(kw_only=True, converter=_right)
     trading_class: str = attrs.field(default="", kw_only=True)
     settlement: str = attrs.field(default="physical", kw_only=True, validator=_settlement)
+
+    def __attrs_post_init__(self) -> None:
+        super().__attrs_post_init__()
+        if self.trading_class == self.symbol:  # the standard class: one spelling, one key
+            object.__setattr__(self, "trading_class", "")
 
     @property
     def id(self) -> str:

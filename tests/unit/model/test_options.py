@@ -24,6 +24,8 @@ def test_an_option_knows_its_contract() -> None:
     assert CALL.underlying() == Stock("AAPL")
     assert Option("AAPL", expiry="20261218", strike=200, right="P") != CALL
     assert len({CALL, Option("AAPL", expiry="20261218", strike="200.00", right="CALL")}) == 1
+    # IB lists the standard trading class as the symbol: the same contract, the same key
+    assert Option("AAPL", expiry="20261218", strike=200, right="C", trading_class="AAPL") == CALL
 
 
 def test_an_option_is_stored_and_read_back() -> None:

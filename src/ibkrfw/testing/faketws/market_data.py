@@ -21,7 +21,7 @@ import numpy as np
 
 from ibkrfw.model._time import parse_ib_time
 from ibkrfw.model.data import Bar, Quote
-from ibkrfw.model.instruments import AssetClass, Instrument
+from ibkrfw.model.instruments import AssetClass, Instrument, Option
 
 if TYPE_CHECKING:
     from ibkrfw.testing.faketws.market import Market
@@ -180,6 +180,12 @@ class MarketDataRequests:
         last = self._last_price(inst)
         expiries = third_fridays(self._today(), 4)
         strikes = strike_ladder(last) if last is not None else []
+        listed = [
+            o for o in self.market.con_ids if isinstance(o, Option) and o.symbol == inst.symbol
+        ]
+        if listed:  # the options it replays are in the chain too
+            expiries = sorted({*expiries, *(o.expiry for o in listed)})
+            strikes = sorted({*strikes, *(float(o.strike) for o in listed)})
         session.send(
             SEC_DEF_OPT_PARAM, req_id, "SMART", self.market.con_ids[inst], inst.symbol, "100",
             len(expiries), *expiries, len(strikes), *strikes,

@@ -1,0 +1,150 @@
+"""Option chains and option contracts against the fake TWS, over a real socket (ibapi)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ibkrfw import ConfigError, Option, Stock
+from ibkrfw.errors import ContractNotFoundError
+from ibkrfw.ibkr import ContractLookup, IBKRConfig, OptionChain, option_chains
+from ibkrfw.testing import FakeTWS, bars_frame
+
+ACME = Stock("ACME")
+# an option the fake replays, on a strike and an expiry off its synthetic ladder
+LISTED = Option("ACME", expiry="20240119", strike="101.5", right="C")
+ROWS = [(100, 101, 99, 100), (100.5, 102, 99.5, 101), (101, 103, 98, 102)]
+OPTION_ROWS = [(1.5, 1.6, 1.4, 1.5), (1.6, 1.8, 1.5, 1.7), (1.7, 2.2, 1.2, 2.0)]
+
+
+@pytest.fixture
+def tws() -> Iterator[FakeTWS]:
+    data = {ACME: bars_frame(ROWS), LISTED: bars_frame(OPTION_ROWS)}
+    with FakeTWS(data=data) as server:
+        yield server
+
+
+@pytest.fixture
+def lookup(tws: FakeTWS) -> Iterator[ContractLookup]:
+    with ContractLookup.open(IBKRConfig(port=tws.port, request_timeout=5)) as opened:
+        yield opened
+
+
+def test_the_chain_lists_expiries_and_strikes_and_makes_options(
+    tws: FakeTWS, lookup: ContractLookup
+) -> None:
+    [chain] = option_chains(lookup, "ACME")
+    assert (chain.symbol, chain.exchange, chain.multiplier) == ("ACME", "SMART", Decimal(100))
+    assert chain.underlying_con_id == tws.market.con_ids[ACME]
+    assert LISTED.expiry in chain.expirations and Decimal("101.5") in chain.strikes
+    assert list(chain.expirations) == sorted(chain.expirations)
+    assert list(chain.strikes) == sorted(chain.strikes)
+    near = chain.frame(rights="C", spot=100, moneyness=(1.0, 1.02), expiry_to=LISTED.expiry)
+    assert set(near["right"]) == {"C"}
+    assert all(1.0 <= m <= 1.02 for m in near["moneyness"])
+    assert LISTED in chain.options(rights="C", spot=100, moneyness=(1.0, 1.02))
+    # an option of the chain resolves, by its contract, into the same instrument
+    contract_id = tws.market.con_ids[LISTED]
+    info = lookup.resolve("ACME", sec_type="OPT", con_id=contract_id)
+    assert info.instrument == LISTED
+    assert tws.messages("in", msg_id=78)  # reqSecDefOptParams went out
+
+
+def test_a_chain_of_nothing_and_wrong_filters_say_why(lookup: ContractLookup) -> None:
+    with pytest.raises(ContractNotFoundError):
+        option_chains(lookup, "ZZZZ")
+    [chain] = option_chains(lookup, "ACME")
+    with pytest.raises(ConfigError, match="moneyness needs spot="):
+        chain.frame(moneyness=(0.9, 1.1))
+    with pytest.raises(ConfigError, match="'X' is not a right"):
+        chain.frame(rights="X")
+    with pytest.raises(ConfigError, match="'2024-13-01' is not a date"):
+        chain.frame(expiry_from="2024-13-01")
+    with pytest.raises(ConfigError, match="is not a window"):
+        chain.expiries(days=(60, 20))
+    with pytest.raises(ConfigError, match="is not a price"):
+        chain.frame(spot=-1.0)
+
+
+def test_the_expiry_window_counts_days_from_today() -> None:
+    chain = OptionChain(
+        "X", 1, "SMART", "X", Decimal(100), ("20260116", "20260220", "20260320"), (Decimal(10),)
+    )
+    assert chain.expiries(days=(20, 60), today=dt.date(2026, 1, 1)) == ["20260220"]
+    assert chain.expiries(expiry_from="2026-02-01") == ["20260220", "20260320"]
+    assert len(chain.frame()) == 6 and len(list(chain)) == 6
+
+
+def run_cli(tws: FakeTWS, tmp_path: Path, capsys: Any, *args: str) -> tuple[int, str, str]:
+    from ibkrfw.cli import main
+
+    code = main(["contract", *args, "--port", str(tws.port), "--state-dir", str(tmp_path)])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_the_command_lists_a_filtered_chain(tws: FakeTWS, tmp_path: Path, capsys: Any) -> None:
+    code, out, _ = run_cli(tws, tmp_path, capsys, "ACME", "--chain", "--right", "P",
+                           "--spot", "100", "--moneyness", "0.98,1.02", "--json")  # fmt: skip
+    assert code == 0
+    [chain] = json.loads(out)
+    assert chain["multiplier"] == "100" and chain["options"]
+    assert {row["right"] for row in chain["options"]} == {"P"}
+    assert all(0.98 <= row["moneyness"] <= 1.02 for row in chain["options"])
+    code, out, _ = run_cli(tws, tmp_path, capsys, "ACME", "--chain", "--expiry-to", "20240119")
+    assert code == 0 and "ACME options on SMART" in out and "20240119" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--moneyness", "0.9,1.1", "--spot", "100"], "--spot filters an option chain"),
+        (["--chain", "--moneyness", "0.9,1.1"], "--moneyness needs --spot"),
+        (["--chain", "--resolve"], "--chain and --resolve are two answers"),
+    ],
+)
+def test_the_command_refuses_chain_filters_that_cannot_apply(
+    tws: FakeTWS, tmp_path: Path, capsys: Any, args: list[str], message: str
+) -> None:
+    code, _, err = run_cli(tws, tmp_path, capsys, "ACME", *args)
+    assert code == 2 and message in err
+
+
+def test_the_command_refuses_a_backwards_window(tws: FakeTWS, tmp_path: Path, capsys: Any) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        run_cli(tws, tmp_path, capsys, "ACME", "--chain", "--days", "60,20")
+    assert exit_.value.code == 2
+    assert "'60,20' is not LEAST,MOST days to expiry" in capsys.readouterr().err
+
+
+def test_an_option_trades_live_with_its_multiplier_and_reconciles(tws: FakeTWS) -> None:
+    """Buy two contracts through IBKRBroker; the fake, the engine and a reconciliation agree."""
+    from ibkrfw import OrderRequest, Side
+    from ibkrfw.testing import LiveSession, ScriptedStrategy
+
+    def buy(ctx: Any, bar: Any) -> None:
+        if bar.instrument == LISTED:
+            ctx.submit(OrderRequest(LISTED, Side.BUY, 2))
+
+    strategy = ScriptedStrategy({0: buy, 1: buy})  # whichever bar of the first step is LISTED's
+    with LiveSession(strategy, tws) as session:
+        session.step(3)
+        session.broker.reconcile()
+        result = session.stop()
+    [fill] = result.fill_list
+    assert (fill.instrument, fill.quantity, fill.price) == (LISTED, Decimal(2), Decimal("1.6"))
+    held = tws.market.portfolio.position(LISTED)
+    assert held.quantity == 2
+    assert float(tws.market.portfolio.cash) == pytest.approx(1_000_000 - 2 * 100 * 1.6)
+    assert result.positions.iloc[-1][LISTED.id] == 2
+    reconciled = [e for e in session.engine.notices if type(e).__name__ == "Reconciled"]
+    assert reconciled and all(e.resolution == "agreed" for e in reconciled)
+    # the IB contract the broker sent names the option: strike, right, expiry, multiplier
+    [order] = [r.fields for r in tws.messages("in", msg_id=3)]
+    assert ("OPT" in order) and ("101.5" in order) and ("C" in order) and ("20240119" in order)
