@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Sequence
+from decimal import Decimal
 from typing import Final, final
 
 import attrs
@@ -175,12 +176,13 @@ def _floats(func: str, name: str, value: npt.ArrayLike) -> FloatArray:
     except (TypeError, ValueError) as exc:  # ragged nested lists
         raise ConfigError(f"{expected}, got {value!r} ({exc})") from None
     kind = raw.dtype.kind
-    if kind == "O":  # Decimal, Fraction, or a mix: numbers only, converted one by one
+    if kind == "O":  # Decimal (the ledger's), Fraction, or a mix: numbers, converted one by one
         flat = raw.reshape(-1)
         for i, item in enumerate(flat):
-            if isinstance(item, bool) or not isinstance(item, numbers.Real):
+            if isinstance(item, bool) or not isinstance(item, numbers.Real | Decimal):
                 index = tuple(int(j) for j in np.unravel_index(i, raw.shape))
-                raise ConfigError(f"{expected}, got {item!r} at {name}{_where(index)}")
+                where = f" at {name}{_where(index)}" if index else ""
+                raise ConfigError(f"{expected}, got {item!r}{where}")
         return np.asarray([float(item) for item in flat], dtype=np.float64).reshape(raw.shape)
     if kind not in "fiu":
         raise ConfigError(f"{expected}, got an array of {raw.dtype} ({value!r:.80})")
