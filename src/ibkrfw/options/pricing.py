@@ -23,6 +23,7 @@ of it exactly at the money); gamma is 0 (at the money it would be infinite); veg
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Sequence
 from decimal import Decimal
@@ -56,6 +57,7 @@ _DAYS_PER_YEAR: Final = 365.0
 # The implied volatility search: relative accuracy of the time value, most iterations, and the
 # largest total volatility (vol * sqrt(T)) tried (beyond it N(d1) is 1 and N(d2) 0 in float64).
 _IV_RTOL: Final = 1e-13
+_IV_STEP_RTOL: Final = 1e-14
 _IV_MAX_ITER: Final = 100
 _IV_MAX_TOTAL_VOL: Final = 80.0
 _IV_NOISE_ULPS: Final = 16.0
@@ -573,9 +575,18 @@ def _solve_total_vol(
     n = target.shape[0]
     sign = np.where(k >= f, 1.0, -1.0)
     log_fk = np.log(f / k)
-    # Manaster and Koehler's start: the price's inflection point in the volatility
-    guess = np.sqrt(2.0 * np.abs(log_fk))
-    guess = np.where(guess > 0, guess, np.sqrt(2.0 * np.pi) * target / np.sqrt(f * k))
+    # Corrado and Miller's approximation (from the call price, by parity), good near the
+    # money; where it fails, Manaster and Koehler's start: the price's inflection point.
+    call = np.where(sign > 0, target, target + (f - k))
+    half_gap = call - 0.5 * (f - k)
+    with np.errstate(invalid="ignore"):
+        guess = (
+            math.sqrt(2.0 * math.pi)
+            / (f + k)
+            * (half_gap + np.sqrt(half_gap * half_gap - (f - k) ** 2 / math.pi))
+        )
+    inflection = np.sqrt(2.0 * np.abs(log_fk))
+    guess = np.where(np.isfinite(guess) & (guess > 0), guess, inflection)
     lo = np.zeros(n)
     hi = np.full(n, np.inf)
     x = np.clip(guess, 1e-8, _IV_MAX_TOTAL_VOL)
@@ -596,15 +607,26 @@ def _solve_total_vol(
         lo[active], hi[active] = lo_a, hi_a
         close = np.abs(price - ta) <= _IV_RTOL * ta
         with np.errstate(invalid="ignore"):  # inf - inf while no upper end is known
-            narrow = (hi_a - lo_a) <= 4.0 * _EPS * hi_a
+            narrow = (hi_a - lo_a) <= _IV_STEP_RTOL * hi_a
         narrow &= np.isfinite(hi_a)
-        finished = close | narrow
-        out[active[finished]] = xa[finished]
-        done[active[finished]] = True
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            step = (log_target[active] - np.log(price)) * price / slope
-            nxt = xa + step
+            gap = np.log(price) - log_target[active]
+            log_slope = slope / price
+            # Below the inflection point the log of the price is close to -x^2 / (2 s^2):
+            # linear in 1/s^2, where Newton goes straight to the root (in s it crawls).
+            inverse = 1.0 / (xa * xa) + 2.0 * gap / (log_slope * xa**3)
+            nxt = np.where(
+                xa < inflection[active],
+                1.0 / np.sqrt(np.where(inverse > 0, inverse, np.nan)),
+                xa - gap / log_slope,
+            )
+            step = nxt - xa
         inside = np.isfinite(nxt) & (nxt > lo_a) & (nxt < hi_a)
+        # a step this small is below the rounding of the price itself: take it and stop
+        settled = inside & (np.abs(step) <= _IV_STEP_RTOL * xa)
+        finished = close | narrow | settled
+        out[active[finished]] = np.where(settled, nxt, xa)[finished]
+        done[active[finished]] = True
         bisect = np.where(np.isfinite(hi_a), 0.5 * (lo_a + hi_a), 2.0 * xa)
         nxt = np.where(inside, nxt, bisect)
         x[active] = nxt
@@ -675,10 +697,13 @@ def implied_vol_black_scholes(
 ) -> FloatArray:
     """Find the Black-Scholes-Merton volatility that gives each option its price.
 
-    The search (Newton's method on the log of the out-of-the-money price, kept inside a
-    bracket that every step narrows, bisecting where Newton would leave it) stops when the
-    price it gives matches to 1e-13 relatively (or the bracket is a few ulps wide): priced
-    again with :func:`black_scholes`, the volatility returns the price to about 1e-12 of it.
+    The search (Newton's method on the log of the out-of-the-money price, from Corrado and
+    Miller's approximation, kept inside a bracket that every step narrows, bisecting where
+    Newton would leave it) stops when the price it gives matches to 1e-13 relatively, or when
+    Newton's step falls below 1e-14 of the volatility (the price's own rounding): priced again
+    with :func:`black_scholes`, the volatility gives the price back to about 1e-12 of it.
+    Where the time value is a small part of an in-the-money price, the volatility is only as
+    precise as the digits the time value keeps.
 
     A price no volatility gives is NaN, never a wrong number and never an exception half-way
     through an array: at or below the discounted intrinsic value (0 volatility gives exactly
