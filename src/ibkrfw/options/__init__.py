@@ -8,6 +8,8 @@ See :doc:`/concepts/options`.
 from ibkrfw.options.pricing import (
     Greeks,
     ImpliedVolError,
+    Numbers,
+    Rights,
     black76,
     black76_greeks,
     black_scholes,
@@ -19,6 +21,8 @@ from ibkrfw.options.pricing import (
 __all__ = [
     "Greeks",
     "ImpliedVolError",
+    "Numbers",
+    "Rights",
     "black76",
     "black76_greeks",
     "black_scholes",

@@ -32,6 +32,7 @@ from typing import Final, final
 import attrs
 import numpy as np
 import numpy.typing as npt
+from typing_extensions import TypeAliasType
 
 from ibkrfw.errors import ConfigError
 from ibkrfw.options._normal import norm_cdf, norm_pdf
@@ -39,6 +40,8 @@ from ibkrfw.options._normal import norm_cdf, norm_pdf
 __all__ = [
     "Greeks",
     "ImpliedVolError",
+    "Numbers",
+    "Rights",
     "black76",
     "black76_greeks",
     "black_scholes",
@@ -49,8 +52,13 @@ __all__ = [
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
-#: One right or an array of them: ``"C"``, ``"P"``, ``"CALL"``, ``"PUT"``.
-RightLike = str | Sequence[str] | npt.NDArray[np.str_]
+Numbers = TypeAliasType("Numbers", npt.ArrayLike)
+"""A number, or numbers in anything :func:`numpy.asarray` takes (a list, an array, a Series).
+
+Ints, floats and :class:`~decimal.Decimal` values; not bools or strings.
+"""
+Rights = TypeAliasType("Rights", str | Sequence[str] | npt.NDArray[np.str_])
+"""One right or an array of them: ``"C"``, ``"P"``, ``"CALL"`` or ``"PUT"``."""
 
 _RIGHTS: Final = {"C": True, "CALL": True, "P": False, "PUT": False}
 _DAYS_PER_YEAR: Final = 365.0
@@ -168,7 +176,7 @@ def _first(bad: BoolArray) -> tuple[int, ...]:
     return tuple(int(i) for i in np.unravel_index(int(np.argmax(bad)), bad.shape))
 
 
-def _floats(func: str, name: str, value: npt.ArrayLike) -> FloatArray:
+def _floats(func: str, name: str, value: Numbers) -> FloatArray:
     """``value`` as a float64 array, refusing what is not numbers (bools and strings included)."""
     expected = f"{func}: {name} must be a number or an array of numbers"
     if isinstance(value, bool | np.bool_ | str | bytes):
@@ -198,21 +206,21 @@ def _check(func: str, name: str, values: FloatArray, bad: BoolArray, rule: str, 
         raise ConfigError(f"{func}: {name}{_where(index)} is {got!r}; {rule}: {fix}")
 
 
-def _positive(func: str, name: str, value: npt.ArrayLike, fix: str) -> FloatArray:
+def _positive(func: str, name: str, value: Numbers, fix: str) -> FloatArray:
     values = _floats(func, name, value)
     bad = ~(np.isfinite(values) & (values > 0))
     _check(func, name, values, bad, "it must be a finite number above 0", fix)
     return values
 
 
-def _non_negative(func: str, name: str, value: npt.ArrayLike, fix: str) -> FloatArray:
+def _non_negative(func: str, name: str, value: Numbers, fix: str) -> FloatArray:
     values = _floats(func, name, value)
     bad = ~(np.isfinite(values) & (values >= 0))
     _check(func, name, values, bad, "it must be a finite number, 0 or more", fix)
     return values
 
 
-def _finite(func: str, name: str, value: npt.ArrayLike, fix: str) -> FloatArray:
+def _finite(func: str, name: str, value: Numbers, fix: str) -> FloatArray:
     values = _floats(func, name, value)
     _check(func, name, values, ~np.isfinite(values), "it must be a finite number", fix)
     return values
@@ -231,7 +239,7 @@ _FIX_PRICE: Final = (
 )
 
 
-def _is_call(func: str, right: RightLike) -> BoolArray:
+def _is_call(func: str, right: Rights) -> BoolArray:
     accepted = "a right is 'C' or 'P' as IB spells it ('CALL' and 'PUT' are accepted too)"
     if isinstance(right, str):
         if right not in _RIGHTS:
@@ -274,7 +282,7 @@ def _broadcast(func: str, **arrays: npt.NDArray[np.generic]) -> list[npt.NDArray
 # ---------------------------------------------------------------------------- the formulas
 
 
-def _out(values: npt.ArrayLike) -> FloatArray:
+def _out(values: Numbers) -> FloatArray:
     """A float64 array, 0-dimensional for scalars (numpy turns those into np.float64)."""
     return np.asarray(values, dtype=np.float64)
 
@@ -298,13 +306,13 @@ def _d1_d2(log_moneyness: FloatArray, total_vol: FloatArray) -> tuple[FloatArray
 
 def _bs_parts(
     func: str,
-    right: RightLike,
-    spot: npt.ArrayLike,
-    strike: npt.ArrayLike,
-    time_years: npt.ArrayLike,
-    rate: npt.ArrayLike,
-    vol: npt.ArrayLike,
-    dividend_yield: npt.ArrayLike,
+    right: Rights,
+    spot: Numbers,
+    strike: Numbers,
+    time_years: Numbers,
+    rate: Numbers,
+    vol: Numbers,
+    dividend_yield: Numbers,
 ) -> tuple[FloatArray, ...]:
     is_call = _is_call(func, right)
     s = _positive(func, "spot", spot, _FIX_SPOT)
@@ -321,12 +329,12 @@ def _bs_parts(
 
 def _black_parts(
     func: str,
-    right: RightLike,
-    forward: npt.ArrayLike,
-    strike: npt.ArrayLike,
-    time_years: npt.ArrayLike,
-    rate: npt.ArrayLike,
-    vol: npt.ArrayLike,
+    right: Rights,
+    forward: Numbers,
+    strike: Numbers,
+    time_years: Numbers,
+    rate: Numbers,
+    vol: Numbers,
 ) -> tuple[FloatArray, ...]:
     is_call = _is_call(func, right)
     f = _positive(func, "forward", forward, _FIX_FORWARD)
@@ -360,14 +368,14 @@ def _bs_price(
 
 
 def black_scholes(
-    right: RightLike,
+    right: Rights,
     *,
-    spot: npt.ArrayLike,
-    strike: npt.ArrayLike,
-    time_years: npt.ArrayLike,
-    rate: npt.ArrayLike,
-    vol: npt.ArrayLike,
-    dividend_yield: npt.ArrayLike = 0.0,
+    spot: Numbers,
+    strike: Numbers,
+    time_years: Numbers,
+    rate: Numbers,
+    vol: Numbers,
+    dividend_yield: Numbers = 0.0,
 ) -> FloatArray:
     """Price European options on a spot with Black-Scholes-Merton.
 
@@ -403,14 +411,14 @@ def black_scholes(
 
 
 def black_scholes_greeks(
-    right: RightLike,
+    right: Rights,
     *,
-    spot: npt.ArrayLike,
-    strike: npt.ArrayLike,
-    time_years: npt.ArrayLike,
-    rate: npt.ArrayLike,
-    vol: npt.ArrayLike,
-    dividend_yield: npt.ArrayLike = 0.0,
+    spot: Numbers,
+    strike: Numbers,
+    time_years: Numbers,
+    rate: Numbers,
+    vol: Numbers,
+    dividend_yield: Numbers = 0.0,
 ) -> Greeks:
     """Compute the greeks of European options on a spot with Black-Scholes-Merton.
 
@@ -463,13 +471,13 @@ def _black_price(
 
 
 def black76(
-    right: RightLike,
+    right: Rights,
     *,
-    forward: npt.ArrayLike,
-    strike: npt.ArrayLike,
-    time_years: npt.ArrayLike,
-    rate: npt.ArrayLike,
-    vol: npt.ArrayLike,
+    forward: Numbers,
+    strike: Numbers,
+    time_years: Numbers,
+    rate: Numbers,
+    vol: Numbers,
 ) -> FloatArray:
     """Price European options on a futures (or forward) price with Black-76.
 
@@ -501,13 +509,13 @@ def black76(
 
 
 def black76_greeks(
-    right: RightLike,
+    right: Rights,
     *,
-    forward: npt.ArrayLike,
-    strike: npt.ArrayLike,
-    time_years: npt.ArrayLike,
-    rate: npt.ArrayLike,
-    vol: npt.ArrayLike,
+    forward: Numbers,
+    strike: Numbers,
+    time_years: Numbers,
+    rate: Numbers,
+    vol: Numbers,
 ) -> Greeks:
     """Compute the greeks of European options on a futures price with Black-76.
 
@@ -685,14 +693,14 @@ def _implied_vol(
 
 
 def implied_vol_black_scholes(
-    right: RightLike,
+    right: Rights,
     *,
-    price: npt.ArrayLike,
-    spot: npt.ArrayLike,
-    strike: npt.ArrayLike,
-    time_years: npt.ArrayLike,
-    rate: npt.ArrayLike,
-    dividend_yield: npt.ArrayLike = 0.0,
+    price: Numbers,
+    spot: Numbers,
+    strike: Numbers,
+    time_years: Numbers,
+    rate: Numbers,
+    dividend_yield: Numbers = 0.0,
     strict: bool = False,
 ) -> FloatArray:
     """Find the Black-Scholes-Merton volatility that gives each option its price.
@@ -752,13 +760,13 @@ def implied_vol_black_scholes(
 
 
 def implied_vol_black76(
-    right: RightLike,
+    right: Rights,
     *,
-    price: npt.ArrayLike,
-    forward: npt.ArrayLike,
-    strike: npt.ArrayLike,
-    time_years: npt.ArrayLike,
-    rate: npt.ArrayLike,
+    price: Numbers,
+    forward: Numbers,
+    strike: Numbers,
+    time_years: Numbers,
+    rate: Numbers,
     strict: bool = False,
 ) -> FloatArray:
     """Find the Black-76 volatility that gives each option on a futures price its price.
