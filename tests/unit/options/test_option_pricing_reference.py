@@ -13,6 +13,7 @@ import itertools
 
 import numpy as np
 import pytest
+import QuantLib as ql  # noqa: N813 (the name QuantLib's own examples use); in the test extra
 
 from ibkrfw.options import (
     black76,
@@ -22,8 +23,6 @@ from ibkrfw.options import (
     implied_vol_black76,
     implied_vol_black_scholes,
 )
-
-ql = pytest.importorskip("QuantLib")
 
 TOL = 1e-8
 
