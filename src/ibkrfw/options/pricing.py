@@ -16,9 +16,10 @@ accepts them; nothing else, lower case included), one string or an array of them
 
 Where ``vol * sqrt(time_years)`` is 0 (at expiry, or with no volatility) the price is the
 discounted intrinsic value of the forward (at expiry: ``max(S - K, 0)`` for a call); delta is
-the discounted step (1 or 0 times the dividend discount for a call, -1 or 0 for a put, half
-of it exactly at the money); gamma is 0 (at the money it would be infinite); vega is its limit
-(0 at expiry); theta and rho are those of the discounted intrinsic value (0 at expiry for rho).
+the step, 1 or 0 for a call and -1 or 0 for a put, times the discount (the dividend's, or for
+Black-76 the rate's; 1 at expiry), half of it exactly at the money; gamma is 0 (at the money it
+would be infinite); vega is its limit (0 at expiry); theta and rho are those of the discounted
+intrinsic value (rho is 0 at expiry).
 """
 
 from __future__ import annotations
