@@ -23,6 +23,7 @@ PUBLIC_PACKAGES = [
     "ibkrfw.sim",
     "ibkrfw.data",
     "ibkrfw.indicators",
+    "ibkrfw.options",
     "ibkrfw.strategies",
     "ibkrfw.analysis",
     "ibkrfw.testing",
