@@ -181,3 +181,67 @@ def test_commissions_and_values_count_the_multiplier() -> None:
     assert (buy_fill.commission, sell_fill.commission) == (Decimal("6.50"), Decimal("6.50"))
     assert float(result.trade_list[0].pnl) == pytest.approx((2.5 - 2.0) * 1000 - 13.0)
     check_books(result)
+
+
+# --- the option exposure limit, where options meet the risk rules -----------------------------
+def denials(result: Any) -> list[str]:
+    return [o.reason for o in result.order_list if o.status.value == "DENIED"]
+
+
+LONG = Option("AAPL", expiry="20240119", strike=100, right="C")  # two weeks out at the start
+
+
+def test_delta_counts_the_underlying_and_the_multiplier() -> None:
+    """100 shares and two near-the-money calls (about 2 x 100 x 0.55): over 200 of delta."""
+    from ibkrfw.risk import OptionExposureLimit
+
+    data = frames([100] * 6, {LONG: [2.5] * 6})
+    rule = OptionExposureLimit(max_delta=200)
+    result, _ = run(
+        data, {0: buy(AAPL, 100), 1: buy(LONG, 2), 2: buy(LONG, 1, "SELL")}, risk_rules=[rule]
+    )
+    [why] = denials(result)
+    assert why.startswith("AAPL's delta would be 2") and "over the limit of 200.0" in why
+    # the sale of a call (no call held: it opens a short) lowers the delta: it passes
+    sold = [f for f in result.fill_list if f.instrument == LONG]
+    assert [(f.side, f.quantity) for f in sold] == [(Side.SELL, 1)]
+    check_books(result)
+
+
+def test_notional_and_a_missing_volatility_are_denied_with_the_reason() -> None:
+    from ibkrfw.risk import OptionExposureLimit
+
+    data = frames([100] * 6, {LONG: [2.5] * 6})
+    by_notional = OptionExposureLimit(max_notional=15_000)
+    result, _ = run(data, {0: buy(LONG, 1), 1: buy(LONG, 1)}, risk_rules=[by_notional])
+    assert denials(result) == [
+        "AAPL's options notional would be 20,000.00, over the limit of 15,000.00"
+    ]
+    # on the first day the call has no price yet (its bar comes after the stock's), and no
+    # volatility to fall back on: no delta, so no order
+    result, _ = run(data, {0: buy(LONG, 1)}, risk_rules=[OptionExposureLimit(max_delta=500)])
+    [why] = denials(result)
+    assert "no volatility for AAPL.20240119.C100.SMART: its price is unknown" in why
+    assert "OptionExposureLimit(volatility=...)" in why
+    result, _ = run(
+        data, {0: buy(LONG, 1)}, risk_rules=[OptionExposureLimit(max_delta=500, volatility=0.3)]
+    )
+    assert not denials(result)
+
+
+def test_a_delta_source_comes_first_and_wrong_settings_are_refused() -> None:
+    from ibkrfw import ConfigError
+    from ibkrfw.risk import OptionExposureLimit
+
+    data = frames([100] * 6, {LONG: [2.5] * 6})
+    rule = OptionExposureLimit(max_delta=150, delta=lambda option, portfolio, ts: 0.9)
+    result, _ = run(data, {0: buy(LONG, 2)}, risk_rules=[rule])
+    assert denials(result) == [
+        "AAPL's delta would be 180.0 units of the underlying, over the limit of 150.0"
+    ]
+    with pytest.raises(ConfigError, match="needs max_delta"):
+        OptionExposureLimit()
+    with pytest.raises(ConfigError, match="max_delta=-1"):
+        OptionExposureLimit(max_delta=-1)
+    with pytest.raises(ConfigError, match="volatility=0"):
+        OptionExposureLimit(max_delta=1, volatility=0)

@@ -8,6 +8,7 @@ import math
 from collections.abc import Mapping
 from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal
 from typing import ClassVar, final
+from zoneinfo import ZoneInfo
 
 import attrs
 
@@ -352,6 +353,16 @@ class Option(Instrument):
     def expiry_date(self) -> dt.date:
         """The last trading day as a date."""
         return dt.date(int(self.expiry[:4]), int(self.expiry[4:6]), int(self.expiry[6:]))
+
+    @property
+    def expiry_ns(self) -> int:
+        """When it expires, in UTC epoch nanoseconds: 16:00 on its expiry day, its time zone.
+
+        After the close: a backtest settles it at the first bar from then on.
+        """
+        day = self.expiry_date
+        close = dt.datetime(day.year, day.month, day.day, 16, tzinfo=ZoneInfo(self.timezone))
+        return int(close.timestamp()) * 1_000_000_000
 
     def intrinsic_value(self, underlying_price: float) -> float:
         """What exercising one unit is worth at ``underlying_price`` (zero out of the money)."""

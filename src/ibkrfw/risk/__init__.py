@@ -19,6 +19,7 @@ from ibkrfw.risk.monitor import (
     MaxDrawdownKillSwitch,
     RiskMonitor,
 )
+from ibkrfw.risk.options import OptionExposureLimit
 from ibkrfw.risk.protect import Protection, StopLoss, TakeProfit, waits_to_exit
 from ibkrfw.risk.ramp import CapitalRamp, RampStep
 from ibkrfw.risk.rule import LimitUsage, MaxOrderQuantity, RiskDecision, RiskRule, only_reduces
@@ -39,6 +40,7 @@ __all__ = [
     "MaxOrderNotional",
     "MaxOrderQuantity",
     "MaxPosition",
+    "OptionExposureLimit",
     "OrderRateLimit",
     "Protection",
     "RampStep",

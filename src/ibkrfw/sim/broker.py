@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from collections.abc import Callable, Iterator
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 from typing import Literal, final
-from zoneinfo import ZoneInfo
 
 import attrs
 from typing_extensions import override
@@ -70,13 +68,6 @@ class _NotStarted(Clock):
 
 
 _NEVER = 2**63 - 1  # no expiry due
-
-
-def expiry_ns(option: Option) -> int:
-    """When an option is settled: 16:00 on its expiry day in its time zone (after the close)."""
-    day = option.expiry_date
-    zone = ZoneInfo(option.timezone)
-    return int(dt.datetime(day.year, day.month, day.day, 16, tzinfo=zone).timestamp()) * 10**9
 
 
 def _not_started(event: Event) -> None:
@@ -721,11 +712,11 @@ class SimBroker(Broker):
             self._options[option] = held
         else:
             self._options.pop(option, None)
-        self._next_expiry_ns = min((expiry_ns(o) for o in self._options), default=_NEVER)
+        self._next_expiry_ns = min((o.expiry_ns for o in self._options), default=_NEVER)
 
     def _settle_expired(self, now: int) -> None:
         """Settle every option held whose expiry has passed, as IB does after the close."""
-        for option in [o for o in self._options if expiry_ns(o) <= now]:
+        for option in [o for o in self._options if o.expiry_ns <= now]:
             for w in list(self._working.get(option, {}).values()):
                 self._withdraw(w, now, f"the option {option.id} expired")
             for children in list(self._held.values()):
