@@ -98,6 +98,9 @@ def test_examples_run(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.Mo
     assert "risk: drawdown 36.1%, past the alert level of 10%" in out  # 1M fell to 639k
     # examples/download_history.py
     assert "261 daily bars of ACME stored, 2019-01-01 to 2019-12-31" in out
+    # examples/covered_call.py: every call rolled 5 days before expiry, none assigned
+    assert "23 calls written, 23 rolled, 0 assigned, 0 expired worthless" in out
+    assert "net premium 1,245.00, commissions 47.00, 0 order(s) denied by the delta limit" in out
     # examples/alerts.py: three identical alerts go out once
     assert "2 webhook posts, 2 repeat(s) dropped" in out
 

@@ -245,3 +245,69 @@ def test_a_delta_source_comes_first_and_wrong_settings_are_refused() -> None:
         OptionExposureLimit(max_delta=-1)
     with pytest.raises(ConfigError, match="volatility=0"):
         OptionExposureLimit(max_delta=1, volatility=0)
+
+
+# --- the ready covered-call strategy ------------------------------------------------------------
+def covered_call_run(closes: list[float], **kw: Any) -> Any:
+    from ibkrfw.options import synthetic_option_bars
+    from ibkrfw.strategies import CoveredCall
+
+    index = pd.bdate_range("2024-01-02", periods=len(closes), tz=NY)
+    stock = pd.DataFrame(
+        {"open": closes, "high": [c + 0.5 for c in closes], "low": [c - 0.5 for c in closes],
+         "close": closes, "volume": 1e6},
+        index=index,
+    )  # fmt: skip
+    calls = [
+        Option("AAPL", expiry=expiry, strike=strike, right="C")
+        for expiry in ("20240216", "20240315", "20240419")
+        for strike in (95, 100, 105, 110, 115, 120)
+    ]
+    data = {AAPL: stock}
+    for call in calls:
+        bars = synthetic_option_bars(stock, call, volatility=0.3)
+        if len(bars):
+            data[call] = bars
+    strategy = CoveredCall(AAPL, calls, volatility=0.3, **kw)
+    broker = SimBroker(1_000_000, commission=IBKRFixedCommission())
+    result = Engine(strategy, DataFrameFeed(data), broker).run()
+    return strategy, result
+
+
+def test_a_covered_call_left_to_expire_in_the_money_is_assigned_and_the_shares_bought_again() -> (
+    None
+):
+    rising = [100 + 0.2 * i for i in range(60)]  # the February 105 call ends 1.6 in the money
+    strategy, result = covered_call_run(rising, roll_days=0, roll_delta=0.99)
+    assert strategy.written and any(e.action == "assigned" for e in strategy.settled)
+    assigned = next(e for e in strategy.settled if e.action == "assigned")
+    assert assigned.fills[1].side is Side.SELL and assigned.fills[1].quantity == 100
+    # the shares are bought back after the assignment: held again at the end
+    assert result.positions.iloc[-1][AAPL.id] == 100
+    # never more calls written than the shares cover
+    check_books(result)
+    for _, row in result.positions.iterrows():
+        short = -sum(row.get(c.id, 0) for c in {w[1] for w in strategy.written})
+        assert short <= 1
+
+
+def test_a_covered_call_rolls_before_expiry_and_on_a_high_delta() -> None:
+    strategy, result = covered_call_run([100 + 0.6 * i for i in range(60)])
+    whys = [why for _, _, why in strategy.rolled]
+    assert any(why.startswith("delta") for why in whys), whys
+    assert not [e for e in strategy.settled if e.action == "assigned"]
+    check_books(result)
+
+
+def test_the_covered_call_settings_are_checked() -> None:
+    from ibkrfw import ConfigError
+    from ibkrfw.strategies import CoveredCall
+
+    with pytest.raises(ConfigError, match="give a delta between 0 and 1"):
+        CoveredCall(AAPL, target_delta=1.5)
+    with pytest.raises(ConfigError, match="min_days=40 is past max_days=30"):
+        CoveredCall(AAPL, min_days=40, max_days=30)
+    with pytest.raises(ConfigError, match="is not a call"):
+        CoveredCall(AAPL, [PUT])
+    with pytest.raises(ConfigError, match="roll_days=25 would roll a call as soon as"):
+        CoveredCall(AAPL, roll_days=25)

@@ -16,7 +16,6 @@ from ibkrfw.risk.rule import LimitUsage, RiskDecision, RiskRule, only_reduces
 
 __all__ = ["OptionExposureLimit"]
 
-_YEAR_NS = 365 * 86_400 * 1_000_000_000
 DeltaSource = Callable[[Option, PortfolioView, int], float | None]
 """Gives an option's delta per unit of the underlying (IB's model greeks, say), or None."""
 
@@ -113,39 +112,24 @@ class OptionExposureLimit(RiskRule):
             given = self.delta(option, portfolio, ts_ns)
             if given is not None and math.isfinite(given):
                 return float(given), ""
-        from ibkrfw.options import black_scholes_greeks, implied_vol_black_scholes
+        from ibkrfw.options import option_delta
 
         under = self._underlying(option)
         spot = portfolio.price(under)
         if not spot > 0:
             return None, f"no price of {under.id}, the underlying of {option.id}"
-        years = (option.expiry_ns - ts_ns) / _YEAR_NS
-        if years <= 0:
-            return (1.0 if option.is_call else -1.0) if option.intrinsic_value(spot) > 0 else (
-                0.0
-            ), ""
-        strike, rate = float(option.strike), self.rate
-        vol = math.nan
         price = portfolio.price(option)
-        if price > 0:
-            vol = float(
-                implied_vol_black_scholes(
-                    option.right, price=price, spot=spot, strike=strike, time_years=years,
-                    rate=rate,
-                )
-            )  # fmt: skip
-        if not vol > 0:
-            if self.volatility is None:
-                return None, (
-                    f"no volatility for {option.id}: its price "
-                    f"{'is unknown' if not price > 0 else f'{price:g} implies none'}; give "
-                    "OptionExposureLimit(volatility=...) to fall back on"
-                )
-            vol = self.volatility
-        greeks = black_scholes_greeks(
-            option.right, spot=spot, strike=strike, time_years=years, rate=rate, vol=vol
-        )
-        return float(greeks.delta), ""
+        found = option_delta(
+            option, spot=spot, ts_ns=ts_ns, price=price, volatility=self.volatility,
+            rate=self.rate,
+        )  # fmt: skip
+        if found is None:
+            return None, (
+                f"no volatility for {option.id}: its price "
+                f"{'is unknown' if not price > 0 else f'{price:g} implies none'}; give "
+                "OptionExposureLimit(volatility=...) to fall back on"
+            )
+        return found, ""
 
     def _exposure(
         self, symbol: str, portfolio: PortfolioView, ts_ns: int, request: OrderRequest | None
