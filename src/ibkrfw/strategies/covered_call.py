@@ -49,7 +49,8 @@ class CoveredCall(Strategy):
        written in the same time stamp (the roll);
     3. with the shares held and no call written, it writes the call among ``calls`` that
        expires in ``min_days`` to ``max_days`` days and whose delta is nearest
-       ``target_delta`` (the nearer expiry on a tie).
+       ``target_delta`` (the nearer expiry on a tie), at a premium of ``min_premium`` or
+       more.
 
     Deltas are Black-Scholes at the volatility each call's last price implies
     (:func:`~ibkrfw.options.option_delta`), ``volatility`` where a price implies none. A call
@@ -68,6 +69,8 @@ class CoveredCall(Strategy):
         roll_delta: Roll a written call whose delta reaches this.
         volatility: The volatility of deltas no price implies (None: such calls are skipped).
         rate: The risk-free rate of the deltas.
+        min_premium: The least premium, per unit, of a call to write (0.10: 10.00 a contract
+            of 100): a cheaper one would barely pay its commission.
 
     Raises:
         ConfigError: for a delta outside (0, 1), days out of order, a call on another
@@ -89,6 +92,7 @@ class CoveredCall(Strategy):
     roll_delta: float = attrs.field(default=0.8, validator=_fraction)
     volatility: float | None = None
     rate: float = 0.0
+    min_premium: float = 0.10
     written: list[tuple[int, Option]] = attrs.field(factory=list, init=False, repr=False)
     """Every call written: (time, call), in order."""
     rolled: list[tuple[int, Option, str]] = attrs.field(factory=list, init=False, repr=False)
@@ -102,6 +106,13 @@ class CoveredCall(Strategy):
             raise ConfigError(
                 f"CoveredCall: min_days={self.min_days} is past max_days={self.max_days}; "
                 "give the window of days to expiry, fewest first"
+            )
+        if isinstance(self.min_premium, bool) or not (
+            isinstance(self.min_premium, int | float) and self.min_premium >= 0
+        ):
+            raise ConfigError(
+                f"CoveredCall(min_premium={self.min_premium!r}): give a price per unit, 0 or "
+                "more, e.g. 0.10"
             )
         if self.roll_days >= self.min_days:
             raise ConfigError(
@@ -121,7 +132,7 @@ class CoveredCall(Strategy):
         return {
             "contracts": self.contracts, "target_delta": self.target_delta,
             "min_days": self.min_days, "max_days": self.max_days, "roll_days": self.roll_days,
-            "roll_delta": self.roll_delta,
+            "roll_delta": self.roll_delta, "min_premium": self.min_premium,
         }  # fmt: skip
 
     @override
@@ -204,7 +215,9 @@ class CoveredCall(Strategy):
         best: tuple[float, int, Option] | None = None
         for call in self._universe:
             days_left = (call.expiry_ns - now) / _DAY_NS
-            if not self.min_days <= days_left <= self.max_days or not ctx.price(call) > 0:
+            if not self.min_days <= days_left <= self.max_days:
+                continue
+            if not ctx.price(call) >= self.min_premium:
                 continue
             delta = self._delta(ctx, call, spot)
             if delta is None or math.isnan(delta):
