@@ -187,6 +187,10 @@ class Client(EWrapper, EClient):  # type: ignore[misc]
     def positionMultiEnd(self, reqId: int) -> None:
         self._put("positionMultiEnd", reqId)
 
+    def tickOptionComputation(self, reqId: int, tickType: int, *args: Any) -> None:
+        # tickAttrib, impliedVol, delta, optPrice, pvDividend, gamma, vega, theta, undPrice
+        self._put("tickOptionComputation", reqId, tickType, *args[-8:])
+
     def pnl(self, reqId: int, dailyPnL: float, unrealizedPnL: float, realizedPnL: float) -> None:
         self._put("pnl", reqId, dailyPnL, unrealizedPnL, realizedPnL)
 

@@ -148,3 +148,32 @@ def test_an_option_trades_live_with_its_multiplier_and_reconciles(tws: FakeTWS) 
     # the IB contract the broker sent names the option: strike, right, expiry, multiplier
     [order] = [r.fields for r in tws.messages("in", msg_id=3)]
     assert ("OPT" in order) and ("101.5" in order) and ("C" in order) and ("20240119" in order)
+
+
+def test_option_quotes_carry_the_model_volatility_and_greeks(tws: FakeTWS, ready: Any) -> None:
+    """tickOptionComputation as TWS sends it: each price's volatility, the model's greeks."""
+    from ibkrfw.options import black_scholes, years_to_expiry
+
+    client = ready()
+    contract = client_contract(tws, LISTED)
+    client.reqMktData(4, contract, "", False, False, [])
+    tws.step()  # ACME closes at 100, the call at 1.50
+    ticks = {}
+    for _ in range(4):
+        args = client.expect("tickOptionComputation", a0=4)
+        ticks[args[1]] = args[2:]
+    assert sorted(ticks) == [10, 11, 12, 13]  # bid, ask, last, model
+    vol, delta, price, _, gamma, vega, theta, spot = ticks[12]
+    assert spot == 100.0 and price == 1.5 and 0 < delta < 1 and gamma > 0
+    assert vega > 0 and theta < 0  # per volatility point and per day, IB's units
+    years = years_to_expiry(LISTED, tws.market.clock.now_ns())
+    again = black_scholes("C", spot=100.0, strike=101.5, time_years=years, rate=0.0, vol=vol)
+    assert float(again) == pytest.approx(1.5, abs=1e-8)  # the volatility gives the price back
+
+
+def client_contract(tws: FakeTWS, option: Option) -> Any:
+    from ibkrfw.ibkr import to_ib_contract
+
+    contract = to_ib_contract(option)
+    contract.conId = tws.market.con_ids[option]
+    return contract

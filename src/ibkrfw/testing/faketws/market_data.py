@@ -211,6 +211,86 @@ class MarketDataRequests:
             return (float(quotes[1][0]) + float(quotes[2][0])) / 2
         return None
 
+    # --- option computations ------------------------------------------------------------------
+    def option_computations(
+        self, req_id: int, option: Option, bid: float, ask: float, last: float
+    ) -> list[Fields]:
+        """``tickOptionComputation`` (21) for the bid, ask, last and model of ``option``.
+
+        As TWS computes them: the implied volatility of each price (Black-Scholes, the
+        underlying's last price, no rate or dividend), the model's greeks at the mid's
+        volatility, vega per volatility point and theta per day (IB's units). A value that
+        cannot be computed (no price of the underlying, a price no volatility gives) is sent
+        as TWS's "not computed" mark: -1 (volatility, prices), -2 (greeks).
+        """
+        from ibkrfw.options import black_scholes, implied_vol_black_scholes, years_to_expiry
+
+        underlying = next(
+            (
+                i
+                for i in self.market.con_ids
+                if i.symbol == option.symbol and i.asset_class is AssetClass.STOCK
+            ),
+            None,
+        )
+        spot = self._last_price(underlying) if underlying is not None else None
+        years = years_to_expiry(option, self.market.clock.now_ns())
+        strike = float(option.strike)
+        out: list[Fields] = []
+
+        def vol_of(price: float) -> float:
+            if spot is None or not price > 0 or years <= 0:
+                return -1.0
+            vol = float(
+                implied_vol_black_scholes(
+                    option.right, price=price, spot=spot, strike=strike, time_years=years,
+                    rate=0.0,
+                )
+            )  # fmt: skip
+            return vol if vol > 0 else -1.0
+
+        for tick_type, price in ((10, bid), (11, ask), (12, last)):
+            vol = vol_of(price)
+            out.append(
+                self._computation(req_id, tick_type, vol, spot, price, years, strike, option)
+            )
+        mid = (bid + ask) / 2 if bid > 0 and ask > 0 else last
+        vol = vol_of(mid)
+        model = -1.0
+        if vol > 0 and spot is not None:
+            model = float(
+                black_scholes(
+                    option.right, spot=spot, strike=strike, time_years=years, rate=0.0, vol=vol
+                )
+            )
+        out.append(self._computation(req_id, 13, vol, spot, model, years, strike, option))
+        return out
+
+    @staticmethod
+    def _computation(
+        req_id: int,
+        tick_type: int,
+        vol: float,
+        spot: float | None,
+        price: float,
+        years: float,
+        strike: float,
+        option: Option,
+    ) -> Fields:
+        from ibkrfw.options import black_scholes_greeks
+
+        if vol <= 0 or spot is None:
+            return [21, req_id, tick_type, 1, -1.0, -2.0, price if price > 0 else -1.0, 0.0,
+                    -2.0, -2.0, -2.0, spot if spot is not None else -1.0]  # fmt: skip
+        greeks = black_scholes_greeks(
+            option.right, spot=spot, strike=strike, time_years=years, rate=0.0, vol=vol
+        )
+        return [
+            21, req_id, tick_type, 1, round(vol, 10), round(float(greeks.delta), 10),
+            round(price, 10), 0.0, round(float(greeks.gamma), 10),
+            round(float(greeks.vega_pct), 10), round(float(greeks.theta_per_day), 10), spot,
+        ]  # fmt: skip
+
     # --- historical ticks ---------------------------------------------------------------------
     def _historical_ticks(self, session: _Session, fields: list[str]) -> None:
         # [96, reqId, contract(2..13), includeExpired, start, end, count, whatToShow, useRth,

@@ -34,7 +34,7 @@ from ibkrfw.model.events import (
     OrderModifyRejected,
     OrderRejected,
 )
-from ibkrfw.model.instruments import Instrument
+from ibkrfw.model.instruments import Instrument, Option
 from ibkrfw.model.orders import (
     Order,
     OrderRequest,
@@ -1067,6 +1067,18 @@ class FakeTWS:
         session.send(*m.tick_price(req_id, m.TICK_LAST, bar.close, volume))
         session.send(*m.tick_size(req_id, m.TICK_VOLUME, volume))
         session.send(*m.tick_string(req_id, TICK_LAST_TIMESTAMP, str(bar.ts_ns // 1_000_000_000)))
+        if isinstance(inst, Option):  # TWS's option model: volatility and greeks of each price
+            known = self.market.last_quote.get(inst)
+            tick = float(inst.tick_size)
+            bid, ask = (
+                (float(known.bid), float(known.ask))
+                if known is not None
+                else (bar.close - tick, bar.close + tick)
+            )
+            for message in self._market_data.option_computations(
+                req_id, inst, bid, ask, float(bar.close)
+            ):
+                session.send(*message)
 
     # --- orders -----------------------------------------------------------------------------------
     def _place_order(self, session: _Session, fields: list[str]) -> None:
