@@ -80,7 +80,7 @@ def _window(text: str) -> tuple[float, float]:
     if not 0 <= low <= high:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not LOW,HIGH with 0 <= LOW <= HIGH: e.g. --moneyness 0.9,1.1 keeps "
-            "strikes within 10 %% of --spot"
+            "strikes within 10 % of --spot"
         )
     return (low, high)
 
@@ -140,8 +140,13 @@ def _print_chains(args: argparse.Namespace, lookup: Any) -> int:
             print(
                 f"{chain.symbol} options on {chain.exchange}, trading class "
                 f"{chain.trading_class}, multiplier {chain.multiplier}: "
-                f"{len(chain.expirations)} expiries, {len(chain.strikes)} strikes; "
-                f"{len(table)} kept"
+                f"{len(chain.expirations)} expiries"
+                + (
+                    f" ({chain.expirations[0]} to {chain.expirations[-1]})"
+                    if chain.expirations
+                    else ""
+                )
+                + f", {len(chain.strikes)} strikes; {len(table)} kept"
             )
             if len(table):
                 print(table.to_string(index=False))
