@@ -137,16 +137,11 @@ def _print_chains(args: argparse.Namespace, lookup: Any) -> int:
         ], indent=2))  # fmt: skip
     else:
         for chain, table in tables:
+            span = f" {chain.expirations[0]}-{chain.expirations[-1]}" if chain.expirations else ""
             print(
-                f"{chain.symbol} options on {chain.exchange}, trading class "
-                f"{chain.trading_class}, multiplier {chain.multiplier}: "
-                f"{len(chain.expirations)} expiries"
-                + (
-                    f" ({chain.expirations[0]} to {chain.expirations[-1]})"
-                    if chain.expirations
-                    else ""
-                )
-                + f", {len(chain.strikes)} strikes; {len(table)} kept"
+                f"{chain.symbol} options, {chain.exchange} (class {chain.trading_class}, "
+                f"x{chain.multiplier}): {len(chain.expirations)} expiries{span}, "
+                f"{len(chain.strikes)} strikes, {len(table)} kept"
             )
             if len(table):
                 print(table.to_string(index=False))

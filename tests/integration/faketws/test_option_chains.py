@@ -98,7 +98,7 @@ def test_the_command_lists_a_filtered_chain(tws: FakeTWS, tmp_path: Path, capsys
     assert {row["right"] for row in chain["options"]} == {"P"}
     assert all(0.98 <= row["moneyness"] <= 1.02 for row in chain["options"])
     code, out, _ = run_cli(tws, tmp_path, capsys, "ACME", "--chain", "--expiry-to", "20240119")
-    assert code == 0 and "ACME options on SMART" in out and "20240119" in out
+    assert code == 0 and "ACME options, SMART (class ACME, x100)" in out and "20240119" in out
 
 
 @pytest.mark.parametrize(
