@@ -315,3 +315,26 @@ def test_completed_orders_carry_when_they_ended_on_the_fakes_clock(
     client.expect("completedOrdersEnd")
     [completed] = sent(tws, 101)
     assert completed[-2:] == ("20240102 15:01:05 UTC", "Filled")
+
+
+def test_pnl_amounts_are_plain_numbers_never_minus_zero(ib: Any, connect: Any) -> None:
+    """A P&L of nothing is 0.0 on the wire: never -0.0 (a float's rounding) nor an integer 0."""
+    closes = (100.37, 100.41, 100.29, 100.53, 100.61, 100.17, 100.23, 100.47)
+    rows = [(100.0, 101.0, 99.0, 100.0)] + [(100.13, 101.0, 99.0, c) for c in closes]
+    with FakeTWS(
+        data={ACME: bars_frame(rows)}, commission=IBKRFixedCommission(), clock="replay"
+    ) as server:
+        client = connect(1, server)
+        client.expect("nextValidId")
+        server.step()
+        client.reqPnL(1, ACCOUNT, "")
+        client.reqPnLSingle(2, ACCOUNT, "", server.market.con_ids[ACME])
+        client.expect("pnlSingle", a0=2)
+        buy(client, ib, 1, 137, "SELL")
+        server.step(len(closes))  # sold at 100.13 (commission and fees), then day by day
+        client.expect("orderStatus", a0=1, a1="Filled")
+        amounts = [f[2:5] for f in sent(server, PNL)] + [f[3:7] for f in sent(server, PNL_SINGLE)]
+        assert len(amounts) >= 12
+        every = [a for fields in amounts for a in fields]
+        assert not [a for a in every if a.startswith("-") and float(a) == 0]
+        assert not [a for a in every if "." not in a]  # floats, as TWS sends them
