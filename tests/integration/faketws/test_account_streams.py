@@ -338,3 +338,29 @@ def test_pnl_amounts_are_plain_numbers_never_minus_zero(ib: Any, connect: Any) -
         every = [a for fields in amounts for a in fields]
         assert not [a for a in every if a.startswith("-") and float(a) == 0]
         assert not [a for a in every if "." not in a]  # floats, as TWS sends them
+
+
+def test_an_order_in_another_currency_is_refused_not_a_broken_replay(ib: Any, connect: Any) -> None:
+    """The fake's account converts no currencies: error 201 at once, not a crash at the fill.
+
+    It used to accept the order and then fail in ``step()`` at the fill (no exchange rate),
+    which stopped a background replay for good.
+    """
+    sap = Stock("SAP", exchange="IBIS", currency="EUR")
+    data = {ACME: bars_frame(ROWS), sap: bars_frame(ROWS)}
+    with FakeTWS(data=data, clock="replay") as server:
+        client = connect(1, server)
+        client.expect("nextValidId")
+        server.step()
+        contract = ib.contract("SAP")
+        contract.conId, contract.exchange, contract.currency = (
+            server.market.con_ids[sap], "IBIS", "EUR",
+        )  # fmt: skip
+        client.placeOrder(1, contract, ib.order("BUY", 10))
+        text = client.expect("error", a0=1, a1=201)[2]
+        assert "SAP" in text and "EUR" in text and "USD" in text
+        assert server.step() == 1  # the replay goes on; nothing was bought
+        assert server.market.portfolio.quantity(sap) == 0
+        buy(client, ib, 2, 10)  # an order in the account's currency still works
+        server.step()
+        client.expect("orderStatus", a0=2, a1="Filled")

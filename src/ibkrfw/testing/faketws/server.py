@@ -1194,10 +1194,19 @@ class FakeTWS:
         """Why TWS would refuse a new order for the account's buying power (None: it would not).
 
         A margin account's refusal is worded as TWS words it; a cash account's gives the
-        amounts of :class:`~ibkrfw.risk.BuyingPower`'s reason.
+        amounts of :class:`~ibkrfw.risk.BuyingPower`'s reason. The fake's account holds one
+        currency and converts none, so an order priced in another is refused too (TWS would
+        convert it): its fill could not be booked.
         """
         with self.market.lock:
             pf = self.market.portfolio
+            inst = request.instrument
+            if inst.currency != pf.base_currency:
+                return (
+                    f"{inst.id} trades in {inst.currency}, and the fake TWS's account holds "
+                    f"{pf.base_currency} only, with no exchange rates; trade instruments priced "
+                    f"in {pf.base_currency}"
+                )
             decision = self._buying_power.check(request, pf, self.market.clock.now_ns())
             if decision.approved:
                 return None
