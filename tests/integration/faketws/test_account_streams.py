@@ -364,3 +364,45 @@ def test_an_order_in_another_currency_is_refused_not_a_broken_replay(ib: Any, co
         buy(client, ib, 2, 10)  # an order in the account's currency still works
         server.step()
         client.expect("orderStatus", a0=2, a1="Filled")
+
+
+def test_a_client_that_stops_reading_is_disconnected_not_a_stall_for_everyone(
+    ib: Any, ready: Any
+) -> None:
+    """The fake sends under its market's lock: a client that reads nothing used to stall it.
+
+    Once that client's socket buffers were full, the replay stopped and another client's order
+    got no answer (``stop()`` took its full timeouts). Now a send that waits longer than
+    ``send_timeout_s`` disconnects the client that does not read.
+    """
+    import socket
+    import time
+
+    from ibkrfw.errors import ConfigError
+    from ibkrfw.testing.faketws.wire import HANDSHAKE_PREFIX, encode_fields, frame
+
+    rows = [(100 + i % 9, 110, 95, 100.5 + i % 7) for i in range(200_000)]
+    with FakeTWS(data={ACME: bars_frame(rows, freq="1s")}, clock="replay") as server:
+        with pytest.raises(ConfigError, match="positive number of seconds, got 0"):
+            server.send_timeout_s = 0
+        server.send_timeout_s = 0.5
+        server.step()
+        stuck = socket.create_connection(("127.0.0.1", server.port))
+        stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        stuck.sendall(HANDSHAKE_PREFIX + frame(b"v100..157"))
+        stuck.sendall(frame(encode_fields([71, 2, 9, ""])))  # startApi, client 9
+        assert server.wait_for(lambda: 9 in server.client_ids)
+        con_id = server.market.con_ids[ACME]
+        contract = [con_id, "ACME", "STK", "", 0.0, "", "", "SMART", "", "USD", "", "", 0]
+        stuck.sendall(frame(encode_fields([1, 11, 1, *contract, "", 0, 0, ""])))  # reqMktData
+        server.play(0.00001)  # ticks for client 9, which reads none of them
+        try:
+            assert server.wait_for(lambda: 9 not in server.client_ids, timeout=30)
+            moved = server.market.position
+            time.sleep(0.3)
+            assert server.market.position > moved  # the replay goes on
+            client = ready(1)
+            buy(client, ib, 1, 10)
+        finally:
+            server.pause()
+            stuck.close()
