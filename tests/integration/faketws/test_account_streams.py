@@ -315,3 +315,94 @@ def test_completed_orders_carry_when_they_ended_on_the_fakes_clock(
     client.expect("completedOrdersEnd")
     [completed] = sent(tws, 101)
     assert completed[-2:] == ("20240102 15:01:05 UTC", "Filled")
+
+
+def test_pnl_amounts_are_plain_numbers_never_minus_zero(ib: Any, connect: Any) -> None:
+    """A P&L of nothing is 0.0 on the wire: never -0.0 (a float's rounding) nor an integer 0."""
+    closes = (100.37, 100.41, 100.29, 100.53, 100.61, 100.17, 100.23, 100.47)
+    rows = [(100.0, 101.0, 99.0, 100.0)] + [(100.13, 101.0, 99.0, c) for c in closes]
+    with FakeTWS(
+        data={ACME: bars_frame(rows)}, commission=IBKRFixedCommission(), clock="replay"
+    ) as server:
+        client = connect(1, server)
+        client.expect("nextValidId")
+        server.step()
+        client.reqPnL(1, ACCOUNT, "")
+        client.reqPnLSingle(2, ACCOUNT, "", server.market.con_ids[ACME])
+        client.expect("pnlSingle", a0=2)
+        buy(client, ib, 1, 137, "SELL")
+        server.step(len(closes))  # sold at 100.13 (commission and fees), then day by day
+        client.expect("orderStatus", a0=1, a1="Filled")
+        amounts = [f[2:5] for f in sent(server, PNL)] + [f[3:7] for f in sent(server, PNL_SINGLE)]
+        assert len(amounts) >= 12
+        every = [a for fields in amounts for a in fields]
+        assert not [a for a in every if a.startswith("-") and float(a) == 0]
+        assert not [a for a in every if "." not in a]  # floats, as TWS sends them
+
+
+def test_an_order_in_another_currency_is_refused_not_a_broken_replay(ib: Any, connect: Any) -> None:
+    """The fake's account converts no currencies: error 201 at once, not a crash at the fill.
+
+    It used to accept the order and then fail in ``step()`` at the fill (no exchange rate),
+    which stopped a background replay for good.
+    """
+    sap = Stock("SAP", exchange="IBIS", currency="EUR")
+    data = {ACME: bars_frame(ROWS), sap: bars_frame(ROWS)}
+    with FakeTWS(data=data, clock="replay") as server:
+        client = connect(1, server)
+        client.expect("nextValidId")
+        server.step()
+        contract = ib.contract("SAP")
+        contract.conId, contract.exchange, contract.currency = (
+            server.market.con_ids[sap], "IBIS", "EUR",
+        )  # fmt: skip
+        client.placeOrder(1, contract, ib.order("BUY", 10))
+        text = client.expect("error", a0=1, a1=201)[2]
+        assert "SAP" in text and "EUR" in text and "USD" in text
+        assert server.step() == 1  # the replay goes on; nothing was bought
+        assert server.market.portfolio.quantity(sap) == 0
+        buy(client, ib, 2, 10)  # an order in the account's currency still works
+        server.step()
+        client.expect("orderStatus", a0=2, a1="Filled")
+
+
+def test_a_client_that_stops_reading_is_disconnected_not_a_stall_for_everyone(
+    ib: Any, ready: Any
+) -> None:
+    """The fake sends under its market's lock: a client that reads nothing used to stall it.
+
+    Once that client's socket buffers were full, the replay stopped and another client's order
+    got no answer (``stop()`` took its full timeouts). Now a send that waits longer than
+    ``send_timeout_s`` disconnects the client that does not read.
+    """
+    import socket
+    import time
+
+    from ibkrfw.errors import ConfigError
+    from ibkrfw.testing.faketws.wire import HANDSHAKE_PREFIX, encode_fields, frame
+
+    rows = [(100 + i % 9, 110, 95, 100.5 + i % 7) for i in range(200_000)]
+    with FakeTWS(data={ACME: bars_frame(rows, freq="1s")}, clock="replay") as server:
+        with pytest.raises(ConfigError, match="positive number of seconds, got 0"):
+            server.send_timeout_s = 0
+        server.send_timeout_s = 0.5
+        server.step()
+        stuck = socket.create_connection(("127.0.0.1", server.port))
+        stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        stuck.sendall(HANDSHAKE_PREFIX + frame(b"v100..157"))
+        stuck.sendall(frame(encode_fields([71, 2, 9, ""])))  # startApi, client 9
+        assert server.wait_for(lambda: 9 in server.client_ids)
+        con_id = server.market.con_ids[ACME]
+        contract = [con_id, "ACME", "STK", "", 0.0, "", "", "SMART", "", "USD", "", "", 0]
+        stuck.sendall(frame(encode_fields([1, 11, 1, *contract, "", 0, 0, ""])))  # reqMktData
+        server.play(0.00001)  # ticks for client 9, which reads none of them
+        try:
+            assert server.wait_for(lambda: 9 not in server.client_ids, timeout=30)
+            moved = server.market.position
+            time.sleep(0.3)
+            assert server.market.position > moved  # the replay goes on
+            client = ready(1)
+            buy(client, ib, 1, 10)
+        finally:
+            server.pause()
+            stuck.close()

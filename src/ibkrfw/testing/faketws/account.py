@@ -441,7 +441,8 @@ class AccountStreams:
 
 
 def _money(value: float) -> float:
-    return round(value, 2)
+    """An amount to the cent, as a float: 0.0 for nothing (not -0.0, nor an integer 0)."""
+    return float(round(value, 2)) + 0.0  # adding 0.0 turns -0.0 into 0.0
 
 
 def _quantity(value: Decimal) -> object:

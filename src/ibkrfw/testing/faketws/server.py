@@ -6,6 +6,8 @@ import contextlib
 import datetime as dt
 import logging
 import socket
+import struct
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -159,8 +161,8 @@ class _Session:
             self.server._record("out", self.client_id, split_fields(payload))
             try:
                 self.sock.sendall(frame(payload))
-            except OSError:
-                self.close()
+            except OSError as exc:
+                self._send_failed(exc)
 
     def send_frames(self, data: bytes) -> None:
         """Write messages already framed, unrecorded (a burst); a closed connection drops them."""
@@ -169,8 +171,18 @@ class _Session:
                 return
             try:
                 self.sock.sendall(data)
-            except OSError:
-                self.close()
+            except OSError as exc:
+                self._send_failed(exc)
+
+    def _send_failed(self, exc: OSError) -> None:
+        if isinstance(exc, (BlockingIOError, TimeoutError)):  # the send time limit ran out
+            log.warning(
+                "fake TWS: client %s read nothing for %.1f s with its buffers full; "
+                "disconnected (FakeTWS.send_timeout_s)",
+                self.client_id,
+                self.server.send_timeout_s,
+            )
+        self.close()
 
     def error(self, req_id: int, code: int, text: str) -> None:
         self.send(ERROR, 2, req_id, code, text)
@@ -315,6 +327,7 @@ class FakeTWS:
         self.account_kind = account_kind
         self.clock: Clock | Literal["replay"] | None = clock
         """The clock that stamps executions (None for the wall clock, or ``"replay"``); settable."""
+        self._send_timeout_s = 10.0
         self.network_warning: str | None = (
             None
             if is_loopback(host)
@@ -415,6 +428,27 @@ class FakeTWS:
         """The port it listens on (known once started)."""
         return self._port
 
+    @property
+    def send_timeout_s(self) -> float:
+        """How long a send may wait on a client that reads nothing before it is disconnected.
+
+        Ten seconds by default. The fake sends under its market's lock, so a client that stopped
+        reading would otherwise stall the replay and every other client once its socket's
+        buffers are full. Settable; applies to connections made afterwards.
+
+        Raises:
+            ConfigError: if set to anything but a positive number of seconds.
+        """
+        return self._send_timeout_s
+
+    @send_timeout_s.setter
+    def send_timeout_s(self, seconds: float) -> None:
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not seconds > 0:
+            raise ConfigError(
+                f"FakeTWS.send_timeout_s must be a positive number of seconds, got {seconds!r}"
+            )
+        self._send_timeout_s = float(seconds)
+
     def start(self) -> FakeTWS:
         """Start listening; returns itself, so ``tws = FakeTWS().start()`` works.
 
@@ -493,6 +527,7 @@ class FakeTWS:
                 return  # closed by stop()
             sock.settimeout(None)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            _limit_send_time(sock, self.send_timeout_s)
             session = _Session(self, sock, peer)
             with self._lock:
                 self._sessions.append(session)
@@ -1208,10 +1243,19 @@ class FakeTWS:
         """Why TWS would refuse a new order for the account's buying power (None: it would not).
 
         A margin account's refusal is worded as TWS words it; a cash account's gives the
-        amounts of :class:`~ibkrfw.risk.BuyingPower`'s reason.
+        amounts of :class:`~ibkrfw.risk.BuyingPower`'s reason. The fake's account holds one
+        currency and converts none, so an order priced in another is refused too (TWS would
+        convert it): its fill could not be booked.
         """
         with self.market.lock:
             pf = self.market.portfolio
+            inst = request.instrument
+            if inst.currency != pf.base_currency:
+                return (
+                    f"{inst.id} trades in {inst.currency}, and the fake TWS's account holds "
+                    f"{pf.base_currency} only, with no exchange rates; trade instruments priced "
+                    f"in {pf.base_currency}"
+                )
             decision = self._buying_power.check(request, pf, self.market.clock.now_ns())
             if decision.approved:
                 return None
@@ -1517,6 +1561,17 @@ class FakeTWS:
 
     def __repr__(self) -> str:
         return f"FakeTWS({self.host}:{self._port}, clients={self.client_ids})"
+
+
+def _limit_send_time(sock: socket.socket, seconds: float) -> None:
+    """Make a blocking send on ``sock`` fail after ``seconds`` (SO_SNDTIMEO) instead of waiting."""
+    whole = max(int(seconds), 0)
+    if sys.platform == "win32":  # a DWORD of milliseconds
+        value = struct.pack("I", max(int(seconds * 1000), 1))
+    else:  # a struct timeval
+        value = struct.pack("ll", whole, max(int((seconds - whole) * 1e6), 0 if whole else 1))
+    with contextlib.suppress(OSError):  # not every system has it: then sends just wait
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, value)
 
 
 def _bar_date(ts_ns: int, inst: Instrument, format_date: str, daily: bool) -> str:
