@@ -311,3 +311,27 @@ def test_the_covered_call_settings_are_checked() -> None:
         CoveredCall(AAPL, [PUT])
     with pytest.raises(ConfigError, match="roll_days=25 would roll a call as soon as"):
         CoveredCall(AAPL, roll_days=25)
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "parquet"])
+def test_option_bars_go_through_the_store_into_a_backtest(kind: str, tmp_path: Any) -> None:
+    """An option's bars stored, read back as the same instrument, and traded from the store."""
+    from ibkrfw.data import ParquetBarStore, SQLiteBarStore
+
+    data = frames([99, 100, 103, 105, 104, 106], {CALL: [1.5, 2.0, 3.5, 5.0, 4.0, 6.0]})
+    store = (
+        SQLiteBarStore(tmp_path / "bars.sqlite")
+        if kind == "sqlite"
+        else ParquetBarStore(tmp_path / "bars")
+    )
+    with store:
+        for inst, frame in data.items():
+            store.write(inst, "1d", frame)
+        assert store.instrument(CALL.id) == CALL
+        feed = store.feed([AAPL.id, CALL.id], "1d")
+        strategy = Script({0: buy(CALL, 2)})
+        result = Engine(
+            strategy, feed, SimBroker(1_000_000, commission=IBKRFixedCommission())
+        ).run()
+    assert strategy.settled[0].action == "exercised"
+    check_books(result)
