@@ -85,6 +85,34 @@ def _window(text: str) -> tuple[float, float]:
     return (low, high)
 
 
+def _delta_window(text: str) -> tuple[float, float]:
+    """An argparse ``type`` for ``--delta``: ``LOW,HIGH`` within 0 and 1."""
+    try:
+        low, high = (float(part) for part in text.split(","))
+    except ValueError:
+        low, high = -1.0, -2.0
+    if not 0 <= low <= high <= 1:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not LOW,HIGH with 0 <= LOW <= HIGH <= 1: e.g. --delta 0.2,0.4"
+        )
+    return (low, high)
+
+
+def _volatility(text: str) -> float:
+    """An argparse ``type`` for ``--volatility``: an annualised fraction above 0."""
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not (math.isfinite(value) and 0 < value < 10):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a volatility: give an annualised fraction, e.g. --volatility 0.25"
+        )
+    return value
+
+
 def _days(text: str) -> tuple[int, int]:
     """An argparse ``type`` for ``--days``: ``LEAST,MOST`` whole days to expiry."""
     try:
@@ -119,6 +147,11 @@ def _print_chains(args: argparse.Namespace, lookup: Any) -> int:
 
     if args.moneyness is not None and args.spot is None:
         raise ConfigError("--moneyness needs --spot: the underlying's price to compare with")
+    if args.delta is not None and (args.spot is None or args.volatility is None):
+        raise ConfigError(
+            "--delta needs --spot and --volatility: the deltas are Black-Scholes on them, "
+            "e.g. --spot 187.5 --volatility 0.25 --delta 0.2,0.4"
+        )
     chains = option_chains(
         lookup, args.search, sec_type=args.sec_type or "STK", exchange=args.exchange,
         currency=args.currency, con_id=args.con_id,
@@ -126,6 +159,7 @@ def _print_chains(args: argparse.Namespace, lookup: Any) -> int:
     filters = {
         "rights": args.right or ("C", "P"), "spot": args.spot, "moneyness": args.moneyness,
         "expiry_from": args.expiry_from, "expiry_to": args.expiry_to, "days": args.days,
+        "volatility": args.volatility, "delta": args.delta,
     }  # fmt: skip
     tables = [(chain, chain.frame(**filters)) for chain in chains]
     if args.json:
@@ -165,7 +199,11 @@ def _contract(args: argparse.Namespace) -> int:
             f"--con-id {args.con_id} names one contract: add --resolve to see its details"
         )
     chain_only = [
-        name for name in ("right", "spot", "moneyness", "expiry_from", "expiry_to", "days")
+        name
+        for name in (
+            "right", "spot", "moneyness", "expiry_from", "expiry_to", "days", "volatility",
+            "delta",
+        )
         if getattr(args, name) is not None
     ]  # fmt: skip
     if chain_only and not args.chain:
@@ -337,5 +375,12 @@ def add_parser(sub: Any) -> None:
     chain.add_argument(
         "--moneyness", type=_window, metavar="LOW,HIGH",
         help="strikes with strike/spot in LOW..HIGH, e.g. 0.9,1.1 (needs --spot)",
+    )  # fmt: skip
+    chain.add_argument(
+        "--volatility", type=_volatility, help="adds Black-Scholes deltas at it, e.g. 0.25"
+    )
+    chain.add_argument(
+        "--delta", type=_delta_window, metavar="LOW,HIGH",
+        help="options with |delta| in LOW..HIGH, e.g. 0.2,0.4 (needs --spot, --volatility)",
     )  # fmt: skip
     con.set_defaults(func=_contract)

@@ -126,6 +126,9 @@ class OptionChain:
         expiry_to: object = None,
         days: tuple[int, int] | None = None,
         today: object = None,
+        volatility: float | None = None,
+        delta: tuple[float, float] | None = None,
+        rate: float = 0.0,
     ) -> pd.DataFrame:
         """The chain as a table, one row per expiry, strike and right, filtered.
 
@@ -137,12 +140,18 @@ class OptionChain:
             expiry_from: See :meth:`expiries`.
             expiry_to: See :meth:`expiries`.
             days: See :meth:`expiries`.
-            today: See :meth:`expiries`.
+            today: See :meth:`expiries` (and the day deltas are computed on).
+            volatility: With ``spot``, adds a ``delta`` column: Black-Scholes at this
+                volatility, from ``today``'s close to each expiry's (16:00 both).
+            delta: Keep the options whose absolute delta lies in ``(low, high)``, ends
+                included (0.2 to 0.4 keeps 20- to 40-delta calls and puts); needs ``spot``
+                and ``volatility``.
+            rate: The risk-free rate of the deltas.
 
         Raises:
             ConfigError: for a right that is neither ``"C"`` nor ``"P"``, a spot that is not
-                a positive price, ``moneyness`` without a spot or not ``(low, high)``, or a
-                bad expiry window.
+                a positive price, ``moneyness`` or ``delta`` without what they need or not
+                ``(low, high)``, a volatility that is not positive, or a bad expiry window.
         """
         wanted = _rights(rights)
         strikes = self._strikes(spot, moneyness)
@@ -157,7 +166,42 @@ class OptionChain:
         frame = pd.DataFrame(rows, columns=["expiry", "strike", "right"])
         if spot is not None:
             frame["moneyness"] = (frame["strike"] / float(spot)).round(6)
+        if delta is not None and (spot is None or volatility is None):
+            raise ConfigError(
+                "delta needs spot= and volatility=: the deltas are Black-Scholes on them, "
+                "e.g. frame(spot=187.5, volatility=0.25, delta=(0.2, 0.4))"
+            )
+        if volatility is not None and spot is not None:
+            frame["delta"] = self._deltas(frame, spot, volatility, rate, today)
+            if delta is not None:
+                low, high = _window(delta, "delta", "(0.2, 0.4)")
+                size = frame["delta"].abs()
+                frame = frame[(size >= low - 1e-12) & (size <= high + 1e-12)]
+                frame = frame.reset_index(drop=True)
         return frame
+
+    @staticmethod
+    def _deltas(
+        frame: pd.DataFrame, spot: float, volatility: float, rate: float, today: object
+    ) -> list[float]:
+        from ibkrfw.options import black_scholes_greeks
+
+        if isinstance(volatility, bool) or not (
+            isinstance(volatility, int | float) and math.isfinite(volatility) and volatility > 0
+        ):
+            raise ConfigError(
+                f"volatility: {volatility!r} is not a volatility; give an annualised fraction, "
+                "e.g. 0.25"
+            )
+        start = _day(today, "today") if today is not None else dt.date.today()
+        years = [max((_day(e, "expiry") - start).days, 0) / 365 for e in frame["expiry"].tolist()]
+        if not years:
+            return []
+        greeks = black_scholes_greeks(
+            frame["right"].tolist(), spot=spot, strike=frame["strike"].to_numpy(),
+            time_years=years, rate=rate, vol=volatility,
+        )  # fmt: skip
+        return [round(float(d), 6) for d in greeks.delta]
 
     def options(self, **filters: Any) -> list[Option]:
         """The options of :meth:`frame` (same filters), as :class:`~ibkrfw.Option` instruments."""
@@ -195,23 +239,24 @@ class OptionChain:
             raise ConfigError(
                 "moneyness needs spot=: the underlying's price the strikes are compared with"
             )
-        try:
-            low, high = (float(v) for v in moneyness)
-        except (TypeError, ValueError):
-            raise ConfigError(
-                f"moneyness: {moneyness!r} is not (low, high); e.g. (0.9, 1.1) keeps strikes "
-                "within 10 % of the spot"
-            ) from None
-        if not 0 <= low <= high:
-            raise ConfigError(
-                f"moneyness: {moneyness!r} is not (low, high) with 0 <= low <= high; "
-                "e.g. (0.9, 1.1)"
-            )
+        low, high = _window(moneyness, "moneyness", "(0.9, 1.1)")
         return [k for k in self.strikes if low - 1e-12 <= float(k) / spot <= high + 1e-12]
 
     def __iter__(self) -> Iterator[Option]:
         """Every option of the chain, calls and puts."""
         return iter(self.options())
+
+
+def _window(value: object, name: str, example: str) -> tuple[float, float]:
+    try:
+        low, high = (float(v) for v in value)  # type: ignore[attr-defined]
+    except (TypeError, ValueError):
+        low, high = -1.0, -2.0
+    if not (math.isfinite(low) and math.isfinite(high) and 0 <= low <= high):
+        raise ConfigError(
+            f"{name}: {value!r} is not (low, high) with 0 <= low <= high; e.g. {example}"
+        )
+    return low, high
 
 
 def _rights(rights: str | Sequence[str]) -> tuple[str, ...]:

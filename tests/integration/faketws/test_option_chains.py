@@ -177,3 +177,37 @@ def client_contract(tws: FakeTWS, option: Option) -> Any:
     contract = to_ib_contract(option)
     contract.conId = tws.market.con_ids[option]
     return contract
+
+
+def test_the_chain_filters_by_delta_at_a_volatility() -> None:
+    from ibkrfw.options import black_scholes_greeks
+
+    chain = OptionChain(
+        "X", 1, "SMART", "X", Decimal(100), ("20260220",),
+        tuple(Decimal(k) for k in range(80, 125, 5)),
+    )  # fmt: skip
+    table = chain.frame(spot=100, volatility=0.3, delta=(0.2, 0.4), today="20260121")
+    assert len(table) and set(table["right"]) == {"C", "P"}
+    assert all(0.2 <= abs(d) <= 0.4 for d in table["delta"])
+    years = 30 / 365  # 2026-01-21 to 2026-02-20, close to close
+    for strike, right, delta in zip(table["strike"], table["right"], table["delta"], strict=True):
+        expected = black_scholes_greeks(
+            right, spot=100, strike=strike, time_years=years, rate=0.0, vol=0.3
+        ).delta
+        assert delta == pytest.approx(float(expected), abs=1e-6)
+    with pytest.raises(ConfigError, match="delta needs spot= and volatility="):
+        chain.frame(spot=100, delta=(0.2, 0.4))
+    with pytest.raises(ConfigError, match="is not a volatility"):
+        chain.frame(spot=100, volatility=-0.3)
+    with pytest.raises(ConfigError, match=r"delta: \(0.4, 0.2\) is not \(low, high\)"):
+        chain.frame(spot=100, volatility=0.3, delta=(0.4, 0.2))
+
+
+def test_the_command_wants_spot_and_volatility_for_deltas(
+    tws: FakeTWS, tmp_path: Path, capsys: Any
+) -> None:
+    code, _, err = run_cli(tws, tmp_path, capsys, "ACME", "--chain", "--delta", "0.2,0.4")
+    assert code == 2 and "--delta needs --spot and --volatility" in err
+    code, out, _ = run_cli(tws, tmp_path, capsys, "ACME", "--chain", "--spot", "100",
+                           "--volatility", "0.3", "--json")  # fmt: skip
+    assert code == 0 and "delta" in json.loads(out)[0]["options"][0]
