@@ -112,6 +112,7 @@ nitpick_ignore_regex = [
     (r"py:class", r"(Scalar|GridValues|QuietWindow)"),  # ibkrfw.config's value types
     (r"py:class", r"(MarginSpec|MarginRates|CommissionEstimate)"),
     (r"py:class", r"(Market|Values)"),  # the fake TWS's inner types, in AccountStreams
+    (r"py:class", r"DeltaSource"),  # OptionExposureLimit's delta= type, described there
     (r"py:class", r"ibkrfw\.options\.pricing\.(Numbers|Rights)"),  # on the options page
 ]
 

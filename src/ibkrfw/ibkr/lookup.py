@@ -629,8 +629,8 @@ class ContractLookup:
     def ready(self) -> None:
         """Connect if need be, and wait while IB's security-definition farm is down.
 
-        What a request of contract data (an option chain...) made on :attr:`client` should
-        call first, as the lookup's own requests do.
+        What a request of contract data (an option chain...) made on the lookup's client
+        should call first, as the lookup's own requests do.
 
         Raises:
             RequestError: if the farm stays down longer than ``farm_wait`` seconds.

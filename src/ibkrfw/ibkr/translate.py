@@ -63,8 +63,9 @@ def to_ib_contract(instrument: Instrument) -> Contract:
 def from_ib_contract(contract: Contract, *, tick_size: float | None = None) -> Instrument:
     """Return the instrument an IB contract names (stocks, futures, forex and options).
 
-    An option on one of the cash-settled US indexes (:data:`CASH_SETTLED`: SPX, NDX, RUT,
-    VIX...) is read as cash-settled, any other as delivering its underlying.
+    An option on one of the cash-settled US indexes (SPX, NDX, RUT, VIX...:
+    :data:`~ibkrfw.ibkr.translate.CASH_SETTLED`) is read as cash-settled, any other as
+    delivering its underlying.
 
     Args:
         contract: The contract, e.g. from ``contractDetails`` or ``position``.

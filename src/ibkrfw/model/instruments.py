@@ -356,9 +356,10 @@ class Option(Instrument):
 
     @property
     def expiry_ns(self) -> int:
-        """When it expires, in UTC epoch nanoseconds: 16:00 on its expiry day, its time zone.
+        """The moment it expires, in UTC epoch nanoseconds.
 
-        After the close: a backtest settles it at the first bar from then on.
+        16:00 on its expiry day in its time zone, after the close: a backtest settles it at
+        the first bar from then on.
         """
         day = self.expiry_date
         close = dt.datetime(day.year, day.month, day.day, 16, tzinfo=ZoneInfo(self.timezone))

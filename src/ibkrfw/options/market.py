@@ -20,7 +20,7 @@ from ibkrfw.options.pricing import black_scholes, black_scholes_greeks, implied_
 __all__ = ["YEAR_NS", "option_delta", "synthetic_option_bars", "years_to_expiry"]
 
 YEAR_NS = 365 * 86_400 * 1_000_000_000
-"""A year of calendar days, in nanoseconds: the unit of ``time_years``."""
+"""The nanoseconds in a year of 365 calendar days, the unit of ``time_years``."""
 
 
 def years_to_expiry(option: Option, ts_ns: int) -> float:

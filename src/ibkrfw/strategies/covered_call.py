@@ -94,9 +94,9 @@ class CoveredCall(Strategy):
     rate: float = 0.0
     min_premium: float = 0.10
     written: list[tuple[int, Option]] = attrs.field(factory=list, init=False, repr=False)
-    """Every call written: (time, call), in order."""
+    """The calls written, in order, each as (time, call)."""
     rolled: list[tuple[int, Option, str]] = attrs.field(factory=list, init=False, repr=False)
-    """Every roll: (time, the call bought back, why)."""
+    """The rolls, in order, each as (time, the call bought back, why)."""
     settled: list[OptionSettled] = attrs.field(factory=list, init=False, repr=False)
     """Every written call settled at expiry (assigned or expired)."""
     _universe: tuple[Option, ...] = attrs.field(default=(), init=False, repr=False)
