@@ -42,6 +42,7 @@ _DAY_NS = 86_400 * 1_000_000_000
 # (309), no deep data for the contract (10092)
 _DEAD_STREAM = frozenset((101, 354, 200, 162, 420, 10089, 10090, 309, 10092))
 _DEPTH_RESET = 317  # "Market depth data has been RESET": empty the book, rebuild it
+_LOST = -1  # DepthReceived.stream when the connection is lost: the books go stale
 
 
 _HOUR_NS = 3_600 * 1_000_000_000
@@ -516,9 +517,16 @@ class IBKRDataFeed(DataFeed, Listener):
         """
         inst = event.instrument
         book = self._depth_books.get(inst)
+        if book is None:
+            return None
+        if event.stream == _LOST:  # stale, said by ConnectionChanged, until a new snapshot
+            if self._book_stream.get(inst) == self._depth_current.get(inst):
+                book.invalidate("the connection to IB was lost", event.ts_ns)
+                self._book_stream[inst] = _LOST
+            return None
         with self._lock:
             current = self._depth_current.get(inst)
-        if book is None or event.stream != current:
+        if event.stream != current:
             return None
         if self._book_stream.get(inst) != event.stream:  # a new subscription: a new book
             book.reset()
@@ -692,6 +700,13 @@ class IBKRDataFeed(DataFeed, Listener):
         else:
             pending.append(update)
 
+    def _depth_lost(self, emit: EventSink) -> None:
+        """The socket is gone: the books go stale until the new subscriptions' snapshots."""
+        assert self._clock is not None
+        now = self._clock.now_ns()
+        for inst in self.depth_instruments:
+            emit(DepthReceived(ts_ns=now, instrument=inst, updates=(), stream=_LOST))
+
     def _depth_burst_end(self, emit: EventSink) -> None:
         """Hand each book's burst of rows to the engine's thread as one event."""
         pending, self._depth_pending = self._depth_pending, {}
@@ -737,6 +752,8 @@ class IBKRDataFeed(DataFeed, Listener):
         """Subscribe again when the data was lost (1101) or the socket reconnected."""
         if self._emit is None:
             return
+        if transition.after is ConnectionState.DISCONNECTED and self.depth_instruments:
+            self._depth_lost(self._emit)
         reconnected = (
             transition.after is ConnectionState.CONNECTED
             and transition.before is ConnectionState.CONNECTING

@@ -177,9 +177,14 @@ def test_live_depth_bad_options_are_config_errors(options: dict[str, Any], messa
 
 def test_live_depth_is_subscribed_again_after_a_dropped_connection(tws: FakeTWS) -> None:
     with Run(tws, depth=[ACME]) as run:
+        run.client.backoff = Backoff(base=1.0, cap=1.0, seed=1)  # time to see the book stale
         tws.step()
         assert until(run.in_step)
+        book = run.feed.depth_book(ACME)
+        assert book is not None
         tws.drop_connections()
+        assert until(lambda: book.state == "stale")  # not the old book while disconnected
+        assert book.best_bid is None and "connection to IB was lost" in str(book.problem)
         assert until(lambda: run.depth_requests() == 2)  # reqMktDepth (10) sent again
         tws.step()
         assert until(run.in_step), (run.shown(), run.fakes_book())
