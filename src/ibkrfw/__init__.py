@@ -29,6 +29,7 @@ from ibkrfw.model.book import (
     BookWalk,
     DepthBook,
     DepthOperation,
+    DepthReceived,
     DepthUpdate,
 )
 from ibkrfw.model.data import Bar, Quote, Tick
@@ -92,6 +93,7 @@ __all__ = [
     "DataProblem",
     "DepthBook",
     "DepthOperation",
+    "DepthReceived",
     "DepthUpdate",
     "Engine",
     "EngineError",

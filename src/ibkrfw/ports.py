@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING
 
 from ibkrfw.core.clock import Clock
 from ibkrfw.core.history import BarArrays
+from ibkrfw.model.book import DepthBook, DepthReceived
 from ibkrfw.model.data import Bar, Quote
-from ibkrfw.model.events import Event
+from ibkrfw.model.events import DataProblem, Event
 from ibkrfw.model.fills import Fill
 from ibkrfw.model.instruments import Instrument
 from ibkrfw.model.orders import Order, OrderRequest
@@ -203,6 +204,27 @@ class DataFeed(ABC):
         """
         del instrument, count
         return ()
+
+    def depth_book(self, instrument: Instrument) -> DepthBook | None:
+        """Return the feed's market depth book of ``instrument``, or None if it keeps none.
+
+        What :meth:`Context.book <ibkrfw.Context.book>` answers. None here; a feed that
+        keeps books (:class:`~ibkrfw.sim.DepthFeed`, :class:`~ibkrfw.ibkr.IBKRDataFeed`
+        with ``depth``) returns the book itself, which only the feed changes.
+        """
+        del instrument
+        return None
+
+    def on_depth(self, event: DepthReceived) -> DepthBook | DataProblem | None:
+        """Apply a :class:`~ibkrfw.DepthReceived` this feed emitted, on the engine's thread.
+
+        The engine calls it for each such event, so the books change only on its thread.
+        Return the book if it changed and is sound (the strategy's ``on_book`` follows), the
+        problem if the updates spoilt it (the engine reports it as any other
+        :class:`~ibkrfw.DataProblem`), or None if nothing is to be said. Nothing here.
+        """
+        del event
+        return None
 
     def close(self) -> None:  # noqa: B027 - optional hook, documented no-op
         """Release resources (files, connections)."""

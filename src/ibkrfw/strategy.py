@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import numbers
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol, final
@@ -20,6 +20,7 @@ from ibkrfw.errors import ConfigError, DataError, OrderError
 from ibkrfw.indicators.core import Indicator
 from ibkrfw.model._decimal import DecimalLike, to_decimal
 from ibkrfw.model._time import to_timestamp
+from ibkrfw.model.book import DepthBook
 from ibkrfw.model.data import Bar, Quote, Tick
 from ibkrfw.model.events import Event, OrderEvent, TimerFired
 from ibkrfw.model.fills import Fill, Position
@@ -130,6 +131,16 @@ class Strategy:
     def on_tick(self, ctx: Context, tick: Tick) -> None:
         """React to a trade on the tape (live feeds that stream quotes and trades)."""
 
+    def on_book(self, ctx: Context, book: DepthBook) -> None:
+        """React to a change of an instrument's market depth (live feeds with ``depth``).
+
+        Called once per burst of IB's depth messages (what arrived together, usually one
+        change of the book), after the burst is applied and the book checked: ``book`` is
+        sound, never stale. It is the feed's book itself, changed by the next burst: read it
+        here (or through :meth:`Context.book`) and copy what you keep
+        (:meth:`~ibkrfw.DepthBook.snapshot`); never change it. See :doc:`/concepts/depth`.
+        """
+
     def on_order(self, ctx: Context, order: Order, event: OrderEvent) -> None:
         """React to any change of one of your orders; ``order`` is its state after ``event``.
 
@@ -226,8 +237,10 @@ class Context:
         timers: Timers,
         logger: logging.Logger,
         indicators: Mapping[Instrument, Mapping[str, Indicator]] | None = None,
+        books: Callable[[Instrument], DepthBook | None] | None = None,
     ) -> None:
         self._indicators = indicators or {}
+        self._books = books
         self._clock = clock
         self._portfolio = portfolio
         self._orders = orders
@@ -282,6 +295,22 @@ class Context:
             return self._histories[instrument].last(n)
         except (KeyError, TypeError):  # TypeError: not hashable, so not an instrument
             raise self._no_feed(instrument) from None
+
+    def book(self, instrument: Instrument) -> DepthBook | None:
+        """Return ``instrument``'s market depth book, or None if no feed keeps one.
+
+        Live, an :class:`~ibkrfw.ibkr.IBKRDataFeed` keeps the books of its ``depth``
+        instruments; in a backtest, a :class:`~ibkrfw.sim.DepthFeed` keeps the books it
+        replays. The book is the feed's own, current as of the event being handled: read
+        it, never change it (copy with :meth:`~ibkrfw.DepthBook.snapshot`). A stale book
+        (after bad data, until the fresh snapshot) answers None to every reading.
+
+        Raises:
+            ConfigError: if no feed of the run delivers ``instrument``.
+        """
+        if not isinstance(instrument, Instrument) or instrument not in self._histories:
+            raise self._no_feed(instrument)
+        return None if self._books is None else self._books(instrument)
 
     def _no_feed(self, instrument: object) -> ConfigError:
         known = ", ".join(i.id for i in self._histories)

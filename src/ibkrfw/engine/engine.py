@@ -34,6 +34,7 @@ from ibkrfw.engine.curve import equity_curve
 from ibkrfw.engine.result import RunResult
 from ibkrfw.errors import ConfigError, DataError, EngineError, RequestError
 from ibkrfw.indicators.core import Indicator
+from ibkrfw.model.book import DepthBook, DepthReceived
 from ibkrfw.model.data import Bar
 from ibkrfw.model.events import (
     BarReceived,
@@ -432,7 +433,8 @@ class Engine:
         self._cash_adjustments: list[CashAdjusted] = []
         self._timers = Timers()
         self._lanes: dict[Instrument, _Lane] = {}
-        self._want_order = self._want_fill = False
+        self._want_order = self._want_fill = self._want_book = False
+        self._depth_feeds: dict[Instrument, DataFeed] = {}  # built at the first DepthReceived
         self._ran = False
         self._arrived: deque[Bar] = deque()  # live bars taken off the inbox, not yet run
         # Live runs: what other threads (IB's) report waits in the inbox, and the loop takes
@@ -1425,6 +1427,7 @@ class Engine:
             raise
         self._want_order = _overrides(strategy, "on_order")
         self._want_fill = _overrides(strategy, "on_fill")
+        self._want_book = _overrides(strategy, "on_book")
 
         # The progress bar first: it may refuse (a bad IBKRFW_PROGRESS_MIN_BARS), and nothing
         # may raise between tuning the collector and the try that puts it back.
@@ -1635,6 +1638,7 @@ class Engine:
             self._timers,
             self.log,
             {i: ln.indicators for i, ln in lanes.items()},
+            self._depth_book,
         )
         return portfolio, lanes, ctx
 
@@ -2041,6 +2045,30 @@ class Engine:
         for observer in self.observers:
             observer.on_heartbeat(self, now_ns)
 
+    def _depth_book(self, instrument: Instrument) -> DepthBook | None:
+        """The book of ``instrument`` that one of the feeds keeps (Context.book), or None."""
+        for feed in self.feeds:
+            book = feed.depth_book(instrument)
+            if book is not None:
+                return book
+        return None
+
+    def _depth_received(self, event: DepthReceived) -> None:
+        """Hand depth updates to the feed that sent them; the strategy hears of the result."""
+        feeds = self._depth_feeds
+        if not feeds:
+            feeds.update((inst, feed) for feed in self.feeds for inst in feed.instruments)
+        feed = feeds.get(event.instrument)
+        if feed is None:
+            self.log.warning("depth of %s, which no feed delivers, was dropped",
+                             event.instrument.id)  # fmt: skip
+            return
+        outcome = feed.on_depth(event)
+        if type(outcome) is DataProblem:
+            self._dispatch(outcome)
+        elif outcome is not None and self._want_book and isinstance(outcome, DepthBook):
+            self.strategy.on_book(self._ctx, outcome)
+
     def _dispatch_observed(self, event: Event) -> None:
         Engine._dispatch(self, event)
         for observer in self.observers:
@@ -2103,6 +2131,8 @@ class Engine:
             self.strategy.on_quote(self._ctx, quote)
         elif type(event) is TickReceived:
             self.strategy.on_tick(self._ctx, event.tick)
+        elif type(event) is DepthReceived:
+            self._depth_received(event)
         elif isinstance(event, TimerFired):
             if event.name == _CONTROL:
                 self._run_commands()

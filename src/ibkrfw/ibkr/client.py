@@ -83,6 +83,12 @@ class Listener:
         ``error`` arrives as ``(req_id, code, text)`` for every client version; sizes and
         quantities are :class:`~decimal.Decimal`; ``commissionReport`` arrives as
         ``(exec_id, commission, currency)`` whichever of its two names the client uses.
+        Market depth arrives as ``updateMktDepth`` ``(req_id, position, operation, side,
+        price, size)`` and ``updateMktDepthL2`` ``(req_id, position, market_maker, operation,
+        side, price, size, is_smart_depth)``, sizes as ``float`` (market data); after the
+        last depth message waiting is handled, ``depthBurstEnd`` ``()`` says that what
+        arrived together has all been delivered (IB sends a change of a book as several
+        messages, so a book is checked only then).
         """
 
     def on_transition(self, transition: Transition) -> None:
@@ -107,6 +113,7 @@ class _Wrapper(EWrapper):  # type: ignore[misc]
         EWrapper.__init__(self)
         self._client = client
         self._generation = generation
+        self.depth_pending = False  # a depth message was delivered since the last burst end
 
     def _put(self, name: str, *args: Any) -> None:
         self._client._receive(self._generation, name, args)
@@ -152,6 +159,36 @@ class _Wrapper(EWrapper):  # type: ignore[misc]
 
     def tickGeneric(self, reqId: int, tickType: int, value: float) -> None:  # noqa: N802, N803
         self._put("tickGeneric", reqId, int(tickType), float(value))
+
+    # 9.81: size int; 10.x: Decimal. 10.x's updateMktDepth has no isSmartDepth (L2 has it).
+    def updateMktDepth(  # noqa: N802
+        self,
+        reqId: int,  # noqa: N803
+        position: int,
+        operation: int,
+        side: int,
+        price: float,
+        size: Any,
+    ) -> None:
+        self.depth_pending = True
+        self._put("updateMktDepth", int(reqId), int(position), int(operation), int(side),
+                  float(price), float(size))  # fmt: skip
+
+    def updateMktDepthL2(  # noqa: N802
+        self,
+        reqId: int,  # noqa: N803
+        position: int,
+        marketMaker: str,  # noqa: N803
+        operation: int,
+        side: int,
+        price: float,
+        size: Any,
+        isSmartDepth: bool = False,  # noqa: N803
+    ) -> None:
+        self.depth_pending = True
+        self._put("updateMktDepthL2", int(reqId), int(position), str(marketMaker),
+                  int(operation), int(side), float(price), float(size),
+                  bool(isSmartDepth))  # fmt: skip
 
     def realtimeBar(  # noqa: N802
         self,
@@ -504,6 +541,10 @@ class _EClient(EClient):  # type: ignore[misc]
         # ibapi's loop calls it once a message is decoded: what this thread puts on a queue
         # from now on is no longer made of that message
         set_arrival_ns(0)
+        wrapper = self.wrapper
+        if wrapper.depth_pending and self.msg_queue.empty():
+            wrapper.depth_pending = False  # every message read so far is handled
+            wrapper._put("depthBurstEnd")
 
     def setConnState(self, connState: int) -> None:  # noqa: N802, N803 - ibapi's names
         EClient.setConnState(self, connState)

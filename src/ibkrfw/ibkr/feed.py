@@ -7,7 +7,7 @@ import logging
 import math
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, final
+from typing import Any, cast, final
 
 from typing_extensions import override
 
@@ -21,6 +21,7 @@ from ibkrfw.ibkr.connection import Action, ConnectionMonitor, ConnectionState, T
 from ibkrfw.ibkr.history import ib_bar_size
 from ibkrfw.ibkr.translate import to_ib_contract
 from ibkrfw.model._time import parse_ib_time
+from ibkrfw.model.book import BookSide, DepthBook, DepthOperation, DepthReceived, DepthUpdate
 from ibkrfw.model.data import Bar, Quote, Tick
 from ibkrfw.model.events import BarReceived, DataProblem, QuoteReceived, TickReceived
 from ibkrfw.model.instruments import Instrument
@@ -36,6 +37,12 @@ _PRICE_SLOTS = {1: 0, 2: 1, 66: 0, 67: 1}
 _SIZE_SLOTS = {0: 2, 3: 3, 69: 2, 70: 3}
 _LAST_PRICE, _LAST_SIZE = frozenset((4, 68)), frozenset((5, 71))  # live, delayed
 _DAY_NS = 86_400 * 1_000_000_000
+# IB's errors that end a subscription: too many lines (101), no permission (354), no such
+# contract (200), history farm (162), pacing (420, 10089, 10090), too many depth requests
+# (309), no deep data for the contract (10092)
+_DEAD_STREAM = frozenset((101, 354, 200, 162, 420, 10089, 10090, 309, 10092))
+_DEPTH_RESET = 317  # "Market depth data has been RESET": empty the book, rebuild it
+_LOST = -1  # DepthReceived.stream when the connection is lost: the books go stale
 
 
 _HOUR_NS = 3_600 * 1_000_000_000
@@ -282,10 +289,28 @@ class IBKRDataFeed(DataFeed, Listener):
             regular hours for US stocks; ``lambda inst: calendar_for(inst, extended=True)``
             puts pre-market and after-hours trading in them too. Bars under an hour stay
             aligned on the clock.
+        depth: Also stream market depth (``reqMktDepth``) of these instruments (each one of
+            ``instruments``), or of all of them with True. The feed keeps a
+            :class:`~ibkrfw.DepthBook` of each, changed only on the engine's thread; the
+            strategy reads it with :meth:`Context.book <ibkrfw.Context.book>` and hears of
+            each change in :meth:`Strategy.on_book <ibkrfw.Strategy.on_book>`. Bad depth
+            data is reported as a :class:`~ibkrfw.DataProblem` and the book rebuilt from a
+            fresh snapshot (see :doc:`/concepts/depth`).
+        depth_rows: The rows of each side asked for (IB's ``numRows``), at least 1.
+        smart_depth: Ask for IB's aggregated SMART depth (every exchange's levels, with the
+            exchange as market maker) where the contract is routed SMART; other contracts
+            get their exchange's depth.
+        max_depth_lines: How many depth subscriptions the account may hold at once (IB:
+            about 3 with the basic 100 market data lines; more with more lines or Quote
+            Booster packs). More ``depth`` instruments are refused with a
+            :class:`~ibkrfw.ConfigError` before anything is sent, rather than failing with
+            IB's error 309.
 
     Raises:
-        ConfigError: if neither ``config`` nor ``client`` is given, no instrument is, or the
-            bar size is not a multiple of 5 seconds.
+        ConfigError: if neither ``config`` nor ``client`` is given, no instrument is, the
+            bar size is not a multiple of 5 seconds, or ``depth``, ``depth_rows``,
+            ``smart_depth`` or ``max_depth_lines`` is not valid (a depth instrument the
+            feed does not deliver, more than ``max_depth_lines`` of them).
     """
 
     def __init__(
@@ -300,6 +325,10 @@ class IBKRDataFeed(DataFeed, Listener):
         delayed: bool = False,
         max_lines: int = 100,
         calendar: SessionCalendar | Callable[[Instrument], SessionCalendar] | None = None,
+        depth: Sequence[Instrument] | bool = False,
+        depth_rows: int = 10,
+        smart_depth: bool = True,
+        max_depth_lines: int = 3,
     ) -> None:
         if client is None:
             if config is None:
@@ -312,8 +341,15 @@ class IBKRDataFeed(DataFeed, Listener):
                 f"{len(instruments)} quote streams need more than the {max_lines} market data "
                 "lines of the account"
             )
-        self.client = client
         self._instruments = tuple(instruments)
+        self.depth_instruments = _depth_instruments(
+            self._instruments, depth, depth_rows, smart_depth, max_depth_lines
+        )
+        """The instruments whose market depth the feed streams."""
+        self.depth_rows = depth_rows
+        self.smart_depth = smart_depth
+        self.max_depth_lines = max_depth_lines
+        self.client = client
         self.bar_size = None if bar_size is None else normalize_bar_size(bar_size)
         size_ns = None if self.bar_size is None else bar_size_ns(self.bar_size)
         self.history_bar_size = normalize_bar_size(history_bar_size or self.bar_size or "5s")
@@ -349,6 +385,18 @@ class IBKRDataFeed(DataFeed, Listener):
         """How many bars were handed to the engine (counted before :attr:`received`)."""
         self.dropped = 0
         """How many malformed bars from IB were dropped (each reported as a DataProblem)."""
+        # depth: request id -> instrument, instrument -> its current request id (the lock);
+        # updates of a burst by request id (IB's message thread only); the books and the
+        # subscription each holds (the engine's thread only)
+        self._depth_streams: dict[int, Instrument] = {}
+        self._depth_current: dict[Instrument, int] = {}
+        self._depth_pending: dict[int, list[DepthUpdate]] = {}
+        self._depth_books = {inst: DepthBook(inst, depth_rows) for inst in self.depth_instruments}
+        self._book_stream: dict[Instrument, int] = {}
+        self.depth_updates = 0
+        """How many depth rows IB sent (``updateMktDepth`` and ``updateMktDepthL2``)."""
+        self.depth_refreshes = 0
+        """How many times a book was subscribed again for a fresh snapshot (bad data, 317)."""
 
     @property
     @override
@@ -385,10 +433,14 @@ class IBKRDataFeed(DataFeed, Listener):
         with self._lock:
             old, self._subscriptions = self._subscriptions, {}
             old_quotes, self._quote_streams = self._quote_streams, {}
+            old_depth, self._depth_streams = self._depth_streams, {}
+            self._depth_current = {}
         for req_id in old:
             self.client.send("cancelRealTimeBars", req_id)
         for req_id in old_quotes:
             self.client.send("cancelMktData", req_id)
+        for req_id, inst in old_depth.items():
+            self.client.send("cancelMktDepth", req_id, self._smart(inst))
         if self.quotes and self.delayed:
             self.client.send("reqMarketDataType", 3)  # live where subscribed, else delayed
         for inst in self._instruments:
@@ -402,6 +454,97 @@ class IBKRDataFeed(DataFeed, Listener):
                 with self._lock:
                     self._quote_streams[req_id] = inst
                 self.client.send("reqMktData", req_id, contract, "", False, False, [])
+        for inst in self.depth_instruments:
+            self._request_depth(inst)
+
+    def _smart(self, inst: Instrument) -> bool:
+        """Whether ``inst``'s depth is asked for as SMART depth (only where routed SMART)."""
+        return self.smart_depth and inst.exchange == "SMART"
+
+    def _request_depth(self, inst: Instrument) -> None:
+        """Subscribe to ``inst``'s depth on a new request id, cancelling the one it replaces.
+
+        The book is emptied (on the engine's thread, by an empty event of the new
+        subscription) before the fresh snapshot arrives; updates still on their way on the
+        old one are ignored.
+        """
+        req_id = self.client.new_req_id()
+        with self._lock:
+            old = self._depth_current.get(inst)
+            if old is not None:
+                self._depth_streams.pop(old, None)
+            self._depth_streams[req_id] = inst
+            self._depth_current[inst] = req_id
+        smart = self._smart(inst)
+        if old is not None:
+            self.client.send("cancelMktDepth", old, smart)
+        if self._emit is not None and self._clock is not None:
+            self._emit(DepthReceived(ts_ns=self._clock.now_ns(), instrument=inst, updates=(),
+                                     stream=req_id))  # fmt: skip
+        self.client.send("reqMktDepth", req_id, to_ib_contract(inst), self.depth_rows, smart, [])
+
+    def _refresh_depth(self, inst: Instrument) -> None:
+        """Subscribe to ``inst``'s depth again for a fresh snapshot of its book."""
+        self.depth_refreshes += 1
+        log.info("subscribing again to the market depth of %s for a fresh snapshot", inst.id)
+        try:
+            self._request_depth(inst)
+        except RequestError as exc:  # pragma: no cover - send() does not raise it today
+            log.warning("resubscribing to the depth of %s failed: %s", inst.id, exc)
+
+    @override
+    def depth_book(self, instrument: Instrument) -> DepthBook | None:
+        """Return ``instrument``'s depth book if the feed streams its depth, else None.
+
+        The book itself: read it on the engine's thread (in a strategy's handlers), never
+        change it. Stale (answering None) from a problem until the fresh snapshot.
+        """
+        return self._depth_books.get(instrument)
+
+    @override
+    def on_depth(self, event: DepthReceived) -> DepthBook | DataProblem | None:
+        """Apply a burst of depth updates to its book, on the engine's thread.
+
+        Updates of a replaced subscription are ignored; the first event of a new one
+        empties the book. The burst is applied row by row, then the book is checked
+        (:meth:`DepthBook.check <ibkrfw.DepthBook.check>`): a problem leaves it stale, is
+        returned (once: a stale book ignores what follows), and the instrument is
+        subscribed again for a fresh snapshot.
+
+        Returns:
+            The book if the burst changed it and it is sound, the problem if it spoilt it,
+            else None.
+        """
+        inst = event.instrument
+        book = self._depth_books.get(inst)
+        if book is None:
+            return None
+        if event.stream == _LOST:  # stale, said by ConnectionChanged, until a new snapshot
+            if self._book_stream.get(inst) == self._depth_current.get(inst):
+                book.invalidate("the connection to IB was lost", event.ts_ns)
+                self._book_stream[inst] = _LOST
+            return None
+        with self._lock:
+            current = self._depth_current.get(inst)
+        if event.stream != current:
+            return None
+        if self._book_stream.get(inst) != event.stream:  # a new subscription: a new book
+            book.reset()
+            self._book_stream[inst] = event.stream
+        if book.problem is not None or not event.updates:
+            return None  # stale: the fresh snapshot is on its way
+        problem = None
+        for update in event.updates:
+            problem = book.apply(update)
+            if problem is not None:
+                break
+        else:
+            problem = book.check()
+        if problem is None:
+            return book
+        log.warning("%s", problem.reason)
+        self._refresh_depth(inst)
+        return problem
 
     @override
     def close(self) -> None:
@@ -409,11 +552,15 @@ class IBKRDataFeed(DataFeed, Listener):
         with self._lock:
             old, self._subscriptions = self._subscriptions, {}
             old_quotes, self._quote_streams = self._quote_streams, {}
+            old_depth, self._depth_streams = self._depth_streams, {}
+            self._depth_current = {}
         if self.client.is_connected:
             for req_id in old:
                 self.client.send("cancelRealTimeBars", req_id)
             for req_id in old_quotes:
                 self.client.send("cancelMktData", req_id)
+            for req_id, inst in old_depth.items():
+                self.client.send("cancelMktDepth", req_id, self._smart(inst))
         self.client.remove_listener(self)
 
     @override
@@ -483,6 +630,10 @@ class IBKRDataFeed(DataFeed, Listener):
             self.received += 1
         elif name in ("tickPrice", "tickSize"):
             self._tick(emit, name, *args)
+        elif name == "updateMktDepth" or name == "updateMktDepthL2":
+            self._depth_row(name, args)
+        elif name == "depthBurstEnd":
+            self._depth_burst_end(emit)
         elif name == "marketDataType":
             req_id, kind = args
             inst = self._quote_streams.get(req_id)
@@ -492,24 +643,80 @@ class IBKRDataFeed(DataFeed, Listener):
                               "prices are 15 to 20 minutes old")  # fmt: skip
         elif name == "error":
             req_id, code, text = args
-            inst = self._subscriptions.get(req_id) or self._quote_streams.get(req_id)
+            inst = (
+                self._subscriptions.get(req_id)
+                or self._quote_streams.get(req_id)
+                or self._depth_streams.get(req_id)
+            )
             if inst is None or ConnectionMonitor.is_notice(code):
+                return
+            if code == _DEPTH_RESET and req_id in self._depth_streams:
+                self._problem(emit, inst, code, f"{text}: the book is rebuilt from a fresh "
+                              "snapshot")  # fmt: skip
+                threading.Thread(target=self._refresh_depth, args=(inst,),
+                                 name="ibkrfw-depth-refresh", daemon=True).start()  # fmt: skip
                 return
             if code == 10167:  # "not subscribed, displaying delayed data": a notice
                 if inst not in self.delayed_instruments:
                     self.delayed_instruments.add(inst)
                     self._problem(emit, inst, code, text)
                 return
-            if code in (101, 354, 200, 162, 420, 10089, 10090):  # the stream is dead
+            if code in _DEAD_STREAM:  # the stream is dead
                 with self._lock:
                     self._quote_streams.pop(req_id, None)
                     self._subscriptions.pop(req_id, None)
+                    if self._depth_streams.pop(req_id, None) is not None:
+                        self._depth_current.pop(inst, None)
             self._problem(emit, inst, code, text)
 
     def _problem(self, emit: EventSink, inst: Instrument, code: int | None, text: str) -> None:
         assert self._clock is not None
         log.warning("market data of %s: %s", inst.id, text)
         emit(DataProblem(ts_ns=self._clock.now_ns(), instrument=inst, code=code, reason=text))
+
+    def _depth_row(self, name: str, args: tuple[Any, ...]) -> None:
+        """Keep one row of IB's depth until its burst ends (IB's message thread)."""
+        if name == "updateMktDepth":
+            req_id, position, operation, side, price, size = args
+            maker, smart = "", False
+        else:
+            req_id, position, maker, operation, side, price, size, smart = args
+        inst = self._depth_streams.get(req_id)
+        if inst is None:
+            return
+        self.depth_updates += 1
+        assert self._clock is not None
+        # a side or an operation IB does not define stays a number: the book reports it
+        update = DepthUpdate(
+            inst, self._clock.now_ns(),
+            BookSide(side) if side in (0, 1) else cast(BookSide, side), position,
+            DepthOperation(operation) if operation in (0, 1, 2) else cast(DepthOperation,
+                                                                          operation),
+            price, size, maker, smart,
+        )  # fmt: skip
+        pending = self._depth_pending.get(req_id)
+        if pending is None:
+            self._depth_pending[req_id] = [update]
+        else:
+            pending.append(update)
+
+    def _depth_lost(self, emit: EventSink) -> None:
+        """The socket is gone: the books go stale until the new subscriptions' snapshots."""
+        assert self._clock is not None
+        now = self._clock.now_ns()
+        for inst in self.depth_instruments:
+            emit(DepthReceived(ts_ns=now, instrument=inst, updates=(), stream=_LOST))
+
+    def _depth_burst_end(self, emit: EventSink) -> None:
+        """Hand each book's burst of rows to the engine's thread as one event."""
+        pending, self._depth_pending = self._depth_pending, {}
+        assert self._clock is not None
+        now = self._clock.now_ns()
+        for req_id, updates in pending.items():
+            inst = self._depth_streams.get(req_id)
+            if inst is not None:
+                emit(DepthReceived(ts_ns=now, instrument=inst, updates=tuple(updates),
+                                   stream=req_id))  # fmt: skip
 
     def _tick(self, emit: EventSink, name: str, req_id: int, tick: int, value: Any) -> None:
         inst = self._quote_streams.get(req_id)
@@ -545,6 +752,8 @@ class IBKRDataFeed(DataFeed, Listener):
         """Subscribe again when the data was lost (1101) or the socket reconnected."""
         if self._emit is None:
             return
+        if transition.after is ConnectionState.DISCONNECTED and self.depth_instruments:
+            self._depth_lost(self._emit)
         reconnected = (
             transition.after is ConnectionState.CONNECTED
             and transition.before is ConnectionState.CONNECTING
@@ -564,3 +773,52 @@ class IBKRDataFeed(DataFeed, Listener):
     def __repr__(self) -> str:
         names = ", ".join(i.id for i in self._instruments)
         return f"IBKRDataFeed([{names}], bar_size={self.bar_size!r})"
+
+
+def _depth_instruments(
+    instruments: tuple[Instrument, ...],
+    depth: object,
+    rows: object,
+    smart: object,
+    max_lines: object,
+) -> tuple[Instrument, ...]:
+    """The instruments of ``depth``, with the depth options checked (IBKRDataFeed)."""
+    where = "IBKRDataFeed"
+    if type(rows) is not int or rows < 1:
+        raise ConfigError(f"{where}: depth_rows must be a whole number >= 1 (IB's numRows), "
+                          f"got {rows!r}")  # fmt: skip
+    if type(smart) is not bool:
+        raise ConfigError(f"{where}: smart_depth must be True or False, got {smart!r}")
+    if type(max_lines) is not int or max_lines < 0:
+        raise ConfigError(f"{where}: max_depth_lines must be a whole number >= 0 (IB allows "
+                          f"about 3 depth subscriptions), got {max_lines!r}")  # fmt: skip
+    if depth is True:
+        chosen = instruments
+    elif depth is False:
+        return ()
+    elif isinstance(depth, Sequence) and not isinstance(depth, str):
+        chosen = tuple(depth)
+        for inst in chosen:
+            if not isinstance(inst, Instrument):
+                raise ConfigError(f"{where}: depth must list instruments, got {inst!r}; "
+                                  "or give depth=True for every instrument")  # fmt: skip
+            if inst not in instruments:
+                known = ", ".join(i.id for i in instruments)
+                raise ConfigError(f"{where}: depth instrument {inst.id} is not one of the "
+                                  f"feed's instruments ({known}); add it to them")  # fmt: skip
+        if len(set(chosen)) != len(chosen):
+            raise ConfigError(f"{where}: depth lists an instrument twice: "
+                              f"{[i.id for i in chosen]}")  # fmt: skip
+    else:
+        raise ConfigError(f"{where}: depth must be True, False or a list of instruments, "
+                          f"got {depth!r}")  # fmt: skip
+    if len(chosen) > max_lines:
+        names = ", ".join(i.id for i in chosen)
+        raise ConfigError(
+            f"{where}: {len(chosen)} market depth subscriptions ({names}) exceed the "
+            f"account's {max_lines} simultaneous depth subscriptions (max_depth_lines; IB "
+            "allows about 3 with the basic market data lines and refuses more with error "
+            "309): give depth fewer instruments, or raise max_depth_lines if your account "
+            "has more"
+        )
+    return chosen

@@ -7,6 +7,7 @@ from ibkrfw.model.book import (
     BookWalk,
     DepthBook,
     DepthOperation,
+    DepthReceived,
     DepthUpdate,
 )
 from ibkrfw.model.data import Bar, Quote, Tick
@@ -64,6 +65,7 @@ __all__ = [
     "DataProblem",
     "DepthBook",
     "DepthOperation",
+    "DepthReceived",
     "DepthUpdate",
     "Event",
     "Fill",

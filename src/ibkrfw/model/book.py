@@ -23,9 +23,11 @@ from collections.abc import Mapping
 from enum import IntEnum
 from typing import TYPE_CHECKING, Literal, NamedTuple, final
 
+import attrs
+
 from ibkrfw.errors import ConfigError
 from ibkrfw.model._time import to_timestamp
-from ibkrfw.model.events import DataProblem
+from ibkrfw.model.events import DataProblem, Event
 from ibkrfw.model.instruments import Instrument
 from ibkrfw.model.orders import Side
 
@@ -37,9 +39,10 @@ __all__ = [
     "BookSide",
     "BookSnapshot",
     "BookWalk",
-    "DepthOperation",
-    "DepthUpdate",
     "DepthBook",
+    "DepthOperation",
+    "DepthReceived",
+    "DepthUpdate",
 ]
 
 _INF = math.inf
@@ -100,6 +103,31 @@ class DepthUpdate(NamedTuple):
     def timestamp(self) -> pd.Timestamp:
         """The update's time as a UTC :class:`pandas.Timestamp`."""
         return to_timestamp(self.ts_ns)
+
+
+@final
+@attrs.frozen(kw_only=True)
+class DepthReceived(Event):
+    """A live feed received a burst of market depth updates for one instrument.
+
+    The engine hands it, on its own thread, back to the feed that emitted it
+    (:meth:`DataFeed.on_depth <ibkrfw.DataFeed.on_depth>`), which applies ``updates`` to the
+    instrument's :class:`DepthBook`; if the book changed and is sound the strategy's
+    :meth:`Strategy.on_book <ibkrfw.Strategy.on_book>` follows. A strategy never receives
+    this event itself.
+
+    Args:
+        instrument: The instrument whose book the updates change.
+        updates: IB's row operations, in the order they came (one burst: what arrived
+            together).
+        stream: The subscription they came on (the feed's request id): updates of a
+            subscription that has been replaced are ignored, and the first updates of a new
+            one start the book afresh.
+    """
+
+    instrument: Instrument
+    updates: tuple[DepthUpdate, ...]
+    stream: int
 
 
 class BookLevel(NamedTuple):

@@ -131,6 +131,14 @@ class DepthFeed(DataFeed):
                 f"DepthFeed has no book of {instrument.id} (it replays {known})"
             ) from None
 
+    @override
+    def depth_book(self, instrument: Instrument) -> DepthBook | None:
+        """Return ``instrument``'s book as the replay stands, or None if it has none of it.
+
+        What :meth:`Context.book <ibkrfw.Context.book>` answers in a backtest on this feed.
+        """
+        return self._books.get(instrument)
+
     def book_at(self, instrument: Instrument, ts_ns: int) -> DepthBook | None:
         """Return ``instrument``'s book if the replay stands at ``ts_ns``, else None.
 

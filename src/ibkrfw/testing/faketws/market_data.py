@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ibkrfw.errors import ConfigError
 from ibkrfw.model._time import parse_ib_time
 from ibkrfw.model.data import Bar, Quote
 from ibkrfw.model.instruments import AssetClass, Instrument, Option
@@ -89,6 +90,7 @@ class MarketDataRequests:
             tuple[int, int],
             tuple[_Session, Instrument, int, bool, dict[int, list[tuple[float, int]]]],
         ] = {}
+        self._corrupt_depth: dict[str, float] = {}  # fields of the next depth row to spoil
 
     def handlers(self) -> dict[int, Callable[[_Session, list[str]], None]]:
         """The message ids these handle, for the server's dispatch table."""
@@ -443,6 +445,14 @@ class MarketDataRequests:
             session.send(TICK_BY_TICK, req_id, 4, top[0], _round((top[1] + top[2]) / 2))
 
     # --- market depth -------------------------------------------------------------------------
+    def corrupt_next_depth(self, **fields: float) -> None:
+        """Spoil the next depth row sent (see :meth:`FakeTWS.corrupt_next_depth`)."""
+        unknown = set(fields) - {"position", "operation", "side", "price", "size"}
+        if unknown:
+            raise ConfigError(f"a depth row has no field {sorted(unknown)[0]!r}")
+        with self.market.lock:
+            self._corrupt_depth = dict(fields)
+
     def _req_mkt_depth(self, session: _Session, fields: list[str]) -> None:
         # [10, 5, reqId, conId, symbol, ..., currency(12), local, class, numRows, smart, opts]
         req_id = int(fields[2])
@@ -489,6 +499,7 @@ class MarketDataRequests:
             ],
         }
         maker = _primary(inst)
+        messages: list[tuple[object, ...]] = []
         for side in (ASK_SIDE, BID_SIDE):
             sent, levels = book[side], wanted[side]
             changes: list[tuple[int, int, float, int]] = []
@@ -501,12 +512,19 @@ class MarketDataRequests:
             for position in range(len(sent) - 1, len(levels) - 1, -1):
                 changes.append((position, DELETE, *sent[position]))
             for position, operation, price, size in changes:
+                row: dict[str, float] = {"position": position, "operation": operation,
+                                         "side": side, "price": price, "size": size}  # fmt: skip
+                if self._corrupt_depth:
+                    row.update(self._corrupt_depth)
+                    self._corrupt_depth = {}
+                p, o, s, pr, sz = (row[k] for k in ("position", "operation", "side", "price",
+                                                     "size"))  # fmt: skip
                 if smart:
-                    session.send(MARKET_DEPTH_L2, 1, req_id, position, maker, operation, side,
-                                 price, size, 1)  # fmt: skip
+                    messages.append((MARKET_DEPTH_L2, 1, req_id, p, maker, o, s, pr, sz, 1))
                 else:
-                    session.send(MARKET_DEPTH, 1, req_id, position, operation, side, price, size)
+                    messages.append((MARKET_DEPTH, 1, req_id, p, o, s, pr, sz))
             book[side] = list(levels)
+        session.send_many(messages)  # one change, one write, as TWS sends it
 
     # --- streams, called by the server as the market moves -------------------------------------
     def on_quote(self, quote: Quote) -> None:

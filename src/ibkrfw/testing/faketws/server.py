@@ -164,6 +164,21 @@ class _Session:
             except OSError as exc:
                 self._send_failed(exc)
 
+    def send_many(self, messages: list[tuple[object, ...]]) -> None:
+        """Send several messages in one write (one change of a book, as TWS sends it), recorded."""
+        if not messages:
+            return
+        payloads = [encode_fields(fields) for fields in messages]
+        with self._send_lock:
+            if self.closed.is_set():
+                return
+            for payload in payloads:
+                self.server._record("out", self.client_id, split_fields(payload))
+            try:
+                self.sock.sendall(b"".join(frame(payload) for payload in payloads))
+            except OSError:
+                self.close()
+
     def send_frames(self, data: bytes) -> None:
         """Write messages already framed, unrecorded (a burst); a closed connection drops them."""
         with self._send_lock:
@@ -697,6 +712,17 @@ class FakeTWS:
         if unknown:
             raise ConfigError(f"a bar has no field {sorted(unknown)[0]!r}")
         self._corrupt = dict(fields)
+
+    def corrupt_next_depth(self, **fields: float) -> None:
+        """Send the next market depth row with these fields replaced.
+
+        For example ``corrupt_next_depth(size=-1)`` or ``corrupt_next_depth(position=7)``
+        (an insert beyond the book: a gap): a malformed update, as a broken data line may
+        deliver one. The fake's own book stays as it should be, so a client that subscribes
+        again gets a sound snapshot. Keys: ``position``, ``operation``, ``side``, ``price``,
+        ``size``.
+        """
+        self._market_data.corrupt_next_depth(**fields)
 
     def hold_acknowledgements(self) -> None:
         """Withhold order messages (openOrder, orderStatus, executions) until released."""
