@@ -32,13 +32,14 @@ from ibkrfw.model.book import (
     DepthReceived,
     DepthUpdate,
 )
-from ibkrfw.model.data import Bar, Quote, Tick
+from ibkrfw.model.data import Bar, OptionGreeks, Quote, Tick
 from ibkrfw.model.events import (
     BarReceived,
     CashAdjusted,
     ConnectionChanged,
     DataProblem,
     Event,
+    GreeksReceived,
     OptionSettled,
     OrderAccepted,
     OrderCancelled,
@@ -102,11 +103,13 @@ __all__ = [
     "Forex",
     "Future",
     "FxRates",
+    "GreeksReceived",
     "History",
     "IBKRFWError",
     "Instrument",
     "LiveClock",
     "Option",
+    "OptionGreeks",
     "OptionSettled",
     "Order",
     "OrderAccepted",

@@ -21,7 +21,7 @@ from ibkrfw.indicators.core import Indicator
 from ibkrfw.model._decimal import DecimalLike, to_decimal
 from ibkrfw.model._time import to_timestamp
 from ibkrfw.model.book import DepthBook
-from ibkrfw.model.data import Bar, Quote, Tick
+from ibkrfw.model.data import Bar, OptionGreeks, Quote, Tick
 from ibkrfw.model.events import Event, OrderEvent, TimerFired
 from ibkrfw.model.fills import Fill, Position
 from ibkrfw.model.instruments import Instrument
@@ -238,9 +238,11 @@ class Context:
         logger: logging.Logger,
         indicators: Mapping[Instrument, Mapping[str, Indicator]] | None = None,
         books: Callable[[Instrument], DepthBook | None] | None = None,
+        greeks: Callable[[Instrument, str], OptionGreeks | None] | None = None,
     ) -> None:
         self._indicators = indicators or {}
         self._books = books
+        self._greeks = greeks
         self._clock = clock
         self._portfolio = portfolio
         self._orders = orders
@@ -311,6 +313,29 @@ class Context:
         if not isinstance(instrument, Instrument) or instrument not in self._histories:
             raise self._no_feed(instrument)
         return None if self._books is None else self._books(instrument)
+
+    def greeks(self, option: Instrument, source: str = "model") -> OptionGreeks | None:
+        """Return IB's latest option model for ``option``, or None before any came.
+
+        Live, an :class:`~ibkrfw.ibkr.IBKRDataFeed` with ``quotes=True`` streams IB's option
+        computations (``tickOptionComputation``) for its options: the implied volatility and
+        greeks of the bid, the ask, the last trade and IB's model price. A backtest has none:
+        compute them with :mod:`ibkrfw.options`.
+
+        Args:
+            option: The option.
+            source: ``"model"`` (IB's own price, the default), ``"bid"``, ``"ask"`` or
+                ``"last"``.
+
+        Raises:
+            ConfigError: if no feed of the run delivers ``option``, or ``source`` is not one
+                of the four.
+        """
+        if not isinstance(option, Instrument) or option not in self._histories:
+            raise self._no_feed(option)
+        if source not in ("model", "bid", "ask", "last"):
+            raise ConfigError(f"greeks(source={source!r}): give 'model', 'bid', 'ask' or 'last'")
+        return None if self._greeks is None else self._greeks(option, source)
 
     def _no_feed(self, instrument: object) -> ConfigError:
         known = ", ".join(i.id for i in self._histories)

@@ -35,13 +35,14 @@ from ibkrfw.engine.result import RunResult
 from ibkrfw.errors import ConfigError, DataError, EngineError, RequestError
 from ibkrfw.indicators.core import Indicator
 from ibkrfw.model.book import DepthBook, DepthReceived
-from ibkrfw.model.data import Bar
+from ibkrfw.model.data import Bar, OptionGreeks
 from ibkrfw.model.events import (
     BarReceived,
     CashAdjusted,
     ConnectionChanged,
     DataProblem,
     Event,
+    GreeksReceived,
     OptionSettled,
     OrderAccepted,
     OrderCancelled,
@@ -435,6 +436,7 @@ class Engine:
         self._lanes: dict[Instrument, _Lane] = {}
         self._want_order = self._want_fill = self._want_book = False
         self._depth_feeds: dict[Instrument, DataFeed] = {}  # built at the first DepthReceived
+        self._greeks: dict[tuple[Instrument, str], OptionGreeks] = {}  # the latest of each
         self._ran = False
         self._arrived: deque[Bar] = deque()  # live bars taken off the inbox, not yet run
         # Live runs: what other threads (IB's) report waits in the inbox, and the loop takes
@@ -1639,6 +1641,7 @@ class Engine:
             self.log,
             {i: ln.indicators for i, ln in lanes.items()},
             self._depth_book,
+            lambda inst, source: self._greeks.get((inst, source)),
         )
         return portfolio, lanes, ctx
 
@@ -2133,6 +2136,10 @@ class Engine:
             self.strategy.on_tick(self._ctx, event.tick)
         elif type(event) is DepthReceived:
             self._depth_received(event)
+        elif type(event) is GreeksReceived:
+            greeks = event.greeks
+            self._greeks[(greeks.instrument, greeks.source)] = greeks
+            self.strategy.on_event(self._ctx, event)
         elif isinstance(event, TimerFired):
             if event.name == _CONTROL:
                 self._run_commands()

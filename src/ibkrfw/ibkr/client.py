@@ -154,6 +154,25 @@ class _Wrapper(EWrapper):  # type: ignore[misc]
     def tickSize(self, reqId: int, tickType: int, size: Any) -> None:  # noqa: N802, N803
         self._put("tickSize", reqId, int(tickType), _number(size))
 
+    def tickOptionComputation(  # noqa: N802
+        self,
+        reqId: int,  # noqa: N803
+        tickType: int,  # noqa: N803
+        tickAttrib: Any,  # noqa: N803 - 9.81 and 10.x both, at server version 156+
+        impliedVol: Any,  # noqa: N803
+        delta: Any,
+        optPrice: Any,  # noqa: N803
+        pvDividend: Any,  # noqa: N803
+        gamma: Any,
+        vega: Any,
+        theta: Any,
+        undPrice: Any,  # noqa: N803
+    ) -> None:
+        self._put(
+            "tickOptionComputation", reqId, tickType, impliedVol, delta, optPrice, pvDividend,
+            gamma, vega, theta, undPrice,
+        )  # fmt: skip
+
     def tickString(self, reqId: int, tickType: int, value: str) -> None:  # noqa: N802, N803
         self._put("tickString", reqId, int(tickType), value)
 

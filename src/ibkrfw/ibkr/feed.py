@@ -22,8 +22,14 @@ from ibkrfw.ibkr.history import ib_bar_size
 from ibkrfw.ibkr.translate import to_ib_contract
 from ibkrfw.model._time import parse_ib_time
 from ibkrfw.model.book import BookSide, DepthBook, DepthOperation, DepthReceived, DepthUpdate
-from ibkrfw.model.data import Bar, Quote, Tick
-from ibkrfw.model.events import BarReceived, DataProblem, QuoteReceived, TickReceived
+from ibkrfw.model.data import Bar, OptionGreeks, Quote, Tick
+from ibkrfw.model.events import (
+    BarReceived,
+    DataProblem,
+    GreeksReceived,
+    QuoteReceived,
+    TickReceived,
+)
 from ibkrfw.model.instruments import Instrument
 from ibkrfw.ports import DataFeed, EventSink
 
@@ -35,6 +41,21 @@ _REALTIME_NS = 5_000_000_000  # IB's real-time bars last five seconds
 # tick types -> slot in the book: bid, ask, bid size, ask size (live, then delayed: 66-70)
 _PRICE_SLOTS = {1: 0, 2: 1, 66: 0, 67: 1}
 _SIZE_SLOTS = {0: 2, 3: 3, 69: 2, 70: 3}
+# tickOptionComputation's tick types (and their delayed ones): which price the model is of
+_GREEKS_SOURCES = {10: "bid", 11: "ask", 12: "last", 13: "model",
+                   80: "bid", 81: "ask", 82: "last", 83: "model"}  # fmt: skip
+
+
+def _greek(value: Any) -> float | None:
+    """A value of tickOptionComputation: None where IB has not computed it (-1, -2, unset)."""
+    if value is None:
+        return None
+    number = float(value)
+    if not math.isfinite(number) or number in (-1.0, -2.0) or abs(number) >= 1e300:
+        return None
+    return number
+
+
 _LAST_PRICE, _LAST_SIZE = frozenset((4, 68)), frozenset((5, 71))  # live, delayed
 _DAY_NS = 86_400 * 1_000_000_000
 # IB's errors that end a subscription: too many lines (101), no permission (354), no such
@@ -380,6 +401,8 @@ class IBKRDataFeed(DataFeed, Listener):
         self.received = 0
         """How many bars IB sent (before aggregation)."""
         self.ticks = 0
+        self.greeks = 0
+        """How many option computations (IB's model greeks) of the quote streams arrived."""
         """How many price and size ticks of the quote streams arrived."""
         self.emitted = 0
         """How many bars were handed to the engine (counted before :attr:`received`)."""
@@ -630,6 +653,8 @@ class IBKRDataFeed(DataFeed, Listener):
             self.received += 1
         elif name in ("tickPrice", "tickSize"):
             self._tick(emit, name, *args)
+        elif name == "tickOptionComputation":
+            self._greeks(emit, args)
         elif name == "updateMktDepth" or name == "updateMktDepthL2":
             self._depth_row(name, args)
         elif name == "depthBurstEnd":
@@ -746,6 +771,22 @@ class IBKRDataFeed(DataFeed, Listener):
             assert self._clock is not None
             quote = Quote(inst, self._clock.now_ns(), bid, ask, book[2], book[3])
             emit(QuoteReceived(ts_ns=quote.ts_ns, quote=quote))
+
+    def _greeks(self, emit: EventSink, args: tuple[Any, ...]) -> None:
+        """IB's option model for a price of an option of the quote streams."""
+        req_id, tick, *values = args
+        inst = self._quote_streams.get(req_id)
+        source = _GREEKS_SOURCES.get(tick)
+        if inst is None or source is None:
+            return
+        iv, delta, price, dividend, gamma, vega, theta, under = (_greek(v) for v in values)
+        assert self._clock is not None
+        greeks = OptionGreeks(
+            inst, self._clock.now_ns(), source, iv, delta, gamma, vega, theta, price, under,
+            dividend,
+        )  # fmt: skip
+        self.greeks += 1
+        emit(GreeksReceived(ts_ns=greeks.ts_ns, greeks=greeks))
 
     @override
     def on_transition(self, transition: Transition) -> None:

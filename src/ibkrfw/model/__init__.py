@@ -10,13 +10,14 @@ from ibkrfw.model.book import (
     DepthReceived,
     DepthUpdate,
 )
-from ibkrfw.model.data import Bar, Quote, Tick
+from ibkrfw.model.data import Bar, OptionGreeks, Quote, Tick
 from ibkrfw.model.events import (
     BarReceived,
     CashAdjusted,
     ConnectionChanged,
     DataProblem,
     Event,
+    GreeksReceived,
     OptionSettled,
     OrderAccepted,
     OrderCancelled,
@@ -71,8 +72,10 @@ __all__ = [
     "Fill",
     "Forex",
     "Future",
+    "GreeksReceived",
     "Instrument",
     "Option",
+    "OptionGreeks",
     "OptionSettled",
     "Order",
     "OrderAccepted",

@@ -16,7 +16,12 @@ from ibkrfw.model.instruments import Instrument
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["Bar", "Quote", "Tick"]
+__all__ = [
+    "Bar",
+    "OptionGreeks",
+    "Quote",
+    "Tick",
+]
 
 
 class Bar(NamedTuple):
@@ -81,4 +86,42 @@ class Tick(NamedTuple):
     @property
     def timestamp(self) -> pd.Timestamp:
         """The trade's time as a UTC :class:`pandas.Timestamp`."""
+        return to_timestamp(self.ts_ns)
+
+
+class OptionGreeks(NamedTuple):
+    """IB's option model for one price of an option (``tickOptionComputation``).
+
+    TWS computes, for the bid, the ask, the last trade and its own model price, the
+    volatility each implies and the greeks; a value it has not computed is None.
+
+    Args:
+        instrument: The option.
+        ts_ns: When it arrived (UTC epoch nanoseconds).
+        source: Which price: ``"bid"``, ``"ask"``, ``"last"`` or ``"model"``.
+        implied_vol: The volatility the price implies (annualised fraction).
+        delta: Change of the price per 1 of the underlying.
+        gamma: Change of delta per 1 of the underlying.
+        vega: Change of the price per volatility point (0.01), IB's unit.
+        theta: Change of the price per calendar day, IB's unit.
+        option_price: The price computed on (the model's own for ``"model"``).
+        underlying_price: The underlying's price it was computed on.
+        pv_dividend: The present value of the dividends expected before expiry.
+    """
+
+    instrument: Instrument
+    ts_ns: int
+    source: str
+    implied_vol: float | None
+    delta: float | None
+    gamma: float | None
+    vega: float | None
+    theta: float | None
+    option_price: float | None
+    underlying_price: float | None
+    pv_dividend: float | None
+
+    @property
+    def timestamp(self) -> pd.Timestamp:
+        """When it arrived, as a UTC :class:`pandas.Timestamp`."""
         return to_timestamp(self.ts_ns)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, final
 import attrs
 
 from ibkrfw.model._time import to_timestamp
-from ibkrfw.model.data import Bar, Quote, Tick
+from ibkrfw.model.data import Bar, OptionGreeks, Quote, Tick
 from ibkrfw.model.fills import Fill
 from ibkrfw.model.instruments import Instrument, Option
 from ibkrfw.model.orders import OrderRequest
@@ -27,6 +27,8 @@ __all__ = [
     "ConnectionChanged",
     "DataProblem",
     "Event",
+    "GreeksReceived",
+    "OptionSettled",
     "OrderAccepted",
     "OrderCancelRejected",
     "OrderCancelled",
@@ -39,7 +41,6 @@ __all__ = [
     "OrderRejected",
     "OrderResized",
     "OrderSubmitted",
-    "OptionSettled",
     "ProtectionFailed",
     "QuoteReceived",
     "Reconciled",
@@ -316,6 +317,19 @@ class QuoteReceived(Event):
     """
 
     quote: Quote
+
+
+@final
+@attrs.frozen(kw_only=True)
+class GreeksReceived(Event):
+    """A live feed got IB's option model for one price of an option.
+
+    The engine keeps the latest of each option and source for
+    :meth:`Context.greeks <ibkrfw.Context.greeks>`, then hands the event to
+    :meth:`Strategy.on_event <ibkrfw.Strategy.on_event>`.
+    """
+
+    greeks: OptionGreeks
 
 
 @final

@@ -115,6 +115,9 @@ class LiveSession:
             makes the sandbox mode (IB's market data, the simulator's fills).
         on_mismatch: The broker's policy when its journal and the account disagree.
         timeout: The longest :meth:`step` and :meth:`start` wait for anything, in seconds.
+        quotes: Stream quotes too (``reqMktData``: ``on_quote``, and IB's option model for
+            options: :meth:`Context.greeks <ibkrfw.Context.greeks>`).
+        depth: Stream market depth of these instruments (or all: True), for ``on_book``.
 
     Example:
         >>> from ibkrfw.strategies import MovingAverageCrossover
@@ -141,6 +144,8 @@ class LiveSession:
         broker: Broker | None = None,
         on_mismatch: Literal["refuse", "adopt"] = "refuse",
         timeout: float = 10.0,
+        quotes: bool = False,
+        depth: Sequence[Instrument] | bool = False,
     ) -> None:
         from ibkrfw.ibkr import IBClient, IBKRBroker, IBKRConfig, IBKRDataFeed
 
@@ -151,8 +156,9 @@ class LiveSession:
         config = IBKRConfig(port=tws.port, client_id=client_id, connect_timeout=timeout)
         self.client: IBClient = IBClient(config)
         self.feed: IBKRDataFeed = IBKRDataFeed(
-            wanted, client=self.client, bar_size=None, history_bar_size=_bar_size(tws)
-        )
+            wanted, client=self.client, bar_size=None, history_bar_size=_bar_size(tws),
+            quotes=quotes, depth=depth,
+        )  # fmt: skip
         self.broker: Broker = broker or IBKRBroker(
             client=self.client, state_dir=state_dir, on_mismatch=on_mismatch
         )

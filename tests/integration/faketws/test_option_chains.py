@@ -211,3 +211,38 @@ def test_the_command_wants_spot_and_volatility_for_deltas(
     code, out, _ = run_cli(tws, tmp_path, capsys, "ACME", "--chain", "--spot", "100",
                            "--volatility", "0.3", "--json")  # fmt: skip
     assert code == 0 and "delta" in json.loads(out)[0]["options"][0]
+
+
+def test_a_strategy_reads_ibs_option_model_live(tws: FakeTWS) -> None:
+    """quotes=True: the fake's option computations reach on_event and ctx.greeks."""
+    import time
+
+    from ibkrfw import GreeksReceived
+    from ibkrfw.testing import LiveSession, ScriptedStrategy
+
+    seen: list[Any] = []
+    refused: list[str] = []
+
+    class Watch(ScriptedStrategy):
+        def on_event(self, ctx: Any, event: Any) -> None:
+            if isinstance(event, GreeksReceived):
+                seen.append((event.greeks.source, ctx.greeks(LISTED)))
+                for wrong in ((LISTED, "mid"), (Stock("NOPE"), "model")):
+                    try:
+                        ctx.greeks(*wrong)
+                    except ConfigError as exc:
+                        refused.append(str(exc))
+
+    with LiveSession(Watch(), tws, quotes=True) as session:
+        session.step(1)
+        deadline = time.monotonic() + 10
+        while len(seen) < 4 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        session.stop()
+    assert {source for source, _ in seen} == {"bid", "ask", "last", "model"}
+    model = next(greeks for source, greeks in seen if source == "model")
+    assert model is not None and model.instrument == LISTED and model.source == "model"
+    assert model.underlying_price == 100.0 and 0 < (model.delta or 0) < 1
+    assert model.vega is not None and model.vega > 0 and (model.theta or 0) < 0
+    assert session.feed.greeks >= 4
+    assert "give 'model', 'bid', 'ask' or 'last'" in refused[0] and "NOPE" in refused[1]
