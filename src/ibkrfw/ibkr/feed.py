@@ -13,6 +13,7 @@ from typing_extensions import override
 
 from ibkrfw.core.clock import Clock
 from ibkrfw.data.barsize import bar_size_ns, normalize_bar_size
+from ibkrfw.data.depth_store import DepthStore
 from ibkrfw.data.sessions import Session, SessionCalendar, SessionLookup, calendar_for
 from ibkrfw.errors import ConfigError, DataError, RequestError
 from ibkrfw.ibkr.client import IBClient, Listener
@@ -326,6 +327,14 @@ class IBKRDataFeed(DataFeed, Listener):
             Booster packs). More ``depth`` instruments are refused with a
             :class:`~ibkrfw.ConfigError` before anything is sent, rather than failing with
             IB's error 309.
+        record_depth: Keep every depth row received, as it came (bad ones too: the evidence),
+            in this :class:`~ibkrfw.data.DepthStore`, for a backtest to replay
+            (:class:`~ibkrfw.sim.DepthFeed`). Rows are written in batches, every
+            ``record_every_s`` seconds and when the feed closes; a batch that cannot be
+            written (a full disk...) is reported as a :class:`~ibkrfw.DataProblem`, and the
+            recording stops, the run goes on.
+        record_every_s: Seconds between two writes of the recording (each rewrites the
+            day's file of an instrument: fewer, larger batches cost less).
 
     Raises:
         ConfigError: if neither ``config`` nor ``client`` is given, no instrument is, the
@@ -350,6 +359,8 @@ class IBKRDataFeed(DataFeed, Listener):
         depth_rows: int = 10,
         smart_depth: bool = True,
         max_depth_lines: int = 3,
+        record_depth: DepthStore | None = None,
+        record_every_s: float = 60.0,
     ) -> None:
         if client is None:
             if config is None:
@@ -370,6 +381,31 @@ class IBKRDataFeed(DataFeed, Listener):
         self.depth_rows = depth_rows
         self.smart_depth = smart_depth
         self.max_depth_lines = max_depth_lines
+        if record_depth is not None and not isinstance(record_depth, DepthStore):
+            raise ConfigError(
+                f"IBKRDataFeed(record_depth={record_depth!r}): give a DepthStore, e.g. "
+                "DepthStore('depth/')"
+            )
+        if record_depth is not None and not self.depth_instruments:
+            raise ConfigError(
+                "IBKRDataFeed(record_depth=...) records market depth: give depth= too"
+            )
+        if isinstance(record_every_s, bool) or not (
+            isinstance(record_every_s, int | float)
+            and math.isfinite(record_every_s)
+            and record_every_s > 0
+        ):
+            raise ConfigError(
+                f"IBKRDataFeed(record_every_s={record_every_s!r}): give a positive number of "
+                "seconds, e.g. 60"
+            )
+        self.record_depth = record_depth
+        """Where the depth rows are recorded, or None."""
+        self.record_every_s = float(record_every_s)
+        self.recorded = 0
+        """How many depth rows were written to :attr:`record_depth`."""
+        self._to_record: list[DepthUpdate] = []
+        self._recorded_at_ns: int | None = None
         self.client = client
         self.bar_size = None if bar_size is None else normalize_bar_size(bar_size)
         size_ns = None if self.bar_size is None else bar_size_ns(self.bar_size)
@@ -542,6 +578,8 @@ class IBKRDataFeed(DataFeed, Listener):
         book = self._depth_books.get(inst)
         if book is None:
             return None
+        if self.record_depth is not None and event.updates:
+            self._record(event)
         if event.stream == _LOST:  # stale, said by ConnectionChanged, until a new snapshot
             if self._book_stream.get(inst) == self._depth_current.get(inst):
                 book.invalidate("the connection to IB was lost", event.ts_ns)
@@ -569,9 +607,44 @@ class IBKRDataFeed(DataFeed, Listener):
         self._refresh_depth(inst)
         return problem
 
+    def _record(self, event: DepthReceived) -> None:
+        """Keep the rows of the current subscription; write them out every so often."""
+        with self._lock:
+            current = self._depth_current.get(event.instrument)
+        if event.stream == current:
+            self._to_record.extend(event.updates)
+        if self._recorded_at_ns is None:
+            self._recorded_at_ns = event.ts_ns
+        elif event.ts_ns - self._recorded_at_ns >= self.record_every_s * 1e9:
+            self._recorded_at_ns = event.ts_ns
+            self.flush_recording()
+
+    def flush_recording(self) -> int:
+        """Write the depth rows received since the last write; return how many.
+
+        A failure is reported as a :class:`~ibkrfw.DataProblem` (when the feed runs) and
+        logged, and the recording stops: the run is never stopped by it.
+        """
+        store, rows = self.record_depth, self._to_record
+        if store is None or not rows:
+            return 0
+        self._to_record = []
+        try:
+            written = store.write(rows)
+        except Exception as exc:
+            self.record_depth = None
+            text = f"recording market depth stopped: {type(exc).__name__}: {exc}"
+            log.error("%s", text)
+            if self._emit is not None and self._clock is not None:
+                self._problem(self._emit, rows[0].instrument, None, text)
+            return 0
+        self.recorded += written
+        return written
+
     @override
     def close(self) -> None:
         """Cancel the subscriptions; disconnect unless the broker still uses the client."""
+        self.flush_recording()
         with self._lock:
             old, self._subscriptions = self._subscriptions, {}
             old_quotes, self._quote_streams = self._quote_streams, {}

@@ -246,3 +246,59 @@ def test_live_depth_refused_by_ib_reaches_the_strategy(tws: FakeTWS, code: int) 
     [problem] = run.problems()
     assert problem.code == code and problem.instrument == ACME
     assert run.depth_requests() == 1  # not asked again: IB said no
+
+
+def test_live_depth_is_recorded_and_a_backtest_replays_the_same_book(
+    tws: FakeTWS, tmp_path: Any
+) -> None:
+    """record_depth keeps every row; the replay of the recording ends on the fake's book."""
+    from ibkrfw.data import DepthStore
+
+    store = DepthStore(tmp_path / "depth")
+    with Run(tws, depth=True, record_depth=store, record_every_s=0.05) as run:
+        for _ in range(3):
+            tws.step()
+            assert until(run.in_step), (run.shown(), run.fakes_book())
+        want = run.fakes_book()
+    assert run.feed.recorded == run.feed.depth_updates > 0  # the rest written at close
+    replay = store.feed(ACME, group_ns=50_000_000)
+    bars = list(replay)
+    assert bars, "the replay yields a bar at each sound time stamp"
+    book = replay.depth_book(ACME)
+    assert book is not None
+    bids, asks = book.levels()
+    assert ([(lv.price, lv.size) for lv in bids], [(lv.price, lv.size) for lv in asks]) == want
+
+
+def test_recording_needs_depth_and_a_store(tmp_path: Any) -> None:
+    from ibkrfw.data import DepthStore
+
+    client = IBClient(IBKRConfig(port=1))
+    with pytest.raises(ConfigError, match="records market depth: give depth= too"):
+        IBKRDataFeed([ACME], client=client, record_depth=DepthStore(tmp_path))
+    with pytest.raises(ConfigError, match="give a DepthStore"):
+        IBKRDataFeed([ACME], client=client, depth=True, record_depth="depth/")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="record_every_s=0"):
+        IBKRDataFeed([ACME], client=client, depth=True, record_every_s=0)
+
+
+def test_a_recording_that_cannot_be_written_stops_not_the_run(
+    tws: FakeTWS, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ibkrfw.data import DepthStore
+
+    store = DepthStore(tmp_path / "depth")
+
+    def full(rows: object) -> int:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(store, "write", full)
+    with Run(tws, depth=True, record_depth=store, record_every_s=0.01) as run:
+        for _ in range(3):
+            tws.step()
+            assert until(run.in_step)
+        assert until(lambda: bool(run.problems()))
+        assert run.engine.stop_reason is None  # still running
+    [problem] = run.problems()
+    assert "recording market depth stopped: OSError" in problem.reason
+    assert run.feed.record_depth is None and run.feed.recorded == 0
