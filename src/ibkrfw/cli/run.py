@@ -192,6 +192,9 @@ def _run_settings(args: argparse.Namespace) -> Settings:
         override_source="the command line",
     )
     _check_state_dir(settings, args.config or "the default")
+    # made now: the dashboard's controls journal, the alerts and the summaries write there
+    # whatever broker runs (a sandbox's SimBroker keeps no journal of its own to make it)
+    settings.run.state_dir.mkdir(parents=True, exist_ok=True)
     if not args.sandbox:  # the sandbox trades nothing: its mode is no one's choice
         _check_mode(args, _read(args.config) if args.config else {}, ENV_PREFIX + "IBKR_MODE")
     return settings

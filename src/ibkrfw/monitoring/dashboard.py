@@ -476,8 +476,10 @@ class Dashboard:
         if folder is not None:
             line = {**record, "reason": redact(reason), "from": peer}
             try:
-                with self._controls_lock, open(folder / "controls.jsonl", "a") as journal:
-                    journal.write(json.dumps(line) + "\n")
+                with self._controls_lock:
+                    folder.mkdir(parents=True, exist_ok=True)
+                    with open(folder / "controls.jsonl", "a") as journal:
+                        journal.write(json.dumps(line) + "\n")
             except OSError as exc:
                 log.error("dashboard: cannot journal the operator's %s in %s: %s", action,
                           folder, exc.strerror or exc)  # fmt: skip
