@@ -6,7 +6,12 @@ throughout (each position is the sum of its fills; the cash moved by what the fi
 
 from __future__ import annotations
 
-from .test_options_backtest import CALL, buy, check_books, frames, run
+from typing import Any
+
+from ibkrfw import Engine
+from ibkrfw.sim import DataFrameFeed, IBKRFixedCommission, SimBroker
+
+from .test_options_backtest import AAPL, CALL, Script, buy, check_books, frames, run
 
 
 def test_an_order_left_working_on_an_option_is_cancelled_at_expiry_not_filled_after() -> None:
@@ -33,4 +38,46 @@ def test_an_order_on_an_option_already_expired_is_rejected_saying_so() -> None:
         order.reason
     )
     assert result.fill_list == []
+    check_books(result)
+
+
+# --- a cash account writes covered calls, as IB's do ----------------------------------------
+def cash_run(data: Any, actions: dict[int, Any]) -> Any:
+    strategy = Script(actions)
+    broker = SimBroker(1_000_000, commission=IBKRFixedCommission(), account="cash")
+    return Engine(strategy, DataFrameFeed(data), broker).run(), strategy
+
+
+def test_a_cash_account_writes_a_call_covered_by_the_shares_held() -> None:
+    data = frames([99, 100, 103, 105, 104, 106], {CALL: [1.5, 2.0, 3.5, 5.0, 4.0, 6.0]})
+    result, strategy = cash_run(data, {0: buy(AAPL, 200), 1: buy(CALL, 2, "SELL")})
+    assert [o.status.value for o in result.order_list] == ["FILLED", "FILLED"]
+    [settled] = strategy.settled  # 5 in the money at expiry: assigned, the shares delivered
+    assert (settled.action, settled.fills[1].quantity) == ("assigned", 200)
+    check_books(result)
+    assert result.positions.iloc[-1][AAPL.id] == 0
+
+
+def test_a_cash_account_refuses_a_call_the_shares_do_not_cover_saying_how_many_it_needs() -> None:
+    data = frames([99, 100, 103, 105, 104, 106], {CALL: [1.5, 2.0, 3.5, 5.0, 4.0, 6.0]})
+    result, _ = cash_run(data, {0: buy(AAPL, 150), 1: buy(CALL, 2, "SELL"), 2: buy(CALL, 3)})
+    written = result.order_list[1]
+    assert written.status.value == "DENIED"
+    assert written.reason == (
+        "a cash account writes only covered calls: 2 AAPL.20240105.C100.SMART written would "
+        "need 200 shares of AAPL, and 150 are held"
+    )
+    check_books(result)
+
+
+def test_a_cash_account_keeps_the_shares_that_cover_its_calls() -> None:
+    data = frames([99, 100, 103, 105, 104, 106], {CALL: [1.5, 2.0, 3.5, 5.0, 4.0, 6.0]})
+    actions = {0: buy(AAPL, 200), 1: buy(CALL, 1, "SELL"), 2: buy(AAPL, 150, "SELL")}
+    result, _ = cash_run(data, actions)
+    sold = result.order_list[2]
+    assert (sold.status.value, sold.reason) == (
+        "DENIED",
+        "a cash account keeps the shares that cover its written calls: selling 150 of "
+        "AAPL.SMART would leave 50, and the calls need 100",
+    )
     check_books(result)

@@ -123,7 +123,8 @@ class SimBroker(Broker):
             rounded to the tick against the trader and kept within the bar's low-high range
             and a limit order's limit.
         account: ``"margin"`` (the default: an IB margin account) or ``"cash"``. A cash
-            account refuses short sales and buys it cannot pay for.
+            account refuses short sales and buys it cannot pay for, and writes only covered
+            calls.
         borrow_rate: A yearly rate charged on the value of short positions, e.g. ``0.03``. It
             accrues per calendar day (actual/360, weekends included) at the previous close, and
             is charged at the first bar of each new local day as a :class:`~ibkrfw.CashAdjusted`
