@@ -81,3 +81,25 @@ def test_a_cash_account_keeps_the_shares_that_cover_its_calls() -> None:
         "AAPL.SMART would leave 50, and the calls need 100",
     )
     check_books(result)
+
+
+def test_an_underlying_listed_otherwise_is_named_in_the_denial_with_the_fix() -> None:
+    """The stock with a primary exchange is not the option's default underlying: say so."""
+    from ibkrfw import Stock
+    from ibkrfw.risk import OptionExposureLimit
+    from ibkrfw.testing import bars_frame
+
+    from .test_options_backtest import LONG, NY, START
+
+    nasdaq = Stock("AAPL", primary_exchange="NASDAQ")
+    data = {
+        nasdaq: bars_frame([(100, 100.5, 99.5, 100)] * 6, start=START, tz=NY),
+        LONG: bars_frame([(2.5, 3.0, 2.0, 2.5)] * 6, start=START, tz=NY),
+    }
+    result, _ = run(data, {1: buy(LONG, 1)}, risk_rules=[OptionExposureLimit(max_delta=500)])
+    [order] = result.order_list
+    assert order.reason is not None
+    assert "OptionExposureLimit(underlyings={'AAPL': ...})" in order.reason
+    rule = OptionExposureLimit(max_delta=500, underlyings={"AAPL": nasdaq})
+    result, _ = run(data, {1: buy(LONG, 1)}, risk_rules=[rule])
+    assert [o.status.value for o in result.order_list] == ["FILLED"]
