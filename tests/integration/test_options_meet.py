@@ -103,3 +103,24 @@ def test_an_underlying_listed_otherwise_is_named_in_the_denial_with_the_fix() ->
     rule = OptionExposureLimit(max_delta=500, underlyings={"AAPL": nasdaq})
     result, _ = run(data, {1: buy(LONG, 1)}, risk_rules=[rule])
     assert [o.status.value for o in result.order_list] == ["FILLED"]
+
+
+def test_two_classes_of_one_expiry_and_strike_trade_in_one_run() -> None:
+    """SPX and SPXW both list the third Friday: two contracts, two ids, two positions."""
+    from ibkrfw import Option
+    from ibkrfw.testing import bars_frame
+
+    from .test_options_backtest import NY, START
+
+    monthly = Option("SPX", expiry="20240119", strike=4700, right="C", settlement="cash")
+    weekly = Option(
+        "SPX", expiry="20240119", strike=4700, right="C", settlement="cash", trading_class="SPXW"
+    )
+    assert monthly.id != weekly.id
+    assert weekly.id == "SPX.20240119.C4700.SPXW.SMART"
+    rows = [(40.0, 41.0, 39.0, 40.0)] * 6
+    data = {o: bars_frame(rows, start=START, tz=NY) for o in (monthly, weekly)}
+    result, _ = run(data, {1: buy(monthly, 1), 2: buy(weekly, 2, "SELL")})
+    last = result.positions.iloc[-1]
+    assert (last[monthly.id], last[weekly.id]) == (1, -2)
+    check_books(result)

@@ -340,9 +340,15 @@ class Option(Instrument):
 
     @property
     def id(self) -> str:
-        """A readable identifier, unique per contract, such as ``"AAPL.20261218.C200.SMART"``."""
+        """A readable identifier, unique per contract, such as ``"AAPL.20261218.C200.SMART"``.
+
+        A trading class other than the standard one comes before the exchange
+        (``"SPX.20261218.C5000.SPXW.CBOE"``): SPX and SPXW list the same expiries and
+        strikes, and are different contracts.
+        """
         strike = f"{self.strike.normalize():f}"
-        return f"{self.symbol}.{self.expiry}.{self.right}{strike}.{self.exchange}"
+        traded = f".{self.trading_class}" if self.trading_class else ""
+        return f"{self.symbol}.{self.expiry}.{self.right}{strike}{traded}.{self.exchange}"
 
     @property
     def is_call(self) -> bool:
