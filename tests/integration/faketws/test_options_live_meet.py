@@ -1,6 +1,7 @@
-"""Options across a restart: the journal, the state directory and IB's positions agree.
+"""Options live, where features meet: a restart, the chain's filters from the command line.
 
-Found by the issue-23 review: a position in an option read back from IB after a restart must be
+Found by the issue-23 review. Across a restart the journal, the state directory and IB's
+positions agree: a position in an option read back from IB after a restart must be
 the same key as the one the journal holds (strike 101.5 as IB sends it, the multiplier, the
 trading class), or the reconciliation sees two positions where there is one.
 """
@@ -63,3 +64,21 @@ def test_an_option_held_over_a_restart_is_the_same_position(
         option: Decimal(2 * side.sign)
     }
     assert result.positions.iloc[-1][option.id] == 2 * side.sign
+
+
+# --- the chain's expiry window, backwards -------------------------------------------------------
+def test_a_backwards_expiry_window_is_refused_not_an_empty_chain(
+    tws: FakeTWS, tmp_path: Path, capsys: Any
+) -> None:
+    from ibkrfw import ConfigError
+    from ibkrfw.cli import main
+    from ibkrfw.ibkr import OptionChain
+
+    chain = OptionChain("X", 1, "SMART", "X", Decimal(100), ("20260116",), (Decimal(10),))
+    with pytest.raises(ConfigError, match="expiry_from 2026-03-01 is after expiry_to 2026-01-01"):
+        chain.expiries(expiry_from="20260301", expiry_to="20260101")
+    args = ["--expiry-from", "20240301", "--expiry-to", "20240101"]
+    code = main(["contract", "ACME", "--chain", *args, "--port", str(tws.port),
+                 "--state-dir", str(tmp_path)])  # fmt: skip
+    assert code == 2
+    assert "expiry_from 2024-03-01 is after expiry_to 2024-01-01" in capsys.readouterr().err
