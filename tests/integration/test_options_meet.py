@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ibkrfw import Engine
+from ibkrfw import Engine, OrderRequest, Side
 from ibkrfw.sim import DataFrameFeed, IBKRFixedCommission, SimBroker
 
 from .test_options_backtest import AAPL, CALL, Script, buy, check_books, frames, run
@@ -123,4 +123,25 @@ def test_two_classes_of_one_expiry_and_strike_trade_in_one_run() -> None:
     result, _ = run(data, {1: buy(monthly, 1), 2: buy(weekly, 2, "SELL")})
     last = result.positions.iloc[-1]
     assert (last[monthly.id], last[weekly.id]) == (1, -2)
+    check_books(result)
+
+
+def test_a_cash_account_rolls_a_call_only_once_the_buy_back_filled() -> None:
+    """A buy-back still working covers nothing: IB's cash account would be short the call."""
+    from .test_options_backtest import LONG
+
+    data = frames([99, 100, 101, 100, 99, 100], {CALL: [1.5] * 6, LONG: [2.5] * 6})
+
+    def roll(ctx: Any) -> None:
+        ctx.submit(OrderRequest(CALL, Side.BUY, 1, order_type="LMT", limit_price="0.50"))
+        ctx.submit(OrderRequest(LONG, Side.SELL, 1))
+
+    result, _ = cash_run(data, {0: buy(AAPL, 100), 1: buy(CALL, 1, "SELL"), 2: roll})
+    written = result.order_list[-1]
+    assert written.status.value == "DENIED"
+    assert written.reason is not None
+    assert written.reason.endswith(
+        "need 200 shares of AAPL, and 100 are held; a call being bought back covers nothing "
+        "until it is filled"
+    )
     check_books(result)

@@ -316,9 +316,14 @@ def _write_covered(request: OrderRequest, portfolio: PortfolioView) -> RiskDecis
     if need <= held - selling:
         return RiskDecision.approve()
     sold = f" ({selling} of them being sold)" if selling else ""
+    closing = any(
+        buys and _covered_call(other) and other.symbol == call.symbol
+        for other, (buys, _) in portfolio.working_by_instrument().items()
+    )
+    wait = "; a call being bought back covers nothing until it is filled" if closing else ""
     return RiskDecision.deny(
         f"a cash account writes only covered calls: {request.quantity} {call.id} written would "
-        f"need {need} shares of {call.symbol}, and {held} are held{sold}"
+        f"need {need} shares of {call.symbol}, and {held} are held{sold}{wait}"
     )
 
 
