@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from ibkrfw import Engine, OrderRequest, Side
 from ibkrfw.sim import DataFrameFeed, IBKRFixedCommission, SimBroker
 
@@ -144,4 +146,27 @@ def test_a_cash_account_rolls_a_call_only_once_the_buy_back_filled() -> None:
         "need 200 shares of AAPL, and 100 are held; a call being bought back covers nothing "
         "until it is filled"
     )
+    check_books(result)
+
+
+def test_an_index_option_written_by_hand_is_cash_settled_as_ib_reads_it() -> None:
+    """Option("SPX", ...) must be the key IB's SPX contract reads back as, and never deliver."""
+    from ibkrfw import ConfigError, Option
+    from ibkrfw.ibkr.translate import from_ib_contract, to_ib_contract
+    from ibkrfw.testing import bars_frame
+
+    from .test_options_backtest import NY, START
+
+    spx = Option("SPX", expiry="20240105", strike=4700, right="C")
+    weekly = Option("SPX", expiry="20240105", strike=4700, right="C", trading_class="SPXW")
+    assert (spx.settlement, weekly.settlement) == ("cash", "cash")
+    assert from_ib_contract(to_ib_contract(spx)) == spx
+    assert Option("AAPL", expiry="20240105", strike=100, right="C").settlement == "physical"
+    with pytest.raises(ConfigError, match="SPX options are cash-settled"):
+        Option("SPX", expiry="20240105", strike=4700, right="C", settlement="physical")
+    data = {spx: bars_frame([(c, c + 1, c - 1, c) for c in (40, 45, 60, 80, 75, 90)],
+                            start=START, tz=NY)}  # fmt: skip
+    result, strategy = run(data, {0: buy(spx, 1)})
+    [settled] = strategy.settled
+    assert [f.instrument for f in settled.fills] == [spx]  # closed at its value, no shares
     check_books(result)
