@@ -95,11 +95,15 @@ class OptionChain:
             today: The day ``days`` counts from (the machine's date by default).
 
         Raises:
-            ConfigError: for a date that is not one, or ``days`` that is not two whole
-                numbers, least first.
+            ConfigError: for a date that is not one, ``expiry_from`` after ``expiry_to``,
+                or ``days`` that is not two whole numbers, least first.
         """
         first = _day(expiry_from, "expiry_from") if expiry_from is not None else dt.date.min
         last = _day(expiry_to, "expiry_to") if expiry_to is not None else dt.date.max
+        if first > last:
+            raise ConfigError(
+                f"expiry_from {first} is after expiry_to {last}: give the first expiry first"
+            )
         if days is not None:
             if (
                 not isinstance(days, tuple | list)

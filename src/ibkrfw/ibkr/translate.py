@@ -16,7 +16,7 @@ from ibapi.order import Order
 from ibkrfw.errors import ConfigError, OrderError
 from ibkrfw.model._decimal import float_decimal
 from ibkrfw.model._time import format_ib_time, parse_ib_time
-from ibkrfw.model.instruments import Forex, Future, Instrument, Option, Stock
+from ibkrfw.model.instruments import _CASH_SETTLED, Forex, Future, Instrument, Option, Stock
 from ibkrfw.model.orders import OrderRequest, OrderType, Side, TimeInForce
 
 __all__ = [
@@ -28,7 +28,7 @@ __all__ = [
 ]
 
 _UNSET_DOUBLE = 1.7976931348623157e308
-CASH_SETTLED = frozenset({"SPX", "SPXW", "XSP", "NDX", "NDXP", "RUT", "RUTW", "VIX", "VIXW", "DJX"})
+CASH_SETTLED = _CASH_SETTLED
 """Underlyings and trading classes of the cash-settled US index options."""
 _DECIMAL_QUANTITIES = not isinstance(Order().totalQuantity, int | float)  # 10.x: Decimal
 

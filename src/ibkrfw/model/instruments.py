@@ -284,8 +284,14 @@ def _expiry_date(_: object, attribute: attrs.Attribute[str], value: str) -> None
         )
 
 
+_CASH_SETTLED = frozenset(
+    {"SPX", "SPXW", "XSP", "NDX", "NDXP", "RUT", "RUTW", "VIX", "VIXW", "DJX"}
+)
+"""Underlyings and trading classes of the cash-settled US index options."""
+
+
 def _settlement(_: object, attribute: attrs.Attribute[str], value: str) -> None:
-    if value not in ("physical", "cash"):
+    if value not in ("physical", "cash", ""):
         raise ConfigError(
             f"Option settlement: {value!r} is not a settlement; give 'physical' (exercise "
             "delivers the underlying: stock options) or 'cash' (index options)"
@@ -309,11 +315,15 @@ class Option(Instrument):
             The standard class, the symbol itself (``"AAPL"``, as IB lists it), is kept
             empty, so an option from IB and one written by hand are the same key.
         settlement: ``"physical"`` (exercise delivers the underlying, as stock options do)
-            or ``"cash"`` (index options: exercise pays the intrinsic value).
+            or ``"cash"`` (index options: exercise pays the intrinsic value). By default
+            ``"cash"`` for the cash-settled US indexes (SPX, NDX, RUT, VIX and their classes:
+            :data:`~ibkrfw.ibkr.translate.CASH_SETTLED`), as IB's contracts read back, else
+            ``"physical"``.
 
     Raises:
         ConfigError: if the expiry is not a date, the strike not positive, the right not a
-            call or a put, or the settlement unknown.
+            call or a put, or the settlement unknown (or ``"physical"`` for a cash-settled
+            index).
 
     Example:
         >>> call = Option("AAPL", expiry="20261218", strike=200, right="C")
@@ -331,18 +341,32 @@ class Option(Instrument):
     strike: Decimal = attrs.field(kw_only=True, converter=_strike)
     right: str = attrs.field(kw_only=True, converter=_right)
     trading_class: str = attrs.field(default="", kw_only=True)
-    settlement: str = attrs.field(default="physical", kw_only=True, validator=_settlement)
+    settlement: str = attrs.field(default="", kw_only=True, validator=_settlement)
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
         if self.trading_class == self.symbol:  # the standard class: one spelling, one key
             object.__setattr__(self, "trading_class", "")
+        index = next((n for n in (self.symbol, self.trading_class) if n in _CASH_SETTLED), None)
+        if not self.settlement:  # as IB reads the contract back: the same key
+            object.__setattr__(self, "settlement", "physical" if index is None else "cash")
+        elif index is not None and self.settlement == "physical":
+            raise ConfigError(
+                f"Option settlement: {index} options are cash-settled, not 'physical'; leave "
+                "settlement out (or give 'cash')"
+            )
 
     @property
     def id(self) -> str:
-        """A readable identifier, unique per contract, such as ``"AAPL.20261218.C200.SMART"``."""
+        """A readable identifier, unique per contract, such as ``"AAPL.20261218.C200.SMART"``.
+
+        A trading class other than the standard one comes before the exchange
+        (``"SPX.20261218.C5000.SPXW.CBOE"``): SPX and SPXW list the same expiries and
+        strikes, and are different contracts.
+        """
         strike = f"{self.strike.normalize():f}"
-        return f"{self.symbol}.{self.expiry}.{self.right}{strike}.{self.exchange}"
+        traded = f".{self.trading_class}" if self.trading_class else ""
+        return f"{self.symbol}.{self.expiry}.{self.right}{strike}{traded}.{self.exchange}"
 
     @property
     def is_call(self) -> bool:

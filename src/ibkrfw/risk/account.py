@@ -17,7 +17,7 @@ from typing import Literal, final
 from typing_extensions import override
 
 from ibkrfw.errors import ConfigError, DataError
-from ibkrfw.model.instruments import AssetClass, Instrument
+from ibkrfw.model.instruments import AssetClass, Instrument, Option
 from ibkrfw.model.orders import OrderRequest, Side
 from ibkrfw.portfolio.portfolio import PortfolioView
 from ibkrfw.risk.rule import LimitUsage, RiskDecision, RiskRule, only_reduces
@@ -105,7 +105,10 @@ class BuyingPower(RiskRule):
       filled. An order that lowers the margin needed always passes.
     * A **cash account** denies a short sale (a sell beyond what is held, less what working
       orders already sell) and a buy whose cost, commission included, and that of the buys
-      still working exceed the cash.
+      still working exceed the cash. It writes calls as IB's cash accounts do: covered, by
+      the shares of the underlying held and not being sold (a contract needs its multiplier
+      of them), and it keeps those shares while the calls are open. Other short options
+      (puts, cash-settled calls) are short sales.
 
     Orders are valued at their limit price, others at the last price seen; with no price yet
     the order passes (the broker cannot value it either). The check is made when the order
@@ -222,9 +225,20 @@ class BuyingPower(RiskRule):
     @staticmethod
     def _short(request: OrderRequest, portfolio: PortfolioView) -> RiskDecision:
         inst = request.instrument
+        if _covered_call(inst):
+            return _write_covered(request, portfolio)
         held = portfolio.quantity(inst)
         sells = portfolio.working(inst)[1]
-        if held - sells - request.quantity >= 0:
+        left = held - sells - request.quantity
+        if left >= 0:
+            if inst.asset_class is AssetClass.STOCK:
+                need = _call_cover(portfolio, inst.symbol, inst.currency)
+                if left < need:
+                    return RiskDecision.deny(
+                        f"a cash account keeps the shares that cover its written calls: "
+                        f"selling {request.quantity} of {inst.id} would leave {left}, and the "
+                        f"calls need {need}"
+                    )
             return RiskDecision.approve()
         already = f" ({sells} already being sold)" if sells else ""
         return RiskDecision.deny(
@@ -258,6 +272,59 @@ class BuyingPower(RiskRule):
             f"insufficient cash: the order needs {cost:,.2f} {currency}{pending}, the account "
             f"has {cash:,.2f} {currency}"
         )
+
+
+def _covered_call(inst: Instrument) -> bool:
+    """Whether shares can cover ``inst`` written: a call that delivers them."""
+    return type(inst) is Option and inst.is_call and inst.settlement == "physical"
+
+
+def _call_cover(
+    portfolio: PortfolioView, symbol: str, currency: str, request: OrderRequest | None = None
+) -> Decimal:
+    """The shares of ``symbol`` the calls written on it need, once the working sells fill."""
+    working = portfolio.working_by_instrument()
+    calls = set(portfolio.positions) | set(working)
+    if request is not None:
+        calls.add(request.instrument)
+    need = _ZERO
+    for call in calls:
+        if _covered_call(call) and call.symbol == symbol and call.currency == currency:
+            sells = working.get(call, (_ZERO, _ZERO))[1]
+            if request is not None and call == request.instrument:
+                sells += request.quantity
+            need += max(_ZERO, sells - portfolio.quantity(call)) * call.multiplier
+    return need
+
+
+def _shares(portfolio: PortfolioView, symbol: str, currency: str) -> tuple[Decimal, Decimal]:
+    """The shares of ``symbol`` held (on any exchange), and those being sold."""
+    held = selling = _ZERO
+    for inst in set(portfolio.positions) | set(portfolio.working_by_instrument()):
+        stock = inst.asset_class is AssetClass.STOCK
+        if stock and inst.symbol == symbol and inst.currency == currency:
+            held += portfolio.quantity(inst)
+            selling += portfolio.working(inst)[1]
+    return held, selling
+
+
+def _write_covered(request: OrderRequest, portfolio: PortfolioView) -> RiskDecision:
+    """A cash account sells a call only as far as the shares held cover it."""
+    call = request.instrument
+    need = _call_cover(portfolio, call.symbol, call.currency, request)
+    held, selling = _shares(portfolio, call.symbol, call.currency)
+    if need <= held - selling:
+        return RiskDecision.approve()
+    sold = f" ({selling} of them being sold)" if selling else ""
+    closing = any(
+        buys and _covered_call(other) and other.symbol == call.symbol
+        for other, (buys, _) in portfolio.working_by_instrument().items()
+    )
+    wait = "; a call being bought back covers nothing until it is filled" if closing else ""
+    return RiskDecision.deny(
+        f"a cash account writes only covered calls: {request.quantity} {call.id} written would "
+        f"need {need} shares of {call.symbol}, and {held} are held{sold}{wait}"
+    )
 
 
 def _rate(inst: Instrument, portfolio: PortfolioView) -> float:

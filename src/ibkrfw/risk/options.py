@@ -117,7 +117,14 @@ class OptionExposureLimit(RiskRule):
         under = self._underlying(option)
         spot = portfolio.price(under)
         if not spot > 0:
-            return None, f"no price of {under.id}, the underlying of {option.id}"
+            fix = (
+                ""
+                if option.symbol in self.underlyings
+                else f"; if the run trades {option.symbol} listed otherwise (a primary exchange, "
+                f"another exchange), give OptionExposureLimit(underlyings={{"
+                f"{option.symbol!r}: ...}}) with that instrument"
+            )
+            return None, f"no price of {under.id}, the underlying of {option.id}{fix}"
         price = portfolio.price(option)
         found = option_delta(
             option, spot=spot, ts_ns=ts_ns, price=price, volatility=self.volatility,

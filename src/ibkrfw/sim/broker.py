@@ -27,6 +27,7 @@ from ibkrfw.model.events import (
     OrderFilled,
     OrderModified,
     OrderModifyRejected,
+    OrderRejected,
 )
 from ibkrfw.model.fills import Fill
 from ibkrfw.model.instruments import AssetClass, Instrument, Option
@@ -122,7 +123,8 @@ class SimBroker(Broker):
             rounded to the tick against the trader and kept within the bar's low-high range
             and a limit order's limit.
         account: ``"margin"`` (the default: an IB margin account) or ``"cash"``. A cash
-            account refuses short sales and buys it cannot pay for.
+            account refuses short sales and buys it cannot pay for, and writes only covered
+            calls.
         borrow_rate: A yearly rate charged on the value of short positions, e.g. ``0.03``. It
             accrues per calendar day (actual/360, weekends included) at the previous close, and
             is charged at the first bar of each new local day as a :class:`~ibkrfw.CashAdjusted`
@@ -332,8 +334,17 @@ class SimBroker(Broker):
     @override
     def submit(self, order: Order) -> None:
         now, emit = self._clock.now_ns(), self._emit
-        if self._last_close is None and type(order.instrument) is Option:
-            self._last_close = {}  # from now on, bars' closes are kept for expiries
+        option = order.instrument if type(order.instrument) is Option else None
+        if option is not None:
+            if self._last_close is None:
+                self._last_close = {}  # from now on, bars' closes are kept for expiries
+            if now >= option.expiry_ns:
+                reason = (
+                    f"the option {option.id} expired at 16:00 on {option.expiry_date} "
+                    f"({option.timezone}): it can no longer be traded"
+                )
+                emit(OrderRejected(ts_ns=now, order_id=order.order_id, reason=reason))
+                return
         w = Working(order)
         if self._live and self._latest_bar_ns is not None:
             w.eligible_ns = self._latest_bar_ns + 1  # the next bar after the one answered
@@ -345,6 +356,8 @@ class SimBroker(Broker):
             held = True
         else:
             self._work(w)
+        if option is not None:
+            self._next_expiry_ns = min(self._next_expiry_ns, option.expiry_ns)
         emit(
             OrderAccepted(
                 ts_ns=now, order_id=order.order_id, broker_order_id=f"SIM{order.order_id}"
@@ -712,16 +725,23 @@ class SimBroker(Broker):
             self._options[option] = held
         else:
             self._options.pop(option, None)
-        self._next_expiry_ns = min((o.expiry_ns for o in self._options), default=_NEVER)
+        self._next_expiry_ns = min((o.expiry_ns for o in self._options_in_play()), default=_NEVER)
+
+    def _options_in_play(self) -> set[Option]:
+        """The options held, or with an order working or waiting for its parent."""
+        orders = (w.order.instrument for w in self._by_id.values())
+        return set(self._options) | {i for i in orders if type(i) is Option}
 
     def _settle_expired(self, now: int) -> None:
-        """Settle every option held whose expiry has passed, as IB does after the close."""
-        for option in [o for o in self._options if o.expiry_ns <= now]:
-            for w in list(self._working.get(option, {}).values()):
+        """Settle every option held whose expiry has passed, as IB does after the close.
+
+        Orders on an expired option are cancelled, held or not: none fills after expiry.
+        """
+        for option in [o for o in self._options_in_play() if o.expiry_ns <= now]:
+            for w in [w for w in self._by_id.values() if w.order.instrument == option]:
                 self._withdraw(w, now, f"the option {option.id} expired")
-            for children in list(self._held.values()):
-                for w in [c for c in children if c.order.instrument == option]:
-                    self._withdraw(w, now, f"the option {option.id} expired")
+            if option not in self._options:
+                continue
             event = self._settlement(option, self._options[option], now)
             for fill in event.fills:
                 if self._keep_ledger:
