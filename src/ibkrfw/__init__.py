@@ -22,6 +22,7 @@ from ibkrfw.errors import (
     OrderError,
     RequestError,
 )
+from ibkrfw.model.algos import Adaptive, Algo, ArrivalPrice, Twap, Vwap
 from ibkrfw.model.book import (
     BookLevel,
     BookSide,
@@ -71,7 +72,10 @@ from ibkrfw.risk.rule import RiskDecision, RiskRule
 from ibkrfw.strategy import Context, Strategy
 
 __all__ = [
+    "Adaptive",
+    "Algo",
     "AmbiguousContractError",
+    "ArrivalPrice",
     "AssetClass",
     "Bar",
     "BarArrays",
@@ -150,5 +154,7 @@ __all__ = [
     "TimerFired",
     "Trade",
     "TradingHalted",
+    "Twap",
+    "Vwap",
     "__version__",
 ]

@@ -12,10 +12,12 @@ from typing import Any
 
 from ibapi.contract import Contract
 from ibapi.order import Order
+from ibapi.tag_value import TagValue
 
 from ibkrfw.errors import ConfigError, OrderError
 from ibkrfw.model._decimal import float_decimal
 from ibkrfw.model._time import format_ib_time, parse_ib_time
+from ibkrfw.model.algos import algo_from_params
 from ibkrfw.model.instruments import _CASH_SETTLED, Forex, Future, Instrument, Option, Stock
 from ibkrfw.model.orders import OrderRequest, OrderType, Side, TimeInForce
 
@@ -152,6 +154,9 @@ def to_ib_order(
     if request.oca_group:
         order.ocaGroup = request.oca_group
         order.ocaType = 3  # reduce the others, without blocking: what the simulator does
+    if request.algo is not None:  # IB's algoStrategy and algoParams (a TagValue list)
+        order.algoStrategy = request.algo.strategy
+        order.algoParams = [TagValue(tag, value) for tag, value in request.algo.params()]
     order.orderRef = order_ref or request.tag
     order.account = account
     order.parentId = parent_id
@@ -171,8 +176,11 @@ def _set(value: float | None) -> Decimal | None:
 def from_ib_order(instrument: Instrument, order: Order) -> OrderRequest:
     """Return the model request of an IB order (as ``openOrder`` reports it).
 
+    An algo order (``algoStrategy`` and ``algoParams``) comes back with its algo, so that
+    reconciliation after a restart keeps it.
+
     Raises:
-        OrderError: for an order type or time in force the model does not have.
+        OrderError: for an order type, time in force or algo the model does not have.
     """
     try:
         kind = OrderType(order.orderType)
@@ -207,4 +215,8 @@ def from_ib_order(instrument: Instrument, order: Order) -> OrderRequest:
         trail_amount=trail_amount,
         trail_percent=trail_percent,
         oca_group=order.ocaGroup or "",
+        algo=algo_from_params(
+            order.algoStrategy or "",
+            [(p.tag, p.value) for p in order.algoParams or ()],
+        ),
     )

@@ -1,5 +1,6 @@
 """Layer 0: immutable values (instruments, market data, orders, fills, events)."""
 
+from ibkrfw.model.algos import Adaptive, Algo, ArrivalPrice, Twap, Vwap, algo_from_params
 from ibkrfw.model.book import (
     BookLevel,
     BookSide,
@@ -54,6 +55,9 @@ from ibkrfw.model.orders import (
 )
 
 __all__ = [
+    "Adaptive",
+    "Algo",
+    "ArrivalPrice",
     "AssetClass",
     "Bar",
     "BarReceived",
@@ -106,6 +110,9 @@ __all__ = [
     "TimeInForce",
     "TimerFired",
     "TradingHalted",
+    "Twap",
+    "Vwap",
+    "algo_from_params",
     "build_request",
     "check_modification",
     "check_request",

@@ -12,6 +12,7 @@ import attrs
 from ibkrfw.errors import OrderError
 from ibkrfw.model._decimal import DecimalLike, to_decimal
 from ibkrfw.model._time import to_timestamp
+from ibkrfw.model.algos import ALGO_ORDER_TYPES, Algo, check_algo
 from ibkrfw.model.instruments import Instrument
 
 if TYPE_CHECKING:
@@ -178,6 +179,10 @@ def _check_parent(_: object, __: attrs.Attribute[int | None], value: object) -> 
         )
 
 
+def _check_algo(_: object, __: attrs.Attribute[Algo | None], value: object) -> None:
+    check_algo(value)
+
+
 def _check_instrument(_: object, __: attrs.Attribute[Instrument], value: Instrument) -> None:
     if not isinstance(value, Instrument):
         raise OrderError(f"instrument must be an Instrument, got {type(value).__name__}")
@@ -210,6 +215,10 @@ class OrderRequest:
         tif: Time in force; IB's default, DAY, unless given.
         good_till_ns: Expiry time (UTC ns) for GTD orders.
         tag: Free text carried to IB as ``orderRef``; use it to recognise your orders.
+        algo: One of IB's algos (:class:`~ibkrfw.Adaptive`, :class:`~ibkrfw.Vwap`,
+            :class:`~ibkrfw.Twap`, :class:`~ibkrfw.ArrivalPrice`) to work a MARKET or LIMIT
+            order, sent as IB's ``algoStrategy`` and ``algoParams``; ``None`` for none. A
+            backtest simulates it (see the order lifecycle page).
 
     Raises:
         OrderError: if a value has the wrong type, is NaN, or names no known enum member.
@@ -236,6 +245,7 @@ class OrderRequest:
     trail_percent: Decimal | None = attrs.field(default=None, converter=_trail_percent)
     parent_id: int | None = attrs.field(default=None, validator=_check_parent)
     oca_group: str = attrs.field(default="", validator=_check_text)
+    algo: Algo | None = attrs.field(default=None, validator=_check_algo)
 
     @classmethod
     def market(
@@ -292,6 +302,7 @@ class OrderRequest:
         setattr_(request, "trail_percent", None)
         setattr_(request, "parent_id", None)
         setattr_(request, "oca_group", "")
+        setattr_(request, "algo", None)
         return request
 
 
@@ -320,6 +331,7 @@ _FIELD_CHECKS: dict[str, Callable[[object], object]] = {
     "trail_percent": _trail_percent,  # type: ignore[dict-item]
     "parent_id": _validated(_check_parent, "parent_id"),  # type: ignore[arg-type]
     "oca_group": _validated(_check_text, "oca_group"),  # type: ignore[arg-type]
+    "algo": _validated(_check_algo, "algo"),  # type: ignore[arg-type]
 }
 _OPTIONS = frozenset(_FIELD_CHECKS) - {"side", "quantity"}
 
@@ -430,6 +442,11 @@ def _check_request(request: OrderRequest) -> str | None:
     if qty % inst.lot_size != 0:
         return f"quantity {qty} is not a multiple of the lot size {inst.lot_size} of {inst.id}"
     kind = request.order_type
+    if request.algo is not None and kind.value not in ALGO_ORDER_TYPES:
+        return (
+            f"IB's {request.algo.strategy} algo works MARKET and LIMIT orders only, not "
+            f"{kind.name}: send the algo on a MARKET or LIMIT order"
+        )
     plain = request.limit_price is None and request.stop_price is None
     if kind is OrderType.MARKET and plain and request.trail_amount is request.trail_percent is None:
         if request.tif is TimeInForce.GTD and request.good_till_ns is None:

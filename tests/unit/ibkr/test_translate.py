@@ -101,3 +101,30 @@ def test_ib_orders_without_a_model_counterpart_are_refused() -> None:
     ib.orderType, ib.tif = "MKT", "FOK"
     with pytest.raises(OrderError, match="'FOK'"):
         from_ib_order(AAPL, ib)
+
+
+def test_an_algo_is_sent_as_algo_strategy_and_params_and_read_back() -> None:
+    from ibkrfw import Adaptive, Vwap
+
+    plain = to_ib_order(OrderRequest.market(Stock("AAPL"), "BUY", 10), order_id=1)
+    assert plain.algoStrategy == "" and not plain.algoParams  # no algo: nothing sent
+    request = OrderRequest.market(Stock("AAPL"), "BUY", 10, algo=Vwap("0.15", no_take_liq=True))
+    order = to_ib_order(request, order_id=2)
+    assert order.algoStrategy == "Vwap"
+    assert [(p.tag, p.value) for p in order.algoParams] == [
+        ("maxPctVol", "0.15"),
+        ("startTime", ""),
+        ("endTime", ""),
+        ("allowPastEndTime", "0"),
+        ("noTakeLiq", "1"),
+    ]
+    assert from_ib_order(Stock("AAPL"), order) == request
+    adaptive = OrderRequest.limit(Stock("AAPL"), "SELL", 5, 190, algo=Adaptive("Urgent"))
+    assert from_ib_order(Stock("AAPL"), to_ib_order(adaptive, order_id=3)) == adaptive
+
+
+def test_an_ib_algo_the_model_does_not_have_is_refused() -> None:
+    order = to_ib_order(OrderRequest.market(Stock("AAPL"), "BUY", 10), order_id=1)
+    order.algoStrategy = "DarkIce"
+    with pytest.raises(OrderError, match="IB algo 'DarkIce' has no model counterpart"):
+        from_ib_order(Stock("AAPL"), order)

@@ -115,4 +115,5 @@ def test_trusted_market_request_equals_the_checked_one() -> None:
         "trail_percent",
         "parent_id",
         "oca_group",
+        "algo",
     ]  # a new field must be added to _trusted_market too

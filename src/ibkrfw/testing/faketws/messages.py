@@ -161,6 +161,14 @@ def _price(value: Decimal | None) -> object:
     return "" if value is None else float(value)
 
 
+def _algo(request: OrderRequest) -> Fields:
+    """algoStrategy, and when there is one its parameters' count and (tag, value) pairs."""
+    if request.algo is None:
+        return [""]
+    params = request.algo.params()
+    return [request.algo.strategy, len(params), *(text for pair in params for text in pair)]
+
+
 def open_order(
     order_id: int,
     inst: Instrument,
@@ -174,8 +182,9 @@ def open_order(
     parent_id: int = 0,
     what_if: WhatIf | None = None,
 ) -> Fields:
-    """Return the fields of openOrder (5) for a plain order: 120 fields in all.
+    """Return the fields of openOrder (5): 120 fields in all for an order without an algo.
 
+    An algo order carries its algoStrategy, the parameters' count and each (tag, value).
     With ``what_if``, the order is a what-if answer: whatIf 1 and the order state's margin and
     commission estimates.
     """
@@ -232,7 +241,7 @@ def open_order(
         "", "",  # clearingAccount, clearingIntent
         0,  # notHeld
         0,  # deltaNeutralContract present
-        "",  # algoStrategy
+        *_algo(request),  # algoStrategy (and algoParams when there is one)
         0,  # solicited
         0 if what_if is None else 1,  # whatIf
         status,
@@ -396,7 +405,10 @@ def completed_order(
     completed_time: str,
     completed_status: str,
 ) -> Fields:
-    """Return the fields of completedOrder (101): 92 fields in all for a plain order."""
+    """Return the fields of completedOrder (101): 92 fields in all for a plain order.
+
+    An algo order carries its algoStrategy and parameters as in :func:`open_order`.
+    """
     kind = request.order_type
     body: Fields = [
         "BUY" if request.side is Side.BUY else "SELL", request.quantity, kind.value,
@@ -414,7 +426,8 @@ def completed_order(
         "", "",  # trailStopPrice, trailingPercent
         "", 0, 0, 0,  # comboLegsDescrip, legs, order legs, smart combo params
         "", "", "",  # scale sizes and increment
-        "", "", "", 0, 0, "", 0,  # hedgeType, clearing x2, notHeld, deltaNeutral, algo, solicited
+        "", "", "", 0, 0,  # hedgeType, clearingAccount, clearingIntent, notHeld, deltaNeutral
+        *_algo(request), 0,  # algoStrategy (and algoParams), solicited
         status,
         0, 0,  # randomizeSize, randomizePrice
         0,  # conditions

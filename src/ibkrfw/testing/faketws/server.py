@@ -24,6 +24,7 @@ from ibkrfw.core.clock import Clock
 from ibkrfw.errors import ConfigError, OrderError
 from ibkrfw.model._decimal import DecimalLike, float_decimal, to_decimal
 from ibkrfw.model._time import parse_ib_time
+from ibkrfw.model.algos import algo_from_params
 from ibkrfw.model.data import Bar, Quote
 from ibkrfw.model.events import (
     OrderAccepted,
@@ -86,7 +87,8 @@ REQ_HISTORICAL_DATA, CANCEL_HISTORICAL_DATA = 20, 25
 REQ_REAL_TIME_BARS, CANCEL_REAL_TIME_BARS = 50, 51
 REQ_COMPLETED_ORDERS = 99
 REQ_GLOBAL_CANCEL = 58
-WHAT_IF_FIELD = 85  # placeOrder's whatIf flag (v157, no combo legs, algo or scale fields)
+ALGO_FIELD = 83  # placeOrder's algoStrategy (v157, no combo legs or scale fields)
+WHAT_IF_FIELD = 85  # placeOrder's whatIf flag without an algo; each algo parameter shifts it
 TICK_LAST_TIMESTAMP, TICK_HALTED = 45, 49
 TICK_SNAPSHOT_END = 57  # an outgoing message id
 PACING_TEXT = (
@@ -1162,7 +1164,7 @@ class FakeTWS:
             return
         try:
             request = self._request(inst, fields)
-        except (OrderError, InvalidOperation, ValueError) as exc:
+        except (OrderError, InvalidOperation, ValueError, IndexError) as exc:
             session.error(order_id, 201, f"Order rejected - reason:{exc}")
             return
         problem = check_request(request)
@@ -1170,7 +1172,8 @@ class FakeTWS:
             session.error(order_id, 201, f"Order rejected - reason:{problem}")
             return
         self.next_order_id = max(self.next_order_id, order_id + 1)
-        if len(fields) > WHAT_IF_FIELD and fields[WHAT_IF_FIELD] == "1":
+        what_if = _what_if_field(fields)
+        if len(fields) > what_if and fields[what_if] == "1":
             self._what_if(session, order_id, inst, request)
             return
         known = self._order_ids.get((client_id, order_id))
@@ -1308,7 +1311,11 @@ class FakeTWS:
         )
 
     def _request(self, inst: Instrument, fields: list[str]) -> OrderRequest:
-        """The order a placeOrder message asks for (field positions of v157)."""
+        """The order a placeOrder message asks for (field positions of v157).
+
+        An algo (algoStrategy and algoParams) is read and kept on the request, so openOrder
+        echoes it; the fake works the order as its plain MARKET or LIMIT order.
+        """
         try:
             kind = OrderType(fields[18])  # the model's values are IB's order type codes
         except ValueError:
@@ -1330,11 +1337,13 @@ class FakeTWS:
             stop = price(fields[69]) or self._initial_trail_stop(
                 inst, side, trail_amount, trail_percent
             )
+        strategy, params = _algo_fields(fields)
         return OrderRequest(
             inst,
             side,
             Decimal(fields[17]),
             kind,
+            algo=algo_from_params(strategy, params),
             limit_price=limit if limited else None,
             stop_price=stop,
             tif=tif,
@@ -1609,6 +1618,23 @@ def _bar_date(ts_ns: int, inst: Instrument, format_date: str, daily: bool) -> st
         return str(ts_ns // 1_000_000_000)
     local = dt.datetime.fromtimestamp(ts_ns / 1e9, tz=ZoneInfo(inst.timezone))
     return local.strftime("%Y%m%d") if daily else f"{local:%Y%m%d %H:%M:%S} {inst.timezone}"
+
+
+def _algo_fields(fields: Sequence[str]) -> tuple[str, list[tuple[str, str]]]:
+    """Return placeOrder's algoStrategy and its (tag, value) parameters (v157 positions)."""
+    strategy = fields[ALGO_FIELD] if len(fields) > ALGO_FIELD else ""
+    if not strategy:
+        return "", []
+    count = int(fields[ALGO_FIELD + 1] or 0)
+    at = ALGO_FIELD + 2
+    return strategy, [(fields[at + 2 * i], fields[at + 2 * i + 1]) for i in range(count)]
+
+
+def _what_if_field(fields: Sequence[str]) -> int:
+    """Return where placeOrder's whatIf flag is: an algo adds its parameters' count and pairs."""
+    if len(fields) <= ALGO_FIELD or not fields[ALGO_FIELD]:
+        return WHAT_IF_FIELD
+    return WHAT_IF_FIELD + 1 + 2 * int(fields[ALGO_FIELD + 1] or 0)
 
 
 def _execution_filter(fields: list[str]) -> Callable[[list[object]], bool]:
