@@ -14,6 +14,7 @@ from ibkrfw.core.clock import Clock, LiveClock
 from ibkrfw.data.sessions import SessionCalendar, calendar_for
 from ibkrfw.errors import ConfigError, EngineError
 from ibkrfw.model._decimal import DecimalLike, float_decimal, to_decimal
+from ibkrfw.model.algos import Adaptive
 from ibkrfw.model.book import DepthBook
 from ibkrfw.model.data import Bar, Quote
 from ibkrfw.model.events import (
@@ -43,6 +44,7 @@ from ibkrfw.risk.account import (
     margin_rates,
 )
 from ibkrfw.risk.rule import RiskRule
+from ibkrfw.sim._algos import Scheduled, at_time, slice_quantity, typical_price
 from ibkrfw.sim._matching import LocalDays, TradingDays, Working, limit_fill, stop_fill
 from ibkrfw.sim.commission import NOTHING_YET, CommissionModel, OrderSoFar, ZeroCommission
 from ibkrfw.sim.depth import DepthSource
@@ -245,6 +247,9 @@ class SimBroker(Broker):
         self._quotes: dict[Instrument, Quote] = {}
         self._capacity: dict[Instrument, tuple[int, Decimal]] = {}  # bar time, units left
         self._unknown_volume: set[Instrument] = set()
+        # Scheduled algo orders (VWAP, TWAP, Arrival Price): the bar ts each last saw, and
+        # the shortest gap between bars seen (TWAP's bar length)
+        self._algo_seen: dict[int, tuple[int, int | None]] = {}
         self._working: dict[Instrument, dict[int, Working]] = {}
         self._held: dict[int, list[Working]] = {}  # children waiting for their parent's fill
         self._by_id: dict[int, Working] = {}  # every working or held order
@@ -433,6 +438,8 @@ class SimBroker(Broker):
         w = self._by_id.pop(order_id, None)
         if w is None:
             return False
+        if self._algo_seen:
+            self._algo_seen.pop(order_id, None)
         working = self._working.get(instrument)
         if working is not None and working.pop(order_id, None) is not None:
             self._n_working -= 1
@@ -584,6 +591,8 @@ class SimBroker(Broker):
         kind = req.order_type
         if w.tif is TimeInForce.OPG:
             return  # waits for the next open
+        if req.algo is not None and type(req.algo) is not Adaptive:
+            return  # a scheduled algo works in slices from the next bar
         if kind is OrderType.MARKET or kind is OrderType.MARKET_ON_CLOSE:
             hit = True
         elif kind is OrderType.LIMIT or kind is OrderType.LIMIT_ON_CLOSE:
@@ -630,6 +639,10 @@ class SimBroker(Broker):
             self._expire(w, ts)
             return
         req = order.request
+        algo = req.algo
+        if algo is not None and type(algo) is not Adaptive:  # Adaptive: its plain order
+            self._algo_slice(w, algo, bar)
+            return
         kind = req.order_type
         price: float | Decimal | None = None
         if kind is OrderType.MARKET:
@@ -660,6 +673,38 @@ class SimBroker(Broker):
                 self._fill(w, price, bar)
         if w.tif is TimeInForce.IOC and w.order.order_id in self._working[order.instrument]:
             self._expire(w, ts)  # IOC: whatever did not fill on its one bar
+
+    def _algo_slice(self, w: Working, algo: Scheduled, bar: Bar) -> None:
+        """Fill one slice of a VWAP, TWAP or Arrival Price order on ``bar`` (see the docs)."""
+        order = w.order
+        inst = order.instrument
+        ts = bar.ts_ns
+        order_id = order.order_id
+        last, step = self._algo_seen.get(order_id, (order.created_ns, None))
+        if ts > last:
+            step = ts - last if step is None else min(step, ts - last)
+        self._algo_seen[order_id] = (ts, step)
+        start = at_time(algo.start_time, ts)
+        end = at_time(algo.end_time, ts)
+        if end is None:
+            end = self._sessions.close_ns(inst, ts)
+        if ts >= end and not algo.allow_past_end_time:
+            self._expire(w, ts)  # what did not fill by end_time
+            return
+        if start is not None and ts < start:
+            return
+        remaining = order.request.quantity - w.so_far.quantity
+        quantity = slice_quantity(algo, inst, bar, remaining, step, end)
+        if quantity <= 0:
+            return
+        price = typical_price(bar)
+        if order.request.limit_price is not None and (
+            price > w.limit if w.buy else price < w.limit
+        ):
+            return  # a limit order's slice waits for a bar whose price it allows
+        self._fill(w, inst.round_price(price), bar, quantity)
+        if w.tif is TimeInForce.IOC and order_id in self._by_id:
+            self._expire(w, ts)
 
     def _auction(self, w: Working, bar: Bar) -> None:
         """Match an on-open or on-close order: it trades in one auction, and the rest expires.
