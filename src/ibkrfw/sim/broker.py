@@ -98,6 +98,10 @@ class SimBroker(Broker):
     * TRAILING_STOP works as a stop, checked against the stop as it stood before each bar; then
       the bar's high (for a sell) or low (for a buy) moves the stop toward the market;
     * the whole remaining quantity fills at once, unless ``volume_limit`` caps it (below);
+    * an order with an IB algo (:class:`~ibkrfw.Vwap`, :class:`~ibkrfw.Twap`,
+      :class:`~ibkrfw.ArrivalPrice`) fills in slices, one per bar of the algo's window, at
+      the bar's typical price (a share of its volume, or an even share of the time left);
+      :class:`~ibkrfw.Adaptive` fills as its plain order. See :doc:`/concepts/fill-model`;
     * time in force: DAY expires at the close of the trading session of the first bar it could
       fill on (the next session for a bar between sessions: after the close, before the open,
       on a weekend), IOC after that first bar, GTD at ``good_till_ns``; GTC never. On-open
