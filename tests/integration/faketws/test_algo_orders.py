@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
+from ibapi.execution import ExecutionFilter
 
-from ibkrfw import Adaptive, ArrivalPrice, OrderRequest, Stock, Twap, Vwap
+from ibkrfw import Adaptive, ArrivalPrice, Order, OrderRequest, Stock, Twap, Vwap
 from ibkrfw.ibkr import from_ib_order, to_ib_contract, to_ib_order
-from ibkrfw.testing import bars_frame
+from ibkrfw.testing import LiveSession, ScriptedStrategy, bars_frame
 from ibkrfw.testing.faketws import FakeTWS
 
 ACME = Stock("ACME")
@@ -83,6 +85,23 @@ def test_a_what_if_algo_order_is_estimated_and_never_worked(tws: FakeTWS, ready:
     assert not list(tws.market.orders)
 
 
+def test_a_vwap_order_fills_in_the_fake_in_slices_of_the_bars_volume(
+    tws: FakeTWS, ready: Any
+) -> None:
+    client = ready()
+    tws.step()
+    request = OrderRequest.market(ACME, "BUY", 250, algo=Vwap(0.1), tif="GTC")  # daily bars
+    client.placeOrder(4, to_ib_contract(ACME), to_ib_order(request, order_id=4))
+    client.expect("orderStatus", a0=4, a1="Submitted")
+    tws.step(2)
+    client.reqExecutions(9, ExecutionFilter())
+    client.expect("execDetailsEnd", a0=9)
+    shares = [a[2].shares for n, a in client.seen if n == "execDetails" and a[0] == 9]
+    assert [Decimal(str(s)) for s in shares] == [Decimal(100), Decimal(100)]
+    (order,) = list(tws.market.orders)
+    assert order.filled_quantity == Decimal(200)  # the third bar would take the last 50
+
+
 def test_an_algo_order_fills_in_the_fake_as_its_plain_order(tws: FakeTWS, ready: Any) -> None:
     client = ready()
     tws.step()
@@ -93,3 +112,27 @@ def test_an_algo_order_fills_in_the_fake_as_its_plain_order(tws: FakeTWS, ready:
     client.expect("orderStatus", a0=3, a1="Filled")
     (order,) = list(tws.market.orders)
     assert order.filled_quantity == Decimal(10)
+
+
+def test_an_algo_order_working_at_ib_keeps_its_algo_after_a_restart(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    algo = Vwap(0.2, end_time="15:30:00 US/Eastern", allow_past_end_time=True)
+    with FakeTWS.from_sample(["ACME"]) as tws:
+        first = ScriptedStrategy(
+            {
+                0: lambda ctx, bar: ctx.buy(
+                    bar.instrument, 5, limit_price="0.01", tif="GTC", algo=algo
+                )
+            }
+        )
+        with LiveSession(first, tws, state_dir=state) as session:
+            session.step(2)
+            session.stop()  # the process dies here: its GTC order stays working at IB
+        seen: list[Order] = []
+        again = ScriptedStrategy({0: lambda ctx, bar: seen.extend(ctx.open_orders())})
+        with LiveSession(again, tws, state_dir=state) as session:
+            session.step(2)
+            session.stop()
+    (order,) = seen
+    assert order.request.algo == algo
+    assert order.request.limit_price == Decimal("0.01")

@@ -1314,7 +1314,7 @@ class FakeTWS:
         """The order a placeOrder message asks for (field positions of v157).
 
         An algo (algoStrategy and algoParams) is read and kept on the request, so openOrder
-        echoes it; the fake works the order as its plain MARKET or LIMIT order.
+        echoes it; the fake's market works it as :class:`~ibkrfw.sim.SimBroker` simulates it.
         """
         try:
             kind = OrderType(fields[18])  # the model's values are IB's order type codes
