@@ -40,7 +40,7 @@ __all__ = [
 ]
 
 ADJUSTMENTS: Final = ("difference", "ratio", "none")
-"""The back-adjustments :func:`continuous_series` makes."""
+"""The back-adjustments :func:`~ibkrfw.data.continuous_series` makes."""
 
 _PRICES: Final = ("open", "high", "low", "close")
 
@@ -111,8 +111,8 @@ class RollRule(abc.ABC):
 class DaysBeforeExpiry(RollRule):
     """Roll on the first bar that is ``days`` calendar days or fewer before the last trading day.
 
-    Needs each front contract's last trading day (:attr:`Future.last_trade_date
-    <ibkrfw.Future.last_trade_date>`; contracts from IB have it).
+    Needs each front contract's last trading day (its ``last_trade_date``: contracts from IB
+    have it).
 
     Args:
         days: Calendar days before the last trading day (0: on the day itself).

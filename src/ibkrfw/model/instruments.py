@@ -368,12 +368,15 @@ class Future(Instrument):
 
     @property
     def month_code(self) -> str:
-        """The contract month's code letter: ``"Z"`` for December (see :data:`MONTH_CODES`)."""
+        """The contract month's code letter, ``"Z"`` for December.
+
+        See :data:`~ibkrfw.model.MONTH_CODES`.
+        """
         return MONTH_CODES[int(self.contract_month[4:]) - 1]
 
     @property
     def local_symbol(self) -> str:
-        """The symbol, month code and last digit of the year, as IB's local symbol: ``ESZ6``."""
+        """IB's local symbol, the symbol, month code and last digit of the year (``ESZ6``)."""
         return f"{self.symbol}{self.month_code}{self.contract_month[3]}"
 
     def last_trade_day(self) -> dt.date:
