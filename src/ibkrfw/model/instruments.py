@@ -277,6 +277,12 @@ def _future_contract_month(instance: Future, attribute: attrs.Attribute[str], va
             f"Future contract_month: {value!r} is not a month; give it as YYYYMM (IB's "
             "ContractDetails.contractMonth), e.g. '202701', or leave it out (the expiry's month)"
         )
+    if len(instance.expiry) == 6 and value != instance.expiry:
+        raise ConfigError(
+            f"Future contract_month: {value!r} differs from the expiry {instance.expiry!r}, "
+            "which is already the contract month; leave contract_month out (after "
+            "attrs.evolve to another expiry, give the new month too)"
+        )
 
 
 def _future_last_trade_date(instance: Future, attribute: attrs.Attribute[str], value: str) -> None:
@@ -334,8 +340,8 @@ class Future(Instrument):
 
     Raises:
         ConfigError: if the expiry, contract month or last trading day is not a date of its
-            form, the last trading day differs from a day expiry, or lies more than a year
-            from the contract month.
+            form, the contract month differs from a month expiry, the last trading day from a
+            day expiry, or the last trading day lies more than a year from the contract month.
 
     Example:
         >>> es = Future("ES", expiry="202612", exchange="CME", multiplier=50, tick_size="0.25")

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import attrs
 import pandas as pd
 import pytest
 
@@ -144,6 +145,7 @@ def test_future_descriptions_take_no_part_in_equality_or_the_stored_id() -> None
         ({"expiry": "202612", "contract_month": "2026"}, r"contract_month: '2026' is not a month"),
         ({"expiry": "202612", "last_trade_date": "2026-12-18"}, r"last_trade_date: '2026-12-18'"),
         ({"expiry": "20261218", "last_trade_date": "20261217"}, r"differs from the expiry"),
+        ({"expiry": "202703", "contract_month": "202612"}, r"'202612' differs from the expiry"),
         ({"expiry": "202612", "last_trade_date": "20281218"}, r"more than a year away"),
     ],
 )
@@ -152,6 +154,13 @@ def test_future_bad_dates_are_config_errors_naming_the_value(
 ) -> None:
     with pytest.raises(ConfigError, match=message):
         Future("ES", exchange="CME", **kwargs)
+
+
+def test_future_evolved_to_another_expiry_cannot_keep_a_stale_month_or_day() -> None:
+    for expiry, other in (("202612", "202703"), ("20261218", "20270319")):
+        es = Future("ES", expiry=expiry, exchange="CME")
+        with pytest.raises(ConfigError, match=r"differs from the expiry"):
+            attrs.evolve(es, expiry=other)
 
 
 def test_month_codes_round_trip_and_refuse_what_is_no_month() -> None:
