@@ -44,7 +44,7 @@ from ibkrfw.errors import (
 from ibkrfw.ibkr.client import IBClient
 from ibkrfw.ibkr.connection import Farm
 from ibkrfw.ibkr.translate import from_ib_contract
-from ibkrfw.model.instruments import Instrument
+from ibkrfw.model.instruments import Future, Instrument
 
 __all__ = [
     "SEC_TYPES",
@@ -697,6 +697,86 @@ class ContractLookup:
         _check_agrees(info, filters)
         return info
 
+    # --- futures -------------------------------------------------------------------------------
+    def future_months(
+        self,
+        symbol: str,
+        *,
+        exchange: str | None = None,
+        currency: str | None = None,
+        refresh: bool = False,
+    ) -> list[ContractInfo]:
+        """Return every listed contract month of a future, nearest expiry first.
+
+        Sends ``reqContractDetails`` for the symbol with security type ``FUT`` and no expiry,
+        to which IB answers with one row per listed (unexpired) contract. Each instrument is a
+        :class:`~ibkrfw.Future` whose expiry is IB's last trading day (as positions and
+        executions name it), with its ``contract_month`` and ``last_trade_date`` (the chain
+        :func:`ibkrfw.data.roll_schedule` and :func:`ibkrfw.data.continuous_series` take).
+
+        Args:
+            symbol: The future's symbol, as IB knows it (``"ES"``, ``"CL"``).
+            exchange: Its exchange (``"CME"``); IB needs it when the symbol trades on several.
+            currency: Its currency.
+            refresh: Ask IB even if the cache has a recent answer.
+
+        Raises:
+            ContractNotFoundError: if IB lists no future by that symbol (there and in that
+                currency).
+            ConfigError: for an empty symbol or a malformed filter.
+            RequestError: if IB answers with another error, or not in time.
+
+        Example:
+            >>> from ibkrfw import Future
+            >>> from ibkrfw.data import load_sample
+            >>> from ibkrfw.testing import FakeTWS
+            >>> bars = load_sample().query("symbol == 'ACME'").set_index("timestamp")
+            >>> chain = [Future("ES", expiry=e, exchange="CME") for e in ("20270319", "20261218")]
+            >>> with FakeTWS(data=dict.fromkeys(chain, bars)) as tws, ContractLookup.open(
+            ...     IBKRConfig(port=tws.port)
+            ... ) as lookup:
+            ...     [(c.instrument.local_symbol, c.instrument.last_trade_date)
+            ...      for c in lookup.future_months("ES", exchange="CME")]
+            [('ESZ6', '20261218'), ('ESH7', '20270319')]
+        """
+        query = _text(symbol, "the future's symbol")
+        where, money = _name(exchange, "exchange", "CME"), _currency(currency)
+        key = f"FUT months {query.upper()} {where or '*'} {money or '*'}"
+        cached = None if refresh or self.cache is None else self.cache.resolved(key)
+        if cached:
+            return cached
+        contract = Contract()
+        contract.symbol, contract.secType = query.upper(), "FUT"
+        contract.exchange, contract.currency = where or "", money or ""
+        self._connected()
+        try:
+            rows = self.client.request(
+                "reqContractDetails", contract, rows="contractDetails", timeout=self.timeout
+            )
+        except RequestError as exc:
+            if exc.code != 200:
+                raise
+            rows = []
+        now = time.time()
+        months = [contract_info(row[0], now) for row in rows]
+        months = [
+            m
+            for m in months
+            if isinstance(m.instrument, Future)
+            and (where is None or m.instrument.exchange == where)
+            and (money is None or m.instrument.currency == money)
+        ]
+        if not months:
+            raise ContractNotFoundError(
+                f"IB lists no future {query.upper()!r}{_said(('FUT', where, money))}",
+                fix="check the symbol and the exchange (a search lists the future with sec type "
+                "FUT); IB lists no expired contract",
+            )
+        months.sort(key=lambda m: (cast("Future", m.instrument).contract_month, m.instrument.id))
+        if self.cache is not None:
+            self.cache.store_details(key, months)
+        return months
+
     def _details(self, con_id: int, refresh: bool) -> list[ContractInfo]:
         # by the contract id alone: a stock's primary exchange (the filter) is not where to
         # route it, and SMART is no futures exchange; IB answers for the exchanges it has
@@ -765,6 +845,9 @@ def contract_info(details: Any, fetched_at_s: float = 0.0) -> ContractInfo:
         ) from None
     if zone:
         instrument = attrs.evolve(instrument, timezone=zone)
+    month = str(getattr(details, "contractMonth", "") or "")
+    if isinstance(instrument, Future) and month:
+        instrument = attrs.evolve(instrument, contract_month=month[:6])
     return ContractInfo(
         instrument=instrument,
         con_id=int(contract.conId),

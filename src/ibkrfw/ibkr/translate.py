@@ -90,7 +90,9 @@ def from_ib_contract(contract: Contract, *, tick_size: float | None = None) -> I
     if kind == "FUT":
         if contract.multiplier:
             options["multiplier"] = contract.multiplier
-        return Future(contract.symbol, expiry=contract.lastTradeDateOrContractMonth, **options)
+        # the day only: newer TWS may append the time ("20261218 08:30 CST"), as for options
+        expiry = contract.lastTradeDateOrContractMonth.split(" ")[0]
+        return Future(contract.symbol, expiry=expiry, **options)
     if kind == "CASH":
         return Forex(contract.symbol, **options)
     if kind == "OPT":

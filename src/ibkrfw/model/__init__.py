@@ -41,7 +41,17 @@ from ibkrfw.model.events import (
     TradingHalted,
 )
 from ibkrfw.model.fills import Fill, Position
-from ibkrfw.model.instruments import AssetClass, Forex, Future, Instrument, Option, Stock
+from ibkrfw.model.instruments import (
+    MONTH_CODES,
+    AssetClass,
+    Forex,
+    Future,
+    Instrument,
+    Option,
+    Stock,
+    month_code,
+    month_of_code,
+)
 from ibkrfw.model.orders import (
     Order,
     OrderRequest,
@@ -78,6 +88,7 @@ __all__ = [
     "Future",
     "GreeksReceived",
     "Instrument",
+    "MONTH_CODES",
     "Option",
     "OptionGreeks",
     "OptionSettled",
@@ -116,4 +127,6 @@ __all__ = [
     "build_request",
     "check_modification",
     "check_request",
+    "month_code",
+    "month_of_code",
 ]

@@ -7,7 +7,7 @@ import enum
 import math
 from collections.abc import Mapping
 from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal
-from typing import ClassVar, final
+from typing import ClassVar, Final, final
 from zoneinfo import ZoneInfo
 
 import attrs
@@ -15,7 +15,17 @@ import attrs
 from ibkrfw.errors import ConfigError, OrderError
 from ibkrfw.model._decimal import DecimalLike, to_decimal
 
-__all__ = ["AssetClass", "Forex", "Future", "Instrument", "Option", "Stock"]
+__all__ = [
+    "AssetClass",
+    "Forex",
+    "Future",
+    "Instrument",
+    "MONTH_CODES",
+    "Option",
+    "Stock",
+    "month_code",
+    "month_of_code",
+]
 
 
 class AssetClass(enum.StrEnum):
@@ -200,27 +210,221 @@ class Stock(Instrument):
     primary_exchange: str = attrs.field(default="", kw_only=True)
 
 
+MONTH_CODES: Final = "FGHJKMNQUVXZ"
+"""IB's (and the exchanges') futures month codes, January to December: ``F`` is January,
+``Z`` December, as in the local symbol ``ESZ6``."""
+
+
+def month_code(month: int) -> str:
+    """Return the futures month code of ``month`` (1 to 12): ``12`` -> ``"Z"``.
+
+    Raises:
+        ConfigError: if ``month`` is not a whole number from 1 to 12.
+
+    Example:
+        >>> month_code(3), month_code(12)
+        ('H', 'Z')
+    """
+    if isinstance(month, bool) or not isinstance(month, int) or not 1 <= month <= 12:
+        raise ConfigError(f"month_code({month!r}): give a month number from 1 to 12")
+    return MONTH_CODES[month - 1]
+
+
+def month_of_code(code: str) -> int:
+    """Return the month number (1 to 12) of a futures month code: ``"H"`` -> ``3``.
+
+    Raises:
+        ConfigError: if ``code`` is not one of ``F G H J K M N Q U V X Z``.
+
+    Example:
+        >>> month_of_code("Z")
+        12
+    """
+    letter = code.strip().upper() if isinstance(code, str) else ""
+    if len(letter) != 1 or letter not in MONTH_CODES:
+        raise ConfigError(
+            f"month_of_code({code!r}): not a futures month code; give one of "
+            f"{' '.join(MONTH_CODES)} (F is January, Z December)"
+        )
+    return MONTH_CODES.index(letter) + 1
+
+
+def _date_text(text: str) -> dt.date | None:
+    """The date of a ``YYYYMMDD`` text, None if it is not one."""
+    if not (isinstance(text, str) and len(text) == 8 and text.isdigit()):
+        return None
+    try:
+        return dt.date(int(text[:4]), int(text[4:6]), int(text[6:]))
+    except ValueError:
+        return None
+
+
+def _month_text(text: str) -> bool:
+    return isinstance(text, str) and len(text) == 6 and text.isdigit() and 1 <= int(text[4:]) <= 12
+
+
+def _future_expiry(_: object, attribute: attrs.Attribute[str], value: str) -> None:
+    if not (_month_text(value) or _date_text(value) is not None):
+        raise ConfigError(
+            f"Future expiry: {value!r} is neither a contract month YYYYMM nor a last trading "
+            "day YYYYMMDD (IB's lastTradeDateOrContractMonth); give e.g. '202612' or '20261218'"
+        )
+
+
+def _future_contract_month(instance: Future, attribute: attrs.Attribute[str], value: str) -> None:
+    if not _month_text(value):
+        raise ConfigError(
+            f"Future contract_month: {value!r} is not a month; give it as YYYYMM (IB's "
+            "ContractDetails.contractMonth), e.g. '202701', or leave it out (the expiry's month)"
+        )
+    if len(instance.expiry) == 6 and value != instance.expiry:
+        raise ConfigError(
+            f"Future contract_month: {value!r} differs from the expiry {instance.expiry!r}, "
+            "which is already the contract month; leave contract_month out (after "
+            "attrs.evolve to another expiry, give the new month too)"
+        )
+
+
+def _future_last_trade_date(instance: Future, attribute: attrs.Attribute[str], value: str) -> None:
+    if value == "":
+        return
+    day = _date_text(value)
+    if day is None:
+        raise ConfigError(
+            f"Future last_trade_date: {value!r} is not a date; give the last trading day as "
+            "YYYYMMDD, e.g. '20261218', or leave it out when it is not known"
+        )
+    if len(instance.expiry) == 8 and value != instance.expiry:
+        raise ConfigError(
+            f"Future last_trade_date: {value!r} differs from the expiry {instance.expiry!r}, "
+            "which is already a last trading day; leave last_trade_date out, or give the "
+            "contract month YYYYMM as the expiry"
+        )
+    month = int(instance.contract_month[:4]) * 12 + int(instance.contract_month[4:]) - 1
+    if abs(day.year * 12 + day.month - 1 - month) > 12:
+        raise ConfigError(
+            f"Future last_trade_date: {value!r} is more than a year away from the contract "
+            f"month {instance.contract_month!r}; check both (IB's lastTradeDateOrContractMonth "
+            "and contractMonth)"
+        )
+
+
+def _default_contract_month(instance: Future) -> str:
+    return str(instance.expiry)[:6]
+
+
+def _default_last_trade_date(instance: Future) -> str:
+    expiry = str(instance.expiry)
+    return expiry if len(expiry) == 8 else ""
+
+
 @final
 @attrs.frozen(cache_hash=True)
 class Future(Instrument):
     """A futures contract.
 
+    The contract is identified, as before, by its symbol, ``expiry``, exchange and the other
+    instrument fields; ``contract_month`` and ``last_trade_date`` describe it further and take
+    no part in equality or hashing, so a contract from IB and one written by hand with the same
+    expiry are the same key.
+
     Args:
-        expiry: Contract month ``YYYYMM`` or last trading day ``YYYYMMDD``.
+        expiry: Contract month ``YYYYMM`` or last trading day ``YYYYMMDD`` (IB's
+            ``lastTradeDateOrContractMonth``: contracts from IB carry the day).
+        contract_month: The delivery month, ``YYYYMM`` (IB's ``contractMonth``); by default
+            the expiry's month. It differs from the last trading day's month for contracts that
+            stop trading before their month, as crude oil (``CL``) does: the January contract
+            expires in December.
+        last_trade_date: The last trading day, ``YYYYMMDD``, when known: by default the expiry
+            when that is a day, else empty (unknown).
+
+    Raises:
+        ConfigError: if the expiry, contract month or last trading day is not a date of its
+            form, the contract month differs from a month expiry, the last trading day from a
+            day expiry, or the last trading day lies more than a year from the contract month.
 
     Example:
         >>> es = Future("ES", expiry="202612", exchange="CME", multiplier=50, tick_size="0.25")
-        >>> es.id
-        'ES.202612.CME'
+        >>> es.id, es.contract_month, es.month_code, es.last_trade_date
+        ('ES.202612.CME', '202612', 'Z', '')
+        >>> cl = Future("CL", expiry="20261120", contract_month="202701", exchange="NYMEX")
+        >>> cl.month_code, cl.local_symbol, cl.last_trade_date
+        ('F', 'CLF7', '20261120')
     """
 
     asset_class: ClassVar[AssetClass] = AssetClass.FUTURE
-    expiry: str = attrs.field(kw_only=True, validator=_non_empty)
+    expiry: str = attrs.field(kw_only=True, validator=_future_expiry)
+    contract_month: str = attrs.field(
+        default=attrs.Factory(_default_contract_month, takes_self=True),
+        kw_only=True,
+        eq=False,
+        validator=_future_contract_month,
+    )
+    last_trade_date: str = attrs.field(
+        default=attrs.Factory(_default_last_trade_date, takes_self=True),
+        kw_only=True,
+        eq=False,
+        validator=_future_last_trade_date,
+    )
 
     @property
     def id(self) -> str:
         """A readable identifier, unique per contract, such as ``"ES.202612.CME"``."""
         return f"{self.symbol}.{self.expiry}.{self.exchange}"
+
+    @property
+    def month_code(self) -> str:
+        """The contract month's code letter, ``"Z"`` for December.
+
+        See :data:`~ibkrfw.model.MONTH_CODES`.
+        """
+        return MONTH_CODES[int(self.contract_month[4:]) - 1]
+
+    @property
+    def local_symbol(self) -> str:
+        """IB's local symbol, the symbol, month code and last digit of the year (``ESZ6``)."""
+        return f"{self.symbol}{self.month_code}{self.contract_month[3]}"
+
+    def last_trade_day(self) -> dt.date:
+        """Return the last trading day.
+
+        Raises:
+            ConfigError: if it is not known (an expiry ``YYYYMM`` and no ``last_trade_date``).
+        """
+        day = _date_text(self.last_trade_date)
+        if day is None:
+            raise ConfigError(
+                f"{self.id}: its last trading day is not known (expiry {self.expiry!r} is a "
+                "month); give last_trade_date='YYYYMMDD', or take the contract from IB "
+                "(ContractLookup.future_months), whose expiry is the day"
+            )
+        return day
+
+    def days_to_expiry(self, ts_ns: int) -> int:
+        """Return the calendar days from ``ts_ns``'s date to the last trading day.
+
+        The date of ``ts_ns`` is taken in the contract's time zone: 0 on the last trading day,
+        negative after it.
+
+        Args:
+            ts_ns: A time, UTC epoch nanoseconds.
+
+        Raises:
+            ConfigError: if the last trading day is not known, or ``ts_ns`` is not an integer.
+
+        Example:
+            >>> import pandas as pd
+            >>> es = Future("ES", expiry="20261218", exchange="CME", timezone="America/Chicago")
+            >>> es.days_to_expiry(pd.Timestamp("2026-12-08 15:00", tz="UTC").value)
+            10
+        """
+        if isinstance(ts_ns, bool) or not isinstance(ts_ns, int):
+            raise ConfigError(
+                f"{self.id}.days_to_expiry({ts_ns!r}): give a time as UTC epoch nanoseconds "
+                "(an int, e.g. a Bar's ts_ns)"
+            )
+        today = dt.datetime.fromtimestamp(ts_ns / 1e9, tz=ZoneInfo(self.timezone)).date()
+        return (self.last_trade_day() - today).days
 
 
 @final

@@ -16,7 +16,7 @@ from ibkrfw.core.orderbook import OrderBook
 from ibkrfw.errors import DataError
 from ibkrfw.model.data import Bar, Quote
 from ibkrfw.model.events import Event, OrderEvent, OrderFilled
-from ibkrfw.model.instruments import Instrument, Option
+from ibkrfw.model.instruments import Future, Instrument, Option
 from ibkrfw.model.orders import Order, OrderRequest
 from ibkrfw.portfolio.portfolio import Portfolio
 from ibkrfw.risk.account import IB_INITIAL_MARGIN, MarginSpec
@@ -117,21 +117,37 @@ class Market:
         """The instrument a request's contract names: by conId, else by symbol and type.
 
         An option is told from the others of its underlying by the expiry, strike and right
-        the request gives (each one left empty or zero matches any).
+        the request gives (each one left empty or zero matches any); a future by its expiry.
         """
-        for inst, cid in self.con_ids.items():
-            if con_id:
-                if cid == con_id:
-                    return inst
-                continue
-            if (
-                inst.symbol == symbol
-                and inst.asset_class.value == sec_type
-                and (not currency or inst.currency == currency)
-                and _option_matches(inst, expiry, strike, right)
-            ):
-                return inst
-        return None
+        found = self.find_all(con_id, symbol, sec_type, currency, expiry, strike, right)
+        return found[0] if found else None
+
+    def find_all(
+        self,
+        con_id: int,
+        symbol: str,
+        sec_type: str,
+        currency: str,
+        expiry: str = "",
+        strike: str = "",
+        right: str = "",
+    ) -> list[Instrument]:
+        """Every instrument a request's contract matches, in the order they were given.
+
+        A future's contract without an expiry matches every month of the future, as TWS
+        answers ``reqContractDetails`` with each listed month.
+        """
+        if con_id:
+            return [inst for inst, cid in self.con_ids.items() if cid == con_id]
+        return [
+            inst
+            for inst in self.con_ids
+            if inst.symbol == symbol
+            and inst.asset_class.value == sec_type
+            and (not currency or inst.currency == currency)
+            and _option_matches(inst, expiry, strike, right)
+            and _future_matches(inst, expiry)
+        ]
 
     # --- time ---------------------------------------------------------------------------------
     @property
@@ -260,6 +276,14 @@ def _quote_arrays(
     if len(ts) > 1 and bool(np.any(np.diff(ts) <= 0)):
         raise DataError(f"{source}: times must be strictly increasing")
     return ts, bid, ask, columns["bid_size"], columns["ask_size"]
+
+
+def _future_matches(inst: Instrument, expiry: str) -> bool:
+    """Whether a future fits a request's expiry: its month ``YYYYMM`` or day (empty: any)."""
+    if not isinstance(inst, Future) or not expiry:
+        return True
+    day = expiry.split(" ")[0]
+    return day in (inst.expiry, inst.contract_month, inst.last_trade_date)
 
 
 def _option_matches(inst: Instrument, expiry: str, strike: str, right: str) -> bool:

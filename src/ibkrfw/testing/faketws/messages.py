@@ -90,6 +90,7 @@ def contract_details(
         today = dt.datetime.now(ZoneInfo(inst.timezone)).date()
     trading, liquid = trading_hours(inst, today, extended=True), trading_hours(inst, today)
     expiry = getattr(inst, "expiry", "")
+    month = getattr(inst, "contract_month", expiry)  # a future's month is YYYYMM, as IB's
     primary = getattr(inst, "primary_exchange", "") or inst.exchange
     contract = contract_fields(inst, con_id)
     strike, right, multiplier, local, trading_class = (*contract[4:7], *contract[9:11])
@@ -103,7 +104,7 @@ def contract_details(
         1,  # mdSizeMultiplier (v110-163)
         multiplier, "ACTIVETIM,LMT,MKT,MOC,LOC,STP,STPLMT,TRAIL", f"{inst.exchange},{primary}",
         1, 0, inst.symbol, primary,
-        expiry, "", "", "", inst.timezone, trading, liquid,
+        month, "", "", "", inst.timezone, trading, liquid,
         "", 0,  # evRule, evMultiplier
         0,  # secIdList count
         0, under_symbol, under_type, "", "", "",  # aggGroup ... ruleIds, realExp, type

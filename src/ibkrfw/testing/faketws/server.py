@@ -1072,9 +1072,18 @@ class FakeTWS:
     def _contract_details(self, session: _Session, fields: list[str]) -> None:
         req_id = int(fields[2])
         inst = self._contract_of(session, req_id, fields, 3)
-        if inst is not None:
-            session.send(*m.contract_details(req_id, inst, self.market.con_ids[inst]))
-            session.send(52, 1, req_id)  # contractDetailsEnd
+        if inst is None:
+            return
+        found = [inst]
+        if inst.asset_class.value == "FUT" and not int(fields[3] or 0):
+            found = self._future_months(fields)  # no con id: TWS lists every month that fits
+        for each in found:
+            session.send(*m.contract_details(req_id, each, self.market.con_ids[each]))
+        session.send(52, 1, req_id)  # contractDetailsEnd
+
+    def _future_months(self, fields: list[str]) -> list[Instrument]:
+        """The futures a contract-details request without a con id matches (fields from 3)."""
+        return self.market.find_all(0, fields[4], fields[5], fields[12], fields[6])
 
     def _req_mkt_data(self, session: _Session, fields: list[str]) -> None:
         req_id = int(fields[2])
