@@ -297,6 +297,7 @@ def test_a_recording_that_cannot_be_written_stops_not_the_run(
         for _ in range(3):
             tws.step()
             assert until(run.in_step)
+            time.sleep(0.05)  # the next burst comes after record_every_s: a write is due
         assert until(lambda: bool(run.problems()))
         assert run.engine.stop_reason is None  # still running
     [problem] = run.problems()
