@@ -617,3 +617,31 @@ def test_a_busy_scenario_by_hand(seed: int) -> None:
         )  # fmt: skip
         player, _ = run(scenario)
         assert player.checks > 16
+
+
+def test_a_take_profit_rounded_to_nothing_still_shrinks_with_the_position() -> None:
+    """Found by Hypothesis beyond CI's seed: a short's ATR take-profit, far below the price,
+    rounded to 0.00; the resize carrying that price was refused, so the partly filled exit
+    stayed larger than the position (6 to close -5), and would have turned it. Now a target
+    under a tick is none, and the exit keeps its price and shrinks to the position."""
+    rows = [(20.0, 20.0, 20.0, 20.0, 0.0)] * 5 + [
+        (19.92, 19.92, 17.42, 17.42, 0.0), *[(14.42, 14.42, 14.42, 14.42, 0.0)] * 4,
+        (14.42, 14.51, 10.42, 14.42, 0.0), (12.63, 13.09, 12.62, 12.62, 300.0),
+        (12.62, 12.62, 12.56, 12.56, 0.0), (10.70, 10.72, 10.70, 10.70, 0.0),
+        (10.70, 10.71, 10.70, 10.71, 0.0), (10.71, 10.71, 10.71, 10.71, 0.0),
+        (10.71, 10.71, 10.40, 10.71, 0.0), (10.71, 14.71, 1.62, 4.05, 0.0),
+        (3.53, 11.58, 3.53, 9.25, 0.0), (9.25, 9.25, 3.16, 3.16, 0.0),
+        (3.16, 10.27, 3.16, 10.27, 20.0),
+    ]  # fmt: skip
+    index = pd.date_range("2024-03-04 14:30", periods=len(rows), freq="1h", tz="UTC")
+    frame = pd.DataFrame(rows, index=index, columns=["open", "high", "low", "close", "volume"])
+    scenario = Scenario(
+        frames={Stock("ACME"): frame},
+        script={0: [(0, ("market", "BUY", 1, "DAY"))] * 4, 6: [(0, ("target_qty", -11))],
+                11: [(0, ("on_close", "BUY", 1))], 12: [(0, ("market", "BUY", 1, "DAY"))]},
+        protection="atr", rules=(), monitors=(), account="margin", fill_timing="next_bar",
+        favourable_first=False, volume_limit=0.5, costs=False,
+    )  # fmt: skip
+    _, result = run(scenario)  # the player checks every invariant as it goes
+    take = [o for o in result.order_list if o.request.tag == "take-profit"]
+    assert take and take[-1].quantity == take[-1].filled_quantity + 5

@@ -2025,6 +2025,13 @@ class Engine:
                     self._retry.add(inst)  # no price for it yet (an ATR): next time stamp
                     if not spec.waits_for_bars(tag, lane.history.last()):
                         self._cannot_place(inst, tag, held, float(lane.holding.avg))
+                elif self._ahead(current) > abs(held):
+                    # No new price for it (an ATR distance past the price, say): it keeps
+                    # its price, but never exceeds the position, which it would turn.
+                    size = current.filled_quantity + abs(held)
+                    self.log.info("%s %d resized to %s: the position in %s is %s",
+                                  tag, current.order_id, size, inst.id, held)  # fmt: skip
+                    self._resize(current, attrs.evolve(current.request, quantity=size))
                 continue
             if current is None:
                 if self._lost.get((inst, tag), 0) >= _PROTECT_ATTEMPTS:

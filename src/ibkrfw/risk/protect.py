@@ -345,13 +345,17 @@ class Protection:
         if take is not None:
             gap = _distance(take.kind, take.value, take.period, entry, history)
             price = entry + sign * gap
-            if not (math.isfinite(gap) and gap > 0 and price > 0):
+            rounding = ROUND_CEILING if long else ROUND_FLOOR
+            limit = (
+                instrument.round_price(price, rounding)
+                if math.isfinite(gap) and gap > 0 and price > 0
+                else None
+            )
+            if limit is None or limit <= 0:  # a short's target under one tick: none to place
                 wanted[TAKE_TAG] = None
             else:
-                rounding = ROUND_CEILING if long else ROUND_FLOOR
                 wanted[TAKE_TAG] = OrderRequest(
-                    instrument, side, size, OrderType.LIMIT,
-                    limit_price=instrument.round_price(price, rounding), tif="GTC",
+                    instrument, side, size, OrderType.LIMIT, limit_price=limit, tif="GTC",
                     tag=TAKE_TAG,
                 )  # fmt: skip
         return wanted
