@@ -79,7 +79,7 @@ def _vwap_pct(value: DecimalLike) -> Decimal:
 
 
 def _arrival_pct(value: DecimalLike) -> Decimal:
-    return _pct("ArrivalPrice", value, "0.1", "0.5")
+    return _pct("ArrivalPrice", value, "0.01", "0.5")  # TWS's guide: 1% to 50% of the ADV
 
 
 def _time_of(owner: str) -> Callable[[object, attrs.Attribute[str], object], None]:
@@ -219,7 +219,7 @@ class ArrivalPrice:
 
     Args:
         max_pct_vol: The most of the market's volume the order may take, as a fraction
-            between 0.1 and 0.5 (IB's ``maxPctVol``).
+            between 0.01 and 0.5 (IB's ``maxPctVol``: 1 % to 50 %, as TWS's guide says).
         risk_aversion: How urgently: ``"Get Done"``, ``"Aggressive"``, ``"Neutral"`` or
             ``"Passive"`` (IB's ``riskAversion``).
         start_time: When to start, ``"HH:MM:SS Zone"``, or ``""``: at once.

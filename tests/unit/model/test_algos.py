@@ -42,7 +42,7 @@ def test_algo_params_are_ibs_tags_and_values() -> None:
         (lambda: Adaptive("Fast"), "Adaptive(priority=...) must be one of 'Urgent'"),
         (lambda: Vwap(0.6), "between 0.01 and 0.5 (IB's range; 0.1 is 10%), got 0.6"),
         (lambda: Vwap(0.005), "got 0.005"),
-        (lambda: ArrivalPrice(0.05), "ArrivalPrice(max_pct_vol=...) is a fraction of the volume "),
+        (lambda: ArrivalPrice(0.005), "ArrivalPrice(max_pct_vol=...) is a fraction of the volume "),
         (lambda: ArrivalPrice(risk_aversion="Calm"), "'Get Done', 'Aggressive'"),
         (lambda: Twap("Fast"), "Twap(strategy_type=...) must be one of 'Marketable'"),
         (lambda: Vwap(end_time="9:30"), "must be 'HH:MM:SS Zone' with an IANA time zone"),
