@@ -71,31 +71,28 @@ def _con_id(text: str) -> int:
     return value
 
 
-def _window(text: str) -> tuple[float, float]:
-    """An argparse ``type`` for ``--moneyness``: ``LOW,HIGH``."""
+def _pair(text: str, flag: str, top: float, example: str) -> tuple[float, float]:
+    """``LOW,HIGH`` with ``0 <= LOW <= HIGH <= top``, or an argparse error naming ``flag``."""
     try:
         low, high = (float(part) for part in text.split(","))
     except ValueError:
         low, high = -1.0, -2.0
-    if not 0 <= low <= high:
+    if not 0 <= low <= high <= top:
+        bound = "" if top == float("inf") else f" <= {top:g}"
         raise argparse.ArgumentTypeError(
-            f"{text!r} is not LOW,HIGH with 0 <= LOW <= HIGH: e.g. --moneyness 0.9,1.1 keeps "
-            "strikes within 10 % of --spot"
+            f"{text!r} is not LOW,HIGH with 0 <= LOW <= HIGH{bound}: e.g. {flag} {example}"
         )
     return (low, high)
+
+
+def _window(text: str) -> tuple[float, float]:
+    """An argparse ``type`` for ``--moneyness``: ``LOW,HIGH``."""
+    return _pair(text, "--moneyness", float("inf"), "0.9,1.1 keeps strikes within 10 % of --spot")
 
 
 def _delta_window(text: str) -> tuple[float, float]:
     """An argparse ``type`` for ``--delta``: ``LOW,HIGH`` within 0 and 1."""
-    try:
-        low, high = (float(part) for part in text.split(","))
-    except ValueError:
-        low, high = -1.0, -2.0
-    if not 0 <= low <= high <= 1:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not LOW,HIGH with 0 <= LOW <= HIGH <= 1: e.g. --delta 0.2,0.4"
-        )
-    return (low, high)
+    return _pair(text, "--delta", 1.0, "0.2,0.4")
 
 
 def _volatility(text: str) -> float:

@@ -246,3 +246,20 @@ def test_a_strategy_reads_ibs_option_model_live(tws: FakeTWS) -> None:
     assert model.vega is not None and model.vega > 0 and (model.theta or 0) < 0
     assert session.feed.greeks >= 4
     assert "give 'model', 'bid', 'ask' or 'last'" in refused[0] and "NOPE" in refused[1]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--moneyness", "0.9"], "'0.9' is not LOW,HIGH with 0 <= LOW <= HIGH: e.g. --moneyness"),
+        (["--delta", "0.2,1.4"], "'0.2,1.4' is not LOW,HIGH with 0 <= LOW <= HIGH <= 1"),
+        (["--volatility", "-0.3"], "'-0.3' is not a volatility"),
+        (["--spot", "nan"], "'nan' is not a price"),
+    ],
+)
+def test_the_command_refuses_a_malformed_chain_filter(
+    tws: FakeTWS, tmp_path: Path, capsys: Any, args: list[str], message: str
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        run_cli(tws, tmp_path, capsys, "ACME", "--chain", *args)
+    assert exit_.value.code == 2 and message in capsys.readouterr().err

@@ -213,10 +213,7 @@ class AccountStreams:
     def _send_values(
         self, session: _Session, values: Values, sent: dict[str, str], *, changed_only: bool
     ) -> None:
-        for key, (value, currency) in values.items():
-            if changed_only and sent.get(key) == value:
-                continue
-            sent[key] = value
+        for key, value, currency in _due(values, sent, changed_only):
             session.send(*m.account_value(key, value, currency, self.account))
 
     def _send_multi(
@@ -228,10 +225,7 @@ class AccountStreams:
         *,
         changed_only: bool,
     ) -> None:
-        for key, (value, currency) in values.items():
-            if changed_only and sent.get(key) == value:
-                continue
-            sent[key] = value
+        for key, value, currency in _due(values, sent, changed_only):
             session.send(ACCOUNT_UPDATE_MULTI, 1, req_id, self.account, "", key, value, currency)
 
     def _portfolio_row(self, inst: Instrument) -> list[object]:
@@ -311,10 +305,8 @@ class AccountStreams:
         *,
         changed_only: bool,
     ) -> None:
-        for tag, (value, currency) in values.items():
-            if tag not in summary.tags or (changed_only and summary.sent.get(tag) == value):
-                continue
-            summary.sent[tag] = value
+        asked = {tag: values[tag] for tag in values if tag in summary.tags}
+        for tag, value, currency in _due(asked, summary.sent, changed_only):
             session.send(*m.account_summary(req_id, self.account, tag, value, currency))
 
     def active_summaries(self, client_id: int) -> list[int]:
@@ -447,3 +439,14 @@ def _money(value: float) -> float:
 
 def _quantity(value: Decimal) -> object:
     return int(value) if value == value.to_integral_value() else value
+
+
+def _due(values: Values, sent: dict[str, str], changed_only: bool) -> list[tuple[str, str, str]]:
+    """The values to send (all, or those changed since ``sent``), noted in ``sent``."""
+    due = [
+        (key, value, currency)
+        for key, (value, currency) in values.items()
+        if not (changed_only and sent.get(key) == value)
+    ]
+    sent.update((key, value) for key, value, _ in due)
+    return due
