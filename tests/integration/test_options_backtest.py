@@ -335,3 +335,15 @@ def test_option_bars_go_through_the_store_into_a_backtest(kind: str, tmp_path: A
         ).run()
     assert strategy.settled[0].action == "exercised"
     check_books(result)
+
+
+def test_a_notional_limit_denies_what_it_cannot_value() -> None:
+    """No price of the underlying: the notional is unknown, so the order is denied, saying
+    why (a NaN notional used to pass every limit)."""
+    from ibkrfw.risk import OptionExposureLimit
+
+    data = frames([100] * 6, {LONG: [2.5] * 6})
+    del data[AAPL]  # the run never sees the underlying's price
+    result, _ = run(data, {1: buy(LONG, 1)}, risk_rules=[OptionExposureLimit(max_notional=1e9)])
+    [why] = denials(result)
+    assert "no price of AAPL.SMART, the underlying of AAPL.20240119.C100.SMART" in why

@@ -104,6 +104,17 @@ class OptionExposureLimit(RiskRule):
             return inst == under
         return inst.asset_class is AssetClass.STOCK and inst.symbol == symbol
 
+    def _unpriced(self, under: Instrument, option: Option) -> str:
+        """Why an option cannot be measured: its underlying has no price yet."""
+        fix = (
+            ""
+            if option.symbol in self.underlyings
+            else f"; if the run trades {option.symbol} listed otherwise (a primary exchange, "
+            f"another exchange), give OptionExposureLimit(underlyings={{"
+            f"{option.symbol!r}: ...}}) with that instrument"
+        )
+        return f"no price of {under.id}, the underlying of {option.id}{fix}"
+
     def option_delta(
         self, option: Option, portfolio: PortfolioView, ts_ns: int
     ) -> tuple[float | None, str]:
@@ -117,14 +128,7 @@ class OptionExposureLimit(RiskRule):
         under = self._underlying(option)
         spot = portfolio.price(under)
         if not spot > 0:
-            fix = (
-                ""
-                if option.symbol in self.underlyings
-                else f"; if the run trades {option.symbol} listed otherwise (a primary exchange, "
-                f"another exchange), give OptionExposureLimit(underlyings={{"
-                f"{option.symbol!r}: ...}}) with that instrument"
-            )
-            return None, f"no price of {under.id}, the underlying of {option.id}{fix}"
+            return None, self._unpriced(under, option)
         price = portfolio.price(option)
         found = option_delta(
             option, spot=spot, ts_ns=ts_ns, price=price, volatility=self.volatility,
@@ -163,7 +167,10 @@ class OptionExposureLimit(RiskRule):
                     if unit is None:
                         return math.nan, math.nan, why
                     per = float(inst.multiplier) * unit
-                spot = portfolio.price(self._underlying(inst))
+                under = self._underlying(inst)
+                spot = portfolio.price(under)
+                if self.max_notional is not None and not spot > 0:  # NaN would pass any limit
+                    return math.nan, math.nan, self._unpriced(under, inst)
                 notional += (
                     float(max(abs(held + buys), abs(held - sells))) * float(inst.multiplier) * spot
                 )
