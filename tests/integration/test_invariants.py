@@ -38,6 +38,8 @@ from hypothesis import strategies as st
 from typing_extensions import override
 
 from ibkrfw import (
+    Adaptive,
+    ArrivalPrice,
     Bar,
     Context,
     Engine,
@@ -54,7 +56,10 @@ from ibkrfw import (
     Stock,
     Strategy,
     TimerFired,
+    Twap,
+    Vwap,
 )
+from ibkrfw.model.algos import Algo
 from ibkrfw.risk import (
     BuyingPower,
     CorrelationLimit,
@@ -135,6 +140,13 @@ ACTIONS = st.one_of(
     st.tuples(st.just("cancel"), st.integers(0, 5)),
     st.tuples(st.just("modify"), st.integers(0, 5), st.integers(1, 400), BPS),
     st.tuples(st.just("timer"), st.integers(1, 120)),
+    st.tuples(
+        st.just("algo"),
+        SIDES,
+        QTY,
+        st.sampled_from(["adaptive", "vwap", "twap", "arrival", "vwap_past"]),
+        st.one_of(st.none(), BPS),  # a limit, or a market order
+    ),
 )
 
 
@@ -192,6 +204,13 @@ RULES: dict[str, Callable[[], RiskRule]] = {
 MONITORS: dict[str, Callable[[], RiskMonitor]] = {
     "daily_loss": lambda: DailyLossLimit(percent=0.01, flatten=True),
     "drawdown": lambda: MaxDrawdownKillSwitch(0.05, flatten=False),
+}
+ALGOS: dict[str, Algo] = {
+    "adaptive": Adaptive("Urgent"),
+    "vwap": Vwap(0.25),
+    "twap": Twap(end_time="16:00:00 America/New_York"),
+    "arrival": ArrivalPrice(0.5, "Get Done"),
+    "vwap_past": Vwap(0.05, end_time="15:00:00 America/New_York", allow_past_end_time=True),
 }
 PROTECTIONS: dict[str, Callable[[], Protection]] = {
     "stop": lambda: Protection(StopLoss.percent(0.03)),
@@ -403,6 +422,11 @@ class Player(Strategy):
                     if target.request.limit_price is not None and at is not None:
                         changes["limit_price"] = at(action[3])
                     ctx.modify(target, **changes)
+            elif kind == "algo":
+                _, side, qty, name, bps = action
+                order = ctx.buy if side == "BUY" else ctx.sell
+                limit = {} if bps is None or at is None else {"limit_price": at(bps)}
+                sent = order(inst, qty, algo=ALGOS[name], tif="DAY", **limit)
             elif kind == "timer":
                 ctx.schedule(f"t{self.bar_no}", every_ns=action[1] * 60 * 10**9)
         except IBKRFWError as exc:  # documented refusals of bad input: a typed error, named
