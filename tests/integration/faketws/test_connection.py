@@ -114,3 +114,57 @@ def test_a_connection_that_is_not_the_api_is_closed(tws: FakeTWS) -> None:
     with socket.create_connection(("127.0.0.1", tws.port), timeout=5) as sock:
         sock.sendall(b"GET / HTTP/1.0\r\n\r\n")
         assert sock.recv(4096) == b""
+
+
+def _frames(sock: socket.socket, until: Callable[[list[str]], bool]) -> list[list[str]]:
+    """Read the fake's messages (as fields) until one satisfies ``until`` (5 s at most)."""
+    buffer, seen = b"", []
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        while len(buffer) >= 4 and len(buffer) >= 4 + struct.unpack("!I", buffer[:4])[0]:
+            size = struct.unpack("!I", buffer[:4])[0]
+            fields = buffer[4 : 4 + size].decode().split("\0")[:-1]
+            buffer = buffer[4 + size :]
+            seen.append(fields)
+            if until(fields):
+                return seen
+        buffer += sock.recv(65536)
+    raise AssertionError(f"not seen in 5 s; read {seen!r}")
+
+
+def _frame(*fields: str) -> bytes:
+    body = "".join(f"{f}\0" for f in fields).encode()
+    return struct.pack("!I", len(body)) + body
+
+
+def test_a_malformed_request_is_answered_320_and_the_connection_stays(
+    tws: FakeTWS, caplog: pytest.LogCaptureFixture
+) -> None:
+    # TWS answers a request it cannot read with error 320; the fake used to end the
+    # connection with a traceback, so a client's typo looked like a network failure.
+    with socket.create_connection(("127.0.0.1", tws.port), timeout=5) as sock:
+        sock.sendall(b"API\0" + struct.pack("!I", 9) + b"v100..157")
+        sock.sendall(_frame("71", "2", "9", ""))
+        _frames(sock, lambda f: f[0] == "9")  # nextValidId
+        sock.sendall(_frame("1", "11", "x"))  # reqMktData cut short, its id not a number
+        sock.sendall(_frame("49", "1"))  # reqCurrentTime
+        seen = _frames(sock, lambda f: f[0] == "49")
+    errors = [f for f in seen if f[0] == "4" and f[3] == "320"]
+    assert len(errors) == 1 and "message 1" in errors[0][4], seen
+    assert [msg_id for msg_id, _ in tws.request_errors] == [1]
+    assert "could not read message 1" in caplog.text
+
+
+def test_an_error_in_the_background_replay_is_kept_and_logged(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # play() used to end silently at an error: a test then waited for bars that never came.
+    def broken(count: int = 1) -> int:
+        raise RuntimeError("replay broke")
+
+    with FakeTWS.from_sample(["ACME"]) as tws:
+        monkeypatch.setattr(tws, "step", broken)
+        tws.play(0.001)
+        assert tws.wait_for(lambda: tws.replay_error is not None, timeout=5)
+        assert str(tws.replay_error) == "replay broke"
+        assert "the replay stopped at an error" in caplog.text

@@ -353,6 +353,12 @@ class FakeTWS:
             f"its account {account}; listen on 127.0.0.1 unless that is what you want"
         )
         """The warning about listening off loopback (logged when built), None on loopback."""
+        self.request_errors: list[tuple[int, BaseException]] = []
+        """Requests the fake could not read, as (message id, error): each was answered with
+        TWS's error 320 and logged with its traceback; the connection stays open. A test
+        that sends only well-formed requests can assert this stays empty."""
+        self.replay_error: BaseException | None = None
+        """What stopped a background :meth:`play` early (logged with its traceback), or None."""
         if self.network_warning is not None:
             log.warning("%s", self.network_warning)
         self.margin_rates = margin_rates(initial_margin)
@@ -769,7 +775,14 @@ class FakeTWS:
             log.info("fake TWS: message %d is not served; answered as TWS does", msg_id)
             MarketDataRequests.unsupported(session, msg_id, fields)
             return
-        handler(session, fields)
+        try:
+            handler(session, fields)
+        except OSError:
+            raise  # the connection itself: ends the session
+        except Exception as exc:  # a request the fake cannot read must not end the connection
+            log.exception("fake TWS: could not read message %d %r", msg_id, fields[:6])
+            session.error(-1, 320, f"Error reading request: message {msg_id}: {exc}")
+            self.request_errors.append((msg_id, exc))
 
     def _start_api(self, session: _Session, fields: list[str]) -> None:
         try:
@@ -836,6 +849,7 @@ class FakeTWS:
         """Replay in the background, one time stamp every ``interval`` seconds, to the end.
 
         Use the bars' own spacing for real time, less to accelerate; :meth:`pause` stops.
+        An error in the replay stops it, is logged and is kept in :attr:`replay_error`.
 
         Raises:
             ConfigError: if the interval is not positive.
@@ -843,14 +857,20 @@ class FakeTWS:
         if not interval > 0:
             raise ConfigError(f"the replay interval must be positive, got {interval!r}")
         self.pause()
+        self.replay_error = None
         self._playing.set()
 
         def run() -> None:
-            while self._playing.is_set() and not self.market.finished:
-                self.step()
-                self._playing.wait(0)  # let pause() through
-                time.sleep(interval)
-            self._playing.clear()
+            try:
+                while self._playing.is_set() and not self.market.finished:
+                    self.step()
+                    self._playing.wait(0)  # let pause() through
+                    time.sleep(interval)
+            except Exception as exc:  # kept for the test to see, never lost silently
+                log.exception("fake TWS: the replay stopped at an error")
+                self.replay_error = exc
+            finally:
+                self._playing.clear()
 
         self._player = threading.Thread(target=run, name="faketws-replay", daemon=True)
         self._player.start()
