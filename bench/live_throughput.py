@@ -16,16 +16,29 @@ Printed figures:
   quote (its `ts_ns`, read on ibapi's thread) to the moment `ctx.submit` returned with the
   order written to the socket: p50, p99 and max, in microseconds.
 
+* quote latency, end to end, measured the same way for every client: from the moment the
+  fake TWS's process began to replay the quote (its wall clock, recorded per time stamp) to
+  the moment the strategy's `on_quote` (or the other client's handler) saw it (this
+  process's wall clock: the same clock on one machine): p50, p99 and max, in microseconds,
+  and how many quotes it saw (ibkrfw's `on_quote` sees the bid and the ask change apart).
+
+`--client ib_async` runs the same replay into ib_async (the asyncio client a user would pick
+instead of ibkrfw for live data), its ticker's `pendingTickersEvent` in place of `on_quote`
+(ib_async hands over the latest state of a ticker per socket read, so it may see fewer quotes:
+the count is printed). Each bid is unique, so each quote seen is matched to its time stamp.
+
 Run it flat out for the throughput, and at a rate the path keeps up with for the latency
 (flat out, the queues fill and the latency measures the backlog):
 
     python bench/live_throughput.py [--quotes 100000] [--every 1000]
     python bench/live_throughput.py --quotes 20000 --rate 2000 --every 200
+    python bench/live_throughput.py --quotes 50000 --rate 5000 --client ib_async
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import subprocess
 import sys
 import threading
@@ -52,9 +65,11 @@ class Probe(Strategy):
         self.first_ns = 0
         self.last_ns = 0
         self.latencies_ns: list[int] = []
+        self.seen: list[tuple[float, int]] = []  # (bid, wall clock ns when on_quote saw it)
         self._working: Order | None = None
 
     def on_quote(self, ctx: Context, quote: Quote) -> None:
+        self.seen.append((quote.bid, time.time_ns()))
         self.quotes += 1
         if self.quotes == 1:
             self.first_ns = time.perf_counter_ns()
@@ -69,9 +84,11 @@ class Probe(Strategy):
         self.latencies_ns.append(time.time_ns() - quote.ts_ns)
 
 
+BASE, STEP = 100.0, 0.01  # the i-th quote's bid is BASE + i * STEP: unique, so traceable
+
+
 def quotes_frame(count: int) -> pd.DataFrame:
-    rng = np.random.default_rng(7)
-    mid = 100 + np.cumsum(rng.normal(0, 0.02, count))
+    mid = BASE + 0.01 + np.arange(count) * STEP
     index = pd.date_range("2024-01-02 14:30", periods=count, freq="1s", tz="UTC")
     return pd.DataFrame(
         {
@@ -91,19 +108,75 @@ def serve(count: int, port_file: Path, rate: float) -> None:
         if not tws.wait_for(lambda: tws.messages("in", msg_id=1), 60):
             raise SystemExit("no subscription")
         started = time.perf_counter()
+        sent_ns = np.zeros(count, dtype=np.int64)  # when each quote's replay began
         done = 0
-        while True:
-            replayed = tws.step(10)
-            if not replayed:
+        while done < count:
+            sent_ns[done] = time.time_ns()
+            if not tws.step(1):
                 break
-            done += replayed
+            done += 1
             if rate > 0:  # hold the pace: the i-th quote leaves at i / rate seconds
                 ahead = done / rate - (time.perf_counter() - started)
                 if ahead > 0:
                     time.sleep(ahead)
+        np.save(port_file.with_suffix(".sent.npy"), sent_ns[:done])
         print(f"fake TWS: {count} quotes replayed in {time.perf_counter() - started:.2f} s",
               flush=True)  # fmt: skip
         tws.wait_for(lambda: not tws.client_ids, 120)
+
+
+def latencies_us(seen: list[tuple[float, int]], sent_ns: np.ndarray) -> np.ndarray:
+    """End-to-end latency of each quote seen: when seen minus when its time stamp was sent."""
+    bids = np.array([bid for bid, _ in seen])
+    at = np.array([ns for _, ns in seen], dtype=np.int64)
+    index = np.rint((bids - BASE) / STEP).astype(np.int64)
+    ok = (index >= 0) & (index < len(sent_ns))
+    return (at[ok] - sent_ns[index[ok]]) / 1e3
+
+
+def run_ib_async(port: int) -> list[tuple[float, int]]:
+    """Subscribe with ib_async and record each bid its ticker events show, until idle."""
+    import ib_async  # the `test` extra installs it
+
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    ib = ib_async.IB()
+    seen: list[tuple[float, int]] = []
+
+    def on_tickers(tickers: set[ib_async.Ticker]) -> None:
+        now = time.time_ns()
+        for ticker in tickers:
+            if ticker.bid == ticker.bid and ticker.bid > 0:
+                seen.append((ticker.bid, now))
+
+    try:
+        ib.connect("127.0.0.1", port, clientId=1, timeout=30)
+        ib.pendingTickersEvent += on_tickers
+        (contract,) = ib.qualifyContracts(ib_async.Stock("ACME", "SMART", "USD"))
+        ib.reqMktData(contract)
+        deadline = time.monotonic() + 300
+        last, idle_since = -1, time.monotonic()
+        while time.monotonic() < deadline:  # until the quotes stop coming for a second
+            ib.sleep(0.1)
+            if len(seen) != last:
+                last, idle_since = len(seen), time.monotonic()
+            elif seen and time.monotonic() - idle_since > 1.0:
+                break
+    finally:
+        ib.disconnect()
+        loop.run_until_complete(asyncio.sleep(0.05))
+        asyncio.set_event_loop(None)
+        loop.close()
+    return seen
+
+
+def print_latency(label: str, seen: list[tuple[float, int]], sent_ns: np.ndarray) -> None:
+    lat = latencies_us(seen, sent_ns)
+    print(
+        f"{label}: quote latency end to end over {len(lat)} quotes seen of {len(sent_ns)}: "
+        f"p50 {np.percentile(lat, 50):.0f} us, p99 {np.percentile(lat, 99):.0f} us, "
+        f"max {lat.max():.0f} us"
+    )
 
 
 def main() -> None:
@@ -112,6 +185,9 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=1000)
     parser.add_argument(
         "--rate", type=float, default=0.0, help="time stamps replayed per second (0: flat out)"
+    )
+    parser.add_argument(
+        "--client", choices=("ibkrfw", "ib_async"), default="ibkrfw", help="who reads the quotes"
     )
     parser.add_argument("--serve", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -138,10 +214,15 @@ def main() -> None:
                 raise SystemExit("the fake TWS did not start")
             time.sleep(0.05)
         port = int(port_file.read_text())
+        if args.client == "ib_async":
+            seen = run_ib_async(port)
+            server.wait(60)
+            print_latency("ib_async", seen, np.load(port_file.with_suffix(".sent.npy")))
+            return
         client = IBClient(IBKRConfig(port=port, max_messages_per_second=50))
         feed = IBKRDataFeed([ACME], client=client, bar_size=None, quotes=True)
         probe = Probe(args.every)
-        engine = Engine(probe, feed, IBKRBroker(client=client), tune_gc=False)
+        engine = Engine(probe, feed, IBKRBroker(client=client))
         runner = threading.Thread(target=engine.run)
         runner.start()
         deadline = time.monotonic() + 300
@@ -155,10 +236,12 @@ def main() -> None:
         engine.stop()
         runner.join(30)
         server.wait(60)
+        sent_ns = np.load(port_file.with_suffix(".sent.npy"))
     finally:
         if server.poll() is None:
             server.kill()
         port_file.unlink(missing_ok=True)
+        port_file.with_suffix(".sent.npy").unlink(missing_ok=True)
     elapsed_s = (probe.last_ns - probe.first_ns) / 1e9
     lat = np.array(probe.latencies_ns, dtype=np.float64) / 1e3
     print(f"ticks through the path: {feed.ticks} in {elapsed_s:.2f} s: "
@@ -170,6 +253,7 @@ def main() -> None:
     )
     print(f"orders sent: {client.sent_counts['placeOrder']}, "
           f"cancels: {client.sent_counts['cancelOrder']}")  # fmt: skip
+    print_latency("ibkrfw", probe.seen, sent_ns)
 
 
 if __name__ == "__main__":
