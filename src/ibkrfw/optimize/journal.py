@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import math
 import os
 import re
@@ -27,7 +26,6 @@ if TYPE_CHECKING:
 __all__ = ["SweepJournal"]
 
 _FORMAT = "ibkrfw sweep journal 1"
-_log = logging.getLogger("ibkrfw.optimize")
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")  # a repr's memory address differs every run
 
 
@@ -154,12 +152,6 @@ class SweepJournal:
             header = {"format": _FORMAT, "sweep": key, "definition": definition}
             self._write(header)
         self.recorded = len(rows)
-        if self.torn:
-            _log.warning(
-                "journal %s: its last line was torn (a run stopped while writing it); "
-                "that parameter set runs again",
-                self.path,
-            )
         return rows
 
     def _read(

@@ -19,9 +19,10 @@ from typing import TYPE_CHECKING, Any, final
 import numpy as np
 from typing_extensions import override
 
-from ibkrfw._redact import MASK, Secret, mask_url
+from ibkrfw._redact import MASK, Secret, mask_url, register_secret
 from ibkrfw.core.history import BarArrays
 from ibkrfw.data.barsize import normalize_bar_size
+from ibkrfw.data.store import _bound
 from ibkrfw.errors import ConfigError, DataError
 from ibkrfw.model.instruments import Instrument
 from ibkrfw.ports import DataFeed
@@ -108,6 +109,7 @@ class StoredBars(DataFeed):
         self.end_time = None if end is None else str(end)
         self._options = dict(storage_options or {})
         self._feed: DataFrameFeed | None = None
+        _register_secrets(uri, self._options)
 
     # --- identity -------------------------------------------------------------------------
     def describe(self) -> dict[str, object]:
@@ -213,10 +215,13 @@ class StoredBars(DataFeed):
                 found.append((int(name[5:]), posixpath.join(entry, "bars.parquet")))
         return found
 
-    def check(self) -> None:
+    def check(self) -> tuple[Instrument, ...]:
         """Refuse, before any work is sent, a reference the workers could not read.
 
         Reads only the store's index (its instruments and the directory of each series).
+
+        Returns:
+            The instruments named, as the store describes them.
 
         Raises:
             ConfigError: if the store does not exist, cannot be opened, lacks an instrument
@@ -225,12 +230,18 @@ class StoredBars(DataFeed):
         """
         fs, root = self._fs()
         specs = self._specs(fs, root)
+        found = []
         for key in self._keys(specs):
             if not self._year_files(fs, root, key):
                 raise ConfigError(
                     f"store {_shown(self.uri)} has no {self.bar_size} bars of {key}: give a "
                     "bar size it holds (ibkrfw data info --store DIR --parquet lists them)"
                 )
+            inst = Instrument.from_dict(specs[key])
+            for value in (self.start_time, self.end_time):
+                _bound(value, inst.timezone)  # a time that is none is refused here
+            found.append(inst)
+        return tuple(found)
 
     def load(self) -> DataFrameFeed:
         """The bars as a feed, read once per process and kept (a few are kept at a time).
@@ -260,7 +271,6 @@ class StoredBars(DataFeed):
         import pyarrow.parquet as pq
 
         from ibkrfw.data.parquet_store import _years
-        from ibkrfw.data.store import _bound
         from ibkrfw.sim.feeds import DataFrameFeed
 
         fs, root = self._fs()
@@ -326,6 +336,21 @@ class StoredBars(DataFeed):
             DataError: if no instrument has a bar in the window.
         """
         return self.load().between(start_ns, end_ns)
+
+
+_SECRET_WORDS = ("key", "secret", "token", "password", "credential", "sas")
+
+
+def _register_secrets(uri: str, options: Mapping[str, Any]) -> None:
+    """Have every log record and error message mask the URI's password and secret options."""
+    authority = uri.partition("://")[2].partition("/")[0] if "://" in uri else ""
+    if "@" in authority:
+        user_info = authority.rpartition("@")[0]
+        register_secret(user_info)
+        register_secret(user_info.partition(":")[2])
+    for name, value in options.items():
+        if isinstance(value, str) and any(word in name.lower() for word in _SECRET_WORDS):
+            register_secret(value)
 
 
 def process_reads() -> int:
