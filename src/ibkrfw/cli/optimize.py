@@ -227,7 +227,11 @@ def _optimize(args: argparse.Namespace) -> int:
             client = stack.enter_context(connect(scheduler, timeout_s, option))
             executor = client.get_executor()
             if not args.quiet:
-                workers = len(client.scheduler_info(n_workers=-1).get("workers", {}))
+                try:  # distributed >= 2025 lists 5 workers unless asked for all
+                    info = client.scheduler_info(n_workers=-1)
+                except TypeError:
+                    info = client.scheduler_info()
+                workers = len(info.get("workers", {}))
                 print(
                     f"running on the Dask scheduler at {shown(scheduler)} ({workers} workers)",
                     file=sys.stderr,

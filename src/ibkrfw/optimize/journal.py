@@ -57,7 +57,7 @@ def _data(feed: object) -> dict[str, object]:
         digest.update(str(getattr(inst, "id", inst)).encode())
         arrays = feed.history_arrays(inst)  # type: ignore[attr-defined]
         if arrays is None:
-            return {"feed": _name(type(feed)), "bars": "not hashable: " + repr(feed)}
+            return {"feed": _name(type(feed)), "bars": _ADDRESS.sub("", repr(feed))}
         for column in arrays:
             digest.update(column.tobytes())
     return {"feed": _name(type(feed)), "bars_sha256": digest.hexdigest()}
