@@ -262,6 +262,47 @@ def _symbols(value: Sequence[str] | None) -> str | None:
     return None
 
 
+def _scheduler(value: str | None) -> str | None:
+    from ibkrfw.optimize.cluster import address_problem
+
+    return None if value is None else address_problem(value)
+
+
+def _nonempty(value: str | None) -> str | None:
+    if value is not None and not value.strip():
+        return "give a path, or leave the key out"
+    return None
+
+
+def _store_uri(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if not value.strip():
+        return "give a path or URI, or leave the key out"
+    authority = value.partition("://")[2].partition("/")[0] if "://" in value else ""
+    if "@" in authority:
+        return (
+            "credentials do not go in the store's URI (they would be seen in files, shell "
+            "history and process lists): set them in the environment (AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY for s3://) or in fsspec's configuration"
+        )
+    return None
+
+
+def _time_text(value: str | None) -> str | None:
+    if value is None:
+        return None
+    import pandas as pd
+
+    try:
+        stamp = pd.Timestamp(value)
+    except (ValueError, TypeError):
+        stamp = None
+    if stamp is None or pd.isna(stamp):
+        return 'is not a time: give a date or a time, e.g. "2020-01-01"'
+    return None
+
+
 def _bar_size(value: str) -> str | None:
     try:
         normalize_bar_size(value)
@@ -1031,6 +1072,30 @@ class OptimizeSettings:
         "[optimize.grid]: NAME = [V1, V2, ...] for each parameter searched",
         _grid,
     )
+    scheduler: str | None = _field(
+        None,
+        "a Dask scheduler's address, e.g. tcp://127.0.0.1:8786, to run the sets on its "
+        "workers (--scheduler wins over it)",
+        _scheduler,
+    )
+    scheduler_timeout_s: float = _field(
+        10.0, "seconds to wait for the scheduler to answer (--scheduler-timeout)", _positive
+    )
+    journal: str | None = _field(
+        None,
+        "a file recording each finished set: a stopped sweep run again resumes from it "
+        "(--journal wins over it)",
+        _nonempty,
+    )
+    store: str | None = _field(
+        None,
+        "a Parquet bar store, a path or fsspec URI (s3://bucket/bars), each worker reads the "
+        "bars from (--store wins over it); credentials go in the environment, not the URI",
+        _store_uri,
+    )
+    bar_size: str = _field("1d", "the bar size read from store (--bar-size)", _bar_size)
+    start: str | None = _field(None, "first time read from store (--start)", _time_text)
+    end: str | None = _field(None, "first time not read from store (--end)", _time_text)
 
     def __attrs_post_init__(self) -> None:
         _check(self)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Executor
 from typing import TYPE_CHECKING, Any, get_type_hints
 
 import attrs
@@ -19,6 +21,7 @@ from ibkrfw.cli._common import (
     _output_file,
     _parameter_names,
     _parameters,
+    _symbol_list,
     _unknown_parameter,
 )
 from ibkrfw.errors import ConfigError
@@ -26,6 +29,10 @@ from ibkrfw.strategy import Strategy
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from ibkrfw.config import OptimizeSettings
+    from ibkrfw.optimize import Backtest, StoredBars
+    from ibkrfw.ports import DataFeed
 
 
 def _grid(
@@ -154,7 +161,9 @@ def _optimize(args: argparse.Namespace) -> int:
     from functools import partial
 
     from ibkrfw.config import load_settings
-    from ibkrfw.optimize import Backtest, check_statistic, grid, run_sweep, sample, walk_forward
+    from ibkrfw.data.barsize import bar_size_ns
+    from ibkrfw.optimize import Backtest, check_statistic, grid, sample
+    from ibkrfw.optimize.cluster import address_problem, connect, shown
     from ibkrfw.sim.broker import SimBroker
     from ibkrfw.sim.commission import PerShareCommission
 
@@ -184,21 +193,117 @@ def _optimize(args: argparse.Namespace) -> int:
     _check_sets(cls, sets, fixed, from_table)
     if args.symbols is None and table.symbols is not None:
         args.symbols = ",".join(table.symbols)
-    feed = _feed(args)
-    instruments = feed.instruments
-    tz = instruments[0].timezone if instruments else "UTC"
-    daily = (feed.bar_ns or 0) >= 86_400 * 1_000_000_000
+    # the command line wins over the [optimize] table, key by key
+    scheduler = args.scheduler or table.scheduler
+    timeout_s = args.scheduler_timeout or table.scheduler_timeout_s
+    option = "--scheduler" if args.scheduler else "scheduler in [optimize]"
+    if scheduler is not None and (problem := address_problem(scheduler)) is not None:
+        raise ConfigError(f"{option} {shown(scheduler)}: {problem}")
+    journal = args.journal or table.journal
+    if journal is not None and walk is not None:
+        raise ConfigError(
+            f"--journal {journal} records the sets of a sweep: it cannot go with --walk-forward "
+            "(leave one out)"
+        )
+    store = _store_reference(args, table)
     commission = PerShareCommission(args.commission) if args.commission else None
+    if store is not None:
+        instruments = store.check()  # before any work is sent: the store's index only
+        data: DataFeed = store
+        daily = bar_size_ns(store.bar_size) >= 86_400 * 1_000_000_000
+    else:
+        feed = _feed(args)
+        instruments = feed.instruments
+        data = feed
+        daily = (feed.bar_ns or 0) >= 86_400 * 1_000_000_000
+    tz = instruments[0].timezone if instruments else "UTC"
     setup = Backtest(
-        cls, [feed], partial(SimBroker, args.cash, commission=commission),
+        cls, [data], partial(SimBroker, args.cash, commission=commission),
         objective=objective, fixed=fixed,
     )  # fmt: skip
+    with contextlib.ExitStack() as stack:
+        executor = None
+        if scheduler is not None:
+            client = stack.enter_context(connect(scheduler, timeout_s, option))
+            executor = client.get_executor()
+            if not args.quiet:
+                try:  # distributed >= 2025 lists 5 workers unless asked for all
+                    info = client.scheduler_info(n_workers=-1)
+                except TypeError:
+                    info = client.scheduler_info()
+                workers = len(info.get("workers", {}))
+                print(
+                    f"running on the Dask scheduler at {shown(scheduler)} ({workers} workers)",
+                    file=sys.stderr,
+                )
+        return _search(args, setup, sets, space, walk, heatmap, executor, journal, tz, daily)
+
+
+def _store_reference(args: argparse.Namespace, table: OptimizeSettings) -> StoredBars | None:
+    """The bars named by ``--store`` (or ``store`` in [optimize]), or None for the others."""
+    from ibkrfw.config import _store_uri, _time_text
+    from ibkrfw.optimize import StoredBars
+    from ibkrfw.optimize.stored import _shown
+
+    uri = args.store or table.store
+    if uri is None:
+        for option in ("bar_size", "start", "end"):
+            if getattr(args, option) is not None:
+                flag = "--" + option.replace("_", "-")
+                raise ConfigError(
+                    f"{flag} says what to read from a Parquet store: give --store too"
+                )
+        return None
+    flag = "--store" if args.store else "store in [optimize]"
+    if args.csv is not None:
+        raise ConfigError(f"{flag} and --csv both give the bars: give one of them")
+    problem = _store_uri(uri)
+    if problem is not None:
+        raise ConfigError(f"{flag} {_shown(uri)}: {problem}")
+    symbols = _symbol_list(args.symbols)
+    if not symbols:
+        raise ConfigError(
+            f"{flag} needs --symbols (or symbols in [optimize]): the instruments to read from "
+            "the store, by key or symbol, e.g. --symbols ACME"
+        )
+    bounds: dict[str, str | None] = {}
+    for name in ("start", "end"):
+        value = getattr(args, name)
+        problem = _time_text(value)
+        if problem is not None:
+            raise ConfigError(f"--{name} {value}: {problem}")
+        bounds[name] = value if value is not None else getattr(table, name)
+    bar_size = args.bar_size or table.bar_size
+    try:
+        return StoredBars(uri, symbols, bar_size, bounds["start"], bounds["end"])
+    except ConfigError as exc:
+        raise ConfigError(f"--bar-size {bar_size}: {exc}") from None
+
+
+def _search(
+    args: argparse.Namespace,
+    setup: Backtest,
+    sets: list[dict[str, Any]],
+    space: Mapping[str, Any],
+    walk: tuple[str, str] | None,
+    heatmap: tuple[str, str, str] | None,
+    executor: Executor | None,
+    journal: str | None,
+    tz: str,
+    daily: bool,
+) -> int:
+    """Run the sweep (or the walk-forward analysis) and print it."""
+    from ibkrfw.optimize import SweepJournal, run_sweep, walk_forward
+
+    cls_name = getattr(setup.strategy, "__name__", "the strategy")
+    objective = setup.objective_name
+    workers = None if executor is not None else args.workers
     maximize = not args.minimize
     progress = not args.quiet
     if walk is not None:
         wf = walk_forward(
             setup, sets, train=walk[0], test=walk[1], anchored=args.anchored,
-            workers=args.workers, progress=progress, maximize=maximize,
+            executor=executor, workers=workers, progress=progress, maximize=maximize,
         )  # fmt: skip
         shown = [c for c in wf.frame.columns if c not in ("train_start", "error")]
         print(_formatted(wf.frame[shown], list(space), tz=tz, daily=daily).to_string())
@@ -218,8 +323,24 @@ def _optimize(args: argparse.Namespace) -> int:
             )
             return 1
         return 0
-    result = run_sweep(setup, sets, workers=args.workers, progress=progress, maximize=maximize)
-    print(f"{len(result.frame)} parameter sets of {cls.__name__}, ranked by {objective}:")
+    book = SweepJournal(journal) if journal is not None else None
+    result = run_sweep(
+        setup, sets, executor=executor, workers=workers, progress=progress,
+        maximize=maximize, journal=book,
+    )  # fmt: skip
+    if book is not None:  # said on stderr: the table on stdout stays the same
+        if book.torn:
+            print(
+                f"journal {book.path}: its last line was torn (a run stopped while writing "
+                "it); that set ran again",
+                file=sys.stderr,
+            )
+        print(
+            f"journal {book.path}: {book.recorded} of {len(sets)} sets resumed from it, "
+            f"{len(sets) - book.recorded} run now",
+            file=sys.stderr,
+        )
+    print(f"{len(result.frame)} parameter sets of {cls_name}, ranked by {objective}:")
     top = result.frame.drop(columns="error").head(args.top)
     print(_formatted(top, list(space), tz=tz, daily=daily).to_string())
     failed = len(result.failures)
@@ -248,6 +369,19 @@ def _optimize(args: argparse.Namespace) -> int:
         figure.savefig(path, dpi=110)
         print(f"heatmap written to {path}")
     return 0
+
+
+def _seconds(text: str) -> float:
+    """An argparse ``type`` for a number of seconds above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(
+            f"must be a number of seconds above 0, e.g. --scheduler-timeout 10; got {text!r}"
+        )
+    return value
 
 
 def add_parser(sub: Any) -> None:
@@ -294,4 +428,29 @@ def add_parser(sub: Any) -> None:
         "--heatmap", metavar="X,Y=FILE.png", help="draw the objective over two parameters"
     )
     opt.add_argument("--quiet", action="store_true", help="no progress bar")
+    cluster = opt.add_argument_group(
+        "cluster, bars by reference and resuming",
+        "Each option wins over the same key of the [optimize] table of --config.",
+    )
+    cluster.add_argument(
+        "--scheduler", metavar="ADDRESS",
+        help="run the sets on the workers of this Dask scheduler, e.g. tcp://127.0.0.1:8786",
+    )  # fmt: skip
+    cluster.add_argument(
+        "--scheduler-timeout", metavar="SECONDS", type=_seconds,
+        help="how long to wait for the scheduler to answer (default: 10)",
+    )  # fmt: skip
+    cluster.add_argument(
+        "--store", metavar="PATH_OR_URI",
+        help="a Parquet bar store (a path, file://, s3://...) each worker reads the bars of "
+        "--symbols from itself, instead of receiving them",
+    )  # fmt: skip
+    cluster.add_argument("--bar-size", help="the bar size read from --store (default: 1d)")
+    cluster.add_argument("--start", help="first time read from --store, e.g. 2020-01-01")
+    cluster.add_argument("--end", help="first time not read from --store")
+    cluster.add_argument(
+        "--journal", metavar="PATH",
+        help="record each finished set in this file; run the same command again to resume "
+        "a stopped sweep where it stopped",
+    )  # fmt: skip
     opt.set_defaults(func=_optimize)

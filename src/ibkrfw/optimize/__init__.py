@@ -3,11 +3,15 @@
 Describe the backtest once (:class:`Backtest`), then search a grid (:func:`grid_search`) or
 random draws (:func:`random_search`), or walk forward (:func:`walk_forward`). Runs go to a
 process pool by default, or to any executor (a Dask cluster's ``client.get_executor()``
-included); the data is sent to each worker once.
+included); the data is sent to each worker once, or named by reference
+(:class:`StoredBars`) for each worker to read itself. A :class:`SweepJournal` records each
+finished set, so that a stopped sweep resumes where it stopped.
 """
 
+from ibkrfw.optimize.journal import SweepJournal
 from ibkrfw.optimize.search import grid_search, random_search
 from ibkrfw.optimize.space import IntUniform, LogUniform, Uniform, grid, sample
+from ibkrfw.optimize.stored import StoredBars
 from ibkrfw.optimize.sweep import (
     Backtest,
     Runner,
@@ -29,6 +33,8 @@ __all__ = [
     "IntUniform",
     "LogUniform",
     "Runner",
+    "StoredBars",
+    "SweepJournal",
     "SweepResult",
     "Uniform",
     "WalkForwardResult",

@@ -27,6 +27,8 @@ from ibkrfw._progress import make_bar
 from ibkrfw.engine.engine import Engine
 from ibkrfw.engine.result import RunResult
 from ibkrfw.errors import ConfigError
+from ibkrfw.optimize.journal import SweepJournal
+from ibkrfw.optimize.stored import StoredBars
 from ibkrfw.ports import Broker, DataFeed
 from ibkrfw.risk.rule import RiskRule
 from ibkrfw.strategy import Strategy
@@ -96,6 +98,11 @@ def _as_feeds(feeds: Iterable[DataFeed]) -> tuple[DataFeed, ...]:
     return tuple(feeds)
 
 
+def _loaded(feeds: tuple[DataFeed, ...]) -> tuple[DataFeed, ...]:
+    """The feeds, bars named by reference replaced by the bars (read once per process)."""
+    return tuple(feed.load() if isinstance(feed, StoredBars) else feed for feed in feeds)
+
+
 def _default_broker() -> Broker:
     from ibkrfw.sim.broker import SimBroker
 
@@ -159,7 +166,7 @@ class Backtest:
             ConfigError: if a feed cannot be cut by time (it has no ``between``).
         """
         cut = []
-        for feed in self.feeds:
+        for feed in _loaded(self.feeds):
             between = getattr(feed, "between", None)
             if between is None:
                 raise ConfigError(
@@ -173,7 +180,7 @@ class Backtest:
         """Run the backtest with ``params`` (over the ``fixed`` ones)."""
         strategy = self.strategy(**{**self.fixed, **params})
         rules = self.risk_rules() if self.risk_rules is not None else ()
-        return Engine(strategy, self.feeds, self.broker(), risk_rules=rules).run()
+        return Engine(strategy, _loaded(self.feeds), self.broker(), risk_rules=rules).run()
 
     def score(self, result: RunResult) -> float:
         """The objective's value for ``result`` (NaN when it is not a finite number)."""
@@ -305,23 +312,40 @@ class Runner:
         sets: Sequence[Mapping[str, Any]],
         window: Window = None,
         progress: Progress | None = None,
+        *,
+        done: Mapping[int, Mapping[str, Any]] | None = None,
+        record: Callable[[dict[str, Any]], object] | None = None,
     ) -> list[dict[str, Any]]:
-        """Run every set (on ``window`` of the data); the rows in completion order."""
-        rows: list[dict[str, Any]] = []
+        """Run every set (on ``window`` of the data); the rows in completion order.
+
+        Args:
+            sets: The parameter sets; a row's ``_index`` is its set's position here.
+            window: The time window of the data to run on (None: all of it).
+            progress: Called with (done, total) after each run (the ``done`` rows count).
+            done: Rows already finished, by index (from a journal): their sets are not run
+                again and their rows come first.
+            record: Called with each new row as it finishes (a journal's ``record``).
+        """
+        rows: list[dict[str, Any]] = [dict(row) for row in (done or {}).values()]
         total = len(sets)
+        todo = [(i, params) for i, params in enumerate(sets) if i not in (done or {})]
+        if progress is not None and rows:
+            progress(len(rows), total)
 
         def collect(row: dict[str, Any]) -> None:
+            if record is not None:
+                record(row)
             rows.append(row)
             if progress is not None:
                 progress(len(rows), total)
 
         if self._executor is None:
-            for i, params in enumerate(sets):
+            for i, params in todo:
                 collect(run_one(i, params, self.setup, window))
             return rows
         futures: list[Future[dict[str, Any]]] = [
             self._executor.submit(run_one, i, dict(params), self._payload, window)  # type: ignore[arg-type]
-            for i, params in enumerate(sets)
+            for i, params in todo
         ]
         for future in as_completed(futures):
             collect(future.result())
@@ -336,6 +360,7 @@ def run_sweep(
     workers: int | None = None,
     progress: bool | Progress | None = False,
     maximize: bool = True,
+    journal: str | os.PathLike[str] | SweepJournal | None = None,
 ) -> SweepResult:
     """Run ``setup`` once per parameter set and collect the results.
 
@@ -353,23 +378,40 @@ def run_sweep(
             ipywidgets, a few plain lines in a log); False (the default) for none; or a
             function called with (done, total) after each run.
         maximize: Whether a larger objective is better.
+        journal: A file (or a :class:`~ibkrfw.optimize.SweepJournal`) recording each
+            finished set: the sets it already holds are not run again (the progress counts
+            them as done), so a sweep stopped by a crash, a kill or Ctrl-C resumes where it
+            stopped and ends with the table of one uninterrupted run. A journal of another
+            sweep is refused.
 
     Returns:
         The results, one row per parameter set.
 
     Raises:
-        ConfigError: if there is nothing to run, ``workers`` is not positive or ``progress``
-            is none of the above.
+        ConfigError: if there is nothing to run, ``workers`` is not positive, ``progress``
+            is none of the above, bars named by reference (:class:`StoredBars`) cannot be
+            read (checked before any run), or ``journal`` records another sweep.
     """
     check_progress(progress, "run_sweep", callable_ok=True)
     if not sets:
         raise ConfigError("no parameter sets to run")
     _check_objective_name(setup, sets)
-    with (
-        Runner(setup, executor, workers) as runner,
-        _reporting(progress, f"sweep of {len(sets)}", len(sets)) as report,
-    ):
-        rows = runner.run(sets, progress=report)
+    for feed in setup.feeds:
+        if isinstance(feed, StoredBars):
+            feed.check()  # here, before any run: not once per task on the workers
+    book = SweepJournal(journal) if isinstance(journal, str | os.PathLike) else journal
+    done = book.start(setup, sets) if book is not None else {}
+    try:
+        with (
+            Runner(setup, executor, workers) as runner,
+            _reporting(progress, f"sweep of {len(sets)}", len(sets)) as report,
+        ):
+            rows = runner.run(
+                sets, progress=report, done=done, record=None if book is None else book.record
+            )
+    finally:
+        if book is not None:
+            book.close()
     return SweepResult.from_rows(
         rows, list(sets[0]), maximize=maximize, objective=setup.objective_name
     )
