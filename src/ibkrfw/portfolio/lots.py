@@ -24,6 +24,7 @@ from ibkrfw.portfolio.portfolio import Holding, Ledger, Portfolio
 __all__ = ["ClosedLot", "Lot", "LotMethod", "TaxLotPortfolio"]
 
 _ZERO = Decimal(0)
+_SHARE = Decimal("1e-8")  # commission shares are rounded to this, so they add up exactly
 
 
 class LotMethod(enum.Enum):
@@ -144,8 +145,9 @@ class TaxLotPortfolio(Ledger):
     the profit its closed lots realised. Commissions are shared in proportion to quantity:
     an opening fill's go with its lot (a lot partly closed gives the closed part its share),
     a closing fill's across the lots it closes (and the lot it opens, if it reverses the
-    position). The engine's protective stops (:class:`~ibkrfw.risk.Protection`) still work
-    from the position's average cost.
+    position). Shares are rounded to 0.00000001 and the last takes what is left, so a fill's
+    shares add up to its commission exactly. The engine's protective stops
+    (:class:`~ibkrfw.risk.Protection`) still work from the position's average cost.
 
     Args:
         cash: Starting cash, in the base currency.
@@ -377,14 +379,14 @@ class TaxLotPortfolio(Ledger):
             lot = lots[index]
             closing = min(left, lot.quantity)
             left -= closing
-            # Shares in proportion to quantity; the last share is what is left, so the
-            # shares add up exactly to the fee.
-            close_fee = fee_left if not left else fee * closing / size
+            # Shares in proportion to quantity, rounded; the last share is what is left, so
+            # the shares add up exactly to the fee.
+            close_fee = fee_left if not left else (fee * closing / size).quantize(_SHARE)
             fee_left -= close_fee
             open_fee = (
                 lot.commission
                 if closing == lot.quantity
-                else lot.commission * closing / lot.quantity
+                else (lot.commission * closing / lot.quantity).quantize(_SHARE)
             )
             diff = fill.price - lot.open_price
             gross = (diff if lot.side is Side.BUY else -diff) * closing * inst.multiplier
