@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -228,3 +229,15 @@ def test_a_ledger_missing_part_of_the_contract_fails_when_built() -> None:
 
     with pytest.raises(TypeError, match="abstract"):
         Partial()  # type: ignore[abstract]
+
+
+def test_the_tax_lots_example_pins_its_figures(capsys: pytest.CaptureFixture[str]) -> None:
+    import runpy
+
+    path = Path(__file__).parents[2] / "examples" / "tax_lots.py"
+    runpy.run_path(str(path), run_name="__main__")
+    out = capsys.readouterr().out
+    assert re.search(r"realised\s+-2519\.20\s+-322\.00\s+-10131\.45", out)
+    assert re.search(r"of which long term\s+81\.95\s+0\.00\s+-6232\.60", out)
+    assert re.search(r"realised \+ unrealised\s+-205\.50\s+-205\.50\s+-205\.50", out)
+    assert "same profit, cash and equity whatever the method: True" in out

@@ -73,12 +73,10 @@ def test_after_a_restart_a_tax_lot_ledger_starts_from_the_accounts_positions(
         (inst,) = held
         cost = held[inst].avg_price
         wrong = TaxLotPortfolio(cash + 1)
-        with (
-            pytest.raises(EngineError) as refused,
-            LiveSession(ScriptedStrategy({}), tws, state_dir=state, portfolio=wrong) as session,
-        ):
+        with LiveSession(ScriptedStrategy({}), tws, state_dir=state, portfolio=wrong) as session:
             session.step(1)
-            session.stop()
+            with pytest.raises(EngineError) as refused:
+                session.stop()
         assert isinstance(refused.value.__cause__, ConfigError)
         assert "starts with cash" in str(refused.value.__cause__)
         ledger = TaxLotPortfolio(cash)
