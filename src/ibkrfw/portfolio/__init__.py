@@ -3,6 +3,7 @@
 from ibkrfw.portfolio.fx import FxRates
 from ibkrfw.portfolio.lots import ClosedLot, Lot, LotMethod, TaxLotPortfolio
 from ibkrfw.portfolio.portfolio import (
+    DelegatingLedger,
     Holding,
     Ledger,
     Portfolio,
@@ -14,6 +15,7 @@ from ibkrfw.portfolio.rebalance import RebalancePlan, Schedule, drift, plan_reba
 
 __all__ = [
     "ClosedLot",
+    "DelegatingLedger",
     "FxRates",
     "Holding",
     "Ledger",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import final
 
@@ -12,14 +11,13 @@ import attrs
 from typing_extensions import override
 
 from ibkrfw.core.clock import Clock
-from ibkrfw.core.history import BarHistory, History
 from ibkrfw.errors import ConfigError
 from ibkrfw.model._decimal import DecimalLike
 from ibkrfw.model.fills import Fill, Position
 from ibkrfw.model.instruments import Instrument
 from ibkrfw.model.orders import Side
 from ibkrfw.portfolio.fx import FxRates
-from ibkrfw.portfolio.portfolio import Holding, Ledger, Portfolio
+from ibkrfw.portfolio.portfolio import DelegatingLedger
 
 __all__ = ["ClosedLot", "Lot", "LotMethod", "TaxLotPortfolio"]
 
@@ -130,16 +128,16 @@ def _date(ts_ns: int) -> dt.date:
 
 
 @final
-class TaxLotPortfolio(Ledger):
+class TaxLotPortfolio(DelegatingLedger):
     """A ledger that keeps each opening fill as a lot and realises profit lot by lot.
 
     Cash, positions, marks and equity are a :class:`~ibkrfw.portfolio.Portfolio`'s, which it
-    wraps: a run's equity curve is the same whatever ledger it keeps. What differs is how much
-    profit each closing fill realises: the lots it closes are chosen by ``method`` (the oldest
-    first, the newest, or the dearest), and :attr:`closed_lots` tells, per lot, when it opened
-    and closed, at which prices, and its profit. Over a position from flat to flat every method
-    realises the same total as average cost; while it is open, realised plus unrealised profit
-    is the same.
+    wraps (:attr:`~ibkrfw.portfolio.DelegatingLedger.books`): a run's equity curve is the same
+    whatever ledger it keeps. What differs is how much profit each closing fill realises: the
+    lots it closes are chosen by ``method`` (the oldest first, the newest, or the dearest),
+    and :attr:`closed_lots` tells, per lot, when it opened and closed, at which prices, and its
+    profit. Over a position from flat to flat every method realises the same total as average
+    cost; while it is open, realised plus unrealised profit is the same.
 
     A position's ``avg_price`` is the cost of its open lots per unit, and its ``realized_pnl``
     the profit its closed lots realised. Commissions are shared in proportion to quantity:
@@ -185,7 +183,7 @@ class TaxLotPortfolio(Ledger):
         clock: Clock | None = None,
     ) -> None:
         self._method = _method(method)
-        self._books = Portfolio(cash, base_currency, fx, clock)
+        super().__init__(cash, base_currency, fx, clock)
         self._lots: dict[Instrument, list[Lot]] = {}
         self._closed: list[ClosedLot] = []
         self._realized: list[Decimal] = []  # per fill, by lots
@@ -207,130 +205,6 @@ class TaxLotPortfolio(Ledger):
         """Every lot (or part of one) closed so far, in the order they closed."""
         return list(self._closed)
 
-    # --- the books, as the wrapped Portfolio keeps them ---------------------------------------
-    @property
-    @override
-    def base_currency(self) -> str:
-        return self._books.base_currency
-
-    @property
-    @override
-    def cash(self) -> Decimal:
-        return self._books.cash
-
-    @property
-    @override
-    def cash_balances(self) -> dict[str, Decimal]:
-        return self._books.cash_balances
-
-    @override
-    def rate(self, currency: str) -> float:
-        return self._books.rate(currency)
-
-    @property
-    @override
-    def equity(self) -> float:
-        return self._books.equity
-
-    @override
-    def quantity(self, instrument: Instrument) -> Decimal:
-        return self._books.quantity(instrument)
-
-    @override
-    def price(self, instrument: Instrument) -> float:
-        return self._books.price(instrument)
-
-    @override
-    def value(self, position: Position) -> float:
-        return self._books.value(position)
-
-    @property
-    @override
-    def market_value(self) -> float:
-        return self._books.market_value
-
-    @property
-    @override
-    def gross_exposure(self) -> float:
-        return self._books.gross_exposure
-
-    @override
-    def working(self, instrument: Instrument) -> tuple[Decimal, Decimal]:
-        return self._books.working(instrument)
-
-    @override
-    def working_instruments(self) -> frozenset[Instrument]:
-        return self._books.working_instruments()
-
-    @override
-    def pending(self, instrument: Instrument) -> Decimal:
-        return self._books.pending(instrument)
-
-    @override
-    def working_by_instrument(self) -> Mapping[Instrument, tuple[Decimal, Decimal]]:
-        return self._books.working_by_instrument()
-
-    @override
-    def history(self, instrument: Instrument, n: int | None = None) -> History:
-        return self._books.history(instrument, n)
-
-    @property
-    @override
-    def fx(self) -> FxRates | None:
-        return self._books.fx
-
-    @override
-    def follow_rates(self, fx: FxRates | None, clock: Clock) -> None:
-        self._books.follow_rates(fx, clock)
-
-    @override
-    def follow_orders(
-        self,
-        working: Callable[[], Mapping[Instrument, tuple[Decimal, Decimal]]],
-        pending: Callable[[Instrument], Decimal] | None = None,
-    ) -> None:
-        self._books.follow_orders(working, pending)
-
-    @override
-    def follow_histories(self, histories: Mapping[Instrument, BarHistory]) -> None:
-        self._books.follow_histories(histories)
-
-    @override
-    def holding(self, instrument: Instrument) -> Holding:
-        return self._books.holding(instrument)
-
-    @override
-    def mark(self, instrument: Instrument, price: float) -> None:
-        self._books.mark(instrument, price)
-
-    @override
-    def adjust_cash(self, amount: Decimal, currency: str | None = None) -> None:
-        self._books.adjust_cash(amount, currency)
-
-    @override
-    def balance(self, currency: str) -> Decimal:
-        return self._books.balance(currency)
-
-    @property
-    @override
-    def cash_f(self) -> float:
-        return self._books.cash_f
-
-    @property
-    @override
-    def commission(self) -> Decimal:
-        return self._books.commission
-
-    @property
-    @override
-    def adjustments(self) -> Decimal:
-        return self._books.adjustments
-
-    @property
-    @override
-    def fills(self) -> list[Fill]:
-        return self._books.fills
-
     # --- the lots --------------------------------------------------------------------------
     @property
     @override
@@ -339,12 +213,12 @@ class TaxLotPortfolio(Ledger):
 
     @override
     def position(self, instrument: Instrument) -> Position:
-        return self._by_lots(self._books.position(instrument))
+        return self._by_lots(self.books.position(instrument))
 
     @property
     @override
     def positions(self) -> dict[Instrument, Position]:
-        return {inst: self._by_lots(p) for inst, p in self._books.positions.items()}
+        return {inst: self._by_lots(p) for inst, p in self.books.positions.items()}
 
     def _by_lots(self, position: Position) -> Position:
         inst = position.instrument
@@ -358,12 +232,12 @@ class TaxLotPortfolio(Ledger):
 
     @override
     def apply_fill(self, fill: Fill) -> None:
-        self._books.apply_fill(fill)  # first: a fill it refuses leaves the lots untouched
+        super().apply_fill(fill)  # first: a fill it refuses leaves the lots untouched
         self._book(fill)
 
     @override
     def adopt(self, fill: Fill) -> None:
-        self._books.adopt(fill)
+        super().adopt(fill)
         self._book(fill)
 
     def _book(self, fill: Fill) -> None:

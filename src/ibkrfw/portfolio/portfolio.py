@@ -20,7 +20,15 @@ from ibkrfw.model.instruments import Instrument
 from ibkrfw.model.orders import Side
 from ibkrfw.portfolio.fx import FxRates
 
-__all__ = ["Holding", "Ledger", "Portfolio", "PortfolioView", "Trade", "round_trips"]
+__all__ = [
+    "DelegatingLedger",
+    "Holding",
+    "Ledger",
+    "Portfolio",
+    "PortfolioView",
+    "Trade",
+    "round_trips",
+]
 
 _ZERO = Decimal(0)
 _NO_BARS = BarHistory.empty(capacity=0)
@@ -291,9 +299,10 @@ class Ledger(PortfolioView):
       :meth:`price` must read them;
     * **it starts fresh**: the cash the broker reports and no fills (the engine checks both).
 
-    The simplest way to write one is to wrap a :class:`Portfolio`, delegate cash, marks,
-    holdings and the views of orders and history to it, and add what you want on
-    :meth:`apply_fill` (as :class:`~ibkrfw.portfolio.TaxLotPortfolio` does).
+    The simplest way to write one is to derive from :class:`DelegatingLedger`, which keeps
+    cash, marks, holdings and the views of orders and history in a wrapped
+    :class:`Portfolio`, and add what you want on :meth:`apply_fill` (as
+    :class:`~ibkrfw.portfolio.TaxLotPortfolio` does).
     """
 
     @property
@@ -763,6 +772,200 @@ class Portfolio(Ledger):
         else:
             currency = fill.instrument.currency
             self._balances[currency] = self._balances.get(currency, _ZERO) + cost
+
+
+class DelegatingLedger(Ledger):
+    """A :class:`Ledger` that keeps its books in a :class:`Portfolio`: the base of your own.
+
+    Every method of the contract is the wrapped :attr:`books`'; override the ones your ledger
+    changes, calling ``super()`` for the books. Cash, positions, marks and the holdings the
+    engine marks stay the :class:`Portfolio`'s, so a run's fills, cash and equity are those of
+    the default ledger whatever you add (:class:`~ibkrfw.portfolio.TaxLotPortfolio` is built
+    this way).
+
+    Args:
+        cash: Starting cash, in the base currency (the account's, when given to the engine).
+        base_currency: The account's currency.
+        fx: Exchange rates, as for :class:`Portfolio`; the engine gives the broker's.
+        clock: The clock the rates are read at; required with ``fx``.
+
+    Raises:
+        ConfigError: as :class:`Portfolio` does.
+
+    Example:
+        >>> from decimal import Decimal
+        >>> from ibkrfw import Fill, Side, Stock
+        >>> class Counting(DelegatingLedger):
+        ...     fills_seen = 0
+        ...     def apply_fill(self, fill: Fill) -> None:
+        ...         super().apply_fill(fill)
+        ...         self.fills_seen += 1
+        >>> pf = Counting(1_000)
+        >>> pf.apply_fill(Fill(1, Stock("X"), Side.BUY, Decimal(1), Decimal(10), Decimal(0),
+        ...                    0, "e1"))
+        >>> pf.fills_seen, pf.cash
+        (1, Decimal('990'))
+    """
+
+    def __init__(
+        self,
+        cash: DecimalLike = 0,
+        base_currency: str = "USD",
+        fx: FxRates | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.books = Portfolio(cash, base_currency, fx, clock)
+        """The wrapped books (average cost)."""
+
+    @property
+    @override
+    def base_currency(self) -> str:
+        return self.books.base_currency
+
+    @property
+    @override
+    def cash(self) -> Decimal:
+        return self.books.cash
+
+    @property
+    @override
+    def cash_balances(self) -> dict[str, Decimal]:
+        return self.books.cash_balances
+
+    @override
+    def rate(self, currency: str) -> float:
+        return self.books.rate(currency)
+
+    @property
+    @override
+    def equity(self) -> float:
+        return self.books.equity
+
+    @override
+    def quantity(self, instrument: Instrument) -> Decimal:
+        return self.books.quantity(instrument)
+
+    @override
+    def price(self, instrument: Instrument) -> float:
+        return self.books.price(instrument)
+
+    @override
+    def value(self, position: Position) -> float:
+        return self.books.value(position)
+
+    @property
+    @override
+    def market_value(self) -> float:
+        return self.books.market_value
+
+    @property
+    @override
+    def gross_exposure(self) -> float:
+        return self.books.gross_exposure
+
+    @override
+    def working(self, instrument: Instrument) -> tuple[Decimal, Decimal]:
+        return self.books.working(instrument)
+
+    @override
+    def working_instruments(self) -> frozenset[Instrument]:
+        return self.books.working_instruments()
+
+    @override
+    def pending(self, instrument: Instrument) -> Decimal:
+        return self.books.pending(instrument)
+
+    @override
+    def working_by_instrument(self) -> Mapping[Instrument, tuple[Decimal, Decimal]]:
+        return self.books.working_by_instrument()
+
+    @override
+    def history(self, instrument: Instrument, n: int | None = None) -> History:
+        return self.books.history(instrument, n)
+
+    @property
+    @override
+    def fx(self) -> FxRates | None:
+        return self.books.fx
+
+    @override
+    def follow_rates(self, fx: FxRates | None, clock: Clock) -> None:
+        self.books.follow_rates(fx, clock)
+
+    @override
+    def follow_orders(
+        self,
+        working: Callable[[], Mapping[Instrument, tuple[Decimal, Decimal]]],
+        pending: Callable[[Instrument], Decimal] | None = None,
+    ) -> None:
+        self.books.follow_orders(working, pending)
+
+    @override
+    def follow_histories(self, histories: Mapping[Instrument, BarHistory]) -> None:
+        self.books.follow_histories(histories)
+
+    @override
+    def holding(self, instrument: Instrument) -> Holding:
+        return self.books.holding(instrument)
+
+    @override
+    def mark(self, instrument: Instrument, price: float) -> None:
+        self.books.mark(instrument, price)
+
+    @override
+    def adjust_cash(self, amount: Decimal, currency: str | None = None) -> None:
+        self.books.adjust_cash(amount, currency)
+
+    @override
+    def balance(self, currency: str) -> Decimal:
+        return self.books.balance(currency)
+
+    @property
+    @override
+    def cash_f(self) -> float:
+        return self.books.cash_f
+
+    @property
+    @override
+    def commission(self) -> Decimal:
+        return self.books.commission
+
+    @property
+    @override
+    def adjustments(self) -> Decimal:
+        return self.books.adjustments
+
+    @property
+    @override
+    def fills(self) -> list[Fill]:
+        return self.books.fills
+
+    @override
+    def position(self, instrument: Instrument) -> Position:
+        return self.books.position(instrument)
+
+    @property
+    @override
+    def positions(self) -> dict[Instrument, Position]:
+        return self.books.positions
+
+    @property
+    @override
+    def realized_per_fill(self) -> list[Decimal]:
+        return self.books.realized_per_fill
+
+    @property
+    @override
+    def trades(self) -> list[Trade]:
+        return self.books.trades
+
+    @override
+    def apply_fill(self, fill: Fill) -> None:
+        self.books.apply_fill(fill)
+
+    @override
+    def adopt(self, fill: Fill) -> None:
+        self.books.adopt(fill)
 
 
 def round_trips(fills: Sequence[Fill]) -> list[Trade]:
