@@ -29,12 +29,12 @@ class LotMethod(enum.Enum):
     """Which open lots a closing fill closes first."""
 
     FIFO = "fifo"
-    """First in, first out: the oldest lot first."""
+    """The oldest lot first (first in, first out)."""
     LIFO = "lifo"
-    """Last in, first out: the newest lot first."""
+    """The newest lot first (last in, first out)."""
     HIFO = "hifo"
-    """Highest cost first: the least profit realised (a long's dearest lot, a short's cheapest;
-    the oldest of equal ones)."""
+    """The lot that realises the least profit first (highest cost first), which is a long's
+    dearest lot or a short's cheapest, the oldest of equal ones."""
 
 
 @final
@@ -131,7 +131,7 @@ def _date(ts_ns: int) -> dt.date:
 class TaxLotPortfolio(DelegatingLedger):
     """A ledger that keeps each opening fill as a lot and realises profit lot by lot.
 
-    Cash, positions, marks and equity are a :class:`~ibkrfw.portfolio.Portfolio`'s, which it
+    Cash, positions, marks and equity are a :class:`~ibkrfw.Portfolio`'s, which it
     wraps (:attr:`~ibkrfw.portfolio.DelegatingLedger.books`): a run's equity curve is the same
     whatever ledger it keeps. What differs is how much profit each closing fill realises: the
     lots it closes are chosen by ``method`` (the oldest first, the newest, or the dearest),
@@ -152,12 +152,12 @@ class TaxLotPortfolio(DelegatingLedger):
         base_currency: The account's currency.
         method: Which lots a closing fill closes first: a :class:`LotMethod` or its value
             (``"fifo"``, ``"lifo"``, ``"hifo"``).
-        fx: Exchange rates, as for :class:`~ibkrfw.portfolio.Portfolio`.
+        fx: Exchange rates, as for :class:`~ibkrfw.Portfolio`.
         clock: The clock the rates are read at; required with ``fx``.
 
     Raises:
         ConfigError: if ``method`` is not one of the lot methods, or as
-            :class:`~ibkrfw.portfolio.Portfolio` does for ``fx`` and ``clock``.
+            :class:`~ibkrfw.Portfolio` does for ``fx`` and ``clock``.
 
     Example:
         >>> from decimal import Decimal

@@ -233,8 +233,8 @@ class Holding:
     The engine asks its ledger for each traded instrument's entry once, before the run
     (:meth:`Ledger.holding`), then writes each bar's close into :attr:`price` and reads
     :attr:`qty_f` after a fill: plain attribute access, so marking costs nothing more per bar
-    whatever the ledger. A ledger of your own gets its entries from the :class:`Portfolio` it
-    wraps (see :class:`Ledger`); you never build one.
+    whatever the ledger. A ledger of your own gets its entries from the
+    :class:`~ibkrfw.Portfolio` it wraps (see :class:`Ledger`); you never build one.
 
     Attributes:
         instrument: The instrument.
@@ -273,7 +273,7 @@ class Holding:
         self.price = math.nan
 
     def snapshot(self) -> Position:
-        """Return the entry as an immutable :class:`~ibkrfw.model.Position`."""
+        """Return the entry as an immutable :class:`~ibkrfw.Position`."""
         return Position(
             self.instrument, self.qty, self.avg, self.realized, self.commission, self.price
         )
@@ -282,11 +282,11 @@ class Holding:
 class Ledger(PortfolioView):
     """The accounting contract: what the engine, results and monitors call on the account's books.
 
-    :class:`Portfolio` (average cost) is the ledger a run uses unless you give
+    :class:`~ibkrfw.Portfolio` (average cost) is the ledger a run uses unless you give
     ``Engine(..., portfolio=...)`` another; :class:`~ibkrfw.portfolio.TaxLotPortfolio` (lots
     closed first in, first out or last in, first out) is a second. Strategies and risk rules
-    see any ledger through its :class:`PortfolioView` side only; the engine is the only caller
-    of the methods below, all on its one thread.
+    see any ledger through its :class:`~ibkrfw.PortfolioView` side only; the engine is the
+    only caller of the methods below, all on its one thread.
 
     The engine relies on three things a ledger must keep:
 
@@ -295,13 +295,14 @@ class Ledger(PortfolioView):
       makes of cost and profit (averages, lots...); the run's equity curve is built from
       :attr:`cash_f`, :meth:`balance` and each :class:`Holding`'s ``qty_f`` after each fill;
     * **marks go through the holdings**: on every bar the engine writes the close into the
-      instrument's :class:`Holding` (got once, from :meth:`holding`), so :attr:`equity` and
-      :meth:`price` must read them;
+      instrument's :class:`Holding` (got once, from :meth:`holding`), so
+      :attr:`~ibkrfw.PortfolioView.equity` and :meth:`~ibkrfw.PortfolioView.price` must read
+      them;
     * **it starts fresh**: the cash the broker reports and no fills (the engine checks both).
 
     The simplest way to write one is to derive from :class:`DelegatingLedger`, which keeps
     cash, marks, holdings and the views of orders and history in a wrapped
-    :class:`Portfolio`, and add what you want on :meth:`apply_fill` (as
+    :class:`~ibkrfw.Portfolio`, and add what you want on :meth:`apply_fill` (as
     :class:`~ibkrfw.portfolio.TaxLotPortfolio` does).
     """
 
@@ -324,16 +325,18 @@ class Ledger(PortfolioView):
         working: Callable[[], Mapping[Instrument, tuple[Decimal, Decimal]]],
         pending: Callable[[Instrument], Decimal] | None = None,
     ) -> None:
-        """Read the live orders from the engine's order book, for :meth:`working` and more.
+        """Read the live orders from the engine's order book, for the view's order methods.
 
         Args:
-            working: Every instrument's ``(buy, sell)`` for :meth:`working`.
-            pending: An instrument's signed expected quantity for :meth:`pending`.
+            working: Every instrument's ``(buy, sell)``, for
+                :meth:`~ibkrfw.PortfolioView.working`.
+            pending: An instrument's signed expected quantity, for
+                :meth:`~ibkrfw.PortfolioView.pending`.
         """
 
     @abstractmethod
     def follow_histories(self, histories: Mapping[Instrument, BarHistory]) -> None:
-        """Serve :meth:`history` from ``histories`` (the engine's, growing as bars come)."""
+        """Serve :meth:`~ibkrfw.PortfolioView.history` from ``histories`` (the engine's)."""
 
     @abstractmethod
     def holding(self, instrument: Instrument) -> Holding:
@@ -396,11 +399,12 @@ class Ledger(PortfolioView):
     @property
     @abstractmethod
     def realized_per_fill(self) -> list[Decimal]:
-        """The profit each fill of :attr:`fills` realised, before commission, in its currency.
+        """The profit each fill realised, before commission, in its instrument's currency.
 
-        Zero for a fill that opened or added to a position. How much a fill realises is the
-        ledger's method (average cost, lots...); over a position from flat to flat every
-        method realises the same total.
+        One per fill of :attr:`~ibkrfw.portfolio.Ledger.fills`, in order; zero for a fill that
+        opened or added to a position. How much a fill realises is the ledger's method
+        (average cost, lots...); over a position from flat to flat every method realises the
+        same total.
         """
 
     @property
@@ -416,10 +420,10 @@ class Ledger(PortfolioView):
 class Portfolio(Ledger):
     """The account's ledger: cash, positions (average cost), realised P&L and trades.
 
-    The :class:`Ledger` a run uses unless ``Engine(..., portfolio=...)`` is given another.
-    Ledger values are :class:`~decimal.Decimal`; marks and equity are float, as they come from
-    market data. The engine owns the portfolio and is the only caller of :meth:`apply_fill` and
-    :meth:`mark`; strategies see it through :class:`PortfolioView`.
+    The :class:`~ibkrfw.portfolio.Ledger` a run uses unless ``Engine(..., portfolio=...)``
+    is given another. Ledger values are :class:`~decimal.Decimal`; marks and equity are
+    float, as they come from market data. The engine owns the portfolio and is the only caller
+    of :meth:`apply_fill` and :meth:`mark`; strategies see it through :class:`PortfolioView`.
 
     A fill moves cash in its instrument's currency, as at IB: buying a EUR-priced stock from a
     USD account leaves a negative EUR balance, which then moves with the exchange rate.
@@ -775,22 +779,22 @@ class Portfolio(Ledger):
 
 
 class DelegatingLedger(Ledger):
-    """A :class:`Ledger` that keeps its books in a :class:`Portfolio`: the base of your own.
+    """A :class:`Ledger` that keeps its books in a :class:`~ibkrfw.Portfolio`: the base of your own.
 
     Every method of the contract is the wrapped :attr:`books`'; override the ones your ledger
     changes, calling ``super()`` for the books. Cash, positions, marks and the holdings the
-    engine marks stay the :class:`Portfolio`'s, so a run's fills, cash and equity are those of
-    the default ledger whatever you add (:class:`~ibkrfw.portfolio.TaxLotPortfolio` is built
-    this way).
+    engine marks stay the :class:`~ibkrfw.Portfolio`'s, so a run's fills, cash and equity are
+    those of the default ledger whatever you add (:class:`~ibkrfw.portfolio.TaxLotPortfolio`
+    is built this way).
 
     Args:
         cash: Starting cash, in the base currency (the account's, when given to the engine).
         base_currency: The account's currency.
-        fx: Exchange rates, as for :class:`Portfolio`; the engine gives the broker's.
+        fx: Exchange rates, as for :class:`~ibkrfw.Portfolio`; the engine gives the broker's.
         clock: The clock the rates are read at; required with ``fx``.
 
     Raises:
-        ConfigError: as :class:`Portfolio` does.
+        ConfigError: as :class:`~ibkrfw.Portfolio` does.
 
     Example:
         >>> from decimal import Decimal
