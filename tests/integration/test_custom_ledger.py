@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from ibkrfw import ConfigError, Engine, FxRates, Portfolio, RunResult, Stock
+from ibkrfw import ConfigError, Engine, Fill, FxRates, Portfolio, RunResult, Side, Stock
 from ibkrfw.data import sample_feed
 from ibkrfw.portfolio import Ledger, LotMethod, TaxLotPortfolio
 from ibkrfw.sim import DataFrameFeed, FixedBpsSlippage, IBKRFixedCommission, SimBroker
@@ -192,10 +192,15 @@ def test_engine_portfolio_used_by_another_run_is_refused() -> None:
     ledger = Portfolio(10_000)
     first, second = _engine(ledger), _engine(ledger)  # both built before either runs
     first.run()
-    with pytest.raises(ConfigError, match=r"used by another run.*build a new one"):
+    with pytest.raises(ConfigError, match=r"used by another run.*give each run a new one"):
         second.run()
     with pytest.raises(ConfigError, match="used by another run"):
         _engine(ledger)
+    booked = TaxLotPortfolio(10_000)
+    acme = next(iter(first.instruments))
+    booked.apply_fill(Fill(1, acme, Side.BUY, Decimal(1), Decimal(10), Decimal(0), 0, "e1"))
+    with pytest.raises(ConfigError, match="has been given fills already"):
+        _engine(booked)
 
 
 def test_engine_portfolio_with_other_cash_or_currency_is_refused_at_the_start() -> None:

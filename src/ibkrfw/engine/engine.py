@@ -244,9 +244,10 @@ def _fresh_ledger(ledger: object) -> Ledger | None:
             f"not a {type(ledger).__name__}"
         )
     if ledger in _USED_LEDGERS or ledger.fills:
+        why = "used by another run" if ledger in _USED_LEDGERS else "given fills already"
         raise ConfigError(
-            f"Engine(portfolio=...): this {type(ledger).__name__} has been used by another run "
-            "(it has its books); build a new one for each run"
+            f"Engine(portfolio=...): this {type(ledger).__name__} has been {why} and keeps "
+            "those books; give each run a new one, with the account's cash and no fills"
         )
     return ledger
 
