@@ -10,6 +10,7 @@ import logging
 import math
 import threading
 import time
+import weakref
 from array import array
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -75,7 +76,7 @@ from ibkrfw.model.orders import (
     check_modification,
     check_request,
 )
-from ibkrfw.portfolio.portfolio import Portfolio, _Holding
+from ibkrfw.portfolio.portfolio import Ledger, Portfolio, _Holding
 from ibkrfw.ports import Broker, DataFeed
 from ibkrfw.risk.monitor import Halt, RiskMonitor
 from ibkrfw.risk.protect import GROUP_PREFIX, STOP_TAG, TAKE_TAG, Protection, waits_to_exit
@@ -223,6 +224,53 @@ def _cost(fill: Fill) -> Decimal:
     return signed + fill.commission
 
 
+# The ledgers runs have used: a ledger keeps one run's books (weakly held, as the engines).
+_USED_LEDGERS: weakref.WeakSet[Ledger] = weakref.WeakSet()
+
+
+def _fresh_ledger(ledger: object) -> Ledger | None:
+    """``Engine(portfolio=...)``, checked: a ledger instance no run has used."""
+    if ledger is None:
+        return None
+    if isinstance(ledger, type) and issubclass(ledger, Ledger):
+        raise ConfigError(
+            f"Engine(portfolio={ledger.__name__}): give an instance, built with the account's "
+            f"cash, e.g. portfolio={ledger.__name__}(100_000)"
+        )
+    if not isinstance(ledger, Ledger):
+        raise ConfigError(
+            f"Engine(portfolio={ledger!r}): give a ledger, an instance of "
+            "ibkrfw.portfolio.Ledger such as Portfolio(100_000) or TaxLotPortfolio(100_000), "
+            f"not a {type(ledger).__name__}"
+        )
+    if ledger in _USED_LEDGERS or ledger.fills:
+        why = "used by another run" if ledger in _USED_LEDGERS else "given fills already"
+        raise ConfigError(
+            f"Engine(portfolio=...): this {type(ledger).__name__} has been {why} and keeps "
+            "those books; give each run a new one, with the account's cash and no fills"
+        )
+    return ledger
+
+
+def _claim_ledger(ledger: Ledger, broker: Broker, account_cash: Decimal) -> None:
+    """At the start of a run: the given ledger is fresh and has the account's cash and currency."""
+    name = type(ledger).__name__
+    _fresh_ledger(ledger)  # another engine may have run it since this one was built
+    if ledger.base_currency != broker.base_currency:
+        raise ConfigError(
+            f"Engine(portfolio=...): the {name} keeps its books in {ledger.base_currency}, the "
+            f"account in {broker.base_currency}: build it with "
+            f"base_currency={broker.base_currency!r}"
+        )
+    if ledger.cash != account_cash or ledger.cash_balances != {ledger.base_currency: account_cash}:
+        raise ConfigError(
+            f"Engine(portfolio=...): the {name} starts with cash {ledger.cash}, the account "
+            f"({type(broker).__name__}) with {account_cash} {broker.base_currency}: build it "
+            f"with the account's cash, e.g. {name}({account_cash})"
+        )
+    _USED_LEDGERS.add(ledger)
+
+
 def _one_feed_per_instrument(feeds: Sequence[DataFeed]) -> None:
     """Refuse two feeds delivering one instrument: their bars would be mixed into one history.
 
@@ -332,10 +380,19 @@ class Engine:
             under half of it). Nothing is dropped at the bound: quotes and trades are
             conflated per instrument once 1,000 events wait, and bars and order events all
             wait (see :class:`~ibkrfw.core.Inbox`).
+        portfolio: The ledger that keeps the run's books (a :class:`~ibkrfw.portfolio.Ledger`,
+            such as :class:`~ibkrfw.portfolio.TaxLotPortfolio`), fresh, with the account's
+            cash and currency; it is :attr:`portfolio` during and after the run. By default
+            the engine builds a :class:`~ibkrfw.Portfolio` (average cost). At the start the
+            engine gives it the broker's exchange rates and its clock, then books each
+            position the broker holds already as its opening fill
+            (:meth:`~ibkrfw.portfolio.Ledger.adopt`).
 
     Raises:
         ConfigError: if no feed is given, ``slice_wait_s`` is not a number of seconds of
-            at least 0, or ``inbox_bound`` is not a whole number of at least 1.
+            at least 0, ``inbox_bound`` is not a whole number of at least 1, or
+            ``portfolio`` is not a ledger, or one another run used; :meth:`run` raises it
+            if the ledger's cash or currency are not the account's.
 
     Example:
         >>> from ibkrfw.data import sample_feed
@@ -361,7 +418,9 @@ class Engine:
         tune_gc: bool = True,
         slice_wait_s: float = _SLICE_WAIT_S,
         inbox_bound: int = 10_000,
+        portfolio: Ledger | None = None,
     ) -> None:
+        self._given_ledger = _fresh_ledger(portfolio)
         self.strategy = strategy
         self.feeds: tuple[DataFeed, ...] = (feed,) if isinstance(feed, DataFeed) else tuple(feed)
         if not self.feeds:
@@ -422,7 +481,8 @@ class Engine:
         )
         self.queue = EventQueue()
         self.orders = OrderBook()
-        self.portfolio: Portfolio | None = None
+        self.portfolio: Ledger | None = None
+        """The run's ledger (None until :meth:`run` starts)."""
         # Cash and positions change only at fills: recorded there, as step functions, and the
         # equity curve is computed from them and the bars' closes once the run is over.
         self._fill_ts = array("q")
@@ -483,7 +543,7 @@ class Engine:
         self.risk_warnings: list[RiskWarning] = []
         """What the risk rules and monitors said at the start they cannot do in this run."""
 
-    def _running_portfolio(self) -> Portfolio:
+    def _running_portfolio(self) -> Ledger:
         if self.portfolio is None:
             raise EngineError("orders can only be sent while the engine runs")
         return self.portfolio
@@ -649,7 +709,7 @@ class Engine:
         request: OrderRequest,
         now: int,
         resized: list[tuple[str, str]],
-        portfolio: Portfolio,
+        portfolio: Ledger,
     ) -> tuple[OrderRequest, tuple[str, str] | None]:
         for rule in self._checks:
             self._risk_joining = request
@@ -687,7 +747,7 @@ class Engine:
             return halt.rule, f"trading is halted: {halt.reason}"
         return _OPERATOR, f"trading is paused by the operator: {pause[0] if pause else ''}"
 
-    def _start_risk(self, portfolio: Portfolio) -> None:
+    def _start_risk(self, portfolio: Ledger) -> None:
         """Tell the rules and monitors the run's bar size; report what they cannot do at it."""
         sizes = [size for feed in self.feeds if (size := feed.bar_ns) is not None]
         bar_ns = min(sizes) if sizes else None
@@ -1413,9 +1473,10 @@ class Engine:
             for feed in self.feeds:  # a no-op for historical feeds
                 feed.start(clock, emit)
             adopted = list(broker.starting_positions())
-            starting_cash = broker.starting_cash() + sum(
-                (_cost(fill) for fill in adopted), Decimal(0)
-            )
+            account_cash = broker.starting_cash()
+            starting_cash = account_cash + sum((_cost(fill) for fill in adopted), Decimal(0))
+            if self._given_ledger is not None:
+                _claim_ledger(self._given_ledger, broker, account_cash)
             portfolio, lanes, ctx = self._prepare(starting_cash)
             for fill in adopted:
                 self._book_adopted(fill)
@@ -1513,10 +1574,13 @@ class Engine:
             self._running = False
         self._refuse_commands()
 
-    def _book_fill(self, fill: Fill) -> None:
+    def _book_fill(self, fill: Fill, *, adopted: bool = False) -> None:
         """Apply ``fill`` to the portfolio and record the cash and position step it makes."""
         portfolio = self._running_portfolio()
-        portfolio.apply_fill(fill)
+        if adopted:  # a ledger given to the engine starts with the account's cash
+            portfolio.adopt(fill)
+        else:
+            portfolio.apply_fill(fill)
         lane = self._lanes.get(fill.instrument)
         if lane is not None:  # a fill of an instrument no feed delivers cannot be marked
             self._fill_ts.append(fill.ts_ns)
@@ -1550,7 +1614,7 @@ class Engine:
 
     def _book_adopted(self, fill: Fill) -> None:
         """Book a position the account held before the run, as its opening fill."""
-        self._book_fill(fill)
+        self._book_fill(fill, adopted=self._given_ledger is not None)
         holding = self._running_portfolio().holding(fill.instrument)
         if holding.price != holding.price:  # not marked yet: at its cost until a bar comes
             holding.price = float(fill.price)
@@ -1598,13 +1662,17 @@ class Engine:
         else:
             self.inbox.put(event)
 
-    def _prepare(
-        self, starting_cash: Decimal
-    ) -> tuple[Portfolio, dict[Instrument, _Lane], Context]:
+    def _prepare(self, starting_cash: Decimal) -> tuple[Ledger, dict[Instrument, _Lane], Context]:
         """Build the portfolio, the lanes (histories, warmed up in live runs) and the context."""
         strategy, clock, broker = self.strategy, self.clock, self.broker
         base, fx = broker.base_currency, broker.fx
-        portfolio = self.portfolio = Portfolio(starting_cash, base, fx, clock)
+        portfolio: Ledger
+        if self._given_ledger is None:
+            portfolio = Portfolio(starting_cash, base, fx, clock)
+        else:
+            portfolio = self._given_ledger
+            portfolio.follow_rates(fx, clock)
+        self.portfolio = portfolio
         portfolio.follow_orders(
             lambda: self.orders.working(self._risk_exclude, self._risk_joining),
             lambda inst: self.orders.pending_quantity(inst, waits_to_exit, self._risk_exclude),
@@ -1701,7 +1769,7 @@ class Engine:
     def _loop(
         self,
         ctx: Context,
-        portfolio: Portfolio,
+        portfolio: Ledger,
         lanes: dict[Instrument, _Lane],
         meter: tqdm[Any] | None = None,
     ) -> None:

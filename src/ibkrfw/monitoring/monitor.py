@@ -49,7 +49,7 @@ from ibkrfw.model.events import (
 from ibkrfw.model.fills import Fill
 from ibkrfw.model.orders import Order, Side
 from ibkrfw.monitoring.alerts import Alert, Alerter
-from ibkrfw.portfolio.portfolio import Portfolio, round_trips
+from ibkrfw.portfolio.portfolio import Ledger, round_trips
 from ibkrfw.risk.monitor import DailyLossLimit, MaxDrawdownKillSwitch, RiskMonitor
 from ibkrfw.risk.rule import RiskRule
 
@@ -945,7 +945,7 @@ class LiveMonitor(EngineObserver):
             "source": "engine",
         }
 
-    def _data(self, engine: Engine, now_ns: int, portfolio: Portfolio) -> list[dict[str, Any]]:
+    def _data(self, engine: Engine, now_ns: int, portfolio: Ledger) -> list[dict[str, Any]]:
         bars = self._last_bars(engine, now_ns)
         rows = []
         for inst in engine.instruments:
@@ -984,7 +984,7 @@ class LiveMonitor(EngineObserver):
             )
         return rows
 
-    def _in_base(self, portfolio: Portfolio, amount: float, currency: str) -> float:
+    def _in_base(self, portfolio: Ledger, amount: float, currency: str) -> float:
         if currency == portfolio.base_currency or not amount:
             return amount
         try:
@@ -993,7 +993,7 @@ class LiveMonitor(EngineObserver):
             return math.nan
 
     def _from_fills(
-        self, portfolio: Portfolio, fills: list[Fill]
+        self, portfolio: Ledger, fills: list[Fill]
     ) -> tuple[list[dict[str, Any]], dict[Any, int], dict[str, float]]:
         """Closed round trips (rows, newest first), open trades' starts, realised P&L."""
         count, closed, opened, realized = self._by_fills
@@ -1033,7 +1033,7 @@ class LiveMonitor(EngineObserver):
         self._by_fills = (len(fills), closed, opened, realized)
         return closed, opened, realized
 
-    def _pnl(self, portfolio: Portfolio, equity: float, fills: list[Fill]) -> dict[str, Any]:
+    def _pnl(self, portfolio: Ledger, equity: float, fills: list[Fill]) -> dict[str, Any]:
         by_currency = self._from_fills(portfolio, fills)[2]
         realized = sum(
             (
@@ -1059,7 +1059,7 @@ class LiveMonitor(EngineObserver):
             "commission": _money(float(portfolio.commission)),
         }
 
-    def _trade_rows(self, portfolio: Portfolio, fills: list[Fill]) -> list[dict[str, Any]]:
+    def _trade_rows(self, portfolio: Ledger, fills: list[Fill]) -> list[dict[str, Any]]:
         """Round trips, newest first: those open (one per position held), then those closed."""
         closed, opened, _ = self._from_fills(portfolio, fills)
         open_rows = [

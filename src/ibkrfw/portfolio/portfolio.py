@@ -20,7 +20,15 @@ from ibkrfw.model.instruments import Instrument
 from ibkrfw.model.orders import Side
 from ibkrfw.portfolio.fx import FxRates
 
-__all__ = ["Portfolio", "PortfolioView", "Trade", "round_trips"]
+__all__ = [
+    "DelegatingLedger",
+    "Holding",
+    "Ledger",
+    "Portfolio",
+    "PortfolioView",
+    "Trade",
+    "round_trips",
+]
 
 _ZERO = Decimal(0)
 _NO_BARS = BarHistory.empty(capacity=0)
@@ -218,8 +226,25 @@ class PortfolioView(ABC):
         return totals
 
 
-class _Holding:
-    """Mutable ledger of one instrument; only Portfolio touches it."""
+@final
+class Holding:
+    """The mutable ledger entry of one instrument, which the engine marks on every bar.
+
+    The engine asks its ledger for each traded instrument's entry once, before the run
+    (:meth:`Ledger.holding`), then writes each bar's close into :attr:`price` and reads
+    :attr:`qty_f` after a fill: plain attribute access, so marking costs nothing more per bar
+    whatever the ledger. A ledger of your own gets its entries from the
+    :class:`~ibkrfw.Portfolio` it wraps (see :class:`Ledger`); you never build one.
+
+    Attributes:
+        instrument: The instrument.
+        qty: The signed quantity held.
+        qty_f: ``float(qty * multiplier)``, for marking on the per-bar path.
+        avg: The average cost of the position (zero when flat).
+        realized: Profit realised so far, before commission, in the instrument's currency.
+        commission: Commissions paid so far, in the instrument's currency.
+        price: The last price seen (NaN before any).
+    """
 
     __slots__ = (
         "avg",
@@ -248,18 +273,157 @@ class _Holding:
         self.price = math.nan
 
     def snapshot(self) -> Position:
+        """Return the entry as an immutable :class:`~ibkrfw.Position`."""
         return Position(
             self.instrument, self.qty, self.avg, self.realized, self.commission, self.price
         )
 
 
+class Ledger(PortfolioView):
+    """The accounting contract: what the engine, results and monitors call on the account's books.
+
+    :class:`~ibkrfw.Portfolio` (average cost) is the ledger a run uses unless you give
+    ``Engine(..., portfolio=...)`` another; :class:`~ibkrfw.portfolio.TaxLotPortfolio` (lots
+    closed first in, first out or last in, first out) is a second. Strategies and risk rules
+    see any ledger through its :class:`~ibkrfw.PortfolioView` side only; the engine is the
+    only caller of the methods below, all on its one thread.
+
+    The engine relies on three things a ledger must keep:
+
+    * **cash and positions move as the fills say**: a fill of ``q`` at ``p`` moves
+      ``q * p * multiplier + commission`` out of the instrument's currency, whatever the ledger
+      makes of cost and profit (averages, lots...); the run's equity curve is built from
+      :attr:`cash_f`, :meth:`balance` and each :class:`Holding`'s ``qty_f`` after each fill;
+    * **marks go through the holdings**: on every bar the engine writes the close into the
+      instrument's :class:`Holding` (got once, from :meth:`holding`), so
+      :attr:`~ibkrfw.PortfolioView.equity` and :meth:`~ibkrfw.PortfolioView.price` must read
+      them;
+    * **it starts fresh**: the cash the broker reports and no fills (the engine checks both).
+
+    The simplest way to write one is to derive from :class:`DelegatingLedger`, which keeps
+    cash, marks, holdings and the views of orders and history in a wrapped
+    :class:`~ibkrfw.Portfolio`, and add what you want on :meth:`apply_fill` (as
+    :class:`~ibkrfw.portfolio.TaxLotPortfolio` does).
+    """
+
+    @property
+    @abstractmethod
+    def fx(self) -> FxRates | None:
+        """The exchange rates in use, if any."""
+
+    @abstractmethod
+    def follow_rates(self, fx: FxRates | None, clock: Clock) -> None:
+        """Read exchange rates from ``fx`` at ``clock``'s time (the broker's and the engine's).
+
+        Raises:
+            ConfigError: if the ledger was given other rates or another clock.
+        """
+
+    @abstractmethod
+    def follow_orders(
+        self,
+        working: Callable[[], Mapping[Instrument, tuple[Decimal, Decimal]]],
+        pending: Callable[[Instrument], Decimal] | None = None,
+    ) -> None:
+        """Read the live orders from the engine's order book, for the view's order methods.
+
+        Args:
+            working: Every instrument's ``(buy, sell)``, for
+                :meth:`~ibkrfw.PortfolioView.working`.
+            pending: An instrument's signed expected quantity, for
+                :meth:`~ibkrfw.PortfolioView.pending`.
+        """
+
+    @abstractmethod
+    def follow_histories(self, histories: Mapping[Instrument, BarHistory]) -> None:
+        """Serve :meth:`~ibkrfw.PortfolioView.history` from ``histories`` (the engine's)."""
+
+    @abstractmethod
+    def holding(self, instrument: Instrument) -> Holding:
+        """Return the mutable entry of ``instrument`` the engine marks, creating it if needed."""
+
+    @abstractmethod
+    def mark(self, instrument: Instrument, price: float) -> None:
+        """Record ``price`` as the last price of ``instrument``."""
+
+    @abstractmethod
+    def apply_fill(self, fill: Fill) -> None:
+        """Book ``fill``: move cash, update the position, realise P&L.
+
+        Raises:
+            DataError: if the fill is in a currency whose exchange rate is unknown at its time.
+        """
+
+    @abstractmethod
+    def adopt(self, fill: Fill) -> None:
+        """Book a position held before the run as its opening fill, leaving cash as it is.
+
+        The engine calls it at start-up for each position the broker reports (live, IB's
+        positions at their average cost), before any bar: the position was paid for before
+        the run, so only the position changes.
+        """
+
+    @abstractmethod
+    def adjust_cash(self, amount: Decimal, currency: str | None = None) -> None:
+        """Move cash by ``amount`` for something other than a fill (a fee, interest...).
+
+        Args:
+            amount: The change, in ``currency``.
+            currency: The currency moved; the base currency if None.
+        """
+
+    @abstractmethod
+    def balance(self, currency: str) -> Decimal:
+        """Return the cash balance of ``currency``, in that currency (zero if none)."""
+
+    @property
+    @abstractmethod
+    def cash_f(self) -> float:
+        """The base currency's balance as a float, for per-bar arithmetic."""
+
+    @property
+    @abstractmethod
+    def commission(self) -> Decimal:
+        """Commissions paid so far, in the base currency (converted at each fill's time)."""
+
+    @property
+    @abstractmethod
+    def adjustments(self) -> Decimal:
+        """The sum of every cash adjustment so far, in the base currency (negative for charges)."""
+
+    @property
+    @abstractmethod
+    def fills(self) -> list[Fill]:
+        """Every fill booked, in order."""
+
+    @property
+    @abstractmethod
+    def realized_per_fill(self) -> list[Decimal]:
+        """The profit each fill realised, before commission, in its instrument's currency.
+
+        One per fill of :attr:`~ibkrfw.portfolio.Ledger.fills`, in order; zero for a fill that
+        opened or added to a position. How much a fill realises is the ledger's method
+        (average cost, lots...); over a position from flat to flat every method realises the
+        same total.
+        """
+
+    @property
+    def trades(self) -> list[Trade]:
+        """Closed round-trip trades, in the order they closed.
+
+        See :func:`~ibkrfw.portfolio.round_trips` for how fills are grouped.
+        """
+        return round_trips(self.fills)
+
+
 @final
-class Portfolio(PortfolioView):
+class Portfolio(Ledger):
     """The account's ledger: cash, positions (average cost), realised P&L and trades.
 
-    Ledger values are :class:`~decimal.Decimal`; marks and equity are float, as they come from
-    market data. The engine owns the portfolio and is the only caller of :meth:`apply_fill` and
-    :meth:`mark`; strategies see it through :class:`PortfolioView`.
+    The :class:`~ibkrfw.portfolio.Ledger` a run uses unless ``Engine(..., portfolio=...)``
+    is given another. Ledger values are :class:`~decimal.Decimal`; marks and equity are
+    float, as they come from market data. The engine owns the portfolio and is the only caller
+    of :meth:`apply_fill` and :meth:`mark`; strategies see it through :class:`PortfolioView`.
 
     A fill moves cash in its instrument's currency, as at IB: buying a EUR-priced stock from a
     USD account leaves a negative EUR balance, which then moves with the exchange rate.
@@ -270,6 +434,9 @@ class Portfolio(PortfolioView):
         fx: Exchange rates into ``base_currency``, needed as soon as an instrument is priced in
             another currency.
         clock: Tells the time at which rates are read; required with ``fx``.
+
+    Given to ``Engine(..., portfolio=...)``, build it with the account's cash and currency and
+    neither ``fx`` nor ``clock``: the engine gives it the broker's rates and its own clock.
 
     Raises:
         ConfigError: if ``fx`` is given without ``clock``, or converts into another currency.
@@ -308,8 +475,8 @@ class Portfolio(PortfolioView):
         self._fx = fx
         self._clock = clock
         self._balances: dict[str, Decimal] = {}  # other currencies' balances
-        self._holdings: dict[Instrument, _Holding] = {}
-        self._open: list[_Holding] = []  # holdings with a non-zero quantity
+        self._holdings: dict[Instrument, Holding] = {}
+        self._open: list[Holding] = []  # holdings with a non-zero quantity
         self._fills: list[Fill] = []
         self._realized: list[Decimal] = []  # the P&L each fill realised, in its currency
         self._adjustments = _ZERO
@@ -323,6 +490,7 @@ class Portfolio(PortfolioView):
     def base_currency(self) -> str:
         return self._base
 
+    @override
     def follow_orders(
         self,
         working: Callable[[], Mapping[Instrument, tuple[Decimal, Decimal]]],
@@ -337,6 +505,29 @@ class Portfolio(PortfolioView):
         self._orders = working
         self._pending = pending
 
+    @override
+    def follow_rates(self, fx: FxRates | None, clock: Clock) -> None:
+        if self._fills:
+            raise ConfigError("exchange rates are followed from the start: this ledger has fills")
+        if self._fx is not None and fx is not self._fx:
+            raise ConfigError(
+                "this Portfolio was given exchange rates other than the broker's: build it "
+                "without fx= and clock=, the engine gives it the broker's rates and its clock"
+            )
+        if self._clock is not None and clock is not self._clock:
+            raise ConfigError(
+                "this Portfolio reads the time from a clock other than the engine's: build it "
+                "without clock=, the engine gives it its own"
+            )
+        if fx is not None and fx.base_currency != self._base:
+            raise ConfigError(
+                f"the exchange rates convert into {fx.base_currency}, "
+                f"the account's currency is {self._base}"
+            )
+        self._fx = fx
+        self._clock = clock
+
+    @override
     def follow_histories(self, histories: Mapping[Instrument, BarHistory]) -> None:
         """Serve :meth:`history` from ``histories`` (the engine's, growing as bars come)."""
         self._histories = histories
@@ -365,6 +556,7 @@ class Portfolio(PortfolioView):
         return {} if self._orders is None else self._orders()
 
     @property
+    @override
     def fx(self) -> FxRates | None:
         """The exchange rates in use, if any."""
         return self._fx
@@ -396,11 +588,13 @@ class Portfolio(PortfolioView):
     def cash_balances(self) -> dict[str, Decimal]:
         return {self._base: self._cash, **self._balances}
 
+    @override
     def balance(self, currency: str) -> Decimal:
         """Return the cash balance of ``currency``, in that currency (zero if none)."""
         return self._cash if currency == self._base else self._balances.get(currency, _ZERO)
 
     @property
+    @override
     def cash_f(self) -> float:
         """The base currency's balance as a float, for per-bar arithmetic."""
         return self._cash_f
@@ -431,6 +625,7 @@ class Portfolio(PortfolioView):
         return equity
 
     @property
+    @override
     def commission(self) -> Decimal:
         """Commissions paid so far, in the base currency (converted at each fill's time)."""
         return self._commission
@@ -458,6 +653,7 @@ class Portfolio(PortfolioView):
         return math.nan if holding is None else holding.price
 
     @property
+    @override
     def trades(self) -> list[Trade]:
         """Closed round-trip trades, in the order they closed.
 
@@ -466,11 +662,13 @@ class Portfolio(PortfolioView):
         return round_trips(self._fills)
 
     @property
+    @override
     def fills(self) -> list[Fill]:
         """Every fill booked, in order."""
         return list(self._fills)
 
     @property
+    @override
     def realized_per_fill(self) -> list[Decimal]:
         """The profit each fill of :attr:`fills` realised, before commission, in its currency.
 
@@ -478,13 +676,14 @@ class Portfolio(PortfolioView):
         """
         return list(self._realized)
 
-    def holding(self, instrument: Instrument) -> _Holding:
-        """Return the mutable ledger entry of ``instrument``, creating it if needed."""
+    @override
+    def holding(self, instrument: Instrument) -> Holding:
         holding = self._holdings.get(instrument)
         if holding is None:
-            holding = self._holdings[instrument] = _Holding(instrument, self._base)
+            holding = self._holdings[instrument] = Holding(instrument, self._base)
         return holding
 
+    @override
     def adjust_cash(self, amount: Decimal, currency: str | None = None) -> None:
         """Move cash by ``amount`` for something other than a fill (a fee, interest...).
 
@@ -502,14 +701,17 @@ class Portfolio(PortfolioView):
             self._adjustments += amount * rate
 
     @property
+    @override
     def adjustments(self) -> Decimal:
         """The sum of every cash adjustment so far, in the base currency (negative for charges)."""
         return self._adjustments
 
+    @override
     def mark(self, instrument: Instrument, price: float) -> None:
         """Record ``price`` as the last price of ``instrument``."""
         self.holding(instrument).price = price
 
+    @override
     def apply_fill(self, fill: Fill) -> None:
         """Book ``fill``: move cash, update the position and its average cost, realise P&L.
 
@@ -562,6 +764,212 @@ class Portfolio(PortfolioView):
             self._open.append(h)
         elif new == 0:
             self._open.remove(h)
+
+    @override
+    def adopt(self, fill: Fill) -> None:
+        self.apply_fill(fill)
+        value = fill.quantity * fill.price * fill.instrument.multiplier
+        cost = (value if fill.side is Side.BUY else -value) + fill.commission
+        if fill.instrument.currency == self._base:
+            self._cash += cost
+            self._cash_f = float(self._cash)
+        else:
+            currency = fill.instrument.currency
+            self._balances[currency] = self._balances.get(currency, _ZERO) + cost
+
+
+class DelegatingLedger(Ledger):
+    """A :class:`Ledger` that keeps its books in a :class:`~ibkrfw.Portfolio`: the base of your own.
+
+    Every method of the contract is the wrapped :attr:`books`'; override the ones your ledger
+    changes, calling ``super()`` for the books. Cash, positions, marks and the holdings the
+    engine marks stay the :class:`~ibkrfw.Portfolio`'s, so a run's fills, cash and equity are
+    those of the default ledger whatever you add (:class:`~ibkrfw.portfolio.TaxLotPortfolio`
+    is built this way).
+
+    Args:
+        cash: Starting cash, in the base currency (the account's, when given to the engine).
+        base_currency: The account's currency.
+        fx: Exchange rates, as for :class:`~ibkrfw.Portfolio`; the engine gives the broker's.
+        clock: The clock the rates are read at; required with ``fx``.
+
+    Raises:
+        ConfigError: as :class:`~ibkrfw.Portfolio` does.
+
+    Example:
+        >>> from decimal import Decimal
+        >>> from ibkrfw import Fill, Side, Stock
+        >>> class Counting(DelegatingLedger):
+        ...     fills_seen = 0
+        ...     def apply_fill(self, fill: Fill) -> None:
+        ...         super().apply_fill(fill)
+        ...         self.fills_seen += 1
+        >>> pf = Counting(1_000)
+        >>> pf.apply_fill(Fill(1, Stock("X"), Side.BUY, Decimal(1), Decimal(10), Decimal(0),
+        ...                    0, "e1"))
+        >>> pf.fills_seen, pf.cash
+        (1, Decimal('990'))
+    """
+
+    def __init__(
+        self,
+        cash: DecimalLike = 0,
+        base_currency: str = "USD",
+        fx: FxRates | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.books = Portfolio(cash, base_currency, fx, clock)
+        """The wrapped books (average cost)."""
+
+    @property
+    @override
+    def base_currency(self) -> str:
+        return self.books.base_currency
+
+    @property
+    @override
+    def cash(self) -> Decimal:
+        return self.books.cash
+
+    @property
+    @override
+    def cash_balances(self) -> dict[str, Decimal]:
+        return self.books.cash_balances
+
+    @override
+    def rate(self, currency: str) -> float:
+        return self.books.rate(currency)
+
+    @property
+    @override
+    def equity(self) -> float:
+        return self.books.equity
+
+    @override
+    def quantity(self, instrument: Instrument) -> Decimal:
+        return self.books.quantity(instrument)
+
+    @override
+    def price(self, instrument: Instrument) -> float:
+        return self.books.price(instrument)
+
+    @override
+    def value(self, position: Position) -> float:
+        return self.books.value(position)
+
+    @property
+    @override
+    def market_value(self) -> float:
+        return self.books.market_value
+
+    @property
+    @override
+    def gross_exposure(self) -> float:
+        return self.books.gross_exposure
+
+    @override
+    def working(self, instrument: Instrument) -> tuple[Decimal, Decimal]:
+        return self.books.working(instrument)
+
+    @override
+    def working_instruments(self) -> frozenset[Instrument]:
+        return self.books.working_instruments()
+
+    @override
+    def pending(self, instrument: Instrument) -> Decimal:
+        return self.books.pending(instrument)
+
+    @override
+    def working_by_instrument(self) -> Mapping[Instrument, tuple[Decimal, Decimal]]:
+        return self.books.working_by_instrument()
+
+    @override
+    def history(self, instrument: Instrument, n: int | None = None) -> History:
+        return self.books.history(instrument, n)
+
+    @property
+    @override
+    def fx(self) -> FxRates | None:
+        return self.books.fx
+
+    @override
+    def follow_rates(self, fx: FxRates | None, clock: Clock) -> None:
+        self.books.follow_rates(fx, clock)
+
+    @override
+    def follow_orders(
+        self,
+        working: Callable[[], Mapping[Instrument, tuple[Decimal, Decimal]]],
+        pending: Callable[[Instrument], Decimal] | None = None,
+    ) -> None:
+        self.books.follow_orders(working, pending)
+
+    @override
+    def follow_histories(self, histories: Mapping[Instrument, BarHistory]) -> None:
+        self.books.follow_histories(histories)
+
+    @override
+    def holding(self, instrument: Instrument) -> Holding:
+        return self.books.holding(instrument)
+
+    @override
+    def mark(self, instrument: Instrument, price: float) -> None:
+        self.books.mark(instrument, price)
+
+    @override
+    def adjust_cash(self, amount: Decimal, currency: str | None = None) -> None:
+        self.books.adjust_cash(amount, currency)
+
+    @override
+    def balance(self, currency: str) -> Decimal:
+        return self.books.balance(currency)
+
+    @property
+    @override
+    def cash_f(self) -> float:
+        return self.books.cash_f
+
+    @property
+    @override
+    def commission(self) -> Decimal:
+        return self.books.commission
+
+    @property
+    @override
+    def adjustments(self) -> Decimal:
+        return self.books.adjustments
+
+    @property
+    @override
+    def fills(self) -> list[Fill]:
+        return self.books.fills
+
+    @override
+    def position(self, instrument: Instrument) -> Position:
+        return self.books.position(instrument)
+
+    @property
+    @override
+    def positions(self) -> dict[Instrument, Position]:
+        return self.books.positions
+
+    @property
+    @override
+    def realized_per_fill(self) -> list[Decimal]:
+        return self.books.realized_per_fill
+
+    @property
+    @override
+    def trades(self) -> list[Trade]:
+        return self.books.trades
+
+    @override
+    def apply_fill(self, fill: Fill) -> None:
+        self.books.apply_fill(fill)
+
+    @override
+    def adopt(self, fill: Fill) -> None:
+        self.books.adopt(fill)
 
 
 def round_trips(fills: Sequence[Fill]) -> list[Trade]:
@@ -642,3 +1050,6 @@ class _TradeState:
             gross_pnl=gross,
             commission=self.commission,
         )
+
+
+_Holding = Holding  # the name the engine imported it by

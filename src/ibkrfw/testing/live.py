@@ -18,6 +18,7 @@ from ibkrfw.engine.result import RunResult
 from ibkrfw.errors import EngineError, RequestError
 from ibkrfw.model.events import TimerFired
 from ibkrfw.model.instruments import Instrument
+from ibkrfw.portfolio.portfolio import Ledger
 from ibkrfw.ports import Broker
 from ibkrfw.risk.monitor import RiskMonitor
 from ibkrfw.risk.protect import Protection
@@ -118,6 +119,9 @@ class LiveSession:
         quotes: Stream quotes too (``reqMktData``: ``on_quote``, and IB's option model for
             options: :meth:`Context.greeks <ibkrfw.Context.greeks>`).
         depth: Stream market depth of these instruments (or all: True), for ``on_book``.
+        portfolio: The engine's ledger (``Engine(..., portfolio=...)``), built with the
+            account's cash (the fake's ``tws.market.portfolio.cash``); a
+            :class:`~ibkrfw.Portfolio` by default.
 
     Example:
         >>> from ibkrfw.strategies import MovingAverageCrossover
@@ -146,6 +150,7 @@ class LiveSession:
         timeout: float = 10.0,
         quotes: bool = False,
         depth: Sequence[Instrument] | bool = False,
+        portfolio: Ledger | None = None,
     ) -> None:
         from ibkrfw.ibkr import IBClient, IBKRBroker, IBKRConfig, IBKRDataFeed
 
@@ -176,6 +181,7 @@ class LiveSession:
             observers=observers,
             clock=_ReplayClock(tws.market),
             tune_gc=False,
+            portfolio=portfolio,
         )
         self._thread: threading.Thread | None = None
         self._bars_before = 0
