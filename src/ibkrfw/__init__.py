@@ -9,6 +9,7 @@ from ibkrfw._version import __version__
 from ibkrfw.core.clock import Clock, LiveClock, SimClock
 from ibkrfw.core.history import BarArrays, History
 from ibkrfw.engine.engine import Engine
+from ibkrfw.engine.sleeves import Sleeve
 from ibkrfw.engine.result import RunResult
 from ibkrfw.errors import (
     AmbiguousContractError,
@@ -146,6 +147,7 @@ __all__ = [
     "RunResult",
     "Side",
     "SimClock",
+    "Sleeve",
     "Stock",
     "Strategy",
     "Tick",

@@ -12,7 +12,7 @@ import threading
 import time
 from array import array
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from decimal import Decimal
 from itertools import chain, islice
@@ -32,6 +32,7 @@ from ibkrfw.core.queue import EventQueue, Inbox
 from ibkrfw.core.timers import NEVER, Timers
 from ibkrfw.engine.curve import equity_curve
 from ibkrfw.engine.result import RunResult
+from ibkrfw.engine.sleeves import Sleeve, _Sleeves, check_shared, sleeves_of
 from ibkrfw.errors import ConfigError, DataError, EngineError, RequestError
 from ibkrfw.indicators.core import Indicator
 from ibkrfw.model.book import DepthBook, DepthReceived
@@ -348,7 +349,7 @@ class Engine:
 
     def __init__(
         self,
-        strategy: Strategy,
+        strategy: Strategy | Sequence[Strategy | Sleeve] | Mapping[str, Strategy | Sleeve],
         feed: DataFeed | Sequence[DataFeed],
         broker: Broker,
         *,
@@ -362,7 +363,7 @@ class Engine:
         slice_wait_s: float = _SLICE_WAIT_S,
         inbox_bound: int = 10_000,
     ) -> None:
-        self.strategy = strategy
+        self.strategy = self._several(strategy, protection)
         self.feeds: tuple[DataFeed, ...] = (feed,) if isinstance(feed, DataFeed) else tuple(feed)
         if not self.feeds:
             raise ConfigError("Engine needs at least one data feed")
@@ -482,6 +483,39 @@ class Engine:
         """Connection changes and data problems seen during the run, in order."""
         self.risk_warnings: list[RiskWarning] = []
         """What the risk rules and monitors said at the start they cannot do in this run."""
+
+    def _several(
+        self,
+        strategy: Strategy | Sequence[Strategy | Sleeve] | Mapping[str, Strategy | Sleeve],
+        protection: Protection | Sequence[Protection],
+    ) -> Strategy:
+        """The strategy to run: ``strategy``, or the sleeves of several run as one."""
+        sleeves = sleeves_of(strategy)
+        if sleeves is None:
+            return strategy  # type: ignore[return-value]
+        check_shared(sleeves, (protection,) if isinstance(protection, Protection) else protection)
+        several = _Sleeves(sleeves)
+        several.bind(self)
+        return several
+
+    @property
+    def portfolios(self) -> dict[str, Portfolio]:
+        """Each strategy's own ledger by name, when the engine runs several (else empty).
+
+        Each is fed by its strategy's fills only; the ledger named ``"(unallocated)"`` holds
+        the cash no strategy was given and the fills of orders of no strategy (a risk
+        monitor's flatten, positions adopted at the start). Together they add up to
+        :attr:`portfolio`, the account's.
+        """
+        strategy = self.strategy
+        return strategy.ledgers() if isinstance(strategy, _Sleeves) else {}
+
+    def _risk_warning(self, rule: str, said: str) -> None:
+        """Report what a rule said at the start it cannot do in this run."""
+        self.log.warning("%s: %s", rule, said)
+        warning = RiskWarning(ts_ns=self.clock.now_ns(), rule=rule, reason=said)
+        self.risk_warnings.append(warning)
+        self.queue.append(warning)
 
     def _running_portfolio(self) -> Portfolio:
         if self.portfolio is None:
@@ -1479,7 +1513,7 @@ class Engine:
             currencies=self._currencies,
             fx=fx,
         )
-        return RunResult(
+        result = RunResult(
             strategy_name=strategy.name,
             parameters=strategy.parameters(),
             starting_cash=float(starting_cash),
@@ -1496,6 +1530,9 @@ class Engine:
             halts=self.halts,
             risk_warnings=self.risk_warnings,
         )
+        if isinstance(strategy, _Sleeves):
+            result.strategies = strategy.results(result)
+        return result
 
     def _stopped(self, error: BaseException | None) -> None:
         """Record why the run ended, and refuse the commands still waiting."""
