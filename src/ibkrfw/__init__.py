@@ -9,8 +9,8 @@ from ibkrfw._version import __version__
 from ibkrfw.core.clock import Clock, LiveClock, SimClock
 from ibkrfw.core.history import BarArrays, History
 from ibkrfw.engine.engine import Engine
-from ibkrfw.engine.sleeves import Sleeve
 from ibkrfw.engine.result import RunResult
+from ibkrfw.engine.sleeves import Sleeve
 from ibkrfw.errors import (
     AmbiguousContractError,
     BrokerError,

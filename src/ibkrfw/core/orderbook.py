@@ -297,9 +297,11 @@ class StrategyOrders:
         record = self._book._records.get(order_id)
         if record is None:
             return f"no order has the id {order_id}"
+        owner = record.request.strategy
         return (
-            f"order {order_id} is strategy {record.request.strategy or '(none)'!r}'s, not "
-            f"{self.strategy!r}'s: a strategy acts on its own orders only"
+            f"order {order_id} belongs to "
+            f"{f'strategy {owner!r}' if owner else 'the engine (no strategy)'}, not to "
+            f"strategy {self.strategy!r}: a strategy acts on its own orders only"
         )
 
     def __iter__(self) -> Iterator[Order]:
