@@ -38,7 +38,7 @@ from ibkrfw.model.events import (
 )
 from ibkrfw.model.fills import Fill
 from ibkrfw.model.instruments import Instrument
-from ibkrfw.model.orders import Order, OrderRequest, OrderStatus
+from ibkrfw.model.orders import Order, OrderRequest, OrderStatus, Side
 from ibkrfw.portfolio.portfolio import Portfolio, _Holding
 from ibkrfw.risk.protect import waits_to_exit
 from ibkrfw.risk.rule import RiskRule
@@ -378,6 +378,7 @@ class _Sleeves(Strategy):
         self.askers: deque[_Slot] = deque()  # who asked for each refusal of no order
         self.unallocated: _Book | None = None
         self._bar_slots: tuple[_Slot, ...] = ()
+        self._ready = False
 
     # --- what the engine asks of a strategy ------------------------------------------------
     @property
@@ -429,9 +430,20 @@ class _Sleeves(Strategy):
 
     @override
     def on_start(self, ctx: Context) -> None:
+        self._set_up()
+        for slot in self.slots:
+            slot.strategy.on_start(self._ctx(slot))
+
+    def _set_up(self) -> None:
+        """Build each strategy's ledger and Context, once the engine has its portfolio.
+
+        Live, events (the reconciliation's, say) may come before the first bar and
+        ``on_start``: the first handler called sets them up.
+        """
         engine = self.engine
-        if engine is None or engine.portfolio is None:  # pragma: no cover - engine's order
-            raise ConfigError("the strategies are not bound to a running engine")
+        if self._ready or engine is None or engine.portfolio is None:
+            return
+        self._ready = True
         account = engine.portfolio
         base, fx, clock = account.base_currency, account.fx, engine.clock
         adopted = account.fills  # booked before the start: positions held at the broker
@@ -477,8 +489,10 @@ class _Sleeves(Strategy):
                 lambda inst, source: engine._greeks.get((inst, source)),
                 timer_prefix=f"{slot.name}:",
             )
-        for fill in adopted:  # their strategy is not known here: see the docs
+        for fill in adopted:  # each strategy then takes its own share (below)
             self.unallocated.book(fill, engine)
+        if adopted:
+            self._hand_back(engine)
         self._bar_slots = tuple(slot for slot in self.slots if slot.on_bar is not None)
         bar_ns = min((s for f in engine.feeds if (s := f.bar_ns) is not None), default=None)
         for slot in self.slots:
@@ -487,14 +501,47 @@ class _Sleeves(Strategy):
                 said = rule.on_start(ledger_, bar_ns)
                 if said:
                     engine._risk_warning(f"{slot.name}/{rule.name}", said)
-        for slot in self.slots:
-            slot.strategy.on_start(self._ctx(slot))
 
-    @staticmethod
-    def _book(slot: _Slot) -> _Book:
+    def _hand_back(self, engine: Engine) -> None:
+        """Give each strategy the positions its own records say it held (a restart).
+
+        Each takes its position at its average cost out of the unallocated ledger, paid
+        from its capital; what no strategy of this run claims stays unallocated.
+        """
+        unallocated = self.unallocated
+        if unallocated is None:  # pragma: no cover - built just before
+            return
+        by_id = {inst.id: inst for inst in engine._lanes}
+        now = engine.clock.now_ns()
+        for name, held in engine.broker.strategy_positions().items():
+            slot = self.by_name.get(name)
+            for inst_id, (quantity, price) in held.items():
+                inst = by_id.get(inst_id)
+                if slot is None or inst is None:
+                    engine.log.warning(
+                        "%s %s of strategy %r stays unallocated: %s", quantity, inst_id, name,
+                        "no strategy of this run has that name" if slot is None
+                        else "no feed of this run delivers it",
+                    )  # fmt: skip
+                    continue
+                side = Side.BUY if quantity > 0 else Side.SELL
+                size = abs(quantity)
+                fill = Fill(0, inst, side, size, price, Decimal(0), now, f"adopted:{name}")
+                self._book(slot).book(fill, engine)
+                other = Side.SELL if side is Side.BUY else Side.BUY
+                back = Fill(0, inst, other, size, price, Decimal(0), now,
+                            f"adopted:{name}")  # fmt: skip
+                unallocated.book(back, engine)
+                engine.log.info("strategy %r holds %s %s at %s (its journal)", name, quantity,
+                                inst_id, price)  # fmt: skip
+
+    def _book(self, slot: _Slot) -> _Book:
         book = slot.book
-        if book is None:  # pragma: no cover - built in on_start
-            raise ConfigError(f"strategy {slot.name!r} has not started")
+        if book is None:
+            self._set_up()
+            book = slot.book
+            if book is None:  # pragma: no cover - the engine calls handlers once it runs
+                raise ConfigError(f"strategy {slot.name!r} has not started")
         return book
 
     def _engine(self) -> Engine:
@@ -503,11 +550,13 @@ class _Sleeves(Strategy):
             raise ConfigError("the strategies are not bound to an engine")
         return engine
 
-    @staticmethod
-    def _ctx(slot: _Slot) -> Context:
+    def _ctx(self, slot: _Slot) -> Context:
         ctx = slot.ctx
-        if ctx is None:  # pragma: no cover - built in on_start
-            raise ConfigError(f"strategy {slot.name!r} has not started")
+        if ctx is None:
+            self._set_up()
+            ctx = slot.ctx
+            if ctx is None:  # pragma: no cover - the engine calls handlers once it runs
+                raise ConfigError(f"strategy {slot.name!r} has not started")
         return ctx
 
     # --- market data -----------------------------------------------------------------------
@@ -557,6 +606,7 @@ class _Sleeves(Strategy):
 
     def _attribute(self, slot: _Slot | None, fill: Fill) -> None:
         """Book ``fill`` in its strategy's ledger (the unallocated one for the engine's own)."""
+        self._set_up()
         book = slot.book if slot is not None else self.unallocated
         if book is not None:
             book.book(fill, self._engine())
