@@ -267,7 +267,7 @@ class StrategyOrders:
 
     What a strategy's :class:`~ibkrfw.Context` reads when one engine runs several
     strategies: only the orders whose request carries its name
-    (:attr:`OrderRequest.strategy <ibkrfw.OrderRequest.strategy>`).
+    (``OrderRequest.strategy``).
 
     Args:
         book: The engine's book of every order.

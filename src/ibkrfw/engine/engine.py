@@ -505,7 +505,7 @@ class Engine:
         Each is fed by its strategy's fills only; the ledger named ``"(unallocated)"`` holds
         the cash no strategy was given and the fills of orders of no strategy (a risk
         monitor's flatten, positions adopted at the start). Together they add up to
-        :attr:`portfolio`, the account's.
+        ``portfolio``, the account's.
         """
         strategy = self.strategy
         return strategy.ledgers() if isinstance(strategy, _Sleeves) else {}

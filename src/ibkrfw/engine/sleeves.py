@@ -148,7 +148,7 @@ class Sleeve:
 
     @property
     def label(self) -> str:
-        """The name the sleeve goes by: ``name``, or the strategy's class name."""
+        """Return the name the sleeve goes by (``name``, or the strategy's class name)."""
         return self.name if self.name is not None else self.strategy.name
 
 

@@ -617,10 +617,9 @@ class IBKRBroker(Broker, Listener):
     def order_ref(ib_id: int, tag: str = "", strategy: str = "") -> str:
         """The ``orderRef`` the broker gives an order: ``ibkrfw:<IB order id>[:<tag>]``.
 
-        An order of one strategy among several (:attr:`OrderRequest.strategy
-        <ibkrfw.OrderRequest.strategy>`) carries its name after the id:
-        ``ibkrfw:<IB order id>/<strategy>[:<tag>]``, which gives each strategy its orders and
-        positions back after a restart.
+        An order of one strategy among several (``OrderRequest.strategy``) carries its name
+        after the id, ``ibkrfw:<IB order id>/<strategy>[:<tag>]``, which gives each strategy
+        its orders and positions back after a restart.
         """
         ref = f"ibkrfw:{ib_id}/{strategy}" if strategy else f"ibkrfw:{ib_id}"
         return f"{ref}:{tag}" if tag else ref
