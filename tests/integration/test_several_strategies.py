@@ -28,6 +28,7 @@ from ibkrfw import (
     TimerFired,
 )
 from ibkrfw.data import sample_feed
+from ibkrfw.engine import EngineObserver
 from ibkrfw.engine.storage import load_result, save_result
 from ibkrfw.risk import MaxPosition, Protection, StopLoss
 from ibkrfw.sim import DataFrameFeed, PerShareCommission, SimBroker
@@ -348,3 +349,39 @@ def test_attribution_adds_up_to_the_account_to_the_cent(
     assert (total - result.equity["equity"]).abs().max() < 0.01
     # each order was sent once, in one strategy's name
     assert all(o.request.strategy in {"s0", "s1", "s2"} for o in engine.orders)
+
+
+class _FlattenAt(EngineObserver):
+    """The operator's flatten, at the 4th time stamp."""
+
+    def __init__(self) -> None:
+        self.beats = 0
+        self.said: list[str] = []
+
+    @override
+    def on_heartbeat(self, engine: Engine, now_ns: int) -> None:
+        self.beats += 1
+        if self.beats == 4:
+            self.said.append(engine.flatten("test").result())
+
+
+@pytest.mark.parametrize("volume", [1_000_000.0, 6.0])  # whole, or partial fills
+def test_engine_flatten_closes_each_strategy_in_its_own_books(volume: float) -> None:
+    observer = _FlattenAt()
+    long, short, more = Target(10), Target(-4), Target(3)
+    engine = Engine(
+        {"long": long, "short": short, "more": more},
+        DataFrameFeed({ACME: _frame([100.0 + (i % 7) for i in range(12)], volume)}),
+        SimBroker(cash=100_000, volume_limit=1.0, commission=PerShareCommission("0.013", 1)),
+        observers=[observer],
+    )
+    engine.run()
+    account = engine.portfolio
+    assert account is not None and observer.said
+    assert account.quantity(ACME) == 0
+    books = engine.portfolios
+    assert {name: book.quantity(ACME) for name, book in books.items()} == {
+        "long": 0, "short": 0, "more": 0, "(unallocated)": 0
+    }  # fmt: skip
+    assert sum((b.cash for b in books.values()), Decimal(0)) == account.cash
+    assert sum((b.commission for b in books.values()), Decimal(0)) == account.commission

@@ -502,10 +502,10 @@ class Engine:
     def portfolios(self) -> dict[str, Portfolio]:
         """Each strategy's own ledger by name, when the engine runs several (else empty).
 
-        Each is fed by its strategy's fills only; the ledger named ``"(unallocated)"`` holds
-        the cash no strategy was given and the fills of orders of no strategy (a risk
-        monitor's flatten, positions adopted at the start). Together they add up to
-        ``portfolio``, the account's.
+        Each is fed by its strategy's fills only (a flatten's fills close each strategy's
+        own position); the ledger named ``"(unallocated)"`` holds the cash no strategy was
+        given, fills of no order (an option's settlement) and positions adopted at the start
+        that no strategy claims. Together they add up to ``portfolio``, the account's.
         """
         strategy = self.strategy
         return strategy.ledgers() if isinstance(strategy, _Sleeves) else {}

@@ -55,8 +55,8 @@ _NAME_RULE = (
     "so no ':', '/' or spaces)"
 )
 UNALLOCATED = "(unallocated)"
-"""The ledger of what belongs to no strategy: cash no sleeve was given, the fills of the
-engine's own orders (a risk halt's flatten), positions adopted with no strategy's name."""
+"""The ledger of what belongs to no strategy: cash no sleeve was given, fills of no order
+(an option's settlement), positions adopted that no strategy claims."""
 
 
 def _check_strategy(_: object, __: attrs.Attribute[Strategy], value: Strategy) -> None:
@@ -600,7 +600,10 @@ class _Sleeves(Strategy):
     def on_order(self, ctx: Context, order: Order, event: OrderEvent) -> None:
         slot = self._owner(order.request)
         if type(event) is OrderFilled:
-            self._attribute(slot, event.fill)
+            if slot is None and order.order_id in self._engine()._flattening:
+                self._share_flatten(event.fill)
+            else:
+                self._attribute(slot, event.fill)
         if slot is not None:
             slot.strategy.on_order(self._ctx(slot), order, event)
 
@@ -610,6 +613,46 @@ class _Sleeves(Strategy):
         book = slot.book if slot is not None else self.unallocated
         if book is not None:
             book.book(fill, self._engine())
+
+    def _share_flatten(self, fill: Fill) -> None:
+        """Close the strategies' positions with a fill of the engine's flatten, to the cent.
+
+        The flatten closes the account's net position. The strategies holding the other way
+        from the account (whom its fills would not close) first cross their positions with
+        the others at the fill's price, without commission, which nets to nothing; then the
+        fill goes to the strategies it closes, in order, each paying its share of the
+        commission (in cents, the last the rest). What it closes beyond them is unallocated.
+        """
+        self._set_up()
+        engine, inst = self._engine(), fill.instrument
+        sign, price, ts = fill.side.sign, fill.price, fill.ts_ns
+        books = [self._book(slot) for slot in self.slots]
+        closing = [b for b in books if b.ledger.quantity(inst) * sign < 0]
+        wrong = [b for b in books if b.ledger.quantity(inst) * sign > 0]
+        for book in wrong:  # crossed with those the fill closes, at its price
+            for other in closing:
+                size = min(abs(book.ledger.quantity(inst)), abs(other.ledger.quantity(inst)))
+                if not size:
+                    continue
+                for who, side in ((book, _flip(fill.side)), (other, fill.side)):
+                    who.book(Fill(fill.order_id, inst, side, size, price, Decimal(0), ts,
+                                  f"{fill.fill_id}:cross"), engine)  # fmt: skip
+        left, fee = fill.quantity, fill.commission
+        shares: list[tuple[_Book, Decimal]] = []
+        for book in closing:
+            take = min(left, abs(book.ledger.quantity(inst)))
+            if take:
+                shares.append((book, take))
+                left -= take
+        if left:
+            shares.append((self.unallocated or books[0], left))
+        paid = Decimal(0)
+        for number, (book, take) in enumerate(shares):
+            last = number == len(shares) - 1
+            cost = fee - paid if last else (fee * take / fill.quantity).quantize(Decimal("0.01"))
+            paid += cost
+            book.book(attrs.evolve(fill, quantity=take, commission=cost,
+                                   fill_id=f"{fill.fill_id}:{number}"), engine)  # fmt: skip
 
     @override
     def on_fill(self, ctx: Context, fill: Fill) -> None:
@@ -697,6 +740,10 @@ class _Sleeves(Strategy):
                 risk_warnings=[w for w in combined.risk_warnings if w.rule.startswith(f"{name}/")],
             )
         return out
+
+
+def _flip(side: Side) -> Side:
+    return Side.SELL if side is Side.BUY else Side.BUY
 
 
 def _cost(fill: Fill) -> Decimal:
