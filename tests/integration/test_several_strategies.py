@@ -20,6 +20,7 @@ from ibkrfw import (
     OrderCancelRejected,
     OrderDenied,
     OrderEvent,
+    OrderModifyRejected,
     OrderRequest,
     OrderStatus,
     Sleeve,
@@ -131,6 +132,8 @@ class Meddler(Strategy):
     def on_bar(self, ctx: Context, bar: Bar) -> None:
         self.seen.extend(o.order_id for o in ctx.open_orders())
         ctx.cancel(1)  # the other strategy's first order
+        ctx.modify(1, quantity=2)
+        assert ctx.order(1) is None
 
     @override
     def on_timer(self, ctx: Context, timer: TimerFired) -> None:
@@ -138,8 +141,8 @@ class Meddler(Strategy):
 
     @override
     def on_event(self, ctx: Context, event: Event) -> None:
-        if isinstance(event, OrderCancelRejected):
-            self.refused.append(event.reason)
+        if isinstance(event, OrderCancelRejected | OrderModifyRejected):
+            self.refused.append(f"{type(event).__name__}: {event.reason}")
 
 
 @attrs.define
@@ -164,7 +167,10 @@ def test_engine_strategy_sees_and_cancels_its_own_orders_only() -> None:
     assert first is not None and first.is_active and first.request.strategy == "resting"
     assert meddler.seen == []
     said = "order 1 belongs to strategy 'resting', not to strategy 'meddler'"
-    assert meddler.refused and said in meddler.refused[0]
+    assert len(meddler.refused) == 10  # a cancel and a modify on each of 5 bars
+    assert all(said in reason for reason in meddler.refused)
+    assert meddler.refused[1].startswith("OrderModifyRejected")
+    assert first.quantity == 1  # untouched
     # one timer name each, kept apart: 4 and 2 firings after the start
     assert meddler.fired == ["tick"] * 4 and resting.fired == ["tick"] * 2
 
