@@ -272,6 +272,9 @@ def test_saved_result_keeps_each_strategy(tmp_path: object) -> None:
     ).run()
     save_result(result, path)
     loaded = load_result(path)
+    page = pathlib.Path(str(tmp_path)) / "trend.html"
+    result.strategies["trend"].report(page)
+    assert "<title>trend" in page.read_text(encoding="utf-8")
     assert list(loaded.strategies) == ["trend", "meanrev"]
     for name, part in result.strategies.items():
         again = loaded.strategies[name]
@@ -353,8 +356,15 @@ def test_attribution_adds_up_to_the_account_to_the_cent(
     unallocated = float(books["(unallocated)"].equity)
     total = sum(parts) + unallocated  # nothing unallocated trades here: a constant
     assert (total - result.equity["equity"]).abs().max() < 0.01
-    # each order was sent once, in one strategy's name
+    # each order was sent once, in one strategy's name, and filled no more than asked
     assert all(o.request.strategy in {"s0", "s1", "s2"} for o in engine.orders)
+    filled: dict[int, Decimal] = {}
+    for fill in account.fills:
+        filled[fill.order_id] = filled.get(fill.order_id, Decimal(0)) + fill.quantity
+    assert all(
+        filled[o.order_id] == o.filled_quantity for o in engine.orders if o.order_id in filled
+    )
+    assert all(o.filled_quantity <= o.quantity for o in engine.orders)
 
 
 class _FlattenAt(EngineObserver):
