@@ -297,7 +297,10 @@ class Engine:
     see ``slice_wait_s``), and equity is recorded once per timestamp.
 
     Args:
-        strategy: The strategy to run.
+        strategy: The strategy to run, or several: a list, a dict of name: strategy, or
+            :class:`~ibkrfw.Sleeve`\ s, sharing the account and the data (each with its own
+            orders, books, rules and results: see :attr:`portfolios` and
+            :attr:`RunResult.strategies <ibkrfw.RunResult.strategies>`).
         feed: One data feed or several (merged by time).
         broker: Where orders go (a :class:`~ibkrfw.sim.SimBroker` in a backtest).
         risk_rules: Checks every order must pass, in order; the first denial stops it. The
@@ -335,7 +338,8 @@ class Engine:
             wait (see :class:`~ibkrfw.core.Inbox`).
 
     Raises:
-        ConfigError: if no feed is given, ``slice_wait_s`` is not a number of seconds of
+        ConfigError: if no feed is given, several strategies are not named uniquely and
+            safely or come with a ``protection``, ``slice_wait_s`` is not a number of seconds of
             at least 0, or ``inbox_bound`` is not a whole number of at least 1.
 
     Example:
