@@ -297,9 +297,9 @@ class Engine:
     see ``slice_wait_s``), and equity is recorded once per timestamp.
 
     Args:
-        strategy: The strategy to run, or several: a list, a dict of name: strategy, or
-            :class:`~ibkrfw.Sleeve`\ s, sharing the account and the data (each with its own
-            orders, books, rules and results: see :attr:`portfolios` and
+        strategy: The strategy to run, or several (a list, a dict of name: strategy, or
+            :class:`~ibkrfw.Sleeve` wrappers) sharing the account and the data, each with its
+            own orders, books, rules and results (see :attr:`portfolios` and
             :attr:`RunResult.strategies <ibkrfw.RunResult.strategies>`).
         feed: One data feed or several (merged by time).
         broker: Where orders go (a :class:`~ibkrfw.sim.SimBroker` in a backtest).

@@ -137,8 +137,10 @@ class Sleeve:
     Example:
         >>> from ibkrfw.risk import MaxPosition
         >>> from ibkrfw.strategies import MovingAverageCrossover
-        >>> Sleeve(MovingAverageCrossover(), name="trend", risk_rules=[MaxPosition(100)]).name
-        'trend'
+        >>> sleeve = Sleeve(MovingAverageCrossover(), name="trend", capital=50_000,
+        ...                 risk_rules=[MaxPosition(quantity=100)])
+        >>> sleeve.label, sleeve.capital
+        ('trend', Decimal('50000'))
     """
 
     strategy: Strategy = attrs.field(validator=_check_strategy)
