@@ -10,6 +10,7 @@ from ibkrfw.core.clock import Clock, LiveClock, SimClock
 from ibkrfw.core.history import BarArrays, History
 from ibkrfw.engine.engine import Engine
 from ibkrfw.engine.result import RunResult
+from ibkrfw.engine.sleeves import Sleeve
 from ibkrfw.errors import (
     AmbiguousContractError,
     BrokerError,
@@ -146,6 +147,7 @@ __all__ = [
     "RunResult",
     "Side",
     "SimClock",
+    "Sleeve",
     "Stock",
     "Strategy",
     "Tick",

@@ -8,7 +8,7 @@ only in the objects handed to :class:`~ibkrfw.Engine`. Only model types cross th
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
@@ -94,6 +94,16 @@ class Broker(ABC):
         :meth:`starting_cash`, so the run's cash still equals the account's. None here.
         """
         return ()
+
+    def strategy_positions(self) -> Mapping[str, Mapping[str, tuple[Decimal, Decimal]]]:
+        """What each strategy of an earlier run holds, by its own records; none here.
+
+        When one engine runs several strategies, each starts with its share of
+        :meth:`starting_positions`: by strategy name, then instrument id, the signed quantity
+        and its average price (an IB broker adds up its journal's executions of each
+        strategy's orders). What no strategy claims stays unallocated.
+        """
+        return {}
 
     def adopt_orders(self, create: Callable[..., Order]) -> None:  # noqa: B027
         """Hand working orders found at the broker when the run starts to the engine.

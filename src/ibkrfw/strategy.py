@@ -14,7 +14,7 @@ import attrs
 
 from ibkrfw.core.clock import Clock
 from ibkrfw.core.history import BarHistory, History
-from ibkrfw.core.orderbook import OrderBook
+from ibkrfw.core.orderbook import OrderBook, StrategyOrders
 from ibkrfw.core.timers import Timers
 from ibkrfw.errors import ConfigError, DataError, OrderError
 from ibkrfw.indicators.core import Indicator
@@ -203,11 +203,13 @@ class OrderRouter(Protocol):
         ...
 
 
-# Every field of a request but the three a helper takes as arguments.
+# Every field of a request but the three a helper takes as arguments, and the strategy's
+# name, which is the engine's to set.
 _ORDER_OPTIONS = frozenset(f.name for f in attrs.fields(OrderRequest)) - {
     "instrument",
     "side",
     "quantity",
+    "strategy",
 }
 
 
@@ -231,7 +233,7 @@ class Context:
         self,
         clock: Clock,
         portfolio: PortfolioView,
-        orders: OrderBook,
+        orders: OrderBook | StrategyOrders,
         histories: Mapping[Instrument, BarHistory],
         router: OrderRouter,
         timers: Timers,
@@ -239,8 +241,11 @@ class Context:
         indicators: Mapping[Instrument, Mapping[str, Indicator]] | None = None,
         books: Callable[[Instrument], DepthBook | None] | None = None,
         greeks: Callable[[Instrument, str], OptionGreeks | None] | None = None,
+        *,
+        timer_prefix: str = "",
     ) -> None:
         self._indicators = indicators or {}
+        self._timer_prefix = timer_prefix  # one strategy's timers among several
         self._books = books
         self._greeks = greeks
         self._clock = clock
@@ -466,7 +471,7 @@ class Context:
             )
         current = self._orders.get(order_id)
         if current is None:
-            return None, f"no order has the id {order_id}"
+            return None, self._orders.unknown(order_id)
         return current, ""
 
     def bracket(
@@ -737,12 +742,15 @@ class Context:
             self.log.warning("timer %r not set: %s", name, problem)
             return False
         now = self._clock.now_ns()
-        self._timers.add(name, now + every_ns if at_ns is None else at_ns, every_ns)
+        due = now + every_ns if at_ns is None else at_ns
+        self._timers.add(f"{self._timer_prefix}{name}" if self._timer_prefix else name, due,
+                         every_ns)  # fmt: skip
         return True
 
     def cancel_timer(self, name: str) -> bool:
         """Cancel timer ``name``; return whether it was scheduled."""
-        return self._timers.cancel(name)
+        prefix = self._timer_prefix
+        return self._timers.cancel(f"{prefix}{name}" if prefix else name)
 
 
 def _bar_count(n: object) -> int:

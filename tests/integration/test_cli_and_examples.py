@@ -101,6 +101,12 @@ def test_examples_run(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.Mo
     # examples/covered_call.py: every call rolled 5 days before expiry, none assigned
     assert "23 calls written, 23 rolled, 0 assigned, 0 expired worthless" in out
     assert "net premium 1,245.00, commissions 47.00, 0 order(s) denied by the delta limit" in out
+    # examples/several_strategies.py: two strategies, their books add up to the account's
+    assert re.search(r"trend +capital +60,000\.00 +final equity +16,258\.42 +trades +59", out)
+    assert re.search(r"meanrev +capital +40,000\.00 +final equity +42,143\.50 +trades +101", out)
+    assert "account  final equity 58,401.92" in out
+    assert "the strategies add up to the account: True" in out
+    assert "meanrev: 203 orders, none above its own limit of 300: True" in out
     # examples/alerts.py: three identical alerts go out once
     assert "2 webhook posts, 2 repeat(s) dropped" in out
 

@@ -1,7 +1,7 @@
 """Layer 1: clocks, the event queue and the order book."""
 
 from ibkrfw.core.clock import Clock, LiveClock, SimClock
-from ibkrfw.core.orderbook import OrderBook
+from ibkrfw.core.orderbook import OrderBook, StrategyOrders
 from ibkrfw.core.queue import EventQueue, Inbox, LoadStats, set_arrival_ns
 
 __all__ = [
@@ -12,5 +12,6 @@ __all__ = [
     "LoadStats",
     "OrderBook",
     "SimClock",
+    "StrategyOrders",
     "set_arrival_ns",
 ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Set
+from collections.abc import Callable, Iterable, Iterator, Mapping, Set
 from decimal import Decimal
 from typing import final
 
@@ -23,7 +23,7 @@ from ibkrfw.model.events import (
 from ibkrfw.model.instruments import Instrument
 from ibkrfw.model.orders import Order, OrderRequest, OrderStatus
 
-__all__ = ["OrderBook"]
+__all__ = ["OrderBook", "StrategyOrders"]
 
 _S = OrderStatus
 _ZERO = Decimal(0)
@@ -126,6 +126,10 @@ class OrderBook:
         record = self._records.get(order_id)
         return None if record is None else record.snapshot()
 
+    def unknown(self, order_id: int) -> str:
+        """Say why ``order_id`` names no order of the book."""
+        return f"no order has the id {order_id}"
+
     def __iter__(self) -> Iterator[Order]:
         """Iterate over every order of the run, in creation order."""
         return (r.snapshot() for r in self._records.values())
@@ -166,29 +170,7 @@ class OrderBook:
                 OCA group, the group's orders on its side count only by what the largest of
                 them has beyond it, so that the group still counts once.
         """
-        groups: dict[tuple[Instrument, int, str], Decimal] = {}
-        active = self._active
-        skip = (exclude,) if isinstance(exclude, int) else exclude
-        for r in active.values():
-            request = r.request
-            if r.order_id in skip:
-                continue
-            if request.parent_id is not None and request.parent_id in active:
-                continue  # a bracket's exit: live only once its entry has filled
-            key = (request.instrument, request.side.sign, request.oca_group or f"#{r.order_id}")
-            remaining = request.quantity - r.filled
-            if remaining > groups.get(key, _ZERO):
-                groups[key] = remaining
-        if joining is not None and joining.oca_group:
-            key = (joining.instrument, joining.side.sign, joining.oca_group)
-            largest = groups.get(key)
-            if largest is not None:
-                groups[key] = max(largest - joining.quantity, _ZERO)
-        out: dict[Instrument, tuple[Decimal, Decimal]] = {}
-        for (inst, sign, _), remaining in groups.items():
-            buys, sells = out.get(inst, (_ZERO, _ZERO))
-            out[inst] = (buys + remaining, sells) if sign > 0 else (buys, sells + remaining)
-        return out
+        return _working(self._active.values(), self._active, exclude, joining)
 
     def pending_quantity(
         self,
@@ -206,21 +188,7 @@ class OrderBook:
             skip: Leaves out the orders whose request it is true of.
             exclude: Leaves out these orders (one being modified).
         """
-        groups: dict[tuple[int, str], Decimal] = {}
-        for r in self._active.values():
-            request = r.request
-            if request.instrument != instrument or (skip is not None and skip(request)):
-                continue
-            if r.order_id in exclude:
-                continue
-            key = (request.side.sign, request.oca_group or f"#{r.order_id}")
-            remaining = request.quantity - r.filled
-            if remaining > groups.get(key, _ZERO):
-                groups[key] = remaining
-        return sum(
-            (remaining if sign > 0 else -remaining for (sign, _), remaining in groups.items()),
-            _ZERO,
-        )
+        return _pending(self._active.values(), instrument, skip, exclude)
 
     def apply(self, event: OrderEvent) -> tuple[bool, str | None]:
         """Apply ``event`` to its order.
@@ -291,3 +259,130 @@ class OrderBook:
         else:
             record.move(event.ts_ns, _S.PARTIALLY_FILLED)
         return problem
+
+
+@final
+class StrategyOrders:
+    """One strategy's orders in an :class:`OrderBook` shared by several (read-only).
+
+    What a strategy's :class:`~ibkrfw.Context` reads when one engine runs several
+    strategies: only the orders whose request carries its name
+    (``OrderRequest.strategy``).
+
+    Args:
+        book: The engine's book of every order.
+        strategy: The strategy's name.
+    """
+
+    __slots__ = ("_book", "strategy")
+
+    def __init__(self, book: OrderBook, strategy: str) -> None:
+        self._book = book
+        self.strategy = strategy
+
+    def _mine(self, active_only: bool) -> Iterator[_Record]:
+        records = self._book._active if active_only else self._book._records
+        name = self.strategy
+        return (r for r in records.values() if r.request.strategy == name)
+
+    def get(self, order_id: int) -> Order | None:
+        """Return the strategy's order ``order_id``, or None (unknown, or another's)."""
+        record = self._book._records.get(order_id)
+        if record is None or record.request.strategy != self.strategy:
+            return None
+        return record.snapshot()
+
+    def unknown(self, order_id: int) -> str:
+        """Say why ``order_id`` is not one of the strategy's orders."""
+        record = self._book._records.get(order_id)
+        if record is None:
+            return f"no order has the id {order_id}"
+        owner = record.request.strategy
+        return (
+            f"order {order_id} belongs to "
+            f"{f'strategy {owner!r}' if owner else 'the engine (no strategy)'}, not to "
+            f"strategy {self.strategy!r}: a strategy acts on its own orders only"
+        )
+
+    def __iter__(self) -> Iterator[Order]:
+        """Iterate over the strategy's orders, in creation order."""
+        return (r.snapshot() for r in self._mine(False))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self._mine(False))
+
+    def active(self, instrument: Instrument | None = None) -> list[Order]:
+        """Return the strategy's orders that may still fill, optionally of one instrument."""
+        return [
+            r.snapshot()
+            for r in self._mine(True)
+            if instrument is None or r.request.instrument == instrument
+        ]
+
+    def working(
+        self, exclude: int | Set[int] = 0, joining: OrderRequest | None = None
+    ) -> dict[Instrument, tuple[Decimal, Decimal]]:
+        """As :meth:`OrderBook.working`, over the strategy's orders only."""
+        return _working(self._mine(True), self._book._active, exclude, joining)
+
+    def pending_quantity(
+        self,
+        instrument: Instrument,
+        skip: Callable[[OrderRequest], bool] | None = None,
+        exclude: Set[int] = frozenset(),
+    ) -> Decimal:
+        """As :meth:`OrderBook.pending_quantity`, over the strategy's orders only."""
+        return _pending(self._mine(True), instrument, skip, exclude)
+
+
+def _working(
+    records: Iterable[_Record],
+    active: Mapping[int, _Record],
+    exclude: int | Set[int],
+    joining: OrderRequest | None,
+) -> dict[Instrument, tuple[Decimal, Decimal]]:
+    groups: dict[tuple[Instrument, int, str], Decimal] = {}
+    skip = (exclude,) if isinstance(exclude, int) else exclude
+    for r in records:
+        request = r.request
+        if r.order_id in skip:
+            continue
+        if request.parent_id is not None and request.parent_id in active:
+            continue  # a bracket's exit: live only once its entry has filled
+        key = (request.instrument, request.side.sign, request.oca_group or f"#{r.order_id}")
+        remaining = request.quantity - r.filled
+        if remaining > groups.get(key, _ZERO):
+            groups[key] = remaining
+    if joining is not None and joining.oca_group:
+        key = (joining.instrument, joining.side.sign, joining.oca_group)
+        largest = groups.get(key)
+        if largest is not None:
+            groups[key] = max(largest - joining.quantity, _ZERO)
+    out: dict[Instrument, tuple[Decimal, Decimal]] = {}
+    for (inst, sign, _), remaining in groups.items():
+        buys, sells = out.get(inst, (_ZERO, _ZERO))
+        out[inst] = (buys + remaining, sells) if sign > 0 else (buys, sells + remaining)
+    return out
+
+
+def _pending(
+    records: Iterable[_Record],
+    instrument: Instrument,
+    skip: Callable[[OrderRequest], bool] | None,
+    exclude: Set[int],
+) -> Decimal:
+    groups: dict[tuple[int, str], Decimal] = {}
+    for r in records:
+        request = r.request
+        if request.instrument != instrument or (skip is not None and skip(request)):
+            continue
+        if r.order_id in exclude:
+            continue
+        key = (request.side.sign, request.oca_group or f"#{r.order_id}")
+        remaining = request.quantity - r.filled
+        if remaining > groups.get(key, _ZERO):
+            groups[key] = remaining
+    return sum(
+        (remaining if sign > 0 else -remaining for (sign, _), remaining in groups.items()),
+        _ZERO,
+    )

@@ -2,5 +2,6 @@
 
 from ibkrfw.engine.engine import Engine, EngineObserver, TradingState
 from ibkrfw.engine.result import RunResult
+from ibkrfw.engine.sleeves import Sleeve
 
-__all__ = ["Engine", "EngineObserver", "RunResult", "TradingState"]
+__all__ = ["Engine", "EngineObserver", "RunResult", "Sleeve", "TradingState"]

@@ -13,7 +13,7 @@ import time
 import weakref
 from array import array
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from decimal import Decimal
 from itertools import chain, islice
@@ -33,6 +33,7 @@ from ibkrfw.core.queue import EventQueue, Inbox
 from ibkrfw.core.timers import NEVER, Timers
 from ibkrfw.engine.curve import equity_curve
 from ibkrfw.engine.result import RunResult
+from ibkrfw.engine.sleeves import Sleeve, _Sleeves, check_shared, sleeves_of
 from ibkrfw.errors import ConfigError, DataError, EngineError, RequestError
 from ibkrfw.indicators.core import Indicator
 from ibkrfw.model.book import DepthBook, DepthReceived
@@ -344,7 +345,10 @@ class Engine:
     see ``slice_wait_s``), and equity is recorded once per timestamp.
 
     Args:
-        strategy: The strategy to run.
+        strategy: The strategy to run, or several (a list, a dict of name: strategy, or
+            :class:`~ibkrfw.Sleeve` wrappers) sharing the account and the data, each with its
+            own orders, books, rules and results (see :attr:`portfolios` and
+            :attr:`RunResult.strategies <ibkrfw.RunResult.strategies>`).
         feed: One data feed or several (merged by time).
         broker: Where orders go (a :class:`~ibkrfw.sim.SimBroker` in a backtest).
         risk_rules: Checks every order must pass, in order; the first denial stops it. The
@@ -389,8 +393,9 @@ class Engine:
             (:meth:`~ibkrfw.portfolio.Ledger.adopt`).
 
     Raises:
-        ConfigError: if no feed is given, ``slice_wait_s`` is not a number of seconds of
-            at least 0, ``inbox_bound`` is not a whole number of at least 1, or
+        ConfigError: if no feed is given, several strategies are not named uniquely and
+            safely or come with a ``protection``, ``slice_wait_s`` is not a number of seconds
+            of at least 0, ``inbox_bound`` is not a whole number of at least 1, or
             ``portfolio`` is not a ledger, or one another run used; :meth:`run` raises it
             if the ledger's cash or currency are not the account's.
 
@@ -405,7 +410,7 @@ class Engine:
 
     def __init__(
         self,
-        strategy: Strategy,
+        strategy: Strategy | Sequence[Strategy | Sleeve] | Mapping[str, Strategy | Sleeve],
         feed: DataFeed | Sequence[DataFeed],
         broker: Broker,
         *,
@@ -421,7 +426,7 @@ class Engine:
         portfolio: Ledger | None = None,
     ) -> None:
         self._given_ledger = _fresh_ledger(portfolio)
-        self.strategy = strategy
+        self.strategy = self._several(strategy, protection)
         self.feeds: tuple[DataFeed, ...] = (feed,) if isinstance(feed, DataFeed) else tuple(feed)
         if not self.feeds:
             raise ConfigError("Engine needs at least one data feed")
@@ -542,6 +547,39 @@ class Engine:
         """Connection changes and data problems seen during the run, in order."""
         self.risk_warnings: list[RiskWarning] = []
         """What the risk rules and monitors said at the start they cannot do in this run."""
+
+    def _several(
+        self,
+        strategy: Strategy | Sequence[Strategy | Sleeve] | Mapping[str, Strategy | Sleeve],
+        protection: Protection | Sequence[Protection],
+    ) -> Strategy:
+        """The strategy to run: ``strategy``, or the sleeves of several run as one."""
+        sleeves = sleeves_of(strategy)
+        if sleeves is None:
+            return strategy  # type: ignore[return-value]
+        check_shared(sleeves, (protection,) if isinstance(protection, Protection) else protection)
+        several = _Sleeves(sleeves)
+        several.bind(self)
+        return several
+
+    @property
+    def portfolios(self) -> dict[str, Portfolio]:
+        """Each strategy's own ledger by name, when the engine runs several (else empty).
+
+        Each is fed by its strategy's fills only (a flatten's fills close each strategy's
+        own position); the ledger named ``"(unallocated)"`` holds the cash no strategy was
+        given, fills of no order (an option's settlement) and positions adopted at the start
+        that no strategy claims. Together they add up to ``portfolio``, the account's.
+        """
+        strategy = self.strategy
+        return strategy.ledgers() if isinstance(strategy, _Sleeves) else {}
+
+    def _risk_warning(self, rule: str, said: str) -> None:
+        """Report what a rule said at the start it cannot do in this run."""
+        self.log.warning("%s: %s", rule, said)
+        warning = RiskWarning(ts_ns=self.clock.now_ns(), rule=rule, reason=said)
+        self.risk_warnings.append(warning)
+        self.queue.append(warning)
 
     def _running_portfolio(self) -> Ledger:
         if self.portfolio is None:
@@ -1540,7 +1578,7 @@ class Engine:
             currencies=self._currencies,
             fx=fx,
         )
-        return RunResult(
+        result = RunResult(
             strategy_name=strategy.name,
             parameters=strategy.parameters(),
             starting_cash=float(starting_cash),
@@ -1557,6 +1595,9 @@ class Engine:
             halts=self.halts,
             risk_warnings=self.risk_warnings,
         )
+        if isinstance(strategy, _Sleeves):
+            result.strategies = strategy.results(result)
+        return result
 
     def _stopped(self, error: BaseException | None) -> None:
         """Record why the run ended, and refuse the commands still waiting."""

@@ -65,6 +65,7 @@ class RunResult:
         halts: Sequence[TradingHalted] = (),
         earlier_fills: Sequence[Fill] = (),
         risk_warnings: Sequence[RiskWarning] = (),
+        strategies: Mapping[str, RunResult] | None = None,
     ) -> None:
         self.strategy_name = strategy_name
         self.parameters = dict(parameters)
@@ -91,6 +92,12 @@ class RunResult:
         self.earlier_fills = list(earlier_fills)
         """The fills before the result's span (see :meth:`since`): the positions and trades
         start from them, the statistics do not count them. Empty for a whole run."""
+        self.strategies: dict[str, RunResult] = dict(strategies or {})
+        """Each strategy's own result by name, when one engine ran several (else empty).
+
+        Each has the strategy's equity curve (from its capital and its own fills), its
+        orders, fills, trades, statistics and report; this result is the account's, all of
+        them together."""
 
     def _to_base(self, amount: Decimal, currency: str | None, ts_ns: int) -> float:
         """``amount`` of ``currency`` (None: the base) in the base currency at ``ts_ns``."""
@@ -336,6 +343,7 @@ class RunResult:
             halts=[h for h in self.halts if h.ts_ns >= start_ns],
             earlier_fills=[*self.earlier_fills, *self.fill_list[:split]],
             risk_warnings=self.risk_warnings,  # about the whole run: every span has them
+            strategies={name: part.since(start_ns) for name, part in self.strategies.items()},
         )
 
     @cached_property

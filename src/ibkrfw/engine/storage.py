@@ -1,8 +1,9 @@
 """Saving and loading a RunResult: one zip file of JSON and numpy arrays, no pickle.
 
-The file holds ``result.json`` (the run's description, orders, fills, cash adjustments, with
-every decimal as text) and ``arrays.npz`` (the equity curve, the bars, the exchange rates),
-read back with ``allow_pickle=False``: loading a result file runs no code from it.
+The file holds ``result.json`` (the run's description, orders, fills, cash adjustments, each
+strategy's own part when one engine ran several, with every decimal as text) and
+``arrays.npz`` (the equity curves, the bars, the exchange rates), read back with
+``allow_pickle=False``: loading a result file runs no code from it.
 """
 
 from __future__ import annotations
@@ -123,6 +124,7 @@ def save_result(result: RunResult, path: str | os.PathLike[str]) -> None:
         for currency in currencies:
             ts, rates = result.fx._series(currency)
             arrays[f"fx_{currency}_ts"], arrays[f"fx_{currency}_rate"] = ts, rates
+    parts: dict[str, object] = {}  # each strategy's own, when the run had several
     description = {
         "format": FORMAT,
         "library": __version__,
@@ -140,7 +142,21 @@ def save_result(result: RunResult, path: str | os.PathLike[str]) -> None:
         "fx": fx,
         "halts": [[h.ts_ns, h.rule, h.reason, h.until_ns, h.flatten] for h in result.halts],
         "risk_warnings": [[w.ts_ns, w.rule, w.reason] for w in result.risk_warnings],
+        "strategies": parts,
     }
+    for number, (name, part) in enumerate(result.strategies.items()):
+        # its orders are the combined result's of its name; its own curve, fills and books
+        for key, values in (("ts_ns", part._ts), ("equity", part._equity), ("cash", part._cash)):
+            arrays[f"strategy_{number}_{key}"] = values
+        parts[name] = {
+            "number": number,
+            "strategy_name": part.strategy_name,
+            "parameters": _plain(part.parameters),
+            "starting_cash": part.starting_cash,
+            "fills": fills(part.fill_list),
+            "realized": None if part._realized is None else [str(r) for r in part._realized],
+            "risk_warnings": [[w.ts_ns, w.rule, w.reason] for w in part.risk_warnings],
+        }
     buffer = io.BytesIO()
     savez: Any = np.savez_compressed  # its stubs cannot type names given as keywords
     savez(buffer, **arrays)
@@ -225,6 +241,33 @@ def load_result(path: str | os.PathLike[str]) -> RunResult:
             fx_spec["base"],
         )
     realized = description["realized"]
+    base = description["base_currency"]
+    halts = [
+        TradingHalted(ts_ns=ts, rule=rule, reason=reason, until_ns=until, flatten=flatten)
+        for ts, rule, reason, until, flatten in description.get("halts", [])
+    ]
+    strategies = {}
+    for name, spec in description.get("strategies", {}).items():
+        number, own = spec["number"], spec["realized"]
+        strategies[name] = RunResult(
+            strategy_name=spec["strategy_name"],
+            parameters=spec["parameters"],
+            starting_cash=spec["starting_cash"],
+            timestamps_ns=arrays[f"strategy_{number}_ts_ns"],
+            equity=arrays[f"strategy_{number}_equity"],
+            cash=arrays[f"strategy_{number}_cash"],
+            orders=[o for o in orders if o.request.strategy == name],
+            fills=fills(spec["fills"]),
+            realized=None if own is None else [Decimal(r) for r in own],
+            bars=bars,
+            base_currency=base,
+            fx=fx,
+            halts=halts,
+            risk_warnings=[
+                RiskWarning(ts_ns=ts, rule=rule, reason=reason)
+                for ts, rule, reason in spec["risk_warnings"]
+            ],
+        )
     return RunResult(
         strategy_name=description["strategy_name"],
         parameters=description["parameters"],
@@ -241,16 +284,14 @@ def load_result(path: str | os.PathLike[str]) -> RunResult:
             CashAdjusted(ts_ns=ts, amount=Decimal(amount), reason=reason, currency=currency)
             for ts, amount, reason, currency in description["cash_adjustments"]
         ],
-        base_currency=description["base_currency"],
+        base_currency=base,
         fx=fx,
-        halts=[
-            TradingHalted(ts_ns=ts, rule=rule, reason=reason, until_ns=until, flatten=flatten)
-            for ts, rule, reason, until, flatten in description.get("halts", [])
-        ],
+        halts=halts,
         risk_warnings=[
             RiskWarning(ts_ns=ts, rule=rule, reason=reason)
             for ts, rule, reason in description.get("risk_warnings", [])
         ],
+        strategies=strategies,
     )
 
 

@@ -140,11 +140,24 @@ def _executed(
 
 
 def _ref_id(order_ref: str) -> int:
-    """The IB order id an ``orderRef`` of this library names (``ibkrfw:<id>[:tag]``), or 0."""
+    """The IB order id an ``orderRef`` of this library names (``ibkrfw:<id>[/strategy][:tag]``).
+
+    0 if it names none.
+    """
     parts = order_ref.split(":")
-    if len(parts) >= 2 and parts[0] == "ibkrfw" and parts[1].isdigit():
-        return int(parts[1])
+    if len(parts) >= 2 and parts[0] == "ibkrfw":
+        number = parts[1].split("/", 1)[0]
+        if number.isdigit():
+            return int(number)
     return 0
+
+
+def _ref_strategy(order_ref: str) -> str:
+    """The strategy an ``orderRef`` of this library names (``ibkrfw:<id>/<strategy>...``)."""
+    parts = order_ref.split(":", 2)
+    if len(parts) >= 2 and parts[0] == "ibkrfw" and "/" in parts[1]:
+        return parts[1].split("/", 1)[1]
+    return ""
 
 
 def _ref_tag(order_ref: str) -> str:
@@ -569,7 +582,7 @@ class IBKRBroker(Broker, Listener):
         with self._lock:
             self._by_ib[ib_id] = working
             self._by_engine[order.order_id] = working
-        ref = self.order_ref(ib_id, request.tag)
+        ref = self.order_ref(ib_id, request.tag, request.strategy)
         self.journal.order_sent(
             ib_id, ref, order.instrument.id, request.side.value, request.quantity, self._now()
         )
@@ -601,9 +614,15 @@ class IBKRBroker(Broker, Listener):
             return sum(len(w.deferred) + w.flushing for w in self._by_engine.values())
 
     @staticmethod
-    def order_ref(ib_id: int, tag: str = "") -> str:
-        """The ``orderRef`` the broker gives an order: ``ibkrfw:<IB order id>[:<tag>]``."""
-        return f"ibkrfw:{ib_id}:{tag}" if tag else f"ibkrfw:{ib_id}"
+    def order_ref(ib_id: int, tag: str = "", strategy: str = "") -> str:
+        """The ``orderRef`` the broker gives an order: ``ibkrfw:<IB order id>[:<tag>]``.
+
+        An order of one strategy among several (``OrderRequest.strategy``) carries its name
+        after the id, ``ibkrfw:<IB order id>/<strategy>[:<tag>]``, which gives each strategy
+        its orders and positions back after a restart.
+        """
+        ref = f"ibkrfw:{ib_id}/{strategy}" if strategy else f"ibkrfw:{ib_id}"
+        return f"{ref}:{tag}" if tag else ref
 
     @override
     def cancel(self, order: Order) -> None:
@@ -665,7 +684,7 @@ class IBKRBroker(Broker, Listener):
         ib_order = to_ib_order(
             request,
             order_id=working.ib_id,
-            order_ref=self.order_ref(working.ib_id, request.tag),
+            order_ref=self.order_ref(working.ib_id, request.tag, request.strategy),
             account=self.client.account,
             parent_id=parent.ib_id if parent is not None else 0,
         )
@@ -782,7 +801,8 @@ class IBKRBroker(Broker, Listener):
         with self._lock:
             pending = [w for w in self._by_ib.values() if not w.done]
         for working in pending:
-            ref = self.order_ref(working.ib_id, working.order.request.tag)
+            request = working.order.request
+            ref = self.order_ref(working.ib_id, request.tag, request.strategy)
             if at_ib.is_open(working.ib_id, ref) or working.filled >= working.request.quantity:
                 continue
             finished = at_ib.completed(ref, working.perm_id)
@@ -1042,7 +1062,7 @@ class IBKRBroker(Broker, Listener):
             except (ConfigError, OrderError) as exc:
                 differences.append(f"order {ib_id} at IB cannot be read: {exc}")
                 continue
-            request = attrs.evolve(request, tag=_ref_tag(ref))
+            request = attrs.evolve(request, tag=_ref_tag(ref), strategy=_ref_strategy(ref))
             mine = _ref_id(ref) or ib_id
             if mine in journaled:
                 filled, avg_price = self.journal.fill(mine)
@@ -1116,6 +1136,33 @@ class IBKRBroker(Broker, Listener):
     def starting_positions(self) -> list[Fill]:
         """The account's positions at start-up (after reconciliation), at their average cost."""
         return list(self._start_positions)
+
+    @override
+    def strategy_positions(self) -> dict[str, dict[str, tuple[Decimal, Decimal]]]:
+        """What each strategy's recorded executions add up to, from the journal.
+
+        The executions of orders whose ``orderRef`` names a strategy (``ibkrfw:<id>/<name>``),
+        in the order they happened, at average cost: by strategy, then instrument id, the
+        signed quantity and its average price. Flat positions are left out.
+        """
+        books: dict[str, dict[str, tuple[Decimal, Decimal]]] = {}
+        for ref, inst, side, quantity, price in self.journal.executions_by_ref():
+            name = _ref_strategy(ref)
+            if not name:
+                continue
+            held, avg = books.setdefault(name, {}).get(inst, (Decimal(0), Decimal(0)))
+            signed = quantity if side == "BUY" else -quantity
+            new = held + signed
+            if not held or (held > 0) == (signed > 0):
+                avg = (avg * abs(held) + price * quantity) / abs(new)
+            elif abs(signed) > abs(held):
+                avg = price  # turned: the rest opens at this price
+            books[name][inst] = (new, avg if new else Decimal(0))
+        return {
+            name: {inst: pos for inst, pos in held.items() if pos[0]}
+            for name, held in books.items()
+            if any(pos[0] for pos in held.values())
+        }
 
     @override
     def adopt_orders(self, create: Callable[..., Order]) -> None:

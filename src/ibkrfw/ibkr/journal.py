@@ -261,6 +261,20 @@ class Journal:
             totals[inst] = totals.get(inst, Decimal(0)) + Decimal(qty)
         return {inst: qty for inst, qty in sorted(totals.items()) if qty}
 
+    def executions_by_ref(self) -> list[tuple[str, str, str, Decimal, Decimal]]:
+        """Every execution with its order's ``orderRef``, in the order they happened.
+
+        Each row is ``(order_ref, instrument id, side, quantity, price)``; executions of
+        orders the journal did not send are left out.
+        """
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT o.order_ref, e.instrument, e.side, e.quantity, e.price "
+                "FROM executions e JOIN orders o ON e.ib_id = o.ib_id "
+                "ORDER BY e.ts_ns, e.rowid"
+            ).fetchall()
+        return [(ref, inst, side, Decimal(q), Decimal(p)) for ref, inst, side, q, p in rows]
+
     def fill(self, ib_id: int) -> tuple[Decimal, Decimal | None]:
         """How much of an order the recorded executions filled, and at what average price."""
         with self._lock:

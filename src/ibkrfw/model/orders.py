@@ -219,6 +219,10 @@ class OrderRequest:
             :class:`~ibkrfw.Twap`, :class:`~ibkrfw.ArrivalPrice`) to work a MARKET or LIMIT
             order, sent as IB's ``algoStrategy`` and ``algoParams``; ``None`` for none. A
             backtest simulates it (see the order lifecycle page).
+        strategy: The name of the strategy that sent the order when one engine runs several
+            (see :class:`~ibkrfw.Sleeve`); empty for a run of one. Set by the engine, which
+            attributes the order's fills to it; live, it travels in IB's ``orderRef``, so a
+            restart gives each strategy its orders back.
 
     Raises:
         OrderError: if a value has the wrong type, is NaN, or names no known enum member.
@@ -246,6 +250,7 @@ class OrderRequest:
     parent_id: int | None = attrs.field(default=None, validator=_check_parent)
     oca_group: str = attrs.field(default="", validator=_check_text)
     algo: Algo | None = attrs.field(default=None, validator=_check_algo)
+    strategy: str = attrs.field(default="", validator=_check_text)
 
     @classmethod
     def market(
@@ -303,6 +308,7 @@ class OrderRequest:
         setattr_(request, "parent_id", None)
         setattr_(request, "oca_group", "")
         setattr_(request, "algo", None)
+        setattr_(request, "strategy", "")
         return request
 
 
@@ -332,6 +338,7 @@ _FIELD_CHECKS: dict[str, Callable[[object], object]] = {
     "parent_id": _validated(_check_parent, "parent_id"),  # type: ignore[arg-type]
     "oca_group": _validated(_check_text, "oca_group"),  # type: ignore[arg-type]
     "algo": _validated(_check_algo, "algo"),  # type: ignore[arg-type]
+    "strategy": _validated(_check_text, "strategy"),  # type: ignore[arg-type]
 }
 _OPTIONS = frozenset(_FIELD_CHECKS) - {"side", "quantity"}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Literal, final
 
@@ -15,6 +15,7 @@ from typing_extensions import override
 from ibkrfw.core.clock import Clock
 from ibkrfw.engine.engine import _WAKE, Engine, EngineObserver
 from ibkrfw.engine.result import RunResult
+from ibkrfw.engine.sleeves import Sleeve
 from ibkrfw.errors import EngineError, RequestError
 from ibkrfw.model.events import TimerFired
 from ibkrfw.model.instruments import Instrument
@@ -103,7 +104,7 @@ class LiveSession:
     later than in the backtest.
 
     Args:
-        strategy: The strategy.
+        strategy: The strategy, or several (as :class:`~ibkrfw.Engine` takes them).
         tws: A started fake TWS.
         instruments: What to subscribe to; every instrument the fake replays by default.
         client_id: The API client id.
@@ -135,7 +136,7 @@ class LiveSession:
 
     def __init__(
         self,
-        strategy: Strategy,
+        strategy: Strategy | Sequence[Strategy | Sleeve] | Mapping[str, Strategy | Sleeve],
         tws: FakeTWS,
         *,
         instruments: Sequence[Instrument] | None = None,

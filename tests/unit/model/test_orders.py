@@ -116,4 +116,5 @@ def test_trusted_market_request_equals_the_checked_one() -> None:
         "parent_id",
         "oca_group",
         "algo",
+        "strategy",
     ]  # a new field must be added to _trusted_market too
