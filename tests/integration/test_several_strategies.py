@@ -31,6 +31,7 @@ from ibkrfw import (
 from ibkrfw.data import sample_feed
 from ibkrfw.engine import EngineObserver
 from ibkrfw.engine.storage import load_result, save_result
+from ibkrfw.portfolio import TaxLotPortfolio
 from ibkrfw.risk import MaxPosition, Protection, StopLoss
 from ibkrfw.sim import DataFrameFeed, PerShareCommission, SimBroker
 from ibkrfw.strategies import MeanReversion, MovingAverageCrossover
@@ -337,12 +338,14 @@ class Scripted(Strategy):
     volume=st.sampled_from([30.0, 200.0, 1_000_000.0]),
     drift=st.lists(st.integers(-300, 300), min_size=12, max_size=12),
     flatten_at=st.one_of(st.none(), st.integers(2, 10)),
+    lots=st.sampled_from([None, "fifo", "lifo"]),  # the account's ledger: default, tax lots
 )
 def test_attribution_adds_up_to_the_account_to_the_cent(
     steps: list[tuple[int, tuple[int, object, int, bool]]],
     volume: float,
     drift: list[int],
     flatten_at: int | None,
+    lots: str | None,
 ) -> None:
     scripts: list[dict[int, list[tuple[object, int, bool]]]] = [{}, {}, {}]
     for bar, (who, inst, target, market) in steps:
@@ -358,6 +361,7 @@ def test_attribution_adds_up_to_the_account_to_the_cent(
             cash=1_000_000, volume_limit=0.5, commission=PerShareCommission("0.013", minimum=1)
         ),
         observers=[] if flatten_at is None else [_FlattenAt(flatten_at)],
+        portfolio=None if lots is None else TaxLotPortfolio(1_000_000, method=lots),  # type: ignore[arg-type]
     )
     result = engine.run()
     account = engine.portfolio
