@@ -32,6 +32,7 @@ from ibkrfw.core.queue import EventQueue, Inbox
 from ibkrfw.core.timers import NEVER, Timers
 from ibkrfw.engine.curve import equity_curve
 from ibkrfw.engine.result import RunResult
+from ibkrfw.engine.timeframes import Timeframes, plan_timeframes, size_name
 from ibkrfw.errors import ConfigError, DataError, EngineError, RequestError
 from ibkrfw.indicators.core import Indicator
 from ibkrfw.model.book import DepthBook, DepthReceived
@@ -257,6 +258,13 @@ def _one_feed_per_instrument(feeds: Sequence[DataFeed]) -> None:
                 )
 
 
+def _one_bar_size(feeds: Sequence[DataFeed]) -> str | None:
+    """The bar size every feed shares, by name (``Context.bar_size``); None if they differ."""
+    sizes = {feed.bar_ns for feed in feeds}
+    size = sizes.pop() if len(sizes) == 1 else None
+    return None if size is None else size_name(size)
+
+
 _PROGRESS_EVERY = 8_192  # bars between two moves of a backtest's progress bar
 _PROGRESS_DELAY_S = 5.0  # progress=None, bars not counted in advance: shown after this long
 
@@ -434,6 +442,7 @@ class Engine:
         self._cash_adjustments: list[CashAdjusted] = []
         self._timers = Timers()
         self._lanes: dict[Instrument, _Lane] = {}
+        self._timeframes: Timeframes | None = None  # the strategy's larger bar sizes
         self._want_order = self._want_fill = self._want_book = False
         self._depth_feeds: dict[Instrument, DataFeed] = {}  # built at the first DepthReceived
         self._greeks: dict[tuple[Instrument, str], OptionGreeks] = {}  # the latest of each
@@ -1631,6 +1640,7 @@ class Engine:
                 if not history.is_preloaded and strategy.warmup_bars > 0:
                     self._warm_up(feed, inst, lanes[inst])
         portfolio.follow_histories({i: ln.history for i, ln in lanes.items()})
+        sizes = self._timeframes = plan_timeframes(strategy, self.feeds, declared)
         ctx = self._ctx = Context(
             clock,
             portfolio,
@@ -1642,7 +1652,14 @@ class Engine:
             {i: ln.indicators for i, ln in lanes.items()},
             self._depth_book,
             lambda inst, source: self._greeks.get((inst, source)),
+            bar_sizes=None
+            if sizes is None
+            else sizes.for_context(
+                {i: ln.history for i, ln in lanes.items()},
+                {i: ln.indicators for i, ln in lanes.items()},
+            ),
         )
+        ctx.bar_size = _one_bar_size(self.feeds)
         return portfolio, lanes, ctx
 
     def _shut_down(self) -> None:
@@ -1706,7 +1723,11 @@ class Engine:
         meter: tqdm[Any] | None = None,
     ) -> None:
         strategy, queue, clock, broker = self.strategy, self.queue, self.clock, self.broker
-        on_bar = strategy.on_bar if _overrides(strategy, "on_bar") else None
+        on_bar: Callable[[Context, Bar], None] | None = (
+            strategy.on_bar if _overrides(strategy, "on_bar") else None
+        )
+        if self._timeframes is not None:  # the larger bar sizes, after each base bar
+            on_bar = self._timeframes.wrap(on_bar, queue.__len__, self._drain)
         # A backtest's time stamp ends when the next one's first bar comes; live bars come
         # a bar interval apart, so _live_bars ends each time stamp itself (on_slice, the
         # monitors, a heartbeat) as soon as its bars are in.
