@@ -182,6 +182,8 @@ def plan_timeframes(
             except ConfigError as exc:
                 raise ConfigError(f"{where}[{inst.id}]: {exc}") from None
             size_ns = bar_size_ns(name)
+            if size_ns < _DAY_NS:  # one name per length: "60min" is "1h"
+                name = size_name(size_ns)
             problem = _size_problem(name, size_ns, base_ns, base_name)
             if problem is None and any(f.name == name for f in built):
                 problem = "is given twice: give each size once"
