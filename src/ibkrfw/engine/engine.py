@@ -252,9 +252,9 @@ def _one_feed_per_instrument(feeds: Sequence[DataFeed]) -> None:
                     f"{inst.id} is delivered by feed {first} ({type(feeds[first - 1]).__name__}) "
                     f"and feed {number} ({type(feed).__name__}): one instrument needs one feed. "
                     "bars of two sizes (or two sources) of one instrument would be mixed into one "
-                    "history and one equity curve. Several bar sizes per instrument are not "
-                    "supported yet: give the engine the smallest, and build larger bars from it "
-                    "in the strategy (ibkrfw.data.resample_bars does it for a DataFrame)"
+                    "history and one equity curve. For several bar sizes of one instrument, "
+                    "give the engine the smallest and declare the larger ones in "
+                    "Strategy.bar_sizes(): the engine builds them from it"
                 )
 
 
