@@ -7,7 +7,7 @@ the base bar that completes it. These tests run whole backtests with real parts.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from decimal import Decimal
 
 import numpy as np
@@ -16,7 +16,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ibkrfw import Bar, ConfigError, Context, Engine, Forex, Instrument, Stock, Strategy
+from ibkrfw import (
+    Bar,
+    ConfigError,
+    Context,
+    DataFeed,
+    Engine,
+    Forex,
+    Instrument,
+    Stock,
+    Strategy,
+)
 from ibkrfw.data import calendar_for, generate_bars, resample_bars
 from ibkrfw.indicators import SMA, Indicator
 from ibkrfw.risk import Protection, StopLoss, TakeProfit
@@ -429,3 +439,41 @@ def test_timeframes_property_every_larger_bar_is_its_window_and_never_early(
     got = [bar.ts_ns for _, bar in delivered]
     assert got == sorted(got)
     assert set(labels[1:-1]) <= set(got)
+
+
+class _WarmFeed(DataFeed):
+    """A feed that, as a live one, has recent bars to warm up on and streams the rest."""
+
+    def __init__(self, past: list[Bar], coming: list[Bar]) -> None:
+        self.past, self.coming = past, coming
+
+    @property
+    def instruments(self) -> tuple[Instrument, ...]:
+        return (ACME,)
+
+    def __iter__(self) -> Iterator[Bar]:
+        return iter(self.coming)
+
+    @property
+    def bar_ns(self) -> int | None:
+        return MIN
+
+    def recent_bars(self, instrument: Instrument, count: int) -> Sequence[Bar]:
+        return self.past[-count:]
+
+
+def test_timeframes_warm_up_bars_start_the_larger_bars_a_live_run_goes_on_with() -> None:
+    frame = one(minutes(periods=120))  # 09:30 to 11:29
+    bars = list(DataFrameFeed(frame, ACME))
+
+    class WarmRecorder(Recorder):
+        @property
+        def warmup_bars(self) -> int:
+            return 45  # 09:30 to 10:14: the first hour goes on with the streamed minutes
+
+    strategy = WarmRecorder({ACME: ["1h"]})
+    Engine(strategy, _WarmFeed(bars[:45], bars[45:]), SimBroker()).run()
+    hours = as_frame(strategy.of("1h"))
+    expected = resample_bars(frame, "1h", calendar=calendar_for(ACME))
+    pd.testing.assert_frame_equal(hours, expected, check_freq=False)  # 09:30 whole
+    assert [s for _, s, _ in strategy.calls].count("1min") == 120 - 45

@@ -1641,6 +1641,8 @@ class Engine:
                     self._warm_up(feed, inst, lanes[inst])
         portfolio.follow_histories({i: ln.history for i, ln in lanes.items()})
         sizes = self._timeframes = plan_timeframes(strategy, self.feeds, declared)
+        if sizes is not None:  # live: the warm-up bars make the larger sizes' first bars
+            sizes.warm({i: ln.history for i, ln in lanes.items()})
         ctx = self._ctx = Context(
             clock,
             portfolio,

@@ -96,6 +96,27 @@ class Timeframes:
                     found[inst, spelling] = (frame.history, frame.indicators)
         return found
 
+    def warm(self, histories: Mapping[Instrument, BarHistory]) -> None:
+        """Build the larger bars of the base bars a live run loaded before it started.
+
+        The warm-up bars (:attr:`Strategy.warmup_bars <ibkrfw.Strategy.warmup_bars>`) go
+        through each larger size's builder, history and indicators, without ``on_bar``; the
+        bar in progress at the end goes on with the live bars. A backtest's histories are
+        preloaded and hold no bar yet: nothing to do.
+        """
+        for inst, frames in self.frames.items():
+            history = histories[inst]
+            if history.is_preloaded:
+                continue
+            past = history.last()
+            columns = (past.ts_ns, past.open, past.high, past.low, past.close, past.volume)
+            rows = zip(*(column.tolist() for column in columns), strict=True)
+            for ts, o, h, lo, c, v in rows:
+                bar = Bar(inst, ts, o, h, lo, c, v)
+                for frame in frames:
+                    for done in frame.add(bar):
+                        frame.push(done)
+
     def wrap(
         self, on_bar: OnBar | None, has_work: Callable[[], object], drain: Callable[[], None]
     ) -> OnBar:
