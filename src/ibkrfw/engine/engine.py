@@ -299,9 +299,11 @@ class Engine:
     The same loop runs backtests and live sessions; only the feed, the broker and the clock
     differ. For each bar: the broker sees it first (a simulator fills resting orders), the
     resulting order events are dispatched (order book, portfolio, ``on_order``/``on_fill``), the
-    portfolio marks the instrument at the close, then ``on_bar`` runs. Bars sharing a timestamp
-    are then handed together to ``on_slice`` (live, as soon as every instrument's bar is in:
-    see ``slice_wait_s``), and equity is recorded once per timestamp.
+    portfolio marks the instrument at the close, then ``on_bar`` runs (and again for each larger
+    bar it completes, of the sizes :meth:`Strategy.bar_sizes <ibkrfw.Strategy.bar_sizes>`
+    declares; the broker sees base bars only). Bars sharing a timestamp are then handed
+    together to ``on_slice`` (live, as soon as every instrument's bar is in: see
+    ``slice_wait_s``), and equity is recorded once per timestamp.
 
     Args:
         strategy: The strategy to run.
