@@ -147,7 +147,8 @@ class BarAggregator:
         [(0, 1.0, 3.0, 0.5, 2.5, 15.0)]
     """
 
-    __slots__ = ("_bar", "_end", "_later", "_partial", "_periods", "_resample", "input_ns",
+    __slots__ = ("_active", "_close", "_end", "_from", "_high", "_label", "_later", "_low",
+                 "_open", "_partial", "_periods", "_resample", "_volume", "input_ns",
                  "instrument", "size_ns")  # fmt: skip
 
     def __init__(
@@ -173,8 +174,13 @@ class BarAggregator:
         )
         self._resample = match_resample
         self._later = False  # a period was started before: later ones are not joined late
-        self._bar: Bar | None = None
-        self._end = 0
+        # the bar in progress: whether there is one, its stamp and values
+        self._active = False
+        self._label = 0
+        self._open = self._high = self._low = self._close = self._volume = 0.0
+        # [from, end): times that surely belong to the bar in progress (empty for days and
+        # weeks, whose span has gaps between sessions); end: when it is over
+        self._from = self._end = 0
         self._partial = False
 
     def add(self, bar: Bar) -> list[Bar]:
@@ -184,6 +190,9 @@ class BarAggregator:
         rather than handed out with a wrong open (with ``match_resample``, only the first).
         """
         ts = bar.ts_ns
+        if self._from <= ts < self._end:  # in the bar in progress: the usual case, made short
+            self._merge(bar)
+            return self._hand_out() if ts + self.input_ns >= self._end else []
         if self._periods is None:
             size = self.size_ns
             start = first = ts - ts % size
@@ -191,42 +200,56 @@ class BarAggregator:
         else:
             period = self._periods.find(ts)
             if period is None:  # outside every session: in no bar, but it may end one
-                if self._bar is not None and ts >= self._end:
+                if self._active and ts >= self._end:
                     return self._hand_out()
                 return []
             start, first, end = period
         out: list[Bar] = []
-        current = self._bar
-        if current is not None and current.ts_ns != start:  # the period ended incomplete
+        if self._active and self._label != start:  # the period ended incomplete
             out = self._hand_out()
-            current = None
-        if current is None:
+        if not self._active:
             self._partial = ts - first >= self.input_ns and not (self._resample and self._later)
             self._later = True
+            self._active = True
+            self._label = start
             self._end = end
-            current = Bar(self.instrument, start, bar.open, bar.high, bar.low, bar.close,
-                          float(bar.volume))  # fmt: skip
+            self._from = start if start == first else end  # minutes, hours: one interval
+            self._open, self._high, self._low = bar.open, bar.high, bar.low
+            self._close, self._volume = bar.close, float(bar.volume)
         else:
-            volume = current.volume + float(bar.volume)
-            if volume != volume and self._resample:  # NaN: resample_bars' sum(min_count=1)
-                volume = bar.volume if current.volume != current.volume else current.volume
-            current = Bar(
-                self.instrument, start, current.open, max(current.high, bar.high),
-                min(current.low, bar.low), bar.close, float(volume),
-            )  # fmt: skip
+            self._merge(bar)
         if ts + self.input_ns >= end:
-            self._bar = current
             out += self._hand_out()
-        else:
-            self._bar = current
         return out
+
+    def _merge(self, bar: Bar) -> None:
+        """Add ``bar`` to the bar in progress."""
+        if bar.high > self._high:
+            self._high = bar.high
+        if bar.low < self._low:
+            self._low = bar.low
+        self._close = bar.close
+        volume = self._volume + float(bar.volume)
+        if volume != volume and self._resample:  # NaN: resample_bars' sum(min_count=1)
+            volume = self._volume if bar.volume != bar.volume else float(bar.volume)
+        self._volume = volume
+
+    def _current(self) -> Bar:
+        return Bar(self.instrument, self._label, self._open, self._high, self._low,
+                   self._close, self._volume)  # fmt: skip
 
     def _hand_out(self) -> list[Bar]:
         """The bar in progress, if whole, as a list; forget it."""
-        bar, self._bar = self._bar, None
-        return [] if bar is None or self._partial else [bar]
+        if not self._active:
+            return []
+        self._active = False
+        self._from = self._end  # nothing is in a bar now
+        return [] if self._partial else [self._current()]
 
     def flush(self) -> Bar | None:
         """Return the bar in progress (incomplete) and forget it."""
-        bar, self._bar = self._bar, None
-        return bar
+        if not self._active:
+            return None
+        self._active = False
+        self._from = self._end
+        return self._current()

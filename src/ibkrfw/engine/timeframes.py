@@ -125,15 +125,16 @@ class Timeframes:
         Sets :attr:`Context.bar_size <ibkrfw.Context.bar_size>` before each call. The orders
         and fills of one call are dispatched (``drain``) before the next.
         """
-        base, frames = self.base, self.frames
-        none: tuple[_Frame, ...] = ()
+        # one look-up per bar, keyed by the feeds' own instrument objects (found by identity)
+        plan = {inst: (name, self.frames.get(inst, ())) for inst, name in self.base.items()}
+        unknown: tuple[None, tuple[_Frame, ...]] = (None, ())
 
         def deliver(ctx: Context, bar: Bar) -> None:
-            inst = bar.instrument
-            name = ctx.bar_size = base.get(inst)
+            name, frames = plan.get(bar.instrument, unknown)
+            ctx.bar_size = name
             if on_bar is not None:
                 on_bar(ctx, bar)
-            for frame in frames.get(inst, none):
+            for frame in frames:
                 for done in frame.add(bar):
                     if has_work():
                         drain()
@@ -172,6 +173,7 @@ def plan_timeframes(
     from ibkrfw.data.sessions import calendar_for
 
     feed_of = {inst: feed for feed in feeds for inst in feed.instruments}
+    own = {inst: inst for inst in feed_of}  # the feeds' objects, which their bars carry
     where = f"{strategy.name}.bar_sizes()"
     base: dict[Instrument, str] = {}
     frames: dict[Instrument, tuple[_Frame, ...]] = {}
@@ -187,6 +189,7 @@ def plan_timeframes(
             raise ConfigError(
                 f"{where}[{inst.id}] is {sizes!r}: give a list of bar sizes, e.g. ['1h', '1d']"
             )
+        inst = own[inst]
         feed = feed_of[inst]
         base_ns = feed.bar_ns
         if base_ns is None:
