@@ -346,6 +346,17 @@ def test_timeframes_bad_declarations_are_refused_naming_the_value(
         engine.run()
 
 
+def test_timeframes_days_from_bars_that_do_not_divide_a_day_are_refused() -> None:
+    class Days(Strategy):
+        def bar_sizes(self) -> Mapping[Instrument, Sequence[str]]:
+            return {ACME: ["1d"]}
+
+    frame = one(minutes(periods=70)).iloc[::7]  # 7-minute bars
+    engine = Engine(Days(), DataFrameFeed(frame, ACME), SimBroker())
+    with pytest.raises(ConfigError, match="'1d' cannot be built from bars of 7min, which do not"):
+        engine.run()
+
+
 def test_timeframes_history_of_an_undeclared_size_is_refused() -> None:
     seen: list[str] = []
 

@@ -250,7 +250,7 @@ def _size_problem(name: str, size_ns: int, base_ns: int, base_name: str) -> str 
     if sessions and base_ns < _DAY_NS and _DAY_NS % base_ns:
         return (
             f"cannot be built from bars of {base_name}, which do not divide a day: use a feed "
-            "of whole minutes that divide a day"
+            "whose bars divide a day (1, 5, 15, 30 minutes, an hour...)"
         )
     if sessions and base_ns > _DAY_NS:
         return f"cannot be built from bars of {base_name}, longer than a day"
