@@ -100,6 +100,30 @@ class Strategy:
         """
         return {}
 
+    def bar_sizes(self) -> Mapping[Instrument, Sequence[str]]:
+        """The larger bar sizes the strategy reads, per instrument (none here).
+
+        The engine builds each from the bars of the instrument's feed (the base bars), on the
+        instrument's sessions (:func:`~ibkrfw.data.calendar_for`), cut exactly as
+        :func:`~ibkrfw.data.resample_bars` cuts them offline, and hands each larger bar to
+        :meth:`on_bar` once it is complete, never before: right after the base bar that
+        completes it, at the same time stamp (:attr:`Context.bar_size` says which size a bar
+        is). Read them with ``ctx.history(inst, bar_size="1h")`` and the declared indicators
+        with ``ctx.indicator(inst, name, bar_size="1h")``. Orders fill on base bars only.
+        Sizes are spelt as for the bar store: ``"5min"``, ``"1h"``, ``"1d"`` (one session),
+        ``"1w"``. Called once, when the run starts. See :doc:`/concepts/timeframes`.
+
+        Example:
+            >>> from ibkrfw import Stock
+            >>> class TwoSpeeds(Strategy):
+            ...     def bar_sizes(self):
+            ...         return {Stock("ACME"): ["1h", "1d"]}
+            ...     def on_bar(self, ctx, bar):
+            ...         if ctx.bar_size == "1h":
+            ...             hours = ctx.history(bar.instrument, 20, bar_size="1h")
+        """
+        return {}
+
     @property
     def warmup_bars(self) -> int:
         """How many past bars per instrument the strategy needs before it can decide.
@@ -241,9 +265,18 @@ class Context:
         indicators: Mapping[Instrument, Mapping[str, Indicator]] | None = None,
         books: Callable[[Instrument], DepthBook | None] | None = None,
         greeks: Callable[[Instrument, str], OptionGreeks | None] | None = None,
+        bar_sizes: Mapping[tuple[Instrument, str], tuple[BarHistory, Mapping[str, Indicator]]]
+        | None = None,
         *,
         timer_prefix: str = "",
     ) -> None:
+        self.bar_size: str | None = None
+        """The size of the bar :meth:`Strategy.on_bar` is handling (``"1min"``, ``"1h"``...).
+
+        The base bars' size (their feed's), or one of :meth:`Strategy.bar_sizes`. None when
+        the strategy declares no larger size and the feeds' bars differ in size (or a feed
+        does not say its size): then every bar is a base bar of its instrument."""
+        self._sizes = bar_sizes or {}
         self._indicators = indicators or {}
         self._timer_prefix = timer_prefix  # one strategy's timers among several
         self._books = books
@@ -286,18 +319,32 @@ class Context:
         """Return the last price seen for ``instrument`` (NaN before any)."""
         return self._portfolio.price(instrument)
 
-    def history(self, instrument: Instrument, n: int | None = None) -> History:
+    def history(
+        self, instrument: Instrument, n: int | None = None, bar_size: str | None = None
+    ) -> History:
         """Return the last ``n`` bars of ``instrument`` (all so far if ``n`` is None).
 
         The columns are read-only numpy views, oldest first, ending with the current bar; fewer
         than ``n`` rows come back early in a run.
 
+        Args:
+            instrument: The instrument.
+            n: How many bars, at most.
+            bar_size: One of the sizes :meth:`Strategy.bar_sizes` declares for
+                ``instrument`` (spelt as declared, or as the store spells it: ``"1h"``), or
+                the base bars' own (:attr:`bar_size`); None for the base bars. A larger
+                size's history ends with its last complete bar: the one in progress is never
+                in it.
+
         Raises:
             ConfigError: if no feed of the run delivers ``instrument`` (or it is not an
-                :class:`~ibkrfw.Instrument`), or ``n`` is not None or an int >= 0.
+                :class:`~ibkrfw.Instrument`), ``n`` is not None or an int >= 0, or
+                ``bar_size`` is not a size of ``instrument`` in this run.
         """
         if n is not None and not (type(n) is int and n >= 0):  # the per-bar path: one test
             n = _bar_count(n)
+        if bar_size is not None:
+            return self._sized(instrument, bar_size)[0].last(n)
         try:
             return self._histories[instrument].last(n)
         except (KeyError, TypeError):  # TypeError: not hashable, so not an instrument
@@ -347,17 +394,38 @@ class Context:
         shown = instrument.id if isinstance(instrument, Instrument) else repr(instrument)
         return ConfigError(f"no feed delivers {shown}; known: {known}")
 
-    def indicator(self, instrument: Instrument, name: str) -> Indicator:
+    def _sized(
+        self, instrument: Instrument, bar_size: str
+    ) -> tuple[BarHistory, Mapping[str, Indicator]]:
+        """The history and indicators of ``instrument``'s bars of ``bar_size``."""
+        try:
+            return self._sizes[instrument, bar_size]
+        except (KeyError, TypeError):
+            if not isinstance(instrument, Instrument) or instrument not in self._histories:
+                raise self._no_feed(instrument) from None
+            sizes = sorted(size for inst, size in self._sizes if inst == instrument)
+            raise ConfigError(
+                f"{instrument.id} has no bars of size {bar_size!r} in this run: its sizes are "
+                f"{sizes or 'only those of its feed'}; declare larger ones in "
+                "Strategy.bar_sizes()"
+            ) from None
+
+    def indicator(
+        self, instrument: Instrument, name: str, bar_size: str | None = None
+    ) -> Indicator:
         """Return ``instrument``'s indicator ``name``, updated with its bars so far.
 
-        The names are those of :meth:`Strategy.indicators`.
+        The names are those of :meth:`Strategy.indicators`. The engine keeps each of them for
+        every bar size of :meth:`Strategy.bar_sizes` too, updated with the bars of that size:
+        ``bar_size`` chooses (None: the base bars').
 
         Raises:
-            ConfigError: if the strategy declares no such indicator, or no feed delivers
-                ``instrument``.
+            ConfigError: if the strategy declares no such indicator, no feed delivers
+                ``instrument``, or ``bar_size`` is not a size of ``instrument`` in this run.
         """
+        sized = None if bar_size is None else self._sized(instrument, bar_size)[1]
         try:
-            return self._indicators[instrument][name]
+            return (self._indicators[instrument] if sized is None else sized)[name]
         except KeyError:
             if instrument not in self._histories:
                 raise self._no_feed(instrument) from None

@@ -109,6 +109,9 @@ def test_examples_run(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.Mo
     assert "meanrev: 203 orders, none above its own limit of 300: True" in out
     # examples/alerts.py: three identical alerts go out once
     assert "2 webhook posts, 2 repeat(s) dropped" in out
+    # examples/multi_timeframe.py: hours and days built from the minutes, traded on
+    assert "on_bar: 4680 minutes, 84 hours, 12 days" in out
+    assert "4 fills; final equity 97,792.62" in out
 
 
 def test_multi_asset_example_draws_the_heatmap(tmp_path: Path) -> None:

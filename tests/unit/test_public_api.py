@@ -117,7 +117,10 @@ def _top(path: Path) -> str:
 
 # RunResult.plot() and .report() (issue 7) hand the result to the reports package: allowed only
 # as an import inside those methods, run when called, so importing the core never loads it.
-LAZY_ONLY = {("engine/result.py", "reports")}
+# The engine builds a strategy's larger bar sizes (issue 24) with ibkrfw.data's aggregator and
+# calendars: imported inside the function that plans them, run only when a strategy declares
+# bar sizes.
+LAZY_ONLY = {("engine/result.py", "reports"), ("engine/timeframes.py", "data")}
 
 
 def _lazy_imports(path: Path) -> set[str]:

@@ -34,6 +34,7 @@ from ibkrfw.core.timers import NEVER, Timers
 from ibkrfw.engine.curve import equity_curve
 from ibkrfw.engine.result import RunResult
 from ibkrfw.engine.sleeves import Sleeve, _Sleeves, check_shared, sleeves_of
+from ibkrfw.engine.timeframes import Timeframes, plan_timeframes, size_name
 from ibkrfw.errors import ConfigError, DataError, EngineError, RequestError
 from ibkrfw.indicators.core import Indicator
 from ibkrfw.model.book import DepthBook, DepthReceived
@@ -300,10 +301,17 @@ def _one_feed_per_instrument(feeds: Sequence[DataFeed]) -> None:
                     f"{inst.id} is delivered by feed {first} ({type(feeds[first - 1]).__name__}) "
                     f"and feed {number} ({type(feed).__name__}): one instrument needs one feed. "
                     "bars of two sizes (or two sources) of one instrument would be mixed into one "
-                    "history and one equity curve. Several bar sizes per instrument are not "
-                    "supported yet: give the engine the smallest, and build larger bars from it "
-                    "in the strategy (ibkrfw.data.resample_bars does it for a DataFrame)"
+                    "history and one equity curve. For several bar sizes of one instrument, "
+                    "give the engine the smallest and declare the larger ones in "
+                    "Strategy.bar_sizes(): the engine builds them from it"
                 )
+
+
+def _one_bar_size(feeds: Sequence[DataFeed]) -> str | None:
+    """The bar size every feed shares, by name (``Context.bar_size``); None if they differ."""
+    sizes = {feed.bar_ns for feed in feeds}
+    size = sizes.pop() if len(sizes) == 1 else None
+    return None if size is None else size_name(size)
 
 
 _PROGRESS_EVERY = 8_192  # bars between two moves of a backtest's progress bar
@@ -340,9 +348,11 @@ class Engine:
     The same loop runs backtests and live sessions; only the feed, the broker and the clock
     differ. For each bar: the broker sees it first (a simulator fills resting orders), the
     resulting order events are dispatched (order book, portfolio, ``on_order``/``on_fill``), the
-    portfolio marks the instrument at the close, then ``on_bar`` runs. Bars sharing a timestamp
-    are then handed together to ``on_slice`` (live, as soon as every instrument's bar is in:
-    see ``slice_wait_s``), and equity is recorded once per timestamp.
+    portfolio marks the instrument at the close, then ``on_bar`` runs (and again for each larger
+    bar it completes, of the sizes :meth:`Strategy.bar_sizes <ibkrfw.Strategy.bar_sizes>`
+    declares; the broker sees base bars only). Bars sharing a timestamp are then handed
+    together to ``on_slice`` (live, as soon as every instrument's bar is in: see
+    ``slice_wait_s``), and equity is recorded once per timestamp.
 
     Args:
         strategy: The strategy to run, or several (a list, a dict of name: strategy, or
@@ -499,6 +509,7 @@ class Engine:
         self._cash_adjustments: list[CashAdjusted] = []
         self._timers = Timers()
         self._lanes: dict[Instrument, _Lane] = {}
+        self._timeframes: Timeframes | None = None  # the strategy's larger bar sizes
         self._want_order = self._want_fill = self._want_book = False
         self._depth_feeds: dict[Instrument, DataFeed] = {}  # built at the first DepthReceived
         self._greeks: dict[tuple[Instrument, str], OptionGreeks] = {}  # the latest of each
@@ -1740,6 +1751,9 @@ class Engine:
                 if not history.is_preloaded and strategy.warmup_bars > 0:
                     self._warm_up(feed, inst, lanes[inst])
         portfolio.follow_histories({i: ln.history for i, ln in lanes.items()})
+        sizes = self._timeframes = plan_timeframes(strategy, self.feeds, declared)
+        if sizes is not None:  # live: the warm-up bars make the larger sizes' first bars
+            sizes.warm({i: ln.history for i, ln in lanes.items()})
         ctx = self._ctx = Context(
             clock,
             portfolio,
@@ -1751,7 +1765,14 @@ class Engine:
             {i: ln.indicators for i, ln in lanes.items()},
             self._depth_book,
             lambda inst, source: self._greeks.get((inst, source)),
+            bar_sizes=None
+            if sizes is None
+            else sizes.for_context(
+                {i: ln.history for i, ln in lanes.items()},
+                {i: ln.indicators for i, ln in lanes.items()},
+            ),
         )
+        ctx.bar_size = _one_bar_size(self.feeds)
         return portfolio, lanes, ctx
 
     def _shut_down(self) -> None:
@@ -1815,7 +1836,11 @@ class Engine:
         meter: tqdm[Any] | None = None,
     ) -> None:
         strategy, queue, clock, broker = self.strategy, self.queue, self.clock, self.broker
-        on_bar = strategy.on_bar if _overrides(strategy, "on_bar") else None
+        on_bar: Callable[[Context, Bar], None] | None = (
+            strategy.on_bar if _overrides(strategy, "on_bar") else None
+        )
+        if self._timeframes is not None:  # the larger bar sizes, after each base bar
+            on_bar = self._timeframes.wrap(on_bar, queue.__len__, self._drain)
         # A backtest's time stamp ends when the next one's first bar comes; live bars come
         # a bar interval apart, so _live_bars ends each time stamp itself (on_slice, the
         # monitors, a heartbeat) as soon as its bars are in.

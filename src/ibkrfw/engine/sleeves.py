@@ -19,9 +19,11 @@ import attrs
 import numpy as np
 from typing_extensions import override
 
+from ibkrfw.core.history import BarHistory
 from ibkrfw.core.orderbook import StrategyOrders
 from ibkrfw.engine.curve import equity_curve
 from ibkrfw.engine.result import RunResult
+from ibkrfw.engine.timeframes import plan_timeframes
 from ibkrfw.errors import ConfigError
 from ibkrfw.indicators.core import Indicator
 from ibkrfw.model._decimal import to_decimal
@@ -247,6 +249,7 @@ class _Slot:
         kind, base = type(self.strategy), Strategy
         self.on_bar = self.strategy.on_bar if kind.on_bar is not base.on_bar else None
         self.on_slice = self.strategy.on_slice if kind.on_slice is not base.on_slice else None
+        self.sizes: set[tuple[Instrument, str]] = set()  # the larger bar sizes it declared
 
 
 class _Router:
@@ -404,6 +407,24 @@ class _Sleeves(Strategy):
             for key, ind in slot.strategy.indicators().items()
         }
 
+    @override
+    def bar_sizes(self) -> Mapping[Instrument, Sequence[str]]:
+        """Every size some strategy declares, per instrument (each is checked on its own)."""
+        engine = self._engine()
+        union: dict[Instrument, list[str]] = {}
+        for slot in self.slots:
+            own = plan_timeframes(slot.strategy, engine.feeds, {})  # its own errors, named
+            slot.sizes = set()
+            if own is None:
+                continue
+            for inst, frames in own.frames.items():
+                for frame in frames:
+                    slot.sizes.add((inst, frame.name))
+                    names = union.setdefault(inst, [])
+                    if frame.name not in names:  # the size's one name, however it was spelt
+                        names.append(frame.name)
+        return union
+
     @property
     @override
     def warmup_bars(self) -> int:
@@ -489,8 +510,10 @@ class _Sleeves(Strategy):
                 },
                 engine._depth_book,
                 lambda inst, source: engine._greeks.get((inst, source)),
+                bar_sizes=self._sizes_of(slot, engine, histories),
                 timer_prefix=f"{slot.name}:",
             )
+            slot.ctx.bar_size = engine._ctx.bar_size if engine._ctx is not None else None
         for fill in adopted:  # each strategy then takes its own share (below)
             self.unallocated.book(fill, engine)
         if adopted:
@@ -503,6 +526,32 @@ class _Sleeves(Strategy):
                 said = rule.on_start(ledger_, bar_ns)
                 if said:
                     engine._risk_warning(f"{slot.name}/{rule.name}", said)
+
+    @staticmethod
+    def _sizes_of(
+        slot: _Slot, engine: Engine, histories: Mapping[Instrument, BarHistory]
+    ) -> dict[tuple[Instrument, str], tuple[BarHistory, Mapping[str, Indicator]]] | None:
+        """What ``ctx.history(..., bar_size=)`` finds for ``slot``: its own sizes, indicators."""
+        sizes = engine._timeframes
+        if sizes is None:
+            return None
+        found = sizes.for_context(
+            histories, {inst: lane.indicators for inst, lane in engine._lanes.items()}
+        )
+        prefix = f"{slot.name}:"
+        return {
+            (inst, size): (history, {
+                key.removeprefix(prefix): ind
+                for key, ind in indicators.items()
+                if key.startswith(prefix)
+            })
+            for (inst, size), (history, indicators) in found.items()
+            if size == sizes.base.get(inst) or (inst, size) in slot.sizes
+            or any(
+                (inst, frame.name) in slot.sizes and size in frame.spellings
+                for frame in sizes.frames.get(inst, ())
+            )
+        }  # fmt: skip
 
     def _hand_back(self, engine: Engine) -> None:
         """Give each strategy the positions its own records say it held (a restart).
@@ -570,8 +619,26 @@ class _Sleeves(Strategy):
         unallocated = self.unallocated
         if unallocated is not None:
             unallocated.ledger.holding(inst).price = close
+        size = ctx.bar_size
+        if self.engine is not None and size is not None and size != self._base_size(inst):
+            # a larger bar: only to the strategies that declared its size
+            for slot in self._bar_slots:
+                if (inst, size) in slot.sizes:
+                    slot.ctx.bar_size = size  # type: ignore[union-attr]
+                    slot.on_bar(slot.ctx, bar)  # type: ignore[misc,arg-type]
+                    slot.ctx.bar_size = self._base_size(inst)  # type: ignore[union-attr]
+            return
         for slot in self._bar_slots:
+            slot.ctx.bar_size = size  # type: ignore[union-attr]
             slot.on_bar(slot.ctx, bar)  # type: ignore[misc,arg-type]
+
+    def _base_size(self, inst: Instrument) -> str | None:
+        """The size of ``inst``'s base bars (its feed's), by name, when the run has sizes."""
+        engine = self.engine
+        sizes = None if engine is None else engine._timeframes
+        if sizes is None:
+            return None if engine is None or engine._ctx is None else engine._ctx.bar_size
+        return sizes.base.get(inst)
 
     @override
     def on_slice(self, ctx: Context, bars: Sequence[Bar]) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import math
 import threading
@@ -12,9 +11,10 @@ from typing import Any, cast, final
 from typing_extensions import override
 
 from ibkrfw.core.clock import Clock
+from ibkrfw.data.aggregate import HOUR_NS, BarAggregator
 from ibkrfw.data.barsize import bar_size_ns, normalize_bar_size
 from ibkrfw.data.depth_store import DepthStore
-from ibkrfw.data.sessions import Session, SessionCalendar, SessionLookup, calendar_for
+from ibkrfw.data.sessions import SessionCalendar, calendar_for
 from ibkrfw.errors import ConfigError, DataError, RequestError
 from ibkrfw.ibkr.client import IBClient, Listener
 from ibkrfw.ibkr.config import IBKRConfig
@@ -58,199 +58,12 @@ def _greek(value: Any) -> float | None:
 
 
 _LAST_PRICE, _LAST_SIZE = frozenset((4, 68)), frozenset((5, 71))  # live, delayed
-_DAY_NS = 86_400 * 1_000_000_000
 # IB's errors that end a subscription: too many lines (101), no permission (354), no such
 # contract (200), history farm (162), pacing (420, 10089, 10090), too many depth requests
 # (309), no deep data for the contract (10092)
 _DEAD_STREAM = frozenset((101, 354, 200, 162, 420, 10089, 10090, 309, 10092))
 _DEPTH_RESET = 317  # "Market depth data has been RESET": empty the book, rebuild it
 _LOST = -1  # DepthReceived.stream when the connection is lost: the books go stale
-
-
-_HOUR_NS = 3_600 * 1_000_000_000
-_WEEK_NS = 7 * _DAY_NS
-_ANCHOR_MONDAY = dt.date(1970, 1, 5)  # blocks of days and weeks count from it (resample_bars)
-
-
-class _SessionPeriods:
-    """The bar a time belongs to when bars follow sessions, as :func:`resample_bars` cuts them.
-
-    Hours start at each session's open and never span two sessions; N days are N sessions,
-    stamped at midnight of the first one's date; N weeks are the sessions of N weeks, Monday
-    to Sunday, likewise stamped. Blocks of days and weeks count from Monday 1970-01-05.
-    """
-
-    __slots__ = ("_calendar", "_count", "_lookup", "_period", "_session", "_size", "_unit")
-
-    def __init__(self, calendar: SessionCalendar, size_ns: int) -> None:
-        self._lookup = SessionLookup(calendar)
-        self._calendar = calendar
-        self._size = size_ns
-        if size_ns % _WEEK_NS == 0:
-            self._unit, self._count = "w", size_ns // _WEEK_NS
-        elif size_ns % _DAY_NS == 0:
-            self._unit, self._count = "d", size_ns // _DAY_NS
-        else:
-            self._unit, self._count = "h", 0
-        self._session = Session(dt.date.min, 0, 0)  # the latest session found
-        self._period = (0, 0, 0)  # its period, for days and weeks: label, first bar, end
-
-    def find(self, ts_ns: int) -> tuple[int, int, int] | None:
-        """The period of a bar at ``ts_ns``: its stamp, its first bar's time, its end.
-
-        None for a time outside every session.
-        """
-        session = self._session
-        if not session.open_ns <= ts_ns < session.close_ns:
-            found = self._lookup.at(ts_ns)
-            if found is None:
-                return None
-            self._session = session = found
-            if self._unit != "h":
-                self._period = self._block(found)
-        if self._unit == "h":
-            start = session.open_ns + (ts_ns - session.open_ns) // self._size * self._size
-            return start, start, min(start + self._size, session.close_ns)
-        return self._period
-
-    def _block(self, session: Session) -> tuple[int, int, int]:
-        """The days or weeks ``session`` is in: the stamp, when it opens, when it closes."""
-        if self._unit == "d" and self._count == 1:
-            label = self._lookup.local_midnight_ns(session.day)
-            return label, session.open_ns, session.close_ns
-        if self._unit == "w":
-            weeks = (session.day - _ANCHOR_MONDAY).days // 7 // self._count
-            first = _ANCHOR_MONDAY + dt.timedelta(weeks=weeks * self._count)
-            last = first + dt.timedelta(weeks=self._count) - dt.timedelta(days=1)
-            block = self._calendar.sessions(first, last)
-        else:  # N sessions, numbered from the anchor
-            numbered = self._calendar.sessions(_ANCHOR_MONDAY, session.day).day
-            number = len(numbered) - 1
-            start = number - number % self._count
-            first = numbered[start].astype(object)
-            block = self._calendar.sessions(first, session.day + dt.timedelta(days=8 * self._count))
-            block = block._replace(
-                day=block.day[: self._count],
-                open_ns=block.open_ns[: self._count],
-                close_ns=block.close_ns[: self._count],
-            )
-        label = self._lookup.local_midnight_ns(block.day[0].astype(object))
-        return label, int(block.open_ns[0]), int(block.close_ns[-1])
-
-
-@final
-class BarAggregator:
-    """Merges consecutive bars of one instrument into bars of a larger size.
-
-    Without a ``calendar``, or for bars under an hour, a bar of size ``S`` covers
-    ``[k*S, (k+1)*S)`` in UTC: minutes stay aligned on the clock. With a ``calendar``, bars of
-    an hour or more follow its sessions exactly as :func:`~ibkrfw.data.resample_bars` cuts
-    them with that calendar, so a strategy sees live the bars its backtest reads: hours start
-    at each session's open and end at its close at the latest (hourly US stock bars are 09:30,
-    10:30... 15:30); a day is one session, stamped at midnight of its local date (as IB's
-    daily bars and the bar store); a size of whole weeks counts weeks, Monday to Sunday. Bars
-    outside every session (pre-market and after-hours bars with a regular-hours calendar) are
-    left out of them.
-
-    A bar is complete, and returned, as soon as a bar ending at or after its end arrives, so a
-    one-minute bar is out with its twelfth five-second bar and a daily bar with the session's
-    last, not a bar later; if that bar never comes (a gap), the period is handed out when a
-    later bar arrives.
-
-    Args:
-        instrument: The instrument.
-        size_ns: The output size, nanoseconds.
-        input_ns: The size of the bars that come in (5 s for IB's real-time bars).
-        calendar: The instrument's sessions (:func:`~ibkrfw.data.calendar_for`), for bars of
-            an hour or more.
-
-    Raises:
-        ConfigError: if ``size_ns`` is not a multiple of ``input_ns``.
-
-    Example:
-        >>> from ibkrfw import Stock
-        >>> agg = BarAggregator(Stock("X"), 10_000_000_000, 5_000_000_000)
-        >>> agg.add(Bar(Stock("X"), 0, 1.0, 2.0, 0.5, 1.5, 10))
-        []
-        >>> [bar[1:] for bar in agg.add(Bar(Stock("X"), 5_000_000_000, 1.5, 3.0, 1.0, 2.5, 5))]
-        [(0, 1.0, 3.0, 0.5, 2.5, 15.0)]
-    """
-
-    __slots__ = ("_bar", "_end", "_partial", "_periods", "input_ns", "instrument", "size_ns")
-
-    def __init__(
-        self,
-        instrument: Instrument,
-        size_ns: int,
-        input_ns: int = _REALTIME_NS,
-        *,
-        calendar: SessionCalendar | None = None,
-    ) -> None:
-        if size_ns < input_ns or size_ns % input_ns:
-            raise ConfigError(
-                f"a bar of {size_ns // 10**9} s cannot be built from bars of {input_ns // 10**9} s"
-            )
-        self.instrument = instrument
-        self.size_ns = size_ns
-        self.input_ns = input_ns
-        self._periods = (
-            _SessionPeriods(calendar, size_ns)
-            if calendar is not None and size_ns >= _HOUR_NS
-            else None
-        )
-        self._bar: Bar | None = None
-        self._end = 0
-        self._partial = False
-
-    def add(self, bar: Bar) -> list[Bar]:
-        """Take the next bar; return the bars it completes (usually none or one).
-
-        A period whose first bar is missing (the subscription started inside it) is dropped
-        rather than handed out with a wrong open.
-        """
-        ts = bar.ts_ns
-        if self._periods is None:
-            size = self.size_ns
-            start = first = ts - ts % size
-            end = start + size
-        else:
-            period = self._periods.find(ts)
-            if period is None:  # outside every session: in no bar, but it may end one
-                if self._bar is not None and ts >= self._end:
-                    return self._hand_out()
-                return []
-            start, first, end = period
-        out: list[Bar] = []
-        current = self._bar
-        if current is not None and current.ts_ns != start:  # the period ended incomplete
-            out = self._hand_out()
-            current = None
-        if current is None:
-            self._partial = ts != first
-            self._end = end
-            current = Bar(self.instrument, start, bar.open, bar.high, bar.low, bar.close,
-                          float(bar.volume))  # fmt: skip
-        else:
-            current = Bar(
-                self.instrument, start, current.open, max(current.high, bar.high),
-                min(current.low, bar.low), bar.close, current.volume + float(bar.volume),
-            )  # fmt: skip
-        if ts + self.input_ns >= end:
-            self._bar = current
-            out += self._hand_out()
-        else:
-            self._bar = current
-        return out
-
-    def _hand_out(self) -> list[Bar]:
-        """The bar in progress, if whole, as a list; forget it."""
-        bar, self._bar = self._bar, None
-        return [] if bar is None or self._partial else [bar]
-
-    def flush(self) -> Bar | None:
-        """Return the bar in progress (incomplete) and forget it."""
-        bar, self._bar = self._bar, None
-        return bar
 
 
 def bar_fault(bar: Bar) -> str | None:
@@ -418,7 +231,7 @@ class IBKRDataFeed(DataFeed, Listener):
             else BarAggregator(
                 inst,
                 size_ns,
-                calendar=(sessions or calendar_for)(inst) if size_ns >= _HOUR_NS else None,
+                calendar=(sessions or calendar_for)(inst) if size_ns >= HOUR_NS else None,
             )
             for inst in self._instruments
         }
