@@ -830,6 +830,73 @@ class Engine:
             )
         return None
 
+    def submit_together(self, requests: Sequence[OrderRequest], what: str) -> list[Order]:
+        """Check every request, then send them all, or deny them all and send none.
+
+        Each request is validated and checked by the halts and risk rules once, in order,
+        before any is created: none sees the others as working orders, so a roll's opening
+        leg is not counted against a limit with the closing leg it replaces. A rule that
+        would shrink one refuses them all (they go whole or not at all). Once every one has
+        passed, they are sent unchecked, each joining the OCA group of its position's working
+        exits as :meth:`submit` does. They go to the broker one after the other, not as a
+        :meth:`group` (whose orders but the last wait in TWS, untransmitted, until an order
+        of the same parent arrives: unrelated orders would wait for ever).
+
+        Returns:
+            The orders, ``PENDING_SUBMIT``; or all ``DENIED``, each denial naming ``what``, the
+            request refused and why.
+        """
+        now = self.clock.now_ns()
+        refusal: tuple[int, str, str] | None = None
+        for i, request in enumerate(requests):
+            reason = check_request(request)
+            if reason is None and request.instrument not in self._lanes:
+                reason = (
+                    f"unknown instrument {request.instrument.id}: no feed of this run delivers it"
+                )
+            if reason is None and request.parent_id is not None:
+                reason = "orders sent together take no parent (send a bracket with ctx.bracket)"
+            if reason is not None:
+                refusal = (i, "validation", reason)
+                break
+            refused = self._halt_refusal(request, now)
+            if refused is None:
+                resized: list[tuple[str, str]] = []
+                checked, refused = self._risk_check(request, now, resized)
+                if refused is None and checked.quantity != request.quantity:
+                    refused = (
+                        "; ".join(r for r, _ in resized),
+                        f"it would be cut to {checked.quantity} "
+                        f"({'; '.join(w for _, w in resized)}), and these orders go whole or "
+                        "not at all",
+                    )
+            if refused is not None:
+                refusal = (i, *refused)
+                break
+        if refusal is not None:
+            at, rule, reason = refusal
+            bad = requests[at]
+            said = (
+                f"{what} refused: its order {at + 1} of {len(requests)} ({bad.side} "
+                f"{bad.quantity} {bad.instrument.id}) was denied by {rule}: {reason}; none "
+                "was sent"
+            )
+            return [
+                self._refuse(self.orders.create(request, now), now, said, rule)
+                for request in requests
+            ]
+        orders = []
+        for request in requests:
+            if not request.oca_group:
+                group = self._exit_group(request)
+                if group is not None:
+                    request = attrs.evolve(request, oca_group=group)
+            order = self._send(request, checked=False)
+            if self._exits and self._running_portfolio().quantity(request.instrument):
+                self._exit_check.add(request.instrument)
+            orders.append(order)
+        return orders
+
     def deny(self, request: OrderRequest, reason: str, rule: str) -> Order:
         """Record ``request`` as an order denied for ``reason`` by ``rule``; send nothing."""
         now = self.clock.now_ns()
