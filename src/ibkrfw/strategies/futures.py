@@ -272,8 +272,9 @@ class FutureRoller:
     def order_target(self, ctx: Context, quantity: Decimal | int, **kwargs: object) -> Order | None:
         """Trade :attr:`current` so that the chain holds ``quantity`` (signed); None if held.
 
-        Nothing is sent while a roll is working (:attr:`rolling`): the target is met by the
-        roll, and the next call after it trades what differs. Options as for
+        Working market orders on the chain count toward the target; stops and limits do not
+        (they wait for a price). Nothing is sent while a roll is working (:attr:`rolling`): the
+        target is met by the roll, and the next call after it trades what differs. Options as for
         :meth:`Context.buy <ibkrfw.Context.buy>`.
         """
         self._start(ctx)
@@ -286,7 +287,7 @@ class FutureRoller:
                 o.side.sign * o.remaining
                 for c in self.contracts
                 for o in ctx.open_orders(c)
-                if not waits_to_exit(o.request)
+                if o.request.order_type is OrderType.MARKET
             ),
             _ZERO,
         )
