@@ -1615,8 +1615,26 @@ class Engine:
         if self._exits:
             self._exit_check.add(fill.instrument)
 
+    def _run_instrument(self, inst: Instrument) -> Instrument:
+        """The run's own instrument for one the broker reports, matched by id if need be.
+
+        IB's positions and open orders give a contract, not its tick size: a future of tick
+        0.25 comes back as one of the default tick, another key. The feed's instrument of the
+        same kind, id and currency is the one meant (when there is exactly one).
+        """
+        if inst in self._lanes:
+            return inst
+        same = [
+            i
+            for i in self._lanes
+            if type(i) is type(inst) and i.id == inst.id and i.currency == inst.currency
+        ]
+        return same[0] if len(same) == 1 else inst
+
     def _book_adopted(self, fill: Fill) -> None:
         """Book a position the account held before the run, as its opening fill."""
+        if fill.instrument not in self._lanes:
+            fill = attrs.evolve(fill, instrument=self._run_instrument(fill.instrument))
         self._book_fill(fill)
         holding = self._running_portfolio().holding(fill.instrument)
         if holding.price != holding.price:  # not marked yet: at its cost until a bar comes
@@ -1637,6 +1655,8 @@ class Engine:
         adopted positions already, so they are not booked again).
         """
         now = self.clock.now_ns()
+        if request.instrument not in self._lanes:
+            request = attrs.evolve(request, instrument=self._run_instrument(request.instrument))
         order = self.orders.create(request, now)
         self.orders.apply(OrderSubmitted(ts_ns=now, order_id=order.order_id, request=request))
         self.orders.apply(OrderAccepted(ts_ns=now, order_id=order.order_id))
