@@ -283,3 +283,48 @@ def test_submit_together_refuses_a_shrunk_order_whole() -> None:
     assert first.status == second.status == "DENIED"
     assert "pair refused: its order 2 of 2 (BUY 5 ES.20270319.CME)" in second.reason
     assert "go whole or not at all" in second.reason
+
+
+def test_simbroker_settles_a_future_held_past_its_last_trading_day() -> None:
+    from ibkrfw import FutureSettled, OrderRejected
+
+    last_bar = len(CHAIN[MONTHS[0]]) - 1
+    seen: list[object] = []
+
+    class Watching(Strategy):
+        def __init__(self) -> None:
+            self.bars = 0
+            self.rejected: list[OrderRejected] = []
+
+        @override
+        def on_bar(self, ctx: Context, bar: Bar) -> None:
+            # three months a time stamp: bar 3 * k is the first of the k-th time stamp
+            if self.bars == 0:
+                ctx.buy(MONTHS[0], 2)
+            if self.bars == 3 * (last_bar + 2):
+                ctx.buy(MONTHS[0], 1)
+            self.bars += 1
+
+        @override
+        def on_order(self, ctx: Context, order: Order, event: OrderEvent) -> None:
+            if isinstance(event, OrderRejected):
+                self.rejected.append(event)
+
+        @override
+        def on_event(self, ctx: Context, event: object) -> None:  # type: ignore[override]
+            seen.append(event)
+
+    strategy = Watching()
+    result = _run(strategy)
+    (settled,) = [e for e in seen if isinstance(e, FutureSettled)]
+    assert settled.future == MONTHS[0] and settled.quantity == 2
+    last_close = CHAIN[MONTHS[0]]["close"].iloc[-1]
+    assert settled.price == last_close
+    assert "settled in cash at its last price" in settled.reason
+    # settled on the first bar after the last trading day, at the last close
+    assert settled.timestamp > CHAIN[MONTHS[0]].index[-1]
+    expiry = result.fills[result.fills["order_id"] == -1]
+    assert list(expiry["quantity"]) == [Decimal(2)] and list(expiry["side"]) == ["SELL"]
+    assert result.positions[MONTHS[0].id].iloc[-1] == 0
+    rejected = strategy.rejected
+    assert len(rejected) == 1 and "can no longer be traded" in rejected[0].reason

@@ -42,6 +42,7 @@ from ibkrfw.model.events import (
     ConnectionChanged,
     DataProblem,
     Event,
+    FutureSettled,
     GreeksReceived,
     OptionSettled,
     OrderAccepted,
@@ -65,6 +66,7 @@ from ibkrfw.model.events import (
     TradingHalted,
 )
 from ibkrfw.model.fills import Fill
+from ibkrfw.model.instruments import Future as FutureContract
 from ibkrfw.model.instruments import Instrument, Option
 from ibkrfw.model.orders import (
     Order,
@@ -97,6 +99,11 @@ _PROTECT_ATTEMPTS = 3  # protective orders lost in a row before the engine gives
 _SLICE_WAIT_S = 2.0  # how long a live time stamp waits for a missing bar, by default
 # Denial rules that mean the strategy asked for something malformed: logged as warnings.
 _STRATEGY_MISTAKES = frozenset(("validation", "sizing"))
+
+
+def _expires(inst: Instrument) -> bool:
+    """Whether the broker settles ``inst`` at an expiry: an option, a future with a last day."""
+    return type(inst) is Option or (type(inst) is FutureContract and bool(inst.last_trade_date))
 
 
 def _utc(ts_ns: int) -> str:
@@ -1821,8 +1828,8 @@ class Engine:
         holding: _Holding
         push: Callable[[Bar], None] | None = None
         active = self.orders.active_index  # truthy while some order may still fill
-        # options are settled at expiry by the broker, which needs their underlyings' prices
-        every_bar = broker.needs_every_bar or any(type(i) is Option for i in self._lanes)
+        # options and dated futures are settled at expiry by the broker, which needs the prices
+        every_bar = broker.needs_every_bar or any(map(_expires, self._lanes))
         for bar in bars:
             ts = bar.ts_ns
             if ts != cur_ts:
@@ -2251,7 +2258,7 @@ class Engine:
             self.notices.append(event)
             self.log.info("%r", event)
             self.strategy.on_event(self._ctx, event)
-        elif type(event) is OptionSettled:
+        elif type(event) is OptionSettled or type(event) is FutureSettled:
             for settled in event.fills:  # booked as fills of no order
                 self._book_fill(settled)
                 self._position_moved(settled)
