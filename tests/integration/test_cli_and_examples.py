@@ -101,6 +101,11 @@ def test_examples_run(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.Mo
     # examples/covered_call.py: every call rolled 5 days before expiry, none assigned
     assert "23 calls written, 23 rolled, 0 assigned, 0 expired worthless" in out
     assert "net premium 1,245.00, commissions 47.00, 0 order(s) denied by the delta limit" in out
+    # examples/futures_trend.py: flat at the first roll (switched), six positions rolled
+    assert "8 months, 7 rolls: 1 switched, 6 done" in out
+    assert "2026-12-14 ESZ6 -> ESH7: done, -1 contract(s), price difference 15.00" in out
+    assert "12 trades, final equity 200,187.34, total return 0.1 %" in out
+    assert "held at the end: {'ES.20280616.CME': -1}" in out
     # examples/alerts.py: three identical alerts go out once
     assert "2 webhook posts, 2 repeat(s) dropped" in out
 
