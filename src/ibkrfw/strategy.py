@@ -409,9 +409,9 @@ class Context:
             what: What they do together, for the denial's reason (``"roll of ESZ6"``).
 
         Returns:
-            The orders, in the order given: all ``PENDING_SUBMIT``, or all ``DENIED`` with an
-            :class:`~ibkrfw.OrderDenied` each, whose reason names ``what``, the request that
-            was refused and why.
+            Every order, in the order given. Either all are ``PENDING_SUBMIT``, or all are
+            ``DENIED`` with an :class:`~ibkrfw.OrderDenied` each, whose reason names
+            ``what``, the request that was refused and why.
 
         Raises:
             OrderError: if ``requests`` is empty or holds something other than

@@ -128,7 +128,7 @@ class FutureRoller:
     while the rule still fires. If the broker rejects or cancels one leg, the other is cancelled
     and what it filled is reversed: the attempt is ``"undone"``, the position is back in the old
     month, and the roll is tried again on the next bar. With no position, only
-    :attr:`current` changes (``"switched"``). A :class:`~ibkrfw.risk.DaysBeforeExpiry`-style
+    :attr:`current` changes (``"switched"``). A :class:`~ibkrfw.data.DaysBeforeExpiry`-style
     rule that has not fired by the front's last trading day rolls on that day.
 
     **Working orders on the old month.** The strategy's own working orders on the old month
@@ -215,7 +215,7 @@ class FutureRoller:
     # --- what the strategy reads ------------------------------------------------------------
     @property
     def current(self) -> Future:
-        """The month to trade now: the front until the roll is sent, then the next."""
+        """The month to trade now (the front until the roll is sent, then the next)."""
         return self.contracts[self._index]
 
     @property
@@ -610,10 +610,12 @@ class FuturesTrend(Strategy):
 
     @override
     def on_start(self, ctx: Context) -> None:
+        """Start with a fresh roller (a strategy object may be run more than once)."""
         self.roller = FutureRoller(self.contracts, DaysBeforeExpiry(self.roll_days))
 
     @override
     def on_slice(self, ctx: Context, bars: Sequence[Bar]) -> None:
+        """Roll if due, then hold the side the averages give."""
         self.roller.update(ctx)
         closes = self.roller.closes(ctx, self.slow)
         if len(closes) < self.slow:
@@ -624,6 +626,7 @@ class FuturesTrend(Strategy):
 
     @override
     def on_order(self, ctx: Context, order: Order, event: OrderEvent) -> None:
+        """Let the roller follow its orders."""
         self.roller.on_order(ctx, order, event)
 
 
