@@ -144,6 +144,11 @@ def test_roller_leg_denied_by_risk_sends_nothing_and_says_why() -> None:
     # still in December, never in March, never doubled
     assert (result.positions[MONTHS[1].id] == 0).all()
     assert result.positions.sum(axis=1).max() == 2
+    # refused on every bar until December expired: settled by the broker, then June is next
+    expired = [r for r in strategy.roller.rolls if r.status == "switched"]
+    assert "ES.20261218.CME expired before it could be rolled" in expired[0].reason
+    assert result.positions[MONTHS[0].id].iloc[-1] == 0
+    assert result.positions[MONTHS[2].id].iloc[-1] == 2
 
 
 def test_roller_leg_rejected_by_broker_is_undone() -> None:
@@ -252,6 +257,7 @@ def _fill(month: Future, quantity: int):  # type: ignore[no-untyped-def]
         ([MONTHS[0], Future("NQ", expiry="20270319")], DaysBeforeExpiry(5), "same future"),
         (MONTHS, 5, "give a RollRule"),
         (MONTHS, VolumeCrossover(column="open_interest"), "open interest"),
+        (MONTHS, DaysBeforeExpiry(0), r"DaysBeforeExpiry\(1\) or more"),
     ],
 )
 def test_roller_bad_input_is_a_config_error(contracts: object, rule: object, match: str) -> None:
@@ -328,3 +334,44 @@ def test_simbroker_settles_a_future_held_past_its_last_trading_day() -> None:
     assert result.positions[MONTHS[0].id].iloc[-1] == 0
     rejected = strategy.rejected
     assert len(rejected) == 1 and "can no longer be traded" in rejected[0].reason
+
+
+@pytest.mark.parametrize("days", [1, 3, 10])
+@pytest.mark.parametrize("quantity", [-3, 1])
+@pytest.mark.parametrize("protect", [False, True])
+@pytest.mark.parametrize("limit", [False, True])
+def test_roll_invariants(days: int, quantity: int, protect: bool, limit: bool) -> None:
+    """One roll per schedule date, quantity kept, never doubled, positions = sum of fills."""
+    strategy = Hold(rule=DaysBeforeExpiry(days), quantity=quantity)
+    kw: dict[str, object] = {}
+    if protect:
+        kw["protection"] = Protection(StopLoss.percent(0.3))
+    if limit:
+        kw["risk_rules"] = [MaxPosition(quantity=abs(quantity))]
+    result = _run(strategy, **kw)
+    rolls = strategy.roller.rolls
+    schedule = roll_schedule(CHAIN, DaysBeforeExpiry(days))
+    assert [r.timestamp for r in rolls] == [r.timestamp for r in schedule]
+    assert len({r.ts_ns for r in rolls}) == len(rolls)
+    for roll in rolls:
+        assert roll.status in ("done", "switched"), roll
+        if roll.status == "done":
+            legs = result.orders.loc[[roll.close_order_id, roll.open_order_id]]
+            assert list(legs["filled_quantity"]) == [abs(roll.quantity)] * 2
+    # positions are the sum of the fills, month by month, on every bar
+    fills = result.fills
+    signed = fills["quantity"].astype(float) * np.where(fills["side"] == "BUY", 1, -1)
+    by_bar = (
+        signed.groupby([fills["timestamp"], fills["instrument"]])
+        .sum()
+        .unstack(fill_value=0.0)
+        .reindex(result.positions.index, fill_value=0.0)
+        .cumsum()
+    )
+    pd.testing.assert_frame_equal(
+        by_bar.reindex(columns=result.positions.columns, fill_value=0.0),
+        result.positions.astype(float),
+        check_names=False,
+    )
+    # never doubled: the chain never holds more than asked
+    assert result.positions.sum(axis=1).abs().max() <= abs(quantity)

@@ -128,8 +128,11 @@ class FutureRoller:
     while the rule still fires. If the broker rejects or cancels one leg, the other is cancelled
     and what it filled is reversed: the attempt is ``"undone"``, the position is back in the old
     month, and the roll is tried again on the next bar. With no position, only
-    :attr:`current` changes (``"switched"``). A :class:`~ibkrfw.data.DaysBeforeExpiry`-style
-    rule that has not fired by the front's last trading day rolls on that day.
+    :attr:`current` changes (``"switched"``). The roll's orders fill on the bar after the roll
+    bar, so a rule that has not fired by the day before the front's last trading day rolls
+    then (and ``DaysBeforeExpiry(0)`` is refused). A front that expires unrolled (its rolls
+    refused until then) leaves :attr:`current` for the next month (``"switched"``, the
+    reason saying so): a backtest's broker has settled what was held.
 
     **Working orders on the old month.** The strategy's own working orders on the old month
     (stops, limits, a filled bracket's exits) are cancelled when the roll is sent and placed
@@ -185,6 +188,12 @@ class FutureRoller:
                 "FutureRoller: VolumeCrossover(column='open_interest') needs open interest in "
                 "the bars, which the bars of a run do not carry; roll on 'volume' or by "
                 "DaysBeforeExpiry"
+            )
+        if isinstance(rule, DaysBeforeExpiry) and rule.days < 1:
+            raise ConfigError(
+                "FutureRoller: DaysBeforeExpiry(0) rolls on the last trading day, and the "
+                "roll's orders fill on the bar after it, when the month has expired; give "
+                "DaysBeforeExpiry(1) or more"
             )
         if isinstance(lookback, bool) or not isinstance(lookback, int) or lookback < 2:
             raise ConfigError(
@@ -311,6 +320,8 @@ class FutureRoller:
         now = ctx.now_ns
         if now <= self._decided:
             return None
+        if front.last_trade_date and front.days_to_expiry(now) < 0:
+            return self._expired(ctx, front, nxt, now)
         fired = self._fires(ctx, front, nxt, now)
         if fired is None:
             return None
@@ -399,8 +410,8 @@ class FutureRoller:
         if len(common) < 2:
             return None
         gap = float(nh.close[ni[-2]] - fh.close[fi[-2]])
-        if front.last_trade_date and front.days_to_expiry(latest) <= 0:
-            return latest, gap  # the front's last trading day: roll now, whatever the rule
+        if front.last_trade_date and front.days_to_expiry(latest) <= 1:
+            return latest, gap  # the day before the last: roll now, whatever the rule
         index = pd.DatetimeIndex(pd.to_datetime(common, utc=True))
         frames = [
             pd.DataFrame(
@@ -460,6 +471,19 @@ class FutureRoller:
             "roll of %s %s into %s sent (orders %d and %d), gap %+.4g",
             qty, front.id, nxt.id, close.order_id, open_.order_id, gap,
         )  # fmt: skip
+        return attempt
+
+    def _expired(self, ctx: Context, front: Future, nxt: Future, now: int) -> RollAttempt:
+        """The front expired unrolled (a roll refused or undone until then): go on in the next."""
+        qty = ctx.position(front).quantity
+        reason = f"{front.id} expired before it could be rolled" + (
+            f"; {qty} still held in it" if qty else " (the broker settled what was held)"
+        )
+        attempt = RollAttempt(now, front, nxt, qty, float("nan"), "switched", reason=reason)
+        self.rolls.append(attempt)
+        self._switch(now, 0.0)
+        self._decided = now
+        ctx.log.warning("roll: %s; now trading %s", reason, nxt.id)
         return attempt
 
     def _switch(self, now: int, gap: float) -> None:
