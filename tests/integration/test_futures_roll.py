@@ -238,6 +238,10 @@ def test_roller_starting_with_two_months_closes_the_older() -> None:
     assert first.from_contract == MONTHS[0] and first.to_contract == MONTHS[1]
     assert result.positions[MONTHS[0].id].iloc[-1] == 0
     assert result.positions.sum(axis=1).iloc[5:].max() == 2
+    # its continuous series starts with the month it began in
+    later = continuous_series({m: CHAIN[m] for m in MONTHS[1:]}, DaysBeforeExpiry(5))
+    seen = strategy.closes_seen[-1]
+    np.testing.assert_allclose(seen, later["close"].to_numpy()[-len(seen) :])
 
 
 def _fill(month: Future, quantity: int):  # type: ignore[no-untyped-def]
@@ -263,6 +267,12 @@ def _fill(month: Future, quantity: int):  # type: ignore[no-untyped-def]
 def test_roller_bad_input_is_a_config_error(contracts: object, rule: object, match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         FutureRoller(contracts, rule)  # type: ignore[arg-type]
+
+
+def test_roller_order_target_takes_whole_contracts() -> None:
+    roller = FutureRoller(MONTHS, DaysBeforeExpiry(5))
+    with pytest.raises(ConfigError, match="whole number of contracts"):
+        roller.order_target(None, 1.5)  # type: ignore[arg-type]
 
 
 def test_roller_month_without_feed_is_a_config_error() -> None:

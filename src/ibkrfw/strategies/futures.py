@@ -214,6 +214,7 @@ class FutureRoller:
         self.rolls: list[RollAttempt] = []
         """Every roll made or tried, oldest first."""
         self._index = 0
+        self._first = 0  # the month held first (the roller may start later in the chain)
         self._started = False
         self._held_from = 0  # ts_ns from which the current month is held
         self._decided = -1  # the last time stamp a roll was decided on
@@ -257,8 +258,9 @@ class FutureRoller:
         shift = 0.0
         bounds = [ts for ts, _ in self._starts]
         gaps = [gap for _, gap in self._starts]
+        self._start(ctx)
         for k in range(len(self._starts), -1, -1):
-            contract = self.contracts[k]
+            contract = self.contracts[self._first + k]
             history = ctx.history(contract)
             ts = history.ts_ns
             close = history.close
@@ -286,6 +288,11 @@ class FutureRoller:
         target is met by the roll, and the next call after it trades what differs. Options as for
         :meth:`Context.buy <ibkrfw.Context.buy>`.
         """
+        if isinstance(quantity, bool) or not isinstance(quantity, int | Decimal):
+            raise ConfigError(
+                f"FutureRoller.order_target(quantity={quantity!r}): give a whole number of "
+                "contracts (an int or a Decimal), negative for short"
+            )
         self._start(ctx)
         if self.rolling:
             return None
@@ -363,6 +370,7 @@ class FutureRoller:
                 if not contract.last_trade_date or contract.days_to_expiry(ctx.now_ns) >= 0:
                     self._index = i
                     break
+        self._first = self._index
         self._held_from = ctx.now_ns
         for i in held[:-1]:  # a roll interrupted after its opening leg filled: finish it
             old = self.contracts[i]
