@@ -103,3 +103,31 @@ def test_live_roll_interrupted_by_a_restart_is_finished_not_doubled(tmp_path: Pa
     assert finished.from_contract == DEC and finished.to_contract == MAR
     assert held == (0, 2)
     assert strategy.roller.current == MAR
+
+
+def test_live_roll_with_a_leg_rejected_by_ib_is_undone_then_redone() -> None:
+    strategy = Hold()
+    roll_bar = roll_schedule(CHAIN, DaysBeforeExpiry(5))[0].timestamp
+    before = int((CHAIN[DEC].index < roll_bar).sum())
+    with FakeTWS(data=CHAIN) as tws, LiveSession(strategy, tws) as session:
+        session.step(before)
+        tws.reject_next_order(201, "Order rejected - reason:no trading permissions")
+        session.step(4)
+        assert until(lambda: len(strategy.roller.rolls) == 2)
+        assert until(lambda: strategy.roller.rolls[1].status == "done")
+        result = session.stop()
+    first, second = strategy.roller.rolls
+    assert first.status == "undone" and "no trading permissions" in first.reason
+    assert second.timestamp > first.timestamp
+    # The open leg was cancelled, or (IB's rejection arriving after the next bar filled it)
+    # reversed by an order of the roll's tag: either way nothing of it is left.
+    opened = result.orders.loc[first.open_order_id]
+    orders = result.orders
+    if opened["status"] == "FILLED":
+        undo = orders[(orders["instrument"] == MAR.id) & (orders["side"] == "SELL")]
+        assert list(undo["tag"]) == ["roll"] and list(undo["filled_quantity"]) == [2]
+    else:
+        assert opened["status"] == "CANCELLED" and opened["filled_quantity"] == 0
+    fills = result.fills
+    signed = fills["quantity"] * fills["side"].map({"BUY": 1, "SELL": -1})
+    assert signed.groupby(fills["instrument"]).sum().to_dict() == {DEC.id: 0, MAR.id: 2}
