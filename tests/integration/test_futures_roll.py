@@ -385,3 +385,38 @@ def test_roll_invariants(days: int, quantity: int, protect: bool, limit: bool) -
     )
     # never doubled: the chain never holds more than asked
     assert result.positions.sum(axis=1).abs().max() <= abs(quantity)
+
+
+def test_roller_moves_a_brackets_exits_as_an_oca_pair() -> None:
+    @attrs.define
+    class Bracketed(Strategy):
+        roller: FutureRoller = attrs.field(
+            factory=lambda: FutureRoller(MONTHS, DaysBeforeExpiry(5))
+        )
+
+        @override
+        def on_slice(self, ctx: Context, bars: Sequence[Bar]) -> None:
+            self.roller.update(ctx)
+            if not ctx.open_orders() and not self.roller.quantity(ctx):
+                price = ctx.price(MONTHS[0])
+                ctx.bracket(MONTHS[0], "BUY", 2, take_profit=price + 3000,
+                            stop_loss=price - 3000)  # fmt: skip
+
+        @override
+        def on_order(self, ctx: Context, order: Order, event: OrderEvent) -> None:
+            self.roller.on_order(ctx, order, event)
+
+    strategy = Bracketed()
+    result = _run(strategy)
+    first = strategy.roller.rolls[0]
+    assert first.status == "done" and len(first.moved) == 2
+    orders = result.orders
+    old = orders.loc[list(first.moved)]
+    assert set(old["status"]) == {"CANCELLED"} and set(old["instrument"]) == {MONTHS[0].id}
+    new = orders[(orders["instrument"] == MONTHS[1].id) & (orders["created"] == first.timestamp)]
+    exits = new[new["type"].isin(["LMT", "STP"])].sort_values("type")
+    gap = Decimal(str(first.gap))
+    assert list(exits["limit_price"].dropna()) == [old["limit_price"].dropna().iloc[0] + gap]
+    assert list(exits["stop_price"].dropna()) == [old["stop_price"].dropna().iloc[0] + gap]
+    assert result.positions[MONTHS[1].id].max() == 2
+    assert result.positions.sum(axis=1).max() == 2
