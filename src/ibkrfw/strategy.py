@@ -222,6 +222,10 @@ class OrderRouter(Protocol):
         """Submit the orders sent inside the ``with`` block together (a bracket)."""
         ...
 
+    def submit_together(self, requests: Sequence[OrderRequest], what: str) -> list[Order]:
+        """Check every request, then send them all or deny them all."""
+        ...
+
     def bracket_problem(self, entry: OrderRequest) -> str | None:
         """Why a bracket entering with ``entry`` cannot be placed at all, or None."""
         ...
@@ -464,6 +468,35 @@ class Context:
                 f"submit takes an OrderRequest, got {type(request).__name__} {request!r}"
             )
         return self._router.submit(request)
+
+    def submit_together(self, requests: Sequence[OrderRequest], what: str = "") -> list[Order]:
+        """Send ``requests`` all or none: each is checked, and none is sent if one is refused.
+
+        Every request is validated and checked by the risk rules (and halts) before any is
+        sent; none sees the others as working orders. A rule that would shrink one refuses
+        them all. Used by :class:`~ibkrfw.strategies.FutureRoller` to roll a position: the
+        closing order in the expiring month and the opening one in the next.
+
+        Args:
+            requests: The orders, sent in this order. None may have a parent.
+            what: What they do together, for the denial's reason (``"roll of ESZ6"``).
+
+        Returns:
+            Every order, in the order given. Either all are ``PENDING_SUBMIT``, or all are
+            ``DENIED`` with an :class:`~ibkrfw.OrderDenied` each, whose reason names
+            ``what``, the request that was refused and why.
+
+        Raises:
+            OrderError: if ``requests`` is empty or holds something other than
+                :class:`~ibkrfw.OrderRequest`.
+        """
+        requests = list(requests)
+        if not requests or not all(isinstance(r, OrderRequest) for r in requests):
+            raise OrderError(
+                "submit_together takes a non-empty sequence of OrderRequest, got "
+                f"{[type(r).__name__ for r in requests]}"
+            )
+        return self._router.submit_together(requests, what or "orders sent together")
 
     def buy(self, instrument: Instrument, quantity: DecimalLike, **kwargs: Any) -> Order:
         """Submit a BUY; a market order unless the options say otherwise.

@@ -107,6 +107,11 @@ def test_examples_run(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.Mo
     assert "account  final equity 58,401.92" in out
     assert "the strategies add up to the account: True" in out
     assert "meanrev: 203 orders, none above its own limit of 300: True" in out
+    # examples/futures_trend.py: flat at the first roll (switched), six positions rolled
+    assert "8 months, 7 rolls: 1 switched, 6 done" in out
+    assert "2026-12-14 ESZ6 -> ESH7: done, -1 contract(s), price difference 15.00" in out
+    assert "12 trades, final equity 200,187.34, total return 0.1 %" in out
+    assert "held at the end: {'ES.20280616.CME': -1}" in out
     # examples/alerts.py: three identical alerts go out once
     assert "2 webhook posts, 2 repeat(s) dropped" in out
     # examples/multi_timeframe.py: hours and days built from the minutes, traded on

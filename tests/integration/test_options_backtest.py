@@ -347,3 +347,27 @@ def test_a_notional_limit_denies_what_it_cannot_value() -> None:
     result, _ = run(data, {1: buy(LONG, 1)}, risk_rules=[OptionExposureLimit(max_notional=1e9)])
     [why] = denials(result)
     assert "no price of AAPL.SMART, the underlying of AAPL.20240119.C100.SMART" in why
+
+
+def test_several_strategies_each_settle_their_own_options_at_expiry() -> None:
+    # The account nets 3 long calls and 1 short call into 2 long, exercised into 200 shares.
+    # Each strategy's books settle what it held: the long one gets 300 shares at the strike,
+    # the short one is assigned and delivers 100; together they are the account, to the cent.
+    data = frames([99, 100, 103, 105, 104, 106], {CALL: [1.5, 2.0, 3.5, 5.0, 4.0, 6.0]})
+    long, short = Script({0: buy(CALL, 3)}), Script({0: buy(CALL, 1, "SELL")})
+    broker = SimBroker(1_000_000, commission=IBKRFixedCommission())
+    engine = Engine({"long": long, "short": short}, DataFrameFeed(data), broker)
+    result = engine.run()
+    [settled] = long.settled
+    assert (settled.action, settled.quantity) == ("exercised", 2)
+    books = engine.portfolios
+    assert books["long"].quantity(AAPL) == 300 and books["long"].quantity(CALL) == 0
+    assert books["short"].quantity(AAPL) == -100 and books["short"].quantity(CALL) == 0
+    account = engine.portfolio
+    assert account is not None and account.quantity(AAPL) == 200
+    assert sum((b.cash for b in books.values()), Decimal(0)) == account.cash
+    assert round(sum(b.equity for b in books.values()), 2) == round(account.equity, 2)
+    # the short call lost its intrinsic value less its premium: assigned at 100, AAPL at 105
+    short_part = result.strategies["short"]
+    assert short_part.positions.iloc[-1][AAPL.id] == -100
+    check_books(result)

@@ -11,6 +11,7 @@ from ibkrfw.data.futures import (
     VolumeCrossover,
     continuous_series,
     roll_schedule,
+    synthetic_future_bars,
 )
 from ibkrfw.data.parquet_store import ParquetBarStore
 from ibkrfw.data.resample import adjust_bars, resample_bars
@@ -69,6 +70,7 @@ __all__ = [
     "roll_schedule",
     "sample_feed",
     "sample_instruments",
+    "synthetic_future_bars",
     "validate_bars",
     "write_bars_csv",
 ]

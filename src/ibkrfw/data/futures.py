@@ -37,6 +37,7 @@ __all__ = [
     "VolumeCrossover",
     "continuous_series",
     "roll_schedule",
+    "synthetic_future_bars",
 ]
 
 ADJUSTMENTS: Final = ("difference", "ratio", "none")
@@ -425,3 +426,105 @@ def continuous_series(
         series[list(_PRICES)] = prices
     result: pd.DataFrame = series
     return result
+
+
+def synthetic_future_bars(
+    symbol: str = "ES",
+    expiries: tuple[str, ...] = ("20261218", "20270319", "20270618", "20270917"),
+    *,
+    start: str = "2026-09-01",
+    price: float = 5000.0,
+    carry: float = 15.0,
+    volatility: float = 0.01,
+    seed: int = 7,
+    exchange: str = "CME",
+    multiplier: int = 50,
+    tick_size: str = "0.25",
+) -> dict[Future, pd.DataFrame]:
+    """Return deterministic daily bars of a chain of futures months, for tests and examples.
+
+    One market moves as a random walk (``volatility`` per day, from ``seed``); each month's
+    close is the market plus ``carry`` points per month further out, on the tick grid. Every
+    month has a bar at 21:00 UTC on each weekday from ``start`` to its last trading day (its
+    ``expiry``), and none after: an expired month stops trading. Volume is 100,000 on the
+    month nearest to expiry that is more than 7 days from it, 5,000 on the others.
+
+    Args:
+        symbol: The future's symbol.
+        expiries: Each month's last trading day, ``YYYYMMDD``.
+        start: The first day, ``YYYY-MM-DD``.
+        price: The market's first price.
+        carry: Points between one month and the next.
+        volatility: The daily standard deviation of the market's log returns.
+        seed: The random generator's seed.
+        exchange: The months' exchange.
+        multiplier: Their multiplier.
+        tick_size: Their tick size.
+
+    Returns:
+        Each month (a :class:`~ibkrfw.Future` with its expiry) and its bars, nearest first,
+        as :func:`roll_schedule` and :class:`~ibkrfw.sim.DataFrameFeed` take them.
+
+    Raises:
+        ConfigError: for no expiries, an expiry that is not a date after ``start``, or a
+            price or volatility that is not a positive number.
+
+    Example:
+        >>> chain = synthetic_future_bars(expiries=("20261218", "20270319"))
+        >>> [(f.local_symbol, len(b)) for f, b in chain.items()]
+        [('ESZ6', 79), ('ESH7', 144)]
+    """
+    if not expiries:
+        raise ConfigError("synthetic_future_bars: give one expiry at least, e.g. ('20261218',)")
+    if not (isinstance(price, int | float) and math.isfinite(price) and price > 0):
+        raise ConfigError(f"synthetic_future_bars(price={price!r}): give a positive number")
+    if not (isinstance(volatility, int | float) and math.isfinite(volatility) and volatility > 0):
+        raise ConfigError(
+            f"synthetic_future_bars(volatility={volatility!r}): give a positive number (0.01)"
+        )
+    try:
+        first = pd.Timestamp(start, tz="UTC") + pd.Timedelta(hours=21)
+    except ValueError as exc:
+        raise ConfigError(f"synthetic_future_bars(start={start!r}): give YYYY-MM-DD") from exc
+    months = [
+        Future(symbol, expiry=e, exchange=exchange, multiplier=multiplier, tick_size=tick_size)
+        for e in expiries
+    ]
+    lasts = [pd.Timestamp(m.last_trade_day(), tz="UTC") + pd.Timedelta(hours=21) for m in months]
+    for month, last in zip(months, lasts, strict=True):
+        if last <= first:
+            raise ConfigError(
+                f"synthetic_future_bars: {month.id} expires on or before start={start!r}; "
+                "give expiries after the start"
+            )
+    days = pd.bdate_range(first, max(lasts), tz="UTC", normalize=False)
+    rng = np.random.default_rng(seed)
+    market = price * np.exp(np.cumsum(rng.normal(0.0, volatility, len(days))))
+    swing = np.abs(rng.normal(0.0, volatility / 2, len(days)))
+    opens_at = np.concatenate([[market[0]], market[:-1]])
+    tick = float(months[0].tick_size)
+
+    def on_grid(values: np.ndarray) -> np.ndarray:
+        return np.round(values / tick) * tick
+
+    busy = np.empty(len(days), dtype=int)
+    for i, day in enumerate(days):
+        busy[i] = next(
+            (k for k, last in enumerate(lasts) if (last - day).days > 7), len(months) - 1
+        )
+    chain: dict[Future, pd.DataFrame] = {}
+    for k, (month, last) in enumerate(zip(months, lasts, strict=True)):
+        live = days <= last
+        close = market[live] + carry * k
+        open_ = opens_at[live] + carry * k
+        chain[month] = pd.DataFrame(
+            {
+                "open": on_grid(open_),
+                "high": on_grid(np.maximum(open_, close) * (1 + swing[live])),
+                "low": on_grid(np.minimum(open_, close) * (1 - swing[live])),
+                "close": on_grid(close),
+                "volume": np.where(busy[live] == k, 100_000.0, 5_000.0),
+            },
+            index=pd.DatetimeIndex(days[live], name="timestamp"),
+        )
+    return chain

@@ -45,6 +45,7 @@ from ibkrfw.model.events import (
     ConnectionChanged,
     DataProblem,
     Event,
+    FutureSettled,
     GreeksReceived,
     OptionSettled,
     OrderAccepted,
@@ -68,6 +69,7 @@ from ibkrfw.model.events import (
     TradingHalted,
 )
 from ibkrfw.model.fills import Fill
+from ibkrfw.model.instruments import Future as FutureContract
 from ibkrfw.model.instruments import Instrument, Option
 from ibkrfw.model.orders import (
     Order,
@@ -100,6 +102,11 @@ _PROTECT_ATTEMPTS = 3  # protective orders lost in a row before the engine gives
 _SLICE_WAIT_S = 2.0  # how long a live time stamp waits for a missing bar, by default
 # Denial rules that mean the strategy asked for something malformed: logged as warnings.
 _STRATEGY_MISTAKES = frozenset(("validation", "sizing"))
+
+
+def _expires(inst: Instrument) -> bool:
+    """Whether the broker settles ``inst`` at an expiry: an option, a future with a last day."""
+    return type(inst) is Option or (type(inst) is FutureContract and bool(inst.last_trade_date))
 
 
 def _utc(ts_ns: int) -> str:
@@ -578,9 +585,10 @@ class Engine:
         """Each strategy's own ledger by name, when the engine runs several (else empty).
 
         Each is fed by its strategy's fills only (a flatten's fills close each strategy's
-        own position); the ledger named ``"(unallocated)"`` holds the cash no strategy was
-        given, fills of no order (an option's settlement) and positions adopted at the start
-        that no strategy claims. Together they add up to ``portfolio``, the account's.
+        own position, an expired contract's settlement each strategy's own holding); the
+        ledger named ``"(unallocated)"`` holds the cash no strategy was given and positions
+        adopted at the start that no strategy claims. Together they add up to
+        ``portfolio``, the account's.
         """
         strategy = self.strategy
         return strategy.ledgers() if isinstance(strategy, _Sleeves) else {}
@@ -938,6 +946,73 @@ class Engine:
                 "to them (use one or the other for an instrument)"
             )
         return None
+
+    def submit_together(self, requests: Sequence[OrderRequest], what: str) -> list[Order]:
+        """Check every request, then send them all, or deny them all and send none.
+
+        Each request is validated and checked by the halts and risk rules once, in order,
+        before any is created: none sees the others as working orders, so a roll's opening
+        leg is not counted against a limit with the closing leg it replaces. A rule that
+        would shrink one refuses them all (they go whole or not at all). Once every one has
+        passed, they are sent unchecked, each joining the OCA group of its position's working
+        exits as :meth:`submit` does. They go to the broker one after the other, not as a
+        :meth:`group` (whose orders but the last wait in TWS, untransmitted, until an order
+        of the same parent arrives: unrelated orders would wait for ever).
+
+        Returns:
+            The orders, ``PENDING_SUBMIT``; or all ``DENIED``, each denial naming ``what``, the
+            request refused and why.
+        """
+        now = self.clock.now_ns()
+        refusal: tuple[int, str, str] | None = None
+        for i, request in enumerate(requests):
+            reason = check_request(request)
+            if reason is None and request.instrument not in self._lanes:
+                reason = (
+                    f"unknown instrument {request.instrument.id}: no feed of this run delivers it"
+                )
+            if reason is None and request.parent_id is not None:
+                reason = "orders sent together take no parent (send a bracket with ctx.bracket)"
+            if reason is not None:
+                refusal = (i, "validation", reason)
+                break
+            refused = self._halt_refusal(request, now)
+            if refused is None:
+                resized: list[tuple[str, str]] = []
+                checked, refused = self._risk_check(request, now, resized)
+                if refused is None and checked.quantity != request.quantity:
+                    refused = (
+                        "; ".join(r for r, _ in resized),
+                        f"it would be cut to {checked.quantity} "
+                        f"({'; '.join(w for _, w in resized)}), and these orders go whole or "
+                        "not at all",
+                    )
+            if refused is not None:
+                refusal = (i, *refused)
+                break
+        if refusal is not None:
+            at, rule, reason = refusal
+            bad = requests[at]
+            said = (
+                f"{what} refused: its order {at + 1} of {len(requests)} ({bad.side} "
+                f"{bad.quantity} {bad.instrument.id}) was denied by {rule}: {reason}; none "
+                "was sent"
+            )
+            return [
+                self._refuse(self.orders.create(request, now), now, said, rule)
+                for request in requests
+            ]
+        orders = []
+        for request in requests:
+            if not request.oca_group:
+                group = self._exit_group(request)
+                if group is not None:
+                    request = attrs.evolve(request, oca_group=group)
+            order = self._send(request, checked=False)
+            if self._exits and self._running_portfolio().quantity(request.instrument):
+                self._exit_check.add(request.instrument)
+            orders.append(order)
+        return orders
 
     def deny(self, request: OrderRequest, reason: str, rule: str) -> Order:
         """Record ``request`` as an order denied for ``reason`` by ``rule``; send nothing."""
@@ -1664,8 +1739,26 @@ class Engine:
         if self._exits:
             self._exit_check.add(fill.instrument)
 
+    def _run_instrument(self, inst: Instrument) -> Instrument:
+        """The run's own instrument for one the broker reports, matched by id if need be.
+
+        IB's positions and open orders give a contract, not its tick size: a future of tick
+        0.25 comes back as one of the default tick, another key. The feed's instrument of the
+        same kind, id and currency is the one meant (when there is exactly one).
+        """
+        if inst in self._lanes:
+            return inst
+        same = [
+            i
+            for i in self._lanes
+            if type(i) is type(inst) and i.id == inst.id and i.currency == inst.currency
+        ]
+        return same[0] if len(same) == 1 else inst
+
     def _book_adopted(self, fill: Fill) -> None:
         """Book a position the account held before the run, as its opening fill."""
+        if fill.instrument not in self._lanes:
+            fill = attrs.evolve(fill, instrument=self._run_instrument(fill.instrument))
         self._book_fill(fill, adopted=self._given_ledger is not None)
         holding = self._running_portfolio().holding(fill.instrument)
         if holding.price != holding.price:  # not marked yet: at its cost until a bar comes
@@ -1686,6 +1779,8 @@ class Engine:
         adopted positions already, so they are not booked again).
         """
         now = self.clock.now_ns()
+        if request.instrument not in self._lanes:
+            request = attrs.evolve(request, instrument=self._run_instrument(request.instrument))
         order = self.orders.create(request, now)
         self.orders.apply(OrderSubmitted(ts_ns=now, order_id=order.order_id, request=request))
         self.orders.apply(OrderAccepted(ts_ns=now, order_id=order.order_id))
@@ -1868,8 +1963,8 @@ class Engine:
         holding: _Holding
         push: Callable[[Bar], None] | None = None
         active = self.orders.active_index  # truthy while some order may still fill
-        # options are settled at expiry by the broker, which needs their underlyings' prices
-        every_bar = broker.needs_every_bar or any(type(i) is Option for i in self._lanes)
+        # options and dated futures are settled at expiry by the broker, which needs the prices
+        every_bar = broker.needs_every_bar or any(map(_expires, self._lanes))
         for bar in bars:
             ts = bar.ts_ns
             if ts != cur_ts:
@@ -2298,7 +2393,7 @@ class Engine:
             self.notices.append(event)
             self.log.info("%r", event)
             self.strategy.on_event(self._ctx, event)
-        elif type(event) is OptionSettled:
+        elif type(event) is OptionSettled or type(event) is FutureSettled:
             for settled in event.fills:  # booked as fills of no order
                 self._book_fill(settled)
                 self._position_moved(settled)

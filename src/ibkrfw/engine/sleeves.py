@@ -31,6 +31,7 @@ from ibkrfw.model.book import DepthBook
 from ibkrfw.model.data import Bar, Quote, Tick
 from ibkrfw.model.events import (
     Event,
+    FutureSettled,
     OptionSettled,
     OrderCancelRejected,
     OrderEvent,
@@ -57,8 +58,8 @@ _NAME_RULE = (
     "so no ':', '/' or spaces)"
 )
 UNALLOCATED = "(unallocated)"
-"""The ledger of what belongs to no strategy: cash no sleeve was given, fills of no order
-(an option's settlement), positions adopted that no strategy claims."""
+"""The ledger of what belongs to no strategy: cash no sleeve was given, positions adopted
+that no strategy claims (and its share of an expired contract's settlement)."""
 
 
 def _check_strategy(_: object, __: attrs.Attribute[Strategy], value: Strategy) -> None:
@@ -293,6 +294,39 @@ class _Router:
                 order.order_id, engine.clock.now_ns(), asked.quantity, order.quantity, resized
             )
         return order
+
+    def submit_together(self, requests: Sequence[OrderRequest], what: str) -> list[Order]:
+        """The engine's :meth:`~ibkrfw.Engine.submit_together`, after this strategy's rules.
+
+        Each request goes in this strategy's name and through its own rules first, whole or
+        not at all (a rule that would shrink one refuses them all, as the engine's do).
+        """
+        engine, name = self._engine, self._slot.name
+        named = [self._named(request) for request in requests]
+        refusal: tuple[int, str, str] | None = None
+        for i, (asked, request) in enumerate(zip(requests, named, strict=True)):
+            if asked.strategy and asked.strategy != name:
+                other = f"it is named for strategy {asked.strategy!r}"
+                refusal = (i, "validation", f"{other}, and a strategy names only its own")
+                break
+            resized: list[tuple[str, str]] = []
+            checked, refused = self._check(request, resized)
+            if refused is None and checked.quantity != request.quantity:
+                cut = f"it would be cut to {checked.quantity} ({resized[0][1]})"
+                refused = (resized[0][0], f"{cut}, and these orders go whole or not at all")
+            if refused is not None:
+                refusal = (i, *refused)
+                break
+        if refusal is None:
+            return engine.submit_together(named, what)
+        at, rule, reason = refusal
+        bad = named[at]
+        said = (
+            f"strategy {name!r}: {what} refused: its order {at + 1} of {len(named)} "
+            f"({bad.side} {bad.quantity} {bad.instrument.id}) was denied by {rule}: {reason}; "
+            "none was sent"
+        )
+        return [engine.deny(request, said, rule) for request in named]
 
     def _check(
         self, request: OrderRequest, resized: list[tuple[str, str]]
@@ -723,6 +757,35 @@ class _Sleeves(Strategy):
             book.book(attrs.evolve(fill, quantity=take, commission=cost,
                                    fill_id=f"{fill.fill_id}:{number}"), engine)  # fmt: skip
 
+    def _share_settlement(self, contract: Instrument, fills: Sequence[Fill]) -> None:
+        """Settle each strategy's own holding of an expired ``contract`` (option, future).
+
+        The broker settles the account's net holding: each of its fills (the contract
+        closed, the underlying delivered) is the sum of what each holder's own settlement
+        would be. Each strategy (and the unallocated ledger) gets those fills in proportion
+        to its own holding, its sign included: one that held the contract the other way gets
+        them reversed (a short call assigned where the account's long calls were exercised).
+        The quantities are exact: a holder's share of a fill is its holding times the fill's
+        quantity per contract.
+        """
+        self._set_up()
+        engine = self._engine()
+        books = [self._book(slot) for slot in self.slots]
+        if self.unallocated is not None:
+            books.append(self.unallocated)
+        holders = [(b, q) for b in books if (q := b.ledger.quantity(contract))]
+        net = sum((q for _, q in holders), Decimal(0))
+        if not net:  # pragma: no cover - the broker settles a held contract only
+            for fill in fills:
+                self._attribute(None, fill)
+            return
+        for fill in fills:
+            for number, (book, held) in enumerate(holders):
+                share = fill.quantity * held / net
+                side = fill.side if share > 0 else _flip(fill.side)
+                book.book(attrs.evolve(fill, side=side, quantity=abs(share),
+                                       fill_id=f"{fill.fill_id}:{number}"), engine)  # fmt: skip
+
     @override
     def on_fill(self, ctx: Context, fill: Fill) -> None:
         engine = self.engine
@@ -746,9 +809,9 @@ class _Sleeves(Strategy):
             if asker is not None:
                 asker.strategy.on_event(self._ctx(asker), event)
             return
-        if kind is OptionSettled:  # booked by the engine as fills of no order
-            for fill in event.fills:  # type: ignore[attr-defined]
-                self._attribute(None, fill)
+        if kind is OptionSettled or kind is FutureSettled:  # fills of no order
+            contract = event.option if kind is OptionSettled else event.future  # type: ignore[attr-defined]
+            self._share_settlement(contract, event.fills)  # type: ignore[attr-defined]
         for slot in self.slots:
             slot.strategy.on_event(self._ctx(slot), event)
 

@@ -15,7 +15,7 @@ import attrs
 from ibkrfw.model._time import to_timestamp
 from ibkrfw.model.data import Bar, OptionGreeks, Quote, Tick
 from ibkrfw.model.fills import Fill
-from ibkrfw.model.instruments import Instrument, Option
+from ibkrfw.model.instruments import Future, Instrument, Option
 from ibkrfw.model.orders import OrderRequest
 
 if TYPE_CHECKING:
@@ -27,6 +27,7 @@ __all__ = [
     "ConnectionChanged",
     "DataProblem",
     "Event",
+    "FutureSettled",
     "GreeksReceived",
     "OptionSettled",
     "OrderAccepted",
@@ -231,6 +232,31 @@ class OptionSettled(Event):
     action: str
     quantity: Decimal
     underlying_price: float
+    fills: tuple[Fill, ...]
+    reason: str
+
+
+@final
+@attrs.frozen(kw_only=True)
+class FutureSettled(Event):
+    """A future still held after its last trading day was settled (in a backtest).
+
+    The simulator closes it at the last price it saw for the contract, as a cash settlement
+    at that price: one fill of no order (``order_id`` -1, no commission). Orders still working
+    on it are cancelled, and new ones are rejected. Roll a position before its last trading
+    day (:class:`~ibkrfw.strategies.FutureRoller`) to keep it.
+
+    Args:
+        future: The contract.
+        quantity: The contracts held before (negative when short).
+        price: The price it was settled at.
+        fills: What was booked.
+        reason: A sentence saying what happened and on which price.
+    """
+
+    future: Future
+    quantity: Decimal
+    price: float
     fills: tuple[Fill, ...]
     reason: str
 

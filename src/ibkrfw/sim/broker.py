@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import functools
 import logging
 from collections.abc import Callable, Iterator
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
+from itertools import chain
 from typing import Literal, final
+from zoneinfo import ZoneInfo
 
 import attrs
 from typing_extensions import override
@@ -20,6 +24,7 @@ from ibkrfw.model.data import Bar, Quote
 from ibkrfw.model.events import (
     CashAdjusted,
     Event,
+    FutureSettled,
     OptionSettled,
     OrderAccepted,
     OrderCancelled,
@@ -31,7 +36,7 @@ from ibkrfw.model.events import (
     OrderRejected,
 )
 from ibkrfw.model.fills import Fill
-from ibkrfw.model.instruments import AssetClass, Instrument, Option
+from ibkrfw.model.instruments import AssetClass, Future, Instrument, Option
 from ibkrfw.model.orders import Order, OrderRequest, OrderType, Side, TimeInForce
 from ibkrfw.portfolio.fx import FxRates
 from ibkrfw.portfolio.portfolio import Portfolio
@@ -53,6 +58,16 @@ from ibkrfw.sim.slippage import SlippageModel
 __all__ = ["SimBroker"]
 
 log = logging.getLogger("ibkrfw.sim")
+
+
+@functools.lru_cache(maxsize=256)
+def _settles_ns(future: Future) -> int:
+    """When a future held is settled: the start of the day after its last trading day."""
+    day = future.last_trade_day() + dt.timedelta(days=1)
+    start = dt.datetime(day.year, day.month, day.day, tzinfo=ZoneInfo(future.timezone))
+    return int(start.timestamp()) * 1_000_000_000
+
+
 _ZERO = Decimal(0)
 _CENT = Decimal("0.01")
 _NS_PER_DAY = 86_400 * 10**9
@@ -272,7 +287,9 @@ class SimBroker(Broker):
         # Options held, settled at expiry; tracked once an option is traded
         self._options: dict[Option, Decimal] = {}
         self._next_expiry_ns = _NEVER
-        self._last_close: dict[Instrument, float] | None = None  # None: no option traded
+        self._last_close: dict[Instrument, float] | None = None  # None: nothing expiring traded
+        # Futures held (with a last trading day), settled after it
+        self._futures: dict[Future, Decimal] = {}
         if depth is not None:
             if not isinstance(depth, DepthSource):
                 raise ConfigError(
@@ -306,6 +323,11 @@ class SimBroker(Broker):
         self._live = isinstance(clock, LiveClock)
         self._latest_bar_ns = None
         self._ledger = Portfolio(self._cash, self._currency, self._fx, clock)
+        for held in self.starting_positions():  # a subclass's: settled at expiry as any other
+            if type(held.instrument) is Future and held.instrument.last_trade_date:
+                if self._last_close is None:
+                    self._last_close = {}
+                self._hold_future(held.instrument, held.signed_quantity)
 
     @property
     @override
@@ -354,6 +376,19 @@ class SimBroker(Broker):
                 )
                 emit(OrderRejected(ts_ns=now, order_id=order.order_id, reason=reason))
                 return
+        future = order.instrument if type(order.instrument) is Future else None
+        if future is not None and future.last_trade_date:
+            if self._last_close is None:
+                self._last_close = {}  # from now on, bars' closes are kept for expiries
+            if now >= _settles_ns(future):
+                reason = (
+                    f"the future {future.id} stopped trading after its last trading day, "
+                    f"{future.last_trade_date}: it can no longer be traded (roll into the next "
+                    "month before it)"
+                )
+                emit(OrderRejected(ts_ns=now, order_id=order.order_id, reason=reason))
+                return
+            self._next_expiry_ns = min(self._next_expiry_ns, _settles_ns(future))
         w = Working(order)
         if self._live and self._latest_bar_ns is not None:
             w.eligible_ns = self._latest_bar_ns + 1  # the next bar after the one answered
@@ -774,7 +809,58 @@ class SimBroker(Broker):
             self._options[option] = held
         else:
             self._options.pop(option, None)
-        self._next_expiry_ns = min((o.expiry_ns for o in self._options_in_play()), default=_NEVER)
+        self._next_expiry_ns = self._next_expiry()
+
+    def _hold_future(self, future: Future, change: Decimal) -> None:
+        held = self._futures.get(future, _ZERO) + change
+        if held:
+            self._futures[future] = held
+        else:
+            self._futures.pop(future, None)
+        self._next_expiry_ns = self._next_expiry()
+
+    def _next_expiry(self) -> int:
+        options = (o.expiry_ns for o in self._options_in_play())
+        futures = (_settles_ns(f) for f in self._futures_in_play())
+        return min(chain(options, futures), default=_NEVER)
+
+    def _futures_in_play(self) -> set[Future]:
+        """The futures with a last trading day held, or with an order working."""
+        orders = (w.order.instrument for w in self._by_id.values())
+        return set(self._futures) | {
+            i for i in orders if type(i) is Future and bool(i.last_trade_date)
+        }
+
+    def _settle_futures(self, now: int) -> None:
+        """Close every future held past its last trading day at the last price seen for it."""
+        for future in [f for f in self._futures_in_play() if _settles_ns(f) <= now]:
+            for w in [w for w in self._by_id.values() if w.order.instrument == future]:
+                self._withdraw(w, now, f"the future {future.id} passed its last trading day")
+            held = self._futures.get(future)
+            if held is None:
+                continue
+            last = (self._last_close or {}).get(future, float("nan"))
+            price = future.round_price(last) if last == last else _ZERO
+            self._fills += 1
+            fill = Fill(
+                -1, future, Side.SELL if held > 0 else Side.BUY, abs(held), price, _ZERO, now,
+                f"SIM-EXPIRY-{self._fills}",
+            )  # fmt: skip
+            if self._keep_ledger:
+                self._ledger.apply_fill(fill)
+            self._hold_future(future, -held)
+            reason = (
+                f"the future {future.id} was still held ({held}) after its last trading day, "
+                f"{future.last_trade_date}: settled in cash at its last price {price}"
+            )
+            log.warning("%s", reason)
+            self._emit(
+                FutureSettled(
+                    ts_ns=now, future=future, quantity=held, price=float(price), fills=(fill,),
+                    reason=reason,
+                )
+            )  # fmt: skip
+        self._next_expiry_ns = self._next_expiry()
 
     def _options_in_play(self) -> set[Option]:
         """The options held, or with an order working or waiting for its parent."""
@@ -785,7 +871,10 @@ class SimBroker(Broker):
         """Settle every option held whose expiry has passed, as IB does after the close.
 
         Orders on an expired option are cancelled, held or not: none fills after expiry.
+        Futures past their last trading day are settled too (``_settle_futures``).
         """
+        if self._futures or any(type(w.order.instrument) is Future for w in self._by_id.values()):
+            self._settle_futures(now)
         for option in [o for o in self._options_in_play() if o.expiry_ns <= now]:
             for w in [w for w in self._by_id.values() if w.order.instrument == option]:
                 self._withdraw(w, now, f"the option {option.id} expired")
@@ -797,6 +886,7 @@ class SimBroker(Broker):
                     self._ledger.apply_fill(fill)
             self._hold_option(option, -self._options[option])
             self._emit(event)
+        self._next_expiry_ns = self._next_expiry()
 
     def _settlement(self, option: Option, held: Decimal, now: int) -> OptionSettled:
         """What expiry does to ``held`` contracts of ``option``, on the last prices seen."""
@@ -1015,6 +1105,8 @@ class SimBroker(Broker):
             self._ledger.apply_fill(fill)
         if type(inst) is Option:
             self._hold_option(inst, fill.signed_quantity)
+        elif type(inst) is Future and inst.last_trade_date:
+            self._hold_future(inst, fill.signed_quantity)
         filled = before.quantity + quantity
         if filled >= order.request.quantity:
             self._remove(inst, order.order_id)
