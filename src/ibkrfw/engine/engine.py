@@ -467,6 +467,7 @@ class Engine:
         self._unguarded: set[Instrument] = set()  # positions whose protection must be checked
         self._retry: set[Instrument] = set()  # protection waiting for data or a retry
         self._cancelling: set[int] = set()  # orders the engine itself asked to cancel
+        self._cancel_pending: set[int] = set()  # orders with a cancel sent and not answered
         self._flattening: set[int] = set()  # the closing orders of a flatten (see _flatten)
         # Protective orders lost in a row, per position and tag; and those found unplaceable.
         self._lost: dict[tuple[Instrument, str], int] = {}
@@ -1034,11 +1035,13 @@ class Engine:
         A :class:`~ibkrfw.risk.Protection`'s order cancelled this way is placed again: the
         position it protects stays protected.
         """
+        self._cancel_pending.add(order.order_id)
         self.broker.cancel(order)
 
     def _cancel(self, order: Order) -> None:
         """Cancel ``order`` on the engine's own account (its protection is not put back)."""
         self._cancelling.add(order.order_id)
+        self._cancel_pending.add(order.order_id)
         self.broker.cancel(order)
 
     def modify(self, order: Order, request: OrderRequest) -> None:
@@ -1052,6 +1055,13 @@ class Engine:
         once its entry has filled) cannot be raised above the position.
         """
         reason = self._exit_problem(order, request)
+        if reason is None and order.order_id in self._cancel_pending:
+            # Live, the order still works until the broker answers the cancel; a backtest's
+            # has ended already. Either way it cannot be changed any more (IB refuses it too).
+            reason = (
+                f"order {order.order_id} has a cancel on its way: it cannot be modified any "
+                "more (send a new order once the cancel is answered)"
+            )
         if reason is not None:
             now = self.clock.now_ns()
             self.queue.append(OrderModifyRejected(ts_ns=now, order_id=order.order_id,
@@ -2328,6 +2338,12 @@ class Engine:
                 return
             if problem is not None:
                 self.log.warning(problem)
+            if self._cancel_pending and event.order_id in self._cancel_pending:
+                answered = self.orders.get(event.order_id)
+                if type(event) is OrderCancelRejected or (
+                    answered is None or answered.status.is_terminal
+                ):
+                    self._cancel_pending.discard(event.order_id)
             fill = event.fill if type(event) is OrderFilled else None
             if (
                 self._oca_due

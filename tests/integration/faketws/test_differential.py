@@ -211,7 +211,10 @@ def comparable(strategy: Scripted) -> dict[str, Any]:
     * When answers arrive: the simulator answers an order, a cancellation or a change while
       the engine's handler runs; IB answers over the socket, after the handler returns. So
       events are compared order by order, each order's in sequence, not interleaved across
-      orders, and only a fill's bar is compared, not the bar an answer came on. For the same
+      orders, and only a fill's bar is compared, not the bar an answer came on. A change
+      asked right after a cancel is refused by the engine at once (the cancel is on its
+      way): live before IB's answer to the cancel, simulated after it; the two are put in
+      the simulator's order. For the same
       reason the strategy's view of open orders (:class:`Snapshot`) holds its own orders
       only: the engine's (protective orders, bracket exits) may be answered after the bar.
     * The engine's own orders (protective orders, bracket exits) follow the position as IB
@@ -250,6 +253,10 @@ def comparable(strategy: Scripted) -> dict[str, Any]:
             fill = event.fill
             row += (index, fill.side.value, fill.quantity, fill.price, fill.commission, fill.ts_ns)
         per_order.setdefault(key(event.order_id), []).append(row)
+    for rows in per_order.values():  # a change refused while its order's cancel was on its
+        for i in range(len(rows) - 1):  # way: live, before IB's answer; simulated, after it
+            if rows[i][0] == "OrderModifyRejected" and rows[i + 1][:2] == ("ENDED", "ENDED"):
+                rows[i], rows[i + 1] = rows[i + 1], ("OrderModifyRejected", "ENDED", *rows[i][2:])
     orders = {o.order_id: o for _, _, o in strategy.events}
     fills = [
         (key(f.order_id, orders.get(f.order_id)), f.side.value, f.quantity, f.price,
@@ -452,6 +459,26 @@ STILL = (100.0, 100.0, 100.0, 100.0, 1000.0)
 
 
 @settings(max_examples=EXAMPLES, suppress_health_check=[HealthCheck.too_slow])
+# A cancel and, in the same handler, a change of the same order under MaxPosition: live the
+# rule shrank the change and reported OrderResized after IB had cancelled the order; the
+# backtest, whose order had ended, refused the change. Now the engine refuses a change of an
+# order whose cancel is on its way, in both.
+@example(
+    scenario_of(
+        [STILL] * 7 + [(100.9, 100.9, 100.9, 100.9, 1000.0)] * 3,
+        {
+            0: [("market", "BUY", 5, "DAY")],
+            1: [("market", "BUY", 5, "DAY")],
+            2: [("market", "BUY", 5, "DAY")],
+            3: [("market", "BUY", 5, "DAY")],
+            4: [("limit", "SELL", 130, 11, "DAY"), ("target_qty", 40)],
+            5: [("cancel", 0), ("market", "SELL", 45, "DAY")],
+            6: [("market", "BUY", 115, "DAY"), ("limit", "BUY", 5, 0, "DAY")],
+            7: [("cancel", 0), ("modify", 0, "quantity", 11)],
+        },
+        rules="max-position",
+    )
+)
 # Short 5, a bracket's buy and a market buy fill at one open: flat between the two. Live the
 # engine cancelled the bracket's exits at flat; the backtest fitted them to the bar's end
 # (long 5) and its stop-loss filled on the last bar. See the pinned test below.

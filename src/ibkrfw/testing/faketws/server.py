@@ -354,9 +354,11 @@ class FakeTWS:
         )
         """The warning about listening off loopback (logged when built), None on loopback."""
         self.request_errors: list[tuple[int, BaseException]] = []
-        """Requests the fake could not read, as (message id, error): each was answered with
-        TWS's error 320 and logged with its traceback; the connection stays open. A test
-        that sends only well-formed requests can assert this stays empty."""
+        """The requests the fake could not read, each as its message id and the error.
+
+        Each was answered with TWS's error 320 and logged with its traceback, and the
+        connection stayed open. A test that sends only well-formed requests can assert that
+        this stays empty."""
         self.replay_error: BaseException | None = None
         """What stopped a background :meth:`play` early (logged with its traceback), or None."""
         if self.network_warning is not None:
