@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import re
 from typing import Any
 
@@ -78,16 +79,14 @@ def connect(address: str, timeout_s: float, option: str = "--scheduler") -> Any:
         raise ConfigError(f"{option} {shown(address)}: {problem}")
     if not timeout_s > 0:
         raise ConfigError(f"the scheduler's timeout must be above 0 seconds, got {timeout_s!r}")
-    try:
-        import distributed
+    try:  # by name: typed the same whether the optional extra is installed or not
+        distributed = importlib.import_module("distributed")
     except ImportError:  # pragma: no cover - depends on the installation
         raise ConfigError(
             f'{option} needs Dask\'s distributed: pip install "ibkrfw[dask]"'
         ) from None
     try:
-        return distributed.Client(  # type: ignore[no-untyped-call]
-            address, timeout=f"{timeout_s}s", set_as_default=False
-        )
+        return distributed.Client(address, timeout=f"{timeout_s}s", set_as_default=False)
     except (OSError, TimeoutError, ValueError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         reason = reason.replace(address, shown(address))
