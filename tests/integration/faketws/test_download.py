@@ -122,6 +122,9 @@ def _connected_with_the_farm_down(tws: FakeTWS) -> IBClient:
     """A connected client that has heard IB's historical-data farm go down (2105)."""
     client = IBClient(IBKRConfig(port=tws.port, request_timeout=5))
     client.connect()
+    # the farms' "OK" notices follow nextValidId: sent before they are read, a 2105 could be
+    # overtaken by the fake's 2106 still on its way (a flaky run on a busy machine did)
+    assert _farm(client, up=True)
     tws.send_error(2105, "HMDS data farm connection is broken:ushmds")
     assert _farm(client, up=False)
     return client
