@@ -418,3 +418,26 @@ def test_engine_flatten_closes_each_strategy_in_its_own_books(volume: float) -> 
     }  # fmt: skip
     assert sum((b.cash for b in books.values()), Decimal(0)) == account.cash
     assert sum((b.commission for b in books.values()), Decimal(0)) == account.commission
+
+
+# --- found by the review of issue 24 -----------------------------------------------------
+def test_engine_one_strategy_instance_in_two_sleeves_is_refused_naming_both() -> None:
+    # One object in two sleeves would run twice per bar with one state (a FutureRoller's
+    # month, an indicator's window): the second sleeve then acts on the first's state.
+    shared = Target()
+    with pytest.raises(ConfigError, match="'a' and 'b' are the same Target instance"):
+        Engine({"a": shared, "b": shared}, _feed(2), SimBroker())
+    with pytest.raises(ConfigError, match="give each sleeve its own instance"):
+        Engine([Sleeve(shared, name="x"), Sleeve(shared, name="y")], _feed(2), SimBroker())
+
+
+def test_engine_sleeve_left_without_capital_is_refused_at_the_start() -> None:
+    # The sleeves with a capital take the whole account: an equal share of nothing would
+    # start a strategy with no cash, its every order denied for buying power.
+    engine = Engine(
+        [Sleeve(Target(), name="all", capital=100_000), Sleeve(Target(), name="none")],
+        _feed(2),
+        SimBroker(cash=100_000),
+    )
+    with pytest.raises(ConfigError, match="leave nothing for 'none'"):
+        engine.run()

@@ -162,7 +162,8 @@ def sleeves_of(strategies: object) -> tuple[Sleeve, ...] | None:
 
     Raises:
         ConfigError: if it is not a Strategy, a sequence or a mapping of them (or of
-            Sleeves), is empty, or two sleeves share a name.
+            Sleeves), is empty, two sleeves share a name, or one strategy instance is
+            given twice.
     """
     if isinstance(strategies, Strategy):
         return None
@@ -191,6 +192,7 @@ def sleeves_of(strategies: object) -> tuple[Sleeve, ...] | None:
     if not items:
         raise ConfigError("Engine: give at least one strategy (the list or dict is empty)")
     seen: set[str] = set()
+    owners: dict[int, str] = {}
     for sleeve in items:
         label = sleeve.label
         if _NAME.fullmatch(label) is None:
@@ -204,6 +206,13 @@ def sleeves_of(strategies: object) -> tuple[Sleeve, ...] | None:
                 f"(a dict {{'{label}_a': ..., '{label}_b': ...}} or Sleeve(name=...))"
             )
         seen.add(label)
+        first = owners.setdefault(id(sleeve.strategy), label)
+        if first != label:  # one object would run twice per bar, on one state
+            raise ConfigError(
+                f"Engine: the strategies {first!r} and {label!r} are the same "
+                f"{type(sleeve.strategy).__name__} instance: give each sleeve its own instance "
+                "(build it twice, or copy.deepcopy it)"
+            )
     return tuple(items)
 
 
@@ -483,6 +492,13 @@ class _Sleeves(Strategy):
             if free
             else Decimal(0)
         )
+        if free and share <= 0:
+            names = ", ".join(repr(self.slots[i].name) for i in free)
+            raise ConfigError(
+                f"the sleeves' capital adds up to {allotted} of the account's {total} and would "
+                f"leave nothing for {names}: give the sleeves budgets that leave it some, or "
+                "give it a capital of its own"
+            )
         return [share if c is None else c for c in given]
 
     @override
