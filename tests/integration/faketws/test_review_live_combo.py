@@ -1,0 +1,128 @@
+"""Issue 24's parts together, live over a real socket: two strategies, one on hours built
+from IB's 5-second bars, a restart in the middle; each gets its orders and positions back."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ibkrfw import (
+    Bar,
+    Context,
+    Instrument,
+    OrderRequest,
+    OrderType,
+    Reconciled,
+    Side,
+    Stock,
+    Strategy,
+    TimeInForce,
+)
+from ibkrfw.ibkr import IBKRBroker
+from ibkrfw.portfolio import Ledger, TaxLotPortfolio
+from ibkrfw.testing import FakeTWS, LiveSession
+
+ACME = Stock("ACME")
+NY = "America/New_York"
+
+
+def _five_seconds(minutes: int) -> pd.DataFrame:
+    index = pd.date_range("2024-03-11 09:30", periods=12 * minutes, freq="5s", tz=NY)
+    step = np.arange(len(index))
+    price = 100 + (step % 37) * 0.01 + step * 0.001
+    return pd.DataFrame(
+        {"open": price.round(2), "high": (price + 0.02).round(2), "low": (price - 0.02).round(2),
+         "close": (price + 0.01).round(2), "volume": 1000.0 + step % 7},
+        index=index.tz_convert("UTC").rename("timestamp"),
+    )  # fmt: skip
+
+
+class Hourly(Strategy):
+    """Buys 10 on each complete hour, 1 on each complete minute; keeps a GTC bid working."""
+
+    def __init__(self) -> None:
+        self.sizes: list[str | None] = []
+        self.open_seen: list[list[tuple[str, str]]] = []
+
+    def bar_sizes(self) -> Mapping[Instrument, Sequence[str]]:
+        return {ACME: ["1min", "1h"]}
+
+    def on_bar(self, ctx: Context, bar: Bar) -> None:
+        self.sizes.append(ctx.bar_size)
+        if len(self.sizes) == 1:
+            self.open_seen.append([(o.request.strategy, o.request.tag) for o in ctx.open_orders()])
+        if ctx.bar_size == "1h":
+            ctx.buy(ACME, 10)
+        elif ctx.bar_size == "1min" and not ctx.open_orders(ACME):
+            ctx.submit(OrderRequest(ACME, Side.BUY, 3, OrderType.LIMIT,
+                                    limit_price=Decimal("50.00"), tif=TimeInForce.GTC,
+                                    tag="bid"))  # fmt: skip
+
+
+class Fast(Strategy):
+    """Sells 4 on its third 5-second bar of each run."""
+
+    def __init__(self) -> None:
+        self.bars = 0
+
+    def on_bar(self, ctx: Context, bar: Bar) -> None:
+        self.bars += 1
+        if ctx.bar_size == "5s" and self.bars == 3:
+            ctx.sell(ACME, 4)
+
+
+def _ledger(tws: FakeTWS, lots: str | None) -> Ledger | None:
+    return None if lots is None else TaxLotPortfolio(tws.market.portfolio.cash, method=lots)
+
+
+@pytest.mark.parametrize("lots", [None, "fifo"])  # the account's ledger: default, tax lots
+def test_live_two_strategies_one_on_hours_from_5s_bars_restart_gives_each_its_own(
+    tmp_path: Path, lots: str | None
+) -> None:
+    state = tmp_path / "state"
+    frame = _five_seconds(70)  # 09:30 to 10:40
+    with FakeTWS(data={ACME: frame}) as tws:
+        hourly, fast = Hourly(), Fast()
+        with LiveSession(
+            {"hourly": hourly, "fast": fast}, tws, state_dir=state, portfolio=_ledger(tws, lots)
+        ) as session:
+            session.step(12 * 62)  # past 10:30: the 09:30 hour is complete
+            engine = session.engine
+            before = {n: b.quantity(ACME) for n, b in engine.portfolios.items()}
+            assert engine.portfolio is not None
+            account_before = engine.portfolio.quantity(ACME)
+            session.stop()  # the process dies: the GTC bid stays working at IB
+        assert hourly.sizes.count("1h") == 1
+        assert before["hourly"] == 10 and before["fast"] == -4
+        assert account_before == 6
+        hourly2, fast2 = Hourly(), Fast()
+        with LiveSession(
+            {"hourly": hourly2, "fast": fast2}, tws, state_dir=state, portfolio=_ledger(tws, lots)
+        ) as session:
+            session.step(12 * 3)
+            engine = session.engine
+            broker = session.broker
+            assert isinstance(broker, IBKRBroker)
+            books = {n: b.quantity(ACME) for n, b in engine.portfolios.items()}
+            assert engine.portfolio is not None
+            account = engine.portfolio.quantity(ACME)
+            equity = round(sum(b.equity for b in engine.portfolios.values()), 2)
+            account_equity = round(engine.portfolio.equity, 2)
+            refs = [o.order_ref for o in broker.journal.orders()]
+            session.stop()
+            notices = [e for e in engine.notices if isinstance(e, Reconciled)]
+    assert notices and notices[0].resolution == "agreed"
+    # each strategy's position back, from its own orders; the account is their sum
+    assert books == {"hourly": 10, "fast": -8, "(unallocated)": 0}
+    assert account == 2
+    assert equity == account_equity
+    # the bid left working comes back to its strategy, which does not send another
+    assert hourly2.open_seen == [[("hourly", "bid")]]
+    bids = [r for r in refs if r.endswith("/hourly:bid")]
+    assert len(bids) == 1, refs
+    assert len(refs) == len(set(refs))  # nothing sent twice
