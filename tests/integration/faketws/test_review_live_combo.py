@@ -126,3 +126,27 @@ def test_live_two_strategies_one_on_hours_from_5s_bars_restart_gives_each_its_ow
     bids = [r for r in refs if r.endswith("/hourly:bid")]
     assert len(bids) == 1, refs
     assert len(refs) == len(set(refs))  # nothing sent twice
+
+
+def test_live_restart_without_one_strategy_leaves_its_position_unallocated_saying_so(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # run-several-strategies.md: "A strategy removed from the run leaves its positions
+    # unallocated (a warning says so)".
+    state = tmp_path / "state"
+    frame = _five_seconds(4)
+    with FakeTWS(data={ACME: frame}) as tws:
+        with LiveSession({"hourly": Hourly(), "fast": Fast()}, tws, state_dir=state) as session:
+            session.step(12)
+            session.stop()
+        with LiveSession({"hourly": Hourly()}, tws, state_dir=state) as session:
+            session.step(2)
+            engine = session.engine
+            books = {n: b.quantity(ACME) for n, b in engine.portfolios.items()}
+            assert engine.portfolio is not None
+            account = engine.portfolio.quantity(ACME)
+            session.stop()
+    assert account == -4
+    assert books == {"hourly": 0, "(unallocated)": -4}
+    said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("'fast' stays unallocated" in s for s in said), said
