@@ -3,7 +3,7 @@ from IB's 5-second bars, a restart in the middle; each gets its orders and posit
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
 
@@ -22,10 +22,12 @@ from ibkrfw import (
     Stock,
     Strategy,
     TimeInForce,
+    Twap,
+    Vwap,
 )
 from ibkrfw.ibkr import IBKRBroker
 from ibkrfw.portfolio import Ledger, TaxLotPortfolio
-from ibkrfw.testing import FakeTWS, LiveSession
+from ibkrfw.testing import FakeTWS, LiveSession, ScriptedStrategy, bars_frame
 
 ACME = Stock("ACME")
 NY = "America/New_York"
@@ -150,3 +152,58 @@ def test_live_restart_without_one_strategy_leaves_its_position_unallocated_sayin
     assert books == {"hourly": 0, "(unallocated)": -4}
     said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert any("'fast' stays unallocated" in s for s in said), said
+
+
+def test_live_algo_orders_of_two_strategies_net_and_come_back_to_each_after_a_restart(
+    tmp_path: Path,
+) -> None:
+    # A Vwap of one strategy and a Twap of the other, on one instrument, filled in slices by
+    # the fake TWS; the process stops with both working. After the restart each strategy
+    # finds its own order again (its algo, its tag, what it had filled), the slices go on
+    # filling into its own books, and the books add up to the account.
+    rows = [(100 + i / 10, 101 + i / 10, 99 + i / 10, 100.3 + i / 10) for i in range(12)]
+    frame = bars_frame(rows, start="2024-01-02 14:30", freq="15min")
+    frame["volume"] = [800, 50, 3000, 10, 700, 900, 40, 2000, 100, 100, 5000, 60]
+    state = tmp_path / "state"
+    vwap = OrderRequest.market(ACME, "BUY", 900, algo=Vwap("0.2"), tif="GTC", tag="v")
+    twap = OrderRequest.market(ACME, "SELL", 300, algo=Twap(), tif="GTC", tag="t")
+    seen: dict[str, list[tuple[str, str, object, Decimal]]] = {}
+
+    def look(name: str) -> Callable[[Context, Bar], None]:
+        def at_first_bar(ctx: Context, bar: Bar) -> None:
+            seen[name] = [
+                (o.request.strategy, o.request.tag, o.request.algo, o.filled_quantity)
+                for o in ctx.open_orders()
+            ]
+
+        return at_first_bar
+
+    with FakeTWS(data={ACME: frame}) as tws:
+        first = {
+            "a": ScriptedStrategy({0: lambda ctx, bar: ctx.submit(vwap)}),
+            "b": ScriptedStrategy({0: lambda ctx, bar: ctx.submit(twap)}),
+        }
+        with LiveSession(first, tws, state_dir=state) as session:  # type: ignore[arg-type]
+            session.step(4)
+            filled = {o.request.strategy: o.filled_quantity for o in session.engine.orders}
+            session.stop()
+        assert 0 < filled["a"] < 900 and 0 < filled["b"] < 300  # both still working
+        again = {"a": ScriptedStrategy({0: look("a")}), "b": ScriptedStrategy({0: look("b")})}
+        with LiveSession(again, tws, state_dir=state) as session:  # type: ignore[arg-type]
+            session.step(8)
+            engine = session.engine
+            assert engine.portfolio is not None
+            books = {n: b.quantity(ACME) for n, b in engine.portfolios.items()}
+            account = engine.portfolio.quantity(ACME)
+            equity = round(sum(b.equity for b in engine.portfolios.values()), 2)
+            account_equity = round(engine.portfolio.equity, 2)
+            orders = {o.request.strategy: o for o in engine.orders}
+            session.stop()
+        held = tws.market.portfolio.quantity(ACME)
+    (a,), (b,) = seen["a"], seen["b"]
+    assert a[:3] == ("a", "v", vwap.algo) and a[3] >= filled["a"]
+    assert b[:3] == ("b", "t", twap.algo) and b[3] >= filled["b"]
+    assert books["a"] == orders["a"].filled_quantity
+    assert books["b"] == -orders["b"].filled_quantity
+    assert books["a"] + books["b"] + books["(unallocated)"] == account == held
+    assert equity == account_equity
