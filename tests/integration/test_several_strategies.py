@@ -546,3 +546,40 @@ def test_algo_slices_of_several_strategies_add_up_to_the_account_to_the_cent(
                 sum((f.quantity for f in mine if f.order_id == order.order_id), Decimal(0))
                 == filled[order.order_id]
             )
+
+
+@attrs.define
+class Tracks(Target):
+    """A Target that keeps its own position from the fills ``on_fill`` tells it of."""
+
+    told: Decimal = Decimal(0)
+    seen: list[tuple[Decimal, Decimal]] = attrs.field(factory=list)
+
+    @override
+    def on_bar(self, ctx: Context, bar: Bar) -> None:
+        self.seen.append((self.told, ctx.position(ACME).quantity))
+        super().on_bar(ctx, bar)
+
+    @override
+    def on_fill(self, ctx: Context, fill: object) -> None:
+        self.told += fill.quantity * fill.side.sign  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("volume", [1_000_000.0, 6.0])  # whole, or partial fills
+def test_engine_flatten_tells_each_strategy_of_the_fills_that_closed_it(volume: float) -> None:
+    # Found by the invariants rig under several strategies: the flatten's fills booked in a
+    # strategy's ledger (its share, and the crossing of opposite positions) never reached its
+    # on_fill, so a strategy keeping its position from its fills disagreed with
+    # ctx.position(). Alone, a strategy is told of the flatten's fills.
+    long, short, more = Tracks(10), Tracks(-4), Tracks(3)
+    engine = Engine(
+        {"long": long, "short": short, "more": more},
+        DataFrameFeed({ACME: _frame([100.0 + (i % 7) for i in range(12)], volume)}),
+        SimBroker(cash=100_000, volume_limit=1.0, commission=PerShareCommission("0.013", 1)),
+        observers=[_FlattenAt()],
+    )
+    engine.run()
+    books = engine.portfolios
+    for name, strategy in (("long", long), ("short", short), ("more", more)):
+        assert strategy.told == books[name].quantity(ACME), name
+        assert all(told == held for told, held in strategy.seen), (name, strategy.seen)

@@ -428,6 +428,8 @@ class _Sleeves(Strategy):
         self.unallocated: _Book | None = None
         self._bar_slots: tuple[_Slot, ...] = ()
         self._ready = False
+        # a flatten's fill, by fill id: the parts booked in each strategy's ledger, for its on_fill
+        self._shares: dict[str, list[tuple[_Slot, Fill]]] = {}
 
     # --- what the engine asks of a strategy ------------------------------------------------
     @property
@@ -753,6 +755,15 @@ class _Sleeves(Strategy):
         engine, inst = self._engine(), fill.instrument
         sign, price, ts = fill.side.sign, fill.price, fill.ts_ns
         books = [self._book(slot) for slot in self.slots]
+        slot_of = {id(book): slot for book, slot in zip(books, self.slots, strict=True)}
+        told = self._shares.setdefault(fill.fill_id, [])
+
+        def book_in(book: _Book, part: Fill) -> None:
+            book.book(part, engine)
+            slot = slot_of.get(id(book))
+            if slot is not None:  # its strategy's on_fill is told of it (see on_fill)
+                told.append((slot, part))
+
         closing = [b for b in books if b.ledger.quantity(inst) * sign < 0]
         wrong = [b for b in books if b.ledger.quantity(inst) * sign > 0]
         for book in wrong:  # crossed with those the fill closes, at its price
@@ -761,8 +772,8 @@ class _Sleeves(Strategy):
                 if not size:
                     continue
                 for who, side in ((book, _flip(fill.side)), (other, fill.side)):
-                    who.book(Fill(fill.order_id, inst, side, size, price, Decimal(0), ts,
-                                  f"{fill.fill_id}:cross"), engine)  # fmt: skip
+                    book_in(who, Fill(fill.order_id, inst, side, size, price, Decimal(0), ts,
+                                      f"{fill.fill_id}:cross"))  # fmt: skip
         left, fee = fill.quantity, fill.commission
         shares: list[tuple[_Book, Decimal]] = []
         for book in closing:
@@ -777,8 +788,8 @@ class _Sleeves(Strategy):
             last = number == len(shares) - 1
             cost = fee - paid if last else (fee * take / fill.quantity).quantize(Decimal("0.01"))
             paid += cost
-            book.book(attrs.evolve(fill, quantity=take, commission=cost,
-                                   fill_id=f"{fill.fill_id}:{number}"), engine)  # fmt: skip
+            book_in(book, attrs.evolve(fill, quantity=take, commission=cost,
+                                       fill_id=f"{fill.fill_id}:{number}"))  # fmt: skip
 
     def _share_settlement(self, contract: Instrument, fills: Sequence[Fill]) -> None:
         """Settle each strategy's own holding of an expired ``contract`` (option, future).
@@ -816,6 +827,9 @@ class _Sleeves(Strategy):
         slot = self._owner(order.request) if order is not None else None
         if slot is not None:
             slot.strategy.on_fill(self._ctx(slot), fill)
+        elif self._shares:  # a flatten's: each strategy is told of the parts in its books
+            for owner, part in self._shares.pop(fill.fill_id, ()):
+                owner.strategy.on_fill(self._ctx(owner), part)
 
     @override
     def on_timer(self, ctx: Context, timer: TimerFired) -> None:
