@@ -563,6 +563,7 @@ class Tracks(Target):
     @override
     def on_fill(self, ctx: Context, fill: object) -> None:
         self.told += fill.quantity * fill.side.sign  # type: ignore[attr-defined]
+        self.seen.append((self.told, ctx.position(ACME).quantity))  # as each fill is told
 
 
 @pytest.mark.parametrize("volume", [1_000_000.0, 6.0])  # whole, or partial fills

@@ -828,8 +828,16 @@ class _Sleeves(Strategy):
         if slot is not None:
             slot.strategy.on_fill(self._ctx(slot), fill)
         elif self._shares:  # a flatten's: each strategy is told of the parts in its books
+            # as one fill (its parts have one price and side), its books then being its fills
+            told: dict[str, tuple[_Slot, Fill]] = {}
             for owner, part in self._shares.pop(fill.fill_id, ()):
-                owner.strategy.on_fill(self._ctx(owner), part)
+                seen = told.get(owner.name)
+                told[owner.name] = (owner, part if seen is None else attrs.evolve(
+                    seen[1], quantity=seen[1].quantity + part.quantity,
+                    commission=seen[1].commission + part.commission,
+                ))  # fmt: skip
+            for owner, whole in told.values():
+                owner.strategy.on_fill(self._ctx(owner), whole)
 
     @override
     def on_timer(self, ctx: Context, timer: TimerFired) -> None:
