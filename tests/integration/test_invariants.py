@@ -725,6 +725,12 @@ def test_the_books_hold_for_each_of_two_strategies_on_one_account(
     assert sum((b.cash for b in books.values()), Decimal(0)) == whole.cash
     # equity is float: to the cent, not rounded each side (x.xx5 may round either way)
     assert math.isclose(sum(b.equity for b in books.values()), whole.equity, abs_tol=1e-6)
-    for name, player in players.items():
-        part = result.strategies[name]
-        assert len(part.fill_list) == len(player.fills)
+    for name, player in players.items():  # its result's fills are those it was told of
+        part = result.strategies[name]  # (a flatten's parts in its books told as one)
+        for inst in first.frames:
+            booked = sum((f.quantity * f.side.sign for f in part.fill_list
+                          if f.instrument == inst), Decimal(0))  # fmt: skip
+            told = sum((f.quantity * f.side.sign for f in player.fills
+                        if f.instrument == inst), Decimal(0))  # fmt: skip
+            assert booked == told == books[name].quantity(inst)
+        assert sum(f.commission for f in part.fill_list) == sum(f.commission for f in player.fills)
