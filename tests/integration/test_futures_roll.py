@@ -260,6 +260,13 @@ def _fill(month: Future, quantity: int):  # type: ignore[no-untyped-def]
         (MONTHS[0], DaysBeforeExpiry(5), "as a list of Future"),
         ([MONTHS[0], "ESH7"], DaysBeforeExpiry(5), "'ESH7' is not a Future"),
         ([MONTHS[0], Future("NQ", expiry="20270319")], DaysBeforeExpiry(5), "same future"),
+        # a month built by hand without its multiplier: a roll would keep the quantity and
+        # change the exposure fifty times
+        (
+            [MONTHS[0], Future("ES", expiry="20270319", exchange="CME")],
+            DaysBeforeExpiry(5),
+            r"ES\.20270319\.CME has a multiplier of 1, ES\.20261218\.CME of 50",
+        ),
         (MONTHS, 5, "give a RollRule"),
         (MONTHS, VolumeCrossover(column="open_interest"), "open interest"),
         (MONTHS, DaysBeforeExpiry(0), r"DaysBeforeExpiry\(1\) or more"),
