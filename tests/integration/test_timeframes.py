@@ -567,3 +567,43 @@ def test_timeframes_with_several_strategies_a_size_reads_as_its_strategy_spelt_i
     Engine({"h": hour, "m": sixty}, DataFrameFeed(frame, ACME), SimBroker()).run()
     assert alone.seen and sixty.seen == alone.seen
     assert hour.seen and hour.seen != sixty.seen  # its own SMA(3), not the other's SMA(2)
+
+
+def test_timeframes_a_declared_size_reads_in_any_spelling_bar_sizes_takes() -> None:
+    # bar_sizes() takes "1h", "60min", "1 hour" and "1H" as one size: ctx.history and
+    # ctx.indicator read it in any of them (they said "no bars of size '1 hour'" and told to
+    # declare what was declared), alone and beside another strategy; an undeclared size is
+    # still refused.
+    seen: dict[str, list[tuple[float, float]]] = {}
+
+    class Spellings(Strategy):
+        def __init__(self, name: str) -> None:
+            self.name_ = name
+
+        def bar_sizes(self) -> Mapping[Instrument, Sequence[str]]:
+            return {ACME: ["1h"]}
+
+        def indicators(self) -> Mapping[str, Indicator]:
+            return {"sma": SMA(2)}
+
+        def on_bar(self, ctx: Context, bar: Bar) -> None:
+            if ctx.bar_size != "1h":
+                return
+            for spelling in ("1h", "60min", "1 hour", "1H", "60 mins"):
+                sma = ctx.indicator(ACME, "sma", bar_size=spelling)
+                last = ctx.history(ACME, 1, bar_size=spelling).close[-1]
+                seen.setdefault(f"{self.name_}:{spelling}", []).append((sma.value, last))
+            with pytest.raises(ConfigError, match="no bars of size '2h'"):
+                ctx.history(ACME, 1, bar_size="2h")
+
+    frame = one(minutes())
+    run(Spellings("alone"), frame)
+    Engine(
+        {"a": Spellings("a"), "b": Recorder({ACME: ["1d"]})},
+        DataFrameFeed(frame, ACME),
+        SimBroker(),
+    ).run()
+    for who in ("alone", "a"):
+        assert seen[f"{who}:1h"]
+        for spelling in ("60min", "1 hour", "1H", "60 mins"):
+            assert seen[f"{who}:{spelling}"] == seen[f"{who}:1h"]

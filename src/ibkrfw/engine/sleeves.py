@@ -23,7 +23,7 @@ from ibkrfw.core.history import BarHistory
 from ibkrfw.core.orderbook import StrategyOrders
 from ibkrfw.engine.curve import equity_curve
 from ibkrfw.engine.result import RunResult
-from ibkrfw.engine.timeframes import plan_timeframes
+from ibkrfw.engine.timeframes import BySize, plan_timeframes
 from ibkrfw.errors import ConfigError
 from ibkrfw.indicators.core import Indicator
 from ibkrfw.model._decimal import to_decimal
@@ -584,7 +584,7 @@ class _Sleeves(Strategy):
     @staticmethod
     def _sizes_of(
         slot: _Slot, engine: Engine, histories: Mapping[Instrument, BarHistory]
-    ) -> dict[tuple[Instrument, str], tuple[BarHistory, Mapping[str, Indicator]]] | None:
+    ) -> BySize | None:
         """What ``ctx.history(..., bar_size=)`` finds for ``slot``: its own sizes, indicators."""
         sizes = engine._timeframes
         if sizes is None:
@@ -593,7 +593,7 @@ class _Sleeves(Strategy):
             histories, {inst: lane.indicators for inst, lane in engine._lanes.items()}
         )
         prefix = f"{slot.name}:"
-        own: dict[tuple[Instrument, str], tuple[BarHistory, Mapping[str, Indicator]]] = {
+        own = BySize({
             (inst, size): (history, {
                 key.removeprefix(prefix): ind
                 for key, ind in indicators.items()
@@ -605,7 +605,7 @@ class _Sleeves(Strategy):
                 (inst, frame.name) in slot.sizes and size in frame.spellings
                 for frame in sizes.frames.get(inst, ())
             )
-        }  # fmt: skip
+        })  # fmt: skip
         # the union names each size once ("1h"): a strategy that wrote "60min" reads it so
         for (inst, spelling), name in slot.spelt.items():
             if (inst, name) in own:

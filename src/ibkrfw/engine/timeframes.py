@@ -41,6 +41,40 @@ def size_name(size_ns: int) -> str:
     return f"{size_ns}ns"
 
 
+SizedKey = tuple[Instrument, str]
+Sized = tuple[BarHistory, Mapping[str, Indicator]]
+
+
+@final
+class BySize(dict[SizedKey, Sized]):
+    """What ``ctx.history(..., bar_size=)`` finds, by instrument and size, in any spelling.
+
+    A size is found as the engine names it (``"1h"``) and as the strategy declared it; any
+    other spelling of the same length that :meth:`Strategy.bar_sizes` takes (``"1 hour"``,
+    ``"60min"``) is looked up on its first miss and kept: nothing more on the hot path.
+    """
+
+    def __missing__(self, key: SizedKey) -> Sized:
+        inst, size = key
+        length = _length(size)
+        if length is not None:
+            for (known_inst, known), found in list(self.items()):
+                if known_inst == inst and _length(known) == length:
+                    self[key] = found
+                    return found
+        raise KeyError(key)
+
+
+def _length(size: object) -> int | None:
+    """How long bars of ``size`` are, in nanoseconds, or None if it is not a bar size."""
+    from ibkrfw.data.barsize import bar_size_ns  # the store's spellings (lazy: an adapter)
+
+    try:
+        return bar_size_ns(size)  # type: ignore[arg-type]
+    except ConfigError:
+        return None
+
+
 @final
 class _Frame:
     """One larger bar size of one instrument: its builder, history and indicators."""
@@ -85,9 +119,9 @@ class Timeframes:
         self,
         histories: Mapping[Instrument, BarHistory],
         indicators: Mapping[Instrument, dict[str, Indicator]],
-    ) -> dict[tuple[Instrument, str], tuple[BarHistory, Mapping[str, Indicator]]]:
+    ) -> BySize:
         """What :meth:`Context.history` finds by ``(instrument, bar_size)``: every size's."""
-        found: dict[tuple[Instrument, str], tuple[BarHistory, Mapping[str, Indicator]]] = {}
+        found = BySize()
         for inst, name in self.base.items():
             found[inst, name] = (histories[inst], indicators.get(inst, {}))
         for inst, frames in self.frames.items():
