@@ -581,7 +581,7 @@ def test_timeframes_a_declared_size_reads_in_any_spelling_bar_sizes_takes() -> N
             self.name_ = name
 
         def bar_sizes(self) -> Mapping[Instrument, Sequence[str]]:
-            return {ACME: ["1h"]}
+            return {ACME: ["1h", "1d"]}
 
         def indicators(self) -> Mapping[str, Indicator]:
             return {"sma": SMA(2)}
@@ -595,6 +595,9 @@ def test_timeframes_a_declared_size_reads_in_any_spelling_bar_sizes_takes() -> N
                 seen.setdefault(f"{self.name_}:{spelling}", []).append((sma.value, last))
             with pytest.raises(ConfigError, match="no bars of size '2h'"):
                 ctx.history(ACME, 1, bar_size="2h")
+            ctx.history(ACME, 1, bar_size="1 day")  # days are sessions: "24h" is no "1d"
+            with pytest.raises(ConfigError, match="no bars of size '24h'"):
+                ctx.history(ACME, 1, bar_size="24h")
 
     frame = one(minutes())
     run(Spellings("alone"), frame)

@@ -50,29 +50,32 @@ class BySize(dict[SizedKey, Sized]):
     """What ``ctx.history(..., bar_size=)`` finds, by instrument and size, in any spelling.
 
     A size is found as the engine names it (``"1h"``) and as the strategy declared it; any
-    other spelling of the same length that :meth:`Strategy.bar_sizes` takes (``"1 hour"``,
-    ``"60min"``) is looked up on its first miss and kept: nothing more on the hot path.
+    other spelling of it that :meth:`Strategy.bar_sizes` takes (``"1 hour"``, ``"60min"``;
+    days and weeks are sessions: ``"24h"`` is not ``"1d"``, nor ``"7d"`` ``"1w"``) is
+    looked up on its first miss and kept: nothing more on the hot path.
     """
 
     def __missing__(self, key: SizedKey) -> Sized:
         inst, size = key
-        length = _length(size)
-        if length is not None:
+        name = _name(size)
+        if name is not None:
             for (known_inst, known), found in list(self.items()):
-                if known_inst == inst and _length(known) == length:
+                if known_inst == inst and _name(known) == name:
                     self[key] = found
                     return found
         raise KeyError(key)
 
 
-def _length(size: object) -> int | None:
-    """How long bars of ``size`` are, in nanoseconds, or None if it is not a bar size."""
-    from ibkrfw.data.barsize import bar_size_ns  # the store's spellings (lazy: an adapter)
+def _name(size: object) -> str | None:
+    """The engine's one name of a bar size (as plan_timeframes names it), or None."""
+    from ibkrfw.data.barsize import bar_size_ns, normalize_bar_size  # lazy: an adapter
 
     try:
-        return bar_size_ns(size)  # type: ignore[arg-type]
+        name = normalize_bar_size(size)  # type: ignore[arg-type]
     except ConfigError:
         return None
+    size_ns = bar_size_ns(name)
+    return size_name(size_ns) if size_ns < _DAY_NS else name  # "60min" is "1h"; "7d" not "1w"
 
 
 @final
