@@ -260,7 +260,6 @@ class _Slot:
         self.on_bar = self.strategy.on_bar if kind.on_bar is not base.on_bar else None
         self.on_slice = self.strategy.on_slice if kind.on_slice is not base.on_slice else None
         self.sizes: set[tuple[Instrument, str]] = set()  # the larger bar sizes it declared
-        self.spelt: dict[tuple[Instrument, str], str] = {}  # as it spelt them: their one name
 
 
 class _Router:
@@ -460,13 +459,12 @@ class _Sleeves(Strategy):
         union: dict[Instrument, list[str]] = {}
         for slot in self.slots:
             own = plan_timeframes(slot.strategy, engine.feeds, {})  # its own errors, named
-            slot.sizes, slot.spelt = set(), {}
+            slot.sizes = set()
             if own is None:
                 continue
             for inst, frames in own.frames.items():
                 for frame in frames:
                     slot.sizes.add((inst, frame.name))
-                    slot.spelt.update({(inst, s): frame.name for s in frame.spellings})
                     names = union.setdefault(inst, [])
                     if frame.name not in names:  # the size's one name, however it was spelt
                         names.append(frame.name)
@@ -593,7 +591,7 @@ class _Sleeves(Strategy):
             histories, {inst: lane.indicators for inst, lane in engine._lanes.items()}
         )
         prefix = f"{slot.name}:"
-        own = BySize({
+        return BySize({
             (inst, size): (history, {
                 key.removeprefix(prefix): ind
                 for key, ind in indicators.items()
@@ -605,12 +603,7 @@ class _Sleeves(Strategy):
                 (inst, frame.name) in slot.sizes and size in frame.spellings
                 for frame in sizes.frames.get(inst, ())
             )
-        })  # fmt: skip
-        # the union names each size once ("1h"): a strategy that wrote "60min" reads it so
-        for (inst, spelling), name in slot.spelt.items():
-            if (inst, name) in own:
-                own.setdefault((inst, spelling), own[inst, name])
-        return own
+        })  # fmt: skip  # "60min" where the union says "1h": found by BySize.__missing__
 
     def _hand_back(self, engine: Engine) -> None:
         """Give each strategy the positions its own records say it held (a restart).
