@@ -3,6 +3,7 @@ from IB's 5-second bars, a restart in the middle; each gets its orders and posit
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
@@ -15,6 +16,8 @@ from ibkrfw import (
     Bar,
     Context,
     Instrument,
+    Order,
+    OrderEvent,
     OrderRequest,
     OrderType,
     Reconciled,
@@ -25,8 +28,10 @@ from ibkrfw import (
     Twap,
     Vwap,
 )
+from ibkrfw.data import DaysBeforeExpiry, synthetic_future_bars
 from ibkrfw.ibkr import IBKRBroker
 from ibkrfw.portfolio import Ledger, TaxLotPortfolio
+from ibkrfw.strategies import FutureRoller
 from ibkrfw.testing import FakeTWS, LiveSession, ScriptedStrategy, bars_frame
 
 ACME = Stock("ACME")
@@ -207,3 +212,62 @@ def test_live_algo_orders_of_two_strategies_net_and_come_back_to_each_after_a_re
     assert books["b"] == -orders["b"].filled_quantity
     assert books["a"] + books["b"] + books["(unallocated)"] == account == held
     assert equity == account_equity
+
+
+CHAIN = synthetic_future_bars(expiries=("20261218", "20270319"), start="2026-11-23")
+DEC, MAR = CHAIN
+
+
+class Hold(Strategy):
+    """Hold two contracts of the continuous future, rolled five days before expiry."""
+
+    def __init__(self) -> None:
+        self.roller = FutureRoller([DEC, MAR], DaysBeforeExpiry(5))
+
+    def on_slice(self, ctx: Context, bars: Sequence[Bar]) -> None:
+        self.roller.update(ctx)
+        self.roller.order_target(ctx, 2)
+
+    def on_order(self, ctx: Context, order: Order, event: OrderEvent) -> None:
+        self.roller.on_order(ctx, order, event)
+
+
+def test_live_roller_in_one_of_two_strategies_rolls_its_own_position_after_a_restart(
+    tmp_path: Path,
+) -> None:
+    # The roller's strategy holds 2 December contracts and the other is short 1 (the
+    # account: 1); the process stops before the roll date. After the restart the roller's
+    # strategy gets its 2 back from the journal, rolls them (and only them) into March,
+    # and buys nothing more; the other strategy's December stays its own.
+    state = tmp_path / "state"
+
+    def short_one(ctx: Context, bar: Bar) -> None:
+        if bar.instrument == DEC:
+            ctx.sell(DEC, 1)
+
+    with FakeTWS(data=CHAIN) as tws:
+        first = {"roll": Hold(), "front": ScriptedStrategy({0: short_one})}
+        with LiveSession(first, tws, state_dir=state) as session:
+            session.step(len(CHAIN[DEC]) - 8)  # before the roll date
+            books = session.engine.portfolios
+            assert (books["roll"].quantity(DEC), books["front"].quantity(DEC)) == (2, -1)
+            session.stop()
+        hold = Hold()
+        with LiveSession(
+            {"roll": hold, "front": ScriptedStrategy({})}, tws, state_dir=state
+        ) as session:
+            session.step(8)
+            deadline = time.monotonic() + 10
+            while not hold.roller.rolls and time.monotonic() < deadline:
+                time.sleep(0.01)
+            engine, broker = session.engine, session.broker
+            assert isinstance(broker, IBKRBroker)
+            books = {n: (b.quantity(DEC), b.quantity(MAR)) for n, b in engine.portfolios.items()}
+            assert engine.portfolio is not None
+            account = (engine.portfolio.quantity(DEC), engine.portfolio.quantity(MAR))
+            refs = [o.order_ref for o in broker.journal.orders()]
+            session.stop()
+    assert [(r.status, r.quantity) for r in hold.roller.rolls] == [("done", 2)]
+    assert books == {"roll": (0, 2), "front": (-1, 0), "(unallocated)": (0, 0)}
+    assert account == (-1, 2)
+    assert refs == ["ibkrfw:1/front", "ibkrfw:2/roll", "ibkrfw:3/roll:roll", "ibkrfw:4/roll:roll"]
