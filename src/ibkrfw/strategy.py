@@ -487,9 +487,20 @@ class Context:
             ``what``, the request that was refused and why.
 
         Raises:
-            OrderError: if ``requests`` is empty or holds something other than
-                :class:`~ibkrfw.OrderRequest`.
+            OrderError: if ``requests`` is not a sequence (one request, a string), is
+                empty, or holds something other than :class:`~ibkrfw.OrderRequest`.
         """
+        given: object = requests  # typed as a sequence; a strategy may pass anything
+        if isinstance(given, OrderRequest | str) or not isinstance(given, Sequence):
+            what_ = (
+                "one OrderRequest"
+                if isinstance(given, OrderRequest)
+                else f"{type(given).__name__} {given!r}"
+            )
+            raise OrderError(
+                f"submit_together takes a non-empty sequence of OrderRequest, got {what_}: "
+                "put it in a list, e.g. ctx.submit_together([close, open_])"
+            )
         requests = list(requests)
         if not requests or not all(isinstance(r, OrderRequest) for r in requests):
             raise OrderError(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from decimal import Decimal
 
@@ -20,7 +21,7 @@ from ibkrfw.data import (
     roll_schedule,
     synthetic_future_bars,
 )
-from ibkrfw.errors import ConfigError
+from ibkrfw.errors import ConfigError, OrderError
 from ibkrfw.model.events import OrderEvent
 from ibkrfw.risk import MaxPosition, Protection, RestrictedList, StopLoss
 from ibkrfw.sim import DataFrameFeed, SimBroker
@@ -259,6 +260,13 @@ def _fill(month: Future, quantity: int):  # type: ignore[no-untyped-def]
         (MONTHS[0], DaysBeforeExpiry(5), "as a list of Future"),
         ([MONTHS[0], "ESH7"], DaysBeforeExpiry(5), "'ESH7' is not a Future"),
         ([MONTHS[0], Future("NQ", expiry="20270319")], DaysBeforeExpiry(5), "same future"),
+        # a month built by hand without its multiplier: a roll would keep the quantity and
+        # change the exposure fifty times
+        (
+            [MONTHS[0], Future("ES", expiry="20270319", exchange="CME")],
+            DaysBeforeExpiry(5),
+            r"ES\.20270319\.CME has a multiplier of 1, ES\.20261218\.CME of 50",
+        ),
         (MONTHS, 5, "give a RollRule"),
         (MONTHS, VolumeCrossover(column="open_interest"), "open interest"),
         (MONTHS, DaysBeforeExpiry(0), r"DaysBeforeExpiry\(1\) or more"),
@@ -299,6 +307,36 @@ def test_submit_together_refuses_a_shrunk_order_whole() -> None:
     assert first.status == second.status == "DENIED"
     assert "pair refused: its order 2 of 2 (BUY 5 ES.20270319.CME)" in second.reason
     assert "go whole or not at all" in second.reason
+
+
+@pytest.mark.parametrize(
+    ("requests", "match"),
+    [
+        (OrderRequest(MONTHS[0], "BUY", 1), "got one OrderRequest: put it in a list"),
+        ("BUY", "got str 'BUY'"),
+        ([], "got \\[\\]"),
+        ([OrderRequest(MONTHS[0], "BUY", 1), "x"], "\\['OrderRequest', 'str'\\]"),
+    ],
+)
+def test_submit_together_of_something_not_a_list_of_requests_is_an_order_error(
+    requests: object, match: str
+) -> None:
+    # one request where a list is meant is a typed error naming what was given, not a
+    # TypeError from iterating it (nor a string taken for a sequence of characters)
+    raised: list[Exception] = []
+
+    class Bad(Strategy):
+        @override
+        def on_bar(self, ctx: Context, bar: Bar) -> None:
+            if not raised:
+                try:
+                    ctx.submit_together(requests)  # type: ignore[arg-type]
+                except Exception as exc:  # what it raises is the test
+                    raised.append(exc)
+
+    _run(Bad())
+    assert isinstance(raised[0], OrderError), raised
+    assert re.search(match, str(raised[0])), str(raised[0])
 
 
 def test_simbroker_settles_a_future_held_past_its_last_trading_day() -> None:

@@ -53,6 +53,7 @@ from ibkrfw import (
     OrderStatus,
     PortfolioView,
     Side,
+    Sleeve,
     Stock,
     Strategy,
     TimerFired,
@@ -669,3 +670,67 @@ def test_a_take_profit_rounded_to_nothing_still_shrinks_with_the_position() -> N
     _, result = run(scenario)  # the player checks every invariant as it goes
     take = [o for o in result.order_list if o.request.tag == "take-profit"]
     assert take and take[-1].quantity == take[-1].filled_quantity + 5
+
+
+# --- several strategies: each plays its own script on its own books --------------------------
+@settings(
+    max_examples=max(150, settings.default.max_examples // 2),
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(scenarios(), scenarios())
+def test_the_books_hold_for_each_of_two_strategies_on_one_account(
+    first: Scenario, second: Scenario
+) -> None:
+    # Two players, each with a capital of CASH (the account has twice that), on the first
+    # scenario's bars and configuration, each playing its own script: every player's own
+    # invariants hold against its own books (its position is its fills, its cash is CASH
+    # less what they cost, a target reached or a denial saying why), and the books add up
+    # to the account. Protection is refused with several strategies and brackets denied:
+    # the rig plays them anyway (denials must say why).
+    second = attrs.evolve(second, frames=first.frames)
+    count = len(first.frames)
+    script = {
+        bar: [(i % count, action) for i, action in acts] for bar, acts in second.script.items()
+    }
+    second = attrs.evolve(second, script=script, protection="none")
+    first = attrs.evolve(first, protection="none")
+    account: dict[str, Any] = {
+        "margin": {},
+        "cash": {"account": "cash"},
+        "unlimited": {"initial_margin": None},
+    }[first.account]
+    broker = SimBroker(
+        2 * CASH,
+        fill_timing=first.fill_timing,  # type: ignore[arg-type]
+        favourable_first=first.favourable_first,
+        volume_limit=first.volume_limit,
+        commission=IBKRFixedCommission() if first.costs else None,
+        slippage=FixedBpsSlippage(5) if first.costs else None,
+        **account,
+    )
+    players = {"p1": Player(first, None), "p2": Player(second, None)}
+    engine = Engine(
+        {name: Sleeve(p, capital=CASH) for name, p in players.items()},
+        DataFrameFeed(first.frames),
+        broker,
+        risk_rules=[RULES[r]() for r in first.rules],
+        risk_monitors=[MONITORS[m]() for m in first.monitors],
+    )
+    result = engine.run()
+    assert all(p.checks > 0 for p in players.values())
+    books, whole = engine.portfolios, engine.portfolio
+    assert whole is not None
+    for inst in first.frames:
+        assert sum(b.quantity(inst) for b in books.values()) == whole.quantity(inst)
+    assert sum((b.cash for b in books.values()), Decimal(0)) == whole.cash
+    # equity is float: to the cent, not rounded each side (x.xx5 may round either way)
+    assert math.isclose(sum(b.equity for b in books.values()), whole.equity, abs_tol=1e-6)
+    for name, player in players.items():  # its result's fills are those it was told of
+        part = result.strategies[name]  # (a flatten's parts in its books told as one)
+        for inst in first.frames:
+            booked = sum((f.quantity * f.side.sign for f in part.fill_list
+                          if f.instrument == inst), Decimal(0))  # fmt: skip
+            told = sum((f.quantity * f.side.sign for f in player.fills
+                        if f.instrument == inst), Decimal(0))  # fmt: skip
+            assert booked == told == books[name].quantity(inst)
+        assert sum(f.commission for f in part.fill_list) == sum(f.commission for f in player.fills)

@@ -12,6 +12,8 @@ from hypothesis import strategies as st
 from typing_extensions import override
 
 from ibkrfw import (
+    Adaptive,
+    ArrivalPrice,
     Bar,
     ConfigError,
     Context,
@@ -27,6 +29,8 @@ from ibkrfw import (
     Stock,
     Strategy,
     TimerFired,
+    Twap,
+    Vwap,
 )
 from ibkrfw.data import sample_feed
 from ibkrfw.engine import EngineObserver
@@ -418,3 +422,165 @@ def test_engine_flatten_closes_each_strategy_in_its_own_books(volume: float) -> 
     }  # fmt: skip
     assert sum((b.cash for b in books.values()), Decimal(0)) == account.cash
     assert sum((b.commission for b in books.values()), Decimal(0)) == account.commission
+
+
+# --- found by the review of issue 24 -----------------------------------------------------
+def test_engine_one_strategy_instance_in_two_sleeves_is_refused_naming_both() -> None:
+    # One object in two sleeves would run twice per bar with one state (a FutureRoller's
+    # month, an indicator's window): the second sleeve then acts on the first's state.
+    shared = Target()
+    with pytest.raises(ConfigError, match="'a' and 'b' are the same Target instance"):
+        Engine({"a": shared, "b": shared}, _feed(2), SimBroker())
+    with pytest.raises(ConfigError, match="give each sleeve its own instance"):
+        Engine([Sleeve(shared, name="x"), Sleeve(shared, name="y")], _feed(2), SimBroker())
+
+
+def test_engine_sleeve_left_without_capital_is_refused_at_the_start() -> None:
+    # The sleeves with a capital take the whole account: an equal share of nothing would
+    # start a strategy with no cash, its every order denied for buying power.
+    engine = Engine(
+        [Sleeve(Target(), name="all", capital=100_000), Sleeve(Target(), name="none")],
+        _feed(2),
+        SimBroker(cash=100_000),
+    )
+    with pytest.raises(ConfigError, match="leave nothing for 'none'"):
+        engine.run()
+
+
+ALGOS = st.sampled_from([Vwap(), Vwap(max_pct_vol="0.5"), Twap(), ArrivalPrice(), Adaptive()])
+ALGO_STEP = st.tuples(
+    st.integers(0, 9),  # the bar
+    st.integers(0, 2),  # which strategy
+    st.sampled_from(["BUY", "SELL"]),
+    st.integers(1, 400),
+    ALGOS,
+    st.one_of(st.none(), st.integers(-150, 150)),  # a market order, or a limit this far off
+    st.booleans(),  # cancel the strategy's working orders first
+)
+
+
+@attrs.define
+class AlgoScript(Strategy):
+    """Send the algo orders of its script, bar by bar; cancel its working ones when told."""
+
+    script: dict[int, list[tuple[str, int, object, int | None, bool]]]
+    _bar: int = 0
+
+    @override
+    def on_slice(self, ctx: Context, bars: object) -> None:
+        for side, quantity, algo, offset, cancel in self.script.get(self._bar, []):
+            if cancel:
+                for order in ctx.open_orders(ACME):
+                    ctx.cancel(order)
+            if offset is None:
+                request = OrderRequest.market(ACME, side, quantity, algo=algo)  # type: ignore[arg-type]
+            else:
+                price = round(ctx.price(ACME) + offset / 100, 2)
+                request = OrderRequest.limit(ACME, side, quantity, price, algo=algo)  # type: ignore[arg-type]
+            ctx.submit(request)
+        self._bar += 1
+
+
+@settings(deadline=None, max_examples=60, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    steps=st.lists(ALGO_STEP, max_size=12),
+    volumes=st.lists(st.sampled_from([0.0, 7.0, 333.0, 5_000.0]), min_size=12, max_size=12),
+    drift=st.lists(st.integers(-300, 300), min_size=12, max_size=12),
+    flatten_at=st.one_of(st.none(), st.integers(2, 10)),
+    lots=st.sampled_from([None, "fifo", "hifo"]),
+)
+def test_algo_slices_of_several_strategies_add_up_to_the_account_to_the_cent(
+    steps: list[tuple[int, int, str, int, object, int | None, bool]],
+    volumes: list[float],
+    drift: list[int],
+    flatten_at: int | None,
+    lots: str | None,
+) -> None:
+    # Vwap/Twap/Arrival Price orders of three strategies, netting on one instrument, filled
+    # in partial slices per bar (the bars' volume, the broker's volume limit): every slice is
+    # booked in its own order's strategy, and the books add up to the account to the cent.
+    scripts: list[dict[int, list[tuple[str, int, object, int | None, bool]]]] = [{}, {}, {}]
+    for bar, who, side, quantity, algo, offset, cancel in steps:
+        scripts[who].setdefault(bar, []).append((side, quantity, algo, offset, cancel))
+    closes = [100.0]
+    for cents in drift[1:]:
+        closes.append(max(5.0, round(closes[-1] + cents / 100, 2)))
+    frame = _frame(closes)
+    frame["volume"] = volumes
+    engine = Engine(
+        {f"s{i}": AlgoScript(scripts[i]) for i in range(3)},
+        DataFrameFeed({ACME: frame}),
+        SimBroker(
+            cash=1_000_000, volume_limit=0.5, commission=PerShareCommission("0.0037", "0.35")
+        ),
+        observers=[] if flatten_at is None else [_FlattenAt(flatten_at)],
+        portfolio=None if lots is None else TaxLotPortfolio(1_000_000, method=lots),  # type: ignore[arg-type]
+    )
+    result = engine.run()
+    account = engine.portfolio
+    assert account is not None
+    books = engine.portfolios
+    assert sum(b.quantity(ACME) for b in books.values()) == account.quantity(ACME)
+    assert sum((b.cash for b in books.values()), Decimal(0)) == account.cash
+    assert sum((b.commission for b in books.values()), Decimal(0)) == account.commission
+    assert round(sum(b.equity for b in books.values()), 2) == round(account.equity, 2)
+    for name in ("s0", "s1", "s2"):  # each strategy's position is the sum of its own fills
+        own = sum(
+            (f.quantity * f.side.sign for f in books[name].fills if f.instrument == ACME),
+            Decimal(0),
+        )
+        assert own == books[name].quantity(ACME)
+    parts = [p.equity["equity"] for p in result.strategies.values()]
+    total = sum(parts) + float(books["(unallocated)"].equity)
+    assert (total - result.equity["equity"]).abs().max() < 0.01
+    filled: dict[int, Decimal] = {}
+    for fill in account.fills:
+        filled[fill.order_id] = filled.get(fill.order_id, Decimal(0)) + fill.quantity
+    for order in engine.orders:
+        assert order.filled_quantity <= order.quantity
+        assert filled.get(order.order_id, Decimal(0)) == order.filled_quantity
+        # each algo slice is booked once, in its own order's strategy (a flatten's shared)
+        if order.request.tag != "flatten" and order.order_id in filled:
+            mine = books[order.request.strategy].fills
+            assert (
+                sum((f.quantity for f in mine if f.order_id == order.order_id), Decimal(0))
+                == filled[order.order_id]
+            )
+
+
+@attrs.define
+class Tracks(Target):
+    """A Target that keeps its own position from the fills ``on_fill`` tells it of."""
+
+    told: Decimal = Decimal(0)
+    seen: list[tuple[Decimal, Decimal]] = attrs.field(factory=list)
+
+    @override
+    def on_bar(self, ctx: Context, bar: Bar) -> None:
+        self.seen.append((self.told, ctx.position(ACME).quantity))
+        super().on_bar(ctx, bar)
+
+    @override
+    def on_fill(self, ctx: Context, fill: object) -> None:
+        self.told += fill.quantity * fill.side.sign  # type: ignore[attr-defined]
+        self.seen.append((self.told, ctx.position(ACME).quantity))  # as each fill is told
+
+
+@pytest.mark.parametrize("volume", [1_000_000.0, 6.0])  # whole, or partial fills
+def test_engine_flatten_tells_each_strategy_of_the_fills_that_closed_it(volume: float) -> None:
+    # Found by the invariants rig under several strategies: the flatten's fills booked in a
+    # strategy's ledger (its share, and the crossing of opposite positions) never reached its
+    # on_fill, so a strategy keeping its position from its fills disagreed with
+    # ctx.position(). Alone, a strategy is told of the flatten's fills.
+    long, short, more = Tracks(10), Tracks(-4), Tracks(3)
+    engine = Engine(
+        {"long": long, "short": short, "more": more},
+        DataFrameFeed({ACME: _frame([100.0 + (i % 7) for i in range(12)], volume)}),
+        SimBroker(cash=100_000, volume_limit=1.0, commission=PerShareCommission("0.013", 1)),
+        observers=[_FlattenAt()],
+    )
+    engine.run()
+    books = engine.portfolios
+    for name, strategy in (("long", long), ("short", short), ("more", more)):
+        assert strategy.told == books[name].quantity(ACME), name
+        assert all(told == held for told, held in strategy.seen), (name, strategy.seen)

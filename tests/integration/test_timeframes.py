@@ -532,3 +532,81 @@ def test_timeframes_with_several_strategies_a_bad_declaration_names_its_strategy
     )
     with pytest.raises(ConfigError, match=r"Recorder.bar_sizes\(\)\[ACME.*not understood"):
         engine.run()
+
+
+class ReadsAsDeclared(Strategy):
+    """Declares ``size`` as it likes to spell it, and reads its history and SMA that way."""
+
+    def __init__(self, size: str, n: int) -> None:
+        self.size, self.n = size, n
+        self.seen: list[tuple[float, float]] = []
+
+    def bar_sizes(self) -> Mapping[Instrument, Sequence[str]]:
+        return {ACME: [self.size]}
+
+    def indicators(self) -> Mapping[str, Indicator]:
+        return {"sma": SMA(self.n)}
+
+    def on_bar(self, ctx: Context, bar: Bar) -> None:
+        if ctx.bar_size == "1min":
+            return
+        sma = ctx.indicator(ACME, "sma", bar_size=self.size)
+        closes = ctx.history(ACME, self.n, bar_size=self.size).close
+        if sma.ready:
+            self.seen.append((sma.value, float(closes.mean())))
+
+
+def test_timeframes_with_several_strategies_a_size_reads_as_its_strategy_spelt_it() -> None:
+    # Alone, a strategy declaring "60min" reads ctx.history(bar_size="60min"); beside one
+    # declaring "1h" (the same size, built once), it must read it the same way, with its own
+    # indicator of that size.
+    frame = one(minutes())
+    alone = ReadsAsDeclared("60min", 2)
+    run(alone, frame)
+    hour, sixty = ReadsAsDeclared("1h", 3), ReadsAsDeclared("60min", 2)
+    Engine({"h": hour, "m": sixty}, DataFrameFeed(frame, ACME), SimBroker()).run()
+    assert alone.seen and sixty.seen == alone.seen
+    assert hour.seen and hour.seen != sixty.seen  # its own SMA(3), not the other's SMA(2)
+
+
+def test_timeframes_a_declared_size_reads_in_any_spelling_bar_sizes_takes() -> None:
+    # bar_sizes() takes "1h", "60min", "1 hour" and "1H" as one size: ctx.history and
+    # ctx.indicator read it in any of them (they said "no bars of size '1 hour'" and told to
+    # declare what was declared), alone and beside another strategy; an undeclared size is
+    # still refused.
+    seen: dict[str, list[tuple[float, float]]] = {}
+
+    class Spellings(Strategy):
+        def __init__(self, name: str) -> None:
+            self.name_ = name
+
+        def bar_sizes(self) -> Mapping[Instrument, Sequence[str]]:
+            return {ACME: ["1h", "1d"]}
+
+        def indicators(self) -> Mapping[str, Indicator]:
+            return {"sma": SMA(2)}
+
+        def on_bar(self, ctx: Context, bar: Bar) -> None:
+            if ctx.bar_size != "1h":
+                return
+            for spelling in ("1h", "60min", "1 hour", "1H", "60 mins"):
+                sma = ctx.indicator(ACME, "sma", bar_size=spelling)
+                last = ctx.history(ACME, 1, bar_size=spelling).close[-1]
+                seen.setdefault(f"{self.name_}:{spelling}", []).append((sma.value, last))
+            with pytest.raises(ConfigError, match="no bars of size '2h'"):
+                ctx.history(ACME, 1, bar_size="2h")
+            ctx.history(ACME, 1, bar_size="1 day")  # days are sessions: "24h" is no "1d"
+            with pytest.raises(ConfigError, match="no bars of size '24h'"):
+                ctx.history(ACME, 1, bar_size="24h")
+
+    frame = one(minutes())
+    run(Spellings("alone"), frame)
+    Engine(
+        {"a": Spellings("a"), "b": Recorder({ACME: ["1d"]})},
+        DataFrameFeed(frame, ACME),
+        SimBroker(),
+    ).run()
+    for who in ("alone", "a"):
+        assert seen[f"{who}:1h"]
+        for spelling in ("60min", "1 hour", "1H", "60 mins"):
+            assert seen[f"{who}:{spelling}"] == seen[f"{who}:1h"]

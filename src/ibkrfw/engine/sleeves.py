@@ -23,7 +23,7 @@ from ibkrfw.core.history import BarHistory
 from ibkrfw.core.orderbook import StrategyOrders
 from ibkrfw.engine.curve import equity_curve
 from ibkrfw.engine.result import RunResult
-from ibkrfw.engine.timeframes import plan_timeframes
+from ibkrfw.engine.timeframes import BySize, plan_timeframes
 from ibkrfw.errors import ConfigError
 from ibkrfw.indicators.core import Indicator
 from ibkrfw.model._decimal import to_decimal
@@ -162,7 +162,8 @@ def sleeves_of(strategies: object) -> tuple[Sleeve, ...] | None:
 
     Raises:
         ConfigError: if it is not a Strategy, a sequence or a mapping of them (or of
-            Sleeves), is empty, or two sleeves share a name.
+            Sleeves), is empty, two sleeves share a name, or one strategy instance is
+            given twice.
     """
     if isinstance(strategies, Strategy):
         return None
@@ -191,6 +192,7 @@ def sleeves_of(strategies: object) -> tuple[Sleeve, ...] | None:
     if not items:
         raise ConfigError("Engine: give at least one strategy (the list or dict is empty)")
     seen: set[str] = set()
+    owners: dict[int, str] = {}
     for sleeve in items:
         label = sleeve.label
         if _NAME.fullmatch(label) is None:
@@ -204,6 +206,13 @@ def sleeves_of(strategies: object) -> tuple[Sleeve, ...] | None:
                 f"(a dict {{'{label}_a': ..., '{label}_b': ...}} or Sleeve(name=...))"
             )
         seen.add(label)
+        first = owners.setdefault(id(sleeve.strategy), label)
+        if first != label:  # one object would run twice per bar, on one state
+            raise ConfigError(
+                f"Engine: the strategies {first!r} and {label!r} are the same "
+                f"{type(sleeve.strategy).__name__} instance: give each sleeve its own instance "
+                "(build it twice, or copy.deepcopy it)"
+            )
     return tuple(items)
 
 
@@ -418,6 +427,8 @@ class _Sleeves(Strategy):
         self.unallocated: _Book | None = None
         self._bar_slots: tuple[_Slot, ...] = ()
         self._ready = False
+        # a flatten's fill, by fill id: the parts booked in each strategy's ledger, for its on_fill
+        self._shares: dict[str, list[tuple[_Slot, Fill]]] = {}
 
     # --- what the engine asks of a strategy ------------------------------------------------
     @property
@@ -483,6 +494,13 @@ class _Sleeves(Strategy):
             if free
             else Decimal(0)
         )
+        if free and share <= 0:
+            names = ", ".join(repr(self.slots[i].name) for i in free)
+            raise ConfigError(
+                f"the sleeves' capital adds up to {allotted} of the account's {total} and would "
+                f"leave nothing for {names}: give the sleeves budgets that leave it some, or "
+                "give it a capital of its own"
+            )
         return [share if c is None else c for c in given]
 
     @override
@@ -564,7 +582,7 @@ class _Sleeves(Strategy):
     @staticmethod
     def _sizes_of(
         slot: _Slot, engine: Engine, histories: Mapping[Instrument, BarHistory]
-    ) -> dict[tuple[Instrument, str], tuple[BarHistory, Mapping[str, Indicator]]] | None:
+    ) -> BySize | None:
         """What ``ctx.history(..., bar_size=)`` finds for ``slot``: its own sizes, indicators."""
         sizes = engine._timeframes
         if sizes is None:
@@ -573,7 +591,7 @@ class _Sleeves(Strategy):
             histories, {inst: lane.indicators for inst, lane in engine._lanes.items()}
         )
         prefix = f"{slot.name}:"
-        return {
+        return BySize({
             (inst, size): (history, {
                 key.removeprefix(prefix): ind
                 for key, ind in indicators.items()
@@ -585,7 +603,7 @@ class _Sleeves(Strategy):
                 (inst, frame.name) in slot.sizes and size in frame.spellings
                 for frame in sizes.frames.get(inst, ())
             )
-        }  # fmt: skip
+        })  # fmt: skip  # "60min" where the union says "1h": found by BySize.__missing__
 
     def _hand_back(self, engine: Engine) -> None:
         """Give each strategy the positions its own records say it held (a restart).
@@ -730,6 +748,15 @@ class _Sleeves(Strategy):
         engine, inst = self._engine(), fill.instrument
         sign, price, ts = fill.side.sign, fill.price, fill.ts_ns
         books = [self._book(slot) for slot in self.slots]
+        slot_of = {id(book): slot for book, slot in zip(books, self.slots, strict=True)}
+        told = self._shares.setdefault(fill.fill_id, [])
+
+        def book_in(book: _Book, part: Fill) -> None:
+            book.book(part, engine)
+            slot = slot_of.get(id(book))
+            if slot is not None:  # its strategy's on_fill is told of it (see on_fill)
+                told.append((slot, part))
+
         closing = [b for b in books if b.ledger.quantity(inst) * sign < 0]
         wrong = [b for b in books if b.ledger.quantity(inst) * sign > 0]
         for book in wrong:  # crossed with those the fill closes, at its price
@@ -738,8 +765,8 @@ class _Sleeves(Strategy):
                 if not size:
                     continue
                 for who, side in ((book, _flip(fill.side)), (other, fill.side)):
-                    who.book(Fill(fill.order_id, inst, side, size, price, Decimal(0), ts,
-                                  f"{fill.fill_id}:cross"), engine)  # fmt: skip
+                    book_in(who, Fill(fill.order_id, inst, side, size, price, Decimal(0), ts,
+                                      f"{fill.fill_id}:cross"))  # fmt: skip
         left, fee = fill.quantity, fill.commission
         shares: list[tuple[_Book, Decimal]] = []
         for book in closing:
@@ -754,8 +781,8 @@ class _Sleeves(Strategy):
             last = number == len(shares) - 1
             cost = fee - paid if last else (fee * take / fill.quantity).quantize(Decimal("0.01"))
             paid += cost
-            book.book(attrs.evolve(fill, quantity=take, commission=cost,
-                                   fill_id=f"{fill.fill_id}:{number}"), engine)  # fmt: skip
+            book_in(book, attrs.evolve(fill, quantity=take, commission=cost,
+                                       fill_id=f"{fill.fill_id}:{number}"))  # fmt: skip
 
     def _share_settlement(self, contract: Instrument, fills: Sequence[Fill]) -> None:
         """Settle each strategy's own holding of an expired ``contract`` (option, future).
@@ -793,6 +820,17 @@ class _Sleeves(Strategy):
         slot = self._owner(order.request) if order is not None else None
         if slot is not None:
             slot.strategy.on_fill(self._ctx(slot), fill)
+        elif self._shares:  # a flatten's: each strategy is told of the parts in its books
+            # as one fill (its parts have one price and side), its books then being its fills
+            told: dict[str, tuple[_Slot, Fill]] = {}
+            for owner, part in self._shares.pop(fill.fill_id, ()):
+                seen = told.get(owner.name)
+                told[owner.name] = (owner, part if seen is None else attrs.evolve(
+                    seen[1], quantity=seen[1].quantity + part.quantity,
+                    commission=seen[1].commission + part.commission,
+                ))  # fmt: skip
+            for owner, whole in told.values():
+                owner.strategy.on_fill(self._ctx(owner), whole)
 
     @override
     def on_timer(self, ctx: Context, timer: TimerFired) -> None:

@@ -41,6 +41,43 @@ def size_name(size_ns: int) -> str:
     return f"{size_ns}ns"
 
 
+SizedKey = tuple[Instrument, str]
+Sized = tuple[BarHistory, Mapping[str, Indicator]]
+
+
+@final
+class BySize(dict[SizedKey, Sized]):
+    """What ``ctx.history(..., bar_size=)`` finds, by instrument and size, in any spelling.
+
+    A size is found as the engine names it (``"1h"``) and as the strategy declared it; any
+    other spelling of it that :meth:`Strategy.bar_sizes` takes (``"1 hour"``, ``"60min"``;
+    days and weeks are sessions: ``"24h"`` is not ``"1d"``, nor ``"7d"`` ``"1w"``) is
+    looked up on its first miss and kept: nothing more on the hot path.
+    """
+
+    def __missing__(self, key: SizedKey) -> Sized:
+        inst, size = key
+        name = _name(size)
+        if name is not None:
+            for (known_inst, known), found in list(self.items()):
+                if known_inst == inst and _name(known) == name:
+                    self[key] = found
+                    return found
+        raise KeyError(key)
+
+
+def _name(size: object) -> str | None:
+    """The engine's one name of a bar size (as plan_timeframes names it), or None."""
+    from ibkrfw.data.barsize import bar_size_ns, normalize_bar_size  # lazy: an adapter
+
+    try:
+        name = normalize_bar_size(size)  # type: ignore[arg-type]
+    except ConfigError:
+        return None
+    size_ns = bar_size_ns(name)
+    return size_name(size_ns) if size_ns < _DAY_NS else name  # "60min" is "1h"; "7d" not "1w"
+
+
 @final
 class _Frame:
     """One larger bar size of one instrument: its builder, history and indicators."""
@@ -85,9 +122,9 @@ class Timeframes:
         self,
         histories: Mapping[Instrument, BarHistory],
         indicators: Mapping[Instrument, dict[str, Indicator]],
-    ) -> dict[tuple[Instrument, str], tuple[BarHistory, Mapping[str, Indicator]]]:
+    ) -> BySize:
         """What :meth:`Context.history` finds by ``(instrument, bar_size)``: every size's."""
-        found: dict[tuple[Instrument, str], tuple[BarHistory, Mapping[str, Indicator]]] = {}
+        found = BySize()
         for inst, name in self.base.items():
             found[inst, name] = (histories[inst], indicators.get(inst, {}))
         for inst, frames in self.frames.items():

@@ -106,6 +106,13 @@ def _chain(contracts: object) -> tuple[Future, ...]:
                 f"FutureRoller: {contract.id} is not of the same future as {first.id}; give "
                 "the months of one symbol and currency"
             )
+        if contract.multiplier != first.multiplier:  # a roll keeps the number of contracts
+            raise ConfigError(
+                f"FutureRoller: {contract.id} has a multiplier of {contract.multiplier}, "
+                f"{first.id} of {first.multiplier}: give every month its multiplier "
+                "(Future(..., multiplier=...)); a roll keeps the number of contracts, so the "
+                "months must be of one size"
+            )
     if len(set(chain)) != len(chain):
         raise ConfigError(f"FutureRoller: a contract is given twice in {[c.id for c in chain]}")
     return tuple(chain)
@@ -152,7 +159,8 @@ class FutureRoller:
         lookback: Bars a rule of your own is shown (the built-in rules need 2, or ``days + 1``).
 
     Raises:
-        ConfigError: for an empty or mixed chain, a rule that is not a
+        ConfigError: for an empty or mixed chain (months of other symbols, currencies or
+            multipliers), a rule that is not a
             :class:`~ibkrfw.data.RollRule`, a rule on open interest (bars in a run carry none),
             or a ``lookback`` below 2.
 
