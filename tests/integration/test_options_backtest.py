@@ -355,11 +355,18 @@ def test_several_strategies_each_settle_their_own_options_at_expiry() -> None:
     # the short one is assigned and delivers 100; together they are the account, to the cent.
     data = frames([99, 100, 103, 105, 104, 106], {CALL: [1.5, 2.0, 3.5, 5.0, 4.0, 6.0]})
     long, short = Script({0: buy(CALL, 3)}), Script({0: buy(CALL, 1, "SELL")})
+    idle = Script({})  # held none: told of none
     broker = SimBroker(1_000_000, commission=IBKRFixedCommission())
-    engine = Engine({"long": long, "short": short}, DataFrameFeed(data), broker)
+    engine = Engine({"long": long, "short": short, "idle": idle}, DataFrameFeed(data), broker)
     result = engine.run()
+    # each strategy is told of its own settlement: its quantity, its side, its fills
     [settled] = long.settled
-    assert (settled.action, settled.quantity) == ("exercised", 2)
+    assert (settled.action, settled.quantity) == ("exercised", 3)
+    assert [(f.side, f.quantity) for f in settled.fills] == [(Side.SELL, 3), (Side.BUY, 300)]
+    [assigned] = short.settled
+    assert (assigned.action, assigned.quantity) == ("assigned", -1)
+    assert [(f.side, f.quantity) for f in assigned.fills] == [(Side.BUY, 1), (Side.SELL, 100)]
+    assert "this strategy held -1 of the account's 2" in assigned.reason
     books = engine.portfolios
     assert books["long"].quantity(AAPL) == 300 and books["long"].quantity(CALL) == 0
     assert books["short"].quantity(AAPL) == -100 and books["short"].quantity(CALL) == 0
@@ -371,3 +378,4 @@ def test_several_strategies_each_settle_their_own_options_at_expiry() -> None:
     short_part = result.strategies["short"]
     assert short_part.positions.iloc[-1][AAPL.id] == -100
     check_books(result)
+    assert idle.settled == []

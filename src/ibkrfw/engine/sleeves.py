@@ -784,7 +784,9 @@ class _Sleeves(Strategy):
             book_in(book, attrs.evolve(fill, quantity=take, commission=cost,
                                        fill_id=f"{fill.fill_id}:{number}"))  # fmt: skip
 
-    def _share_settlement(self, contract: Instrument, fills: Sequence[Fill]) -> None:
+    def _share_settlement(
+        self, event: OptionSettled | FutureSettled, contract: Instrument
+    ) -> dict[int, OptionSettled | FutureSettled]:
         """Settle each strategy's own holding of an expired ``contract`` (option, future).
 
         The broker settles the account's net holding: each of its fills (the contract
@@ -794,24 +796,46 @@ class _Sleeves(Strategy):
         them reversed (a short call assigned where the account's long calls were exercised).
         The quantities are exact: a holder's share of a fill is its holding times the fill's
         quantity per contract.
+
+        Returns:
+            The event as each strategy that held the contract sees it, by ``id`` of its
+            slot: its own quantity and fills (and, for an option, exercised or assigned by
+            its own side).
         """
         self._set_up()
         engine = self._engine()
-        books = [self._book(slot) for slot in self.slots]
+        books: list[tuple[_Slot | None, _Book]] = [(s, self._book(s)) for s in self.slots]
         if self.unallocated is not None:
-            books.append(self.unallocated)
-        holders = [(b, q) for b in books if (q := b.ledger.quantity(contract))]
-        net = sum((q for _, q in holders), Decimal(0))
+            books.append((None, self.unallocated))
+        holders = [(slot, b, q) for slot, b in books if (q := b.ledger.quantity(contract))]
+        net = sum((q for _, _, q in holders), Decimal(0))
         if not net:  # pragma: no cover - the broker settles a held contract only
-            for fill in fills:
+            for fill in event.fills:
                 self._attribute(None, fill)
-            return
-        for fill in fills:
-            for number, (book, held) in enumerate(holders):
+            return {}
+        own: dict[int, OptionSettled | FutureSettled] = {}
+        for number, (slot, book, held) in enumerate(holders):
+            fills = []
+            for fill in event.fills:
                 share = fill.quantity * held / net
                 side = fill.side if share > 0 else _flip(fill.side)
-                book.book(attrs.evolve(fill, side=side, quantity=abs(share),
-                                       fill_id=f"{fill.fill_id}:{number}"), engine)  # fmt: skip
+                fills.append(attrs.evolve(fill, side=side, quantity=abs(share),
+                                          fill_id=f"{fill.fill_id}:{number}"))  # fmt: skip
+            for fill in fills:
+                book.book(fill, engine)
+            if slot is None:
+                continue
+            said = f"{event.reason} (this strategy held {held} of the account's {net})"
+            if type(event) is OptionSettled:
+                action = event.action
+                if action != "expired":
+                    action = "exercised" if held > 0 else "assigned"
+                own[id(slot)] = attrs.evolve(event, quantity=held, fills=tuple(fills),
+                                             action=action, reason=said)  # fmt: skip
+            else:
+                own[id(slot)] = attrs.evolve(event, quantity=held, fills=tuple(fills),
+                                             reason=said)  # fmt: skip
+        return own
 
     @override
     def on_fill(self, ctx: Context, fill: Fill) -> None:
@@ -847,9 +871,14 @@ class _Sleeves(Strategy):
             if asker is not None:
                 asker.strategy.on_event(self._ctx(asker), event)
             return
-        if kind is OptionSettled or kind is FutureSettled:  # fills of no order
-            contract = event.option if kind is OptionSettled else event.future  # type: ignore[attr-defined]
-            self._share_settlement(contract, event.fills)  # type: ignore[attr-defined]
+        if type(event) is OptionSettled or type(event) is FutureSettled:  # fills of no order
+            contract = event.option if type(event) is OptionSettled else event.future
+            own = self._share_settlement(event, contract)
+            for slot in self.slots:  # each of its own holding; none to one that held none
+                mine = own.get(id(slot))
+                if mine is not None:
+                    slot.strategy.on_event(self._ctx(slot), mine)
+            return
         for slot in self.slots:
             slot.strategy.on_event(self._ctx(slot), event)
 
