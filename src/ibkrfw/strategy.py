@@ -948,9 +948,11 @@ def _request(
     instrument: Instrument, side: Side, quantity: object, kwargs: Mapping[str, Any]
 ) -> tuple[OrderRequest, str | None]:
     """The request of an order method, or a stand-in and why it cannot be built."""
-    if not kwargs:
+    if not kwargs and isinstance(instrument, Instrument):  # else build_request says why not
         if type(quantity) is Decimal and quantity.is_finite():
             return OrderRequest._trusted_market(instrument, side, quantity), None
+        if type(quantity) is int:  # exact as a Decimal (a bool is not an int here)
+            return OrderRequest._trusted_market(instrument, side, Decimal(quantity)), None
         return build_request(instrument, side, quantity)
     options = _target_kwargs(kwargs)
     if "order_type" not in options:
