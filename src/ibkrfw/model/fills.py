@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import math
-from decimal import Decimal
 from collections.abc import Callable
+from decimal import Decimal
 from typing import TYPE_CHECKING, final
 
 import attrs
@@ -106,7 +106,9 @@ class Position:
         return float(self.quantity) * float(self.instrument.multiplier) * diff
 
 
-def _slot_setters(cls: type, names: tuple[str, ...]) -> tuple[Callable[[object, object], None], ...]:
+def _slot_setters(
+    cls: type, names: tuple[str, ...]
+) -> tuple[Callable[[object, object], None], ...]:
     """The ``__set__`` of each of ``cls``'s slots, which a frozen class's ``__setattr__`` skips."""
     return tuple(getattr(cls, name).__set__ for name in names)
 
