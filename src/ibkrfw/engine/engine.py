@@ -148,6 +148,16 @@ class _Lane:
 
             self.push = push
 
+    def warm(self, bar: Bar) -> None:
+        """Take one past bar before the run (live warm-up): the indicators and the history."""
+        close = bar.close
+        for update_close in self.on_close:
+            update_close(close)
+        if self.push is not None:
+            self.push(bar)
+        elif not self.on_close:  # no indicators: the history takes it even if preloaded
+            self.history.push(bar)
+
 
 def _reads_close(indicator: Indicator) -> bool:
     """Whether ``indicator`` takes a bar's close alone (it keeps the default ``update_bar``)."""
@@ -1907,9 +1917,8 @@ class Engine:
                                   reason=reason)  # fmt: skip
             self.notices.append(problem)
             return
-        push = lane.push or lane.history.push  # the indicators see the warm-up bars too
-        for bar in bars:
-            push(bar)
+        for bar in bars:  # the indicators see the warm-up bars too
+            lane.warm(bar)
         if bars:
             lane.holding.price = bars[-1].close
         self.log.info("warm-up: %d past bar(s) of %s loaded", len(bars), inst.id)
