@@ -282,6 +282,10 @@ class Context:
         does not say its size): then every bar is a base bar of its instrument."""
         self._sizes = bar_sizes or {}
         self._indicators = indicators or {}
+        # The last instrument whose base indicators were read, and them: a strategy reads
+        # several of one instrument in a row, and an Instrument's hash is a Python call.
+        self._indicators_of: Instrument | None = None
+        self._indicators_read: Mapping[str, Indicator] = {}
         self._timer_prefix = timer_prefix  # one strategy's timers among several
         self._books = books
         self._greeks = greeks
@@ -427,9 +431,15 @@ class Context:
             ConfigError: if the strategy declares no such indicator, no feed delivers
                 ``instrument``, or ``bar_size`` is not a size of ``instrument`` in this run.
         """
+        if bar_size is None and instrument is self._indicators_of:
+            try:
+                return self._indicators_read[name]
+            except KeyError:
+                pass  # the full path below says why
         sized = None if bar_size is None else self._sized(instrument, bar_size)[1]
         try:
-            return (self._indicators[instrument] if sized is None else sized)[name]
+            named = self._indicators[instrument] if sized is None else sized
+            found = named[name]
         except KeyError:
             if instrument not in self._histories:
                 raise self._no_feed(instrument) from None
@@ -438,6 +448,9 @@ class Context:
                 f"no indicator {name!r}: the strategy declares {declared or 'none'} "
                 "(Strategy.indicators)"
             ) from None
+        if sized is None:
+            self._indicators_of, self._indicators_read = instrument, named
+        return found
 
     # --- orders ---------------------------------------------------------------------------
     def order(self, order_id: int) -> Order | None:
@@ -959,9 +972,11 @@ def _request(
     instrument: Instrument, side: Side, quantity: object, kwargs: Mapping[str, Any]
 ) -> tuple[OrderRequest, str | None]:
     """The request of an order method, or a stand-in and why it cannot be built."""
-    if not kwargs:
+    if not kwargs and isinstance(instrument, Instrument):  # else build_request says why not
         if type(quantity) is Decimal and quantity.is_finite():
             return OrderRequest._trusted_market(instrument, side, quantity), None
+        if type(quantity) is int:  # exact as a Decimal (a bool is not an int here)
+            return OrderRequest._trusted_market(instrument, side, Decimal(quantity)), None
         return build_request(instrument, side, quantity)
     options = _target_kwargs(kwargs)
     if "order_type" not in options:

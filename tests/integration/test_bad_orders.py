@@ -199,3 +199,22 @@ def test_a_fault_of_the_framework_still_stops_the_run() -> None:
     with pytest.raises(RuntimeError, match="a bug in the broker"):
         Engine(script, DataFrameFeed(bars_frame(ROWS), ACME), BrokenBroker()).run()
     assert len(script.bars) == 1
+
+
+@pytest.mark.parametrize("quantity", [1, Decimal(1)], ids=["int", "Decimal"])
+def test_an_order_for_what_is_not_an_instrument_raises_a_typed_error(quantity: object) -> None:
+    # The fast path of a plain market order (a whole number of units) checks it too.
+    script = ScriptedStrategy({0: lambda c, b: c.buy("ACME", quantity)})  # type: ignore[arg-type]
+    with pytest.raises(OrderError, match="instrument must be an Instrument, got str"):
+        Engine(script, DataFrameFeed(bars_frame(ROWS), ACME), SimBroker()).run()
+
+
+def test_an_int_quantity_makes_the_same_order_as_its_decimal() -> None:
+    script = ScriptedStrategy(
+        {0: lambda c, b: c.buy(ACME, 3), 1: lambda c, b: c.sell(ACME, Decimal(3))}
+    )
+    result = Engine(script, DataFrameFeed(bars_frame(ROWS), ACME), SimBroker()).run()
+    first, second = result.order_list
+    assert first.request == OrderRequest(ACME, "BUY", 3)
+    assert second.request == OrderRequest(ACME, "SELL", Decimal(3))
+    assert type(first.request.quantity) is Decimal

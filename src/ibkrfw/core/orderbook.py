@@ -241,7 +241,7 @@ class OrderBook:
     def _fill(record: _Record, event: OrderFilled) -> str | None:
         fill = event.fill
         before = record.filled
-        filled = before + fill.quantity
+        filled = before + fill.quantity if before else fill.quantity  # a Decimal less when whole
         if before:
             record.avg = ((record.avg or _ZERO) * before + fill.price * fill.quantity) / filled
         else:

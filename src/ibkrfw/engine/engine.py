@@ -116,7 +116,7 @@ def _utc(ts_ns: int) -> str:
 class _Lane:
     """Per-instrument state on the hot path: its ledger entry and its history."""
 
-    __slots__ = ("currency", "history", "holding", "index", "indicators", "push")
+    __slots__ = ("currency", "history", "holding", "index", "indicators", "on_close", "push")
 
     def __init__(
         self,
@@ -131,19 +131,37 @@ class _Lane:
         self.holding = holding
         self.history = history
         self.indicators = indicators
-        # Preloaded histories follow the clock; only growing ones need each bar.
+        # Per bar the loop gives each indicator that reads only the close (Indicator's default
+        # update_bar) the close itself, then calls push: the history (preloaded histories
+        # follow the clock; only growing ones need each bar) and the indicators that read more.
+        self.on_close = tuple(ind.update for ind in indicators.values() if _reads_close(ind))
         grow = None if history.is_preloaded else history.push
+        on_bar = tuple(ind.update_bar for ind in indicators.values() if not _reads_close(ind))
         self.push: Callable[[Bar], None] | None = grow
-        if indicators:  # one call per bar: the history (if it grows), then the indicators
-            updates = tuple(ind.update_bar for ind in indicators.values())
+        if on_bar:
 
             def push(bar: Bar) -> None:
                 if grow is not None:
                     grow(bar)
-                for update in updates:
+                for update in on_bar:
                     update(bar)
 
             self.push = push
+
+    def warm(self, bar: Bar) -> None:
+        """Take one past bar before the run (live warm-up): the indicators and the history."""
+        close = bar.close
+        for update_close in self.on_close:
+            update_close(close)
+        if self.push is not None:
+            self.push(bar)
+        elif not self.on_close:  # no indicators: the history takes it even if preloaded
+            self.history.push(bar)
+
+
+def _reads_close(indicator: Indicator) -> bool:
+    """Whether ``indicator`` takes a bar's close alone (it keeps the default ``update_bar``)."""
+    return type(indicator).update_bar is Indicator.update_bar
 
 
 _ENDED_UNFILLED = frozenset((OrderCancelled, OrderRejected, OrderExpired))
@@ -1899,9 +1917,8 @@ class Engine:
                                   reason=reason)  # fmt: skip
             self.notices.append(problem)
             return
-        push = lane.push or lane.history.push  # the indicators see the warm-up bars too
-        for bar in bars:
-            push(bar)
+        for bar in bars:  # the indicators see the warm-up bars too
+            lane.warm(bar)
         if bars:
             lane.holding.price = bars[-1].close
         self.log.info("warm-up: %d past bar(s) of %s loaded", len(bars), inst.id)
@@ -1972,6 +1989,7 @@ class Engine:
         last_inst: Instrument | None = None
         holding: _Holding
         push: Callable[[Bar], None] | None = None
+        on_close: tuple[Callable[[float], float], ...] = ()
         active = self.orders.active_index  # truthy while some order may still fill
         # options and dated futures are settled at expiry by the broker, which needs the prices
         every_bar = broker.needs_every_bar or any(map(_expires, self._lanes))
@@ -2002,12 +2020,15 @@ class Engine:
                     raise EngineError(
                         f"a feed yielded a bar of {inst.id}, which it does not declare"
                     ) from None
-                last_inst, holding, push = inst, lane.holding, lane.push
+                last_inst, holding, push, on_close = inst, lane.holding, lane.push, lane.on_close
             if active or every_bar:
                 broker_on_bar(bar)
                 if queue:
                     drain()
-            holding.price = bar.close
+            holding.price = close = bar.close
+            if on_close:
+                for update in on_close:
+                    update(close)
             if push is not None:
                 push(bar)
             if on_bar is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING, final
 
@@ -103,3 +104,38 @@ class Position:
             return 0.0
         diff = self.market_price - float(self.avg_price)
         return float(self.quantity) * float(self.instrument.multiplier) * diff
+
+
+def _slot_setters(
+    cls: type, names: tuple[str, ...]
+) -> tuple[Callable[[object, object], None], ...]:
+    """The ``__set__`` of each of ``cls``'s slots, which a frozen class's ``__setattr__`` skips."""
+    return tuple(getattr(cls, name).__set__ for name in names)
+
+
+_POSITION_SLOTS = _slot_setters(Position, tuple(f.name for f in attrs.fields(Position)))
+
+
+def position_of(
+    instrument: Instrument,
+    quantity: Decimal,
+    avg_price: Decimal,
+    realized_pnl: Decimal,
+    commission: Decimal,
+    market_price: float,
+) -> Position:
+    """``Position(instrument, quantity, ...)``, built faster: for a ledger's per-bar snapshot.
+
+    A strategy may ask for a position on every bar; the frozen class's ``__init__`` sets each
+    field through ``object.__setattr__`` by name, this writes each slot directly (Position has
+    no converters or validators to skip). The values must be of the fields' types.
+    """
+    position = object.__new__(Position)
+    s_instrument, s_quantity, s_avg, s_realized, s_commission, s_price = _POSITION_SLOTS
+    s_instrument(position, instrument)
+    s_quantity(position, quantity)
+    s_avg(position, avg_price)
+    s_realized(position, realized_pnl)
+    s_commission(position, commission)
+    s_price(position, market_price)
+    return position

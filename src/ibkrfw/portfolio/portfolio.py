@@ -15,7 +15,7 @@ from ibkrfw.core.clock import Clock
 from ibkrfw.core.history import BarHistory, History
 from ibkrfw.errors import ConfigError, DataError
 from ibkrfw.model._decimal import DecimalLike, float_decimal, to_decimal
-from ibkrfw.model.fills import Fill, Position
+from ibkrfw.model.fills import Fill, Position, position_of
 from ibkrfw.model.instruments import Instrument
 from ibkrfw.model.orders import Side
 from ibkrfw.portfolio.fx import FxRates
@@ -274,7 +274,7 @@ class Holding:
 
     def snapshot(self) -> Position:
         """Return the entry as an immutable :class:`~ibkrfw.Position`."""
-        return Position(
+        return position_of(
             self.instrument, self.qty, self.avg, self.realized, self.commission, self.price
         )
 

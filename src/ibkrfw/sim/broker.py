@@ -1070,7 +1070,10 @@ class SimBroker(Broker):
         inst = order.instrument
         ts = bar.ts_ns
         before = w.so_far
-        quantity = order.request.quantity - before.quantity
+        # the request's own Decimal when nothing has filled yet: one object less per order kept
+        quantity = (
+            order.request.quantity - before.quantity if before.quantity else order.request.quantity
+        )
         if cap is not None and cap < quantity:
             quantity = cap  # one level of a walked book
         room = self._room(bar)
