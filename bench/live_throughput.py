@@ -27,6 +27,10 @@ instead of ibkrfw for live data), its ticker's `pendingTickersEvent` in place of
 (ib_async hands over the latest state of a ticker per socket read, so it may see fewer quotes:
 the count is printed). Each bid is unique, so each quote seen is matched to its time stamp.
 
+Counting messages: each time stamp is two messages from TWS (a bid and an ask tickPrice,
+each carrying its size), four ibapi callbacks (the client derives a tickSize from each) and
+two quotes to `on_quote`; so `--rate 1000` is 2,000 messages/s and `--rate 5000` 10,000.
+
 Run it flat out for the throughput, and at a rate the path keeps up with for the latency
 (flat out, the queues fill and the latency measures the backlog):
 
