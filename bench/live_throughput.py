@@ -27,6 +27,10 @@ instead of ibkrfw for live data), its ticker's `pendingTickersEvent` in place of
 (ib_async hands over the latest state of a ticker per socket read, so it may see fewer quotes:
 the count is printed). Each bid is unique, so each quote seen is matched to its time stamp.
 
+Counting messages: each time stamp is two messages from TWS (a bid and an ask tickPrice,
+each carrying its size), four ibapi callbacks (the client derives a tickSize from each) and
+two quotes to `on_quote`; so `--rate 1000` is 2,000 messages/s and `--rate 5000` 10,000.
+
 Run it flat out for the throughput, and at a rate the path keeps up with for the latency
 (flat out, the queues fill and the latency measures the backlog):
 
@@ -39,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import subprocess
 import sys
 import threading
@@ -50,6 +55,7 @@ import numpy as np
 import pandas as pd
 
 from ibkrfw import Context, Engine, Order, OrderRequest, OrderType, Quote, Side, Stock, Strategy
+from ibkrfw.core.queue import Inbox
 from ibkrfw.ibkr import IBClient, IBKRBroker, IBKRConfig, IBKRDataFeed
 from ibkrfw.testing import FakeTWS
 
@@ -66,10 +72,16 @@ class Probe(Strategy):
         self.last_ns = 0
         self.latencies_ns: list[int] = []
         self.seen: list[tuple[float, int]] = []  # (bid, wall clock ns when on_quote saw it)
+        # per quote seen: when the feed made it (its ts_ns, wall clock) and when its message
+        # was read off the socket (the inbox's arrival, monotonic clock), for the stages
+        self.stamps: list[tuple[int, int]] = []
+        self.inbox: Inbox | None = None
         self._working: Order | None = None
 
     def on_quote(self, ctx: Context, quote: Quote) -> None:
         self.seen.append((quote.bid, time.time_ns()))
+        if self.inbox is not None:
+            self.stamps.append((quote.ts_ns, self.inbox.arrival_ns))
         self.quotes += 1
         if self.quotes == 1:
             self.first_ns = time.perf_counter_ns()
@@ -179,6 +191,47 @@ def print_latency(label: str, seen: list[tuple[float, int]], sent_ns: np.ndarray
     )
 
 
+def print_stages(probe: Probe, sent_ns: np.ndarray, mono_to_wall_ns: int) -> None:
+    """Where ibkrfw's time goes: fake TWS -> socket read -> feed -> on_quote, per quote."""
+    seen = np.array([ns for _, ns in probe.seen], dtype=np.int64)
+    bids = np.array([bid for bid, _ in probe.seen])
+    fed = np.array([ts for ts, _ in probe.stamps], dtype=np.int64)
+    read = np.array([arrival for _, arrival in probe.stamps], dtype=np.int64) + mono_to_wall_ns
+    index = np.rint((bids - BASE) / STEP).astype(np.int64)
+    ok = (index >= 0) & (index < len(sent_ns))
+    stages = {
+        "fake -> socket read": read[ok] - sent_ns[index[ok]],
+        "socket read -> feed": fed[ok] - read[ok],
+        "feed -> on_quote": seen[ok] - fed[ok],
+    }
+    for name, lat in stages.items():
+        us = lat / 1e3
+        print(f"  {name}: p50 {np.percentile(us, 50):.0f} us, p99 {np.percentile(us, 99):.0f} us, "
+              f"max {us.max():.0f} us")  # fmt: skip
+
+
+class GcPauses:
+    """Records the collector's pauses (gc.callbacks) while installed."""
+
+    def __init__(self) -> None:
+        self.pauses_ns: list[tuple[int, int]] = []  # (generation, ns)
+        self._started = 0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter_ns()
+        else:
+            self.pauses_ns.append((info["generation"], time.perf_counter_ns() - self._started))
+
+    def summary(self) -> str:
+        out = []
+        for gen in (0, 1, 2):
+            ns = [p for g, p in self.pauses_ns if g == gen]
+            if ns:
+                out.append(f"gen {gen}: {len(ns)}, max {max(ns) / 1e3:.0f} us")
+        return "; ".join(out) or "none"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quotes", type=int, default=100_000)
@@ -223,6 +276,10 @@ def main() -> None:
         feed = IBKRDataFeed([ACME], client=client, bar_size=None, quotes=True)
         probe = Probe(args.every)
         engine = Engine(probe, feed, IBKRBroker(client=client))
+        probe.inbox = engine.inbox
+        mono_to_wall_ns = time.time_ns() - time.monotonic_ns()
+        pauses = GcPauses()
+        gc.callbacks.append(pauses)
         runner = threading.Thread(target=engine.run)
         runner.start()
         deadline = time.monotonic() + 300
@@ -235,6 +292,7 @@ def main() -> None:
                 break
         engine.stop()
         runner.join(30)
+        gc.callbacks.remove(pauses)
         server.wait(60)
         sent_ns = np.load(port_file.with_suffix(".sent.npy"))
     finally:
@@ -247,13 +305,16 @@ def main() -> None:
     print(f"ticks through the path: {feed.ticks} in {elapsed_s:.2f} s: "
           f"{feed.ticks / elapsed_s:,.0f} ticks/s")  # fmt: skip
     print(f"quotes reaching on_quote: {probe.quotes}: {probe.quotes / elapsed_s:,.0f} quotes/s")
-    print(
-        f"tick-to-order latency over {len(lat)} orders: p50 {np.percentile(lat, 50):.0f} us, "
-        f"p99 {np.percentile(lat, 99):.0f} us, max {lat.max():.0f} us"
-    )
+    if len(lat):
+        print(
+            f"tick-to-order latency over {len(lat)} orders: p50 {np.percentile(lat, 50):.0f} us, "
+            f"p99 {np.percentile(lat, 99):.0f} us, max {lat.max():.0f} us"
+        )
     print(f"orders sent: {client.sent_counts['placeOrder']}, "
           f"cancels: {client.sent_counts['cancelOrder']}")  # fmt: skip
     print_latency("ibkrfw", probe.seen, sent_ns)
+    print_stages(probe, sent_ns, mono_to_wall_ns)
+    print(f"  garbage collections during the run: {pauses.summary()}")
 
 
 if __name__ == "__main__":

@@ -21,8 +21,11 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, final
 
+from ibapi import comm
 from ibapi.client import EClient
 from ibapi.connection import Connection
+from ibapi.decoder import Decoder
+from ibapi.utils import BadMessage
 from ibapi.wrapper import EWrapper
 
 from ibkrfw.core.queue import set_arrival_ns
@@ -331,6 +334,16 @@ _SIZE = struct.Struct("!I")
 _CHUNK = 256 * 1024  # bytes read off the socket at most at once
 _COMPACT = 1024 * 1024  # bytes handed out before the buffer is compacted
 _TICKS = (b"1\x00", b"2\x00")  # tickPrice, tickSize (text messages: the id, then NUL)
+_INLINE_MAX = 64  # messages of one read the reader decodes itself when the loop is idle
+_MAX_MSG_LEN = 0xFFFFFF  # ibapi's MAX_MSG_LEN (in common on 9.81, const on 10.x)
+# ibapi's message loop, as of 10.3x, takes the message id apart and passes it on, and
+# decodes protobuf messages from TWS at server version 201 on; before that, fields only
+_INTERPRET_TAKES_ID = "msgId" in inspect.signature(Decoder.interpret).parameters
+try:
+    from ibapi.common import PROTOBUF_MSG_ID as _PROTOBUF_MSG_ID
+    from ibapi.server_versions import MIN_SERVER_VER_PROTOBUF as _PROTOBUF_FROM
+except ImportError:  # 9.81 and 10.x before protobuf
+    _PROTOBUF_MSG_ID, _PROTOBUF_FROM = 0, 1 << 30
 
 
 def _tick_key(message: bytes) -> tuple[bytes, ...] | None:
@@ -356,7 +369,12 @@ class _MessageQueue:
       waits. Nothing is decoded ahead of a message read before it: the loop gets the
       messages in the order TWS sent them, less the conflated ticks;
     * holds ``maxsize`` messages at most; past that the reader waits for room, so the
-      backlog stays in the socket (and in TWS), and nothing is dropped.
+      backlog stays in the socket (and in TWS), and nothing is dropped;
+    * skips itself when nothing waits (:meth:`deliver`): if the loop is idle, with no
+      message queued nor being decoded, the reader decodes the few messages of its read
+      itself, which spares a hand-off between threads (each one costs a wake-up, and on a
+      busy machine a wait for a core or the GIL of up to milliseconds). One message is
+      decoded at a time, by one thread or the other, in the order read.
 
     Each message carries the time its bytes were read; :meth:`get` tells the message loop's
     thread, through :func:`~ibkrfw.core.queue.set_arrival_ns`, so the events made of it
@@ -377,6 +395,11 @@ class _MessageQueue:
         self._not_empty = threading.Condition(self._lock)
         self._not_full = threading.Condition(self._lock)
         self._full = False  # the reader waits for room
+        # a message is being decoded: by the loop (from get() to its msgLoopRec) or inline
+        # by the reader (deliver); set under the lock, cleared by the thread decoding. Set
+        # until ibapi's loop starts (IBClient._run): the client is not ready for callbacks
+        # during the handshake, and what comes before waits for the loop
+        self.decoding = True
         self.conflated = 0
         """Ticks replaced by a newer one of the same request and type before decoding."""
         self.blocked_ns = 0
@@ -392,6 +415,27 @@ class _MessageQueue:
         """Add one message (ibapi's own reader thread, which the project's replaces)."""
         conn = self._client.conn
         self.put_many(getattr(conn, "arrived_ns", 0) or time.monotonic_ns(), [item])
+
+    def deliver(self, arrived_ns: int, messages: list[bytes]) -> None:
+        """Hand the messages of one read on: decoded at once on this thread, or queued.
+
+        The reader decodes them itself when the message loop is idle (nothing queued, no
+        message being decoded) and they are few (at most ``_INLINE_MAX``: more means the
+        loop falls behind, and the queue bounds and conflates them); else they are queued.
+        """
+        if len(messages) <= _INLINE_MAX:
+            with self._lock:
+                inline = not self.decoding and len(self._items) == self._gone
+                if inline:
+                    self.decoding = True  # until msgLoopRec (skipped after a BadMessage: then the
+            # reader queues what it reads, and the next message the loop decodes clears it)
+            if inline:
+                try:
+                    self._client.decode_inline(arrived_ns, messages)
+                finally:
+                    self.decoding = False
+                return
+        self.put_many(arrived_ns, messages)
 
     def put_many(self, arrived_ns: int, messages: list[bytes]) -> None:
         """Add the messages of one read, waiting for room when ``maxsize`` wait."""
@@ -436,6 +480,8 @@ class _MessageQueue:
         with self._lock:
             if self.empty() and (not block or not self._not_empty.wait_for(self.qsize, timeout)):
                 raise queue.Empty
+            self.decoding = True  # until msgLoopRec (skipped after a BadMessage: then the
+            # reader queues what it reads, and the next message the loop decodes clears it)
             items = self._items
             entry = items.popleft()
             while entry[1] is None:  # a conflated tick's place: the newest waits further on
@@ -544,7 +590,7 @@ class _Connection(Connection):  # type: ignore[misc]
         while True:
             frames = self._frames()
             if frames:
-                into.put_many(self.arrived_ns, frames)
+                into.deliver(self.arrived_ns, frames)
             if self._read() is False:
                 return
 
@@ -556,10 +602,54 @@ class _EClient(EClient):  # type: ignore[misc]
         EClient.__init__(self, wrapper)
         self.msg_queue = _MessageQueue(self, max_backlog)
 
+    def decode_inline(self, arrived_ns: int, messages: list[bytes]) -> None:
+        """Decode messages on the reader's thread, one at a time, as ibapi's loop would.
+
+        As there, a message that cannot be read is skipped (``BadMessage``), and one over
+        ibapi's length limit, or an error in decoding, closes the connection.
+        """
+        for text in messages:
+            set_arrival_ns(arrived_ns)
+            try:
+                if len(text) > _MAX_MSG_LEN:
+                    log.warning("TWS sent a message of %d bytes, past ibapi's limit: the "
+                                "connection is closed", len(text))  # fmt: skip
+                    self.disconnect()
+                    return
+                self._interpret(text)
+            except BadMessage:
+                log.info("a message from TWS could not be read: skipped", exc_info=True)
+            except Exception:  # ends ibapi's loop too, which then disconnects (IBClient._run)
+                log.debug("a message from TWS failed to decode", exc_info=True)
+                self.disconnect()
+                return
+            finally:
+                set_arrival_ns(0)
+        self._burst_end_if_idle()
+
+    def _interpret(self, text: bytes) -> None:
+        """One iteration of ibapi's message loop (``EClient.run``) without the queue."""
+        if not _INTERPRET_TAKES_ID:  # 9.81, 10.x before 10.3x
+            self.decoder.interpret(comm.read_fields(text))
+            return
+        if self.serverVersion() >= _PROTOBUF_FROM:
+            msg_id, text = int.from_bytes(text[:4], "big"), text[4:]
+        else:
+            head, _, text = text.partition(b"\0")
+            msg_id = int(head)
+        if msg_id > _PROTOBUF_MSG_ID:
+            self.decoder.processProtoBuf(text, msg_id - _PROTOBUF_MSG_ID)
+        else:
+            self.decoder.interpret(comm.read_fields(text), msg_id)
+
     def msgLoopRec(self) -> None:  # noqa: N802 - ibapi's name
         # ibapi's loop calls it once a message is decoded: what this thread puts on a queue
         # from now on is no longer made of that message
         set_arrival_ns(0)
+        self.msg_queue.decoding = False  # the next message may be decoded by either thread
+        self._burst_end_if_idle()
+
+    def _burst_end_if_idle(self) -> None:
         wrapper = self.wrapper
         if wrapper.depth_pending and self.msg_queue.empty():
             wrapper.depth_pending = False  # every message read so far is handled
@@ -803,6 +893,7 @@ class IBClient:
             )
 
     def _run(self, client: _EClient) -> None:
+        client.msg_queue.decoding = False  # from now on the reader may decode (deliver)
         try:
             client.run()
         except Exception:  # ibapi 10.x can raise on a message queued at disconnect

@@ -9,17 +9,19 @@ import threading
 import time
 from collections.abc import Iterator
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 from ibapi.client import EClient
+from ibapi.decoder import Decoder
 from ibapi.reader import EReader
 
 from ibkrfw import ConfigError
 from ibkrfw.core import queue as core_queue
 from ibkrfw.core import set_arrival_ns
-from ibkrfw.ibkr import IBClient, IBKRConfig
+from ibkrfw.ibkr import IBClient, IBKRConfig, Listener
 from ibkrfw.ibkr.client import _Connection, _EClient, _MessageQueue, _tick_key, _Wrapper
 
 
@@ -312,3 +314,62 @@ def test_reader_client_clears_the_arrival_once_a_message_is_decoded() -> None:
     inbox.put(DataProblem(ts_ns=0, instrument=Stock("X"), code=None, reason=""))
     inbox.get(0)
     assert inbox.arrival_ns > 1  # stamped when put, not with the old message's time
+
+
+class _Recorder(Listener):
+    """Records each tickString's value and the thread it was decoded on; stalls on one."""
+
+    def __init__(self, stall_on: str) -> None:
+        self.seen: list[tuple[str, str]] = []
+        self.stall_on = stall_on
+
+    def on_message(self, name: str, args: tuple[Any, ...]) -> None:
+        if name == "tickString":
+            self.seen.append((args[2], threading.current_thread().name))
+            if args[2] == self.stall_on:  # the decoding thread is busy: reads must queue
+                time.sleep(0.3)
+
+
+def _tick_string(value: str) -> bytes:
+    return frame(f"46\x006\x001\x0045\x00{value}\x00")  # tickString: version, id, type, value
+
+
+def test_reader_decodes_when_the_loop_is_idle_and_keeps_the_order_when_decoding_moves() -> None:
+    ib = IBClient(IBKRConfig(), reconnect=False)
+    recorder = _Recorder(stall_on="s5")
+    ib.add_listener(recorder)
+    client = _EClient(_Wrapper(ib, ib._generation), 1_000)
+    ours, conn = connected()
+    client.conn = conn
+    client.serverVersion_ = 157
+    client.decoder = Decoder(client.wrapper, 157)
+    client.setConnState(EClient.CONNECTED)  # from now on the reader pumps into the queue
+    reader = EReader(conn, client.msg_queue)
+    reader.start()
+    loop = threading.Thread(target=ib._run, args=(client,), name="ibapi-loop")
+    loop.start()
+    sent: list[str] = []
+    try:
+        for i in range(10):  # one at a time, the last one decoded each time: the reader does
+            sent.append(f"s{i}")
+            ours.sendall(_tick_string(sent[-1]))
+            time.sleep(0.02)  # s5 stalls its thread 0.3 s: these reads wait behind it
+        burst = [f"b{i}" for i in range(200)]  # more than one read decodes: queued
+        sent += burst
+        ours.sendall(b"".join(_tick_string(v) for v in burst))
+        for i in range(10):
+            sent.append(f"t{i}")
+            ours.sendall(_tick_string(sent[-1]))
+            time.sleep(0.02)
+        deadline = time.monotonic() + 10
+        while len(recorder.seen) < len(sent) and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        ours.close()  # the reader ends, then ibapi's loop
+        reader.join(5)
+        loop.join(5)
+    assert [value for value, _ in recorder.seen] == sent  # none lost, none reordered
+    threads = {thread for _, thread in recorder.seen}
+    assert threads == {reader.name, "ibapi-loop"}  # both decoded
+    assert dict(recorder.seen)["s0"] == reader.name  # nothing waited: no hand-off
+    assert not reader.is_alive() and not loop.is_alive()
