@@ -483,8 +483,13 @@ def test_roller_in_one_of_several_strategies_rolls_its_own_position_only() -> No
     assert [(r.timestamp, r.status, r.quantity) for r in hold.roller.rolls] == [
         (r.timestamp, r.status, r.quantity) for r in alone.roller.rolls
     ]
-    own = result.strategies["roll"].fills
-    assert set(own["strategy"]) == {"roll"} if "strategy" in own else True
+    mine_orders = result.strategies["roll"].order_list
+    assert {o.request.strategy for o in mine_orders} == {"roll"}  # its own orders only
+    rolled = {r.close_order_id for r in hold.roller.rolls} | {
+        r.open_order_id for r in hold.roller.rolls
+    }
+    assert rolled <= {o.order_id for o in mine_orders}
+    assert set(result.strategies["roll"].fills["order_id"]) <= {o.order_id for o in mine_orders}
     mine = result.strategies["roll"].positions.iloc[-1]
     assert mine[MONTHS[-1].id] == 2 and mine[MONTHS[0].id] == 0
     theirs = result.strategies["front"].positions

@@ -966,6 +966,25 @@ class Engine:
             )
         return None
 
+    @staticmethod
+    def together_refused(
+        what: str, requests: Sequence[OrderRequest], at: int, rule: str, reason: str
+    ) -> str:
+        """Say why orders sent together (:meth:`submit_together`) were all refused.
+
+        Args:
+            what: What they do together (e.g. ``"roll of 2 ESZ6 into ESH7"``).
+            requests: The orders.
+            at: The index of the one refused.
+            rule: The rule (or ``"validation"``) that refused it.
+            reason: Why.
+        """
+        bad = requests[at]
+        return (
+            f"{what} refused: its order {at + 1} of {len(requests)} ({bad.side} "
+            f"{bad.quantity} {bad.instrument.id}) was denied by {rule}: {reason}; none was sent"
+        )
+
     def submit_together(self, requests: Sequence[OrderRequest], what: str) -> list[Order]:
         """Check every request, then send them all, or deny them all and send none.
 
@@ -1011,12 +1030,7 @@ class Engine:
                 break
         if refusal is not None:
             at, rule, reason = refusal
-            bad = requests[at]
-            said = (
-                f"{what} refused: its order {at + 1} of {len(requests)} ({bad.side} "
-                f"{bad.quantity} {bad.instrument.id}) was denied by {rule}: {reason}; none "
-                "was sent"
-            )
+            said = self.together_refused(what, requests, at, rule, reason)
             return [
                 self._refuse(self.orders.create(request, now), now, said, rule)
                 for request in requests

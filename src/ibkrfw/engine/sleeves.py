@@ -329,12 +329,7 @@ class _Router:
         if refusal is None:
             return engine.submit_together(named, what)
         at, rule, reason = refusal
-        bad = named[at]
-        said = (
-            f"strategy {name!r}: {what} refused: its order {at + 1} of {len(named)} "
-            f"({bad.side} {bad.quantity} {bad.instrument.id}) was denied by {rule}: {reason}; "
-            "none was sent"
-        )
+        said = f"strategy {name!r}: {engine.together_refused(what, named, at, rule, reason)}"
         return [engine.deny(request, said, rule) for request in named]
 
     def _check(
