@@ -427,8 +427,7 @@ class _MessageQueue:
             with self._lock:
                 inline = not self.decoding and len(self._items) == self._gone
                 if inline:
-                    self.decoding = True  # until msgLoopRec (skipped after a BadMessage: then the
-            # reader queues what it reads, and the next message the loop decodes clears it)
+                    self.decoding = True  # the loop waits meanwhile; cleared below
             if inline:
                 try:
                     self._client.decode_inline(arrived_ns, messages)
@@ -620,7 +619,11 @@ class _EClient(EClient):  # type: ignore[misc]
             except BadMessage:
                 log.info("a message from TWS could not be read: skipped", exc_info=True)
             except Exception:  # ends ibapi's loop too, which then disconnects (IBClient._run)
-                log.debug("a message from TWS failed to decode", exc_info=True)
+                if self.isConnected():  # at a disconnect, ibapi 10.x may fail on what is left
+                    log.warning("a message from TWS failed to decode: the connection is closed",
+                                exc_info=True)  # fmt: skip
+                else:
+                    log.debug("a message from TWS failed to decode", exc_info=True)
                 self.disconnect()
                 return
             finally:
