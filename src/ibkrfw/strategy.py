@@ -36,6 +36,16 @@ from ibkrfw.model.orders import (
 from ibkrfw.portfolio.portfolio import PortfolioView
 from ibkrfw.risk.protect import waits_to_exit
 
+# Enum members bound once: on Python 3.11 each `Side.BUY` in a function is a slow lookup
+# (EnumType.__getattr__ routes every class attribute through Python), on the order path.
+_LIMIT = OrderType.LIMIT
+_MARKET = OrderType.MARKET
+_STOP = OrderType.STOP
+_STOP_LIMIT = OrderType.STOP_LIMIT
+_TRAILING_STOP = OrderType.TRAILING_STOP
+_BUY = Side.BUY
+_SELL = Side.SELL
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -542,11 +552,11 @@ class Context:
                 fields (a typo in the code, not a value of the moment).
             OrderError: if ``instrument`` is not an :class:`~ibkrfw.Instrument`.
         """
-        return self._send(instrument, Side.BUY, quantity, kwargs)
+        return self._send(instrument, _BUY, quantity, kwargs)
 
     def sell(self, instrument: Instrument, quantity: DecimalLike, **kwargs: Any) -> Order:
         """Submit a SELL; options as for :meth:`buy`."""
-        return self._send(instrument, Side.SELL, quantity, kwargs)
+        return self._send(instrument, _SELL, quantity, kwargs)
 
     def _send(
         self, instrument: Instrument, side: Side, quantity: DecimalLike, kwargs: Mapping[str, Any]
@@ -554,7 +564,7 @@ class Context:
         request, problem = _request(instrument, side, quantity, kwargs)
         if problem is not None:
             return self._router.deny(request, problem, "validation")
-        if request.order_type is OrderType.TRAILING_STOP and request.stop_price is None:
+        if request.order_type is _TRAILING_STOP and request.stop_price is None:
             # The trail must be sound before a stop is placed from it (a trail of 1e308 would
             # put the stop beyond any Decimal): check the request as if its stop were set.
             problem = check_request(attrs.evolve(request, stop_price=instrument.tick_size))
@@ -637,13 +647,13 @@ class Context:
             side,
             quantity,
             {
-                "order_type": OrderType.MARKET if entry_limit is None else OrderType.LIMIT,
+                "order_type": _MARKET if entry_limit is None else _LIMIT,
                 "limit_price": entry_limit,
                 "tif": tif,
                 "tag": tag,
             },
         )
-        exit_side = Side.SELL if request.side is Side.BUY else Side.BUY
+        exit_side = _SELL if request.side is _BUY else _BUY
         prices: dict[str, object] = {"take_profit": take_profit, "stop_loss": stop_loss}
         if problem is None:
             problem = check_request(request) or _bracket_problem(request, take_profit, stop_loss)
@@ -658,8 +668,8 @@ class Context:
                 "oca_group": f"bracket-{parent_id}",
             }
             legs = (
-                (OrderType.LIMIT, "limit_price", prices["take_profit"]),
-                (OrderType.STOP, "stop_price", prices["stop_loss"]),
+                (_LIMIT, "limit_price", prices["take_profit"]),
+                (_STOP, "stop_price", prices["stop_loss"]),
             )
             profit, loss = (
                 build_request(
@@ -807,7 +817,7 @@ class Context:
         return self._trade_to_value(instrument, equity * float(percent), kwargs)
 
     def _deny_sizing(self, instrument: Instrument, kwargs: Mapping[str, Any], reason: str) -> Order:
-        request, problem = _request(instrument, Side.BUY, 0, kwargs)
+        request, problem = _request(instrument, _BUY, 0, kwargs)
         if problem is not None:
             reason = f"{reason}; {problem}"
         return self._router.deny(request, reason, "sizing")
@@ -840,7 +850,7 @@ class Context:
         delta = goal - self._portfolio.quantity(instrument) - pending
         if not delta:
             return None
-        side = Side.BUY if delta > 0 else Side.SELL
+        side = _BUY if delta > 0 else _SELL
         request, problem = _request(instrument, side, abs(delta), kwargs)
         if problem is not None:
             return self._router.deny(request, problem, "validation")
@@ -968,6 +978,10 @@ def _bracket_problem(entry: OrderRequest, take_profit: object, stop_loss: object
     return None
 
 
+_MARKET_REQUESTS: dict[tuple[Instrument, Side, int], OrderRequest] = {}
+_MARKET_REQUESTS_KEPT = 1024  # the market orders of a whole quantity last built, at most
+
+
 def _request(
     instrument: Instrument, side: Side, quantity: object, kwargs: Mapping[str, Any]
 ) -> tuple[OrderRequest, str | None]:
@@ -976,20 +990,28 @@ def _request(
         if type(quantity) is Decimal and quantity.is_finite():
             return OrderRequest._trusted_market(instrument, side, quantity), None
         if type(quantity) is int:  # exact as a Decimal (a bool is not an int here)
-            return OrderRequest._trusted_market(instrument, side, Decimal(quantity)), None
+            # Requests are immutable: the same market order is built once and shared.
+            key = (instrument, side, quantity)
+            request = _MARKET_REQUESTS.get(key)
+            if request is None:
+                if len(_MARKET_REQUESTS) >= _MARKET_REQUESTS_KEPT:
+                    _MARKET_REQUESTS.clear()
+                request = OrderRequest._trusted_market(instrument, side, Decimal(quantity))
+                _MARKET_REQUESTS[key] = request
+            return request, None
         return build_request(instrument, side, quantity)
     options = _target_kwargs(kwargs)
     if "order_type" not in options:
         has_limit = options.get("limit_price") is not None
         has_stop = options.get("stop_price") is not None
         if options.get("trail_amount") is not None or options.get("trail_percent") is not None:
-            options["order_type"] = OrderType.TRAILING_STOP
+            options["order_type"] = _TRAILING_STOP
         elif has_limit and has_stop:
-            options["order_type"] = OrderType.STOP_LIMIT
+            options["order_type"] = _STOP_LIMIT
         elif has_limit:
-            options["order_type"] = OrderType.LIMIT
+            options["order_type"] = _LIMIT
         elif has_stop:
-            options["order_type"] = OrderType.STOP
+            options["order_type"] = _STOP
     return build_request(instrument, side, quantity, options)
 
 
@@ -1007,4 +1029,4 @@ def _initial_stop(
         gap = price * float(to_decimal(percent, "trail_percent")) / 100
     else:
         gap = 0.0
-    return instrument.round_price(price - gap if side is Side.SELL else price + gap)
+    return instrument.round_price(price - gap if side is _SELL else price + gap)

@@ -87,6 +87,14 @@ from ibkrfw.risk.protect import GROUP_PREFIX, STOP_TAG, TAKE_TAG, Protection, wa
 from ibkrfw.risk.rule import RiskRule
 from ibkrfw.strategy import Context, Strategy
 
+# Enum members bound once: on Python 3.11 each `Side.BUY` in a function is a slow lookup
+# (EnumType.__getattr__ routes every class attribute through Python), on the order path.
+_DENIED = OrderStatus.DENIED
+_PENDING_SUBMIT = OrderStatus.PENDING_SUBMIT
+_TRAILING_STOP = OrderType.TRAILING_STOP
+_BUY = Side.BUY
+_SELL = Side.SELL
+
 if TYPE_CHECKING:
     from tqdm import tqdm
 
@@ -247,7 +255,7 @@ class _Guard:
 def _cost(fill: Fill) -> Decimal:
     """What a fill moved out of cash (negative for a sale), commission included."""
     value = fill.quantity * fill.price * fill.instrument.multiplier
-    signed = value if fill.side is Side.BUY else -value
+    signed = value if fill.side is _BUY else -value
     return signed + fill.commission
 
 
@@ -491,6 +499,8 @@ class Engine:
         self._lost: dict[tuple[Instrument, str], int] = {}
         self._unplaceable: set[tuple[Instrument, str]] = set()
         self._exits = False  # whether a bracket exit was sent: their sizes are then kept in check
+        self._adopted_exits = False  # whether an order with a parent was adopted from the broker
+        self._oca_seen = False  # whether an order in an OCA group was sent or adopted
         self._exit_check: set[Instrument] = set()  # positions whose bracket exits must fit
         # The quantity the engine last asked its own exits to have, until the broker answers:
         # live, IB answers later; in a backtest, after the fills queued before the answer.
@@ -537,6 +547,7 @@ class Engine:
         self._lanes: dict[Instrument, _Lane] = {}
         self._timeframes: Timeframes | None = None  # the strategy's larger bar sizes
         self._want_order = self._want_fill = self._want_book = False
+        self._hear_submitted = True
         self._depth_feeds: dict[Instrument, DataFeed] = {}  # built at the first DepthReceived
         self._greeks: dict[tuple[Instrument, str], OptionGreeks] = {}  # the latest of each
         self._ran = False
@@ -652,7 +663,7 @@ class Engine:
                 request = attrs.evolve(request, oca_group=group)
         order = self._send(request, checked=True)
         if (
-            order.status is not OrderStatus.DENIED
+            order.status is not _DENIED
             and self._exits
             and self._running_portfolio().quantity(request.instrument)
         ):
@@ -675,6 +686,8 @@ class Engine:
 
     def _exit_group(self, request: OrderRequest) -> str | None:
         """The OCA group of working exits that a closing ``request`` should join, if any."""
+        if not self._guards and not self._exits and not self._adopted_exits:
+            return None  # no Protection, no bracket: no group to join
         inst = request.instrument
         held = self._running_portfolio().quantity(inst)
         if not held or request.side.sign * held > 0:
@@ -727,9 +740,12 @@ class Engine:
         order = self.orders.create(request, now)
         if request.parent_id is not None:
             self._exits = True
+        if request.oca_group:
+            self._oca_seen = True
         if resized:
             self._resized(order.order_id, now, asked.quantity, request.quantity, resized)
-        self.queue.append(OrderSubmitted(ts_ns=now, order_id=order.order_id, request=request))
+        if self._hear_submitted:  # nothing else happens on it: unheard, it is not made
+            self.queue.append(OrderSubmitted(ts_ns=now, order_id=order.order_id, request=request))
         self.broker.submit(order)
         return order
 
@@ -901,7 +917,7 @@ class Engine:
         for order in self.orders.active():
             if order.order_id in self._flattening:
                 inst = order.instrument
-                left = order.remaining if order.side is Side.BUY else -order.remaining
+                left = order.remaining if order.side is _BUY else -order.remaining
                 closing[inst] = closing.get(inst, Decimal(0)) + left
         kept = {
             inst
@@ -925,7 +941,7 @@ class Engine:
         already: list[str] = []
         try:
             for inst, position in list(portfolio.positions.items()):
-                side = Side.SELL if position.quantity > 0 else Side.BUY
+                side = _SELL if position.quantity > 0 else _BUY
                 left = abs(position.quantity)
                 if inst in kept:  # what the earlier closing orders do not close yet
                     already.append(f"{inst.id} {side.name} {abs(closing[inst])}")
@@ -1169,6 +1185,8 @@ class Engine:
             return
         if resized:
             self._resized(order.order_id, now, asked, request.quantity, resized)
+        if request.oca_group:
+            self._oca_seen = True
         self.broker.modify(order, request)
 
     def stop(self, *, cancel_orders: bool = False, reason: str | None = None) -> None:
@@ -1656,6 +1674,9 @@ class Engine:
             raise
         self._want_order = _overrides(strategy, "on_order")
         self._want_fill = _overrides(strategy, "on_fill")
+        # An OrderSubmitted changes no order (the book made it PENDING_SUBMIT already): it is
+        # queued only for those who hear it.
+        self._hear_submitted = self._want_order or self._order_monitors or bool(self.observers)
         self._want_book = _overrides(strategy, "on_book")
 
         # The progress bar first: it may refuse (a bad IBKRFW_PROGRESS_MIN_BARS), and nothing
@@ -1774,7 +1795,7 @@ class Engine:
                 # after gets new ones. A backtest acts once the bar's fills are in, so it
                 # notes the turn here to do the same.
                 held = self._running_portfolio().quantity(inst)
-                guard.turned = not held or (held > 0) is (guard.side is Side.BUY)
+                guard.turned = not held or (held > 0) is (guard.side is _BUY)
             for tag in (STOP_TAG, TAKE_TAG):
                 self._lost.pop((inst, tag), None)
                 self._unplaceable.discard((inst, tag))
@@ -1824,6 +1845,10 @@ class Engine:
         if request.instrument not in self._lanes:
             request = attrs.evolve(request, instrument=self._run_instrument(request.instrument))
         order = self.orders.create(request, now)
+        if request.parent_id is not None:
+            self._adopted_exits = True
+        if request.oca_group:
+            self._oca_seen = True
         self.orders.apply(OrderSubmitted(ts_ns=now, order_id=order.order_id, request=request))
         self.orders.apply(OrderAccepted(ts_ns=now, order_id=order.order_id))
         if filled > 0:
@@ -2115,7 +2140,7 @@ class Engine:
         left working, they would reopen it. A Protection's orders are ``_protect``'s.
         """
         held = self._running_portfolio().quantity(inst)
-        closing = Side.SELL if held > 0 else Side.BUY
+        closing = _SELL if held > 0 else _BUY
         mine: dict[str, list[Order]] = {}  # groups holding an order of the strategy's
         theirs: dict[str, list[Order]] = {}  # the brackets' exits alone
         for order in self.orders.active(inst):
@@ -2175,12 +2200,14 @@ class Engine:
 
     def _oca_reduces(self, fill: Fill) -> None:
         """Note what ``fill`` takes off the other orders of its OCA group, until they say."""
+        if not self._oca_seen:
+            return  # no order was ever in a group
         order = self.orders.get(fill.order_id)
         group = order.request.oca_group if order is not None else ""
         if not group:
             return
         for other in self.orders.active(fill.instrument):
-            if other.status is OrderStatus.PENDING_SUBMIT:
+            if other.status is _PENDING_SUBMIT:
                 continue  # sent after the fill happened (the broker had it not yet)
             if other.order_id != fill.order_id and other.request.oca_group == group:
                 due = self._oca_due.get(other.order_id, Decimal(0))
@@ -2271,7 +2298,7 @@ class Engine:
                 order = self.orders.get(order_id)
                 if order is not None and not order.status.is_terminal and self._ahead(order):
                     live[tag] = order  # (one its OCA group took all of is going away)
-        side = Side.SELL if held > 0 else Side.BUY
+        side = _SELL if held > 0 else _BUY
         if guard is not None and (guard.turned or not held or guard.side is not side):
             for order in live.values():  # flat, or turned around (then or since): they go
                 self._cancel(order)
@@ -2317,7 +2344,7 @@ class Engine:
             total = current.filled_quantity + request.quantity
             expected = current.filled_quantity + self._ahead(current)
             if total != expected:  # the position changed: resize, and move to its price
-                trailing = old.order_type is OrderType.TRAILING_STOP  # keeps the ground it made
+                trailing = old.order_type is _TRAILING_STOP  # keeps the ground it made
                 replacement = attrs.evolve(
                     old, quantity=total, limit_price=request.limit_price,
                     stop_price=old.stop_price if trailing else request.stop_price,

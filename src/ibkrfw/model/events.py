@@ -14,7 +14,7 @@ import attrs
 
 from ibkrfw.model._time import to_timestamp
 from ibkrfw.model.data import Bar, OptionGreeks, Quote, Tick
-from ibkrfw.model.fills import Fill
+from ibkrfw.model.fills import Fill, _slot_setters
 from ibkrfw.model.instruments import Future, Instrument, Option
 from ibkrfw.model.orders import OrderRequest
 
@@ -146,6 +146,33 @@ class OrderFilled(OrderEvent):
     """The order filled, wholly or partly; ``fill`` says how much and at what price."""
 
     fill: Fill
+
+
+_ACCEPTED_SLOTS = _slot_setters(OrderAccepted, ("ts_ns", "order_id", "broker_order_id"))
+_FILLED_SLOTS = _slot_setters(OrderFilled, ("ts_ns", "order_id", "fill"))
+
+
+def accepted_of(ts_ns: int, order_id: int, broker_order_id: str) -> OrderAccepted:
+    """``OrderAccepted(ts_ns=..., ...)``, built faster: for the simulator's every order.
+
+    Each slot is written directly, as :func:`~ibkrfw.model.fills.position_of` does.
+    """
+    event = object.__new__(OrderAccepted)
+    s_ts, s_id, s_broker = _ACCEPTED_SLOTS
+    s_ts(event, ts_ns)
+    s_id(event, order_id)
+    s_broker(event, broker_order_id)
+    return event
+
+
+def filled_of(ts_ns: int, order_id: int, fill: Fill) -> OrderFilled:
+    """``OrderFilled(ts_ns=..., order_id=..., fill=...)``, built faster (as :func:`accepted_of`)."""
+    event = object.__new__(OrderFilled)
+    s_ts, s_id, s_fill = _FILLED_SLOTS
+    s_ts(event, ts_ns)
+    s_id(event, order_id)
+    s_fill(event, fill)
+    return event
 
 
 @final

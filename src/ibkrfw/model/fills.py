@@ -13,6 +13,10 @@ from ibkrfw.model._time import to_timestamp
 from ibkrfw.model.instruments import Instrument
 from ibkrfw.model.orders import Side
 
+# Enum members bound once: on Python 3.11 each `Side.BUY` in a function is a slow lookup
+# (EnumType.__getattr__ routes every class attribute through Python), on the order path.
+_BUY = Side.BUY
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -51,7 +55,7 @@ class Fill:
     @property
     def signed_quantity(self) -> Decimal:
         """The quantity, negative for a sale."""
-        return self.quantity if self.side is Side.BUY else -self.quantity
+        return self.quantity if self.side is _BUY else -self.quantity
 
     @property
     def value(self) -> Decimal:
@@ -139,3 +143,36 @@ def position_of(
     s_commission(position, commission)
     s_price(position, market_price)
     return position
+
+
+_FILL_SLOTS = _slot_setters(Fill, tuple(f.name for f in attrs.fields(Fill)))
+
+
+def fill_of(
+    order_id: int,
+    instrument: Instrument,
+    side: Side,
+    quantity: Decimal,
+    price: Decimal,
+    commission: Decimal,
+    ts_ns: int,
+    fill_id: str,
+    slippage: Decimal,
+) -> Fill:
+    """``Fill(order_id, instrument, ...)``, built faster: for the simulator's every fill.
+
+    As :func:`position_of`: each slot is written directly (Fill has no converters or
+    validators to skip); the values must be of the fields' types.
+    """
+    fill = object.__new__(Fill)
+    s_order, s_inst, s_side, s_qty, s_price, s_fee, s_ts, s_id, s_slip = _FILL_SLOTS
+    s_order(fill, order_id)
+    s_inst(fill, instrument)
+    s_side(fill, side)
+    s_qty(fill, quantity)
+    s_price(fill, price)
+    s_fee(fill, commission)
+    s_ts(fill, ts_ns)
+    s_id(fill, fill_id)
+    s_slip(fill, slippage)
+    return fill

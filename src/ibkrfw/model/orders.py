@@ -39,7 +39,7 @@ class Side(enum.StrEnum):
     @property
     def sign(self) -> int:
         """``+1`` for BUY, ``-1`` for SELL."""
-        return 1 if self is Side.BUY else -1
+        return 1 if self is _BUY else -1
 
 
 class OrderType(enum.StrEnum):
@@ -73,6 +73,21 @@ class TimeInForce(enum.StrEnum):
     IOC = "IOC"
     GTD = "GTD"
     OPG = "OPG"
+
+
+# Enum members bound once: on Python 3.11 each `Side.BUY` in a function is a slow lookup
+# (EnumType.__getattr__ routes every class attribute through Python), on the order path.
+_LIMIT = OrderType.LIMIT
+_LIMIT_ON_CLOSE = OrderType.LIMIT_ON_CLOSE
+_MARKET = OrderType.MARKET
+_MARKET_ON_CLOSE = OrderType.MARKET_ON_CLOSE
+_STOP = OrderType.STOP
+_STOP_LIMIT = OrderType.STOP_LIMIT
+_TRAILING_STOP = OrderType.TRAILING_STOP
+_BUY = Side.BUY
+_DAY = TimeInForce.DAY
+_GTD = TimeInForce.GTD
+_OPG = TimeInForce.OPG
 
 
 class OrderStatus(enum.StrEnum):
@@ -257,7 +272,7 @@ class OrderRequest:
         cls, instrument: Instrument, side: Side | str, quantity: DecimalLike, **kwargs: object
     ) -> OrderRequest:
         """Build a market order request (extra keywords: ``tif``, ``tag``...)."""
-        return cls(instrument, side, quantity, OrderType.MARKET, **kwargs)  # type: ignore[arg-type]
+        return cls(instrument, side, quantity, _MARKET, **kwargs)  # type: ignore[arg-type]
 
     @classmethod
     def limit(
@@ -269,7 +284,7 @@ class OrderRequest:
         **kwargs: object,
     ) -> OrderRequest:
         """Build a limit order request at ``price``."""
-        return cls(instrument, side, quantity, OrderType.LIMIT, limit_price=price, **kwargs)  # type: ignore[arg-type]
+        return cls(instrument, side, quantity, _LIMIT, limit_price=price, **kwargs)  # type: ignore[arg-type]
 
     @classmethod
     def stop(
@@ -281,12 +296,12 @@ class OrderRequest:
         **kwargs: object,
     ) -> OrderRequest:
         """Build a stop (market) order request triggered at ``price``."""
-        return cls(instrument, side, quantity, OrderType.STOP, stop_price=price, **kwargs)  # type: ignore[arg-type]
+        return cls(instrument, side, quantity, _STOP, stop_price=price, **kwargs)  # type: ignore[arg-type]
 
     @property
     def signed_quantity(self) -> Decimal:
         """The quantity, negative for a sale."""
-        return self.quantity if self.side is Side.BUY else -self.quantity
+        return self.quantity if self.side is _BUY else -self.quantity
 
     @classmethod
     def _trusted_market(cls, instrument: Instrument, side: Side, quantity: Decimal) -> OrderRequest:
@@ -297,10 +312,10 @@ class OrderRequest:
         setattr_(request, "instrument", instrument)
         setattr_(request, "side", side)
         setattr_(request, "quantity", quantity)
-        setattr_(request, "order_type", OrderType.MARKET)
+        setattr_(request, "order_type", _MARKET)
         setattr_(request, "limit_price", None)
         setattr_(request, "stop_price", None)
-        setattr_(request, "tif", TimeInForce.DAY)
+        setattr_(request, "tif", _DAY)
         setattr_(request, "good_till_ns", None)
         setattr_(request, "tag", "")
         setattr_(request, "trail_amount", None)
@@ -400,7 +415,7 @@ def build_request(
             good[name] = value
     stand_in = OrderRequest(
         instrument,
-        good.pop("side", Side.BUY),  # type: ignore[arg-type]
+        good.pop("side", _BUY),  # type: ignore[arg-type]
         good.pop("quantity", 0),  # type: ignore[arg-type]
         **good,  # type: ignore[arg-type]
     )
@@ -455,14 +470,14 @@ def _check_request(request: OrderRequest) -> str | None:
             f"{kind.name}: send the algo on a MARKET or LIMIT order"
         )
     plain = request.limit_price is None and request.stop_price is None
-    if kind is OrderType.MARKET and plain and request.trail_amount is request.trail_percent is None:
-        if request.tif is TimeInForce.GTD and request.good_till_ns is None:
+    if kind is _MARKET and plain and request.trail_amount is request.trail_percent is None:
+        if request.tif is _GTD and request.good_till_ns is None:
             return "a GTD order needs good_till_ns"
         return None  # the common case, checked without the loop below
-    needs_limit = kind in (OrderType.LIMIT, OrderType.STOP_LIMIT, OrderType.LIMIT_ON_CLOSE)
-    needs_stop = kind in (OrderType.STOP, OrderType.STOP_LIMIT, OrderType.TRAILING_STOP)
+    needs_limit = kind in (_LIMIT, _STOP_LIMIT, _LIMIT_ON_CLOSE)
+    needs_stop = kind in (_STOP, _STOP_LIMIT, _TRAILING_STOP)
     trails = [t for t in (request.trail_amount, request.trail_percent) if t is not None]
-    if kind is OrderType.TRAILING_STOP:
+    if kind is _TRAILING_STOP:
         if len(trails) != 1:
             return "a TRAILING_STOP order needs exactly one of trail_amount and trail_percent"
         if trails[0] <= 0:
@@ -491,12 +506,12 @@ def _check_request(request: OrderRequest) -> str | None:
             return (
                 f"{name} {price} is not a multiple of the tick size {inst.tick_size} of {inst.id}"
             )
-    if request.tif is TimeInForce.GTD and request.good_till_ns is None:
+    if request.tif is _GTD and request.good_till_ns is None:
         return "a GTD order needs good_till_ns"
-    if kind in (OrderType.MARKET_ON_CLOSE, OrderType.LIMIT_ON_CLOSE):
-        if request.tif is not TimeInForce.DAY:
+    if kind in (_MARKET_ON_CLOSE, _LIMIT_ON_CLOSE):
+        if request.tif is not _DAY:
             return f"a {kind.name} order is a DAY order, got time in force {request.tif}"
-    elif request.tif is TimeInForce.OPG and kind not in (OrderType.MARKET, OrderType.LIMIT):
+    elif request.tif is _OPG and kind not in (_MARKET, _LIMIT):
         return f"time in force OPG (on the open) is for MARKET and LIMIT orders, not {kind.name}"
     return None
 

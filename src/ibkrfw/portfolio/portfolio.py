@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from decimal import Decimal
 from typing import final
 
@@ -19,6 +19,11 @@ from ibkrfw.model.fills import Fill, Position, position_of
 from ibkrfw.model.instruments import Instrument
 from ibkrfw.model.orders import Side
 from ibkrfw.portfolio.fx import FxRates
+
+# Enum members bound once: on Python 3.11 each `Side.BUY` in a function is a slow lookup
+# (EnumType.__getattr__ routes every class attribute through Python), on the order path.
+_BUY = Side.BUY
+_SELL = Side.SELL
 
 __all__ = [
     "DelegatingLedger",
@@ -154,6 +159,14 @@ class PortfolioView(ABC):
     def working_instruments(self) -> frozenset[Instrument]:
         """The instruments with live orders (none when the view knows no orders)."""
         return frozenset()
+
+    def held_instruments(self) -> Collection[Instrument]:
+        """The instruments of the non-flat :attr:`positions`, without building each position.
+
+        What a rule that walks the positions by instrument reads on every order; a view
+        whose positions are costly to build may answer it more cheaply.
+        """
+        return self.positions.keys()
 
     def pending(self, instrument: Instrument) -> Decimal:
         """The signed quantity the live orders of ``instrument`` are expected to trade.
@@ -648,6 +661,10 @@ class Portfolio(Ledger):
         return {h.instrument: h.snapshot() for h in self._open}
 
     @override
+    def held_instruments(self) -> list[Instrument]:
+        return [h.instrument for h in self._open]
+
+    @override
     def price(self, instrument: Instrument) -> float:
         holding = self._holdings.get(instrument)
         return math.nan if holding is None else holding.price
@@ -720,7 +737,7 @@ class Portfolio(Ledger):
         """
         h = self._holdings.get(fill.instrument) or self.holding(fill.instrument)
         size = fill.quantity
-        q = size if fill.side is Side.BUY else -size
+        q = size if fill.side is _BUY else -size
         price = fill.price
         unit = h.unit_multiplier
         fee = fill.commission
@@ -769,7 +786,7 @@ class Portfolio(Ledger):
     def adopt(self, fill: Fill) -> None:
         self.apply_fill(fill)
         value = fill.quantity * fill.price * fill.instrument.multiplier
-        cost = (value if fill.side is Side.BUY else -value) + fill.commission
+        cost = (value if fill.side is _BUY else -value) + fill.commission
         if fill.instrument.currency == self._base:
             self._cash += cost
             self._cash_f = float(self._cash)
@@ -1041,7 +1058,7 @@ class _TradeState:
         gross = (exit_price - entry_price) * self.exit_qty * direction * instrument.multiplier
         return Trade(
             instrument=instrument,
-            side=Side.BUY if old > 0 else Side.SELL,
+            side=_BUY if old > 0 else _SELL,
             quantity=max(self.max_qty, abs(old)),
             entry_ns=self.entry_ns,
             exit_ns=exit_ns,

@@ -9,7 +9,7 @@ before sending.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from decimal import Decimal
 from types import MappingProxyType
 from typing import Literal, final
@@ -21,6 +21,12 @@ from ibkrfw.model.instruments import AssetClass, Instrument, Option
 from ibkrfw.model.orders import OrderRequest, Side
 from ibkrfw.portfolio.portfolio import PortfolioView
 from ibkrfw.risk.rule import LimitUsage, RiskDecision, RiskRule, only_reduces
+
+# Enum members bound once: on Python 3.11 each `Side.BUY` in a function is a slow lookup
+# (EnumType.__getattr__ routes every class attribute through Python), on the order path.
+_STOCK = AssetClass.STOCK
+_BUY = Side.BUY
+_SELL = Side.SELL
 
 __all__ = ["IB_INITIAL_MARGIN", "BuyingPower", "MarginRates", "MarginSpec", "margin_rates"]
 
@@ -159,7 +165,7 @@ class BuyingPower(RiskRule):
 
     @override
     def check(self, request: OrderRequest, portfolio: PortfolioView, ts_ns: int) -> RiskDecision:
-        if self.account == "cash" and request.side is Side.SELL:
+        if self.account == "cash" and request.side is _SELL:
             return self._short(request, portfolio)
         held = portfolio.quantity(request.instrument)
         if held and request.side.sign * held < 0 and only_reduces(request, portfolio):
@@ -201,20 +207,24 @@ class BuyingPower(RiskRule):
         """The initial margin needed before and after ``request``, working orders included."""
         inst = request.instrument
         working = portfolio.working_by_instrument()
-        instruments = set(portfolio.positions) | set(working) | {inst}
+        held_now = portfolio.held_instruments()
+        instruments: Collection[Instrument] = (
+            {*held_now, *working, inst} if held_now or working else (inst,)
+        )
         before = after = 0.0
         nothing = (_ZERO, _ZERO)
+        rates = self.rates
         for other in instruments:
             unit = _unit(other, portfolio, request)
             if math.isnan(unit):
                 continue  # never priced: nothing held to value
-            rate = self.rates[other.asset_class]
+            rate = rates[other.asset_class]
             held = portfolio.quantity(other)
             buys, sells = working.get(other, nothing)
             worst = max(abs(held + buys), abs(held - sells))
             before += float(worst) * unit * rate
-            if other == inst:
-                if request.side is Side.BUY:
+            if other is inst or other == inst:
+                if request.side is _BUY:
                     buys += request.quantity
                 else:
                     sells += request.quantity
@@ -231,7 +241,7 @@ class BuyingPower(RiskRule):
         sells = portfolio.working(inst)[1]
         left = held - sells - request.quantity
         if left >= 0:
-            if inst.asset_class is AssetClass.STOCK:
+            if inst.asset_class is _STOCK:
                 need = _call_cover(portfolio, inst.symbol, inst.currency)
                 if left < need:
                     return RiskDecision.deny(
@@ -301,7 +311,7 @@ def _shares(portfolio: PortfolioView, symbol: str, currency: str) -> tuple[Decim
     """The shares of ``symbol`` held (on any exchange), and those being sold."""
     held = selling = _ZERO
     for inst in set(portfolio.positions) | set(portfolio.working_by_instrument()):
-        stock = inst.asset_class is AssetClass.STOCK
+        stock = inst.asset_class is _STOCK
         if stock and inst.symbol == symbol and inst.currency == currency:
             held += portfolio.quantity(inst)
             selling += portfolio.working(inst)[1]
@@ -338,7 +348,9 @@ def _rate(inst: Instrument, portfolio: PortfolioView) -> float:
 
 def _unit(inst: Instrument, portfolio: PortfolioView, request: OrderRequest) -> float:
     """One unit of ``inst`` in the base currency, at the order's limit for its instrument."""
-    if inst == request.instrument and request.limit_price is not None:
+    if request.limit_price is not None and (
+        inst is request.instrument or inst == request.instrument
+    ):
         price = float(request.limit_price)
     else:
         price = portfolio.price(inst)

@@ -14,6 +14,12 @@ from ibkrfw.model.instruments import Instrument
 from ibkrfw.model.orders import Order, OrderType, Side, TimeInForce
 from ibkrfw.sim.commission import NOTHING_YET
 
+# Enum members bound once: on Python 3.11 each `Side.BUY` in a function is a slow lookup
+# (EnumType.__getattr__ routes every class attribute through Python), on the order path.
+_BUY = Side.BUY
+_GTD = TimeInForce.GTD
+_OPG = TimeInForce.OPG
+
 log = logging.getLogger("ibkrfw.sim")
 
 _ON_CLOSE = frozenset((OrderType.MARKET_ON_CLOSE, OrderType.LIMIT_ON_CLOSE))
@@ -45,17 +51,17 @@ class Working:
         req = order.request
         self.order = order
         self.eligible_ns = order.created_ns + 1  # never on the bar the order was decided on
-        self.buy = req.side is Side.BUY
+        self.buy = req.side is _BUY
         self.limit = float(req.limit_price) if req.limit_price is not None else 0.0
         self.stop = float(req.stop_price) if req.stop_price is not None else 0.0
         self.tif = req.tif
-        self.expire_ns: int | None = req.good_till_ns if req.tif is TimeInForce.GTD else None
+        self.expire_ns: int | None = req.good_till_ns if req.tif is _GTD else None
         self.triggered = False  # a touched STOP_LIMIT works as a limit; STOP as a market order
         self.so_far = NOTHING_YET  # what the order filled and paid so far
         # On-open and on-close orders: when their auction is, and (on close) the latest bar
         # of the day they wait to close on. On open, a daily bar stamped at or after
         # auction_stamp_ns (at a local midnight) also opens a later day.
-        self.auction = req.tif is TimeInForce.OPG or req.order_type in _ON_CLOSE
+        self.auction = req.tif is _OPG or req.order_type in _ON_CLOSE
         self.auction_ns: int | None = None
         self.auction_stamp_ns = 0
         self.close_bar: Bar | None = None

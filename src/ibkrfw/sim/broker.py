@@ -26,16 +26,16 @@ from ibkrfw.model.events import (
     Event,
     FutureSettled,
     OptionSettled,
-    OrderAccepted,
     OrderCancelled,
     OrderCancelRejected,
     OrderExpired,
-    OrderFilled,
     OrderModified,
     OrderModifyRejected,
     OrderRejected,
+    accepted_of,
+    filled_of,
 )
-from ibkrfw.model.fills import Fill
+from ibkrfw.model.fills import Fill, fill_of
 from ibkrfw.model.instruments import AssetClass, Future, Instrument, Option
 from ibkrfw.model.orders import Order, OrderRequest, OrderType, Side, TimeInForce
 from ibkrfw.portfolio.fx import FxRates
@@ -54,6 +54,23 @@ from ibkrfw.sim._matching import LocalDays, TradingDays, Working, limit_fill, st
 from ibkrfw.sim.commission import NOTHING_YET, CommissionModel, OrderSoFar, ZeroCommission
 from ibkrfw.sim.depth import DepthSource
 from ibkrfw.sim.slippage import SlippageModel
+
+# Enum members bound once: on Python 3.11 each `Side.BUY` in a function is a slow lookup
+# (EnumType.__getattr__ routes every class attribute through Python), on the order path.
+_STOCK = AssetClass.STOCK
+_LIMIT = OrderType.LIMIT
+_LIMIT_ON_CLOSE = OrderType.LIMIT_ON_CLOSE
+_MARKET = OrderType.MARKET
+_MARKET_ON_CLOSE = OrderType.MARKET_ON_CLOSE
+_STOP = OrderType.STOP
+_STOP_LIMIT = OrderType.STOP_LIMIT
+_TRAILING_STOP = OrderType.TRAILING_STOP
+_BUY = Side.BUY
+_SELL = Side.SELL
+_DAY = TimeInForce.DAY
+_GTC = TimeInForce.GTC
+_IOC = TimeInForce.IOC
+_OPG = TimeInForce.OPG
 
 __all__ = ["SimBroker"]
 
@@ -402,11 +419,7 @@ class SimBroker(Broker):
             self._work(w)
         if option is not None:
             self._next_expiry_ns = min(self._next_expiry_ns, option.expiry_ns)
-        emit(
-            OrderAccepted(
-                ts_ns=now, order_id=order.order_id, broker_order_id=f"SIM{order.order_id}"
-            )
-        )
+        emit(accepted_of(now, order.order_id, f"SIM{order.order_id}"))
         if self._same_bar and not held:
             bar = self._bars.get(order.instrument)
             decided_on = self._latest_bar_ns if self._live else now  # the bar being answered
@@ -450,7 +463,7 @@ class SimBroker(Broker):
         replaced.auction_stamp_ns = w.auction_stamp_ns
         replaced.expire_ns = w.expire_ns if request.tif is w.tif else replaced.expire_ns
         if (
-            request.order_type is OrderType.TRAILING_STOP
+            request.order_type is _TRAILING_STOP
             and request.stop_price == w.order.request.stop_price
         ):
             replaced.stop, replaced.best = w.stop, w.best  # the trail keeps the ground it made
@@ -628,17 +641,17 @@ class SimBroker(Broker):
         inst = req.instrument
         close = bar.close
         kind = req.order_type
-        if w.tif is TimeInForce.OPG:
+        if w.tif is _OPG:
             return  # waits for the next open
         if req.algo is not None and type(req.algo) is not Adaptive:
             return  # a scheduled algo works in slices from the next bar
-        if kind is OrderType.MARKET or kind is OrderType.MARKET_ON_CLOSE:
+        if kind is _MARKET or kind is _MARKET_ON_CLOSE:
             hit = True
-        elif kind is OrderType.LIMIT or kind is OrderType.LIMIT_ON_CLOSE:
+        elif kind is _LIMIT or kind is _LIMIT_ON_CLOSE:
             hit = close <= w.limit if w.buy else close >= w.limit
         else:  # stops, stop-limits and trailing stops: triggered if the close is through them
             hit = close >= w.stop if w.buy else close <= w.stop
-            if hit and kind is OrderType.STOP_LIMIT:
+            if hit and kind is _STOP_LIMIT:
                 w.triggered = True
                 hit = close <= w.limit if w.buy else close >= w.limit
             elif hit:
@@ -654,11 +667,11 @@ class SimBroker(Broker):
         before this one, and take what is left of its volume.
         """
         kind = w.order.request.order_type
-        if kind is OrderType.MARKET or w.triggered:
+        if kind is _MARKET or w.triggered:
             return 0
         if w.close_bar is not None:
             return -1
-        stop_like = kind is not OrderType.LIMIT
+        stop_like = kind is not _LIMIT
         return (2 if stop_like else 1) if self.favourable_first else (1 if stop_like else 2)
 
     def _match(self, w: Working, bar: Bar) -> None:
@@ -669,8 +682,8 @@ class SimBroker(Broker):
         if w.auction:
             self._auction(w, bar)
             return
-        if w.expire_ns is None and w.tif is not TimeInForce.GTC:
-            if w.tif is TimeInForce.DAY:
+        if w.expire_ns is None and w.tif is not _GTC:
+            if w.tif is _DAY:
                 w.expire_ns = self._sessions.close_ns(order.instrument, ts)
             else:  # IOC: this bar is its one chance
                 w.expire_ns = ts + 1
@@ -684,17 +697,17 @@ class SimBroker(Broker):
             return
         kind = req.order_type
         price: float | Decimal | None = None
-        if kind is OrderType.MARKET:
+        if kind is _MARKET:
             price = bar.open
-        elif kind is OrderType.LIMIT:
+        elif kind is _LIMIT:
             price = limit_fill(w.buy, w.limit, req.limit_price, bar)
-        elif w.triggered and kind is not OrderType.STOP_LIMIT:
+        elif w.triggered and kind is not _STOP_LIMIT:
             price = bar.open  # the rest of a stop that already triggered
-        elif kind is OrderType.STOP:
+        elif kind is _STOP:
             price = stop_fill(w.buy, w.stop, req.stop_price, bar)
-        elif kind is OrderType.STOP_LIMIT:
+        elif kind is _STOP_LIMIT:
             price = self._stop_limit(w, bar)
-        elif kind is OrderType.TRAILING_STOP:
+        elif kind is _TRAILING_STOP:
             price = stop_fill(w.buy, w.stop, order.instrument.round_price(w.stop), bar)
             if price is None:
                 w.follow(bar)
@@ -702,15 +715,15 @@ class SimBroker(Broker):
         book = depth.book_at(order.instrument, ts) if depth is not None else None
         # With a book, a limit (or a triggered stop-limit) walks it whatever the bar's mid
         # says: the levels at or better than the limit decide.
-        limited = kind is OrderType.LIMIT or (kind is OrderType.STOP_LIMIT and w.triggered)
+        limited = kind is _LIMIT or (kind is _STOP_LIMIT and w.triggered)
         if price is not None or (book is not None and limited):
-            if kind is OrderType.STOP or kind is OrderType.TRAILING_STOP:
+            if kind is _STOP or kind is _TRAILING_STOP:
                 w.triggered = True
             if book is not None:
                 self._walk(w, bar, book)
             elif price is not None:
                 self._fill(w, price, bar)
-        if w.tif is TimeInForce.IOC and w.order.order_id in self._working[order.instrument]:
+        if w.tif is _IOC and w.order.order_id in self._working[order.instrument]:
             self._expire(w, ts)  # IOC: whatever did not fill on its one bar
 
     def _algo_slice(self, w: Working, algo: Scheduled, bar: Bar) -> None:
@@ -742,7 +755,7 @@ class SimBroker(Broker):
         ):
             return  # a limit order's slice waits for a bar whose price it allows
         self._fill(w, inst.round_price(price), bar, quantity)
-        if w.tif is TimeInForce.IOC and order_id in self._by_id:
+        if w.tif is _IOC and order_id in self._by_id:
             self._expire(w, ts)
 
     def _auction(self, w: Working, bar: Bar) -> None:
@@ -756,7 +769,7 @@ class SimBroker(Broker):
         """
         ts = bar.ts_ns
         inst = w.order.instrument
-        if w.tif is TimeInForce.OPG:
+        if w.tif is _OPG:
             if w.auction_ns is None:
                 w.auction_ns, w.auction_stamp_ns = self._sessions.opening(inst, w.eligible_ns - 1)
             if ts < w.auction_ns and not (
@@ -764,7 +777,7 @@ class SimBroker(Broker):
             ):
                 return
             open_ = bar.open
-            limited = w.order.request.order_type is OrderType.LIMIT
+            limited = w.order.request.order_type is _LIMIT
             if not limited or (open_ <= w.limit if w.buy else open_ >= w.limit):
                 self._fill(w, open_, bar)
             if w.order.order_id in self._by_id:
@@ -777,7 +790,7 @@ class SimBroker(Broker):
             w.close_bar = bar  # the latest bar of the day, so far
             return
         close = pending.close
-        limited = w.order.request.order_type is OrderType.LIMIT_ON_CLOSE
+        limited = w.order.request.order_type is _LIMIT_ON_CLOSE
         if not limited or (close <= w.limit if w.buy else close >= w.limit):
             self._fill(w, inst.round_price(close), pending)
         if w.order.order_id in self._by_id:
@@ -843,7 +856,7 @@ class SimBroker(Broker):
             price = future.round_price(last) if last == last else _ZERO
             self._fills += 1
             fill = Fill(
-                -1, future, Side.SELL if held > 0 else Side.BUY, abs(held), price, _ZERO, now,
+                -1, future, _SELL if held > 0 else _BUY, abs(held), price, _ZERO, now,
                 f"SIM-EXPIRY-{self._fills}",
             )  # fmt: skip
             if self._keep_ledger:
@@ -897,7 +910,7 @@ class SimBroker(Broker):
                 for inst in closes
                 if inst.symbol == option.symbol
                 and inst.currency == option.currency
-                and inst.asset_class is AssetClass.STOCK
+                and inst.asset_class is _STOCK
             ),
             None,
         )
@@ -918,7 +931,7 @@ class SimBroker(Broker):
         self._fills += 1
         fills = [
             Fill(
-                -1, option, Side.SELL if held > 0 else Side.BUY, contracts, close_price, _ZERO,
+                -1, option, _SELL if held > 0 else _BUY, contracts, close_price, _ZERO,
                 now, f"SIM-EXPIRY-{self._fills}",
             )
         ]  # fmt: skip
@@ -928,7 +941,7 @@ class SimBroker(Broker):
             self._fills += 1
             fills.append(
                 Fill(
-                    -1, deliver, Side.BUY if buys else Side.SELL, contracts * option.multiplier,
+                    -1, deliver, _BUY if buys else _SELL, contracts * option.multiplier,
                     deliver.round_price(option.strike), _ZERO, now, f"SIM-EXPIRY-{self._fills}",
                 )
             )  # fmt: skip
@@ -1093,7 +1106,7 @@ class SimBroker(Broker):
         side = order.request.side
         fee = self.commission_model.commission(inst, side, quantity, fill_price, ts, before)
         self._fills += 1
-        fill = Fill(
+        fill = fill_of(
             order.order_id,
             inst,
             side,
@@ -1113,7 +1126,7 @@ class SimBroker(Broker):
         filled = before.quantity + quantity
         if filled >= order.request.quantity:
             self._remove(inst, order.order_id)
-            self._emit(OrderFilled(ts_ns=ts, order_id=order.order_id, fill=fill))
+            self._emit(filled_of(ts, order.order_id, fill))
             self._ended(w, ts, at_open=type(price) is float, filled=filled)  # float: the open
             if order.request.oca_group:
                 self._reduce_group(w, quantity, ts)
@@ -1121,6 +1134,6 @@ class SimBroker(Broker):
         w.so_far = OrderSoFar(
             filled, before.value + quantity * fill_price * inst.multiplier, before.commission + fee
         )
-        self._emit(OrderFilled(ts_ns=ts, order_id=order.order_id, fill=fill))
+        self._emit(filled_of(ts, order.order_id, fill))
         if order.request.oca_group:
             self._reduce_group(w, quantity, ts)

@@ -23,6 +23,11 @@ from ibkrfw.model._decimal import DecimalLike, to_decimal
 from ibkrfw.model.instruments import AssetClass, Instrument
 from ibkrfw.model.orders import Side
 
+# Enum members bound once: on Python 3.11 each `Side.BUY` in a function is a slow lookup
+# (EnumType.__getattr__ routes every class attribute through Python), on the order path.
+_OPTION = AssetClass.OPTION
+_BUY = Side.BUY
+
 __all__ = [
     "IBKR_US_STOCK_FEES",
     "CommissionModel",
@@ -239,7 +244,7 @@ class USStockFees:
 
     def transaction_fees(self, side: Side, quantity: Decimal, value: Decimal) -> Decimal:
         """SEC fee and FINRA TAF: charged on sales only."""
-        if side is Side.BUY:
+        if side is _BUY:
             return _ZERO
         return value * self.sec_fee_rate + quantity * self.finra_taf_per_share
 
@@ -366,7 +371,7 @@ class IBKRFixedCommission(_IBKRStock):
         ts_ns: int = 0,
         before: OrderSoFar = NOTHING_YET,
     ) -> Decimal:
-        if instrument.asset_class is AssetClass.OPTION:
+        if instrument.asset_class is _OPTION:
             return self.options.commission(instrument, side, quantity, price, ts_ns, before)
         value = quantity * price * instrument.multiplier
         fee = self._ib_part(self.rate, quantity, value, before)
@@ -454,7 +459,7 @@ class IBKRTieredCommission(_IBKRStock):
         ts_ns: int = 0,
         before: OrderSoFar = NOTHING_YET,
     ) -> Decimal:
-        if instrument.asset_class is AssetClass.OPTION:
+        if instrument.asset_class is _OPTION:
             return self.options.commission(instrument, side, quantity, price, ts_ns, before)
         day = self._day(ts_ns)
         if self._month != (day.year, day.month):
