@@ -657,7 +657,7 @@ class Engine:
         """
         if request.parent_id is not None:
             return self._send(request, checked=not self._exit_of_parent(request))
-        if not request.oca_group:
+        if not request.oca_group and (self._guards or self._exits or self._adopted_exits):
             group = self._exit_group(request)
             if group is not None:
                 request = attrs.evolve(request, oca_group=group)
@@ -731,7 +731,8 @@ class Engine:
             return self._refuse(self.orders.create(request, now), now, reason, "validation")
         # Risk sees the orders already working, not this one: it is created after the check.
         asked = request
-        refusal = self._halt_refusal(request, now) if checked else None
+        halted = self._halt is not None or self._pause is not None
+        refusal = self._halt_refusal(request, now) if checked and halted else None
         resized: list[tuple[str, str]] = []
         if refusal is None and checked:
             request, refusal = self._risk_check(request, now, resized)

@@ -85,6 +85,7 @@ def _settles_ns(future: Future) -> int:
     return int(start.timestamp()) * 1_000_000_000
 
 
+_ROUNDED_KEPT = 4096  # the rounded prices kept per instrument, at most
 _ZERO = Decimal(0)
 _CENT = Decimal("0.01")
 _NS_PER_DAY = 86_400 * 10**9
@@ -293,6 +294,7 @@ class SimBroker(Broker):
         self.favourable_first = favourable_first
         self._n_working = 0
         self._fills = 0
+        self._rounded: dict[Instrument, dict[float, Decimal]] = {}  # a float price on its tick
         self._days = LocalDays()  # calendar days, for the borrow fee
         if isinstance(calendar, SessionCalendar):
             one = calendar
@@ -1096,7 +1098,16 @@ class SimBroker(Broker):
             if quantity <= 0:
                 return  # nothing left to trade on this bar
             self._capacity[inst] = (ts, room - quantity)
-        fill_price = price if isinstance(price, Decimal) else inst.round_price(price)
+        if isinstance(price, Decimal):
+            fill_price = price
+        else:  # bars repeat their prices: each instrument's rounded opens are kept
+            rounded = self._rounded.get(inst)
+            if rounded is None or len(rounded) >= _ROUNDED_KEPT:
+                rounded = self._rounded[inst] = {}
+            cached = rounded.get(price)
+            if cached is None:
+                cached = rounded[price] = inst.round_price(price)
+            fill_price = cached
         slippage = self.slippage
         slipped = _ZERO
         if slippage is not None:
