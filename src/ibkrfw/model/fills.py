@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from decimal import Decimal
-from typing import TYPE_CHECKING, final
+from typing import TYPE_CHECKING, NamedTuple, final
 
 import attrs
 
@@ -69,9 +69,12 @@ class Fill:
 
 
 @final
-@attrs.frozen
-class Position:
+class Position(NamedTuple):
     """A snapshot of the holding in one instrument.
+
+    A named tuple, as :class:`~ibkrfw.Bar` is: a strategy may ask for its position on every
+    bar, and a tuple is built three times faster than a frozen class. Change a field with
+    ``position._replace(quantity=...)``.
 
     Args:
         instrument: The instrument held.
@@ -117,9 +120,6 @@ def _slot_setters(
     return tuple(getattr(cls, name).__set__ for name in names)
 
 
-_POSITION_SLOTS = _slot_setters(Position, tuple(f.name for f in attrs.fields(Position)))
-
-
 def position_of(
     instrument: Instrument,
     quantity: Decimal,
@@ -130,19 +130,14 @@ def position_of(
 ) -> Position:
     """``Position(instrument, quantity, ...)``, built faster: for a ledger's per-bar snapshot.
 
-    A strategy may ask for a position on every bar; the frozen class's ``__init__`` sets each
-    field through ``object.__setattr__`` by name, this writes each slot directly (Position has
-    no converters or validators to skip). The values must be of the fields' types.
+    The tuple is made directly, without the named tuple's keyword handling. The values must be
+    of the fields' types.
     """
-    position = object.__new__(Position)
-    s_instrument, s_quantity, s_avg, s_realized, s_commission, s_price = _POSITION_SLOTS
-    s_instrument(position, instrument)
-    s_quantity(position, quantity)
-    s_avg(position, avg_price)
-    s_realized(position, realized_pnl)
-    s_commission(position, commission)
-    s_price(position, market_price)
-    return position
+    return _new_tuple(Position, (instrument, quantity, avg_price, realized_pnl, commission,
+                                 market_price))  # fmt: skip
+
+
+_new_tuple = tuple.__new__
 
 
 _FILL_SLOTS = _slot_setters(Fill, tuple(f.name for f in attrs.fields(Fill)))

@@ -225,10 +225,10 @@ class TaxLotPortfolio(DelegatingLedger):
         lots = self._lots.get(inst)
         realized = self._realized_by.get(inst, _ZERO)
         if not lots:
-            return attrs.evolve(position, realized_pnl=realized)
+            return position._replace(realized_pnl=realized)
         size = sum((lot.quantity for lot in lots), _ZERO)
         cost = sum((lot.quantity * lot.open_price for lot in lots), _ZERO)
-        return attrs.evolve(position, avg_price=cost / size, realized_pnl=realized)
+        return position._replace(avg_price=cost / size, realized_pnl=realized)
 
     @override
     def apply_fill(self, fill: Fill) -> None:
