@@ -1082,16 +1082,16 @@ class SimBroker(Broker):
         self, w: Working, price: float | Decimal, bar: Bar, cap: Decimal | None = None
     ) -> None:
         order = w.order
-        inst = order.instrument
+        req = order.request
+        inst = req.instrument
         ts = bar.ts_ns
         before = w.so_far
+        before_q = before.quantity
         # the request's own Decimal when nothing has filled yet: one object less per order kept
-        quantity = (
-            order.request.quantity - before.quantity if before.quantity else order.request.quantity
-        )
+        quantity = req.quantity - before_q if before_q else req.quantity
         if cap is not None and cap < quantity:
             quantity = cap  # one level of a walked book
-        room = self._room(bar)
+        room = self._room(bar) if self.volume_limit is not None else None
         if room is not None:
             if room < quantity:
                 quantity = room
@@ -1114,19 +1114,12 @@ class SimBroker(Broker):
             base = fill_price
             fill_price = self._slip(slippage, w, fill_price, quantity, bar)
             slipped = abs(fill_price - base) * quantity * inst.multiplier
-        side = order.request.side
+        side = req.side
+        order_id = order.order_id
         fee = self.commission_model.commission(inst, side, quantity, fill_price, ts, before)
-        self._fills += 1
+        self._fills = n = self._fills + 1
         fill = fill_of(
-            order.order_id,
-            inst,
-            side,
-            quantity,
-            fill_price,
-            fee,
-            ts,
-            f"SIM-{order.order_id}-{self._fills}",
-            slipped,
+            order_id, inst, side, quantity, fill_price, fee, ts, f"SIM-{order_id}-{n}", slipped
         )
         if self._keep_ledger:
             self._ledger.apply_fill(fill)
@@ -1134,17 +1127,18 @@ class SimBroker(Broker):
             self._hold_option(inst, fill.signed_quantity)
         elif type(inst) is Future and inst.last_trade_date:
             self._hold_future(inst, fill.signed_quantity)
-        filled = before.quantity + quantity
-        if filled >= order.request.quantity:
-            self._remove(inst, order.order_id)
-            self._emit(filled_of(ts, order.order_id, fill))
-            self._ended(w, ts, at_open=type(price) is float, filled=filled)  # float: the open
-            if order.request.oca_group:
+        filled = before_q + quantity if before_q else quantity
+        if filled >= req.quantity:
+            self._remove(inst, order_id)
+            self._emit(filled_of(ts, order_id, fill))
+            if self._held:  # children wait for this order
+                self._ended(w, ts, at_open=type(price) is float, filled=filled)  # float: the open
+            if req.oca_group:
                 self._reduce_group(w, quantity, ts)
             return
         w.so_far = OrderSoFar(
             filled, before.value + quantity * fill_price * inst.multiplier, before.commission + fee
         )
-        self._emit(filled_of(ts, order.order_id, fill))
-        if order.request.oca_group:
+        self._emit(filled_of(ts, order_id, fill))
+        if req.oca_group:
             self._reduce_group(w, quantity, ts)
