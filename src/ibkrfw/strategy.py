@@ -978,7 +978,7 @@ def _bracket_problem(entry: OrderRequest, take_profit: object, stop_loss: object
     return None
 
 
-_MARKET_REQUESTS: dict[tuple[Instrument, Side, int], OrderRequest] = {}
+_MARKET_REQUESTS: dict[tuple[int, bool, int], OrderRequest] = {}
 _MARKET_REQUESTS_KEPT = 1024  # the market orders of a whole quantity last built, at most
 
 
@@ -990,10 +990,12 @@ def _request(
         if type(quantity) is Decimal and quantity.is_finite():
             return OrderRequest._trusted_market(instrument, side, quantity), None
         if type(quantity) is int:  # exact as a Decimal (a bool is not an int here)
-            # Requests are immutable: the same market order is built once and shared.
-            key = (instrument, side, quantity)
+            # Requests are immutable: the same market order is built once and shared. Keyed by
+            # the instrument object itself (the cache holds it, so its id stays its own): equal
+            # instruments may differ where equality does not look (a future's last trading day).
+            key = (id(instrument), side is _BUY, quantity)
             request = _MARKET_REQUESTS.get(key)
-            if request is None:
+            if request is None or request.instrument is not instrument:
                 if len(_MARKET_REQUESTS) >= _MARKET_REQUESTS_KEPT:
                     _MARKET_REQUESTS.clear()
                 request = OrderRequest._trusted_market(instrument, side, Decimal(quantity))

@@ -253,3 +253,20 @@ def test_denials_still_name_their_rule() -> None:
     result = Engine(Greedy(), _feed(), SimBroker(100_000)).run()
     assert result.order_list and all(o.status is OrderStatus.DENIED for o in result.order_list)
     assert all("buying power" in o.reason for o in result.order_list)
+
+
+def test_a_shared_request_carries_the_instrument_object_it_was_asked_with() -> None:
+    """Equal instruments may differ where equality does not look: each order keeps its own."""
+    from ibkrfw import Future
+    from ibkrfw.strategy import _request
+
+    listed = Future("ES", expiry="202612", exchange="CME")
+    moved = Future("ES", expiry="202612", exchange="CME", last_trade_date="20261217")
+    assert listed == moved and listed.last_trade_date != moved.last_trade_date
+    for inst in (listed, moved, listed, moved):
+        request, problem = _request(inst, Side.BUY, 1, {})
+        assert problem is None and request.instrument is inst
+    first, _ = _request(X, Side.SELL, 3, {})
+    again, _ = _request(X, Side.SELL, 3, {})
+    other, _ = _request(X, Side.BUY, 3, {})
+    assert again is first and other is not first and other.side is Side.BUY
