@@ -122,9 +122,12 @@ def max_drawdown(equity: FloatArray) -> tuple[float, int, int]:
     """
     if len(equity) == 0:
         return math.nan, -1, -1
-    peaks = np.maximum.accumulate(equity)
+    dd = np.maximum.accumulate(equity)  # the peaks, then in place the falls from them
+    rising = dd > 0
     with np.errstate(divide="ignore", invalid="ignore"):
-        dd = np.where(peaks > 0, equity / peaks - 1.0, 0.0)
+        np.divide(equity, dd, out=dd)
+    dd -= 1.0
+    dd[~rising] = 0.0
     trough = int(np.argmin(dd))
     if dd[trough] >= 0:
         return 0.0, 0, 0
