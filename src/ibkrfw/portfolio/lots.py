@@ -16,7 +16,6 @@ from ibkrfw.model._decimal import DecimalLike
 from ibkrfw.model.fills import Fill, Position
 from ibkrfw.model.instruments import Instrument
 from ibkrfw.model.orders import Side
-from ibkrfw.portfolio._log import DecimalLog
 from ibkrfw.portfolio.fx import FxRates
 from ibkrfw.portfolio.portfolio import DelegatingLedger
 
@@ -187,7 +186,7 @@ class TaxLotPortfolio(DelegatingLedger):
         super().__init__(cash, base_currency, fx, clock)
         self._lots: dict[Instrument, list[Lot]] = {}
         self._closed: list[ClosedLot] = []
-        self._realized = DecimalLog()  # per fill, by lots
+        self._realized: list[Decimal] = []  # per fill, by lots
         self._realized_by: dict[Instrument, Decimal] = {}
 
     @property

@@ -18,7 +18,6 @@ from ibkrfw.model._decimal import DecimalLike, float_decimal, to_decimal
 from ibkrfw.model.fills import Fill, Position, position_of
 from ibkrfw.model.instruments import Instrument
 from ibkrfw.model.orders import Side
-from ibkrfw.portfolio._log import DecimalLog, FillLog
 from ibkrfw.portfolio.fx import FxRates
 
 __all__ = [
@@ -478,9 +477,8 @@ class Portfolio(Ledger):
         self._balances: dict[str, Decimal] = {}  # other currencies' balances
         self._holdings: dict[Instrument, Holding] = {}
         self._open: list[Holding] = []  # holdings with a non-zero quantity
-        # As columns, not objects: a run of a million orders keeps a million fills (issue 25).
-        self._fills = FillLog()
-        self._realized = DecimalLog()  # the P&L each fill realised, in its currency
+        self._fills: list[Fill] = []
+        self._realized: list[Decimal] = []  # the P&L each fill realised, in its currency
         self._adjustments = _ZERO
         self._commission = _ZERO
         self._orders: Callable[[], Mapping[Instrument, tuple[Decimal, Decimal]]] | None = None
