@@ -102,7 +102,7 @@ def sharpe_ratio(returns: FloatArray, periods: float, risk_free: float = 0.0) ->
     """
     if len(returns) < 2 or not periods > 0:
         return math.nan
-    excess = returns - risk_free / periods
+    excess = returns - risk_free / periods if risk_free else returns  # no copy for none
     std = float(np.std(excess, ddof=1))
     if not std > 1e-15:
         return math.nan
@@ -149,8 +149,11 @@ def sortino_ratio(returns: FloatArray, periods: float, target: float = 0.0) -> f
     """
     if len(returns) < 2 or not periods > 0:
         return math.nan
-    excess = returns - target / periods
-    downside = math.sqrt(float(np.mean(np.minimum(excess, 0.0) ** 2)))
+    excess = returns - target / periods if target else returns  # no copy for none
+    below = np.minimum(excess, 0.0)
+    below *= below  # in place: one temporary the length of the returns
+    downside = math.sqrt(float(np.mean(below)))
+    del below
     if not downside > 1e-15:
         return math.nan
     return float(np.mean(excess) / downside * math.sqrt(periods))
