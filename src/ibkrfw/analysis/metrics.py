@@ -102,7 +102,7 @@ def sharpe_ratio(returns: FloatArray, periods: float, risk_free: float = 0.0) ->
     """
     if len(returns) < 2 or not periods > 0:
         return math.nan
-    excess = returns - risk_free / periods
+    excess = returns - risk_free / periods if risk_free else returns  # no copy for none
     std = float(np.std(excess, ddof=1))
     if not std > 1e-15:
         return math.nan
@@ -122,9 +122,12 @@ def max_drawdown(equity: FloatArray) -> tuple[float, int, int]:
     """
     if len(equity) == 0:
         return math.nan, -1, -1
-    peaks = np.maximum.accumulate(equity)
+    dd = np.maximum.accumulate(equity)  # the peaks, then in place the falls from them
+    rising = dd > 0
     with np.errstate(divide="ignore", invalid="ignore"):
-        dd = np.where(peaks > 0, equity / peaks - 1.0, 0.0)
+        np.divide(equity, dd, out=dd)
+    dd -= 1.0
+    dd[~rising] = 0.0
     trough = int(np.argmin(dd))
     if dd[trough] >= 0:
         return 0.0, 0, 0
@@ -146,8 +149,11 @@ def sortino_ratio(returns: FloatArray, periods: float, target: float = 0.0) -> f
     """
     if len(returns) < 2 or not periods > 0:
         return math.nan
-    excess = returns - target / periods
-    downside = math.sqrt(float(np.mean(np.minimum(excess, 0.0) ** 2)))
+    excess = returns - target / periods if target else returns  # no copy for none
+    below = np.minimum(excess, 0.0)
+    below *= below  # in place: one temporary the length of the returns
+    downside = math.sqrt(float(np.mean(below)))
+    del below
     if not downside > 1e-15:
         return math.nan
     return float(np.mean(excess) / downside * math.sqrt(periods))

@@ -56,6 +56,18 @@ class _Record:
         self.reason = ""
         self.snap: Order | None = None
 
+    @classmethod
+    def of(cls, order: Order) -> _Record:
+        """The record of an ended order again, from its snapshot (a late fill changes it)."""
+        record = cls(order.order_id, order.request, order.created_ns)
+        record.status = order.status
+        record.updated_ns = order.updated_ns
+        record.filled = order.filled_quantity
+        record.avg = order.avg_fill_price
+        record.reason = order.reason
+        record.snap = order
+        return record
+
     def snapshot(self) -> Order:
         # Built on demand and cached until the next change: most events are never looked at.
         snap = self.snap
@@ -93,7 +105,9 @@ class OrderBook:
     __slots__ = ("_active", "_next_id", "_records")
 
     def __init__(self) -> None:
-        self._records: dict[int, _Record] = {}
+        # An ended order keeps only its final snapshot, which is immutable: a run of a million
+        # orders keeps a million of them, and their mutable records would double that.
+        self._records: dict[int, _Record | Order] = {}
         self._active: dict[int, _Record] = {}
         self._next_id = 1
 
@@ -113,18 +127,19 @@ class OrderBook:
         Raises:
             KeyError: if the order is unknown.
         """
-        record = self._records[order_id]
+        record = _record(self._records[order_id])
         record.filled = filled
         record.avg = avg_price
         status = _S.FILLED if filled >= record.request.quantity else _S.PARTIALLY_FILLED
         record.move(ts_ns, status)
+        self._records[order_id] = record
         if status in _TERMINAL:
-            self._active.pop(order_id, None)
+            self._end(record)
 
     def get(self, order_id: int) -> Order | None:
         """Return the current snapshot of order ``order_id``, or ``None`` if unknown."""
         record = self._records.get(order_id)
-        return None if record is None else record.snapshot()
+        return None if record is None else _snapshot(record)
 
     def unknown(self, order_id: int) -> str:
         """Say why ``order_id`` names no order of the book."""
@@ -132,7 +147,7 @@ class OrderBook:
 
     def __iter__(self) -> Iterator[Order]:
         """Iterate over every order of the run, in creation order."""
-        return (r.snapshot() for r in self._records.values())
+        return map(_snapshot, self._records.values())
 
     def __len__(self) -> int:
         return len(self._records)
@@ -197,9 +212,10 @@ class OrderBook:
             Whether the order is known, and, when the event was not a legal transition, a
             sentence saying why it was ignored (fills are never ignored).
         """
-        record = self._records.get(event.order_id)
-        if record is None:
+        entry = self._records.get(event.order_id)
+        if entry is None:
             return False, f"event {type(event).__name__} for unknown order {event.order_id}"
+        record = _record(entry)  # an ended order's again, for a late fill or an ignored event
         kind = type(event)
         status = record.status
         problem: str | None = None
@@ -234,8 +250,13 @@ class OrderBook:
         elif kind is OrderExpired:
             record.move(ts, _S.EXPIRED, "time in force expired")
         if record.status in _TERMINAL:
-            self._active.pop(record.order_id, None)
+            self._end(record)
         return True, problem
+
+    def _end(self, record: _Record) -> None:
+        """Keep an order that ended as its snapshot alone."""
+        self._active.pop(record.order_id, None)
+        self._records[record.order_id] = record.snapshot()
 
     @staticmethod
     def _fill(record: _Record, event: OrderFilled) -> str | None:
@@ -280,17 +301,20 @@ class StrategyOrders:
         self._book = book
         self.strategy = strategy
 
-    def _mine(self, active_only: bool) -> Iterator[_Record]:
-        records = self._book._active if active_only else self._book._records
+    def _mine(self) -> Iterator[_Record | Order]:
         name = self.strategy
-        return (r for r in records.values() if r.request.strategy == name)
+        return (r for r in self._book._records.values() if r.request.strategy == name)
+
+    def _active(self) -> Iterator[_Record]:
+        name = self.strategy
+        return (r for r in self._book._active.values() if r.request.strategy == name)
 
     def get(self, order_id: int) -> Order | None:
         """Return the strategy's order ``order_id``, or None (unknown, or another's)."""
         record = self._book._records.get(order_id)
         if record is None or record.request.strategy != self.strategy:
             return None
-        return record.snapshot()
+        return _snapshot(record)
 
     def unknown(self, order_id: int) -> str:
         """Say why ``order_id`` is not one of the strategy's orders."""
@@ -306,16 +330,16 @@ class StrategyOrders:
 
     def __iter__(self) -> Iterator[Order]:
         """Iterate over the strategy's orders, in creation order."""
-        return (r.snapshot() for r in self._mine(False))
+        return map(_snapshot, self._mine())
 
     def __len__(self) -> int:
-        return sum(1 for _ in self._mine(False))
+        return sum(1 for _ in self._mine())
 
     def active(self, instrument: Instrument | None = None) -> list[Order]:
         """Return the strategy's orders that may still fill, optionally of one instrument."""
         return [
             r.snapshot()
-            for r in self._mine(True)
+            for r in self._active()
             if instrument is None or r.request.instrument == instrument
         ]
 
@@ -323,7 +347,7 @@ class StrategyOrders:
         self, exclude: int | Set[int] = 0, joining: OrderRequest | None = None
     ) -> dict[Instrument, tuple[Decimal, Decimal]]:
         """As :meth:`OrderBook.working`, over the strategy's orders only."""
-        return _working(self._mine(True), self._book._active, exclude, joining)
+        return _working(self._active(), self._book._active, exclude, joining)
 
     def pending_quantity(
         self,
@@ -332,7 +356,15 @@ class StrategyOrders:
         exclude: Set[int] = frozenset(),
     ) -> Decimal:
         """As :meth:`OrderBook.pending_quantity`, over the strategy's orders only."""
-        return _pending(self._mine(True), instrument, skip, exclude)
+        return _pending(self._active(), instrument, skip, exclude)
+
+
+def _snapshot(entry: _Record | Order) -> Order:
+    return entry if type(entry) is Order else entry.snapshot()
+
+
+def _record(entry: _Record | Order) -> _Record:
+    return _Record.of(entry) if type(entry) is Order else entry
 
 
 def _working(

@@ -35,6 +35,7 @@ SAMPLE_SYMBOLS: tuple[str, ...] = ("ACME", "BOLT", "CRUX", "DUNE", "ECHO")
 _DAILY_ARGS = {"freq": "1D", "start": "2015-01-02", "end": "2024-12-31", "seed": 7}
 _TZ = "America/New_York"
 _MINUTES_PER_SESSION = 390  # 09:30 to 16:00
+_CHUNK = 1 << 16  # values per chunk of the draws not kept whole
 
 
 def _session_index(freq: str, start: str, end: str | None, periods: int | None) -> pd.DatetimeIndex:
@@ -49,7 +50,7 @@ def _session_index(freq: str, start: str, end: str | None, periods: int | None) 
         stamps = (opens.as_unit("ns").asi8[:, None] + offsets[None, :]).ravel()
         if periods is not None:
             stamps = stamps[:periods]
-        return pd.DatetimeIndex(stamps.astype("datetime64[ns]")).tz_localize("UTC")
+        return pd.DatetimeIndex(stamps.view("datetime64[ns]"), dtype="datetime64[ns, UTC]")
     raise ConfigError(f"freq must be '1D' or '1min', got {freq!r}")
 
 
@@ -101,66 +102,75 @@ def generate_bars(
         raise ConfigError(f"correlation must be in [0, 1], got {correlation}")
     index = _session_index(freq, start, end, periods)
     n, k = len(index), len(symbols)
+    # The timestamps first, so that the index is freed before the prices are drawn.
+    stamps = index.tz_convert("UTC").as_unit("ns").asi8
+    timestamp = pd.DatetimeIndex(
+        (stamps if k == 1 else np.repeat(stamps, k)).view("datetime64[ns]"),
+        dtype="datetime64[ns, UTC]",
+    )
+    del index, stamps
     rng = np.random.default_rng(seed)
     per_year = 252.0 if freq == "1D" else 252.0 * _MINUTES_PER_SESSION
     sigma = annual_vol / np.sqrt(per_year)
     mu = annual_drift / per_year - 0.5 * sigma**2
+    # A million bars should not need a gigabyte: the five price columns are computed in place
+    # in the frame's own block (no copy when the frame is built), the other draws in chunks,
+    # and the draws and the arithmetic are the same, in the same order, as they always were.
+    block = np.empty((5, n, k))
+    open_, high, low, close, volume = block
+    market = high.reshape(-1)[:n].reshape(n, 1)  # free until the highs are computed
 
-    def factor_shocks() -> npt.NDArray[np.float64]:  # every pair correlates at `correlation`
-        market = rng.standard_normal((n, 1))
-        own = rng.standard_normal((n, k))
-        mixed: npt.NDArray[np.float64] = (
-            np.sqrt(correlation) * market + np.sqrt(1 - correlation) * own
-        )
-        return mixed
+    def factor_shocks(out: npt.NDArray[np.float64]) -> None:  # every pair at `correlation`
+        rng.standard_normal(out=market)
+        rng.standard_normal(out=out)
+        out *= np.sqrt(1 - correlation)
+        np.multiply(market, np.sqrt(correlation), out=market)
+        out += market
 
-    # Work in place and drop temporaries early: a million bars should not need a gigabyte.
-    shocks = factor_shocks()
-    gaps = factor_shocks()
+    shocks = volume  # becomes the volume once the highs and lows are drawn
+    factor_shocks(shocks)
+    gaps = close
+    factor_shocks(gaps)
     gaps *= sigma * 0.3  # overnight gaps are market-driven too
     if freq == "1min":  # overnight gaps at the first minute of each session
         gaps[::_MINUTES_PER_SESSION] *= 8.0
     gaps[0] = 0.0
-    body = shocks * sigma
+    body = open_
+    np.multiply(shocks, sigma, out=body)
     body += mu
-    close = gaps
     close += body
     np.cumsum(close, axis=0, out=close)
     close += np.log(start_price)
-    open_ = close - body
-    del body
+    np.subtract(close, body, out=open_)
     np.exp(close, out=close)
     np.exp(open_, out=open_)
-    wick = np.abs(rng.standard_normal((n, k, 2)))
-    wick *= sigma * 0.5
-    high = np.maximum(open_, close)
-    high *= np.exp(wick[..., 0])
-    np.negative(wick, out=wick)
-    low = np.minimum(open_, close)
-    low *= np.exp(wick[..., 1])
-    del wick
-    volume = rng.standard_normal((n, k))
-    volume *= 0.4
+    step = max(1, _CHUNK // k)
+    for i in range(0, n, step):
+        j = min(i + step, n)
+        wick = np.abs(rng.standard_normal((j - i, k, 2)))
+        wick *= sigma * 0.5
+        np.maximum(open_[i:j], close[i:j], out=high[i:j])
+        high[i:j] *= np.exp(wick[..., 0])
+        np.negative(wick, out=wick)
+        np.minimum(open_[i:j], close[i:j], out=low[i:j])
+        low[i:j] *= np.exp(wick[..., 1])
     np.abs(shocks, out=shocks)
     shocks *= 2.0 * 0.25
-    volume += shocks
-    del shocks
+    for i in range(0, n, step):
+        j = min(i + step, n)
+        noise = rng.standard_normal((j - i, k))
+        noise *= 0.4
+        volume[i:j] += noise
     np.exp(volume, out=volume)
     volume *= 1_000_000.0 if freq == "1D" else 2_500.0
-    for column in (open_, high, low, close, volume):
-        np.round(column, 2 if column is not volume else 0, out=column)
-    stamps = np.repeat(index.tz_convert("UTC").as_unit("ns").asi8, k)
-    return pd.DataFrame(
-        {
-            "timestamp": pd.DatetimeIndex(stamps.view("datetime64[ns]")).tz_localize("UTC"),
-            "symbol": np.tile(np.asarray(symbols, dtype=object), n),
-            "open": open_.ravel(),
-            "high": high.ravel(),
-            "low": low.ravel(),
-            "close": close.ravel(),
-            "volume": volume.ravel(),
-        }
+    np.round(block[:4], 2, out=block[:4])
+    np.round(volume, 0, out=volume)
+    frame = pd.DataFrame(
+        block.reshape(5, n * k).T, columns=["open", "high", "low", "close", "volume"], copy=False
     )
+    frame.insert(0, "symbol", np.tile(np.asarray(symbols, dtype=object), n))
+    frame.insert(0, "timestamp", timestamp)
+    return frame
 
 
 def load_sample(name: str = "daily") -> pd.DataFrame:

@@ -20,7 +20,7 @@ def _step(at: IntArray, change_ts: IntArray, values: FloatArray, before: float) 
     """Value of a step function (``values`` from ``change_ts`` on) at each time in ``at``.
 
     Both arrays are sorted. The changes, usually few, are placed on ``at`` by binary search
-    and carried forward with a running maximum: linear in ``len(at)``.
+    and each value is repeated until the next change: one array of ``len(at)`` is allocated.
     """
     if not len(change_ts):
         return np.full(len(at), before)
@@ -28,10 +28,9 @@ def _step(at: IntArray, change_ts: IntArray, values: FloatArray, before: float) 
     last = np.ones(len(pos), dtype=bool)
     last[:-1] = pos[1:] != pos[:-1]  # of several changes landing on one time, the last wins
     keep = last & (pos < len(at))
-    index = np.full(len(at), -1, dtype=np.int64)
-    index[pos[keep]] = np.flatnonzero(keep)
-    np.maximum.accumulate(index, out=index)
-    return np.where(index >= 0, values[np.maximum(index, 0)], before)
+    starts = pos[keep]  # strictly increasing
+    runs = np.diff(starts, prepend=0, append=len(at))  # before the first change, then each
+    return np.repeat(np.concatenate(([before], values[keep])), runs)
 
 
 def equity_curve(
@@ -108,5 +107,8 @@ def equity_curve(
         k = lane_currency[lane] if lane_currency else 0
         if k:
             mark = mark * rates[k]
-        equity += np.where(held != 0.0, held * mark, 0.0)
+        flat = held == 0.0
+        held *= mark  # in place: the value held, a NaN mark counting nothing while flat
+        held[flat] = 0.0
+        equity += held
     return grid, cash, equity

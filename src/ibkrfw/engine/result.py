@@ -404,8 +404,13 @@ class RunResult:
         trades = metrics.trade_stats(pnl)
         cagr = metrics.cagr(eq, ts)
         nan = math.nan
-        index = _utc_index(ts)
-        market_value = eq - self._cash if len(eq) else eq
+        if len(eq):  # the share of timestamps ending with a position, in place: no index either
+            held = np.subtract(eq, self._cash)
+            np.abs(held, out=held)
+            exposure = float(np.count_nonzero(held > 1e-9)) / len(eq) * 100
+            del held
+        else:
+            exposure = nan
         traded = sum(
             (
                 to_base(f.quantity * f.price * f.instrument.multiplier, f.instrument.currency,
@@ -416,13 +421,16 @@ class RunResult:
         )  # fmt: skip
         mean_equity = float(np.mean(eq)) if len(eq) else nan
 
+        def stamp(i: int) -> pd.Timestamp:  # what a DatetimeIndex of ts would give, without one
+            return pd.Timestamp(int(ts[i]), unit="ns", tz="UTC")
+
         def at(i: int) -> object:
-            return index[i] if 0 <= i < len(index) else pd.NaT
+            return stamp(i) if 0 <= i < len(ts) else pd.NaT
 
         values: dict[str, object] = {
             "Start": at(0),
             "End": at(len(ts) - 1),
-            "Duration": index[-1] - index[0] if len(ts) else pd.NaT,
+            "Duration": stamp(len(ts) - 1) - stamp(0) if len(ts) else pd.NaT,
             "Bars": len(ts),
             "Initial equity": self.starting_cash,
             "Final equity": float(eq[-1]) if len(eq) else self.starting_cash,
@@ -437,15 +445,15 @@ class RunResult:
             "Max drawdown trough": at(dd.trough) if dd.depth < 0 else pd.NaT,
             "Max drawdown recovery": at(dd.recovery) if dd.depth < 0 else pd.NaT,
             "Max drawdown duration": (
-                index[dd.recovery if dd.recovery >= 0 else len(ts) - 1] - index[dd.peak]
+                stamp(dd.recovery if dd.recovery >= 0 else len(ts) - 1) - stamp(dd.peak)
                 if dd.depth < 0
                 else pd.Timedelta(0)
             ),
             "Time under water [%]": metrics.time_under_water(eq) * 100,
             "Longest under water": (
-                index[water[1]] - index[water[0]] if water[1] > water[0] else pd.Timedelta(0)
+                stamp(water[1]) - stamp(water[0]) if water[1] > water[0] else pd.Timedelta(0)
             ),
-            "Exposure [%]": float(np.mean(np.abs(market_value) > 1e-9) * 100) if len(eq) else nan,
+            "Exposure [%]": exposure,
             "Turnover (annual)": traded / mean_equity / years
             if years > 0 and mean_equity > 0
             else nan,

@@ -6,6 +6,8 @@ from decimal import Decimal
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ibkrfw import (
     Bar,
@@ -23,8 +25,16 @@ from ibkrfw import (
 )
 from ibkrfw.core import EventQueue, OrderBook
 from ibkrfw.core.history import BarArrays, BarHistory
+from ibkrfw.core.orderbook import StrategyOrders, _record
 from ibkrfw.core.timers import NEVER, Timers
-from ibkrfw.model import OrderExpired, OrderRejected, OrderSubmitted
+from ibkrfw.model import (
+    Order,
+    OrderCancelRejected,
+    OrderEvent,
+    OrderExpired,
+    OrderRejected,
+    OrderSubmitted,
+)
 
 X = Stock("X")
 
@@ -77,6 +87,9 @@ def test_event_queue_many_producers_lose_nothing() -> None:
     for t in threads:
         t.join(timeout=5.0)
     assert sorted(seen) == list(range(n * producers))
+
+
+_Z = Decimal(0)
 
 
 def _fill(order_id: int, qty: int, price: str = "10") -> Fill:
@@ -221,3 +234,56 @@ def test_preloaded_history_follows_the_clock() -> None:
     np.testing.assert_array_equal(history.last(5).close, [1.0, 2.0])
     clock.advance_to(25)
     assert len(history.last(1)) == 1 and history.last(1).close[0] == 2.0
+
+
+_EVENTS = st.lists(
+    st.tuples(
+        st.sampled_from(
+            ["accept", "fill", "cancel", "reject", "expire", "deny", "cancel_rejected"]
+        ),
+        st.integers(1, 3),
+        st.integers(1, 4),
+    ),
+    max_size=25,
+)
+
+
+def _event(kind: str, order_id: int, qty: int, ts: int) -> OrderEvent:
+    if kind == "fill":
+        fill = Fill(order_id, X, Side.BUY, Decimal(qty), Decimal(f"1{qty}.5"), _Z, ts, f"f{ts}")
+        return OrderFilled(ts_ns=ts, order_id=order_id, fill=fill)
+    if kind == "accept":
+        return OrderAccepted(ts_ns=ts, order_id=order_id)
+    if kind == "cancel":
+        return OrderCancelled(ts_ns=ts, order_id=order_id)
+    if kind == "reject":
+        return OrderRejected(ts_ns=ts, order_id=order_id, reason="no", code=201)
+    if kind == "expire":
+        return OrderExpired(ts_ns=ts, order_id=order_id)
+    if kind == "deny":
+        return OrderDenied(ts_ns=ts, order_id=order_id, reason="no", rule="r")
+    return OrderCancelRejected(ts_ns=ts, order_id=order_id, reason="too late")
+
+
+@given(_EVENTS)
+def test_order_book_keeping_ended_orders_as_snapshots_changes_nothing(
+    events: list[tuple[str, int, int]],
+) -> None:
+    compact, revived = OrderBook(), OrderBook()
+    for book in (compact, revived):
+        for i, name in enumerate(["a", "b", "a"]):
+            book.create(OrderRequest.market(X, "BUY", 5, strategy=name), i)
+    for ts, (kind, order_id, qty) in enumerate(events, start=10):
+        event = _event(kind, order_id, qty, ts)
+        assert compact.apply(event) == revived.apply(event)
+        # the other book's ended orders made mutable records again, as before issue 25
+        revived._records.update({k: _record(v) for k, v in revived._records.items()})
+        assert list(compact) == list(revived)
+        assert all(compact.get(i) == revived.get(i) for i in (1, 2, 3))
+        assert compact.active() == revived.active()
+        assert compact.pending_quantity(X) == revived.pending_quantity(X)
+        mine, theirs = StrategyOrders(compact, "a"), StrategyOrders(revived, "a")
+        assert list(mine) == list(theirs) and mine.get(2) is None and len(mine) == 2
+    for order_id, entry in compact._records.items():
+        if entry.status.is_terminal:
+            assert type(entry) is Order and compact.get(order_id) is entry

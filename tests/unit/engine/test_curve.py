@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ibkrfw.engine.curve import _step, equity_curve
 
@@ -14,6 +16,29 @@ def test_step_carries_the_last_change_forward() -> None:
     assert _step(at, changes, values, -1.0).tolist() == [1.0, 3.0, 3.0, 4.0]
     assert _step(at, np.empty(0, dtype=I64), np.empty(0), 7.0).tolist() == [7.0] * 4
     assert _step(at, np.array([25], dtype=I64), np.array([9.0]), 0.0).tolist() == [0, 0, 9, 9]
+
+
+@given(
+    at=st.lists(st.integers(0, 50), max_size=30).map(sorted),
+    changes=st.lists(
+        st.tuples(st.integers(-5, 55), st.floats(allow_nan=True, allow_infinity=True)),
+        max_size=30,
+    ).map(sorted),
+    before=st.sampled_from([0.0, -0.0, 7.5, float("nan")]),
+)
+def test_step_is_the_last_change_at_or_before_each_time(
+    at: list[int], changes: list[tuple[int, float]], before: float
+) -> None:
+    change_ts = np.array([t for t, _ in changes], dtype=I64)
+    values = np.array([v for _, v in changes], dtype=np.float64)
+    got = _step(np.array(at, dtype=I64), change_ts, values, before)
+    want = [before] * len(at)
+    for i, t in enumerate(at):
+        for c, v in changes:  # in order: the last change at or before t wins
+            if c <= t:
+                want[i] = v
+    assert got.dtype == np.float64
+    assert got.tobytes() == np.array(want, dtype=np.float64).tobytes()
 
 
 def test_two_lanes_with_different_times_are_marked_at_their_latest_close() -> None:
