@@ -270,3 +270,24 @@ def test_a_shared_request_carries_the_instrument_object_it_was_asked_with() -> N
     again, _ = _request(X, Side.SELL, 3, {})
     other, _ = _request(X, Side.BUY, 3, {})
     assert again is first and other is not first and other.side is Side.BUY
+
+
+def test_equal_instruments_with_ticks_written_apart_keep_their_own_fill_prices() -> None:
+    """0.01 and 0.010 are equal ticks, and the instruments equal: each fills on its own."""
+    two = Stock("X", tick_size=Decimal("0.01"))
+    three = Stock("X", tick_size=Decimal("0.010"))
+    assert two == three
+
+    class Both(Strategy):
+        def __init__(self) -> None:
+            self.n = 0
+
+        def on_bar(self, ctx: Context, bar: Bar) -> None:
+            if self.n < 4:
+                (ctx.buy if self.n % 2 == 0 else ctx.sell)(two if self.n < 2 else three, 1)
+            self.n += 1
+
+    rows = [(100.5, 101, 100, 100.5)] * 6
+    result = Engine(Both(), DataFrameFeed(bars_frame(rows), two), SimBroker(100_000)).run()
+    prices = [str(f.price) for f in result.fill_list]
+    assert prices == ["100.50", "100.50", "100.500", "100.500"]

@@ -25,8 +25,22 @@ from ibkrfw.model.orders import Order, OrderRequest, OrderStatus
 
 __all__ = ["OrderBook", "StrategyOrders"]
 
-_S = OrderStatus
+# Enum members bound once: on Python 3.11 each `Side.BUY` in a function is a slow lookup
+# (EnumType.__getattr__ routes every class attribute through Python), on the order path.
+_CANCELLED = OrderStatus.CANCELLED
+_DENIED = OrderStatus.DENIED
+_EXPIRED = OrderStatus.EXPIRED
+_FILLED = OrderStatus.FILLED
+_PARTIALLY_FILLED = OrderStatus.PARTIALLY_FILLED
+_PENDING_SUBMIT = OrderStatus.PENDING_SUBMIT
+_REJECTED = OrderStatus.REJECTED
+_SUBMITTED = OrderStatus.SUBMITTED
 _ZERO = Decimal(0)
+_ORDER_SLOTS = tuple(
+    getattr(Order, name).__set__
+    for name in ("order_id", "request", "status", "created_ns", "updated_ns", "filled_quantity",
+                 "avg_fill_price", "reason")
+)  # fmt: skip
 _TERMINAL = frozenset(s for s in OrderStatus if s.is_terminal)
 
 
@@ -48,7 +62,7 @@ class _Record:
     def __init__(self, order_id: int, request: OrderRequest, ts_ns: int) -> None:
         self.order_id = order_id
         self.request = request
-        self.status = _S.PENDING_SUBMIT
+        self.status = _PENDING_SUBMIT
         self.created_ns = ts_ns
         self.updated_ns = ts_ns
         self.filled = _ZERO
@@ -70,18 +84,22 @@ class _Record:
 
     def snapshot(self) -> Order:
         # Built on demand and cached until the next change: most events are never looked at.
+        # Each slot is written directly (Order has no converters or validators to skip): the
+        # frozen class's __init__ sets each field through object.__setattr__ by name.
         snap = self.snap
         if snap is None:
-            snap = self.snap = Order(
-                self.order_id,
-                self.request,
-                self.status,
-                self.created_ns,
-                self.updated_ns,
-                self.filled,
-                self.avg,
-                self.reason,
+            snap = self.snap = object.__new__(Order)
+            s_id, s_request, s_status, s_created, s_updated, s_filled, s_avg, s_reason = (
+                _ORDER_SLOTS
             )
+            s_id(snap, self.order_id)
+            s_request(snap, self.request)
+            s_status(snap, self.status)
+            s_created(snap, self.created_ns)
+            s_updated(snap, self.updated_ns)
+            s_filled(snap, self.filled)
+            s_avg(snap, self.avg)
+            s_reason(snap, self.reason)
         return snap
 
     def move(self, ts_ns: int, status: OrderStatus, reason: str | None = None) -> None:
@@ -130,7 +148,7 @@ class OrderBook:
         record = _record(self._records[order_id])
         record.filled = filled
         record.avg = avg_price
-        status = _S.FILLED if filled >= record.request.quantity else _S.PARTIALLY_FILLED
+        status = _FILLED if filled >= record.request.quantity else _PARTIALLY_FILLED
         record.move(ts_ns, status)
         self._records[order_id] = record
         if status in _TERMINAL:
@@ -185,6 +203,8 @@ class OrderBook:
                 OCA group, the group's orders on its side count only by what the largest of
                 them has beyond it, so that the group still counts once.
         """
+        if not self._active:
+            return {}  # the common case when an order is sent: nothing else working
         return _working(self._active.values(), self._active, exclude, joining)
 
     def pending_quantity(
@@ -215,7 +235,8 @@ class OrderBook:
         entry = self._records.get(event.order_id)
         if entry is None:
             return False, f"event {type(event).__name__} for unknown order {event.order_id}"
-        record = _record(entry)  # an ended order's again, for a late fill or an ignored event
+        # an ended order's again, for a late fill or an ignored event
+        record = _Record.of(entry) if isinstance(entry, Order) else entry
         kind = type(event)
         status = record.status
         problem: str | None = None
@@ -227,8 +248,8 @@ class OrderBook:
                 problem = f"{kind.__name__} ignored: order {record.order_id} is {status}"
             return True, problem
         elif kind is OrderAccepted:
-            if status is _S.PENDING_SUBMIT:  # otherwise a fill overtook its acknowledgement
-                record.move(ts, _S.SUBMITTED)
+            if status is _PENDING_SUBMIT:  # otherwise a fill overtook its acknowledgement
+                record.move(ts, _SUBMITTED)
         elif isinstance(event, OrderResized):  # kept, so the orders table shows why
             record.reason = (
                 f"resized from {event.requested} to {event.quantity} by {event.rule}: "
@@ -240,15 +261,15 @@ class OrderBook:
             record.request = event.request
             record.move(ts, status)
         elif kind is OrderDenied:
-            if status is not _S.PENDING_SUBMIT:
+            if status is not _PENDING_SUBMIT:
                 return True, f"OrderDenied ignored: order {record.order_id} was already sent"
-            record.move(ts, _S.DENIED, event.reason)  # type: ignore[attr-defined]
+            record.move(ts, _DENIED, event.reason)  # type: ignore[attr-defined]
         elif kind is OrderRejected:
-            record.move(ts, _S.REJECTED, event.reason)  # type: ignore[attr-defined]
+            record.move(ts, _REJECTED, event.reason)  # type: ignore[attr-defined]
         elif kind is OrderCancelled:
-            record.move(ts, _S.CANCELLED, event.reason)  # type: ignore[attr-defined]
+            record.move(ts, _CANCELLED, event.reason)  # type: ignore[attr-defined]
         elif kind is OrderExpired:
-            record.move(ts, _S.EXPIRED, "time in force expired")
+            record.move(ts, _EXPIRED, "time in force expired")
         if record.status in _TERMINAL:
             self._end(record)
         return True, problem
@@ -273,12 +294,12 @@ class OrderBook:
         if filled > quantity:
             problem = f"order {record.order_id} filled {filled}, more than its quantity {quantity}"
         if filled >= quantity:
-            record.move(event.ts_ns, _S.FILLED)
+            record.move(event.ts_ns, _FILLED)
         elif record.status in _TERMINAL:
             record.move(event.ts_ns, record.status)
             problem = f"order {record.order_id} filled {fill.quantity} after it was {record.status}"
         else:
-            record.move(event.ts_ns, _S.PARTIALLY_FILLED)
+            record.move(event.ts_ns, _PARTIALLY_FILLED)
         return problem
 
 

@@ -737,7 +737,8 @@ class Portfolio(Ledger):
         """
         h = self._holdings.get(fill.instrument) or self.holding(fill.instrument)
         size = fill.quantity
-        q = size if fill.side is _BUY else -size
+        buy = fill.side is _BUY
+        q = size if buy else -size
         price = fill.price
         unit = h.unit_multiplier
         fee = fill.commission
@@ -761,25 +762,26 @@ class Portfolio(Ledger):
             h.price = float(price)
         old = h.qty
         new = old + q
-        if old == 0:
+        # (Decimal against Decimal: against the int 0, each comparison converts it first)
+        if not old:
             h.avg = price
-        elif (old > 0) == (q > 0):  # adding: new average cost
+        elif (old > _ZERO) is buy:  # adding: new average cost
             h.avg = (h.avg * abs(old) + price * size) / abs(new)
         else:  # reducing, closing or reversing
             closing = min(size, abs(old))
-            pnl = (price - h.avg) * closing if old > 0 else (h.avg - price) * closing
+            pnl = (price - h.avg) * closing if old > _ZERO else (h.avg - price) * closing
             realized = pnl if unit else pnl * h.multiplier
             h.realized += realized
-            if new == 0:
+            if not new:
                 h.avg = _ZERO
             elif size > abs(old):
                 h.avg = price  # reversed: the rest opens at this price
         self._realized.append(realized)
         h.qty = new
         h.qty_f = float(new) if unit else float(new * h.multiplier)
-        if old == 0:
+        if not old:
             self._open.append(h)
-        elif new == 0:
+        elif not new:
             self._open.remove(h)
 
     @override

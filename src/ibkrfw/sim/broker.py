@@ -294,7 +294,8 @@ class SimBroker(Broker):
         self.favourable_first = favourable_first
         self._n_working = 0
         self._fills = 0
-        self._rounded: dict[Instrument, dict[float, Decimal]] = {}  # a float price on its tick
+        # a float price on its instrument's tick, per instrument object
+        self._rounded: dict[Instrument, tuple[Instrument, dict[float, Decimal]]] = {}
         self._days = LocalDays()  # calendar days, for the borrow fee
         if isinstance(calendar, SessionCalendar):
             one = calendar
@@ -1101,9 +1102,11 @@ class SimBroker(Broker):
         if isinstance(price, Decimal):
             fill_price = price
         else:  # bars repeat their prices: each instrument's rounded opens are kept
-            rounded = self._rounded.get(inst)
-            if rounded is None or len(rounded) >= _ROUNDED_KEPT:
-                rounded = self._rounded[inst] = {}
+            # (for this very object: equal instruments may write their ticks apart, 0.01, 0.010)
+            kept = self._rounded.get(inst)
+            if kept is None or kept[0] is not inst or len(kept[1]) >= _ROUNDED_KEPT:
+                kept = self._rounded[inst] = (inst, {})
+            rounded = kept[1]
             cached = rounded.get(price)
             if cached is None:
                 cached = rounded[price] = inst.round_price(price)

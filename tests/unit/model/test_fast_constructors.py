@@ -63,3 +63,19 @@ def test_the_fast_constructors_know_every_field() -> None:
     assert position_of(ACME, one, one, one, one, 2.0) == Position(ACME, one, one, one, one, 2.0)
     flat = position_of(ACME, Decimal(0), Decimal(0), Decimal(0), Decimal(0), math.nan)
     assert flat.is_flat and flat.instrument is ACME
+
+
+def test_the_order_book_s_snapshots_know_every_field_of_an_order() -> None:
+    """``_Record.snapshot`` writes Order's slots directly: a new field must be added there."""
+    from ibkrfw import Order, OrderRequest, OrderStatus
+    from ibkrfw.core.orderbook import OrderBook
+
+    assert [f.name for f in attrs.fields(Order)] == [
+        "order_id", "request", "status", "created_ns", "updated_ns", "filled_quantity",
+        "avg_fill_price", "reason",
+    ]  # fmt: skip
+    book = OrderBook()
+    request = OrderRequest(ACME, "BUY", 5)
+    made = book.create(request, 7)
+    assert made == Order(1, request, OrderStatus.PENDING_SUBMIT, 7, 7, Decimal(0), None, "")
+    assert pickle.loads(pickle.dumps(made)) == made and hash(made) == hash(book.get(1))
