@@ -392,6 +392,11 @@ def test_a_client_that_stops_reading_is_disconnected_not_a_stall_for_everyone(
         stuck.sendall(HANDSHAKE_PREFIX + frame(b"v100..157"))
         stuck.sendall(frame(encode_fields([71, 2, 9, ""])))  # startApi, client 9
         assert server.wait_for(lambda: 9 in server.client_ids)
+        # The fake's side of the connection buffers a few kilobytes only: its sends to client 9
+        # block after a few hundred ticks however fast this machine replays them (with the
+        # kernel's default, megabytes, a loaded machine took longer than the wait below).
+        (session,) = [s for s in server._sessions if s.client_id == 9]
+        session.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
         con_id = server.market.con_ids[ACME]
         contract = [con_id, "ACME", "STK", "", 0.0, "", "", "SMART", "", "USD", "", "", 0]
         stuck.sendall(frame(encode_fields([1, 11, 1, *contract, "", 0, 0, ""])))  # reqMktData
