@@ -33,6 +33,7 @@ from ibkrfw.engine import EngineObserver
 from ibkrfw.portfolio import PortfolioView, TaxLotPortfolio
 from ibkrfw.risk import BuyingPower, Protection, StopLoss, TakeProfit
 from ibkrfw.sim import DataFrameFeed, SimBroker
+from ibkrfw.strategy import _request
 from ibkrfw.testing import bars_frame
 
 X = Stock("X")
@@ -80,7 +81,8 @@ def test_a_shared_request_keeps_each_strategy_s_name() -> None:
     assert names.count("one") == names.count("two") == 12
     assert {o.request.strategy for o in one.orders} == {"one"}
     assert {o.request.strategy for o in two.orders} == {"two"}
-    assert OrderRequest(X, "BUY", 1).strategy == ""  # the shared one is untouched
+    shared, _ = _request(X, Side.BUY, 1, {})
+    assert shared.strategy == ""  # the request both were built from is untouched
 
 
 class _Heard(EngineObserver):
@@ -258,7 +260,6 @@ def test_denials_still_name_their_rule() -> None:
 def test_a_shared_request_carries_the_instrument_object_it_was_asked_with() -> None:
     """Equal instruments may differ where equality does not look: each order keeps its own."""
     from ibkrfw import Future
-    from ibkrfw.strategy import _request
 
     listed = Future("ES", expiry="202612", exchange="CME")
     moved = Future("ES", expiry="202612", exchange="CME", last_trade_date="20261217")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal
 
 import attrs
@@ -25,6 +26,7 @@ from ibkrfw import (
     OrderModifyRejected,
     OrderRequest,
     OrderStatus,
+    RunResult,
     Sleeve,
     Stock,
     Strategy,
@@ -302,6 +304,40 @@ class _FlattenAt(EngineObserver):
             self.said.append(engine.flatten("test").result())
 
 
+def _run_three(
+    strategies: Sequence[Strategy],
+    feed: DataFrameFeed,
+    commission: PerShareCommission,
+    flatten_at: int | None,
+    lots: str | None,
+) -> tuple[Engine, RunResult]:
+    """Run ``s0``, ``s1``, ``s2`` on a volume-limited broker, flattened and lot-kept if asked."""
+    engine = Engine(
+        {f"s{i}": strategy for i, strategy in enumerate(strategies)},
+        feed,
+        SimBroker(cash=1_000_000, volume_limit=0.5, commission=commission),
+        observers=[] if flatten_at is None else [_FlattenAt(flatten_at)],
+        portfolio=None if lots is None else TaxLotPortfolio(1_000_000, method=lots),  # type: ignore[arg-type]
+    )
+    return engine, engine.run()
+
+
+def _books_add_up(engine: Engine, result: RunResult, instruments: Sequence[Stock]) -> None:
+    """Each strategy's books add up to the account's, to the cent, curve by curve."""
+    account = engine.portfolio
+    assert account is not None
+    books = engine.portfolios
+    for inst in instruments:
+        assert sum(b.quantity(inst) for b in books.values()) == account.quantity(inst)
+    assert sum((b.cash for b in books.values()), Decimal(0)) == account.cash
+    assert sum((b.commission for b in books.values()), Decimal(0)) == account.commission
+    assert round(sum(b.equity for b in books.values()), 2) == round(account.equity, 2)
+    parts = [p.equity["equity"] for p in result.strategies.values()]
+    unallocated = float(books["(unallocated)"].equity)
+    total = sum(parts) + unallocated  # nothing unallocated trades here: a constant
+    assert (total - result.equity["equity"]).abs().max() < 0.01
+
+
 # --- attribution, to the cent ------------------------------------------------------------
 STEP = st.tuples(
     st.integers(0, 2),  # which strategy
@@ -358,24 +394,14 @@ def test_attribution_adds_up_to_the_account_to_the_cent(
     for cents in drift[1:]:
         closes.append(max(5.0, round(closes[-1] + cents / 100, 2)))
     feed = DataFrameFeed({ACME: _frame(closes, volume), BOLT: _frame(closes[::-1], volume)})
-    engine = Engine(
-        {f"s{i}": Scripted(i, scripts[i]) for i in range(3)},
-        feed,
-        SimBroker(
-            cash=1_000_000, volume_limit=0.5, commission=PerShareCommission("0.013", minimum=1)
-        ),
-        observers=[] if flatten_at is None else [_FlattenAt(flatten_at)],
-        portfolio=None if lots is None else TaxLotPortfolio(1_000_000, method=lots),  # type: ignore[arg-type]
-    )
-    result = engine.run()
+    engine, result = _run_three(
+        [Scripted(i, scripts[i]) for i in range(3)], feed,
+        PerShareCommission("0.013", minimum=1), flatten_at, lots,
+    )  # fmt: skip
+    _books_add_up(engine, result, (ACME, BOLT))
     account = engine.portfolio
     assert account is not None
     books = engine.portfolios
-    for inst in (ACME, BOLT):
-        assert sum(b.quantity(inst) for b in books.values()) == account.quantity(inst)
-    assert sum((b.cash for b in books.values()), Decimal(0)) == account.cash
-    assert sum((b.commission for b in books.values()), Decimal(0)) == account.commission
-    assert round(sum(b.equity for b in books.values()), 2) == round(account.equity, 2)
     # every fill booked once: in its strategy's ledger, or (a flatten's) shared among those
     # it closes, after crossing the strategies that held the other way (which nets to 0)
     booked: dict[str, Decimal] = {}
@@ -385,11 +411,6 @@ def test_attribution_adds_up_to_the_account_to_the_cent(
             signed = fill.quantity * fill.side.sign
             booked[base] = booked.get(base, Decimal(0)) + signed
     assert booked == {f.fill_id: f.quantity * f.side.sign for f in account.fills}
-    # the results agree: per-strategy equity curves add up to the account's, row by row
-    parts = [p.equity["equity"] for p in result.strategies.values()]
-    unallocated = float(books["(unallocated)"].equity)
-    total = sum(parts) + unallocated  # nothing unallocated trades here: a constant
-    assert (total - result.equity["equity"]).abs().max() < 0.01
     # each order was sent once, in one strategy's name, and filled no more than asked
     names = {"s0", "s1", "s2"}
     assert all(o.request.strategy in names or o.request.tag == "flatten" for o in engine.orders)
@@ -507,32 +528,20 @@ def test_algo_slices_of_several_strategies_add_up_to_the_account_to_the_cent(
         closes.append(max(5.0, round(closes[-1] + cents / 100, 2)))
     frame = _frame(closes)
     frame["volume"] = volumes
-    engine = Engine(
-        {f"s{i}": AlgoScript(scripts[i]) for i in range(3)},
-        DataFrameFeed({ACME: frame}),
-        SimBroker(
-            cash=1_000_000, volume_limit=0.5, commission=PerShareCommission("0.0037", "0.35")
-        ),
-        observers=[] if flatten_at is None else [_FlattenAt(flatten_at)],
-        portfolio=None if lots is None else TaxLotPortfolio(1_000_000, method=lots),  # type: ignore[arg-type]
-    )
-    result = engine.run()
+    engine, result = _run_three(
+        [AlgoScript(scripts[i]) for i in range(3)], DataFrameFeed({ACME: frame}),
+        PerShareCommission("0.0037", "0.35"), flatten_at, lots,
+    )  # fmt: skip
+    _books_add_up(engine, result, (ACME,))
     account = engine.portfolio
     assert account is not None
     books = engine.portfolios
-    assert sum(b.quantity(ACME) for b in books.values()) == account.quantity(ACME)
-    assert sum((b.cash for b in books.values()), Decimal(0)) == account.cash
-    assert sum((b.commission for b in books.values()), Decimal(0)) == account.commission
-    assert round(sum(b.equity for b in books.values()), 2) == round(account.equity, 2)
     for name in ("s0", "s1", "s2"):  # each strategy's position is the sum of its own fills
         own = sum(
             (f.quantity * f.side.sign for f in books[name].fills if f.instrument == ACME),
             Decimal(0),
         )
         assert own == books[name].quantity(ACME)
-    parts = [p.equity["equity"] for p in result.strategies.values()]
-    total = sum(parts) + float(books["(unallocated)"].equity)
-    assert (total - result.equity["equity"]).abs().max() < 0.01
     filled: dict[int, Decimal] = {}
     for fill in account.fills:
         filled[fill.order_id] = filled.get(fill.order_id, Decimal(0)) + fill.quantity

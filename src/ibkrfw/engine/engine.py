@@ -657,6 +657,7 @@ class Engine:
         """
         if request.parent_id is not None:
             return self._send(request, checked=not self._exit_of_parent(request))
+        # only a Protection's or a bracket's exits make a group to join
         if not request.oca_group and (self._guards or self._exits or self._adopted_exits):
             group = self._exit_group(request)
             if group is not None:
@@ -686,8 +687,6 @@ class Engine:
 
     def _exit_group(self, request: OrderRequest) -> str | None:
         """The OCA group of working exits that a closing ``request`` should join, if any."""
-        if not self._guards and not self._exits and not self._adopted_exits:
-            return None  # no Protection, no bracket: no group to join
         inst = request.instrument
         held = self._running_portfolio().quantity(inst)
         if not held or request.side.sign * held > 0:
