@@ -477,6 +477,8 @@ def test_the_command_needs_no_mode_even_with_a_live_config(
 def test_a_lookup_waits_while_the_security_definition_farm_is_down(
     tws: FakeTWS, client: IBClient
 ) -> None:
+    # the fake greets a client with 2158 (farm OK): once it is in, it cannot overtake the 2157
+    assert tws.wait_for(lambda: client.monitor.farms[Farm.SECURITY_DEFINITION] is True)
     tws.send_error(2157, "Sec-def data farm connection is broken:secdefnj")
     assert tws.wait_for(lambda: client.monitor.farms[Farm.SECURITY_DEFINITION] is False)
     timer = threading.Timer(
@@ -495,6 +497,8 @@ def test_a_lookup_waits_while_the_security_definition_farm_is_down(
 
 
 def test_a_lookup_gives_up_when_the_farm_stays_down(tws: FakeTWS, client: IBClient) -> None:
+    # the fake greets a client with 2158 (farm OK): once it is in, it cannot overtake the 2157
+    assert tws.wait_for(lambda: client.monitor.farms[Farm.SECURITY_DEFINITION] is True)
     tws.send_error(2157, "Sec-def data farm connection is broken:secdefnj")
     assert tws.wait_for(lambda: client.monitor.farms[Farm.SECURITY_DEFINITION] is False)
     lookup = ContractLookup(client, min_interval_s=FAST, farm_wait=0.2)
